@@ -1,0 +1,27 @@
+"""The ``resonetics`` command.
+
+Each sub-command lives in its own module under ``resonetics.commands``; this
+file only assembles them, so importing the CLI stays cheap and a module's
+heavy imports load only when its command runs.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+from resonetics import __version__
+
+#: (module under resonetics.commands, attribute holding the click command)
+COMMANDS: list[tuple[str, str]] = []
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="resonetics")
+def main() -> None:
+    """Resonetics: a Raft-replicated, hash-chained, verifiable log and key-value store."""
+
+
+for _module, _attr in COMMANDS:
+    main.add_command(getattr(importlib.import_module(f"resonetics.commands.{_module}"), _attr))

@@ -1,0 +1,101 @@
+"""The exception hierarchy. Errors name the culprit and carry the data (STYLE habit 5).
+
+Operational conditions (bad input, not leader, corrupt file, peer gone) are
+these typed exceptions; broken invariants are ``InvariantViolation`` and crash.
+"""
+
+from __future__ import annotations
+
+
+class ResoneticsError(Exception):
+    """Base of every error Resonetics raises on purpose."""
+
+
+class InvariantViolation(AssertionError):
+    """A rule that must always hold did not: a bug. Never caught."""
+
+
+def invariant(condition: bool, message: str) -> None:
+    """An always-on assertion (unaffected by ``python -O``)."""
+    if not condition:
+        raise InvariantViolation(message)
+
+
+# --- Storage ---------------------------------------------------------------------
+class StorageError(ResoneticsError):
+    """A node's files cannot be used as they are."""
+
+
+class StorageCorruption(StorageError):
+    """A file holds bytes that fail a check; names the file, line and index when known."""
+
+    def __init__(
+        self, path: str, reason: str, *, line: int | None = None, index: int | None = None
+    ) -> None:
+        self.path = path
+        self.reason = reason
+        self.line = line
+        self.index = index
+        where = path
+        if line is not None:
+            where += f", line {line}"
+        if index is not None:
+            where += f" (index {index})"
+        super().__init__(f"{where}: {reason}")
+
+
+# --- Client-facing -------------------------------------------------------------------
+class ClientError(ResoneticsError):
+    """An error answered to a client; ``code`` is its wire code (DESIGN §5)."""
+
+    code = "ERROR"
+
+
+class NotLeader(ClientError):
+    """This node is not the leader; carries the leader's id and address when known."""
+
+    code = "NOT_LEADER"
+
+    def __init__(
+        self, leader_id: str | None = None, leader_addr: str | None = None, term: int = 0
+    ) -> None:
+        self.leader_id = leader_id
+        self.leader_addr = leader_addr
+        self.term = term
+        hint = f"leader is {leader_id} at {leader_addr}" if leader_id else "leader unknown"
+        super().__init__(f"not the leader ({hint})")
+
+
+class ProposalDropped(ResoneticsError):
+    """The core refused a proposal (leadership transfer in progress, too many uncommitted)."""
+
+
+class ConfigChangeRejected(ResoneticsError):
+    """A membership change request is invalid in the current configuration."""
+
+
+class BadRequest(ClientError):
+    code = "BAD_REQUEST"
+
+    def __init__(self, field: str, reason: str) -> None:
+        self.field = field
+        self.reason = reason
+        super().__init__(f"{field}: {reason}")
+
+
+class TooLarge(ClientError):
+    code = "TOO_LARGE"
+
+
+class Timeout(ClientError):
+    """Indeterminate: the request may still take effect. Retry with the same request_id."""
+
+    code = "TIMEOUT"
+
+
+class Unavailable(ClientError):
+    code = "UNAVAILABLE"
+
+
+class RateLimited(ClientError):
+    code = "RATE_LIMITED"

@@ -1,0 +1,40 @@
+"""Every limit in Resonetics, named with its unit, in one place (STYLE habit 8)."""
+
+from __future__ import annotations
+
+# --- Raft core -----------------------------------------------------------------
+#: AppendEntries messages in flight to one follower in replicate mode.
+INFLIGHT_APPENDS_MAX = 64
+#: Entries in one AppendEntries message.
+APPEND_ENTRIES_MAX = 512
+#: Encoded entry bytes in one AppendEntries message (approximate, by data size).
+APPEND_BYTES_MAX = 1 << 20
+#: Uncommitted entries a leader holds before it refuses proposals (back-pressure).
+UNCOMMITTED_ENTRIES_MAX = 50_000
+
+# --- Wire ----------------------------------------------------------------------
+#: Longest accepted line on any connection (peer or client), bytes.
+LINE_BYTES_MAX = 4 << 20
+#: Longest key, bytes of UTF-8.
+KEY_BYTES_MAX = 1024
+#: Largest encoded value, bytes of JSON.
+VALUE_BYTES_MAX = 256 * 1024
+#: Longest client_id / request_id, characters.
+CLIENT_ID_CHARS_MAX = 128
+REQUEST_ID_CHARS_MAX = 128
+#: Most items one kv_scan returns.
+SCAN_LIMIT_MAX = 10_000
+
+# --- Sessions ------------------------------------------------------------------
+#: Remembered results per client (oldest evicted first).
+SESSION_RESULTS_PER_CLIENT_MAX = 1024
+#: Clients remembered at once (least recently seen evicted first).
+SESSION_CLIENTS_MAX = 100_000
+#: A session unused for this long, in leader-stamped log time, expires (milliseconds).
+SESSION_EXPIRY_MS = 24 * 3600 * 1000
+
+# --- Snapshots -------------------------------------------------------------------
+#: Bytes of snapshot per InstallSnapshot chunk (before base64).
+SNAPSHOT_CHUNK_BYTES = 256 * 1024
+#: Default number of log entries since the last snapshot that triggers a new one.
+SNAPSHOT_ENTRIES_DEFAULT = 10_000

@@ -1,0 +1,1 @@
+"""raft layer (see DESIGN §2)."""

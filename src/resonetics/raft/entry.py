@@ -1,0 +1,100 @@
+"""Log entries and the hash chain.
+
+Theory of operation
+-------------------
+Every entry carries ``hash = sha256(prev_hash || canonical(term, index, type, data))``
+(hex). Two logs that agree on the hash at index N therefore agree on every entry
+up to N, which is what lets an auditor compare nodes by a single value and what
+lets a follower refuse an AppendEntries batch that does not link to its own
+history (``prev_log_hash``).
+
+The log always begins with an *anchor* entry whose term and hash are known:
+``GENESIS`` at index 0 for a fresh log (identical on every node), or a
+``SNAP_DUMMY`` at the last index covered by a snapshot once the log has been
+compacted. The anchor is never applied; it only carries the chain forward.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from enum import StrEnum
+from typing import Any
+
+import msgspec
+
+from resonetics.raft.types import Index, Term
+
+
+class EntryType(StrEnum):
+    """What an entry means to the state machine (DESIGN §4)."""
+
+    GENESIS = "GENESIS"
+    NOOP = "NOOP"
+    CLIENT_CMD = "CLIENT_CMD"
+    CONFIG = "CONFIG"
+    SNAP_DUMMY = "SNAP_DUMMY"
+
+
+class Entry(msgspec.Struct, frozen=True, kw_only=True):
+    """One log entry. ``data`` is any JSON value; its meaning depends on ``type``."""
+
+    term: Term
+    index: Index
+    type: EntryType
+    data: Any = None
+    hash: str
+
+
+_ENCODER = msgspec.json.Encoder(order="sorted")
+
+#: The chain value "before" the genesis entry.
+ZERO_HASH = "0" * 64
+
+
+def canonical_body(term: Term, index: Index, type_: EntryType, data: Any) -> bytes:
+    """The canonical encoding hashed into the chain (sorted keys, no whitespace)."""
+    return _ENCODER.encode([term, index, str(type_), data])
+
+
+def chain_hash(prev_hash: str, term: Term, index: Index, type_: EntryType, data: Any) -> str:
+    """Hash of an entry given the hash of the entry before it."""
+    h = hashlib.sha256(prev_hash.encode("ascii"))
+    h.update(b"\n")
+    h.update(canonical_body(term, index, type_, data))
+    return h.hexdigest()
+
+
+def make_entry(prev_hash: str, term: Term, index: Index, type_: EntryType, data: Any) -> Entry:
+    """Build an entry linked to ``prev_hash``."""
+    return Entry(
+        term=term,
+        index=index,
+        type=type_,
+        data=data,
+        hash=chain_hash(prev_hash, term, index, type_, data),
+    )
+
+
+def entry_links(prev_hash: str, entry: Entry) -> bool:
+    """True when ``entry.hash`` is the chain hash of ``entry`` after ``prev_hash``."""
+    return entry.hash == chain_hash(prev_hash, entry.term, entry.index, entry.type, entry.data)
+
+
+def genesis_entry() -> Entry:
+    """The anchor at index 0 shared by every fresh log."""
+    return make_entry(ZERO_HASH, 0, 0, EntryType.GENESIS, None)
+
+
+GENESIS: Entry = genesis_entry()
+
+__all__ = [
+    "GENESIS",
+    "ZERO_HASH",
+    "Entry",
+    "EntryType",
+    "canonical_body",
+    "chain_hash",
+    "entry_links",
+    "genesis_entry",
+    "make_entry",
+]
