@@ -87,6 +87,15 @@ class TooLarge(ClientError):
     code = "TOO_LARGE"
 
 
+class LineTooLong(TooLarge):
+    """A line (complete or still arriving) grew past the limit; the connection is cut."""
+
+    def __init__(self, limit_bytes: int, seen_bytes: int) -> None:
+        self.limit_bytes = limit_bytes
+        self.seen_bytes = seen_bytes
+        super().__init__(f"line: longer than {limit_bytes} bytes (at least {seen_bytes})")
+
+
 class Timeout(ClientError):
     """Indeterminate: the request may still take effect. Retry with the same request_id."""
 
@@ -99,3 +108,15 @@ class Unavailable(ClientError):
 
 class RateLimited(ClientError):
     code = "RATE_LIMITED"
+
+
+# --- Checking --------------------------------------------------------------------
+class HistoryError(ResoneticsError):
+    """A client history cannot be read as one; names the source and line when known."""
+
+    def __init__(self, source: str, reason: str, *, line: int | None = None) -> None:
+        self.source = source
+        self.reason = reason
+        self.line = line
+        where = source if line is None else f"{source}, line {line}"
+        super().__init__(f"{where}: {reason}")

@@ -38,3 +38,11 @@ SESSION_EXPIRY_MS = 24 * 3600 * 1000
 SNAPSHOT_CHUNK_BYTES = 256 * 1024
 #: Default number of log entries since the last snapshot that triggers a new one.
 SNAPSHOT_ENTRIES_DEFAULT = 10_000
+
+# --- Checking --------------------------------------------------------------------
+#: Search steps the linearizability checker spends on one key before answering "unknown".
+LINEARIZABILITY_STEPS_MAX = 2_000_000
+#: Linearizability checks the counterexample minimizer runs on one key, at most.
+MINIMIZE_CHECKS_MAX = 400
+#: Search steps each of the minimizer's checks may spend (beyond it, keep the operation).
+MINIMIZE_STEPS_PER_CHECK = 200_000

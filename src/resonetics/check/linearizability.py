@@ -1,0 +1,282 @@
+"""Linearizability of key-value histories: Wing & Gong's search with Lowe's memoization.
+
+Theory of operation
+-------------------
+A history is linearizable if every operation can be given one instant between
+its invoke and its completion such that the operations, run in that order on a
+plain register per key, return what they returned (Herlihy & Wing 1990).
+Linearizability is *P-compositional* (Horn & Kroening 2015): a history is
+linearizable iff each key's sub-history is, so each key is checked on its own.
+
+For one key we run Wing & Gong's depth-first search over a doubly linked list of
+call and return entries in history order, with Lowe's improvement ("Testing for
+linearizability", 2017; also porcupine): a (set of linearized operations, register
+state) pair already explored is never explored again. Reaching a return entry
+whose operation is not yet linearized means the choice made so far is wrong:
+backtrack. Operations with an unknown outcome (``info``) have their return at
++infinity; they may take effect at any point after their call, and "never" is
+the same as "last", because nothing observes the register after it. Their step
+on the register is always legal (a pending cas applies iff the register holds
+its expected value), so once only pending operations remain, the search is won.
+
+The search has a step budget; spending it gives UNKNOWN, never a pass.
+Values are compared by canonical JSON; an absent key is ``None`` (so writing
+JSON null is indistinguishable from deleting, as in the history format).
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from resonetics.check.history import Key, Operation, canonical
+from resonetics.check.minimize import minimize_violation
+from resonetics.limits import LINEARIZABILITY_STEPS_MAX, MINIMIZE_STEPS_PER_CHECK
+
+__all__ = [
+    "CheckResult",
+    "KeyResult",
+    "Verdict",
+    "check_history",
+    "check_key",
+    "search",
+]
+
+
+class Verdict(enum.Enum):
+    """The answer for one key or a whole history."""
+
+    LINEARIZABLE = "linearizable"
+    NOT_LINEARIZABLE = "not linearizable"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class KeyResult:
+    """The verdict on one key, and for a violation a small failing sub-history."""
+
+    key: Key
+    verdict: Verdict
+    ops: int
+    steps: int
+    counterexample: tuple[Operation, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    """The verdict on a whole history: NOT if any key is, else UNKNOWN if any key is."""
+
+    verdict: Verdict
+    keys: tuple[KeyResult, ...]
+    ops: int
+
+    @property
+    def violations(self) -> tuple[KeyResult, ...]:
+        return tuple(k for k in self.keys if k.verdict is Verdict.NOT_LINEARIZABLE)
+
+
+# --- The register model ------------------------------------------------------------
+
+_State = str | None  # canonical JSON of the value, None when the key is absent
+
+
+_canon = canonical
+
+
+@dataclass(frozen=True, slots=True)
+class _Step:
+    """An operation pre-digested for the model: canonical values, flags."""
+
+    f: str
+    pending: bool
+    write: _State = None  # set: value; cas: new
+    expected: _State = None  # cas: expected
+    read: _State = None  # get: value read
+    success: bool | None = None  # cas (completed)
+    deleted: bool | None = None  # delete (completed, optional)
+
+
+def _digest(op: Operation) -> _Step:
+    if op.f == "cas":
+        expected, new = op.input
+        return _Step("cas", op.pending, _canon(new), _canon(expected), success=op.success)
+    if op.f == "set":
+        return _Step("set", op.pending, _canon(op.input))
+    if op.f == "get":
+        return _Step("get", op.pending, read=_canon(op.output))
+    return _Step("delete", op.pending, deleted=op.deleted)
+
+
+def _apply(state: _State, s: _Step) -> tuple[bool, _State]:
+    """One step of the register: (legal, new state)."""
+    if s.f == "set":
+        return True, s.write
+    if s.f == "get":
+        return s.read == state, state
+    if s.f == "delete":
+        legal = s.deleted is None or s.deleted == (state is not None)
+        return legal, None
+    matches = state == s.expected
+    if s.pending:  # unknown outcome: it applies exactly when it would succeed
+        return True, s.write if matches else state
+    if s.success:
+        return matches, s.write
+    return not matches, state
+
+
+# --- The search ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SearchResult:
+    verdict: Verdict
+    steps: int
+
+
+def search(ops: Sequence[Operation], *, steps_max: int = LINEARIZABILITY_STEPS_MAX) -> SearchResult:
+    """Is this single-key history linearizable? Wing–Gong search with Lowe's cache."""
+    live = [op for op in ops if not (op.pending and op.f == "get")]  # no effect, no output
+    if all(op.pending for op in live):
+        return SearchResult(Verdict.LINEARIZABLE, 0)
+    return _Search(live).run(steps_max)
+
+
+class _Search:
+    """The linked list of call/return entries and the backtracking loop over it.
+
+    Node 0 is the head sentinel; op ``i`` has call node ``2i+1`` and return node
+    ``2i+2``. ``-1`` ends the list.
+    """
+
+    def __init__(self, ops: Sequence[Operation]) -> None:
+        self.steps = [_digest(op) for op in ops]
+        points: list[tuple[float, int, int]] = []
+        for i, op in enumerate(ops):
+            points.append((op.call, 0, 2 * i + 1))
+            points.append((op.ret, 1 if op.pending else 0, 2 * i + 2))
+        points.sort()
+        size = 2 * len(ops) + 1
+        self.nxt = [-1] * size
+        self.prv = [-1] * size
+        previous = 0
+        for _, _, node in points:
+            self.nxt[previous] = node
+            self.prv[node] = previous
+            previous = node
+        self.completed = sum(1 for op in ops if not op.pending)
+
+    def _lift(self, call: int) -> None:
+        nxt, prv = self.nxt, self.prv
+        nxt[prv[call]] = nxt[call]
+        prv[nxt[call]] = prv[call]  # a call always has its return after it
+        ret = call + 1
+        nxt[prv[ret]] = nxt[ret]
+        if nxt[ret] != -1:
+            prv[nxt[ret]] = prv[ret]
+
+    def _unlift(self, call: int) -> None:
+        nxt, prv = self.nxt, self.prv
+        ret = call + 1
+        nxt[prv[ret]] = ret
+        if nxt[ret] != -1:
+            prv[nxt[ret]] = ret
+        nxt[prv[call]] = call
+        prv[nxt[call]] = call
+
+    def run(self, steps_max: int) -> SearchResult:
+        nxt, steps = self.nxt, self.steps
+        state: _State = None
+        linearized = 0
+        remaining = self.completed
+        seen: set[tuple[int, _State]] = set()
+        stack: list[tuple[int, _State]] = []
+        node = nxt[0]
+        for count in range(1, steps_max + 1):
+            if node % 2 == 1:  # a call entry: try to linearize its op here
+                op = node // 2
+                legal, after = _apply(state, steps[op])
+                bits = linearized | (1 << op)
+                if legal and (bits, after) not in seen:
+                    seen.add((bits, after))
+                    stack.append((node, state))
+                    state, linearized = after, bits
+                    remaining -= not steps[op].pending
+                    if remaining == 0:
+                        return SearchResult(Verdict.LINEARIZABLE, count)
+                    self._lift(node)
+                    node = nxt[0]
+                else:
+                    node = nxt[node]
+                continue
+            # A return entry of an op not yet linearized: undo the last choice.
+            if not stack:
+                return SearchResult(Verdict.NOT_LINEARIZABLE, count)
+            node, state = stack.pop()
+            op = node // 2
+            linearized &= ~(1 << op)
+            remaining += not steps[op].pending
+            self._unlift(node)
+            node = nxt[node]
+        return SearchResult(Verdict.UNKNOWN, steps_max)
+
+
+# --- Per key and per history ---------------------------------------------------------
+
+
+def _fails(ops: Sequence[Operation]) -> bool:
+    """Certainly not linearizable (UNKNOWN counts as no, so the minimizer stays honest)."""
+    verdict = search(ops, steps_max=MINIMIZE_STEPS_PER_CHECK).verdict
+    return verdict is Verdict.NOT_LINEARIZABLE
+
+
+def check_key(
+    key: Key,
+    ops: Sequence[Operation],
+    *,
+    steps_max: int = LINEARIZABILITY_STEPS_MAX,
+    minimize: bool = True,
+) -> KeyResult:
+    """Check one key's operations; on a violation, attach a minimized counterexample."""
+    result = search(ops, steps_max=steps_max)
+    example: tuple[Operation, ...] = ()
+    if result.verdict is Verdict.NOT_LINEARIZABLE:
+        example = minimize_violation(ops, _fails) if minimize else tuple(ops)
+    return KeyResult(key, result.verdict, len(ops), result.steps, example)
+
+
+def check_history(
+    ops: Sequence[Operation],
+    *,
+    steps_max: int = LINEARIZABILITY_STEPS_MAX,
+    deadline_s: float | None = None,
+    minimize: bool = True,
+) -> CheckResult:
+    """Check every key independently (P-compositionality).
+
+    ``deadline_s`` bounds the wall time of the whole check: keys not reached in
+    time are UNKNOWN. (Checking is offline, so a real clock is fine here.)
+    """
+    by_key: dict[Key, list[Operation]] = defaultdict(list)
+    for op in ops:
+        by_key[op.key].append(op)
+    started = time.monotonic()
+    results: list[KeyResult] = []
+    for key in sorted(by_key, key=lambda k: (isinstance(k, str), k)):
+        key_ops = by_key[key]
+        if deadline_s is not None and time.monotonic() - started > deadline_s:
+            results.append(KeyResult(key, Verdict.UNKNOWN, len(key_ops), 0))
+            continue
+        results.append(check_key(key, key_ops, steps_max=steps_max, minimize=minimize))
+    return CheckResult(_overall(results), tuple(results), len(ops))
+
+
+def _overall(results: Sequence[KeyResult]) -> Verdict:
+    verdicts = {r.verdict for r in results}
+    if Verdict.NOT_LINEARIZABLE in verdicts:
+        return Verdict.NOT_LINEARIZABLE
+    if Verdict.UNKNOWN in verdicts:
+        return Verdict.UNKNOWN
+    return Verdict.LINEARIZABLE
