@@ -1,0 +1,275 @@
+"""Client requests and responses: types, the op table, and validation (DESIGN §5).
+
+Theory of operation
+-------------------
+``validate_request(env)`` is the gateway for client input (STYLE habit 7).
+It decodes the payload in two typed passes — the request's head
+(``client_id``, ``request_id``, ``op``, raw ``args``), then ``args`` with the
+op's own struct — so every type error names its exact field
+(``args.k: must be a string, got int``). What comes out is a ``ClientRequest``
+whose ``args`` is a plain dict with defaults filled in: exactly the JSON that
+goes into the replicated log, so every replica applies the same, already
+checked command.
+
+Unknown fields in the payload's head are ignored (the protocol grows by adding
+optional fields); unknown *args* are refused, because a misspelled argument
+would otherwise be silently replaced by its default.
+
+Size errors (a key or value past its limit) are ``TooLarge``; every other
+defect is ``BadRequest``. Nothing else escapes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any, Final, Literal
+
+import msgspec
+
+from resonetics import limits
+from resonetics.errors import BadRequest, ClientError, NotLeader, TooLarge
+from resonetics.wire import codes
+from resonetics.wire.codes import (
+    BAD_REQUEST,
+    NOT_LEADER,
+    OK,
+    RATE_LIMITED,
+    TIMEOUT,
+    TOO_LARGE,
+    UNAVAILABLE,
+)
+from resonetics.wire.envelope import Envelope, encode_envelope
+from resonetics.wire.validation import bad_request_from
+
+REQUEST_KIND: Final = "ClientRequest"
+RESPONSE_KIND: Final = "ClientResponse"
+
+Consistency = Literal["linearizable", "lease", "stale"]
+ClientId = Annotated[str, msgspec.Meta(min_length=1, max_length=limits.CLIENT_ID_CHARS_MAX)]
+RequestId = Annotated[str, msgspec.Meta(min_length=1, max_length=limits.REQUEST_ID_CHARS_MAX)]
+ScanLimit = Annotated[int, msgspec.Meta(ge=1, le=limits.SCAN_LIMIT_MAX)]
+SCAN_LIMIT_DEFAULT: Final = 1000
+_CONSISTENCIES: Final = "'linearizable', 'lease' or 'stale'"
+
+
+class ClientRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """A validated request; ``args`` holds the op's arguments with defaults filled in."""
+
+    client_id: str
+    request_id: str
+    op: str
+    args: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class ClientResponse(msgspec.Struct, frozen=True, kw_only=True):
+    """The answer to one request. ``message`` (human-readable) is sent only on errors."""
+
+    ok: bool
+    code: str
+    result: Any = None
+    dedup: bool = False
+    message: str | msgspec.UnsetType = msgspec.UNSET
+
+
+# --- per-op argument structs ----------------------------------------------------
+class _Args(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    pass
+
+
+class KvSetArgs(_Args, frozen=True, kw_only=True):
+    k: str
+    v: Any
+
+
+class KvGetArgs(_Args, frozen=True, kw_only=True):
+    k: str
+    consistency: Consistency = "linearizable"
+
+
+class KvDeleteArgs(_Args, frozen=True, kw_only=True):
+    k: str
+
+
+class KvCasArgs(_Args, frozen=True, kw_only=True):
+    """``expected`` null means "only if the key is absent"."""
+
+    k: str
+    expected: Any
+    v: Any
+
+
+class KvScanArgs(_Args, frozen=True, kw_only=True):
+    prefix: str
+    limit: ScanLimit = SCAN_LIMIT_DEFAULT
+    consistency: Consistency = "linearizable"
+
+
+class StatusArgs(_Args, frozen=True, kw_only=True):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class OpSpec:
+    """One op: its argument struct and whether it writes, reads, or administers."""
+
+    name: str
+    args_type: type[_Args]
+    category: Literal["write", "read", "admin"]
+    decoder: msgspec.json.Decoder[Any]
+
+
+def _spec(name: str, args_type: type[_Args], category: Literal["write", "read", "admin"]) -> OpSpec:
+    return OpSpec(name, args_type, category, msgspec.json.Decoder(args_type))
+
+
+#: Every op a client may send. Membership ops (``member_*``) join as admin ops.
+OPS: Final[dict[str, OpSpec]] = {
+    spec.name: spec
+    for spec in (
+        _spec("kv_set", KvSetArgs, "write"),
+        _spec("kv_delete", KvDeleteArgs, "write"),
+        _spec("kv_cas", KvCasArgs, "write"),
+        _spec("kv_get", KvGetArgs, "read"),
+        _spec("kv_scan", KvScanArgs, "read"),
+        _spec("status", StatusArgs, "admin"),
+    )
+}
+WRITE_OPS: Final = frozenset(n for n, s in OPS.items() if s.category == "write")
+READ_OPS: Final = frozenset(n for n, s in OPS.items() if s.category == "read")
+ADMIN_OPS: Final = frozenset(n for n, s in OPS.items() if s.category == "admin")
+
+
+class _Head(msgspec.Struct, frozen=True, kw_only=True):
+    client_id: ClientId
+    request_id: RequestId
+    op: str
+    args: msgspec.Raw = msgspec.Raw(b"{}")
+
+
+_HEAD_DECODER: Final = msgspec.json.Decoder(_Head)
+_RESPONSE_DECODER: Final = msgspec.json.Decoder(ClientResponse)
+_VALUE_ENCODER: Final = msgspec.json.Encoder()
+
+
+def validate_request(env: Envelope) -> ClientRequest:
+    """The validated request in ``env``; ``BadRequest`` / ``TooLarge`` naming the field."""
+    if env.kind != REQUEST_KIND:
+        raise BadRequest("kind", f"unknown kind {env.kind!r}; expected {REQUEST_KIND!r}")
+    try:
+        head = _HEAD_DECODER.decode(env.payload)
+    except msgspec.DecodeError as exc:
+        raise bad_request_from(exc, root="payload") from None
+    spec = OPS.get(head.op)
+    if spec is None:
+        known = ", ".join(sorted(OPS))
+        raise BadRequest("op", f"unknown op {head.op!r}; expected one of {known}")
+    try:
+        args = spec.decoder.decode(head.args)
+    except msgspec.DecodeError as exc:
+        error = bad_request_from(exc, prefix="args", root="args")
+        if error.field == "args.consistency" and error.reason.startswith("invalid enum"):
+            error = BadRequest(error.field, f"must be one of {_CONSISTENCIES}")
+        raise error from None
+    _check_sizes(args)
+    return ClientRequest(
+        client_id=head.client_id,
+        request_id=head.request_id,
+        op=head.op,
+        args=msgspec.structs.asdict(args),
+    )
+
+
+def _check_sizes(args: _Args) -> None:
+    """Keys: non-empty, <= KEY_BYTES_MAX of UTF-8; stored values: <= VALUE_BYTES_MAX encoded."""
+    key = getattr(args, "k", None)
+    if key is not None:
+        if not key:
+            raise BadRequest("args.k", "must be a non-empty string")
+        _check_key_bytes("args.k", key)
+    prefix = getattr(args, "prefix", None)
+    if prefix is not None:
+        _check_key_bytes("args.prefix", prefix)
+    if isinstance(args, KvSetArgs | KvCasArgs):
+        size = len(_VALUE_ENCODER.encode(args.v))
+        if size > limits.VALUE_BYTES_MAX:
+            raise TooLarge(
+                f"args.v: encoded value is {size} bytes, more than {limits.VALUE_BYTES_MAX}"
+            )
+
+
+def _check_key_bytes(field: str, key: str) -> None:
+    # msgspec refuses lone surrogates while decoding, so encode() cannot fail here.
+    if len(key) * 4 > limits.KEY_BYTES_MAX and len(key.encode()) > limits.KEY_BYTES_MAX:
+        raise TooLarge(f"{field}: longer than {limits.KEY_BYTES_MAX} bytes of UTF-8")
+
+
+# --- encoding and responses --------------------------------------------------------------
+def encode_request(req: ClientRequest, t: int, id: int | str | None = None) -> bytes:
+    return encode_envelope(REQUEST_KIND, req, t, id)
+
+
+def encode_response(resp: ClientResponse, t: int, id: int | str | None = None) -> bytes:
+    return encode_envelope(RESPONSE_KIND, resp, t, id)
+
+
+def decode_response(env: Envelope) -> ClientResponse:
+    """The response in ``env`` (client side); ``BadRequest`` if the server sent nonsense."""
+    if env.kind != RESPONSE_KIND:
+        raise BadRequest("kind", f"unknown kind {env.kind!r}; expected {RESPONSE_KIND!r}")
+    try:
+        return _RESPONSE_DECODER.decode(env.payload)
+    except msgspec.DecodeError as exc:
+        raise bad_request_from(exc, root="payload") from None
+
+
+def ok_response(result: Any, *, dedup: bool = False) -> ClientResponse:
+    return ClientResponse(ok=True, code=OK, result=result, dedup=dedup)
+
+
+def error_response(exc: ClientError, *, node: str | None = None) -> ClientResponse:
+    """The response for a typed client error; ``result`` carries the error's data."""
+    result: dict[str, Any] | None = None
+    if isinstance(exc, BadRequest):
+        result = {"field": exc.field, "reason": exc.reason}
+    elif isinstance(exc, NotLeader):
+        result = {"term": exc.term, "node": node}
+        if exc.leader_id is not None:
+            result["leader"] = exc.leader_id
+        if exc.leader_addr is not None:
+            result["leader_addr"] = exc.leader_addr
+    code = exc.code if exc.code in codes.ALL else UNAVAILABLE
+    return ClientResponse(ok=False, code=code, result=result, message=str(exc))
+
+
+__all__ = [
+    "ADMIN_OPS",
+    "BAD_REQUEST",
+    "NOT_LEADER",
+    "OK",
+    "OPS",
+    "RATE_LIMITED",
+    "READ_OPS",
+    "REQUEST_KIND",
+    "RESPONSE_KIND",
+    "SCAN_LIMIT_DEFAULT",
+    "TIMEOUT",
+    "TOO_LARGE",
+    "UNAVAILABLE",
+    "WRITE_OPS",
+    "ClientRequest",
+    "ClientResponse",
+    "Consistency",
+    "KvCasArgs",
+    "KvDeleteArgs",
+    "KvGetArgs",
+    "KvScanArgs",
+    "KvSetArgs",
+    "OpSpec",
+    "StatusArgs",
+    "decode_response",
+    "encode_request",
+    "encode_response",
+    "error_response",
+    "ok_response",
+    "validate_request",
+]

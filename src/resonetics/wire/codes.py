@@ -1,0 +1,18 @@
+"""Response codes of the client protocol (DESIGN §5)."""
+
+from __future__ import annotations
+
+from typing import Final
+
+OK: Final = "OK"
+#: Not the leader; ``result`` carries ``term``, ``node`` and, when known,
+#: ``leader``, ``leader_addr``.
+NOT_LEADER: Final = "NOT_LEADER"
+#: Indeterminate: the command may still commit. Retry with the same request_id.
+TIMEOUT: Final = "TIMEOUT"
+BAD_REQUEST: Final = "BAD_REQUEST"
+TOO_LARGE: Final = "TOO_LARGE"
+RATE_LIMITED: Final = "RATE_LIMITED"
+UNAVAILABLE: Final = "UNAVAILABLE"
+
+ALL: Final = frozenset({OK, NOT_LEADER, TIMEOUT, BAD_REQUEST, TOO_LARGE, RATE_LIMITED, UNAVAILABLE})

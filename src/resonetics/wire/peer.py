@@ -1,0 +1,92 @@
+"""Raft peer messages on the wire (DESIGN §5).
+
+A peer message travels as an envelope whose ``kind`` is the message's msgspec
+tag (``AppendEntries``, ``PreVoteResp``, ...) and whose ``payload`` is the
+struct's fields. Encoding a tagged struct writes its ``kind`` into the payload
+too; decoding accepts the payload with or without it (msgspec checks a present
+tag against the expected one), so a hand-written or older peer that omits it
+is still understood, and a payload whose ``kind`` contradicts the envelope's is
+refused.
+
+A peer link opens with ``Hello`` (``node_id``, ``cluster``) so the receiver
+knows who is on the other end and can drop links from another cluster before
+any Raft message is stepped.
+"""
+
+from __future__ import annotations
+
+from typing import Final, TypeVar
+
+import msgspec
+
+from resonetics.errors import BadRequest
+from resonetics.raft.messages import MESSAGE_TYPES, Message, kind_of
+from resonetics.raft.types import NodeId
+from resonetics.wire.envelope import Envelope, encode_envelope
+from resonetics.wire.validation import bad_request_from
+
+HELLO_KIND: Final = "Hello"
+
+_T = TypeVar("_T")
+
+
+class Hello(msgspec.Struct, frozen=True, kw_only=True):
+    """First line on a peer link: who is calling, and for which cluster."""
+
+    node_id: NodeId
+    cluster: str
+
+
+#: One decoder per kind, built once (the hot path decodes AppendEntries per batch).
+_DECODERS: Final[dict[str, msgspec.json.Decoder[Message]]] = {
+    kind: msgspec.json.Decoder(cls) for kind, cls in MESSAGE_TYPES.items()
+}
+_HELLO_DECODER: Final = msgspec.json.Decoder(Hello)
+
+#: Every kind a peer link may carry.
+PEER_KINDS: Final = frozenset(MESSAGE_TYPES) | {HELLO_KIND}
+
+
+def encode_peer(msg: Message, t: int) -> bytes:
+    """One line carrying ``msg``; its envelope ``kind`` is the message's tag."""
+    return encode_envelope(kind_of(msg), msg, t)
+
+
+def decode_peer(env: Envelope) -> Message:
+    """The Raft message in ``env``; ``BadRequest`` for an unknown kind or bad fields."""
+    decoder = _DECODERS.get(env.kind)
+    if decoder is None:
+        raise BadRequest("kind", f"unknown peer message kind {env.kind!r}")
+    return _decode(decoder, env)
+
+
+def encode_hello(hello: Hello, t: int) -> bytes:
+    return encode_envelope(HELLO_KIND, hello, t)
+
+
+def decode_hello(env: Envelope) -> Hello:
+    """The ``Hello`` in ``env``; ``BadRequest`` when the link opened with anything else."""
+    if env.kind != HELLO_KIND:
+        raise BadRequest("kind", f"a peer link must open with {HELLO_KIND!r}, got {env.kind!r}")
+    hello = _decode(_HELLO_DECODER, env)
+    if not hello.node_id:
+        raise BadRequest("payload.node_id", "must be a non-empty string")
+    return hello
+
+
+def _decode(decoder: msgspec.json.Decoder[_T], env: Envelope) -> _T:
+    try:
+        return decoder.decode(env.payload)
+    except msgspec.DecodeError as exc:
+        raise bad_request_from(exc, prefix="payload", root="payload") from None
+
+
+__all__ = [
+    "HELLO_KIND",
+    "PEER_KINDS",
+    "Hello",
+    "decode_hello",
+    "decode_peer",
+    "encode_hello",
+    "encode_peer",
+]
