@@ -14,7 +14,9 @@ import click
 from resonetics import __version__
 
 #: (module under resonetics.commands, attribute holding the click command)
-COMMANDS: list[tuple[str, str]] = []
+COMMANDS: list[tuple[str, str]] = [
+    ("check", "check"),
+]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
