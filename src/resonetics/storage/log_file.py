@@ -1,0 +1,257 @@
+"""``log.jsonl``: one checksummed, hash-chained entry per line (DESIGN §4).
+
+Theory of operation
+-------------------
+A line is the entry's msgspec JSON encoding ``B = b'{"term":..,"hash":".."}'``
+with a CRC-32 of ``B`` spliced in before the closing brace::
+
+    {"term":3,"index":7,"type":"NOOP","data":null,"hash":"ab..","crc":"1c0ffee5"}
+
+The suffix ``,"crc":"xxxxxxxx"}`` has a fixed length, so a reader slices it off
+and checks the CRC of the very bytes that were written, without re-encoding.
+The line stays plain JSON for anyone reading the file with other tools.
+
+``parse_log`` reads a whole file and checks every line: checksum, index
+continuity, the hash chain (``entry_links``) and the anchor (GENESIS or
+SNAP_DUMMY first). A bad *last* line (torn write, no newline, bad CRC) is
+reported as a tail to cut; a bad line before it raises ``StorageCorruption``.
+A last line whose CRC is right but whose chain link is wrong is not a torn
+write: it is corruption too.
+
+``LogFile`` appends in batches: ``append`` only encodes into a buffer and
+records each line's byte offset; ``sync`` writes the buffer with one write and
+one fsync (group commit). ``truncate_from`` is an ftruncate at a recorded
+offset. A truncation is made durable (fsync) *before* new bytes are written
+over its end: otherwise a crash could leave new bytes in the middle of old
+ones (size not yet cut, data block already rewritten), which would read as
+corruption in the middle of the log rather than a torn tail.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+
+import msgspec
+
+from resonetics.errors import StorageCorruption, invariant
+from resonetics.raft.entry import GENESIS, Entry, EntryType, entry_links
+from resonetics.raft.types import Index
+from resonetics.storage.fs import FileSystem, atomic_write
+
+_ENCODER = msgspec.json.Encoder()
+_DECODER = msgspec.json.Decoder(Entry)
+_CRC_HEAD = b',"crc":"'
+#: len(b',"crc":"') + 8 hex digits + len(b'"}')
+CRC_SUFFIX_BYTES = len(_CRC_HEAD) + 8 + 2
+
+
+class LineError(ValueError):
+    """One line fails its checks; ``reason`` says which."""
+
+
+def encode_line(entry: Entry) -> bytes:
+    """The bytes of one log line, newline included."""
+    body = _ENCODER.encode(entry)
+    return body[:-1] + _CRC_HEAD + b"%08x" % zlib.crc32(body) + b'"}\n'
+
+
+def decode_line(line: bytes) -> Entry:
+    """Check and decode one line (without its newline); ``LineError`` if bad."""
+    if len(line) <= CRC_SUFFIX_BYTES or line[-CRC_SUFFIX_BYTES:-10] != _CRC_HEAD:
+        raise LineError("line has no checksum (torn or not a log line)")
+    if line[-2:] != b'"}':
+        raise LineError("line does not end with its checksum")
+    body = line[:-CRC_SUFFIX_BYTES] + b"}"
+    if b"%08x" % zlib.crc32(body) != line[-10:-2]:
+        raise LineError("checksum mismatch")
+    try:
+        entry = _DECODER.decode(body)
+    except msgspec.MsgspecError as exc:
+        raise LineError(f"not a valid entry: {exc}") from None
+    if entry.term < 0 or entry.index < 0:
+        raise LineError("negative term or index")
+    return entry
+
+
+@dataclass(slots=True)
+class ParsedLog:
+    """A log file's good lines, in order, anchor first."""
+
+    entries: list[Entry] = field(default_factory=list)
+    #: Byte offset of each entry's line in the file.
+    offsets: list[int] = field(default_factory=list)
+    #: Bytes of whole good lines; the file is cut here when ``torn`` is set.
+    valid_end: int = 0
+    #: Why the last line was cut (a crash during an append), or None.
+    torn: str | None = None
+    #: 1-based line number of the torn line, when there is one.
+    torn_line: int | None = None
+
+
+def parse_log(data: bytes, path: str) -> ParsedLog:
+    """Check every line of a log file; raise ``StorageCorruption`` on a bad line
+    before the end or a broken chain anywhere."""
+    parsed = ParsedLog()
+    pos = 0
+    while pos < len(data):
+        lineno = len(parsed.entries) + 1
+        nl = data.find(b"\n", pos)
+        if nl == -1:
+            parsed.torn, parsed.torn_line = "last line has no newline (torn write)", lineno
+            break
+        try:
+            entry = decode_line(data[pos:nl])
+        except LineError as exc:
+            if nl + 1 == len(data):
+                parsed.torn, parsed.torn_line = str(exc), lineno
+                break
+            raise StorageCorruption(
+                path, str(exc), line=lineno, index=_expected_index(parsed)
+            ) from None
+        _check_link(parsed, entry, path, lineno)
+        parsed.entries.append(entry)
+        parsed.offsets.append(pos)
+        pos = nl + 1
+        parsed.valid_end = pos
+    return parsed
+
+
+def _expected_index(parsed: ParsedLog) -> Index | None:
+    return parsed.entries[-1].index + 1 if parsed.entries else None
+
+
+def _check_link(parsed: ParsedLog, entry: Entry, path: str, lineno: int) -> None:
+    """The anchor rule for line 1, index continuity and the hash chain after it."""
+    if not parsed.entries:
+        if entry.type is EntryType.GENESIS and entry != GENESIS:
+            raise StorageCorruption(path, "GENESIS anchor differs", line=1, index=entry.index)
+        if entry.type not in (EntryType.GENESIS, EntryType.SNAP_DUMMY):
+            raise StorageCorruption(
+                path, f"first line is {entry.type}, not an anchor", line=1, index=entry.index
+            )
+        return
+    prev = parsed.entries[-1]
+    reason = None
+    if entry.index != prev.index + 1:
+        reason = f"index {entry.index} does not follow {prev.index}"
+    elif entry.type in (EntryType.GENESIS, EntryType.SNAP_DUMMY):
+        reason = f"{entry.type} entry after the first line"
+    elif entry.term < prev.term:
+        reason = f"term {entry.term} is lower than the previous entry's {prev.term}"
+    elif not entry_links(prev.hash, entry):
+        reason = "hash chain broken: entry does not link to the previous one"
+    if reason is not None:
+        raise StorageCorruption(path, reason, line=lineno, index=entry.index)
+
+
+class LogFile:
+    """Appends, truncations and compaction of one ``log.jsonl``.
+
+    Invariant: ``offsets[i]`` is the byte offset of the line of index
+    ``first_index + i``; ``len(offsets) >= 1`` (the anchor).
+    """
+
+    def __init__(self, fs: FileSystem, path: str) -> None:
+        self._fs = fs
+        self.path = path
+        self.first_index: Index = 0
+        self._offsets: list[int] = []
+        #: Logical length of the file on disk (after any pending truncation).
+        self._file_end = 0
+        self._truncate_to: int | None = None
+        self._buffer = bytearray()
+
+    @property
+    def last_index(self) -> Index:
+        return self.first_index + len(self._offsets) - 1
+
+    def adopt(self, parsed: ParsedLog) -> None:
+        """Take over a parsed file, cutting its torn tail durably first."""
+        invariant(bool(parsed.entries), "adopt() needs an anchor line")
+        if parsed.torn is not None:
+            self._fs.truncate(self.path, parsed.valid_end)
+            self._fs.fsync(self.path)
+        self._reset(parsed.entries[0].index, parsed.offsets, parsed.valid_end)
+
+    def _reset(self, first_index: Index, offsets: list[int], end: int) -> None:
+        self.first_index = first_index
+        self._offsets = offsets
+        self._file_end = end
+        self._truncate_to = None
+        self._buffer = bytearray()
+
+    def rewrite(self, anchor: Entry, tail: bytes = b"") -> None:
+        """Replace the file by ``anchor`` + ``tail`` (whole lines), atomically."""
+        head = encode_line(anchor)
+        atomic_write(self._fs, self.path, head + tail)
+        offsets = [0]
+        pos = len(head)
+        end = len(head) + len(tail)
+        while pos < end:
+            offsets.append(pos)
+            pos = tail.index(b"\n", pos - len(head)) + len(head) + 1
+        self._reset(anchor.index, offsets, end)
+
+    def append(self, entries: list[Entry]) -> None:
+        """Buffer entries after the last one; durable at the next ``sync``."""
+        for entry in entries:
+            invariant(
+                entry.index == self.last_index + 1,
+                f"append of index {entry.index} after {self.last_index}",
+            )
+            self._offsets.append(self._file_end + len(self._buffer))
+            self._buffer += encode_line(entry)
+
+    def truncate_from(self, index: Index) -> None:
+        """Drop every entry with index >= ``index``; durable at the next ``sync``."""
+        invariant(index > self.first_index, f"truncate_from({index}) would cut the anchor")
+        k = index - self.first_index
+        if k >= len(self._offsets):
+            return
+        offset = self._offsets[k]
+        del self._offsets[k:]
+        if offset >= self._file_end:
+            del self._buffer[offset - self._file_end :]
+            return
+        self._buffer = bytearray()
+        self._file_end = offset
+        self._truncate_to = offset
+
+    def sync(self) -> None:
+        """Make every earlier append and truncation durable."""
+        if self._truncate_to is not None:
+            self._fs.truncate(self.path, self._truncate_to)
+            self._fs.fsync(self.path)
+            self._truncate_to = None
+        if self._buffer:
+            data = bytes(self._buffer)
+            self._fs.append(self.path, data)
+            self._buffer = bytearray()
+            self._file_end += len(data)
+            self._fs.fsync(self.path)
+
+    def compact(self, anchor: Entry) -> None:
+        """Start the log at ``anchor`` (a SNAP_DUMMY): keep the tail after it when
+        the entry at its index has its hash, else drop the whole log (Raft §7)."""
+        self.sync()
+        tail = b""
+        k = anchor.index - self.first_index
+        if 0 <= k < len(self._offsets):
+            data = self._fs.read(self.path)
+            line_end = self._offsets[k + 1] if k + 1 < len(self._offsets) else len(data)
+            here = decode_line(data[self._offsets[k] : line_end - 1])
+            if here.hash == anchor.hash and here.term == anchor.term:
+                tail = data[line_end : self._file_end]
+        self.rewrite(anchor, tail)
+
+
+__all__ = [
+    "CRC_SUFFIX_BYTES",
+    "LineError",
+    "LogFile",
+    "ParsedLog",
+    "decode_line",
+    "encode_line",
+    "parse_log",
+]

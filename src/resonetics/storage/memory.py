@@ -1,0 +1,75 @@
+"""``MemoryNodeStorage``: ``NodeStorage`` with no files, for fast core tests.
+
+Everything is durable at once (``sync`` does nothing); the compaction and
+clamping rules are the very functions ``FileNodeStorage`` uses
+(``storage/recovery.py``), and both pass the same contract tests. For crash
+behaviour, run ``FileNodeStorage`` over ``MemoryFileSystem`` instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from resonetics.errors import invariant
+from resonetics.raft.entry import GENESIS, Entry
+from resonetics.raft.ready import HardState, Snapshot
+from resonetics.raft.types import Index
+from resonetics.storage.api import RecoveredState
+from resonetics.storage.recovery import (
+    check_hard_state_step,
+    clamp,
+    kept_after_snapshot,
+    snapshot_anchor,
+)
+
+
+class MemoryNodeStorage:
+    """Invariant: ``entries[i].index == anchor.index + 1 + i``."""
+
+    def __init__(self) -> None:
+        self._hard_state = HardState()
+        self._last_applied: Index = 0
+        self._anchor: Entry = GENESIS
+        self._entries: list[Entry] = []
+        self._snapshot: Snapshot | None = None
+
+    def load(self) -> RecoveredState:
+        snap_index = self._snapshot.meta.last_included_index if self._snapshot else 0
+        last_index = self._anchor.index + len(self._entries)
+        hard_state, applied = clamp(self._hard_state, self._last_applied, snap_index, last_index)
+        return RecoveredState(
+            hard_state, applied, self._anchor, list(self._entries), self._snapshot
+        )
+
+    def append(self, entries: Sequence[Entry]) -> None:
+        for entry in entries:
+            last = self._anchor.index + len(self._entries)
+            invariant(entry.index == last + 1, f"append of index {entry.index} after {last}")
+            self._entries.append(entry)
+
+    def truncate_from(self, index: Index) -> None:
+        invariant(index > self._anchor.index, f"truncate_from({index}) would cut the anchor")
+        del self._entries[index - self._anchor.index - 1 :]
+
+    def sync(self) -> None:
+        """Everything is already durable."""
+
+    def save_hard_state(self, hard_state: HardState, last_applied: Index) -> None:
+        check_hard_state_step(self._hard_state, hard_state)
+        self._hard_state = hard_state
+        self._last_applied = last_applied
+
+    def save_snapshot(self, snapshot: Snapshot, last_applied: Index) -> None:
+        index = snapshot.meta.last_included_index
+        old = self._snapshot.meta.last_included_index if self._snapshot else 0
+        invariant(index >= old, "snapshot older than the saved one")
+        invariant(index >= self._anchor.index, "snapshot older than the log's anchor")
+        self._entries = kept_after_snapshot(self._anchor, self._entries, snapshot.meta)
+        self._anchor = snapshot_anchor(snapshot.meta)
+        self._snapshot = snapshot
+
+    def close(self) -> None:
+        """Nothing to release; the contents stay for the next ``load``."""
+
+
+__all__ = ["MemoryNodeStorage"]

@@ -1,0 +1,188 @@
+"""``FileNodeStorage``: a node's folder as ``NodeStorage`` (see ``storage/api.py``).
+
+Theory of operation
+-------------------
+The folder holds ``meta.json`` (term, vote, progress hints), ``log.jsonl`` (the
+anchored, hash-chained log) and, once compacted, ``snapshot.json``. Every file
+operation goes through a ``FileSystem``, so the same code runs on the real
+disk and on the simulator's crashable ``MemoryFileSystem``.
+
+Write order, and why each crash point is recoverable:
+
+* fresh folder: log.jsonl (GENESIS line, atomically), then meta.json. A crash
+  between them leaves a GENESIS-only log and no meta: still a fresh node. A
+  missing meta.json next to a log holding entries is corruption, since entries
+  only arrive after a term was saved.
+* ``save_snapshot``: snapshot.json atomically, then a new log.jsonl (SNAP_DUMMY
+  anchor + the kept tail) atomically. A crash between them leaves the new
+  snapshot beside the old, longer log: ``load`` finishes the compaction.
+* ``truncate_from`` + ``append`` + ``sync``: see ``log_file``; the truncation
+  is fsynced before new bytes go over it, so a crash only ever tears the tail.
+
+``load`` never repairs anything but a torn last log line and an interrupted
+compaction; everything else that fails a check raises ``StorageCorruption``.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Sequence
+
+from resonetics.errors import StorageCorruption, invariant
+from resonetics.raft.entry import GENESIS, Entry, EntryType
+from resonetics.raft.ready import HardState, Snapshot
+from resonetics.raft.types import Index
+from resonetics.storage.api import RecoveredState
+from resonetics.storage.fs import FileSystem
+from resonetics.storage.log_file import LogFile, ParsedLog, parse_log
+from resonetics.storage.meta_file import MetaRecord, read_meta, write_meta
+from resonetics.storage.recovery import (
+    anchor_matches,
+    check_hard_state_step,
+    clamp,
+    kept_after_snapshot,
+    snapshot_anchor,
+)
+from resonetics.storage.snapshot_file import read_snapshot, write_snapshot
+
+META_NAME = "meta.json"
+LOG_NAME = "log.jsonl"
+SNAPSHOT_NAME = "snapshot.json"
+_TEMP_SUFFIX = ".tmp"
+
+
+class FileNodeStorage:
+    """One node's folder ``<data_dir>/<node_id>/`` on a ``FileSystem``."""
+
+    def __init__(self, fs: FileSystem, node_dir: str) -> None:
+        self._fs = fs
+        self._dir = node_dir
+        self.meta_path = posixpath.join(node_dir, META_NAME)
+        self.log_path = posixpath.join(node_dir, LOG_NAME)
+        self.snapshot_path = posixpath.join(node_dir, SNAPSHOT_NAME)
+        self._log = LogFile(fs, self.log_path)
+        self._meta: MetaRecord | None = None
+        self._snapshot_index: Index = 0
+        #: Why the log's last line was cut at the last ``load`` (for the
+        #: operator's log), or None when the log ended cleanly.
+        self.cut_tail: str | None = None
+
+    # --- load ------------------------------------------------------------------------
+    def load(self) -> RecoveredState:
+        """Recover, verify and clamp (see ``storage/api.py``)."""
+        if not self._fs.exists(self._dir):
+            self._fs.mkdir(self._dir)
+            self._fs.fsync_dir(posixpath.dirname(self._dir.rstrip("/")) or ".")
+        self._remove_temp_files()
+        meta = read_meta(self._fs, self.meta_path)
+        snapshot = read_snapshot(self._fs, self.snapshot_path)
+        parsed = parse_log(self._fs.read(self.log_path), self.log_path) if self._has_log() else None
+        if meta is None and snapshot is None and _fresh_log(parsed):
+            return self._create()
+        if meta is None:
+            raise StorageCorruption(
+                self.meta_path, "meta.json is missing but the log holds entries"
+            )
+        if parsed is None or not parsed.entries:
+            raise StorageCorruption(self.log_path, "log.jsonl is missing or has no anchor line")
+        self.cut_tail = parsed.torn
+        self._log.adopt(parsed)
+        anchor, entries = self._join_snapshot(parsed, snapshot)
+        snap_index = snapshot.meta.last_included_index if snapshot is not None else 0
+        hard_state, applied = clamp(
+            meta.hard_state, meta.last_applied, snap_index, anchor.index + len(entries)
+        )
+        self._meta = meta
+        self._snapshot_index = snap_index
+        return RecoveredState(hard_state, applied, anchor, entries, snapshot)
+
+    def _has_log(self) -> bool:
+        return self._fs.exists(self.log_path)
+
+    def _remove_temp_files(self) -> None:
+        """Leftovers of an atomic write cut short: never the live copy, so drop them."""
+        for name in self._fs.listdir(self._dir):
+            if name.endswith(_TEMP_SUFFIX):
+                self._fs.remove(posixpath.join(self._dir, name))
+
+    def _create(self) -> RecoveredState:
+        """A fresh node: GENESIS log first, then meta.json (see the module doc)."""
+        self._log.rewrite(GENESIS)
+        self._meta = MetaRecord(hard_state=HardState(), last_applied=0)
+        write_meta(self._fs, self.meta_path, self._meta)
+        self._snapshot_index = 0
+        self.cut_tail = None
+        return RecoveredState(HardState(), 0, GENESIS, [], None)
+
+    def _join_snapshot(
+        self, parsed: ParsedLog, snapshot: Snapshot | None
+    ) -> tuple[Entry, list[Entry]]:
+        """The log's anchor must be the snapshot's, or older (an interrupted
+        compaction, finished here)."""
+        anchor, entries = parsed.entries[0], parsed.entries[1:]
+        if snapshot is None:
+            if anchor.type is EntryType.SNAP_DUMMY:
+                raise StorageCorruption(
+                    self.snapshot_path,
+                    "missing, but the log starts at a snapshot anchor",
+                    index=anchor.index,
+                )
+            return anchor, entries
+        meta = snapshot.meta
+        if anchor.index > meta.last_included_index or (
+            anchor.index == meta.last_included_index and not anchor_matches(anchor, meta)
+        ):
+            raise StorageCorruption(
+                self.log_path,
+                f"anchor does not join snapshot.json (at {meta.last_included_index})",
+                line=1,
+                index=anchor.index,
+            )
+        if anchor.index == meta.last_included_index:
+            return anchor, entries
+        kept = kept_after_snapshot(anchor, entries, meta)
+        new_anchor = snapshot_anchor(meta)
+        self._log.compact(new_anchor)
+        invariant(self._log.last_index == new_anchor.index + len(kept), "compaction mismatch")
+        return new_anchor, kept
+
+    # --- writes ----------------------------------------------------------------------
+    def append(self, entries: Sequence[Entry]) -> None:
+        self._log.append(list(entries))
+
+    def truncate_from(self, index: Index) -> None:
+        self._log.truncate_from(index)
+
+    def sync(self) -> None:
+        self._log.sync()
+
+    def save_hard_state(self, hard_state: HardState, last_applied: Index) -> None:
+        if self._meta is not None:
+            check_hard_state_step(self._meta.hard_state, hard_state)
+        record = MetaRecord(hard_state=hard_state, last_applied=last_applied)
+        write_meta(self._fs, self.meta_path, record)
+        self._meta = record
+
+    def save_snapshot(self, snapshot: Snapshot, last_applied: Index) -> None:
+        """snapshot.json first, then the compacted log (see the module doc).
+
+        ``last_applied`` needs no write here: load() raises it to the snapshot's
+        index anyway.
+        """
+        index = snapshot.meta.last_included_index
+        invariant(index >= self._snapshot_index, "snapshot older than the saved one")
+        invariant(index >= self._log.first_index, "snapshot older than the log's anchor")
+        write_snapshot(self._fs, self.snapshot_path, snapshot)
+        self._snapshot_index = index
+        self._log.compact(snapshot_anchor(snapshot.meta))
+
+    def close(self) -> None:
+        self._fs.close()
+
+
+def _fresh_log(parsed: ParsedLog | None) -> bool:
+    """No log, an empty one, or GENESIS alone: nothing was ever appended."""
+    return parsed is None or parsed.entries in ([], [GENESIS])
+
+
+__all__ = ["LOG_NAME", "META_NAME", "SNAPSHOT_NAME", "FileNodeStorage"]

@@ -1,0 +1,97 @@
+"""``snapshot.json``: the state machine's state at an index, with a checksum.
+
+The file is one JSON object: the snapshot's metadata, the membership, the
+state as base64 and ``checksum``, the SHA-256 (hex) of the object's bytes
+without it. As in log lines, the checksum is spliced in as a fixed-length
+suffix, so it is checked against the bytes that were written, not against a
+re-encoding. Written atomically like ``meta.json``; unreadable or failing its
+checksum it raises ``StorageCorruption`` (the log was compacted against it, so
+dropping it would drop history).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+
+import msgspec
+
+from resonetics.errors import StorageCorruption
+from resonetics.raft.membership import Membership
+from resonetics.raft.ready import Snapshot, SnapshotMeta
+from resonetics.storage.fs import FileSystem, atomic_write
+
+SNAPSHOT_FORMAT = 1
+_SUM_HEAD = b',"checksum":"'
+_SUFFIX_BYTES = len(_SUM_HEAD) + 64 + 2
+
+
+class _SnapshotDoc(msgspec.Struct, forbid_unknown_fields=True):
+    format: int
+    last_included_index: int
+    last_included_term: int
+    last_included_hash: str
+    membership: Membership
+    state: str
+
+
+def encode_snapshot(snapshot: Snapshot) -> bytes:
+    meta = snapshot.meta
+    doc = _SnapshotDoc(
+        format=SNAPSHOT_FORMAT,
+        last_included_index=meta.last_included_index,
+        last_included_term=meta.last_included_term,
+        last_included_hash=meta.last_included_hash,
+        membership=meta.membership,
+        state=base64.b64encode(snapshot.data).decode("ascii"),
+    )
+    body = msgspec.json.encode(doc)
+    digest = hashlib.sha256(body).hexdigest().encode("ascii")
+    return body[:-1] + _SUM_HEAD + digest + b'"}\n'
+
+
+def decode_snapshot(data: bytes, path: str) -> Snapshot:
+    """Check and decode; ``StorageCorruption`` on anything unexpected."""
+    raw = data.rstrip(b"\n")
+    if len(raw) <= _SUFFIX_BYTES or raw[-_SUFFIX_BYTES:-66] != _SUM_HEAD:
+        raise StorageCorruption(path, "snapshot has no checksum")
+    body = raw[:-_SUFFIX_BYTES] + b"}"
+    if hashlib.sha256(body).hexdigest().encode("ascii") != raw[-66:-2]:
+        raise StorageCorruption(path, "snapshot checksum mismatch")
+    try:
+        doc = msgspec.json.decode(body, type=_SnapshotDoc)
+        state = base64.b64decode(doc.state, validate=True)
+    except (msgspec.MsgspecError, binascii.Error) as exc:
+        raise StorageCorruption(path, f"unreadable snapshot: {exc}") from None
+    if doc.format != SNAPSHOT_FORMAT:
+        raise StorageCorruption(path, f"unknown snapshot format {doc.format}")
+    if doc.last_included_index < 0 or doc.last_included_term < 0:
+        raise StorageCorruption(path, "negative index or term in snapshot")
+    meta = SnapshotMeta(
+        last_included_index=doc.last_included_index,
+        last_included_term=doc.last_included_term,
+        last_included_hash=doc.last_included_hash,
+        membership=doc.membership,
+    )
+    return Snapshot(meta=meta, data=state)
+
+
+def read_snapshot(fs: FileSystem, path: str) -> Snapshot | None:
+    if not fs.exists(path):
+        return None
+    return decode_snapshot(fs.read(path), path)
+
+
+def write_snapshot(fs: FileSystem, path: str, snapshot: Snapshot) -> None:
+    """Durable when it returns."""
+    atomic_write(fs, path, encode_snapshot(snapshot))
+
+
+__all__ = [
+    "SNAPSHOT_FORMAT",
+    "decode_snapshot",
+    "encode_snapshot",
+    "read_snapshot",
+    "write_snapshot",
+]
