@@ -1,0 +1,367 @@
+"""The Python client: ``AsyncClient`` (asyncio) and ``Client`` (blocking).
+
+Theory of operation
+-------------------
+A client talks to one node at a time over one long-lived connection that
+carries many requests in flight (each has an envelope ``id`` its response
+echoes). It finds the leader from any node: a ``NOT_LEADER`` answer names the
+leader and its address when the node knows them, otherwise the client tries
+the next address. A write is retried after ``TIMEOUT`` or a lost connection
+with the **same** ``request_id``, so the cluster's session table applies it
+at most once. Every call has an overall deadline; when it passes, a write that
+may have reached a node raises ``Timeout`` (indeterminate: it may still take
+effect), and a call that never reached one raises ``Unavailable``.
+
+``Client`` runs an ``AsyncClient`` on a private event loop thread, so it is
+safe to share between threads and keeps their requests in flight together.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import threading
+import time
+import uuid
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+import msgspec
+
+from resonetics import errors, limits
+from resonetics.wire import codes
+from resonetics.wire.client import ClientResponse, decode_response
+from resonetics.wire.envelope import decode_envelope, encode_envelope
+
+T = TypeVar("T")
+
+#: How long one attempt waits for its answer before retrying elsewhere, seconds.
+ATTEMPT_TIMEOUT_S = 2.0
+#: Pause between rounds over every known address when none answered usefully, seconds.
+RETRY_PAUSE_S = 0.05
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """Where a committed write sits in the replicated history: check it with ``verify --receipt``."""
+
+    index: int
+    term: int
+    hash: str
+
+    @classmethod
+    def from_result(cls, result: dict[str, Any]) -> Receipt:
+        receipt = result.get("receipt") or {}
+        return cls(int(receipt["index"]), int(receipt["term"]), str(receipt["hash"]))
+
+
+class _Connection:
+    """One TCP connection to one node, with requests in flight matched by ``id``."""
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._pending: dict[int, asyncio.Future[ClientResponse]] = {}
+        self._ids = itertools.count(1)
+        self._reader_task: asyncio.Task[None] | None = None
+        self.alive = False
+
+    async def open(self, timeout_s: float) -> None:
+        host, _, port = self.address.rpartition(":")
+        self._reader, self._writer = await asyncio.wait_for(
+            asyncio.open_connection(host, int(port), limit=limits.LINE_BYTES_MAX), timeout_s
+        )
+        self.alive = True
+        self._reader_task = asyncio.create_task(self._read_loop())
+
+    async def _read_loop(self) -> None:
+        assert self._reader is not None
+        try:
+            while True:
+                line = await self._reader.readuntil(b"\n")
+                env = decode_envelope(line)
+                response = decode_response(env)
+                future = self._pending.pop(env.id, None) if isinstance(env.id, int) else None
+                if future is not None and not future.done():
+                    future.set_result(response)
+        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+            pass
+        except (errors.ResoneticsError, msgspec.ValidationError, msgspec.DecodeError):
+            pass  # a node that speaks garbage is treated as gone
+        finally:
+            self._fail_pending()
+
+    def _fail_pending(self) -> None:
+        self.alive = False
+        pending, self._pending = self._pending, {}
+        for future in pending.values():
+            if not future.done():
+                future.set_exception(ConnectionResetError(f"connection to {self.address} lost"))
+
+    def send(self, payload: dict[str, Any]) -> asyncio.Future[ClientResponse]:
+        assert self._writer is not None
+        req_id = next(self._ids)
+        future: asyncio.Future[ClientResponse] = asyncio.get_running_loop().create_future()
+        self._pending[req_id] = future
+        self._writer.write(
+            encode_envelope("ClientRequest", payload, int(time.time() * 1000), req_id)
+        )
+        return future
+
+    async def close(self) -> None:
+        if self._reader_task is not None:
+            self._reader_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader_task
+        if self._writer is not None:
+            self._writer.close()
+            with contextlib.suppress(Exception):
+                await self._writer.wait_closed()
+        self._fail_pending()
+
+
+class AsyncClient:
+    """An asyncio client for a Resonetics cluster."""
+
+    def __init__(
+        self,
+        addresses: list[str] | str,
+        *,
+        timeout: float = 10.0,
+        client_id: str | None = None,
+    ) -> None:
+        if isinstance(addresses, str):
+            addresses = [a.strip() for a in addresses.split(",") if a.strip()]
+        if not addresses:
+            raise ValueError("at least one node address is required")
+        self.addresses = list(addresses)
+        self.timeout = timeout
+        self.client_id = client_id or uuid.uuid4().hex
+        self._request_ids = itertools.count(1)
+        self._conn: _Connection | None = None
+        self._next_address = 0
+        self._leader: str | None = None
+        self._leader_address: str | None = None
+        self._lock = asyncio.Lock()
+
+    @property
+    def leader(self) -> str | None:
+        """The node id of the leader, as last learned."""
+        return self._leader
+
+    @property
+    def leader_address(self) -> str | None:
+        return self._leader_address
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            await self._conn.close()
+            self._conn = None
+
+    # --- the key-value API ------------------------------------------------------------------
+    async def put(self, key: str, value: Any) -> Receipt:
+        return Receipt.from_result(await self.call("kv_set", {"k": key, "v": value}))
+
+    async def get(self, key: str, *, consistency: str = "linearizable") -> Any:
+        result = await self.call("kv_get", {"k": key, "consistency": consistency})
+        return result.get("value")
+
+    async def delete(self, key: str) -> bool:
+        return bool((await self.call("kv_delete", {"k": key}))["deleted"])
+
+    async def cas(self, key: str, expected: Any, value: Any) -> bool:
+        result = await self.call("kv_cas", {"k": key, "expected": expected, "v": value})
+        return bool(result["swapped"])
+
+    async def scan(
+        self, prefix: str = "", limit: int = 1000, *, consistency: str = "linearizable"
+    ) -> list[tuple[str, Any]]:
+        args = {"prefix": prefix, "limit": limit, "consistency": consistency}
+        result = await self.call("kv_scan", args)
+        return [(str(k), v) for k, v in result["items"]]
+
+    async def status(self, address: str | None = None) -> dict[str, Any]:
+        """The ``status`` of one node (``address``), or of whichever node answers."""
+        if address is not None:
+            conn = _Connection(address)
+            await conn.open(self.timeout)
+            try:
+                response = await asyncio.wait_for(conn.send(self._payload("status", {})), 5.0)
+            finally:
+                await conn.close()
+            status: dict[str, Any] = self._check(response)
+            return status
+        status = await self.call("status", {}, any_node=True)
+        assert isinstance(status, dict)
+        return status
+
+    # --- the retry loop ---------------------------------------------------------------------
+    def _payload(
+        self, op: str, args: dict[str, Any], request_id: str | None = None
+    ) -> dict[str, Any]:
+        rid = request_id or f"{self.client_id}-{next(self._request_ids)}"
+        return {"client_id": self.client_id, "request_id": rid, "op": op, "args": args}
+
+    async def call(self, op: str, args: dict[str, Any], *, any_node: bool = False) -> Any:
+        """Send one op, following leader hints and retrying until the deadline."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout
+        payload = self._payload(op, args)
+        maybe_applied = False
+        last_problem = "no node answered"
+        while loop.time() < deadline:
+            remaining = deadline - loop.time()
+            try:
+                conn = await self._connection(min(remaining, ATTEMPT_TIMEOUT_S))
+                future = conn.send(payload)
+                maybe_applied = True
+                response = await asyncio.wait_for(future, min(remaining, ATTEMPT_TIMEOUT_S))
+            except (OSError, TimeoutError, ConnectionError) as exc:
+                last_problem = f"{type(exc).__name__}: {exc}"
+                await self._drop_connection()
+                await asyncio.sleep(min(RETRY_PAUSE_S, max(0.0, deadline - loop.time())))
+                continue
+            if response.code == codes.OK or any_node:
+                return self._check(response)
+            last_problem = f"{response.code}: {response.message or ''}"
+            await self._on_retryable(response, deadline)
+        if maybe_applied:
+            raise errors.Timeout(
+                f"{op}: no definite answer within {self.timeout}s ({last_problem})"
+            )
+        raise errors.Unavailable(f"{op}: no node reachable within {self.timeout}s ({last_problem})")
+
+    async def _on_retryable(self, response: ClientResponse, deadline: float) -> None:
+        if response.code == codes.NOT_LEADER:
+            hint = response.result if isinstance(response.result, dict) else {}
+            self._leader = hint.get("leader")
+            self._leader_address = hint.get("leader_addr")
+            await self._drop_connection()
+            if self._leader_address is None:
+                await asyncio.sleep(RETRY_PAUSE_S)
+        elif response.code in (codes.TIMEOUT, codes.UNAVAILABLE, codes.RATE_LIMITED):
+            if response.code != codes.TIMEOUT:
+                await asyncio.sleep(RETRY_PAUSE_S)
+        else:
+            self._check(response)  # raises the typed error
+
+    def _check(self, response: ClientResponse) -> Any:
+        if response.code == codes.OK:
+            return response.result
+        raise _error_for(response)
+
+    async def _connection(self, timeout_s: float) -> _Connection:
+        async with self._lock:
+            if self._conn is not None and self._conn.alive:
+                return self._conn
+            address = self._leader_address
+            if address is None:
+                address = self.addresses[self._next_address % len(self.addresses)]
+                self._next_address += 1
+            self._leader_address = None
+            conn = _Connection(address)
+            await conn.open(timeout_s)
+            self._conn = conn
+            return conn
+
+    async def _drop_connection(self) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            await conn.close()
+
+
+def _error_for(response: ClientResponse) -> errors.ClientError:
+    message = response.message if isinstance(response.message, str) else response.code
+    if response.code == codes.BAD_REQUEST:
+        field, _, reason = message.partition(": ")
+        return errors.BadRequest(field, reason or message)
+    if response.code == codes.NOT_LEADER:
+        hint = response.result if isinstance(response.result, dict) else {}
+        return errors.NotLeader(hint.get("leader"), hint.get("leader_addr"), hint.get("term", 0))
+    table: dict[str, type[errors.ClientError]] = {
+        codes.TOO_LARGE: errors.TooLarge,
+        codes.TIMEOUT: errors.Timeout,
+        codes.UNAVAILABLE: errors.Unavailable,
+        codes.RATE_LIMITED: errors.RateLimited,
+    }
+    return table.get(response.code, errors.ClientError)(message)
+
+
+class Client:
+    """A blocking client; the same API as ``AsyncClient``, safe to share between threads."""
+
+    def __init__(
+        self, addresses: list[str] | str, *, timeout: float = 10.0, client_id: str | None = None
+    ) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+        self._async = AsyncClient(addresses, timeout=timeout, client_id=client_id)
+
+    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+
+    @property
+    def leader(self) -> str | None:
+        return self._async.leader
+
+    @property
+    def leader_address(self) -> str | None:
+        return self._async.leader_address
+
+    @property
+    def client_id(self) -> str:
+        return self._async.client_id
+
+    def put(self, key: str, value: Any) -> Receipt:
+        return self._run(self._async.put(key, value))
+
+    def get(self, key: str, *, consistency: str = "linearizable") -> Any:
+        return self._run(self._async.get(key, consistency=consistency))
+
+    def delete(self, key: str) -> bool:
+        return self._run(self._async.delete(key))
+
+    def cas(self, key: str, expected: Any, value: Any) -> bool:
+        return self._run(self._async.cas(key, expected, value))
+
+    def scan(
+        self, prefix: str = "", limit: int = 1000, *, consistency: str = "linearizable"
+    ) -> list[tuple[str, Any]]:
+        return self._run(self._async.scan(prefix, limit, consistency=consistency))
+
+    def status(self, address: str | None = None) -> dict[str, Any]:
+        return self._run(self._async.status(address))
+
+    def call(self, op: str, args: dict[str, Any]) -> Any:
+        return self._run(self._async.call(op, args))
+
+    def close(self) -> None:
+        if self._loop.is_running():
+            self._run(self._async.close())
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=5)
+        self._loop.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+__all__ = ["AsyncClient", "Client", "Receipt"]

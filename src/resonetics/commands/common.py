@@ -1,0 +1,83 @@
+"""Pieces every client-side command shares: the --cluster option and error handling."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar
+
+import click
+
+from resonetics import errors
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+DEFAULT_CLUSTER = "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003"
+
+#: Exit codes of client commands.
+EXIT_OK = 0
+EXIT_NEGATIVE = 1  # a definite "no": key absent, cas mismatch, nothing deleted
+EXIT_BAD_REQUEST = 2
+EXIT_UNAVAILABLE = 3  # no answer: timeout (indeterminate) or no node reachable
+
+cluster_option = click.option(
+    "--cluster",
+    envvar="RESONETICS_CLUSTER",
+    default=DEFAULT_CLUSTER,
+    show_default=True,
+    help="Comma-separated HOST:PORT of cluster nodes (or $RESONETICS_CLUSTER).",
+)
+timeout_option = click.option(
+    "--timeout", type=float, default=10.0, show_default=True, help="Overall deadline, seconds."
+)
+
+
+def client_errors(func: Callable[P, R]) -> Callable[P, R]:
+    """Turn the client's typed errors into a one-line message and an exit code."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except (errors.BadRequest, errors.TooLarge) as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(EXIT_BAD_REQUEST)
+        except errors.Timeout as exc:
+            click.echo(
+                f"error: timed out, the operation may or may not have happened: {exc}", err=True
+            )
+            sys.exit(EXIT_UNAVAILABLE)
+        except (errors.ResoneticsError, OSError) as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(EXIT_UNAVAILABLE)
+
+    return wrapper
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def parse_value(text: str, as_json: bool) -> Any:
+    if not as_json:
+        return text
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"not valid JSON ({exc.msg} at column {exc.colno})") from exc
+
+
+__all__ = [
+    "EXIT_BAD_REQUEST",
+    "EXIT_NEGATIVE",
+    "EXIT_OK",
+    "EXIT_UNAVAILABLE",
+    "client_errors",
+    "cluster_option",
+    "dumps",
+    "parse_value",
+    "timeout_option",
+]

@@ -1,0 +1,197 @@
+"""A cluster of real ``resonetics serve`` processes on loopback.
+
+Used by ``resonetics cluster up``, ``resonetics demo``, the integration tests
+and the fault-injection harness. Each node is an OS process running the
+shipped server; the cluster object only starts, signals and watches them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from resonetics.client import Client
+from resonetics.errors import ResoneticsError
+
+
+class ClusterError(ResoneticsError):
+    """The local cluster did not reach the state asked for in time."""
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports free on loopback right now (bound and released, so another bind should succeed)."""
+    sockets = []
+    try:
+        for _ in range(count):
+            s = socket.socket()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("127.0.0.1", 0))
+            sockets.append(s)
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+@dataclass
+class LocalNode:
+    node_id: str
+    address: str
+    process: subprocess.Popen[bytes] | None = None
+    log_file: IO[bytes] | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+
+@dataclass
+class LocalCluster:
+    data_dir: Path
+    size: int = 3
+    base_port: int | None = None
+    tick_ms: int = 25
+    extra_args: list[str] = field(default_factory=list)
+    log_level: str = "info"
+    nodes: dict[str, LocalNode] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        ports = (
+            [self.base_port + i for i in range(self.size)]
+            if self.base_port
+            else free_ports(self.size)
+        )
+        for i, port in enumerate(ports, start=1):
+            self.nodes[f"n{i}"] = LocalNode(f"n{i}", f"127.0.0.1:{port}")
+
+    @property
+    def addresses(self) -> list[str]:
+        return [node.address for node in self.nodes.values()]
+
+    @property
+    def peers_arg(self) -> str:
+        return ",".join(f"{n.node_id}={n.address}" for n in self.nodes.values())
+
+    def command(self, node_id: str) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "resonetics",
+            "serve",
+            "--id",
+            node_id,
+            "--peers",
+            self.peers_arg,
+            "--data-dir",
+            str(self.data_dir),
+            "--tick-ms",
+            str(self.tick_ms),
+            "--log-level",
+            self.log_level,
+            *self.extra_args,
+        ]
+
+    def start(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        for node_id in self.nodes:
+            self.start_node(node_id)
+
+    def start_node(self, node_id: str) -> None:
+        node = self.nodes[node_id]
+        if node.running:
+            return
+        if node.log_file is None:
+            node.log_file = open(self.data_dir / f"{node_id}.log", "ab")  # noqa: SIM115
+        node.process = subprocess.Popen(
+            self.command(node_id),
+            stdout=node.log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+
+    def signal_node(self, node_id: str, sig: signal.Signals) -> None:
+        node = self.nodes[node_id]
+        if node.process is not None and node.process.poll() is None:
+            node.process.send_signal(sig)
+
+    def kill_node(self, node_id: str) -> None:
+        """SIGKILL: the process dies at once, mid-write if it was writing."""
+        node = self.nodes[node_id]
+        if node.process is not None:
+            self.signal_node(node_id, signal.SIGKILL)
+            node.process.wait(timeout=10)
+
+    def stop_node(self, node_id: str, timeout_s: float = 10.0) -> int | None:
+        """SIGTERM and wait: a graceful shutdown. Returns the exit code."""
+        node = self.nodes[node_id]
+        if node.process is None:
+            return None
+        self.signal_node(node_id, signal.SIGCONT)
+        self.signal_node(node_id, signal.SIGTERM)
+        try:
+            return node.process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            node.process.kill()
+            return node.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        for node_id in self.nodes:
+            with contextlib.suppress(Exception):
+                self.stop_node(node_id)
+        for node in self.nodes.values():
+            if node.log_file is not None:
+                node.log_file.close()
+                node.log_file = None
+
+    def exit_codes(self) -> dict[str, int | None]:
+        return {n.node_id: (n.process.poll() if n.process else None) for n in self.nodes.values()}
+
+    def status(self, node_id: str, timeout_s: float = 2.0) -> dict[str, Any] | None:
+        node = self.nodes[node_id]
+        if not node.running:
+            return None
+        try:
+            with Client([node.address], timeout=timeout_s) as client:
+                return client.status(node.address)
+        except (ResoneticsError, OSError, TimeoutError):
+            return None
+
+    def wait_for_leader(
+        self, timeout_s: float = 30.0, exclude: set[str] | None = None
+    ) -> tuple[str, dict[str, Any]]:
+        """Wait until a running node (not in ``exclude``) reports itself leader."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for node_id, node in self.nodes.items():
+                if (exclude and node_id in exclude) or not node.running:
+                    continue
+                st = self.status(node_id)
+                if st is not None and st.get("role") == "leader":
+                    return node_id, st
+            time.sleep(0.1)
+        raise ClusterError(f"no leader elected within {timeout_s}s")
+
+    def __enter__(self) -> LocalCluster:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def python_env() -> dict[str, str]:
+    """The environment for child processes (unbuffered output, same interpreter paths)."""
+    env = dict(os.environ)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+__all__ = ["ClusterError", "LocalCluster", "LocalNode", "free_ports"]

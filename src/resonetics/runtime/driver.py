@@ -1,0 +1,273 @@
+"""The one driver loop: persist → send → apply → advance (DESIGN §2).
+
+Theory of operation
+-------------------
+``NodeDriver`` owns one ``RaftNode``, its ``NodeStorage`` and its replicated
+state machine. It is synchronous and single-threaded: the asyncio server calls
+it from the event loop, the simulator from its scheduler, and both implement
+``runtime.host.Host`` for time and message delivery. Nothing here knows about
+sockets or virtual clocks, so the simulator exercises exactly the code that
+ships.
+
+Everything the core asks for comes out of ``RaftNode.ready()`` and is carried
+out by ``process_ready()`` in the order ``raft/ready.py`` documents: the log
+and hard state are made durable (one fsync per Ready: group commit) *before*
+any message that depends on them is handed to the host; committed entries are
+applied in order; then ``advance()``.
+
+Client commands wait in ``_waiters`` keyed by log index, tagged with the term
+they were proposed in: when that index is applied with the same term the
+proposal committed; a different term means it was overwritten. Reads registered
+through ReadIndex wait in ``_reads`` until the core confirms leadership for
+them, then until the state machine has applied up to the read's index.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+from resonetics import errors
+from resonetics.machine.replicated import ReplicatedKV
+from resonetics.raft.config import RaftConfig
+from resonetics.raft.entry import Entry, EntryType
+from resonetics.raft.messages import Message
+from resonetics.raft.node import RaftNode
+from resonetics.raft.ready import HardState, Ready, Role
+from resonetics.raft.types import Index, NodeId, Term
+from resonetics.runtime.host import Host
+from resonetics.runtime.outcome import OnDone, Outcome
+from resonetics.storage.api import NodeStorage
+from resonetics.wire import codes
+
+#: Commit index advance after which meta.json's commit/applied hints are refreshed.
+#: They are lower bounds (DESIGN §4), so refreshing rarely costs nothing in safety.
+META_REFRESH_ENTRIES = 4096
+
+
+@dataclass(slots=True)
+class _Waiter:
+    term: Term
+    on_done: OnDone
+
+
+@dataclass(slots=True)
+class _PendingRead:
+    op: str
+    args: dict[str, Any]
+    on_done: OnDone
+    index: Index = -1  # set once the core has confirmed leadership for it
+
+
+@dataclass(slots=True)
+class DriverStats:
+    """Counters for status pages, metrics and benchmarks."""
+
+    readies: int = 0
+    fsyncs: int = 0
+    entries_persisted: int = 0
+    entries_applied: int = 0
+    messages_sent: int = 0
+
+
+class NodeDriver:
+    """Drives one Raft core, its storage and its state machine over a ``Host``."""
+
+    def __init__(
+        self,
+        config: RaftConfig,
+        storage: NodeStorage,
+        host: Host,
+        rng: random.Random,
+        machine: ReplicatedKV | None = None,
+    ) -> None:
+        self.config = config
+        self.storage = storage
+        self.host = host
+        self.machine = machine if machine is not None else ReplicatedKV()
+        self.stats = DriverStats()
+        recovered = storage.load()
+        membership = None
+        if recovered.snapshot is not None:
+            self.machine.restore(recovered.snapshot.data)
+            membership = recovered.snapshot.meta.membership
+        self.core = RaftNode(
+            config,
+            rng,
+            hard_state=recovered.hard_state,
+            anchor=recovered.anchor,
+            entries=recovered.entries,
+            applied=recovered.anchor.index,
+            membership=membership,
+        )
+        self._durable_hs = recovered.hard_state
+        self._meta_commit = recovered.hard_state.commit
+        self._waiters: dict[Index, _Waiter] = {}
+        self._reads: dict[int, _PendingRead] = {}
+        self._confirmed_reads: deque[_PendingRead] = deque()
+        self._read_ids = itertools.count(1)
+        self._was_leader = False
+        #: node id -> client address, for NOT_LEADER hints (set by the host).
+        self.addresses: dict[NodeId, str] = {}
+
+    # --- inputs ------------------------------------------------------------------
+    # Inputs only feed the core; the caller runs ``process_ready()`` once after a
+    # batch of them, so that everything that arrived together shares one fsync.
+    def tick(self) -> None:
+        self.core.tick()
+
+    def step(self, msg: Message) -> None:
+        self.core.step(msg)
+
+    def submit(
+        self, client_id: str, request_id: str, op: str, args: dict[str, Any], on_done: OnDone
+    ) -> None:
+        """Propose a write; ``on_done`` is called once with its outcome."""
+        earlier = self.machine.session_result(client_id, request_id)
+        if earlier is not None:
+            on_done(Outcome(codes.OK, earlier, dedup=True))
+            return
+        data = {
+            "client_id": client_id,
+            "request_id": request_id,
+            "op": op,
+            "args": args,
+            "ts": self.host.now_ms(),
+        }
+        try:
+            index = self.core.propose(data)
+        except errors.NotLeader as exc:
+            on_done(self.not_leader_outcome(exc.leader_id))
+            return
+        except errors.ProposalDropped as exc:
+            on_done(Outcome(codes.UNAVAILABLE, message=str(exc)))
+            return
+        self._waiters[index] = _Waiter(self.core.term, on_done)
+
+    def read(self, op: str, args: dict[str, Any], on_done: OnDone) -> None:
+        """A linearizable read through ReadIndex (dissertation §6.4); no log write."""
+        read_id = next(self._read_ids)
+        try:
+            self.core.read_index(read_id)
+        except errors.NotLeader as exc:
+            on_done(self.not_leader_outcome(exc.leader_id))
+            return
+        self._reads[read_id] = _PendingRead(op, args, on_done)
+
+    def read_stale(self, op: str, args: dict[str, Any]) -> Outcome:
+        """Answer from this node's applied state, however far behind it is."""
+        result = dict(self.machine.read(op, args))
+        result["applied_index"] = self.core.applied
+        result["commit_index"] = self.core.commit_index
+        return Outcome(codes.OK, result)
+
+    def not_leader_outcome(self, leader: NodeId | None) -> Outcome:
+        result: dict[str, Any] = {"term": self.core.term, "node": self.config.node_id}
+        if leader is not None:
+            result["leader"] = leader
+            if leader in self.addresses:
+                result["leader_addr"] = self.addresses[leader]
+        return Outcome(codes.NOT_LEADER, result, message="not the leader")
+
+    # --- the loop ------------------------------------------------------------------
+    def process_ready(self) -> None:
+        while self.core.has_ready():
+            rd = self.core.ready()
+            self.stats.readies += 1
+            self._persist(rd)
+            for msg in rd.messages:
+                self.host.send(msg)
+            self.stats.messages_sent += len(rd.messages)
+            for entry in rd.committed_entries:
+                self._apply(entry)
+            self.core.advance(rd)
+            self._on_reads(rd)
+            self._on_role(rd.soft_state.role)
+        self._serve_confirmed_reads()
+
+    def _persist(self, rd: Ready) -> None:
+        if rd.truncate_from is not None:
+            self.storage.truncate_from(rd.truncate_from)
+        if rd.entries:
+            self.storage.append(rd.entries)
+            self.stats.entries_persisted += len(rd.entries)
+        if rd.truncate_from is not None or rd.entries:
+            self.storage.sync()
+            self.stats.fsyncs += 1
+        hs = rd.hard_state
+        if hs is not None and self._meta_due(hs):
+            self.storage.save_hard_state(hs, min(self.core.applied, hs.commit))
+            self._durable_hs = hs
+            self._meta_commit = hs.commit
+
+    def _meta_due(self, hs: HardState) -> bool:
+        durable = self._durable_hs
+        if hs.term != durable.term or hs.vote != durable.vote:
+            return True
+        return hs.commit - self._meta_commit >= META_REFRESH_ENTRIES
+
+    def _apply(self, entry: Entry) -> None:
+        waiter = self._waiters.pop(entry.index, None)
+        if entry.type is EntryType.CLIENT_CMD:
+            applied = self.machine.apply(entry)
+            self.stats.entries_applied += 1
+            if waiter is not None:
+                if waiter.term == entry.term:
+                    waiter.on_done(Outcome(codes.OK, applied.result, dedup=applied.dedup))
+                else:
+                    waiter.on_done(Outcome(codes.TIMEOUT, message="entry was overwritten"))
+        else:
+            self.machine.apply(entry)
+            if waiter is not None:
+                waiter.on_done(Outcome(codes.TIMEOUT, message="entry was overwritten"))
+
+    def _on_reads(self, rd: Ready) -> None:
+        for state in rd.read_states:
+            pending = self._reads.pop(state.ctx, None)  # type: ignore[call-overload]
+            if pending is not None:
+                pending.index = state.index
+                self._confirmed_reads.append(pending)
+        for ctx in rd.dropped_reads:
+            pending = self._reads.pop(ctx, None)  # type: ignore[call-overload]
+            if pending is not None:
+                pending.on_done(self.not_leader_outcome(self.core.leader_id))
+
+    def _serve_confirmed_reads(self) -> None:
+        applied = self.core.applied
+        while self._confirmed_reads and self._confirmed_reads[0].index <= applied:
+            pending = self._confirmed_reads.popleft()
+            pending.on_done(Outcome(codes.OK, self.machine.read(pending.op, pending.args)))
+
+    def _on_role(self, role: Role) -> None:
+        is_leader = role is Role.LEADER
+        if self._was_leader and not is_leader:
+            self._fail_waiters()
+        self._was_leader = is_leader
+
+    def _fail_waiters(self) -> None:
+        """Leadership lost: pending writes may or may not commit — tell clients so."""
+        waiters, self._waiters = self._waiters, {}
+        for waiter in waiters.values():
+            waiter.on_done(
+                Outcome(codes.TIMEOUT, message="leadership lost; the write may still commit")
+            )
+        reads, self._reads = self._reads, {}
+        for pending in reads.values():
+            pending.on_done(self.not_leader_outcome(self.core.leader_id))
+
+    def cancel_all(self, outcome: Outcome) -> None:
+        """Answer every waiting client (shutdown)."""
+        self._fail_waiters()
+        while self._confirmed_reads:
+            self._confirmed_reads.popleft().on_done(outcome)
+
+    def close(self) -> None:
+        hs = HardState(self.core.term, self.core.vote, self.core.commit_index)
+        self.storage.save_hard_state(hs, self.core.applied)
+        self.storage.close()
+
+
+__all__ = ["DriverStats", "NodeDriver"]

@@ -1,0 +1,106 @@
+"""Outbound links to peers: one long-lived TCP connection each, reconnected with backoff.
+
+Raft messages are one-way datagrams as far as the protocol is concerned (every
+response is a message of its own, sent over the responder's own link), so a
+link only ever writes. Its queue is bounded: when a peer is slow or gone, the
+oldest messages are dropped, which Raft tolerates (the leader re-sends from its
+progress tracking) and which keeps a dead peer from growing our memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections import deque
+
+from resonetics.server.config import parse_address
+
+log = logging.getLogger("resonetics.peers")
+
+#: Encoded messages queued for one peer before the oldest are dropped.
+PEER_QUEUE_MESSAGES_MAX = 4096
+#: Reconnect backoff bounds, seconds.
+BACKOFF_MIN_S = 0.05
+BACKOFF_MAX_S = 2.0
+#: Bytes buffered in the transport before the link waits for the peer to drain.
+WRITE_HIGH_WATER_BYTES = 4 << 20
+
+
+class PeerLink:
+    """Sends encoded lines to one peer, in order, over one connection at a time."""
+
+    def __init__(self, node_id: str, peer_id: str, address: str, hello: bytes) -> None:
+        self.node_id = node_id
+        self.peer_id = peer_id
+        self.address = address
+        self._hello = hello
+        self._queue: deque[bytes] = deque(maxlen=PEER_QUEUE_MESSAGES_MAX)
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.connected = False
+        self.dropped = 0
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"peer-{self.peer_id}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    def send(self, line: bytes) -> None:
+        if len(self._queue) == self._queue.maxlen:
+            self.dropped += 1
+        self._queue.append(line)
+        self._wakeup.set()
+
+    async def _run(self) -> None:
+        backoff = BACKOFF_MIN_S
+        while True:
+            try:
+                host, port = parse_address(self.address, what=f"peer {self.peer_id}")
+                reader, writer = await asyncio.open_connection(host, port)
+            except OSError:
+                self._queue.clear()  # stale by the time we reconnect; Raft re-sends
+                await asyncio.sleep(backoff * (0.5 + random.random()))
+                backoff = min(backoff * 2, BACKOFF_MAX_S)
+                continue
+            backoff = BACKOFF_MIN_S
+            self.connected = True
+            log.debug("connected to %s at %s", self.peer_id, self.address)
+            try:
+                await self._pump(reader, writer)
+            except (OSError, ConnectionError) as exc:
+                log.debug("link to %s lost: %s", self.peer_id, exc)
+            finally:
+                self.connected = False
+                writer.close()
+                with contextlib.suppress(Exception):
+                    await writer.wait_closed()
+
+    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(self._hello)
+        closed = asyncio.ensure_future(reader.read())  # the peer never writes back; EOF = gone
+        try:
+            while not closed.done():
+                if not self._queue:
+                    self._wakeup.clear()
+                    waiter = asyncio.ensure_future(self._wakeup.wait())
+                    await asyncio.wait({waiter, closed}, return_when=asyncio.FIRST_COMPLETED)
+                    waiter.cancel()
+                    continue
+                batch = list(self._queue)
+                self._queue.clear()
+                writer.write(b"".join(batch))
+                if writer.transport.get_write_buffer_size() > WRITE_HIGH_WATER_BYTES:
+                    await writer.drain()
+            raise ConnectionResetError("peer closed the connection")
+        finally:
+            closed.cancel()
+
+
+__all__ = ["PeerLink"]

@@ -1,0 +1,42 @@
+"""The ``status`` admin op: what an operator needs to see about one node."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from resonetics.server.node_server import NodeServer
+
+
+def node_status(server: NodeServer) -> dict[str, Any]:
+    core = server.driver.core
+    now = time.monotonic()
+    stats = server.driver.stats
+    return {
+        "node": server.config.node_id,
+        "address": server.config.peers.get(server.config.node_id, server.config.listen),
+        "role": str(core.role),
+        "term": core.term,
+        "leader": core.leader_id,
+        "leader_addr": server.leader_address(core.leader_id),
+        "commit_index": core.commit_index,
+        "applied_index": core.applied,
+        "last_index": core.last_index,
+        "last_hash": core.hash_at(core.last_index),
+        "voters": list(core.membership.voters),
+        "learners": list(core.membership.learners),
+        "last_contact_s": {
+            peer: round(now - seen, 3) for peer, seen in sorted(server.last_contact.items())
+        },
+        "peers_connected": {peer: link.connected for peer, link in sorted(server.links.items())},
+        "stats": {
+            "fsyncs": stats.fsyncs,
+            "entries_persisted": stats.entries_persisted,
+            "entries_applied": stats.entries_applied,
+            "messages_sent": stats.messages_sent,
+        },
+    }
+
+
+__all__ = ["node_status"]
