@@ -1,0 +1,61 @@
+"""The interface an embedder implements to replicate its own state (DESIGN §1).
+
+Determinism contract
+--------------------
+Every replica applies the same committed commands in the same order, so a
+``StateMachine`` must be a pure function of that sequence:
+
+* ``apply(index, command)`` may depend only on the machine's current state,
+  ``index`` and ``command``: no wall clock, no ``random`` (unless seeded from
+  the command), no environment, no iteration over ``set``s or object ids, no
+  floating point whose result differs across platforms. Time, when needed,
+  comes from the command (the leader stamps ``ts`` into every client entry).
+* It must never raise for a command it dislikes: the entry is already
+  committed and would crash every replica the same way, forever. Return an
+  error *result* instead; results must be deterministic too.
+* ``snapshot()`` must return the same bytes on every replica in the same
+  state (sort what has no natural order), and ``restore(snapshot())`` must give
+  a machine that behaves identically from then on.
+* Values passed in ``command`` and returned in results are treated as
+  immutable: the same objects may live in the log, the session table and
+  client responses at once.
+
+``ReplicatedKV`` wraps any ``StateMachine`` and adds exactly-once client
+sessions around it, so an embedder gets deduplication for free. It calls
+``apply`` with ``command = {"op": str, "args": dict}`` taken from the entry.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from resonetics.errors import BadRequest
+
+
+class StateMachine(ABC):
+    """A deterministic state machine driven by the committed log."""
+
+    #: Ops that only read: they get no write receipt and may be served by ``read()``
+    #: after a ReadIndex round, without going through the log.
+    read_ops: ClassVar[frozenset[str]] = frozenset()
+
+    @abstractmethod
+    def apply(self, index: int, command: Any) -> Any:
+        """Apply the command committed at ``index``; return its (deterministic) result."""
+
+    @abstractmethod
+    def snapshot(self) -> bytes:
+        """The whole state, encoded deterministically."""
+
+    @abstractmethod
+    def restore(self, data: bytes) -> None:
+        """Replace the whole state with one produced by ``snapshot()``."""
+
+    def read(self, op: str, args: Mapping[str, Any]) -> Any:
+        """Answer a read op from the current state without changing it."""
+        raise BadRequest("op", f"{op!r} cannot be served as a direct read")
+
+
+__all__ = ["StateMachine"]
