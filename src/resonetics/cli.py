@@ -16,6 +16,7 @@ from resonetics import __version__
 #: (module under resonetics.commands, attribute holding the click command)
 COMMANDS: list[tuple[str, str]] = [
     ("check", "check"),
+    ("verify", "verify"),
 ]
 
 

@@ -1,0 +1,281 @@
+"""Read-only verification of node folders (``resonetics verify``).
+
+Theory of operation
+-------------------
+The checks are the ones ``FileNodeStorage.load`` makes (per-line checksums,
+index continuity, the hash chain, meta/snapshot consistency, the snapshot's
+checksum), but nothing is repaired or truncated: a torn last line is reported
+as a note (the next start cuts it), everything else as a problem naming the
+file, line and index. Every read goes through a ``FileSystem``, so verifying
+never writes.
+
+Across several nodes of one data dir, two nodes that hold the same index must
+agree on its chain hash up to the lower of their commit indexes; beyond that a
+difference is an uncommitted suffix that Raft will overwrite, reported as a
+note. By the hash chain, agreeing at index N means agreeing on all history up
+to N.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from resonetics.errors import StorageCorruption
+from resonetics.raft.entry import GENESIS, Entry, EntryType
+from resonetics.raft.ready import Snapshot
+from resonetics.storage.fs import FileSystem
+from resonetics.storage.log_file import parse_log
+from resonetics.storage.meta_file import MetaRecord, read_meta
+from resonetics.storage.node_storage import LOG_NAME, META_NAME, SNAPSHOT_NAME
+from resonetics.storage.snapshot_file import read_snapshot
+
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One failed check; ``str()`` reads ``file:line (index I): reason``."""
+
+    path: str
+    reason: str
+    line: int | None = None
+    index: int | None = None
+
+    def __str__(self) -> str:
+        where = self.path + (f":{self.line}" if self.line is not None else "")
+        if self.index is not None:
+            where += f" (index {self.index})"
+        return f"{where}: {self.reason}"
+
+    @classmethod
+    def of(cls, exc: StorageCorruption) -> Problem:
+        return cls(exc.path, exc.reason, exc.line, exc.index)
+
+
+@dataclass(slots=True)
+class NodeReport:
+    """What one node folder holds and what is wrong with it."""
+
+    name: str
+    path: str
+    problems: list[Problem] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    anchor: Entry | None = None
+    entries: list[Entry] = field(default_factory=list)
+    meta: MetaRecord | None = None
+    snapshot: Snapshot | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def last_index(self) -> int | None:
+        return None if self.anchor is None else self.anchor.index + len(self.entries)
+
+    @property
+    def last_hash(self) -> str | None:
+        if self.anchor is None:
+            return None
+        return self.entries[-1].hash if self.entries else self.anchor.hash
+
+    @property
+    def commit(self) -> int:
+        """The highest index this node knows to be committed (0 when unknown)."""
+        snap = self.snapshot.meta.last_included_index if self.snapshot else 0
+        meta = self.meta.hard_state.commit if self.meta else 0
+        return max(snap, min(meta, self.last_index or 0))
+
+    def entry_at(self, index: int) -> Entry | None:
+        """The entry (or anchor) at ``index`` if this log holds it."""
+        if self.anchor is None or index < self.anchor.index:
+            return None
+        if index == self.anchor.index:
+            return self.anchor
+        k = index - self.anchor.index - 1
+        return self.entries[k] if k < len(self.entries) else None
+
+
+def is_node_dir(fs: FileSystem, path: str) -> bool:
+    return any(fs.exists(posixpath.join(path, n)) for n in (LOG_NAME, META_NAME))
+
+
+def verify_node(fs: FileSystem, node_dir: str) -> NodeReport:
+    """Check one node folder; never raises for bad file contents."""
+    report = NodeReport(name=posixpath.basename(node_dir.rstrip("/")) or node_dir, path=node_dir)
+    report.meta = _guarded(report, lambda: read_meta(fs, posixpath.join(node_dir, META_NAME)))
+    report.snapshot = _guarded(
+        report, lambda: read_snapshot(fs, posixpath.join(node_dir, SNAPSHOT_NAME))
+    )
+    _read_log(fs, report)
+    if report.anchor is not None:
+        _check_meta(report)
+        _check_snapshot(report, report.anchor)
+    return report
+
+
+def _guarded(report: NodeReport, read: Callable[[], _T | None]) -> _T | None:
+    try:
+        return read()
+    except StorageCorruption as exc:
+        report.problems.append(Problem.of(exc))
+    except OSError as exc:
+        report.problems.append(Problem(getattr(exc, "filename", None) or report.path, str(exc)))
+    return None
+
+
+def _read_log(fs: FileSystem, report: NodeReport) -> None:
+    path = posixpath.join(report.path, LOG_NAME)
+    if not fs.exists(path):
+        report.problems.append(Problem(path, "log.jsonl is missing"))
+        return
+    parsed = _guarded(report, lambda: parse_log(fs.read(path), path))
+    if parsed is None:
+        return
+    if not parsed.entries:
+        report.problems.append(Problem(path, "no anchor line (empty log)"))
+        return
+    if parsed.torn is not None:
+        report.notes.append(
+            f"{path}:{parsed.torn_line}: torn last line ({parsed.torn}); "
+            "a crash during an append, cut at the next start"
+        )
+    report.anchor, report.entries = parsed.entries[0], parsed.entries[1:]
+
+
+def _check_meta(report: NodeReport) -> None:
+    path = posixpath.join(report.path, META_NAME)
+    last = report.last_index or 0
+    if report.meta is None:
+        if report.entries or report.snapshot is not None:
+            report.problems.append(Problem(path, "meta.json is missing but the log holds entries"))
+        return
+    hs, applied = report.meta.hard_state, report.meta.last_applied
+    if hs.commit > last:
+        report.problems.append(
+            Problem(path, f"commit_index {hs.commit} is beyond the last log index {last}")
+        )
+    if applied > hs.commit:
+        report.problems.append(
+            Problem(path, f"last_applied {applied} is beyond commit_index {hs.commit}")
+        )
+
+
+def _check_snapshot(report: NodeReport, anchor: Entry) -> None:
+    log_path = posixpath.join(report.path, LOG_NAME)
+    snap_path = posixpath.join(report.path, SNAPSHOT_NAME)
+    if report.snapshot is None:
+        if anchor.type is EntryType.SNAP_DUMMY and not _snapshot_unreadable(report, snap_path):
+            report.problems.append(
+                Problem(snap_path, "missing, but the log starts at a snapshot anchor")
+            )
+        return
+    meta = report.snapshot.meta
+    at = report.entry_at(meta.last_included_index)
+    if anchor.index > meta.last_included_index:
+        report.problems.append(
+            Problem(log_path, "log is compacted past snapshot.json", line=1, index=anchor.index)
+        )
+    elif at is None or at.hash != meta.last_included_hash or at.term != meta.last_included_term:
+        if anchor.index == meta.last_included_index:
+            report.problems.append(
+                Problem(log_path, "anchor does not match snapshot.json", line=1, index=anchor.index)
+            )
+        else:
+            report.notes.append("interrupted install: the log does not hold the snapshot's entry")
+    elif anchor.index < meta.last_included_index:
+        report.notes.append("interrupted compaction: the log's covered prefix is dropped at start")
+    if anchor.type is EntryType.GENESIS and anchor != GENESIS:
+        report.problems.append(Problem(log_path, "GENESIS anchor differs", line=1, index=0))
+
+
+def _snapshot_unreadable(report: NodeReport, snap_path: str) -> bool:
+    return any(p.path == snap_path for p in report.problems)
+
+
+@dataclass(slots=True)
+class ClusterReport:
+    nodes: list[NodeReport]
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems and all(n.ok for n in self.nodes)
+
+
+def verify_path(fs: FileSystem, path: str) -> ClusterReport:
+    """A node folder, or a data dir of node folders (then also cross-checked)."""
+    if is_node_dir(fs, path):
+        return ClusterReport([verify_node(fs, path)])
+    dirs = [posixpath.join(path, n) for n in fs.listdir(path)]
+    nodes = [verify_node(fs, d) for d in dirs if fs.isdir(d) and is_node_dir(fs, d)]
+    report = ClusterReport(nodes)
+    if not nodes:
+        report.problems.append(f"{path}: no node folder (with {LOG_NAME} or {META_NAME}) found")
+    for i, a in enumerate(nodes):
+        for b in nodes[i + 1 :]:
+            _compare(report, a, b)
+    return report
+
+
+def _compare(report: ClusterReport, a: NodeReport, b: NodeReport) -> None:
+    """Find the first shared index where two nodes' chain hashes differ."""
+    if a.anchor is None or b.anchor is None:
+        return
+    lo = max(a.anchor.index, b.anchor.index)
+    hi = min(a.last_index or 0, b.last_index or 0)
+    for index in range(lo, hi + 1):
+        ea, eb = a.entry_at(index), b.entry_at(index)
+        if ea is None or eb is None or ea.hash == eb.hash:
+            continue
+        if index <= min(a.commit, b.commit):
+            report.problems.append(
+                f"{a.name} and {b.name} disagree at committed index {index}: {ea.hash} vs {eb.hash}"
+            )
+        else:
+            report.notes.append(
+                f"{a.name} and {b.name} differ from uncommitted index {index} on "
+                "(a suffix Raft will overwrite)"
+            )
+        return
+    if lo <= hi:
+        report.notes.append(f"{a.name} and {b.name} agree on indexes {lo}..{hi}")
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """What a client got back for a committed write."""
+
+    index: int
+    term: int
+    hash: str
+
+
+def receipt_status(node: NodeReport, receipt: Receipt) -> str:
+    """``holds``, ``differs``, ``compacted`` (below the snapshot) or ``absent``."""
+    if node.anchor is None:
+        return "absent"
+    if receipt.index < node.anchor.index:
+        return "compacted"
+    entry = node.entry_at(receipt.index)
+    if entry is None:
+        return "absent"
+    if entry.term == receipt.term and entry.hash == receipt.hash:
+        return "holds"
+    return "differs"
+
+
+__all__ = [
+    "ClusterReport",
+    "NodeReport",
+    "Problem",
+    "Receipt",
+    "is_node_dir",
+    "receipt_status",
+    "verify_node",
+    "verify_path",
+]
