@@ -1,0 +1,737 @@
+"""``RaftNode``: the consensus rules as a pure, deterministic state machine.
+
+Theory of operation
+-------------------
+Inputs are ``tick()``, ``step(message)``, ``propose(data)``, ``read_index(ctx)``
+and ``transfer_leadership(target)``; the only output is the ``Ready`` value the
+runtime pulls with ``ready()`` and acknowledges with ``advance()`` (see
+``ready.py`` for the order in which a Ready must be handled). Nothing here does
+I/O, reads a clock, or draws from the global ``random``: chance is the injected
+``random.Random``, time is ticks. Given the same seed and inputs, a node
+produces the same outputs.
+
+``step()`` applies the term rules once (Raft Figure 2 "Rules for Servers",
+plus PreVote and leader stickiness, dissertation §9.6 and §4.2.3), then hands
+the message to one short handler per role. Every role change goes through a
+``_become_*`` method that asserts where it may come from.
+
+Durability: the node tracks ``_durable_index``, the last index ``advance()``
+confirmed written. A leader counts itself toward a commit quorum only up to it,
+so the runtime may send AppendEntries before its own fsync completes. A vote or
+an ack always leaves in the same Ready as the hard state or entries it depends
+on, and the runtime sends messages only after persisting that Ready.
+
+Invariant (checked after every input): anchor.index <= applied <= commit_index
+<= last_index, and commit_index never decreases.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from typing import Any
+
+from resonetics import errors
+from resonetics.errors import invariant
+from resonetics.raft import quorum
+from resonetics.raft.config import RaftConfig
+from resonetics.raft.entry import GENESIS, Entry, EntryType, make_entry
+from resonetics.raft.log import RaftLog
+from resonetics.raft.membership import Membership
+from resonetics.raft.messages import (
+    AppendEntries,
+    AppendEntriesResp,
+    InstallSnapshot,
+    Message,
+    PreVote,
+    PreVoteResp,
+    RequestVote,
+    RequestVoteResp,
+    TimeoutNow,
+)
+from resonetics.raft.progress import Progress, ProgressState
+from resonetics.raft.read_index import ReadTracker
+from resonetics.raft.ready import HardState, ReadState, Ready, Role, SoftState
+from resonetics.raft.replication import batch_links, next_index_from_hint, rejection_hint
+from resonetics.raft.types import Index, NodeId, Term
+
+
+class RaftNode:
+    """One Raft participant. See the module docstring for the contract."""
+
+    def __init__(
+        self,
+        config: RaftConfig,
+        rng: random.Random,
+        *,
+        hard_state: HardState = HardState(),  # noqa: B008 - frozen value, safe as default
+        anchor: Entry = GENESIS,
+        entries: Sequence[Entry] = (),
+        applied: Index = 0,
+        membership: Membership | None = None,
+    ) -> None:
+        self._cfg = config
+        self._rng = rng
+        self._id = config.node_id
+        self._log = RaftLog(anchor, entries)
+        invariant(anchor.index <= applied, f"applied {applied} below anchor {anchor.index}")
+        self._term: Term = hard_state.term
+        self._vote: NodeId | None = hard_state.vote
+        self._commit: Index = max(hard_state.commit, applied)
+        self._applied: Index = applied
+        self._applying: Index = applied  # last index handed out in committed_entries
+        self._base_membership = membership or Membership(voters=config.initial_voters)
+        self._membership = self._base_membership
+        self._refresh_membership()
+        self._role = Role.FOLLOWER
+        self._leader: NodeId | None = None
+        self._election_elapsed = 0
+        self._heartbeat_elapsed = 0
+        self._election_timeout = config.election_ticks
+        self._votes: dict[NodeId, bool] = {}
+        self._progress: dict[NodeId, Progress] = {}
+        self._reads = ReadTracker()
+        self._transfer_target: NodeId | None = None
+        self._transfer_elapsed = 0
+        # Ready bookkeeping: what has been handed to the runtime, what is durable.
+        self._msgs: list[Message] = []
+        self._read_states: list[ReadState] = []
+        self._dropped_reads: list[object] = []
+        self._unstable_from: Index = self._log.last_index + 1
+        self._pending_truncate: Index | None = None
+        self._durable_index: Index = self._log.last_index
+        self._prev_hard_state = HardState(self._term, self._vote, self._commit)
+        self._prev_soft_state: SoftState | None = None
+        self._bcast_pending = False
+        self._read_round_pending = False
+        self._reset_election_timer()
+        self._check_invariants()
+
+    # --- read-only views --------------------------------------------------------
+    @property
+    def node_id(self) -> NodeId:
+        return self._id
+
+    @property
+    def role(self) -> Role:
+        if self._role is Role.FOLLOWER and self._id in self._membership.learners:
+            return Role.LEARNER
+        return self._role
+
+    @property
+    def term(self) -> Term:
+        return self._term
+
+    @property
+    def vote(self) -> NodeId | None:
+        return self._vote
+
+    @property
+    def leader_id(self) -> NodeId | None:
+        return self._leader
+
+    @property
+    def commit_index(self) -> Index:
+        return self._commit
+
+    @property
+    def applied(self) -> Index:
+        return self._applied
+
+    @property
+    def last_index(self) -> Index:
+        return self._log.last_index
+
+    @property
+    def last_term(self) -> Term:
+        return self._log.last_term
+
+    @property
+    def membership(self) -> Membership:
+        return self._membership
+
+    @property
+    def anchor(self) -> Entry:
+        return self._log.anchor
+
+    def entries_from(self, index: Index) -> list[Entry]:
+        return self._log.entries_from(index)
+
+    def entry_at(self, index: Index) -> Entry:
+        return self._log.entry_at(index)
+
+    def hash_at(self, index: Index) -> str | None:
+        return self._log.hash_at(index)
+
+    def term_at(self, index: Index) -> Term | None:
+        return self._log.term_at(index)
+
+    def progress_of(self, node: NodeId) -> Progress | None:
+        """The leader's view of ``node`` (None on a non-leader). Do not mutate."""
+        return self._progress.get(node) if self._role is Role.LEADER else None
+
+    # --- inputs -------------------------------------------------------------------
+    def tick(self) -> None:
+        """One unit of logical time."""
+        if self._role is Role.LEADER:
+            self._tick_leader()
+        else:
+            self._tick_election()
+        self._check_invariants()
+
+    def campaign(self) -> None:
+        """Start an election now (PreVote first when configured)."""
+        if self._role is not Role.LEADER and self._promotable():
+            self._start_election(transfer=False)
+        self._check_invariants()
+
+    def step(self, msg: Message) -> None:
+        """Handle one peer message addressed to this node."""
+        if msg.dst != self._id or msg.src == self._id:
+            return
+        if not self._apply_term_rules(msg):
+            return
+        if isinstance(msg, PreVote | RequestVote):
+            self._handle_vote_request(msg)
+        elif self._role is Role.LEADER:
+            self._step_leader(msg)
+        elif self._role in (Role.CANDIDATE, Role.PRE_CANDIDATE):
+            self._step_candidate(msg)
+        else:
+            self._step_follower(msg)
+        self._check_invariants()
+
+    def propose(self, data: Any) -> Index:
+        """Append a CLIENT_CMD entry on the leader; returns its index (not yet committed)."""
+        self._require_leader()
+        if self._transfer_target is not None:
+            raise errors.ProposalDropped(f"leadership transfer to {self._transfer_target}")
+        if self._log.last_index - self._commit >= self._cfg.uncommitted_entries_max:
+            raise errors.ProposalDropped("too many uncommitted entries")
+        index = self._append_own(EntryType.CLIENT_CMD, data)
+        self._bcast_pending = True  # sent at ready(): proposals between two Readys batch
+        return index
+
+    def read_index(self, ctx: object) -> None:
+        """Register a linearizable read (dissertation §6.4); answered in Ready.read_states."""
+        self._require_leader()
+        if not self._committed_in_term():
+            self._reads.waiting_for_noop.append(ctx)
+            return
+        self._reads.register(ctx, self._commit)
+        self._emit_confirmed_reads()
+        self._read_round_pending = bool(self._reads.pending)
+
+    def transfer_leadership(self, target: NodeId) -> None:
+        """Hand leadership to ``target`` (dissertation §3.10); aborts after an election timeout."""
+        self._require_leader()
+        if target in (self._id, self._transfer_target):
+            return
+        if not self._membership.is_voter(target) or target not in self._progress:
+            raise errors.ConfigChangeRejected(f"cannot transfer leadership to non-voter {target}")
+        self._transfer_target = target
+        self._transfer_elapsed = 0
+        if self._progress[target].match_index == self._log.last_index:
+            self._send_timeout_now(target)
+        else:
+            self._send_appends_to(target)
+
+    def compact(self, index: Index) -> None:
+        """Drop entries up to ``index`` (<= applied), keeping a SNAP_DUMMY anchor there."""
+        invariant(index <= self._applied, f"compacting {index} beyond applied {self._applied}")
+        cfg = self._log.last_config_at_or_before(index)
+        if cfg is not None:
+            self._base_membership = Membership.from_data(cfg.data)
+        self._log.compact(index)
+
+    # --- Ready ----------------------------------------------------------------------
+    def has_ready(self) -> bool:
+        return bool(
+            self._msgs
+            or self._read_states
+            or self._dropped_reads
+            or self._bcast_pending
+            or self._read_round_pending
+            or self._unstable_from <= self._log.last_index
+            or self._pending_truncate is not None
+            or self._commit > self._applying
+            or self._hard_state() != self._prev_hard_state
+            or self._soft_state() != self._prev_soft_state
+        )
+
+    def ready(self) -> Ready:
+        """Everything to do now; the runtime must handle it in ready.py's order."""
+        self._flush_broadcasts()
+        hard = self._hard_state()
+        rd = Ready(
+            soft_state=self._soft_state(),
+            hard_state=hard if hard != self._prev_hard_state else None,
+            truncate_from=self._pending_truncate,
+            entries=self._log.entries_from(self._unstable_from),
+            messages=self._msgs,
+            committed_entries=self._log.slice(self._applying + 1, self._commit),
+            read_states=self._read_states,
+            dropped_reads=self._dropped_reads,
+        )
+        self._prev_hard_state = hard
+        self._prev_soft_state = rd.soft_state
+        self._pending_truncate = None
+        self._unstable_from = self._log.last_index + 1
+        self._applying = self._commit
+        self._msgs, self._read_states, self._dropped_reads = [], [], []
+        return rd
+
+    def advance(self, ready: Ready) -> None:
+        """``ready``'s log writes are durable and its committed entries are applied."""
+        if ready.entries:
+            last = ready.entries[-1]
+            cut_since = self._pending_truncate is not None and self._pending_truncate <= last.index
+            if not cut_since and self._log.hash_at(last.index) == last.hash:
+                self._durable_index = max(self._durable_index, last.index)
+        if ready.committed_entries:
+            first, last_applied = ready.committed_entries[0], ready.committed_entries[-1]
+            invariant(first.index == self._applied + 1, f"applied gap before {first.index}")
+            self._applied = last_applied.index
+        if self._role is Role.LEADER:
+            self._maybe_commit()
+        self._check_invariants()
+
+    # --- term rules -------------------------------------------------------------------
+    def _apply_term_rules(self, msg: Message) -> bool:
+        """Raft Figure 2 term rules, PreVote's exceptions and leader stickiness.
+
+        Returns False when the message has been fully handled (dropped or answered).
+        """
+        if msg.term > self._term:
+            if isinstance(msg, PreVote | RequestVote):
+                transfer = isinstance(msg, RequestVote) and msg.transfer
+                if not transfer and self._in_lease():
+                    return False  # stickiness: a live leader is not disrupted (§4.2.3)
+            if isinstance(msg, PreVote) or (isinstance(msg, PreVoteResp) and msg.vote_granted):
+                return True  # PreVote never changes the receiver's term (§9.6)
+            from_leader = isinstance(msg, AppendEntries | InstallSnapshot | TimeoutNow)
+            self._become_follower(msg.term, msg.src if from_leader else None)
+            return True
+        if msg.term < self._term:
+            if isinstance(msg, AppendEntries | InstallSnapshot):
+                # Tell a stale leader our term so that it steps down.
+                self._send(
+                    AppendEntriesResp(
+                        src=self._id,
+                        dst=msg.src,
+                        term=self._term,
+                        success=False,
+                        match_index=self._log.last_index,
+                    )
+                )
+            elif isinstance(msg, PreVote):
+                self._send_vote_resp(msg, granted=False)
+            return False
+        return True
+
+    def _in_lease(self) -> bool:
+        """Heard from a leader within the minimum election timeout (leader stickiness)."""
+        return self._leader is not None and self._election_elapsed < self._cfg.election_ticks
+
+    # --- role handlers --------------------------------------------------------------------
+    def _step_follower(self, msg: Message) -> None:
+        if isinstance(msg, AppendEntries):
+            self._leader = msg.src
+            self._election_elapsed = 0
+            self._handle_append(msg)
+        elif isinstance(msg, TimeoutNow) and self._promotable():
+            self._start_election(transfer=True)
+        # InstallSnapshot: a later task. Responses meant for another role are stale.
+
+    def _step_candidate(self, msg: Message) -> None:
+        if isinstance(msg, AppendEntries):
+            self._become_follower(self._term, msg.src)
+            self._handle_append(msg)
+        elif isinstance(msg, PreVoteResp) and self._role is Role.PRE_CANDIDATE:
+            if msg.term == self._term + 1 or not msg.vote_granted:
+                self._votes[msg.src] = msg.vote_granted
+                self._tally()
+        elif isinstance(msg, RequestVoteResp) and self._role is Role.CANDIDATE:
+            self._votes[msg.src] = msg.vote_granted
+            self._tally()
+
+    def _step_leader(self, msg: Message) -> None:
+        if isinstance(msg, AppendEntries):
+            invariant(False, f"two leaders in term {self._term}: {self._id} and {msg.src}")
+        elif isinstance(msg, AppendEntriesResp):
+            self._handle_append_resp(msg)
+
+    # --- elections ----------------------------------------------------------------------------
+    def _promotable(self) -> bool:
+        """Only voters campaign; learners and nodes outside the configuration never do."""
+        return self._membership.is_voter(self._id)
+
+    def _tick_election(self) -> None:
+        self._election_elapsed += 1
+        if self._promotable() and self._election_elapsed >= self._election_timeout:
+            self._start_election(transfer=False)
+
+    def _start_election(self, *, transfer: bool) -> None:
+        if self._cfg.pre_vote and not transfer:
+            self._become_pre_candidate()
+        else:
+            self._become_candidate(transfer=transfer)
+
+    def _handle_vote_request(self, msg: PreVote | RequestVote) -> None:
+        """Grant at most one vote per term, only to an up-to-date log (§5.2, §5.4.1)."""
+        pre = isinstance(msg, PreVote)
+        can_vote = (
+            self._vote == msg.candidate_id
+            or (self._vote is None and self._leader is None)
+            or (pre and msg.term > self._term)
+        )
+        grant = can_vote and self._log.is_up_to_date(msg.last_log_term, msg.last_log_index)
+        if grant and not pre:
+            self._vote = msg.candidate_id  # persisted by the Ready that carries the response
+            self._reset_election_timer()
+        self._send_vote_resp(msg, granted=grant)
+
+    def _send_vote_resp(self, msg: PreVote | RequestVote, *, granted: bool) -> None:
+        if isinstance(msg, PreVote):
+            # A granted pre-vote answers at the proposed term; a refusal carries ours.
+            term = msg.term if granted else self._term
+            self._send(PreVoteResp(src=self._id, dst=msg.src, term=term, vote_granted=granted))
+        else:
+            self._send(
+                RequestVoteResp(src=self._id, dst=msg.src, term=self._term, vote_granted=granted)
+            )
+
+    def _tally(self) -> None:
+        result = quorum.vote_result(self._membership, self._votes)
+        if result is quorum.VoteResult.LOST:
+            self._become_follower(self._term, None)
+        elif result is quorum.VoteResult.WON:
+            if self._role is Role.PRE_CANDIDATE:
+                self._become_candidate(transfer=False)
+            else:
+                self._become_leader()
+
+    def _request_votes(self, *, pre: bool, transfer: bool) -> None:
+        voters = set(self._membership.voters) | set(self._membership.voters_outgoing)
+        for peer in sorted(voters - {self._id}):
+            common: dict[str, Any] = {
+                "src": self._id,
+                "dst": peer,
+                "candidate_id": self._id,
+                "last_log_index": self._log.last_index,
+                "last_log_term": self._log.last_term,
+            }
+            if pre:
+                self._send(PreVote(term=self._term + 1, **common))
+            else:
+                self._send(RequestVote(term=self._term, transfer=transfer, **common))
+
+    # --- role changes -----------------------------------------------------------------------------
+    def _reset(self, term: Term) -> None:
+        """Forget per-term volatile state; a new term clears the vote."""
+        if term != self._term:
+            invariant(term > self._term, f"term going back from {self._term} to {term}")
+            self._term = term
+            self._vote = None
+        if self._role is Role.LEADER:
+            self._dropped_reads.extend(self._reads.drop_all())
+        self._leader = None
+        self._votes = {}
+        self._progress = {}
+        self._transfer_target = None
+        self._heartbeat_elapsed = 0
+        self._reset_election_timer()
+
+    def _reset_election_timer(self) -> None:
+        """Re-draw the randomized timeout in [election_ticks, 2*election_ticks) (§5.2)."""
+        self._election_elapsed = 0
+        e = self._cfg.election_ticks
+        self._election_timeout = self._rng.randrange(e, 2 * e)
+
+    def _become_follower(self, term: Term, leader: NodeId | None) -> None:
+        self._reset(term)
+        self._role = Role.FOLLOWER
+        self._leader = leader
+
+    def _become_pre_candidate(self) -> None:
+        invariant(self._role is not Role.LEADER, "a leader cannot become pre-candidate")
+        self._reset(self._term)
+        self._role = Role.PRE_CANDIDATE
+        self._votes = {self._id: True}
+        self._request_votes(pre=True, transfer=False)
+        self._tally()
+
+    def _become_candidate(self, *, transfer: bool) -> None:
+        invariant(self._role is not Role.LEADER, "a leader cannot become candidate")
+        self._reset(self._term + 1)
+        self._role = Role.CANDIDATE
+        self._vote = self._id
+        self._votes = {self._id: True}
+        self._request_votes(pre=False, transfer=transfer)
+        self._tally()
+
+    def _become_leader(self) -> None:
+        invariant(self._role is Role.CANDIDATE, f"{self._role} cannot become leader")
+        self._role = Role.LEADER
+        self._leader = self._id
+        self._reads.acked_seq = {}
+        self._sync_progress()
+        self._append_own(EntryType.NOOP, None)  # commits the previous terms' entries (§5.4.2)
+        for peer in sorted(self._progress):
+            self._send_appends_to(peer, allow_empty=True)
+        self._maybe_commit()
+
+    # --- follower side of replication ---------------------------------------------------------------
+    def _handle_append(self, msg: AppendEntries) -> None:
+        """AppendEntries receiver (Figure 2) with the hash-chain check on top."""
+        if msg.prev_log_index < self._commit:
+            # Everything up to our commit index matches any current leader (§5.4).
+            self._ack_append(msg, self._commit)
+            return
+        if not self._log.matches(msg.prev_log_index, msg.prev_log_term, msg.prev_log_hash):
+            hint = rejection_hint(self._log, msg.prev_log_index, msg.prev_log_term)
+            self._reject_append(msg, hint.conflict_index, hint.conflict_term)
+            return
+        if not batch_links(msg.prev_log_index, msg.prev_log_term, msg.prev_log_hash, msg.entries):
+            self._reject_append(msg, msg.prev_log_index + 1, 0)
+            return
+        conflict = self._log.find_conflict(msg.entries)
+        if conflict is not None:
+            if conflict <= self._log.last_index:
+                self._truncate_from(conflict)
+            self._append(msg.entries[conflict - msg.prev_log_index - 1 :])
+        # Only what this message confirmed matches the leader: entries past it may
+        # be a stale suffix from an older term.
+        confirmed = msg.prev_log_index + len(msg.entries)
+        self._commit_to(min(msg.leader_commit, confirmed))
+        self._ack_append(msg, confirmed)
+
+    def _ack_append(self, msg: AppendEntries, match_index: Index) -> None:
+        self._send(
+            AppendEntriesResp(
+                src=self._id,
+                dst=msg.src,
+                term=self._term,
+                success=True,
+                match_index=match_index,
+                read_seq=msg.read_seq,
+            )
+        )
+
+    def _reject_append(
+        self, msg: AppendEntries, conflict_index: Index, conflict_term: Term
+    ) -> None:
+        self._send(
+            AppendEntriesResp(
+                src=self._id,
+                dst=msg.src,
+                term=self._term,
+                success=False,
+                match_index=self._log.last_index,
+                conflict_index=conflict_index,
+                conflict_term=conflict_term,
+                read_seq=msg.read_seq,
+            )
+        )
+
+    # --- leader side of replication -------------------------------------------------------------------
+    def _handle_append_resp(self, msg: AppendEntriesResp) -> None:
+        pr = self._progress.get(msg.src)
+        if pr is None:
+            return
+        self._reads.record_ack(msg.src, msg.read_seq)
+        if msg.success:
+            if pr.on_ack(min(msg.match_index, self._log.last_index)):
+                self._maybe_commit()
+            if msg.src == self._transfer_target and pr.match_index == self._log.last_index:
+                self._send_timeout_now(msg.src)
+            self._send_appends_to(msg.src)
+        else:
+            hint = next_index_from_hint(self._log, msg.conflict_index, msg.conflict_term)
+            pr.on_reject(hint)
+            self._send_appends_to(msg.src, allow_empty=True)
+        self._emit_confirmed_reads()
+
+    def _tick_leader(self) -> None:
+        self._heartbeat_elapsed += 1
+        self._election_elapsed += 1
+        if self._transfer_target is not None:
+            self._transfer_elapsed += 1
+            if self._transfer_elapsed >= self._cfg.election_ticks:
+                self._transfer_target = None  # the target did not take over: abort
+        if self._election_elapsed >= self._cfg.election_ticks:
+            self._election_elapsed = 0
+            if self._cfg.check_quorum and not self._quorum_recently_active():
+                self._become_follower(self._term, None)  # CheckQuorum (§6.2)
+                return
+        for peer, pr in sorted(self._progress.items()):
+            if pr.tick_stalled(self._cfg.election_ticks):
+                self._send_appends_to(peer)
+        if self._heartbeat_elapsed >= self._cfg.heartbeat_ticks:
+            self._heartbeat_elapsed = 0
+            self._broadcast_heartbeat()
+
+    def _quorum_recently_active(self) -> bool:
+        active = {n for n, pr in self._progress.items() if pr.recent_active} | {self._id}
+        for pr in self._progress.values():
+            pr.recent_active = False
+        return quorum.has_quorum(self._membership, active)
+
+    def _send_appends_to(self, peer: NodeId, *, allow_empty: bool = False) -> None:
+        """Send to ``peer`` until its window is full (replicate) or one probe is out."""
+        sent = self._send_append(peer, allow_empty=allow_empty)
+        while sent and self._progress[peer].state is ProgressState.REPLICATE:
+            sent = self._send_append(peer, allow_empty=False)
+
+    def _send_append(self, peer: NodeId, *, allow_empty: bool) -> bool:
+        pr = self._progress[peer]
+        if pr.is_paused():
+            return False
+        prev = pr.next_index - 1
+        prev_term, prev_hash = self._log.term_at(prev), self._log.hash_at(prev)
+        if prev_term is None or prev_hash is None:
+            return False  # compacted away: needs InstallSnapshot (a later task)
+        entries = self._log.slice(
+            pr.next_index,
+            self._log.last_index,
+            count_max=self._cfg.append_entries_max,
+            bytes_max=self._cfg.append_bytes_max,
+        )
+        if not entries and not allow_empty:
+            return False
+        self._send_append_msg(peer, prev, prev_term, prev_hash, entries)
+        pr.on_sent(entries[-1].index if entries else prev, len(entries))
+        return True
+
+    def _send_append_msg(
+        self, peer: NodeId, prev: Index, prev_term: Term, prev_hash: str, entries: list[Entry]
+    ) -> None:
+        self._send(
+            AppendEntries(
+                src=self._id,
+                dst=peer,
+                term=self._term,
+                leader_id=self._id,
+                prev_log_index=prev,
+                prev_log_term=prev_term,
+                prev_log_hash=prev_hash,
+                entries=entries,
+                leader_commit=self._commit,
+                read_seq=self._reads.seq,
+            )
+        )
+
+    def _broadcast_heartbeat(self) -> None:
+        """Empty AppendEntries at each follower's match index: commit, read_seq, liveness."""
+        for peer, pr in sorted(self._progress.items()):
+            prev = pr.match_index
+            if self._log.hash_at(prev) is None:
+                prev = self._log.anchor.index
+            prev_term, prev_hash = self._log.term_at(prev), self._log.hash_at(prev)
+            assert prev_term is not None and prev_hash is not None
+            self._send_append_msg(peer, prev, prev_term, prev_hash, [])
+
+    def _flush_broadcasts(self) -> None:
+        if self._role is Role.LEADER:
+            if self._bcast_pending:
+                for peer in sorted(self._progress):
+                    self._send_appends_to(peer)
+            if self._read_round_pending:
+                self._broadcast_heartbeat()
+        self._bcast_pending = self._read_round_pending = False
+
+    def _send_timeout_now(self, target: NodeId) -> None:
+        self._send(TimeoutNow(src=self._id, dst=target, term=self._term))
+
+    # --- commit and reads -------------------------------------------------------------------------
+    def _maybe_commit(self) -> None:
+        """Commit N iff log[N].term == current term and a (joint) majority matched N (§5.4.2)."""
+        match = {n: pr.match_index for n, pr in self._progress.items()}
+        match[self._id] = self._durable_index  # only what is durable here counts
+        n = quorum.committed_index(self._membership, match)
+        if n <= self._commit or self._log.term_at(n) != self._term:
+            return
+        self._commit_to(n)
+        if self._reads.waiting_for_noop:
+            waiting, self._reads.waiting_for_noop = self._reads.waiting_for_noop, []
+            for ctx in waiting:
+                self._reads.register(ctx, self._commit)
+            self._emit_confirmed_reads()
+            self._read_round_pending = bool(self._reads.pending)
+        for peer in sorted(self._progress):
+            self._send_appends_to(peer, allow_empty=True)  # tell followers the new commit
+
+    def _commit_to(self, index: Index) -> None:
+        if index > self._commit:
+            invariant(index <= self._log.last_index, f"commit {index} beyond last index")
+            self._commit = index
+
+    def _committed_in_term(self) -> bool:
+        return self._log.term_at(self._commit) == self._term
+
+    def _emit_confirmed_reads(self) -> None:
+        self._read_states.extend(
+            self._reads.confirmed(self._id, lambda s: quorum.has_quorum(self._membership, s))
+        )
+
+    # --- log and membership -----------------------------------------------------------------------
+    def _append_own(self, type_: EntryType, data: Any) -> Index:
+        last = self._log.last_entry
+        entry = make_entry(last.hash, self._term, last.index + 1, type_, data)
+        self._append([entry])
+        return entry.index
+
+    def _append(self, entries: Sequence[Entry]) -> None:
+        self._log.append(entries)
+        if any(e.type is EntryType.CONFIG for e in entries):
+            self._refresh_membership()
+
+    def _truncate_from(self, index: Index) -> None:
+        self._log.truncate_from(index, self._commit)
+        if index < self._unstable_from:
+            pending = self._pending_truncate
+            self._pending_truncate = index if pending is None else min(pending, index)
+            self._unstable_from = index
+        self._durable_index = min(self._durable_index, index - 1)
+        self._refresh_membership()
+
+    def _refresh_membership(self) -> None:
+        """The newest CONFIG entry in the log governs, committed or not (dissertation §4.1)."""
+        cfg = self._log.last_config_entry()
+        self._membership = Membership.from_data(cfg.data) if cfg else self._base_membership
+        if self._role is Role.LEADER:
+            self._sync_progress()
+
+    def _sync_progress(self) -> None:
+        members = self._membership.members() - {self._id}
+        for gone in set(self._progress) - members:
+            del self._progress[gone]
+        for peer in members - set(self._progress):
+            self._progress[peer] = Progress(
+                self._log.last_index + 1, self._cfg.inflight_appends_max
+            )
+
+    # --- small helpers ----------------------------------------------------------------------------
+    def _send(self, msg: Message) -> None:
+        self._msgs.append(msg)
+
+    def _require_leader(self) -> None:
+        if self._role is not Role.LEADER:
+            raise errors.NotLeader(self._leader, None, self._term)
+
+    def _hard_state(self) -> HardState:
+        return HardState(self._term, self._vote, self._commit)
+
+    def _soft_state(self) -> SoftState:
+        return SoftState(self.role, self._leader, self._term)
+
+    def _check_invariants(self) -> None:
+        # Invariant: anchor.index <= applied <= commit_index <= last_index.
+        invariant(
+            self._log.anchor.index <= self._applied <= self._commit <= self._log.last_index,
+            f"{self._id}: anchor {self._log.anchor.index}, applied {self._applied}, "
+            f"commit {self._commit}, last {self._log.last_index}",
+        )
+
+
+__all__ = ["RaftNode"]
