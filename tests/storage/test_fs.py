@@ -1,0 +1,138 @@
+"""MemoryFileSystem models what a power loss can do; OsFileSystem does the same calls for real."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from resonetics.storage.fs import MemoryFileSystem, OsFileSystem, SimulatedCrash, atomic_write
+
+
+def test_unsynced_bytes_are_lost_and_synced_bytes_survive_a_crash() -> None:
+    fs = MemoryFileSystem()
+    fs.mkdir("/d")
+    fs.append("/d/f", b"one\n")
+    fs.fsync("/d/f")
+    fs.fsync_dir("/d")
+    fs.append("/d/f", b"two\n")
+    assert fs.read("/d/f") == b"one\ntwo\n"
+    fs.crash()
+    assert fs.read("/d/f") == b"one\n"
+
+
+def test_a_new_file_without_a_folder_fsync_may_vanish() -> None:
+    fs = MemoryFileSystem()
+    fs.mkdir("/d")
+    fs.append("/d/f", b"x")
+    fs.fsync("/d/f")
+    fs.crash()
+    assert not fs.exists("/d/f")
+
+
+def test_a_rename_without_a_folder_fsync_is_lost() -> None:
+    fs = MemoryFileSystem()
+    fs.mkdir("/d")
+    atomic_write(fs, "/d/f", b"old")
+    fs.write("/d/f.tmp", b"new")
+    fs.fsync("/d/f.tmp")
+    fs.replace("/d/f.tmp", "/d/f")
+    assert fs.read("/d/f") == b"new"
+    fs.crash()
+    assert fs.read("/d/f") == b"old"
+
+
+def test_atomic_write_is_durable_when_it_returns() -> None:
+    fs = MemoryFileSystem()
+    fs.mkdir("/d")
+    atomic_write(fs, "/d/f", b"v1")
+    atomic_write(fs, "/d/f", b"v2")
+    fs.crash(random.Random(3))
+    assert fs.read("/d/f") == b"v2"
+    assert fs.listdir("/d") == ["f"]
+
+
+def test_truncate_is_volatile_until_fsync() -> None:
+    fs = MemoryFileSystem()
+    fs.mkdir("/d")
+    atomic_write(fs, "/d/f", b"abcdef")
+    fs.truncate("/d/f", 2)
+    assert fs.read("/d/f") == b"ab"
+    fs.crash()
+    assert fs.read("/d/f") == b"abcdef"
+    fs.truncate("/d/f", 2)
+    fs.fsync("/d/f")
+    fs.crash()
+    assert fs.read("/d/f") == b"ab"
+
+
+def test_a_torn_write_leaves_a_prefix_of_the_last_write() -> None:
+    seen: set[bytes] = set()
+    for seed in range(60):
+        fs = MemoryFileSystem()
+        fs.mkdir("/d")
+        atomic_write(fs, "/d/f", b"base|")
+        fs.append("/d/f", b"0123456789")
+        fs.crash(random.Random(seed))
+        after = fs.read("/d/f")
+        assert after.startswith(b"base|")
+        assert b"0123456789".startswith(after[5:])
+        seen.add(after)
+    assert b"base|" in seen and b"base|0123456789" in seen
+    assert len(seen) > 3, "some crashes tear the write in the middle"
+
+
+def test_crash_at_raises_at_exactly_that_operation_with_half_a_write() -> None:
+    fs = MemoryFileSystem()
+    fs.mkdir("/d")
+    fs.crash_at(fs.op_count + 1)
+    fs.append("/d/f", b"aaaa")
+    with pytest.raises(SimulatedCrash):
+        fs.append("/d/f", b"bbbb")
+    with pytest.raises(SimulatedCrash):
+        fs.read("/d/f")
+    assert fs.crashed
+    fs.crash(random.Random(0))
+    assert not fs.crashed
+    fs.mkdir("/d")
+    assert fs.op_count == 1
+
+
+def test_op_count_numbers_the_crash_points() -> None:
+    fs = MemoryFileSystem()
+    fs.mkdir("/d")
+    atomic_write(fs, "/d/f", b"x")
+    assert fs.op_count == 5  # mkdir, write, fsync, replace, fsync_dir
+
+
+def test_listdir_remove_and_exists() -> None:
+    fs = MemoryFileSystem()
+    fs.mkdir("/d/sub")
+    fs.append("/d/b", b"")
+    fs.append("/d/a", b"")
+    assert fs.listdir("/d") == ["a", "b", "sub"]
+    assert fs.isdir("/d/sub") and not fs.isdir("/d/a")
+    fs.remove("/d/a")
+    assert not fs.exists("/d/a")
+    with pytest.raises(FileNotFoundError):
+        fs.read("/d/a")
+
+
+def test_os_file_system_does_the_same_things(tmp_path: Path) -> None:
+    fs = OsFileSystem()
+    d = str(tmp_path / "d")
+    fs.mkdir(d)
+    fs.append(d + "/f", b"one\n")
+    fs.append(d + "/f", b"two\n")
+    fs.fsync(d + "/f")
+    fs.truncate(d + "/f", 4)
+    fs.append(d + "/f", b"three\n")
+    assert fs.read(d + "/f") == b"one\nthree\n"
+    atomic_write(fs, d + "/f", b"new")
+    fs.append(d + "/f", b"+")
+    assert fs.read(d + "/f") == b"new+"
+    assert fs.listdir(d) == ["f"]
+    fs.remove(d + "/f")
+    assert not fs.exists(d + "/f")
+    fs.close()

@@ -1,0 +1,100 @@
+"""log.jsonl lines: checksummed JSON, verified on read, chain-checked."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from resonetics.errors import StorageCorruption
+from resonetics.raft.entry import GENESIS
+from resonetics.storage.log_file import LineError, decode_line, encode_line, parse_log
+from tests.storage.chain import chain, log_of
+
+PATH = "/d/log.jsonl"
+
+
+def _file(entries_count: int) -> bytes:
+    return b"".join(encode_line(e) for e in [GENESIS, *log_of(entries_count)])
+
+
+def test_a_line_is_plain_json_with_the_entry_fields_and_a_crc() -> None:
+    entry = log_of(1)[0]
+    line = encode_line(entry)
+    assert line.endswith(b"\n")
+    doc = json.loads(line)
+    assert set(doc) == {"term", "index", "type", "data", "hash", "crc"}
+    assert (doc["index"], doc["hash"]) == (1, entry.hash)
+    assert decode_line(line[:-1]) == entry
+
+
+@pytest.mark.parametrize("cut", [1, 5, 20, 60])
+def test_a_truncated_line_fails_its_check(cut: int) -> None:
+    line = encode_line(log_of(1)[0])[:-1]
+    with pytest.raises(LineError):
+        decode_line(line[:-cut])
+
+
+def test_a_flipped_byte_fails_the_checksum() -> None:
+    line = bytearray(encode_line(log_of(1)[0])[:-1])
+    line[10] ^= 0x01
+    with pytest.raises(LineError, match="checksum"):
+        decode_line(bytes(line))
+
+
+def test_a_clean_file_parses_whole() -> None:
+    parsed = parse_log(_file(5), PATH)
+    assert [e.index for e in parsed.entries] == [0, 1, 2, 3, 4, 5]
+    assert parsed.torn is None
+    assert parsed.valid_end == len(_file(5))
+
+
+def test_a_torn_last_line_is_reported_as_a_tail_to_cut() -> None:
+    data = _file(5)
+    torn = data[:-7]
+    parsed = parse_log(torn, PATH)
+    assert parsed.torn is not None and parsed.torn_line == 6
+    assert [e.index for e in parsed.entries] == [0, 1, 2, 3, 4]
+    assert parsed.valid_end == len(_file(4))
+
+
+def test_a_last_line_with_a_bad_checksum_is_a_tail_to_cut() -> None:
+    data = bytearray(_file(3))
+    data[-30] ^= 0x01
+    parsed = parse_log(bytes(data), PATH)
+    assert parsed.torn is not None and len(parsed.entries) == 3
+
+
+def test_a_bad_line_before_the_end_is_corruption_naming_line_and_index() -> None:
+    data = bytearray(_file(5))
+    start = len(_file(2))
+    data[start + 12] ^= 0x01  # inside the line of index 3 (line 4)
+    with pytest.raises(StorageCorruption) as info:
+        parse_log(bytes(data), PATH)
+    assert (info.value.path, info.value.line, info.value.index) == (PATH, 4, 3)
+
+
+def test_an_entry_that_does_not_link_is_corruption_even_when_last() -> None:
+    entries = log_of(4)
+    forged = chain(entries[2], 1, tag="forged")[0]
+    other = chain(log_of(3, term=9)[-1], 1)[0]
+    data = b"".join(encode_line(e) for e in [GENESIS, *entries[:3], forged])
+    assert parse_log(data, PATH).entries[-1] == forged
+    bad = b"".join(encode_line(e) for e in [GENESIS, *entries[:3], other])
+    with pytest.raises(StorageCorruption, match="hash chain") as info:
+        parse_log(bad, PATH)
+    assert info.value.line == 5
+
+
+def test_an_index_gap_is_corruption() -> None:
+    entries = log_of(5)
+    data = b"".join(encode_line(e) for e in [GENESIS, *entries[:2], *entries[3:]])
+    with pytest.raises(StorageCorruption, match="does not follow"):
+        parse_log(data, PATH)
+
+
+def test_the_first_line_must_be_an_anchor() -> None:
+    data = b"".join(encode_line(e) for e in log_of(3))
+    with pytest.raises(StorageCorruption, match="anchor") as info:
+        parse_log(data, PATH)
+    assert info.value.line == 1
