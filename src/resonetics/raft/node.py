@@ -82,8 +82,8 @@ class RaftNode:
         self._applying: Index = applied  # last index handed out in committed_entries
         self._base_membership = membership or Membership(voters=config.initial_voters)
         self._membership = self._base_membership
-        self._refresh_membership()
         self._role = Role.FOLLOWER
+        self._refresh_membership()
         self._leader: NodeId | None = None
         self._election_elapsed = 0
         self._heartbeat_elapsed = 0
