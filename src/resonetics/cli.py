@@ -15,8 +15,13 @@ from resonetics import __version__
 
 #: (module under resonetics.commands, attribute holding the click command)
 COMMANDS: list[tuple[str, str]] = [
-    ("check", "check"),
+    ("serve", "serve"),
+    ("cluster", "cluster"),
+    ("cluster", "demo"),
+    ("kv", "kv"),
+    ("status", "status"),
     ("verify", "verify"),
+    ("check", "check"),
 ]
 
 
