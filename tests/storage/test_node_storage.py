@@ -1,0 +1,151 @@
+"""FileNodeStorage recovery: what load() repairs, and what it refuses."""
+
+from __future__ import annotations
+
+import pytest
+
+from resonetics.errors import StorageCorruption
+from resonetics.raft.entry import GENESIS, EntryType
+from resonetics.raft.ready import HardState
+from resonetics.storage.fs import MemoryFileSystem, atomic_write
+from resonetics.storage.log_file import encode_line
+from resonetics.storage.node_storage import FileNodeStorage
+from resonetics.storage.snapshot_file import encode_snapshot
+from tests.storage.chain import log_of, snapshot_at
+
+DIR = "/data/n1"
+META = DIR + "/meta.json"
+LOG = DIR + "/log.jsonl"
+SNAP = DIR + "/snapshot.json"
+
+
+def _node_with(entries: int, term: int = 2) -> MemoryFileSystem:
+    fs = MemoryFileSystem()
+    s = FileNodeStorage(fs, DIR)
+    s.load()
+    s.save_hard_state(HardState(term=term, vote="n2", commit=entries), entries)
+    s.append(log_of(entries))
+    s.sync()
+    return fs
+
+
+@pytest.mark.parametrize("content", [b"", b"{", b"not json", b'{"format": 1}', b"\x00\x00"])
+def test_unreadable_meta_refuses_to_start_instead_of_resetting_term(content: bytes) -> None:
+    fs = _node_with(3)
+    atomic_write(fs, META, content)
+    with pytest.raises(StorageCorruption) as info:
+        FileNodeStorage(fs, DIR).load()
+    assert info.value.path == META
+
+
+def test_meta_of_an_unknown_format_or_with_negative_values_is_refused() -> None:
+    for doc in (
+        b'{"format":2,"current_term":1,"voted_for":null,"commit_index":0,"last_applied":0}',
+        b'{"format":1,"current_term":-1,"voted_for":null,"commit_index":0,"last_applied":0}',
+        b'{"format":1,"current_term":"1","voted_for":null,"commit_index":0,"last_applied":0}',
+    ):
+        fs = _node_with(2)
+        atomic_write(fs, META, doc)
+        with pytest.raises(StorageCorruption):
+            FileNodeStorage(fs, DIR).load()
+
+
+def test_missing_meta_beside_a_log_with_entries_is_corruption() -> None:
+    fs = _node_with(3)
+    fs.remove(META)
+    with pytest.raises(StorageCorruption, match=r"meta\.json is missing"):
+        FileNodeStorage(fs, DIR).load()
+
+
+def test_missing_meta_beside_a_genesis_only_log_is_a_fresh_node() -> None:
+    fs = MemoryFileSystem()
+    fs.mkdir(DIR)
+    atomic_write(fs, LOG, encode_line(GENESIS))
+    state = FileNodeStorage(fs, DIR).load()
+    assert state.hard_state == HardState() and state.entries == []
+    assert fs.exists(META)
+
+
+def test_missing_log_beside_meta_is_corruption() -> None:
+    fs = _node_with(3)
+    fs.remove(LOG)
+    with pytest.raises(StorageCorruption, match=r"log\.jsonl"):
+        FileNodeStorage(fs, DIR).load()
+
+
+def test_a_torn_tail_is_cut_from_the_file_and_appends_go_on() -> None:
+    fs = _node_with(4)
+    good = fs.read(LOG)
+    fs.append(LOG, encode_line(log_of(5)[4])[:-9])
+    s = FileNodeStorage(fs, DIR)
+    state = s.load()
+    assert state.last_index == 4
+    assert s.cut_tail is not None
+    assert fs.read(LOG) == good
+    s.append(log_of(5)[4:])
+    s.sync()
+    assert FileNodeStorage(fs, DIR).load().last_index == 5
+
+
+def test_a_bad_line_in_the_middle_refuses_to_start_and_names_it() -> None:
+    fs = _node_with(6)
+    data = bytearray(fs.read(LOG))
+    offset = len(b"".join(encode_line(e) for e in [GENESIS, *log_of(2)]))
+    data[offset + 20] ^= 0x04
+    atomic_write(fs, LOG, bytes(data))
+    with pytest.raises(StorageCorruption) as info:
+        FileNodeStorage(fs, DIR).load()
+    assert (info.value.path, info.value.line, info.value.index) == (LOG, 4, 3)
+    assert fs.read(LOG) == bytes(data), "nothing was cut"
+
+
+def test_a_snapshot_failing_its_checksum_refuses_to_start() -> None:
+    fs = _node_with(6)
+    s = FileNodeStorage(fs, DIR)
+    s.load()
+    s.save_snapshot(snapshot_at(log_of(6)[3]), 4)
+    data = bytearray(fs.read(SNAP))
+    data[40] ^= 0x01
+    atomic_write(fs, SNAP, bytes(data))
+    with pytest.raises(StorageCorruption, match="snapshot"):
+        FileNodeStorage(fs, DIR).load()
+
+
+def test_a_missing_snapshot_beside_a_compacted_log_is_corruption() -> None:
+    fs = _node_with(6)
+    s = FileNodeStorage(fs, DIR)
+    s.load()
+    s.save_snapshot(snapshot_at(log_of(6)[3]), 4)
+    fs.remove(SNAP)
+    with pytest.raises(StorageCorruption, match="snapshot anchor"):
+        FileNodeStorage(fs, DIR).load()
+
+
+def test_a_new_snapshot_beside_the_old_log_finishes_the_compaction() -> None:
+    entries = log_of(8)
+    fs = _node_with(8)
+    atomic_write(fs, SNAP, encode_snapshot(snapshot_at(entries[4])))
+    state = FileNodeStorage(fs, DIR).load()
+    assert (state.anchor.type, state.anchor.index) == (EntryType.SNAP_DUMMY, 5)
+    assert state.entries == entries[5:]
+    first_line = fs.read(LOG).split(b"\n")[0]
+    assert b'"SNAP_DUMMY"' in first_line
+    assert FileNodeStorage(fs, DIR).load().entries == entries[5:]
+
+
+def test_a_log_compacted_past_its_snapshot_is_corruption() -> None:
+    entries = log_of(8)
+    fs = _node_with(8)
+    s = FileNodeStorage(fs, DIR)
+    s.load()
+    s.save_snapshot(snapshot_at(entries[5]), 6)
+    atomic_write(fs, SNAP, encode_snapshot(snapshot_at(entries[2])))
+    with pytest.raises(StorageCorruption, match="does not join"):
+        FileNodeStorage(fs, DIR).load()
+
+
+def test_leftover_temp_files_are_removed() -> None:
+    fs = _node_with(2)
+    fs.write(META + ".tmp", b"half a meta")
+    FileNodeStorage(fs, DIR).load()
+    assert not fs.exists(META + ".tmp")
