@@ -1,0 +1,142 @@
+"""The key-value store against a plain dict oracle, and every op's result shape."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from resonetics.errors import BadRequest, StorageCorruption
+from resonetics.machine.kv import KeyValueStore, json_equal
+
+_keys = st.text(alphabet="ab/é", min_size=1, max_size=4)
+_values = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-3, 3),
+    st.text("xy", max_size=2),
+    st.lists(st.integers(0, 2), max_size=2),
+)
+_ops = st.one_of(
+    st.tuples(st.just("kv_set"), st.fixed_dictionaries({"k": _keys, "v": _values})),
+    st.tuples(st.just("kv_get"), st.fixed_dictionaries({"k": _keys})),
+    st.tuples(st.just("kv_delete"), st.fixed_dictionaries({"k": _keys})),
+    st.tuples(
+        st.just("kv_cas"), st.fixed_dictionaries({"k": _keys, "expected": _values, "v": _values})
+    ),
+    st.tuples(
+        st.just("kv_scan"),
+        st.fixed_dictionaries(
+            {"prefix": st.text(alphabet="ab/é", max_size=2), "limit": st.integers(1, 5)}
+        ),
+    ),
+)
+
+
+def oracle(model: dict[str, Any], op: str, args: dict[str, Any]) -> dict[str, Any]:
+    """The obvious implementation, one branch per op."""
+    k = args.get("k", "")
+    if op == "kv_set":
+        model[k] = args["v"]
+        return {"ok": True}
+    if op == "kv_get":
+        return {"ok": True, "value": model.get(k), "found": k in model}
+    if op == "kv_delete":
+        return {"ok": True, "deleted": model.pop(k, ...) is not ...}
+    if op == "kv_cas":
+        exp = args["expected"]
+        ok = k not in model if exp is None else k in model and json_equal(model[k], exp)
+        if ok:
+            model[k] = args["v"]
+        return {"ok": True, "swapped": ok, "value": model.get(k)}
+    matching = sorted(x for x in model if x.startswith(args["prefix"]))
+    items = [[x, model[x]] for x in matching[: args["limit"]]]
+    return {"ok": True, "items": items, "more": len(matching) > args["limit"]}
+
+
+@settings(max_examples=150)
+@given(ops=st.lists(_ops, max_size=40))
+def test_store_matches_dict_oracle(ops: list[tuple[str, dict[str, Any]]]) -> None:
+    store, model = KeyValueStore(), {}
+    for index, (op, args) in enumerate(ops, start=1):
+        assert store.apply(index, {"op": op, "args": args}) == oracle(model, op, args)
+        assert store.items() == sorted(model.items())
+    restored = KeyValueStore()
+    restored.restore(store.snapshot())
+    assert restored.items() == store.items()
+    assert restored.snapshot() == store.snapshot()
+
+
+def test_result_shapes() -> None:
+    s = KeyValueStore()
+    assert s.set("a", {"n": 1}) == {"ok": True}
+    assert s.get("a") == {"ok": True, "value": {"n": 1}, "found": True}
+    assert s.get("b") == {"ok": True, "value": None, "found": False}
+    assert s.cas("a", {"n": 2}, 5) == {"ok": True, "swapped": False, "value": {"n": 1}}
+    assert s.cas("a", {"n": 1}, 5) == {"ok": True, "swapped": True, "value": 5}
+    assert s.cas("b", None, 7) == {"ok": True, "swapped": True, "value": 7}
+    assert s.cas("b", None, 8) == {"ok": True, "swapped": False, "value": 7}
+    assert s.delete("a") == {"ok": True, "deleted": True}
+    assert s.delete("a") == {"ok": True, "deleted": False}
+    assert s.scan("", 10) == {"ok": True, "items": [["b", 7]], "more": False}
+
+
+def test_cas_compares_json_values_not_python_values() -> None:
+    s = KeyValueStore()
+    s.set("a", True)
+    assert s.cas("a", 1, "x")["swapped"] is False
+    s.set("f", 1.0)
+    assert s.cas("f", 1, "x")["swapped"] is False
+    s.set("d", {"x": 1, "y": 2})
+    assert s.cas("d", {"y": 2, "x": 1}, "x")["swapped"] is True
+
+
+def test_scan_walks_prefix_in_key_order_with_limit_and_more() -> None:
+    s = KeyValueStore()
+    for k in ["b/2", "a/1", "b/1", "b/10", "c", "b"]:
+        s.set(k, k)
+    assert s.scan("b/", 2) == {
+        "ok": True,
+        "items": [["b/1", "b/1"], ["b/10", "b/10"]],
+        "more": True,
+    }
+    assert s.scan("b/", 3)["more"] is False
+    assert s.scan("z", 3) == {"ok": True, "items": [], "more": False}
+
+
+def test_direct_reads_serve_read_ops_only() -> None:
+    s = KeyValueStore()
+    s.set("a", 1)
+    assert s.read("kv_get", {"k": "a"})["value"] == 1
+    assert s.read("kv_scan", {"prefix": "", "limit": 1})["items"] == [["a", 1]]
+    with pytest.raises(BadRequest):
+        s.read("kv_set", {"k": "a", "v": 2})
+    assert s.get("a")["value"] == 1
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        {"op": "kv_zap", "args": {}},
+        {"op": "kv_set", "args": {}},
+        {"args": {}},
+        "not a dict",
+        {"op": "kv_get", "args": None},
+    ],
+)
+def test_bad_commands_give_an_error_result_and_change_nothing(command: Any) -> None:
+    s = KeyValueStore()
+    s.set("a", 1)
+    before = s.snapshot()
+    result = s.apply(1, command)
+    assert result["ok"] is False and result["code"] == "BAD_REQUEST"
+    assert s.snapshot() == before
+
+
+def test_restore_refuses_garbage() -> None:
+    with pytest.raises(StorageCorruption):
+        KeyValueStore().restore(b"{nope")
+    with pytest.raises(StorageCorruption, match="format"):
+        KeyValueStore().restore(b'{"format": 9, "items": []}')

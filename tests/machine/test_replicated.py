@@ -1,0 +1,221 @@
+"""ReplicatedKV: exactly-once apply, receipts, contiguity, deterministic snapshots."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from resonetics import limits
+from resonetics.errors import InvariantViolation, StorageCorruption
+from resonetics.machine.base import StateMachine
+from resonetics.machine.replicated import ReplicatedKV, receipt_of
+from resonetics.machine.sessions import SessionTable
+from resonetics.raft.entry import GENESIS, Entry, EntryType, make_entry
+
+
+class Log:
+    """Builds a hash-chained sequence of entries, as a leader would."""
+
+    def __init__(self) -> None:
+        self.entries: list[Entry] = []
+        self.prev = GENESIS.hash
+
+    def add(self, type_: EntryType, data: Any = None, term: int = 1) -> Entry:
+        entry = make_entry(self.prev, term, len(self.entries) + 1, type_, data)
+        self.entries.append(entry)
+        self.prev = entry.hash
+        return entry
+
+    def cmd(self, cid: str, rid: str, op: str, args: dict[str, Any], ts: int = 0) -> Entry:
+        data = {"client_id": cid, "request_id": rid, "op": op, "args": args, "ts": ts}
+        return self.add(EntryType.CLIENT_CMD, data)
+
+
+def test_write_result_carries_receipt_of_its_entry() -> None:
+    log, kv = Log(), ReplicatedKV()
+    e = log.cmd("c", "r1", "kv_set", {"k": "a", "v": 1})
+    applied = kv.apply(e)
+    assert applied.result == {"ok": True, "receipt": {"index": 1, "term": 1, "hash": e.hash}}
+    assert (applied.dedup, applied.client_id, applied.request_id) == (False, "c", "r1")
+    assert receipt_of(e) == applied.result["receipt"]
+
+
+def test_reads_through_the_log_get_no_receipt() -> None:
+    log, kv = Log(), ReplicatedKV()
+    kv.apply(log.cmd("c", "r1", "kv_set", {"k": "a", "v": 1}))
+    got = kv.apply(log.cmd("c", "r2", "kv_get", {"k": "a", "consistency": "linearizable"}))
+    assert got.result == {"ok": True, "value": 1, "found": True}
+    scan = kv.apply(log.cmd("c", "r3", "kv_scan", {"prefix": "", "limit": 5}))
+    assert scan.result == {"ok": True, "items": [["a", 1]], "more": False}
+
+
+def test_duplicate_request_returns_original_result_and_is_not_reapplied() -> None:
+    log, kv = Log(), ReplicatedKV()
+    first = kv.apply(log.cmd("c", "r1", "kv_cas", {"k": "a", "expected": None, "v": 1}))
+    kv.apply(log.cmd("other", "r1", "kv_set", {"k": "a", "v": 2}))
+    again = kv.apply(log.cmd("c", "r1", "kv_cas", {"k": "a", "expected": None, "v": 1}))
+    assert again.dedup and again.result == first.result
+    assert again.result["receipt"]["index"] == 1  # the original entry's receipt
+    assert kv.read("kv_get", {"k": "a"})["value"] == 2  # the retry did not re-apply
+    assert kv.session_result("c", "r1") == first.result
+    assert kv.session_result("c", "nope") is None
+
+
+def test_dedup_survives_snapshot_and_restore() -> None:
+    log, kv = Log(), ReplicatedKV()
+    first = kv.apply(log.cmd("c", "r1", "kv_set", {"k": "a", "v": 1}))
+    kv.apply(log.cmd("c", "r2", "kv_set", {"k": "a", "v": 2}))
+    other = ReplicatedKV()
+    other.restore(kv.snapshot())
+    assert other.last_applied == 2 and other.last_applied_hash == log.entries[-1].hash
+    again = other.apply(log.cmd("c", "r1", "kv_set", {"k": "a", "v": 1}))
+    assert again.dedup and again.result == first.result
+    assert other.read("kv_get", {"k": "a"})["value"] == 2
+
+
+def test_non_client_entries_change_nothing_but_advance_last_applied() -> None:
+    log, kv = Log(), ReplicatedKV()
+    kv.apply(log.cmd("c", "r1", "kv_set", {"k": "a", "v": 1}))
+    machine_before, sessions_before = kv.machine.snapshot(), kv.sessions.to_data()
+    for type_ in (EntryType.NOOP, EntryType.CONFIG):
+        applied = kv.apply(log.add(type_, {"voters": ["n1"]}))
+        assert applied.result is None and not applied.dedup
+    assert kv.last_applied == 3
+    assert kv.read("kv_scan", {"prefix": "", "limit": 9})["items"] == [["a", 1]]
+    assert kv.machine.snapshot() == machine_before
+    assert kv.sessions.to_data() == sessions_before
+
+
+def test_skipping_or_repeating_an_index_is_an_invariant_violation() -> None:
+    log, kv = Log(), ReplicatedKV()
+    e1 = log.add(EntryType.NOOP)
+    log.add(EntryType.NOOP)
+    e3 = log.add(EntryType.NOOP)
+    kv.apply(e1)
+    with pytest.raises(InvariantViolation):
+        kv.apply(e1)
+    with pytest.raises(InvariantViolation):
+        kv.apply(e3)
+
+
+def test_anchor_at_last_applied_is_accepted_as_a_no_op() -> None:
+    kv = ReplicatedKV()
+    assert kv.apply(GENESIS).index == 0 and kv.last_applied == 0
+    dummy = Entry(term=3, index=0, type=EntryType.SNAP_DUMMY, hash="h")
+    kv.apply(dummy)
+    assert kv.last_applied == 0
+
+
+def test_malformed_command_gives_error_result_and_is_still_applied() -> None:
+    log, kv = Log(), ReplicatedKV()
+    applied = kv.apply(log.add(EntryType.CLIENT_CMD, {"op": "kv_set"}))
+    assert applied.result["ok"] is False and applied.result["code"] == "BAD_REQUEST"
+    assert kv.last_applied == 1 and len(kv.sessions) == 0
+
+
+def test_sessions_expire_by_log_time_during_apply() -> None:
+    log, kv = Log(), ReplicatedKV()
+    kv.apply(log.cmd("c", "r1", "kv_set", {"k": "a", "v": 1}, ts=1_000))
+    kv.apply(log.cmd("d", "r1", "kv_set", {"k": "b", "v": 1}, ts=1_000 + limits.SESSION_EXPIRY_MS))
+    assert kv.session_result("c", "r1") is not None
+    kv.apply(log.cmd("d", "r2", "kv_get", {"k": "b"}, ts=1_001 + limits.SESSION_EXPIRY_MS))
+    assert kv.session_result("c", "r1") is None
+    assert kv.sessions.clients() == ["d"]
+
+
+def test_restore_refuses_garbage() -> None:
+    with pytest.raises(StorageCorruption):
+        ReplicatedKV().restore(b"\x00garbage")
+    good = ReplicatedKV().snapshot().replace(b'"format":1', b'"format":2')
+    with pytest.raises(StorageCorruption, match="format"):
+        ReplicatedKV().restore(good)
+
+
+class Counter(StateMachine):
+    """An embedder's machine: counts applies; gets dedup from ReplicatedKV."""
+
+    def __init__(self) -> None:
+        self.total = 0
+
+    def apply(self, index: int, command: Any) -> Any:
+        self.total += command["args"]["n"]
+        return {"total": self.total}
+
+    def snapshot(self) -> bytes:
+        return str(self.total).encode()
+
+    def restore(self, data: bytes) -> None:
+        self.total = int(data)
+
+
+def test_any_state_machine_gets_sessions_and_receipts() -> None:
+    log, kv = Log(), ReplicatedKV(Counter())
+    first = kv.apply(log.cmd("c", "r1", "add", {"n": 5}))
+    assert first.result == {"total": 5, "receipt": receipt_of(log.entries[0])}
+    assert kv.apply(log.cmd("c", "r1", "add", {"n": 5})).dedup
+    restored = ReplicatedKV(Counter())
+    restored.restore(kv.snapshot())
+    assert isinstance(restored.machine, Counter) and restored.machine.total == 5
+
+
+# --- determinism across replicas -----------------------------------------------------------
+_cids = st.sampled_from(["c1", "c2", "c3", "c4"])
+_rids = st.sampled_from(["r1", "r2", "r3", "r4", "r5"])
+_cmd = st.tuples(
+    _cids,
+    _rids,
+    st.sampled_from(["kv_set", "kv_delete", "kv_cas", "kv_get"]),
+    st.sampled_from(["a", "b", "c"]),
+    st.integers(0, 3),
+    st.integers(0, 400),  # ts step
+)
+
+
+def _build(cmds: list[tuple[str, str, str, str, int, int]]) -> Log:
+    log, ts = Log(), 0
+    for i, (cid, rid, op, k, v, step) in enumerate(cmds):
+        ts += step
+        if i % 7 == 3:
+            log.add(EntryType.NOOP, term=1 + i // 10)
+        args = {"k": k, "v": v, "expected": None if v == 0 else v - 1}
+        args = {
+            key: args[key]
+            for key in {
+                "kv_set": ["k", "v"],
+                "kv_delete": ["k"],
+                "kv_cas": ["k", "expected", "v"],
+                "kv_get": ["k"],
+            }[op]
+        }
+        log.cmd(cid, rid, op, args, ts=ts)
+    return log
+
+
+def _replica() -> ReplicatedKV:
+    return ReplicatedKV(
+        sessions=SessionTable(results_per_client_max=2, clients_max=3, expiry_ms=500)
+    )
+
+
+@settings(max_examples=80)
+@given(cmds=st.lists(_cmd, max_size=40), cut=st.integers(0, 60))
+def test_replicas_fed_the_same_entries_have_identical_snapshots_and_results(
+    cmds: list[tuple[str, str, str, str, int, int]], cut: int
+) -> None:
+    log = _build(cmds)
+    a, b = _replica(), _replica()
+    results_a = [a.apply(e) for e in log.entries]
+    # b restarts from a snapshot taken part way through, then catches up.
+    cut = min(cut, len(log.entries))
+    for e in log.entries[:cut]:
+        b.apply(e)
+    c = _replica()
+    c.restore(b.snapshot())
+    results_c = [c.apply(e) for e in log.entries[cut:]]
+    assert a.snapshot() == c.snapshot()
+    assert results_a[cut:] == results_c
+    for x in results_a:
+        assert x.index == results_a.index(x) + 1

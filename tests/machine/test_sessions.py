@@ -1,0 +1,65 @@
+"""Session table: bounded per client and in clients, expired by log time only."""
+
+from __future__ import annotations
+
+import msgspec
+
+from resonetics.machine.sessions import SessionTable, SessionTableData
+
+
+def table(**kw: int) -> SessionTable:
+    return SessionTable(**{"results_per_client_max": 3, "clients_max": 2, "expiry_ms": 100, **kw})
+
+
+def test_lookup_finds_recorded_results_and_never_touches_lru() -> None:
+    t = table()
+    t.record("a", "r1", {"x": 1})
+    t.record("b", "r1", None)
+    assert t.lookup("a", "r1") == (True, {"x": 1})
+    assert t.lookup("b", "r1") == (True, None)
+    assert t.lookup("a", "r2") == (False, None)
+    assert t.lookup("zz", "r1") == (False, None)
+    assert t.clients() == ["a", "b"]  # lookup of "a" did not make it most recent
+
+
+def test_oldest_results_of_a_client_are_evicted_first() -> None:
+    t = table()
+    for i in range(5):
+        t.record("a", f"r{i}", i)
+    assert [t.lookup("a", f"r{i}")[0] for i in range(5)] == [False, False, True, True, True]
+
+
+def test_least_recently_used_client_is_evicted() -> None:
+    t = table()
+    t.record("a", "r1", 1)
+    t.record("b", "r1", 1)
+    t.touch("a")
+    t.record("c", "r1", 1)
+    assert t.clients() == ["a", "c"]
+
+
+def test_sessions_expire_by_log_time_and_log_time_never_goes_back() -> None:
+    t = table()
+    t.advance(1000)
+    t.record("a", "r1", 1)
+    t.advance(1050)
+    t.record("b", "r1", 1)
+    assert t.advance(500) == [] and t.now_ms == 1050  # a leader with a slow clock
+    assert t.advance(1100) == []  # exactly expiry_ms idle: kept
+    assert t.advance(1101) == ["a"]
+    assert t.clients() == ["b"]
+    assert t.advance(10_000) == ["b"] and len(t) == 0
+
+
+def test_table_survives_its_snapshot_form_exactly() -> None:
+    t = table()
+    t.advance(7)
+    t.record("a", "r1", {"ok": True})
+    t.record("b", "r2", [1])
+    t.record("a", "r3", "x")
+    data = msgspec.json.decode(msgspec.json.encode(t.to_data()), type=SessionTableData)
+    u = table()
+    u.load_data(data)
+    assert u.to_data() == t.to_data()
+    assert u.clients() == ["b", "a"] and u.now_ms == 7
+    assert u.lookup("a", "r1") == (True, {"ok": True})

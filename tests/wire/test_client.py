@@ -1,0 +1,188 @@
+"""Client requests: the op table, per-field validation, sizes, and responses."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from resonetics import limits
+from resonetics.errors import BadRequest, NotLeader, RateLimited, Timeout, TooLarge, Unavailable
+from resonetics.wire import codes
+from resonetics.wire.client import (
+    ADMIN_OPS,
+    OPS,
+    READ_OPS,
+    WRITE_OPS,
+    ClientRequest,
+    ClientResponse,
+    decode_response,
+    encode_request,
+    encode_response,
+    error_response,
+    ok_response,
+    validate_request,
+)
+from resonetics.wire.envelope import decode_envelope, encode_envelope
+
+
+def request(op: Any, args: Any = ..., *, kind: str = "ClientRequest", **head: Any) -> bytes:
+    payload: dict[str, Any] = {"client_id": "c1", "request_id": "r1", "op": op}
+    if args is not ...:
+        payload["args"] = args
+    payload.update(head)
+    return encode_envelope(kind, {k: v for k, v in payload.items() if v is not ...}, 1)
+
+
+def validate(data: bytes) -> ClientRequest:
+    return validate_request(decode_envelope(data))
+
+
+@pytest.mark.parametrize(
+    ("op", "args", "normalized"),
+    [
+        ("kv_set", {"k": "a", "v": {"x": [1, None]}}, {"k": "a", "v": {"x": [1, None]}}),
+        ("kv_get", {"k": "a"}, {"k": "a", "consistency": "linearizable"}),
+        ("kv_get", {"k": "a", "consistency": "stale"}, {"k": "a", "consistency": "stale"}),
+        ("kv_delete", {"k": "a"}, {"k": "a"}),
+        ("kv_cas", {"k": "a", "expected": None, "v": 1}, {"k": "a", "expected": None, "v": 1}),
+        ("kv_scan", {"prefix": ""}, {"prefix": "", "limit": 1000, "consistency": "linearizable"}),
+        (
+            "kv_scan",
+            {"prefix": "a/", "limit": 5, "consistency": "lease"},
+            {"prefix": "a/", "limit": 5, "consistency": "lease"},
+        ),
+        ("status", {}, {}),
+        ("status", ..., {}),
+    ],
+)
+def test_valid_requests_come_out_with_defaults_filled(
+    op: str, args: Any, normalized: dict[str, Any]
+) -> None:
+    req = validate(request(op, args))
+    assert req == ClientRequest(client_id="c1", request_id="r1", op=op, args=normalized)
+
+
+def test_op_categories_cover_the_table() -> None:
+    assert {"kv_set", "kv_delete", "kv_cas"} == WRITE_OPS
+    assert {"kv_get", "kv_scan"} == READ_OPS
+    assert {"status"} == ADMIN_OPS
+    assert set(OPS) == WRITE_OPS | READ_OPS | ADMIN_OPS
+
+
+@pytest.mark.parametrize(
+    ("data", "field", "reason"),
+    [
+        (request("kv_set", kind="Hello"), "kind", "unknown kind 'Hello'"),
+        (request("kv_nope", {}), "op", "unknown op 'kv_nope'; expected one of kv_cas"),
+        (request("kv_set", {"k": 1, "v": 2}), "args.k", "must be a string, got int"),
+        (request("kv_set", {"k": "a"}), "args.v", "missing required field"),
+        (request("kv_set", {"k": "", "v": 1}), "args.k", "must be a non-empty string"),
+        (request("kv_set", {"k": "a", "v": 1, "ttl": 3}), "args.ttl", "unknown field"),
+        (request("kv_set", [1]), "args", "must be an object, got array"),
+        (request("kv_cas", {"k": "a", "v": 1}), "args.expected", "missing required field"),
+        (
+            request("kv_get", {"k": "a", "consistency": "eventual"}),
+            "args.consistency",
+            "must be one of 'linearizable', 'lease' or 'stale'",
+        ),
+        (request("kv_scan", {"prefix": "", "limit": 0}), "args.limit", "must be an integer >= 1"),
+        (
+            request("kv_scan", {"prefix": "", "limit": limits.SCAN_LIMIT_MAX + 1}),
+            "args.limit",
+            f"<= {limits.SCAN_LIMIT_MAX}",
+        ),
+        (
+            request("kv_scan", {"prefix": "", "limit": "9"}),
+            "args.limit",
+            "must be an integer, got str",
+        ),
+        (request("kv_scan", {"limit": 9}), "args.prefix", "missing required field"),
+        (request("kv_get", {"k": "a"}, client_id=...), "client_id", "missing required field"),
+        (request("kv_get", {"k": "a"}, request_id=...), "request_id", "missing required field"),
+        (request(..., {"k": "a"}), "op", "missing required field"),
+        (request("kv_get", {"k": "a"}, client_id=""), "client_id", "length >= 1"),
+        (request("kv_get", {"k": "a"}, request_id=5), "request_id", "must be a string, got int"),
+        (
+            request("kv_get", {"k": "a"}, request_id="r" * (limits.REQUEST_ID_CHARS_MAX + 1)),
+            "request_id",
+            f"length <= {limits.REQUEST_ID_CHARS_MAX}",
+        ),
+        (
+            request("kv_get", {"k": "a"}, client_id="c" * (limits.CLIENT_ID_CHARS_MAX + 1)),
+            "client_id",
+            f"length <= {limits.CLIENT_ID_CHARS_MAX}",
+        ),
+    ],
+)
+def test_bad_requests_name_the_field(data: bytes, field: str, reason: str) -> None:
+    with pytest.raises(BadRequest) as info:
+        validate(data)
+    assert info.value.field == field
+    assert reason in info.value.reason
+    assert str(info.value).startswith(f"{field}: ")
+
+
+def test_number_beyond_float_range_is_refused() -> None:
+    data = request("kv_set", {"k": "a", "v": 0}).replace(b'"v":0', b'"v":1e400')
+    with pytest.raises(BadRequest) as info:
+        validate(data)
+    assert (info.value.field, info.value.reason) == ("args.v", "number out of range")
+
+
+def test_key_limit_is_in_utf8_bytes() -> None:
+    at_limit = "é" * (limits.KEY_BYTES_MAX // 2)  # 2 bytes each
+    assert validate(request("kv_get", {"k": at_limit})).args["k"] == at_limit
+    with pytest.raises(TooLarge, match=r"args\.k"):
+        validate(request("kv_get", {"k": at_limit + "x"}))
+    with pytest.raises(TooLarge, match=r"args\.prefix"):
+        validate(request("kv_scan", {"prefix": "x" * (limits.KEY_BYTES_MAX + 1)}))
+
+
+def test_value_limit_is_in_encoded_bytes() -> None:
+    fits = "x" * (limits.VALUE_BYTES_MAX - 2)  # plus two quotes
+    validate(request("kv_set", {"k": "a", "v": fits}))
+    with pytest.raises(TooLarge, match=r"args\.v") as info:
+        validate(request("kv_set", {"k": "a", "v": fits + "x"}))
+    assert info.value.code == codes.TOO_LARGE
+    with pytest.raises(TooLarge):
+        validate(request("kv_cas", {"k": "a", "expected": None, "v": fits + "x"}))
+
+
+def test_request_and_response_round_trip() -> None:
+    req = ClientRequest(client_id="c", request_id="r", op="kv_set", args={"k": "a", "v": 1})
+    env = decode_envelope(encode_request(req, 5, id=3))
+    assert env.id == 3 and validate_request(env) == req
+    resp = ok_response({"ok": True}, dedup=True)
+    line = encode_response(resp, 6, id=3)
+    assert "message" not in json.loads(line)["payload"]
+    assert decode_response(decode_envelope(line)) == resp
+
+
+def test_response_decoding_refuses_other_kinds_and_bad_fields() -> None:
+    with pytest.raises(BadRequest, match="kind"):
+        decode_response(decode_envelope(encode_envelope("X", {}, 1)))
+    with pytest.raises(BadRequest) as info:
+        decode_response(decode_envelope(encode_envelope("ClientResponse", {"ok": 1}, 1)))
+    assert info.value.field == "ok"
+
+
+def test_error_responses_carry_code_message_and_data() -> None:
+    bad = error_response(BadRequest("args.k", "must be a string, got int"))
+    assert (bad.ok, bad.code) == (False, codes.BAD_REQUEST)
+    assert bad.result == {"field": "args.k", "reason": "must be a string, got int"}
+    assert bad.message == "args.k: must be a string, got int"
+    nl = error_response(NotLeader("n2", "127.0.0.1:7002", term=4), node="n1")
+    assert nl.code == codes.NOT_LEADER
+    assert nl.result == {"term": 4, "node": "n1", "leader": "n2", "leader_addr": "127.0.0.1:7002"}
+    assert error_response(NotLeader(term=2), node="n1").result == {"term": 2, "node": "n1"}
+    for exc, code in [
+        (TooLarge("x"), codes.TOO_LARGE),
+        (Timeout("t"), codes.TIMEOUT),
+        (Unavailable("u"), codes.UNAVAILABLE),
+        (RateLimited("r"), codes.RATE_LIMITED),
+    ]:
+        resp = error_response(exc)
+        assert (resp.ok, resp.code, resp.message) == (False, code, str(exc))
+    assert isinstance(resp, ClientResponse)
