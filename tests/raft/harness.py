@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from resonetics.raft.config import RaftConfig
-from resonetics.raft.entry import GENESIS, Entry
+from resonetics.raft.entry import GENESIS, Entry, EntryType, make_entry
 from resonetics.raft.messages import Message
 from resonetics.raft.node import RaftNode
 from resonetics.raft.ready import HardState, ReadState, Ready, Role
@@ -107,6 +107,24 @@ class Network:
         self.queue = [m for m in self.queue if m.dst != node]
         self.nodes[node] = self._boot(node)
 
+    def install(self, node: NodeId, entries: list[Entry], hard_state: HardState) -> None:
+        """Give ``node`` this durable state (nothing applied yet) and restart it."""
+        self.disks[node] = Disk(hard_state=hard_state, entries=list(entries))
+        self.restart(node)
+
+    def expire_leases(self) -> None:
+        """Let every node's memory of a leader lapse, without anyone winning an election.
+
+        Nodes are cut off from each other while they tick an election timeout, so
+        with PreVote a timed-out node only becomes a pre-candidate (no term change).
+        """
+        saved = set(self.cut)
+        self.partition(*[[i] for i in self.ids])
+        ticks = self.config(self.ids[0]).election_ticks
+        self.tick(times=ticks)
+        self.queue.clear()
+        self.cut = saved
+
     # --- driving ---------------------------------------------------------------------
     def process(self, node: NodeId) -> Ready | None:
         """Handle one Ready of ``node`` like the runtime: persist, send, apply, advance."""
@@ -183,10 +201,14 @@ class Network:
         return [e.data for e in self.disks[node].applied if e.data is not None]
 
 
-def with_config(net: Network, **changes: Any) -> None:
-    """Rebuild every node with changed config (only before anything happened)."""
-    net.config_kwargs.update(changes)
-    net.nodes = {i: net._boot(i) for i in net.ids}
+def extend_log(base: list[Entry], terms: Iterable[int], data: Any = None) -> list[Entry]:
+    """``base`` followed by one linked CLIENT_CMD entry per term in ``terms``."""
+    out = list(base)
+    prev = out[-1] if out else GENESIS
+    for t in terms:
+        prev = make_entry(prev.hash, t, prev.index + 1, EntryType.CLIENT_CMD, data)
+        out.append(prev)
+    return out
 
 
-__all__ = ["Disk", "Network", "replace", "with_config"]
+__all__ = ["Disk", "Network", "extend_log"]

@@ -1,0 +1,91 @@
+"""The in-memory RaftLog: anchor, slicing, term search, truncation, compaction."""
+
+from __future__ import annotations
+
+import pytest
+
+from resonetics.errors import InvariantViolation
+from resonetics.raft.entry import GENESIS, Entry, EntryType, make_entry
+from resonetics.raft.log import RaftLog, entry_size_bytes
+
+
+def chain(terms: list[int], data: object = None) -> list[Entry]:
+    out: list[Entry] = []
+    prev = GENESIS
+    for i, t in enumerate(terms, start=1):
+        prev = make_entry(prev.hash, t, i, EntryType.CLIENT_CMD, data)
+        out.append(prev)
+    return out
+
+
+def test_log_starts_at_its_anchor() -> None:
+    log = RaftLog(GENESIS)
+    assert (log.last_index, log.last_term, log.first_index) == (0, 0, 1)
+    assert log.hash_at(0) == GENESIS.hash
+    assert log.term_at(1) is None
+
+
+def test_term_and_hash_lookup() -> None:
+    entries = chain([1, 1, 2, 3])
+    log = RaftLog(GENESIS, entries)
+    assert [log.term_at(i) for i in range(5)] == [0, 1, 1, 2, 3]
+    assert log.hash_at(4) == entries[3].hash
+    assert log.matches(3, 2, entries[2].hash)
+    assert not log.matches(3, 2, entries[1].hash)
+
+
+def test_append_refuses_an_entry_that_does_not_link() -> None:
+    entries = chain([1, 1])
+    forged = Entry(term=1, index=2, type=EntryType.CLIENT_CMD, data="x", hash=entries[1].hash)
+    with pytest.raises(InvariantViolation):
+        RaftLog(GENESIS, [entries[0], forged])
+    with pytest.raises(InvariantViolation):
+        RaftLog(GENESIS, [entries[1]])  # gap
+
+
+def test_slice_bounded_by_count_and_bytes_but_never_empty() -> None:
+    entries = chain([1] * 10, data="x" * 1000)
+    log = RaftLog(GENESIS, entries)
+    assert len(log.slice(1, 10, count_max=3)) == 3
+    size = entry_size_bytes(entries[0])
+    assert len(log.slice(1, 10, bytes_max=size * 4 + 1)) == 4
+    assert len(log.slice(1, 10, bytes_max=1)) == 1  # an oversized entry still goes alone
+    assert log.slice(11, 20) == []
+
+
+def test_first_and_last_index_of_a_term() -> None:
+    log = RaftLog(GENESIS, chain([1, 1, 2, 2, 2, 5]))
+    assert log.first_index_of_term(2, 4) == 3
+    assert log.last_index_of_term(2) == 5
+    assert log.last_index_of_term(3) is None
+    assert log.last_index_of_term(0) == 0  # the genesis anchor
+
+
+def test_find_conflict_compares_hashes() -> None:
+    mine = chain([1, 1, 2])
+    theirs = chain([1, 1, 3, 3])
+    log = RaftLog(GENESIS, mine)
+    assert log.find_conflict(theirs) == 3
+    assert log.find_conflict(mine) is None
+    assert log.find_conflict(chain([1, 1, 2, 2])) == 4
+
+
+def test_truncation_never_cuts_a_committed_entry() -> None:
+    log = RaftLog(GENESIS, chain([1, 1, 2]))
+    with pytest.raises(InvariantViolation):
+        log.truncate_from(2, committed=2)
+    log.truncate_from(3, committed=2)
+    assert log.last_index == 2
+
+
+def test_compaction_keeps_the_chain_through_a_snap_dummy_anchor() -> None:
+    entries = chain([1, 1, 2, 2])
+    log = RaftLog(GENESIS, entries)
+    log.compact(2)
+    assert log.anchor.type is EntryType.SNAP_DUMMY
+    assert (log.anchor.index, log.anchor.term, log.anchor.hash) == (2, 1, entries[1].hash)
+    assert log.term_at(1) is None and log.hash_at(2) == entries[1].hash
+    assert log.entries_from(0) == entries[2:]
+    log.truncate_from(4, committed=3)
+    log.append([entries[3]])  # still links to the chain across the anchor
+    assert log.last_index == 4
