@@ -59,7 +59,7 @@ def oracle(model: dict[str, Any], op: str, args: dict[str, Any]) -> dict[str, An
 @settings(max_examples=150)
 @given(ops=st.lists(_ops, max_size=40))
 def test_store_matches_dict_oracle(ops: list[tuple[str, dict[str, Any]]]) -> None:
-    store, model = KeyValueStore(), {}
+    store, model = KeyValueStore(), dict[str, Any]()
     for index, (op, args) in enumerate(ops, start=1):
         assert store.apply(index, {"op": op, "args": args}) == oracle(model, op, args)
         assert store.items() == sorted(model.items())
@@ -124,6 +124,9 @@ def test_direct_reads_serve_read_ops_only() -> None:
         {"args": {}},
         "not a dict",
         {"op": "kv_get", "args": None},
+        {"op": "kv_set", "args": {"k": 1, "v": 1}},
+        {"op": "kv_scan", "args": {"prefix": 1, "limit": 1}},
+        {"op": "kv_scan", "args": {"prefix": "", "limit": True}},
     ],
 )
 def test_bad_commands_give_an_error_result_and_change_nothing(command: Any) -> None:

@@ -21,7 +21,7 @@ from resonetics.raft.messages import (
 )
 
 #: Strings msgspec can encode (no lone surrogates).
-texts = st.text(alphabet=st.characters(exclude_categories=("Cs",)), max_size=20)
+texts = st.text(alphabet=st.characters(exclude_categories=["Cs"]), max_size=20)
 ints64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
 naturals = st.integers(min_value=0, max_value=2**40)
 

@@ -44,6 +44,21 @@ class _KvSnapshot(msgspec.Struct, frozen=True, kw_only=True):
 _SNAPSHOT_DECODER: Final = msgspec.json.Decoder(_KvSnapshot)
 
 
+def _str(args: Mapping[str, Any], name: str) -> str:
+    """A string argument; anything else would poison the sorted key list for good."""
+    value = args[name]
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a string")
+    return value
+
+
+def _int(args: Mapping[str, Any], name: str) -> int:
+    value = args[name]
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an integer")
+    return value
+
+
 def json_equal(a: Any, b: Any) -> bool:
     """Equality of JSON values (``1`` != ``1.0`` != ``true``), by canonical encoding."""
     return _CANONICAL.encode(a) == _CANONICAL.encode(b)
@@ -59,11 +74,11 @@ class KeyValueStore(StateMachine):
         # Invariant: self._keys == sorted(self._data).
         self._keys: list[str] = []
         self._ops: dict[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
-            "kv_set": lambda a: self.set(a["k"], a["v"]),
-            "kv_get": lambda a: self.get(a["k"]),
-            "kv_delete": lambda a: self.delete(a["k"]),
-            "kv_cas": lambda a: self.cas(a["k"], a["expected"], a["v"]),
-            "kv_scan": lambda a: self.scan(a["prefix"], a["limit"]),
+            "kv_set": lambda a: self.set(_str(a, "k"), a["v"]),
+            "kv_get": lambda a: self.get(_str(a, "k")),
+            "kv_delete": lambda a: self.delete(_str(a, "k")),
+            "kv_cas": lambda a: self.cas(_str(a, "k"), a["expected"], a["v"]),
+            "kv_scan": lambda a: self.scan(_str(a, "prefix"), _int(a, "limit")),
         }
 
     def __len__(self) -> int:
