@@ -1,0 +1,41 @@
+"""Fixtures that run real ``resonetics serve`` processes on free loopback ports."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from resonetics.localcluster import LocalCluster
+
+
+@pytest.fixture
+def cluster3(tmp_path: Path) -> Iterator[LocalCluster]:
+    cluster = LocalCluster(tmp_path / "data", size=3, tick_ms=20)
+    cluster.start()
+    try:
+        cluster.wait_for_leader(timeout_s=30)
+        yield cluster
+    finally:
+        cluster.stop()
+        _assert_no_crash(cluster)
+
+
+@pytest.fixture
+def single_node(tmp_path: Path) -> Iterator[LocalCluster]:
+    cluster = LocalCluster(tmp_path / "data", size=1, tick_ms=20)
+    cluster.start()
+    try:
+        cluster.wait_for_leader(timeout_s=30)
+        yield cluster
+    finally:
+        cluster.stop()
+        _assert_no_crash(cluster)
+
+
+def _assert_no_crash(cluster: LocalCluster) -> None:
+    """Every node that was still running stopped cleanly; a traceback in a log is a crash."""
+    for node_id in cluster.nodes:
+        log = (cluster.data_dir / f"{node_id}.log").read_text(errors="replace")
+        assert "Traceback" not in log, f"{node_id} crashed:\n{log[-3000:]}"

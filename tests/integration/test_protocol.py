@@ -1,0 +1,134 @@
+"""Bad input gets the documented answer and never harms the node (DESIGN §5)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+
+from resonetics import limits
+from resonetics.client import Client
+from resonetics.localcluster import LocalCluster
+
+
+def _connect(cluster: LocalCluster) -> socket.socket:
+    host, _, port = cluster.addresses[0].rpartition(":")
+    sock = socket.create_connection((host, int(port)), timeout=10)
+    return sock
+
+
+def _exchange(sock: socket.socket, line: bytes) -> dict[str, object]:
+    sock.sendall(line)
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    envelope = json.loads(data)
+    assert envelope["kind"] == "ClientResponse"
+    payload: dict[str, object] = envelope["payload"]
+    return payload
+
+
+def _request(op: str, args: object, req_id: object = 7) -> bytes:
+    env = {
+        "kind": "ClientRequest",
+        "payload": {"client_id": "c1", "request_id": f"r-{op}-{req_id}", "op": op, "args": args},
+        "t": 0,
+        "v": 1,
+        "id": req_id,
+    }
+    return json.dumps(env).encode() + b"\n"
+
+
+def _still_serving(cluster: LocalCluster) -> None:
+    with Client(cluster.addresses, timeout=10) as client:
+        client.put("alive", 1)
+        assert client.get("alive") == 1
+
+
+def test_not_json_gets_bad_request(single_node: LocalCluster) -> None:
+    with _connect(single_node) as sock:
+        answer = _exchange(sock, b"this is not json\n")
+    assert answer["code"] == "BAD_REQUEST"
+    assert answer["ok"] is False
+    _still_serving(single_node)
+
+
+def test_wrong_type_names_the_field(single_node: LocalCluster) -> None:
+    with _connect(single_node) as sock:
+        answer = _exchange(sock, _request("kv_set", {"k": 5, "v": "x"}))
+    assert answer["code"] == "BAD_REQUEST"
+    assert "args.k" in str(answer["message"])
+    _still_serving(single_node)
+
+
+def test_unknown_op_is_rejected(single_node: LocalCluster) -> None:
+    with _connect(single_node) as sock:
+        answer = _exchange(sock, _request("kv_explode", {}))
+    assert answer["code"] == "BAD_REQUEST"
+    assert "kv_explode" in str(answer["message"])
+    _still_serving(single_node)
+
+
+def test_unknown_kind_is_rejected(single_node: LocalCluster) -> None:
+    with _connect(single_node) as sock:
+        answer = _exchange(sock, b'{"kind": "Bogus", "payload": {}, "t": 0, "v": 1, "id": 1}\n')
+    assert answer["code"] == "BAD_REQUEST"
+    _still_serving(single_node)
+
+
+def test_response_echoes_request_id(single_node: LocalCluster) -> None:
+    with _connect(single_node) as sock:
+        sock.sendall(_request("kv_set", {"k": "a", "v": 1}, req_id="abc"))
+        data = b""
+        while not data.endswith(b"\n"):
+            data += sock.recv(65536)
+    envelope = json.loads(data)
+    assert envelope["id"] == "abc"
+    assert envelope["payload"]["code"] == "OK"
+
+
+def test_oversized_value_is_too_large(single_node: LocalCluster) -> None:
+    big = "x" * (limits.VALUE_BYTES_MAX + 10)
+    with _connect(single_node) as sock:
+        answer = _exchange(sock, _request("kv_set", {"k": "big", "v": big}))
+    assert answer["code"] == "TOO_LARGE"
+    _still_serving(single_node)
+
+
+def test_oversized_line_is_refused_and_connection_closed(single_node: LocalCluster) -> None:
+    with _connect(single_node) as sock:
+        sock.sendall(b"x" * (limits.LINE_BYTES_MAX + 1024))
+        data = b""
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    answer = json.loads(data.splitlines()[0])["payload"]
+    assert answer["code"] == "TOO_LARGE"
+    _still_serving(single_node)
+
+
+def test_half_a_line_then_close_harms_nothing(single_node: LocalCluster) -> None:
+    with _connect(single_node) as sock:
+        sock.sendall(_request("kv_set", {"k": "half", "v": 1})[:30])
+    time.sleep(0.2)
+    _still_serving(single_node)
+    with Client(single_node.addresses, timeout=10) as client:
+        assert client.get("half") is None
+
+
+def test_many_requests_in_flight_on_one_connection(single_node: LocalCluster) -> None:
+    lines = b"".join(_request("kv_set", {"k": f"k{i}", "v": i}, req_id=i) for i in range(50))
+    with _connect(single_node) as sock:
+        sock.sendall(lines)
+        data = b""
+        while data.count(b"\n") < 50:
+            chunk = sock.recv(65536)
+            assert chunk, "connection closed early"
+            data += chunk
+    ids = sorted(json.loads(line)["id"] for line in data.splitlines())
+    assert ids == list(range(50))
