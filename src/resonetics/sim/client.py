@@ -1,0 +1,224 @@
+"""Simulated clients: a seeded workload over the client protocol, recorded as a history.
+
+Theory of operation
+-------------------
+A ``SimClient`` runs one operation at a time (set, get, delete or cas on a
+small key set) the way ``resonetics.Client`` does over TCP: it sends the
+request to a node through the faulty network, follows ``NOT_LEADER`` hints,
+and when an attempt times out it retries — a write always with the *same*
+``request_id``, so the session table applies it at most once. Reads go through
+``NodeDriver.read`` (ReadIndex).
+
+Every operation is recorded with the checker's ``HistoryRecorder`` at virtual
+time: ``invoke`` when it starts, ``ok`` when a node confirms it, ``fail`` when
+it certainly had no effect (a read, or a write whose every attempt was
+refused), ``info`` when a write's fate is unknown; the client then continues
+under a new process id, as Jepsen requires. Responses to earlier attempts are
+matched by a token and ignored once the operation has moved on.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from dataclasses import dataclass
+from typing import Any
+
+from resonetics.check.history import HistoryRecorder, OpHandle, OpKind
+from resonetics.runtime.outcome import Outcome
+from resonetics.sim.cluster import Cluster
+from resonetics.sim.invariants import Receipt
+from resonetics.wire import codes
+
+#: How long one attempt waits for an answer before retrying elsewhere (virtual ms).
+ATTEMPT_TIMEOUT_MS = 400
+#: How long an operation may take in all before the client gives up on it (virtual ms).
+OP_DEADLINE_MS = 2_500
+#: Pause before retrying after a refusal, and between operations (virtual ms).
+RETRY_BACKOFF_MS = (5, 40)
+THINK_MS = (0, 60)
+
+_OPS: tuple[OpKind, ...] = ("set", "get", "delete", "cas", "get", "set")
+
+
+@dataclass(slots=True)
+class _Op:
+    handle: OpHandle
+    request: dict[str, Any]
+    started_ms: int
+    target: str
+    seq: int
+    attempt: int = 0
+    #: True once an attempt may have reached a leader without an answer coming back.
+    maybe_applied: bool = False
+
+
+@dataclass(slots=True)
+class Workload:
+    """State shared by the clients of one run: unique values and process ids."""
+
+    values: itertools.count[int]
+    pids: itertools.count[int]
+    stop_ms: int
+    #: Virtual time after which every operation must succeed (the liveness window).
+    settle_ms: int
+    recorder: HistoryRecorder
+
+
+class SimClient:
+    """One client process (or a succession of them, after ``info``)."""
+
+    def __init__(self, name: str, cluster: Cluster, rng: random.Random, workload: Workload) -> None:
+        self.name = name
+        self.cluster = cluster
+        self.rng = rng
+        self.workload = workload
+        self.pid = next(workload.pids)
+        self._seqs = itertools.count(1)
+        self._op: _Op | None = None
+        self._leader_hint: str | None = None
+        self.ops_ok = 0
+        self.late_failures: list[str] = []
+
+    @property
+    def idle(self) -> bool:
+        return self._op is None
+
+    def start(self, delay_ms: int) -> None:
+        self.cluster.queue.after(delay_ms, self._next)
+
+    # --- choosing operations ------------------------------------------------------------------
+    def _next(self) -> None:
+        queue = self.cluster.queue
+        if queue.now_ms >= self.workload.stop_ms:
+            return
+        keys = self.cluster.options.keys
+        key = f"k{self.rng.randrange(keys)}"
+        f = self.rng.choice(_OPS)
+        value = next(self.workload.values)
+        rec = self.workload.recorder
+        args: dict[str, Any] = {"k": key}
+        if f == "set":
+            args["v"] = value
+            handle = rec.invoke(self.pid, f, key, value)
+        elif f == "cas":
+            expected = self.rng.choice([None, max(0, value - self.rng.randint(1, 8))])
+            args.update(expected=expected, v=value)
+            handle = rec.invoke(self.pid, f, key, [expected, value])
+        else:
+            handle = rec.invoke(self.pid, f, key)
+        request = {
+            "client_id": self.name,
+            "request_id": f"r{value}",
+            "op": f"kv_{f}",
+            "args": args,
+        }
+        target = self._leader_hint or self.rng.choice(self.cluster.ids)
+        self._op = _Op(handle, request, queue.now_ms, target, next(self._seqs))
+        self._attempt()
+
+    # --- attempts -------------------------------------------------------------------------------
+    def _attempt(self) -> None:
+        op = self._op
+        assert op is not None
+        op.attempt += 1
+        token = (op.seq, op.attempt)
+        target = op.target
+        net = self.cluster.network
+        cluster = self.cluster
+        self.cluster.trace.add(
+            cluster.queue.now_ms, "client", self.name, f"{op.request['op']}", target
+        )
+
+        def reply(outcome: Outcome) -> None:
+            net.send(target, self.name, outcome, lambda: self._on_response(token, outcome))
+
+        net.send(
+            self.name, target, op.request, lambda: cluster.client_request(target, op.request, reply)
+        )
+        cluster.queue.after(ATTEMPT_TIMEOUT_MS, lambda: self._on_timeout(token))
+
+    def _current(self, token: tuple[int, int]) -> _Op | None:
+        op = self._op
+        if op is None or (op.seq, op.attempt) != token:
+            return None
+        return op
+
+    def _on_timeout(self, token: tuple[int, int]) -> None:
+        op = self._current(token)
+        if op is None:
+            return
+        op.maybe_applied = True
+        self._leader_hint = None
+        op.target = self.rng.choice(self.cluster.ids)
+        self._retry(op, 0)
+
+    def _on_response(self, token: tuple[int, int], outcome: Outcome) -> None:
+        op = self._current(token)
+        if op is None:
+            return
+        self.cluster.trace.add(self.cluster.queue.now_ms, "response", self.name, outcome.code)
+        if outcome.code == codes.OK:
+            self._finish_ok(op, outcome)
+            return
+        if outcome.code == codes.NOT_LEADER:
+            hint = (outcome.result or {}).get("leader")
+            self._leader_hint = hint
+            op.target = hint if hint is not None else self.rng.choice(self.cluster.ids)
+        else:
+            # TIMEOUT (leadership lost or entry overwritten: it may still commit) or
+            # UNAVAILABLE: try again, same request id.
+            op.maybe_applied = op.maybe_applied or outcome.code == codes.TIMEOUT
+            op.target = self.rng.choice(self.cluster.ids)
+        self._retry(op, self.rng.randint(*RETRY_BACKOFF_MS))
+
+    def _retry(self, op: _Op, delay_ms: int) -> None:
+        if self.cluster.queue.now_ms - op.started_ms >= OP_DEADLINE_MS:
+            self._give_up(op)
+            return
+        seq = op.seq
+        self.cluster.queue.after(
+            delay_ms, lambda: self._attempt() if self._op is op and op.seq == seq else None
+        )
+
+    # --- completion -----------------------------------------------------------------------------
+    def _finish_ok(self, op: _Op, outcome: Outcome) -> None:
+        rec = self.workload.recorder
+        result = outcome.result if isinstance(outcome.result, dict) else {}
+        f = op.handle.f
+        if f == "get":
+            rec.ok(op.handle, result.get("value") if result.get("found") else None)
+        elif f == "cas":
+            rec.ok(op.handle, success=bool(result.get("swapped")))
+        elif f == "delete":
+            rec.ok(op.handle, deleted=bool(result.get("deleted")))
+        else:
+            rec.ok(op.handle)
+        receipt = result.get("receipt")
+        if isinstance(receipt, dict):
+            self.cluster.monitor.receipts.append(
+                Receipt(self.name, receipt["index"], receipt["term"], receipt["hash"])
+            )
+        self.ops_ok += 1
+        self._done()
+
+    def _give_up(self, op: _Op) -> None:
+        rec = self.workload.recorder
+        if op.handle.f != "get" and op.maybe_applied:
+            rec.info(op.handle)
+            self.pid = next(self.workload.pids)
+        else:
+            rec.fail(op.handle)
+        if op.started_ms >= self.workload.settle_ms:
+            self.late_failures.append(
+                f"{self.name} gave up on {op.request['op']} {op.request['args']} "
+                f"started at {op.started_ms} ms, after faults stopped"
+            )
+        self._done()
+
+    def _done(self) -> None:
+        self._op = None
+        self.cluster.queue.after(self.rng.randint(*THINK_MS), self._next)
+
+
+__all__ = ["ATTEMPT_TIMEOUT_MS", "OP_DEADLINE_MS", "SimClient", "Workload"]

@@ -1,0 +1,227 @@
+"""The simulated world: nodes, their disks and timers, and the hosts they run on.
+
+Theory of operation
+-------------------
+Each ``SimNode`` is one machine: a ``MemoryFileSystem`` (its disk, which
+outlives crashes) and, while it is up, a ``NodeDriver`` over
+``FileNodeStorage`` on that disk — the very driver and storage code the server
+runs. ``SimNode`` is the driver's ``Host``: ``now_ms`` is the virtual clock,
+``send`` hands the message to the faulty network.
+
+Every input (a tick, an arriving message, a client request) is one event: the
+input is fed to the driver, ``process_ready()`` runs, and then the monitor
+checks what changed. A ``SimulatedCrash`` raised by the disk anywhere in that
+(including during recovery) takes the node down right there, as a power cut
+would. A crash discards the driver and everything in memory; a restart builds
+a new driver over the same disk, so recovery runs the real code.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from typing import Any
+
+from resonetics.raft.config import RaftConfig
+from resonetics.raft.messages import Message, PreVote, PreVoteResp, RequestVoteResp
+from resonetics.raft.ready import Role
+from resonetics.raft.types import NodeId
+from resonetics.runtime.driver import NodeDriver
+from resonetics.runtime.outcome import OnDone, Outcome
+from resonetics.sim.clock import EventQueue
+from resonetics.sim.invariants import SafetyMonitor
+from resonetics.sim.network import Network
+from resonetics.sim.observed import ObservedKV, ObservedStorage
+from resonetics.sim.options import SimOptions
+from resonetics.sim.trace import Trace
+from resonetics.storage.fs import MemoryFileSystem, SimulatedCrash
+from resonetics.storage.node_storage import FileNodeStorage
+
+#: Operations after "now" at which an armed mid-operation crash may fire.
+CRASH_AT_OPS_MAX = 12
+
+
+class SimNode:
+    """One simulated machine; the ``Host`` of its driver."""
+
+    def __init__(self, node_id: NodeId, cluster: Cluster, tick_ms: int) -> None:
+        self.node_id = node_id
+        self.cluster = cluster
+        self.fs = MemoryFileSystem()
+        self.driver: NodeDriver | None = None
+        self.incarnation = 0
+        self.tick_ms = tick_ms
+        self.role = Role.FOLLOWER
+        self.crashes = 0
+
+    @property
+    def up(self) -> bool:
+        return self.driver is not None
+
+    # --- Host --------------------------------------------------------------------------
+    def now_ms(self) -> int:
+        return self.cluster.queue.now_ms
+
+    def send(self, msg: Message) -> None:
+        self.cluster.send_peer(msg)
+
+
+class Cluster:
+    """Nodes, network, clock and monitor of one run."""
+
+    def __init__(
+        self,
+        seed: int,
+        options: SimOptions,
+        queue: EventQueue,
+        network: Network,
+        trace: Trace,
+        monitor: SafetyMonitor,
+    ) -> None:
+        self.seed = seed
+        self.options = options
+        self.queue = queue
+        self.network = network
+        self.trace = trace
+        self.monitor = monitor
+        self.ids = [f"n{i + 1}" for i in range(options.nodes)]
+        self.nodes = {nid: SimNode(nid, self, options.tick_ms) for nid in self.ids}
+        self._disk_rng = random.Random(f"{seed}/disk")
+
+    # --- life cycle --------------------------------------------------------------------
+    def start(self, node: SimNode) -> None:
+        """Boot (or reboot) ``node`` from its disk and start its timer."""
+        assert not node.up
+        node.incarnation += 1
+        config = RaftConfig(
+            node_id=node.node_id,
+            initial_voters=tuple(self.ids),
+            election_ticks=self.options.election_ticks,
+        )
+        storage = ObservedStorage(
+            FileNodeStorage(node.fs, f"/data/{node.node_id}"), node.node_id, self.monitor
+        )
+        rng = random.Random(f"{self.seed}/core/{node.node_id}/{node.incarnation}")
+        machine = ObservedKV(node.node_id, self.monitor)
+        try:
+            driver = NodeDriver(config, storage, node, rng, machine)
+        except SimulatedCrash:
+            self._power_cut(node, "crash during recovery")
+            return
+        node.driver = driver
+        node.role = driver.core.role
+        self.monitor.on_restart(node.node_id, driver.core.term)
+        self.trace.add(self.queue.now_ms, "start", node.node_id, f"term={driver.core.term}")
+        self.run(node, lambda d: None)
+        self._schedule_tick(node)
+
+    def crash(self, node: SimNode) -> None:
+        """Power loss now: unsynced bytes may be lost or torn."""
+        if node.up:
+            self._power_cut(node, "crash")
+
+    def arm_crash(self, node: SimNode) -> None:
+        """Make the disk fail a few operations from now, in the middle of whatever runs."""
+        if node.up:
+            k = self._disk_rng.randint(0, CRASH_AT_OPS_MAX)
+            node.fs.crash_at(node.fs.op_count + k)
+            self.trace.add(self.queue.now_ms, "arm-crash", node.node_id, f"op+{k}")
+
+    def disarm_crash(self, node: SimNode) -> None:
+        if node.up:
+            node.fs.crash_at(None)
+
+    def _power_cut(self, node: SimNode, why: str) -> None:
+        node.driver = None
+        node.role = Role.FOLLOWER
+        node.crashes += 1
+        node.fs.crash(self._disk_rng)
+        self.monitor.forget_commit(node.node_id)
+        self.trace.add(self.queue.now_ms, "crash", node.node_id, why)
+
+    # --- inputs ------------------------------------------------------------------------
+    def run(self, node: SimNode, feed: Callable[[NodeDriver], None]) -> None:
+        """One step: feed an input, process the Ready, check what changed."""
+        driver = node.driver
+        if driver is None:
+            return
+        try:
+            feed(driver)
+            driver.process_ready()
+        except SimulatedCrash:
+            self._power_cut(node, "disk failed mid-operation")
+            return
+        self._observe(node, driver)
+
+    def _schedule_tick(self, node: SimNode) -> None:
+        incarnation = node.incarnation
+
+        def fire() -> None:
+            if node.incarnation == incarnation and node.up:
+                self.run(node, NodeDriver.tick)
+                self._schedule_tick(node)
+
+        self.queue.after(node.tick_ms, fire)
+
+    def send_peer(self, msg: Message) -> None:
+        if isinstance(msg, RequestVoteResp) and msg.vote_granted:
+            self.monitor.on_vote_sent(msg.src, msg.term, msg.dst)
+        if not isinstance(msg, PreVote | PreVoteResp):
+            # PreVote rounds carry a term (my term + 1) that nobody adopts.
+            self.monitor.on_term_sent(msg.src, msg.term)
+        self.trace.add(self.queue.now_ms, "send", msg)
+        target = self.nodes.get(msg.dst)
+        if target is None:
+            return
+
+        def arrive() -> None:
+            if target.up:
+                self.trace.add(self.queue.now_ms, "deliver", msg)
+                self.run(target, lambda d: d.step(msg))
+
+        self.network.send(msg.src, msg.dst, msg, arrive)
+
+    def client_request(
+        self, node_id: NodeId, request: dict[str, Any], reply: Callable[[Outcome], None]
+    ) -> None:
+        """A client's request arrives at ``node_id`` (nothing happens if it is down)."""
+        node = self.nodes[node_id]
+        if not node.up:
+            return
+        on_done: OnDone = reply
+        op, args = request["op"], request["args"]
+        if op == "kv_get":
+            self.run(node, lambda d: d.read(op, args, on_done))
+        else:
+            cid, rid = request["client_id"], request["request_id"]
+            self.run(node, lambda d: d.submit(cid, rid, op, args, on_done))
+
+    # --- checks ------------------------------------------------------------------------
+    def _observe(self, node: SimNode, driver: NodeDriver) -> None:
+        core = driver.core
+        role = core.role
+        if role is not node.role:
+            self.trace.add(self.queue.now_ms, "role", node.node_id, f"{role} term={core.term}")
+            node.role = role
+        if role is Role.LEADER:
+            probes = self.monitor.completeness_probes(core.term)
+            self.monitor.on_leader(node.node_id, core.term, {i: core.hash_at(i) for i in probes})
+        commit = core.commit_index
+        start = max(self.monitor.committed_max, self.monitor.commit_seen.get(node.node_id, 0))
+        hashes = {i: core.hash_at(i) for i in range(start + 1, commit + 1)}
+        if commit > 0:
+            hashes[commit] = core.hash_at(commit)
+        self.monitor.on_commit(node.node_id, core.term, commit, hashes)
+
+    def leader(self) -> SimNode | None:
+        """The live leader of the highest term, if any."""
+        best: SimNode | None = None
+        best_term = -1
+        for node in self.nodes.values():
+            core = node.driver.core if node.driver is not None else None
+            if core is not None and core.role is Role.LEADER and core.term > best_term:
+                best, best_term = node, core.term
+        return best
+
+
+__all__ = ["CRASH_AT_OPS_MAX", "Cluster", "SimNode"]

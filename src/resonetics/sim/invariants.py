@@ -1,0 +1,173 @@
+"""Raft safety checks the simulator runs after every step, incrementally.
+
+Theory of operation
+-------------------
+``check/invariants.py`` states the properties over whole logs; re-running them
+over every node's full log after each of tens of thousands of steps would cost
+more than the simulation. The ``SafetyMonitor`` instead sees each fact once,
+where it appears, and keeps just enough global memory to judge it:
+
+* election safety: ``term -> leader`` over the whole run (Raft §5.2);
+* log matching: every appended entry must link to the node's previous hash
+  (the chain) and agree with every other entry ever seen at its (index, term)
+  (§5.3). Because the hash covers the whole prefix, agreeing on one hash is
+  agreeing on the history before it;
+* leader completeness: an entry seen committed while the observer's term was
+  ``t`` must be in the log of every leader of a term above ``t`` (§5.4);
+* state machine safety: one hash per applied index across all nodes (§5.4.3);
+* a live node's commit index never decreases; a node never grants two votes in
+  one term and its term never goes back, across crashes (the vote and term
+  are recorded when the message that depends on them leaves the node);
+* acknowledged writes: their receipts (index, hash) are checked at the end.
+
+A violated property raises ``SimViolation``; the runner adds the seed, options
+and trace.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from resonetics.check.invariants import election_safety
+from resonetics.raft.entry import Entry, entry_links
+from resonetics.raft.types import Index, NodeId, Term
+
+
+class SimViolation(Exception):
+    """A safety or liveness property failed; the message says which and where."""
+
+
+@dataclass(slots=True)
+class Receipt:
+    """Where an acknowledged write landed: the entry a client was told about."""
+
+    client: str
+    index: Index
+    term: Term
+    hash: str
+
+
+@dataclass(slots=True)
+class SafetyMonitor:
+    """Global memory of what every node has said and done during one run."""
+
+    leaders: dict[Term, NodeId] = field(default_factory=dict)
+    seen: dict[tuple[Index, Term], str] = field(default_factory=dict)
+    applied: dict[Index, tuple[NodeId, str]] = field(default_factory=dict)
+    #: index -> hash of entries known committed; ``commit_terms``: observer term -> max index.
+    committed: dict[Index, str] = field(default_factory=dict)
+    commit_terms: dict[Term, Index] = field(default_factory=dict)
+    committed_max: Index = 0
+    commit_seen: dict[NodeId, Index] = field(default_factory=dict)
+    votes: dict[tuple[NodeId, Term], NodeId] = field(default_factory=dict)
+    sent_term: dict[NodeId, Term] = field(default_factory=dict)
+    receipts: list[Receipt] = field(default_factory=list)
+    elections: int = 0
+
+    # --- leaders --------------------------------------------------------------------
+    def on_leader(self, node: NodeId, term: Term, hash_at: dict[Index, str | None]) -> None:
+        """``node`` is leader in ``term``; ``hash_at`` maps probe indexes to its log's hashes."""
+        known = self.leaders.get(term)
+        if known == node:
+            return
+        if known is not None:
+            found = election_safety({term: [known, node]})
+            raise SimViolation(found[0] if found else f"two leaders in term {term}")
+        self.leaders[term] = node
+        self.elections += 1
+        for index, digest in hash_at.items():
+            if digest != self.committed.get(index):
+                raise SimViolation(
+                    f"leader completeness: {node} leads term {term} without committed entry "
+                    f"{index} (committed {self.committed.get(index)}, its log has {digest})"
+                )
+
+    def completeness_probes(self, term: Term) -> list[Index]:
+        """Committed indexes a new leader of ``term`` must hold (the highest suffices: chain)."""
+        index = max((i for t, i in self.commit_terms.items() if t < term), default=0)
+        return [index] if index > 0 else []
+
+    # --- the log -----------------------------------------------------------------------
+    def on_append(self, node: NodeId, prev_hash: str, entries: Sequence[Entry]) -> None:
+        for entry in entries:
+            if not entry_links(prev_hash, entry):
+                raise SimViolation(
+                    f"hash chain: {node} appended index {entry.index} that does not link "
+                    f"to its previous hash {prev_hash[:12]}"
+                )
+            key = (entry.index, entry.term)
+            known = self.seen.setdefault(key, entry.hash)
+            if known != entry.hash:
+                raise SimViolation(
+                    f"log matching: {node} has index {entry.index} term {entry.term} with hash "
+                    f"{entry.hash[:12]}, another node had {known[:12]}"
+                )
+            prev_hash = entry.hash
+
+    def on_commit(
+        self, node: NodeId, term: Term, commit: Index, hashes: dict[Index, str | None]
+    ) -> None:
+        """``node`` (at ``term``) reports ``commit``; ``hashes`` are its log's new committed hashes."""
+        before = self.commit_seen.get(node)
+        if before is not None and commit < before:
+            raise SimViolation(f"commit index of {node} went back from {before} to {commit}")
+        self.commit_seen[node] = commit
+        for index, digest in hashes.items():
+            known = self.committed.setdefault(index, digest or "")
+            if known != digest:
+                raise SimViolation(
+                    f"committed entry changed: index {index} committed as {known[:12]}, "
+                    f"{node} commits {str(digest)[:12]}"
+                )
+        self.committed_max = max(self.committed_max, commit)
+        if commit > self.commit_terms.get(term, 0):
+            self.commit_terms[term] = commit
+
+    def forget_commit(self, node: NodeId) -> None:
+        """A crashed node restarts from its durable commit hint, which may be lower."""
+        self.commit_seen.pop(node, None)
+
+    def on_apply(self, node: NodeId, entry: Entry) -> None:
+        known = self.applied.setdefault(entry.index, (node, entry.hash))
+        if known[1] != entry.hash:
+            raise SimViolation(
+                f"state machine safety: index {entry.index} applied as {known[1][:12]} on "
+                f"{known[0]} but as {entry.hash[:12]} on {node}"
+            )
+
+    # --- what left a node ----------------------------------------------------------------
+    def on_vote_sent(self, voter: NodeId, term: Term, candidate: NodeId) -> None:
+        known = self.votes.setdefault((voter, term), candidate)
+        if known != candidate:
+            raise SimViolation(
+                f"double vote: {voter} voted for {known} and for {candidate} in term {term}"
+            )
+
+    def on_term_sent(self, node: NodeId, term: Term) -> None:
+        if term > self.sent_term.get(node, 0):
+            self.sent_term[node] = term
+
+    def on_restart(self, node: NodeId, term: Term) -> None:
+        self.forget_commit(node)
+        sent = self.sent_term.get(node, 0)
+        if term < sent:
+            raise SimViolation(f"{node} restarted at term {term} after sending term {sent}")
+
+    # --- the end -------------------------------------------------------------------------
+    def check_receipts(self, final_hashes: dict[NodeId, dict[Index, str | None]]) -> None:
+        """Every acknowledged write is committed and in every node's final log."""
+        for receipt in self.receipts:
+            if self.committed.get(receipt.index) != receipt.hash:
+                raise SimViolation(
+                    f"acknowledged write lost: {receipt.client} was told index {receipt.index} "
+                    f"hash {receipt.hash[:12]}, committed is {self.committed.get(receipt.index)}"
+                )
+            for node, hashes in final_hashes.items():
+                if hashes.get(receipt.index) != receipt.hash:
+                    raise SimViolation(
+                        f"acknowledged write lost: index {receipt.index} is not in the log of {node}"
+                    )
+
+
+__all__ = ["Receipt", "SafetyMonitor", "SimViolation"]

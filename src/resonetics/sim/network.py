@@ -1,0 +1,93 @@
+"""A faulty network between simulated endpoints (nodes and clients).
+
+Every send is decided at once from the network's own seeded ``Random``: lost,
+delivered after a random latency (so messages reorder), or delivered twice.
+Partitions are a set of blocked *directed* links, so one-way (asymmetric)
+partitions are as easy as symmetric ones; a blocked link silently loses what
+is sent over it, as a real partition does. Whether a message arrives at a node
+that has crashed meanwhile is the receiver's business (``cluster.py``).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from resonetics.sim.clock import EventQueue
+from resonetics.sim.trace import Trace
+
+Deliver = Callable[[], None]
+
+
+@dataclass(slots=True)
+class NetworkProfile:
+    """How unreliable the network is right now (all zero: a perfect, fast network)."""
+
+    drop_p: float = 0.0
+    dup_p: float = 0.0
+    latency_min_ms: int = 1
+    latency_max_ms: int = 2
+    #: Chance that a message is held far longer than usual (a stalled route).
+    slow_p: float = 0.0
+    slow_ms: int = 0
+
+
+@dataclass(slots=True)
+class NetworkStats:
+    sent: int = 0
+    delivered: int = 0
+    dropped: int = 0
+    duplicated: int = 0
+    blocked: int = 0
+
+
+class Network:
+    """Schedules deliveries on the event queue, with the faults of its profile."""
+
+    def __init__(self, queue: EventQueue, rng: random.Random, trace: Trace) -> None:
+        self._queue = queue
+        self._rng = rng
+        self._trace = trace
+        self.profile = NetworkProfile()
+        self.stats = NetworkStats()
+        #: Directed links (src, dst) that currently lose everything.
+        self.blocked: set[tuple[str, str]] = set()
+
+    def send(self, src: str, dst: str, what: object, deliver: Deliver) -> None:
+        """Carry ``what`` from ``src`` to ``dst``; ``deliver`` runs on arrival."""
+        self.stats.sent += 1
+        now = self._queue.now_ms
+        if (src, dst) in self.blocked:
+            self.stats.blocked += 1
+            self._trace.add(now, "blocked", what)
+            return
+        if self._rng.random() < self.profile.drop_p:
+            self.stats.dropped += 1
+            self._trace.add(now, "drop", what)
+            return
+        copies = 2 if self._rng.random() < self.profile.dup_p else 1
+        self.stats.duplicated += copies - 1
+        for _ in range(copies):
+            self._queue.after(self._latency_ms(), lambda: self._arrive(what, deliver))
+
+    def _latency_ms(self) -> int:
+        p = self.profile
+        latency = self._rng.randint(p.latency_min_ms, p.latency_max_ms)
+        if p.slow_p and self._rng.random() < p.slow_p:
+            latency += self._rng.randint(0, p.slow_ms)
+        return latency
+
+    def _arrive(self, what: object, deliver: Deliver) -> None:
+        self.stats.delivered += 1
+        deliver()
+
+    # --- partitions ----------------------------------------------------------------
+    def block(self, src: str, dst: str) -> None:
+        self.blocked.add((src, dst))
+
+    def heal(self) -> None:
+        self.blocked.clear()
+
+
+__all__ = ["Deliver", "Network", "NetworkProfile", "NetworkStats"]

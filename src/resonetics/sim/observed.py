@@ -1,0 +1,88 @@
+"""Thin observers wrapped around the real storage and state machine.
+
+They change nothing: each call goes straight to the wrapped ``FileNodeStorage``
+or ``ReplicatedKV`` and, on the way, tells the ``SafetyMonitor`` what was
+appended or applied, so the log-matching, hash-chain and state-machine-safety
+checks see every entry exactly where it enters a node's log or state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from resonetics.machine.replicated import ApplyResult, ReplicatedKV
+from resonetics.raft.entry import Entry
+from resonetics.raft.ready import HardState, Snapshot
+from resonetics.raft.types import Index, NodeId
+from resonetics.sim.invariants import SafetyMonitor, SimViolation
+from resonetics.storage.api import NodeStorage, RecoveredState
+
+
+class ObservedStorage:
+    """``NodeStorage`` that reports appends to the monitor; keeps a mirror of the hashes."""
+
+    def __init__(self, inner: NodeStorage, node: NodeId, monitor: SafetyMonitor) -> None:
+        self._inner = inner
+        self._node = node
+        self._monitor = monitor
+        self._anchor: Index = 0
+        #: Hashes of the log, anchor first: ``_hashes[k]`` is index ``_anchor + k``.
+        self._hashes: list[str] = []
+
+    def load(self) -> RecoveredState:
+        state = self._inner.load()
+        self._anchor = state.anchor.index
+        self._hashes = [state.anchor.hash]
+        self._monitor.on_append(self._node, state.anchor.hash, state.entries)
+        self._hashes.extend(e.hash for e in state.entries)
+        return state
+
+    def append(self, entries: Sequence[Entry]) -> None:
+        if entries:
+            expected = self._anchor + len(self._hashes)
+            if entries[0].index != expected:
+                raise SimViolation(
+                    f"{self._node} appends index {entries[0].index}, its log ends at {expected - 1}"
+                )
+            self._monitor.on_append(self._node, self._hashes[-1], entries)
+            self._hashes.extend(e.hash for e in entries)
+        self._inner.append(entries)
+
+    def truncate_from(self, index: Index) -> None:
+        del self._hashes[max(1, index - self._anchor) :]
+        self._inner.truncate_from(index)
+
+    def sync(self) -> None:
+        self._inner.sync()
+
+    def save_hard_state(self, hard_state: HardState, last_applied: Index) -> None:
+        self._inner.save_hard_state(hard_state, last_applied)
+
+    def save_snapshot(self, snapshot: Snapshot, last_applied: Index) -> None:
+        self._inner.save_snapshot(snapshot, last_applied)
+        # Compaction keeps the tail after the snapshot's index, if the log has one.
+        cut = snapshot.meta.last_included_index - self._anchor
+        tail = self._hashes[cut + 1 :] if 0 <= cut < len(self._hashes) else []
+        self._anchor = snapshot.meta.last_included_index
+        self._hashes = [snapshot.meta.last_included_hash, *tail]
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+class ObservedKV(ReplicatedKV):
+    """The replicated key-value store, reporting each applied entry to the monitor."""
+
+    def __init__(self, node: NodeId, monitor: SafetyMonitor) -> None:
+        super().__init__()
+        self._node = node
+        self._monitor = monitor
+
+    def apply(self, entry: Entry) -> ApplyResult:
+        result = super().apply(entry)
+        if entry.index > 0:
+            self._monitor.on_apply(self._node, entry)
+        return result
+
+
+__all__ = ["ObservedKV", "ObservedStorage"]

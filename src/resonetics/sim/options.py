@@ -1,0 +1,62 @@
+"""What one simulated run is made of: everything but the seed.
+
+A run is reproducible bit for bit from ``(seed, SimOptions)``; the options name
+which fault kinds are switched on and how long the faulty and quiet phases
+last. Probabilities and durations inside a fault kind are drawn from the seed
+(``faults.py``), so a sweep over seeds also sweeps over fault intensities.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+#: Every fault kind the simulator can inject, as named on the command line.
+FAULT_KINDS: tuple[str, ...] = ("drop", "delay", "dup", "partition", "crash", "clock")
+
+
+@dataclass(frozen=True, slots=True)
+class SimOptions:
+    """The knobs of a run; the defaults are the CI sweep's."""
+
+    nodes: int = 3
+    faults: frozenset[str] = field(default_factory=lambda: frozenset(FAULT_KINDS))
+    #: Length of the faulty phase (virtual milliseconds).
+    fault_ms: int = 4_000
+    #: Length of the quiet phase that follows: no faults, liveness is checked at its end.
+    quiet_ms: int = 4_000
+    clients: int = 3
+    keys: int = 3
+    #: Base tick period of a node's timer (virtual milliseconds).
+    tick_ms: int = 10
+    election_ticks: int = 10
+
+    def __post_init__(self) -> None:
+        unknown = sorted(self.faults - set(FAULT_KINDS))
+        if unknown:
+            raise ValueError(f"unknown fault kind(s): {', '.join(unknown)}")
+        if self.nodes < 1:
+            raise ValueError("need at least one node")
+
+    def describe(self) -> str:
+        faults = ",".join(k for k in FAULT_KINDS if k in self.faults) or "none"
+        return (
+            f"nodes={self.nodes} faults={faults} fault_ms={self.fault_ms} "
+            f"quiet_ms={self.quiet_ms} clients={self.clients} keys={self.keys}"
+        )
+
+
+def parse_faults(text: str) -> frozenset[str]:
+    """``"drop,delay"`` / ``"all"`` / ``"none"`` -> a set of fault kinds."""
+    text = text.strip().lower()
+    if text == "all":
+        return frozenset(FAULT_KINDS)
+    if text in ("none", ""):
+        return frozenset()
+    kinds = frozenset(part.strip() for part in text.split(",") if part.strip())
+    unknown = sorted(kinds - set(FAULT_KINDS))
+    if unknown:
+        raise ValueError(f"unknown fault kind(s): {', '.join(unknown)}")
+    return kinds
+
+
+__all__ = ["FAULT_KINDS", "SimOptions", "parse_faults"]

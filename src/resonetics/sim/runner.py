@@ -1,0 +1,218 @@
+"""One simulated run from a seed, and its verdict.
+
+Theory of operation
+-------------------
+``run_seed(seed, options)`` builds the world from nothing but the seed — one
+``random.Random`` per concern, each seeded with ``f"{seed}/{concern}"`` so
+that adding draws to one concern never shifts another — then runs the event
+queue through the faulty phase and the quiet phase. Safety is checked after
+every step (``cluster.py`` calls the monitor); at the end come the liveness
+check, the acknowledged-writes check, the replicas' state comparison and the
+linearizability check of the recorded client history.
+
+Any failure — a ``SimViolation``, or an exception escaping the code under test
+(an ``InvariantViolation`` of the core included) — ends the run with a report
+naming the seed, the options and the last events. Catching the exception here
+is the point of a simulator: the bug is reported with the seed that replays
+it, not swallowed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import random
+import traceback
+from dataclasses import dataclass, field
+
+from resonetics.check.history import HistoryRecorder
+from resonetics.check.linearizability import Verdict, check_history
+from resonetics.raft.ready import Role
+from resonetics.sim.client import SimClient, Workload
+from resonetics.sim.clock import EventQueue
+from resonetics.sim.cluster import Cluster
+from resonetics.sim.faults import FaultSchedule
+from resonetics.sim.invariants import SafetyMonitor, SimViolation
+from resonetics.sim.network import Network
+from resonetics.sim.options import SimOptions
+from resonetics.sim.trace import Trace
+
+#: After faults stop, how long the cluster has to settle before every new client
+#: operation must succeed (virtual ms), and how long before the end clients stop.
+SETTLE_MS = 1_500
+DRAIN_MS = 2_600
+#: Search steps the linearizability checker may spend per key in a run.
+CHECK_STEPS_MAX = 500_000
+
+
+class SimulationFailed(AssertionError):
+    """A run broke a property; ``str()`` is the full report (seed, options, trace)."""
+
+
+@dataclass(slots=True)
+class RunResult:
+    seed: int
+    options: SimOptions
+    virtual_ms: int = 0
+    steps: int = 0
+    elections: int = 0
+    faults: int = 0
+    messages: int = 0
+    ops: int = 0
+    ops_ok: int = 0
+    verdict: str = "ok"
+    failure: str | None = None
+    trace: list[str] = field(default_factory=list)
+    #: Digest of the whole run (trace and final state): equal digests, equal runs.
+    digest: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.failure is None
+
+    def report(self) -> str:
+        head = f"seed {self.seed} FAILED ({self.options.describe()}): {self.failure}"
+        replay = f"replay: resonetics sim --seed {self.seed} {_cli_flags(self.options)}"
+        return "\n".join([head, replay, f"last {len(self.trace)} events:", *self.trace])
+
+    def raise_for_failure(self) -> None:
+        if self.failure is not None:
+            raise SimulationFailed(self.report())
+
+
+def _cli_flags(options: SimOptions) -> str:
+    faults = ",".join(sorted(options.faults)) or "none"
+    return f"--nodes {options.nodes} --faults {faults} --time {options.fault_ms / 1000:g}"
+
+
+class _World:
+    """Everything one run is made of."""
+
+    def __init__(self, seed: int, options: SimOptions) -> None:
+        self.seed = seed
+        self.options = options
+        self.queue = EventQueue()
+        self.trace = Trace()
+        self.monitor = SafetyMonitor()
+        self.network = Network(self.queue, random.Random(f"{seed}/network"), self.trace)
+        self.cluster = Cluster(seed, options, self.queue, self.network, self.trace, self.monitor)
+        self.faults = FaultSchedule(self.cluster, random.Random(f"{seed}/faults"))
+        self.end_ms = options.fault_ms + options.quiet_ms
+        self.recorder = HistoryRecorder(clock=lambda: float(self.queue.now_ms))
+        workload = Workload(
+            values=itertools.count(1),
+            pids=itertools.count(0),
+            stop_ms=self.end_ms - DRAIN_MS,
+            settle_ms=options.fault_ms + SETTLE_MS,
+            recorder=self.recorder,
+        )
+        self.clients = [
+            SimClient(f"c{i + 1}", self.cluster, random.Random(f"{seed}/client/{i}"), workload)
+            for i in range(options.clients)
+        ]
+
+    def run(self) -> None:
+        self.faults.install()
+        for node in self.cluster.nodes.values():
+            self.cluster.start(node)
+        for i, client in enumerate(self.clients):
+            client.start(50 + 7 * i)
+        while self.queue.run_one(self.end_ms):
+            pass
+
+
+def run_seed(seed: int, options: SimOptions | None = None) -> RunResult:
+    """Run one seed to its verdict; never raises for a failing run (see ``RunResult``)."""
+    options = options or SimOptions()
+    world = _World(seed, options)
+    result = RunResult(seed, options)
+    try:
+        world.run()
+        _final_checks(world, result)
+    except SimViolation as exc:
+        result.verdict, result.failure = "violation", str(exc)
+    except (Exception, AssertionError) as exc:  # the code under test crashed: report it
+        result.verdict = "crash"
+        result.failure = f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"
+    _count(world, result)
+    if result.failure is not None:
+        result.trace = world.trace.lines()
+    return result
+
+
+def _count(world: _World, result: RunResult) -> None:
+    result.virtual_ms = world.queue.now_ms
+    result.steps = world.queue.steps
+    result.elections = world.monitor.elections
+    result.faults = world.faults.stats.total
+    result.messages = world.network.stats.sent
+    result.ops_ok = sum(c.ops_ok for c in world.clients)
+    result.digest = _digest(world)
+
+
+def _digest(world: _World) -> str:
+    h = hashlib.sha256(f"{world.trace.count}/{world.trace.digest}".encode())
+    for node in world.cluster.nodes.values():
+        if node.driver is not None:
+            core = node.driver.core
+            h.update(
+                f"{node.node_id}:{core.term}:{core.commit_index}:{core.hash_at(core.last_index)}".encode()
+            )
+    h.update(world.recorder.dumps().encode())
+    return h.hexdigest()
+
+
+def _final_checks(world: _World, result: RunResult) -> None:
+    _check_liveness(world)
+    cluster = world.cluster
+    final = {
+        nid: {r.index: node.driver.core.hash_at(r.index) for r in world.monitor.receipts}
+        for nid, node in cluster.nodes.items()
+        if node.driver is not None
+    }
+    world.monitor.check_receipts(final)
+    ops = world.recorder.operations()
+    result.ops = len(ops)
+    checked = check_history(ops, steps_max=CHECK_STEPS_MAX)
+    if checked.verdict is Verdict.NOT_LINEARIZABLE:
+        lines = [op.describe() for key in checked.violations for op in key.counterexample]
+        raise SimViolation("history is not linearizable:\n  " + "\n  ".join(lines))
+    result.verdict = checked.verdict.value
+
+
+def _check_liveness(world: _World) -> None:
+    """After the quiet phase: one leader everyone follows, everything committed and applied."""
+    cluster = world.cluster
+    down = [nid for nid, n in cluster.nodes.items() if not n.up]
+    if down:
+        raise SimViolation(f"liveness: nodes {down} are still down after the quiet phase")
+    leader = cluster.leader()
+    if leader is None or leader.driver is None:
+        raise SimViolation("liveness: no leader after the quiet phase")
+    lcore = leader.driver.core
+    for nid, node in cluster.nodes.items():
+        assert node.driver is not None
+        core = node.driver.core
+        if core.term != lcore.term or (
+            core.role is not Role.LEADER and core.leader_id != leader.node_id
+        ):
+            raise SimViolation(
+                f"liveness: {nid} is at term {core.term} following {core.leader_id}, "
+                f"leader is {leader.node_id} at term {lcore.term}"
+            )
+        if core.commit_index != lcore.last_index or core.applied != core.commit_index:
+            raise SimViolation(
+                f"liveness: {nid} has commit {core.commit_index} applied {core.applied}, "
+                f"the leader's log ends at {lcore.last_index}"
+            )
+    states = {nid: n.driver.machine.snapshot() for nid, n in cluster.nodes.items() if n.driver}
+    if len(set(states.values())) != 1:
+        raise SimViolation(f"replicas differ after applying the same log: {sorted(states)}")
+    late = [msg for c in world.clients for msg in c.late_failures]
+    if late:
+        raise SimViolation("liveness: " + late[0])
+    if not any(c.ops_ok for c in world.clients) and world.clients:
+        raise SimViolation("liveness: no client operation ever succeeded")
+
+
+__all__ = ["RunResult", "SimulationFailed", "run_seed"]
