@@ -44,6 +44,9 @@ class Step:
     log: list[Entry]
     hard_state: HardState
     snapshot: Snapshot | None
+    #: Entries that must survive a crash during this step (None: the common
+    #: prefix of the history before and after; a truncation lowers it).
+    floor: int | None = None
 
 
 def _load(s: FileNodeStorage) -> None:
@@ -76,12 +79,12 @@ def _script() -> list[Step]:
         Step("append 1-3", _append(t1[:3]), t1[:3], hs1, None),
         Step("append 4-5", _append(t1[3:]), t1, hs1, None),
         Step("vote n2", lambda s: s.save_hard_state(hs2, 3), t1, hs2, None),
-        Step("conflict at 4", _append(t2[:3], truncate=4), log2[:6], hs2, None),
+        Step("conflict at 4", _append(t2[:3], truncate=4), log2[:6], hs2, None, 3),
         Step("snapshot 3", lambda s: s.save_snapshot(s3, 3), log2[:6], hs2, s3),
         Step("append 7-8", _append(t2[3:]), log2, hs2, s3),
         Step("term 3", lambda s: s.save_hard_state(hs3a, 6), log2, hs3a, s3),
         Step("vote n3", lambda s: s.save_hard_state(hs3b, 6), log2, hs3b, s3),
-        Step("conflict at 7", _append(t3, truncate=7), log3, hs3b, s3),
+        Step("conflict at 7", _append(t3, truncate=7), log3, hs3b, s3, 6),
         Step("snapshot 6", lambda s: s.save_snapshot(s6, 6), log3, hs3b, s6),
         Step(
             "append 9",
@@ -141,7 +144,10 @@ def _check_recovery(fs: MemoryFileSystem, before: Step, flight: Step) -> None:
     assert _holds_prefix_of(state, before.log) or _holds_prefix_of(state, flight.log), (
         "recovered log mixes histories"
     )
-    assert state.last_index >= _common_prefix(before.log, flight.log), "a synced entry was lost"
+    floor = _common_prefix(before.log, flight.log)
+    if flight.floor is not None:
+        floor = min(floor, flight.floor)
+    assert state.last_index >= floor, "a synced entry was lost"
     saved = (state.hard_state.term, state.hard_state.vote)
     allowed = {(h.term, h.vote) for h in (before.hard_state, flight.hard_state)}
     assert saved in allowed, f"term/vote {saved} not in {allowed}"
@@ -233,7 +239,7 @@ def _random_steps(ops: list[tuple[str, int]]) -> list[Step]:
             prev = log[at - 2] if at >= 2 else None
             new = chain(prev, 1, hs.term, tag=f"t{len(steps)}") if prev else log_of(1, hs.term)
             log = log[: at - 1] + new
-            steps.append(Step(f"truncate {at}", _append(new, truncate=at), log, hs, snap))
+            steps.append(Step(f"truncate {at}", _append(new, truncate=at), log, hs, snap, at - 1))
         elif kind == "vote":
             hs = HardState(hs.term + 1, f"n{n}", 0)
             steps.append(Step("vote", lambda s, h=hs: s.save_hard_state(h, 0), log, hs, snap))
