@@ -1,7 +1,67 @@
-"""Resonetics: a Raft-replicated, hash-chained, verifiable log and key-value store."""
+"""Resonetics: a Raft-replicated, hash-chained, verifiable log and key-value store.
+
+The public surface, importable from here: ``Client`` and ``AsyncClient`` (talk to a
+cluster), ``Receipt`` (where a write sits in the history), ``StateMachine`` (the base
+class for embedders) and the typed errors. They are loaded on first use, so importing
+``resonetics`` (and starting the command line) stays cheap.
+"""
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+_EXPORTS = {
+    "Client": "resonetics.client",
+    "AsyncClient": "resonetics.client",
+    "Receipt": "resonetics.client",
+    "StateMachine": "resonetics.machine.base",
+    "ResoneticsError": "resonetics.errors",
+    "ClientError": "resonetics.errors",
+    "NotLeader": "resonetics.errors",
+    "Timeout": "resonetics.errors",
+    "Unavailable": "resonetics.errors",
+    "BadRequest": "resonetics.errors",
+    "TooLarge": "resonetics.errors",
+    "RateLimited": "resonetics.errors",
+}
+
+if TYPE_CHECKING:
+    from resonetics.client import AsyncClient, Client, Receipt
+    from resonetics.errors import (
+        BadRequest,
+        ClientError,
+        NotLeader,
+        RateLimited,
+        ResoneticsError,
+        Timeout,
+        TooLarge,
+        Unavailable,
+    )
+    from resonetics.machine.base import StateMachine
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'resonetics' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+__all__ = [
+    "AsyncClient",
+    "BadRequest",
+    "Client",
+    "ClientError",
+    "NotLeader",
+    "RateLimited",
+    "Receipt",
+    "ResoneticsError",
+    "StateMachine",
+    "Timeout",
+    "TooLarge",
+    "Unavailable",
+    "__version__",
+]
