@@ -545,7 +545,9 @@ class RaftNode:
                 self._maybe_commit()
             if msg.src == self._transfer_target and pr.match_index == self._log.last_index:
                 self._send_timeout_now(msg.src)
-            self._send_appends_to(msg.src)
+            # An empty append is worth sending if it tells the follower a newer commit.
+            stale_commit = pr.commit_sent < min(self._commit, pr.match_index)
+            self._send_appends_to(msg.src, allow_empty=stale_commit)
         else:
             hint = next_index_from_hint(self._log, msg.conflict_index, msg.conflict_term)
             pr.on_reject(hint)
@@ -564,8 +566,12 @@ class RaftNode:
             if self._cfg.check_quorum and not self._quorum_recently_active():
                 self._become_follower(self._term, None)  # CheckQuorum (§6.2)
                 return
+        # A pipeline with no ack for this long lost a message (the core has no
+        # "unreachable" signal from the transport): probe again. Several heartbeat
+        # round trips, but well inside an election timeout.
+        stall_ticks_max = max(2 * self._cfg.heartbeat_ticks, self._cfg.election_ticks // 2)
         for peer, pr in sorted(self._progress.items()):
-            if pr.tick_stalled(self._cfg.election_ticks):
+            if pr.tick_stalled(stall_ticks_max):
                 self._send_appends_to(peer)
         if self._heartbeat_elapsed >= self._cfg.heartbeat_ticks:
             self._heartbeat_elapsed = 0
@@ -606,6 +612,7 @@ class RaftNode:
     def _send_append_msg(
         self, peer: NodeId, prev: Index, prev_term: Term, prev_hash: str, entries: list[Entry]
     ) -> None:
+        self._progress[peer].commit_sent = self._commit
         self._send(
             AppendEntries(
                 src=self._id,

@@ -65,6 +65,7 @@ class Progress:
     """One follower's replication state, as its leader sees it."""
 
     __slots__ = (
+        "commit_sent",
         "inflights",
         "match_index",
         "next_index",
@@ -83,6 +84,8 @@ class Progress:
         self.recent_active = False
         self.pending_snapshot: Index = 0
         self.stall_ticks = 0
+        #: The leader_commit last sent to this follower (to tell it of a newer one promptly).
+        self.commit_sent: Index = 0
         self.inflights = Inflights(inflight_max)
 
     def __repr__(self) -> str:

@@ -1,0 +1,281 @@
+"""Log replication (Raft §5.3, dissertation §5.3 fast backtracking, §10.2.1 pipelining)."""
+
+from __future__ import annotations
+
+import random
+
+from resonetics.raft.config import RaftConfig
+from resonetics.raft.entry import Entry, EntryType, make_entry
+from resonetics.raft.messages import AppendEntries, AppendEntriesResp
+from resonetics.raft.node import RaftNode
+from resonetics.raft.progress import ProgressState
+from resonetics.raft.ready import HardState, Role
+from tests.raft.harness import Network, extend_log
+
+
+def follower(entries: list[Entry], *, term: int = 2, commit: int = 0) -> RaftNode:
+    node = RaftNode(
+        RaftConfig(node_id="n2", initial_voters=("n1", "n2", "n3")),
+        random.Random(1),
+        hard_state=HardState(term=term, commit=commit),
+        entries=entries,
+    )
+    node.ready()
+    return node
+
+
+def append(
+    node: RaftNode, leader_log: list[Entry], prev: int, n: int, commit: int, term: int = 2
+) -> AppendEntriesResp:
+    """Send ``n`` entries of ``leader_log`` after ``prev`` and return the single response."""
+    prev_entry = leader_log[prev - 1] if prev else None
+    node.step(
+        AppendEntries(
+            src="n1",
+            dst="n2",
+            term=term,
+            leader_id="n1",
+            prev_log_index=prev,
+            prev_log_term=prev_entry.term if prev_entry else 0,
+            prev_log_hash=prev_entry.hash if prev_entry else (node.hash_at(0) or ""),
+            entries=leader_log[prev : prev + n],
+            leader_commit=commit,
+            read_seq=7,
+        )
+    )
+    (resp,) = node.ready().messages
+    assert isinstance(resp, AppendEntriesResp) and resp.read_seq == 7
+    return resp
+
+
+def test_leader_appends_a_noop_at_the_start_of_its_term() -> None:
+    net = Network()
+    leader = net.elect("n1")
+    noop = leader.entry_at(leader.last_index)
+    assert noop.type is EntryType.NOOP and noop.term == leader.term
+
+
+def test_follower_acks_only_what_the_message_confirmed() -> None:
+    """Figure 2: entries past prev+len(entries) may be a stale suffix, never acked (prototype bug)."""
+    log = extend_log([], [1, 1, 1, 1, 1])
+    node = follower(log)
+    resp = append(node, log, prev=2, n=0, commit=0)
+    assert resp.success and resp.match_index == 2
+    assert node.last_index == 5  # nothing to cut: the follower keeps the rest
+    resp = append(node, log, prev=2, n=1, commit=0)
+    assert resp.success and resp.match_index == 3
+
+
+def test_follower_commit_bounded_by_entries_the_leader_confirmed() -> None:
+    """Commit = min(leader_commit, prev+len(entries)), NOT min(leader_commit, last index)."""
+    log = extend_log([], [1, 1, 1, 1, 1])
+    node = follower(log)
+    append(node, log, prev=2, n=0, commit=5)
+    assert node.commit_index == 2
+    append(node, log, prev=2, n=2, commit=5)
+    assert node.commit_index == 4
+
+
+def test_commit_index_never_decreases() -> None:
+    log = extend_log([], [1, 1, 1, 1])
+    node = follower(log, commit=3)
+    resp = append(node, log, prev=3, n=1, commit=1)
+    assert resp.success and node.commit_index == 3
+    resp = append(node, log, prev=4, n=0, commit=2)
+    assert node.commit_index == 3
+
+
+def test_append_rejected_when_prev_log_hash_differs_even_if_terms_agree() -> None:
+    """The hash chain: a follower never splices the leader's entries onto another history."""
+    mine = extend_log([], [1, 1], data="mine")
+    theirs = extend_log([], [1, 1, 1], data="theirs")
+    node = follower(mine)
+    resp = append(node, theirs, prev=2, n=1, commit=0)
+    assert not resp.success
+    assert (resp.conflict_index, resp.conflict_term) == (2, 0)
+    assert node.entries_from(1) == mine
+
+
+def test_append_rejected_when_an_entry_does_not_link_to_the_one_before() -> None:
+    log = extend_log([], [1, 1])
+    node = follower(log[:1])
+    forged = Entry(term=1, index=2, type=EntryType.CLIENT_CMD, data="evil", hash=log[1].hash)
+    bad = [log[0], forged]
+    resp = append(node, bad, prev=1, n=1, commit=0)
+    assert not resp.success and node.last_index == 1
+
+
+def test_conflicting_uncommitted_suffix_is_truncated_and_replaced() -> None:
+    base = extend_log([], [1, 1])
+    mine = extend_log(base, [2, 2])
+    leader_log = extend_log(base, [3])
+    node = follower(mine, term=3)
+    resp = append(node, leader_log, prev=2, n=1, commit=0, term=3)
+    assert resp.success and resp.match_index == 3
+    rd_log = node.entries_from(1)
+    assert rd_log == leader_log
+
+
+def test_truncation_is_reported_in_ready_for_the_durable_log() -> None:
+    base = extend_log([], [1])
+    node = follower(extend_log(base, [2, 2]), term=3)
+    leader_log = extend_log(base, [3])
+    prev = leader_log[0]
+    node.step(
+        AppendEntries(
+            src="n1",
+            dst="n2",
+            term=3,
+            leader_id="n1",
+            prev_log_index=1,
+            prev_log_term=1,
+            prev_log_hash=prev.hash,
+            entries=leader_log[1:],
+            leader_commit=0,
+        )
+    )
+    rd = node.ready()
+    assert rd.truncate_from == 2 and rd.entries == leader_log[1:]
+
+
+def test_follower_never_truncates_a_committed_entry() -> None:
+    """§5.4: an AppendEntries reaching below the commit index only learns the commit."""
+    mine = extend_log([], [1, 1, 1])
+    other = extend_log(mine[:1], [2, 2])
+    node = follower(mine, term=2, commit=3)
+    resp = append(node, other, prev=1, n=2, commit=3)
+    assert resp.success and resp.match_index == 3
+    assert node.entries_from(1) == mine
+
+
+def test_partitioned_old_leader_uncommitted_entries_are_overwritten() -> None:
+    """§5.3: the new leader forces followers' logs to duplicate its own."""
+    net = Network(seed=6)
+    net.elect("n1")
+    net.isolate("n1")
+    for i in range(3):
+        net.propose("n1", f"lost-{i}")
+    assert net.nodes["n1"].last_index == 4
+    net.expire_leases()
+    net.isolate("n1")
+    net.elect("n2")
+    net.propose("n2", "kept")
+    net.deliver()
+    net.heal()
+    net.tick_and_deliver(3)
+    logs = {i: [e.hash for e in net.nodes[i].entries_from(1)] for i in net.ids}
+    assert logs["n1"] == logs["n2"] == logs["n3"]
+    assert all("lost" not in str(d) for d in net.applied_data("n1"))
+    assert "kept" in net.applied_data("n1")
+
+
+def test_fast_backtracking_takes_one_round_trip_per_term_not_per_entry() -> None:
+    """Dissertation §5.3: conflict_term/first index let the leader skip a term per round trip."""
+    base = extend_log([], [1])
+    leader_log = extend_log(base, [2] * 3 + [3] * 3 + [5] * 3)
+    stale = extend_log(base, [2] * 10 + [3] * 10 + [4] * 10)
+    net = Network(seed=1)
+    for node, log in (("n1", leader_log), ("n2", leader_log), ("n3", stale)):
+        net.install(node, log, HardState(term=5, commit=1))
+    net.elect("n1")
+    rejections = [
+        m for m in net.sent if isinstance(m, AppendEntriesResp) and m.src == "n3" and not m.success
+    ]
+    assert 1 <= len(rejections) <= 3  # the divergent suffix is 30 entries long
+    assert net.nodes["n3"].entries_from(1) == net.nodes["n1"].entries_from(1)
+
+
+def test_short_follower_log_is_found_in_one_round_trip() -> None:
+    net = Network(seed=1)
+    log = extend_log([], [1] * 40)
+    net.install("n1", log, HardState(term=1, commit=0))
+    net.install("n2", log, HardState(term=1, commit=0))
+    net.elect("n1")
+    rejections = [
+        m for m in net.sent if isinstance(m, AppendEntriesResp) and m.src == "n3" and not m.success
+    ]
+    assert len(rejections) == 1 and rejections[0].conflict_index == 1
+    assert net.nodes["n3"].last_index == 41
+
+
+def test_pipelining_is_bounded_by_the_inflight_window() -> None:
+    net = Network(seed=1, inflight_appends_max=2, append_entries_max=1)
+    leader = net.elect("n1")
+    net.deliver()
+    assert leader.progress_of("n2") is not None
+    assert leader.progress_of("n2").state is ProgressState.REPLICATE  # type: ignore[union-attr]
+    for i in range(10):
+        leader.propose(i)
+    rd = net.process("n1")
+    assert rd is not None
+    to_n2 = [m for m in rd.messages if isinstance(m, AppendEntries) and m.dst == "n2"]
+    assert len(to_n2) == 2 and all(len(m.entries) == 1 for m in to_n2)
+    net.deliver()
+    assert all(net.nodes[i].commit_index == leader.last_index for i in net.ids)
+
+
+def test_batches_are_bounded_by_entry_count_and_bytes() -> None:
+    net = Network(seed=1, append_entries_max=3, append_bytes_max=2200)
+    net.elect("n1")
+    net.isolate("n3")
+    for i in range(12):
+        net.propose("n1", "x" * 1000 if i % 2 else i)
+    net.deliver()
+    net.heal()
+    net.sent.clear()
+    net.tick_and_deliver(10)  # the stalled pipeline to n3 falls back to probing
+    batches = [m.entries for m in net.sent if isinstance(m, AppendEntries) and m.dst == "n3"]
+    assert batches and max(len(b) for b in batches) <= 3
+    big = [b for b in batches if sum(isinstance(e.data, str) for e in b) >= 2]
+    assert not big  # two 1000-byte values plus overhead exceed 2200 bytes
+    assert net.nodes["n3"].last_index == net.nodes["n1"].last_index
+
+
+def test_rejection_in_replicate_mode_falls_back_to_probe() -> None:
+    net = Network(seed=1)
+    leader = net.elect("n1")
+    net.deliver()
+    pr = leader.progress_of("n2")
+    assert pr is not None and pr.state is ProgressState.REPLICATE
+    leader.step(
+        AppendEntriesResp(
+            src="n2", dst="n1", term=leader.term, success=False, match_index=0, conflict_index=1
+        )
+    )
+    assert pr.state is ProgressState.PROBE
+
+
+def test_heartbeats_go_to_every_follower_each_heartbeat_ticks() -> None:
+    net = Network(seed=1, heartbeat_ticks=3)
+    leader = net.elect("n1")
+    net.deliver()
+    for tick in range(1, 7):
+        leader.tick()
+        rd = leader.ready()
+        beats = [m for m in rd.messages if isinstance(m, AppendEntries)]
+        if tick % 3:
+            assert beats == []
+        else:
+            assert sorted(m.dst for m in beats) == ["n2", "n3"]
+            assert all(not m.entries and m.leader_commit == leader.commit_index for m in beats)
+
+
+def test_entries_from_an_unknown_sender_with_a_stale_term_are_answered_with_our_term() -> None:
+    node = follower(extend_log([], [1]), term=4)
+    entry = make_entry(node.hash_at(1) or "", 2, 2, EntryType.CLIENT_CMD, None)
+    node.step(
+        AppendEntries(
+            src="n1",
+            dst="n2",
+            term=2,
+            leader_id="n1",
+            prev_log_index=1,
+            prev_log_term=1,
+            prev_log_hash=node.hash_at(1) or "",
+            entries=[entry],
+            leader_commit=0,
+        )
+    )
+    (resp,) = node.ready().messages
+    assert isinstance(resp, AppendEntriesResp) and resp.term == 4 and not resp.success
+    assert node.last_index == 1 and node.role is Role.FOLLOWER
