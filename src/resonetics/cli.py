@@ -22,6 +22,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("status", "status"),
     ("verify", "verify"),
     ("check", "check"),
+    ("sim", "sim"),
 ]
 
 
