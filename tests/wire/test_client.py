@@ -5,10 +5,21 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import msgspec
 import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
 
 from resonetics import limits
-from resonetics.errors import BadRequest, NotLeader, RateLimited, Timeout, TooLarge, Unavailable
+from resonetics.errors import (
+    BadRequest,
+    LineTooLong,
+    NotLeader,
+    RateLimited,
+    Timeout,
+    TooLarge,
+    Unavailable,
+)
 from resonetics.wire import codes
 from resonetics.wire.client import (
     ADMIN_OPS,
@@ -186,3 +197,32 @@ def test_error_responses_carry_code_message_and_data() -> None:
         resp = error_response(exc)
         assert (resp.ok, resp.code, resp.message) == (False, code, str(exc))
     assert isinstance(resp, ClientResponse)
+    long = error_response(LineTooLong(100, 101))
+    assert (long.code, long.result) == (codes.TOO_LARGE, {"limit_bytes": 100})
+
+
+def test_values_that_grow_when_re_encoded_are_measured_after_encoding() -> None:
+    # 5 bytes per element as sent, 19 once re-encoded: under the limit as text,
+    # over it as stored.
+    n = limits.VALUE_BYTES_MAX // 10
+    data = request("kv_set", {"k": "a", "v": 0}).replace(
+        b'"v":0', b'"v":[' + b",".join([b"9e15"] * n) + b"]"
+    )
+    with pytest.raises(TooLarge, match=r"args\.v"):
+        validate(data)
+
+
+@given(
+    mantissa=st.integers(min_value=0, max_value=9),
+    exponent=st.integers(min_value=-320, max_value=308),
+    sep=st.sampled_from(["e", "E", "e+", "e-"]),
+)
+def test_float_re_encoding_grows_at_most_eightfold(mantissa: int, exponent: int, sep: str) -> None:
+    """The bound that lets small writes skip re-encoding their value (see _check_sizes)."""
+    text = f"{mantissa}{sep}{exponent}".replace("e--", "e-").replace("e+-", "e-")
+    try:
+        value = msgspec.json.decode(text)
+    except msgspec.DecodeError:
+        assume(False)  # out of float range: refused by the gateway anyway
+    encoded = msgspec.json.encode(value)
+    assert len(encoded) <= 8 * len(text)

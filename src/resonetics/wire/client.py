@@ -27,7 +27,7 @@ from typing import Annotated, Any, Final, Literal
 import msgspec
 
 from resonetics import limits
-from resonetics.errors import BadRequest, ClientError, NotLeader, TooLarge
+from resonetics.errors import BadRequest, ClientError, LineTooLong, NotLeader, TooLarge
 from resonetics.wire import codes
 from resonetics.wire.codes import (
     BAD_REQUEST,
@@ -170,7 +170,7 @@ def validate_request(env: Envelope) -> ClientRequest:
         if error.field == "args.consistency" and error.reason.startswith("invalid enum"):
             error = BadRequest(error.field, f"must be one of {_CONSISTENCIES}")
         raise error from None
-    _check_sizes(args)
+    _check_sizes(args, len(head.args))
     return ClientRequest(
         client_id=head.client_id,
         request_id=head.request_id,
@@ -179,17 +179,31 @@ def validate_request(env: Envelope) -> ClientRequest:
     )
 
 
-def _check_sizes(args: _Args) -> None:
-    """Keys: non-empty, <= KEY_BYTES_MAX of UTF-8; stored values: <= VALUE_BYTES_MAX encoded."""
+#: Re-encoding a JSON value can make it at most this many times longer than its
+#: text as sent: only floats grow (``9e15`` -> ``9000000000000000.0``), from at
+#: least 3 bytes to at most 24; strings, ints and literals never grow.
+_REENCODE_GROWTH_MAX: Final = 8
+
+
+def _check_sizes(args: _Args, args_bytes: int) -> None:
+    """Keys: non-empty, <= KEY_BYTES_MAX of UTF-8; stored values: <= VALUE_BYTES_MAX encoded.
+
+    A value is re-encoded to measure it only when its args could be too large
+    (``args_bytes`` bounds it): the common small write skips that encode.
+    """
+    if isinstance(args, KvScanArgs):
+        _check_key_bytes("args.prefix", args.prefix)
+        return
     key = getattr(args, "k", None)
-    if key is not None:
-        if not key:
-            raise BadRequest("args.k", "must be a non-empty string")
-        _check_key_bytes("args.k", key)
-    prefix = getattr(args, "prefix", None)
-    if prefix is not None:
-        _check_key_bytes("args.prefix", prefix)
-    if isinstance(args, KvSetArgs | KvCasArgs):
+    if key is None:
+        return
+    if not key:
+        raise BadRequest("args.k", "must be a non-empty string")
+    _check_key_bytes("args.k", key)
+    if (
+        isinstance(args, KvSetArgs | KvCasArgs)
+        and args_bytes * _REENCODE_GROWTH_MAX > limits.VALUE_BYTES_MAX
+    ):
         size = len(_VALUE_ENCODER.encode(args.v))
         if size > limits.VALUE_BYTES_MAX:
             raise TooLarge(
@@ -231,6 +245,8 @@ def error_response(exc: ClientError, *, node: str | None = None) -> ClientRespon
     result: dict[str, Any] | None = None
     if isinstance(exc, BadRequest):
         result = {"field": exc.field, "reason": exc.reason}
+    elif isinstance(exc, LineTooLong):
+        result = {"limit_bytes": exc.limit_bytes}
     elif isinstance(exc, NotLeader):
         result = {"term": exc.term, "node": node}
         if exc.leader_id is not None:

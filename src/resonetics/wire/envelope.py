@@ -74,9 +74,10 @@ def decode_envelope(line: bytes | bytearray | memoryview) -> Envelope:
         raise BadRequest("line", f"not valid UTF-8 (byte {exc.start})") from None
     except msgspec.DecodeError as exc:
         raise bad_request_from(exc, root="line") from None
-    raw = bytes(env.payload).lstrip()
-    if not raw.startswith(b"{"):
-        raise BadRequest("payload", f"must be an object, got {_json_kind(raw)}")
+    # A Raw starts at its value's first byte, so one byte tells the JSON type.
+    first = memoryview(env.payload)[:1].tobytes()
+    if first != b"{":
+        raise BadRequest("payload", f"must be an object, got {_json_kind(first)}")
     if env.v < WIRE_VERSION_MIN:
         raise BadRequest("v", f"must be a protocol version >= {WIRE_VERSION_MIN}, got {env.v}")
     if not env.kind:
@@ -97,9 +98,8 @@ def version_differs(env: Envelope) -> bool:
     return env.v != WIRE_VERSION
 
 
-def _json_kind(raw: bytes) -> str:
-    """Name the JSON type of an already-valid JSON text, for error messages."""
-    first = raw[:1]
+def _json_kind(first: bytes) -> str:
+    """Name the JSON type of a valid JSON text from its first byte, for error messages."""
     if first == b"[":
         return "array"
     if first == b'"':
