@@ -96,6 +96,11 @@ def test_hello_round_trips_and_is_required_first() -> None:
         decode_hello(decode_envelope(line))
 
 
+def test_hello_without_cluster_means_an_unnamed_cluster() -> None:
+    data = encode_envelope(HELLO_KIND, {"node_id": "n1"}, 1)
+    assert decode_hello(decode_envelope(data)) == Hello(node_id="n1", cluster="")
+
+
 def test_hello_needs_a_node_id() -> None:
     data = encode_envelope(HELLO_KIND, {"node_id": "", "cluster": "c"}, 1)
     with pytest.raises(BadRequest) as info:

@@ -34,7 +34,8 @@ class Hello(msgspec.Struct, frozen=True, kw_only=True):
     """First line on a peer link: who is calling, and for which cluster."""
 
     node_id: NodeId
-    cluster: str
+    #: The cluster's name; "" when the operator gave none (then any cluster matches).
+    cluster: str = ""
 
 
 #: One decoder per kind, built once (the hot path decodes AppendEntries per batch).
