@@ -27,7 +27,7 @@ from resonetics.raft.types import Index, NodeId
 class Disk:
     """What survives a crash: hard state, the log, and the applied entries."""
 
-    hard_state: HardState = HardState()
+    hard_state: HardState = field(default_factory=HardState)
     entries: list[Entry] = field(default_factory=list)
     applied: list[Entry] = field(default_factory=list)
 

@@ -8,6 +8,7 @@ state machine safety and a monotonic commit index.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 
 from hypothesis import HealthCheck, given, settings
@@ -94,10 +95,8 @@ def run_op(net: Network, op: tuple[str, int, int]) -> None:
     elif kind == "dup" and net.queue:
         net.deliver_one(net.queue[a % len(net.queue)])  # delivered now and again later
     elif kind == "propose":
-        try:
+        with contextlib.suppress(errors.NotLeader, errors.ProposalDropped):
             net.propose(node, b)
-        except (errors.NotLeader, errors.ProposalDropped):
-            pass
     elif kind == "read":
         try:
             net.nodes[node].read_index(("r", a))
@@ -115,7 +114,7 @@ def run_op(net: Network, op: tuple[str, int, int]) -> None:
 
 
 @settings(
-    max_examples=60,
+    max_examples=150,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )

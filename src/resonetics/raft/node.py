@@ -231,9 +231,13 @@ class RaftNode:
             raise errors.ConfigChangeRejected(f"cannot transfer leadership to non-voter {target}")
         self._transfer_target = target
         self._transfer_elapsed = 0
-        if self._progress[target].match_index == self._log.last_index:
+        pr = self._progress[target]
+        if pr.match_index == self._log.last_index:
             self._send_timeout_now(target)
         else:
+            # Resend from what is known to match rather than trust an optimistic
+            # pipeline that may have lost messages: the transfer waits on this.
+            pr.become_probe()
             self._send_appends_to(target)
 
     def compact(self, index: Index) -> None:
