@@ -46,3 +46,5 @@ LINEARIZABILITY_STEPS_MAX = 2_000_000
 MINIMIZE_CHECKS_MAX = 400
 #: Search steps each of the minimizer's checks may spend (beyond it, keep the operation).
 MINIMIZE_STEPS_PER_CHECK = 200_000
+#: Search steps all of the minimizer's checks on one key may spend together.
+MINIMIZE_STEPS_MAX = 4_000_000

@@ -34,7 +34,11 @@ from dataclasses import dataclass
 
 from resonetics.check.history import Key, Operation, canonical
 from resonetics.check.minimize import minimize_violation
-from resonetics.limits import LINEARIZABILITY_STEPS_MAX, MINIMIZE_STEPS_PER_CHECK
+from resonetics.limits import (
+    LINEARIZABILITY_STEPS_MAX,
+    MINIMIZE_STEPS_MAX,
+    MINIMIZE_STEPS_PER_CHECK,
+)
 
 __all__ = [
     "CheckResult",
@@ -189,21 +193,22 @@ class _Search:
     def run(self, steps_max: int) -> SearchResult:
         nxt, steps = self.nxt, self.steps
         state: _State = None
-        linearized = 0
+        done = pending = 0  # bitsets of linearized operations: completed / pending ones
         remaining = self.completed
-        seen: set[tuple[int, _State]] = set()
+        memo = _Memo()
         stack: list[tuple[int, _State]] = []
         node = nxt[0]
         for count in range(1, steps_max + 1):
             if node % 2 == 1:  # a call entry: try to linearize its op here
                 op = node // 2
                 legal, after = _apply(state, steps[op])
-                bits = linearized | (1 << op)
-                if legal and (bits, after) not in seen:
-                    seen.add((bits, after))
+                is_pending = steps[op].pending
+                new_done = done if is_pending else done | (1 << op)
+                new_pending = pending | (1 << op) if is_pending else pending
+                if legal and memo.visit(new_done, after, new_pending):
                     stack.append((node, state))
-                    state, linearized = after, bits
-                    remaining -= not steps[op].pending
+                    state, done, pending = after, new_done, new_pending
+                    remaining -= not is_pending
                     if remaining == 0:
                         return SearchResult(Verdict.LINEARIZABLE, count)
                     self._lift(node)
@@ -216,20 +221,58 @@ class _Search:
                 return SearchResult(Verdict.NOT_LINEARIZABLE, count)
             node, state = stack.pop()
             op = node // 2
-            linearized &= ~(1 << op)
+            done &= ~(1 << op)
+            pending &= ~(1 << op)
             remaining += not steps[op].pending
             self._unlift(node)
             node = nxt[node]
         return SearchResult(Verdict.UNKNOWN, steps_max)
 
 
+class _Memo:
+    """Configurations already explored (Lowe's cache), with subsumption on pending ops.
+
+    A configuration is (completed ops linearized, register state, pending ops
+    linearized). Two with the same first two parts differ only in pending ops,
+    which need never be linearized: the one that linearized *fewer* of them has
+    every move the other has, and more. So a configuration is skipped when one
+    with the same completed set and state, and a subset of its pending set, was
+    already entered (it either failed, or is an ancestor still being explored).
+    Without this, k unresolved ``info`` writes multiply the search by up to 2^k.
+    """
+
+    def __init__(self) -> None:
+        self._entered: dict[tuple[int, _State], list[int]] = {}
+
+    def visit(self, done: int, state: _State, pending: int) -> bool:
+        """Record a configuration; False if it or a configuration with more options was seen."""
+        entered = self._entered.setdefault((done, state), [])
+        for earlier in entered:
+            if earlier & ~pending == 0:
+                return False
+        entered.append(pending)
+        return True
+
+
 # --- Per key and per history ---------------------------------------------------------
 
 
-def _fails(ops: Sequence[Operation]) -> bool:
-    """Certainly not linearizable (UNKNOWN counts as no, so the minimizer stays honest)."""
-    verdict = search(ops, steps_max=MINIMIZE_STEPS_PER_CHECK).verdict
-    return verdict is Verdict.NOT_LINEARIZABLE
+class _Oracle:
+    """The minimizer's question "does this still fail?", within a total step budget.
+
+    UNKNOWN counts as "no", so the minimizer keeps an operation it could not
+    judge and its answer stays a certainly failing history.
+    """
+
+    def __init__(self, steps_max: int) -> None:
+        self.steps_left = steps_max
+
+    def __call__(self, ops: Sequence[Operation]) -> bool:
+        if self.steps_left <= 0:
+            return False
+        result = search(ops, steps_max=min(MINIMIZE_STEPS_PER_CHECK, self.steps_left))
+        self.steps_left -= result.steps
+        return result.verdict is Verdict.NOT_LINEARIZABLE
 
 
 def check_key(
@@ -243,7 +286,7 @@ def check_key(
     result = search(ops, steps_max=steps_max)
     example: tuple[Operation, ...] = ()
     if result.verdict is Verdict.NOT_LINEARIZABLE:
-        example = minimize_violation(ops, _fails) if minimize else tuple(ops)
+        example = minimize_violation(ops, _Oracle(MINIMIZE_STEPS_MAX)) if minimize else tuple(ops)
     return KeyResult(key, result.verdict, len(ops), result.steps, example)
 
 

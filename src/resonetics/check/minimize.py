@@ -57,9 +57,13 @@ def minimize_violation(
     """A small subset of ``ops`` (one key) that still fails, in call order."""
     budget = _Budget(fails, checks_max)
     current = _shortest_failing_prefix(sorted(ops, key=lambda op: op.call), budget)
-    observations = [op for op in current if _is_observation(op)]
-    current = _drop_chunks(current, observations, budget)
-    current = _drop_chunks(current, current, budget)
+    current = _without_delete_flags(current, budget)
+    # Latest first, so that a chain of writes (set a; cas a->b; cas b->c) unwinds in one
+    # pass; pending writes first, because each one can double the cost of every check.
+    newest_first = current[::-1]
+    current = _drop_chunks(current, [op for op in newest_first if op.pending], budget)
+    current = _drop_chunks(current, [op for op in newest_first if _is_observation(op)], budget)
+    current = _drop_chunks(current, current[::-1], budget)
     original = {op.id: op for op in ops}
     return tuple(original[op.id] for op in current)
 
@@ -75,6 +79,18 @@ def _prefix(ops: Sequence[Operation], cut: float) -> list[Operation]:
         elif op.f != "get":  # a pending get has no effect and no output: drop it
             kept.append(dataclasses.replace(op, ret=math.inf, success=None, deleted=None))
     return kept
+
+
+def _without_delete_flags(ops: list[Operation], budget: _Budget) -> list[Operation]:
+    """Forget what deletes reported (a weakening), if the history still fails without it.
+
+    A delete that reported whether it deleted refers to every write, which would
+    otherwise keep every write in the explanation.
+    """
+    if all(op.deleted is None for op in ops):
+        return ops
+    weaker = [dataclasses.replace(op, deleted=None) if op.f == "delete" else op for op in ops]
+    return weaker if budget.fails(weaker) else ops
 
 
 def _shortest_failing_prefix(ops: Sequence[Operation], budget: _Budget) -> list[Operation]:
