@@ -175,21 +175,26 @@ class NodeServer:
     async def _serve_connection(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
-        while not reader.at_eof():
-            try:
-                line = await asyncio.wait_for(reader.readuntil(b"\n"), IDLE_LINE_TIMEOUT_S)
-            except asyncio.LimitOverrunError:
-                err = TooLarge(f"line longer than {limits.LINE_BYTES_MAX} bytes; closing")
-                writer.write(_error_response(None, err))
-                await writer.drain()
-                return
-            except asyncio.IncompleteReadError:
-                return  # half a line then EOF: nothing to answer, nothing was applied
-            except TimeoutError:
-                return
-            self._on_line(line, writer)
-            if writer.transport.get_write_buffer_size() > 1 << 20:
-                await writer.drain()
+        # One timeout for the whole connection, pushed back after each line: a per-line
+        # ``wait_for`` would wrap every read in a task and yield to the loop between lines,
+        # which splits a burst of pipelined requests into one fsync each.
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(IDLE_LINE_TIMEOUT_S) as idle:
+                while not reader.at_eof():
+                    line = await reader.readuntil(b"\n")
+                    idle.reschedule(loop.time() + IDLE_LINE_TIMEOUT_S)
+                    self._on_line(line, writer)
+                    if writer.transport.get_write_buffer_size() > 1 << 20:
+                        await writer.drain()
+        except asyncio.LimitOverrunError:
+            err = TooLarge(f"line longer than {limits.LINE_BYTES_MAX} bytes; closing")
+            writer.write(_error_response(None, err))
+            await writer.drain()
+        except asyncio.IncompleteReadError:
+            return  # half a line then EOF: nothing to answer, nothing was applied
+        except TimeoutError:
+            return  # no complete line for IDLE_LINE_TIMEOUT_S: a slow-loris or a dead peer
 
     def _on_line(self, line: bytes, writer: asyncio.StreamWriter) -> None:
         try:
