@@ -26,9 +26,10 @@ from hypothesis import strategies as st
 
 from resonetics.raft.entry import Entry, entry_links
 from resonetics.raft.ready import HardState, Snapshot
-from resonetics.storage.api import RecoveredState
+from resonetics.storage.api import NodeStorage, RecoveredState
 from resonetics.storage.fs import MemoryFileSystem, SimulatedCrash
 from resonetics.storage.log_file import parse_log
+from resonetics.storage.memory import MemoryNodeStorage
 from resonetics.storage.node_storage import FileNodeStorage
 from tests.storage.chain import chain, log_of, snapshot_at
 
@@ -40,7 +41,7 @@ class Step:
     """One call (or append+sync group) and the durable history it leads to."""
 
     name: str
-    run: Callable[[FileNodeStorage], None]
+    run: Callable[[NodeStorage], None]
     log: list[Entry]
     hard_state: HardState
     snapshot: Snapshot | None
@@ -49,12 +50,12 @@ class Step:
     floor: int | None = None
 
 
-def _load(s: FileNodeStorage) -> None:
+def _load(s: NodeStorage) -> None:
     s.load()
 
 
-def _append(entries: list[Entry], truncate: int | None = None) -> Callable[[FileNodeStorage], None]:
-    def run(s: FileNodeStorage) -> None:
+def _append(entries: list[Entry], truncate: int | None = None) -> Callable[[NodeStorage], None]:
+    def run(s: NodeStorage) -> None:
         if truncate is not None:
             s.truncate_from(truncate)
         s.append(entries)
@@ -218,6 +219,14 @@ def test_random_histories_survive_a_crash_anywhere(
         _check_recovery(fs, steps[max(flight - 1, 0)], steps[flight])
 
 
+def _vote(hs: HardState) -> Callable[[NodeStorage], None]:
+    return lambda s: s.save_hard_state(hs, 0)
+
+
+def _snap(snapshot: Snapshot) -> Callable[[NodeStorage], None]:
+    return lambda s: s.save_snapshot(snapshot, 0)
+
+
 def _random_steps(ops: list[tuple[str, int]]) -> list[Step]:
     """Turn (kind, n) pairs into a valid history: appends, truncations of the
     uncompacted suffix, new terms with votes, snapshots at a mid index."""
@@ -226,7 +235,7 @@ def _random_steps(ops: list[tuple[str, int]]) -> list[Step]:
     snap: Snapshot | None = None
     steps = [
         Step("load", _load, [], HardState(), None),
-        Step("vote", lambda s, h=hs: s.save_hard_state(h, 0), [], hs, None),
+        Step("vote", _vote(hs), [], hs, None),
     ]
     for kind, n in ops:
         first = snap.meta.last_included_index if snap else 0
@@ -242,8 +251,32 @@ def _random_steps(ops: list[tuple[str, int]]) -> list[Step]:
             steps.append(Step(f"truncate {at}", _append(new, truncate=at), log, hs, snap, at - 1))
         elif kind == "vote":
             hs = HardState(hs.term + 1, f"n{n}", 0)
-            steps.append(Step("vote", lambda s, h=hs: s.save_hard_state(h, 0), log, hs, snap))
+            steps.append(Step("vote", _vote(hs), log, hs, snap))
         elif log and len(log) // 2 >= first:
             snap = snapshot_at(log[max(len(log) // 2, first, 1) - 1])
-            steps.append(Step("snapshot", lambda s, x=snap: s.save_snapshot(x, 0), log, hs, snap))
+            steps.append(Step("snapshot", _snap(snap), log, hs, snap))
     return steps
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    ops=st.lists(
+        st.tuples(st.sampled_from(["append", "truncate", "vote", "snapshot"]), st.integers(1, 4)),
+        max_size=12,
+    )
+)
+def test_file_storage_agrees_with_the_memory_twin(ops: list[tuple[str, int]]) -> None:
+    steps = _random_steps(ops)
+    fs = MemoryFileSystem()
+    _run(fs, steps)
+    twin = MemoryNodeStorage()
+    for step in steps:
+        step.run(twin)
+    got, want = FileNodeStorage(fs, DIR).load(), twin.load()
+    assert (got.anchor, got.entries, got.hard_state, got.last_applied, got.snapshot) == (
+        want.anchor,
+        want.entries,
+        want.hard_state,
+        want.last_applied,
+        want.snapshot,
+    )

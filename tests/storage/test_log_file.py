@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import zlib
 
 import pytest
 
@@ -98,3 +99,19 @@ def test_the_first_line_must_be_an_anchor() -> None:
     with pytest.raises(StorageCorruption, match="anchor") as info:
         parse_log(data, PATH)
     assert info.value.line == 1
+
+
+def test_a_line_with_a_valid_crc_but_no_entry_inside_is_corruption_not_a_torn_tail() -> None:
+    body = b'{"term":1,"index":1,"type":"BOGUS","data":null,"hash":"x"}'
+    line = body[:-1] + b',"crc":"%08x"}\n' % zlib.crc32(body)
+    with pytest.raises(StorageCorruption, match="not a valid entry") as info:
+        parse_log(encode_line(GENESIS) + line, PATH)
+    assert info.value.line == 2
+
+
+def test_offsets_point_at_each_line() -> None:
+    data = _file(4)
+    parsed = parse_log(data, PATH)
+    for entry, offset in zip(parsed.entries, parsed.offsets, strict=True):
+        end = data.index(b"\n", offset)
+        assert decode_line(data[offset:end]) == entry
