@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from resonetics.errors import StorageCorruption
+from resonetics.errors import InvariantViolation, StorageCorruption
 from resonetics.raft.entry import GENESIS, EntryType
 from resonetics.raft.ready import HardState
 from resonetics.storage.fs import MemoryFileSystem, atomic_write
@@ -149,3 +149,13 @@ def test_leftover_temp_files_are_removed() -> None:
     fs.write(META + ".tmp", b"half a meta")
     FileNodeStorage(fs, DIR).load()
     assert not fs.exists(META + ".tmp")
+
+
+def test_writing_before_load_is_refused() -> None:
+    fs = _node_with(3)
+    s = FileNodeStorage(fs, DIR)
+    with pytest.raises(InvariantViolation):
+        s.save_snapshot(snapshot_at(log_of(3)[1]), 2)
+    with pytest.raises(InvariantViolation):
+        s.append(log_of(4)[3:])
+    assert FileNodeStorage(fs, DIR).load().last_index == 3

@@ -63,6 +63,7 @@ class FileNodeStorage:
         self._log = LogFile(fs, self.log_path)
         self._meta: MetaRecord | None = None
         self._snapshot_index: Index = 0
+        self._loaded = False
         #: Why the log's last line was cut at the last ``load`` (for the
         #: operator's log), or None when the log ended cleanly.
         self.cut_tail: str | None = None
@@ -94,6 +95,7 @@ class FileNodeStorage:
         )
         self._meta = meta
         self._snapshot_index = snap_index
+        self._loaded = True
         return RecoveredState(hard_state, applied, anchor, entries, snapshot)
 
     def _has_log(self) -> bool:
@@ -112,6 +114,7 @@ class FileNodeStorage:
         write_meta(self._fs, self.meta_path, self._meta)
         self._snapshot_index = 0
         self.cut_tail = None
+        self._loaded = True
         return RecoveredState(HardState(), 0, GENESIS, [], None)
 
     def _join_snapshot(
@@ -147,16 +150,24 @@ class FileNodeStorage:
         return new_anchor, kept
 
     # --- writes ----------------------------------------------------------------------
+    def _check_loaded(self) -> None:
+        """Writing before load() would start a log from nothing over the real one."""
+        invariant(self._loaded, f"{self._dir}: write before load()")
+
     def append(self, entries: Sequence[Entry]) -> None:
+        self._check_loaded()
         self._log.append(list(entries))
 
     def truncate_from(self, index: Index) -> None:
+        self._check_loaded()
         self._log.truncate_from(index)
 
     def sync(self) -> None:
+        self._check_loaded()
         self._log.sync()
 
     def save_hard_state(self, hard_state: HardState, last_applied: Index) -> None:
+        self._check_loaded()
         if self._meta is not None:
             check_hard_state_step(self._meta.hard_state, hard_state)
         record = MetaRecord(hard_state=hard_state, last_applied=last_applied)
@@ -169,6 +180,7 @@ class FileNodeStorage:
         ``last_applied`` needs no write here: load() raises it to the snapshot's
         index anyway.
         """
+        self._check_loaded()
         index = snapshot.meta.last_included_index
         invariant(index >= self._snapshot_index, "snapshot older than the saved one")
         invariant(index >= self._log.first_index, "snapshot older than the log's anchor")
