@@ -28,7 +28,6 @@ applied the same entries produce byte-identical snapshots.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, Final
 
 import msgspec
@@ -44,9 +43,12 @@ _SNAPSHOT_FORMAT: Final = 1
 _ANCHORS: Final = frozenset({EntryType.GENESIS, EntryType.SNAP_DUMMY})
 
 
-@dataclass(frozen=True, slots=True)
-class ApplyResult:
-    """The outcome of applying one entry; ``result`` is None for non-client entries."""
+class ApplyResult(msgspec.Struct, frozen=True):
+    """The outcome of applying one entry; ``result`` is None for non-client entries.
+
+    A msgspec Struct rather than a frozen dataclass: one is built per applied
+    entry, and a frozen dataclass pays a ``object.__setattr__`` per field.
+    """
 
     index: Index
     term: Term
