@@ -279,3 +279,18 @@ def test_entries_from_an_unknown_sender_with_a_stale_term_are_answered_with_our_
     (resp,) = node.ready().messages
     assert isinstance(resp, AppendEntriesResp) and resp.term == 4 and not resp.success
     assert node.last_index == 1 and node.role is Role.FOLLOWER
+
+
+def test_messages_from_unknown_senders_or_for_other_nodes_are_dropped_gracefully() -> None:
+    net = Network(seed=1)
+    leader = net.elect("n1")
+    net.deliver()
+    before = (leader.term, leader.commit_index, leader.role)
+    leader.step(
+        AppendEntriesResp(src="n9", dst="n1", term=leader.term, success=True, match_index=99)
+    )
+    leader.step(
+        AppendEntriesResp(src="n2", dst="n7", term=leader.term, success=True, match_index=99)
+    )
+    assert (leader.term, leader.commit_index, leader.role) == before
+    assert leader.progress_of("n9") is None
