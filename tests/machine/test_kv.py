@@ -56,7 +56,7 @@ def oracle(model: dict[str, Any], op: str, args: dict[str, Any]) -> dict[str, An
     return {"ok": True, "items": items, "more": len(matching) > args["limit"]}
 
 
-@settings(max_examples=150)
+@settings(max_examples=150, deadline=None)
 @given(ops=st.lists(_ops, max_size=40))
 def test_store_matches_dict_oracle(ops: list[tuple[str, dict[str, Any]]]) -> None:
     store, model = KeyValueStore(), dict[str, Any]()

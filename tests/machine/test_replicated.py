@@ -103,6 +103,7 @@ def test_skipping_or_repeating_an_index_is_an_invariant_violation() -> None:
 
 def test_anchor_at_last_applied_is_accepted_as_a_no_op() -> None:
     kv = ReplicatedKV()
+    assert (kv.last_applied, kv.last_applied_term, kv.last_applied_hash) == (0, 0, GENESIS.hash)
     assert kv.apply(GENESIS).index == 0 and kv.last_applied == 0
     dummy = Entry(term=3, index=0, type=EntryType.SNAP_DUMMY, hash="h")
     kv.apply(dummy)
@@ -200,7 +201,7 @@ def _replica() -> ReplicatedKV:
     )
 
 
-@settings(max_examples=80)
+@settings(max_examples=80, deadline=None)
 @given(cmds=st.lists(_cmd, max_size=40), cut=st.integers(0, 60))
 def test_replicas_fed_the_same_entries_have_identical_snapshots_and_results(
     cmds: list[tuple[str, str, str, str, int, int]], cut: int

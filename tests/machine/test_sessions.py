@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import msgspec
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from resonetics.machine.sessions import SessionTable, SessionTableData
 
@@ -63,3 +65,37 @@ def test_table_survives_its_snapshot_form_exactly() -> None:
     assert u.to_data() == t.to_data()
     assert u.clients() == ["b", "a"] and u.now_ms == 7
     assert u.lookup("a", "r1") == (True, {"ok": True})
+
+
+_steps = st.lists(
+    st.tuples(
+        st.sampled_from(["record", "touch", "advance"]),
+        st.sampled_from(["a", "b", "c", "d"]),
+        st.integers(0, 5),  # request number
+        st.integers(-50, 120),  # log-time step (leaders' clocks may go back)
+    ),
+    max_size=60,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(steps=_steps)
+def test_bounds_and_lru_order_hold_after_any_sequence(
+    steps: list[tuple[str, str, int, int]],
+) -> None:
+    t, ts, applied = table(), 0, set[tuple[str, str]]()
+    for action, cid, n, step in steps:
+        ts += step
+        if action == "advance":
+            t.advance(ts)
+        elif action == "touch":
+            t.touch(cid)
+        elif (cid, f"r{n}") not in applied and not t.lookup(cid, f"r{n}")[0]:
+            t.record(cid, f"r{n}", n)
+            applied.add((cid, f"r{n}"))
+        data = t.to_data()
+        lasts = [s.last_ms for s in data.clients]
+        assert lasts == sorted(lasts)  # LRU order is log-time order
+        assert all(t.now_ms - last <= t.expiry_ms for last in lasts) or action != "advance"
+        assert len(data.clients) <= t.clients_max
+        assert all(len(s.results) <= t.results_per_client_max for s in data.clients)

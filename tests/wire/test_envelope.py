@@ -6,7 +6,7 @@ import json
 
 import msgspec
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from resonetics.errors import BadRequest
@@ -35,6 +35,7 @@ def test_id_is_left_out_when_absent_but_version_never_is() -> None:
     assert json.loads(encode_envelope("K", {}, 5)) == {"kind": "K", "payload": {}, "t": 5, "v": 1}
 
 
+@settings(deadline=None)  # a loaded CI box must not fail a test on time
 @given(
     kind=texts.filter(bool),
     payload=st.dictionaries(texts, json_values, max_size=4),

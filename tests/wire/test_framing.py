@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from resonetics.errors import LineTooLong, TooLarge
@@ -53,6 +53,7 @@ def test_limit_must_be_positive() -> None:
         LineBuffer(0)
 
 
+@settings(deadline=None)  # a loaded CI box must not fail a test on time
 @given(
     lines=st.lists(
         st.binary(min_size=1, max_size=30)

@@ -44,7 +44,7 @@ def _through_every_decoder(data: bytes) -> None:
             _assert_typed(exc)
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 @given(data=st.binary(max_size=200))
 def test_random_bytes_give_only_typed_errors(data: bytes) -> None:
     _through_every_decoder(data)
@@ -71,7 +71,7 @@ _args = st.one_of(
 )
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)
 @given(
     kind=st.one_of(_kinds, json_values),
     op=st.one_of(_ops, json_values),

@@ -6,7 +6,7 @@ import json
 
 import msgspec
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 
 from resonetics.errors import BadRequest
 from resonetics.raft.messages import MESSAGE_TYPES, Message, TimeoutNow, kind_of
@@ -23,6 +23,7 @@ from resonetics.wire.peer import (
 from tests.wire.strategies import messages
 
 
+@settings(deadline=None)  # a loaded CI box must not fail a test on time
 @given(msg=messages)
 def test_every_peer_message_round_trips(msg: Message) -> None:
     data = encode_peer(msg, 99)
@@ -31,6 +32,7 @@ def test_every_peer_message_round_trips(msg: Message) -> None:
     assert decode_peer(env) == msg
 
 
+@settings(deadline=None)  # a loaded CI box must not fail a test on time
 @given(msg=messages)
 def test_payload_without_repeated_kind_decodes(msg: Message) -> None:
     payload = msgspec.json.decode(msgspec.json.encode(msg))

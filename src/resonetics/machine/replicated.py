@@ -36,7 +36,7 @@ from resonetics.errors import BadRequest, StorageCorruption, invariant
 from resonetics.machine.base import StateMachine
 from resonetics.machine.kv import KeyValueStore
 from resonetics.machine.sessions import SessionTable, SessionTableData
-from resonetics.raft.entry import Entry, EntryType
+from resonetics.raft.entry import GENESIS, Entry, EntryType
 from resonetics.raft.types import Index, Term
 
 _SNAPSHOT_FORMAT: Final = 1
@@ -94,7 +94,8 @@ class ReplicatedKV:
         # Invariant: every entry with index <= last_applied has been applied, no other.
         self.last_applied: Index = 0
         self.last_applied_term: Term = 0
-        self.last_applied_hash: str = ""
+        #: The chain hash at last_applied; the genesis hash before anything is applied.
+        self.last_applied_hash: str = GENESIS.hash
 
     # --- applying ------------------------------------------------------------------------
     def apply(self, entry: Entry) -> ApplyResult:
