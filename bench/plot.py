@@ -1,0 +1,75 @@
+"""The figure: throughput vs concurrency per workload, and a latency CDF per system.
+
+matplotlib is an optional dependency (the ``bench`` extra); without it the run
+still writes its table and JSON and says the plot was skipped.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from bench.results import Report
+
+
+def plot_report(report: Report, path: Path) -> bool:
+    """Save the figure as PNG at ``path``; False when matplotlib is not installed."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    workloads = sorted({p.workload for p in report.points})
+    systems = sorted({p.system for p in report.points})
+    if not workloads:
+        return False
+    fig, axes = plt.subplots(2, len(workloads), figsize=(5.5 * len(workloads), 9), squeeze=False)
+    for col, workload in enumerate(workloads):
+        _throughput(axes[0][col], report, workload, systems)
+        _cdf(axes[1][col], report, workload, systems)
+    durability = "; ".join(f"{s}: {d}" for s, d in sorted(report.durability.items()))
+    fig.suptitle(f"3-node clusters on loopback, 2 cores\n{durability}", fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def _throughput(ax: Any, report: Report, workload: str, systems: list[str]) -> None:
+    for system in systems:
+        pts = sorted(
+            (p for p in report.points if p.system == system and p.workload == workload),
+            key=lambda p: p.concurrency,
+        )
+        if pts:
+            ax.plot([p.concurrency for p in pts], [p.ops_per_s for p in pts], marker="o", label=system)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("requests in flight")
+    ax.set_ylabel("ops/s")
+    ax.set_title(f"{workload}: throughput")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+
+
+def _cdf(ax: Any, report: Report, workload: str, systems: list[str]) -> None:
+    """The CDF at the highest concurrency each system ran (where queueing shows)."""
+    for system in systems:
+        pts = [p for p in report.points if p.system == system and p.workload == workload]
+        if not pts:
+            continue
+        top = max(pts, key=lambda p: p.concurrency)
+        if top.cdf:
+            xs, ys = zip(*top.cdf, strict=True)
+            ax.plot(xs, ys, label=f"{system} (N={top.concurrency})")
+    ax.set_xscale("log")
+    ax.set_xlabel("latency, ms")
+    ax.set_ylabel("fraction of requests")
+    ax.set_title(f"{workload}: latency CDF")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+
+
+__all__ = ["plot_report"]
