@@ -32,3 +32,10 @@ test: lint typecheck unit
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+
+## bench: install the bench extras and etcd, then benchmark Resonetics against etcd and PySyncObj
+.PHONY: bench
+bench: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	bash bench/setup.sh
+	$(BIN)/resonetics bench

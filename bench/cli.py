@@ -62,7 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     if plot_report(report, config.out_dir / "bench.png"):
         console.print(f"plot: {config.out_dir / 'bench.png'}")
     else:
-        console.print("plot skipped: matplotlib is not installed (pip install -e '.\[bench]')")
+        console.print(
+            "plot skipped: matplotlib is not installed (pip install -e '.[bench]')", markup=False
+        )
     console.print(f"results: {config.out_dir / 'results.json'}")
     return 0 if report.points else 1
 

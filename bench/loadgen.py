@@ -116,7 +116,9 @@ async def run_load(
     """Keep ``concurrency`` requests in flight; measure ``duration_s`` after ``warmup_s``."""
     if concurrency < 1 or duration_s <= 0 or warmup_s < 0:
         raise ValueError("concurrency >= 1, duration_s > 0 and warmup_s >= 0 are required")
-    adapters = [await factory() for _ in range(connections_for(concurrency, inflight_per_connection))]
+    adapters = [
+        await factory() for _ in range(connections_for(concurrency, inflight_per_connection))
+    ]
     out = RawRun(window_s=duration_s)
     try:
         if start_at is not None:

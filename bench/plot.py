@@ -45,7 +45,9 @@ def _throughput(ax: Any, report: Report, workload: str, systems: list[str]) -> N
             key=lambda p: p.concurrency,
         )
         if pts:
-            ax.plot([p.concurrency for p in pts], [p.ops_per_s for p in pts], marker="o", label=system)
+            ax.plot(
+                [p.concurrency for p in pts], [p.ops_per_s for p in pts], marker="o", label=system
+            )
     ax.set_xscale("log", base=2)
     ax.set_xlabel("requests in flight")
     ax.set_ylabel("ops/s")

@@ -21,7 +21,7 @@ import argparse
 import asyncio
 from typing import Any, cast
 
-from pysyncobj import SyncObj, SyncObjConf, replicated
+from pysyncobj import SyncObj, SyncObjConf, replicated  # type: ignore[import-untyped]
 
 _LEADER_STATE = 2  # pysyncobj's _RAFT_STATE.LEADER
 
@@ -31,11 +31,11 @@ class BenchKV(SyncObj):  # type: ignore[misc]  # pysyncobj ships no type hints
         super().__init__(self_addr, partners, conf=conf)
         self._data: dict[str, str] = {}
 
-    @replicated  # type: ignore[misc]
+    @replicated  # type: ignore[untyped-decorator]
     def set(self, key: str, value: str) -> None:
         self._data[key] = value
 
-    @replicated  # type: ignore[misc]
+    @replicated  # type: ignore[untyped-decorator]
     def get(self, key: str) -> str | None:
         return self._data.get(key)
 

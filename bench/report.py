@@ -9,7 +9,18 @@ from rich.table import Table
 
 from bench.results import Point, Report
 
-_COLUMNS = ("system", "workload", "N", "ops/s", "p50 ms", "p90 ms", "p99 ms", "max ms", "errors", "gen CPU %")
+_COLUMNS = (
+    "system",
+    "workload",
+    "N",
+    "ops/s",
+    "p50 ms",
+    "p90 ms",
+    "p99 ms",
+    "max ms",
+    "errors",
+    "gen CPU %",
+)
 
 
 def _cells(p: Point) -> list[str]:

@@ -77,9 +77,7 @@ class Report:
             "notes": self.notes,
             "failures": self.failures,
             "points": [asdict(p) for p in self.points],
-            "ratios": {
-                f"resonetics/{b}": self.ratios(b) for b in systems if b != "resonetics"
-            },
+            "ratios": {f"resonetics/{b}": self.ratios(b) for b in systems if b != "resonetics"},
         }
 
 

@@ -127,9 +127,10 @@ def run_bench(config: BenchConfig, console: Console) -> Report:
     """Measure every system; return the report (failures included, never raised)."""
     report = Report(config=config.to_dict(), machine=machine_info())
     cells = len(config.workloads) * len(config.concurrency)
-    with tempfile.TemporaryDirectory(prefix="resonetics-bench-") as tmp, Progress(
-        console=console, transient=True
-    ) as progress:
+    with (
+        tempfile.TemporaryDirectory(prefix="resonetics-bench-") as tmp,
+        Progress(console=console, transient=True) as progress,
+    ):
         task = progress.add_task("benchmark", total=cells * len(config.systems))
         for name in config.systems:
             done_before = len(report.points)

@@ -55,4 +55,12 @@ def parse_systems(text: str) -> list[str]:
     return names
 
 
-__all__ = ["SYSTEM_NAMES", "RunningSystem", "SystemFailed", "Target", "open_adapter", "parse_systems", "starter"]
+__all__ = [
+    "SYSTEM_NAMES",
+    "RunningSystem",
+    "SystemFailed",
+    "Target",
+    "open_adapter",
+    "parse_systems",
+    "starter",
+]

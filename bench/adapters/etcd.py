@@ -84,7 +84,11 @@ def _find_leader(clients: list[str]) -> str:
     while time.monotonic() < deadline:
         for address in clients:
             st = _status(address)
-            if st and st.get("leader") and st.get("leader") == st.get("header", {}).get("member_id"):
+            if (
+                st
+                and st.get("leader")
+                and st.get("leader") == st.get("header", {}).get("member_id")
+            ):
                 return address
         time.sleep(0.2)
     raise SystemFailed(f"etcd: no leader within {LEADER_WAIT_S}s")
@@ -93,7 +97,9 @@ def _find_leader(clients: list[str]) -> str:
 def start(workdir: Path) -> RunningSystem:
     """Start three etcd members on free loopback ports and find the leader's client URL."""
     if shutil.which(ETCD_BINARY) is None:
-        raise SystemFailed("etcd: no `etcd` binary; run bench/setup.sh (apt-get install etcd-server)")
+        raise SystemFailed(
+            "etcd: no `etcd` binary; run bench/setup.sh (apt-get install etcd-server)"
+        )
     root = workdir / "etcd"
     root.mkdir(parents=True, exist_ok=True)
     ports = free_ports(6)

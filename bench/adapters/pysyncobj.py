@@ -9,11 +9,11 @@ connections to the leader's front end, matched by request id.
 from __future__ import annotations
 
 import asyncio
-from typing import cast
 import itertools
 import sys
 import time
 from pathlib import Path
+from typing import cast
 
 from bench.adapters.base import (
     RequestFailed,

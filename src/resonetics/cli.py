@@ -23,6 +23,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("verify", "verify"),
     ("check", "check"),
     ("sim", "sim"),
+    ("bench", "bench"),
 ]
 
 
