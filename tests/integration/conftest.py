@@ -15,7 +15,7 @@ def cluster3(tmp_path: Path) -> Iterator[LocalCluster]:
     cluster = LocalCluster(tmp_path / "data", size=3, tick_ms=20)
     cluster.start()
     try:
-        cluster.wait_for_leader(timeout_s=30)
+        cluster.wait_for_leader(timeout_s=60)
         yield cluster
     finally:
         cluster.stop()
@@ -27,7 +27,7 @@ def single_node(tmp_path: Path) -> Iterator[LocalCluster]:
     cluster = LocalCluster(tmp_path / "data", size=1, tick_ms=20)
     cluster.start()
     try:
-        cluster.wait_for_leader(timeout_s=30)
+        cluster.wait_for_leader(timeout_s=60)
         yield cluster
     finally:
         cluster.stop()
