@@ -16,6 +16,7 @@ the pending renames. After recovery:
 
 from __future__ import annotations
 
+import copy
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -280,3 +281,27 @@ def test_file_storage_agrees_with_the_memory_twin(ops: list[tuple[str, int]]) ->
         want.last_applied,
         want.snapshot,
     )
+
+
+def test_a_crash_during_recovery_is_recovered_too() -> None:
+    """Recovery writes too (cutting a torn tail, finishing a compaction, creating
+    a fresh folder): crash at each of its operations and recover again."""
+    steps = _script()
+    checked = 0
+    for k in range(_crash_points()):
+        base = MemoryFileSystem()
+        base.crash_at(k)
+        flight = _run(base, steps)
+        base.crash(random.Random(k))
+        probe = copy.deepcopy(base)
+        FileNodeStorage(probe, DIR).load()
+        before = steps[flight - 1] if flight > 0 else steps[0]
+        for j in range(probe.op_count):
+            fs = copy.deepcopy(base)
+            fs.crash_at(j)
+            with pytest.raises(SimulatedCrash):
+                FileNodeStorage(fs, DIR).load()
+            fs.crash(random.Random(j))
+            _check_recovery(fs, before, steps[flight])
+            checked += 1
+    assert checked > 200, checked
