@@ -136,3 +136,19 @@ def test_os_file_system_does_the_same_things(tmp_path: Path) -> None:
     fs.remove(d + "/f")
     assert not fs.exists(d + "/f")
     fs.close()
+
+
+def test_fsync_after_appends_and_a_cut_keeps_exactly_the_current_bytes() -> None:
+    fs = MemoryFileSystem()
+    fs.mkdir("/d")
+    atomic_write(fs, "/d/f", b"abc")
+    for chunk in (b"def", b"ghi"):
+        fs.append("/d/f", chunk)
+        fs.fsync("/d/f")
+    fs.truncate("/d/f", 4)
+    fs.append("/d/f", b"XY")
+    fs.fsync("/d/f")
+    fs.append("/d/f", b"lost")
+    fs.crash()
+    assert fs.read("/d/f") == b"abcdXY"
+    assert fs.durable_bytes("/d/f") == b"abcdXY"

@@ -189,8 +189,11 @@ def _write_all(fd: int, data: bytes) -> None:
 class _Inode:
     """One file's bytes: what survives a crash and what the process sees."""
 
-    durable: bytes = b""
+    durable: bytearray = field(default_factory=bytearray)
     current: bytearray = field(default_factory=bytearray)
+    #: No byte of ``durable`` was overwritten or cut since the last fsync, so
+    #: the next fsync only copies the appended bytes (O(batch), not O(file)).
+    prefix_intact: bool = True
     #: The last write since the last fsync, for torn writes: (offset, new bytes,
     #: the bytes it overwrote). Keeping only the overwritten range makes each
     #: write O(its size), not O(file size).
@@ -299,6 +302,9 @@ class MemoryFileSystem:
             raise self._die()
 
     def write(self, path: str, data: bytes) -> None:
+        # A new inode under the name: a crash before ``fsync_dir`` brings the old
+        # file back whole. (A real O_TRUNC could also leave it empty; storage only
+        # ever write()s fresh temp files, so the difference never shows.)
         crash = self._tick()
         inode = _Inode()
         self._set_name(path, inode)
@@ -310,7 +316,11 @@ class MemoryFileSystem:
         if self._tick():
             raise self._die()
         inode = self._inode(path)
-        inode.durable = bytes(inode.current)
+        if inode.prefix_intact:
+            inode.durable += inode.current[len(inode.durable) :]
+        else:
+            inode.durable = bytearray(inode.current)
+        inode.prefix_intact = True
         inode.last_write = None
         inode.dirty = False
 
@@ -319,6 +329,7 @@ class MemoryFileSystem:
             raise self._die()
         inode = self._inode(path)
         del inode.current[size:]
+        inode.prefix_intact = inode.prefix_intact and size >= len(inode.durable)
         inode.dirty = True
         inode.last_write = None
 
@@ -386,7 +397,7 @@ class MemoryFileSystem:
     def durable_bytes(self, path: str) -> bytes | None:
         """What a crash without tearing would leave at ``path`` (None: no such file)."""
         inode = self._durable_names.get(self._norm(path))
-        return None if inode is None else inode.durable
+        return None if inode is None else bytes(inode.durable)
 
 
 def _apply_name_op(names: dict[str, _Inode], op: _NameOp) -> None:
@@ -399,13 +410,14 @@ def _apply_name_op(names: dict[str, _Inode], op: _NameOp) -> None:
 def _write(inode: _Inode, offset: int, data: bytes) -> None:
     old = bytes(inode.current[offset : offset + len(data)])
     inode.current[offset : offset + len(data)] = data
+    inode.prefix_intact = inode.prefix_intact and offset >= len(inode.durable)
     inode.last_write = (offset, bytes(data), old)
     inode.dirty = True
 
 
 def _crash_inode(inode: _Inode, rng: random.Random | None) -> None:
     """Reset one file to a state a disk may show after power loss."""
-    after = inode.durable
+    after = bytes(inode.durable)
     if rng is not None and inode.dirty:
         choice = rng.randrange(3)
         if choice == 1:
@@ -417,8 +429,9 @@ def _crash_inode(inode: _Inode, rng: random.Random | None) -> None:
             base = cur[:offset] + old + cur[offset + len(data) :]
             piece = data[: rng.randint(0, len(data))]
             after = base[:offset] + piece + base[offset + len(piece) :]
-    inode.durable = after
+    inode.durable = bytearray(after)
     inode.current = bytearray(after)
+    inode.prefix_intact = True
     inode.last_write = None
     inode.dirty = False
 
