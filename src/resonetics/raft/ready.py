@@ -16,6 +16,11 @@ The runtime handles a ``Ready`` strictly in this order, then calls
 
 ``advance(ready)`` tells the core that steps 1–2 are durable (so a leader may
 count itself toward a quorum) and that ``committed_entries`` have been applied.
+
+One permitted relaxation (dissertation §10.2.1): a *leader's* AppendEntries may
+be sent before its own write of the same entries is durable, because the core
+counts the leader toward a commit quorum only for entries ``advance()`` has
+confirmed. Every other message (votes, acks, responses) waits for step 2.
 """
 
 from __future__ import annotations
