@@ -39,33 +39,63 @@ def _cells(p: Point) -> list[str]:
     ]
 
 
-def _ratio_text(report: Report, p: Point) -> str:
-    parts = []
-    for base in sorted({q.system for q in report.points if q.system != "resonetics"}):
-        for r in report.ratios(base):
-            if (r["workload"], r["concurrency"]) == (p.workload, p.concurrency):
-                value = r["ratio"]
-                parts.append(f"/{base} {value:.2f}" if value is not None else f"/{base} -")
-    return "  ".join(parts)
+def baselines(report: Report) -> list[str]:
+    return sorted({p.system for p in report.points if p.system != "resonetics"})
+
+
+def ratio_rows(report: Report) -> list[list[str]]:
+    """One row per (workload, N) Resonetics ran: its throughput over each baseline's."""
+    rows = []
+    bases = baselines(report)
+    table = {
+        b: {(r["workload"], r["concurrency"]): r["ratio"] for r in report.ratios(b)} for b in bases
+    }
+    for p in sorted(report.points, key=lambda q: (q.workload, q.concurrency)):
+        if p.system != "resonetics":
+            continue
+        cells = [table[b].get((p.workload, p.concurrency)) for b in bases]
+        rows.append(
+            [p.workload, str(p.concurrency), *(f"{c:.2f}" if c is not None else "-" for c in cells)]
+        )
+    return rows
+
+
+def _sorted_points(report: Report) -> list[Point]:
+    return sorted(report.points, key=lambda q: (q.workload, q.concurrency, q.system))
 
 
 def render_table(report: Report) -> Table:
-    """One row per measured cell; Resonetics rows carry their ratios to each baseline."""
+    """One row per measured cell."""
     table = Table(title="Throughput and latency (3-node clusters on loopback)")
-    for name in (*_COLUMNS, "Resonetics ÷"):
+    for name in _COLUMNS:
         table.add_column(name, justify="left" if name in ("system", "workload") else "right")
-    for p in sorted(report.points, key=lambda q: (q.workload, q.concurrency, q.system)):
-        table.add_row(*_cells(p), _ratio_text(report, p) if p.system == "resonetics" else "")
+    for p in _sorted_points(report):
+        table.add_row(*_cells(p))
     return table
 
 
-def render_markdown(report: Report) -> str:
-    """The same table in Markdown, for docs/benchmarks.md."""
-    header = [*_COLUMNS, "Resonetics ÷"]
+def render_ratio_table(report: Report) -> Table:
+    """Resonetics ops/s divided by each baseline's, per workload and concurrency."""
+    table = Table(title="Resonetics throughput ÷ baseline throughput (>1: Resonetics faster)")
+    for name in ("workload", "N", *(f"÷ {b}" for b in baselines(report))):
+        table.add_column(name, justify="left" if name == "workload" else "right")
+    for row in ratio_rows(report):
+        table.add_row(*row)
+    return table
+
+
+def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for p in sorted(report.points, key=lambda q: (q.workload, q.concurrency, q.system)):
-        ratio = _ratio_text(report, p) if p.system == "resonetics" else ""
-        lines.append("| " + " | ".join([*_cells(p), ratio]) + " |")
+    return lines + ["| " + " | ".join(row) + " |" for row in rows]
+
+
+def render_markdown(report: Report) -> str:
+    """Both tables in Markdown, for docs/benchmarks.md."""
+    lines = _md_table(list(_COLUMNS), [_cells(p) for p in _sorted_points(report)])
+    lines += [
+        "",
+        *_md_table(["workload", "N", *(f"÷ {b}" for b in baselines(report))], ratio_rows(report)),
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -74,4 +104,11 @@ def write_json(report: Report, path: Path) -> None:
     path.write_text(json.dumps(report.to_dict(), indent=1) + "\n")
 
 
-__all__ = ["render_markdown", "render_table", "write_json"]
+__all__ = [
+    "baselines",
+    "ratio_rows",
+    "render_markdown",
+    "render_ratio_table",
+    "render_table",
+    "write_json",
+]

@@ -116,8 +116,12 @@ def run_system(
         for workload in config.workloads:
             for n in config.concurrency:
                 progress.update(task, description=f"{name} {workload} N={n}")
-                raw = measure(running.target, workload, n, config)
-                report.points.append(Point.from_raw(name, workload, n, raw))
+                try:
+                    raw = measure(running.target, workload, n, config)
+                except (OSError, ExceptionGroup) as exc:  # e.g. a member died: note it, go on
+                    report.failures[f"{name} {workload} N={n}"] = f"{type(exc).__name__}: {exc}"
+                else:
+                    report.points.append(Point.from_raw(name, workload, n, raw))
                 progress.advance(task)
     finally:
         running.stop()

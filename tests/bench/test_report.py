@@ -10,7 +10,13 @@ from bench.adapters import parse_systems
 from bench.adapters.http11 import build_request, parse_response
 from bench.cli import config_from_args
 from bench.loadgen import RawRun
-from bench.report import render_markdown, render_table, write_json
+from bench.report import (
+    ratio_rows,
+    render_markdown,
+    render_ratio_table,
+    render_table,
+    write_json,
+)
 from bench.results import Point, Report
 from rich.console import Console
 
@@ -37,19 +43,27 @@ def test_point_from_raw() -> None:
     assert point.latency.p99_ms == pytest.approx(1.0)
 
 
-def test_table_shows_every_point_and_ratio() -> None:
+def test_table_shows_every_point() -> None:
     console = Console(width=200, record=True)
     console.print(render_table(_report()))
     text = console.export_text()
     assert "resonetics" in text and "etcd" in text and "pysyncobj" in text
-    assert "/etcd 0.50" in text
-    assert "1,000" in text
+    assert "1,000" in text and "2,000" in text
 
 
-def test_markdown_has_a_row_per_point() -> None:
+def test_ratio_table_has_a_column_per_baseline() -> None:
+    assert ratio_rows(_report()) == [["write", "64", "0.50", "2.00"]]
+    console = Console(width=200, record=True)
+    console.print(render_ratio_table(_report()))
+    text = console.export_text()
+    assert "÷ etcd" in text and "÷ pysyncobj" in text
+
+
+def test_markdown_has_a_row_per_point_and_ratio() -> None:
     md = render_markdown(_report())
-    assert md.count("\n") == 2 + 3
-    assert "/pysyncobj 2.00" in md
+    assert md.count("| resonetics |") == 1
+    assert md.count("\n|---") == 2
+    assert "| write | 64 | 0.50 | 2.00 |" in md
 
 
 def test_json_round_trips(tmp_path: Path) -> None:
