@@ -34,7 +34,7 @@ from resonetics import errors
 from resonetics.machine.replicated import ReplicatedKV
 from resonetics.raft.config import RaftConfig
 from resonetics.raft.entry import Entry, EntryType
-from resonetics.raft.messages import Message
+from resonetics.raft.messages import AppendEntries, Message
 from resonetics.raft.node import RaftNode
 from resonetics.raft.ready import HardState, Ready, Role
 from resonetics.raft.types import Index, NodeId, Term
@@ -177,8 +177,11 @@ class NodeDriver:
         while self.core.has_ready():
             rd = self.core.ready()
             self.stats.readies += 1
+            early, late = self._split_messages(rd)
+            for msg in early:
+                self.host.send(msg)
             self._persist(rd)
-            for msg in rd.messages:
+            for msg in late:
                 self.host.send(msg)
             self.stats.messages_sent += len(rd.messages)
             for entry in rd.committed_entries:
@@ -187,6 +190,27 @@ class NodeDriver:
             self._on_reads(rd)
             self._on_role(rd.soft_state.role)
         self._serve_confirmed_reads()
+
+    def _split_messages(self, rd: Ready) -> tuple[list[Message], list[Message]]:
+        """Messages that may leave before this Ready is durable, and those that must wait.
+
+        A leader's AppendEntries may go out while its own fsync runs (dissertation
+        §10.2.1): the core counts the leader toward a commit quorum only for entries
+        ``advance()`` confirmed durable, so replicating first changes no decision. It
+        holds only while the leader's term and vote are already on disk; anything else
+        (votes, acks, a new term) waits for the fsync.
+        """
+        if rd.soft_state.role is not Role.LEADER or not rd.messages:
+            return [], rd.messages
+        hs = rd.hard_state
+        durable = self._durable_hs
+        if hs is not None and (hs.term != durable.term or hs.vote != durable.vote):
+            return [], rd.messages
+        early = [m for m in rd.messages if isinstance(m, AppendEntries)]
+        if not early:
+            return [], rd.messages
+        late = [m for m in rd.messages if not isinstance(m, AppendEntries)]
+        return early, late
 
     def _persist(self, rd: Ready) -> None:
         if rd.truncate_from is not None:

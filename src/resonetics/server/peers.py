@@ -41,6 +41,8 @@ class PeerLink:
         self._task: asyncio.Task[None] | None = None
         self.connected = False
         self.dropped = 0
+        #: Set while connected and the backlog has been written: sends then skip the queue.
+        self._writer: asyncio.StreamWriter | None = None
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"peer-{self.peer_id}")
@@ -53,6 +55,17 @@ class PeerLink:
             self._task = None
 
     def send(self, line: bytes) -> None:
+        writer = self._writer
+        if (
+            writer is not None
+            and not self._queue
+            and not writer.is_closing()
+            and writer.transport.get_write_buffer_size() <= WRITE_HIGH_WATER_BYTES
+        ):
+            # Straight to the socket: the bytes leave before the caller's fsync starts,
+            # which is what lets the leader's disk write overlap the followers'.
+            writer.write(line)
+            return
         if len(self._queue) == self._queue.maxlen:
             self.dropped += 1
         self._queue.append(line)
@@ -78,6 +91,7 @@ class PeerLink:
                 log.debug("link to %s lost: %s", self.peer_id, exc)
             finally:
                 self.connected = False
+                self._writer = None
                 writer.close()
                 with contextlib.suppress(Exception):
                     await writer.wait_closed()
@@ -88,16 +102,19 @@ class PeerLink:
         try:
             while not closed.done():
                 if not self._queue:
+                    self._writer = writer
                     self._wakeup.clear()
                     waiter = asyncio.ensure_future(self._wakeup.wait())
                     await asyncio.wait({waiter, closed}, return_when=asyncio.FIRST_COMPLETED)
                     waiter.cancel()
                     continue
+                self._writer = None
                 batch = list(self._queue)
                 self._queue.clear()
                 writer.write(b"".join(batch))
                 if writer.transport.get_write_buffer_size() > WRITE_HIGH_WATER_BYTES:
                     await writer.drain()
+            self._writer = None
             raise ConnectionResetError("peer closed the connection")
         finally:
             closed.cancel()
