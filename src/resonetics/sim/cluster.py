@@ -189,7 +189,8 @@ class Cluster:
         if not node.up:
             return
         on_done: OnDone = reply
-        op, args = request["op"], request["args"]
+        # A fresh copy, as decoding a request off the wire would give.
+        op, args = request["op"], dict(request["args"])
         if op == "kv_get":
             self.run(node, lambda d: d.read(op, args, on_done))
         else:

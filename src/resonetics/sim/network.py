@@ -19,6 +19,10 @@ from resonetics.sim.trace import Trace
 
 Deliver = Callable[[], None]
 
+#: Latency of a healthy link (virtual milliseconds).
+BASE_LATENCY_MIN_MS = 1
+BASE_LATENCY_MAX_MS = 2
+
 
 @dataclass(slots=True)
 class NetworkProfile:
@@ -26,8 +30,8 @@ class NetworkProfile:
 
     drop_p: float = 0.0
     dup_p: float = 0.0
-    latency_min_ms: int = 1
-    latency_max_ms: int = 2
+    latency_min_ms: int = BASE_LATENCY_MIN_MS
+    latency_max_ms: int = BASE_LATENCY_MAX_MS
     #: Chance that a message is held far longer than usual (a stalled route).
     slow_p: float = 0.0
     slow_ms: int = 0
@@ -40,6 +44,8 @@ class NetworkStats:
     dropped: int = 0
     duplicated: int = 0
     blocked: int = 0
+    #: Messages held longer than the network's base latency (reordering possible).
+    delayed: int = 0
 
 
 class Network:
@@ -76,6 +82,8 @@ class Network:
         latency = self._rng.randint(p.latency_min_ms, p.latency_max_ms)
         if p.slow_p and self._rng.random() < p.slow_p:
             latency += self._rng.randint(0, p.slow_ms)
+        if latency > BASE_LATENCY_MAX_MS:
+            self.stats.delayed += 1
         return latency
 
     def _arrive(self, what: object, deliver: Deliver) -> None:

@@ -26,6 +26,7 @@ import traceback
 from dataclasses import dataclass, field
 
 from resonetics.check.history import HistoryRecorder
+from resonetics.check.invariants import log_matching
 from resonetics.check.linearizability import Verdict, check_history
 from resonetics.raft.ready import Role
 from resonetics.sim.client import SimClient, Workload
@@ -63,6 +64,8 @@ class RunResult:
     verdict: str = "ok"
     failure: str | None = None
     trace: list[str] = field(default_factory=list)
+    #: Fault and network counters by name (dropped, duplicated, blocked, partitions, ...).
+    counters: dict[str, int] = field(default_factory=dict)
     #: Digest of the whole run (trace and final state): equal digests, equal runs.
     digest: str = ""
 
@@ -148,6 +151,21 @@ def _count(world: _World, result: RunResult) -> None:
     result.messages = world.network.stats.sent
     result.ops_ok = sum(c.ops_ok for c in world.clients)
     result.digest = _digest(world)
+    net, faults = world.network.stats, world.faults.stats
+    result.counters = {
+        "sent": net.sent,
+        "dropped": net.dropped,
+        "duplicated": net.duplicated,
+        "blocked": net.blocked,
+        "delayed": net.delayed,
+        "partitions": faults.partitions,
+        "crashes": faults.crashes,
+        "mid_op_crashes": faults.mid_op_crashes,
+        "power_cuts": sum(n.crashes for n in world.cluster.nodes.values()),
+        "restarts": faults.restarts,
+        "clock_changes": faults.clock_changes,
+        "info_ops": sum(1 for e in world.recorder.events() if e["type"] == "info"),
+    }
 
 
 def _digest(world: _World) -> str:
@@ -171,6 +189,7 @@ def _final_checks(world: _World, result: RunResult) -> None:
         if node.driver is not None
     }
     world.monitor.check_receipts(final)
+    _check_final_logs(cluster)
     ops = world.recorder.operations()
     result.ops = len(ops)
     checked = check_history(ops, steps_max=CHECK_STEPS_MAX)
@@ -178,6 +197,19 @@ def _final_checks(world: _World, result: RunResult) -> None:
         lines = [op.describe() for key in checked.violations for op in key.counterexample]
         raise SimViolation("history is not linearizable:\n  " + "\n  ".join(lines))
     result.verdict = checked.verdict.value
+
+
+def _check_final_logs(cluster: Cluster) -> None:
+    """The whole-log oracle of ``check.invariants`` over every final log, as a cross-check
+    of the incremental checks (STYLE habit 11)."""
+    logs = {
+        nid: [(e.index, e.term, e.hash) for e in n.driver.core.entries_from(1)]
+        for nid, n in cluster.nodes.items()
+        if n.driver is not None
+    }
+    problems = log_matching(logs)
+    if problems:
+        raise SimViolation(problems[0])
 
 
 def _check_liveness(world: _World) -> None:

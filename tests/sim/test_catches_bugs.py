@@ -1,0 +1,93 @@
+"""The simulator finds real bugs: break the system under test on purpose, watch it fail.
+
+Each test plants one classic mistake in the shipped code (through
+``monkeypatch``, undone after the test) and runs a seed known to expose it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from resonetics.raft.ready import HardState
+from resonetics.runtime.driver import NodeDriver
+from resonetics.runtime.outcome import OnDone
+from resonetics.sim.faults import FaultSchedule
+from resonetics.sim.network import NetworkProfile
+from resonetics.sim.options import SimOptions, parse_faults
+from resonetics.sim.runner import run_seed
+from resonetics.storage.node_storage import FileNodeStorage
+
+
+def test_storage_that_forgets_the_term_and_vote(monkeypatch: pytest.MonkeyPatch) -> None:
+    def forget(self: FileNodeStorage, hard_state: HardState, last_applied: int) -> None:
+        return None
+
+    monkeypatch.setattr(FileNodeStorage, "save_hard_state", forget)
+    result = run_seed(0, SimOptions(faults=parse_faults("crash"), fault_ms=2_000))
+    assert result.verdict == "violation"
+    assert result.failure is not None and "after sending term" in result.failure
+
+
+def test_driver_that_sends_before_persisting(monkeypatch: pytest.MonkeyPatch) -> None:
+    def send_first(self: NodeDriver) -> None:
+        while self.core.has_ready():
+            rd = self.core.ready()
+            for msg in rd.messages:
+                self.host.send(msg)
+            self._persist(rd)
+            for entry in rd.committed_entries:
+                self._apply(entry)
+            self.core.advance(rd)
+            self._on_reads(rd)
+            self._on_role(rd.soft_state.role)
+        self._serve_confirmed_reads()
+
+    monkeypatch.setattr(NodeDriver, "process_ready", send_first)
+    failures = [run_seed(seed, SimOptions()) for seed in (2, 10, 11)]
+    assert any(not r.ok for r in failures)
+
+
+def test_reads_served_without_read_index(monkeypatch: pytest.MonkeyPatch) -> None:
+    def stale(self: NodeDriver, op: str, args: dict[str, Any], on_done: OnDone) -> None:
+        on_done(self.read_stale(op, args))
+
+    monkeypatch.setattr(NodeDriver, "read", stale)
+    result = run_seed(13, SimOptions(faults=parse_faults("partition,delay")))
+    assert result.verdict == "violation"
+    assert result.failure is not None and "not linearizable" in result.failure
+
+
+def test_a_partition_that_never_heals_fails_liveness(monkeypatch: pytest.MonkeyPatch) -> None:
+    def half_quiet(self: FaultSchedule) -> None:
+        self.quiet = True
+        self.cluster.network.profile = NetworkProfile()
+        self.cluster.network.blocked = {(a, b) for a in self.cluster.ids for b in self.cluster.ids}
+
+    monkeypatch.setattr(FaultSchedule, "_go_quiet", half_quiet)
+    result = run_seed(1, SimOptions(faults=frozenset(), fault_ms=1_000))
+    assert result.failure is not None and "liveness" in result.failure
+
+
+def test_a_crash_in_the_code_under_test_is_reported_with_seed_and_trace(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls = {"n": 0}
+    original = NodeDriver.tick
+
+    def flaky_tick(self: NodeDriver) -> None:
+        calls["n"] += 1
+        if calls["n"] == 500:
+            raise RuntimeError("planted bug")
+        original(self)
+
+    monkeypatch.setattr(NodeDriver, "tick", flaky_tick)
+    result = run_seed(4, SimOptions(fault_ms=1_000))
+    assert result.verdict == "crash"
+    report = result.report()
+    assert "seed 4 FAILED" in report and "planted bug" in report
+    assert "replay: resonetics sim --seed 4" in report
+    assert 0 < len(result.trace) <= 200
+    with pytest.raises(AssertionError, match="seed 4 FAILED"):
+        result.raise_for_failure()
