@@ -15,8 +15,8 @@ plus PreVote and leader stickiness, dissertation §9.6 and §4.2.3), then hands
 the message to one short handler per role. Every role change goes through a
 ``_become_*`` method that asserts where it may come from.
 
-Durability: the node tracks ``_durable_index``, the last index ``advance()``
-confirmed written. A leader counts itself toward a commit quorum only up to it,
+Durability: ``LogWrites`` tracks what the runtime still has to write and the
+last index ``advance()`` confirmed written. A leader counts itself toward a commit quorum only up to it,
 so the runtime may send AppendEntries before its own fsync completes. A vote or
 an ack always leaves in the same Ready as the hard state or entries it depends
 on, and the runtime sends messages only after persisting that Ready.
@@ -37,6 +37,7 @@ from resonetics.raft import quorum
 from resonetics.raft.config import RaftConfig
 from resonetics.raft.entry import GENESIS, Entry, EntryType, make_entry
 from resonetics.raft.log import RaftLog
+from resonetics.raft.log_writes import LogWrites
 from resonetics.raft.membership import Membership
 from resonetics.raft.messages import (
     AppendEntries,
@@ -97,9 +98,7 @@ class RaftNode:
         self._msgs: list[Message] = []
         self._read_states: list[ReadState] = []
         self._dropped_reads: list[object] = []
-        self._unstable_from: Index = self._log.last_index + 1
-        self._pending_truncate: Index | None = None
-        self._durable_index: Index = self._log.last_index
+        self._writes = LogWrites(self._log.last_index)
         self._prev_hard_state = HardState(self._term, self._vote, self._commit)
         self._prev_soft_state: SoftState | None = None
         self._bcast_pending = False
@@ -256,8 +255,7 @@ class RaftNode:
             or self._dropped_reads
             or self._bcast_pending
             or self._read_round_pending
-            or self._unstable_from <= self._log.last_index
-            or self._pending_truncate is not None
+            or self._writes.has_writes(self._log)
             or self._commit > self._applying
             or self._hard_state() != self._prev_hard_state
             or self._soft_state() != self._prev_soft_state
@@ -267,11 +265,12 @@ class RaftNode:
         """Everything to do now; the runtime must handle it in ready.py's order."""
         self._flush_broadcasts()
         hard = self._hard_state()
+        truncate_from, entries = self._writes.take(self._log)
         rd = Ready(
             soft_state=self._soft_state(),
             hard_state=hard if hard != self._prev_hard_state else None,
-            truncate_from=self._pending_truncate,
-            entries=self._log.entries_from(self._unstable_from),
+            truncate_from=truncate_from,
+            entries=entries,
             messages=self._msgs,
             committed_entries=self._log.slice(self._applying + 1, self._commit),
             read_states=self._read_states,
@@ -279,19 +278,13 @@ class RaftNode:
         )
         self._prev_hard_state = hard
         self._prev_soft_state = rd.soft_state
-        self._pending_truncate = None
-        self._unstable_from = self._log.last_index + 1
         self._applying = self._commit
         self._msgs, self._read_states, self._dropped_reads = [], [], []
         return rd
 
     def advance(self, ready: Ready) -> None:
         """``ready``'s log writes are durable and its committed entries are applied."""
-        if ready.entries:
-            last = ready.entries[-1]
-            cut_since = self._pending_truncate is not None and self._pending_truncate <= last.index
-            if not cut_since and self._log.hash_at(last.index) == last.hash:
-                self._durable_index = max(self._durable_index, last.index)
+        self._writes.on_persisted(ready.entries, self._log)
         if ready.committed_entries:
             first, last_applied = ready.committed_entries[0], ready.committed_entries[-1]
             invariant(first.index == self._applied + 1, f"applied gap before {first.index}")
@@ -658,7 +651,7 @@ class RaftNode:
     def _maybe_commit(self) -> None:
         """Commit N iff log[N].term == current term and a (joint) majority matched N (§5.4.2)."""
         match = {n: pr.match_index for n, pr in self._progress.items()}
-        match[self._id] = self._durable_index  # only what is durable here counts
+        match[self._id] = self._writes.durable_index  # only what is durable here counts
         n = quorum.committed_index(self._membership, match)
         if n <= self._commit or self._log.term_at(n) != self._term:
             return
@@ -699,11 +692,7 @@ class RaftNode:
 
     def _truncate_from(self, index: Index) -> None:
         self._log.truncate_from(index, self._commit)
-        if index < self._unstable_from:
-            pending = self._pending_truncate
-            self._pending_truncate = index if pending is None else min(pending, index)
-            self._unstable_from = index
-        self._durable_index = min(self._durable_index, index - 1)
+        self._writes.on_truncate(index)
         self._refresh_membership()
 
     def _refresh_membership(self) -> None:
