@@ -72,7 +72,10 @@ def test_non_client_events_and_blank_lines_are_skipped() -> None:
         ('{"process": 0, "type": "invoke", "f": "get", "key": [1]}', "key must be"),
         ('{"process": 0, "type": "invoke", "f": "get", "key": "k", "time": "x"}', "time must"),
         ('{"process": 0, "type": "invoke", "f": "cas", "key": "k", "value": 1}', "[expected, new]"),
-        ('{"process": 0, "type": "ok", "f": "cas", "key": "k", "value": [1,2], "success": 1}', "success must"),
+        (
+            '{"process": 0, "type": "ok", "f": "cas", "key": "k", "value": [1,2], "success": 1}',
+            "success must",
+        ),
     ],
 )
 def test_malformed_lines_are_named_by_number(line: str, reason: str) -> None:
