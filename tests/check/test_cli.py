@@ -7,7 +7,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from resonetics.cli import main
+from resonetics.commands.check import check
 from tests.check.transcript import jsonl
 
 GOOD = """
@@ -32,7 +32,7 @@ STALE = (
 def _run(tmp_path: Path, text: str, *args: str) -> tuple[int, str]:
     path = tmp_path / "history.jsonl"
     path.write_text(text)
-    result = CliRunner().invoke(main, ["check", str(path), *args])
+    result = CliRunner().invoke(check, [str(path), *args])
     assert result.exception is None or isinstance(result.exception, SystemExit)
     return result.exit_code, result.output
 
@@ -90,6 +90,16 @@ def test_malformed_input_exits_2_with_the_line_and_no_traceback(tmp_path: Path) 
 
 
 def test_missing_file_exits_2_with_a_message(tmp_path: Path) -> None:
-    result = CliRunner().invoke(main, ["check", str(tmp_path / "nope.jsonl")])
+    result = CliRunner().invoke(check, [str(tmp_path / "nope.jsonl")])
     assert result.exit_code == 2
     assert "No such file" in result.output
+
+
+def test_check_is_registered_on_the_resonetics_command(tmp_path: Path) -> None:
+    from resonetics.cli import main
+
+    path = tmp_path / "history.jsonl"
+    path.write_text(jsonl(GOOD))
+    result = CliRunner().invoke(main, ["check", str(path)])
+    assert result.exit_code == 0
+    assert "LINEARIZABLE" in result.output

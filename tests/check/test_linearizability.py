@@ -396,3 +396,14 @@ def test_deadline_already_passed_leaves_keys_unknown() -> None:
 @pytest.mark.parametrize("text", ["", "nemesis start", "0 invoke set 1\n0 info set 1"])
 def test_histories_without_completed_ops_are_linearizable(text: str) -> None:
     assert verdict(text) is LIN
+
+
+def test_search_past_its_deadline_answers_unknown() -> None:
+    from tests.check.register_sim import simulate
+
+    # This history needs ~350k steps; a deadline already passed stops the search
+    # at its first look at the clock, after 2**16 steps.
+    history = simulate(7, ops=4000, clients=6, keys=("hot",)).operations()
+    result = search(history, deadline=0.0)
+    assert result.verdict is Verdict.UNKNOWN
+    assert result.steps == 1 << 16

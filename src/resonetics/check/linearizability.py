@@ -140,12 +140,28 @@ class SearchResult:
     steps: int
 
 
-def search(ops: Sequence[Operation], *, steps_max: int = LINEARIZABILITY_STEPS_MAX) -> SearchResult:
-    """Is this single-key history linearizable? Wing–Gong search with Lowe's cache."""
+def search(
+    ops: Sequence[Operation],
+    *,
+    steps_max: int = LINEARIZABILITY_STEPS_MAX,
+    deadline: float | None = None,
+) -> SearchResult:
+    """Is this single-key history linearizable? Wing–Gong search with Lowe's cache.
+
+    ``deadline`` is a ``time.monotonic()`` instant after which the answer is UNKNOWN.
+    """
     live = [op for op in ops if not (op.pending and op.f == "get")]  # no effect, no output
     if all(op.pending for op in live):
         return SearchResult(Verdict.LINEARIZABLE, 0)
-    return _Search(live).run(steps_max)
+    return _Search(live).run(steps_max, deadline)
+
+
+#: How often (in search steps) the search looks at the clock when it has a deadline.
+_CLOCK_EVERY_STEPS = 1 << 16
+
+
+def _past(deadline: float | None) -> bool:
+    return deadline is not None and time.monotonic() > deadline
 
 
 class _Search:
@@ -190,7 +206,7 @@ class _Search:
         nxt[prv[call]] = call
         prv[nxt[call]] = call
 
-    def run(self, steps_max: int) -> SearchResult:
+    def run(self, steps_max: int, deadline: float | None = None) -> SearchResult:
         nxt, steps = self.nxt, self.steps
         state: _State = None
         done = pending = 0  # bitsets of linearized operations: completed / pending ones
@@ -199,6 +215,8 @@ class _Search:
         stack: list[tuple[int, _State]] = []
         node = nxt[0]
         for count in range(1, steps_max + 1):
+            if count % _CLOCK_EVERY_STEPS == 0 and _past(deadline):
+                return SearchResult(Verdict.UNKNOWN, count)
             if node % 2 == 1:  # a call entry: try to linearize its op here
                 op = node // 2
                 legal, after = _apply(state, steps[op])
@@ -281,9 +299,10 @@ def check_key(
     *,
     steps_max: int = LINEARIZABILITY_STEPS_MAX,
     minimize: bool = True,
+    deadline: float | None = None,
 ) -> KeyResult:
     """Check one key's operations; on a violation, attach a minimized counterexample."""
-    result = search(ops, steps_max=steps_max)
+    result = search(ops, steps_max=steps_max, deadline=deadline)
     example: tuple[Operation, ...] = ()
     if result.verdict is Verdict.NOT_LINEARIZABLE:
         example = minimize_violation(ops, _Oracle(MINIMIZE_STEPS_MAX)) if minimize else tuple(ops)
@@ -299,20 +318,23 @@ def check_history(
 ) -> CheckResult:
     """Check every key independently (P-compositionality).
 
-    ``deadline_s`` bounds the wall time of the whole check: keys not reached in
-    time are UNKNOWN. (Checking is offline, so a real clock is fine here.)
+    ``deadline_s`` bounds the wall time of the whole check: a key whose search
+    is cut short, or not reached, is UNKNOWN. (Checking is offline, so a real
+    clock is fine here; tests bound work with ``steps_max`` instead.)
     """
     by_key: dict[Key, list[Operation]] = defaultdict(list)
     for op in ops:
         by_key[op.key].append(op)
-    started = time.monotonic()
+    deadline = None if deadline_s is None else time.monotonic() + deadline_s
     results: list[KeyResult] = []
     for key in sorted(by_key, key=lambda k: (isinstance(k, str), k)):
         key_ops = by_key[key]
-        if deadline_s is not None and time.monotonic() - started > deadline_s:
+        if _past(deadline):
             results.append(KeyResult(key, Verdict.UNKNOWN, len(key_ops), 0))
             continue
-        results.append(check_key(key, key_ops, steps_max=steps_max, minimize=minimize))
+        results.append(
+            check_key(key, key_ops, steps_max=steps_max, minimize=minimize, deadline=deadline)
+        )
     return CheckResult(_overall(results), tuple(results), len(ops))
 
 
