@@ -24,6 +24,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("check", "check"),
     ("sim", "sim"),
     ("bench", "bench"),
+    ("torture", "torture"),
 ]
 
 

@@ -20,6 +20,7 @@ from typing import IO, Any
 
 from resonetics.client import Client
 from resonetics.errors import ResoneticsError
+from resonetics.security.certs import ClusterTLS
 
 
 class ClusterError(ResoneticsError):
@@ -60,8 +61,14 @@ class LocalCluster:
     base_port: int | None = None
     tick_ms: int = 25
     extra_args: list[str] = field(default_factory=list)
+    #: TLS files for every node and the status probe; None: plain TCP.
+    tls: ClusterTLS | None = None
     log_level: str = "info"
     nodes: dict[str, LocalNode] = field(default_factory=dict)
+    #: node id -> {peer id: the address that node dials to reach that peer}. Lets peer
+    #: links go through a proxy (the fault-injection harness); a node or peer missing
+    #: here dials the peer's own address. A node always listens on its own address.
+    peer_routes: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         ports = (
@@ -80,6 +87,14 @@ class LocalCluster:
     def peers_arg(self) -> str:
         return ",".join(f"{n.node_id}={n.address}" for n in self.nodes.values())
 
+    def peers_arg_for(self, node_id: str) -> str:
+        """The ``--peers`` value for one node: its own address, and its routes to the others."""
+        routes = self.peer_routes.get(node_id, {})
+        return ",".join(
+            f"{n.node_id}={n.address if n.node_id == node_id else routes.get(n.node_id, n.address)}"
+            for n in self.nodes.values()
+        )
+
     def command(self, node_id: str) -> list[str]:
         return [
             sys.executable,
@@ -89,13 +104,14 @@ class LocalCluster:
             "--id",
             node_id,
             "--peers",
-            self.peers_arg,
+            self.peers_arg_for(node_id),
             "--data-dir",
             str(self.data_dir),
             "--tick-ms",
             str(self.tick_ms),
             "--log-level",
             self.log_level,
+            *(self.tls.serve_args(node_id) if self.tls is not None else []),
             *self.extra_args,
         ]
 
@@ -159,7 +175,8 @@ class LocalCluster:
         if not node.running:
             return None
         try:
-            with Client([node.address], timeout=timeout_s) as client:
+            client_tls = self.tls.client if self.tls is not None else None
+            with Client([node.address], timeout=timeout_s, tls=client_tls) as client:
                 return client.status(node.address)
         except (ResoneticsError, OSError, TimeoutError):
             return None

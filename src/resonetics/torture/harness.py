@@ -1,0 +1,246 @@
+"""One torture run: a real cluster behind proxies, a workload, a nemesis, then the checks.
+
+Theory of operation
+-------------------
+1. Start one proxy per ordered pair of nodes, then ``resonetics serve``
+   processes whose peer lists name those proxies (clients dial real addresses).
+2. Run the workload, the monitor and the nemesis together for ``time_s``.
+3. Stop the nemesis (it heals everything and restarts what it killed), stop the
+   workload, stay quiet for ``settle_s``, read every key once more.
+4. Wait until every node reports the same applied index and chain hash, stop
+   the cluster gracefully, and verify the data dir offline.
+5. Check the history for linearizability; write everything into ``out``.
+
+The run passes only if every check in ``checks.py`` passes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from resonetics.check.history import HistoryRecorder
+from resonetics.localcluster import LocalCluster
+from resonetics.torture.checks import CheckReport, run_checks
+from resonetics.torture.monitor import Monitor, fetch_status
+from resonetics.torture.nemesis import FAULT_KINDS, Nemesis, NemesisOptions
+from resonetics.torture.proxy import ProxyMesh
+from resonetics.torture.workload import Workload, WorkloadOptions
+
+#: How long the cluster may take to elect its first leader, seconds (a loaded 2-core box).
+FIRST_LEADER_TIMEOUT_S = 60.0
+#: How long the healed cluster may take to converge on one applied index and hash, seconds.
+CONVERGE_TIMEOUT_S = 60.0
+
+
+@dataclass
+class TortureOptions:
+    seed: int
+    out: Path
+    nodes: int = 3
+    time_s: float = 30.0
+    clients: int = 10
+    keys: int = 5
+    tick_ms: int = 25
+    faults: tuple[str, ...] = FAULT_KINDS
+    hold_s: tuple[float, float] = (1.5, 4.0)
+    quiet_s: tuple[float, float] = (0.5, 2.0)
+    settle_s: float = 3.0
+    snapshot_entries: int | None = None
+    check_time_limit_s: float = 300.0
+
+
+@dataclass
+class TortureResult:
+    ok: bool
+    summary: dict[str, Any]
+    failures: list[str] = field(default_factory=list)
+
+
+def run_torture(options: TortureOptions) -> TortureResult:
+    """Run one torture test and write its artefacts into ``options.out``."""
+    options.out.mkdir(parents=True, exist_ok=True)
+    extra = (
+        ["--snapshot-entries", str(options.snapshot_entries)] if options.snapshot_entries else []
+    )
+    cluster = LocalCluster(
+        options.out / "data", size=options.nodes, tick_ms=options.tick_ms, extra_args=extra
+    )
+    mesh = ProxyMesh({n: node.address for n, node in cluster.nodes.items()})
+    cluster.peer_routes = mesh.routes()
+    recorder = HistoryRecorder()
+    rng = random.Random(options.seed)
+    nemesis = Nemesis(
+        cluster,
+        mesh,
+        random.Random(rng.random()),
+        NemesisOptions(options.faults, options.hold_s, options.quiet_s),
+    )
+    monitor = Monitor(cluster, expected_down=lambda: set(nemesis.down))
+    nemesis.leader = lambda: monitor.leader
+    workload = Workload(
+        {n: node.address for n, node in cluster.nodes.items()},
+        recorder,
+        random.Random(rng.random()),
+        WorkloadOptions(keys=options.keys, clients=options.clients),
+    )
+    run = _Run(options, cluster, mesh, nemesis, monitor, workload)
+    started = time.monotonic()
+    try:
+        asyncio.run(run.main())
+    finally:
+        run.exit_codes = _stop_cluster(cluster)
+    report = run_checks(
+        history=recorder,
+        data_dir=cluster.data_dir,
+        node_ids=sorted(cluster.nodes),
+        crashes=monitor.crashes,
+        exit_codes=run.exit_codes,
+        converged=run.converged,
+        time_limit_s=options.check_time_limit_s,
+    )
+    summary = _summary(options, run, report, time.monotonic() - started)
+    _write_artefacts(options.out, recorder, nemesis, summary)
+    return TortureResult(report.ok, summary, report.failures)
+
+
+@dataclass
+class _Run:
+    options: TortureOptions
+    cluster: LocalCluster
+    mesh: ProxyMesh
+    nemesis: Nemesis
+    monitor: Monitor
+    workload: Workload
+    converged: dict[str, Any] | None = None
+    exit_codes: dict[str, int | None] = field(default_factory=dict)
+    final_values: dict[str, Any] = field(default_factory=dict)
+
+    async def main(self) -> None:
+        await self.mesh.start()
+        try:
+            self.cluster.start()
+            monitor = asyncio.create_task(self.monitor.run(), name="monitor")
+            try:
+                await self._wait_for_leader(FIRST_LEADER_TIMEOUT_S)
+                await self._faulty_phase()
+                await asyncio.sleep(self.options.settle_s)
+                await self._wait_for_leader(FIRST_LEADER_TIMEOUT_S)
+                self.final_values = await self.workload.final_reads(FIRST_LEADER_TIMEOUT_S)
+                self.converged = await self._converge(CONVERGE_TIMEOUT_S)
+                self.monitor.check_processes()
+            finally:
+                monitor.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await monitor
+        finally:
+            await self.mesh.stop()
+
+    async def _faulty_phase(self) -> None:
+        work = asyncio.create_task(self.workload.run(), name="workload")
+        chaos = asyncio.create_task(self.nemesis.run(), name="nemesis")
+        try:
+            await asyncio.sleep(self.options.time_s)
+        finally:
+            chaos.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await chaos
+            self.workload.stop()
+            await work
+
+    async def _wait_for_leader(self, timeout_s: float) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while loop.time() < deadline:
+            for node in self.cluster.nodes.values():
+                status = await fetch_status(node.address)
+                if status is not None and status.get("role") == "leader":
+                    return
+            await asyncio.sleep(0.2)
+
+    async def _converge(self, timeout_s: float) -> dict[str, Any] | None:
+        """Every node's (applied index, hash at it), once they all agree; None on timeout."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while loop.time() < deadline:
+            ids = sorted(self.cluster.nodes)
+            found = await asyncio.gather(
+                *(fetch_status(self.cluster.nodes[n].address) for n in ids)
+            )
+            views = {
+                n: (s["applied_index"], s["last_index"], s["last_hash"])
+                for n, s in zip(ids, found, strict=True)
+                if s is not None
+            }
+            if len(views) == len(ids) and len(set(views.values())) == 1:
+                applied, last, digest = next(iter(views.values()))
+                if applied == last:
+                    return {"applied_index": applied, "hash": digest}
+            await asyncio.sleep(0.25)
+        return None
+
+
+def _stop_cluster(cluster: LocalCluster) -> dict[str, int | None]:
+    """SIGTERM every node and collect exit codes (0 is a clean shutdown)."""
+    codes: dict[str, int | None] = {}
+    for node_id in sorted(cluster.nodes):
+        try:
+            codes[node_id] = cluster.stop_node(node_id)
+        except Exception:  # a node that will not stop is reported, not raised
+            codes[node_id] = None
+    cluster.stop()
+    return codes
+
+
+def _summary(
+    options: TortureOptions, run: _Run, report: CheckReport, elapsed_s: float
+) -> dict[str, Any]:
+    stats = run.workload.stats
+    # Leaders as the monitor saw them and as NOT_LEADER answers named them: (term, node).
+    leaders = sorted(set(run.monitor.leaders) | stats.leaders_seen)
+    return {
+        "seed": options.seed,
+        "nodes": options.nodes,
+        "time_s": options.time_s,
+        "clients": options.clients,
+        "keys": options.keys,
+        "faults_enabled": list(options.faults),
+        "hold_s": list(options.hold_s),
+        "quiet_s": list(options.quiet_s),
+        "tick_ms": options.tick_ms,
+        "snapshot_entries": options.snapshot_entries,
+        "ok": report.ok,
+        "failures": report.failures,
+        "ops": {"ok": stats.ok, "fail": stats.fail, "info": stats.info},
+        "codes": dict(sorted(stats.by_code.items())),
+        "faults": dict(sorted(run.nemesis.counts.items())),
+        "leaders": [list(x) for x in leaders],
+        "leader_changes": max(0, len(leaders) - 1),
+        "final_values": run.final_values,
+        "converged": run.converged,
+        "exit_codes": run.exit_codes,
+        "crashes": run.monitor.crashes,
+        "checker": report.checker,
+        "verify": report.verify,
+        "elapsed_s": round(elapsed_s, 3),
+    }
+
+
+def _write_artefacts(
+    out: Path, recorder: HistoryRecorder, nemesis: Nemesis, summary: dict[str, Any]
+) -> None:
+    recorder.dump(out / "history.jsonl")
+    (out / "nemesis.jsonl").write_text(
+        "".join(json.dumps(event, sort_keys=True) + "\n" for event in nemesis.log),
+        encoding="utf-8",
+    )
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+
+
+__all__ = ["TortureOptions", "TortureResult", "run_torture"]
