@@ -206,10 +206,10 @@ class NodeDriver:
         durable = self._durable_hs
         if hs is not None and (hs.term != durable.term or hs.vote != durable.vote):
             return [], rd.messages
-        early = [m for m in rd.messages if isinstance(m, AppendEntries)]
-        if not early:
-            return [], rd.messages
-        late = [m for m in rd.messages if not isinstance(m, AppendEntries)]
+        early: list[Message] = []
+        late: list[Message] = []
+        for msg in rd.messages:
+            (early if isinstance(msg, AppendEntries) else late).append(msg)
         return early, late
 
     def _persist(self, rd: Ready) -> None:
