@@ -48,7 +48,8 @@ class _Op:
     started_ms: int
     target: str
     seq: int
-    attempt: int = 0
+    #: Bumped when a retry is decided, so answers to earlier attempts are ignored.
+    attempt: int = 1
     #: True once an attempt may have reached a leader without an answer coming back.
     maybe_applied: bool = False
 
@@ -121,14 +122,13 @@ class SimClient:
     def _attempt(self) -> None:
         op = self._op
         assert op is not None
-        op.attempt += 1
         token = (op.seq, op.attempt)
         target = op.target
         net = self.cluster.network
         cluster = self.cluster
-        self.cluster.trace.add(
-            cluster.queue.now_ms, "client", self.name, f"{op.request['op']}", target
-        )
+        request = op.request
+        what = f"p{op.handle.process} {request['op']} {request['args']} {request['request_id']}"
+        cluster.trace.add(cluster.queue.now_ms, "client", self.name, what, f"-> {target}")
 
         def reply(outcome: Outcome) -> None:
             net.send(target, self.name, outcome, lambda: self._on_response(token, outcome))
@@ -176,9 +176,10 @@ class SimClient:
         if self.cluster.queue.now_ms - op.started_ms >= OP_DEADLINE_MS:
             self._give_up(op)
             return
-        seq = op.seq
+        op.attempt += 1
+        token = (op.seq, op.attempt)
         self.cluster.queue.after(
-            delay_ms, lambda: self._attempt() if self._op is op and op.seq == seq else None
+            delay_ms, lambda: self._attempt() if self._current(token) is not None else None
         )
 
     # --- completion -----------------------------------------------------------------------------
@@ -204,11 +205,14 @@ class SimClient:
 
     def _give_up(self, op: _Op) -> None:
         rec = self.workload.recorder
-        if op.handle.f != "get" and op.maybe_applied:
+        unknown = op.handle.f != "get" and op.maybe_applied
+        if unknown:
             rec.info(op.handle)
             self.pid = next(self.workload.pids)
         else:
             rec.fail(op.handle)
+        verdict = "info (outcome unknown)" if unknown else "fail (no effect)"
+        self.cluster.trace.add(self.cluster.queue.now_ms, "give-up", self.name, verdict)
         if op.started_ms >= self.workload.settle_ms:
             self.late_failures.append(
                 f"{self.name} gave up on {op.request['op']} {op.request['args']} "
