@@ -10,7 +10,14 @@ from rich.console import Console
 
 from bench.adapters import parse_systems
 from bench.plot import plot_report
-from bench.report import render_markdown, render_ratio_table, render_table, write_json
+from bench.report import (
+    baselines,
+    ratio_rows,
+    render_markdown,
+    render_ratio_table,
+    render_table,
+    write_json,
+)
 from bench.runner import BenchConfig, run_bench
 from bench.workload import parse_workloads
 
@@ -55,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     console = Console(width=max(Console().width, 120))
     report = run_bench(config, console)
     console.print(render_table(report))
-    console.print(render_ratio_table(report))
+    if ratio_rows(report) and baselines(report):
+        console.print(render_ratio_table(report))
     for system, why in report.failures.items():
         console.print(f"[red]not measured[/red] {system}: {why}")
     write_json(report, config.out_dir / "results.json")

@@ -27,6 +27,8 @@ class Target:
     #: 1 for one-request-at-a-time protocols (HTTP/1.1), 0 for pipelined ones.
     inflight_per_connection: int = 0
     variant: str = ""
+    #: The other nodes, for adapters that follow the leader when it moves.
+    others: tuple[str, ...] = ()
 
 
 @dataclass

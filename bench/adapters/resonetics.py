@@ -17,12 +17,14 @@ from pathlib import Path
 from typing import Any, cast
 
 from bench.adapters.base import RequestFailed, RunningSystem, SystemFailed, Target, fail_pending
-from resonetics.wire.client import decode_response
+from resonetics.wire.client import NOT_LEADER, decode_response
 from resonetics.wire.envelope import decode_envelope, encode_envelope
 from resonetics.wire.framing import LineBuffer
 
 DURABILITY = "fsync on every log append batch (default)"
 LEADER_WAIT_S = 30.0
+#: Pause after failing to reach a node before the next request tries another, seconds.
+RECONNECT_PAUSE_S = 0.05
 
 
 class _Lines(asyncio.Protocol):
@@ -48,31 +50,70 @@ class _Lines(asyncio.Protocol):
         fail_pending(self.pending, f"connection lost: {exc}")
 
 
-class ResoneticsAdapter:
-    """One pipelined connection to the leader."""
+async def _connect(address: str) -> _Lines:
+    host, _, port = address.rpartition(":")
+    _, protocol = await asyncio.get_running_loop().create_connection(_Lines, host, int(port))
+    return protocol
 
-    def __init__(self, protocol: _Lines) -> None:
+
+class ResoneticsAdapter:
+    """One pipelined connection to the leader; follows the leader when it moves.
+
+    A request answered ``NOT_LEADER`` (or cut by a lost connection) counts as
+    an error, and the connection moves to the hinted leader, else to the next
+    node, so the run measures the cluster through an election instead of
+    failing every later request.
+    """
+
+    def __init__(self, protocol: _Lines, addresses: list[str]) -> None:
         self._protocol = protocol
+        self._addresses = addresses
+        self._next_address = 1
+        self._lock = asyncio.Lock()
         self._ids = itertools.count(1)
         self._client_id = uuid.uuid4().hex
 
     @classmethod
     async def open(cls, target: Target) -> ResoneticsAdapter:
-        host, _, port = target.address.rpartition(":")
-        _, protocol = await asyncio.get_running_loop().create_connection(_Lines, host, int(port))
-        return cls(protocol)
+        return cls(await _connect(target.address), [target.address, *target.others])
+
+    async def _move(self, stale: _Lines, hint: str | None) -> None:
+        async with self._lock:
+            if self._protocol is not stale:
+                return  # another request already moved this connection
+            if stale.transport is not None:
+                stale.transport.close()
+            address = hint or self._addresses[self._next_address % len(self._addresses)]
+            self._next_address += 1
+            try:
+                self._protocol = await _connect(address)
+            except OSError:
+                await asyncio.sleep(RECONNECT_PAUSE_S)  # the next request tries the next node
 
     async def _call(self, op: str, args: dict[str, Any]) -> None:
-        transport = self._protocol.transport
+        protocol = self._protocol
+        transport = protocol.transport
         if transport is None or transport.is_closing():
+            await self._move(protocol, None)
             raise ConnectionResetError("connection closed")
         req_id = next(self._ids)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._protocol.pending[req_id] = future
+        protocol.pending[req_id] = future
         payload = {"client_id": self._client_id, "request_id": str(req_id), "op": op, "args": args}
         transport.write(encode_envelope("ClientRequest", payload, int(time.time() * 1000), req_id))
-        response = await future
+        try:
+            response = await future
+        except ConnectionError:
+            await self._move(protocol, None)
+            raise
         if not response.ok:
+            if response.code == NOT_LEADER:
+                hint = (
+                    response.result.get("leader_addr")
+                    if isinstance(response.result, dict)
+                    else None
+                )
+                await self._move(protocol, hint)
             raise RequestFailed(f"{response.code}: {response.message}")
 
     async def write(self, key: str, value: str) -> None:
@@ -100,7 +141,11 @@ def start(workdir: Path, tick_ms: int = 25) -> RunningSystem:
     leader = cluster.nodes[leader_id]
     pid = leader.process.pid if leader.process is not None else None
     return RunningSystem(
-        target=Target("resonetics", leader.address),
+        target=Target(
+            "resonetics",
+            leader.address,
+            others=tuple(a for a in cluster.addresses if a != leader.address),
+        ),
         durability=DURABILITY,
         leader_pid=pid,
         stop=cluster.stop,

@@ -38,6 +38,12 @@ SESSION_EXPIRY_MS = 24 * 3600 * 1000
 SNAPSHOT_CHUNK_BYTES = 256 * 1024
 #: Default number of log entries since the last snapshot that triggers a new one.
 SNAPSHOT_ENTRIES_DEFAULT = 10_000
+#: InstallSnapshot chunks unanswered at once per follower (flow control: heartbeats
+#: and appends to other followers are never queued behind a whole snapshot).
+SNAPSHOT_CHUNKS_INFLIGHT_MAX = 4
+#: Entries kept in memory behind a snapshot's index, so that a follower lagging by
+#: fewer entries catches up through AppendEntries rather than a whole snapshot.
+SNAPSHOT_TRAILING_ENTRIES = 1_000
 
 # --- Checking --------------------------------------------------------------------
 #: Search steps the linearizability checker spends on one key before answering "unknown".
