@@ -31,7 +31,7 @@ import random
 from collections.abc import Sequence
 from typing import Any
 
-from resonetics import errors
+from resonetics import errors, limits
 from resonetics.errors import invariant
 from resonetics.raft import quorum
 from resonetics.raft.config import RaftConfig
@@ -43,6 +43,7 @@ from resonetics.raft.messages import (
     AppendEntries,
     AppendEntriesResp,
     InstallSnapshot,
+    InstallSnapshotResp,
     Message,
     PreVote,
     PreVoteResp,
@@ -52,8 +53,9 @@ from resonetics.raft.messages import (
 )
 from resonetics.raft.progress import Progress, ProgressState
 from resonetics.raft.read_index import ReadTracker
-from resonetics.raft.ready import HardState, ReadState, Ready, Role, SoftState
+from resonetics.raft.ready import HardState, ReadState, Ready, Role, Snapshot, SoftState
 from resonetics.raft.replication import batch_links, next_index_from_hint, rejection_hint
+from resonetics.raft.snapshot import OutgoingSnapshot, SnapshotReceive, SnapshotSend
 from resonetics.raft.types import Index, NodeId, Term
 
 
@@ -94,6 +96,13 @@ class RaftNode:
         self._reads = ReadTracker()
         self._transfer_target: NodeId | None = None
         self._transfer_elapsed = 0
+        # Snapshots (see raft/snapshot.py): the latest one, for streaming to
+        # followers; one being received; one received and not yet handed out.
+        self._snapshot: OutgoingSnapshot | None = None
+        self._snapshot_chunk_bytes = limits.SNAPSHOT_CHUNK_BYTES
+        self._snapshot_window = limits.SNAPSHOT_CHUNKS_INFLIGHT_MAX
+        self._receiving: SnapshotReceive | None = None
+        self._install: Snapshot | None = None
         # Ready bookkeeping: what has been handed to the runtime, what is durable.
         self._msgs: list[Message] = []
         self._read_states: list[ReadState] = []
@@ -247,10 +256,30 @@ class RaftNode:
             self._base_membership = Membership.from_data(cfg.data)
         self._log.compact(index)
 
+    def set_snapshot(
+        self,
+        snapshot: Snapshot,
+        *,
+        chunk_bytes: int = limits.SNAPSHOT_CHUNK_BYTES,
+        chunks_inflight_max: int = limits.SNAPSHOT_CHUNKS_INFLIGHT_MAX,
+    ) -> None:
+        """The latest durable snapshot: what a leader streams to a follower that needs
+        compacted entries. The runtime calls it at start and after taking or installing one."""
+        if self._snapshot is None or snapshot.meta.last_included_index >= self._snapshot.index:
+            self._snapshot = OutgoingSnapshot.of(snapshot)
+        self._snapshot_chunk_bytes = chunk_bytes
+        self._snapshot_window = chunks_inflight_max
+
+    def membership_at(self, index: Index) -> Membership:
+        """The configuration in force at ``index`` (for a snapshot taken there)."""
+        cfg = self._log.last_config_at_or_before(index)
+        return Membership.from_data(cfg.data) if cfg is not None else self._base_membership
+
     # --- Ready ----------------------------------------------------------------------
     def has_ready(self) -> bool:
         return bool(
             self._msgs
+            or self._install is not None
             or self._read_states
             or self._dropped_reads
             or self._bcast_pending
@@ -269,6 +298,7 @@ class RaftNode:
         rd = Ready(
             soft_state=self._soft_state(),
             hard_state=hard if hard != self._prev_hard_state else None,
+            snapshot=self._install,
             truncate_from=truncate_from,
             entries=entries,
             messages=self._msgs,
@@ -279,6 +309,7 @@ class RaftNode:
         self._prev_hard_state = hard
         self._prev_soft_state = rd.soft_state
         self._applying = self._commit
+        self._install = None
         self._msgs, self._read_states, self._dropped_reads = [], [], []
         return rd
 
@@ -336,14 +367,21 @@ class RaftNode:
             self._leader = msg.src
             self._election_elapsed = 0
             self._handle_append(msg)
+        elif isinstance(msg, InstallSnapshot):
+            self._leader = msg.src
+            self._election_elapsed = 0
+            self._handle_snapshot_chunk(msg)
         elif isinstance(msg, TimeoutNow) and self._promotable():
             self._start_election(transfer=True)
-        # InstallSnapshot: a later task. Responses meant for another role are stale.
+        # Responses meant for another role are stale.
 
     def _step_candidate(self, msg: Message) -> None:
         if isinstance(msg, AppendEntries):
             self._become_follower(self._term, msg.src)
             self._handle_append(msg)
+        elif isinstance(msg, InstallSnapshot):
+            self._become_follower(self._term, msg.src)
+            self._handle_snapshot_chunk(msg)
         elif isinstance(msg, PreVoteResp) and self._role is Role.PRE_CANDIDATE:
             if msg.term == self._term + 1 or not msg.vote_granted:
                 self._votes[msg.src] = msg.vote_granted
@@ -357,6 +395,8 @@ class RaftNode:
             invariant(False, f"two leaders in term {self._term}: {self._id} and {msg.src}")
         elif isinstance(msg, AppendEntriesResp):
             self._handle_append_resp(msg)
+        elif isinstance(msg, InstallSnapshotResp):
+            self._handle_snapshot_resp(msg)
 
     # --- elections ----------------------------------------------------------------------------
     def _promotable(self) -> bool:
@@ -570,6 +610,9 @@ class RaftNode:
         for peer, pr in sorted(self._progress.items()):
             if pr.tick_stalled(stall_ticks_max):
                 self._send_appends_to(peer)
+            send = pr.snapshot_send
+            if send is not None and send.tick_stalled(stall_ticks_max):
+                self._send_snapshot_chunks(peer)
         if self._heartbeat_elapsed >= self._cfg.heartbeat_ticks:
             self._heartbeat_elapsed = 0
             self._broadcast_heartbeat()
@@ -593,7 +636,8 @@ class RaftNode:
         prev = pr.next_index - 1
         prev_term, prev_hash = self._log.term_at(prev), self._log.hash_at(prev)
         if prev_term is None or prev_hash is None:
-            return False  # compacted away: needs InstallSnapshot (a later task)
+            self._start_snapshot(peer)  # compacted away: only a snapshot can catch it up
+            return False
         entries = self._log.slice(
             pr.next_index,
             self._log.last_index,
@@ -710,6 +754,98 @@ class RaftNode:
             self._progress[peer] = Progress(
                 self._log.last_index + 1, self._cfg.inflight_appends_max
             )
+
+    # --- snapshots (the streaming state lives in raft/snapshot.py) -------------------------------
+    def _start_snapshot(self, peer: NodeId) -> None:
+        """Leader: ``peer`` needs compacted entries; stream the latest snapshot."""
+        snap = self._snapshot
+        invariant(snap is not None, "log compacted but no snapshot was set")
+        assert snap is not None
+        send = SnapshotSend(snap, self._snapshot_chunk_bytes, self._snapshot_window)
+        self._progress[peer].become_snapshot(snap.index, send)
+        self._send_snapshot_chunks(peer)
+
+    def _send_snapshot_chunks(self, peer: NodeId) -> None:
+        send = self._progress[peer].snapshot_send
+        if send is not None:
+            for chunk in send.next_chunks(self._id, peer, self._term):
+                self._send(chunk)
+
+    def _handle_snapshot_resp(self, msg: InstallSnapshotResp) -> None:
+        pr = self._progress.get(msg.src)
+        send = pr.snapshot_send if pr is not None else None
+        if pr is None or send is None or msg.last_included_index != send.snap.index:
+            return
+        pr.recent_active = True
+        if msg.success and msg.next_offset >= send.total:
+            pr.on_ack(send.snap.index)  # the follower holds everything up to the snapshot
+            self._maybe_commit()
+            self._send_appends_to(msg.src, allow_empty=True)
+            return
+        send.on_response(msg.next_offset)
+        self._send_snapshot_chunks(msg.src)
+
+    def _handle_snapshot_chunk(self, msg: InstallSnapshot) -> None:
+        """Follower: take one chunk; install once the whole snapshot checks out."""
+        index = msg.last_included_index
+        if index <= self._commit:
+            # Already holds it (committed entries match any leader's, §5.4): done.
+            self._answer_snapshot(msg, success=True, next_offset=msg.total_bytes)
+            return
+        recv = self._receiving
+        if recv is None or not recv.same_stream(msg):
+            if msg.offset != 0:
+                self._answer_snapshot(msg, success=False, next_offset=0)
+                return
+            recv = self._receiving = SnapshotReceive(msg)
+        result = recv.accept(msg)
+        if not result.ok:
+            self._receiving = None
+        elif result.snapshot is not None:
+            self._receiving = None
+            self._install_snapshot(result.snapshot)
+        self._answer_snapshot(msg, success=result.ok, next_offset=result.next_offset)
+
+    def _answer_snapshot(self, msg: InstallSnapshot, *, success: bool, next_offset: int) -> None:
+        self._send(
+            InstallSnapshotResp(
+                src=self._id,
+                dst=msg.src,
+                term=self._term,
+                success=success,
+                last_included_index=msg.last_included_index,
+                next_offset=next_offset,
+            )
+        )
+
+    def _install_snapshot(self, snap: Snapshot) -> None:
+        """Replace log and state by ``snap``, keeping a log suffix that matches it (§7).
+
+        The runtime gets it as ``Ready.snapshot``; the answer that acknowledges it
+        leaves in the same Ready, so only after the snapshot is durable.
+        """
+        meta = snap.meta
+        index = meta.last_included_index
+        keep = self._log.matches(index, meta.last_included_term, meta.last_included_hash)
+        if keep:
+            self._log.compact(index)
+        else:
+            self._log = RaftLog(
+                Entry(
+                    term=meta.last_included_term,
+                    index=index,
+                    type=EntryType.SNAP_DUMMY,
+                    data=None,
+                    hash=meta.last_included_hash,
+                )
+            )
+        self._writes.on_snapshot(index, kept_suffix=keep)
+        self._commit = max(self._commit, index)
+        self._applied = self._applying = index
+        self._base_membership = meta.membership
+        self._refresh_membership()
+        self._install = snap
+        self._snapshot = OutgoingSnapshot.of(snap)
 
     # --- small helpers ----------------------------------------------------------------------------
     def _send(self, msg: Message) -> None:
