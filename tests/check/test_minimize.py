@@ -130,3 +130,17 @@ def test_a_spent_budget_still_returns_a_failing_history() -> None:
         small = minimize_violation(history, _fails, checks_max=checks)
         assert _fails(small)
     assert len(minimize_violation(history, _fails, checks_max=0)) == len(history)
+
+
+def test_read_from_the_future_shows_the_later_write() -> None:
+    history = ops("""
+        0 invoke set 1
+        0 ok     set 1
+        1 invoke get
+        1 ok     get 2
+        1 invoke get
+        1 ok     get 1
+        0 invoke set 2
+        0 ok     set 2
+        """)
+    assert _explain(history) == ["get -> 2", "set 2"]

@@ -69,16 +69,29 @@ def minimize_violation(
 
 
 def _prefix(ops: Sequence[Operation], cut: float) -> list[Operation]:
-    """Operations called by ``cut``; those completing later become pending."""
+    """Operations called by ``cut``; those completing later become pending.
+
+    A write called after the cut stays too (as pending, so it changes nothing
+    before the cut) when a kept operation saw the value it writes: "read from
+    the future" then shows the future write, not a value seemingly never written.
+    """
     kept: list[Operation] = []
+    later: list[Operation] = []
     for op in ops:
         if op.call > cut:
-            continue
-        if op.ret <= cut:
+            later.append(op)
+        elif op.ret <= cut:
             kept.append(op)
         elif op.f != "get":  # a pending get has no effect and no output: drop it
-            kept.append(dataclasses.replace(op, ret=math.inf, success=None, deleted=None))
+            kept.append(_as_pending(op))
+    seen = {_observed(op) for op in kept if op.f == "get" and not op.pending}
+    seen |= {canonical(op.input[0]) for op in kept if op.f == "cas"}
+    kept += [_as_pending(op) for op in later if op.f in ("set", "cas") and _written(op) in seen]
     return kept
+
+
+def _as_pending(op: Operation) -> Operation:
+    return dataclasses.replace(op, ret=math.inf, success=None, deleted=None)
 
 
 def _without_delete_flags(ops: list[Operation], budget: _Budget) -> list[Operation]:
@@ -150,9 +163,13 @@ def _written(op: Operation) -> str | None:
     return None  # delete
 
 
+def _observed(op: Operation) -> str | None:
+    return canonical(op.output)
+
+
 def _refers(op: Operation, values: set[str | None]) -> bool:
     if op.f == "get":
-        return not op.pending and canonical(op.output) in values
+        return not op.pending and _observed(op) in values
     if op.f == "cas":
         return canonical(op.input[0]) in values
     # A delete that reports whether it deleted observed presence: any write may matter.
