@@ -55,6 +55,22 @@ class LogWrites:
         self.unstable_from = log.last_index + 1
         return out
 
+    def on_snapshot(self, index: Index, *, kept_suffix: bool) -> None:
+        """The log now starts at a snapshot anchor at ``index`` (a follower's install).
+
+        The runtime's ``save_snapshot`` keeps the file's tail only when the file
+        holds this log's entry at ``index``, which is certain only up to
+        ``durable_index``. Otherwise the file is cut back to the anchor and the
+        kept suffix is written again: entries past ``durable_index`` were never
+        acknowledged, so losing them in a crash breaks no promise.
+        """
+        if kept_suffix and self.durable_index >= index:
+            self.unstable_from = max(self.unstable_from, index + 1)
+            return
+        self.pending_truncate = index + 1 if kept_suffix else None
+        self.unstable_from = index + 1
+        self.durable_index = index
+
     def on_persisted(self, entries: Sequence[Entry], log: RaftLog) -> None:
         """``advance()``: a Ready's ``entries`` are on disk."""
         if not entries:

@@ -12,7 +12,9 @@ Theory of operation (after etcd-io/raft's tracker, with every transition here)
   ``inflight_max`` AppendEntries unacknowledged. Any rejection, or no progress
   for a whole stall window (a lost message), falls back to PROBE.
 * ``SNAPSHOT``: the entries the follower needs are compacted away; the leader
-  waits for an InstallSnapshot to finish (the sending is a later task).
+  streams its latest snapshot (``snapshot_send``, see ``raft/snapshot.py``) and
+  sends no AppendEntries until the follower acknowledges the whole of it; then
+  PROBE from just past the snapshot's index.
 
 Invariant: ``match_index < next_index``; ``match_index`` never decreases.
 """
@@ -23,6 +25,7 @@ from collections import deque
 from enum import StrEnum
 
 from resonetics.errors import invariant
+from resonetics.raft.snapshot import SnapshotSend
 from resonetics.raft.types import Index
 
 
@@ -72,6 +75,7 @@ class Progress:
         "pending_snapshot",
         "probe_sent",
         "recent_active",
+        "snapshot_send",
         "stall_ticks",
         "state",
     )
@@ -83,6 +87,8 @@ class Progress:
         self.probe_sent = False
         self.recent_active = False
         self.pending_snapshot: Index = 0
+        #: The InstallSnapshot stream in progress (SNAPSHOT state only).
+        self.snapshot_send: SnapshotSend | None = None
         self.stall_ticks = 0
         #: The leader_commit last sent to this follower (to tell it of a newer one promptly).
         self.commit_sent: Index = 0
@@ -107,14 +113,16 @@ class Progress:
         self.next_index = self.match_index + 1
         self._reset(ProgressState.REPLICATE)
 
-    def become_snapshot(self, snapshot_index: Index) -> None:
+    def become_snapshot(self, snapshot_index: Index, send: SnapshotSend | None = None) -> None:
         self._reset(ProgressState.SNAPSHOT)
         self.pending_snapshot = snapshot_index
+        self.snapshot_send = send
 
     def _reset(self, state: ProgressState) -> None:
         self.state = state
         self.probe_sent = False
         self.pending_snapshot = 0
+        self.snapshot_send = None
         self.stall_ticks = 0
         self.inflights.clear()
 

@@ -1,0 +1,233 @@
+"""InstallSnapshot streaming, both ends, as pure state (Raft §7, dissertation §5.4).
+
+Theory of operation
+-------------------
+A snapshot travels as one *payload*: the membership at its index as a JSON
+line, then the state machine's bytes. ``InstallSnapshot`` carries the index,
+term and chain hash itself, and ``checksum`` (SHA-256 hex of the whole payload)
+and ``total_bytes`` in every chunk, so a receiver can tell one stream from
+another and verify the assembled payload before anything is installed.
+
+* ``SnapshotSend`` (leader, one per follower in SNAPSHOT state): sends chunks of
+  ``chunk_bytes`` from ``next_offset`` while at most ``window`` chunks are
+  unacknowledged, so a large snapshot never crowds out heartbeats. Every answer
+  names the offset the follower expects next; the leader resumes from there, so
+  a lost chunk costs one resend, not the whole stream. Silence for a stall
+  window rewinds to the last acknowledged offset.
+* ``SnapshotReceive`` (follower): accepts only the chunk at the offset it
+  expects (anything else is answered with that offset), and on the last chunk
+  checks the checksum. A chunk of another stream (new index or checksum)
+  restarts reception only when it starts at offset 0.
+
+Nothing here does I/O or reads a clock; the node calls these from ``step`` and
+``tick``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+from dataclasses import dataclass
+
+import msgspec
+
+from resonetics.raft.membership import Membership
+from resonetics.raft.messages import InstallSnapshot
+from resonetics.raft.ready import Snapshot, SnapshotMeta
+from resonetics.raft.types import Index, NodeId, Term
+
+
+def encode_payload(snapshot: Snapshot) -> bytes:
+    """The streamed form of a snapshot: membership JSON line, then the state bytes."""
+    return msgspec.json.encode(snapshot.meta.membership) + b"\n" + snapshot.data
+
+
+def decode_payload(payload: bytes, index: Index, term: Term, hash_: str) -> Snapshot | None:
+    """Rebuild the Snapshot from a verified payload; None if it is malformed."""
+    head, sep, data = payload.partition(b"\n")
+    if not sep:
+        return None
+    try:
+        membership = msgspec.json.decode(head, type=Membership)
+    except msgspec.MsgspecError:
+        return None
+    meta = SnapshotMeta(
+        last_included_index=index,
+        last_included_term=term,
+        last_included_hash=hash_,
+        membership=membership,
+    )
+    return Snapshot(meta=meta, data=data)
+
+
+def checksum_of(payload: bytes) -> str:
+    return hashlib.sha256(payload).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingSnapshot:
+    """A leader's latest snapshot, encoded once and shared by every stream."""
+
+    meta: SnapshotMeta
+    payload: bytes
+    checksum: str
+
+    @classmethod
+    def of(cls, snapshot: Snapshot) -> OutgoingSnapshot:
+        payload = encode_payload(snapshot)
+        return cls(snapshot.meta, payload, checksum_of(payload))
+
+    @property
+    def index(self) -> Index:
+        return self.meta.last_included_index
+
+
+class SnapshotSend:
+    """One stream from the leader to one follower; see the module docstring."""
+
+    __slots__ = (
+        "acked_offset",
+        "chunk_bytes",
+        "in_flight",
+        "next_offset",
+        "snap",
+        "stall_ticks",
+        "window",
+    )
+
+    def __init__(self, snap: OutgoingSnapshot, chunk_bytes: int, window: int) -> None:
+        self.snap = snap
+        self.chunk_bytes = max(1, chunk_bytes)
+        #: Offsets of chunks sent and not yet answered, oldest first, at most ``window``.
+        self.in_flight: list[int] = []
+        self.window = max(1, window)
+        self.next_offset = 0
+        self.acked_offset = 0
+        self.stall_ticks = 0
+
+    @property
+    def total(self) -> int:
+        return len(self.snap.payload)
+
+    def next_chunks(self, src: NodeId, dst: NodeId, term: Term) -> list[InstallSnapshot]:
+        """Chunks that may be sent now (window permitting); records them as in flight."""
+        out: list[InstallSnapshot] = []
+        while len(self.in_flight) < self.window and (
+            self.next_offset < self.total or (self.total == 0 and not self.in_flight)
+        ):
+            out.append(self._chunk(src, dst, term, self.next_offset))
+            self.in_flight.append(self.next_offset)
+            self.next_offset = min(self.total, self.next_offset + self.chunk_bytes)
+            if self.total == 0 or self.next_offset >= self.total:
+                break
+        return out
+
+    def _chunk(self, src: NodeId, dst: NodeId, term: Term, offset: int) -> InstallSnapshot:
+        end = min(self.total, offset + self.chunk_bytes)
+        meta = self.snap.meta
+        return InstallSnapshot(
+            src=src,
+            dst=dst,
+            term=term,
+            leader_id=src,
+            last_included_index=meta.last_included_index,
+            last_included_term=meta.last_included_term,
+            last_included_hash=meta.last_included_hash,
+            offset=offset,
+            data=base64.b64encode(self.snap.payload[offset:end]).decode("ascii"),
+            done=end >= self.total,
+            checksum=self.snap.checksum,
+            total_bytes=self.total,
+        )
+
+    def on_response(self, next_offset: int) -> None:
+        """The follower expects ``next_offset``: free the chunks it has, maybe resend.
+
+        An answer that does not move the follower forward (a duplicate, or the
+        answer to a chunk that arrived past a gap) means the chunk at that offset
+        is lost: resume from it, as TCP does on a duplicate ack. An offset below
+        what was acknowledged means the follower lost its partial copy.
+        """
+        self.stall_ticks = 0
+        x = min(max(0, next_offset), self.total)
+        advanced = x > self.acked_offset
+        self.acked_offset = x if advanced or x < self.acked_offset else self.acked_offset
+        self.in_flight = [o for o in self.in_flight if o >= x]
+        if not advanced or not self.in_flight:
+            self.next_offset = x
+            self.in_flight = []
+
+    def tick_stalled(self, stall_ticks_max: int) -> bool:
+        """No answer for a whole window: rewind to the last acknowledged offset."""
+        if not self.in_flight:
+            return False
+        self.stall_ticks += 1
+        if self.stall_ticks < stall_ticks_max:
+            return False
+        self.stall_ticks = 0
+        self.in_flight = []
+        self.next_offset = self.acked_offset
+        return True
+
+
+@dataclass(slots=True)
+class ReceiveResult:
+    """What one chunk did: the offset to answer with, and the snapshot once complete."""
+
+    next_offset: int
+    ok: bool = True
+    snapshot: Snapshot | None = None
+
+
+class SnapshotReceive:
+    """A follower's partly received snapshot (the payload so far)."""
+
+    __slots__ = ("buffer", "checksum", "index", "term", "total")
+
+    def __init__(self, msg: InstallSnapshot) -> None:
+        self.index: Index = msg.last_included_index
+        self.term: Term = msg.last_included_term
+        self.checksum = msg.checksum
+        self.total = msg.total_bytes
+        self.buffer = bytearray()
+
+    def same_stream(self, msg: InstallSnapshot) -> bool:
+        return (
+            msg.last_included_index == self.index
+            and msg.last_included_term == self.term
+            and msg.checksum == self.checksum
+            and msg.total_bytes == self.total
+        )
+
+    def accept(self, msg: InstallSnapshot) -> ReceiveResult:
+        """Take the chunk if it is the one expected; verify on the last one."""
+        if msg.offset != len(self.buffer):
+            return ReceiveResult(len(self.buffer))
+        try:
+            chunk = base64.b64decode(msg.data, validate=True)
+        except (binascii.Error, ValueError):
+            return ReceiveResult(len(self.buffer), ok=False)
+        if len(self.buffer) + len(chunk) > self.total:
+            return ReceiveResult(0, ok=False)
+        self.buffer += chunk
+        if not msg.done:
+            return ReceiveResult(len(self.buffer))
+        payload = bytes(self.buffer)
+        if len(payload) != self.total or checksum_of(payload) != self.checksum:
+            return ReceiveResult(0, ok=False)
+        snap = decode_payload(payload, self.index, self.term, msg.last_included_hash)
+        if snap is None:
+            return ReceiveResult(0, ok=False)
+        return ReceiveResult(len(payload), snapshot=snap)
+
+
+__all__ = [
+    "OutgoingSnapshot",
+    "ReceiveResult",
+    "SnapshotReceive",
+    "SnapshotSend",
+    "checksum_of",
+    "decode_payload",
+    "encode_payload",
+]
