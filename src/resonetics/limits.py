@@ -54,3 +54,7 @@ MINIMIZE_CHECKS_MAX = 400
 MINIMIZE_STEPS_PER_CHECK = 200_000
 #: Search steps all of the minimizer's checks on one key may spend together.
 MINIMIZE_STEPS_MAX = 4_000_000
+
+# --- Membership changes ---------------------------------------------------------------
+#: Entries a learner may lag the leader's last index and still be promoted to voter.
+PROMOTE_LAG_ENTRIES_MAX = 64

@@ -19,7 +19,11 @@ the same as "last", because nothing observes the register after it. Their step
 on the register is always legal (a pending cas applies iff the register holds
 its expected value), so once only pending operations remain, the search is won.
 
-The search has a step budget; spending it gives UNKNOWN, never a pass.
+The search has a step budget (and an optional deadline); spending it gives
+UNKNOWN, never a pass. Its cost grows with the number of unresolved ``info``
+operations that overlap the point of failure: linearizable histories with
+hundreds of them check in about a second, but a violation late in such a
+history may come back UNKNOWN (the same limit as Knossos and porcupine).
 Values are compared by canonical JSON; an absent key is ``None`` (so writing
 JSON null is indistinguishable from deleting, as in the history format).
 """
@@ -43,6 +47,7 @@ from resonetics.limits import (
 __all__ = [
     "CheckResult",
     "KeyResult",
+    "SearchResult",
     "Verdict",
     "check_history",
     "check_key",
@@ -136,6 +141,8 @@ def _apply(state: _State, s: _Step) -> tuple[bool, _State]:
 
 @dataclass(frozen=True, slots=True)
 class SearchResult:
+    """The search's answer on one key, and the steps it spent (a measure of effort)."""
+
     verdict: Verdict
     steps: int
 

@@ -23,6 +23,8 @@ class RaftConfig:
     append_bytes_max: int = limits.APPEND_BYTES_MAX
     #: Uncommitted entries a leader accepts before refusing proposals.
     uncommitted_entries_max: int = limits.UNCOMMITTED_ENTRIES_MAX
+    #: A learner marked for promotion becomes a voter once within this many entries.
+    promote_lag_entries_max: int = limits.PROMOTE_LAG_ENTRIES_MAX
 
     def __post_init__(self) -> None:
         if self.node_id not in self.initial_voters and self.initial_voters:

@@ -4,6 +4,14 @@ A ``Membership`` is a value: the voters, the learners (which receive the log
 but never vote or count toward a quorum), and, during a joint-consensus change,
 the outgoing voters ``voters_outgoing`` (C_old while the cluster is in
 C_old,new). It is stored as the ``data`` of CONFIG entries and in snapshots.
+
+``addresses`` (node id -> ``HOST:PORT``) travels with the configuration so that
+every node, a restarted one and a newly joined one included, learns where to
+reach a member from the log itself. ``promote_when_caught_up`` lists learners
+the leader turns into voters once they have caught up (``member add``); it is
+in the log so that a new leader carries the intent on. Both default to empty,
+and ``to_data()`` writes them only when non-empty, so CONFIG entries written
+before they existed hash and decode exactly as before.
 """
 
 from __future__ import annotations
@@ -18,6 +26,10 @@ class Membership(msgspec.Struct, frozen=True, kw_only=True):
     learners: tuple[NodeId, ...] = ()
     #: Non-empty only while a joint-consensus change is in progress (C_old).
     voters_outgoing: tuple[NodeId, ...] = ()
+    #: node id -> "HOST:PORT" of the members whose address the cluster was told.
+    addresses: dict[NodeId, str] = msgspec.field(default_factory=dict)
+    #: Learners to promote to voters once caught up with the leader.
+    promote_when_caught_up: tuple[NodeId, ...] = ()
 
     @property
     def joint(self) -> bool:
@@ -30,13 +42,18 @@ class Membership(msgspec.Struct, frozen=True, kw_only=True):
     def is_voter(self, node: NodeId) -> bool:
         return node in self.voters or node in self.voters_outgoing
 
-    def to_data(self) -> dict[str, list[str]]:
+    def to_data(self) -> dict[str, object]:
         """The JSON form stored in CONFIG entries and snapshots."""
-        return {
+        data: dict[str, object] = {
             "voters": list(self.voters),
             "learners": list(self.learners),
             "voters_outgoing": list(self.voters_outgoing),
         }
+        if self.addresses:
+            data["addresses"] = dict(sorted(self.addresses.items()))
+        if self.promote_when_caught_up:
+            data["promote_when_caught_up"] = list(self.promote_when_caught_up)
+        return data
 
     @classmethod
     def from_data(cls, data: object) -> Membership:

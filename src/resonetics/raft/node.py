@@ -33,12 +33,13 @@ from typing import Any
 
 from resonetics import errors, limits
 from resonetics.errors import invariant
-from resonetics.raft import quorum
+from resonetics.raft import membership_change, quorum
 from resonetics.raft.config import RaftConfig
 from resonetics.raft.entry import GENESIS, Entry, EntryType, make_entry
 from resonetics.raft.log import RaftLog
 from resonetics.raft.log_writes import LogWrites
 from resonetics.raft.membership import Membership
+from resonetics.raft.membership_change import ChangeKind, ConfigChange
 from resonetics.raft.messages import (
     AppendEntries,
     AppendEntriesResp,
@@ -248,6 +249,31 @@ class RaftNode:
             pr.become_probe()
             self._send_appends_to(target)
 
+    def propose_config_change(self, change: ConfigChange) -> Index:
+        """Append the CONFIG entry for ``change`` (joint consensus, dissertation §4.3).
+
+        Returns the entry's index; ``ConfigChangeRejected`` when the change is invalid
+        or another one is still in progress. The rest (leaving the joint configuration,
+        promoting caught-up learners, stepping down when removed) happens on its own.
+        """
+        self._require_leader()
+        if self._transfer_target is not None:
+            raise errors.ConfigChangeRejected(
+                f"leadership transfer to {self._transfer_target} in progress"
+            )
+        if self._config_change_pending():
+            raise errors.ConfigChangeRejected(
+                "a membership change is still in progress; retry when it has committed"
+            )
+        if not self._committed_in_term():
+            # A new leader first commits its NOOP (dissertation §4.1, the
+            # single-server-change bug fix): an older leader's uncommitted change is settled.
+            raise errors.ConfigChangeRejected("the leader is still committing its first entry")
+        nxt = membership_change.next_membership(self._membership, change)
+        index = self._append_own(EntryType.CONFIG, nxt.to_data())
+        self._bcast_pending = True
+        return index
+
     def compact(self, index: Index) -> None:
         """Drop entries up to ``index`` (<= applied), keeping a SNAP_DUMMY anchor there."""
         invariant(index <= self._applied, f"compacting {index} beyond applied {self._applied}")
@@ -322,6 +348,7 @@ class RaftNode:
             self._applied = last_applied.index
         if self._role is Role.LEADER:
             self._maybe_commit()
+            self._drive_config_change()
         self._check_invariants()
 
     # --- term rules -------------------------------------------------------------------
@@ -745,6 +772,36 @@ class RaftNode:
         self._membership = Membership.from_data(cfg.data) if cfg else self._base_membership
         if self._role is Role.LEADER:
             self._sync_progress()
+
+    def _config_change_pending(self) -> bool:
+        """An uncommitted CONFIG entry or a joint configuration: no new change may start."""
+        cfg = self._log.last_config_entry()
+        return (cfg is not None and cfg.index > self._commit) or self._membership.joint
+
+    def _drive_config_change(self) -> None:
+        """Leader, after each Ready: the next step of a change once the previous one committed.
+
+        C_old,new committed -> append C_new; C_new committed without us -> step down
+        (dissertation §4.2.2); a learner marked for promotion caught up -> promote it.
+        Runs from ``advance()`` rather than inside a message handler so that progress
+        entries dropped by a new configuration are never in use mid-handler.
+        """
+        cfg = self._log.last_config_entry()
+        if cfg is not None and cfg.index > self._commit:
+            return
+        m = self._membership
+        if m.joint:
+            self._append_own(EntryType.CONFIG, membership_change.leave_joint(m).to_data())
+            self._bcast_pending = True
+        elif not m.is_voter(self._id):
+            self._become_follower(self._term, None)
+        elif self._transfer_target is None and self._committed_in_term():
+            match = {n: pr.match_index for n, pr in self._progress.items()}
+            learner = membership_change.learner_to_promote(
+                m, match, self._log.last_index, self._cfg.promote_lag_entries_max
+            )
+            if learner is not None:
+                self.propose_config_change(ConfigChange(ChangeKind.PROMOTE, learner))
 
     def _sync_progress(self) -> None:
         members = self._membership.members() - {self._id}

@@ -1,0 +1,306 @@
+"""Membership changes by joint consensus, learners (Raft §6, dissertation ch. 4)."""
+
+from __future__ import annotations
+
+import pytest
+
+from resonetics import errors
+from resonetics.raft.config import RaftConfig
+from resonetics.raft.entry import EntryType
+from resonetics.raft.membership import Membership
+from resonetics.raft.membership_change import ChangeKind, ConfigChange
+from resonetics.raft.messages import AppendEntries, Message, PreVote, RequestVote
+from resonetics.raft.ready import Role
+from resonetics.raft.types import NodeId
+from tests.raft.harness import Disk, Network
+
+
+class GrowingNetwork(Network):
+    """A ``Network`` that can start extra nodes with no voters (``serve --join``)."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        self.joiners: set[NodeId] = set()
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+
+    def config(self, node: NodeId) -> RaftConfig:
+        base = super().config(node)
+        if node in self.joiners:
+            base = RaftConfig(node_id=node, initial_voters=(), **self.config_kwargs)
+        else:
+            founders = tuple(i for i in self.ids if i not in self.joiners)
+            base = RaftConfig(node_id=node, initial_voters=founders, **self.config_kwargs)
+        return base
+
+    def join(self, node: NodeId) -> None:
+        self.joiners.add(node)
+        self.ids.append(node)
+        self.disks[node] = Disk()
+        self.reads[node] = []
+        self.dropped_reads[node] = []
+        self.nodes[node] = self._boot(node)
+
+
+def change(kind: ChangeKind, node: NodeId, address: str | None = None) -> ConfigChange:
+    return ConfigChange(kind, node, address)
+
+
+def settle(net: Network, ticks: int = 3) -> None:
+    net.deliver()
+    net.tick_and_deliver(ticks)
+
+
+def test_add_learner_is_a_single_entry_and_learner_gets_the_log() -> None:
+    net = GrowingNetwork(seed=1)
+    net.elect("n1")
+    net.propose("n1", "before")
+    net.join("n4")
+    net.nodes["n1"].propose_config_change(change(ChangeKind.ADD_LEARNER, "n4", "h:4"))
+    settle(net)
+    m = net.nodes["n4"].membership
+    assert m.learners == ("n4",) and not m.joint and m.addresses == {"n4": "h:4"}
+    assert "before" in net.applied_data("n4")
+    assert net.nodes["n4"].role is Role.LEARNER
+
+
+def test_learner_never_votes_or_counts() -> None:
+    net = GrowingNetwork(seed=1)
+    net.elect("n1")
+    net.join("n4")
+    net.nodes["n1"].propose_config_change(change(ChangeKind.ADD_LEARNER, "n4", "h:4"))
+    settle(net)
+    # Learner does not campaign, however long it waits.
+    net.sent.clear()
+    net.isolate("n4")
+    net.tick("n4", times=100)
+    assert not [m for m in net.sent if m.src == "n4" and isinstance(m, PreVote | RequestVote)]
+    assert net.nodes["n4"].role is Role.LEARNER
+    net.heal()
+    # Learner's ack does not count: with n2, n3 cut, nothing commits.
+    net.partition(["n1", "n4"], ["n2", "n3"])
+    commit = net.nodes["n1"].commit_index
+    net.propose("n1", "x")
+    net.deliver()
+    assert net.nodes["n4"].last_index > commit
+    assert net.nodes["n1"].commit_index == commit
+    # Nor is a learner asked for a vote.
+    net.sent.clear()
+    net.nodes["n2"].campaign()
+    net.deliver()
+    assert not [m for m in net.sent if m.dst == "n4" and isinstance(m, PreVote | RequestVote)]
+
+
+def test_add_voter_enters_joint_then_leaves_after_learner_catches_up() -> None:
+    net = GrowingNetwork(seed=1)
+    net.elect("n1")
+    for i in range(5):
+        net.propose("n1", i)
+    net.deliver()
+    net.join("n4")
+    net.nodes["n1"].propose_config_change(change(ChangeKind.ADD_VOTER, "n4", "h:4"))
+    settle(net, 5)
+    configs = [e.data for e in net.disks["n1"].entries if e.type is EntryType.CONFIG]
+    kinds = [Membership.from_data(c) for c in configs]
+    assert kinds[0].learners == ("n4",) and kinds[0].promote_when_caught_up == ("n4",)
+    assert kinds[1].joint and kinds[1].voters == ("n1", "n2", "n3", "n4")
+    assert kinds[1].voters_outgoing == ("n1", "n2", "n3")
+    assert not kinds[2].joint and kinds[2].voters == ("n1", "n2", "n3", "n4")
+    assert kinds[2].promote_when_caught_up == ()
+    for n in net.nodes.values():
+        assert n.membership == kinds[2]
+        assert n.commit_index == net.nodes["n1"].last_index
+
+
+def test_joint_config_requires_both_majorities_to_commit() -> None:
+    # Promote n4: C_old = {n1,n2,n3}, C_new = {n1,n2,n3,n4}: joint needs 2 of old AND 3 of new.
+    net = GrowingNetwork(("n1", "n2", "n3"), seed=2)
+    net.elect("n1")
+    net.join("n4")
+    net.join("n5")
+    for n in ("n4", "n5"):
+        net.nodes["n1"].propose_config_change(change(ChangeKind.ADD_LEARNER, n, f"h:{n}"))
+        settle(net)
+    net.nodes["n1"].propose_config_change(change(ChangeKind.PROMOTE, "n4"))
+    net.process("n1")
+    assert net.nodes["n1"].membership.joint
+    # Old majority only (n1, n2): the joint entry cannot commit, new quorum {n1..n4} lacks n4.
+    net.partition(["n1", "n2"], ["n3", "n4", "n5"])
+    commit = net.nodes["n1"].commit_index
+    net.deliver()
+    assert net.nodes["n1"].commit_index == commit
+    # n1, n4 (and learner n5): a majority of neither half.
+    net.heal()
+    net.partition(["n1", "n4", "n5"], ["n2", "n3"])
+    net.tick_and_deliver(2)
+    assert net.nodes["n1"].commit_index == commit
+    # Both: n1, n2 (old) and n1, n2, n4 (new).
+    net.heal()
+    net.partition(["n1", "n2", "n4"], ["n3", "n5"])
+    net.tick_and_deliver(6)  # n4's stalled pipeline is probed again first
+    assert net.nodes["n1"].commit_index > commit
+    assert net.nodes["n1"].membership.voters == ("n1", "n2", "n3", "n4")
+
+
+def test_leader_not_in_new_config_steps_down_after_commit() -> None:
+    net = Network(seed=1)
+    net.elect("n1")
+    net.nodes["n1"].propose_config_change(change(ChangeKind.REMOVE, "n1"))
+    net.deliver()
+    # It led through C_old,new and appended C_new, then stepped down once C_new committed.
+    configs = [e for e in net.disks["n1"].entries if e.type is EntryType.CONFIG]
+    assert len(configs) == 2
+    assert net.nodes["n1"].commit_index >= configs[-1].index
+    assert net.nodes["n1"].role is Role.FOLLOWER
+    assert net.nodes["n1"].membership.voters == ("n2", "n3")
+    # The remaining two elect a leader; n1 never campaigns again.
+    net.sent.clear()
+    net.tick_and_deliver(40)
+    assert [n.node_id for n in net.leaders()] in (["n2"], ["n3"])
+    assert not [m for m in net.sent if m.src == "n1" and isinstance(m, PreVote | RequestVote)]
+
+
+def test_only_one_config_change_at_a_time() -> None:
+    net = GrowingNetwork(seed=1)
+    net.elect("n1")
+    net.join("n4")
+    net.isolate("n2")
+    net.isolate("n3")
+    net.nodes["n1"].propose_config_change(change(ChangeKind.ADD_LEARNER, "n4", "h:4"))
+    with pytest.raises(errors.ConfigChangeRejected, match="in progress"):
+        net.nodes["n1"].propose_config_change(change(ChangeKind.REMOVE, "n3"))
+
+
+def test_no_new_change_while_joint() -> None:
+    net = Network(seed=1)
+    net.elect("n1")
+    net.drop = lambda m: m.dst == "n1"  # acks lost: the joint entry stays uncommitted
+    net.nodes["n1"].propose_config_change(change(ChangeKind.REMOVE, "n3"))
+    net.deliver()
+    assert net.nodes["n1"].membership.joint
+    with pytest.raises(errors.ConfigChangeRejected):
+        net.nodes["n1"].propose_config_change(change(ChangeKind.REMOVE, "n2"))
+
+
+@pytest.mark.parametrize(
+    ("req", "reason"),
+    [
+        (ConfigChange(ChangeKind.ADD_LEARNER, "n2", "h:2"), "already a member"),
+        (ConfigChange(ChangeKind.ADD_VOTER, "n9"), "needs its address"),
+        (ConfigChange(ChangeKind.PROMOTE, "n2"), "already a voter"),
+        (ConfigChange(ChangeKind.PROMOTE, "n9"), "not a member"),
+        (ConfigChange(ChangeKind.REMOVE, "n9"), "not a member"),
+    ],
+)
+def test_invalid_change_is_rejected_with_a_reason(req: ConfigChange, reason: str) -> None:
+    net = Network(seed=1)
+    net.elect("n1")
+    last = net.nodes["n1"].last_index
+    with pytest.raises(errors.ConfigChangeRejected, match=reason):
+        net.nodes["n1"].propose_config_change(req)
+    assert net.nodes["n1"].last_index == last
+
+
+def test_removing_the_last_voter_is_rejected() -> None:
+    net = Network(("n1",), seed=1)
+    net.elect("n1")
+    with pytest.raises(errors.ConfigChangeRejected, match="last voter"):
+        net.nodes["n1"].propose_config_change(change(ChangeKind.REMOVE, "n1"))
+
+
+def test_follower_cannot_propose_a_change() -> None:
+    net = Network(seed=1)
+    net.elect("n1")
+    with pytest.raises(errors.NotLeader):
+        net.nodes["n2"].propose_config_change(change(ChangeKind.REMOVE, "n3"))
+
+
+def test_uncommitted_config_entry_truncated_reverts_membership() -> None:
+    net = Network(seed=1)
+    net.elect("n1")
+    net.isolate("n1")
+    net.nodes["n1"].propose_config_change(change(ChangeKind.REMOVE, "n3"))
+    net.process("n1")
+    assert net.nodes["n1"].membership.joint
+    net.queue.clear()
+    # n2 becomes leader of a new term and writes a different entry (its NOOP) at that index.
+    net.partition(["n1"], ["n2", "n3"])
+    net.expire_leases()
+    net.nodes["n2"].campaign()
+    net.deliver()
+    assert net.nodes["n2"].role is Role.LEADER
+    net.heal()
+    net.tick_and_deliver(5)
+    assert net.nodes["n1"].membership == Membership(voters=("n1", "n2", "n3"))
+    assert not any(e.type is EntryType.CONFIG for e in net.disks["n1"].entries)
+
+
+def test_restart_recovers_membership_from_the_log() -> None:
+    net = GrowingNetwork(seed=1)
+    net.elect("n1")
+    net.join("n4")
+    net.nodes["n1"].propose_config_change(change(ChangeKind.ADD_VOTER, "n4", "h:4"))
+    settle(net, 5)
+    before = net.nodes["n4"].membership
+    assert before.is_voter("n4")
+    net.restart("n4")
+    assert net.nodes["n4"].membership == before
+    assert net.nodes["n4"].membership.addresses == {"n4": "h:4"}
+
+
+def test_new_leader_finishes_a_joint_change() -> None:
+    net = Network(seed=1)
+    net.elect("n1")
+
+    def carries_c_new(m: Message) -> bool:
+        entries = m.entries if isinstance(m, AppendEntries) else []
+        return any(
+            e.type is EntryType.CONFIG and not Membership.from_data(e.data).joint for e in entries
+        )
+
+    # The leader removes itself; the joint entry reaches n2 and n3, C_new never leaves n1.
+    net.drop = carries_c_new
+    net.nodes["n1"].propose_config_change(change(ChangeKind.REMOVE, "n1"))
+    net.deliver()
+    assert net.nodes["n2"].membership.joint
+    net.isolate("n1")
+    net.drop = lambda m: False
+    net.expire_leases()
+    net.nodes["n2"].campaign()
+    net.deliver()
+    assert net.nodes["n2"].role is Role.LEADER
+    net.tick_and_deliver(3)
+    assert net.nodes["n2"].membership == Membership(voters=("n2", "n3"))
+    assert net.nodes["n2"].commit_index == net.nodes["n2"].last_index
+
+
+def test_promote_learner_by_hand_and_transfer_to_it() -> None:
+    net = GrowingNetwork(seed=1)
+    net.elect("n1")
+    net.join("n4")
+    net.nodes["n1"].propose_config_change(change(ChangeKind.ADD_LEARNER, "n4", "h:4"))
+    settle(net)
+    with pytest.raises(errors.ConfigChangeRejected):
+        net.nodes["n1"].transfer_leadership("n4")
+    net.nodes["n1"].propose_config_change(change(ChangeKind.PROMOTE, "n4"))
+    settle(net)
+    assert net.nodes["n4"].membership.voters == ("n1", "n2", "n3", "n4")
+    net.nodes["n1"].transfer_leadership("n4")
+    net.deliver()
+    assert net.nodes["n4"].role is Role.LEADER
+
+
+def test_replace_a_dead_node() -> None:
+    net = GrowingNetwork(seed=3)
+    net.elect("n1")
+    net.down.add("n3")
+    net.nodes["n1"].propose_config_change(change(ChangeKind.REMOVE, "n3"))
+    settle(net)
+    assert net.nodes["n1"].membership.voters == ("n1", "n2")
+    net.join("n4")
+    net.nodes["n1"].propose_config_change(change(ChangeKind.ADD_VOTER, "n4", "h:4"))
+    settle(net, 5)
+    assert net.nodes["n4"].membership.voters == ("n1", "n2", "n4")
+    # n2 can now fail: n1 and n4 are a majority of {n1, n2, n4}.
+    net.down.add("n2")
+    net.propose("n1", "after")
+    net.deliver()
+    assert "after" in net.applied_data("n4")
