@@ -12,6 +12,15 @@ at most once. Every call has an overall deadline; when it passes, a write that
 may have reached a node raises ``Timeout`` (indeterminate: it may still take
 effect), and a call that never reached one raises ``Unavailable``.
 
+``RATE_LIMITED`` answers are retried on the same node after a pause that
+doubles each time (with jitter), up to ``RATE_LIMIT_BACKOFF_MAX_S``.
+
+With ``tls=TLSConfig(ca=..., cert=..., key=...)`` every connection is TLS: the
+node's certificate is checked against the CA and the host of the address
+dialled, and the client's own certificate is presented when given. A TLS
+refusal (a certificate either side rejects) is a configuration problem every
+node would repeat, so it raises ``Unavailable`` at once instead of retrying.
+
 ``Client`` runs an ``AsyncClient`` on a private event loop thread, so it is
 safe to share between threads and keeps their requests in flight together.
 """
@@ -21,6 +30,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import random
+import ssl
 import threading
 import time
 import uuid
@@ -32,6 +43,7 @@ from typing import Any, Self, TypeVar
 import msgspec
 
 from resonetics import errors, limits
+from resonetics.security.tls import TLSConfig, client_context, refusal_reason
 from resonetics.wire import codes
 from resonetics.wire.client import ClientResponse, decode_response
 from resonetics.wire.envelope import decode_envelope, encode_envelope
@@ -42,6 +54,8 @@ T = TypeVar("T")
 ATTEMPT_TIMEOUT_S = 2.0
 #: Pause between rounds over every known address when none answered usefully, seconds.
 RETRY_PAUSE_S = 0.05
+#: Longest pause after a RATE_LIMITED answer (the pause doubles from RETRY_PAUSE_S), seconds.
+RATE_LIMIT_BACKOFF_MAX_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,23 +72,50 @@ class Receipt:
         return cls(int(receipt["index"]), int(receipt["term"]), str(receipt["hash"]))
 
 
+class _SilentClose(ConnectionResetError):
+    """A TLS connection closed before any answer: how asyncio servers refuse a client cert.
+
+    The server aborts a failed handshake without sending its alert, so under TLS 1.3
+    the client learns only that the connection closed. Once every node has done
+    that (``SILENT_CLOSES_MIN`` times, and at least once per address), the call gives up early with a message that says so.
+    """
+
+
+#: TLS connections closed before any answer, in a row, before a call stops retrying.
+SILENT_CLOSES_MIN = 2
+
+
 class _Connection:
     """One TCP connection to one node, with requests in flight matched by ``id``."""
 
-    def __init__(self, address: str) -> None:
+    def __init__(self, address: str, ssl_context: ssl.SSLContext | None = None) -> None:
         self.address = address
+        self._ssl = ssl_context
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._pending: dict[int, asyncio.Future[ClientResponse]] = {}
         self._ids = itertools.count(1)
         self._reader_task: asyncio.Task[None] | None = None
         self.alive = False
+        self.answers = 0
 
     async def open(self, timeout_s: float) -> None:
         host, _, port = self.address.rpartition(":")
-        self._reader, self._writer = await asyncio.wait_for(
-            asyncio.open_connection(host, int(port), limit=limits.LINE_BYTES_MAX), timeout_s
-        )
+        try:
+            self._reader, self._writer = await asyncio.wait_for(
+                asyncio.open_connection(
+                    host,
+                    int(port),
+                    limit=limits.LINE_BYTES_MAX,
+                    ssl=self._ssl,
+                    server_hostname=host if self._ssl else None,
+                ),
+                timeout_s,
+            )
+        except (ConnectionResetError, ssl.SSLEOFError) as exc:
+            if self._ssl is None:
+                raise
+            raise _SilentClose(f"{self.address} closed the TLS handshake") from exc
         self.alive = True
         self._reader_task = asyncio.create_task(self._read_loop())
 
@@ -86,21 +127,31 @@ class _Connection:
                 env = decode_envelope(line)
                 response = decode_response(env)
                 future = self._pending.pop(env.id, None) if isinstance(env.id, int) else None
+                self.answers += 1
                 if future is not None and not future.done():
                     future.set_result(response)
-        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+        except OSError as exc:
+            # With TLS 1.3 the server's verdict on our certificate arrives after the
+            # handshake, as an alert on the first read: hand it to the waiting calls.
+            self._fail_pending(exc if refusal_reason(exc) else None)
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError):
             pass
         except (errors.ResoneticsError, msgspec.ValidationError, msgspec.DecodeError):
             pass  # a node that speaks garbage is treated as gone
         finally:
             self._fail_pending()
 
-    def _fail_pending(self) -> None:
+    def _fail_pending(self, cause: OSError | None = None) -> None:
         self.alive = False
         pending, self._pending = self._pending, {}
         for future in pending.values():
             if not future.done():
-                future.set_exception(ConnectionResetError(f"connection to {self.address} lost"))
+                future.set_exception(cause or self._lost())
+
+    def _lost(self) -> ConnectionResetError:
+        if self._ssl is not None and self.answers == 0:
+            return _SilentClose(f"{self.address} closed the TLS connection before answering")
+        return ConnectionResetError(f"connection to {self.address} lost")
 
     def send(self, payload: dict[str, Any]) -> asyncio.Future[ClientResponse]:
         assert self._writer is not None
@@ -133,6 +184,7 @@ class AsyncClient:
         *,
         timeout: float = 10.0,
         client_id: str | None = None,
+        tls: TLSConfig | None = None,
     ) -> None:
         if isinstance(addresses, str):
             addresses = [a.strip() for a in addresses.split(",") if a.strip()]
@@ -147,6 +199,10 @@ class AsyncClient:
         self._leader: str | None = None
         self._leader_address: str | None = None
         self._lock = asyncio.Lock()
+        self.tls = tls
+        self._ssl = client_context(tls) if tls is not None else None
+        self._rate_limited_streak = 0
+        self._last_dialled = ""
 
     @property
     def leader(self) -> str | None:
@@ -195,7 +251,7 @@ class AsyncClient:
     async def status(self, address: str | None = None) -> dict[str, Any]:
         """The ``status`` of one node (``address``), or of whichever node answers."""
         if address is not None:
-            conn = _Connection(address)
+            conn = _Connection(address, self._ssl)
             await conn.open(self.timeout)
             try:
                 response = await asyncio.wait_for(conn.send(self._payload("status", {})), 5.0)
@@ -221,6 +277,7 @@ class AsyncClient:
         payload = self._payload(op, args)
         maybe_applied = False
         last_problem = "no node answered"
+        silent_closes = 0
         while loop.time() < deadline:
             remaining = deadline - loop.time()
             try:
@@ -229,8 +286,10 @@ class AsyncClient:
                 maybe_applied = True
                 response = await asyncio.wait_for(future, min(remaining, ATTEMPT_TIMEOUT_S))
             except (OSError, TimeoutError, ConnectionError) as exc:
-                last_problem = f"{type(exc).__name__}: {exc}"
                 await self._drop_connection()
+                silent_closes = silent_closes + 1 if isinstance(exc, _SilentClose) else 0
+                self._raise_if_refused(op, exc, silent_closes, maybe_applied)
+                last_problem = f"{type(exc).__name__}: {exc}"
                 await asyncio.sleep(min(RETRY_PAUSE_S, max(0.0, deadline - loop.time())))
                 continue
             if response.code == codes.OK or any_node:
@@ -243,6 +302,24 @@ class AsyncClient:
             )
         raise errors.Unavailable(f"{op}: no node reachable within {self.timeout}s ({last_problem})")
 
+    def _raise_if_refused(
+        self, op: str, exc: BaseException, silent_closes: int, maybe_applied: bool
+    ) -> None:
+        """Stop retrying what every node will refuse the same way: TLS credentials."""
+        if (reason := refusal_reason(exc)) is not None:
+            raise errors.Unavailable(
+                f"{op}: TLS refused by {self._last_dialled}: {reason}"
+            ) from exc
+        if silent_closes >= max(SILENT_CLOSES_MIN, len(self.addresses)):
+            problem = (
+                f"{op}: every node closed the TLS connection before answering; the cluster "
+                "probably refuses this client's certificate (check --tls-cert/--tls-key and "
+                "that they are signed by the cluster CA)"
+            )
+            # A node that crashed after taking the request would look the same: a write
+            # stays indeterminate.
+            raise (errors.Timeout if maybe_applied else errors.Unavailable)(problem) from exc
+
     async def _on_retryable(self, response: ClientResponse, deadline: float) -> None:
         if response.code == codes.NOT_LEADER:
             hint = response.result if isinstance(response.result, dict) else {}
@@ -251,14 +328,23 @@ class AsyncClient:
             await self._drop_connection()
             if self._leader_address is None:
                 await asyncio.sleep(RETRY_PAUSE_S)
-        elif response.code in (codes.TIMEOUT, codes.UNAVAILABLE, codes.RATE_LIMITED):
+        elif response.code == codes.RATE_LIMITED:
+            await asyncio.sleep(min(self._rate_limit_pause(), max(0.0, deadline - _now())))
+        elif response.code in (codes.TIMEOUT, codes.UNAVAILABLE):
             if response.code != codes.TIMEOUT:
                 await asyncio.sleep(RETRY_PAUSE_S)
         else:
             self._check(response)  # raises the typed error
 
+    def _rate_limit_pause(self) -> float:
+        """Exponential backoff with jitter: a flood of retries would only refill nothing."""
+        self._rate_limited_streak += 1
+        base = min(RATE_LIMIT_BACKOFF_MAX_S, RETRY_PAUSE_S * 2.0 ** (self._rate_limited_streak - 1))
+        return base * (0.5 + random.random() / 2)
+
     def _check(self, response: ClientResponse) -> Any:
         if response.code == codes.OK:
+            self._rate_limited_streak = 0
             return response.result
         raise _error_for(response)
 
@@ -271,7 +357,8 @@ class AsyncClient:
                 address = self.addresses[self._next_address % len(self.addresses)]
                 self._next_address += 1
             self._leader_address = None
-            conn = _Connection(address)
+            self._last_dialled = address
+            conn = _Connection(address, self._ssl)
             await conn.open(timeout_s)
             self._conn = conn
             return conn
@@ -280,6 +367,10 @@ class AsyncClient:
         if self._conn is not None:
             conn, self._conn = self._conn, None
             await conn.close()
+
+
+def _now() -> float:
+    return asyncio.get_running_loop().time()
 
 
 def _error_for(response: ClientResponse) -> errors.ClientError:
@@ -303,12 +394,18 @@ class Client:
     """A blocking client; the same API as ``AsyncClient``, safe to share between threads."""
 
     def __init__(
-        self, addresses: list[str] | str, *, timeout: float = 10.0, client_id: str | None = None
+        self,
+        addresses: list[str] | str,
+        *,
+        timeout: float = 10.0,
+        client_id: str | None = None,
+        tls: TLSConfig | None = None,
     ) -> None:
+        # Built first: a bad TLS path raises before a thread exists that nobody would stop.
+        self._async = AsyncClient(addresses, timeout=timeout, client_id=client_id, tls=tls)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._thread.start()
-        self._async = AsyncClient(addresses, timeout=timeout, client_id=client_id)
 
     def _run(self, coro: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()

@@ -55,6 +55,18 @@ MINIMIZE_STEPS_PER_CHECK = 200_000
 #: Search steps all of the minimizer's checks on one key may spend together.
 MINIMIZE_STEPS_MAX = 4_000_000
 
+# --- Connections and request rate ---------------------------------------------------
+#: Connections a node serves at once; further ones are closed on accept.
+CONNECTIONS_MAX = 1024
+#: Connections a node serves at once from one source IP address.
+CONNECTIONS_PER_IP_MAX = 512
+#: Client requests per second one connection may send on average (0: no limit).
+RATE_LIMIT_RPS_DEFAULT = 5_000.0
+#: Client requests one connection may send in a burst above that rate.
+RATE_LIMIT_BURST_DEFAULT = 10_000
+#: Seconds a TLS handshake may take before the connection is dropped (slow-handshake guard).
+TLS_HANDSHAKE_TIMEOUT_S = 10.0
+
 # --- Membership changes ---------------------------------------------------------------
 #: Entries a learner may lag the leader's last index and still be promoted to voter.
 PROMOTE_LAG_ENTRIES_MAX = 64

@@ -26,10 +26,23 @@ def cluster() -> None:
     "--data-dir", type=click.Path(path_type=Path), default=Path("data"), show_default=True
 )
 @click.option("--tick-ms", type=int, default=25, show_default=True)
-def up(nodes: int, base_port: int, data_dir: Path, tick_ms: int) -> None:
+@click.option(
+    "--tls",
+    "tls_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Generate a throwaway CA and certificates into DIR and run the cluster over mTLS.",
+)
+def up(nodes: int, base_port: int, data_dir: Path, tick_ms: int, tls_dir: Path | None) -> None:
     """Start NODES `resonetics serve` processes in the foreground; Ctrl-C stops them all."""
     console = Console()
     local = LocalCluster(data_dir, size=nodes, base_port=base_port, tick_ms=tick_ms)
+    tls_flags = ""
+    if tls_dir is not None:
+        from resonetics.security.certs import write_cluster_certs
+
+        local.tls = write_cluster_certs(tls_dir, list(local.nodes))
+        tls_flags = f" --tls-ca {tls_dir}/ca.pem --tls-cert {tls_dir}/client.pem --tls-key {tls_dir}/client.key"
+        console.print(f"TLS: CA and certificates written to {tls_dir}")
     local.start()
     try:
         for node in local.nodes.values():
@@ -38,7 +51,7 @@ def up(nodes: int, base_port: int, data_dir: Path, tick_ms: int) -> None:
             )
         leader, _ = local.wait_for_leader()
         console.print(
-            f"leader: {leader}; try: resonetics kv put hello world --cluster {','.join(local.addresses)}"
+            f"leader: {leader}; try: resonetics kv put hello world --cluster {','.join(local.addresses)}{tls_flags}"
         )
         while any(n.running for n in local.nodes.values()):
             time.sleep(0.5)

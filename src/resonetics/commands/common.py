@@ -11,6 +11,7 @@ from typing import Any, ParamSpec, TypeVar
 import click
 
 from resonetics import errors
+from resonetics.security.tls import ENV_CA, ENV_CERT, ENV_KEY, TLSConfig, TLSConfigError
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -33,6 +34,36 @@ cluster_option = click.option(
 timeout_option = click.option(
     "--timeout", type=float, default=10.0, show_default=True, help="Overall deadline, seconds."
 )
+
+
+def tls_options(func: Callable[..., R]) -> Callable[..., R]:
+    """Add --tls-ca/--tls-cert/--tls-key (or $RESONETICS_TLS_*) and pass them as ``tls``.
+
+    No option given: ``tls=None``, plain TCP, as before TLS existed.
+    """
+
+    @functools.wraps(func)
+    def wrapper(
+        *args: Any, tls_ca: str | None, tls_cert: str | None, tls_key: str | None, **kwargs: Any
+    ) -> R:
+        try:
+            kwargs["tls"] = TLSConfig.from_paths(tls_ca, tls_cert, tls_key)
+        except TLSConfigError as exc:
+            raise click.UsageError(str(exc)) from exc
+        return func(*args, **kwargs)
+
+    path = click.Path(exists=True, dir_okay=False)
+    options = (
+        click.option("--tls-ca", type=path, envvar=ENV_CA, help=f"CA certificate (or ${ENV_CA})."),
+        click.option(
+            "--tls-cert", type=path, envvar=ENV_CERT, help=f"Client certificate (or ${ENV_CERT})."
+        ),
+        click.option("--tls-key", type=path, envvar=ENV_KEY, help=f"Client key (or ${ENV_KEY})."),
+    )
+    decorated: Callable[..., R] = wrapper
+    for option in reversed(options):
+        decorated = option(decorated)
+    return decorated
 
 
 def client_errors(func: Callable[P, R]) -> Callable[P, R]:
@@ -80,4 +111,5 @@ __all__ = [
     "dumps",
     "parse_value",
     "timeout_option",
+    "tls_options",
 ]

@@ -14,7 +14,9 @@ from resonetics.commands.common import (
     dumps,
     parse_value,
     timeout_option,
+    tls_options,
 )
+from resonetics.security.tls import TLSConfig
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Parse VALUE as JSON.")
 
@@ -30,10 +32,13 @@ def kv() -> None:
 @json_option
 @cluster_option
 @timeout_option
+@tls_options
 @client_errors
-def put(key: str, value: str, as_json: bool, cluster: str, timeout: float) -> None:
+def put(
+    key: str, value: str, as_json: bool, cluster: str, timeout: float, tls: TLSConfig | None
+) -> None:
     """Set KEY to VALUE; prints the write's receipt (index, term, chain hash)."""
-    with Client(cluster, timeout=timeout) as client:
+    with Client(cluster, timeout=timeout, tls=tls) as client:
         receipt = client.put(key, parse_value(value, as_json))
     click.echo(dumps({"index": receipt.index, "term": receipt.term, "hash": receipt.hash}))
 
@@ -43,11 +48,12 @@ def put(key: str, value: str, as_json: bool, cluster: str, timeout: float) -> No
 @click.option("--stale", is_flag=True, help="Answer from any node's applied state (may lag).")
 @cluster_option
 @timeout_option
+@tls_options
 @client_errors
-def get(key: str, stale: bool, cluster: str, timeout: float) -> None:
+def get(key: str, stale: bool, cluster: str, timeout: float, tls: TLSConfig | None) -> None:
     """Print KEY's value as JSON (exit 1 if absent)."""
     consistency = "stale" if stale else "linearizable"
-    with Client(cluster, timeout=timeout) as client:
+    with Client(cluster, timeout=timeout, tls=tls) as client:
         result = client.call("kv_get", {"k": key, "consistency": consistency})
     if not result.get("found"):
         click.echo(f"{key}: not found", err=True)
@@ -59,10 +65,11 @@ def get(key: str, stale: bool, cluster: str, timeout: float) -> None:
 @click.argument("key")
 @cluster_option
 @timeout_option
+@tls_options
 @client_errors
-def delete(key: str, cluster: str, timeout: float) -> None:
+def delete(key: str, cluster: str, timeout: float, tls: TLSConfig | None) -> None:
     """Delete KEY (exit 1 if it was absent)."""
-    with Client(cluster, timeout=timeout) as client:
+    with Client(cluster, timeout=timeout, tls=tls) as client:
         deleted = client.delete(key)
     click.echo("deleted" if deleted else f"{key}: not found")
     if not deleted:
@@ -77,13 +84,21 @@ def delete(key: str, cluster: str, timeout: float) -> None:
 @click.option("--absent", is_flag=True, help="Expect KEY to be absent (EXPECTED is ignored).")
 @cluster_option
 @timeout_option
+@tls_options
 @client_errors
 def cas(
-    key: str, expected: str, value: str, as_json: bool, absent: bool, cluster: str, timeout: float
+    key: str,
+    expected: str,
+    value: str,
+    as_json: bool,
+    absent: bool,
+    cluster: str,
+    timeout: float,
+    tls: TLSConfig | None,
 ) -> None:
     """Set KEY to VALUE only if it holds EXPECTED (exit 1 if it did not)."""
     want = None if absent else parse_value(expected, as_json)
-    with Client(cluster, timeout=timeout) as client:
+    with Client(cluster, timeout=timeout, tls=tls) as client:
         result = client.call(
             "kv_cas", {"k": key, "expected": want, "v": parse_value(value, as_json)}
         )
@@ -98,11 +113,14 @@ def cas(
 @click.option("--stale", is_flag=True, help="Answer from any node's applied state (may lag).")
 @cluster_option
 @timeout_option
+@tls_options
 @client_errors
-def scan(prefix: str, limit: int, stale: bool, cluster: str, timeout: float) -> None:
+def scan(
+    prefix: str, limit: int, stale: bool, cluster: str, timeout: float, tls: TLSConfig | None
+) -> None:
     """List keys starting with PREFIX, in key order, one `key<TAB>value` per line."""
     consistency = "stale" if stale else "linearizable"
-    with Client(cluster, timeout=timeout) as client:
+    with Client(cluster, timeout=timeout, tls=tls) as client:
         result = client.call(
             "kv_scan", {"prefix": prefix, "limit": limit, "consistency": consistency}
         )

@@ -10,6 +10,8 @@ from pathlib import Path
 import click
 
 from resonetics.errors import ResoneticsError
+from resonetics.security.ratelimit import parse_rate
+from resonetics.security.tls import CLIENT_AUTH_CHOICES
 from resonetics.server.config import (
     ConfigError,
     ServerConfig,
@@ -30,6 +32,19 @@ from resonetics.server.config import (
 @click.option("--heartbeat-ticks", type=int, help="Heartbeat interval in ticks (default 2).")
 @click.option("--snapshot-entries", type=int, help="Entries between snapshots.")
 @click.option("--join", help="ADDR,... of existing members to join through.")
+@click.option("--tls-cert", type=click.Path(path_type=Path), help="This node's certificate (PEM).")
+@click.option("--tls-key", type=click.Path(path_type=Path), help="This node's private key (PEM).")
+@click.option("--tls-ca", type=click.Path(path_type=Path), help="The cluster CA certificate (PEM).")
+@click.option(
+    "--tls-client-auth",
+    type=click.Choice(CLIENT_AUTH_CHOICES),
+    help="Client certificates on a TLS node: required (default) or optional.",
+)
+@click.option("--rate-limit", help="Client requests per connection, N/s (default 5000/s; 0: off).")
+@click.option("--rate-limit-burst", type=int, help="Requests allowed in a burst (default 10000).")
+@click.option(
+    "--connections-per-ip", type=int, help="Open connections per source IP (default 512)."
+)
 @click.option("--log-level", default="info", show_default=True)
 def serve(
     node_id: str,
@@ -42,6 +57,13 @@ def serve(
     heartbeat_ticks: int | None,
     snapshot_entries: int | None,
     join: str | None,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+    tls_ca: Path | None,
+    tls_client_auth: str | None,
+    rate_limit: str | None,
+    rate_limit_burst: int | None,
+    connections_per_ip: int | None,
     log_level: str,
 ) -> None:
     """Run one node of a cluster (flags override the TOML file)."""
@@ -58,6 +80,13 @@ def serve(
                 "heartbeat_ticks": heartbeat_ticks,
                 "snapshot_entries": snapshot_entries,
                 "join": tuple(join.split(",")) if join else None,
+                "tls_cert": tls_cert,
+                "tls_key": tls_key,
+                "tls_ca": tls_ca,
+                "tls_client_auth": tls_client_auth,
+                "rate_limit_rps": parse_rate(rate_limit) if rate_limit is not None else None,
+                "rate_limit_burst": rate_limit_burst,
+                "connections_per_ip_max": connections_per_ip,
             },
         ).validate()
         _run(config, log_level)

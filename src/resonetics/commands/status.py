@@ -10,14 +10,17 @@ from rich.console import Console
 from rich.table import Table
 
 from resonetics.client import Client
-from resonetics.commands.common import EXIT_UNAVAILABLE, cluster_option, dumps
+from resonetics.commands.common import EXIT_UNAVAILABLE, cluster_option, dumps, tls_options
 from resonetics.errors import ResoneticsError
+from resonetics.security.tls import TLSConfig
 
 
-def fetch_status(addresses: list[str], timeout: float) -> dict[str, dict[str, Any] | str]:
+def fetch_status(
+    addresses: list[str], timeout: float, tls: TLSConfig | None = None
+) -> dict[str, dict[str, Any] | str]:
     """address -> that node's status, or the reason it could not be had."""
     out: dict[str, dict[str, Any] | str] = {}
-    with Client(addresses, timeout=timeout) as client:
+    with Client(addresses, timeout=timeout, tls=tls) as client:
         for address in addresses:
             try:
                 out[address] = client.status(address)
@@ -30,10 +33,11 @@ def fetch_status(addresses: list[str], timeout: float) -> dict[str, dict[str, An
 @cluster_option
 @click.option("--timeout", type=float, default=2.0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the raw status objects.")
-def status(cluster: str, timeout: float, as_json: bool) -> None:
+@tls_options
+def status(cluster: str, timeout: float, as_json: bool, tls: TLSConfig | None) -> None:
     """Show each node's role, term, commit and applied index, leader and last contact."""
     addresses = [a.strip() for a in cluster.split(",") if a.strip()]
-    statuses = fetch_status(addresses, timeout)
+    statuses = fetch_status(addresses, timeout, tls)
     if as_json:
         click.echo(dumps(statuses))
     else:

@@ -8,6 +8,14 @@ The TOML file describes the whole cluster, so one file serves every node::
     election_ticks = 12        # election timeout: 12..24 ticks
     heartbeat_ticks = 2
     snapshot_entries = 10000
+    # Optional: TLS with mutual authentication (all three paths, or none for plain TCP).
+    # tls_ca = "certs/ca.pem"
+    # tls_cert = "certs/n1.pem"    # per node: use --tls-cert/--tls-key flags to override
+    # tls_key = "certs/n1.key"
+    # tls_client_auth = "required" # or "optional": clients may connect without a cert
+    # rate_limit_rps = 5000        # client requests per second per connection (0: off)
+    # rate_limit_burst = 10000
+    # connections_per_ip_max = 512
 
     [nodes]
     n1 = "127.0.0.1:7001"
@@ -24,7 +32,8 @@ from typing import Any
 
 from resonetics import limits
 from resonetics.errors import ResoneticsError
-from resonetics.raft.config import RaftConfig
+from resonetics.raft.config import RaftConfig, lease_ticks_for
+from resonetics.security.tls import CLIENT_AUTH_CHOICES, ClientAuth, TLSConfig
 
 
 class ConfigError(ResoneticsError):
@@ -46,7 +55,20 @@ class ServerConfig:
     request_timeout_s: float = 5.0
     #: Addresses of existing members to join through (empty: not joining).
     join: tuple[str, ...] = ()
+    #: TLS material (security/tls.py); all None: plain TCP.
+    tls_ca: Path | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_auth: ClientAuth = "required"
+    #: Client requests per second per connection (0: no limit), and the burst above it.
+    rate_limit_rps: float = limits.RATE_LIMIT_RPS_DEFAULT
+    rate_limit_burst: int = limits.RATE_LIMIT_BURST_DEFAULT
+    connections_per_ip_max: int = limits.CONNECTIONS_PER_IP_MAX
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def tls(self) -> TLSConfig | None:
+        """The node's TLS material, or None for a plain-TCP node."""
+        return TLSConfig.from_paths(self.tls_ca, self.tls_cert, self.tls_key)
 
     @property
     def node_dir(self) -> Path:
@@ -63,6 +85,9 @@ class ServerConfig:
             initial_voters=voters,
             election_ticks=self.election_ticks,
             heartbeat_ticks=self.heartbeat_ticks,
+            # Lease reads are opt-in per request (consistency "lease"); the lease
+            # length assumes tick rates differ by at most LEASE_CLOCK_DRIFT_MAX.
+            lease_ticks=lease_ticks_for(self.election_ticks),
         )
 
     def validate(self) -> ServerConfig:
@@ -79,7 +104,21 @@ class ServerConfig:
             raise ConfigError(f"tick_ms: must be >= 1, got {self.tick_ms}")
         if not 1 <= self.heartbeat_ticks < self.election_ticks:
             raise ConfigError("heartbeat_ticks must be >= 1 and below election_ticks")
+        self._validate_security()
         return self
+
+    def _validate_security(self) -> None:
+        tls = self.tls()
+        if tls is not None and tls.cert is None:
+            raise ConfigError("--tls-cert: a TLS node needs its certificate (and --tls-key)")
+        if self.tls_client_auth not in CLIENT_AUTH_CHOICES:
+            raise ConfigError(
+                f"tls_client_auth: must be required or optional, not {self.tls_client_auth!r}"
+            )
+        if self.rate_limit_rps < 0 or self.rate_limit_burst < 1:
+            raise ConfigError("rate_limit_rps must be >= 0 and rate_limit_burst >= 1")
+        if self.connections_per_ip_max < 1:
+            raise ConfigError("connections_per_ip_max must be >= 1")
 
 
 def parse_address(address: str, *, what: str) -> tuple[str, int]:
@@ -116,7 +155,15 @@ def load_toml(path: Path, node_id: str) -> ServerConfig:
     return apply_overrides(base, cluster, source=str(path))
 
 
-_INT_KEYS = ("tick_ms", "election_ticks", "heartbeat_ticks", "snapshot_entries")
+_INT_KEYS = (
+    "tick_ms",
+    "election_ticks",
+    "heartbeat_ticks",
+    "snapshot_entries",
+    "rate_limit_burst",
+    "connections_per_ip_max",
+)
+_PATH_KEYS = ("data_dir", "tls_ca", "tls_cert", "tls_key")
 
 
 def apply_overrides(config: ServerConfig, values: dict[str, Any], *, source: str) -> ServerConfig:
@@ -129,11 +176,13 @@ def apply_overrides(config: ServerConfig, values: dict[str, Any], *, source: str
             if not isinstance(value, int) or isinstance(value, bool):
                 raise ConfigError(f"{source}: {key} must be an integer, got {value!r}")
             changes[key] = value
-        elif key == "data_dir":
+        elif key in _PATH_KEYS:
             changes[key] = Path(str(value))
-        elif key == "request_timeout_s":
+        elif key in ("request_timeout_s", "rate_limit_rps"):
+            if not isinstance(value, int | float) or isinstance(value, bool):
+                raise ConfigError(f"{source}: {key} must be a number, got {value!r}")
             changes[key] = float(value)
-        elif key in ("listen",):
+        elif key in ("listen", "tls_client_auth"):
             changes[key] = str(value)
         elif key == "join":
             changes[key] = tuple(value)

@@ -12,6 +12,12 @@ the group commit. No Raft rule lives here.
 One TCP port serves peers and clients alike; each line is routed by its
 envelope ``kind``. Peer links are outbound only (``server/peers.py``); inbound
 connections from peers only ever carry messages *to* this node.
+
+At the door (``security/``): optional TLS with client certificates, a limit on
+connections in total and per source IP, and a token bucket per connection that
+answers client requests beyond its rate with ``RATE_LIMITED``. On a TLS node
+whose clients may come without a certificate, Raft messages are accepted only
+from connections that presented a CA-signed one.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import contextlib
 import logging
 import random
 import signal
+import ssl
 import time
 from typing import Any
 
@@ -32,6 +39,8 @@ from resonetics.raft.messages import MESSAGE_TYPES, Message
 from resonetics.raft.ready import Role
 from resonetics.runtime.driver import NodeDriver
 from resonetics.runtime.outcome import Outcome
+from resonetics.security.ratelimit import ConnectionLimiter, TokenBucket
+from resonetics.security.tls import client_context, has_verified_certificate, server_context
 from resonetics.server.config import ServerConfig
 from resonetics.server.peers import PeerLink
 from resonetics.server.status import node_status
@@ -51,7 +60,7 @@ from resonetics.wire.peer import decode_peer, encode_peer
 log = logging.getLogger("resonetics.server")
 
 #: Connections served at once; further ones are closed on accept.
-CONNECTIONS_MAX = 1024
+CONNECTIONS_MAX = limits.CONNECTIONS_MAX
 #: A connection that completes no line for this long is closed (slow-loris guard), seconds.
 IDLE_LINE_TIMEOUT_S = 600.0
 READ_OPS = frozenset({"kv_get", "kv_scan"})
@@ -92,6 +101,15 @@ class NodeServer:
         self._stopping = asyncio.Event()
         self._connections: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
+        tls = config.tls()
+        self._server_ssl: ssl.SSLContext | None = (
+            server_context(tls, config.tls_client_auth) if tls is not None else None
+        )
+        self._peer_ssl: ssl.SSLContext | None = client_context(tls) if tls is not None else None
+        self._per_ip = ConnectionLimiter(config.connections_per_ip_max)
+        #: Client requests answered RATE_LIMITED, and connections refused by a limit.
+        self.rate_limited = 0
+        self.connections_refused = 0
 
     # --- lifecycle ---------------------------------------------------------------------
     async def serve_forever(self, *, install_signals: bool = True) -> None:
@@ -106,15 +124,29 @@ class NodeServer:
     async def start(self) -> None:
         host, port = self.config.listen_address
         self._server = await asyncio.start_server(
-            self._on_connection, host, port, limit=limits.LINE_BYTES_MAX, reuse_address=True
+            self._on_connection,
+            host,
+            port,
+            limit=limits.LINE_BYTES_MAX,
+            reuse_address=True,
+            ssl=self._server_ssl,
+            ssl_handshake_timeout=limits.TLS_HANDSHAKE_TIMEOUT_S if self._server_ssl else None,
         )
         hello = encode_envelope("Hello", {"node_id": self.config.node_id}, _now_ms())
         for peer, address in self.config.peers.items():
             if peer != self.config.node_id:
-                self.links[peer] = PeerLink(self.config.node_id, peer, address, hello)
-                self.links[peer].start()
+                link = PeerLink(self.config.node_id, peer, address, hello, ssl=self._peer_ssl)
+                self.links[peer] = link
+                link.start()
         self._tasks.add(asyncio.create_task(self._ticker(), name="ticker"))
-        log.info("listening on %s:%d, data in %s", host, port, self.config.node_dir)
+        transport = f"TLS (client certificates {self.config.tls_client_auth})"
+        log.info(
+            "listening on %s:%d over %s, data in %s",
+            host,
+            port,
+            transport if self._server_ssl else "plain TCP",
+            self.config.node_dir,
+        )
 
     def stop(self) -> None:
         self._stopping.set()
@@ -160,21 +192,31 @@ class NodeServer:
     async def _on_connection(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
-        if len(self._connections) >= CONNECTIONS_MAX:
+        peer = writer.get_extra_info("peername")
+        ip = str(peer[0]) if isinstance(peer, tuple) and peer else "?"
+        if len(self._connections) >= CONNECTIONS_MAX or not self._per_ip.try_acquire(ip):
+            self.connections_refused += 1
             writer.close()
             return
         self._connections.add(writer)
+        conn = _Conn(
+            writer,
+            TokenBucket(self.config.rate_limit_rps, self.config.rate_limit_burst),
+            # Plain TCP trusts the network (the documented default); TLS needs a verified cert.
+            peer_ok=self._server_ssl is None
+            or has_verified_certificate(writer.get_extra_info("ssl_object")),
+        )
         try:
-            await self._serve_connection(reader, writer)
+            await self._serve_connection(reader, conn)
         except (ConnectionError, OSError, asyncio.IncompleteReadError):
             pass
         finally:
+            self._per_ip.release(ip)
             self._connections.discard(writer)
             writer.close()
 
-    async def _serve_connection(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
+    async def _serve_connection(self, reader: asyncio.StreamReader, conn: _Conn) -> None:
+        writer = conn.writer
         # One timeout for the whole connection, pushed back after each line: a per-line
         # ``wait_for`` would wrap every read in a task and yield to the loop between lines,
         # which splits a burst of pipelined requests into one fsync each.
@@ -184,7 +226,7 @@ class NodeServer:
                 while not reader.at_eof():
                     line = await reader.readuntil(b"\n")
                     idle.reschedule(loop.time() + IDLE_LINE_TIMEOUT_S)
-                    self._on_line(line, writer)
+                    self._on_line(line, conn)
                     if writer.transport.get_write_buffer_size() > 1 << 20:
                         await writer.drain()
         except asyncio.LimitOverrunError:
@@ -196,16 +238,25 @@ class NodeServer:
         except TimeoutError:
             return  # no complete line for IDLE_LINE_TIMEOUT_S: a slow-loris or a dead peer
 
-    def _on_line(self, line: bytes, writer: asyncio.StreamWriter) -> None:
+    def _on_line(self, line: bytes, conn: _Conn) -> None:
+        writer = conn.writer
         try:
             env = decode_envelope(line)
         except ResoneticsError as exc:
             writer.write(_error_response(None, exc))
             return
         if env.kind in MESSAGE_TYPES:
-            self._on_peer_message(env)
+            if conn.peer_ok:
+                self._on_peer_message(env)
+            elif not conn.warned:
+                conn.warned = True
+                log.warning("dropped %s from a connection without a node certificate", env.kind)
         elif env.kind == "ClientRequest":
-            self._on_client_request(env, writer)
+            if conn.bucket.try_take():
+                self._on_client_request(env, writer)
+            else:
+                self.rate_limited += 1
+                writer.write(outcome_response(env.id, _RATE_LIMITED))
         elif env.kind == "Hello":
             pass
         else:
@@ -245,11 +296,24 @@ class NodeServer:
         elif op in READ_OPS:
             consistency = args.pop("consistency", "linearizable")
             if consistency == "stale":
-                responder(self.driver.read_stale(op, args))
+                responder(self._stale_read(op, args))
             else:
-                self.driver.read(op, args, responder)
+                self.driver.read(op, args, responder, lease=consistency == "lease")
         else:
             responder(Outcome(codes.BAD_REQUEST, message=f"op: unknown op {op!r}"))
+
+    def _stale_read(self, op: str, args: dict[str, Any]) -> Outcome:
+        """From this node's applied state, saying how far behind it may be."""
+        outcome = self.driver.read_stale(op, args)
+        core = self.driver.core
+        if core.role is Role.LEADER:
+            since_ms: float | None = 0.0
+        else:
+            seen = self.last_contact.get(core.leader_id or "")
+            since_ms = None if seen is None else (time.monotonic() - seen) * 1000
+        outcome.result["leader"] = core.leader_id
+        outcome.result["leader_contact_ms"] = None if since_ms is None else round(since_ms, 1)
+        return outcome
 
     def leader_address(self, leader: str | None) -> str | None:
         return self.config.peers.get(leader) if leader else None
@@ -257,6 +321,23 @@ class NodeServer:
     def role(self) -> Role:
         role: Role = self.driver.core.role
         return role
+
+
+_RATE_LIMITED = Outcome(
+    codes.RATE_LIMITED, message="too many requests on this connection; retry after a pause"
+)
+
+
+class _Conn:
+    """One accepted connection: its writer, its request budget, whether it may speak Raft."""
+
+    __slots__ = ("bucket", "peer_ok", "warned", "writer")
+
+    def __init__(self, writer: asyncio.StreamWriter, bucket: TokenBucket, *, peer_ok: bool) -> None:
+        self.writer = writer
+        self.bucket = bucket
+        self.peer_ok = peer_ok
+        self.warned = False
 
 
 class _Responder:

@@ -5,6 +5,11 @@ response is a message of its own, sent over the responder's own link), so a
 link only ever writes. Its queue is bounded: when a peer is slow or gone, the
 oldest messages are dropped, which Raft tolerates (the leader re-sends from its
 progress tracking) and which keeps a dead peer from growing our memory.
+
+On a TLS cluster the link presents this node's certificate and checks the
+peer's against the cluster CA and the host part of the peer's address
+(``security/tls.py``); a peer that fails the check is retried with the usual
+backoff and logged once per distinct reason, never with a traceback.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import ssl
 from collections import deque
 
 from resonetics.server.config import parse_address
@@ -31,8 +37,18 @@ WRITE_HIGH_WATER_BYTES = 4 << 20
 class PeerLink:
     """Sends encoded lines to one peer, in order, over one connection at a time."""
 
-    def __init__(self, node_id: str, peer_id: str, address: str, hello: bytes) -> None:
+    def __init__(
+        self,
+        node_id: str,
+        peer_id: str,
+        address: str,
+        hello: bytes,
+        *,
+        ssl: ssl.SSLContext | None = None,
+    ) -> None:
         self.node_id = node_id
+        self._ssl = ssl
+        self._last_tls_problem = ""
         self.peer_id = peer_id
         self.address = address
         self._hello = hello
@@ -76,8 +92,11 @@ class PeerLink:
         while True:
             try:
                 host, port = parse_address(self.address, what=f"peer {self.peer_id}")
-                reader, writer = await asyncio.open_connection(host, port)
-            except OSError:
+                reader, writer = await asyncio.open_connection(
+                    host, port, ssl=self._ssl, server_hostname=host if self._ssl else None
+                )
+            except OSError as exc:
+                self._note_tls_problem(exc)
                 self._queue.clear()  # stale by the time we reconnect; Raft re-sends
                 await asyncio.sleep(backoff * (0.5 + random.random()))
                 backoff = min(backoff * 2, BACKOFF_MAX_S)
@@ -95,6 +114,15 @@ class PeerLink:
                 writer.close()
                 with contextlib.suppress(Exception):
                     await writer.wait_closed()
+
+    def _note_tls_problem(self, exc: OSError) -> None:
+        """A TLS failure is a configuration problem an operator must see: warn once per reason."""
+        if not isinstance(exc, ssl.SSLError):
+            return
+        problem = str(getattr(exc, "verify_message", "") or exc.reason or exc)
+        if problem != self._last_tls_problem:
+            self._last_tls_problem = problem
+            log.warning("TLS to %s at %s failed: %s", self.peer_id, self.address, problem)
 
     async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.write(self._hello)

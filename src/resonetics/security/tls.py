@@ -1,0 +1,169 @@
+"""TLS contexts for the node's listener, its peer links and clients (stdlib ``ssl``).
+
+Theory of operation
+-------------------
+A TLS cluster has one certificate authority (the file given as ``--tls-ca``).
+Every node holds a certificate signed by it, used both ways:
+
+* **as a server** (its listener) it presents its certificate and, for mutual
+  authentication, asks every connecting party for a certificate signed by the
+  same CA. With ``client_auth="required"`` (the default) a connection without
+  one fails the handshake; with ``"optional"`` a connection without a
+  certificate is let in but may only send client requests: Raft messages are
+  accepted only from connections that presented a CA-signed certificate
+  (``NodeServer`` checks ``peer_authenticated``).
+* **as a client** (its outbound peer links) it presents the same certificate
+  and verifies the peer's against the CA **and** against the host part of the
+  peer's configured address (``check_hostname``): a node listed as
+  ``n2=10.0.0.2:7001`` must hold a certificate whose subjectAltName contains
+  the IP address ``10.0.0.2`` (or, for a DNS name, that name). This is the
+  SAN policy: certificates name the host a node is reached at, not its node id.
+
+The listener accepts TLS 1.2 and 1.3 only (OpenSSL negotiates 1.3 whenever both
+sides have it). Certificates are read once, at start; rotating them means a
+restart of the node (rolling, one node at a time).
+
+Rejected alternative: separate ports for peers and clients, each with its own
+policy. One port keeps the addressing of the plain-TCP cluster unchanged, and
+the per-connection ``peer_authenticated`` flag gives the same separation.
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from resonetics.errors import ResoneticsError
+
+ClientAuth = Literal["required", "optional"]
+CLIENT_AUTH_CHOICES: tuple[ClientAuth, ...] = ("required", "optional")
+
+#: Environment variables the client-side commands read (the flags override them).
+ENV_CA = "RESONETICS_TLS_CA"
+ENV_CERT = "RESONETICS_TLS_CERT"
+ENV_KEY = "RESONETICS_TLS_KEY"
+
+
+class TLSConfigError(ResoneticsError):
+    """A TLS setting is unusable: a missing file, a key that does not match, a bad choice."""
+
+
+@dataclass(frozen=True, slots=True)
+class TLSConfig:
+    """Where a party's TLS material lives: the CA to trust, and its own certificate and key.
+
+    ``cert``/``key`` are optional for a client (needed when the cluster requires client
+    certificates); a node needs all three. ``key`` may be omitted when ``cert`` holds
+    both the certificate chain and the private key.
+    """
+
+    ca: Path
+    cert: Path | None = None
+    key: Path | None = None
+
+    @classmethod
+    def from_paths(
+        cls, ca: str | Path | None, cert: str | Path | None = None, key: str | Path | None = None
+    ) -> TLSConfig | None:
+        """A config from optional paths (flags, env); None when no TLS option is given."""
+        if ca is None and cert is None and key is None:
+            return None
+        if ca is None:
+            raise TLSConfigError(
+                "--tls-ca: the CA certificate is required with --tls-cert/--tls-key"
+            )
+        if key is not None and cert is None:
+            raise TLSConfigError("--tls-key: given without --tls-cert")
+        return cls(Path(ca), Path(cert) if cert else None, Path(key) if key else None)
+
+    @classmethod
+    def from_env(cls) -> TLSConfig | None:
+        return cls.from_paths(
+            os.environ.get(ENV_CA) or None,
+            os.environ.get(ENV_CERT) or None,
+            os.environ.get(ENV_KEY) or None,
+        )
+
+
+def _base_context(purpose: ssl.Purpose, tls: TLSConfig) -> ssl.SSLContext:
+    context = ssl.create_default_context(purpose)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_verify_locations(cafile=str(tls.ca))
+    except (OSError, ssl.SSLError) as exc:
+        raise TLSConfigError(f"--tls-ca {tls.ca}: cannot load ({exc})") from exc
+    if tls.cert is not None:
+        try:
+            context.load_cert_chain(str(tls.cert), str(tls.key) if tls.key else None)
+        except (OSError, ssl.SSLError) as exc:
+            raise TLSConfigError(
+                f"--tls-cert {tls.cert} / --tls-key {tls.key}: cannot load ({exc})"
+            ) from exc
+    return context
+
+
+def server_context(tls: TLSConfig, client_auth: ClientAuth = "required") -> ssl.SSLContext:
+    """The listener's context: presents the node certificate, asks for a CA-signed one back."""
+    if client_auth not in CLIENT_AUTH_CHOICES:
+        raise TLSConfigError(
+            f"--tls-client-auth: must be required or optional, not {client_auth!r}"
+        )
+    if tls.cert is None:
+        raise TLSConfigError("--tls-cert: a node needs its own certificate to serve TLS")
+    context = _base_context(ssl.Purpose.CLIENT_AUTH, tls)
+    context.verify_mode = ssl.CERT_REQUIRED if client_auth == "required" else ssl.CERT_OPTIONAL
+    return context
+
+
+def client_context(tls: TLSConfig) -> ssl.SSLContext:
+    """A connecting party's context (peer link or client): verifies the server and its host."""
+    context = _base_context(ssl.Purpose.SERVER_AUTH, tls)
+    context.check_hostname = True
+    context.verify_mode = ssl.CERT_REQUIRED
+    return context
+
+
+def has_verified_certificate(ssl_object: ssl.SSLObject | ssl.SSLSocket | None) -> bool:
+    """Whether the other end presented a certificate our CA verified.
+
+    With ``CERT_OPTIONAL`` the handshake succeeds without one; ``getpeercert()``
+    then returns an empty dict. A certificate that failed verification never gets
+    here (the handshake fails), so non-empty means verified.
+    """
+    if ssl_object is None:
+        return False
+    return bool(ssl_object.getpeercert())
+
+
+def refusal_reason(exc: BaseException) -> str | None:
+    """If ``exc`` is a TLS refusal that retrying cannot fix, a one-line reason; else None.
+
+    A certificate the client cannot verify, or an alert from the server saying it
+    refused ours (no certificate, unknown CA), is a configuration problem: every
+    node of the cluster will say the same. An EOF or reset is not (a node may be
+    restarting), so those stay retryable.
+    """
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"server certificate not accepted: {exc.verify_message}"
+    reason = str(getattr(exc, "reason", None) or "")
+    if isinstance(exc, ssl.SSLError) and "ALERT" in reason.upper():
+        return f"the server refused this client's TLS credentials ({reason})"
+    return None
+
+
+__all__ = [
+    "CLIENT_AUTH_CHOICES",
+    "ENV_CA",
+    "ENV_CERT",
+    "ENV_KEY",
+    "ClientAuth",
+    "TLSConfig",
+    "TLSConfigError",
+    "client_context",
+    "has_verified_certificate",
+    "refusal_reason",
+    "server_context",
+]

@@ -1,0 +1,156 @@
+"""A cluster over mutual TLS: it serves, it refuses strangers cleanly, and keeps them out of quorum."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import trustme
+
+from resonetics import errors
+from resonetics.client import Client
+from resonetics.localcluster import LocalCluster
+from resonetics.security.tls import TLSConfig
+from tests.security.trust import cluster_tls, write_ca, write_leaf
+
+
+def _no_traceback(cluster: LocalCluster) -> None:
+    for node_id in cluster.nodes:
+        log = (cluster.data_dir / f"{node_id}.log").read_text(errors="replace")
+        assert "Traceback" not in log, f"{node_id} crashed:\n{log[-3000:]}"
+
+
+def _wait_for_log(cluster: LocalCluster, node_id: str, text: str, timeout_s: float = 30) -> str:
+    deadline = time.monotonic() + timeout_s
+    path = cluster.data_dir / f"{node_id}.log"
+    while time.monotonic() < deadline:
+        log = path.read_text(errors="replace")
+        if text in log:
+            return log
+        time.sleep(0.1)
+    raise AssertionError(f"{text!r} never appeared in {node_id}'s log:\n{log[-2000:]}")
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture(scope="module")
+def tls_cluster(tmp_path_factory: pytest.TempPathFactory, ca: trustme.CA) -> Iterator[LocalCluster]:
+    root = tmp_path_factory.mktemp("tls")
+    cluster = LocalCluster(root / "data", size=3, tick_ms=20)
+    cluster.tls = cluster_tls(ca, root / "certs", list(cluster.nodes))
+    cluster.start()
+    try:
+        cluster.wait_for_leader(timeout_s=60)
+        yield cluster
+    finally:
+        cluster.stop()
+        _no_traceback(cluster)
+
+
+def _client_tls(cluster: LocalCluster) -> TLSConfig:
+    assert cluster.tls is not None and cluster.tls.client is not None
+    return cluster.tls.client
+
+
+def test_tls_cluster_elects_a_leader_and_serves_writes_over_mtls(tls_cluster: LocalCluster) -> None:
+    leader, status = tls_cluster.wait_for_leader()
+    with Client(tls_cluster.addresses, timeout=20, tls=_client_tls(tls_cluster)) as client:
+        receipt = client.put("secret", {"over": "tls"})
+        assert client.get("secret") == {"over": "tls"}
+        assert client.leader == leader
+    assert receipt.index > 0 and len(receipt.hash) == 64
+    assert set(status["peers_connected"].values()) == {True}
+    log = (tls_cluster.data_dir / f"{leader}.log").read_text(errors="replace")
+    assert "over TLS (client certificates required)" in log
+
+
+def test_client_without_a_certificate_is_refused_and_the_node_keeps_serving(
+    tls_cluster: LocalCluster,
+) -> None:
+    anonymous = TLSConfig(_client_tls(tls_cluster).ca)
+    with (
+        Client(tls_cluster.addresses, timeout=20, tls=anonymous) as client,
+        pytest.raises((errors.Timeout, errors.Unavailable), match="certificate"),
+    ):
+        client.put("intrusion", 1)
+    with Client(tls_cluster.addresses, timeout=20, tls=_client_tls(tls_cluster)) as client:
+        client.put("after-anonymous", 1)
+        assert client.get("intrusion") is None
+
+
+def test_client_with_a_certificate_from_another_ca_is_refused(
+    tls_cluster: LocalCluster, tmp_path: Path
+) -> None:
+    cert, key = write_leaf(trustme.CA(), tmp_path, "stranger")
+    stranger = TLSConfig(_client_tls(tls_cluster).ca, cert, key)
+    with (
+        Client(tls_cluster.addresses, timeout=20, tls=stranger) as client,
+        pytest.raises((errors.Timeout, errors.Unavailable), match="certificate"),
+    ):
+        client.get("secret")
+    with Client(tls_cluster.addresses, timeout=20, tls=_client_tls(tls_cluster)) as client:
+        assert client.get("secret") == {"over": "tls"}
+
+
+def test_client_that_does_not_trust_the_cluster_ca_stops_at_once(
+    tls_cluster: LocalCluster, tmp_path: Path
+) -> None:
+    other = trustme.CA()
+    cert, key = write_leaf(other, tmp_path, "elsewhere")
+    elsewhere = TLSConfig(write_ca(other, tmp_path / "other-ca.pem"), cert, key)
+    with (
+        Client(tls_cluster.addresses, timeout=20, tls=elsewhere) as client,
+        pytest.raises(errors.Unavailable, match="server certificate not accepted"),
+    ):
+        client.get("secret")
+
+
+def test_plain_tcp_client_gets_no_service_from_a_tls_node(tls_cluster: LocalCluster) -> None:
+    with (
+        Client(tls_cluster.addresses, timeout=2) as client,
+        pytest.raises((errors.Timeout, errors.Unavailable)),
+    ):
+        client.get("secret")
+
+
+def test_peer_with_a_certificate_from_another_ca_cannot_join_the_quorum(
+    tmp_path: Path, ca: trustme.CA
+) -> None:
+    cluster = LocalCluster(tmp_path / "data", size=3, tick_ms=20)
+    files = cluster_tls(ca, tmp_path / "certs", list(cluster.nodes))
+    assert files.client is not None
+    # n3 trusts the cluster CA but holds a certificate from another one.
+    rogue_ca = trustme.CA()
+    cluster.tls = replace(
+        files, nodes={**files.nodes, "n3": write_leaf(rogue_ca, tmp_path / "rogue", "n3")}
+    )
+    cluster.start()
+    try:
+        leader, _ = cluster.wait_for_leader(timeout_s=60, exclude={"n3"})
+        assert leader in {"n1", "n2"}
+        with Client(cluster.addresses[:2], timeout=20, tls=files.client) as client:
+            receipt = client.put("quorum", "n1+n2")
+        # The good nodes refuse n3's certificate on their links to it, and say so.
+        _wait_for_log(cluster, leader, "TLS to n3")
+        status = cluster.status(leader)
+        assert status is not None
+        assert status["peers_connected"]["n3"] is False
+        assert "n3" not in status["last_contact_s"]
+        assert status["commit_index"] >= receipt.index
+        # n3's own view (asked by a client that trusts its rogue CA): it never heard from
+        # a leader, and nothing committed reached it.
+        probe_tls = replace(files.client, ca=write_ca(rogue_ca, tmp_path / "rogue-ca.pem"))
+        address = cluster.nodes["n3"].address
+        with Client([address], timeout=10, tls=probe_tls) as probe:
+            rogue_view = probe.status(address)
+        assert rogue_view["leader"] is None
+        assert rogue_view["commit_index"] == 0
+    finally:
+        cluster.stop()
+    _no_traceback(cluster)
