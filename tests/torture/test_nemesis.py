@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from resonetics.localcluster import LocalCluster
-from resonetics.torture.nemesis import FAULT_KINDS, Nemesis, NemesisOptions
+from resonetics.torture.nemesis import FAULT_KINDS, PROCESS_FAULTS, Nemesis, NemesisOptions
 from resonetics.torture.proxy import ProxyMesh
 
 
@@ -29,14 +29,16 @@ class _FakeCluster(LocalCluster):
         self.actions.append((sig.name, node_id))
 
 
-def _nemesis(tmp_path: Path, seed: int, size: int = 3) -> tuple[Nemesis, _FakeCluster]:
+def _nemesis(
+    tmp_path: Path, seed: int, size: int = 3, overlap_p: float = 0.3
+) -> tuple[Nemesis, _FakeCluster]:
     cluster = _FakeCluster(tmp_path / "data", size=size)
     cluster.actions = []
     for node_id in cluster.nodes:
         (tmp_path / "data" / node_id).mkdir(parents=True, exist_ok=True)
         (tmp_path / "data" / node_id / "log.jsonl").write_bytes(b'{"index":0}\n{"index":1}\n')
     mesh = ProxyMesh({n: node.address for n, node in cluster.nodes.items()})
-    options = NemesisOptions(hold_s=(0.0, 0.001), quiet_s=(0.0, 0.001))
+    options = NemesisOptions(hold_s=(0.0, 0.001), quiet_s=(0.0, 0.001), overlap_p=overlap_p)
     return Nemesis(cluster, mesh, random.Random(seed), options), cluster
 
 
@@ -73,10 +75,26 @@ def test_one_seed_gives_one_fault_sequence(tmp_path: Path) -> None:
 
 
 def test_each_round_meets_every_fault_kind_once(tmp_path: Path) -> None:
-    nemesis, _ = _nemesis(tmp_path, seed=3, size=5)
+    nemesis, _ = _nemesis(tmp_path, seed=3, size=5, overlap_p=0.0)
     _run(nemesis, len(FAULT_KINDS))
     assert set(nemesis.counts) == set(FAULT_KINDS)
-    assert all(count >= 1 for count in nemesis.counts.values())
+    assert all(count == 1 for count in nemesis.counts.values())
+
+
+def test_an_overlapping_fault_joins_one_process_fault_with_one_network_fault(
+    tmp_path: Path,
+) -> None:
+    nemesis, _ = _nemesis(tmp_path, seed=4, size=5, overlap_p=1.0)
+    _run(nemesis, 2 * len(FAULT_KINDS))
+    active: list[str] = []
+    for event in nemesis.log:
+        if event["phase"] == "start":
+            active.append(event["fault"])
+            families = [kind in PROCESS_FAULTS for kind in active]
+            assert len(active) <= 2 and families.count(True) <= 1 and families.count(False) <= 1
+        elif event["fault"] in active:
+            active.remove(event["fault"])
+    assert sum(nemesis.counts.values()) >= 2 * len(FAULT_KINDS)
 
 
 def test_cancelling_heals_the_network_resumes_and_restarts_everything(tmp_path: Path) -> None:

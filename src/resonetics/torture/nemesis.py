@@ -30,6 +30,8 @@ from resonetics.localcluster import LocalCluster
 from resonetics.torture.corrupt import TEAR_KINDS, tear_tail
 from resonetics.torture.proxy import Pair, ProxyMesh, split_pairs
 
+#: Faults on processes and faults on the network: one of each may be active together.
+PROCESS_FAULTS: frozenset[str] = frozenset({"kill", "pause", "corrupt"})
 FAULT_KINDS: tuple[str, ...] = (
     "kill",
     "pause",
@@ -48,6 +50,8 @@ class NemesisOptions:
     hold_s: tuple[float, float] = (2.0, 5.0)
     quiet_s: tuple[float, float] = (1.0, 3.0)
     delay_s: tuple[float, float] = (0.02, 0.2)
+    #: Chance that a fault gets a partner of the other family (process / network) at once.
+    overlap_p: float = 0.3
 
 
 @dataclass
@@ -77,12 +81,15 @@ class Nemesis:
                 for kind in kinds:
                     await asyncio.sleep(self.rng.uniform(*self.options.quiet_s))
                     hold = self.rng.uniform(*self.options.hold_s)
-                    undo = self._start(kind)
-                    self.counts[kind] += 1
+                    undos = [self._start(kind)]
+                    partner = self._partner(kind)
+                    if partner is not None:
+                        undos.append(self._start(partner))
                     try:
                         await asyncio.sleep(hold)
                     finally:
-                        undo()
+                        for undo in reversed(undos):
+                            undo()
         finally:
             self.heal_all()
 
@@ -98,8 +105,17 @@ class Nemesis:
     def record(self, fault: str, phase: str, **details: Any) -> None:
         self.log.append({"time": time.monotonic(), "fault": fault, "phase": phase, **details})
 
+    def _partner(self, kind: str) -> str | None:
+        """A fault of the other family to run alongside ``kind``, drawn from the seed."""
+        overlap = self.rng.random() < self.options.overlap_p
+        family = kind in PROCESS_FAULTS
+        others = sorted(k for k in self.options.faults if (k in PROCESS_FAULTS) != family)
+        pick = self.rng.choice(others) if others else None
+        return pick if overlap else None
+
     # --- one fault ------------------------------------------------------------------------
     def _start(self, kind: str) -> Callable[[], None]:
+        self.counts[kind] += 1
         victim = self.rng.choice(self.node_ids)
         if self.rng.random() < 0.5:
             victim = self.leader() or victim
@@ -217,4 +233,4 @@ class Nemesis:
         self.paused.discard(node)
 
 
-__all__ = ["FAULT_KINDS", "Nemesis", "NemesisOptions"]
+__all__ = ["FAULT_KINDS", "PROCESS_FAULTS", "Nemesis", "NemesisOptions"]

@@ -106,6 +106,8 @@ class WorkloadOptions:
     op_timeout_s: float = 3.0
     #: Pause between one client's operations, seconds (uniform 0..this).
     think_s: float = 0.02
+    #: Pause after an op that did not succeed (no leader, node down), seconds (uniform 0..this).
+    backoff_s: float = 0.1
 
 
 class Workload:
@@ -162,7 +164,8 @@ class Workload:
                 if hint != conn.address:
                     conn.close()
                     conn = NodeConnection(hint)
-                await asyncio.sleep(rng.uniform(0, self.options.think_s))
+                pause = self.options.think_s if outcome == "ok" else self.options.backoff_s
+                await asyncio.sleep(rng.uniform(0, pause))
         finally:
             conn.close()
 
