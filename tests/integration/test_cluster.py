@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import signal
 import threading
 import time
@@ -92,10 +93,8 @@ def test_killing_the_leader_loses_no_acknowledged_write_and_applies_retries_once
         i = 0
         while not stop.is_set():
             key = f"w{worker}/{i}"
-            try:
+            with contextlib.suppress(errors.ResoneticsError):
                 acked_puts[key] = clients[worker].put(key, i)
-            except errors.ResoneticsError:
-                pass
             i += 1
 
     with concurrent.futures.ThreadPoolExecutor(6) as pool:

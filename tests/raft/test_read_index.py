@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from resonetics import errors
-from resonetics.raft.messages import AppendEntries, AppendEntriesResp, Message
+from resonetics.raft.config import LEASE_CLOCK_DRIFT_MAX, lease_ticks_for
+from resonetics.raft.messages import AppendEntries, AppendEntriesResp, Message, ReadIndex
 from resonetics.raft.ready import ReadState, Role
 from tests.raft.harness import Network
 
@@ -44,7 +45,9 @@ def test_acks_of_an_older_round_do_not_confirm_a_newer_read() -> None:
     net = Network(seed=1)
     leader = net.nodes[settled_leader(net)]
     leader.read_index("r")
-    net.process("n1")
+    rd = net.process("n1")
+    assert rd is not None
+    round_seq = max(m.read_seq for m in rd.messages if isinstance(m, AppendEntries))
     net.queue.clear()
     for peer in ("n2", "n3"):
         leader.step(
@@ -54,7 +57,7 @@ def test_acks_of_an_older_round_do_not_confirm_a_newer_read() -> None:
                 term=leader.term,
                 success=True,
                 match_index=leader.commit_index,
-                read_seq=0,
+                read_seq=round_seq - 1,
             )
         )
     assert net.process("n1") is None or net.reads["n1"] == []
@@ -65,7 +68,7 @@ def test_acks_of_an_older_round_do_not_confirm_a_newer_read() -> None:
             term=leader.term,
             success=True,
             match_index=leader.commit_index,
-            read_seq=1,
+            read_seq=round_seq,
         )
     )
     net.process("n1")
@@ -115,9 +118,84 @@ def test_single_voter_cluster_answers_reads_immediately() -> None:
     assert rd is not None and rd.read_states == [ReadState("solo", n1.commit_index)]
 
 
-def test_read_index_on_a_follower_names_the_leader() -> None:
+def test_follower_read_is_forwarded_and_served_at_the_leaders_index() -> None:
+    """Dissertation §6.4.1: a follower asks the leader for the read index."""
     net = Network(seed=1)
     settled_leader(net)
+    net.propose("n1", "x")
+    net.deliver()
+    net.nodes["n2"].read_index("f1")
+    rd = net.process("n2")
+    assert rd is not None
+    forwarded = [m for m in rd.messages if isinstance(m, ReadIndex)]
+    assert [(m.dst, m.read_id) for m in forwarded] == [("n1", forwarded[0].read_id)]
+    net.deliver()
+    assert net.reads["n2"] == [ReadState("f1", net.nodes["n1"].commit_index)]
+    assert net.reads["n1"] == []  # the leader answered with a message, not a local read
+
+
+def test_read_index_without_a_known_leader_raises_not_leader() -> None:
+    net = Network(seed=1)
     with pytest.raises(errors.NotLeader) as exc:
         net.nodes["n2"].read_index("x")
-    assert exc.value.leader_id == "n1" and exc.value.term == net.nodes["n1"].term
+    assert exc.value.leader_id is None
+
+
+def test_forwarded_read_is_dropped_when_the_follower_loses_its_leader() -> None:
+    net = Network(seed=1)
+    settled_leader(net)
+    net.isolate("n1")
+    net.nodes["n2"].read_index("lost")
+    net.process("n2")
+    net.tick("n2", times=net.config("n2").election_ticks)
+    net.process("n2")
+    assert "lost" in net.dropped_reads["n2"]
+    assert net.reads["n2"] == []
+
+
+def _lease_network() -> Network:
+    return Network(seed=1, lease_ticks=lease_ticks_for(10), election_ticks=10)
+
+
+def test_lease_read_is_served_without_a_heartbeat_round() -> None:
+    net = _lease_network()
+    leader = net.nodes[settled_leader(net)]
+    net.tick_and_deliver(1)  # a periodic round echoed by a quorum starts the lease
+    leader.read_index("lease", lease=True)
+    rd = net.process("n1")
+    assert rd is not None
+    assert rd.read_states == [ReadState("lease", leader.commit_index)]
+    assert not [m for m in rd.messages if isinstance(m, AppendEntries)]
+
+
+def test_lease_expires_when_no_quorum_echoes_heartbeats() -> None:
+    """An isolated leader must not serve lease reads once another could be elected."""
+    net = _lease_network()
+    leader = net.nodes[settled_leader(net)]
+    net.tick_and_deliver(1)
+    net.isolate("n1")
+    net.tick("n1", times=lease_ticks_for(10))
+    net.process("n1")
+    leader.read_index("stale?", lease=True)
+    rd = net.process("n1")
+    assert rd is None or rd.read_states == []  # falls back to a ReadIndex round
+    net.deliver()
+    assert net.reads["n1"] == []  # and nobody answers it
+
+
+def test_no_lease_reads_while_a_leadership_transfer_is_in_progress() -> None:
+    """TimeoutNow lets the target bypass stickiness, so the lease no longer holds."""
+    net = _lease_network()
+    leader = net.nodes[settled_leader(net)]
+    net.tick_and_deliver(1)
+    net.isolate("n2")
+    leader.transfer_leadership("n2")
+    leader.read_index("during-transfer", lease=True)
+    rd = net.process("n1")
+    assert rd is None or rd.read_states == []
+
+
+def test_lease_ticks_stay_below_the_election_timeout_by_the_drift_margin() -> None:
+    for election_ticks in (2, 5, 10, 12, 50):
+        lease = lease_ticks_for(election_ticks)
+        assert 0 <= lease < election_ticks * (1 - LEASE_CLOCK_DRIFT_MAX)

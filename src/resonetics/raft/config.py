@@ -21,6 +21,10 @@ class RaftConfig:
     inflight_appends_max: int = limits.INFLIGHT_APPENDS_MAX
     append_entries_max: int = limits.APPEND_ENTRIES_MAX
     append_bytes_max: int = limits.APPEND_BYTES_MAX
+    #: Ticks a leader may serve lease reads after a quorum echoed a heartbeat round
+    #: (0: lease reads off). Must stay below election_ticks by the clock-drift margin:
+    #: see ``lease_ticks_for``.
+    lease_ticks: int = 0
     #: Uncommitted entries a leader accepts before refusing proposals.
     uncommitted_entries_max: int = limits.UNCOMMITTED_ENTRIES_MAX
     #: A learner marked for promotion becomes a voter once within this many entries.
@@ -33,6 +37,19 @@ class RaftConfig:
             pass
         if self.heartbeat_ticks < 1 or self.election_ticks <= self.heartbeat_ticks:
             raise ValueError("need 1 <= heartbeat_ticks < election_ticks")
+        if not 0 <= self.lease_ticks < self.election_ticks:
+            raise ValueError("need 0 <= lease_ticks < election_ticks")
 
 
-__all__ = ["RaftConfig"]
+#: The largest difference in tick rate between two nodes that lease reads tolerate.
+LEASE_CLOCK_DRIFT_MAX = 0.15
+
+
+def lease_ticks_for(election_ticks: int, drift: float = LEASE_CLOCK_DRIFT_MAX) -> int:
+    """A safe lease: a follower refuses other candidates for ``election_ticks`` of *its*
+    ticks after hearing from the leader; if its clock runs up to ``drift`` faster, that is
+    ``election_ticks * (1 - drift)`` of the leader's ticks, less one for rounding."""
+    return max(0, int(election_ticks * (1 - drift)) - 1)
+
+
+__all__ = ["LEASE_CLOCK_DRIFT_MAX", "RaftConfig", "lease_ticks_for"]

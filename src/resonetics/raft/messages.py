@@ -108,6 +108,20 @@ class TimeoutNow(_Msg, frozen=True, kw_only=True, tag="TimeoutNow"):
     """Leadership transfer: start an election now (dissertation §3.10)."""
 
 
+class ReadIndex(_Msg, frozen=True, kw_only=True, tag="ReadIndex"):
+    """A follower asks the leader for a read index on behalf of its client (§6.4.1)."""
+
+    #: The follower's own handle for the read, echoed in the response.
+    read_id: int
+
+
+class ReadIndexResp(_Msg, frozen=True, kw_only=True, tag="ReadIndexResp"):
+    """The leader confirmed its leadership for the read: serve once applied >= ``index``."""
+
+    read_id: int
+    index: Index
+
+
 Message: TypeAlias = (
     PreVote
     | PreVoteResp
@@ -118,6 +132,8 @@ Message: TypeAlias = (
     | InstallSnapshot
     | InstallSnapshotResp
     | TimeoutNow
+    | ReadIndex
+    | ReadIndexResp
 )
 
 #: kind name -> struct type, for the wire decoder.
@@ -133,6 +149,8 @@ MESSAGE_TYPES: dict[str, type[Message]] = {
         InstallSnapshot,
         InstallSnapshotResp,
         TimeoutNow,
+        ReadIndex,
+        ReadIndexResp,
     )
 }
 
@@ -153,6 +171,8 @@ __all__ = [
     "Message",
     "PreVote",
     "PreVoteResp",
+    "ReadIndex",
+    "ReadIndexResp",
     "RequestVote",
     "RequestVoteResp",
     "TimeoutNow",

@@ -13,6 +13,19 @@ every read registered before it (batching).
 A new leader does not know the commit index of its predecessor until an entry
 of its own term commits (§6.4 step 1), so reads arriving before its NOOP
 commits wait in ``waiting_for_noop`` and are registered when it does.
+
+Leases (§6.4.1): the leader also starts a new ``read_seq`` with every heartbeat
+round and remembers the tick at which each was handed out. When a majority has
+echoed sequence ``s``, every one of them heard from this leader no earlier than
+``tick_of(s)``, and leader stickiness keeps each of them from voting for anyone
+else for an election timeout after that. Until ``tick_of(s) + lease_ticks``
+(``lease_ticks`` below the election timeout by a clock-drift margin) no other
+leader can exist, so a read may be served from local state without a round.
+
+Follower reads: a follower forwards the read to the leader as a ``ReadIndex``
+message; the leader registers it like its own, under a ``RemoteRead`` handle,
+and answers ``ReadIndexResp`` with the index once confirmed. ``FollowerReads``
+keeps the follower's side: the reads sent and not yet answered.
 """
 
 from __future__ import annotations
@@ -32,10 +45,22 @@ class PendingRead:
     seq: int
 
 
+@dataclass(frozen=True, slots=True)
+class RemoteRead:
+    """A read a follower forwarded: answered with a message, not a local ReadState."""
+
+    node: NodeId
+    read_id: int
+
+
+#: Sequence numbers whose hand-out tick is remembered (older ones cannot start a lease).
+_SEQ_TICKS_MAX = 256
+
+
 class ReadTracker:
     """Reads a leader has accepted and not yet confirmed, oldest first."""
 
-    __slots__ = ("acked_seq", "pending", "seq", "waiting_for_noop")
+    __slots__ = ("acked_seq", "pending", "seq", "seq_ticks", "waiting_for_noop")
 
     def __init__(self) -> None:
         #: Highest read_seq handed out; only ever grows in one node's lifetime.
@@ -44,10 +69,29 @@ class ReadTracker:
         self.waiting_for_noop: list[object] = []
         #: Highest read_seq each peer has echoed during this leadership.
         self.acked_seq: dict[NodeId, int] = {}
+        #: read_seq -> the tick it was handed out at (for leases).
+        self.seq_ticks: dict[int, int] = {}
 
-    def register(self, ctx: object, commit_index: Index) -> None:
+    def next_seq(self, now: int) -> int:
+        """Start a new round: messages sent from now on carry this sequence number."""
         self.seq += 1
-        self.pending.append(PendingRead(ctx, commit_index, self.seq))
+        self.seq_ticks[self.seq] = now
+        if len(self.seq_ticks) > _SEQ_TICKS_MAX:
+            del self.seq_ticks[min(self.seq_ticks)]
+        return self.seq
+
+    def register(self, ctx: object, commit_index: Index, now: int = 0) -> None:
+        self.pending.append(PendingRead(ctx, commit_index, self.next_seq(now)))
+
+    def lease_start(
+        self, self_id: NodeId, has_quorum: Callable[[Collection[NodeId]], bool]
+    ) -> int | None:
+        """The tick of the newest round a quorum has echoed (the lease runs from there)."""
+        for seq in sorted({*self.acked_seq.values(), self.seq}, reverse=True):
+            acked = {n for n, s in self.acked_seq.items() if s >= seq} | {self_id}
+            if has_quorum(acked):
+                return self.seq_ticks.get(seq)
+        return None
 
     def record_ack(self, node: NodeId, seq: int) -> None:
         if seq > self.acked_seq.get(node, 0):
@@ -76,4 +120,33 @@ class ReadTracker:
         return dropped
 
 
-__all__ = ["PendingRead", "ReadTracker"]
+class FollowerReads:
+    """Reads a follower forwarded to its leader, by ``read_id``, with the tick they left."""
+
+    __slots__ = ("_next_id", "sent")
+
+    def __init__(self) -> None:
+        self._next_id = 0
+        self.sent: dict[int, tuple[object, int]] = {}
+
+    def add(self, ctx: object, now: int) -> int:
+        self._next_id += 1
+        self.sent[self._next_id] = (ctx, now)
+        return self._next_id
+
+    def answer(self, read_id: int) -> object | None:
+        entry = self.sent.pop(read_id, None)
+        return None if entry is None else entry[0]
+
+    def expire(self, now: int, ticks_max: int) -> list[object]:
+        """Reads unanswered for ``ticks_max`` ticks (a lost message): give them up."""
+        old = [rid for rid, (_, sent) in self.sent.items() if now - sent >= ticks_max]
+        return [self.sent.pop(rid)[0] for rid in old]
+
+    def drop_all(self) -> list[object]:
+        dropped = [ctx for ctx, _ in self.sent.values()]
+        self.sent.clear()
+        return dropped
+
+
+__all__ = ["FollowerReads", "PendingRead", "ReadTracker", "RemoteRead"]

@@ -34,6 +34,8 @@ from resonetics import errors
 from resonetics.machine.replicated import ReplicatedKV
 from resonetics.raft.config import RaftConfig
 from resonetics.raft.entry import Entry, EntryType
+from resonetics.raft.membership import Membership
+from resonetics.raft.membership_change import ConfigChange
 from resonetics.raft.messages import AppendEntries, Message
 from resonetics.raft.node import RaftNode
 from resonetics.raft.ready import HardState, Ready, Role
@@ -147,11 +149,16 @@ class NodeDriver:
             return
         self._waiters[index] = _Waiter(self.core.term, on_done)
 
-    def read(self, op: str, args: dict[str, Any], on_done: OnDone) -> None:
-        """A linearizable read through ReadIndex (dissertation §6.4); no log write."""
+    def read(self, op: str, args: dict[str, Any], on_done: OnDone, *, lease: bool = False) -> None:
+        """A linearizable read through ReadIndex (dissertation §6.4); no log write.
+
+        On a follower the core forwards the read index request to the leader and the
+        read is served here once this node has applied up to the index it returns.
+        ``lease=True`` lets a leader with a valid lease skip the heartbeat round.
+        """
         read_id = next(self._read_ids)
         try:
-            self.core.read_index(read_id)
+            self.core.read_index(read_id, lease=lease)
         except errors.NotLeader as exc:
             on_done(self.not_leader_outcome(exc.leader_id))
             return
@@ -171,6 +178,34 @@ class NodeDriver:
             if leader in self.addresses:
                 result["leader_addr"] = self.addresses[leader]
         return Outcome(codes.NOT_LEADER, result, message="not the leader")
+
+    # --- membership (admin) ---------------------------------------------------------
+    @property
+    def membership(self) -> Membership:
+        """The configuration this node follows now (the newest in its log, committed or not)."""
+        return self.core.membership
+
+    def change_membership(self, change: ConfigChange, on_done: OnDone) -> None:
+        """Propose ``change``; ``on_done`` gets OK once its CONFIG entry has committed."""
+        try:
+            index = self.core.propose_config_change(change)
+        except errors.NotLeader as exc:
+            on_done(self.not_leader_outcome(exc.leader_id))
+            return
+        except errors.ConfigChangeRejected as exc:
+            on_done(Outcome(codes.BAD_REQUEST, message=str(exc)))
+            return
+        self._waiters[index] = _Waiter(self.core.term, on_done)
+
+    def transfer_leadership(self, target: NodeId) -> Outcome:
+        """Start handing leadership to ``target``; it aborts after an election timeout."""
+        try:
+            self.core.transfer_leadership(target)
+        except errors.NotLeader as exc:
+            return self.not_leader_outcome(exc.leader_id)
+        except errors.ConfigChangeRejected as exc:
+            return Outcome(codes.BAD_REQUEST, message=str(exc))
+        return Outcome(codes.OK, {"from": self.config.node_id, "to": target})
 
     # --- the loop ------------------------------------------------------------------
     def process_ready(self) -> None:
@@ -246,7 +281,10 @@ class NodeDriver:
         else:
             self.machine.apply(entry)
             if waiter is not None:
-                waiter.on_done(Outcome(codes.TIMEOUT, message="entry was overwritten"))
+                if entry.type is EntryType.CONFIG and waiter.term == entry.term:
+                    waiter.on_done(Outcome(codes.OK, {"index": entry.index, **entry.data}))
+                else:
+                    waiter.on_done(Outcome(codes.TIMEOUT, message="entry was overwritten"))
 
     def _on_reads(self, rd: Ready) -> None:
         for state in rd.read_states:
