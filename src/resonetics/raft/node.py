@@ -48,12 +48,14 @@ from resonetics.raft.messages import (
     Message,
     PreVote,
     PreVoteResp,
+    ReadIndex,
+    ReadIndexResp,
     RequestVote,
     RequestVoteResp,
     TimeoutNow,
 )
 from resonetics.raft.progress import Progress, ProgressState
-from resonetics.raft.read_index import ReadTracker
+from resonetics.raft.read_index import FollowerReads, ReadTracker, RemoteRead
 from resonetics.raft.ready import HardState, ReadState, Ready, Role, Snapshot, SoftState
 from resonetics.raft.replication import batch_links, next_index_from_hint, rejection_hint
 from resonetics.raft.snapshot import OutgoingSnapshot, SnapshotReceive, SnapshotSend
@@ -95,6 +97,9 @@ class RaftNode:
         self._votes: dict[NodeId, bool] = {}
         self._progress: dict[NodeId, Progress] = {}
         self._reads = ReadTracker()
+        self._follower_reads = FollowerReads()
+        #: Ticks since this node object was created: the clock of leases and read expiry.
+        self._ticks = 0
         self._transfer_target: NodeId | None = None
         self._transfer_elapsed = 0
         # Snapshots (see raft/snapshot.py): the latest one, for streaming to
@@ -182,6 +187,11 @@ class RaftNode:
     # --- inputs -------------------------------------------------------------------
     def tick(self) -> None:
         """One unit of logical time."""
+        self._ticks += 1
+        if self._follower_reads.sent:
+            self._dropped_reads.extend(
+                self._follower_reads.expire(self._ticks, self._cfg.election_ticks)
+            )
         if self._role is Role.LEADER:
             self._tick_leader()
         else:
@@ -221,15 +231,34 @@ class RaftNode:
         self._bcast_pending = True  # sent at ready(): proposals between two Readys batch
         return index
 
-    def read_index(self, ctx: object) -> None:
-        """Register a linearizable read (dissertation §6.4); answered in Ready.read_states."""
+    def read_index(self, ctx: object, *, lease: bool = False) -> None:
+        """Register a linearizable read (dissertation §6.4); answered in Ready.read_states.
+
+        On a follower that knows the leader, the read is forwarded to it (§6.4.1) and
+        answered when the leader has confirmed it. With ``lease=True`` a leader whose
+        lease is valid answers at once, without a heartbeat round (see read_index.py).
+        """
+        if self._role is not Role.LEADER and self._leader is not None:
+            read_id = self._follower_reads.add(ctx, self._ticks)
+            self._send(ReadIndex(src=self._id, dst=self._leader, term=self._term, read_id=read_id))
+            return
         self._require_leader()
         if not self._committed_in_term():
             self._reads.waiting_for_noop.append(ctx)
             return
-        self._reads.register(ctx, self._commit)
+        if lease and self._lease_valid():
+            self._read_states.append(ReadState(ctx, self._commit))
+            return
+        self._reads.register(ctx, self._commit, self._ticks)
         self._emit_confirmed_reads()
         self._read_round_pending = bool(self._reads.pending)
+
+    def _lease_valid(self) -> bool:
+        """True while no other leader can exist (§6.4.1; assumes bounded clock drift)."""
+        if self._cfg.lease_ticks <= 0 or self._transfer_target is not None:
+            return False
+        start = self._reads.lease_start(self._id, lambda s: quorum.has_quorum(self._membership, s))
+        return start is not None and self._ticks - start < self._cfg.lease_ticks
 
     def transfer_leadership(self, target: NodeId) -> None:
         """Hand leadership to ``target`` (dissertation §3.10); aborts after an election timeout."""
@@ -390,7 +419,11 @@ class RaftNode:
 
     # --- role handlers --------------------------------------------------------------------
     def _step_follower(self, msg: Message) -> None:
-        if isinstance(msg, AppendEntries):
+        if isinstance(msg, ReadIndexResp):
+            ctx = self._follower_reads.answer(msg.read_id)
+            if ctx is not None:
+                self._read_states.append(ReadState(ctx, msg.index))
+        elif isinstance(msg, AppendEntries):
             self._leader = msg.src
             self._election_elapsed = 0
             self._handle_append(msg)
@@ -424,6 +457,8 @@ class RaftNode:
             self._handle_append_resp(msg)
         elif isinstance(msg, InstallSnapshotResp):
             self._handle_snapshot_resp(msg)
+        elif isinstance(msg, ReadIndex):
+            self.read_index(RemoteRead(msg.src, msg.read_id))
 
     # --- elections ----------------------------------------------------------------------------
     def _promotable(self) -> bool:
@@ -499,6 +534,7 @@ class RaftNode:
             self._vote = None
         if self._role is Role.LEADER:
             self._dropped_reads.extend(self._reads.drop_all())
+        self._dropped_reads.extend(self._follower_reads.drop_all())
         self._leader = None
         self._votes = {}
         self._progress = {}
@@ -642,6 +678,7 @@ class RaftNode:
                 self._send_snapshot_chunks(peer)
         if self._heartbeat_elapsed >= self._cfg.heartbeat_ticks:
             self._heartbeat_elapsed = 0
+            self._reads.next_seq(self._ticks)  # every periodic round can renew the lease
             self._broadcast_heartbeat()
 
     def _quorum_recently_active(self) -> bool:
@@ -730,7 +767,7 @@ class RaftNode:
         if self._reads.waiting_for_noop:
             waiting, self._reads.waiting_for_noop = self._reads.waiting_for_noop, []
             for ctx in waiting:
-                self._reads.register(ctx, self._commit)
+                self._reads.register(ctx, self._commit, self._ticks)
             self._emit_confirmed_reads()
             self._read_round_pending = bool(self._reads.pending)
         for peer in sorted(self._progress):
@@ -745,9 +782,22 @@ class RaftNode:
         return self._log.term_at(self._commit) == self._term
 
     def _emit_confirmed_reads(self) -> None:
-        self._read_states.extend(
-            self._reads.confirmed(self._id, lambda s: quorum.has_quorum(self._membership, s))
+        confirmed = self._reads.confirmed(
+            self._id, lambda s: quorum.has_quorum(self._membership, s)
         )
+        for state in confirmed:
+            if isinstance(state.ctx, RemoteRead):
+                remote = state.ctx
+                resp = ReadIndexResp(
+                    src=self._id,
+                    dst=remote.node,
+                    term=self._term,
+                    read_id=remote.read_id,
+                    index=state.index,
+                )
+                self._send(resp)
+            else:
+                self._read_states.append(state)
 
     # --- log and membership -----------------------------------------------------------------------
     def _append_own(self, type_: EntryType, data: Any) -> Index:
