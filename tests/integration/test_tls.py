@@ -154,3 +154,63 @@ def test_peer_with_a_certificate_from_another_ca_cannot_join_the_quorum(
     finally:
         cluster.stop()
     _no_traceback(cluster)
+
+
+def test_kv_and_status_commands_take_tls_flags_and_env_vars(
+    tls_cluster: LocalCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from resonetics.cli import main
+
+    tls = _client_tls(tls_cluster)
+    assert tls.cert is not None and tls.key is not None
+    cluster_arg = ",".join(tls_cluster.addresses)
+    flags = ["--tls-ca", str(tls.ca), "--tls-cert", str(tls.cert), "--tls-key", str(tls.key)]
+    runner = CliRunner()
+    put = runner.invoke(main, ["kv", "put", "cli", "yes", "--cluster", cluster_arg, *flags])
+    assert put.exit_code == 0, put.output
+    monkeypatch.setenv("RESONETICS_TLS_CA", str(tls.ca))
+    monkeypatch.setenv("RESONETICS_TLS_CERT", str(tls.cert))
+    monkeypatch.setenv("RESONETICS_TLS_KEY", str(tls.key))
+    get = runner.invoke(main, ["kv", "get", "cli", "--cluster", cluster_arg])
+    assert get.exit_code == 0 and get.output.strip() == '"yes"', get.output
+    status = runner.invoke(main, ["status", "--json", "--cluster", cluster_arg])
+    assert status.exit_code == 0 and '"role": "leader"' in status.output, status.output
+
+
+def test_optional_client_auth_serves_anonymous_clients_but_not_their_raft_messages(
+    tmp_path: Path, ca: trustme.CA
+) -> None:
+    import json
+    import socket
+    import ssl
+
+    from resonetics.security.tls import client_context
+
+    cluster = LocalCluster(tmp_path / "data", size=1, tick_ms=20)
+    files = cluster_tls(ca, tmp_path / "certs", ["n1"], client_auth="optional")
+    cluster.tls = files
+    anonymous = TLSConfig(files.ca)
+    cluster.start()
+    try:
+        _, before = cluster.wait_for_leader(timeout_s=60)
+        with Client(cluster.addresses, timeout=20, tls=anonymous) as client:
+            client.put("anonymous", "welcome")
+        forged = {"src": "n9", "dst": "n1", "term": 1000, "kind": "RequestVote"}
+        forged |= {"candidate_id": "n9", "last_log_index": 99, "last_log_term": 999}
+        line = json.dumps({"kind": "RequestVote", "payload": forged, "t": 0, "v": 1}) + "\n"
+        host, _, port = cluster.addresses[0].rpartition(":")
+        context: ssl.SSLContext = client_context(anonymous)
+        with (
+            socket.create_connection((host, int(port)), timeout=10) as raw,
+            context.wrap_socket(raw, server_hostname=host) as sock,
+        ):
+            sock.sendall(line.encode())
+            _wait_for_log(cluster, "n1", "dropped RequestVote from a connection without a node")
+        after = cluster.status("n1")
+        assert after is not None and after["term"] == before["term"]
+        assert after["role"] == "leader"
+    finally:
+        cluster.stop()
+    _no_traceback(cluster)
