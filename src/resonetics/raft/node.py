@@ -320,7 +320,7 @@ class RaftNode:
     ) -> None:
         """The latest durable snapshot: what a leader streams to a follower that needs
         compacted entries. The runtime calls it at start and after taking or installing one."""
-        if self._snapshot is None or snapshot.meta.last_included_index >= self._snapshot.index:
+        if self._snapshot is None or snapshot.meta.last_included_index > self._snapshot.index:
             self._snapshot = OutgoingSnapshot.of(snapshot)
         self._snapshot_chunk_bytes = chunk_bytes
         self._snapshot_window = chunks_inflight_max

@@ -42,6 +42,7 @@ from resonetics.raft.ready import HardState, Ready, Role
 from resonetics.raft.types import Index, NodeId, Term
 from resonetics.runtime.host import Host
 from resonetics.runtime.outcome import OnDone, Outcome
+from resonetics.runtime.snapshots import SnapshotPolicy, Snapshots
 from resonetics.storage.api import NodeStorage
 from resonetics.wire import codes
 
@@ -85,6 +86,7 @@ class NodeDriver:
         host: Host,
         rng: random.Random,
         machine: ReplicatedKV | None = None,
+        snapshot_policy: SnapshotPolicy | None = None,
     ) -> None:
         self.config = config
         self.storage = storage
@@ -105,6 +107,8 @@ class NodeDriver:
             applied=recovered.anchor.index,
             membership=membership,
         )
+        self.snapshots = Snapshots(snapshot_policy or SnapshotPolicy(), recovered.anchor.index)
+        self.snapshots.start(self.core, recovered.snapshot)
         self._durable_hs = recovered.hard_state
         self._meta_commit = recovered.hard_state.commit
         self._waiters: dict[Index, _Waiter] = {}
@@ -225,6 +229,8 @@ class NodeDriver:
             self._on_reads(rd)
             self._on_role(rd.soft_state.role)
         self._serve_confirmed_reads()
+        if self.snapshots.due(self.core.applied):
+            self.snapshots.take(self.core, self.machine, self.storage)
 
     def _split_messages(self, rd: Ready) -> tuple[list[Message], list[Message]]:
         """Messages that may leave before this Ready is durable, and those that must wait.
@@ -248,11 +254,14 @@ class NodeDriver:
         return early, late
 
     def _persist(self, rd: Ready) -> None:
+        if rd.snapshot is not None:
+            self.snapshots.install(rd.snapshot, self.machine, self.storage)
         if rd.truncate_from is not None:
             self.storage.truncate_from(rd.truncate_from)
         if rd.entries:
             self.storage.append(rd.entries)
             self.stats.entries_persisted += len(rd.entries)
+            self.snapshots.note_persisted(rd.entries)
         if rd.truncate_from is not None or rd.entries:
             self.storage.sync()
             self.stats.fsyncs += 1

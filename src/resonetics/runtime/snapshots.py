@@ -1,0 +1,143 @@
+"""When to take a snapshot, how to take one, and how to install one received.
+
+Theory of operation
+-------------------
+``SnapshotPolicy`` says when: once the log since the last snapshot holds
+``entries`` entries (or about ``log_bytes`` bytes, when set). ``Snapshots`` does
+it for the driver, between two Readys, when everything handed out is durable and
+applied:
+
+1. serialize the state machine at ``core.applied`` (``ReplicatedKV.snapshot()``:
+   keys, client sessions, and the last applied index, term and hash), with the
+   membership in force at that index;
+2. ``storage.save_snapshot``: snapshot.json atomically, then the file log is
+   compacted to a SNAP_DUMMY anchor at that index;
+3. ``core.set_snapshot`` (what a leader streams to lagging followers) and
+   ``core.compact`` ``trailing_entries`` behind the snapshot's index, so that a
+   follower lagging by less catches up through AppendEntries.
+
+A crash between any two steps is safe: storage recovers either the old or the
+new snapshot with a log that joins it, and the core is rebuilt from storage.
+
+Serialization runs on the node's own thread (the asyncio loop or the
+simulator's scheduler), so a very large state pauses the node while it is
+encoded; ``bench/snapshot_bench.py`` measures how long.
+
+Installing (a follower's ``Ready.snapshot``): restore the state machine from
+the bytes, then ``storage.save_snapshot``; the core has already moved its log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from resonetics import limits
+from resonetics.errors import invariant
+from resonetics.machine.replicated import ReplicatedKV
+from resonetics.raft.entry import Entry
+from resonetics.raft.log import entry_size_bytes
+from resonetics.raft.node import RaftNode
+from resonetics.raft.ready import Snapshot, SnapshotMeta
+from resonetics.raft.types import Index
+from resonetics.storage.api import NodeStorage
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotPolicy:
+    """Thresholds and streaming parameters; 0 switches a threshold off."""
+
+    #: Log entries since the last snapshot that trigger a new one.
+    entries: int = limits.SNAPSHOT_ENTRIES_DEFAULT
+    #: Approximate encoded log bytes since the last snapshot that trigger one.
+    log_bytes: int = 0
+    #: Entries kept in memory behind the snapshot's index (see ``limits``).
+    trailing_entries: int = limits.SNAPSHOT_TRAILING_ENTRIES
+    chunk_bytes: int = limits.SNAPSHOT_CHUNK_BYTES
+    chunks_inflight_max: int = limits.SNAPSHOT_CHUNKS_INFLIGHT_MAX
+
+    def __post_init__(self) -> None:
+        if min(self.entries, self.log_bytes, self.trailing_entries) < 0:
+            raise ValueError("snapshot thresholds must be >= 0")
+        if self.chunk_bytes < 1 or self.chunks_inflight_max < 1:
+            raise ValueError("snapshot chunks need >= 1 byte and a window >= 1")
+
+
+@dataclass(slots=True)
+class SnapshotStats:
+    taken: int = 0
+    installed: int = 0
+    last_index: Index = 0
+    last_bytes: int = 0
+
+
+class Snapshots:
+    """The driver's snapshot duties for one node (see the module docstring)."""
+
+    def __init__(self, policy: SnapshotPolicy, last_index: Index) -> None:
+        self.policy = policy
+        self.stats = SnapshotStats(last_index=last_index)
+        self._log_bytes = 0
+
+    def start(self, core: RaftNode, snapshot: Snapshot | None) -> None:
+        """At boot: the recovered snapshot (if any) is what a leader streams."""
+        if snapshot is not None:
+            self._hand_to_core(core, snapshot)
+
+    def note_persisted(self, entries: Sequence[Entry]) -> None:
+        """Count log bytes for the byte threshold (only when it is switched on)."""
+        if self.policy.log_bytes:
+            self._log_bytes += sum(entry_size_bytes(e) for e in entries)
+
+    def due(self, applied: Index) -> bool:
+        since = applied - self.stats.last_index
+        if since <= 0:
+            return False
+        p = self.policy
+        return bool(
+            (p.entries and since >= p.entries) or (p.log_bytes and self._log_bytes >= p.log_bytes)
+        )
+
+    def take(self, core: RaftNode, machine: ReplicatedKV, storage: NodeStorage) -> Snapshot:
+        """Snapshot at ``core.applied``, save it, compact (see the module docstring)."""
+        index = core.applied
+        invariant(machine.last_applied == index, "state machine and core disagree on applied")
+        term, hash_ = core.term_at(index), core.hash_at(index)
+        invariant(term is not None and hash_ is not None, f"no entry at applied {index}")
+        assert term is not None and hash_ is not None
+        meta = SnapshotMeta(index, term, hash_, core.membership_at(index))
+        snapshot = Snapshot(meta, machine.snapshot())
+        storage.save_snapshot(snapshot, index)
+        self._hand_to_core(core, snapshot)
+        core.compact(max(core.anchor.index, index - self.policy.trailing_entries))
+        self._done(snapshot)
+        self.stats.taken += 1
+        return snapshot
+
+    def install(self, snapshot: Snapshot, machine: ReplicatedKV, storage: NodeStorage) -> None:
+        """A follower's ``Ready.snapshot``: state machine first, then storage."""
+        index = snapshot.meta.last_included_index
+        machine.restore(snapshot.data)
+        invariant(
+            machine.last_applied == index
+            and machine.last_applied_hash == snapshot.meta.last_included_hash,
+            f"installed state is at {machine.last_applied}, snapshot at {index}",
+        )
+        storage.save_snapshot(snapshot, index)
+        self._done(snapshot)
+        self.stats.installed += 1
+
+    def _hand_to_core(self, core: RaftNode, snapshot: Snapshot) -> None:
+        core.set_snapshot(
+            snapshot,
+            chunk_bytes=self.policy.chunk_bytes,
+            chunks_inflight_max=self.policy.chunks_inflight_max,
+        )
+
+    def _done(self, snapshot: Snapshot) -> None:
+        self.stats.last_index = snapshot.meta.last_included_index
+        self.stats.last_bytes = len(snapshot.data)
+        self._log_bytes = 0
+
+
+__all__ = ["SnapshotPolicy", "SnapshotStats", "Snapshots"]
