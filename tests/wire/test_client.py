@@ -78,7 +78,8 @@ def test_valid_requests_come_out_with_defaults_filled(
 def test_op_categories_cover_the_table() -> None:
     assert {"kv_set", "kv_delete", "kv_cas"} == WRITE_OPS
     assert {"kv_get", "kv_scan"} == READ_OPS
-    assert {"status"} == ADMIN_OPS
+    membership = {"member_list", "member_add", "member_add_learner", "member_promote"}
+    assert {"status", "member_remove", "leader_transfer"} | membership == ADMIN_OPS
     assert set(OPS) == WRITE_OPS | READ_OPS | ADMIN_OPS
 
 
@@ -227,3 +228,27 @@ def test_float_re_encoding_grows_at_most_eightfold(mantissa: int, exponent: int,
         assume(False)  # out of float range: refused by the gateway anyway
     encoded = msgspec.json.encode(value)
     assert len(encoded) <= 8 * len(text)
+
+
+@pytest.mark.parametrize(
+    ("op", "args", "field"),
+    [
+        ("member_add", {"node": "n4"}, "args.address"),
+        ("member_add", {"node": "n4", "address": "nohostport"}, "args.address"),
+        ("member_promote", {"node": ""}, "args.node"),
+        ("leader_transfer", {"target": "n2"}, "args.target"),
+    ],
+)
+def test_membership_ops_name_the_bad_field(op: str, args: dict[str, object], field: str) -> None:
+    payload = {"client_id": "c", "request_id": "1", "op": op, "args": args}
+    env = decode_envelope(encode_envelope("ClientRequest", payload, 0))
+    with pytest.raises(BadRequest) as info:
+        validate_request(env)
+    assert info.value.field == field
+
+
+def test_member_add_request_validates() -> None:
+    payload = {"client_id": "c", "request_id": "1", "op": "member_add"}
+    payload["args"] = {"node": "n4", "address": "127.0.0.1:7004"}  # type: ignore[assignment]
+    req = validate_request(decode_envelope(encode_envelope("ClientRequest", payload, 0)))
+    assert req.args == {"node": "n4", "address": "127.0.0.1:7004"}

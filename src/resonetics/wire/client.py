@@ -108,6 +108,29 @@ class StatusArgs(_Args, frozen=True, kw_only=True):
     pass
 
 
+NodeIdArg = Annotated[str, msgspec.Meta(min_length=1, max_length=limits.CLIENT_ID_CHARS_MAX)]
+AddressArg = Annotated[str, msgspec.Meta(pattern=r"^[^\s]+:[0-9]{1,5}$")]
+
+
+class MemberListArgs(_Args, frozen=True, kw_only=True):
+    pass
+
+
+class MemberAddArgs(_Args, frozen=True, kw_only=True):
+    """Add ``node`` at ``address`` (HOST:PORT) as a learner (``member_add``: promoted later)."""
+
+    node: NodeIdArg
+    address: AddressArg
+
+
+class MemberNodeArgs(_Args, frozen=True, kw_only=True):
+    node: NodeIdArg
+
+
+class LeaderTransferArgs(_Args, frozen=True, kw_only=True):
+    to: NodeIdArg
+
+
 @dataclass(frozen=True, slots=True)
 class OpSpec:
     """One op: its argument struct and whether it writes, reads, or administers."""
@@ -132,6 +155,12 @@ OPS: Final[dict[str, OpSpec]] = {
         _spec("kv_get", KvGetArgs, "read"),
         _spec("kv_scan", KvScanArgs, "read"),
         _spec("status", StatusArgs, "admin"),
+        _spec("member_list", MemberListArgs, "admin"),
+        _spec("member_add", MemberAddArgs, "admin"),
+        _spec("member_add_learner", MemberAddArgs, "admin"),
+        _spec("member_promote", MemberNodeArgs, "admin"),
+        _spec("member_remove", MemberNodeArgs, "admin"),
+        _spec("leader_transfer", LeaderTransferArgs, "admin"),
     )
 }
 WRITE_OPS: Final = frozenset(n for n, s in OPS.items() if s.category == "write")
@@ -280,6 +309,10 @@ __all__ = [
     "KvGetArgs",
     "KvScanArgs",
     "KvSetArgs",
+    "LeaderTransferArgs",
+    "MemberAddArgs",
+    "MemberListArgs",
+    "MemberNodeArgs",
     "OpSpec",
     "StatusArgs",
     "decode_response",
