@@ -14,12 +14,13 @@ from pathlib import Path
 import click
 
 from resonetics.torture import FAULT_KINDS, TortureOptions, TortureResult, run_torture
+from resonetics.torture.harness import TortureError
 
 __all__ = ["torture"]
 
 
 @click.command("torture")
-@click.option("--nodes", type=click.IntRange(1, 9), default=3, show_default=True)
+@click.option("--nodes", type=click.IntRange(2, 9), default=3, show_default=True)
 @click.option(
     "--time",
     "time_s",
@@ -67,12 +68,14 @@ def torture(
     seed = seed if seed is not None else random.SystemRandom().randrange(1 << 31)
     out = out or Path(tempfile.mkdtemp(prefix=f"resonetics-torture-{seed}-"))
     click.echo(f"seed {seed}: {nodes} nodes, {time_s:g} s, faults {','.join(kinds)}; out {out}")
-    result = run_torture(
-        TortureOptions(
-            seed=seed, out=out, nodes=nodes, time_s=time_s, clients=clients, keys=keys,
-            faults=kinds, snapshot_entries=snapshot_entries,
-        )
+    options = TortureOptions(
+        seed=seed, out=out, nodes=nodes, time_s=time_s, clients=clients, keys=keys,
+        faults=kinds, snapshot_entries=snapshot_entries,
     )  # fmt: skip
+    try:
+        result = run_torture(options)
+    except TortureError as exc:
+        raise click.ClickException(str(exc)) from exc
     click.echo(describe(result))
     raise SystemExit(0 if result.ok else 1)
 

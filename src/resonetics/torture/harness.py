@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from resonetics.check.history import HistoryRecorder
+from resonetics.errors import ResoneticsError
 from resonetics.localcluster import LocalCluster
 from resonetics.torture.checks import CheckReport, run_checks
 from resonetics.torture.monitor import Monitor, fetch_status
@@ -63,8 +64,15 @@ class TortureResult:
     failures: list[str] = field(default_factory=list)
 
 
+class TortureError(ResoneticsError):
+    """The run cannot start as asked (e.g. ``out`` already holds a run's data)."""
+
+
 def run_torture(options: TortureOptions) -> TortureResult:
     """Run one torture test and write its artefacts into ``options.out``."""
+    data_dir = options.out / "data"
+    if data_dir.exists() and any(data_dir.iterdir()):
+        raise TortureError(f"{data_dir} already holds node data; give an empty --out")
     options.out.mkdir(parents=True, exist_ok=True)
     extra = (
         ["--snapshot-entries", str(options.snapshot_entries)] if options.snapshot_entries else []
@@ -243,4 +251,4 @@ def _write_artefacts(
     (out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
 
 
-__all__ = ["TortureOptions", "TortureResult", "run_torture"]
+__all__ = ["TortureError", "TortureOptions", "TortureResult", "run_torture"]
