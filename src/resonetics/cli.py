@@ -25,6 +25,8 @@ COMMANDS: list[tuple[str, str]] = [
     ("sim", "sim"),
     ("bench", "bench"),
     ("torture", "torture"),
+    ("member", "member"),
+    ("member", "leader"),
 ]
 
 

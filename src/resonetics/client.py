@@ -263,6 +263,32 @@ class AsyncClient:
         assert isinstance(status, dict)
         return status
 
+    # --- membership (admin) ------------------------------------------------------------------
+    async def member_list(self) -> dict[str, Any]:
+        """The configuration as the answering node sees it (``leader`` names the leader)."""
+        result: dict[str, Any] = await self.call("member_list", {})
+        return result
+
+    async def member_add(self, node: str, address: str, *, learner: bool = False) -> dict[str, Any]:
+        """Add ``node`` at ``address`` as a learner; unless ``learner``, the leader promotes
+        it to voter once it has caught up (poll ``member_list`` to see it happen)."""
+        op = "member_add_learner" if learner else "member_add"
+        result: dict[str, Any] = await self.call(op, {"node": node, "address": address})
+        return result
+
+    async def member_promote(self, node: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self.call("member_promote", {"node": node})
+        return result
+
+    async def member_remove(self, node: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self.call("member_remove", {"node": node})
+        return result
+
+    async def transfer_leader(self, to: str) -> dict[str, Any]:
+        """Ask the leader to hand over to ``to``; returns once the handover has started."""
+        result: dict[str, Any] = await self.call("leader_transfer", {"to": to})
+        return result
+
     # --- the retry loop ---------------------------------------------------------------------
     def _payload(
         self, op: str, args: dict[str, Any], request_id: str | None = None
@@ -444,6 +470,21 @@ class Client:
 
     def call(self, op: str, args: dict[str, Any]) -> Any:
         return self._run(self._async.call(op, args))
+
+    def member_list(self) -> dict[str, Any]:
+        return self._run(self._async.member_list())
+
+    def member_add(self, node: str, address: str, *, learner: bool = False) -> dict[str, Any]:
+        return self._run(self._async.member_add(node, address, learner=learner))
+
+    def member_promote(self, node: str) -> dict[str, Any]:
+        return self._run(self._async.member_promote(node))
+
+    def member_remove(self, node: str) -> dict[str, Any]:
+        return self._run(self._async.member_remove(node))
+
+    def transfer_leader(self, to: str) -> dict[str, Any]:
+        return self._run(self._async.transfer_leader(to))
 
     def close(self) -> None:
         if self._loop.is_running():

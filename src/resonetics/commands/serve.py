@@ -31,7 +31,11 @@ from resonetics.server.config import (
 @click.option("--election-ticks", type=int, help="Election timeout in ticks (default 12).")
 @click.option("--heartbeat-ticks", type=int, help="Heartbeat interval in ticks (default 2).")
 @click.option("--snapshot-entries", type=int, help="Entries between snapshots.")
-@click.option("--join", help="ADDR,... of existing members to join through.")
+@click.option(
+    "--join",
+    help="ADDR,... of existing members: start with no voters and wait to be added "
+    "(resonetics member add ID HOST:PORT --cluster ADDR).",
+)
 @click.option("--tls-cert", type=click.Path(path_type=Path), help="This node's certificate (PEM).")
 @click.option("--tls-key", type=click.Path(path_type=Path), help="This node's private key (PEM).")
 @click.option("--tls-ca", type=click.Path(path_type=Path), help="The cluster CA certificate (PEM).")
@@ -104,8 +108,14 @@ def _build_config(
             config = replace(config, peers=parsed)
     elif parsed is not None:
         config = ServerConfig(node_id=node_id, peers=parsed, data_dir=Path("data"))
+    elif flags.get("join"):
+        # A joining node learns the members and their addresses from the log the
+        # leader replicates to it, once an operator has run ``member add``.
+        config = ServerConfig(node_id=node_id, peers={}, data_dir=Path("data"))
     else:
-        raise ConfigError("give the cluster with --peers ID=HOST:PORT,... or --config FILE")
+        raise ConfigError(
+            "give the cluster with --peers ID=HOST:PORT,... or --config FILE (or --join ADDR,...)"
+        )
     return apply_overrides(config, flags, source="command line")
 
 

@@ -197,7 +197,7 @@ class NodeDriver:
             on_done(self.not_leader_outcome(exc.leader_id))
             return
         except errors.ConfigChangeRejected as exc:
-            on_done(Outcome(codes.BAD_REQUEST, message=str(exc)))
+            on_done(Outcome(codes.BAD_REQUEST, message=f"change: {exc}"))
             return
         self._waiters[index] = _Waiter(self.core.term, on_done)
 
@@ -208,7 +208,7 @@ class NodeDriver:
         except errors.NotLeader as exc:
             return self.not_leader_outcome(exc.leader_id)
         except errors.ConfigChangeRejected as exc:
-            return Outcome(codes.BAD_REQUEST, message=str(exc))
+            return Outcome(codes.BAD_REQUEST, message=f"to: {exc}")
         return Outcome(codes.OK, {"from": self.config.node_id, "to": target})
 
     # --- the loop ------------------------------------------------------------------

@@ -41,6 +41,7 @@ from resonetics.runtime.driver import NodeDriver
 from resonetics.runtime.outcome import Outcome
 from resonetics.security.ratelimit import ConnectionLimiter, TokenBucket
 from resonetics.security.tls import client_context, has_verified_certificate, server_context
+from resonetics.server import admin
 from resonetics.server.config import ServerConfig
 from resonetics.server.peers import PeerLink
 from resonetics.server.status import node_status
@@ -95,6 +96,11 @@ class NodeServer:
             random.Random(),
         )
         self.driver.addresses = dict(config.peers)
+        #: node id -> address from Hellos (how a joining node reaches its leader).
+        self.learned_addresses: dict[str, str] = {}
+        #: What ``admin.sync_links`` last saw (configuration, leader, learned count).
+        self.links_synced_for: tuple[object, str | None, int] | None = None
+        self._hello = b""
         self.last_contact: dict[str, float] = {}
         self._server: asyncio.Server | None = None
         self._flush_scheduled = False
@@ -132,12 +138,15 @@ class NodeServer:
             ssl=self._server_ssl,
             ssl_handshake_timeout=limits.TLS_HANDSHAKE_TIMEOUT_S if self._server_ssl else None,
         )
-        hello = encode_envelope("Hello", {"node_id": self.config.node_id}, _now_ms())
+        # The Hello names our listening address so that a node outside the configuration
+        # (joining) can open a link back to a leader that replicates to it.
+        me = self.config.node_id
+        own = self.config.listen or self.config.peers.get(me, "")
+        self._hello = encode_envelope("Hello", {"node_id": me, "address": own}, _now_ms())
         for peer, address in self.config.peers.items():
-            if peer != self.config.node_id:
-                link = PeerLink(self.config.node_id, peer, address, hello, ssl=self._peer_ssl)
-                self.links[peer] = link
-                link.start()
+            if peer != me:
+                self.open_link(peer, address)
+        admin.sync_links(self, force=True)
         self._tasks.add(asyncio.create_task(self._ticker(), name="ticker"))
         transport = f"TLS (client certificates {self.config.tls_client_auth})"
         log.info(
@@ -187,6 +196,23 @@ class NodeServer:
     def _flush(self) -> None:
         self._flush_scheduled = False
         self.driver.process_ready()
+        admin.sync_links(self)
+
+    def open_link(self, peer: str, address: str) -> None:
+        """Start the outbound link to ``peer`` (replacing one to an older address)."""
+        old = self.links.get(peer)
+        if old is not None and old.address == address:
+            return
+        if old is not None:
+            self.close_link(peer)
+        link = PeerLink(self.config.node_id, peer, address, self._hello, ssl=self._peer_ssl)
+        self.links[peer] = link
+        link.start()
+
+    def close_link(self, peer: str) -> None:
+        link = self.links.pop(peer, None)
+        if link is not None:
+            admin.close_later(self._tasks, link.stop)
 
     # --- connections ---------------------------------------------------------------------
     async def _on_connection(
@@ -258,7 +284,10 @@ class NodeServer:
                 self.rate_limited += 1
                 writer.write(outcome_response(env.id, _RATE_LIMITED))
         elif env.kind == "Hello":
-            pass
+            learned = admin.hello_address(env.payload) if conn.peer_ok else None
+            if learned is not None and learned[0] != self.config.node_id:
+                self.learned_addresses[learned[0]] = learned[1]
+                self._schedule_flush()
         else:
             unknown = BadRequest("kind", f"unknown message kind {env.kind!r}")
             writer.write(_error_response(env.id, unknown))
@@ -293,6 +322,8 @@ class NodeServer:
             responder(Outcome(codes.OK, node_status(self)))
         elif op in WRITE_OPS:
             self.driver.submit(req.client_id, req.request_id, op, args, responder)
+        elif op in admin.MEMBERSHIP_OPS:
+            admin.dispatch(self, op, args, responder)
         elif op in READ_OPS:
             consistency = args.pop("consistency", "linearizable")
             if consistency == "stale":
@@ -316,7 +347,7 @@ class NodeServer:
         return outcome
 
     def leader_address(self, leader: str | None) -> str | None:
-        return self.config.peers.get(leader) if leader else None
+        return self.driver.addresses.get(leader) if leader else None
 
     def role(self) -> Role:
         role: Role = self.driver.core.role

@@ -1,0 +1,167 @@
+"""``resonetics member ...`` and ``resonetics leader transfer``: change a live cluster.
+
+Every change goes to the leader (the client follows NOT_LEADER hints) and is
+answered once its CONFIG entry has committed. ``member add`` adds the node as a
+learner; the leader promotes it to voter by itself once it has caught up, and
+``--wait`` (the default) polls ``member_list`` until that has happened.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from resonetics.client import Client
+from resonetics.commands.common import (
+    EXIT_UNAVAILABLE,
+    client_errors,
+    cluster_option,
+    dumps,
+    timeout_option,
+    tls_options,
+)
+from resonetics.errors import ResoneticsError
+from resonetics.security.tls import TLSConfig
+
+#: Seconds between two ``member_list`` polls while waiting for a promotion or a transfer.
+POLL_INTERVAL_S = 0.2
+
+
+def _client(cluster: str, timeout: float, tls: TLSConfig | None) -> Client:
+    addresses = [a.strip() for a in cluster.split(",") if a.strip()]
+    return Client(addresses, timeout=timeout, tls=tls)
+
+
+def _describe(view: dict[str, Any]) -> str:
+    addresses = view.get("addresses", {})
+    lines = [f"leader: {view.get('leader')}  term: {view.get('term')}"]
+    for node in view.get("voters", []):
+        lines.append(f"  {node:<10} voter    {addresses.get(node, '?')}")
+    for node in view.get("learners", []):
+        lines.append(f"  {node:<10} learner  {addresses.get(node, '?')}")
+    if view.get("voters_outgoing"):
+        lines.append(f"  (joint change in progress; outgoing voters {view['voters_outgoing']})")
+    return "\n".join(lines)
+
+
+@click.group()
+def member() -> None:
+    """List and change the cluster's members (joint consensus, one change at a time)."""
+
+
+@member.command("list")
+@cluster_option
+@timeout_option
+@click.option("--json", "as_json", is_flag=True, help="Print the raw configuration.")
+@tls_options
+@client_errors
+def list_(cluster: str, timeout: float, as_json: bool, tls: TLSConfig | None) -> None:
+    """Show voters, learners and their addresses."""
+    with _client(cluster, timeout, tls) as client:
+        view = client.member_list()
+    click.echo(dumps(view) if as_json else _describe(view))
+
+
+@member.command("add")
+@click.argument("node")
+@click.argument("address")
+@click.option("--wait/--no-wait", default=True, help="Wait until the node is a voter.")
+@cluster_option
+@timeout_option
+@tls_options
+@client_errors
+def add(
+    node: str, address: str, wait: bool, cluster: str, timeout: float, tls: TLSConfig | None
+) -> None:
+    """Add NODE at ADDRESS (HOST:PORT): a learner first, a voter once caught up."""
+    with _client(cluster, timeout, tls) as client:
+        client.member_add(node, address)
+        click.echo(f"{node} added as a learner; it becomes a voter once caught up")
+        if wait and not _wait_until(client, timeout, lambda v: node in v.get("voters", [])):
+            click.echo(f"{node} is not a voter yet after {timeout}s", err=True)
+            sys.exit(EXIT_UNAVAILABLE)
+        if wait:
+            click.echo(f"{node} is a voter")
+
+
+@member.command("add-learner")
+@click.argument("node")
+@click.argument("address")
+@cluster_option
+@timeout_option
+@tls_options
+@client_errors
+def add_learner(
+    node: str, address: str, cluster: str, timeout: float, tls: TLSConfig | None
+) -> None:
+    """Add NODE at ADDRESS as a learner that stays a learner (promote it later)."""
+    with _client(cluster, timeout, tls) as client:
+        client.member_add(node, address, learner=True)
+    click.echo(f"{node} added as a learner")
+
+
+@member.command("promote")
+@click.argument("node")
+@cluster_option
+@timeout_option
+@tls_options
+@client_errors
+def promote(node: str, cluster: str, timeout: float, tls: TLSConfig | None) -> None:
+    """Make learner NODE a voter."""
+    with _client(cluster, timeout, tls) as client:
+        client.member_promote(node)
+    click.echo(f"{node} promoted to voter")
+
+
+@member.command("remove")
+@click.argument("node")
+@cluster_option
+@timeout_option
+@tls_options
+@client_errors
+def remove(node: str, cluster: str, timeout: float, tls: TLSConfig | None) -> None:
+    """Remove NODE (a leader that removes itself steps down once the change commits)."""
+    with _client(cluster, timeout, tls) as client:
+        client.member_remove(node)
+    click.echo(f"{node} removed")
+
+
+@click.group()
+def leader() -> None:
+    """Leadership operations."""
+
+
+@leader.command("transfer")
+@click.option("--to", "target", required=True, help="Node id of the voter to hand over to.")
+@cluster_option
+@timeout_option
+@tls_options
+@client_errors
+def transfer(target: str, cluster: str, timeout: float, tls: TLSConfig | None) -> None:
+    """Move leadership to a voter (aborted by the leader after an election timeout)."""
+    with _client(cluster, timeout, tls) as client:
+        client.transfer_leader(target)
+        if not _wait_until(client, timeout, lambda v: v.get("leader") == target):
+            click.echo(f"{target} did not take over within {timeout}s", err=True)
+            sys.exit(EXIT_UNAVAILABLE)
+    click.echo(f"{target} is the leader")
+
+
+def _wait_until(client: Client, timeout: float, done: Callable[[dict[str, Any]], bool]) -> bool:
+    """Poll ``member_list`` until ``done`` holds (True) or ``timeout`` passes (False)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if done(client.member_list()):
+                return True
+        except (OSError, ResoneticsError):
+            pass  # a node restarting or an election in progress: poll again
+        time.sleep(POLL_INTERVAL_S)
+    return False
+
+
+__all__ = ["leader", "member"]
