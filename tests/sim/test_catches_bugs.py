@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from resonetics.raft.log import RaftLog
 from resonetics.raft.ready import HardState
 from resonetics.runtime.driver import NodeDriver
 from resonetics.runtime.outcome import OnDone
@@ -91,3 +92,15 @@ def test_a_crash_in_the_code_under_test_is_reported_with_seed_and_trace(
     assert 0 < len(result.trace) <= 200
     with pytest.raises(AssertionError, match="seed 4 FAILED"):
         result.raise_for_failure()
+
+
+def test_votes_granted_without_the_election_restriction(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Raft §5.4.1: a voter must refuse a candidate whose log is less up to date."""
+
+    def always_up_to_date(self: RaftLog, last_term: int, last_index: int) -> bool:
+        return True
+
+    monkeypatch.setattr(RaftLog, "is_up_to_date", always_up_to_date)
+    result = run_seed(0, SimOptions())
+    assert result.verdict == "violation"
+    assert result.failure is not None and "leader completeness" in result.failure

@@ -28,6 +28,7 @@ from resonetics.raft.ready import Role
 from resonetics.raft.types import NodeId
 from resonetics.runtime.driver import NodeDriver
 from resonetics.runtime.outcome import OnDone, Outcome
+from resonetics.runtime.snapshots import SnapshotPolicy
 from resonetics.sim.clock import EventQueue
 from resonetics.sim.invariants import SafetyMonitor
 from resonetics.sim.network import Network
@@ -53,10 +54,25 @@ class SimNode:
         self.tick_ms = tick_ms
         self.role = Role.FOLLOWER
         self.crashes = 0
+        #: Snapshots taken and installed by earlier incarnations.
+        self._snapshot_counts = (0, 0)
 
     @property
     def up(self) -> bool:
         return self.driver is not None
+
+    def snapshot_counts(self) -> tuple[int, int]:
+        """(taken, installed) over every incarnation of this node."""
+        taken, installed = self._snapshot_counts
+        if self.driver is not None:
+            stats = self.driver.snapshots.stats
+            taken, installed = taken + stats.taken, installed + stats.installed
+        return taken, installed
+
+    def lose_driver(self) -> None:
+        """Power cut: everything in memory is gone (counters are kept for the summary)."""
+        self._snapshot_counts = self.snapshot_counts()
+        self.driver = None
 
     # --- Host --------------------------------------------------------------------------
     def now_ms(self) -> int:
@@ -103,8 +119,13 @@ class Cluster:
         )
         rng = random.Random(f"{self.seed}/core/{node.node_id}/{node.incarnation}")
         machine = ObservedKV(node.node_id, self.monitor)
+        policy = SnapshotPolicy(
+            entries=self.options.snapshot_entries,
+            trailing_entries=self.options.snapshot_trailing,
+            chunk_bytes=self.options.snapshot_chunk_bytes,
+        )
         try:
-            driver = NodeDriver(config, storage, node, rng, machine)
+            driver = NodeDriver(config, storage, node, rng, machine, policy)
         except SimulatedCrash:
             self._power_cut(node, "crash during recovery")
             return
@@ -132,7 +153,7 @@ class Cluster:
             node.fs.crash_at(None)
 
     def _power_cut(self, node: SimNode, why: str) -> None:
-        node.driver = None
+        node.lose_driver()
         node.role = Role.FOLLOWER
         node.crashes += 1
         node.fs.crash(self._disk_rng)
@@ -204,11 +225,20 @@ class Cluster:
         if role is not node.role:
             self.trace.add(self.queue.now_ms, "role", node.node_id, f"{role} term={core.term}")
             node.role = role
+        # Indexes below the anchor were compacted into a snapshot: the anchor's hash
+        # (the chain value at its index) stands for all of them.
+        floor = core.anchor.index
         if role is Role.LEADER:
             probes = self.monitor.completeness_probes(core.term)
-            self.monitor.on_leader(node.node_id, core.term, {i: core.hash_at(i) for i in probes})
+            self.monitor.on_leader(
+                node.node_id,
+                core.term,
+                {max(i, floor): core.hash_at(max(i, floor)) for i in probes},
+            )
         commit = core.commit_index
-        start = max(self.monitor.committed_max, self.monitor.commit_seen.get(node.node_id, 0))
+        start = max(
+            self.monitor.committed_max, self.monitor.commit_seen.get(node.node_id, 0), floor - 1
+        )
         hashes = {i: core.hash_at(i) for i in range(start + 1, commit + 1)}
         if commit > 0:
             hashes[commit] = core.hash_at(commit)

@@ -80,7 +80,7 @@ class SafetyMonitor:
             if digest != self.committed.get(index):
                 raise SimViolation(
                     f"leader completeness: {node} leads term {term} without committed entry "
-                    f"{index} (committed {self.committed.get(index)}, its log has {digest})"
+                    f"{index} (committed {str(self.committed.get(index))[:12]}, its log has {str(digest)[:12]})"
                 )
 
     def completeness_probes(self, term: Term) -> list[Index]:

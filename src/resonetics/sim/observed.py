@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from resonetics.machine.replicated import ApplyResult, ReplicatedKV
-from resonetics.raft.entry import Entry
+from resonetics.raft.entry import Entry, EntryType
 from resonetics.raft.ready import HardState, Snapshot
 from resonetics.raft.types import Index, NodeId
 from resonetics.sim.invariants import SafetyMonitor, SimViolation
@@ -62,7 +62,10 @@ class ObservedStorage:
         self._inner.save_snapshot(snapshot, last_applied)
         # Compaction keeps the tail after the snapshot's index, if the log has one.
         cut = snapshot.meta.last_included_index - self._anchor
-        tail = self._hashes[cut + 1 :] if 0 <= cut < len(self._hashes) else []
+        joins = (
+            0 <= cut < len(self._hashes) and self._hashes[cut] == snapshot.meta.last_included_hash
+        )
+        tail = self._hashes[cut + 1 :] if joins else []
         self._anchor = snapshot.meta.last_included_index
         self._hashes = [snapshot.meta.last_included_hash, *tail]
 
@@ -80,7 +83,7 @@ class ObservedKV(ReplicatedKV):
 
     def apply(self, entry: Entry) -> ApplyResult:
         result = super().apply(entry)
-        if entry.index > 0:
+        if entry.type not in (EntryType.GENESIS, EntryType.SNAP_DUMMY):
             self._monitor.on_apply(self._node, entry)
         return result
 

@@ -29,6 +29,11 @@ class SimOptions:
     #: Base tick period of a node's timer (virtual milliseconds).
     tick_ms: int = 10
     election_ticks: int = 10
+    #: Applied entries between snapshots (0: never), entries kept behind one, and the
+    #: InstallSnapshot chunk size: small, so compaction and chunked transfer happen often.
+    snapshot_entries: int = 16
+    snapshot_trailing: int = 2
+    snapshot_chunk_bytes: int = 512
 
     def __post_init__(self) -> None:
         unknown = sorted(self.faults - set(FAULT_KINDS))
@@ -41,7 +46,8 @@ class SimOptions:
         faults = ",".join(k for k in FAULT_KINDS if k in self.faults) or "none"
         return (
             f"nodes={self.nodes} faults={faults} fault_ms={self.fault_ms} "
-            f"quiet_ms={self.quiet_ms} clients={self.clients} keys={self.keys}"
+            f"quiet_ms={self.quiet_ms} clients={self.clients} keys={self.keys} "
+            f"snapshot_entries={self.snapshot_entries}"
         )
 
 

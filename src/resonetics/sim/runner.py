@@ -31,7 +31,7 @@ from resonetics.check.linearizability import Verdict, check_history
 from resonetics.raft.ready import Role
 from resonetics.sim.client import SimClient, Workload
 from resonetics.sim.clock import EventQueue
-from resonetics.sim.cluster import Cluster
+from resonetics.sim.cluster import Cluster, SimNode
 from resonetics.sim.faults import FaultSchedule
 from resonetics.sim.invariants import SafetyMonitor, SimViolation
 from resonetics.sim.network import Network
@@ -164,6 +164,8 @@ def _count(world: _World, result: RunResult) -> None:
         "power_cuts": sum(n.crashes for n in world.cluster.nodes.values()),
         "restarts": faults.restarts,
         "clock_changes": faults.clock_changes,
+        "snapshots": sum(n.snapshot_counts()[0] for n in world.cluster.nodes.values()),
+        "snapshots_installed": sum(n.snapshot_counts()[1] for n in world.cluster.nodes.values()),
         "info_ops": sum(1 for e in world.recorder.events() if e["type"] == "info"),
     }
 
@@ -184,9 +186,8 @@ def _final_checks(world: _World, result: RunResult) -> None:
     _check_liveness(world)
     cluster = world.cluster
     final = {
-        nid: {r.index: node.driver.core.hash_at(r.index) for r in world.monitor.receipts}
+        nid: {r.index: _hash_in_log(world, node, r.index) for r in world.monitor.receipts}
         for nid, node in cluster.nodes.items()
-        if node.driver is not None
     }
     world.monitor.check_receipts(final)
     _check_final_logs(cluster)
@@ -199,11 +200,29 @@ def _final_checks(world: _World, result: RunResult) -> None:
     result.verdict = checked.verdict.value
 
 
+def _hash_in_log(world: _World, node: SimNode, index: int) -> str | None:
+    """The node's hash at ``index``; a compacted index counts as held when the node's
+    anchor (the chain value that covers it) is the committed one."""
+    assert node.driver is not None
+    core = node.driver.core
+    anchor = core.anchor
+    if index < anchor.index:
+        held = world.monitor.committed.get(anchor.index) == anchor.hash
+        return world.monitor.committed.get(index) if held else None
+    return core.hash_at(index)
+
+
 def _check_final_logs(cluster: Cluster) -> None:
     """The whole-log oracle of ``check.invariants`` over every final log, as a cross-check
     of the incremental checks (STYLE habit 11)."""
     logs = {
-        nid: [(e.index, e.term, e.hash) for e in n.driver.core.entries_from(1)]
+        nid: [
+            (e.index, e.term, e.hash)
+            for e in [
+                n.driver.core.anchor,
+                *n.driver.core.entries_from(n.driver.core.anchor.index + 1),
+            ]
+        ]
         for nid, n in cluster.nodes.items()
         if n.driver is not None
     }
