@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from bench.results import Report
+from bench.results import Report, load_report
 
 
 def plot_report(report: Report, path: Path) -> bool:
@@ -39,6 +39,8 @@ def plot_report(report: Report, path: Path) -> bool:
 
 
 def _throughput(ax: Any, report: Report, workload: str, systems: list[str]) -> None:
+    from matplotlib.ticker import NullFormatter
+
     for system in systems:
         pts = sorted(
             (p for p in report.points if p.system == system and p.workload == workload),
@@ -49,6 +51,9 @@ def _throughput(ax: Any, report: Report, workload: str, systems: list[str]) -> N
                 [p.concurrency for p in pts], [p.ops_per_s for p in pts], marker="o", label=system
             )
     ax.set_xscale("log", base=2)
+    ticks = sorted({p.concurrency for p in report.points})
+    ax.set_xticks(ticks, [str(t) for t in ticks])
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("requests in flight")
     ax.set_ylabel("ops/s")
     ax.set_title(f"{workload}: throughput")
@@ -58,6 +63,8 @@ def _throughput(ax: Any, report: Report, workload: str, systems: list[str]) -> N
 
 def _cdf(ax: Any, report: Report, workload: str, systems: list[str]) -> None:
     """The CDF at the highest concurrency each system ran (where queueing shows)."""
+    from matplotlib.ticker import NullFormatter
+
     for system in systems:
         pts = [p for p in report.points if p.system == system and p.workload == workload]
         if not pts:
@@ -67,6 +74,7 @@ def _cdf(ax: Any, report: Report, workload: str, systems: list[str]) -> None:
             xs, ys = zip(*top.cdf, strict=True)
             ax.plot(xs, ys, label=f"{system} (N={top.concurrency})")
     ax.set_xscale("log")
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("latency, ms")
     ax.set_ylabel("fraction of requests")
     ax.set_title(f"{workload}: latency CDF")
@@ -74,4 +82,18 @@ def _cdf(ax: Any, report: Report, workload: str, systems: list[str]) -> None:
     ax.legend(fontsize=8)
 
 
-__all__ = ["plot_report"]
+def main(argv: list[str] | None = None) -> int:
+    """``python -m bench.plot results.json out.png``: redraw a figure from a saved run."""
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 2:
+        print("usage: python -m bench.plot RESULTS.json OUT.png", file=sys.stderr)
+        return 2
+    return 0 if plot_report(load_report(Path(args[0])), Path(args[1])) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
+
+__all__ = ["main", "plot_report"]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from bench.loadgen import RawRun
@@ -81,4 +83,31 @@ class Report:
         }
 
 
-__all__ = ["Point", "Report"]
+def load_report(path: Path) -> Report:
+    """A report saved by ``write_json`` (for redrawing or re-rendering it)."""
+    data = json.loads(path.read_text())
+    report = Report(
+        config=data["config"],
+        machine=data["machine"],
+        durability=data["durability"],
+        notes=data["notes"],
+        failures=data["failures"],
+    )
+    for p in data["points"]:
+        report.points.append(
+            Point(
+                system=p["system"],
+                workload=p["workload"],
+                concurrency=p["concurrency"],
+                ops_per_s=p["ops_per_s"],
+                errors=p["errors"],
+                latency=LatencySummary(**p["latency"]),
+                gen_cpu_pct=p["gen_cpu_pct"],
+                cdf=[(x, y) for x, y in p["cdf"]],
+                first_error=p["first_error"],
+            )
+        )
+    return report
+
+
+__all__ = ["Point", "Report", "load_report"]

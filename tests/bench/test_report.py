@@ -17,7 +17,7 @@ from bench.report import (
     render_table,
     write_json,
 )
-from bench.results import Point, Report
+from bench.results import Point, Report, load_report
 from rich.console import Console
 
 
@@ -91,3 +91,11 @@ def test_options_are_parsed_and_checked() -> None:
     assert parse_systems("pysyncobj-nobatch") == ["pysyncobj-nobatch"]
     with pytest.raises(SystemExit):
         config_from_args(["--systems", "mongodb"])
+
+
+def test_saved_report_loads_back(tmp_path: Path) -> None:
+    original = _report()
+    write_json(original, tmp_path / "r.json")
+    loaded = load_report(tmp_path / "r.json")
+    assert loaded.points == original.points
+    assert loaded.durability == original.durability
