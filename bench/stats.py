@@ -56,7 +56,7 @@ def summarize(latencies_s: Sequence[float]) -> LatencySummary:
 
 
 def cdf_points(latencies_s: Sequence[float], points: int = 200) -> list[tuple[float, float]]:
-    """At most ``points`` (latency_ms, fraction <= it) pairs, for plotting a CDF.
+    """At most ``points + 1`` (latency_ms, fraction <= it) pairs, for plotting a CDF.
 
     Sampled at evenly spaced ranks, always including the maximum, so a plot of
     a run with a million requests stays small in the JSON file.
@@ -67,7 +67,7 @@ def cdf_points(latencies_s: Sequence[float], points: int = 200) -> list[tuple[fl
         raise ValueError(f"points must be >= 2, got {points}")
     ordered = sorted(latencies_s)
     n = len(ordered)
-    step = max(1, n // points)
+    step = max(1, math.ceil(n / points))
     ranks = list(range(step, n + 1, step))
     if ranks[-1] != n:
         ranks.append(n)
