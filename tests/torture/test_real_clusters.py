@@ -22,9 +22,18 @@ from resonetics.torture import FAULT_KINDS, TortureOptions, run_torture
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.parametrize(("nodes", "seed"), [(3, 101), (5, 202)])
+@pytest.mark.parametrize(
+    ("nodes", "seed", "overlap_p"),
+    [
+        (3, 101, 0.3),
+        (5, 202, 0.3),
+        # Every fault joined by one of the other family: a kill during a partition,
+        # a torn log on a node cut off from the others, a pause during a bridge...
+        (3, 303, 1.0),
+    ],
+)
 def test_every_fault_kind_leaves_a_linearizable_history_and_converged_nodes(
-    tmp_path: Path, nodes: int, seed: int
+    tmp_path: Path, nodes: int, seed: int, overlap_p: float
 ) -> None:
     # Each round of the schedule is a permutation of all kinds; ~2.5 s per fault on
     # average, so 30 s always completes the first round.
@@ -36,6 +45,7 @@ def test_every_fault_kind_leaves_a_linearizable_history_and_converged_nodes(
             time_s=30.0,
             hold_s=(1.0, 2.5),
             quiet_s=(0.3, 1.0),
+            overlap_p=overlap_p,
         )
     )
     assert result.ok, "\n".join(result.failures) + f"\nartefacts in {tmp_path}"

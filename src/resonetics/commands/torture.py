@@ -58,6 +58,7 @@ def torture(
     clients: int,
     keys: int,
     faults: str,
+    overlap: float,
     snapshot_entries: int | None,
 ) -> None:
     """Run a real cluster under faults and check what its clients saw."""  # fmt: skip
@@ -70,7 +71,7 @@ def torture(
     click.echo(f"seed {seed}: {nodes} nodes, {time_s:g} s, faults {','.join(kinds)}; out {out}")
     options = TortureOptions(
         seed=seed, out=out, nodes=nodes, time_s=time_s, clients=clients, keys=keys,
-        faults=kinds, snapshot_entries=snapshot_entries,
+        faults=kinds, overlap_p=overlap, snapshot_entries=snapshot_entries,
     )  # fmt: skip
     try:
         result = run_torture(options)

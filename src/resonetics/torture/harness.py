@@ -52,6 +52,8 @@ class TortureOptions:
     faults: tuple[str, ...] = FAULT_KINDS
     hold_s: tuple[float, float] = (1.5, 4.0)
     quiet_s: tuple[float, float] = (0.5, 2.0)
+    #: Chance that a fault runs together with one of the other family (process / network).
+    overlap_p: float = 0.3
     settle_s: float = 3.0
     snapshot_entries: int | None = None
     check_time_limit_s: float = 300.0
@@ -88,7 +90,9 @@ def run_torture(options: TortureOptions) -> TortureResult:
         cluster,
         mesh,
         random.Random(rng.random()),
-        NemesisOptions(options.faults, options.hold_s, options.quiet_s),
+        NemesisOptions(
+            options.faults, options.hold_s, options.quiet_s, overlap_p=options.overlap_p
+        ),
     )
     monitor = Monitor(cluster, expected_down=lambda: set(nemesis.down))
     nemesis.leader = lambda: monitor.leader
@@ -221,6 +225,7 @@ def _summary(
         "faults_enabled": list(options.faults),
         "hold_s": list(options.hold_s),
         "quiet_s": list(options.quiet_s),
+        "overlap_p": options.overlap_p,
         "tick_ms": options.tick_ms,
         "snapshot_entries": options.snapshot_entries,
         "ok": report.ok,
