@@ -277,12 +277,26 @@ class AsyncClient:
         return result
 
     async def member_promote(self, node: str) -> dict[str, Any]:
-        result: dict[str, Any] = await self.call("member_promote", {"node": node})
-        return result
+        return await self._retried_change("member_promote", node, "is already a voter")
 
     async def member_remove(self, node: str) -> dict[str, Any]:
-        result: dict[str, Any] = await self.call("member_remove", {"node": node})
-        return result
+        return await self._retried_change("member_remove", node, "is not a member")
+
+    async def _retried_change(self, op: str, node: str, done_reason: str) -> dict[str, Any]:
+        """Run a change whose retry, after it committed, is refused as ``done_reason``.
+
+        A first attempt may commit and still be answered TIMEOUT (a leader change);
+        the client's retry is then refused because the change is already made. Checked
+        before the first attempt, the same refusal means the request itself was wrong.
+        """
+        before = await self.member_list()
+        try:
+            result: dict[str, Any] = await self.call(op, {"node": node})
+            return result
+        except errors.BadRequest as exc:
+            if done_reason in str(exc) and _was_pending(op, node, before):
+                return await self.member_list()  # an earlier attempt of ours made the change
+            raise
 
     async def transfer_leader(self, to: str) -> dict[str, Any]:
         """Ask the leader to hand over to ``to``; returns once the handover has started."""
@@ -393,6 +407,13 @@ class AsyncClient:
         if self._conn is not None:
             conn, self._conn = self._conn, None
             await conn.close()
+
+
+def _was_pending(op: str, node: str, before: dict[str, Any]) -> bool:
+    """Whether ``op`` on ``node`` still had work to do in the ``before`` view."""
+    if op == "member_promote":
+        return node in before["learners"]
+    return node in before["voters"] or node in before["learners"]
 
 
 def _now() -> float:

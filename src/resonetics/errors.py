@@ -74,6 +74,10 @@ class ConfigChangeRejected(ResoneticsError):
     """A membership change request is invalid in the current configuration."""
 
 
+class ConfigChangeInProgress(ConfigChangeRejected):
+    """Another membership change (or a leadership transfer) is still going on: retry later."""
+
+
 class BadRequest(ClientError):
     code = "BAD_REQUEST"
 

@@ -69,6 +69,8 @@ class LocalCluster:
     #: links go through a proxy (the fault-injection harness); a node or peer missing
     #: here dials the peer's own address. A node always listens on its own address.
     peer_routes: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: Nodes started with ``--listen``/``--join`` (outside the initial configuration).
+    joiners: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         ports = (
@@ -93,6 +95,7 @@ class LocalCluster:
         return ",".join(
             f"{n.node_id}={n.address if n.node_id == node_id else routes.get(n.node_id, n.address)}"
             for n in self.nodes.values()
+            if n.node_id not in self.joiners  # joiners are learned from the log
         )
 
     def command(self, node_id: str) -> list[str]:
@@ -103,8 +106,7 @@ class LocalCluster:
             "serve",
             "--id",
             node_id,
-            "--peers",
-            self.peers_arg_for(node_id),
+            *self._membership_args(node_id),
             "--data-dir",
             str(self.data_dir),
             "--tick-ms",
@@ -114,6 +116,27 @@ class LocalCluster:
             *(self.tls.serve_args(node_id) if self.tls is not None else []),
             *self.extra_args,
         ]
+
+    def _membership_args(self, node_id: str) -> list[str]:
+        if node_id not in self.joiners:
+            return ["--peers", self.peers_arg_for(node_id)]
+        founders = [n.address for i, n in self.nodes.items() if i not in self.joiners]
+        return ["--listen", self.nodes[node_id].address, "--join", ",".join(founders)]
+
+    def add_node(self, node_id: str, *, start: bool = True) -> LocalNode:
+        """A new node outside the configuration (``serve --join``), on a free port.
+
+        It only becomes a member once someone runs ``member add`` for it; the
+        founders keep their ``--peers`` (the configuration in the log wins over it).
+        """
+        if node_id in self.nodes:
+            raise ClusterError(f"{node_id} already exists")
+        node = LocalNode(node_id, f"127.0.0.1:{free_ports(1)[0]}")
+        self.nodes[node_id] = node
+        self.joiners.add(node_id)
+        if start:
+            self.start_node(node_id)
+        return node
 
     def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)

@@ -27,7 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from resonetics.errors import ConfigChangeRejected
+from resonetics.errors import ConfigChangeInProgress, ConfigChangeRejected
 from resonetics.raft.membership import Membership
 from resonetics.raft.types import Index, NodeId
 
@@ -58,7 +58,7 @@ class ConfigChange:
 def next_membership(current: Membership, change: ConfigChange) -> Membership:
     """The configuration to append for ``change``; ``ConfigChangeRejected`` if it is invalid."""
     if current.joint:
-        raise ConfigChangeRejected(
+        raise ConfigChangeInProgress(
             "a membership change is still in progress (joint configuration); retry when it ends"
         )
     node = change.node

@@ -287,17 +287,17 @@ class RaftNode:
         """
         self._require_leader()
         if self._transfer_target is not None:
-            raise errors.ConfigChangeRejected(
+            raise errors.ConfigChangeInProgress(
                 f"leadership transfer to {self._transfer_target} in progress"
             )
         if self._config_change_pending():
-            raise errors.ConfigChangeRejected(
+            raise errors.ConfigChangeInProgress(
                 "a membership change is still in progress; retry when it has committed"
             )
         if not self._committed_in_term():
             # A new leader first commits its NOOP (dissertation §4.1, the
             # single-server-change bug fix): an older leader's uncommitted change is settled.
-            raise errors.ConfigChangeRejected("the leader is still committing its first entry")
+            raise errors.ConfigChangeInProgress("the leader is still committing its first entry")
         nxt = membership_change.next_membership(self._membership, change)
         index = self._append_own(EntryType.CONFIG, nxt.to_data())
         self._bcast_pending = True

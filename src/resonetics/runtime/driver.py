@@ -196,6 +196,9 @@ class NodeDriver:
         except errors.NotLeader as exc:
             on_done(self.not_leader_outcome(exc.leader_id))
             return
+        except errors.ConfigChangeInProgress as exc:
+            on_done(Outcome(codes.UNAVAILABLE, message=str(exc)))  # the client retries
+            return
         except errors.ConfigChangeRejected as exc:
             on_done(Outcome(codes.BAD_REQUEST, message=f"change: {exc}"))
             return

@@ -1,0 +1,193 @@
+"""Real processes: grow a live cluster, replace a node, move leadership (issue 6).
+
+Writers keep writing through every change; at the end every acknowledged write
+must be readable with its value, from the new members too.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from resonetics import errors
+from resonetics.client import Client
+from resonetics.localcluster import LocalCluster
+from tests.integration.conftest import _assert_no_crash
+
+#: A live-cluster change must finish well inside this on a loaded 2-core machine, seconds.
+CHANGE_TIMEOUT_S = 60.0
+
+
+class Writer(threading.Thread):
+    """Writes w<i> = i in a loop; remembers what was acknowledged."""
+
+    def __init__(self, addresses: list[str], prefix: str) -> None:
+        super().__init__(daemon=True)
+        self.addresses = addresses
+        self.prefix = prefix
+        self.acked: dict[str, int] = {}
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        with Client(self.addresses, timeout=15) as client:
+            i = 0
+            while not self.stop.is_set():
+                key = f"{self.prefix}{i}"
+                try:
+                    client.put(key, i)
+                    self.acked[key] = i
+                except errors.ResoneticsError:
+                    pass  # indeterminate or refused: not acknowledged, not checked
+                i += 1
+                time.sleep(0.005)
+
+
+def _wait(what: str, check: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + CHANGE_TIMEOUT_S
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except errors.ResoneticsError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _view(cluster: LocalCluster, node: str) -> dict[str, Any]:
+    with Client([cluster.nodes[node].address], timeout=5) as client:
+        view: dict[str, Any] = client.call("member_list", {})
+        return view
+
+
+def _check_acked(client: Client, writer: Writer) -> None:
+    assert len(writer.acked) > 10, "the writer made no progress"
+    for key, value in writer.acked.items():
+        assert client.get(key) == value, key
+
+
+def _start(tmp_path: Path) -> LocalCluster:
+    cluster = LocalCluster(tmp_path / "data", size=3, tick_ms=20)
+    cluster.start()
+    cluster.wait_for_leader(timeout_s=60)
+    return cluster
+
+
+def test_grow_live_cluster_from_three_to_five_while_clients_write(tmp_path: Path) -> None:
+    cluster = _start(tmp_path)
+    try:
+        writer = Writer(cluster.addresses, "g")
+        writer.start()
+        with Client(cluster.addresses, timeout=CHANGE_TIMEOUT_S) as admin:
+            for node_id in ("n4", "n5"):
+                node = cluster.add_node(node_id)
+                admin.member_add(node_id, node.address)
+                _wait(f"{node_id} a voter", partial(_is_settled_voter, admin, node_id))
+            time.sleep(0.5)
+            writer.stop.set()
+            writer.join(timeout=30)
+            view = admin.member_list()
+            assert view["voters"] == ["n1", "n2", "n3", "n4", "n5"]
+            assert view["voters_outgoing"] == [] and view["learners"] == []
+            _check_acked(admin, writer)
+        # The new members hold the whole history and know every address.
+        for node_id in ("n4", "n5"):
+            _wait(f"{node_id} applied", partial(_caught_up, cluster, node_id))
+            assert set(_view(cluster, node_id)["addresses"]) == set(cluster.nodes)
+    finally:
+        cluster.stop()
+    _assert_no_crash(cluster)
+
+
+def _is_settled_voter(admin: Client, node: str) -> bool:
+    view = admin.member_list()
+    return node in view["voters"] and not view["voters_outgoing"]
+
+
+def _caught_up(cluster: LocalCluster, node: str) -> bool:
+    statuses = {n: cluster.status(n) for n in cluster.nodes}
+    leader = next(s for s in statuses.values() if s and s["role"] == "leader")
+    mine = statuses[node]
+    return mine is not None and mine["applied_index"] >= leader["commit_index"] - 5
+
+
+def test_replace_a_node_with_an_empty_one(tmp_path: Path) -> None:
+    cluster = _start(tmp_path)
+    try:
+        writer = Writer(cluster.addresses, "r")
+        writer.start()
+        time.sleep(0.5)
+        cluster.kill_node("n3")
+        with Client(cluster.addresses, timeout=CHANGE_TIMEOUT_S) as admin:
+            admin.member_remove("n3")
+            assert admin.member_list()["voters"] == ["n1", "n2"]
+            node = cluster.add_node("n4")
+            admin.member_add("n4", node.address)
+            _wait("n4 a voter", lambda: admin.member_list()["voters"] == ["n1", "n2", "n4"])
+            # Now n1 or n2 may fail: the other and n4 still make a majority.
+            leader, _ = cluster.wait_for_leader()
+            survivor = "n2" if leader == "n1" else "n1"
+            cluster.kill_node(survivor)
+            admin.put("after-replace", "yes")
+            writer.stop.set()
+            writer.join(timeout=30)
+            assert admin.get("after-replace") == "yes"
+            _check_acked(admin, writer)
+    finally:
+        cluster.stop()
+    _assert_no_crash(cluster)
+
+
+def test_transfer_leadership_during_writes(tmp_path: Path) -> None:
+    cluster = _start(tmp_path)
+    try:
+        writer = Writer(cluster.addresses, "t")
+        writer.start()
+        with Client(cluster.addresses, timeout=CHANGE_TIMEOUT_S) as admin:
+            for round_ in range(2):
+                leader, _ = cluster.wait_for_leader()
+                target = "n2" if leader != "n2" else "n3"
+                time.sleep(0.3)
+                admin.transfer_leader(target)
+                _wait(f"{target} leads", partial(_leads, cluster, target))
+                # The client follows the new leader: its next write lands there.
+                admin.put(f"after-transfer-{round_}", round_)
+                assert admin.leader == cluster.wait_for_leader()[0]
+            acked_before = len(writer.acked)
+            _wait("writes after the transfers", lambda: len(writer.acked) > acked_before + 5)
+            writer.stop.set()
+            writer.join(timeout=30)
+            _check_acked(admin, writer)
+    finally:
+        cluster.stop()
+    _assert_no_crash(cluster)
+
+
+def _leads(cluster: LocalCluster, node: str) -> bool:
+    status = cluster.status(node)
+    return status is not None and status["role"] == "leader"
+
+
+def test_invalid_changes_are_refused_with_a_reason(tmp_path: Path) -> None:
+    cluster = _start(tmp_path)
+    try:
+        with Client(cluster.addresses, timeout=20) as admin:
+            cases: list[tuple[Callable[[], object], str]] = [
+                (partial(admin.member_remove, "n9"), "not a member"),
+                (partial(admin.member_promote, "n1"), "already a voter"),
+                (partial(admin.transfer_leader, "n9"), "non-voter"),
+            ]
+            for call, reason in cases:
+                try:
+                    call()
+                except errors.BadRequest as exc:
+                    assert reason in str(exc)
+                else:
+                    raise AssertionError(f"accepted; expected {reason!r}")
+    finally:
+        cluster.stop()
+    _assert_no_crash(cluster)
