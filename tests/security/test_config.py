@@ -73,3 +73,11 @@ def test_rate_must_be_a_number() -> None:
         apply_overrides(
             ServerConfig("n1", PEERS, Path("data")), {"rate_limit_rps": "fast"}, source="t"
         )
+
+
+def test_signing_key_path_from_toml_or_flags() -> None:
+    config = apply_overrides(
+        ServerConfig("n1", PEERS, Path("data")), {"signing_key": "keys/n1.key"}, source="t"
+    )
+    assert config.signing_key == Path("keys/n1.key")
+    assert ServerConfig("n1", PEERS, Path("data")).signing_key is None

@@ -49,6 +49,11 @@ from resonetics.server.config import (
 @click.option(
     "--connections-per-ip", type=int, help="Open connections per source IP (default 512)."
 )
+@click.option(
+    "--signing-key",
+    type=click.Path(path_type=Path),
+    help="Ed25519 entry-signing key (default: DATA_DIR/ID/node.key, made on first start).",
+)
 @click.option("--log-level", default="info", show_default=True)
 def serve(
     node_id: str,
@@ -68,6 +73,7 @@ def serve(
     rate_limit: str | None,
     rate_limit_burst: int | None,
     connections_per_ip: int | None,
+    signing_key: Path | None,
     log_level: str,
 ) -> None:
     """Run one node of a cluster (flags override the TOML file)."""
@@ -91,6 +97,7 @@ def serve(
                 "rate_limit_rps": parse_rate(rate_limit) if rate_limit is not None else None,
                 "rate_limit_burst": rate_limit_burst,
                 "connections_per_ip_max": connections_per_ip,
+                "signing_key": signing_key,
             },
         ).validate()
         _run(config, log_level)

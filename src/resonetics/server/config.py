@@ -64,6 +64,8 @@ class ServerConfig:
     rate_limit_rps: float = limits.RATE_LIMIT_RPS_DEFAULT
     rate_limit_burst: int = limits.RATE_LIMIT_BURST_DEFAULT
     connections_per_ip_max: int = limits.CONNECTIONS_PER_IP_MAX
+    #: The node's Ed25519 entry-signing key; None: <node_dir>/node.key, made on first start.
+    signing_key: Path | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def tls(self) -> TLSConfig | None:
@@ -163,7 +165,7 @@ _INT_KEYS = (
     "rate_limit_burst",
     "connections_per_ip_max",
 )
-_PATH_KEYS = ("data_dir", "tls_ca", "tls_cert", "tls_key")
+_PATH_KEYS = ("data_dir", "tls_ca", "tls_cert", "tls_key", "signing_key")
 
 
 def apply_overrides(config: ServerConfig, values: dict[str, Any], *, source: str) -> ServerConfig:

@@ -40,6 +40,7 @@ from resonetics.raft.ready import Role
 from resonetics.runtime.driver import NodeDriver
 from resonetics.runtime.outcome import Outcome
 from resonetics.security.ratelimit import ConnectionLimiter, TokenBucket
+from resonetics.security.signing import load_or_create_node_key, public_key_text
 from resonetics.security.tls import client_context, has_verified_certificate, server_context
 from resonetics.server import admin
 from resonetics.server.config import ServerConfig
@@ -64,6 +65,8 @@ log = logging.getLogger("resonetics.server")
 CONNECTIONS_MAX = limits.CONNECTIONS_MAX
 #: A connection that completes no line for this long is closed (slow-loris guard), seconds.
 IDLE_LINE_TIMEOUT_S = 600.0
+#: How long shutdown waits for connection handlers, twice (after close, after abort), seconds.
+SHUTDOWN_GRACE_S = 0.5
 READ_OPS = frozenset({"kv_get", "kv_scan"})
 WRITE_OPS = frozenset({"kv_set", "kv_delete", "kv_cas"})
 
@@ -113,6 +116,10 @@ class NodeServer:
         )
         self._peer_ssl: ssl.SSLContext | None = client_context(tls) if tls is not None else None
         self._per_ip = ConnectionLimiter(config.connections_per_ip_max)
+        self._handlers: set[asyncio.Task[Any]] = set()
+        # Made on first start so an operator can build the trust registry from node folders;
+        # entries are not signed with it until the core carries signatures (threat model §4).
+        self.signing_key = load_or_create_node_key(config.node_dir, config.signing_key)
         #: Client requests answered RATE_LIMITED, and connections refused by a limit.
         self.rate_limited = 0
         self.connections_refused = 0
@@ -149,6 +156,7 @@ class NodeServer:
         admin.sync_links(self, force=True)
         self._tasks.add(asyncio.create_task(self._ticker(), name="ticker"))
         transport = f"TLS (client certificates {self.config.tls_client_auth})"
+        log.info("entry signing key %s", public_key_text(self.signing_key))
         log.info(
             "listening on %s:%d over %s, data in %s",
             host,
@@ -175,8 +183,22 @@ class NodeServer:
             await link.stop()
         for writer in list(self._connections):
             writer.close()
+        await self._end_connection_handlers()
         self.driver.close()
         log.info("stopped")
+
+    async def _end_connection_handlers(self) -> None:
+        """Let closed connections' handlers finish; abort what a TLS close keeps waiting.
+
+        A TLS close waits for the peer's close_notify, so a handler can outlive
+        ``close()``; one still running when the loop is torn down is cancelled there
+        and logged with a traceback. Answers already written go out during the grace.
+        """
+        for _ in range(2):
+            if self._handlers:
+                await asyncio.wait(set(self._handlers), timeout=SHUTDOWN_GRACE_S)
+            for writer in list(self._connections):
+                writer.transport.abort()
 
     async def _ticker(self) -> None:
         interval = self.config.tick_ms / 1000
@@ -225,6 +247,9 @@ class NodeServer:
             writer.close()
             return
         self._connections.add(writer)
+        handler = asyncio.current_task()
+        if handler is not None:
+            self._handlers.add(handler)
         conn = _Conn(
             writer,
             TokenBucket(self.config.rate_limit_rps, self.config.rate_limit_burst),
@@ -239,6 +264,8 @@ class NodeServer:
         finally:
             self._per_ip.release(ip)
             self._connections.discard(writer)
+            if handler is not None:
+                self._handlers.discard(handler)
             writer.close()
 
     async def _serve_connection(self, reader: asyncio.StreamReader, conn: _Conn) -> None:
