@@ -81,7 +81,9 @@ def test_nodes_that_diverge_or_end_apart_fail_the_run(tmp_path: Path) -> None:
     assert any("different (index, hash)" in f for f in report.failures)
 
 
-def test_crashes_unclean_exits_tracebacks_and_no_convergence_each_fail(tmp_path: Path) -> None:
+def test_crashes_unclean_exits_tracebacks_bypassed_proxies_and_no_convergence_each_fail(
+    tmp_path: Path,
+) -> None:
     for node in ("n1", "n2"):
         _write_node(tmp_path, node, 3)
     (tmp_path / "n2.log").write_text("Traceback (most recent call last):\n  boom\n")
@@ -91,9 +93,11 @@ def test_crashes_unclean_exits_tracebacks_and_no_convergence_each_fail(tmp_path:
         crashes=[{"node": "n1", "exit_code": 1, "time": 0.0}],
         exit_codes={"n1": 0, "n2": -9},
         converged=None,
+        unused_links=[("n1", "n2")],
     )
     text = "\n".join(report.failures)
     assert "n1 exited on its own (exit code 1)" in text
     assert "n2 did not shut down cleanly (exit code -9)" in text
     assert "n2: a Traceback" in text
     assert "did not converge" in text
+    assert "link n1->n2 never went through its proxy" in text

@@ -45,6 +45,13 @@ __all__ = ["torture"]
     help="Comma-separated fault kinds to inject.",
 )
 @click.option(
+    "--overlap",
+    type=click.FloatRange(0, 1),
+    default=0.3,
+    show_default=True,
+    help="Chance that a process fault and a network fault run together.",
+)
+@click.option(
     "--snapshot-entries",
     type=click.IntRange(min=1),
     default=None,

@@ -6,6 +6,7 @@
   and chain hash;
 * offline, ``verify`` finds every node folder sound and the nodes agree on
   the chain hash at every index they share, and all end at the same index;
+* every peer link went through its proxy (else the network faults were void);
 * no node crashed on its own: no unexpected exit, no unclean shutdown, no
   ``Traceback`` in a node's log.
 """
@@ -13,6 +14,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,8 +45,12 @@ def run_checks(
     exit_codes: dict[str, int | None],
     converged: dict[str, Any] | None,
     time_limit_s: float,
+    unused_links: Sequence[tuple[str, str]] = (),
 ) -> CheckReport:
     report = CheckReport()
+    for src, dst in unused_links:
+        # Every fault on the network relies on the links going through the proxies.
+        report.failures.append(f"link {src}->{dst} never went through its proxy")
     _check_linearizable(report, history, time_limit_s)
     if converged is None:
         report.failures.append("the healed cluster did not converge on one applied index and hash")

@@ -116,6 +116,7 @@ def run_torture(options: TortureOptions) -> TortureResult:
         exit_codes=run.exit_codes,
         converged=run.converged,
         time_limit_s=options.check_time_limit_s,
+        unused_links=mesh.unused(),
     )
     summary = _summary(options, run, report, time.monotonic() - started)
     _write_artefacts(options.out, recorder, nemesis, summary)

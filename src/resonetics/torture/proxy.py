@@ -48,6 +48,9 @@ class LinkProxy:
         self.target = target
         self.cut = False
         self.delay_s = 0.0
+        #: Connections accepted, refused ones included: zero after a run means the
+        #: node never dialed this proxy, i.e. its link went around the fault injector.
+        self.accepted = 0
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -91,6 +94,7 @@ class LinkProxy:
         self._writers.clear()
 
     async def _on_accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.accepted += 1
         if self.cut:
             writer.transport.abort()
             return
@@ -209,6 +213,10 @@ class ProxyMesh:
         for link in self.links.values():
             link.set_cut(False)
             link.delay_s = 0.0
+
+    def unused(self) -> list[Pair]:
+        """Links whose proxy never saw a connection (traffic that bypassed the mesh)."""
+        return sorted(pair for pair, link in self.links.items() if link.accepted == 0)
 
     def cut_pairs(self) -> list[Pair]:
         return sorted(pair for pair, link in self.links.items() if link.cut)
