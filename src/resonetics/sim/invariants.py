@@ -135,6 +135,16 @@ class SafetyMonitor:
                 f"state machine safety: index {entry.index} applied as {known[1][:12]} on "
                 f"{known[0]} but as {entry.hash[:12]} on {node}"
             )
+        # Applied means committed. This also records an index that a node committed and
+        # compacted within one step, where ``on_commit`` only sees the snapshot's anchor.
+        committed = self.committed.setdefault(entry.index, entry.hash)
+        if committed == "":
+            self.committed[entry.index] = committed = entry.hash
+        if committed != entry.hash:
+            raise SimViolation(
+                f"state machine safety: {node} applied index {entry.index} as "
+                f"{entry.hash[:12]}, committed is {committed[:12]}"
+            )
 
     # --- what left a node ----------------------------------------------------------------
     def on_vote_sent(self, voter: NodeId, term: Term, candidate: NodeId) -> None:

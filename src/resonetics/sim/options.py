@@ -34,6 +34,9 @@ class SimOptions:
     snapshot_entries: int = 16
     snapshot_trailing: int = 2
     snapshot_chunk_bytes: int = 512
+    #: Mix leadership transfers and voter removals/re-adds into the faulty phase
+    #: (``sim/membership.py``); every node is a voter again in the quiet phase.
+    membership_churn: bool = False
 
     def __post_init__(self) -> None:
         unknown = sorted(self.faults - set(FAULT_KINDS))

@@ -34,6 +34,7 @@ from resonetics.sim.clock import EventQueue
 from resonetics.sim.cluster import Cluster, SimNode
 from resonetics.sim.faults import FaultSchedule
 from resonetics.sim.invariants import SafetyMonitor, SimViolation
+from resonetics.sim.membership import MembershipChurn
 from resonetics.sim.network import Network
 from resonetics.sim.options import SimOptions
 from resonetics.sim.trace import Trace
@@ -100,6 +101,11 @@ class _World:
         self.network = Network(self.queue, random.Random(f"{seed}/network"), self.trace)
         self.cluster = Cluster(seed, options, self.queue, self.network, self.trace, self.monitor)
         self.faults = FaultSchedule(self.cluster, random.Random(f"{seed}/faults"))
+        self.churn = (
+            MembershipChurn(self.cluster, random.Random(f"{seed}/membership"))
+            if options.membership_churn
+            else None
+        )
         self.end_ms = options.fault_ms + options.quiet_ms
         self.recorder = HistoryRecorder(clock=lambda: float(self.queue.now_ms))
         workload = Workload(
@@ -116,6 +122,8 @@ class _World:
 
     def run(self) -> None:
         self.faults.install()
+        if self.churn is not None:
+            self.churn.install()
         for node in self.cluster.nodes.values():
             self.cluster.start(node)
         for i, client in enumerate(self.clients):
@@ -168,6 +176,11 @@ def _count(world: _World, result: RunResult) -> None:
         "snapshots_installed": sum(n.snapshot_counts()[1] for n in world.cluster.nodes.values()),
         "info_ops": sum(1 for e in world.recorder.events() if e["type"] == "info"),
     }
+    if world.churn is not None:
+        churn = world.churn.stats
+        result.counters["transfers"] = churn.transfers
+        result.counters["config_changes_committed"] = churn.changes_committed
+        result.counters["config_changes_refused"] = churn.refused
 
 
 def _digest(world: _World) -> str:
