@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from resonetics.raft.log import RaftLog
-from resonetics.raft.ready import HardState
+from resonetics.raft.messages import Message
+from resonetics.raft.ready import HardState, Ready
 from resonetics.runtime.driver import NodeDriver
 from resonetics.runtime.outcome import OnDone
 from resonetics.sim.faults import FaultSchedule
@@ -32,22 +33,23 @@ def test_storage_that_forgets_the_term_and_vote(monkeypatch: pytest.MonkeyPatch)
 
 
 def test_driver_that_sends_before_persisting(monkeypatch: pytest.MonkeyPatch) -> None:
-    def send_first(self: NodeDriver) -> None:
-        while self.core.has_ready():
-            rd = self.core.ready()
-            for msg in rd.messages:
-                self.host.send(msg)
-            self._persist(rd)
-            for entry in rd.committed_entries:
-                self._apply(entry)
-            self.core.advance(rd)
-            self._on_reads(rd)
-            self._on_role(rd.soft_state.role)
-        self._serve_confirmed_reads()
+    """Votes, acks and new terms must not leave before the fsync they depend on."""
 
-    monkeypatch.setattr(NodeDriver, "process_ready", send_first)
-    failures = [run_seed(seed, SimOptions()) for seed in (2, 10, 11)]
-    assert any(not r.ok for r in failures)
+    def everything_early(self: NodeDriver, rd: Ready) -> tuple[list[Message], list[Message]]:
+        return list(rd.messages), []
+
+    monkeypatch.setattr(NodeDriver, "_split_messages", everything_early)
+    result = run_seed(0, SimOptions())
+    assert result.verdict == "violation"
+    assert result.failure is not None and "after sending term" in result.failure
+
+
+def test_log_appends_never_fsynced(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An entry acknowledged (or counted toward a quorum) before it is durable can be lost."""
+    monkeypatch.setattr(FileNodeStorage, "sync", lambda self: None)
+    result = run_seed(0, SimOptions(faults=parse_faults("crash")))
+    assert result.verdict == "violation"
+    assert result.failure is not None and "committed entry" in result.failure
 
 
 def test_reads_served_without_read_index(monkeypatch: pytest.MonkeyPatch) -> None:
