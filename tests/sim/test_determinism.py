@@ -6,7 +6,7 @@ from resonetics.sim.options import SimOptions
 from resonetics.sim.runner import run_seed
 from resonetics.sim.trace import Trace
 
-SHORT = SimOptions(fault_ms=1_500, quiet_ms=4_000)
+SHORT = SimOptions(fault_ms=1_500, quiet_ms=4_500)
 
 
 def test_same_seed_gives_an_identical_run() -> None:
@@ -28,7 +28,7 @@ def test_different_seeds_give_different_runs() -> None:
 
 def test_options_are_part_of_the_run() -> None:
     three = run_seed(5, SHORT)
-    five = run_seed(5, SimOptions(nodes=5, fault_ms=1_500, quiet_ms=4_000))
+    five = run_seed(5, SimOptions(nodes=5, fault_ms=1_500, quiet_ms=4_500))
     assert three.digest != five.digest
 
 

@@ -12,6 +12,9 @@ from dataclasses import dataclass, field
 
 #: Every fault kind the simulator can inject, as named on the command line.
 FAULT_KINDS: tuple[str, ...] = ("drop", "delay", "dup", "partition", "crash", "clock")
+#: The quiet phase must hold the settle time, a window of client operations that must
+#: all succeed, and the clients' drain time (see ``runner.py``).
+QUIET_MS_MIN = 4_500
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,7 +26,7 @@ class SimOptions:
     #: Length of the faulty phase (virtual milliseconds).
     fault_ms: int = 4_000
     #: Length of the quiet phase that follows: no faults, liveness is checked at its end.
-    quiet_ms: int = 4_000
+    quiet_ms: int = 5_000
     clients: int = 3
     keys: int = 3
     #: Base tick period of a node's timer (virtual milliseconds).
@@ -44,6 +47,8 @@ class SimOptions:
             raise ValueError(f"unknown fault kind(s): {', '.join(unknown)}")
         if self.nodes < 1:
             raise ValueError("need at least one node")
+        if self.quiet_ms < QUIET_MS_MIN:
+            raise ValueError(f"the quiet phase needs at least {QUIET_MS_MIN} ms")
 
     def describe(self) -> str:
         faults = ",".join(k for k in FAULT_KINDS if k in self.faults) or "none"
@@ -68,4 +73,4 @@ def parse_faults(text: str) -> frozenset[str]:
     return kinds
 
 
-__all__ = ["FAULT_KINDS", "SimOptions", "parse_faults"]
+__all__ = ["FAULT_KINDS", "QUIET_MS_MIN", "SimOptions", "parse_faults"]

@@ -86,7 +86,10 @@ class RunResult:
 
 def _cli_flags(options: SimOptions) -> str:
     faults = ",".join(sorted(options.faults)) or "none"
-    return f"--nodes {options.nodes} --faults {faults} --time {options.fault_ms / 1000:g}"
+    return (
+        f"--nodes {options.nodes} --faults {faults} --time {options.fault_ms / 1000:g} "
+        f"--clients {options.clients}"
+    )
 
 
 class _World:
@@ -272,6 +275,9 @@ def _check_liveness(world: _World) -> None:
     states = {nid: n.driver.machine.snapshot() for nid, n in cluster.nodes.items() if n.driver}
     if len(set(states.values())) != 1:
         raise SimViolation(f"replicas differ after applying the same log: {sorted(states)}")
+    busy = [c.name for c in world.clients if not c.idle]
+    if busy:
+        raise SimViolation(f"liveness: clients {busy} still wait for an answer at the end")
     late = [msg for c in world.clients for msg in c.late_failures]
     if late:
         raise SimViolation("liveness: " + late[0])
