@@ -64,6 +64,11 @@ def test_tls_cluster_elects_a_leader_and_serves_writes_over_mtls(tls_cluster: Lo
         receipt = client.put("secret", {"over": "tls"})
         assert client.get("secret") == {"over": "tls"}
     assert receipt.index > 0 and len(receipt.hash) == 64
+    # Every peer link of the leader comes up over mTLS (they may still be connecting).
+    deadline = time.monotonic() + 30
+    while set(status["peers_connected"].values()) != {True} and time.monotonic() < deadline:
+        time.sleep(0.1)
+        status = tls_cluster.status(leader) or status
     assert set(status["peers_connected"].values()) == {True}
     log = (tls_cluster.data_dir / f"{leader}.log").read_text(errors="replace")
     assert "over TLS (client certificates required)" in log
