@@ -108,6 +108,7 @@ def run_torture(options: TortureOptions) -> TortureResult:
         asyncio.run(run.main())
     finally:
         run.exit_codes = _stop_cluster(cluster)
+        _write_logs(options.out, recorder, nemesis)  # also when the harness itself failed
     report = run_checks(
         history=recorder,
         data_dir=cluster.data_dir,
@@ -119,7 +120,7 @@ def run_torture(options: TortureOptions) -> TortureResult:
         unused_links=mesh.unused(),
     )
     summary = _summary(options, run, report, time.monotonic() - started)
-    _write_artefacts(options.out, recorder, nemesis, summary)
+    (options.out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
     return TortureResult(report.ok, summary, report.failures)
 
 
@@ -246,15 +247,12 @@ def _summary(
     }
 
 
-def _write_artefacts(
-    out: Path, recorder: HistoryRecorder, nemesis: Nemesis, summary: dict[str, Any]
-) -> None:
+def _write_logs(out: Path, recorder: HistoryRecorder, nemesis: Nemesis) -> None:
     recorder.dump(out / "history.jsonl")
     (out / "nemesis.jsonl").write_text(
         "".join(json.dumps(event, sort_keys=True) + "\n" for event in nemesis.log),
         encoding="utf-8",
     )
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
 
 
 __all__ = ["TortureError", "TortureOptions", "TortureResult", "run_torture"]
