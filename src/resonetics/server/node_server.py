@@ -39,6 +39,7 @@ from resonetics.raft.messages import MESSAGE_TYPES, Message
 from resonetics.raft.ready import Role
 from resonetics.runtime.driver import NodeDriver
 from resonetics.runtime.outcome import Outcome
+from resonetics.runtime.snapshots import SnapshotPolicy
 from resonetics.security.ratelimit import ConnectionLimiter, TokenBucket
 from resonetics.security.signing import load_or_create_node_key, public_key_text
 from resonetics.security.tls import client_context, has_verified_certificate, server_context
@@ -97,6 +98,7 @@ class NodeServer:
             FileNodeStorage(OsFileSystem(), str(config.node_dir)),
             _Host(self),
             random.Random(),
+            snapshot_policy=SnapshotPolicy(entries=config.snapshot_entries),
         )
         self.driver.addresses = dict(config.peers)
         #: node id -> address from Hellos (how a joining node reaches its leader).
