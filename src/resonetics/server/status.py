@@ -24,6 +24,14 @@ def node_status(server: NodeServer) -> dict[str, Any]:
         "applied_index": core.applied,
         "last_index": core.last_index,
         "last_hash": core.hash_at(core.last_index),
+        "applied_hash": server.driver.machine.last_applied_hash,
+        "snapshot": {
+            "index": server.driver.snapshots.stats.last_index,
+            "bytes": server.driver.snapshots.stats.last_bytes,
+            "taken": server.driver.snapshots.stats.taken,
+            "installed": server.driver.snapshots.stats.installed,
+            "log_first_index": core.anchor.index + 1,
+        },
         "voters": list(core.membership.voters),
         "learners": list(core.membership.learners),
         "last_contact_s": {
