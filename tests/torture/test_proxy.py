@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+
+import pytest
 
 from resonetics.localcluster import free_ports
 from resonetics.torture.proxy import LinkProxy, ProxyMesh, split_pairs
@@ -122,3 +125,24 @@ def test_a_link_to_a_dead_node_closes_the_dialer() -> None:
             await proxy.stop()
 
     asyncio.run(scenario())
+
+
+def test_stopping_with_live_connections_ends_them_without_asyncio_errors(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Regression: cancelling the stream server's handler tasks made asyncio log
+    # "Exception in callback ... CancelledError" for every live connection.
+    async def scenario() -> None:
+        async with _sink() as (target, received):
+            proxy = LinkProxy("n1", "n2", free_ports(1)[0], target)
+            await proxy.start()
+            reader, writer = await _dial(proxy)
+            writer.write(b"x")
+            assert await asyncio.wait_for(received.get(), 2.0) == b"x"
+            await proxy.stop()
+            assert await _closed(reader)
+            writer.close()
+
+    with caplog.at_level(logging.ERROR, logger="asyncio"):
+        asyncio.run(scenario())
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
