@@ -1,0 +1,192 @@
+"""The driver's snapshot duties: policy, compaction, restart, install, crashes during install."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+import pytest
+
+from resonetics.raft.config import RaftConfig
+from resonetics.raft.entry import EntryType
+from resonetics.raft.messages import InstallSnapshot, Message
+from resonetics.raft.ready import Role
+from resonetics.runtime.driver import NodeDriver
+from resonetics.runtime.outcome import Outcome
+from resonetics.runtime.snapshots import SnapshotPolicy
+from resonetics.storage.fs import MemoryFileSystem, SimulatedCrash
+from resonetics.storage.node_storage import FileNodeStorage
+from resonetics.storage.verify import verify_node
+
+POLICY = SnapshotPolicy(entries=20, trailing_entries=5, chunk_bytes=300, chunks_inflight_max=2)
+
+
+@dataclass
+class Mini:
+    """Drivers on crashable in-memory disks, delivering messages synchronously."""
+
+    ids: tuple[str, ...] = ("n1", "n2", "n3")
+    fss: dict[str, MemoryFileSystem] = field(default_factory=dict)
+    drivers: dict[str, NodeDriver | None] = field(default_factory=dict)
+    queue: list[Message] = field(default_factory=list)
+    down: set[str] = field(default_factory=set)
+    sent: list[Message] = field(default_factory=list)
+    #: node -> file-system operation to crash at, armed by the first chunk it receives.
+    crash_on_install: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for i in self.ids:
+            self.fss[i] = MemoryFileSystem()
+            self.boot(i)
+
+    # Host
+    def now_ms(self) -> int:
+        return 0
+
+    def send(self, msg: Message) -> None:
+        self.sent.append(msg)
+        self.queue.append(msg)
+
+    def boot(self, node: str) -> NodeDriver:
+        cfg = RaftConfig(node_id=node, initial_voters=self.ids)
+        storage = FileNodeStorage(self.fss[node], f"/data/{node}")
+        d = NodeDriver(cfg, storage, self, random.Random(node), snapshot_policy=POLICY)
+        self.drivers[node] = d
+        self.down.discard(node)
+        return d
+
+    def driver(self, node: str) -> NodeDriver:
+        d = self.drivers[node]
+        assert d is not None
+        return d
+
+    def run(self, node: str, msg: Message | None) -> None:
+        """Feed one input and process the Ready; a simulated crash takes the node down."""
+        d = self.drivers[node]
+        if d is None:
+            return
+        if isinstance(msg, InstallSnapshot) and node in self.crash_on_install:
+            fs = self.fss[node]
+            fs.crash_at(fs.op_count + self.crash_on_install.pop(node))
+        try:
+            if msg is None:
+                d.tick()
+            else:
+                d.step(msg)
+            d.process_ready()
+        except SimulatedCrash:
+            self.drivers[node] = None
+            self.down.add(node)
+
+    def deliver(self, rounds: int = 200) -> None:
+        for _ in range(rounds):
+            if not self.queue:
+                return
+            batch, self.queue = self.queue, []
+            for m in batch:
+                if m.dst not in self.down and m.src not in self.down:
+                    self.run(m.dst, m)
+
+    def tick(self, times: int = 1) -> None:
+        for _ in range(times):
+            for i in self.ids:
+                self.run(i, None)
+            self.deliver()
+
+    def leader(self) -> NodeDriver:
+        for _ in range(100):
+            for d in self.drivers.values():
+                if d is not None and d.core.role is Role.LEADER:
+                    return d
+            self.tick()
+        raise AssertionError("no leader")
+
+    def write(self, count: int, tag: str = "k") -> None:
+        for i in range(count):
+            leader = self.leader()
+            done: list[Outcome] = []
+            leader.submit("c", f"{tag}{i}", "kv_set", {"k": f"{tag}{i % 7}", "v": i}, done.append)
+            leader.process_ready()
+            self.deliver()
+            self.tick()
+
+
+def state(d: NodeDriver) -> tuple[int, str, list[tuple[str, object]]]:
+    kv = d.machine
+    return kv.last_applied, kv.last_applied_hash, kv.machine.items()  # type: ignore[attr-defined]
+
+
+def test_snapshot_is_taken_every_n_entries_and_the_log_compacted() -> None:
+    mini = Mini()
+    mini.write(70)
+    leader = mini.leader()
+    stats = leader.snapshots.stats
+    assert stats.taken >= 3
+    assert stats.last_index >= 60
+    # In memory the core keeps the trailing entries; on disk the log starts at the snapshot.
+    assert leader.core.anchor.index == stats.last_index - POLICY.trailing_entries
+    report = verify_node(mini.fss[leader.config.node_id], f"/data/{leader.config.node_id}")
+    assert report.ok, report.problems
+    assert report.anchor is not None and report.anchor.type is EntryType.SNAP_DUMMY
+    assert report.anchor.index == stats.last_index
+
+
+def test_restart_restores_the_state_from_snapshot_and_log_tail() -> None:
+    mini = Mini()
+    mini.write(50)
+    before = {i: state(mini.driver(i)) for i in mini.ids}
+    for i in mini.ids:
+        mini.driver(i).close()
+        d = mini.boot(i)
+        assert d.snapshots.stats.last_index > 0
+        assert d.core.anchor.index == d.snapshots.stats.last_index
+    mini.tick(30)
+    after = {i: state(mini.driver(i)) for i in mini.ids}
+    for i in mini.ids:
+        assert after[i][0] >= before[i][0]
+    assert len({repr(s) for s in after.values()}) == 1
+
+
+def test_follower_behind_the_compacted_log_installs_a_snapshot() -> None:
+    mini = Mini()
+    mini.write(5)
+    lagging = next(i for i in mini.ids if mini.driver(i).core.role is not Role.LEADER)
+    mini.down.add(lagging)
+    mini.write(60)
+    mini.down.discard(lagging)
+    mini.tick(40)
+    d = mini.driver(lagging)
+    assert d.snapshots.stats.installed >= 1
+    assert any(isinstance(m, InstallSnapshot) and m.dst == lagging for m in mini.sent)
+    assert len({repr(state(mini.driver(i))) for i in mini.ids}) == 1
+    assert verify_node(mini.fss[lagging], f"/data/{lagging}").ok
+
+
+@pytest.mark.parametrize("crash_op", range(9))
+def test_crash_during_install_leaves_old_or_new_state(crash_op: int) -> None:
+    mini = Mini()
+    mini.write(5)
+    lagging = next(i for i in mini.ids if mini.driver(i).core.role is not Role.LEADER)
+    old = state(mini.driver(lagging))
+    mini.down.add(lagging)
+    mini.write(60)
+    mini.down.discard(lagging)
+    mini.crash_on_install[lagging] = crash_op
+    for _ in range(40):
+        mini.tick()
+        if mini.drivers[lagging] is None:
+            break
+    assert mini.drivers[lagging] is None, "the crash did not happen during the install"
+    fs = mini.fss[lagging]
+    fs.crash_at(None)
+    fs.crash(random.Random(crash_op))
+    report = verify_node(fs, f"/data/{lagging}")
+    assert report.ok, report.problems
+    d = mini.boot(lagging)
+    # The old state, or the whole new snapshot: never a mix.
+    assert d.machine.last_applied in (old[0], d.snapshots.stats.last_index)
+    if d.snapshots.stats.last_index > 0:
+        assert d.machine.last_applied_hash == d.core.anchor.hash
+    mini.tick(60)
+    assert len({repr(state(mini.driver(i))) for i in mini.ids}) == 1
+    assert verify_node(mini.fss[lagging], f"/data/{lagging}").ok
