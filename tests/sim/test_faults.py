@@ -15,6 +15,7 @@ EVIDENCE = {
     "partition": ("partitions", "blocked"),
     "crash": ("power_cuts", "restarts"),
     "clock": ("clock_changes",),
+    "longdown": ("long_downs", "power_cuts", "snapshots_installed"),
 }
 
 

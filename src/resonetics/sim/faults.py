@@ -37,10 +37,18 @@ class FaultStats:
     mid_op_crashes: int = 0
     restarts: int = 0
     clock_changes: int = 0
+    #: Followers crashed for the rest of the faulty phase ("longdown").
+    long_downs: int = 0
 
     @property
     def total(self) -> int:
-        return self.partitions + self.crashes + self.mid_op_crashes + self.clock_changes
+        return (
+            self.partitions
+            + self.crashes
+            + self.mid_op_crashes
+            + self.clock_changes
+            + self.long_downs
+        )
 
 
 class FaultSchedule:
@@ -68,6 +76,11 @@ class FaultSchedule:
             queue.after(self._between(PARTITION_GAP_MS), self._partition)
         if "crash" in self.kinds:
             queue.after(self._between(CRASH_GAP_MS), self._crash)
+        if "longdown" in self.kinds:
+            # Its own Random, so that switching it on leaves the other faults' draws alone.
+            long_rng = random.Random(f"{self.cluster.seed}/longdown")
+            start = long_rng.randint(0, max(1, options.fault_ms // 4))
+            queue.after(start, lambda: self._long_down(long_rng))
         queue.at(options.fault_ms, self._go_quiet)
 
     def _between(self, span: tuple[int, int]) -> int:
@@ -153,6 +166,24 @@ class FaultSchedule:
             self._down.add(node.node_id)
             self.cluster.queue.after(self._between(DOWN_SPAN_MS), lambda: self._restart(node))
         self.cluster.queue.after(self._between(CRASH_GAP_MS), self._crash)
+
+    def _long_down(self, rng: random.Random) -> None:
+        """A follower goes down until the quiet phase: the others compact past it, so
+        it can only come back through InstallSnapshot."""
+        if self.quiet:
+            return
+        leader = self.cluster.leader()
+        up = [
+            n
+            for n in self.cluster.nodes.values()
+            if n.up and n.node_id not in self._down and n is not leader
+        ]
+        if not up:
+            return
+        node = rng.choice(up)
+        self.cluster.crash(node)
+        self._down.add(node.node_id)  # restarted by the quiet phase, not before
+        self.stats.long_downs += 1
 
     def _restart(self, node: SimNode) -> None:
         self._down.discard(node.node_id)

@@ -11,7 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 #: Every fault kind the simulator can inject, as named on the command line.
-FAULT_KINDS: tuple[str, ...] = ("drop", "delay", "dup", "partition", "crash", "clock")
+FAULT_KINDS: tuple[str, ...] = (
+    "drop",
+    "delay",
+    "dup",
+    "partition",
+    "crash",
+    "clock",
+    "longdown",
+)
 #: The quiet phase must hold the settle time, a window of client operations that must
 #: all succeed, and the clients' drain time (see ``runner.py``).
 QUIET_MS_MIN = 4_500

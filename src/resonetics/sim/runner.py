@@ -175,6 +175,7 @@ def _count(world: _World, result: RunResult) -> None:
         "power_cuts": sum(n.crashes for n in world.cluster.nodes.values()),
         "restarts": faults.restarts,
         "clock_changes": faults.clock_changes,
+        "long_downs": faults.long_downs,
         "snapshots": sum(n.snapshot_counts()[0] for n in world.cluster.nodes.values()),
         "snapshots_installed": sum(n.snapshot_counts()[1] for n in world.cluster.nodes.values()),
         "info_ops": sum(1 for e in world.recorder.events() if e["type"] == "info"),
