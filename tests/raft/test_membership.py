@@ -304,3 +304,75 @@ def test_replace_a_dead_node() -> None:
     net.propose("n1", "after")
     net.deliver()
     assert "after" in net.applied_data("n4")
+
+
+def test_learner_is_promoted_only_once_caught_up() -> None:
+    net = GrowingNetwork(seed=1, promote_lag_entries_max=2)
+    net.elect("n1")
+    for i in range(10):
+        net.propose("n1", i)
+    net.deliver()
+    net.join("n4")
+    net.down.add("n4")  # n4 is slow to start: it cannot catch up yet
+    net.nodes["n1"].propose_config_change(change(ChangeKind.ADD_VOTER, "n4", "h:4"))
+    settle(net, 5)
+    m = net.nodes["n1"].membership
+    assert m.learners == ("n4",) and m.promote_when_caught_up == ("n4",)
+    net.down.discard("n4")
+    settle(net, 8)
+    assert net.nodes["n1"].membership.voters == ("n1", "n2", "n3", "n4")
+    assert not net.nodes["n1"].membership.joint
+
+
+def test_add_learner_is_never_promoted_by_itself() -> None:
+    net = GrowingNetwork(seed=1)
+    net.elect("n1")
+    net.join("n4")
+    net.nodes["n1"].propose_config_change(change(ChangeKind.ADD_LEARNER, "n4", "h:4"))
+    settle(net, 10)
+    assert net.nodes["n1"].membership.learners == ("n4",)
+    assert net.nodes["n1"].membership.voters == ("n1", "n2", "n3")
+
+
+def test_remove_a_learner_is_a_single_entry() -> None:
+    net = GrowingNetwork(seed=1)
+    net.elect("n1")
+    net.join("n4")
+    net.nodes["n1"].propose_config_change(change(ChangeKind.ADD_LEARNER, "n4", "h:4"))
+    settle(net)
+    last = net.nodes["n1"].last_index
+    net.nodes["n1"].propose_config_change(change(ChangeKind.REMOVE, "n4"))
+    settle(net)
+    m = net.nodes["n1"].membership
+    assert m.learners == () and "n4" not in m.addresses
+    configs = [e for e in net.disks["n1"].entries if e.type is EntryType.CONFIG]
+    assert [e.index for e in configs if e.index > last] == [last + 1]
+    assert net.nodes["n1"].progress_of("n4") is None
+
+
+def test_transfer_blocks_config_change_and_change_blocks_nothing_else() -> None:
+    net = Network(seed=1)
+    net.elect("n1")
+    net.isolate("n2")
+    net.nodes["n1"].transfer_leadership("n2")
+    with pytest.raises(errors.ConfigChangeInProgress, match="transfer"):
+        net.nodes["n1"].propose_config_change(change(ChangeKind.REMOVE, "n3"))
+
+
+def test_new_leader_refuses_a_change_until_its_first_entry_commits() -> None:
+    net = Network(seed=1)
+    net.nodes["n1"].campaign()
+    net.drop = lambda m: isinstance(m, AppendEntries)  # its NOOP cannot commit
+    net.deliver()
+    assert net.nodes["n1"].role is Role.LEADER
+    with pytest.raises(errors.ConfigChangeInProgress, match="first entry"):
+        net.nodes["n1"].propose_config_change(change(ChangeKind.REMOVE, "n3"))
+
+
+def test_membership_data_without_new_fields_is_unchanged() -> None:
+    # CONFIG entries written before addresses existed hash and decode as before.
+    m = Membership(voters=("n1", "n2"))
+    assert m.to_data() == {"voters": ["n1", "n2"], "learners": [], "voters_outgoing": []}
+    assert Membership.from_data(m.to_data()) == m
+    full = Membership(voters=("n1",), addresses={"n1": "h:1"}, promote_when_caught_up=())
+    assert Membership.from_data(full.to_data()) == full

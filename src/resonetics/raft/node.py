@@ -645,9 +645,12 @@ class RaftNode:
                 self._maybe_commit()
             if msg.src == self._transfer_target and pr.match_index == self._log.last_index:
                 self._send_timeout_now(msg.src)
-            # An empty append is worth sending if it tells the follower a newer commit.
+            # An empty append is worth sending if it tells the follower a newer commit,
+            # or if it probes a follower still in PROBE with nothing new to send (a lost
+            # probe, e.g. a node added while down, would otherwise wait for a write).
             stale_commit = pr.commit_sent < min(self._commit, pr.match_index)
-            self._send_appends_to(msg.src, allow_empty=stale_commit)
+            probing = pr.state is ProgressState.PROBE
+            self._send_appends_to(msg.src, allow_empty=stale_commit or probing)
         else:
             hint = next_index_from_hint(self._log, msg.conflict_index, msg.conflict_term)
             pr.on_reject(hint)
