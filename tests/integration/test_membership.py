@@ -13,7 +13,10 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from click.testing import CliRunner, Result
+
 from resonetics import errors
+from resonetics.cli import main
 from resonetics.client import Client
 from resonetics.localcluster import LocalCluster
 from tests.integration.conftest import _assert_no_crash
@@ -188,6 +191,38 @@ def test_invalid_changes_are_refused_with_a_reason(tmp_path: Path) -> None:
                     assert reason in str(exc)
                 else:
                     raise AssertionError(f"accepted; expected {reason!r}")
+    finally:
+        cluster.stop()
+    _assert_no_crash(cluster)
+
+
+def _cli(*args: str) -> Result:
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def test_cli_member_commands_and_a_joined_node_that_restarts(tmp_path: Path) -> None:
+    cluster = _start(tmp_path)
+    try:
+        flags = ("--cluster", ",".join(cluster.addresses), "--timeout", str(CHANGE_TIMEOUT_S))
+        node = cluster.add_node("n4")
+        assert _cli("member", "add-learner", "n4", node.address, *flags).exit_code == 0
+        listed = _cli("member", "list", *flags)
+        assert listed.exit_code == 0 and "n4" in listed.output and "learner" in listed.output
+        assert _cli("member", "promote", "n4", *flags).exit_code == 0
+        with Client(cluster.addresses, timeout=CHANGE_TIMEOUT_S) as admin:
+            _wait("n4 a voter", partial(_is_settled_voter, admin, "n4"))
+            moved = _cli("leader", "transfer", "--to", "n4", *flags)
+            assert moved.exit_code == 0, moved.output
+            # n4 knows the cluster only from the log: a restart recovers it from there.
+            cluster.stop_node("n4")
+            cluster.start_node("n4")
+            admin.put("after-restart", 1)
+            _wait("n4 back in step", partial(_caught_up, cluster, "n4"))
+            assert _view(cluster, "n4")["voters"] == ["n1", "n2", "n3", "n4"]
+            assert _cli("member", "remove", "n4", *flags).exit_code == 0
+            assert admin.member_list()["voters"] == ["n1", "n2", "n3"]
+        refused = _cli("member", "remove", "n9", *flags)
+        assert refused.exit_code == 2 and "not a member" in refused.output
     finally:
         cluster.stop()
     _assert_no_crash(cluster)

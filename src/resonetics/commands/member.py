@@ -29,6 +29,8 @@ from resonetics.security.tls import TLSConfig
 
 #: Seconds between two ``member_list`` polls while waiting for a promotion or a transfer.
 POLL_INTERVAL_S = 0.2
+#: Seconds to wait for a transfer to take effect before asking the leader again.
+TRANSFER_RETRY_S = 2.0
 
 
 def _client(cluster: str, timeout: float, tls: TLSConfig | None) -> Client:
@@ -144,10 +146,16 @@ def leader() -> None:
 def transfer(target: str, cluster: str, timeout: float, tls: TLSConfig | None) -> None:
     """Move leadership to a voter (aborted by the leader after an election timeout)."""
     with _client(cluster, timeout, tls) as client:
-        client.transfer_leader(target)
-        if not _wait_until(client, timeout, lambda v: v.get("leader") == target):
-            click.echo(f"{target} did not take over within {timeout}s", err=True)
-            sys.exit(EXIT_UNAVAILABLE)
+        deadline = time.monotonic() + timeout
+        while True:
+            # A transfer whose TimeoutNow was lost aborts after an election timeout:
+            # ask again until the target leads (asking a leader that is the target is a no-op).
+            client.transfer_leader(target)
+            if _wait_until(client, TRANSFER_RETRY_S, lambda v: v.get("leader") == target):
+                break
+            if time.monotonic() >= deadline:
+                click.echo(f"{target} did not take over within {timeout}s", err=True)
+                sys.exit(EXIT_UNAVAILABLE)
     click.echo(f"{target} is the leader")
 
 
