@@ -147,12 +147,15 @@ class SnapshotSend:
         An answer that does not move the follower forward (a duplicate, or the
         answer to a chunk that arrived past a gap) means the chunk at that offset
         is lost: resume from it, as TCP does on a duplicate ack. An offset below
-        what was acknowledged means the follower lost its partial copy.
+        what was acknowledged is a late answer and is ignored, except 0: the
+        follower has no partial copy (it restarted, or a checksum failed).
         """
         self.stall_ticks = 0
         x = min(max(0, next_offset), self.total)
+        if 0 < x < self.acked_offset:
+            return
         advanced = x > self.acked_offset
-        self.acked_offset = x if advanced or x < self.acked_offset else self.acked_offset
+        self.acked_offset = x
         self.in_flight = [o for o in self.in_flight if o >= x]
         if not advanced or not self.in_flight:
             self.next_offset = x
