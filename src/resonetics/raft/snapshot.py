@@ -91,6 +91,7 @@ class SnapshotSend:
         "chunk_bytes",
         "in_flight",
         "next_offset",
+        "rewound_to",
         "snap",
         "stall_ticks",
         "window",
@@ -104,6 +105,10 @@ class SnapshotSend:
         self.window = max(1, window)
         self.next_offset = 0
         self.acked_offset = 0
+        #: The offset the last duplicate answer rewound to: further duplicates of it
+        #: are ignored (each would resend the whole window again and, with reordered
+        #: chunks, multiply the traffic; the stall timer still covers a lost resend).
+        self.rewound_to: int | None = None
         self.stall_ticks = 0
 
     @property
@@ -155,11 +160,16 @@ class SnapshotSend:
         if 0 < x < self.acked_offset:
             return
         advanced = x > self.acked_offset
+        if not advanced and x == self.rewound_to:
+            return
         self.acked_offset = x
         self.in_flight = [o for o in self.in_flight if o >= x]
         if not advanced or not self.in_flight:
+            self.rewound_to = None if advanced else x
             self.next_offset = x
             self.in_flight = []
+        else:
+            self.rewound_to = None
 
     def tick_stalled(self, stall_ticks_max: int) -> bool:
         """No answer for a whole window: rewind to the last acknowledged offset."""
