@@ -908,6 +908,12 @@ class RaftNode:
                 self._answer_snapshot(msg, success=False, next_offset=0)
                 return
             recv = self._receiving = SnapshotReceive(msg)
+        if msg.done and self._applying != self._applied:
+            # Committed entries handed out in a Ready are not applied yet (the runtime
+            # is between ready() and advance()): installing now would skip past them.
+            # Ask for the last chunk again; it is resent on the leader's next answer.
+            self._answer_snapshot(msg, success=True, next_offset=msg.offset)
+            return
         result = recv.accept(msg)
         if not result.ok:
             self._receiving = None
