@@ -360,3 +360,46 @@ def test_random_drops_duplicates_and_compaction_converge(seed: int) -> None:
     for i in net.ids:
         assert net.nodes[i].applied == leader.applied
         assert net.machines[i].data == net.machines[leader.node_id].data
+
+
+def test_install_waits_for_handed_out_committed_entries_to_be_applied() -> None:
+    from resonetics.raft.messages import AppendEntries
+    from resonetics.raft.snapshot import OutgoingSnapshot, SnapshotSend
+
+    net = SnapNetwork()
+    net.elect("n1")
+    for k in range(20):
+        net.propose("n1", {"k": k})
+        net.deliver()
+    n1 = net.nodes["n1"]
+    fresh = _fresh_follower(net)
+    fresh.step(
+        AppendEntries(
+            src="n1",
+            dst="n3",
+            term=n1.term,
+            leader_id="n1",
+            prev_log_index=0,
+            prev_log_term=0,
+            prev_log_hash=n1.hash_at(0) or "",
+            entries=[n1.entry_at(i) for i in range(1, 6)],
+            leader_commit=5,
+        )
+    )
+    in_flight = fresh.ready()  # committed entries 1..5 handed out, not yet applied
+    assert len(in_flight.committed_entries) == 5
+    meta = SnapshotMeta(18, n1.term_at(18) or 0, n1.hash_at(18) or "", n1.membership)
+    send = SnapshotSend(OutgoingSnapshot.of(Snapshot(meta, b"[]")), chunk_bytes=16, window=1000)
+    chunks = send.next_chunks("n1", "n3", n1.term)
+    for msg in chunks:
+        fresh.step(msg)
+    rd = fresh.ready()
+    assert rd.snapshot is None
+    answers = [m for m in rd.messages if isinstance(m, InstallSnapshotResp)]
+    assert answers[-1].next_offset == chunks[-1].offset
+    fresh.advance(in_flight)
+    fresh.advance(rd)
+    fresh.step(chunks[-1])
+    rd = fresh.ready()
+    assert rd.snapshot is not None and fresh.applied == 18
+    fresh.advance(rd)
