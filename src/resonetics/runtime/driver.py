@@ -27,6 +27,7 @@ from __future__ import annotations
 import itertools
 import random
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,6 +50,14 @@ from resonetics.wire import codes
 #: Commit index advance after which meta.json's commit/applied hints are refreshed.
 #: They are lower bounds (DESIGN §4), so refreshing rarely costs nothing in safety.
 META_REFRESH_ENTRIES = 4096
+
+
+#: Runs a blocking call off the event loop and awaits it (the server's disk thread).
+BlockingRunner = Callable[..., Awaitable[None]]
+
+
+def _writes_disk(rd: Ready) -> bool:
+    return rd.truncate_from is not None or bool(rd.entries) or rd.hard_state is not None
 
 
 @dataclass(slots=True)
@@ -116,6 +125,8 @@ class NodeDriver:
         self._confirmed_reads: deque[_PendingRead] = deque()
         self._read_ids = itertools.count(1)
         self._was_leader = False
+        #: Messages of the Ready in flight that wait for its disk write.
+        self._late: list[Message] = []
         #: node id -> client address, for NOT_LEADER hints (set by the host).
         self.addresses: dict[NodeId, str] = {}
 
@@ -216,21 +227,55 @@ class NodeDriver:
 
     # --- the loop ------------------------------------------------------------------
     def process_ready(self) -> None:
+        """Handle every pending Ready in order, writing to disk on this thread (simulator)."""
         while self.core.has_ready():
-            rd = self.core.ready()
-            self.stats.readies += 1
-            early, late = self._split_messages(rd)
-            for msg in early:
-                self.host.send(msg)
-            self._persist(rd)
-            for msg in late:
-                self.host.send(msg)
-            self.stats.messages_sent += len(rd.messages)
-            for entry in rd.committed_entries:
-                self._apply(entry)
-            self.core.advance(rd)
-            self._on_reads(rd)
-            self._on_role(rd.soft_state.role)
+            rd, applied = self._begin(rd=self.core.ready())
+            self._write(rd, applied)
+            self._finish(rd)
+        self._after_readies()
+
+    async def process_ready_async(self, run_blocking: BlockingRunner) -> None:
+        """The same, with the disk writes handed to ``run_blocking`` (a disk thread).
+
+        While a batch is being written the event loop keeps reading sockets and may
+        step the core: it accumulates the next batch (group commit) and handles acks
+        for the previous one, so the fsync of batch k overlaps the network work of
+        k - 1 and k + 1. The core allows inputs between ``ready()`` and ``advance()``;
+        only one Ready is in flight at a time.
+        """
+        while self.core.has_ready():
+            rd, applied = self._begin(rd=self.core.ready())
+            if _writes_disk(rd):
+                await run_blocking(self._write, rd, applied)
+            self._finish(rd)
+        self._after_readies()
+
+    def _begin(self, rd: Ready) -> tuple[Ready, Index]:
+        """Install a snapshot and send what may leave before the disk write."""
+        self.stats.readies += 1
+        if rd.snapshot is not None:
+            self.snapshots.install(rd.snapshot, self.machine, self.storage)
+        early, late = self._split_messages(rd)
+        for msg in early:
+            self.host.send(msg)
+        self._late = late
+        return rd, self.core.applied
+
+    def _finish(self, rd: Ready) -> None:
+        """After the write is durable: send the rest, apply, advance."""
+        for msg in self._late:
+            self.host.send(msg)
+        self._late = []
+        if rd.entries:
+            self.snapshots.note_persisted(rd.entries)
+        self.stats.messages_sent += len(rd.messages)
+        for entry in rd.committed_entries:
+            self._apply(entry)
+        self.core.advance(rd)
+        self._on_reads(rd)
+        self._on_role(rd.soft_state.role)
+
+    def _after_readies(self) -> None:
         self._serve_confirmed_reads()
         if self.snapshots.due(self.core.applied):
             self.snapshots.take(self.core, self.machine, self.storage)
@@ -256,21 +301,19 @@ class NodeDriver:
             (early if isinstance(msg, AppendEntries) else late).append(msg)
         return early, late
 
-    def _persist(self, rd: Ready) -> None:
-        if rd.snapshot is not None:
-            self.snapshots.install(rd.snapshot, self.machine, self.storage)
+    def _write(self, rd: Ready, applied: Index) -> None:
+        """The Ready's log and hard-state writes, durable on return. Touches only storage."""
         if rd.truncate_from is not None:
             self.storage.truncate_from(rd.truncate_from)
         if rd.entries:
             self.storage.append(rd.entries)
             self.stats.entries_persisted += len(rd.entries)
-            self.snapshots.note_persisted(rd.entries)
         if rd.truncate_from is not None or rd.entries:
             self.storage.sync()
             self.stats.fsyncs += 1
         hs = rd.hard_state
         if hs is not None and self._meta_due(hs):
-            self.storage.save_hard_state(hs, min(self.core.applied, hs.commit))
+            self.storage.save_hard_state(hs, min(applied, hs.commit))
             self._durable_hs = hs
             self._meta_commit = hs.commit
 

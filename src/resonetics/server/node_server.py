@@ -23,12 +23,14 @@ from connections that presented a CA-signed one.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import random
 import signal
 import ssl
 import time
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -45,6 +47,7 @@ from resonetics.security.signing import load_or_create_node_key, public_key_text
 from resonetics.security.tls import client_context, has_verified_certificate, server_context
 from resonetics.server import admin
 from resonetics.server.config import ServerConfig
+from resonetics.server.outbox import Outbox
 from resonetics.server.peers import PeerLink
 from resonetics.server.status import node_status
 from resonetics.storage.fs import OsFileSystem
@@ -109,6 +112,12 @@ class NodeServer:
         self.last_contact: dict[str, float] = {}
         self._server: asyncio.Server | None = None
         self._flush_scheduled = False
+        self._flush_task: asyncio.Task[None] | None = None
+        self._closing = False
+        self._fatal: BaseException | None = None
+        #: Log appends and fsyncs run here so the event loop keeps serving meanwhile.
+        self._disk = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="disk")
+        self._outbox = Outbox()
         self._stopping = asyncio.Event()
         self._connections: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -135,6 +144,8 @@ class NodeServer:
                 loop.add_signal_handler(sig, self._stopping.set)
         await self._stopping.wait()
         await self.shutdown()
+        if self._fatal is not None:
+            raise self._fatal
 
     async def start(self) -> None:
         host, port = self.config.listen_address
@@ -179,8 +190,16 @@ class NodeServer:
         for task in list(self._tasks):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        self.driver.process_ready()
+        self._closing = True
+        if self._flush_task is not None:
+            # Never cancel a flush mid-write: the disk thread would go on writing a
+            # Ready the core was never told is durable. Let it finish.
+            await asyncio.wait({self._flush_task})
+        self._disk.shutdown(wait=True)
+        if self._fatal is None:
+            self.driver.process_ready()  # whatever arrived meanwhile, on this thread
         self.driver.cancel_all(Outcome(codes.UNAVAILABLE, message="node shutting down"))
+        self._outbox.flush()
         for link in self.links.values():
             await link.stop()
         for writer in list(self._connections):
@@ -213,14 +232,39 @@ class NodeServer:
             self._schedule_flush()
 
     def _schedule_flush(self) -> None:
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush)
+        """Run the driver loop soon: once per loop turn, never two at a time."""
+        if self._flush_task is not None or self._flush_scheduled or self._closing:
+            return  # a running flush loops until the core has nothing left to do
+        self._flush_scheduled = True
+        asyncio.get_running_loop().call_soon(self._start_flush)
 
-    def _flush(self) -> None:
+    def _start_flush(self) -> None:
         self._flush_scheduled = False
-        self.driver.process_ready()
-        admin.sync_links(self)
+        if self._flush_task is None and not self._closing:
+            self._flush_task = asyncio.get_running_loop().create_task(self._flush())
+            self._flush_task.add_done_callback(self._flush_done)
+
+    async def _flush(self) -> None:
+        while True:
+            await self.driver.process_ready_async(self._run_on_disk_thread)
+            admin.sync_links(self)
+            if not self.driver.core.has_ready():
+                return
+
+    def _flush_done(self, task: asyncio.Task[None]) -> None:
+        self._flush_task = None
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None:
+            # A broken invariant or a failing disk: stop now rather than serve on
+            # from a state nobody can vouch for. serve_forever re-raises it.
+            log.critical("driver loop failed: %r; stopping the node", exc)
+            self._fatal = exc
+            self._stopping.set()
+
+    async def _run_on_disk_thread(self, fn: Callable[..., None], *args: Any) -> None:
+        await asyncio.get_running_loop().run_in_executor(self._disk, fn, *args)
 
     def open_link(self, peer: str, address: str) -> None:
         """Start the outbound link to ``peer`` (replacing one to an older address)."""
@@ -341,7 +385,7 @@ class NodeServer:
         except ResoneticsError as exc:
             writer.write(_error_response(env.id, exc))
             return
-        responder = _Responder(env.id, writer, self.config.request_timeout_s)
+        responder = _Responder(env.id, writer, self.config.request_timeout_s, self._outbox)
         self._dispatch(req, responder)
         self._schedule_flush()
 
@@ -403,11 +447,14 @@ class _Conn:
 class _Responder:
     """Answers one client request exactly once: with its outcome, or TIMEOUT."""
 
-    __slots__ = ("_done", "_id", "_timer", "_writer")
+    __slots__ = ("_done", "_id", "_outbox", "_timer", "_writer")
 
-    def __init__(self, req_id: Any, writer: asyncio.StreamWriter, timeout_s: float) -> None:
+    def __init__(
+        self, req_id: Any, writer: asyncio.StreamWriter, timeout_s: float, outbox: Outbox
+    ) -> None:
         self._id = req_id
         self._writer = writer
+        self._outbox = outbox
         self._done = False
         loop = asyncio.get_running_loop()
         self._timer = loop.call_later(timeout_s, self._on_timeout)
@@ -418,7 +465,7 @@ class _Responder:
         self._done = True
         self._timer.cancel()
         if not self._writer.is_closing():
-            self._writer.write(outcome_response(self._id, outcome))
+            self._outbox.add(self._writer, outcome_response(self._id, outcome))
 
     def _on_timeout(self) -> None:
         self(Outcome(codes.TIMEOUT, message="no outcome in time; the write may still commit"))

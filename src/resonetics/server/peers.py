@@ -59,6 +59,9 @@ class PeerLink:
         self.dropped = 0
         #: Set while connected and the backlog has been written: sends then skip the queue.
         self._writer: asyncio.StreamWriter | None = None
+        #: Lines sent during this loop turn, written together by ``_uncork``.
+        self._corked: list[bytes] = []
+        self._flush_scheduled = False
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"peer-{self.peer_id}")
@@ -71,6 +74,15 @@ class PeerLink:
             self._task = None
 
     def send(self, line: bytes) -> None:
+        """Queue ``line``; everything sent in one loop turn leaves in one write."""
+        self._corked.append(line)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._uncork)
+
+    def _uncork(self) -> None:
+        self._flush_scheduled = False
+        lines, self._corked = self._corked, []
         writer = self._writer
         if (
             writer is not None
@@ -78,13 +90,15 @@ class PeerLink:
             and not writer.is_closing()
             and writer.transport.get_write_buffer_size() <= WRITE_HIGH_WATER_BYTES
         ):
-            # Straight to the socket: the bytes leave before the caller's fsync starts,
-            # which is what lets the leader's disk write overlap the followers'.
-            writer.write(line)
+            # Straight to the socket: this runs at the loop's next turn, while a disk
+            # write handed to the disk thread is still in progress, which is what lets
+            # the leader's fsync overlap the followers'.
+            writer.write(lines[0] if len(lines) == 1 else b"".join(lines))
             return
-        if len(self._queue) == self._queue.maxlen:
-            self.dropped += 1
-        self._queue.append(line)
+        for line in lines:
+            if len(self._queue) == self._queue.maxlen:
+                self.dropped += 1
+            self._queue.append(line)
         self._wakeup.set()
 
     async def _run(self) -> None:
