@@ -27,7 +27,7 @@ applied the same entries produce byte-identical snapshots.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Generator, Mapping
 from typing import Any, Final
 
 import msgspec
@@ -148,6 +148,28 @@ class ReplicatedKV:
         return self.machine.read(op, args)
 
     # --- snapshots -----------------------------------------------------------------------
+    def snapshot_steps(self) -> Generator[None, None, bytes]:
+        """``snapshot()`` in slices (see ``KeyValueStore.snapshot_steps``): the state is
+        fixed at the first step, so later applies do not leak into it."""
+        header = (self.last_applied, self.last_applied_term, self.last_applied_hash)
+        sessions = self.sessions.to_data()
+        steps = getattr(self.machine, "snapshot_steps", None)
+        if steps is None:
+            machine = self.machine.snapshot()
+        else:
+            machine = yield from steps()
+        yield
+        return _ENCODER.encode(
+            _Snapshot(
+                format=_SNAPSHOT_FORMAT,
+                last_applied=header[0],
+                last_applied_term=header[1],
+                last_applied_hash=header[2],
+                sessions=sessions,
+                machine=machine,
+            )
+        )
+
     def snapshot(self) -> bytes:
         return _ENCODER.encode(
             _Snapshot(

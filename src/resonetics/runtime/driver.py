@@ -24,6 +24,7 @@ them, then until the state machine has applied up to the read's index.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import random
 from collections import deque
@@ -125,6 +126,9 @@ class NodeDriver:
         self._confirmed_reads: deque[_PendingRead] = deque()
         self._read_ids = itertools.count(1)
         self._was_leader = False
+        #: A snapshot being taken by ``process_ready_async`` (the server).
+        self._taking: asyncio.Future[None] | None = None
+        self._failure: BaseException | None = None
         #: Messages of the Ready in flight that wait for its disk write.
         self._late: list[Message] = []
         #: node id -> client address, for NOT_LEADER hints (set by the host).
@@ -243,12 +247,32 @@ class NodeDriver:
         k - 1 and k + 1. The core allows inputs between ``ready()`` and ``advance()``;
         only one Ready is in flight at a time.
         """
+        if self._failure is not None:
+            raise self._failure
         while self.core.has_ready():
-            rd, applied = self._begin(rd=self.core.ready())
+            rd = self.core.ready()
+            if rd.snapshot is not None and self._taking is not None:
+                await asyncio.wait({self._taking})  # one user of the snapshot files at a time
+            rd, applied = self._begin(rd=rd)
             if _writes_disk(rd):
                 await run_blocking(self._write, rd, applied)
             self._finish(rd)
-        self._after_readies()
+        self._serve_confirmed_reads()
+        if self._taking is None and self.snapshots.due(self.core.applied):
+            self._taking = asyncio.ensure_future(
+                self.snapshots.take_async(self.core, self.machine, self.storage, run_blocking)
+            )
+            self._taking.add_done_callback(self._took)
+
+    def _took(self, task: asyncio.Future[None]) -> None:
+        self._taking = None
+        if not task.cancelled() and task.exception() is not None:
+            self._failure = task.exception()  # re-raised by the next process_ready_async
+
+    async def wait_snapshot(self) -> None:
+        """Let a snapshot being taken finish (shutdown)."""
+        if self._taking is not None:
+            await asyncio.wait({self._taking})
 
     def _begin(self, rd: Ready) -> tuple[Ready, Index]:
         """Install a snapshot and send what may leave before the disk write."""

@@ -19,9 +19,11 @@ applied:
 A crash between any two steps is safe: storage recovers either the old or the
 new snapshot with a log that joins it, and the core is rebuilt from storage.
 
-Serialization runs on the node's own thread (the asyncio loop or the
-simulator's scheduler), so a very large state pauses the node while it is
-encoded; ``bench/snapshot_bench.py`` measures how long.
+The simulator takes snapshots in one step (``take``). The server uses
+``take_async``: it fixes the state with a copy, encodes it a slice per event
+loop turn and writes it on the disk thread, so the node keeps serving (heartbeats
+included) while a large state is saved; ``bench/snapshot_bench.py`` measures
+the cost.
 
 Installing (a follower's ``Ready.snapshot``): restore the state machine from
 the bytes, then ``storage.save_snapshot``; the core has already moved its log.
@@ -29,7 +31,8 @@ the bytes, then ``storage.save_snapshot``; the core has already moved its log.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from resonetics import limits
@@ -113,6 +116,39 @@ class Snapshots:
         self._done(snapshot)
         self.stats.taken += 1
         return snapshot
+
+    async def take_async(
+        self,
+        core: RaftNode,
+        machine: ReplicatedKV,
+        storage: NodeStorage,
+        run_blocking: Callable[..., Awaitable[None]],
+    ) -> None:
+        """``take()`` without stalling the node (the server's way).
+
+        The state is fixed at the first step (a copy), encoded a slice per loop turn
+        while the node goes on serving, and written on the disk thread; only then is
+        the core told. The driver runs no install while this is in progress.
+        """
+        index = core.applied
+        invariant(machine.last_applied == index, "state machine and core disagree on applied")
+        term, hash_ = core.term_at(index), core.hash_at(index)
+        assert term is not None and hash_ is not None, f"no entry at applied {index}"
+        meta = SnapshotMeta(index, term, hash_, core.membership_at(index))
+        steps = machine.snapshot_steps()
+        while True:
+            try:
+                next(steps)
+            except StopIteration as done:
+                data: bytes = done.value
+                break
+            await asyncio.sleep(0)
+        snapshot = Snapshot(meta, data)
+        await run_blocking(storage.save_snapshot, snapshot, index)
+        self._hand_to_core(core, snapshot)
+        core.compact(max(core.anchor.index, index - self.policy.trailing_entries))
+        self._done(snapshot)
+        self.stats.taken += 1
 
     def install(self, snapshot: Snapshot, machine: ReplicatedKV, storage: NodeStorage) -> None:
         """A follower's ``Ready.snapshot``: state machine first, then storage."""

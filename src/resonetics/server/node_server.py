@@ -195,6 +195,7 @@ class NodeServer:
             # Never cancel a flush mid-write: the disk thread would go on writing a
             # Ready the core was never told is durable. Let it finish.
             await asyncio.wait({self._flush_task})
+        await self.driver.wait_snapshot()
         self._disk.shutdown(wait=True)
         if self._fatal is None:
             self.driver.process_ready()  # whatever arrived meanwhile, on this thread
