@@ -27,7 +27,7 @@ from typing import Any
 from resonetics.check.history import HistoryRecorder, OpHandle, OpKind
 from resonetics.runtime.outcome import Outcome
 from resonetics.sim.cluster import Cluster
-from resonetics.sim.invariants import Receipt
+from resonetics.sim.invariants import Receipt, SimViolation
 from resonetics.wire import codes
 
 #: How long one attempt waits for an answer before retrying elsewhere (virtual ms).
@@ -39,6 +39,8 @@ RETRY_BACKOFF_MS = (5, 40)
 THINK_MS = (0, 60)
 
 _OPS: tuple[OpKind, ...] = ("set", "get", "delete", "cas", "get", "set")
+#: Read consistencies a get picks from (linearizable twice as often).
+_READ_KINDS = ("linearizable", "linearizable", "lease", "stale")
 
 
 @dataclass(slots=True)
@@ -106,6 +108,15 @@ class SimClient:
             expected = self.rng.choice([None, max(0, value - self.rng.randint(1, 8))])
             args.update(expected=expected, v=value)
             handle = rec.invoke(self.pid, f, key, [expected, value])
+        elif f == "get":
+            # Reads of every kind: linearizable and lease reads go into the checked
+            # history; stale reads are checked against committed history instead.
+            consistency = self.rng.choice(_READ_KINDS)
+            args["consistency"] = consistency
+            if consistency == "stale":
+                handle = OpHandle(self.pid, "get", key, None)  # never recorded
+            else:
+                handle = rec.invoke(self.pid, f, key)
         else:
             handle = rec.invoke(self.pid, f, key)
         request = {
@@ -187,6 +198,13 @@ class SimClient:
         rec = self.workload.recorder
         result = outcome.result if isinstance(outcome.result, dict) else {}
         f = op.handle.f
+        if op.request["args"].get("consistency") == "stale":
+            problem = self.cluster.monitor.stale_reads.check(op.request["args"]["k"], result)
+            if problem is not None:
+                raise SimViolation(problem)
+            self.ops_ok += 1
+            self._done()
+            return
         if f == "get":
             rec.ok(op.handle, result.get("value") if result.get("found") else None)
         elif f == "cas":
@@ -205,6 +223,9 @@ class SimClient:
 
     def _give_up(self, op: _Op) -> None:
         rec = self.workload.recorder
+        if op.request["args"].get("consistency") == "stale":
+            self._done()  # not in the checked history: nothing to record
+            return
         unknown = op.handle.f != "get" and op.maybe_applied
         if unknown:
             rec.info(op.handle)

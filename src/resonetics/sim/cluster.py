@@ -213,7 +213,12 @@ class Cluster:
         # A fresh copy, as decoding a request off the wire would give.
         op, args = request["op"], dict(request["args"])
         if op == "kv_get":
-            self.run(node, lambda d: d.read(op, args, on_done))
+            consistency = args.pop("consistency", "linearizable")
+            if consistency == "stale":
+                self.run(node, lambda d: on_done(d.read_stale(op, args)))
+            else:
+                lease = consistency == "lease"
+                self.run(node, lambda d: d.read(op, args, on_done, lease=lease))
         else:
             cid, rid = request["client_id"], request["request_id"]
             self.run(node, lambda d: d.submit(cid, rid, op, args, on_done))

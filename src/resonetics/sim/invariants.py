@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from resonetics.check.invariants import election_safety
 from resonetics.raft.entry import Entry, entry_links
 from resonetics.raft.types import Index, NodeId, Term
+from resonetics.sim.stale_reads import StaleReadOracle
 
 
 class SimViolation(Exception):
@@ -64,6 +65,8 @@ class SafetyMonitor:
     sent_term: dict[NodeId, Term] = field(default_factory=dict)
     receipts: list[Receipt] = field(default_factory=list)
     elections: int = 0
+    #: Committed history replayed, to check stale reads against (``stale_reads.py``).
+    stale_reads: StaleReadOracle = field(default_factory=StaleReadOracle)
 
     # --- leaders --------------------------------------------------------------------
     def on_leader(self, node: NodeId, term: Term, hash_at: dict[Index, str | None]) -> None:
@@ -131,7 +134,10 @@ class SafetyMonitor:
         self.commit_seen.pop(node, None)
 
     def on_apply(self, node: NodeId, entry: Entry) -> None:
+        first = entry.index not in self.applied
         known = self.applied.setdefault(entry.index, (node, entry.hash))
+        if first:
+            self.stale_reads.observe(entry)
         if known[1] != entry.hash:
             raise SimViolation(
                 f"state machine safety: index {entry.index} applied as {known[1][:12]} on "
