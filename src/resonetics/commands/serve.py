@@ -30,7 +30,8 @@ from resonetics.server.config import (
 @click.option("--tick-ms", type=int, help="Milliseconds per Raft tick (default 25).")
 @click.option("--election-ticks", type=int, help="Election timeout in ticks (default 12).")
 @click.option("--heartbeat-ticks", type=int, help="Heartbeat interval in ticks (default 2).")
-@click.option("--snapshot-entries", type=int, help="Entries between snapshots.")
+@click.option("--snapshot-entries", type=int, help="Entries between snapshots (default 10000).")
+@click.option("--snapshot-bytes", type=int, help="Log bytes between snapshots (default 0: off).")
 @click.option(
     "--join",
     help="ADDR,... of existing members: start with no voters and wait to be added "
@@ -65,6 +66,7 @@ def serve(
     election_ticks: int | None,
     heartbeat_ticks: int | None,
     snapshot_entries: int | None,
+    snapshot_bytes: int | None,
     join: str | None,
     tls_cert: Path | None,
     tls_key: Path | None,
@@ -89,6 +91,7 @@ def serve(
                 "election_ticks": election_ticks,
                 "heartbeat_ticks": heartbeat_ticks,
                 "snapshot_entries": snapshot_entries,
+                "snapshot_bytes": snapshot_bytes,
                 "join": tuple(join.split(",")) if join else None,
                 "tls_cert": tls_cert,
                 "tls_key": tls_key,

@@ -7,7 +7,8 @@ The TOML file describes the whole cluster, so one file serves every node::
     tick_ms = 25
     election_ticks = 12        # election timeout: 12..24 ticks
     heartbeat_ticks = 2
-    snapshot_entries = 10000
+    snapshot_entries = 10000      # a snapshot every N applied entries...
+    snapshot_bytes = 0            # ...or every N bytes of log, whichever comes first (0: off)
     # Optional: TLS with mutual authentication (all three paths, or none for plain TCP).
     # tls_ca = "certs/ca.pem"
     # tls_cert = "certs/n1.pem"    # per node: use --tls-cert/--tls-key flags to override
@@ -51,6 +52,8 @@ class ServerConfig:
     election_ticks: int = 12
     heartbeat_ticks: int = 2
     snapshot_entries: int = limits.SNAPSHOT_ENTRIES_DEFAULT
+    #: Approximate log bytes since the last snapshot that also trigger one (0: off).
+    snapshot_bytes: int = 0
     #: How long a client request may wait for its outcome before TIMEOUT, seconds.
     request_timeout_s: float = 5.0
     #: Addresses of existing members to join through (empty: not joining).
@@ -162,6 +165,7 @@ _INT_KEYS = (
     "election_ticks",
     "heartbeat_ticks",
     "snapshot_entries",
+    "snapshot_bytes",
     "rate_limit_burst",
     "connections_per_ip_max",
 )

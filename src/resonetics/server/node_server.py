@@ -101,7 +101,9 @@ class NodeServer:
             FileNodeStorage(OsFileSystem(), str(config.node_dir)),
             _Host(self),
             random.Random(),
-            snapshot_policy=SnapshotPolicy(entries=config.snapshot_entries),
+            snapshot_policy=SnapshotPolicy(
+                entries=config.snapshot_entries, log_bytes=config.snapshot_bytes
+            ),
         )
         self.driver.addresses = dict(config.peers)
         #: node id -> address from Hellos (how a joining node reaches its leader).
