@@ -6,7 +6,7 @@ import contextlib
 import json
 import random
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -16,6 +16,7 @@ from resonetics.raft.messages import InstallSnapshot, InstallSnapshotResp, Messa
 from resonetics.raft.node import RaftNode
 from resonetics.raft.progress import ProgressState
 from resonetics.raft.ready import Ready, Snapshot, SnapshotMeta
+from resonetics.raft.snapshot import MemorySpool
 from resonetics.raft.types import Index, NodeId
 from tests.raft.harness import Network
 
@@ -106,6 +107,38 @@ def test_leader_sends_snapshot_when_follower_needs_compacted_entries() -> None:
     assert_same_state(net)
     pr = leader.progress_of("n3")
     assert pr is not None and pr.state is ProgressState.REPLICATE
+
+
+class RecordingSpool(MemorySpool):
+    """Remembers that it was used and whether it was cleaned up."""
+
+    made: ClassVar[list[RecordingSpool]] = []
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.appended = 0
+        self.discarded = False
+        RecordingSpool.made.append(self)
+
+    def append(self, data: bytes) -> None:
+        self.appended += 1
+        super().append(data)
+
+    def discard(self) -> None:
+        self.discarded = True
+        super().discard()
+
+
+def test_received_chunks_are_kept_in_the_runtimes_spool_and_discarded_after_install() -> None:
+    RecordingSpool.made.clear()
+    net, _ = cluster_with_lagging_n3()
+    net.nodes["n3"] = RaftNode(net.config("n3"), random.Random(3), snapshot_spool=RecordingSpool)
+    net.take_snapshot("n1")
+    bring_back(net, "n3")
+    assert len(net.machines["n3"].installed) == 1
+    assert RecordingSpool.made and sum(s.appended for s in RecordingSpool.made) >= 2
+    assert all(s.discarded and s.size == 0 for s in RecordingSpool.made)
+    assert_same_state(net)
 
 
 def test_follower_within_trailing_entries_catches_up_by_log() -> None:

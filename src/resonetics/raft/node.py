@@ -28,7 +28,7 @@ Invariant (checked after every input): anchor.index <= applied <= commit_index
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from resonetics import errors, limits
@@ -58,7 +58,13 @@ from resonetics.raft.progress import Progress, ProgressState
 from resonetics.raft.read_index import FollowerReads, ReadTracker, RemoteRead
 from resonetics.raft.ready import HardState, ReadState, Ready, Role, Snapshot, SoftState
 from resonetics.raft.replication import batch_links, next_index_from_hint, rejection_hint
-from resonetics.raft.snapshot import OutgoingSnapshot, SnapshotReceive, SnapshotSend
+from resonetics.raft.snapshot import (
+    MemorySpool,
+    OutgoingSnapshot,
+    SnapshotReceive,
+    SnapshotSend,
+    Spool,
+)
 from resonetics.raft.types import Index, NodeId, Term
 
 
@@ -75,6 +81,7 @@ class RaftNode:
         entries: Sequence[Entry] = (),
         applied: Index = 0,
         membership: Membership | None = None,
+        snapshot_spool: Callable[[], Spool] = MemorySpool,
     ) -> None:
         self._cfg = config
         self._rng = rng
@@ -108,6 +115,8 @@ class RaftNode:
         self._snapshot_chunk_bytes = limits.SNAPSHOT_CHUNK_BYTES
         self._snapshot_window = limits.SNAPSHOT_CHUNKS_INFLIGHT_MAX
         self._receiving: SnapshotReceive | None = None
+        #: Makes the place a snapshot being received is kept (see raft/snapshot.py Spool).
+        self._snapshot_spool = snapshot_spool
         self._install: Snapshot | None = None
         # Ready bookkeeping: what has been handed to the runtime, what is durable.
         self._msgs: list[Message] = []
@@ -907,7 +916,9 @@ class RaftNode:
             if msg.offset != 0:
                 self._answer_snapshot(msg, success=False, next_offset=0)
                 return
-            recv = self._receiving = SnapshotReceive(msg)
+            if recv is not None:
+                recv.spool.discard()
+            recv = self._receiving = SnapshotReceive(msg, self._snapshot_spool())
         if msg.done and self._applying != self._applied:
             # Committed entries handed out in a Ready are not applied yet (the runtime
             # is between ready() and advance()): installing now would skip past them.
@@ -915,10 +926,10 @@ class RaftNode:
             self._answer_snapshot(msg, success=True, next_offset=msg.offset)
             return
         result = recv.accept(msg)
-        if not result.ok:
+        if not result.ok or result.snapshot is not None:
             self._receiving = None
-        elif result.snapshot is not None:
-            self._receiving = None
+            recv.spool.discard()
+        if result.snapshot is not None:
             self._install_snapshot(result.snapshot)
         self._answer_snapshot(msg, success=result.ok, next_offset=result.next_offset)
 

@@ -29,6 +29,7 @@ import base64
 import binascii
 import hashlib
 from dataclasses import dataclass
+from typing import Protocol
 
 import msgspec
 
@@ -193,17 +194,58 @@ class ReceiveResult:
     snapshot: Snapshot | None = None
 
 
+class Spool(Protocol):
+    """Where a follower keeps the chunks of a snapshot it is receiving.
+
+    The core only appends verified-in-order chunks and reads the whole back once the
+    last one arrives; the runtime decides where the bytes live (a temp file beside the
+    node's data on a server, memory in tests and the simulator), so the core does no
+    I/O of its own and a large snapshot need not sit in memory while it streams in.
+    """
+
+    @property
+    def size(self) -> int: ...
+
+    def append(self, data: bytes) -> None: ...
+
+    def read(self) -> bytes: ...
+
+    def discard(self) -> None: ...
+
+
+class MemorySpool:
+    """A ``Spool`` in memory."""
+
+    __slots__ = ("_buffer",)
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+
+    @property
+    def size(self) -> int:
+        return len(self._buffer)
+
+    def append(self, data: bytes) -> None:
+        self._buffer += data
+
+    def read(self) -> bytes:
+        return bytes(self._buffer)
+
+    def discard(self) -> None:
+        self._buffer = bytearray()
+
+
 class SnapshotReceive:
-    """A follower's partly received snapshot (the payload so far)."""
+    """A follower's partly received snapshot (the payload so far, in a ``Spool``)."""
 
-    __slots__ = ("buffer", "checksum", "index", "term", "total")
+    __slots__ = ("checksum", "index", "spool", "term", "total")
 
-    def __init__(self, msg: InstallSnapshot) -> None:
+    def __init__(self, msg: InstallSnapshot, spool: Spool | None = None) -> None:
         self.index: Index = msg.last_included_index
         self.term: Term = msg.last_included_term
         self.checksum = msg.checksum
         self.total = msg.total_bytes
-        self.buffer = bytearray()
+        self.spool: Spool = spool if spool is not None else MemorySpool()
 
     def same_stream(self, msg: InstallSnapshot) -> bool:
         return (
@@ -215,18 +257,19 @@ class SnapshotReceive:
 
     def accept(self, msg: InstallSnapshot) -> ReceiveResult:
         """Take the chunk if it is the one expected; verify on the last one."""
-        if msg.offset != len(self.buffer):
-            return ReceiveResult(len(self.buffer))
+        have = self.spool.size
+        if msg.offset != have:
+            return ReceiveResult(have)
         try:
             chunk = base64.b64decode(msg.data, validate=True)
         except (binascii.Error, ValueError):
-            return ReceiveResult(len(self.buffer), ok=False)
-        if len(self.buffer) + len(chunk) > self.total:
+            return ReceiveResult(have, ok=False)
+        if have + len(chunk) > self.total:
             return ReceiveResult(0, ok=False)
-        self.buffer += chunk
+        self.spool.append(chunk)
         if not msg.done:
-            return ReceiveResult(len(self.buffer))
-        payload = bytes(self.buffer)
+            return ReceiveResult(have + len(chunk))
+        payload = self.spool.read()
         if len(payload) != self.total or checksum_of(payload) != self.checksum:
             return ReceiveResult(0, ok=False)
         snap = decode_payload(payload, self.index, self.term, msg.last_included_hash)
@@ -236,10 +279,12 @@ class SnapshotReceive:
 
 
 __all__ = [
+    "MemorySpool",
     "OutgoingSnapshot",
     "ReceiveResult",
     "SnapshotReceive",
     "SnapshotSend",
+    "Spool",
     "checksum_of",
     "decode_payload",
     "encode_payload",

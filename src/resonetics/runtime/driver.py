@@ -41,6 +41,7 @@ from resonetics.raft.membership_change import ConfigChange
 from resonetics.raft.messages import AppendEntries, Message
 from resonetics.raft.node import RaftNode
 from resonetics.raft.ready import HardState, Ready, Role
+from resonetics.raft.snapshot import MemorySpool, Spool
 from resonetics.raft.types import Index, NodeId, Term
 from resonetics.runtime.host import Host
 from resonetics.runtime.outcome import OnDone, Outcome
@@ -97,6 +98,7 @@ class NodeDriver:
         rng: random.Random,
         machine: ReplicatedKV | None = None,
         snapshot_policy: SnapshotPolicy | None = None,
+        snapshot_spool: Callable[[], Spool] = MemorySpool,
     ) -> None:
         self.config = config
         self.storage = storage
@@ -116,6 +118,7 @@ class NodeDriver:
             entries=recovered.entries,
             applied=recovered.anchor.index,
             membership=membership,
+            snapshot_spool=snapshot_spool,
         )
         self.snapshots = Snapshots(snapshot_policy or SnapshotPolicy(), recovered.anchor.index)
         self.snapshots.start(self.core, recovered.snapshot)

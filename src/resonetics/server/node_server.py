@@ -52,6 +52,7 @@ from resonetics.server.peers import PeerLink
 from resonetics.server.status import node_status
 from resonetics.storage.fs import OsFileSystem
 from resonetics.storage.node_storage import FileNodeStorage
+from resonetics.storage.spool import SPOOL_NAME, FileSpool
 from resonetics.wire import codes
 from resonetics.wire.client import (
     ClientRequest,
@@ -104,6 +105,8 @@ class NodeServer:
             snapshot_policy=SnapshotPolicy(
                 entries=config.snapshot_entries, log_bytes=config.snapshot_bytes
             ),
+            # Chunks of a snapshot being received go to a scratch file, not memory.
+            snapshot_spool=lambda: FileSpool(OsFileSystem(), str(config.node_dir / SPOOL_NAME)),
         )
         self.driver.addresses = dict(config.peers)
         #: node id -> address from Hellos (how a joining node reaches its leader).
