@@ -57,7 +57,9 @@ def test_log_appends_never_fsynced(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_reads_served_without_read_index(monkeypatch: pytest.MonkeyPatch) -> None:
-    def stale(self: NodeDriver, op: str, args: dict[str, Any], on_done: OnDone) -> None:
+    def stale(
+        self: NodeDriver, op: str, args: dict[str, Any], on_done: OnDone, *, lease: bool = False
+    ) -> None:
         on_done(self.read_stale(op, args))
 
     monkeypatch.setattr(NodeDriver, "read", stale)
