@@ -55,6 +55,11 @@ from resonetics.server.config import (
     type=click.Path(path_type=Path),
     help="Ed25519 entry-signing key (default: DATA_DIR/ID/node.key, made on first start).",
 )
+@click.option(
+    "--sign-entries/--no-sign-entries",
+    default=None,
+    help="Sign each entry this node creates as leader with its key (default: off).",
+)
 @click.option("--log-level", default="info", show_default=True)
 def serve(
     node_id: str,
@@ -76,6 +81,7 @@ def serve(
     rate_limit_burst: int | None,
     connections_per_ip: int | None,
     signing_key: Path | None,
+    sign_entries: bool | None,
     log_level: str,
 ) -> None:
     """Run one node of a cluster (flags override the TOML file)."""
@@ -101,6 +107,7 @@ def serve(
                 "rate_limit_burst": rate_limit_burst,
                 "connections_per_ip_max": connections_per_ip,
                 "signing_key": signing_key,
+                "sign_entries": sign_entries,
             },
         ).validate()
         _run(config, log_level)

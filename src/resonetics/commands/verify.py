@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import click
 
+from resonetics.security.audit import audit_entries, describe
+from resonetics.security.signing import SigningError, TrustRegistry
 from resonetics.storage.fs import OsFileSystem
 from resonetics.storage.verify import (
     ClusterReport,
@@ -71,6 +74,21 @@ def _receipt_lines(report: ClusterReport, receipt: Receipt) -> tuple[list[str], 
     return lines, ok
 
 
+def _signature_lines(report: ClusterReport, keys_path: str, require_signed: bool) -> bool:
+    try:
+        registry = TrustRegistry.load(Path(keys_path))
+    except SigningError as exc:
+        raise click.BadParameter(str(exc), param_hint="--keys") from None
+    ok = True
+    for node in report.nodes:
+        audit = audit_entries(node.entries, registry, require_signed=require_signed)
+        click.echo(f"signatures {node.name}: {describe(audit) or 'no entries'}")
+        for problem in audit.problems:
+            click.echo(f"  problem: {problem}")
+        ok = ok and not audit.problems
+    return ok
+
+
 @click.command("verify")
 @click.argument("path", type=click.Path(exists=True, file_okay=False))
 @click.option(
@@ -78,7 +96,16 @@ def _receipt_lines(report: ClusterReport, receipt: Receipt) -> tuple[list[str], 
     metavar="JSON_OR_FILE",
     help='A write\'s receipt {"index":..,"term":..,"hash":..}: is that entry in the history?',
 )
-def verify(path: str, receipt: str | None) -> None:
+@click.option(
+    "--keys",
+    "keys_path",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Trust registry (node id -> ed25519 public key): check every entry's signature.",
+)
+@click.option(
+    "--require-signed", is_flag=True, help="With --keys: an unsigned entry is a failure too."
+)
+def verify(path: str, receipt: str | None, keys_path: str | None, require_signed: bool) -> None:
     """Check a node folder, or a data dir of node folders, without changing a byte."""
     parsed_receipt = _parse_receipt(receipt) if receipt is not None else None
     fs = OsFileSystem()
@@ -94,6 +121,8 @@ def verify(path: str, receipt: str | None) -> None:
         lines, held = _receipt_lines(report, parsed_receipt)
         click.echo("\n".join(lines))
         ok = ok and held
+    if keys_path is not None:
+        ok = _signature_lines(report, keys_path, require_signed) and ok
     click.echo("verdict: " + ("OK" if ok else "FAILED"))
     fs.close()
     if not ok:

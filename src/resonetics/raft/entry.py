@@ -17,6 +17,7 @@ compacted. The anchor is never applied; it only carries the chain forward.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from enum import StrEnum
 from typing import Any
 
@@ -36,13 +37,23 @@ class EntryType(StrEnum):
 
 
 class Entry(msgspec.Struct, frozen=True, kw_only=True):
-    """One log entry. ``data`` is any JSON value; its meaning depends on ``type``."""
+    """One log entry. ``data`` is any JSON value; its meaning depends on ``type``.
+
+    ``author`` and ``sig`` are the signature of the leader that created the entry over
+    its chain hash (when entry signing is on). They are *not* hashed: the chain is the
+    same with or without them, so receipts and old logs stay valid, and anyone holding
+    the trust registry can check who vouched for each entry (``verify --keys``).
+    """
 
     term: Term
     index: Index
     type: EntryType
     data: Any = None
     hash: str
+    # UNSET (not None) so that unsigned entries encode exactly as before: msgspec
+    # leaves UNSET fields out of the JSON entirely.
+    author: str | msgspec.UnsetType = msgspec.UNSET
+    sig: str | msgspec.UnsetType = msgspec.UNSET
 
 
 _ENCODER = msgspec.json.Encoder(order="sorted")
@@ -75,6 +86,17 @@ def make_entry(prev_hash: str, term: Term, index: Index, type_: EntryType, data:
     )
 
 
+#: Signs a chain hash for the node that creates an entry: hash -> (author, signature hex).
+#: Ed25519 signatures are deterministic, so a signer keeps the core deterministic.
+Signer = Callable[[str], tuple[str, str]]
+
+
+def signed(entry: Entry, signer: Signer) -> Entry:
+    """``entry`` with its creator's signature over its chain hash."""
+    author, sig = signer(entry.hash)
+    return msgspec.structs.replace(entry, author=author, sig=sig)
+
+
 def entry_links(prev_hash: str, entry: Entry) -> bool:
     """True when ``entry.hash`` is the chain hash of ``entry`` after ``prev_hash``."""
     return entry.hash == chain_hash(prev_hash, entry.term, entry.index, entry.type, entry.data)
@@ -92,9 +114,11 @@ __all__ = [
     "ZERO_HASH",
     "Entry",
     "EntryType",
+    "Signer",
     "canonical_body",
     "chain_hash",
     "entry_links",
     "genesis_entry",
     "make_entry",
+    "signed",
 ]

@@ -35,7 +35,7 @@ from resonetics import errors, limits
 from resonetics.errors import invariant
 from resonetics.raft import membership_change, quorum
 from resonetics.raft.config import RaftConfig
-from resonetics.raft.entry import GENESIS, Entry, EntryType, make_entry
+from resonetics.raft.entry import GENESIS, Entry, EntryType, Signer, make_entry, signed
 from resonetics.raft.log import RaftLog
 from resonetics.raft.log_writes import LogWrites
 from resonetics.raft.membership import Membership
@@ -82,6 +82,7 @@ class RaftNode:
         applied: Index = 0,
         membership: Membership | None = None,
         snapshot_spool: Callable[[], Spool] = MemorySpool,
+        signer: Signer | None = None,
     ) -> None:
         self._cfg = config
         self._rng = rng
@@ -117,6 +118,8 @@ class RaftNode:
         self._receiving: SnapshotReceive | None = None
         #: Makes the place a snapshot being received is kept (see raft/snapshot.py Spool).
         self._snapshot_spool = snapshot_spool
+        #: Signs the entries this node creates as leader (None: entries go unsigned).
+        self._signer = signer
         self._install: Snapshot | None = None
         # Ready bookkeeping: what has been handed to the runtime, what is durable.
         self._msgs: list[Message] = []
@@ -815,6 +818,8 @@ class RaftNode:
     def _append_own(self, type_: EntryType, data: Any) -> Index:
         last = self._log.last_entry
         entry = make_entry(last.hash, self._term, last.index + 1, type_, data)
+        if self._signer is not None:
+            entry = signed(entry, self._signer)
         self._append([entry])
         return entry.index
 

@@ -35,7 +35,7 @@ from typing import Any
 from resonetics import errors
 from resonetics.machine.replicated import ReplicatedKV
 from resonetics.raft.config import RaftConfig
-from resonetics.raft.entry import Entry, EntryType
+from resonetics.raft.entry import Entry, EntryType, Signer
 from resonetics.raft.membership import Membership
 from resonetics.raft.membership_change import ConfigChange
 from resonetics.raft.messages import AppendEntries, Message
@@ -99,6 +99,7 @@ class NodeDriver:
         machine: ReplicatedKV | None = None,
         snapshot_policy: SnapshotPolicy | None = None,
         snapshot_spool: Callable[[], Spool] = MemorySpool,
+        signer: Signer | None = None,
     ) -> None:
         self.config = config
         self.storage = storage
@@ -119,6 +120,7 @@ class NodeDriver:
             applied=recovered.anchor.index,
             membership=membership,
             snapshot_spool=snapshot_spool,
+            signer=signer,
         )
         self.snapshots = Snapshots(snapshot_policy or SnapshotPolicy(), recovered.anchor.index)
         self.snapshots.start(self.core, recovered.snapshot)

@@ -69,6 +69,8 @@ class ServerConfig:
     connections_per_ip_max: int = limits.CONNECTIONS_PER_IP_MAX
     #: The node's Ed25519 entry-signing key; None: <node_dir>/node.key, made on first start.
     signing_key: Path | None = None
+    #: Sign every entry this node creates as leader with its key (``verify --keys`` checks).
+    sign_entries: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     def tls(self) -> TLSConfig | None:
@@ -192,6 +194,10 @@ def apply_overrides(config: ServerConfig, values: dict[str, Any], *, source: str
             changes[key] = str(value)
         elif key == "join":
             changes[key] = tuple(value)
+        elif key == "sign_entries":
+            if not isinstance(value, bool):
+                raise ConfigError(f"{source}: {key} must be true or false, got {value!r}")
+            changes[key] = value
         else:
             raise ConfigError(f"{source}: unknown setting {key!r}")
     return replace(config, **changes)

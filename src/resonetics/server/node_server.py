@@ -37,13 +37,18 @@ import msgspec
 
 from resonetics import limits
 from resonetics.errors import BadRequest, ClientError, ResoneticsError, TooLarge
+from resonetics.raft.entry import Signer
 from resonetics.raft.messages import MESSAGE_TYPES, Message
 from resonetics.raft.ready import Role
 from resonetics.runtime.driver import NodeDriver
 from resonetics.runtime.outcome import Outcome
 from resonetics.runtime.snapshots import SnapshotPolicy
 from resonetics.security.ratelimit import ConnectionLimiter, TokenBucket
-from resonetics.security.signing import load_or_create_node_key, public_key_text
+from resonetics.security.signing import (
+    load_or_create_node_key,
+    public_key_text,
+    sign_entry_hash,
+)
 from resonetics.security.tls import client_context, has_verified_certificate, server_context
 from resonetics.server import admin
 from resonetics.server.config import ServerConfig
@@ -97,6 +102,8 @@ class NodeServer:
     def __init__(self, config: ServerConfig) -> None:
         self.config = config.validate()
         self.links: dict[str, PeerLink] = {}
+        # Made on first start so an operator can build the trust registry from node folders.
+        self.signing_key = load_or_create_node_key(config.node_dir, config.signing_key)
         self.driver = NodeDriver(
             config.raft_config(),
             FileNodeStorage(OsFileSystem(), str(config.node_dir)),
@@ -107,6 +114,7 @@ class NodeServer:
             ),
             # Chunks of a snapshot being received go to a scratch file, not memory.
             snapshot_spool=lambda: FileSpool(OsFileSystem(), str(config.node_dir / SPOOL_NAME)),
+            signer=self._entry_signer() if config.sign_entries else None,
         )
         self.driver.addresses = dict(config.peers)
         #: node id -> address from Hellos (how a joining node reaches its leader).
@@ -133,12 +141,17 @@ class NodeServer:
         self._peer_ssl: ssl.SSLContext | None = client_context(tls) if tls is not None else None
         self._per_ip = ConnectionLimiter(config.connections_per_ip_max)
         self._handlers: set[asyncio.Task[Any]] = set()
-        # Made on first start so an operator can build the trust registry from node folders;
-        # entries are not signed with it until the core carries signatures (threat model §4).
-        self.signing_key = load_or_create_node_key(config.node_dir, config.signing_key)
         #: Client requests answered RATE_LIMITED, and connections refused by a limit.
         self.rate_limited = 0
         self.connections_refused = 0
+
+    def _entry_signer(self) -> Signer:
+        node, key = self.config.node_id, self.signing_key
+
+        def sign(entry_hash: str) -> tuple[str, str]:
+            return node, sign_entry_hash(key, node, entry_hash).sig
+
+        return sign
 
     # --- lifecycle ---------------------------------------------------------------------
     async def serve_forever(self, *, install_signals: bool = True) -> None:
