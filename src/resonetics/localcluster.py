@@ -8,7 +8,6 @@ shipped server; the cluster object only starts, signals and watches them.
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import socket
 import subprocess
@@ -225,13 +224,6 @@ class LocalCluster:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-def python_env() -> dict[str, str]:
-    """The environment for child processes (unbuffered output, same interpreter paths)."""
-    env = dict(os.environ)
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
 
 
 __all__ = ["ClusterError", "LocalCluster", "LocalNode", "free_ports"]

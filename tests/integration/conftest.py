@@ -10,9 +10,9 @@ import pytest
 from resonetics.localcluster import LocalCluster
 
 
-@pytest.fixture
-def cluster3(tmp_path: Path) -> Iterator[LocalCluster]:
-    cluster = LocalCluster(tmp_path / "data", size=3, tick_ms=20)
+def running_cluster(data_dir: Path, size: int) -> Iterator[LocalCluster]:
+    """A started cluster with a leader; on the way out, stopped and checked for crashes."""
+    cluster = LocalCluster(data_dir, size=size, tick_ms=20)
     cluster.start()
     try:
         cluster.wait_for_leader(timeout_s=60)
@@ -20,18 +20,16 @@ def cluster3(tmp_path: Path) -> Iterator[LocalCluster]:
     finally:
         cluster.stop()
         _assert_no_crash(cluster)
+
+
+@pytest.fixture
+def cluster3(tmp_path: Path) -> Iterator[LocalCluster]:
+    yield from running_cluster(tmp_path / "data", 3)
 
 
 @pytest.fixture
 def single_node(tmp_path: Path) -> Iterator[LocalCluster]:
-    cluster = LocalCluster(tmp_path / "data", size=1, tick_ms=20)
-    cluster.start()
-    try:
-        cluster.wait_for_leader(timeout_s=60)
-        yield cluster
-    finally:
-        cluster.stop()
-        _assert_no_crash(cluster)
+    yield from running_cluster(tmp_path / "data", 1)
 
 
 def _assert_no_crash(cluster: LocalCluster) -> None:
