@@ -36,13 +36,13 @@ import threading
 import time
 import uuid
 from collections.abc import Coroutine
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
 import msgspec
 
 from resonetics import errors, limits
+from resonetics.raft.entry import Receipt
 from resonetics.security.tls import TLSConfig, client_context, refusal_reason
 from resonetics.wire import codes
 from resonetics.wire.client import ClientResponse, decode_response
@@ -56,20 +56,6 @@ ATTEMPT_TIMEOUT_S = 2.0
 RETRY_PAUSE_S = 0.05
 #: Longest pause after a RATE_LIMITED answer (the pause doubles from RETRY_PAUSE_S), seconds.
 RATE_LIMIT_BACKOFF_MAX_S = 1.0
-
-
-@dataclass(frozen=True, slots=True)
-class Receipt:
-    """Where a committed write sits in the replicated history: check it with ``verify --receipt``."""
-
-    index: int
-    term: int
-    hash: str
-
-    @classmethod
-    def from_result(cls, result: dict[str, Any]) -> Receipt:
-        receipt = result.get("receipt") or {}
-        return cls(int(receipt["index"]), int(receipt["term"]), str(receipt["hash"]))
 
 
 class _SilentClose(ConnectionResetError):
@@ -228,7 +214,8 @@ class AsyncClient:
 
     # --- the key-value API ------------------------------------------------------------------
     async def put(self, key: str, value: Any) -> Receipt:
-        return Receipt.from_result(await self.call("kv_set", {"k": key, "v": value}))
+        result = await self.call("kv_set", {"k": key, "v": value})
+        return Receipt.from_data(result.get("receipt"))
 
     async def get(self, key: str, *, consistency: str = "linearizable") -> Any:
         result = await self.call("kv_get", {"k": key, "consistency": consistency})

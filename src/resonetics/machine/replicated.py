@@ -36,7 +36,7 @@ from resonetics.errors import BadRequest, StorageCorruption, invariant
 from resonetics.machine.base import StateMachine
 from resonetics.machine.kv import KeyValueStore
 from resonetics.machine.sessions import SessionTable, SessionTableData
-from resonetics.raft.entry import GENESIS, Entry, EntryType
+from resonetics.raft.entry import GENESIS, Entry, EntryType, Receipt
 from resonetics.raft.types import Index, Term
 
 _SNAPSHOT_FORMAT: Final = 1
@@ -199,7 +199,7 @@ class ReplicatedKV:
 
 def receipt_of(entry: Entry) -> dict[str, Any]:
     """Where a write landed in the hash-chained log: enough to audit it on any node."""
-    return {"index": entry.index, "term": entry.term, "hash": entry.hash}
+    return Receipt.of(entry).to_data()
 
 
 __all__ = ["ApplyResult", "ReplicatedKV", "receipt_of"]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -86,6 +87,31 @@ def make_entry(prev_hash: str, term: Term, index: Index, type_: EntryType, data:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """Where a committed entry sits in the history: its index, term and chain hash.
+
+    Every committed write returns one; anyone holding a node's log can check it
+    (``resonetics verify --receipt``), because the hash pins all history before it.
+    """
+
+    index: Index
+    term: Term
+    hash: str
+
+    @classmethod
+    def of(cls, entry: Entry) -> Receipt:
+        return cls(entry.index, entry.term, entry.hash)
+
+    @classmethod
+    def from_data(cls, data: Any) -> Receipt:
+        """From the ``{"index", "term", "hash"}`` object of a write's result."""
+        return msgspec.convert(data, type=cls)
+
+    def to_data(self) -> dict[str, Any]:
+        return {"index": self.index, "term": self.term, "hash": self.hash}
+
+
 #: Signs a chain hash for the node that creates an entry: hash -> (author, signature hex).
 #: Ed25519 signatures are deterministic, so a signer keeps the core deterministic.
 Signer = Callable[[str], tuple[str, str]]
@@ -114,6 +140,7 @@ __all__ = [
     "ZERO_HASH",
     "Entry",
     "EntryType",
+    "Receipt",
     "Signer",
     "canonical_body",
     "chain_hash",

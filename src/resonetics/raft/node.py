@@ -27,9 +27,8 @@ Invariant (checked after every input): anchor.index <= applied <= commit_index
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from resonetics import errors, limits
 from resonetics.errors import invariant
@@ -66,6 +65,10 @@ from resonetics.raft.snapshot import (
     Spool,
 )
 from resonetics.raft.types import Index, NodeId, Term
+
+if TYPE_CHECKING:
+    # Only the type: chance comes from the caller's seeded Random, never the module's.
+    import random
 
 
 class RaftNode:

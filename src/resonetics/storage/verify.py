@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from resonetics.errors import StorageCorruption
-from resonetics.raft.entry import GENESIS, Entry, EntryType
+from resonetics.raft.entry import GENESIS, Entry, EntryType, Receipt
 from resonetics.raft.ready import Snapshot
 from resonetics.storage.fs import FileSystem
 from resonetics.storage.log_file import parse_log
@@ -244,15 +244,6 @@ def _compare(report: ClusterReport, a: NodeReport, b: NodeReport) -> None:
         return
     if lo <= hi:
         report.notes.append(f"{a.name} and {b.name} agree on indexes {lo}..{hi}")
-
-
-@dataclass(frozen=True, slots=True)
-class Receipt:
-    """What a client got back for a committed write."""
-
-    index: int
-    term: int
-    hash: str
 
 
 def receipt_status(node: NodeReport, receipt: Receipt) -> str:
