@@ -15,10 +15,14 @@ class InvariantViolation(AssertionError):
     """A rule that must always hold did not: a bug. Never caught."""
 
 
-def invariant(condition: bool, message: str) -> None:
-    """An always-on assertion (unaffected by ``python -O``)."""
+def invariant(condition: bool, message: str, *args: object) -> None:
+    """An always-on assertion (unaffected by ``python -O``).
+
+    ``message % args`` is formatted only on failure: hot paths check invariants per
+    entry and per message, and an f-string would be built every time.
+    """
     if not condition:
-        raise InvariantViolation(message)
+        raise InvariantViolation(message % args if args else message)
 
 
 # --- Storage ---------------------------------------------------------------------

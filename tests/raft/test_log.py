@@ -89,3 +89,45 @@ def test_compaction_keeps_the_chain_through_a_snap_dummy_anchor() -> None:
     log.truncate_from(4, committed=3)
     log.append([entries[3]])  # still links to the chain across the anchor
     assert log.last_index == 4
+
+
+def _typed_chain(types: list[EntryType], start: Entry = GENESIS) -> list[Entry]:
+    out: list[Entry] = []
+    prev = start
+    for t in types:
+        prev = make_entry(prev.hash, 1, prev.index + 1, t, {"i": prev.index + 1})
+        out.append(prev)
+    return out
+
+
+def _scan_last_config(log: RaftLog, at_or_before: int) -> Entry | None:
+    """The brute-force answer: walk back from ``at_or_before`` to the anchor."""
+    for index in range(min(at_or_before, log.last_index), log.first_index - 1, -1):
+        e = log.entry_at(index)
+        if e.type is EntryType.CONFIG:
+            return e
+    return None
+
+
+def test_config_lookups_agree_with_a_scan_through_append_truncate_and_compact() -> None:
+    cmd, cfg = EntryType.CLIENT_CMD, EntryType.CONFIG
+    log = RaftLog(GENESIS, _typed_chain([cmd, cfg, cmd, cmd, cfg, cmd, cfg, cmd]))
+
+    def agree() -> None:
+        assert log.last_config_entry() == _scan_last_config(log, log.last_index)
+        for index in range(log.anchor.index, log.last_index + 2):
+            assert log.last_config_at_or_before(index) == _scan_last_config(log, index)
+
+    agree()
+    assert log.last_config_entry() is not None and log.last_config_entry().index == 7
+    log.truncate_from(7, committed=3)  # cuts the CONFIG at 7
+    agree()
+    assert log.last_config_entry() is not None and log.last_config_entry().index == 5
+    log.append(_typed_chain([cfg, cmd], start=log.last_entry))
+    agree()
+    log.compact(5)  # the CONFIG at 5 becomes part of the anchor's past
+    agree()
+    assert log.last_config_at_or_before(6) is None
+    log.compact(8)
+    agree()
+    assert log.last_config_entry() is None

@@ -47,6 +47,9 @@ class Mini:
         self.sent.append(msg)
         self.queue.append(msg)
 
+    def flush(self) -> None:
+        pass  # sends are queued in memory for the test to deliver
+
     def boot(self, node: str) -> NodeDriver:
         cfg = RaftConfig(node_id=node, initial_voters=self.ids)
         storage = FileNodeStorage(self.fss[node], f"/data/{node}")

@@ -128,7 +128,7 @@ class SessionTable:
         session = self._clients.get(client_id)
         if session is None:
             session = self._clients[client_id] = _Session(self._now_ms)
-        invariant(request_id not in session.results, f"request {request_id!r} applied twice")
+        invariant(request_id not in session.results, "request %r applied twice", request_id)
         session.results[request_id] = result
         self.touch(client_id)
         while len(session.results) > self.results_per_client_max:

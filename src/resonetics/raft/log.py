@@ -11,7 +11,8 @@ known but which is never applied. ``entries[k]`` has index ``anchor.index + 1 + 
 Terms are non-decreasing along the log (a leader only appends entries of its
 own term after entries of earlier terms), so "first/last index of term T" is a
 binary search, which keeps fast backtracking (dissertation §5.3) cheap even on
-long logs.
+long logs. The indexes of CONFIG entries are kept on the side, so "the newest
+configuration" (asked after every Ready on a leader) is O(1), not a scan.
 
 Every mutation asserts its invariant with ``errors.invariant``: appended entries
 are contiguous and chain-linked, truncation never cuts at or below the index the
@@ -38,11 +39,13 @@ def entry_size_bytes(entry: Entry) -> int:
 class RaftLog:
     """Anchor + entries. Invariant: entries[k].index == anchor.index + 1 + k, chain-linked."""
 
-    __slots__ = ("_anchor", "_entries")
+    __slots__ = ("_anchor", "_config_indexes", "_entries")
 
     def __init__(self, anchor: Entry, entries: Sequence[Entry] = ()) -> None:
         self._anchor = anchor
         self._entries: list[Entry] = []
+        #: Ascending indexes of the CONFIG entries in ``_entries``.
+        self._config_indexes: list[Index] = []
         self.append(entries)
 
     # --- reading ---------------------------------------------------------------
@@ -88,7 +91,10 @@ class RaftLog:
         """The entry at ``index``; the caller guarantees first_index <= index <= last_index."""
         invariant(
             self.first_index <= index <= self.last_index,
-            f"entry {index} outside log ({self.first_index}..{self.last_index})",
+            "entry %d outside log (%d..%d)",
+            index,
+            self.first_index,
+            self.last_index,
         )
         return self._entries[index - self.first_index]
 
@@ -154,26 +160,26 @@ class RaftLog:
 
     def last_config_entry(self) -> Entry | None:
         """The newest CONFIG entry in the log, committed or not (dissertation §4.1)."""
-        for e in reversed(self._entries):
-            if e.type is EntryType.CONFIG:
-                return e
-        return None
+        if not self._config_indexes:
+            return None
+        return self.entry_at(self._config_indexes[-1])
 
     def last_config_at_or_before(self, index: Index) -> Entry | None:
-        for e in reversed(self._entries[: max(0, index - self.first_index + 1)]):
-            if e.type is EntryType.CONFIG:
-                return e
-        return None
+        """The newest CONFIG entry at or before ``index`` still in the log."""
+        pos = bisect_right(self._config_indexes, index)
+        return self.entry_at(self._config_indexes[pos - 1]) if pos else None
 
     # --- writing ----------------------------------------------------------------
     def append(self, entries: Sequence[Entry]) -> None:
         """Append entries that continue the log: contiguous indexes and a linked chain."""
         prev = self.last_entry
         for e in entries:
-            invariant(e.index == prev.index + 1, f"entry {e.index} does not follow {prev.index}")
-            invariant(e.term >= prev.term, f"entry {e.index} term {e.term} < {prev.term}")
-            invariant(entry_links(prev.hash, e), f"entry {e.index} does not link to the chain")
+            invariant(e.index == prev.index + 1, "entry %d does not follow %d", e.index, prev.index)
+            invariant(e.term >= prev.term, "entry %d term %d < %d", e.index, e.term, prev.term)
+            invariant(entry_links(prev.hash, e), "entry %d does not link to the chain", e.index)
             self._entries.append(e)
+            if e.type is EntryType.CONFIG:
+                self._config_indexes.append(e.index)
             prev = e
 
     def truncate_from(self, index: Index, committed: Index) -> None:
@@ -181,6 +187,7 @@ class RaftLog:
         invariant(index > committed, f"truncating at {index} would cut committed {committed}")
         invariant(index > self._anchor.index, f"truncating at {index} would cut the anchor")
         del self._entries[max(0, index - self.first_index) :]
+        del self._config_indexes[bisect_left(self._config_indexes, index) :]
 
     def compact(self, index: Index) -> None:
         """Replace the anchor by a SNAP_DUMMY at ``index`` carrying its term and hash."""
@@ -189,6 +196,7 @@ class RaftLog:
             return
         e = self.entry_at(index)
         self._entries = self._entries[index - self.first_index + 1 :]
+        del self._config_indexes[: bisect_right(self._config_indexes, index)]
         self._anchor = Entry(
             term=e.term, index=e.index, type=EntryType.SNAP_DUMMY, data=None, hash=e.hash
         )

@@ -388,7 +388,7 @@ class RaftNode:
         self._writes.on_persisted(ready.entries, self._log)
         if ready.committed_entries:
             first, last_applied = ready.committed_entries[0], ready.committed_entries[-1]
-            invariant(first.index == self._applied + 1, f"applied gap before {first.index}")
+            invariant(first.index == self._applied + 1, "applied gap before %d", first.index)
             self._applied = last_applied.index
         if self._role is Role.LEADER:
             self._maybe_commit()
@@ -793,7 +793,7 @@ class RaftNode:
 
     def _commit_to(self, index: Index) -> None:
         if index > self._commit:
-            invariant(index <= self._log.last_index, f"commit {index} beyond last index")
+            invariant(index <= self._log.last_index, "commit %d beyond last index", index)
             self._commit = index
 
     def _committed_in_term(self) -> bool:
@@ -1000,8 +1000,12 @@ class RaftNode:
         # Invariant: anchor.index <= applied <= commit_index <= last_index.
         invariant(
             self._log.anchor.index <= self._applied <= self._commit <= self._log.last_index,
-            f"{self._id}: anchor {self._log.anchor.index}, applied {self._applied}, "
-            f"commit {self._commit}, last {self._log.last_index}",
+            "%s: anchor %d, applied %d, commit %d, last %d",
+            self._id,
+            self._log.anchor.index,
+            self._applied,
+            self._commit,
+            self._log.last_index,
         )
 
 

@@ -158,7 +158,7 @@ class Progress:
             self.probe_sent = False
         elif self.state is ProgressState.SNAPSHOT and self.match_index >= self.pending_snapshot:
             self.become_probe()
-        invariant(self.match_index < self.next_index, f"bad progress {self!r}")
+        invariant(self.match_index < self.next_index, "bad progress %r", self)
         return advanced
 
     def on_reject(self, hint_next: Index) -> None:

@@ -57,9 +57,12 @@ META_REFRESH_ENTRIES = 4096
 #: Runs a blocking call off the event loop and awaits it (the server's disk thread).
 BlockingRunner = Callable[..., Awaitable[None]]
 
-
-def _writes_disk(rd: Ready) -> bool:
-    return rd.truncate_from is not None or bool(rd.entries) or rd.hard_state is not None
+#: A Ready with at most this many entries is written on the caller's thread instead of
+#: the disk thread. Handing a write over and waiting for it costs a thread wake-up each
+#: way (measured at ~0.1 ms per hop on a 2-core VM, as much as the fsync itself), which
+#: dominates a lone write's latency; a big batch is worth writing on the disk thread,
+#: because the loop then builds the next batch while this one is synced.
+INLINE_WRITE_ENTRIES_MAX = 8
 
 
 @dataclass(slots=True)
@@ -244,7 +247,7 @@ class NodeDriver:
         self._after_readies()
 
     async def process_ready_async(self, run_blocking: BlockingRunner) -> None:
-        """The same, with the disk writes handed to ``run_blocking`` (a disk thread).
+        """The same, with the disk writes of big batches handed to ``run_blocking`` (a disk thread).
 
         While a batch is being written the event loop keeps reading sockets and may
         step the core: it accumulates the next batch (group commit) and handles acks
@@ -259,7 +262,12 @@ class NodeDriver:
             if rd.snapshot is not None and self._taking is not None:
                 await asyncio.wait({self._taking})  # one user of the snapshot files at a time
             rd, applied = self._begin(rd=rd)
-            if _writes_disk(rd):
+            if not self._writes_disk(rd):
+                pass
+            elif self._write_inline(rd):
+                self.host.flush()  # the AppendEntries _begin queued leave during our fsync
+                self._write(rd, applied)
+            else:
                 await run_blocking(self._write, rd, applied)
             self._finish(rd)
         self._serve_confirmed_reads()
@@ -345,6 +353,21 @@ class NodeDriver:
             self.storage.save_hard_state(hs, min(applied, hs.commit))
             self._durable_hs = hs
             self._meta_commit = hs.commit
+
+    def _write_inline(self, rd: Ready) -> bool:
+        """A small write, and the disk thread idle: a snapshot being saved there owns the
+        files until it is done, so storage is never used from two threads at once."""
+        return (
+            len(rd.entries) <= INLINE_WRITE_ENTRIES_MAX
+            and rd.truncate_from is None
+            and self._taking is None
+        )
+
+    def _writes_disk(self, rd: Ready) -> bool:
+        """Whether ``_write`` has anything to do: a commit-only change usually does not."""
+        if rd.truncate_from is not None or rd.entries:
+            return True
+        return rd.hard_state is not None and self._meta_due(rd.hard_state)
 
     def _meta_due(self, hs: HardState) -> bool:
         durable = self._durable_hs

@@ -21,5 +21,14 @@ class Host(Protocol):
         """Queue ``msg`` for ``msg.dst``. Best effort: Raft tolerates loss, so never block."""
         ...
 
+    def flush(self) -> None:
+        """Hand everything queued by ``send`` to the network now.
+
+        Called before the driver blocks its thread on a small disk write, so that
+        messages allowed to leave before that write (a leader's AppendEntries) are
+        on their way while it runs.
+        """
+        ...
+
 
 __all__ = ["Host"]

@@ -80,9 +80,16 @@ class PeerLink:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self._uncork)
 
+    def flush(self) -> None:
+        """Write what ``send`` queued now rather than at the loop's next turn."""
+        if self._corked:
+            self._uncork()
+
     def _uncork(self) -> None:
         self._flush_scheduled = False
         lines, self._corked = self._corked, []
+        if not lines:
+            return  # already written by flush()
         writer = self._writer
         if (
             writer is not None

@@ -81,6 +81,9 @@ class SimNode:
     def send(self, msg: Message) -> None:
         self.cluster.send_peer(msg)
 
+    def flush(self) -> None:
+        """Sends reach the simulated network at once; nothing waits in a buffer."""
+
 
 class Cluster:
     """Nodes, network, clock and monitor of one run."""

@@ -253,7 +253,9 @@ class LogFile:
         for entry in entries:
             invariant(
                 entry.index == self.last_index + 1,
-                f"append of index {entry.index} after {self.last_index}",
+                "append of index %d after %d",
+                entry.index,
+                self.last_index,
             )
             self._offsets.append(self._file_end + len(self._buffer))
             self._buffer += encode_line(entry)

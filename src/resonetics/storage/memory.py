@@ -44,7 +44,7 @@ class MemoryNodeStorage:
     def append(self, entries: Sequence[Entry]) -> None:
         for entry in entries:
             last = self._anchor.index + len(self._entries)
-            invariant(entry.index == last + 1, f"append of index {entry.index} after {last}")
+            invariant(entry.index == last + 1, "append of index %d after %d", entry.index, last)
             self._entries.append(entry)
 
     def truncate_from(self, index: Index) -> None:

@@ -152,7 +152,7 @@ class FileNodeStorage:
     # --- writes ----------------------------------------------------------------------
     def _check_loaded(self) -> None:
         """Writing before load() would start a log from nothing over the real one."""
-        invariant(self._loaded, f"{self._dir}: write before load()")
+        invariant(self._loaded, "%s: write before load()", self._dir)
 
     def append(self, entries: Sequence[Entry]) -> None:
         self._check_loaded()
