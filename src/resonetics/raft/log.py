@@ -170,17 +170,28 @@ class RaftLog:
         return self.entry_at(self._config_indexes[pos - 1]) if pos else None
 
     # --- writing ----------------------------------------------------------------
-    def append(self, entries: Sequence[Entry]) -> None:
-        """Append entries that continue the log: contiguous indexes and a linked chain."""
+    def append(self, entries: Sequence[Entry], *, linked: bool = False) -> bool:
+        """Append entries that continue the log: contiguous indexes and a linked chain.
+
+        ``linked=True`` says the caller has just established every link itself (it
+        built the entry with ``make_entry``, or checked the batch with
+        ``batch_links`` against this log's entry before it), so the hashes are not
+        computed a second time; indexes and terms are still checked. Returns whether
+        a CONFIG entry was among them.
+        """
+        configs_before = len(self._config_indexes)
         prev = self.last_entry
         for e in entries:
             invariant(e.index == prev.index + 1, "entry %d does not follow %d", e.index, prev.index)
             invariant(e.term >= prev.term, "entry %d term %d < %d", e.index, e.term, prev.term)
-            invariant(entry_links(prev.hash, e), "entry %d does not link to the chain", e.index)
+            invariant(
+                linked or entry_links(prev.hash, e), "entry %d does not link to the chain", e.index
+            )
             self._entries.append(e)
             if e.type is EntryType.CONFIG:
                 self._config_indexes.append(e.index)
             prev = e
+        return len(self._config_indexes) != configs_before
 
     def truncate_from(self, index: Index, committed: Index) -> None:
         """Drop every entry with index >= ``index``. Never cuts a committed entry."""

@@ -827,8 +827,9 @@ class RaftNode:
         return entry.index
 
     def _append(self, entries: Sequence[Entry]) -> None:
-        self._log.append(entries)
-        if any(e.type is EntryType.CONFIG for e in entries):
+        """Entries whose links were just made (``_append_own``) or checked against the
+        entry before them here (``batch_links`` + ``find_conflict``)."""
+        if self._log.append(entries, linked=True):
             self._refresh_membership()
 
     def _truncate_from(self, index: Index) -> None:

@@ -21,6 +21,11 @@ One permitted relaxation (dissertation §10.2.1): a *leader's* AppendEntries may
 be sent before its own write of the same entries is durable, because the core
 counts the leader toward a commit quorum only for entries ``advance()`` has
 confirmed. Every other message (votes, acks, responses) waits for step 2.
+
+And one reordering: committed entries that precede ``entries`` (they were made
+durable here by an earlier Ready, and committed means durable on a majority)
+may be applied before step 2, so their clients do not wait for this Ready's
+fsync. Entries of this Ready's own batch are applied only after it.
 """
 
 from __future__ import annotations

@@ -52,6 +52,7 @@ from resonetics.security.signing import (
 from resonetics.security.tls import client_context, has_verified_certificate, server_context
 from resonetics.server import admin
 from resonetics.server.config import ServerConfig
+from resonetics.server.deadlines import Deadlines
 from resonetics.server.outbox import Outbox
 from resonetics.server.peers import PeerLink
 from resonetics.server.status import node_status
@@ -100,6 +101,7 @@ class _Host:
     def flush(self) -> None:
         for link in self._server.links.values():
             link.flush()
+        self._server.flush_responses()
 
 
 class NodeServer:
@@ -137,6 +139,8 @@ class NodeServer:
         #: Log appends and fsyncs run here so the event loop keeps serving meanwhile.
         self._disk = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="disk")
         self._outbox = Outbox()
+        #: Client requests waiting for an outcome; the ticker times them out.
+        self._deadlines: Deadlines[_Responder] = Deadlines(config.request_timeout_s)
         self._stopping = asyncio.Event()
         self._connections: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -254,6 +258,8 @@ class NodeServer:
             deadline += interval
             await asyncio.sleep(max(0.0, deadline - loop.time()))
             self.driver.tick()
+            for responder in self._deadlines.expire(time.monotonic()):
+                responder.time_out()
             self._schedule_flush()
 
     def _schedule_flush(self) -> None:
@@ -290,6 +296,10 @@ class NodeServer:
 
     async def _run_on_disk_thread(self, fn: Callable[..., None], *args: Any) -> None:
         await asyncio.get_running_loop().run_in_executor(self._disk, fn, *args)
+
+    def flush_responses(self) -> None:
+        """Write the client answers queued so far now (before the loop blocks on a write)."""
+        self._outbox.flush()
 
     def open_link(self, peer: str, address: str) -> None:
         """Start the outbound link to ``peer`` (replacing one to an older address)."""
@@ -416,7 +426,7 @@ class NodeServer:
         except ResoneticsError as exc:
             writer.write(_error_response(env.id, exc))
             return
-        responder = _Responder(env.id, writer, self.config.request_timeout_s, self._outbox)
+        responder = _Responder(env.id, writer, self._outbox, self._deadlines)
         self._dispatch(req, responder)
         self._schedule_flush()
 
@@ -478,27 +488,31 @@ class _Conn:
 class _Responder:
     """Answers one client request exactly once: with its outcome, or TIMEOUT."""
 
-    __slots__ = ("_done", "_id", "_outbox", "_timer", "_writer")
+    __slots__ = ("_deadlines", "_done", "_id", "_outbox", "_writer")
 
     def __init__(
-        self, req_id: Any, writer: asyncio.StreamWriter, timeout_s: float, outbox: Outbox
+        self,
+        req_id: Any,
+        writer: asyncio.StreamWriter,
+        outbox: Outbox,
+        deadlines: Deadlines[_Responder],
     ) -> None:
         self._id = req_id
         self._writer = writer
         self._outbox = outbox
         self._done = False
-        loop = asyncio.get_running_loop()
-        self._timer = loop.call_later(timeout_s, self._on_timeout)
+        self._deadlines = deadlines
+        deadlines.add(self, time.monotonic())
 
     def __call__(self, outcome: Outcome) -> None:
         if self._done:
             return
         self._done = True
-        self._timer.cancel()
+        self._deadlines.discard(self)
         if not self._writer.is_closing():
             self._outbox.add(self._writer, outcome_response(self._id, outcome))
 
-    def _on_timeout(self) -> None:
+    def time_out(self) -> None:
         self(Outcome(codes.TIMEOUT, message="no outcome in time; the write may still commit"))
 
 

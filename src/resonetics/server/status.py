@@ -43,6 +43,7 @@ def node_status(server: NodeServer) -> dict[str, Any]:
             "entries_persisted": stats.entries_persisted,
             "entries_applied": stats.entries_applied,
             "messages_sent": stats.messages_sent,
+            "write_seconds": round(stats.write_seconds, 3),
         },
     }
 
