@@ -146,6 +146,9 @@ class NodeDriver:
         self._late: list[Message] = []
         #: How many of the Ready in flight's committed entries were applied before its write.
         self._applied_early = 0
+        #: A Ready taken by ``process_ready_now`` that must wait: ``process_ready_async``
+        #: handles it first.
+        self._stashed: Ready | None = None
         #: node id -> client address, for NOT_LEADER hints (set by the host).
         self.addresses: dict[NodeId, str] = {}
 
@@ -265,21 +268,51 @@ class NodeDriver:
         """
         if self._failure is not None:
             raise self._failure
-        while self.core.has_ready():
-            rd = self.core.ready()
+        while self._stashed is not None or self.core.has_ready():
+            rd, self._stashed = self._stashed or self.core.ready(), None
             if rd.snapshot is not None and self._taking is not None:
                 await asyncio.wait({self._taking})  # one user of the snapshot files at a time
+            if not self._writes_disk(rd) or self._write_inline(rd):
+                self._handle_without_waiting(rd)
+                continue
             rd, applied = self._begin(rd=rd)
-            if not self._writes_disk(rd):
-                pass
-            elif self._write_inline(rd):
-                self._apply_durable(rd)
-                self.host.flush()  # what _begin and the applies queued leaves during our fsync
-                self._write(rd, applied)
-            else:
-                self._apply_durable(rd)
-                await run_blocking(self._write, rd, applied)
+            self._apply_durable(rd)
+            await run_blocking(self._write, rd, applied)
             self._finish(rd)
+        self._after_async_readies(run_blocking)
+
+    def process_ready_now(self, run_blocking: BlockingRunner) -> bool:
+        """``process_ready_async`` for as long as no Ready has to wait, without a task.
+
+        Most Readies need no waiting (no write, or a small one done inline), and
+        running them straight from the event loop's callback saves a task and a
+        loop turn on every message's path. Returns False, keeping the Ready in
+        hand, when one needs the disk thread or a snapshot being saved: the caller
+        then runs ``process_ready_async``, which starts with that Ready.
+        """
+        if self._failure is not None:
+            raise self._failure
+        while self._stashed is None and self.core.has_ready():
+            rd = self.core.ready()
+            waits = rd.snapshot is not None and self._taking is not None
+            if waits or (self._writes_disk(rd) and not self._write_inline(rd)):
+                self._stashed = rd
+                return False
+            self._handle_without_waiting(rd)
+        if self._stashed is not None:
+            return False
+        self._after_async_readies(run_blocking)
+        return True
+
+    def _handle_without_waiting(self, rd: Ready) -> None:
+        rd, applied = self._begin(rd=rd)
+        if self._writes_disk(rd):
+            self._apply_durable(rd)
+            self.host.flush()  # what _begin and the applies queued leaves during our fsync
+            self._write(rd, applied)
+        self._finish(rd)
+
+    def _after_async_readies(self, run_blocking: BlockingRunner) -> None:
         self._serve_confirmed_reads()
         if self._taking is None and self.snapshots.due(self.core.applied):
             self._taking = asyncio.ensure_future(

@@ -271,9 +271,18 @@ class NodeServer:
 
     def _start_flush(self) -> None:
         self._flush_scheduled = False
-        if self._flush_task is None and not self._closing:
-            self._flush_task = asyncio.get_running_loop().create_task(self._flush())
-            self._flush_task.add_done_callback(self._flush_done)
+        if self._flush_task is not None or self._closing:
+            return
+        try:
+            done = self.driver.process_ready_now(self._run_on_disk_thread)
+        except Exception as exc:
+            self._driver_failed(exc)
+            return
+        if done:
+            admin.sync_links(self)
+            return
+        self._flush_task = asyncio.get_running_loop().create_task(self._flush())
+        self._flush_task.add_done_callback(self._flush_done)
 
     async def _flush(self) -> None:
         while True:
@@ -293,11 +302,14 @@ class NodeServer:
             self._schedule_flush()
         exc = task.exception()
         if exc is not None:
-            # A broken invariant or a failing disk: stop now rather than serve on
-            # from a state nobody can vouch for. serve_forever re-raises it.
-            log.critical("driver loop failed: %r; stopping the node", exc)
-            self._fatal = exc
-            self._stopping.set()
+            self._driver_failed(exc)
+
+    def _driver_failed(self, exc: BaseException) -> None:
+        # A broken invariant or a failing disk: stop now rather than serve on
+        # from a state nobody can vouch for. serve_forever re-raises it.
+        log.critical("driver loop failed: %r; stopping the node", exc)
+        self._fatal = exc
+        self._stopping.set()
 
     async def _run_on_disk_thread(self, fn: Callable[..., None], *args: Any) -> None:
         await asyncio.get_running_loop().run_in_executor(self._disk, fn, *args)
