@@ -220,3 +220,65 @@ def test_replicas_fed_the_same_entries_have_identical_snapshots_and_results(
     assert results_a[cut:] == results_c
     for x in results_a:
         assert x.index == results_a.index(x) + 1
+
+
+def _command(cid: str, rid: str, op: str, args: dict[str, Any], ts: int = 0) -> dict[str, Any]:
+    return {"client_id": cid, "request_id": rid, "op": op, "args": args, "ts": ts}
+
+
+def test_a_batch_applies_its_commands_in_order_each_with_its_own_result() -> None:
+    log, kv = Log(), ReplicatedKV()
+    batch = log.add(
+        EntryType.CLIENT_BATCH,
+        [
+            _command("a", "1", "kv_set", {"k": "x", "v": 1}),
+            _command("b", "1", "kv_cas", {"k": "x", "expected": 1, "v": 2}),
+            _command("c", "1", "kv_cas", {"k": "x", "expected": 1, "v": 3}),  # sees 2: fails
+            _command("a", "1", "kv_set", {"k": "x", "v": 1}),  # a retry inside the batch
+        ],
+    )
+    applied = kv.apply(batch)
+    receipt = {"index": 1, "term": 1, "hash": batch.hash}
+    assert [p.result for p in applied.parts] == [
+        {"ok": True, "receipt": receipt},
+        {"ok": True, "swapped": True, "value": 2, "receipt": receipt},
+        {"ok": True, "swapped": False, "value": 2, "receipt": receipt},
+        {"ok": True, "receipt": receipt},
+    ]
+    assert [p.dedup for p in applied.parts] == [False, False, False, True]
+    assert [(p.client_id, p.request_id) for p in applied.parts][:2] == [("a", "1"), ("b", "1")]
+    assert kv.read("kv_get", {"k": "x"}) == {"ok": True, "value": 2, "found": True}
+    assert kv.last_applied == 1
+
+
+def test_a_batch_and_the_same_commands_one_per_entry_reach_the_same_state() -> None:
+    commands = [
+        _command(f"c{i % 3}", str(i), "kv_set", {"k": f"k{i % 4}", "v": i}) for i in range(9)
+    ]
+    one_by_one, batched = Log(), Log()
+    a, b = ReplicatedKV(), ReplicatedKV()
+    for data in commands:
+        a.apply(one_by_one.add(EntryType.CLIENT_CMD, data))
+    b.apply(batched.add(EntryType.CLIENT_BATCH, commands))
+    for key in ("k0", "k1", "k2", "k3"):
+        assert a.read("kv_get", {"k": key}) == b.read("kv_get", {"k": key})
+
+    def requests(kv: ReplicatedKV) -> list[tuple[str, list[str]]]:
+        return [(c.client_id, [rid for rid, _ in c.results]) for c in kv.sessions.to_data().clients]
+
+    assert requests(a) == requests(b)  # the same requests remembered (receipts differ)
+
+
+def test_a_malformed_command_in_a_batch_fails_alone_on_every_replica() -> None:
+    log = Log()
+    batch = log.add(
+        EntryType.CLIENT_BATCH,
+        [_command("a", "1", "kv_set", {"k": "x", "v": 1}), {"not": "a command"}],
+    )
+    first, second = ReplicatedKV(), ReplicatedKV()
+    results = [first.apply(batch), second.apply(batch)]
+    for applied in results:
+        assert applied.parts[0].result["ok"] is True
+        assert applied.parts[1].result["ok"] is False
+        assert "bad command" in applied.parts[1].result["message"]
+    assert first.snapshot() == second.snapshot()

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 import pytest
 
+from resonetics.machine.replicated import ApplyResult, ReplicatedKV
+from resonetics.raft.entry import Entry
 from resonetics.raft.messages import Message
 from resonetics.raft.ready import HardState, Ready
 from resonetics.runtime.driver import NodeDriver
@@ -64,6 +67,21 @@ def test_reads_served_without_read_index(monkeypatch: pytest.MonkeyPatch) -> Non
 
     monkeypatch.setattr(NodeDriver, "read", stale)
     result = run_seed(13, SimOptions(faults=parse_faults("partition,delay")))
+    assert result.verdict == "violation"
+    assert result.failure is not None and "not linearizable" in result.failure
+
+
+def test_batch_results_handed_to_the_wrong_clients(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each command of a CLIENT_BATCH entry must answer its own client."""
+    original = ReplicatedKV.apply
+
+    def crossed(self: ReplicatedKV, entry: Entry) -> ApplyResult:
+        applied = original(self, entry)
+        return msgspec.structs.replace(applied, parts=tuple(reversed(applied.parts)))
+
+    monkeypatch.setattr(ReplicatedKV, "apply", crossed)
+    options = SimOptions(fault_ms=3_000, clients=6, batch_writes=True)
+    result = run_seed(600, options)
     assert result.verdict == "violation"
     assert result.failure is not None and "not linearizable" in result.failure
 

@@ -50,3 +50,20 @@ def test_quick_sweep(faults: str, nodes: int, seed: int) -> None:
 @pytest.mark.parametrize(("faults", "nodes", "seed"), _cases(FULL))
 def test_full_sweep(faults: str, nodes: int, seed: int) -> None:
     _run(faults, nodes, seed)
+
+
+#: Writes proposed at each node's next input, so concurrent clients share CLIENT_BATCH
+#: entries as on a loaded server (seeds × nodes × clients).
+BATCHED = [(3, range(600, 616), 6), (5, range(700, 706), 8)]
+
+
+@pytest.mark.parametrize(
+    ("nodes", "seed", "clients"),
+    [(nodes, seed, clients) for nodes, seeds, clients in BATCHED for seed in seeds],
+)
+def test_batched_writes_sweep(nodes: int, seed: int, clients: int) -> None:
+    options = SimOptions(nodes=nodes, fault_ms=3_000, clients=clients, batch_writes=True)
+    result = run_seed(seed, options)
+    result.raise_for_failure()
+    assert result.verdict == "linearizable", result.report()
+    assert result.ops > 0

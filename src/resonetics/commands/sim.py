@@ -69,6 +69,17 @@ def _faults(_ctx: click.Context, _param: click.Parameter, value: str) -> frozens
     help="Virtual seconds of faults (a quiet phase follows).",
 )
 @click.option("--clients", type=click.IntRange(0, 64), default=3, show_default=True)
+@click.option(
+    "--snapshot-entries",
+    type=click.IntRange(min=0),
+    default=SimOptions().snapshot_entries,
+    show_default=True,
+    help="Applied entries between snapshots (0: never).",
+)
+@click.option("--churn", is_flag=True, help="Mix leadership transfers and membership changes in.")
+@click.option(
+    "--batch-writes", is_flag=True, help="Propose writes at a node's next input (batched entries)."
+)
 def sim(
     seed: int | None,
     seeds: int | None,
@@ -77,9 +88,20 @@ def sim(
     faults: frozenset[str],
     time_s: float,
     clients: int,
+    snapshot_entries: int,
+    churn: bool,
+    batch_writes: bool,
 ) -> None:
     """Run the deterministic cluster simulator (same seed, same run, bit for bit)."""
-    options = SimOptions(nodes=nodes, faults=faults, fault_ms=round(time_s * 1000), clients=clients)
+    options = SimOptions(
+        nodes=nodes,
+        faults=faults,
+        fault_ms=round(time_s * 1000),
+        clients=clients,
+        snapshot_entries=snapshot_entries,
+        membership_churn=churn,
+        batch_writes=batch_writes,
+    )
     if seed is not None:
         seed_list = [seed]
     else:

@@ -12,6 +12,10 @@ order, on every replica (``Ready.committed_entries``, DESIGN §2):
   ``StateMachine`` applies ``{"op", "args"}`` and the result is remembered.
   The result of a write carries a ``receipt`` — ``{"index", "term", "hash"}``
   of its entry — that a client can check against any node's log.
+* ``CLIENT_BATCH`` entries carry a list of such commands, applied in order as
+  if each were an entry of its own at this index (a leader under load proposes
+  the commands that arrived together as one entry); their receipts all name
+  this entry, whose hash covers every command in it.
 * ``NOOP``, ``CONFIG``, ``GENESIS`` and ``SNAP_DUMMY`` change nothing here
   (membership is the core's business) but advance ``last_applied``.
 
@@ -57,6 +61,8 @@ class ApplyResult(msgspec.Struct, frozen=True):
     dedup: bool = False
     client_id: str | None = None
     request_id: str | None = None
+    #: For a CLIENT_BATCH entry: the result of each of its commands, in order.
+    parts: tuple[ApplyResult, ...] = ()
 
 
 class _Command(msgspec.Struct, frozen=True, kw_only=True):
@@ -104,18 +110,24 @@ class ReplicatedKV:
             return ApplyResult(entry.index, entry.term, entry.type)
         invariant(
             entry.index == self.last_applied + 1,
-            f"applying index {entry.index} after {self.last_applied}: entries must be contiguous",
+            "applying index %d after %d: entries must be contiguous",
+            entry.index,
+            self.last_applied,
         )
         self.last_applied = entry.index
         self.last_applied_term = entry.term
         self.last_applied_hash = entry.hash
-        if entry.type is not EntryType.CLIENT_CMD:
-            return ApplyResult(entry.index, entry.term, entry.type)
-        return self._apply_command(entry)
+        if entry.type is EntryType.CLIENT_CMD:
+            return self._apply_command(entry, entry.data)
+        if entry.type is EntryType.CLIENT_BATCH:
+            commands = entry.data if isinstance(entry.data, list) else [entry.data]
+            parts = tuple(self._apply_command(entry, data) for data in commands)
+            return ApplyResult(entry.index, entry.term, entry.type, parts=parts)
+        return ApplyResult(entry.index, entry.term, entry.type)
 
-    def _apply_command(self, entry: Entry) -> ApplyResult:
+    def _apply_command(self, entry: Entry, data: Any) -> ApplyResult:
         try:
-            cmd = msgspec.convert(entry.data, type=_Command)
+            cmd = msgspec.convert(data, type=_Command)
         except msgspec.ValidationError as exc:
             # Only a leader that bypassed the gateway can log this; every replica
             # answers it the same way rather than crash on a committed entry.

@@ -33,6 +33,8 @@ class EntryType(StrEnum):
     GENESIS = "GENESIS"
     NOOP = "NOOP"
     CLIENT_CMD = "CLIENT_CMD"
+    #: Several client commands proposed together: ``data`` is a list of commands.
+    CLIENT_BATCH = "CLIENT_BATCH"
     CONFIG = "CONFIG"
     SNAP_DUMMY = "SNAP_DUMMY"
 

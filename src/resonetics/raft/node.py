@@ -235,14 +235,15 @@ class RaftNode:
             self._step_follower(msg)
         self._check_invariants()
 
-    def propose(self, data: Any) -> Index:
-        """Append a CLIENT_CMD entry on the leader; returns its index (not yet committed)."""
+    def propose(self, data: Any, *, batch: bool = False) -> Index:
+        """Append a CLIENT_CMD entry on the leader (a CLIENT_BATCH when ``batch``: ``data``
+        is then a list of commands); returns its index (not yet committed)."""
         self._require_leader()
         if self._transfer_target is not None:
             raise errors.ProposalDropped(f"leadership transfer to {self._transfer_target}")
         if self._log.last_index - self._commit >= self._cfg.uncommitted_entries_max:
             raise errors.ProposalDropped("too many uncommitted entries")
-        index = self._append_own(EntryType.CLIENT_CMD, data)
+        index = self._append_own(EntryType.CLIENT_BATCH if batch else EntryType.CLIENT_CMD, data)
         self._bcast_pending = True  # sent at ready(): proposals between two Readys batch
         return index
 

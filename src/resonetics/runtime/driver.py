@@ -35,6 +35,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
+
 from resonetics import errors
 from resonetics.machine.replicated import ReplicatedKV
 from resonetics.raft.config import RaftConfig
@@ -68,10 +70,39 @@ BlockingRunner = Callable[..., Awaitable[None]]
 INLINE_WRITE_ENTRIES_MAX = 64
 
 
+#: Client commands proposed as one CLIENT_BATCH entry, at most (count, then approximate
+#: bytes of their arguments). Everything a leader received since its last Ready is
+#: proposed together: one entry, one hash, one log line and one AppendEntries item for
+#: the lot instead of one each. The byte bound keeps any entry (and so any
+#: AppendEntries line) well under the wire's line limit.
+BATCH_COMMANDS_MAX = 64
+BATCH_BYTES_MAX = 256 * 1024
+
+_ARGS_SIZE = msgspec.json.Encoder()
+
+
 @dataclass(slots=True)
 class _Waiter:
+    """Who waits for the entry at one index: one callback per command in it."""
+
     term: Term
+    callbacks: list[OnDone]
+
+    def answer_all(self, outcome: Outcome) -> None:
+        for on_done in self.callbacks:
+            on_done(outcome)
+
+
+@dataclass(slots=True)
+class _Proposal:
+    """A client command accepted by the leader, waiting to be put in an entry."""
+
+    data: dict[str, Any]
     on_done: OnDone
+    size: int
+
+
+_CLIENT_ENTRIES = frozenset({EntryType.CLIENT_CMD, EntryType.CLIENT_BATCH})
 
 
 @dataclass(slots=True)
@@ -135,6 +166,8 @@ class NodeDriver:
         self._durable_hs = recovered.hard_state
         self._meta_commit = recovered.hard_state.commit
         self._waiters: dict[Index, _Waiter] = {}
+        #: Client commands accepted since the last Ready; proposed by ``_propose_pending``.
+        self._proposals: list[_Proposal] = []
         self._reads: dict[int, _PendingRead] = {}
         self._confirmed_reads: deque[_PendingRead] = deque()
         self._read_ids = itertools.count(1)
@@ -162,12 +195,28 @@ class NodeDriver:
         self.core.step(msg)
 
     def submit(
-        self, client_id: str, request_id: str, op: str, args: dict[str, Any], on_done: OnDone
+        self,
+        client_id: str,
+        request_id: str,
+        op: str,
+        args: dict[str, Any],
+        on_done: OnDone,
+        *,
+        size: int | None = None,
     ) -> None:
-        """Propose a write; ``on_done`` is called once with its outcome."""
+        """Accept a write; ``on_done`` is called once with its outcome.
+
+        The command is proposed at the start of the next ``process_ready*`` call,
+        together with every other command accepted meanwhile (``_propose_pending``).
+        ``size`` is the caller's estimate of the command's bytes (the request line's
+        length on a server); without it the arguments are encoded to measure them.
+        """
         earlier = self.machine.session_result(client_id, request_id)
         if earlier is not None:
             on_done(Outcome(codes.OK, earlier, dedup=True))
+            return
+        if self.core.role is not Role.LEADER:
+            on_done(self.not_leader_outcome(self.core.leader_id))
             return
         data = {
             "client_id": client_id,
@@ -176,15 +225,47 @@ class NodeDriver:
             "args": args,
             "ts": self.host.now_ms(),
         }
+        if size is None:
+            size = len(_ARGS_SIZE.encode(args))
+        self._proposals.append(_Proposal(data, on_done, size))
+
+    def has_work(self) -> bool:
+        """Commands to propose or a Ready to handle: ``process_ready*`` has something to do."""
+        return bool(self._proposals) or self._stashed is not None or self.core.has_ready()
+
+    def _propose_pending(self) -> None:
+        """Propose the accepted commands: one CLIENT_CMD entry for a lone command (the
+        same entry as ever), CLIENT_BATCH entries of up to BATCH_* for several."""
+        if not self._proposals:
+            return
+        pending, self._proposals = self._proposals, []
+        chunk: list[_Proposal] = []
+        chunk_bytes = 0
+        for proposal in pending:
+            full = len(chunk) >= BATCH_COMMANDS_MAX or chunk_bytes + proposal.size > BATCH_BYTES_MAX
+            if chunk and full:
+                self._propose_chunk(chunk)
+                chunk, chunk_bytes = [], 0
+            chunk.append(proposal)
+            chunk_bytes += proposal.size
+        self._propose_chunk(chunk)
+
+    def _propose_chunk(self, chunk: list[_Proposal]) -> None:
+        callbacks = [p.on_done for p in chunk]
         try:
-            index = self.core.propose(data)
+            if len(chunk) == 1:
+                index = self.core.propose(chunk[0].data)
+            else:
+                index = self.core.propose([p.data for p in chunk], batch=True)
         except errors.NotLeader as exc:
-            on_done(self.not_leader_outcome(exc.leader_id))
+            _Waiter(self.core.term, callbacks).answer_all(self.not_leader_outcome(exc.leader_id))
             return
         except errors.ProposalDropped as exc:
-            on_done(Outcome(codes.UNAVAILABLE, message=str(exc)))
+            _Waiter(self.core.term, callbacks).answer_all(
+                Outcome(codes.UNAVAILABLE, message=str(exc))
+            )
             return
-        self._waiters[index] = _Waiter(self.core.term, on_done)
+        self._waiters[index] = _Waiter(self.core.term, callbacks)
 
     def read(self, op: str, args: dict[str, Any], on_done: OnDone, *, lease: bool = False) -> None:
         """A linearizable read through ReadIndex (dissertation §6.4); no log write.
@@ -235,7 +316,7 @@ class NodeDriver:
         except errors.ConfigChangeRejected as exc:
             on_done(Outcome(codes.BAD_REQUEST, message=f"change: {exc}"))
             return
-        self._waiters[index] = _Waiter(self.core.term, on_done)
+        self._waiters[index] = _Waiter(self.core.term, [on_done])
 
     def transfer_leadership(self, target: NodeId) -> Outcome:
         """Start handing leadership to ``target``; it aborts after an election timeout."""
@@ -250,8 +331,10 @@ class NodeDriver:
     # --- the loop ------------------------------------------------------------------
     def process_ready(self) -> None:
         """Handle every pending Ready in order, writing to disk on this thread (simulator)."""
-        while self.core.has_ready():
-            rd, applied = self._begin(rd=self.core.ready())
+        self._propose_pending()
+        while self._stashed is not None or self.core.has_ready():
+            rd, self._stashed = self._stashed or self.core.ready(), None
+            rd, applied = self._begin(rd=rd)
             self._apply_durable(rd)
             self._write(rd, applied)
             self._finish(rd)
@@ -268,6 +351,7 @@ class NodeDriver:
         """
         if self._failure is not None:
             raise self._failure
+        self._propose_pending()
         while self._stashed is not None or self.core.has_ready():
             rd, self._stashed = self._stashed or self.core.ready(), None
             if rd.snapshot is not None and self._taking is not None:
@@ -279,6 +363,7 @@ class NodeDriver:
             self._apply_durable(rd)
             await run_blocking(self._write, rd, applied)
             self._finish(rd)
+            self._propose_pending()  # what arrived during the write joins the next batch
         self._after_async_readies(run_blocking)
 
     def process_ready_now(self, run_blocking: BlockingRunner) -> bool:
@@ -292,6 +377,7 @@ class NodeDriver:
         """
         if self._failure is not None:
             raise self._failure
+        self._propose_pending()
         while self._stashed is None and self.core.has_ready():
             rd = self.core.ready()
             waits = rd.snapshot is not None and self._taking is not None
@@ -442,21 +528,21 @@ class NodeDriver:
 
     def _apply(self, entry: Entry) -> None:
         waiter = self._waiters.pop(entry.index, None)
-        if entry.type is EntryType.CLIENT_CMD:
-            applied = self.machine.apply(entry)
+        applied = self.machine.apply(entry)
+        if entry.type in _CLIENT_ENTRIES:
             self.stats.entries_applied += 1
-            if waiter is not None:
-                if waiter.term == entry.term:
-                    waiter.on_done(Outcome(codes.OK, applied.result, dedup=applied.dedup))
-                else:
-                    waiter.on_done(Outcome(codes.TIMEOUT, message="entry was overwritten"))
+        if waiter is None:
+            return
+        if waiter.term != entry.term:
+            waiter.answer_all(Outcome(codes.TIMEOUT, message="entry was overwritten"))
+        elif entry.type in _CLIENT_ENTRIES:
+            parts = applied.parts or (applied,)
+            for part, on_done in zip(parts, waiter.callbacks, strict=True):
+                on_done(Outcome(codes.OK, part.result, dedup=part.dedup))
+        elif entry.type is EntryType.CONFIG:
+            waiter.answer_all(Outcome(codes.OK, {"index": entry.index, **entry.data}))
         else:
-            self.machine.apply(entry)
-            if waiter is not None:
-                if entry.type is EntryType.CONFIG and waiter.term == entry.term:
-                    waiter.on_done(Outcome(codes.OK, {"index": entry.index, **entry.data}))
-                else:
-                    waiter.on_done(Outcome(codes.TIMEOUT, message="entry was overwritten"))
+            waiter.answer_all(Outcome(codes.TIMEOUT, message="entry was overwritten"))
 
     def _on_reads(self, rd: Ready) -> None:
         for state in rd.read_states:
@@ -484,10 +570,12 @@ class NodeDriver:
     def _fail_waiters(self) -> None:
         """Leadership lost: pending writes may or may not commit — tell clients so."""
         waiters, self._waiters = self._waiters, {}
+        lost = Outcome(codes.TIMEOUT, message="leadership lost; the write may still commit")
         for waiter in waiters.values():
-            waiter.on_done(
-                Outcome(codes.TIMEOUT, message="leadership lost; the write may still commit")
-            )
+            waiter.answer_all(lost)
+        proposals, self._proposals = self._proposals, []
+        for proposal in proposals:  # never proposed: certainly not committed
+            proposal.on_done(self.not_leader_outcome(self.core.leader_id))
         reads, self._reads = self._reads, {}
         for pending in reads.values():
             pending.on_done(self.not_leader_outcome(self.core.leader_id))

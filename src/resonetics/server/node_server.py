@@ -288,14 +288,14 @@ class NodeServer:
         while True:
             await self.driver.process_ready_async(self._run_on_disk_thread)
             admin.sync_links(self)
-            if not self.driver.core.has_ready():
+            if not self.driver.has_work():
                 return
 
     def _flush_done(self, task: asyncio.Task[None]) -> None:
         self._flush_task = None
         if task.cancelled():
             return
-        if task.exception() is None and self.driver.core.has_ready():
+        if task.exception() is None and self.driver.has_work():
             # Input stepped between the loop's last look and this callback found the
             # task still set and did not schedule a run: without this it would wait
             # for the next tick (seen as a tick-long p99 on sequential writes).
@@ -444,15 +444,15 @@ class NodeServer:
             writer.write(_error_response(env.id, exc))
             return
         responder = _Responder(env.id, writer, self._outbox, self._deadlines)
-        self._dispatch(req, responder)
+        self._dispatch(req, responder, size=len(env.payload))
         self._schedule_flush()
 
-    def _dispatch(self, req: ClientRequest, responder: _Responder) -> None:
+    def _dispatch(self, req: ClientRequest, responder: _Responder, *, size: int) -> None:
         op, args = req.op, dict(req.args)
         if op == "status":
             responder(Outcome(codes.OK, node_status(self)))
         elif op in WRITE_OPS:
-            self.driver.submit(req.client_id, req.request_id, op, args, responder)
+            self.driver.submit(req.client_id, req.request_id, op, args, responder, size=size)
         elif op in admin.MEMBERSHIP_OPS:
             admin.dispatch(self, op, args, responder)
         elif op in READ_OPS:

@@ -164,14 +164,18 @@ class Cluster:
         self.trace.add(self.queue.now_ms, "crash", node.node_id, why)
 
     # --- inputs ------------------------------------------------------------------------
-    def run(self, node: SimNode, feed: Callable[[NodeDriver], None]) -> None:
-        """One step: feed an input, process the Ready, check what changed."""
+    def run(
+        self, node: SimNode, feed: Callable[[NodeDriver], None], *, process: bool = True
+    ) -> None:
+        """One step: feed an input, process the Ready (unless ``process`` is False: the
+        node then handles it with its next input), check what changed."""
         driver = node.driver
         if driver is None:
             return
         try:
             feed(driver)
-            driver.process_ready()
+            if process:
+                driver.process_ready()
         except SimulatedCrash:
             self._power_cut(node, "disk failed mid-operation")
             return
@@ -224,7 +228,11 @@ class Cluster:
                 self.run(node, lambda d: d.read(op, args, on_done, lease=lease))
         else:
             cid, rid = request["client_id"], request["request_id"]
-            self.run(node, lambda d: d.submit(cid, rid, op, args, on_done))
+            self.run(
+                node,
+                lambda d: d.submit(cid, rid, op, args, on_done),
+                process=not self.options.batch_writes,
+            )
 
     # --- checks ------------------------------------------------------------------------
     def _observe(self, node: SimNode, driver: NodeDriver) -> None:

@@ -48,6 +48,9 @@ class SimOptions:
     #: Mix leadership transfers and voter removals/re-adds into the faulty phase
     #: (``sim/membership.py``); every node is a voter again in the quiet phase.
     membership_churn: bool = False
+    #: Propose client writes at the node's next input instead of at once, so that
+    #: writes from several clients share CLIENT_BATCH entries, as on a loaded server.
+    batch_writes: bool = False
 
     def __post_init__(self) -> None:
         unknown = sorted(self.faults - set(FAULT_KINDS))
@@ -64,6 +67,8 @@ class SimOptions:
             f"nodes={self.nodes} faults={faults} fault_ms={self.fault_ms} "
             f"quiet_ms={self.quiet_ms} clients={self.clients} keys={self.keys} "
             f"snapshot_entries={self.snapshot_entries}"
+            + (" churn" if self.membership_churn else "")
+            + (" batch_writes" if self.batch_writes else "")
         )
 
 

@@ -88,7 +88,9 @@ def _cli_flags(options: SimOptions) -> str:
     faults = ",".join(sorted(options.faults)) or "none"
     return (
         f"--nodes {options.nodes} --faults {faults} --time {options.fault_ms / 1000:g} "
-        f"--clients {options.clients}"
+        f"--clients {options.clients} --snapshot-entries {options.snapshot_entries}"
+        + (" --churn" if options.membership_churn else "")
+        + (" --batch-writes" if options.batch_writes else "")
     )
 
 

@@ -36,15 +36,27 @@ class StaleReadOracle:
         if entry.index <= self.machine.last_applied:
             return
         self.machine.apply(entry)
-        if entry.type is not EntryType.CLIENT_CMD or not isinstance(entry.data, dict):
+        if entry.type is EntryType.CLIENT_CMD:
+            commands = [entry.data]
+        elif entry.type is EntryType.CLIENT_BATCH and isinstance(entry.data, list):
+            commands = entry.data
+        else:
             return
-        args = entry.data.get("args")
-        if entry.data.get("op") in ("kv_set", "kv_delete", "kv_cas") and isinstance(args, dict):
-            key = args.get("k")
-            if isinstance(key, str):
-                now = self.machine.read("kv_get", {"k": key})
-                self._indexes.setdefault(key, []).append(entry.index)
-                self._values.setdefault(key, []).append((bool(now["found"]), now["value"]))
+        # A reader at this index sees the state after the whole entry, so each key
+        # the entry wrote is recorded once, with its value after the last command.
+        keys: list[str] = []
+        for data in commands:
+            if not isinstance(data, dict):
+                continue
+            args = data.get("args")
+            if data.get("op") in ("kv_set", "kv_delete", "kv_cas") and isinstance(args, dict):
+                key = args.get("k")
+                if isinstance(key, str) and key not in keys:
+                    keys.append(key)
+        for key in keys:
+            now = self.machine.read("kv_get", {"k": key})
+            self._indexes.setdefault(key, []).append(entry.index)
+            self._values.setdefault(key, []).append((bool(now["found"]), now["value"]))
 
     def expected(self, key: str, index: Index) -> tuple[bool, Any]:
         """The key's (found, value) in committed history as of ``index``."""
