@@ -118,14 +118,15 @@ class ReplicatedKV:
         self.last_applied_term = entry.term
         self.last_applied_hash = entry.hash
         if entry.type is EntryType.CLIENT_CMD:
-            return self._apply_command(entry, entry.data)
+            return self._apply_command(entry, entry.data, receipt_of(entry))
         if entry.type is EntryType.CLIENT_BATCH:
             commands = entry.data if isinstance(entry.data, list) else [entry.data]
-            parts = tuple(self._apply_command(entry, data) for data in commands)
+            receipt = receipt_of(entry)  # one entry, one receipt, shared by its writes
+            parts = tuple(self._apply_command(entry, data, receipt) for data in commands)
             return ApplyResult(entry.index, entry.term, entry.type, parts=parts)
         return ApplyResult(entry.index, entry.term, entry.type)
 
-    def _apply_command(self, entry: Entry, data: Any) -> ApplyResult:
+    def _apply_command(self, entry: Entry, data: Any, receipt: dict[str, Any]) -> ApplyResult:
         try:
             cmd = msgspec.convert(data, type=_Command)
         except msgspec.ValidationError as exc:
@@ -140,7 +141,7 @@ class ReplicatedKV:
             return self._result(entry, cmd, earlier, dedup=True)
         result = self.machine.apply(entry.index, {"op": cmd.op, "args": cmd.args})
         if cmd.op not in self.machine.read_ops and isinstance(result, dict):
-            result = {**result, "receipt": receipt_of(entry)}
+            result = {**result, "receipt": receipt}
         self.sessions.record(cmd.client_id, cmd.request_id, result)
         return self._result(entry, cmd, result, dedup=False)
 

@@ -142,6 +142,11 @@ class RaftNode:
         return self._id
 
     @property
+    def is_leader(self) -> bool:
+        """``role is Role.LEADER``, without the learner lookup (asked once per client write)."""
+        return self._role is Role.LEADER
+
+    @property
     def role(self) -> Role:
         if self._role is Role.FOLLOWER and self._id in self._membership.learners:
             return Role.LEARNER

@@ -215,7 +215,7 @@ class NodeDriver:
         if earlier is not None:
             on_done(Outcome(codes.OK, earlier, dedup=True))
             return
-        if self.core.role is not Role.LEADER:
+        if not self.core.is_leader:
             on_done(self.not_leader_outcome(self.core.leader_id))
             return
         data = {
