@@ -303,6 +303,8 @@ def test_replace_a_dead_node() -> None:
     net.down.add("n2")
     net.propose("n1", "after")
     net.deliver()
+    assert "after" in net.applied_data("n1")  # committed by n1 and n4
+    net.tick_and_deliver(1)  # n4 learns the commit index with the next heartbeat
     assert "after" in net.applied_data("n4")
 
 

@@ -134,6 +134,22 @@ def test_follower_read_is_forwarded_and_served_at_the_leaders_index() -> None:
     assert net.reads["n1"] == []  # the leader answered with a message, not a local read
 
 
+def test_a_follower_read_comes_back_with_the_commit_index_it_needs() -> None:
+    """A new commit index normally waits for the next heartbeat; a follower that asked
+    for a read index learns it with the answer, so it can serve without a tick."""
+    net = Network(seed=1)
+    settled_leader(net)
+    net.propose("n1", "x")
+    net.deliver()
+    index = net.nodes["n1"].commit_index
+    assert net.nodes["n2"].commit_index < index  # not yet told
+    net.nodes["n2"].read_index("f1")
+    net.deliver()
+    assert net.reads["n2"] == [ReadState("f1", index)]
+    assert net.nodes["n2"].commit_index >= index
+    assert "x" in net.applied_data("n2")
+
+
 def test_read_index_without_a_known_leader_raises_not_leader() -> None:
     net = Network(seed=1)
     with pytest.raises(errors.NotLeader) as exc:

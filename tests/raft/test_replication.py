@@ -211,7 +211,25 @@ def test_pipelining_is_bounded_by_the_inflight_window() -> None:
     to_n2 = [m for m in rd.messages if isinstance(m, AppendEntries) and m.dst == "n2"]
     assert len(to_n2) == 2 and all(len(m.entries) == 1 for m in to_n2)
     net.deliver()
+    assert leader.commit_index == leader.last_index
+    net.tick_and_deliver(1)  # followers learn the commit index with the next heartbeat
     assert all(net.nodes[i].commit_index == leader.last_index for i in net.ids)
+
+
+def test_a_new_commit_index_rides_on_the_next_heartbeat_not_a_message_of_its_own() -> None:
+    net = Network(seed=1)
+    leader = net.elect("n1")
+    net.tick_and_deliver(1)
+    net.sent.clear()
+    leader.propose("x")
+    net.deliver()
+    assert leader.commit_index == leader.last_index
+    appends = [m for m in net.sent if isinstance(m, AppendEntries)]
+    assert len(appends) == 2 and all(len(m.entries) == 1 for m in appends)  # no empty extra
+    assert all(net.nodes[i].commit_index < leader.commit_index for i in ("n2", "n3"))
+    net.tick_and_deliver(1)
+    assert all(net.nodes[i].commit_index == leader.commit_index for i in ("n2", "n3"))
+    assert all(net.applied_data(i) == net.applied_data("n1") for i in ("n2", "n3"))
 
 
 def test_batches_are_bounded_by_entry_count_and_bytes() -> None:
