@@ -13,6 +13,7 @@ import pytest
 
 from resonetics.machine.replicated import ApplyResult, ReplicatedKV
 from resonetics.raft.entry import Entry
+from resonetics.raft.log import RaftLog
 from resonetics.raft.messages import Message
 from resonetics.raft.ready import HardState, Ready
 from resonetics.runtime.driver import NodeDriver
@@ -41,6 +42,15 @@ def test_storage_that_forgets_the_term_and_vote(monkeypatch: pytest.MonkeyPatch)
     result = run_seed(0, SimOptions(faults=parse_faults("crash"), fault_ms=2_000))
     assert result.verdict == "violation"
     assert result.failure is not None and "after sending term" in result.failure
+
+
+def test_votes_granted_without_the_election_restriction(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Raft §5.4.1: a node votes (and pre-votes) only for a log at least as up to date as
+    its own; without that, a node missing committed entries can become leader."""
+    monkeypatch.setattr(RaftLog, "is_up_to_date", lambda self, term, index: True)
+    result = run_seed(4, SimOptions(faults=parse_faults("crash"), fault_ms=3_000))
+    assert result.verdict == "violation"
+    assert result.failure is not None and "leader completeness" in result.failure
 
 
 def test_driver_that_sends_before_persisting(monkeypatch: pytest.MonkeyPatch) -> None:
