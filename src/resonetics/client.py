@@ -238,23 +238,40 @@ class AsyncClient:
     async def status(self, address: str | None = None) -> dict[str, Any]:
         """The ``status`` of one node (``address``), or of whichever node answers."""
         if address is not None:
-            conn = _Connection(address, self._ssl)
-            await conn.open(self.timeout)
-            try:
-                response = await asyncio.wait_for(conn.send(self._payload("status", {})), 5.0)
-            finally:
-                await conn.close()
-            status: dict[str, Any] = self._check(response)
-            return status
+            return await self._ask(address, "status")
         status = await self.call("status", {}, any_node=True)
         assert isinstance(status, dict)
         return status
 
+    async def _ask(self, address: str, op: str) -> dict[str, Any]:
+        """One op, answered by the node at ``address`` (no leader following, no retry)."""
+        conn = _Connection(address, self._ssl)
+        await conn.open(self.timeout)
+        try:
+            response = await asyncio.wait_for(conn.send(self._payload(op, {})), 5.0)
+        finally:
+            await conn.close()
+        answer: dict[str, Any] = self._check(response)
+        return answer
+
     # --- membership (admin) ------------------------------------------------------------------
     async def member_list(self) -> dict[str, Any]:
-        """The configuration as the answering node sees it (``leader`` names the leader)."""
+        """The configuration as the leader sees it (``leader`` names it).
+
+        A follower may not have appended the newest CONFIG entry yet (a change commits
+        once a majority has it), so a follower's answer is followed up at the leader it
+        names; when no leader is known or it cannot be reached, the follower's own view
+        is the answer (``node`` says whose view it is).
+        """
         result: dict[str, Any] = await self.call("member_list", {})
-        return result
+        leader = result.get("leader")
+        address = result.get("addresses", {}).get(leader) if leader else None
+        if leader is None or leader == result.get("node") or not isinstance(address, str):
+            return result
+        try:
+            return await self._ask(address, "member_list")
+        except (OSError, TimeoutError, ConnectionError, errors.ResoneticsError):
+            return result
 
     async def member_add(self, node: str, address: str, *, learner: bool = False) -> dict[str, Any]:
         """Add ``node`` at ``address`` as a learner; unless ``learner``, the leader promotes

@@ -196,6 +196,22 @@ def test_invalid_changes_are_refused_with_a_reason(tmp_path: Path) -> None:
     _assert_no_crash(cluster)
 
 
+def test_member_list_asked_of_a_follower_answers_with_the_leaders_view(tmp_path: Path) -> None:
+    """A follower may not have appended the newest CONFIG entry yet: ``member list``
+    reports the leader's configuration, not a possibly older one."""
+    cluster = _start(tmp_path)
+    try:
+        leader, _ = cluster.wait_for_leader()
+        follower = next(n for n in cluster.nodes if n != leader)
+        with Client([cluster.nodes[follower].address], timeout=20) as client:
+            view = client.member_list()
+        assert view["node"] == leader and view["leader"] == leader
+        assert _view(cluster, follower)["node"] == follower  # its own view, asked directly
+    finally:
+        cluster.stop()
+    _assert_no_crash(cluster)
+
+
 def _cli(*args: str) -> Result:
     return CliRunner().invoke(main, list(args), catch_exceptions=False)
 
