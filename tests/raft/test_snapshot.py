@@ -262,12 +262,18 @@ def test_chunk_of_unknown_stream_not_at_offset_zero_asks_for_the_start() -> None
     assert resp and resp[0].next_offset == 0 and not resp[0].success
 
 
-def test_install_keeps_matching_log_suffix() -> None:
+def _network_with_20_entries() -> SnapNetwork:
+    """n1 leads and has committed 20 entries, replicated to every node."""
     net = SnapNetwork()
     net.elect("n1")
     for k in range(20):
         net.propose("n1", {"k": k})
         net.deliver()
+    return net
+
+
+def test_install_keeps_matching_log_suffix() -> None:
+    net = _network_with_20_entries()
     n1, n3 = net.nodes["n1"], net.nodes["n3"]
     # n3 holds the whole log; hand it a snapshot at 10 (as a leader with a stale view would).
     snap_index = 10
@@ -290,11 +296,7 @@ def test_install_keeps_matching_log_suffix() -> None:
 
 
 def test_install_discards_a_log_that_does_not_hold_the_snapshot_entry() -> None:
-    net = SnapNetwork()
-    net.elect("n1")
-    for k in range(20):
-        net.propose("n1", {"k": k})
-        net.deliver()
+    net = _network_with_20_entries()
     n1 = net.nodes["n1"]
     meta = SnapshotMeta(18, n1.term_at(18) or 0, n1.hash_at(18) or "", n1.membership)
     fresh = _fresh_follower(net)
@@ -399,11 +401,7 @@ def test_install_waits_for_handed_out_committed_entries_to_be_applied() -> None:
     from resonetics.raft.messages import AppendEntries
     from resonetics.raft.snapshot import OutgoingSnapshot, SnapshotSend
 
-    net = SnapNetwork()
-    net.elect("n1")
-    for k in range(20):
-        net.propose("n1", {"k": k})
-        net.deliver()
+    net = _network_with_20_entries()
     n1 = net.nodes["n1"]
     fresh = _fresh_follower(net)
     fresh.step(
