@@ -251,21 +251,19 @@ class NodeDriver:
         self._propose_chunk(chunk)
 
     def _propose_chunk(self, chunk: list[_Proposal]) -> None:
-        callbacks = [p.on_done for p in chunk]
+        waiter = _Waiter(self.core.term, [p.on_done for p in chunk])
         try:
             if len(chunk) == 1:
                 index = self.core.propose(chunk[0].data)
             else:
                 index = self.core.propose([p.data for p in chunk], batch=True)
         except errors.NotLeader as exc:
-            _Waiter(self.core.term, callbacks).answer_all(self.not_leader_outcome(exc.leader_id))
+            waiter.answer_all(self.not_leader_outcome(exc.leader_id))
             return
         except errors.ProposalDropped as exc:
-            _Waiter(self.core.term, callbacks).answer_all(
-                Outcome(codes.UNAVAILABLE, message=str(exc))
-            )
+            waiter.answer_all(Outcome(codes.UNAVAILABLE, message=str(exc)))
             return
-        self._waiters[index] = _Waiter(self.core.term, callbacks)
+        self._waiters[index] = waiter
 
     def read(self, op: str, args: dict[str, Any], on_done: OnDone, *, lease: bool = False) -> None:
         """A linearizable read through ReadIndex (dissertation §6.4); no log write.
@@ -356,7 +354,7 @@ class NodeDriver:
             rd, self._stashed = self._stashed or self.core.ready(), None
             if rd.snapshot is not None and self._taking is not None:
                 await asyncio.wait({self._taking})  # one user of the snapshot files at a time
-            if not self._writes_disk(rd) or self._write_inline(rd):
+            if not self._needs_disk_thread(rd):
                 self._handle_without_waiting(rd)
                 continue
             rd, applied = self._begin(rd=rd)
@@ -380,8 +378,9 @@ class NodeDriver:
         self._propose_pending()
         while self._stashed is None and self.core.has_ready():
             rd = self.core.ready()
-            waits = rd.snapshot is not None and self._taking is not None
-            if waits or (self._writes_disk(rd) and not self._write_inline(rd)):
+            if (rd.snapshot is not None and self._taking is not None) or self._needs_disk_thread(
+                rd
+            ):
                 self._stashed = rd
                 return False
             self._handle_without_waiting(rd)
@@ -504,6 +503,9 @@ class NodeDriver:
             self._durable_hs = hs
             self._meta_commit = hs.commit
         self.stats.write_seconds += time.perf_counter() - started
+
+    def _needs_disk_thread(self, rd: Ready) -> bool:
+        return self._writes_disk(rd) and not self._write_inline(rd)
 
     def _write_inline(self, rd: Ready) -> bool:
         """A small write, and the disk thread idle: a snapshot being saved there owns the
