@@ -273,11 +273,22 @@ class AsyncClient:
         except (OSError, TimeoutError, ConnectionError, errors.ResoneticsError):
             return result
 
-    async def member_add(self, node: str, address: str, *, learner: bool = False) -> dict[str, Any]:
-        """Add ``node`` at ``address`` as a learner; unless ``learner``, the leader promotes
-        it to voter once it has caught up (poll ``member_list`` to see it happen)."""
+    async def member_add(
+        self,
+        node: str,
+        address: str,
+        *,
+        learner: bool = False,
+        client_address: str | None = None,
+    ) -> dict[str, Any]:
+        """Add ``node`` at peer ``address`` as a learner; unless ``learner``, the leader
+        promotes it to voter once it has caught up (poll ``member_list`` to see it happen).
+        ``client_address`` is where it serves clients (hints and ``member_list`` name it)."""
         op = "member_add_learner" if learner else "member_add"
-        result: dict[str, Any] = await self.call(op, {"node": node, "address": address})
+        args = {"node": node, "address": address}
+        if client_address is not None:
+            args["client_address"] = client_address
+        result: dict[str, Any] = await self.call(op, args)
         return result
 
     async def member_promote(self, node: str) -> dict[str, Any]:
@@ -499,8 +510,17 @@ class Client:
     def member_list(self) -> dict[str, Any]:
         return self._run(self._async.member_list())
 
-    def member_add(self, node: str, address: str, *, learner: bool = False) -> dict[str, Any]:
-        return self._run(self._async.member_add(node, address, learner=learner))
+    def member_add(
+        self,
+        node: str,
+        address: str,
+        *,
+        learner: bool = False,
+        client_address: str | None = None,
+    ) -> dict[str, Any]:
+        return self._run(
+            self._async.member_add(node, address, learner=learner, client_address=client_address)
+        )
 
     def member_promote(self, node: str) -> dict[str, Any]:
         return self._run(self._async.member_promote(node))

@@ -67,6 +67,20 @@ RATE_LIMIT_BURST_DEFAULT = 10_000
 #: Seconds a TLS handshake may take before the connection is dropped (slow-handshake guard).
 TLS_HANDSHAKE_TIMEOUT_S = 10.0
 
+# --- Peer links ----------------------------------------------------------------------
+#: Longest node id, characters.
+NODE_ID_CHARS_MAX = 128
+#: Seconds a peer connection may take to finish its handshake before it is closed.
+PEER_HANDSHAKE_TIMEOUT_S = 5.0
+#: Longest handshake line, bytes (a peer that has not authenticated gets no more).
+PEER_HANDSHAKE_LINE_BYTES_MAX = 4096
+#: Characters of a handshake nonce or cluster id, of a proof, of a refusal reason.
+PEER_NONCE_CHARS_MAX = 64
+PEER_PROOF_CHARS_MAX = 128
+PEER_REASON_CHARS_MAX = 512
+#: Peer connections a node accepts at once (inbound links from the other members).
+PEER_CONNECTIONS_MAX = 64
+
 # --- Membership changes ---------------------------------------------------------------
 #: Entries a learner may lag the leader's last index and still be promoted to voter.
 PROMOTE_LAG_ENTRIES_MAX = 64

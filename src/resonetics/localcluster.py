@@ -3,6 +3,11 @@
 Used by ``resonetics cluster up``, ``resonetics demo``, the integration tests
 and the fault-injection harness. Each node is an OS process running the
 shipped server; the cluster object only starts, signals and watches them.
+
+Every node gets two loopback ports: ``address`` for clients and
+``peer_address`` for the other nodes. The cluster makes a cluster key
+(``<data_dir>/cluster.key``, as ``resonetics init`` does) on first start and
+gives it to every node, so peer links are authenticated with no set-up.
 """
 
 from __future__ import annotations
@@ -20,6 +25,11 @@ from typing import IO, Any
 from resonetics.client import Client
 from resonetics.errors import ResoneticsError
 from resonetics.security.certs import ClusterTLS
+from resonetics.security.cluster_key import new_cluster_key, write_cluster_key
+
+#: With a fixed ``base_port``, node i serves clients on base_port + i and peers on
+#: base_port + PEER_PORT_OFFSET + i.
+PEER_PORT_OFFSET = 100
 
 
 class ClusterError(ResoneticsError):
@@ -44,7 +54,10 @@ def free_ports(count: int) -> list[int]:
 @dataclass
 class LocalNode:
     node_id: str
+    #: Where the node serves clients.
     address: str
+    #: Where the other nodes reach it (its peer listener).
+    peer_address: str
     process: subprocess.Popen[bytes] | None = None
     log_file: IO[bytes] | None = None
 
@@ -68,31 +81,45 @@ class LocalCluster:
     #: links go through a proxy (the fault-injection harness); a node or peer missing
     #: here dials the peer's own address. A node always listens on its own address.
     peer_routes: dict[str, dict[str, str]] = field(default_factory=dict)
-    #: Nodes started with ``--listen``/``--join`` (outside the initial configuration).
+    #: Nodes started with ``--listen-*``/``--join`` (outside the initial configuration).
     joiners: set[str] = field(default_factory=set)
+    #: Give every node the cluster key (``<data_dir>/cluster.key``, made on first start).
+    use_cluster_key: bool = True
 
     def __post_init__(self) -> None:
-        ports = (
-            [self.base_port + i for i in range(self.size)]
-            if self.base_port
-            else free_ports(self.size)
-        )
-        for i, port in enumerate(ports, start=1):
-            self.nodes[f"n{i}"] = LocalNode(f"n{i}", f"127.0.0.1:{port}")
+        if self.base_port:
+            ports = [self.base_port + i for i in range(self.size)]
+            peer_ports = [self.base_port + PEER_PORT_OFFSET + i for i in range(self.size)]
+        else:
+            both = free_ports(2 * self.size)
+            ports, peer_ports = both[: self.size], both[self.size :]
+        for i, (port, peer_port) in enumerate(zip(ports, peer_ports, strict=True), start=1):
+            self.nodes[f"n{i}"] = LocalNode(f"n{i}", f"127.0.0.1:{port}", f"127.0.0.1:{peer_port}")
+
+    @property
+    def cluster_key_path(self) -> Path:
+        return self.data_dir / "cluster.key"
 
     @property
     def addresses(self) -> list[str]:
         return [node.address for node in self.nodes.values()]
 
     @property
-    def peers_arg(self) -> str:
-        return ",".join(f"{n.node_id}={n.address}" for n in self.nodes.values())
+    def peer_addresses(self) -> dict[str, str]:
+        return {n.node_id: n.peer_address for n in self.nodes.values()}
+
+    @property
+    def clients_arg(self) -> str:
+        return ",".join(
+            f"{n.node_id}={n.address}" for n in self.nodes.values() if n.node_id not in self.joiners
+        )
 
     def peers_arg_for(self, node_id: str) -> str:
-        """The ``--peers`` value for one node: its own address, and its routes to the others."""
+        """The ``--peers`` value for one node: its own peer address, and its routes to the others."""
         routes = self.peer_routes.get(node_id, {})
         return ",".join(
-            f"{n.node_id}={n.address if n.node_id == node_id else routes.get(n.node_id, n.address)}"
+            f"{n.node_id}="
+            f"{n.peer_address if n.node_id == node_id else routes.get(n.node_id, n.peer_address)}"
             for n in self.nodes.values()
             if n.node_id not in self.joiners  # joiners are learned from the log
         )
@@ -113,14 +140,23 @@ class LocalCluster:
             "--log-level",
             self.log_level,
             *(self.tls.serve_args(node_id) if self.tls is not None else []),
+            *(["--cluster-key", str(self.cluster_key_path)] if self.use_cluster_key else []),
             *self.extra_args,
         ]
 
     def _membership_args(self, node_id: str) -> list[str]:
         if node_id not in self.joiners:
-            return ["--peers", self.peers_arg_for(node_id)]
+            return ["--peers", self.peers_arg_for(node_id), "--clients", self.clients_arg]
+        node = self.nodes[node_id]
         founders = [n.address for i, n in self.nodes.items() if i not in self.joiners]
-        return ["--listen", self.nodes[node_id].address, "--join", ",".join(founders)]
+        return [
+            "--listen-peer",
+            node.peer_address,
+            "--listen-client",
+            node.address,
+            "--join",
+            ",".join(founders),
+        ]
 
     def add_node(self, node_id: str, *, start: bool = True) -> LocalNode:
         """A new node outside the configuration (``serve --join``), on a free port.
@@ -130,7 +166,8 @@ class LocalCluster:
         """
         if node_id in self.nodes:
             raise ClusterError(f"{node_id} already exists")
-        node = LocalNode(node_id, f"127.0.0.1:{free_ports(1)[0]}")
+        port, peer_port = free_ports(2)
+        node = LocalNode(node_id, f"127.0.0.1:{port}", f"127.0.0.1:{peer_port}")
         self.nodes[node_id] = node
         self.joiners.add(node_id)
         if start:
@@ -139,6 +176,8 @@ class LocalCluster:
 
     def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self.use_cluster_key and not self.cluster_key_path.exists():
+            write_cluster_key(self.cluster_key_path, new_cluster_key())
         for node_id in self.nodes:
             self.start_node(node_id)
 
@@ -226,4 +265,4 @@ class LocalCluster:
         self.stop()
 
 
-__all__ = ["ClusterError", "LocalCluster", "LocalNode", "free_ports"]
+__all__ = ["PEER_PORT_OFFSET", "ClusterError", "LocalCluster", "LocalNode", "free_ports"]

@@ -9,11 +9,12 @@ import pytest
 from resonetics.security.tls import TLSConfig
 from resonetics.server.config import ConfigError, ServerConfig, apply_overrides, load_toml
 
-PEERS = {"n1": "127.0.0.1:7001"}
+PEERS = {"n1": "127.0.0.1:7101"}
+CLIENTS = {"n1": "127.0.0.1:7001"}
 
 
 def test_plain_tcp_is_the_default() -> None:
-    config = ServerConfig("n1", PEERS, Path("data")).validate()
+    config = ServerConfig("n1", PEERS, Path("data"), CLIENTS).validate()
     assert config.tls() is None
     assert config.rate_limit_rps == 5000 and config.rate_limit_burst == 10000
 
@@ -32,7 +33,7 @@ rate_limit_burst = 50
 connections_per_ip_max = 8
 
 [nodes]
-n1 = "127.0.0.1:7001"
+n1 = { peer = "127.0.0.1:7101", client = "127.0.0.1:7001" }
 """,
         encoding="utf-8",
     )
@@ -47,7 +48,7 @@ n1 = "127.0.0.1:7001"
 
 def test_a_tls_node_needs_its_certificate() -> None:
     config = apply_overrides(
-        ServerConfig("n1", PEERS, Path("data")), {"tls_ca": "ca.pem"}, source="test"
+        ServerConfig("n1", PEERS, Path("data"), CLIENTS), {"tls_ca": "ca.pem"}, source="test"
     )
     with pytest.raises(ConfigError, match="--tls-cert"):
         config.validate()
@@ -63,7 +64,7 @@ def test_a_tls_node_needs_its_certificate() -> None:
     ],
 )
 def test_bad_security_settings_are_named(values: dict[str, object], match: str) -> None:
-    config = apply_overrides(ServerConfig("n1", PEERS, Path("data")), values, source="test")
+    config = apply_overrides(ServerConfig("n1", PEERS, Path("data"), CLIENTS), values, source="test")
     with pytest.raises(ConfigError, match=match):
         config.validate()
 
@@ -71,13 +72,13 @@ def test_bad_security_settings_are_named(values: dict[str, object], match: str) 
 def test_rate_must_be_a_number() -> None:
     with pytest.raises(ConfigError, match="rate_limit_rps must be a number"):
         apply_overrides(
-            ServerConfig("n1", PEERS, Path("data")), {"rate_limit_rps": "fast"}, source="t"
+            ServerConfig("n1", PEERS, Path("data"), CLIENTS), {"rate_limit_rps": "fast"}, source="t"
         )
 
 
 def test_signing_key_path_from_toml_or_flags() -> None:
     config = apply_overrides(
-        ServerConfig("n1", PEERS, Path("data")), {"signing_key": "keys/n1.key"}, source="t"
+        ServerConfig("n1", PEERS, Path("data"), CLIENTS), {"signing_key": "keys/n1.key"}, source="t"
     )
     assert config.signing_key == Path("keys/n1.key")
-    assert ServerConfig("n1", PEERS, Path("data")).signing_key is None
+    assert ServerConfig("n1", PEERS, Path("data"), CLIENTS).signing_key is None

@@ -21,7 +21,12 @@ def test_input_arriving_as_the_driver_loop_finishes_is_processed_without_a_tick(
     for the next tick (a tick-long p99 on sequential writes)."""
 
     async def scenario() -> None:
-        config = ServerConfig(node_id="n1", peers={"n1": "127.0.0.1:1"}, data_dir=tmp_path)
+        config = ServerConfig(
+            node_id="n1",
+            peers={"n1": "127.0.0.1:1"},
+            clients={"n1": "127.0.0.1:2"},
+            data_dir=tmp_path,
+        )
         server = NodeServer(config)
 
         async def finished() -> None:

@@ -251,4 +251,4 @@ def test_member_add_request_validates() -> None:
     payload = {"client_id": "c", "request_id": "1", "op": "member_add"}
     payload["args"] = {"node": "n4", "address": "127.0.0.1:7004"}  # type: ignore[assignment]
     req = validate_request(decode_envelope(encode_envelope("ClientRequest", payload, 0)))
-    assert req.args == {"node": "n4", "address": "127.0.0.1:7004"}
+    assert req.args == {"node": "n4", "address": "127.0.0.1:7004", "client_address": None}

@@ -47,8 +47,10 @@ def up(nodes: int, base_port: int, data_dir: Path, tick_ms: int, tls_dir: Path |
     try:
         for node in local.nodes.values():
             console.print(
-                f"{node.node_id} listening on {node.address} (log: {data_dir}/{node.node_id}.log)"
+                f"{node.node_id}: clients on {node.address}, peers on {node.peer_address} "
+                f"(log: {data_dir}/{node.node_id}.log)"
             )
+        console.print(f"peer links authenticated with the cluster key {local.cluster_key_path}")
         leader, _ = local.wait_for_leader()
         console.print(
             f"leader: {leader}; try: resonetics kv put hello world --cluster {','.join(local.addresses)}{tls_flags}"

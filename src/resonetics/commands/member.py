@@ -68,20 +68,32 @@ def list_(cluster: str, timeout: float, as_json: bool, tls: TLSConfig | None) ->
     click.echo(dumps(view) if as_json else _describe(view))
 
 
+_CLIENT_ADDRESS = click.option(
+    "--client-address", help="HOST:PORT where the node serves clients (for leader hints)."
+)
+
+
 @member.command("add")
 @click.argument("node")
 @click.argument("address")
+@_CLIENT_ADDRESS
 @click.option("--wait/--no-wait", default=True, help="Wait until the node is a voter.")
 @cluster_option
 @timeout_option
 @tls_options
 @client_errors
 def add(
-    node: str, address: str, wait: bool, cluster: str, timeout: float, tls: TLSConfig | None
+    node: str,
+    address: str,
+    client_address: str | None,
+    wait: bool,
+    cluster: str,
+    timeout: float,
+    tls: TLSConfig | None,
 ) -> None:
-    """Add NODE at ADDRESS (HOST:PORT): a learner first, a voter once caught up."""
+    """Add NODE at its peer ADDRESS (HOST:PORT): a learner first, a voter once caught up."""
     with _client(cluster, timeout, tls) as client:
-        client.member_add(node, address)
+        client.member_add(node, address, client_address=client_address)
         click.echo(f"{node} added as a learner; it becomes a voter once caught up")
         if wait and not _wait_until(client, timeout, lambda v: node in v.get("voters", [])):
             click.echo(f"{node} is not a voter yet after {timeout}s", err=True)
@@ -93,16 +105,22 @@ def add(
 @member.command("add-learner")
 @click.argument("node")
 @click.argument("address")
+@_CLIENT_ADDRESS
 @cluster_option
 @timeout_option
 @tls_options
 @client_errors
 def add_learner(
-    node: str, address: str, cluster: str, timeout: float, tls: TLSConfig | None
+    node: str,
+    address: str,
+    client_address: str | None,
+    cluster: str,
+    timeout: float,
+    tls: TLSConfig | None,
 ) -> None:
-    """Add NODE at ADDRESS as a learner that stays a learner (promote it later)."""
+    """Add NODE at its peer ADDRESS as a learner that stays a learner (promote it later)."""
     with _client(cluster, timeout, tls) as client:
-        client.member_add(node, address, learner=True)
+        client.member_add(node, address, learner=True, client_address=client_address)
     click.echo(f"{node} added as a learner")
 
 

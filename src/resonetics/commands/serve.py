@@ -24,8 +24,27 @@ from resonetics.server.config import (
 @click.command()
 @click.option("--id", "node_id", required=True, help="This node's id, e.g. n1.")
 @click.option("--config", "config_path", type=click.Path(path_type=Path), help="Cluster TOML file.")
-@click.option("--peers", help="ID=HOST:PORT,... for every initial voter (this node included).")
-@click.option("--listen", help="HOST:PORT to listen on (default: this node's peer address).")
+@click.option(
+    "--peers", help="ID=HOST:PORT,...: the PEER address of every initial voter (this one too)."
+)
+@click.option(
+    "--clients", help="ID=HOST:PORT,...: where each initial voter serves clients (hints)."
+)
+@click.option("--listen-peer", help="HOST:PORT for peers (default: this node's --peers entry).")
+@click.option(
+    "--listen-client", help="HOST:PORT for clients (default: this node's --clients entry)."
+)
+@click.option(
+    "--cluster-key",
+    type=click.Path(path_type=Path),
+    help="Cluster key file (resonetics init): the cluster id and the secret peers prove.",
+)
+@click.option(
+    "--insecure",
+    is_flag=True,
+    default=None,
+    help="Accept unauthenticated peers on a non-loopback address (no TLS, no cluster key).",
+)
 @click.option("--data-dir", type=click.Path(path_type=Path), help="Data dir (node uses DIR/ID).")
 @click.option("--tick-ms", type=int, help="Milliseconds per Raft tick (default 25).")
 @click.option("--election-ticks", type=int, help="Election timeout in ticks (default 12).")
@@ -65,7 +84,11 @@ def serve(
     node_id: str,
     config_path: Path | None,
     peers: str | None,
-    listen: str | None,
+    clients: str | None,
+    listen_peer: str | None,
+    listen_client: str | None,
+    cluster_key: Path | None,
+    insecure: bool | None,
     data_dir: Path | None,
     tick_ms: int | None,
     election_ticks: int | None,
@@ -90,8 +113,12 @@ def serve(
             node_id,
             config_path,
             peers,
+            clients,
             {
-                "listen": listen,
+                "listen_peer": listen_peer,
+                "listen_client": listen_client,
+                "cluster_key": cluster_key,
+                "insecure": insecure,
                 "data_dir": data_dir,
                 "tick_ms": tick_ms,
                 "election_ticks": election_ticks,
@@ -116,9 +143,14 @@ def serve(
 
 
 def _build_config(
-    node_id: str, config_path: Path | None, peers: str | None, flags: dict[str, object]
+    node_id: str,
+    config_path: Path | None,
+    peers: str | None,
+    clients: str | None,
+    flags: dict[str, object],
 ) -> ServerConfig:
     parsed = parse_peers(peers) if peers else None
+    parsed_clients = parse_peers(clients, flag="--clients") if clients else None
     if config_path is not None:
         config = load_toml(config_path, node_id)
         if parsed is not None:
@@ -133,6 +165,8 @@ def _build_config(
         raise ConfigError(
             "give the cluster with --peers ID=HOST:PORT,... or --config FILE (or --join ADDR,...)"
         )
+    if parsed_clients is not None:
+        config = replace(config, clients=parsed_clients)
     return apply_overrides(config, flags, source="command line")
 
 

@@ -5,9 +5,11 @@ but never vote or count toward a quorum), and, during a joint-consensus change,
 the outgoing voters ``voters_outgoing`` (C_old while the cluster is in
 C_old,new). It is stored as the ``data`` of CONFIG entries and in snapshots.
 
-``addresses`` (node id -> ``HOST:PORT``) travels with the configuration so that
+``addresses`` (node id -> peer ``HOST:PORT``) and ``client_addresses`` (node id ->
+the ``HOST:PORT`` it serves clients on) travel with the configuration so that
 every node, a restarted one and a newly joined one included, learns where to
-reach a member from the log itself. ``promote_when_caught_up`` lists learners
+reach a member from the log itself. Both come only from the operator (the
+initial ``[nodes]`` table, ``member add``), never from what a peer says of itself. ``promote_when_caught_up`` lists learners
 the leader turns into voters once they have caught up (``member add``); it is
 in the log so that a new leader carries the intent on. Both default to empty,
 and ``to_data()`` writes them only when non-empty, so CONFIG entries written
@@ -30,6 +32,9 @@ class Membership(msgspec.Struct, frozen=True, kw_only=True):
     addresses: dict[NodeId, str] = msgspec.field(default_factory=dict)
     #: Learners to promote to voters once caught up with the leader.
     promote_when_caught_up: tuple[NodeId, ...] = ()
+    #: node id -> "HOST:PORT" where the member serves clients (``addresses`` are peer
+    #: addresses). NOT_LEADER hints and ``member list`` name these.
+    client_addresses: dict[NodeId, str] = msgspec.field(default_factory=dict)
 
     @property
     def joint(self) -> bool:
@@ -53,6 +58,8 @@ class Membership(msgspec.Struct, frozen=True, kw_only=True):
             data["addresses"] = dict(sorted(self.addresses.items()))
         if self.promote_when_caught_up:
             data["promote_when_caught_up"] = list(self.promote_when_caught_up)
+        if self.client_addresses:
+            data["client_addresses"] = dict(sorted(self.client_addresses.items()))
         return data
 
     @classmethod

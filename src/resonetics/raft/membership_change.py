@@ -27,6 +27,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+import msgspec
+
 from resonetics.errors import ConfigChangeInProgress, ConfigChangeRejected
 from resonetics.raft.membership import Membership
 from resonetics.raft.types import Index, NodeId
@@ -47,12 +49,18 @@ class ChangeKind(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class ConfigChange:
-    """One requested change; ``addresses`` adds or refreshes known member addresses."""
+    """One requested change; ``addresses`` adds or refreshes known member addresses.
+
+    ``address`` is the node's peer address, ``client_address`` where it serves
+    clients (optional: without it, hints name the node but no address).
+    """
 
     kind: ChangeKind
     node: NodeId
     address: str | None = None
     addresses: dict[NodeId, str] = field(default_factory=dict)
+    client_address: str | None = None
+    client_addresses: dict[NodeId, str] = field(default_factory=dict)
 
 
 def next_membership(current: Membership, change: ConfigChange) -> Membership:
@@ -67,11 +75,17 @@ def next_membership(current: Membership, change: ConfigChange) -> Membership:
     addresses = {**current.addresses, **change.addresses}
     if change.address is not None:
         addresses[node] = change.address
+    clients = {**current.client_addresses, **change.client_addresses}
+    if change.client_address is not None:
+        clients[node] = change.client_address
     if change.kind in (ChangeKind.ADD_VOTER, ChangeKind.ADD_LEARNER):
-        return _add_learner(current, change, addresses)
-    if change.kind is ChangeKind.PROMOTE:
-        return _promote(current, node, addresses)
-    return _remove(current, node, addresses)
+        changed = _add_learner(current, change, addresses)
+    elif change.kind is ChangeKind.PROMOTE:
+        changed = _promote(current, node, addresses)
+    else:
+        changed = _remove(current, node, addresses)
+        clients.pop(node, None)
+    return msgspec.structs.replace(changed, client_addresses=clients)
 
 
 def _add_learner(
@@ -138,6 +152,7 @@ def leave_joint(current: Membership) -> Membership:
         learners=current.learners,
         addresses=current.addresses,
         promote_when_caught_up=current.promote_when_caught_up,
+        client_addresses=current.client_addresses,
     )
 
 

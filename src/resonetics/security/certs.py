@@ -5,7 +5,8 @@ Theory of operation
 :func:`write_cluster_certs` makes a fresh CA and, signed by it, one
 certificate per node (subjectAltName: the hosts the node is reached at, so
 peer links pass the hostname check of ``security/tls.py``; commonName: the
-node id, for logs) and one client certificate. Keys are ECDSA P-256, written
+node id, for logs; SAN URI ``resonetics://node/<id>``: the identity peer links
+check) and one client certificate (``resonetics://client/admin``). Keys are ECDSA P-256, written
 with 0600 permissions; certificates are valid for 30 days. This is for
 demos and tests on loopback: a real deployment issues certificates from its
 own PKI and points ``--tls-*`` at them.
@@ -23,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from resonetics.security.tls import ClientAuth, TLSConfig
+from resonetics.security.tls import CLIENT_URI_PREFIX, NODE_URI_PREFIX, ClientAuth, TLSConfig
 
 if TYPE_CHECKING:
     from cryptography import x509
@@ -71,7 +72,8 @@ def write_cluster_certs(
     nodes: dict[str, tuple[Path, Path]] = {}
     for node_id in [*node_ids, "client"]:
         key = _new_key()
-        cert = _certificate(node_id, key, ca_cert, ca_key, hosts=hosts, is_ca=False)
+        uri = f"{CLIENT_URI_PREFIX}admin" if node_id == "client" else f"{NODE_URI_PREFIX}{node_id}"
+        cert = _certificate(node_id, key, ca_cert, ca_key, hosts=hosts, is_ca=False, uris=(uri,))
         cert_path, key_path = directory / f"{node_id}.pem", directory / f"{node_id}.key"
         _write_cert(cert_path, cert)
         _write_key(key_path, key)
@@ -94,6 +96,7 @@ def _certificate(
     *,
     hosts: tuple[str, ...],
     is_ca: bool,
+    uris: tuple[str, ...] = (),
 ) -> x509.Certificate:
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes
@@ -116,6 +119,7 @@ def _certificate(
         builder = builder.add_extension(usage, critical=True)
     else:
         names: list[x509.GeneralName] = [_general_name(h) for h in hosts]
+        names += [x509.UniformResourceIdentifier(u) for u in uris]
         builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
         eku = [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
         builder = builder.add_extension(x509.ExtendedKeyUsage(eku), critical=False)

@@ -23,9 +23,13 @@ The listener accepts TLS 1.2 and 1.3 only (OpenSSL negotiates 1.3 whenever both
 sides have it). Certificates are read once, at start; rotating them means a
 restart of the node (rolling, one node at a time).
 
-Rejected alternative: separate ports for peers and clients, each with its own
-policy. One port keeps the addressing of the plain-TCP cluster unchanged, and
-the per-connection ``peer_authenticated`` flag gives the same separation.
+Identities (DESIGN §7): a node's certificate names its node id as a SAN URI
+``resonetics://node/<id>`` (``certificate_node_id``), a client's its name as
+``resonetics://client/<name>``. The peer listener always requires a
+certificate and accepts a link only from the node its certificate names
+(``security/peer_auth.py``); the client listener follows
+``--tls-client-auth``. Peers and clients use separate listeners, as etcd's
+peer and client URLs do, so a client certificate never opens a peer link.
 """
 
 from __future__ import annotations
@@ -138,6 +142,33 @@ def has_verified_certificate(ssl_object: ssl.SSLObject | ssl.SSLSocket | None) -
     return bool(ssl_object.getpeercert())
 
 
+NODE_URI_PREFIX = "resonetics://node/"
+CLIENT_URI_PREFIX = "resonetics://client/"
+
+
+def certificate_uris(ssl_object: ssl.SSLObject | ssl.SSLSocket | None) -> list[str]:
+    """The URI entries of the verified peer certificate's subjectAltName."""
+    if ssl_object is None:
+        return []
+    cert = ssl_object.getpeercert() or {}
+    names = cert.get("subjectAltName", ())
+    uris: list[str] = []
+    for name in names:
+        if isinstance(name, tuple) and len(name) == 2 and name[0] == "URI":
+            uris.append(str(name[1]))
+    return uris
+
+
+def certificate_node_id(ssl_object: ssl.SSLObject | ssl.SSLSocket | None) -> str | None:
+    """The node id a verified certificate names (``resonetics://node/<id>``), if exactly one."""
+    ids = [
+        u[len(NODE_URI_PREFIX) :]
+        for u in certificate_uris(ssl_object)
+        if u.startswith(NODE_URI_PREFIX)
+    ]
+    return ids[0] if len(ids) == 1 and ids[0] else None
+
+
 def refusal_reason(exc: BaseException) -> str | None:
     """If ``exc`` is a TLS refusal that retrying cannot fix, a one-line reason; else None.
 
@@ -159,9 +190,13 @@ __all__ = [
     "ENV_CA",
     "ENV_CERT",
     "ENV_KEY",
+    "CLIENT_URI_PREFIX",
+    "NODE_URI_PREFIX",
     "ClientAuth",
     "TLSConfig",
     "TLSConfigError",
+    "certificate_node_id",
+    "certificate_uris",
     "client_context",
     "has_verified_certificate",
     "refusal_reason",

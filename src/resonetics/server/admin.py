@@ -12,13 +12,16 @@ links in line with whatever configuration the core follows now:
   leader promotes it to voter by itself once it has caught up, so a caller that
   wants the voter waits on ``member_list``). ``leader_transfer`` starts a
   TimeoutNow handover and answers at once; it aborts after an election timeout.
-- Every proposed change carries the addresses this node knows for the members,
-  so CONFIG entries hold the whole address map and a new or restarted node
-  learns where everyone is from the log.
+- Every proposed change carries the peer and client addresses this node was
+  configured with or read from the log, so CONFIG entries hold the whole
+  address map and a new or restarted node learns where everyone is from the
+  log. An address enters a CONFIG entry only from the operator (the initial
+  ``[nodes]``, ``member add``): never from what a peer says of itself.
 - ``sync_links`` runs after every flush: it opens a link to each member (and,
-  while this node is in no configuration yet, to each node that introduced
-  itself with a ``Hello`` carrying its address: that is how a joining node can
-  answer the leader replicating to it) and closes links to nodes that left.
+  while this node is in no configuration yet, to each node that authenticated
+  on the peer listener with a ``Hello`` carrying its address: that is how a
+  joining node can answer the leader replicating to it) and closes links to
+  nodes that left.
 """
 
 from __future__ import annotations
@@ -27,12 +30,9 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any, Final
 
-import msgspec
-
 from resonetics.raft.membership_change import ChangeKind, ConfigChange
 from resonetics.raft.ready import Role
 from resonetics.runtime.outcome import OnDone, Outcome
-from resonetics.server.config import ConfigError, parse_address
 from resonetics.wire import codes
 
 if TYPE_CHECKING:
@@ -60,8 +60,16 @@ def dispatch(server: NodeServer, op: str, args: dict[str, Any], on_done: OnDone)
     else:
         node = str(args["node"])
         members = server.driver.membership.members() | {node}
-        known = {n: a for n, a in known_addresses(server).items() if n in members}
-        change = ConfigChange(_CHANGE_OPS[op], node, args.get("address"), known)
+        peers = {n: a for n, a in configured_peer_addresses(server).items() if n in members}
+        clients = {n: a for n, a in client_addresses(server).items() if n in members}
+        change = ConfigChange(
+            _CHANGE_OPS[op],
+            node,
+            args.get("address"),
+            peers,
+            client_address=args.get("client_address"),
+            client_addresses=clients,
+        )
         server.driver.change_membership(change, on_done)
 
 
@@ -86,7 +94,8 @@ def member_list(server: NodeServer) -> dict[str, Any]:
         pr = core.progress_of(peer)
         if pr is not None:
             match[peer] = pr.match_index
-    addresses = known_addresses(server)
+    addresses = client_addresses(server)
+    peers = configured_peer_addresses(server)
     return {
         "node": server.config.node_id,
         "term": core.term,
@@ -96,33 +105,26 @@ def member_list(server: NodeServer) -> dict[str, Any]:
         "voters_outgoing": list(m.voters_outgoing),
         "promote_when_caught_up": list(m.promote_when_caught_up),
         "addresses": {n: addresses[n] for n in sorted(m.members()) if n in addresses},
+        "peer_addresses": {n: peers[n] for n in sorted(m.members()) if n in peers},
         "last_index": core.last_index,
         "commit_index": core.commit_index,
         "match_index": match,
     }
 
 
-def known_addresses(server: NodeServer) -> dict[str, str]:
-    """Every address this node knows: its flags, Hellos it received, then the log (newest)."""
-    return {**server.config.peers, **server.learned_addresses, **server.driver.membership.addresses}
+def configured_peer_addresses(server: NodeServer) -> dict[str, str]:
+    """Peer addresses from the operator: the node's flags, then the log (newest wins)."""
+    return {**server.config.peers, **server.driver.membership.addresses}
 
 
-class _Hello(msgspec.Struct, frozen=True):
-    node_id: str
-    address: str = ""
+def client_addresses(server: NodeServer) -> dict[str, str]:
+    """Client addresses from the operator: the node's flags, then the log (newest wins)."""
+    return {**server.config.clients, **server.driver.membership.client_addresses}
 
 
-_HELLO_DECODER: Final = msgspec.json.Decoder(_Hello)
-
-
-def hello_address(payload: msgspec.Raw) -> tuple[str, str] | None:
-    """``(node_id, address)`` from a Hello that carries a usable address, else None."""
-    try:
-        hello = _HELLO_DECODER.decode(payload)
-        parse_address(hello.address, what=f"Hello from {hello.node_id}")
-    except (msgspec.DecodeError, ConfigError):
-        return None
-    return (hello.node_id, hello.address) if hello.node_id else None
+def link_addresses(server: NodeServer) -> dict[str, str]:
+    """Where to dial each peer: authenticated Hellos only fill in what the operator did not."""
+    return {**server.learned_addresses, **configured_peer_addresses(server)}
 
 
 def wanted_peers(server: NodeServer) -> set[str]:
@@ -149,8 +151,8 @@ def sync_links(server: NodeServer, *, force: bool = False) -> None:
             return
     server.links_synced_for = key
     wanted = wanted_peers(server)
-    addresses = known_addresses(server)
-    server.driver.addresses.update(addresses)
+    addresses = link_addresses(server)
+    server.driver.addresses.update(client_addresses(server))
     for peer in sorted(wanted - set(server.links)):
         if peer in addresses:
             log.info("opening a link to %s at %s", peer, addresses[peer])
@@ -171,8 +173,9 @@ __all__ = [
     "MEMBERSHIP_OPS",
     "close_later",
     "dispatch",
-    "hello_address",
-    "known_addresses",
+    "client_addresses",
+    "configured_peer_addresses",
+    "link_addresses",
     "member_list",
     "sync_links",
     "wanted_peers",

@@ -3,6 +3,7 @@
 The TOML file describes the whole cluster, so one file serves every node::
 
     [cluster]
+    cluster_key = "cluster.key"   # from `resonetics init`: the cluster id and peer secret
     data_dir = "data"          # each node uses <data_dir>/<node_id>/
     tick_ms = 25
     election_ticks = 12        # election timeout: 12..24 ticks
@@ -18,14 +19,22 @@ The TOML file describes the whole cluster, so one file serves every node::
     # rate_limit_burst = 10000
     # connections_per_ip_max = 512
 
-    [nodes]
-    n1 = "127.0.0.1:7001"
-    n2 = "127.0.0.1:7002"
-    n3 = "127.0.0.1:7003"
+    [nodes]   # each node: where peers reach it (Raft) and where clients do
+    n1 = { peer = "127.0.0.1:7101", client = "127.0.0.1:7001" }
+    n2 = { peer = "127.0.0.1:7102", client = "127.0.0.1:7002" }
+    n3 = { peer = "127.0.0.1:7103", client = "127.0.0.1:7003" }
+
+Peers and clients use separate listeners (DESIGN §7), as etcd's peer and
+client URLs do: a node listens for peers on its ``peer`` address
+(``--listen-peer`` overrides) and for clients on its ``client`` address
+(``--listen-client``). Peer links are authenticated by TLS or the cluster key;
+a node whose peer address is not on loopback refuses to start with neither,
+unless the operator says ``--insecure``.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -44,10 +53,18 @@ class ConfigError(ResoneticsError):
 @dataclass(frozen=True, slots=True)
 class ServerConfig:
     node_id: str
-    #: node id -> "host:port" for every initial voter (this node included, unless joining).
+    #: node id -> peer "host:port" of every initial voter (this node included, unless joining).
     peers: dict[str, str]
     data_dir: Path
-    listen: str = ""
+    #: node id -> client "host:port" of the initial voters (NOT_LEADER hints, member list).
+    clients: dict[str, str] = field(default_factory=dict)
+    #: Where to listen for peers / clients (default: this node's entry in peers / clients).
+    listen_peer: str = ""
+    listen_client: str = ""
+    #: The cluster key file (``resonetics init``): the cluster id and the peer secret.
+    cluster_key: Path | None = None
+    #: Run with unauthenticated peers on a non-loopback address (no TLS, no cluster key).
+    insecure: bool = False
     tick_ms: int = 25
     election_ticks: int = 12
     heartbeat_ticks: int = 2
@@ -82,8 +99,25 @@ class ServerConfig:
         return self.data_dir / self.node_id
 
     @property
-    def listen_address(self) -> tuple[str, int]:
-        return parse_address(self.listen or self.peers[self.node_id], what="listen")
+    def peer_listen(self) -> str:
+        """The peer address this node listens on (and tells a joining node's leader)."""
+        return self.listen_peer or self.peers.get(self.node_id, "")
+
+    @property
+    def client_listen(self) -> str:
+        return self.listen_client or self.clients.get(self.node_id, "")
+
+    @property
+    def peer_listen_address(self) -> tuple[str, int]:
+        return parse_address(self.peer_listen, what="--listen-peer")
+
+    @property
+    def client_listen_address(self) -> tuple[str, int]:
+        return parse_address(self.client_listen, what="--listen-client")
+
+    def peers_authenticated(self) -> bool:
+        """Whether peer links prove who is on the other end (TLS or a cluster key)."""
+        return self.cluster_key is not None or self.tls() is not None
 
     def raft_config(self) -> RaftConfig:
         voters = () if self.join else tuple(sorted(self.peers))
@@ -100,13 +134,26 @@ class ServerConfig:
     def validate(self) -> ServerConfig:
         if not self.node_id:
             raise ConfigError("--id: a node id is required")
-        if self.node_id not in self.peers and not self.listen:
+        if not self.peer_listen:
             raise ConfigError(
                 f"--id {self.node_id}: not in the peer list ({', '.join(sorted(self.peers))}) "
-                "and no --listen address given"
+                "and no --listen-peer address given"
+            )
+        if not self.client_listen:
+            raise ConfigError(
+                f"--id {self.node_id}: no client address; give --listen-client HOST:PORT, "
+                f"--clients {self.node_id}=HOST:PORT,... or [nodes] {self.node_id} = "
+                '{ peer = "...", client = "..." }'
             )
         for node, address in self.peers.items():
             parse_address(address, what=f"peer {node}")
+        for node, address in self.clients.items():
+            parse_address(address, what=f"client address of {node}")
+        if self.peer_listen_address == self.client_listen_address:
+            raise ConfigError(
+                f"--listen-peer and --listen-client are both {self.peer_listen}: peers and "
+                "clients need separate ports"
+            )
         if self.tick_ms < 1:
             raise ConfigError(f"tick_ms: must be >= 1, got {self.tick_ms}")
         if not 1 <= self.heartbeat_ticks < self.election_ticks:
@@ -126,6 +173,23 @@ class ServerConfig:
             raise ConfigError("rate_limit_rps must be >= 0 and rate_limit_burst >= 1")
         if self.connections_per_ip_max < 1:
             raise ConfigError("connections_per_ip_max must be >= 1")
+        host = self.peer_listen_address[0]
+        if not self.peers_authenticated() and not self.insecure and not is_loopback(host):
+            raise ConfigError(
+                f"--listen-peer {self.peer_listen}: not a loopback address, and peers would "
+                "not be authenticated: give --cluster-key FILE (made by `resonetics init`) or "
+                "TLS (--tls-ca/--tls-cert/--tls-key); --insecure accepts any peer on trust"
+            )
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` can only be reached from this machine (127.0.0.0/8, ::1, localhost)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def parse_address(address: str, *, what: str) -> tuple[str, int]:
@@ -135,14 +199,14 @@ def parse_address(address: str, *, what: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def parse_peers(text: str) -> dict[str, str]:
+def parse_peers(text: str, *, flag: str = "--peers") -> dict[str, str]:
     """``n1=127.0.0.1:7001,n2=...`` -> {"n1": "127.0.0.1:7001", ...}."""
     peers: dict[str, str] = {}
     for item in filter(None, (part.strip() for part in text.split(","))):
         node, sep, address = item.partition("=")
         if not sep or not node:
-            raise ConfigError(f"--peers: {item!r} is not ID=HOST:PORT")
-        parse_address(address, what=f"--peers {node}")
+            raise ConfigError(f"{flag}: {item!r} is not ID=HOST:PORT")
+        parse_address(address, what=f"{flag} {node}")
         peers[node] = address
     return peers
 
@@ -155,11 +219,38 @@ def load_toml(path: Path, node_id: str) -> ServerConfig:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from exc
     cluster = raw.get("cluster", {})
-    nodes = raw.get("nodes", {})
-    if not isinstance(nodes, dict) or not all(isinstance(v, str) for v in nodes.values()):
-        raise ConfigError(f"{path}: [nodes] must map node ids to 'HOST:PORT' strings")
-    base = ServerConfig(node_id=node_id, peers=dict(nodes), data_dir=Path("data"))
-    return apply_overrides(base, cluster, source=str(path))
+    if not isinstance(cluster, dict):
+        raise ConfigError(f"{path}: [cluster] must be a table")
+    peers, clients = parse_nodes_table(raw.get("nodes", {}), source=str(path))
+    base = ServerConfig(node_id=node_id, peers=peers, clients=clients, data_dir=Path("data"))
+    config = apply_overrides(base, cluster, source=str(path))
+    if config.cluster_key is not None and not config.cluster_key.is_absolute():
+        # A key named in the file is found beside the file, wherever the node is started.
+        config = replace(config, cluster_key=path.parent / config.cluster_key)
+    return config
+
+
+def parse_nodes_table(nodes: object, *, source: str) -> tuple[dict[str, str], dict[str, str]]:
+    """``[nodes] n1 = { peer = "H:P", client = "H:P" }`` -> (peer map, client map)."""
+    if not isinstance(nodes, dict):
+        raise ConfigError(f"{source}: [nodes] must be a table")
+    peers: dict[str, str] = {}
+    clients: dict[str, str] = {}
+    for node, entry in nodes.items():
+        if not isinstance(entry, dict) or set(entry) - {"peer", "client"} or "peer" not in entry:
+            raise ConfigError(
+                f"{source}: [nodes] {node} must be "
+                '{ peer = "HOST:PORT", client = "HOST:PORT" } (peers and clients use '
+                f"separate ports), got {entry!r}"
+            )
+        for role, table in (("peer", peers), ("client", clients)):
+            if role in entry:
+                address = entry[role]
+                if not isinstance(address, str):
+                    raise ConfigError(f"{source}: [nodes] {node}.{role} must be a string")
+                parse_address(address, what=f"{source}: [nodes] {node}.{role}")
+                table[node] = address
+    return peers, clients
 
 
 _INT_KEYS = (
@@ -171,7 +262,7 @@ _INT_KEYS = (
     "rate_limit_burst",
     "connections_per_ip_max",
 )
-_PATH_KEYS = ("data_dir", "tls_ca", "tls_cert", "tls_key", "signing_key")
+_PATH_KEYS = ("data_dir", "tls_ca", "tls_cert", "tls_key", "signing_key", "cluster_key")
 
 
 def apply_overrides(config: ServerConfig, values: dict[str, Any], *, source: str) -> ServerConfig:
@@ -190,11 +281,11 @@ def apply_overrides(config: ServerConfig, values: dict[str, Any], *, source: str
             if not isinstance(value, int | float) or isinstance(value, bool):
                 raise ConfigError(f"{source}: {key} must be a number, got {value!r}")
             changes[key] = float(value)
-        elif key in ("listen", "tls_client_auth"):
+        elif key in ("listen_peer", "listen_client", "tls_client_auth"):
             changes[key] = str(value)
         elif key == "join":
             changes[key] = tuple(value)
-        elif key == "sign_entries":
+        elif key in ("sign_entries", "insecure"):
             if not isinstance(value, bool):
                 raise ConfigError(f"{source}: {key} must be true or false, got {value!r}")
             changes[key] = value
@@ -207,6 +298,8 @@ __all__ = [
     "ConfigError",
     "ServerConfig",
     "apply_overrides",
+    "is_loopback",
+    "parse_nodes_table",
     "load_toml",
     "parse_address",
     "parse_peers",

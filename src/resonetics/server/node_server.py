@@ -9,15 +9,19 @@ client commands, ticks) are fed to the driver as they arrive; one
 them with a single fsync before anything that depends on them is sent: that is
 the group commit. No Raft rule lives here.
 
-One TCP port serves peers and clients alike; each line is routed by its
-envelope ``kind``. Peer links are outbound only (``server/peers.py``); inbound
-connections from peers only ever carry messages *to* this node.
+Peers and clients use separate listeners (DESIGN §7), as etcd's peer and
+client URLs do. Peer links are outbound only (``server/peers.py``); inbound
+ones arrive at the peer listener (``server/peer_listener.py``), which
+authenticates each (TLS certificate naming the node id, or the cluster key)
+before any Raft message is read, and only steps messages whose ``src`` is the
+authenticated node and, for anything but a leader's AppendEntries or
+InstallSnapshot, a member (``admits``). The client listener serves client
+requests only: a Raft message arriving there is refused and counted, never
+stepped.
 
-At the door (``security/``): optional TLS with client certificates, a limit on
-connections in total and per source IP, and a token bucket per connection that
-answers client requests beyond its rate with ``RATE_LIMITED``. On a TLS node
-whose clients may come without a certificate, Raft messages are accepted only
-from connections that presented a CA-signed one.
+At the client door (``security/``): optional TLS with client certificates, a
+limit on connections in total and per source IP, and a token bucket per
+connection that answers client requests beyond its rate with ``RATE_LIMITED``.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import hashlib
 import logging
 import random
 import signal
@@ -38,22 +43,30 @@ import msgspec
 from resonetics import limits
 from resonetics.errors import BadRequest, ClientError, ResoneticsError, TooLarge
 from resonetics.raft.entry import Signer
-from resonetics.raft.messages import MESSAGE_TYPES, Message
+from resonetics.raft.messages import (
+    MESSAGE_TYPES,
+    AppendEntries,
+    InstallSnapshot,
+    Message,
+)
 from resonetics.raft.ready import Role
 from resonetics.runtime.driver import NodeDriver
 from resonetics.runtime.outcome import Outcome
 from resonetics.runtime.snapshots import SnapshotPolicy
+from resonetics.security.cluster_key import ClusterKey, load_cluster_key
+from resonetics.security.peer_auth import PeerCredentials
 from resonetics.security.ratelimit import ConnectionLimiter, TokenBucket
 from resonetics.security.signing import (
     load_or_create_node_key,
     public_key_text,
     sign_entry_hash,
 )
-from resonetics.security.tls import client_context, has_verified_certificate, server_context
+from resonetics.security.tls import client_context, server_context
 from resonetics.server import admin
 from resonetics.server.config import ServerConfig
 from resonetics.server.deadlines import Deadlines
 from resonetics.server.outbox import Outbox
+from resonetics.server.peer_listener import PeerListener
 from resonetics.server.peers import PeerLink
 from resonetics.server.status import node_status
 from resonetics.storage.fs import OsFileSystem
@@ -67,8 +80,8 @@ from resonetics.wire.client import (
     error_response,
     validate_request,
 )
-from resonetics.wire.envelope import Envelope, decode_envelope, encode_envelope
-from resonetics.wire.peer import decode_peer, encode_peer
+from resonetics.wire.envelope import Envelope, decode_envelope
+from resonetics.wire.peer import HELLO_KIND, encode_peer
 
 log = logging.getLogger("resonetics.server")
 
@@ -124,12 +137,22 @@ class NodeServer:
             snapshot_spool=lambda: FileSpool(OsFileSystem(), str(config.node_dir / SPOOL_NAME)),
             signer=self._entry_signer() if config.sign_entries else None,
         )
-        self.driver.addresses = dict(config.peers)
-        #: node id -> address from Hellos (how a joining node reaches its leader).
+        #: node id -> CLIENT address, for NOT_LEADER hints (peer addresses live in links).
+        self.driver.addresses = dict(config.clients)
+        #: node id -> peer address from authenticated Hellos: how a node outside every
+        #: configuration (joining) answers the leader that dials it. Never enters a CONFIG.
         self.learned_addresses: dict[str, str] = {}
         #: What ``admin.sync_links`` last saw (configuration, leader, learned count).
         self.links_synced_for: tuple[object, str | None, int] | None = None
-        self._hello = b""
+        self.cluster_key: ClusterKey | None = (
+            load_cluster_key(config.cluster_key) if config.cluster_key is not None else None
+        )
+        self.cluster_id = cluster_id_for(config, self.cluster_key)
+        self.peer_credentials = PeerCredentials(
+            config.node_id, self.cluster_id, self.cluster_key, tls=config.tls() is not None
+        )
+        #: Raft messages that arrived on the client listener: refused, never stepped.
+        self.peer_messages_refused = 0
         self.last_contact: dict[str, float] = {}
         self._server: asyncio.Server | None = None
         self._flush_scheduled = False
@@ -149,6 +172,15 @@ class NodeServer:
             server_context(tls, config.tls_client_auth) if tls is not None else None
         )
         self._peer_ssl: ssl.SSLContext | None = client_context(tls) if tls is not None else None
+        self.peer_listener = PeerListener(
+            self.peer_credentials,
+            # Peers always present a certificate on a TLS cluster, whatever clients do.
+            ssl_context=server_context(tls, "required") if tls is not None else None,
+            deliver=self._on_peer_message,
+            admit=self.admits,
+            on_hello=self._on_peer_hello,
+            now_ms=_now_ms,
+        )
         self._per_ip = ConnectionLimiter(config.connections_per_ip_max)
         self._handlers: set[asyncio.Task[Any]] = set()
         #: Client requests answered RATE_LIMITED, and connections refused by a limit.
@@ -176,7 +208,9 @@ class NodeServer:
             raise self._fatal
 
     async def start(self) -> None:
-        host, port = self.config.listen_address
+        peer_host, peer_port = self.config.peer_listen_address
+        await self.peer_listener.start(peer_host, peer_port)
+        host, port = self.config.client_listen_address
         self._server = await asyncio.start_server(
             self._on_connection,
             host,
@@ -186,11 +220,7 @@ class NodeServer:
             ssl=self._server_ssl,
             ssl_handshake_timeout=limits.TLS_HANDSHAKE_TIMEOUT_S if self._server_ssl else None,
         )
-        # The Hello names our listening address so that a node outside the configuration
-        # (joining) can open a link back to a leader that replicates to it.
         me = self.config.node_id
-        own = self.config.listen or self.config.peers.get(me, "")
-        self._hello = encode_envelope("Hello", {"node_id": me, "address": own}, _now_ms())
         for peer, address in self.config.peers.items():
             if peer != me:
                 self.open_link(peer, address)
@@ -199,7 +229,11 @@ class NodeServer:
         transport = f"TLS (client certificates {self.config.tls_client_auth})"
         log.info("entry signing key %s", public_key_text(self.signing_key))
         log.info(
-            "listening on %s:%d over %s, data in %s",
+            "cluster %s; peers on %s:%d (%s), clients on %s:%d over %s; data in %s",
+            self.cluster_id,
+            peer_host,
+            peer_port,
+            peer_auth_description(self.config),
             host,
             port,
             transport if self._server_ssl else "plain TCP",
@@ -213,6 +247,7 @@ class NodeServer:
         """Stop accepting, finish the fsync in progress, answer waiting clients, close."""
         if self._server is not None:
             self._server.close()
+        self.peer_listener.close()
         for task in self._tasks:
             task.cancel()
         for task in list(self._tasks):
@@ -234,6 +269,7 @@ class NodeServer:
         for writer in list(self._connections):
             writer.close()
         await self._end_connection_handlers()
+        await self.peer_listener.wait_closed(SHUTDOWN_GRACE_S)
         self.driver.close()
         log.info("stopped")
 
@@ -325,7 +361,9 @@ class NodeServer:
             return
         if old is not None:
             self.close_link(peer)
-        link = PeerLink(self.config.node_id, peer, address, self._hello, ssl=self._peer_ssl)
+        link = PeerLink(
+            self.peer_credentials, peer, address, self.config.peer_listen, ssl=self._peer_ssl
+        )
         self.links[peer] = link
         link.start()
 
@@ -348,13 +386,7 @@ class NodeServer:
         handler = asyncio.current_task()
         if handler is not None:
             self._handlers.add(handler)
-        conn = _Conn(
-            writer,
-            TokenBucket(self.config.rate_limit_rps, self.config.rate_limit_burst),
-            # Plain TCP trusts the network (the documented default); TLS needs a verified cert.
-            peer_ok=self._server_ssl is None
-            or has_verified_certificate(writer.get_extra_info("ssl_object")),
-        )
+        conn = _Conn(writer, TokenBucket(self.config.rate_limit_rps, self.config.rate_limit_burst))
         try:
             await self._serve_connection(reader, conn)
         except (ConnectionError, OSError, asyncio.IncompleteReadError):
@@ -402,36 +434,52 @@ class NodeServer:
         except ResoneticsError as exc:
             writer.write(_error_response(None, exc))
             return
-        if env.kind in MESSAGE_TYPES:
-            if conn.peer_ok:
-                self._on_peer_message(env)
-            elif not conn.warned:
+        if env.kind in MESSAGE_TYPES or env.kind == HELLO_KIND:
+            # A client connection never speaks for a node, whatever it holds.
+            self.peer_messages_refused += 1
+            if not conn.warned:
                 conn.warned = True
-                log.warning("dropped %s from a connection without a node certificate", env.kind)
+                log.warning("refused %s on the client port (peers have their own)", env.kind)
+            refused = BadRequest("kind", f"{env.kind} is a peer message: not accepted from clients")
+            writer.write(_error_response(env.id, refused))
         elif env.kind == "ClientRequest":
             if conn.bucket.try_take():
                 self._on_client_request(env, writer)
             else:
                 self.rate_limited += 1
                 writer.write(outcome_response(env.id, _RATE_LIMITED))
-        elif env.kind == "Hello":
-            learned = admin.hello_address(env.payload) if conn.peer_ok else None
-            if learned is not None and learned[0] != self.config.node_id:
-                self.learned_addresses[learned[0]] = learned[1]
-                self._schedule_flush()
         else:
             unknown = BadRequest("kind", f"unknown message kind {env.kind!r}")
             writer.write(_error_response(env.id, unknown))
 
-    def _on_peer_message(self, env: Envelope) -> None:
-        try:
-            msg = decode_peer(env)
-        except ResoneticsError as exc:
-            log.warning("dropped malformed %s: %s", env.kind, exc)
-            return
-        if msg.dst != self.config.node_id:
-            log.warning("dropped %s addressed to %s", env.kind, msg.dst)
-            return
+    # --- peers ---------------------------------------------------------------------------
+    def admits(self, src: str, msg: Message) -> bool:
+        """Whether an authenticated node's message may be stepped (DESIGN §7).
+
+        Members (voters, learners, nodes being added: a CONFIG entry counts from
+        the moment it is in this node's log) always. A node outside this node's
+        configuration only as a leader replicating to it (AppendEntries,
+        InstallSnapshot): a node that was down during a membership change must
+        hear the new leader to learn the configuration that makes it a member,
+        and a node that is not yet in any configuration (joining) has no other
+        way in. Votes, vote requests, TimeoutNow and acknowledgements from
+        non-members are refused: that is what a removed node would send.
+        """
+        members = self.driver.membership.members()
+        return src in members or isinstance(msg, AppendEntries | InstallSnapshot)
+
+    def _on_peer_hello(self, peer: str, address: str) -> None:
+        """An authenticated peer's own address: how a joining node reaches its leader."""
+        known = self.learned_addresses
+        if (
+            peer != self.config.node_id
+            and known.get(peer) != address
+            and (peer in known or len(known) < limits.PEER_CONNECTIONS_MAX)
+        ):
+            known[peer] = address
+            self._schedule_flush()
+
+    def _on_peer_message(self, msg: Message) -> None:
         self.last_contact[msg.src] = time.monotonic()
         self.driver.step(msg)
         self._schedule_flush()
@@ -491,14 +539,13 @@ _RATE_LIMITED = Outcome(
 
 
 class _Conn:
-    """One accepted connection: its writer, its request budget, whether it may speak Raft."""
+    """One accepted client connection: its writer and its request budget."""
 
-    __slots__ = ("bucket", "peer_ok", "warned", "writer")
+    __slots__ = ("bucket", "warned", "writer")
 
-    def __init__(self, writer: asyncio.StreamWriter, bucket: TokenBucket, *, peer_ok: bool) -> None:
+    def __init__(self, writer: asyncio.StreamWriter, bucket: TokenBucket) -> None:
         self.writer = writer
         self.bucket = bucket
-        self.peer_ok = peer_ok
         self.warned = False
 
 
@@ -552,6 +599,27 @@ def _error_response(req_id: Any, exc: ResoneticsError) -> bytes:
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def cluster_id_for(config: ServerConfig, key: ClusterKey | None) -> str:
+    """The cluster id this node claims in peer handshakes.
+
+    The cluster key file's when there is one (random, made by ``resonetics
+    init``); otherwise one derived from the initial configuration, so that the
+    founders of a cluster started without a key agree on it without talking.
+    """
+    if key is not None:
+        return key.cluster_id
+    founders = ",".join(f"{n}={a}" for n, a in sorted(config.peers.items()))
+    return hashlib.sha256(f"resonetics/cluster/v1\0{founders}".encode()).hexdigest()[:32]
+
+
+def peer_auth_description(config: ServerConfig) -> str:
+    if config.tls() is not None:
+        return "mutual TLS, node ids from certificates"
+    if config.cluster_key is not None:
+        return "cluster key"
+    return "UNAUTHENTICATED (no TLS, no cluster key)"
 
 
 __all__ = ["NodeServer"]

@@ -6,10 +6,14 @@ link only ever writes. Its queue is bounded: when a peer is slow or gone, the
 oldest messages are dropped, which Raft tolerates (the leader re-sends from its
 progress tracking) and which keeps a dead peer from growing our memory.
 
-On a TLS cluster the link presents this node's certificate and checks the
-peer's against the cluster CA and the host part of the peer's address
-(``security/tls.py``); a peer that fails the check is retried with the usual
-backoff and logged once per distinct reason, never with a traceback.
+Before its first message a link completes the peer handshake of
+``security/peer_auth.py`` (the peer's ``PeerChallenge``, our ``Hello``, its
+``PeerWelcome``): the other end must be the node we meant to reach, of our
+cluster, and prove it (TLS certificate naming its node id, or the cluster
+key). On a TLS cluster the link also checks the peer's certificate against the
+cluster CA and the host part of the peer's address (``security/tls.py``). A
+peer that fails is retried with the usual backoff and logged once per distinct
+reason, never with a traceback.
 """
 
 from __future__ import annotations
@@ -21,7 +25,26 @@ import random
 import ssl
 from collections import deque
 
+from resonetics import limits
+from resonetics.errors import ResoneticsError
+from resonetics.security.peer_auth import (
+    PeerAuthError,
+    PeerCredentials,
+    answer_challenge,
+    check_welcome,
+)
+from resonetics.security.tls import certificate_node_id
 from resonetics.server.config import parse_address
+from resonetics.wire.envelope import decode_envelope, encode_envelope
+from resonetics.wire.peer import (
+    CHALLENGE_KIND,
+    HELLO_KIND,
+    WELCOME_KIND,
+    PeerChallenge,
+    PeerRefused,
+    PeerWelcome,
+    decode_handshake,
+)
 
 log = logging.getLogger("resonetics.peers")
 
@@ -39,19 +62,21 @@ class PeerLink:
 
     def __init__(
         self,
-        node_id: str,
+        creds: PeerCredentials,
         peer_id: str,
         address: str,
-        hello: bytes,
+        advertised: str,
         *,
         ssl: ssl.SSLContext | None = None,
     ) -> None:
-        self.node_id = node_id
+        self.node_id = creds.node_id
+        self._creds = creds
+        #: Our own peer address, told to the peer in the Hello (for a joining node).
+        self._advertised = advertised
         self._ssl = ssl
-        self._last_tls_problem = ""
+        self._last_problem = ""
         self.peer_id = peer_id
         self.address = address
-        self._hello = hello
         self._queue: deque[bytes] = deque(maxlen=PEER_QUEUE_MESSAGES_MAX)
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -116,13 +141,15 @@ class PeerLink:
                 reader, writer = await asyncio.open_connection(
                     host, port, ssl=self._ssl, server_hostname=host if self._ssl else None
                 )
-            except OSError as exc:
-                self._note_tls_problem(exc)
+                await self._handshake(reader, writer)
+            except (OSError, TimeoutError, asyncio.IncompleteReadError, ResoneticsError) as exc:
+                self._note_problem(exc)
                 self._queue.clear()  # stale by the time we reconnect; Raft re-sends
                 await asyncio.sleep(backoff * (0.5 + random.random()))
                 backoff = min(backoff * 2, BACKOFF_MAX_S)
                 continue
             backoff = BACKOFF_MIN_S
+            self._last_problem = ""
             self.connected = True
             log.debug("connected to %s at %s", self.peer_id, self.address)
             try:
@@ -136,17 +163,48 @@ class PeerLink:
                 with contextlib.suppress(Exception):
                     await writer.wait_closed()
 
-    def _note_tls_problem(self, exc: OSError) -> None:
-        """A TLS failure is a configuration problem an operator must see: warn once per reason."""
-        if not isinstance(exc, ssl.SSLError):
+    async def _handshake(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Answer the peer's challenge and check its welcome; raise on any failure."""
+        try:
+            async with asyncio.timeout(limits.PEER_HANDSHAKE_TIMEOUT_S):
+                got = decode_handshake(
+                    decode_envelope(await reader.readuntil(b"\n")), CHALLENGE_KIND
+                )
+                if isinstance(got, PeerRefused):
+                    raise PeerAuthError(f"{self.peer_id} refused the link: {got.reason}")
+                assert isinstance(got, PeerChallenge)
+                cert_node = certificate_node_id(writer.get_extra_info("ssl_object"))
+                hello = answer_challenge(
+                    self._creds, self.peer_id, got, cert_node, self._advertised
+                )
+                writer.write(encode_envelope(HELLO_KIND, hello, 0))
+                answer = decode_handshake(
+                    decode_envelope(await reader.readuntil(b"\n")), WELCOME_KIND
+                )
+                if isinstance(answer, PeerRefused):
+                    raise PeerAuthError(f"{self.peer_id} refused the link: {answer.reason}")
+                assert isinstance(answer, PeerWelcome)
+                check_welcome(self._creds, got, hello, answer)
+        except BaseException:
+            writer.close()
+            raise
+
+    def _note_problem(self, exc: BaseException) -> None:
+        """A TLS or handshake failure is a configuration problem an operator must see:
+        warn once per distinct reason. A refused or reset connection is a node that is
+        down or restarting: debug only."""
+        if isinstance(exc, ssl.SSLError):
+            problem = f"TLS failed: {getattr(exc, 'verify_message', '') or exc.reason or exc}"
+        elif isinstance(exc, ResoneticsError):
+            problem = str(exc)
+        else:
+            log.debug("link to %s at %s: %r", self.peer_id, self.address, exc)
             return
-        problem = str(getattr(exc, "verify_message", "") or exc.reason or exc)
-        if problem != self._last_tls_problem:
-            self._last_tls_problem = problem
-            log.warning("TLS to %s at %s failed: %s", self.peer_id, self.address, problem)
+        if problem != self._last_problem:
+            self._last_problem = problem
+            log.warning("peer link to %s at %s: %s", self.peer_id, self.address, problem)
 
     async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.write(self._hello)
         closed = asyncio.ensure_future(reader.read())  # the peer never writes back; EOF = gone
         try:
             while not closed.done():

@@ -15,7 +15,9 @@ def node_status(server: NodeServer) -> dict[str, Any]:
     stats = server.driver.stats
     return {
         "node": server.config.node_id,
-        "address": server.config.peers.get(server.config.node_id, server.config.listen),
+        "cluster_id": server.cluster_id,
+        "address": server.config.client_listen,
+        "peer_address": server.config.peer_listen,
         "role": str(core.role),
         "term": core.term,
         "leader": core.leader_id,
@@ -38,6 +40,11 @@ def node_status(server: NodeServer) -> dict[str, Any]:
             peer: round(now - seen, 3) for peer, seen in sorted(server.last_contact.items())
         },
         "peers_connected": {peer: link.connected for peer, link in sorted(server.links.items())},
+        "peer_auth": {
+            "refused_links": dict(server.peer_listener.refused),
+            "dropped_messages": dict(server.peer_listener.dropped),
+            "peer_messages_on_client_port": server.peer_messages_refused,
+        },
         "stats": {
             "fsyncs": stats.fsyncs,
             "entries_persisted": stats.entries_persisted,

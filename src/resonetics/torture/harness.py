@@ -82,7 +82,7 @@ def run_torture(options: TortureOptions) -> TortureResult:
     cluster = LocalCluster(
         options.out / "data", size=options.nodes, tick_ms=options.tick_ms, extra_args=extra
     )
-    mesh = ProxyMesh({n: node.address for n, node in cluster.nodes.items()})
+    mesh = ProxyMesh({n: node.peer_address for n, node in cluster.nodes.items()})
     cluster.peer_routes = mesh.routes()
     recorder = HistoryRecorder()
     rng = random.Random(options.seed)

@@ -117,10 +117,12 @@ class MemberListArgs(_Args, frozen=True, kw_only=True):
 
 
 class MemberAddArgs(_Args, frozen=True, kw_only=True):
-    """Add ``node`` at ``address`` (HOST:PORT) as a learner (``member_add``: promoted later)."""
+    """Add ``node`` at peer ``address`` (HOST:PORT) as a learner (``member_add``: promoted
+    later); ``client_address`` is where it serves clients (named in hints and member list)."""
 
     node: NodeIdArg
     address: AddressArg
+    client_address: AddressArg | None = None
 
 
 class MemberNodeArgs(_Args, frozen=True, kw_only=True):

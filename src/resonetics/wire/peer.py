@@ -8,34 +8,74 @@ tag against the expected one), so a hand-written or older peer that omits it
 is still understood, and a payload whose ``kind`` contradicts the envelope's is
 refused.
 
-A peer link opens with ``Hello`` (``node_id``, ``cluster``) so the receiver
-knows who is on the other end and can drop links from another cluster before
-any Raft message is stepped.
+A peer link opens with a handshake (``security/peer_auth.py``): the listener
+sends ``PeerChallenge`` (its node id, its cluster id, a nonce), the dialer
+answers ``Hello`` (its node id and cluster id, its own nonce, a proof, and the
+peer address it listens on), and the listener accepts with ``PeerWelcome``
+(its proof) or refuses with ``PeerRefused`` (a reason) and closes. Only after
+that are Raft messages read, and each must come from the node that
+authenticated.
 """
 
 from __future__ import annotations
 
-from typing import Final, TypeVar
+from typing import Annotated, Final, TypeVar
 
 import msgspec
 
+from resonetics import limits
 from resonetics.errors import BadRequest
 from resonetics.raft.messages import MESSAGE_TYPES, Message, kind_of
-from resonetics.raft.types import NodeId
 from resonetics.wire.envelope import Envelope, encode_envelope
 from resonetics.wire.validation import bad_request_from
 
 HELLO_KIND: Final = "Hello"
+CHALLENGE_KIND: Final = "PeerChallenge"
+WELCOME_KIND: Final = "PeerWelcome"
+REFUSED_KIND: Final = "PeerRefused"
 
 _T = TypeVar("_T")
 
 
-class Hello(msgspec.Struct, frozen=True, kw_only=True):
-    """First line on a peer link: who is calling, and for which cluster."""
+NodeIdField = Annotated[str, msgspec.Meta(min_length=1, max_length=limits.NODE_ID_CHARS_MAX)]
+_Nonce = Annotated[str, msgspec.Meta(max_length=limits.PEER_NONCE_CHARS_MAX)]
+_Proof = Annotated[str, msgspec.Meta(max_length=limits.PEER_PROOF_CHARS_MAX)]
+_Text = Annotated[str, msgspec.Meta(max_length=limits.PEER_REASON_CHARS_MAX)]
 
-    node_id: NodeId
-    #: The cluster's name; "" when the operator gave none (then any cluster matches).
-    cluster: str = ""
+
+class PeerChallenge(msgspec.Struct, frozen=True, kw_only=True):
+    """First line the listener writes on a peer connection: who it is, and a fresh nonce."""
+
+    node_id: NodeIdField
+    cluster: _Nonce
+    nonce: _Nonce
+
+
+class Hello(msgspec.Struct, frozen=True, kw_only=True):
+    """The dialer's answer: who is calling, for which cluster, and its proof.
+
+    ``address`` is the peer address the dialer listens on: a node outside every
+    configuration (joining) uses it to answer the leader that dials it, and
+    nothing else (an address enters the configuration only by ``member add``).
+    """
+
+    node_id: NodeIdField
+    cluster: _Nonce = ""
+    nonce: _Nonce = ""
+    proof: _Proof = ""
+    address: _Text = ""
+
+
+class PeerWelcome(msgspec.Struct, frozen=True, kw_only=True):
+    """The listener accepts the link, proving it holds the key too."""
+
+    proof: _Proof = ""
+
+
+class PeerRefused(msgspec.Struct, frozen=True, kw_only=True):
+    """The listener refuses the link; it closes the connection after this line."""
+
+    reason: _Text
 
 
 #: One decoder per kind, built once (the hot path decodes AppendEntries per batch).
@@ -75,6 +115,20 @@ def decode_hello(env: Envelope) -> Hello:
     return hello
 
 
+_HANDSHAKE_DECODERS: Final[dict[str, msgspec.json.Decoder[object]]] = {
+    CHALLENGE_KIND: msgspec.json.Decoder(PeerChallenge),
+    WELCOME_KIND: msgspec.json.Decoder(PeerWelcome),
+    REFUSED_KIND: msgspec.json.Decoder(PeerRefused),
+}
+
+
+def decode_handshake(env: Envelope, kind: str) -> object:
+    """The handshake line ``kind`` in ``env`` (``PeerRefused`` is always accepted too)."""
+    if env.kind not in (kind, REFUSED_KIND):
+        raise BadRequest("kind", f"expected {kind!r} in the peer handshake, got {env.kind!r}")
+    return _decode(_HANDSHAKE_DECODERS[env.kind], env)
+
+
 def _decode(decoder: msgspec.json.Decoder[_T], env: Envelope) -> _T:
     try:
         return decoder.decode(env.payload)
@@ -83,7 +137,14 @@ def _decode(decoder: msgspec.json.Decoder[_T], env: Envelope) -> _T:
 
 
 __all__ = [
+    "CHALLENGE_KIND",
     "HELLO_KIND",
+    "REFUSED_KIND",
+    "WELCOME_KIND",
+    "PeerChallenge",
+    "PeerRefused",
+    "PeerWelcome",
+    "decode_handshake",
     "PEER_KINDS",
     "Hello",
     "decode_hello",

@@ -1,0 +1,225 @@
+"""The peer listener: inbound peer links, authenticated before any Raft message is read.
+
+Theory of operation
+-------------------
+A node listens for peers on its own port (DESIGN §7; clients use another
+listener, ``node_server.py``). Every accepted connection must first complete
+the handshake of ``security/peer_auth.py`` within
+``limits.PEER_HANDSHAKE_TIMEOUT_S``, reading at most
+``limits.PEER_HANDSHAKE_LINE_BYTES_MAX`` bytes per line until then: a stranger
+who reaches the port gets a ``PeerRefused`` line (or nothing, on a timeout) and
+a closed connection, never a stepped message, and costs a few KiB of memory.
+
+After the handshake the connection carries Raft messages from one node, the
+authenticated one. Each is checked before the core sees it:
+
+* its ``src`` must be that node (a member cannot speak for another) and its
+  ``dst`` this node;
+* ``admit(src, msg)`` (the server's membership rule) must accept it.
+
+A message that fails a check is dropped and counted, and the first drop for
+each reason on a connection is logged: an authenticated peer that sends one is
+misconfigured or buggy, and an operator should see it once, not a flood.
+The connection stays up (Raft tolerates lost messages), except for a line that
+cannot be framed at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+from collections import Counter
+from collections.abc import Callable
+
+from resonetics import limits
+from resonetics.errors import ResoneticsError
+from resonetics.raft.messages import Message
+from resonetics.security.peer_auth import (
+    PeerAuthError,
+    PeerCredentials,
+    check_hello,
+    make_challenge,
+    make_welcome,
+)
+from resonetics.security.tls import certificate_node_id
+from resonetics.wire.envelope import decode_envelope, encode_envelope
+from resonetics.wire.peer import (
+    CHALLENGE_KIND,
+    REFUSED_KIND,
+    WELCOME_KIND,
+    Hello,
+    PeerRefused,
+    decode_hello,
+    decode_peer,
+)
+
+log = logging.getLogger("resonetics.peers")
+
+#: Distinct refusal reasons remembered (and logged) before the rest are counted together.
+_REASONS_TRACKED_MAX = 64
+
+#: Deliver a checked message from an authenticated peer to the core.
+Deliver = Callable[[Message], None]
+#: Whether a message from this authenticated node may be stepped (membership rule).
+Admit = Callable[[str, Message], bool]
+#: An authenticated peer's own peer address, from its Hello (for a joining node).
+OnHello = Callable[[str, str], None]
+
+
+class PeerListener:
+    """Accepts peer links for one node; owns their connections and counters."""
+
+    def __init__(
+        self,
+        creds: PeerCredentials,
+        *,
+        ssl_context: ssl.SSLContext | None,
+        deliver: Deliver,
+        admit: Admit,
+        on_hello: OnHello,
+        now_ms: Callable[[], int],
+    ) -> None:
+        self._creds = creds
+        self._ssl = ssl_context
+        self._deliver = deliver
+        self._admit = admit
+        self._on_hello = on_hello
+        self._now_ms = now_ms
+        self._server: asyncio.Server | None = None
+        self._connections: set[asyncio.StreamWriter] = set()
+        self._handlers: set[asyncio.Task[None]] = set()
+        #: Refused handshakes by reason, and dropped messages by reason (for status).
+        self.refused: Counter[str] = Counter()
+        self.dropped: Counter[str] = Counter()
+        #: Peers whose handshake succeeded on a connection still open.
+        self.authenticated: Counter[str] = Counter()
+
+    async def start(self, host: str, port: int) -> None:
+        self._server = await asyncio.start_server(
+            self._on_connection,
+            host,
+            port,
+            limit=limits.PEER_HANDSHAKE_LINE_BYTES_MAX,
+            reuse_address=True,
+            ssl=self._ssl,
+            ssl_handshake_timeout=limits.TLS_HANDSHAKE_TIMEOUT_S if self._ssl else None,
+        )
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for writer in list(self._connections):
+            writer.close()
+
+    async def wait_closed(self, grace_s: float) -> None:
+        if self._handlers:
+            await asyncio.wait(set(self._handlers), timeout=grace_s)
+        for writer in list(self._connections):
+            writer.transport.abort()
+
+    # --- one connection -------------------------------------------------------------------
+    async def _on_connection(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        if len(self._connections) >= limits.PEER_CONNECTIONS_MAX:
+            self.refused["too many peer connections"] += 1
+            writer.close()
+            return
+        handler = asyncio.current_task()
+        assert handler is not None
+        self._handlers.add(handler)
+        self._connections.add(writer)
+        try:
+            peer = await self._handshake(reader, writer)
+            if peer is not None:
+                self.authenticated[peer] += 1
+                try:
+                    await self._serve(peer, reader)
+                finally:
+                    self.authenticated[peer] -= 1
+        except (ConnectionError, OSError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            self._connections.discard(writer)
+            self._handlers.discard(handler)
+            writer.close()
+
+    async def _handshake(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> str | None:
+        """The authenticated node id, or None after refusing (reason written, counted)."""
+        challenge = make_challenge(self._creds)
+        writer.write(encode_envelope(CHALLENGE_KIND, challenge, self._now_ms()))
+        try:
+            async with asyncio.timeout(limits.PEER_HANDSHAKE_TIMEOUT_S):
+                line = await reader.readuntil(b"\n")
+            hello: Hello = decode_hello(decode_envelope(line))
+            cert_node = certificate_node_id(writer.get_extra_info("ssl_object"))
+            peer = check_hello(self._creds, challenge, hello, cert_node)
+        except TimeoutError:
+            self._refuse(writer, "no handshake within the deadline", send=False)
+            return None
+        except asyncio.LimitOverrunError:
+            self._refuse(writer, "handshake line too long")
+            return None
+        except (PeerAuthError, ResoneticsError) as exc:
+            self._refuse(writer, str(exc))
+            return None
+        writer.write(encode_envelope(WELCOME_KIND, make_welcome(self._creds, challenge, hello), 0))
+        if hello.address:
+            self._on_hello(peer, hello.address)
+        # Authenticated: from here on a line may be as long as any peer message.
+        reader._limit = limits.LINE_BYTES_MAX  # type: ignore[attr-defined]
+        log.debug("peer link from %s authenticated", peer)
+        return peer
+
+    def _refuse(self, writer: asyncio.StreamWriter, reason: str, *, send: bool = True) -> None:
+        # Reasons carry what the stranger claimed; the table stays bounded all the same.
+        if self.refused[reason] == 0 and len(self.refused) < _REASONS_TRACKED_MAX:
+            log.warning("refused a peer connection from %s: %s", _remote(writer), reason)
+            self.refused[reason] += 1
+        else:
+            self.refused["(other)" if reason not in self.refused else reason] += 1
+        if send:
+            with contextlib.suppress(Exception):
+                writer.write(encode_envelope(REFUSED_KIND, PeerRefused(reason=reason[:500]), 0))
+
+    async def _serve(self, peer: str, reader: asyncio.StreamReader) -> None:
+        me = self._creds.node_id
+        while not reader.at_eof():
+            try:
+                line = await reader.readuntil(b"\n")
+            except asyncio.LimitOverrunError:
+                self._drop(peer, "line too long", f"over {limits.LINE_BYTES_MAX} bytes; closing")
+                return
+            try:
+                msg = decode_peer(decode_envelope(line))
+            except ResoneticsError as exc:
+                self._drop(peer, "malformed", str(exc))
+                continue
+            if msg.src != peer:
+                self._drop(peer, "src is not the authenticated node", f"src {msg.src!r:.80}")
+            elif msg.dst != me:
+                self._drop(peer, "addressed to another node", f"dst {msg.dst!r:.80}")
+            elif not self._admit(peer, msg):
+                self._drop(peer, "sender outside the configuration", type(msg).__name__)
+            else:
+                self._deliver(msg)
+
+    def _drop(self, peer: str, reason: str, detail: str) -> None:
+        """Count by reason (a fixed set of keys); log the first of each reason in full."""
+        if self.dropped[reason] == 0:
+            log.warning("dropped a message from peer %s: %s (%s)", peer, reason, detail)
+        self.dropped[reason] += 1
+
+
+def _remote(writer: asyncio.StreamWriter) -> str:
+    peer = writer.get_extra_info("peername")
+    if isinstance(peer, tuple) and len(peer) >= 2:
+        return f"{peer[0]}:{peer[1]}"
+    return "?"
+
+
+__all__ = ["Admit", "Deliver", "OnHello", "PeerListener"]
