@@ -177,6 +177,10 @@ class AsyncClient:
         if not addresses:
             raise ValueError("at least one node address is required")
         self.addresses = list(addresses)
+        #: Where a NOT_LEADER hint may send us: the bootstrap list and the client addresses
+        #: a member list named. A hint elsewhere is not followed (``hints_ignored``).
+        self.trusted_addresses: set[str] = set(self.addresses)
+        self.hints_ignored = 0
         self.timeout = timeout
         self.client_id = client_id or uuid.uuid4().hex
         self._request_ids = itertools.count(1)
@@ -264,6 +268,7 @@ class AsyncClient:
         is the answer (``node`` says whose view it is).
         """
         result: dict[str, Any] = await self.call("member_list", {})
+        self._trust_member_addresses(result)
         leader = result.get("leader")
         address = result.get("addresses", {}).get(leader) if leader else None
         if leader is None or leader == result.get("node") or not isinstance(address, str):
@@ -272,6 +277,11 @@ class AsyncClient:
             return await self._ask(address, "member_list")
         except (OSError, TimeoutError, ConnectionError, errors.ResoneticsError):
             return result
+
+    def _trust_member_addresses(self, view: dict[str, Any]) -> None:
+        addresses = view.get("addresses")
+        if isinstance(addresses, dict):
+            self.trusted_addresses.update(a for a in addresses.values() if isinstance(a, str))
 
     async def member_add(
         self,
@@ -379,7 +389,7 @@ class AsyncClient:
         if response.code == codes.NOT_LEADER:
             hint = response.result if isinstance(response.result, dict) else {}
             self._leader = hint.get("leader")
-            self._leader_address = hint.get("leader_addr")
+            self._leader_address = self._followable(hint.get("leader_addr"))
             await self._drop_connection()
             if self._leader_address is None:
                 await asyncio.sleep(RETRY_PAUSE_S)
@@ -390,6 +400,19 @@ class AsyncClient:
                 await asyncio.sleep(RETRY_PAUSE_S)
         else:
             self._check(response)  # raises the typed error
+
+    def _followable(self, address: object) -> str | None:
+        """A hinted address we may dial: one we were given or a member list named.
+
+        A node that was misled (or an impostor on a client's path) must not be able
+        to send the client, its requests and its credentials to any address it likes.
+        """
+        if not isinstance(address, str):
+            return None
+        if address in self.trusted_addresses:
+            return address
+        self.hints_ignored += 1
+        return None
 
     def _rate_limit_pause(self) -> float:
         """Exponential backoff with jitter: a flood of retries would only refill nothing."""

@@ -1,0 +1,253 @@
+"""Only members act as peers: attacks on a running cluster from a raw socket.
+
+Each test plays an attacker with less than a member's credentials (nothing; a
+wrong key; another cluster's valid key; a recorded handshake) or a credential
+holder that is not what it claims (a member speaking for another, a key holder
+outside the configuration), and checks that nothing it sent was stepped: the
+term did not move, leadership did not change, and the refusal was counted.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from resonetics.localcluster import LocalCluster
+from resonetics.security.cluster_key import ClusterKey, load_cluster_key, new_cluster_key
+from tests.integration.peer_wire import RawLine, append_entries, authenticate, timeout_now
+
+pytestmark = pytest.mark.slow
+
+HUGE_TERM = 1_000_000
+
+
+def _status(cluster: LocalCluster, node_id: str) -> dict[str, Any]:
+    status = cluster.status(node_id)
+    assert status is not None, f"{node_id} did not answer status"
+    return status
+
+
+def _other(cluster: LocalCluster, node_id: str) -> str:
+    """A member id that is not ``node_id`` (what an impostor would claim to be)."""
+    return next(n for n in sorted(cluster.nodes) if n != node_id)
+
+
+def _forged_vote(src: str, dst: str) -> dict[str, Any]:
+    return {
+        "kind": "RequestVote",
+        "src": src,
+        "dst": dst,
+        "term": HUGE_TERM,
+        "candidate_id": src,
+        "last_log_index": 10**9,
+        "last_log_term": HUGE_TERM,
+        "transfer": True,
+    }
+
+
+def _settled(cluster: LocalCluster, timeout_s: float = 30.0) -> tuple[str, dict[str, Any]]:
+    """Wait until every node names the same leader in the same term."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        leader, status = cluster.wait_for_leader()
+        views = [cluster.status(n) for n in cluster.nodes]
+        if all(
+            v is not None and (v["leader"], v["term"]) == (leader, status["term"]) for v in views
+        ):
+            return leader, status
+        time.sleep(0.1)
+    raise AssertionError("the cluster did not settle on one leader")
+
+
+def _assert_untouched(cluster: LocalCluster, leader: str, term: int) -> None:
+    """Give the cluster a moment to act on anything that got through, then look."""
+    time.sleep(0.5)
+    for node_id in cluster.nodes:
+        status = _status(cluster, node_id)
+        assert status["term"] == term, f"{node_id} moved to term {status['term']}"
+        assert status["leader"] == leader
+
+
+def test_raft_message_on_the_client_port_is_refused_and_never_stepped(
+    cluster3: LocalCluster,
+) -> None:
+    leader, before = _settled(cluster3)
+    follower = next(n for n in cluster3.nodes if n != leader)
+    conn = RawLine(cluster3.nodes[follower].address)
+    try:
+        conn.send("AppendEntries", append_entries("n9", follower, HUGE_TERM, 0, 0), req_id=1)
+        answer = conn.read()
+        conn.send("RequestVote", _forged_vote(leader, follower), req_id=2)
+        second = conn.read()
+    finally:
+        conn.close()
+    assert answer is not None and answer["payload"]["code"] == "BAD_REQUEST"
+    assert "peer message" in answer["payload"]["message"]
+    assert second is not None and second["payload"]["code"] == "BAD_REQUEST"
+    _assert_untouched(cluster3, leader, before["term"])
+    counters = _status(cluster3, follower)["peer_auth"]
+    assert counters["peer_messages_on_client_port"] == 2
+
+
+def test_peer_link_that_skips_the_handshake_is_refused(cluster3: LocalCluster) -> None:
+    leader, before = _settled(cluster3)
+    conn = RawLine(cluster3.nodes[leader].peer_address)
+    try:
+        challenge = conn.read()
+        assert challenge is not None and challenge["kind"] == "PeerChallenge"
+        conn.send("TimeoutNow", timeout_now(_other(cluster3, leader), leader, HUGE_TERM))
+        conn.send("RequestVote", _forged_vote(_other(cluster3, leader), leader))
+        refusal = conn.read()
+        assert refusal is not None and refusal["kind"] == "PeerRefused"
+        assert conn.closed_by_peer()
+    finally:
+        conn.close()
+    _assert_untouched(cluster3, leader, before["term"])
+    refused = _status(cluster3, leader)["peer_auth"]["refused_links"]
+    assert sum(refused.values()) >= 1
+
+
+def _hello_with(key: ClusterKey, conn: RawLine, as_node: str, expected: str) -> dict[str, Any]:
+    """Answer the challenge on ``conn`` with ``key`` and return what the listener said."""
+    from resonetics.security.peer_auth import PeerCredentials, answer_challenge
+    from resonetics.wire.peer import PeerChallenge
+
+    challenge = conn.read()
+    assert challenge is not None and challenge["kind"] == "PeerChallenge"
+    # An attacker ignores what the challenge says about the cluster and answers it
+    # with whatever key it holds.
+    payload = {**challenge["payload"], "cluster": key.cluster_id}
+    hello = answer_challenge(
+        PeerCredentials(as_node, key.cluster_id, key),
+        expected,
+        PeerChallenge(**payload),
+        None,
+        "",
+    )
+    conn.send(
+        "Hello",
+        {"node_id": as_node, "cluster": key.cluster_id, "nonce": hello.nonce, "proof": hello.proof},
+    )
+    answer = conn.read()
+    assert answer is not None
+    return answer
+
+
+def test_peer_with_a_wrong_cluster_key_is_refused(cluster3: LocalCluster) -> None:
+    leader, before = _settled(cluster3)
+    real = load_cluster_key(cluster3.cluster_key_path)
+    guessed = ClusterKey(real.cluster_id, new_cluster_key().secret)  # right id, wrong secret
+    conn = RawLine(cluster3.nodes[leader].peer_address)
+    try:
+        answer = _hello_with(guessed, conn, _other(cluster3, leader), leader)
+        conn.send("TimeoutNow", timeout_now(_other(cluster3, leader), leader, HUGE_TERM))
+        assert conn.closed_by_peer()
+    finally:
+        conn.close()
+    assert answer["kind"] == "PeerRefused" and "wrong cluster key" in answer["payload"]["reason"]
+    _assert_untouched(cluster3, leader, before["term"])
+
+
+def test_valid_credentials_of_another_cluster_are_refused(cluster3: LocalCluster) -> None:
+    leader, before = _settled(cluster3)
+    other = new_cluster_key()  # a perfectly good key: of another cluster
+    conn = RawLine(cluster3.nodes[leader].peer_address)
+    try:
+        answer = _hello_with(other, conn, _other(cluster3, leader), leader)
+    finally:
+        conn.close()
+    assert answer["kind"] == "PeerRefused"
+    assert f"belongs to cluster {other.cluster_id}" in answer["payload"]["reason"]
+    _assert_untouched(cluster3, leader, before["term"])
+
+
+def test_replayed_handshake_is_refused(cluster3: LocalCluster) -> None:
+    """A Hello recorded from a real link answers an old nonce; a new link has a new one."""
+    leader, before = _settled(cluster3)
+    key = load_cluster_key(cluster3.cluster_key_path)
+    first = RawLine(cluster3.nodes[leader].peer_address)
+    recorded: dict[str, Any] = {}
+    try:
+        from resonetics.security.peer_auth import PeerCredentials, answer_challenge
+        from resonetics.wire.peer import PeerChallenge
+
+        challenge = first.read()
+        assert challenge is not None
+        claimed = _other(cluster3, leader)
+        hello = answer_challenge(
+            PeerCredentials(claimed, key.cluster_id, key),
+            leader,
+            PeerChallenge(**challenge["payload"]),
+            None,
+            "",
+        )
+        recorded = {
+            "node_id": claimed,
+            "cluster": key.cluster_id,
+            "nonce": hello.nonce,
+            "proof": hello.proof,
+        }
+    finally:
+        first.close()
+    replay = RawLine(cluster3.nodes[leader].peer_address)
+    try:
+        assert replay.read() is not None  # a fresh challenge
+        replay.send("Hello", recorded)
+        answer = replay.read()
+    finally:
+        replay.close()
+    assert answer is not None and answer["kind"] == "PeerRefused"
+    assert "wrong cluster key" in answer["payload"]["reason"]
+    _assert_untouched(cluster3, leader, before["term"])
+
+
+def test_member_cannot_speak_for_another_node(cluster3: LocalCluster) -> None:
+    leader, before = _settled(cluster3)
+    key = load_cluster_key(cluster3.cluster_key_path)
+    impostor, victim = sorted(n for n in cluster3.nodes if n != leader)
+    conn = authenticate(cluster3.nodes[leader].peer_address, impostor, key, leader)
+    try:
+        conn.send("TimeoutNow", timeout_now(victim, leader, HUGE_TERM))
+        conn.send("RequestVote", _forged_vote(victim, leader))
+        time.sleep(0.3)
+    finally:
+        conn.close()
+    _assert_untouched(cluster3, leader, before["term"])
+    dropped = _status(cluster3, leader)["peer_auth"]["dropped_messages"]
+    assert dropped.get("src is not the authenticated node") == 2
+
+
+def test_key_holder_outside_the_configuration_cannot_vote_or_force_an_election(
+    cluster3: LocalCluster,
+) -> None:
+    leader, before = _settled(cluster3)
+    key = load_cluster_key(cluster3.cluster_key_path)
+    follower = next(n for n in cluster3.nodes if n != leader)
+    for target in (leader, follower):
+        conn = authenticate(cluster3.nodes[target].peer_address, "mallory", key, target)
+        try:
+            conn.send("TimeoutNow", timeout_now("mallory", target, HUGE_TERM))
+            conn.send("RequestVote", _forged_vote("mallory", target))
+            time.sleep(0.3)
+        finally:
+            conn.close()
+    _assert_untouched(cluster3, leader, before["term"])
+    for target in (leader, follower):
+        dropped = _status(cluster3, target)["peer_auth"]["dropped_messages"]
+        assert dropped.get("sender outside the configuration") == 2
+
+
+def test_silent_peer_connection_is_closed_at_the_handshake_deadline(
+    cluster3: LocalCluster,
+) -> None:
+    leader, _ = _settled(cluster3)
+    conn = RawLine(cluster3.nodes[leader].peer_address, timeout_s=1.0)
+    try:
+        assert conn.read() is not None  # the challenge; then we say nothing
+        started = time.monotonic()
+        assert conn.closed_by_peer(within_s=15.0)
+        assert time.monotonic() - started < 10.0
+    finally:
+        conn.close()
