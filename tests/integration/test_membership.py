@@ -88,7 +88,7 @@ def test_grow_live_cluster_from_three_to_five_while_clients_write(tmp_path: Path
         with Client(cluster.addresses, timeout=CHANGE_TIMEOUT_S) as admin:
             for node_id in ("n4", "n5"):
                 node = cluster.add_node(node_id)
-                admin.member_add(node_id, node.address)
+                admin.member_add(node_id, node.peer_address, client_address=node.address)
                 _wait(f"{node_id} a voter", partial(_is_settled_voter, admin, node_id))
             time.sleep(0.5)
             writer.stop.set()
@@ -129,7 +129,7 @@ def test_replace_a_node_with_an_empty_one(tmp_path: Path) -> None:
             admin.member_remove("n3")
             assert admin.member_list()["voters"] == ["n1", "n2"]
             node = cluster.add_node("n4")
-            admin.member_add("n4", node.address)
+            admin.member_add("n4", node.peer_address, client_address=node.address)
             _wait("n4 a voter", lambda: admin.member_list()["voters"] == ["n1", "n2", "n4"])
             # Now n1 or n2 may fail: the other and n4 still make a majority.
             leader, _ = cluster.wait_for_leader()
@@ -221,7 +221,18 @@ def test_cli_member_commands_and_a_joined_node_that_restarts(tmp_path: Path) -> 
     try:
         flags = ("--cluster", ",".join(cluster.addresses), "--timeout", str(CHANGE_TIMEOUT_S))
         node = cluster.add_node("n4")
-        assert _cli("member", "add-learner", "n4", node.address, *flags).exit_code == 0
+        assert (
+            _cli(
+                "member",
+                "add-learner",
+                "n4",
+                node.peer_address,
+                "--client-address",
+                node.address,
+                *flags,
+            ).exit_code
+            == 0
+        )
         listed = _cli("member", "list", *flags)
         assert listed.exit_code == 0 and "n4" in listed.output and "learner" in listed.output
         assert _cli("member", "promote", "n4", *flags).exit_code == 0

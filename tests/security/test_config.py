@@ -64,7 +64,9 @@ def test_a_tls_node_needs_its_certificate() -> None:
     ],
 )
 def test_bad_security_settings_are_named(values: dict[str, object], match: str) -> None:
-    config = apply_overrides(ServerConfig("n1", PEERS, Path("data"), CLIENTS), values, source="test")
+    config = apply_overrides(
+        ServerConfig("n1", PEERS, Path("data"), CLIENTS), values, source="test"
+    )
     with pytest.raises(ConfigError, match=match):
         config.validate()
 

@@ -15,7 +15,6 @@ from resonetics.server.config import (
     parse_peers,
 )
 
-
 _ONE_NODE = '[nodes]\nn1 = { peer = "127.0.0.1:7101", client = "127.0.0.1:7001" }\n'
 
 

@@ -15,7 +15,7 @@ ones arrive at the peer listener (``server/peer_listener.py``), which
 authenticates each (TLS certificate naming the node id, or the cluster key)
 before any Raft message is read, and only steps messages whose ``src`` is the
 authenticated node and, for anything but a leader's AppendEntries or
-InstallSnapshot, a member (``admits``). The client listener serves client
+InstallSnapshot, a member (``runtime/peer_gate.py``). The client listener serves client
 requests only: a Raft message arriving there is refused and counted, never
 stepped.
 
@@ -43,13 +43,9 @@ import msgspec
 from resonetics import limits
 from resonetics.errors import BadRequest, ClientError, ResoneticsError, TooLarge
 from resonetics.raft.entry import Signer
-from resonetics.raft.messages import (
-    MESSAGE_TYPES,
-    AppendEntries,
-    InstallSnapshot,
-    Message,
-)
+from resonetics.raft.messages import MESSAGE_TYPES, Message
 from resonetics.raft.ready import Role
+from resonetics.runtime import peer_gate
 from resonetics.runtime.driver import NodeDriver
 from resonetics.runtime.outcome import Outcome
 from resonetics.runtime.snapshots import SnapshotPolicy
@@ -177,7 +173,7 @@ class NodeServer:
             # Peers always present a certificate on a TLS cluster, whatever clients do.
             ssl_context=server_context(tls, "required") if tls is not None else None,
             deliver=self._on_peer_message,
-            admit=self.admits,
+            refuse=self.peer_message_refusal,
             on_hello=self._on_peer_hello,
             now_ms=_now_ms,
         )
@@ -453,20 +449,9 @@ class NodeServer:
             writer.write(_error_response(env.id, unknown))
 
     # --- peers ---------------------------------------------------------------------------
-    def admits(self, src: str, msg: Message) -> bool:
-        """Whether an authenticated node's message may be stepped (DESIGN §7).
-
-        Members (voters, learners, nodes being added: a CONFIG entry counts from
-        the moment it is in this node's log) always. A node outside this node's
-        configuration only as a leader replicating to it (AppendEntries,
-        InstallSnapshot): a node that was down during a membership change must
-        hear the new leader to learn the configuration that makes it a member,
-        and a node that is not yet in any configuration (joining) has no other
-        way in. Votes, vote requests, TimeoutNow and acknowledgements from
-        non-members are refused: that is what a removed node would send.
-        """
-        members = self.driver.membership.members()
-        return src in members or isinstance(msg, AppendEntries | InstallSnapshot)
+    def peer_message_refusal(self, peer: str, msg: Message) -> str | None:
+        """Why a message from authenticated ``peer`` must be dropped (``runtime/peer_gate``)."""
+        return peer_gate.refusal(self.config.node_id, self.driver.membership.members(), peer, msg)
 
     def _on_peer_hello(self, peer: str, address: str) -> None:
         """An authenticated peer's own address: how a joining node reaches its leader."""

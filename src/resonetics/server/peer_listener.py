@@ -13,9 +13,9 @@ a closed connection, never a stepped message, and costs a few KiB of memory.
 After the handshake the connection carries Raft messages from one node, the
 authenticated one. Each is checked before the core sees it:
 
-* its ``src`` must be that node (a member cannot speak for another) and its
-  ``dst`` this node;
-* ``admit(src, msg)`` (the server's membership rule) must accept it.
+* ``refuse(peer, msg)`` (``runtime/peer_gate.py``, the rule the simulator
+  runs too) must find nothing wrong: ``src`` the authenticated node, ``dst``
+  this node, the sender a member (or a leader replicating to us).
 
 A message that fails a check is dropped and counted, and the first drop for
 each reason on a connection is logged: an authenticated peer that sends one is
@@ -62,8 +62,8 @@ _REASONS_TRACKED_MAX = 64
 
 #: Deliver a checked message from an authenticated peer to the core.
 Deliver = Callable[[Message], None]
-#: Whether a message from this authenticated node may be stepped (membership rule).
-Admit = Callable[[str, Message], bool]
+#: Why a message from this authenticated node must be dropped (None: step it).
+Refuse = Callable[[str, Message], str | None]
 #: An authenticated peer's own peer address, from its Hello (for a joining node).
 OnHello = Callable[[str, str], None]
 
@@ -77,14 +77,14 @@ class PeerListener:
         *,
         ssl_context: ssl.SSLContext | None,
         deliver: Deliver,
-        admit: Admit,
+        refuse: Refuse,
         on_hello: OnHello,
         now_ms: Callable[[], int],
     ) -> None:
         self._creds = creds
         self._ssl = ssl_context
         self._deliver = deliver
-        self._admit = admit
+        self._refuse_message = refuse
         self._on_hello = on_hello
         self._now_ms = now_ms
         self._server: asyncio.Server | None = None
@@ -187,7 +187,6 @@ class PeerListener:
                 writer.write(encode_envelope(REFUSED_KIND, PeerRefused(reason=reason[:500]), 0))
 
     async def _serve(self, peer: str, reader: asyncio.StreamReader) -> None:
-        me = self._creds.node_id
         while not reader.at_eof():
             try:
                 line = await reader.readuntil(b"\n")
@@ -199,14 +198,11 @@ class PeerListener:
             except ResoneticsError as exc:
                 self._drop(peer, "malformed", str(exc))
                 continue
-            if msg.src != peer:
-                self._drop(peer, "src is not the authenticated node", f"src {msg.src!r:.80}")
-            elif msg.dst != me:
-                self._drop(peer, "addressed to another node", f"dst {msg.dst!r:.80}")
-            elif not self._admit(peer, msg):
-                self._drop(peer, "sender outside the configuration", type(msg).__name__)
-            else:
+            reason = self._refuse_message(peer, msg)
+            if reason is None:
                 self._deliver(msg)
+            else:
+                self._drop(peer, reason, f"{type(msg).__name__} {msg.src!r:.80}->{msg.dst!r:.80}")
 
     def _drop(self, peer: str, reason: str, detail: str) -> None:
         """Count by reason (a fixed set of keys); log the first of each reason in full."""
@@ -222,4 +218,4 @@ def _remote(writer: asyncio.StreamWriter) -> str:
     return "?"
 
 
-__all__ = ["Admit", "Deliver", "OnHello", "PeerListener"]
+__all__ = ["Deliver", "OnHello", "PeerListener", "Refuse"]
