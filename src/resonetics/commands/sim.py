@@ -80,6 +80,11 @@ def _faults(_ctx: click.Context, _param: click.Parameter, value: str) -> frozens
 @click.option(
     "--batch-writes", is_flag=True, help="Propose writes at a node's next input (batched entries)."
 )
+@click.option(
+    "--adversary",
+    is_flag=True,
+    help="Forged peer messages (strangers, spoofers, a removed node) and replays.",
+)
 def sim(
     seed: int | None,
     seeds: int | None,
@@ -91,6 +96,7 @@ def sim(
     snapshot_entries: int,
     churn: bool,
     batch_writes: bool,
+    adversary: bool,
 ) -> None:
     """Run the deterministic cluster simulator (same seed, same run, bit for bit)."""
     options = SimOptions(
@@ -101,6 +107,7 @@ def sim(
         snapshot_entries=snapshot_entries,
         membership_churn=churn,
         batch_writes=batch_writes,
+        adversary=adversary,
     )
     if seed is not None:
         seed_list = [seed]

@@ -19,13 +19,15 @@ a new driver over the same disk, so recovery runs the real code.
 from __future__ import annotations
 
 import random
+from collections import Counter
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from resonetics.raft.config import RaftConfig
 from resonetics.raft.messages import Message, PreVote, PreVoteResp, RequestVoteResp
 from resonetics.raft.ready import Role
 from resonetics.raft.types import NodeId
+from resonetics.runtime import peer_gate
 from resonetics.runtime.driver import NodeDriver
 from resonetics.runtime.outcome import OnDone, Outcome
 from resonetics.runtime.snapshots import SnapshotPolicy
@@ -37,6 +39,9 @@ from resonetics.sim.options import SimOptions
 from resonetics.sim.trace import Trace
 from resonetics.storage.fs import MemoryFileSystem, SimulatedCrash
 from resonetics.storage.node_storage import FileNodeStorage
+
+if TYPE_CHECKING:
+    from resonetics.sim.adversary import Adversary
 
 #: Operations after "now" at which an armed mid-operation crash may fire.
 CRASH_AT_OPS_MAX = 12
@@ -106,6 +111,10 @@ class Cluster:
         self.ids = [f"n{i + 1}" for i in range(options.nodes)]
         self.nodes = {nid: SimNode(nid, self, options.tick_ms) for nid in self.ids}
         self._disk_rng = random.Random(f"{seed}/disk")
+        #: The attacker on the network (``sim/adversary.py``), when the run has one.
+        self.adversary: Adversary | None = None
+        #: Messages the peer gate dropped, by reason.
+        self.gate_drops: Counter[str] = Counter()
 
     # --- life cycle --------------------------------------------------------------------
     def start(self, node: SimNode) -> None:
@@ -198,16 +207,35 @@ class Cluster:
             # PreVote rounds carry a term (my term + 1) that nobody adopts.
             self.monitor.on_term_sent(msg.src, msg.term)
         self.trace.add(self.queue.now_ms, "send", msg)
-        target = self.nodes.get(msg.dst)
-        if target is None:
+        if msg.dst not in self.nodes:
             return
+        if self.adversary is not None:
+            self.adversary.capture(msg)
 
         def arrive() -> None:
-            if target.up:
-                self.trace.add(self.queue.now_ms, "deliver", msg)
-                self.run(target, lambda d: d.step(msg))
+            # Links between nodes are authenticated: a genuine message arrives as its sender.
+            self.deliver_peer(msg, authenticated=msg.src)
 
         self.network.send(msg.src, msg.dst, msg, arrive)
+
+    def deliver_peer(self, msg: Message, *, authenticated: str | None) -> bool:
+        """``msg`` arrives at its ``dst`` over a link that authenticated as ``authenticated``.
+
+        The peer gate the server runs (``runtime/peer_gate.py``) decides whether
+        it is stepped; returns whether it was.
+        """
+        target = self.nodes.get(msg.dst)
+        if target is None or not target.up or target.driver is None:
+            return False
+        members = target.driver.membership.members()
+        reason = peer_gate.refusal(target.node_id, members, authenticated, msg)
+        if reason is not None:
+            self.gate_drops[reason] += 1
+            self.trace.add(self.queue.now_ms, "gate-drop", msg, reason)
+            return False
+        self.trace.add(self.queue.now_ms, "deliver", msg)
+        self.run(target, lambda d: d.step(msg))
+        return True
 
     def client_request(
         self, node_id: NodeId, request: dict[str, Any], reply: Callable[[Outcome], None]

@@ -51,6 +51,9 @@ class SimOptions:
     #: Propose client writes at the node's next input instead of at once, so that
     #: writes from several clients share CLIENT_BATCH entries, as on a loaded server.
     batch_writes: bool = False
+    #: An attacker on the network during the faulty phase: forged peer messages from
+    #: strangers, spoofing members and a removed node, and replays (``sim/adversary.py``).
+    adversary: bool = False
 
     def __post_init__(self) -> None:
         unknown = sorted(self.faults - set(FAULT_KINDS))
@@ -69,6 +72,7 @@ class SimOptions:
             f"snapshot_entries={self.snapshot_entries}"
             + (" churn" if self.membership_churn else "")
             + (" batch_writes" if self.batch_writes else "")
+            + (" adversary" if self.adversary else "")
         )
 
 

@@ -29,6 +29,7 @@ from resonetics.check.history import HistoryRecorder
 from resonetics.check.invariants import log_matching
 from resonetics.check.linearizability import Verdict, check_history
 from resonetics.raft.ready import Role
+from resonetics.sim.adversary import Adversary
 from resonetics.sim.client import SimClient, Workload
 from resonetics.sim.clock import EventQueue
 from resonetics.sim.cluster import Cluster, SimNode
@@ -91,6 +92,7 @@ def _cli_flags(options: SimOptions) -> str:
         f"--clients {options.clients} --snapshot-entries {options.snapshot_entries}"
         + (" --churn" if options.membership_churn else "")
         + (" --batch-writes" if options.batch_writes else "")
+        + (" --adversary" if options.adversary else "")
     )
 
 
@@ -111,6 +113,11 @@ class _World:
             if options.membership_churn
             else None
         )
+        self.adversary = (
+            Adversary(self.cluster, random.Random(f"{seed}/adversary"))
+            if options.adversary
+            else None
+        )
         self.end_ms = options.fault_ms + options.quiet_ms
         self.recorder = HistoryRecorder(clock=lambda: float(self.queue.now_ms))
         workload = Workload(
@@ -129,6 +136,8 @@ class _World:
         self.faults.install()
         if self.churn is not None:
             self.churn.install()
+        if self.adversary is not None:
+            self.adversary.install()
         for node in self.cluster.nodes.values():
             self.cluster.start(node)
         for i, client in enumerate(self.clients):
@@ -182,6 +191,14 @@ def _count(world: _World, result: RunResult) -> None:
         "snapshots_installed": sum(n.snapshot_counts()[1] for n in world.cluster.nodes.values()),
         "info_ops": sum(1 for e in world.recorder.events() if e["type"] == "info"),
     }
+    for reason, count in sorted(world.cluster.gate_drops.items()):
+        result.counters[f"gate_drop: {reason}"] = count
+    if world.adversary is not None:
+        adversary = world.adversary.stats
+        for flavor, count in sorted(adversary.forged.items()):
+            result.counters[f"forged_{flavor}"] = count
+        result.counters["forged_admitted"] = adversary.admitted
+        result.counters["replays"] = adversary.replays
     if world.churn is not None:
         churn = world.churn.stats
         result.counters["transfers"] = churn.transfers
@@ -202,6 +219,10 @@ def _digest(world: _World) -> str:
 
 
 def _final_checks(world: _World, result: RunResult) -> None:
+    if world.adversary is not None and world.adversary.stats.admitted:
+        raise SimViolation(
+            f"peer gate: {world.adversary.stats.admitted} forged message(s) were stepped"
+        )
     _check_liveness(world)
     cluster = world.cluster
     final = {
