@@ -46,11 +46,9 @@ def nesting_depth(text: bytes, cap: int) -> int:
     Never less than the depth a decoder would reach on ``text``, even when ``text``
     is not valid JSON (unclosed brackets count; an unterminated string is not
     treated as a string): so a result <= ``cap`` means decoding it cannot recurse
-    deeper than ``cap``. Each round deletes every innermost ``[]`` pair, which
+    deeper than ``cap``. Callers try ``openers_bound`` first. Each round deletes every innermost ``[]`` pair, which
     lowers the depth of properly nested brackets by exactly one.
     """
-    if openers_bound(text) <= cap:
-        return openers_bound(text)
     bare = _STRING.sub(b"", text) if b'"' in text else text
     brackets = bare.translate(_SQUARE, _NOT_BRACKET)
     depth = 0
