@@ -84,8 +84,14 @@ def test_batch_of_growing_floats_fits_one_append_entries() -> None:
     assert sent_size * limits.BATCH_COMMANDS_MAX <= BATCH_BYTES_MAX
     answers: list[Outcome] = []
     for i in range(count):
-        node.submit("c", f"r{i}", "kv_set", {"k": f"k{i}", "v": [9e15] * 300}, answers.append,
-                    size=sent_size)
+        node.submit(
+            "c",
+            f"r{i}",
+            "kv_set",
+            {"k": f"k{i}", "v": [9e15] * 300},
+            answers.append,
+            size=sent_size,
+        )
     node.process_ready()
     assert len(answers) == count and all(a.code == codes.OK for a in answers)
     for index in range(first, node.core.last_index + 1):

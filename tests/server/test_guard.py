@@ -25,7 +25,9 @@ def _free_port() -> int:
 
 def _request(op: str, req: str) -> bytes:
     payload = {"client_id": "c", "request_id": req, "op": op, "args": {}}
-    return json.dumps({"kind": "ClientRequest", "payload": payload, "t": 0, "v": 1}).encode() + b"\n"
+    return (
+        json.dumps({"kind": "ClientRequest", "payload": payload, "t": 0, "v": 1}).encode() + b"\n"
+    )
 
 
 async def _ask(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, line: bytes) -> Any:
@@ -49,9 +51,7 @@ def test_handler_bug_closes_only_that_connection_and_node_stays_up(
     monkeypatch.setattr(NodeServer, "_on_line", buggy)
 
     async def scenario() -> None:
-        config = ServerConfig(
-            node_id="n1", peers={"n1": f"127.0.0.1:{port}"}, data_dir=tmp_path
-        )
+        config = ServerConfig(node_id="n1", peers={"n1": f"127.0.0.1:{port}"}, data_dir=tmp_path)
         server = NodeServer(config)
         await server.start()
         try:

@@ -53,7 +53,7 @@ def test_value_nested_past_depth_limit_is_bad_request() -> None:
         _validate(_line("kv_cas", f'{{"k":"a","expected":{_nested(over)},"v":1}}'))
     assert err.value.field == "args.expected"
     objects = '{"a":' * over + "1" + "}" * over
-    with pytest.raises(BadRequest, match="args.v: nested deeper"):
+    with pytest.raises(BadRequest, match=r"args\.v: nested deeper"):
         _validate(_line("kv_set", f'{{"k":"a","v":{objects}}}'))
 
 
@@ -72,7 +72,7 @@ def test_unclosed_brackets_are_refused_without_recursion() -> None:
 
 
 def test_brackets_inside_strings_do_not_count_as_nesting() -> None:
-    text = json.dumps("[" * 5000 + "\\\"{" * 100)
+    text = json.dumps("[" * 5000 + '\\"{' * 100)
     req = _validate(_line("kv_set", f'{{"k":"a","v":{text}}}'))
     assert req.args["v"].startswith("[[[")
 
@@ -151,7 +151,7 @@ def test_command_that_cannot_be_replicated_is_refused(monkeypatch: pytest.Monkey
     line = _line("kv_set", f'{{"k":"a","v":{value}}}')
     _validate(line)  # within every limit
     monkeypatch.setattr(limits, "COMMAND_BYTES_MAX", 5_000)
-    with pytest.raises(TooLarge, match="payload: 10.1 kB .* over the 5000 bytes limit"):
+    with pytest.raises(TooLarge, match=r"payload: 10\.1 kB .* over the 5000 bytes limit"):
         _validate(line)
 
 
