@@ -215,6 +215,10 @@ def validate_request(env: Envelope) -> ClientRequest:
     return request
 
 
+#: Args that carry client values (``v``, ``expected``): their shape is checked.
+_VALUE_ARGS: Final = (KvSetArgs, KvCasArgs)
+
+
 def _check_shape(args: _Args, args_text: bytes) -> None:
     """Values nested past JSON_DEPTH_MAX or wider than JSON_ITEMS_MAX: ``BadRequest``.
 
@@ -222,7 +226,7 @@ def _check_shape(args: _Args, args_text: bytes) -> None:
     runs only when the args' text could break a limit: more openers than the depth
     limit allows, or enough bytes for a container of JSON_ITEMS_MAX items.
     """
-    if not isinstance(args, KvSetArgs | KvCasArgs):
+    if not isinstance(args, _VALUE_ARGS):
         return
     if (
         openers_bound(args_text) <= limits.JSON_DEPTH_MAX + 1  # +1: the args object itself

@@ -70,7 +70,7 @@ def check_line(line: bytes) -> None:
         except UnicodeDecodeError as exc:
             raise BadRequest("line", f"not valid UTF-8 (byte {exc.start})") from None
     cap = limits.LINE_DEPTH_MAX
-    if openers_bound(line) > cap and nesting_depth(line, cap) > cap:
+    if line.count(b"[") + line.count(b"{") > cap and nesting_depth(line, cap) > cap:
         raise BadRequest(
             "line", f"nested deeper than {cap} levels (a value may nest {limits.JSON_DEPTH_MAX})"
         )
