@@ -84,3 +84,47 @@ PEER_CONNECTIONS_MAX = 64
 # --- Membership changes ---------------------------------------------------------------
 #: Entries a learner may lag the leader's last index and still be promoted to voter.
 PROMOTE_LAG_ENTRIES_MAX = 64
+
+# --- Shape of decoded JSON (wire/shape.py) ------------------------------------------
+#: Deepest nesting of arrays/objects inside one client value (``v``, ``expected``),
+#: containers: ``[]`` is 1 level, ``[[1]]`` 2. Far below the ~1,000 frames at which
+#: encoding, hashing or decoding a value would raise ``RecursionError`` in a node.
+JSON_DEPTH_MAX = 32
+#: Nesting the envelope, payload and Raft framing add around a client value, levels
+#: (a value in a CLIENT_BATCH entry inside an AppendEntries line sits 7 levels deep).
+ENVELOPE_DEPTH_OVERHEAD = 16
+#: Deepest nesting of a whole line, levels: checked before any line is decoded.
+LINE_DEPTH_MAX = JSON_DEPTH_MAX + ENVELOPE_DEPTH_OVERHEAD
+#: Items in one array or members in one object inside a client value.
+JSON_ITEMS_MAX = 65_536
+#: Bytes of UTF-8 in one string inside a value: bounded by the value's own limit
+#: (a string cannot be longer than the encoded value that holds it).
+JSON_STRING_BYTES_MAX = VALUE_BYTES_MAX
+#: Largest encoded ``expected`` of a kv_cas, bytes of JSON (the same as a value).
+EXPECTED_BYTES_MAX = VALUE_BYTES_MAX
+#: Re-encoding JSON makes it at most this many times longer than the text a client
+#: sent: only floats grow (``9e15`` -> ``9000000000000000.0``); strings, ints and
+#: literals never do. Used to bound an encoded size from a line's length unencoded.
+REENCODE_GROWTH_MAX = 8
+#: Bytes ``raft.log.entry_size_bytes`` adds to an entry's data (term, index, hash...).
+ENTRY_OVERHEAD_BYTES = 128
+#: Bytes an entry adds around one command's request payload (``ts`` and its key).
+COMMAND_OVERHEAD_BYTES = 64
+#: Largest encoded client command (its request payload re-encoded), bytes: any
+#: accepted command fits in one AppendEntries on its own (a value and an
+#: ``expected`` at their limits, a key and ids at theirs, stay far below it).
+COMMAND_BYTES_MAX = APPEND_BYTES_MAX - ENTRY_OVERHEAD_BYTES - COMMAND_OVERHEAD_BYTES
+#: Client commands in one CLIENT_BATCH entry, at most.
+BATCH_COMMANDS_MAX = 64
+#: Request-payload bytes (as sent, not re-encoded) proposed as one CLIENT_BATCH entry,
+#: at most (beyond a lone command): chosen so that even at REENCODE_GROWTH_MAX the
+#: batch entry stays within APPEND_BYTES_MAX and so travels in one AppendEntries.
+BATCH_PAYLOAD_BYTES_MAX = (
+    APPEND_BYTES_MAX - ENTRY_OVERHEAD_BYTES - BATCH_COMMANDS_MAX * COMMAND_OVERHEAD_BYTES
+) // REENCODE_GROWTH_MAX
+
+# --- Peer messages (wire/peer.py) ----------------------------------------------------
+#: Entries one received AppendEntries may carry (what a leader sends, at most).
+PEER_ENTRIES_MAX = APPEND_ENTRIES_MAX
+#: Characters of base64 in one InstallSnapshot chunk (SNAPSHOT_CHUNK_BYTES encoded).
+SNAPSHOT_CHUNK_CHARS_MAX = 4 * -(-SNAPSHOT_CHUNK_BYTES // 3)

@@ -132,3 +132,35 @@ def test_many_requests_in_flight_on_one_connection(single_node: LocalCluster) ->
             data += chunk
     ids = sorted(json.loads(line)["id"] for line in data.splitlines())
     assert ids == list(range(50))
+
+
+def _raw_request(op: str, args_json: str, req_id: int) -> bytes:
+    payload = f'{{"client_id":"c1","request_id":"deep-{req_id}","op":"{op}","args":{args_json}}}'
+    return f'{{"kind":"ClientRequest","t":0,"v":1,"id":{req_id},"payload":{payload}}}\n'.encode()
+
+
+def test_deeply_nested_value_does_not_kill_the_leader(cluster3: LocalCluster) -> None:
+    """980 levels made a leader exit (RecursionError hashing the entry); 100,000 and
+    non-UTF-8 bytes killed the connection unanswered. Each now gets BAD_REQUEST on the
+    same connection, which keeps serving, and every node stays up."""
+    leader, _ = cluster3.wait_for_leader()
+    host, _, port = cluster3.nodes[leader].address.rpartition(":")
+    lines = [
+        _raw_request("kv_set", '{"k":"a","v":' + "[" * 980 + "]" * 980 + "}", 1),
+        _raw_request("kv_set", '{"k":"a","v":' + "[" * 980 + "]" * 980 + "}", 2),
+        _raw_request("kv_set", '{"k":"a","v":' + "[" * 100_000 + "]" * 100_000 + "}", 3),
+        _raw_request("kv_set", '{"k":"a","v":"XY"}', 4).replace(b"XY", b"\xff\xfe"),
+        _raw_request("kv_set", '{"k":"a","v":' + "[" * 33 + "]" * 33 + "}", 5),
+    ]
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        answers = [_exchange(sock, line) for line in lines]
+        ok = _exchange(sock, _raw_request("kv_set", '{"k":"a","v":[[1]]}', 6))
+    assert [a["code"] for a in answers] == ["BAD_REQUEST"] * len(lines)
+    assert "nested deeper than" in str(answers[0]["message"])
+    assert "not valid UTF-8" in str(answers[3]["message"])
+    assert answers[4]["result"] == {"field": "args.v", "reason": "nested deeper than 32 levels"}
+    assert ok["code"] == "OK"
+    time.sleep(1.0)  # a leader that would die on the entry dies within a tick or two
+    assert all(code is None for code in cluster3.exit_codes().values()), cluster3.exit_codes()
+    assert cluster3.wait_for_leader()[0] == leader
+    _still_serving(cluster3)

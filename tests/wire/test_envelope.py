@@ -58,7 +58,7 @@ def test_other_version_of_same_major_is_accepted_and_flagged() -> None:
     ("data", "field", "reason"),
     [
         (b"not json", "line", "not valid JSON"),
-        (b"\xff\xfe{}", "line", "not valid JSON"),
+        (b"\xff\xfe{}", "line", "not valid UTF-8 (byte 0)"),
         (b'{"kind": "\xff", "payload": {}, "t": 1, "v": 1}', "line", "not valid UTF-8"),
         (b"[1, 2]", "line", "must be an object, got array"),
         (b'"hi"', "line", "must be an object, got str"),

@@ -90,3 +90,45 @@ def test_random_json_requests_give_a_request_or_a_typed_error(
     env: dict[str, Any] = {"kind": kind, "payload": payload, "t": t, "v": v}
     data = json.dumps({k: x for k, x in env.items() if x is not ...}).encode()
     _through_every_decoder(data)
+
+
+def _wrap(value: Any, shells: list[bool]) -> Any:
+    for as_list in shells:
+        value = [value] if as_list else {"x": value}
+    return value
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    op=st.sampled_from(["kv_set", "kv_cas"]),
+    inner=json_values,
+    shells=st.lists(st.booleans(), max_size=120),
+)
+def test_values_of_any_depth_give_a_request_or_a_typed_error(
+    op: str, inner: Any, shells: list[bool]
+) -> None:
+    """Around the depth limits (value 32, line 48) and far past them."""
+    value = _wrap(inner, shells)
+    args = {"k": "a", "v": value, "expected": value} if op == "kv_cas" else {"k": "a", "v": value}
+    payload = {"client_id": "c", "request_id": "r", "op": op, "args": args}
+    data = json.dumps({"kind": "ClientRequest", "payload": payload, "t": 0, "v": 1}).encode()
+    _through_every_decoder(data)
+
+
+_VALID_LINE = (
+    b'{"kind":"ClientRequest","t":0,"v":1,"payload":{"client_id":"c","request_id":"r",'
+    b'"op":"kv_set","args":{"k":"a","v":["x",{"y":1.5}]}}}'
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    at=st.integers(min_value=0, max_value=len(_VALID_LINE)),
+    cut=st.integers(min_value=0, max_value=8),
+    junk=st.binary(max_size=12) | st.sampled_from([b"[" * 2000, b"{" * 2000, b"\xed\xa0\x80"]),
+)
+def test_mutated_valid_lines_give_a_request_or_a_typed_error(
+    at: int, cut: int, junk: bytes
+) -> None:
+    """A valid request with bytes replaced anywhere (non-UTF-8, bracket storms, ...)."""
+    _through_every_decoder(_VALID_LINE[:at] + junk + _VALID_LINE[at + cut :])

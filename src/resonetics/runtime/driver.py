@@ -37,7 +37,7 @@ from typing import Any
 
 import msgspec
 
-from resonetics import errors
+from resonetics import errors, limits
 from resonetics.machine.replicated import ReplicatedKV
 from resonetics.raft.config import RaftConfig
 from resonetics.raft.entry import Entry, EntryType, Signer
@@ -74,9 +74,10 @@ INLINE_WRITE_ENTRIES_MAX = 64
 #: bytes of their arguments). Everything a leader received since its last Ready is
 #: proposed together: one entry, one hash, one log line and one AppendEntries item for
 #: the lot instead of one each. The byte bound keeps any entry (and so any
-#: AppendEntries line) well under the wire's line limit.
-BATCH_COMMANDS_MAX = 64
-BATCH_BYTES_MAX = 256 * 1024
+#: AppendEntries line) well under the wire's line limit: bytes are counted as sent,
+#: and the limit allows for re-encoding growth, so the entry fits in APPEND_BYTES_MAX.
+BATCH_COMMANDS_MAX = limits.BATCH_COMMANDS_MAX
+BATCH_BYTES_MAX = limits.BATCH_PAYLOAD_BYTES_MAX
 
 _ARGS_SIZE = msgspec.json.Encoder()
 
@@ -226,7 +227,12 @@ class NodeDriver:
             "ts": self.host.now_ms(),
         }
         if size is None:
-            size = len(_ARGS_SIZE.encode(args))
+            size = len(_ARGS_SIZE.encode(data))
+            if size > limits.COMMAND_BYTES_MAX:
+                # An entry no AppendEntries could carry would stall replication for good.
+                message = f"command: {size} bytes encoded, more than {limits.COMMAND_BYTES_MAX}"
+                on_done(Outcome(codes.TOO_LARGE, message=message))
+                return
         self._proposals.append(_Proposal(data, on_done, size))
 
     def has_work(self) -> bool:

@@ -61,6 +61,7 @@ from resonetics.security.tls import client_context, server_context
 from resonetics.server import admin
 from resonetics.server.config import ServerConfig
 from resonetics.server.deadlines import Deadlines
+from resonetics.server.guard import HandlerGuard
 from resonetics.server.outbox import Outbox
 from resonetics.server.peer_listener import PeerListener
 from resonetics.server.peers import PeerLink
@@ -182,6 +183,8 @@ class NodeServer:
         #: Client requests answered RATE_LIMITED, and connections refused by a limit.
         self.rate_limited = 0
         self.connections_refused = 0
+        #: Unexpected handler exceptions: each closed its connection (``status``).
+        self.handler_guard = HandlerGuard()
 
     def _entry_signer(self) -> Signer:
         node, key = self.config.node_id, self.signing_key
@@ -411,7 +414,8 @@ class NodeServer:
                     if now - pushed_at > IDLE_RESCHEDULE_S:
                         idle.reschedule(now + IDLE_LINE_TIMEOUT_S)
                         pushed_at = now
-                    self._on_line(line, conn)
+                    if not self.handler_guard.run(self._on_line, line, conn):
+                        return  # a bug, counted and logged: only this connection closes
                     if writer.transport.get_write_buffer_size() > 1 << 20:
                         await writer.drain()
         except asyncio.LimitOverrunError:

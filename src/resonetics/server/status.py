@@ -52,6 +52,7 @@ def node_status(server: NodeServer) -> dict[str, Any]:
             "messages_sent": stats.messages_sent,
             "write_seconds": round(stats.write_seconds, 3),
         },
+        "handler_errors": server.handler_guard.errors,
     }
 
 

@@ -39,6 +39,7 @@ from resonetics.wire.codes import (
     UNAVAILABLE,
 )
 from resonetics.wire.envelope import Envelope, encode_envelope
+from resonetics.wire.shape import check_value, openers_bound
 from resonetics.wire.validation import bad_request_from
 
 REQUEST_KIND: Final = "ClientRequest"
@@ -202,18 +203,47 @@ def validate_request(env: Envelope) -> ClientRequest:
             error = BadRequest(error.field, f"must be one of {_CONSISTENCIES}")
         raise error from None
     _check_sizes(args, len(head.args))
-    return ClientRequest(
+    _check_shape(args, bytes(head.args))
+    request = ClientRequest(
         client_id=head.client_id,
         request_id=head.request_id,
         op=head.op,
         args=msgspec.structs.asdict(args),
     )
+    if len(env.payload) * limits.REENCODE_GROWTH_MAX > limits.COMMAND_BYTES_MAX:
+        size = len(_VALUE_ENCODER.encode(request))
+        if size > limits.COMMAND_BYTES_MAX:
+            raise TooLarge(f"payload: {_bytes(size)} encoded, {_over(limits.COMMAND_BYTES_MAX)}")
+    return request
+
+
+#: Args that carry client values (``v``, ``expected``): their shape is checked.
+_VALUE_ARGS: Final = (KvSetArgs, KvCasArgs)
+
+
+def _check_shape(args: _Args, args_text: bytes) -> None:
+    """Values nested past JSON_DEPTH_MAX or wider than JSON_ITEMS_MAX: ``BadRequest``.
+
+    The line's depth was bounded before decoding; this names the field. The walk
+    runs only when the args' text could break a limit: more openers than the depth
+    limit allows, or enough bytes for a container of JSON_ITEMS_MAX items.
+    """
+    if not isinstance(args, _VALUE_ARGS):
+        return
+    if (
+        openers_bound(args_text) <= limits.JSON_DEPTH_MAX + 1  # +1: the args object itself
+        and len(args_text) < 2 * limits.JSON_ITEMS_MAX
+    ):
+        return
+    if isinstance(args, KvCasArgs):
+        check_value("args.expected", args.expected)
+    check_value("args.v", args.v)
 
 
 #: Re-encoding a JSON value can make it at most this many times longer than its
 #: text as sent: only floats grow (``9e15`` -> ``9000000000000000.0``), from at
 #: least 3 bytes to at most 24; strings, ints and literals never grow.
-_REENCODE_GROWTH_MAX: Final = 8
+_REENCODE_GROWTH_MAX: Final = limits.REENCODE_GROWTH_MAX
 
 
 def _check_sizes(args: _Args, args_bytes: int) -> None:
@@ -235,11 +265,29 @@ def _check_sizes(args: _Args, args_bytes: int) -> None:
         isinstance(args, KvSetArgs | KvCasArgs)
         and args_bytes * _REENCODE_GROWTH_MAX > limits.VALUE_BYTES_MAX
     ):
-        size = len(_VALUE_ENCODER.encode(args.v))
-        if size > limits.VALUE_BYTES_MAX:
-            raise TooLarge(
-                f"args.v: encoded value is {size} bytes, more than {limits.VALUE_BYTES_MAX}"
-            )
+        if isinstance(args, KvCasArgs):
+            _check_encoded("args.expected", args.expected, limits.EXPECTED_BYTES_MAX)
+        _check_encoded("args.v", args.v, limits.VALUE_BYTES_MAX)
+
+
+def _check_encoded(field: str, value: Any, limit: int) -> None:
+    size = len(_VALUE_ENCODER.encode(value))
+    if size > limit:
+        raise TooLarge(f"{field}: {_bytes(size)} encoded, {_over(limit)}")
+
+
+def _bytes(size: int) -> str:
+    """``size`` for a person: ``13.0 MB (13000000 bytes)``, ``812 bytes``."""
+    if size < 10_000:
+        return f"{size} bytes"
+    if size < 10_000_000:
+        return f"{size / 1000:.1f} kB ({size} bytes)"
+    return f"{size / 1_000_000:.1f} MB ({size} bytes)"
+
+
+def _over(limit: int) -> str:
+    kib = f"{limit // 1024} KiB" if limit % 1024 == 0 else f"{limit} bytes"
+    return f"over the {kib} limit"
 
 
 def _check_key_bytes(field: str, key: str) -> None:

@@ -28,6 +28,7 @@ from typing import Any, Final
 import msgspec
 
 from resonetics.errors import BadRequest
+from resonetics.wire.shape import check_line
 from resonetics.wire.validation import bad_request_from
 
 #: The protocol version this code speaks and stamps on what it sends.
@@ -66,8 +67,13 @@ def decode_envelope(line: bytes | bytearray | memoryview) -> Envelope:
     """Decode one line (with or without its trailing newline) into an ``Envelope``.
 
     Raises ``BadRequest`` naming the field at fault: ``line`` for bytes that are
-    not one UTF-8 JSON object, else the envelope field (``kind``, ``payload``, ...).
+    not one UTF-8 JSON object or are nested past ``limits.LINE_DEPTH_MAX`` (checked
+    before decoding, so no decoder can recurse out of bounds), else the envelope
+    field (``kind``, ``payload``, ...).
     """
+    if not isinstance(line, bytes):
+        line = bytes(line)
+    check_line(line)
     try:
         env = _DECODER.decode(line)
     except UnicodeDecodeError as exc:

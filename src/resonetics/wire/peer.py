@@ -25,7 +25,13 @@ import msgspec
 
 from resonetics import limits
 from resonetics.errors import BadRequest
-from resonetics.raft.messages import MESSAGE_TYPES, Message, kind_of
+from resonetics.raft.messages import (
+    MESSAGE_TYPES,
+    AppendEntries,
+    InstallSnapshot,
+    Message,
+    kind_of,
+)
 from resonetics.wire.envelope import Envelope, encode_envelope
 from resonetics.wire.validation import bad_request_from
 
@@ -98,7 +104,29 @@ def decode_peer(env: Envelope) -> Message:
     decoder = _DECODERS.get(env.kind)
     if decoder is None:
         raise BadRequest("kind", f"unknown peer message kind {env.kind!r}")
-    return _decode(decoder, env)
+    msg = _decode(decoder, env)
+    _check_bounds(msg)
+    return msg
+
+
+def _check_bounds(msg: Message) -> None:
+    """Peer messages within what a well-behaved node sends (``limits.PEER_*``).
+
+    The line's size and nesting were bounded before decoding; these are the
+    counts a valid line could still carry past what any node would send.
+    """
+    for field, node in (("payload.src", msg.src), ("payload.dst", msg.dst)):
+        if len(node) > limits.NODE_ID_CHARS_MAX:
+            raise BadRequest(field, f"longer than {limits.NODE_ID_CHARS_MAX} characters")
+    if isinstance(msg, AppendEntries) and len(msg.entries) > limits.PEER_ENTRIES_MAX:
+        raise BadRequest(
+            "payload.entries", f"{len(msg.entries)} entries, more than {limits.PEER_ENTRIES_MAX}"
+        )
+    if isinstance(msg, InstallSnapshot) and len(msg.data) > limits.SNAPSHOT_CHUNK_CHARS_MAX:
+        raise BadRequest(
+            "payload.data",
+            f"chunk of {len(msg.data)} characters, more than {limits.SNAPSHOT_CHUNK_CHARS_MAX}",
+        )
 
 
 def encode_hello(hello: Hello, t: int) -> bytes:
@@ -112,6 +140,8 @@ def decode_hello(env: Envelope) -> Hello:
     hello = _decode(_HELLO_DECODER, env)
     if not hello.node_id:
         raise BadRequest("payload.node_id", "must be a non-empty string")
+    if len(hello.node_id) > limits.NODE_ID_CHARS_MAX:
+        raise BadRequest("payload.node_id", f"longer than {limits.NODE_ID_CHARS_MAX} characters")
     return hello
 
 

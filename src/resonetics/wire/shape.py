@@ -1,0 +1,115 @@
+"""Bounds on the shape of JSON a node decodes: UTF-8, nesting depth, item counts.
+
+Theory of operation
+-------------------
+msgspec and the hash chain's encoder recurse once per nesting level and raise
+``RecursionError`` near Python's recursion limit (~1,000 frames, fewer when
+the call stack is already deep). A value nested ~990 levels deep decoded fine
+but raised while the leader hashed its entry, inside the driver loop, which
+stops the node. So depth is bounded *before* any decoder sees a line:
+
+* ``check_line(line)``: the line must be UTF-8 (an ASCII line, the common case,
+  is known to be after one ``isascii()``) and nested at most
+  ``limits.LINE_DEPTH_MAX`` levels. The depth test is cheap on the hot path:
+  a line with no more ``[``/``{`` bytes than the limit cannot be nested deeper
+  (two ``bytes.count`` calls); only a line with more is scanned exactly
+  (``nesting_depth``), with strings removed first because they may hold brackets.
+* ``value_shape(value, ...)``: after decoding, the depth and the largest
+  array/object of one value, walked iteratively (no recursion), stopping as
+  soon as a limit is passed. Callers run it only when a cheap bound on the
+  value's text says a limit could be passed.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Final
+
+from resonetics import limits
+from resonetics.errors import BadRequest
+
+#: One JSON string, escapes included ("unrolled loop" form: linear, no backtracking).
+_STRING: Final = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+#: ``{``/``}`` as ``[``/``]``: for depth, which kind of container does not matter.
+_SQUARE: Final = bytes.maketrans(b"{}", b"[]")
+_NOT_BRACKET: Final = bytes(b for b in range(256) if b not in b"[]{}")
+
+
+def openers_bound(text: bytes) -> int:
+    """An upper bound of ``text``'s nesting depth: how many ``[`` and ``{`` it holds."""
+    return text.count(b"[") + text.count(b"{")
+
+
+def nesting_depth(text: bytes, cap: int) -> int:
+    """The nesting depth of the JSON ``text``, or any number > ``cap`` once it passes ``cap``.
+
+    Never less than the depth a decoder would reach on ``text``, even when ``text``
+    is not valid JSON (unclosed brackets count; an unterminated string is not
+    treated as a string): so a result <= ``cap`` means decoding it cannot recurse
+    deeper than ``cap``. Callers try ``openers_bound`` first. Each round deletes every innermost ``[]`` pair, which
+    lowers the depth of properly nested brackets by exactly one.
+    """
+    bare = _STRING.sub(b"", text) if b'"' in text else text
+    brackets = bare.translate(_SQUARE, _NOT_BRACKET)
+    depth = 0
+    while brackets and depth <= cap:
+        shorter = brackets.replace(b"[]", b"")
+        if len(shorter) == len(brackets):
+            # Unbalanced (invalid JSON): every opener left may still enclose the rest.
+            return depth + brackets.count(b"[")
+        depth += 1
+        brackets = shorter
+    return depth
+
+
+def check_line(line: bytes) -> None:
+    """``BadRequest`` naming ``line`` unless it is UTF-8 nested <= LINE_DEPTH_MAX levels."""
+    if not line.isascii():
+        try:
+            line.decode("utf-8")  # strict: refuses overlong forms and encoded surrogates
+        except UnicodeDecodeError as exc:
+            raise BadRequest("line", f"not valid UTF-8 (byte {exc.start})") from None
+    cap = limits.LINE_DEPTH_MAX
+    if line.count(b"[") + line.count(b"{") > cap and nesting_depth(line, cap) > cap:
+        raise BadRequest(
+            "line", f"nested deeper than {cap} levels (a value may nest {limits.JSON_DEPTH_MAX})"
+        )
+
+
+def value_shape(value: Any, *, depth_max: int, items_max: int) -> tuple[int, int]:
+    """(depth, most items in one array/object) of a decoded JSON value.
+
+    Stops early, returning what it has seen, once the depth passes ``depth_max``
+    or a container passes ``items_max``; so the result says whether a limit was
+    passed, and the walk costs no more than the limits allow.
+    """
+    deepest = 0
+    widest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, depth)
+        widest = max(widest, len(children))
+        if deepest > depth_max or widest > items_max:
+            break
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return deepest, widest
+
+
+def check_value(field: str, value: Any) -> None:
+    """``BadRequest`` naming ``field`` if ``value`` is nested or wide past the limits."""
+    depth_max, items_max = limits.JSON_DEPTH_MAX, limits.JSON_ITEMS_MAX
+    depth, items = value_shape(value, depth_max=depth_max, items_max=items_max)
+    if depth > depth_max:
+        raise BadRequest(field, f"nested deeper than {depth_max} levels")
+    if items > items_max:
+        raise BadRequest(field, f"an array or object holds more than {items_max} items")
+
+
+__all__ = ["check_line", "check_value", "nesting_depth", "openers_bound", "value_shape"]
