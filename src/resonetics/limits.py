@@ -70,3 +70,12 @@ TLS_HANDSHAKE_TIMEOUT_S = 10.0
 # --- Membership changes ---------------------------------------------------------------
 #: Entries a learner may lag the leader's last index and still be promoted to voter.
 PROMOTE_LAG_ENTRIES_MAX = 64
+
+# --- History signatures and incoming snapshots ------------------------------------------
+#: Declared size of an incoming InstallSnapshot stream above which it is refused before
+#: a byte is spooled (bytes; override per node: ``--snapshot-bytes-max``). The spool
+#: never grows past the declared size, so this bounds the disk a stream can fill.
+SNAPSHOT_BYTES_MAX = 1024 * 1024 * 1024
+#: Terms whose entry author a follower remembers for the one-author-per-term check
+#: (the oldest are forgotten first; a term is a few bytes).
+TRUST_TERMS_REMEMBERED_MAX = 4096
