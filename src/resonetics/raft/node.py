@@ -956,9 +956,9 @@ class RaftNode:
             self._answer_snapshot(msg, success=True, next_offset=msg.offset)
             return
         result = recv.accept(msg)
-        if result.snapshot is not None and self._snapshot_check is not None:
-            if self._snapshot_check(result.snapshot) is not None:
-                result = ReceiveResult(0, ok=False)  # refused: the leader restarts from 0
+        check = self._snapshot_check
+        if result.snapshot is not None and check is not None and check(result.snapshot):
+            result = ReceiveResult(0, ok=False)  # refused: the leader restarts from 0
         if not result.ok or result.snapshot is not None:
             self._receiving = None
             recv.spool.discard()

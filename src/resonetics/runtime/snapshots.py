@@ -166,9 +166,7 @@ class Snapshots:
     def _signed(self, snapshot: Snapshot) -> Snapshot:
         return snapshot if self._signer is None else self._signer(snapshot)
 
-    def _sign_and_save(
-        self, snapshot: Snapshot, storage: NodeStorage, out: list[Snapshot]
-    ) -> None:
+    def _sign_and_save(self, snapshot: Snapshot, storage: NodeStorage, out: list[Snapshot]) -> None:
         signed = self._signed(snapshot)
         storage.save_snapshot(signed, signed.meta.last_included_index)
         out.append(signed)

@@ -203,6 +203,11 @@ class TrustRegistry:
             return SignatureCheck.UNSIGNED
         return self.verify_message(signature.author, signature.sig, signed_message(entry_hash))
 
+    def key_text(self, node: str) -> str | None:
+        """``node``'s key as ``ed25519:<base64>``, or None when it is not registered."""
+        public = self._keys.get(node)
+        return None if public is None else public_key_text(public)
+
     def knows(self, node: str) -> bool:
         """Whether ``node`` has a key here (only registered nodes may author history)."""
         return node in self._keys

@@ -37,7 +37,6 @@ import msgspec
 
 from resonetics import limits
 from resonetics.errors import BadRequest, ClientError, ResoneticsError, TooLarge
-from resonetics.raft.entry import Signer
 from resonetics.raft.messages import MESSAGE_TYPES, Message
 from resonetics.raft.ready import Role
 from resonetics.runtime.driver import NodeDriver
@@ -47,12 +46,12 @@ from resonetics.security.ratelimit import ConnectionLimiter, TokenBucket
 from resonetics.security.signing import (
     load_or_create_node_key,
     public_key_text,
-    sign_entry_hash,
 )
 from resonetics.security.tls import client_context, has_verified_certificate, server_context
 from resonetics.server import admin
 from resonetics.server.config import ServerConfig
 from resonetics.server.deadlines import Deadlines
+from resonetics.server.history_trust import history_trust
 from resonetics.server.outbox import Outbox
 from resonetics.server.peers import PeerLink
 from resonetics.server.status import node_status
@@ -112,17 +111,22 @@ class NodeServer:
         self.links: dict[str, PeerLink] = {}
         # Made on first start so an operator can build the trust registry from node folders.
         self.signing_key = load_or_create_node_key(config.node_dir, config.signing_key)
+        trust = history_trust(config, self.signing_key)
         self.driver = NodeDriver(
             config.raft_config(),
             FileNodeStorage(OsFileSystem(), str(config.node_dir)),
             _Host(self),
             random.Random(),
             snapshot_policy=SnapshotPolicy(
-                entries=config.snapshot_entries, log_bytes=config.snapshot_bytes
+                entries=config.snapshot_entries,
+                log_bytes=config.snapshot_bytes,
+                bytes_max=config.snapshot_bytes_max,
             ),
             # Chunks of a snapshot being received go to a scratch file, not memory.
             snapshot_spool=lambda: FileSpool(OsFileSystem(), str(config.node_dir / SPOOL_NAME)),
-            signer=self._entry_signer() if config.sign_entries else None,
+            signer=trust.signer,
+            message_filter=trust.message_filter,
+            snapshot_signer=trust.snapshot_signer,
         )
         self.driver.addresses = dict(config.peers)
         #: node id -> address from Hellos (how a joining node reaches its leader).
@@ -154,14 +158,6 @@ class NodeServer:
         #: Client requests answered RATE_LIMITED, and connections refused by a limit.
         self.rate_limited = 0
         self.connections_refused = 0
-
-    def _entry_signer(self) -> Signer:
-        node, key = self.config.node_id, self.signing_key
-
-        def sign(entry_hash: str) -> tuple[str, str]:
-            return node, sign_entry_hash(key, node, entry_hash).sig
-
-        return sign
 
     # --- lifecycle ---------------------------------------------------------------------
     async def serve_forever(self, *, install_signals: bool = True) -> None:
