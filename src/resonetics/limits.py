@@ -128,3 +128,11 @@ BATCH_PAYLOAD_BYTES_MAX = (
 PEER_ENTRIES_MAX = APPEND_ENTRIES_MAX
 #: Characters of base64 in one InstallSnapshot chunk (SNAPSHOT_CHUNK_BYTES encoded).
 SNAPSHOT_CHUNK_CHARS_MAX = 4 * -(-SNAPSHOT_CHUNK_BYTES // 3)
+# --- History signatures and incoming snapshots ------------------------------------------
+#: Declared size of an incoming InstallSnapshot stream above which it is refused before
+#: a byte is spooled (bytes; override per node: ``--snapshot-bytes-max``). The spool
+#: never grows past the declared size, so this bounds the disk a stream can fill.
+SNAPSHOT_BYTES_MAX = 1024 * 1024 * 1024
+#: Terms whose entry author a follower remembers for the one-author-per-term check
+#: (the oldest are forgotten first; a term is a few bytes).
+TRUST_TERMS_REMEMBERED_MAX = 4096

@@ -79,6 +79,18 @@ from resonetics.server.config import (
     default=None,
     help="Sign each entry this node creates as leader with its key (default: off).",
 )
+@click.option(
+    "--trust-registry",
+    type=click.Path(path_type=Path),
+    help="Trust registry (TOML, [nodes] ID = 'ed25519:...'): sign entries and snapshots, "
+    "and refuse entries and snapshots from peers not signed by a registered node.",
+)
+@click.option(
+    "--snapshot-bytes-max",
+    type=int,
+    default=None,
+    help="Refuse an incoming snapshot stream declared larger than this (bytes; default 1 GiB).",
+)
 @click.option("--log-level", default="info", show_default=True)
 def serve(
     node_id: str,
@@ -105,6 +117,8 @@ def serve(
     connections_per_ip: int | None,
     signing_key: Path | None,
     sign_entries: bool | None,
+    trust_registry: Path | None,
+    snapshot_bytes_max: int | None,
     log_level: str,
 ) -> None:
     """Run one node of a cluster (flags override the TOML file)."""
@@ -135,6 +149,8 @@ def serve(
                 "connections_per_ip_max": connections_per_ip,
                 "signing_key": signing_key,
                 "sign_entries": sign_entries,
+                "trust_registry": trust_registry,
+                "snapshot_bytes_max": snapshot_bytes_max,
             },
         ).validate()
         _run(config, log_level)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from resonetics.security.audit import audit_entries, describe
+from resonetics.security.audit import audit_entries, audit_snapshot, describe
 from resonetics.security.signing import SigningError, TrustRegistry
 from resonetics.storage.fs import OsFileSystem
 from resonetics.storage.verify import (
@@ -86,6 +86,15 @@ def _signature_lines(report: ClusterReport, keys_path: str, require_signed: bool
         for problem in audit.problems:
             click.echo(f"  problem: {problem}")
         ok = ok and not audit.problems
+        if node.snapshot is not None:
+            verdict, snap_problem = audit_snapshot(
+                node.snapshot, registry, require_signed=require_signed
+            )
+            signer = f" by {node.snapshot.meta.signer}" if node.snapshot.meta.signer else ""
+            click.echo(f"snapshot signature {node.name}: {verdict.value.lower()}{signer}")
+            if snap_problem is not None:
+                click.echo(f"  problem: {snap_problem}")
+                ok = False
     return ok
 
 

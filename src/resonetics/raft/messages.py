@@ -95,6 +95,10 @@ class InstallSnapshot(_Msg, frozen=True, kw_only=True, tag="InstallSnapshot"):
     #: sha256 hex of the whole snapshot; checked by the receiver before install.
     checksum: str
     total_bytes: int
+    #: The node that took the snapshot and its signature over (index, term, hash,
+    #: checksum), hex; "" when the snapshot is unsigned (security/snapshot_signing.py).
+    signer: str = ""
+    sig: str = ""
 
 
 class InstallSnapshotResp(_Msg, frozen=True, kw_only=True, tag="InstallSnapshotResp"):

@@ -60,6 +60,7 @@ from resonetics.raft.replication import batch_links, next_index_from_hint, rejec
 from resonetics.raft.snapshot import (
     MemorySpool,
     OutgoingSnapshot,
+    ReceiveResult,
     SnapshotReceive,
     SnapshotSend,
     Spool,
@@ -86,6 +87,7 @@ class RaftNode:
         membership: Membership | None = None,
         snapshot_spool: Callable[[], Spool] = MemorySpool,
         signer: Signer | None = None,
+        snapshot_check: Callable[[Snapshot], str | None] | None = None,
     ) -> None:
         self._cfg = config
         self._rng = rng
@@ -123,6 +125,10 @@ class RaftNode:
         self._snapshot_spool = snapshot_spool
         #: Signs the entries this node creates as leader (None: entries go unsigned).
         self._signer = signer
+        #: Says why an assembled snapshot (checksum verified) must not be installed, or
+        #: None: the runtime's check that its state decodes for this state machine, so a
+        #: bad stream is refused here instead of failing the install (runtime/message_gate.py).
+        self._snapshot_check = snapshot_check
         self._install: Snapshot | None = None
         # Ready bookkeeping: what has been handed to the runtime, what is durable.
         self._msgs: list[Message] = []
@@ -950,6 +956,9 @@ class RaftNode:
             self._answer_snapshot(msg, success=True, next_offset=msg.offset)
             return
         result = recv.accept(msg)
+        check = self._snapshot_check
+        if result.snapshot is not None and check is not None and check(result.snapshot):
+            result = ReceiveResult(0, ok=False)  # refused: the leader restarts from 0
         if not result.ok or result.snapshot is not None:
             self._receiving = None
             recv.spool.discard()

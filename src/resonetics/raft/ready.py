@@ -71,6 +71,10 @@ class SnapshotMeta:
     last_included_term: Term
     last_included_hash: str
     membership: Membership
+    #: Who took the snapshot and their Ed25519 signature over it (hex), or "" when
+    #: unsigned; see ``security/snapshot_signing.py``. Not covered by the checksum.
+    signer: str = ""
+    sig: str = ""
 
 
 @dataclass(frozen=True, slots=True)

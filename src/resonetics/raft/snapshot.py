@@ -44,7 +44,9 @@ def encode_payload(snapshot: Snapshot) -> bytes:
     return msgspec.json.encode(snapshot.meta.membership) + b"\n" + snapshot.data
 
 
-def decode_payload(payload: bytes, index: Index, term: Term, hash_: str) -> Snapshot | None:
+def decode_payload(
+    payload: bytes, index: Index, term: Term, hash_: str, *, signer: str = "", sig: str = ""
+) -> Snapshot | None:
     """Rebuild the Snapshot from a verified payload; None if it is malformed."""
     head, sep, data = payload.partition(b"\n")
     if not sep:
@@ -58,6 +60,8 @@ def decode_payload(payload: bytes, index: Index, term: Term, hash_: str) -> Snap
         last_included_term=term,
         last_included_hash=hash_,
         membership=membership,
+        signer=signer,
+        sig=sig,
     )
     return Snapshot(meta=meta, data=data)
 
@@ -145,6 +149,8 @@ class SnapshotSend:
             done=end >= self.total,
             checksum=self.snap.checksum,
             total_bytes=self.total,
+            signer=meta.signer,
+            sig=meta.sig,
         )
 
     def on_response(self, next_offset: int) -> None:
@@ -238,13 +244,15 @@ class MemorySpool:
 class SnapshotReceive:
     """A follower's partly received snapshot (the payload so far, in a ``Spool``)."""
 
-    __slots__ = ("checksum", "index", "spool", "term", "total")
+    __slots__ = ("checksum", "index", "sig", "signer", "spool", "term", "total")
 
     def __init__(self, msg: InstallSnapshot, spool: Spool | None = None) -> None:
         self.index: Index = msg.last_included_index
         self.term: Term = msg.last_included_term
         self.checksum = msg.checksum
         self.total = msg.total_bytes
+        self.signer = msg.signer
+        self.sig = msg.sig
         self.spool: Spool = spool if spool is not None else MemorySpool()
 
     def same_stream(self, msg: InstallSnapshot) -> bool:
@@ -253,6 +261,8 @@ class SnapshotReceive:
             and msg.last_included_term == self.term
             and msg.checksum == self.checksum
             and msg.total_bytes == self.total
+            and msg.signer == self.signer
+            and msg.sig == self.sig
         )
 
     def accept(self, msg: InstallSnapshot) -> ReceiveResult:
@@ -272,7 +282,14 @@ class SnapshotReceive:
         payload = self.spool.read()
         if len(payload) != self.total or checksum_of(payload) != self.checksum:
             return ReceiveResult(0, ok=False)
-        snap = decode_payload(payload, self.index, self.term, msg.last_included_hash)
+        snap = decode_payload(
+            payload,
+            self.index,
+            self.term,
+            msg.last_included_hash,
+            signer=self.signer,
+            sig=self.sig,
+        )
         if snap is None:
             return ReceiveResult(0, ok=False)
         return ReceiveResult(len(payload), snapshot=snap)

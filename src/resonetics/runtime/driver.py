@@ -32,7 +32,7 @@ import random
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
@@ -43,12 +43,18 @@ from resonetics.raft.config import RaftConfig
 from resonetics.raft.entry import Entry, EntryType, Signer
 from resonetics.raft.membership import Membership
 from resonetics.raft.membership_change import ConfigChange
-from resonetics.raft.messages import AppendEntries, Message
+from resonetics.raft.messages import AppendEntries, InstallSnapshot, Message
 from resonetics.raft.node import RaftNode
-from resonetics.raft.ready import HardState, Ready, Role
+from resonetics.raft.ready import HardState, Ready, Role, Snapshot
 from resonetics.raft.snapshot import MemorySpool, Spool
 from resonetics.raft.types import Index, NodeId, Term
 from resonetics.runtime.host import Host
+from resonetics.runtime.message_gate import (
+    MessageFilter,
+    Refusals,
+    SnapshotStateCheck,
+    check_snapshot_chunk,
+)
 from resonetics.runtime.outcome import OnDone, Outcome
 from resonetics.runtime.snapshots import SnapshotPolicy, Snapshots
 from resonetics.storage.api import NodeStorage
@@ -125,6 +131,9 @@ class DriverStats:
     messages_sent: int = 0
     #: Seconds spent in log writes and fsyncs (on whichever thread ran them).
     write_seconds: float = 0.0
+    #: Peer messages (and assembled snapshots) refused at the gate, by reason
+    #: (runtime/message_gate.py, security/entry_check.py).
+    refused: dict[str, int] = field(default_factory=dict)
 
 
 class NodeDriver:
@@ -140,7 +149,13 @@ class NodeDriver:
         snapshot_policy: SnapshotPolicy | None = None,
         snapshot_spool: Callable[[], Spool] = MemorySpool,
         signer: Signer | None = None,
+        message_filter: MessageFilter | None = None,
+        snapshot_signer: Callable[[Snapshot], Snapshot] | None = None,
     ) -> None:
+        """``message_filter`` checks every incoming peer message before it is stepped
+        (with a trust registry: ``security.entry_check.EntryGate``); ``snapshot_signer``
+        signs each snapshot this node takes. Snapshot streams are always checked
+        (``runtime.message_gate``)."""
         self.config = config
         self.storage = storage
         self.host = host
@@ -151,6 +166,11 @@ class NodeDriver:
         if recovered.snapshot is not None:
             self.machine.restore(recovered.snapshot.data)
             membership = recovered.snapshot.meta.membership
+        self._filter = message_filter
+        if message_filter is not None:
+            message_filter.remember(recovered.entries)
+        self._refusals = Refusals(config.node_id, self.stats.refused)
+        self._state_check = SnapshotStateCheck(self.machine)
         self.core = RaftNode(
             config,
             rng,
@@ -161,8 +181,11 @@ class NodeDriver:
             membership=membership,
             snapshot_spool=snapshot_spool,
             signer=signer,
+            snapshot_check=self._check_snapshot,
         )
-        self.snapshots = Snapshots(snapshot_policy or SnapshotPolicy(), recovered.anchor.index)
+        self.snapshots = Snapshots(
+            snapshot_policy or SnapshotPolicy(), recovered.anchor.index, snapshot_signer
+        )
         self.snapshots.start(self.core, recovered.snapshot)
         self._durable_hs = recovered.hard_state
         self._meta_commit = recovered.hard_state.commit
@@ -193,7 +216,26 @@ class NodeDriver:
         self.core.tick()
 
     def step(self, msg: Message) -> None:
+        """Step ``msg`` unless the gate refuses it (then it is dropped whole and counted)."""
+        reason = self._gate(msg)
+        if reason is not None:
+            self._refusals.note(reason, msg)
+            return
         self.core.step(msg)
+
+    def _gate(self, msg: Message) -> str | None:
+        if isinstance(msg, InstallSnapshot):
+            reason = check_snapshot_chunk(msg, self.snapshots.policy.bytes_max)
+            if reason is not None:
+                return reason
+        return self._filter.check(msg) if self._filter is not None else None
+
+    def _check_snapshot(self, snapshot: Snapshot) -> str | None:
+        """The core's last look at an assembled snapshot before it installs it."""
+        reason = self._state_check(snapshot)
+        if reason is not None:
+            self._refusals.note(reason, None)
+        return reason
 
     def submit(
         self,
@@ -439,6 +481,8 @@ class NodeDriver:
         self._late = []
         if rd.entries:
             self.snapshots.note_persisted(rd.entries)
+            if self._filter is not None:
+                self._filter.remember(rd.entries)
         self.stats.messages_sent += len(rd.messages)
         early, self._applied_early = self._applied_early, 0
         for entry in rd.committed_entries[early:]:

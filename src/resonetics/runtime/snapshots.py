@@ -58,10 +58,14 @@ class SnapshotPolicy:
     trailing_entries: int = limits.SNAPSHOT_TRAILING_ENTRIES
     chunk_bytes: int = limits.SNAPSHOT_CHUNK_BYTES
     chunks_inflight_max: int = limits.SNAPSHOT_CHUNKS_INFLIGHT_MAX
+    #: Declared size of an incoming snapshot stream above which it is refused (bytes).
+    bytes_max: int = limits.SNAPSHOT_BYTES_MAX
 
     def __post_init__(self) -> None:
         if min(self.entries, self.log_bytes, self.trailing_entries) < 0:
             raise ValueError("snapshot thresholds must be >= 0")
+        if self.bytes_max < 1:
+            raise ValueError("snapshot bytes_max must be >= 1")
         if self.chunk_bytes < 1 or self.chunks_inflight_max < 1:
             raise ValueError("snapshot chunks need >= 1 byte and a window >= 1")
 
@@ -77,8 +81,15 @@ class SnapshotStats:
 class Snapshots:
     """The driver's snapshot duties for one node (see the module docstring)."""
 
-    def __init__(self, policy: SnapshotPolicy, last_index: Index) -> None:
+    def __init__(
+        self,
+        policy: SnapshotPolicy,
+        last_index: Index,
+        signer: Callable[[Snapshot], Snapshot] | None = None,
+    ) -> None:
         self.policy = policy
+        #: Signs each snapshot this node takes (security/snapshot_signing.py); None: unsigned.
+        self._signer = signer
         self.stats = SnapshotStats(last_index=last_index)
         self._log_bytes = 0
 
@@ -109,7 +120,7 @@ class Snapshots:
         invariant(term is not None and hash_ is not None, f"no entry at applied {index}")
         assert term is not None and hash_ is not None
         meta = SnapshotMeta(index, term, hash_, core.membership_at(index))
-        snapshot = Snapshot(meta, machine.snapshot())
+        snapshot = self._signed(Snapshot(meta, machine.snapshot()))
         storage.save_snapshot(snapshot, index)
         self._hand_to_core(core, snapshot)
         core.compact(max(core.anchor.index, index - self.policy.trailing_entries))
@@ -143,12 +154,22 @@ class Snapshots:
                 data: bytes = done.value
                 break
             await asyncio.sleep(0)
-        snapshot = Snapshot(meta, data)
-        await run_blocking(storage.save_snapshot, snapshot, index)
+        # Signing hashes the whole payload: on the disk thread with the write.
+        signed: list[Snapshot] = []
+        await run_blocking(self._sign_and_save, Snapshot(meta, data), storage, signed)
+        snapshot = signed[0]
         self._hand_to_core(core, snapshot)
         core.compact(max(core.anchor.index, index - self.policy.trailing_entries))
         self._done(snapshot)
         self.stats.taken += 1
+
+    def _signed(self, snapshot: Snapshot) -> Snapshot:
+        return snapshot if self._signer is None else self._signer(snapshot)
+
+    def _sign_and_save(self, snapshot: Snapshot, storage: NodeStorage, out: list[Snapshot]) -> None:
+        signed = self._signed(snapshot)
+        storage.save_snapshot(signed, signed.meta.last_included_index)
+        out.append(signed)
 
     def install(self, snapshot: Snapshot, machine: ReplicatedKV, storage: NodeStorage) -> None:
         """A follower's ``Ready.snapshot``: state machine first, then storage."""

@@ -16,7 +16,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from resonetics.raft.entry import Entry, EntryType
+from resonetics.raft.ready import Snapshot
 from resonetics.security.signing import EntrySignature, SignatureCheck, TrustRegistry
+from resonetics.security.snapshot_signing import verify_snapshot
 
 _ANCHORS = (EntryType.GENESIS, EntryType.SNAP_DUMMY)
 
@@ -67,9 +69,29 @@ def audit_entries(
     return audit
 
 
+def audit_snapshot(
+    snapshot: Snapshot, registry: TrustRegistry, *, require_signed: bool = False
+) -> tuple[SignatureCheck, str | None]:
+    """The verdict on a node's ``snapshot.json`` signature, and the problem if it fails.
+
+    An unsigned snapshot fails only with ``require_signed`` (taken before signing was
+    switched on, or by a node without a signing setting), as unsigned entries do.
+    """
+    verdict = verify_snapshot(registry, snapshot)
+    meta = snapshot.meta
+    where = f"snapshot at index {meta.last_included_index}"
+    if verdict is SignatureCheck.BAD_SIGNATURE:
+        return verdict, f"{where}: signature by {meta.signer!r} does not verify"
+    if verdict is SignatureCheck.UNKNOWN_AUTHOR:
+        return verdict, f"{where}: signed by {meta.signer!r}, who is not in the registry"
+    if verdict is SignatureCheck.UNSIGNED and require_signed:
+        return verdict, f"{where}: unsigned"
+    return verdict, None
+
+
 def describe(audit: SignatureAudit) -> str:
     order = list(SignatureCheck)
     return ", ".join(f"{v.value.lower()}={audit.counts[v]}" for v in order if audit.counts[v])
 
 
-__all__ = ["SignatureAudit", "audit_entries", "describe", "signature_of"]
+__all__ = ["SignatureAudit", "audit_entries", "audit_snapshot", "describe", "signature_of"]

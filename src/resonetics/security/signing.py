@@ -25,10 +25,11 @@ What a signature proves: the holder of ``author``'s key vouched for this hash
 (and hence for the history up to it). It does not prove the entry was
 committed; the chain and a quorum of copies do that.
 
-This module is pure helpers (keys, registry, sign, verify); wiring it into
-the Raft core (signing in the leader's append path, carrying ``author``/``sig``
-in AppendEntries and on disk) belongs to the core's owners, see
-docs/threat-model.md §4.
+This module is pure helpers (keys, registry, sign, verify). The leader signs in
+its append path (``raft/node.py`` with a ``Signer``); a node given the registry
+(``--trust-registry``) checks every incoming entry before it is stepped
+(``security/entry_check.py``); snapshots are signed under their own domain
+(``security/snapshot_signing.py``).
 """
 
 from __future__ import annotations
@@ -200,17 +201,31 @@ class TrustRegistry:
         """Whether ``signature`` is ``signature.author``'s over ``entry_hash``."""
         if signature is None:
             return SignatureCheck.UNSIGNED
-        public = self._keys.get(signature.author)
+        return self.verify_message(signature.author, signature.sig, signed_message(entry_hash))
+
+    def key_text(self, node: str) -> str | None:
+        """``node``'s key as ``ed25519:<base64>``, or None when it is not registered."""
+        public = self._keys.get(node)
+        return None if public is None else public_key_text(public)
+
+    def knows(self, node: str) -> bool:
+        """Whether ``node`` has a key here (only registered nodes may author history)."""
+        return node in self._keys
+
+    def verify_message(self, author: str, sig_hex: str, message: bytes) -> SignatureCheck:
+        """Whether ``sig_hex`` is ``author``'s signature over ``message`` (already
+        domain-separated by the caller: entries and snapshots use different prefixes)."""
+        public = self._keys.get(author)
         if public is None:
             return SignatureCheck.UNKNOWN_AUTHOR
         try:
-            sig = bytes.fromhex(signature.sig)
+            sig = bytes.fromhex(sig_hex)
         except ValueError:
             return SignatureCheck.BAD_SIGNATURE
         if len(sig) != SIGNATURE_BYTES:
             return SignatureCheck.BAD_SIGNATURE
         try:
-            public.verify(sig, signed_message(entry_hash))
+            public.verify(sig, message)
         except InvalidSignature:
             return SignatureCheck.BAD_SIGNATURE
         return SignatureCheck.VALID

@@ -18,6 +18,8 @@ The TOML file describes the whole cluster, so one file serves every node::
     # rate_limit_rps = 5000        # client requests per second per connection (0: off)
     # rate_limit_burst = 10000
     # connections_per_ip_max = 512
+    # trust_registry = "registry.toml"  # node id -> Ed25519 key: sign, and check peers' entries
+    # snapshot_bytes_max = 1073741824   # refuse an incoming snapshot stream declared larger
 
     [nodes]   # each node: where peers reach it (Raft) and where clients do
     n1 = { peer = "127.0.0.1:7101", client = "127.0.0.1:7001" }
@@ -87,7 +89,13 @@ class ServerConfig:
     #: The node's Ed25519 entry-signing key; None: <node_dir>/node.key, made on first start.
     signing_key: Path | None = None
     #: Sign every entry this node creates as leader with its key (``verify --keys`` checks).
-    sign_entries: bool = False
+    #: None: not set (on when a trust registry is given, off otherwise).
+    sign_entries: bool | None = None
+    #: The trust registry (``[nodes] n1 = "ed25519:..."``): with it this node signs what it
+    #: creates and refuses entries and snapshots not signed by a registered node.
+    trust_registry: Path | None = None
+    #: An incoming snapshot stream declared larger than this is refused (bytes).
+    snapshot_bytes_max: int = limits.SNAPSHOT_BYTES_MAX
     extra: dict[str, Any] = field(default_factory=dict)
 
     def tls(self) -> TLSConfig | None:
@@ -180,6 +188,18 @@ class ServerConfig:
                 "not be authenticated: give --cluster-key FILE (made by `resonetics init`) or "
                 "TLS (--tls-ca/--tls-cert/--tls-key); --insecure accepts any peer on trust"
             )
+        if self.trust_registry is not None and self.sign_entries is False:
+            raise ConfigError(
+                "--no-sign-entries: a node with a trust registry refuses unsigned entries, "
+                "so it must sign its own (drop --no-sign-entries or --trust-registry)"
+            )
+        if self.snapshot_bytes_max < 1:
+            raise ConfigError(f"snapshot_bytes_max: must be >= 1, got {self.snapshot_bytes_max}")
+
+    @property
+    def signs_entries(self) -> bool:
+        """Whether this node signs the entries and snapshots it creates."""
+        return bool(self.sign_entries) or self.trust_registry is not None
 
 
 def is_loopback(host: str) -> bool:
@@ -261,8 +281,17 @@ _INT_KEYS = (
     "snapshot_bytes",
     "rate_limit_burst",
     "connections_per_ip_max",
+    "snapshot_bytes_max",
 )
-_PATH_KEYS = ("data_dir", "tls_ca", "tls_cert", "tls_key", "signing_key", "cluster_key")
+_PATH_KEYS = (
+    "data_dir",
+    "tls_ca",
+    "tls_cert",
+    "tls_key",
+    "signing_key",
+    "cluster_key",
+    "trust_registry",
+)
 
 
 def apply_overrides(config: ServerConfig, values: dict[str, Any], *, source: str) -> ServerConfig:

@@ -42,7 +42,6 @@ import msgspec
 
 from resonetics import limits
 from resonetics.errors import BadRequest, ClientError, ResoneticsError, TooLarge
-from resonetics.raft.entry import Signer
 from resonetics.raft.messages import MESSAGE_TYPES, Message
 from resonetics.raft.ready import Role
 from resonetics.runtime import peer_gate
@@ -55,13 +54,13 @@ from resonetics.security.ratelimit import ConnectionLimiter, TokenBucket
 from resonetics.security.signing import (
     load_or_create_node_key,
     public_key_text,
-    sign_entry_hash,
 )
 from resonetics.security.tls import client_context, server_context
 from resonetics.server import admin
 from resonetics.server.config import ServerConfig
 from resonetics.server.deadlines import Deadlines
 from resonetics.server.guard import HandlerGuard
+from resonetics.server.history_trust import history_trust
 from resonetics.server.outbox import Outbox
 from resonetics.server.peer_listener import PeerListener
 from resonetics.server.peers import PeerLink
@@ -122,17 +121,22 @@ class NodeServer:
         self.links: dict[str, PeerLink] = {}
         # Made on first start so an operator can build the trust registry from node folders.
         self.signing_key = load_or_create_node_key(config.node_dir, config.signing_key)
+        trust = history_trust(config, self.signing_key)
         self.driver = NodeDriver(
             config.raft_config(),
             FileNodeStorage(OsFileSystem(), str(config.node_dir)),
             _Host(self),
             random.Random(),
             snapshot_policy=SnapshotPolicy(
-                entries=config.snapshot_entries, log_bytes=config.snapshot_bytes
+                entries=config.snapshot_entries,
+                log_bytes=config.snapshot_bytes,
+                bytes_max=config.snapshot_bytes_max,
             ),
             # Chunks of a snapshot being received go to a scratch file, not memory.
             snapshot_spool=lambda: FileSpool(OsFileSystem(), str(config.node_dir / SPOOL_NAME)),
-            signer=self._entry_signer() if config.sign_entries else None,
+            signer=trust.signer,
+            message_filter=trust.message_filter,
+            snapshot_signer=trust.snapshot_signer,
         )
         #: node id -> CLIENT address, for NOT_LEADER hints (peer addresses live in links).
         self.driver.addresses = dict(config.clients)
@@ -185,14 +189,6 @@ class NodeServer:
         self.connections_refused = 0
         #: Unexpected handler exceptions: each closed its connection (``status``).
         self.handler_guard = HandlerGuard()
-
-    def _entry_signer(self) -> Signer:
-        node, key = self.config.node_id, self.signing_key
-
-        def sign(entry_hash: str) -> tuple[str, str]:
-            return node, sign_entry_hash(key, node, entry_hash).sig
-
-        return sign
 
     # --- lifecycle ---------------------------------------------------------------------
     async def serve_forever(self, *, install_signals: bool = True) -> None:

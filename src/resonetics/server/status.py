@@ -51,6 +51,8 @@ def node_status(server: NodeServer) -> dict[str, Any]:
             "entries_applied": stats.entries_applied,
             "messages_sent": stats.messages_sent,
             "write_seconds": round(stats.write_seconds, 3),
+            # Peer messages and snapshots refused at the gate, by reason.
+            "refused": dict(sorted(stats.refused.items())),
         },
         "handler_errors": server.handler_guard.errors,
     }

@@ -27,13 +27,17 @@ _SUM_HEAD = b',"checksum":"'
 _SUFFIX_BYTES = len(_SUM_HEAD) + 64 + 2
 
 
-class _SnapshotDoc(msgspec.Struct, forbid_unknown_fields=True):
+class _SnapshotDoc(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     format: int
     last_included_index: int
     last_included_term: int
     last_included_hash: str
     membership: Membership
     state: str
+    # The taker's signature (security/snapshot_signing.py); left out when unsigned, so
+    # an unsigned snapshot is written byte for byte as before signatures existed.
+    signer: str = ""
+    sig: str = ""
 
 
 def encode_snapshot(snapshot: Snapshot) -> bytes:
@@ -45,6 +49,8 @@ def encode_snapshot(snapshot: Snapshot) -> bytes:
         last_included_hash=meta.last_included_hash,
         membership=meta.membership,
         state=base64.b64encode(snapshot.data).decode("ascii"),
+        signer=meta.signer,
+        sig=meta.sig,
     )
     body = msgspec.json.encode(doc)
     digest = hashlib.sha256(body).hexdigest().encode("ascii")
@@ -73,6 +79,8 @@ def decode_snapshot(data: bytes, path: str) -> Snapshot:
         last_included_term=doc.last_included_term,
         last_included_hash=doc.last_included_hash,
         membership=doc.membership,
+        signer=doc.signer,
+        sig=doc.sig,
     )
     return Snapshot(meta=meta, data=state)
 
