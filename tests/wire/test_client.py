@@ -76,7 +76,7 @@ def test_valid_requests_come_out_with_defaults_filled(
 
 
 def test_op_categories_cover_the_table() -> None:
-    assert {"kv_set", "kv_delete", "kv_cas"} == WRITE_OPS
+    assert {"kv_set", "kv_delete", "kv_cas", "session_open"} == WRITE_OPS
     assert {"kv_get", "kv_scan"} == READ_OPS
     membership = {"member_list", "member_add", "member_add_learner", "member_promote"}
     assert {"status", "member_remove", "leader_transfer"} | membership == ADMIN_OPS

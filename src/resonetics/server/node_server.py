@@ -452,7 +452,15 @@ class NodeServer:
         if op == "status":
             responder(Outcome(codes.OK, node_status(self)))
         elif op in WRITE_OPS:
-            self.driver.submit(req.client_id, req.request_id, op, args, responder, size=size)
+            self.driver.submit(
+                req.client_id,
+                req.request_id,
+                op,
+                args,
+                responder,
+                size=size,
+                session=req.session_fields(),
+            )
         elif op in admin.MEMBERSHIP_OPS:
             admin.dispatch(self, op, args, responder)
         elif op in READ_OPS:
