@@ -241,10 +241,10 @@ def _check_session_fields(head: _Head) -> None:
         return
     if not all(present):
         missing = [n for n, p in zip(("session", "seq", "ack_below"), present, strict=True) if not p]
-        raise BadRequest(f"payload.{missing[0]}", "session, seq and ack_below go together")
+        raise BadRequest(missing[0], "session, seq and ack_below go together")
     assert head.seq is not None and head.ack_below is not None
     if head.ack_below > head.seq:
-        raise BadRequest("payload.ack_below", f"must be at most seq ({head.seq})")
+        raise BadRequest("ack_below", f"must be at most seq ({head.seq})")
 
 
 #: Re-encoding a JSON value can make it at most this many times longer than its
