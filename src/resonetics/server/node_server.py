@@ -81,7 +81,7 @@ IDLE_RESCHEDULE_S = 1.0
 #: How long shutdown waits for connection handlers, twice (after close, after abort), seconds.
 SHUTDOWN_GRACE_S = 0.5
 READ_OPS = frozenset({"kv_get", "kv_scan"})
-WRITE_OPS = frozenset({"kv_set", "kv_delete", "kv_cas"})
+WRITE_OPS = frozenset({"kv_set", "kv_delete", "kv_cas", "session_open"})
 
 
 class _Host:
