@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+import msgspec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -14,8 +15,6 @@ from resonetics.machine.kv import KeyValueStore
 from resonetics.machine.replicated import ApplyResult, ReplicatedKV
 from resonetics.machine.sessions import SessionTable, SessionTableData
 from resonetics.raft.entry import GENESIS, Entry, EntryType, make_entry
-
-import msgspec
 
 
 class Log:

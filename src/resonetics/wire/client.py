@@ -240,7 +240,9 @@ def _check_session_fields(head: _Head) -> None:
     if not any(present):
         return
     if not all(present):
-        missing = [n for n, p in zip(("session", "seq", "ack_below"), present, strict=True) if not p]
+        missing = [
+            n for n, p in zip(("session", "seq", "ack_below"), present, strict=True) if not p
+        ]
         raise BadRequest(missing[0], "session, seq and ack_below go together")
     assert head.seq is not None and head.ack_below is not None
     if head.ack_below > head.seq:
