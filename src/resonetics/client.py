@@ -12,6 +12,15 @@ at most once. Every call has an overall deadline; when it passes, a write that
 may have reached a node raises ``Timeout`` (indeterminate: it may still take
 effect), and a call that never reached one raises ``Unavailable``.
 
+Writes go through a sequenced session (Raft dissertation §6.3): the first
+write opens one (``session_open``), and every write carries ``session``, its
+``seq`` and ``ack_below`` — the lowest seq this client still awaits — so the
+cluster discards the results of calls that have returned (or given up) and
+refuses a request older than what the session holds with ``SESSION_EXPIRED``
+instead of applying it again. ``SessionExpired`` is never retried (the write
+may have been applied by an earlier attempt); the next write opens a new
+session.
+
 ``RATE_LIMITED`` answers are retried on the same node after a pause that
 doubles each time (with jitter), up to ``RATE_LIMIT_BACKOFF_MAX_S``.
 
@@ -45,10 +54,13 @@ from resonetics import errors, limits
 from resonetics.raft.entry import Receipt
 from resonetics.security.tls import TLSConfig, client_context, refusal_reason
 from resonetics.wire import codes
-from resonetics.wire.client import ClientResponse, decode_response
+from resonetics.wire.client import WRITE_OPS, ClientResponse, decode_response
 from resonetics.wire.envelope import decode_envelope, encode_envelope
 
 T = TypeVar("T")
+
+#: Writes that go through the client's sequenced session.
+_SEQUENCED_OPS = WRITE_OPS - {"session_open"}
 
 #: How long one attempt waits for its answer before retrying elsewhere, seconds.
 ATTEMPT_TIMEOUT_S = 2.0
@@ -193,6 +205,12 @@ class AsyncClient:
         self._ssl = client_context(tls) if tls is not None else None
         self._rate_limited_streak = 0
         self._last_dialled = ""
+        #: The sequenced session writes use (opened by the first write), its next seq,
+        #: and the seqs whose calls have not returned yet.
+        self._session: int | None = None
+        self._seqs = itertools.count(1)
+        self._outstanding: set[int] = set()
+        self._session_lock = asyncio.Lock()
 
     @property
     def leader(self) -> str | None:
@@ -337,9 +355,28 @@ class AsyncClient:
 
     async def call(self, op: str, args: dict[str, Any], *, any_node: bool = False) -> Any:
         """Send one op, following leader hints and retrying until the deadline."""
+        if op not in _SEQUENCED_OPS:
+            return await self._call(self._payload(op, args), any_node=any_node)
+        session = await self._open_session()
+        seq = next(self._seqs)
+        self._outstanding.add(seq)
+        try:
+            payload = {**self._payload(op, args), "session": session, "seq": seq}
+            return await self._call(payload)
+        finally:
+            self._outstanding.discard(seq)
+
+    async def _open_session(self) -> int:
+        async with self._session_lock:
+            if self._session is None:
+                result = await self._call(self._payload("session_open", {}))
+                self._session = int(result["session"])
+            return self._session
+
+    async def _call(self, payload: dict[str, Any], *, any_node: bool = False) -> Any:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout
-        payload = self._payload(op, args)
+        op = payload["op"]
         maybe_applied = False
         last_problem = "no node answered"
         silent_closes = 0
@@ -347,6 +384,8 @@ class AsyncClient:
             remaining = deadline - loop.time()
             try:
                 conn = await self._connection(min(remaining, ATTEMPT_TIMEOUT_S))
+                if "seq" in payload:  # every attempt acknowledges what has returned since
+                    payload["ack_below"] = min(self._outstanding)
                 future = conn.send(payload)
                 maybe_applied = True
                 response = await asyncio.wait_for(future, min(remaining, ATTEMPT_TIMEOUT_S))
@@ -360,6 +399,8 @@ class AsyncClient:
             if response.code == codes.OK or any_node:
                 return self._check(response)
             last_problem = f"{response.code}: {response.message or ''}"
+            if response.code == codes.SESSION_EXPIRED and self._session == payload.get("session"):
+                self._session = None  # the next write opens a new session
             await self._on_retryable(response, deadline)
         if maybe_applied:
             raise errors.Timeout(
@@ -471,6 +512,7 @@ def _error_for(response: ClientResponse) -> errors.ClientError:
         codes.TIMEOUT: errors.Timeout,
         codes.UNAVAILABLE: errors.Unavailable,
         codes.RATE_LIMITED: errors.RateLimited,
+        codes.SESSION_EXPIRED: errors.SessionExpired,
     }
     return table.get(response.code, errors.ClientError)(message)
 

@@ -118,6 +118,17 @@ class RateLimited(ClientError):
     code = "RATE_LIMITED"
 
 
+class SessionExpired(ClientError):
+    """The request's session no longer holds it: refused, and applied nowhere now.
+
+    Its result was discarded (acknowledged or evicted), or the session expired, was
+    evicted or replaced. Never retried: if it was a retry, an earlier attempt may
+    have been applied. The client opens a new session for its next request.
+    """
+
+    code = "SESSION_EXPIRED"
+
+
 # --- Checking --------------------------------------------------------------------
 class HistoryError(ResoneticsError):
     """A client history cannot be read as one; names the source and line when known."""

@@ -32,6 +32,18 @@ SESSION_RESULTS_PER_CLIENT_MAX = 1024
 SESSION_CLIENTS_MAX = 100_000
 #: A session unused for this long, in leader-stamped log time, expires (milliseconds).
 SESSION_EXPIRY_MS = 24 * 3600 * 1000
+#: Accounted bytes of remembered results per client (encoded JSON plus overhead); the
+#: oldest results are evicted beyond it.
+SESSION_BYTES_PER_CLIENT_MAX = 4 << 20
+#: Accounted bytes of the whole session table; least recently used clients go beyond it.
+#: The table's encoded size is at most this plus one result (and in any case at most
+#: SESSION_CLIENTS_MAX x (SESSION_OVERHEAD_BYTES + SESSION_BYTES_PER_CLIENT_MAX)).
+SESSION_TABLE_BYTES_MAX = 256 << 20
+#: Bytes accounted per remembered result on top of its encoded JSON and key (digest,
+#: framing in the snapshot).
+SESSION_RESULT_OVERHEAD_BYTES = 64
+#: Bytes accounted per session on top of its results (client id, marks, framing).
+SESSION_OVERHEAD_BYTES = 256
 
 # --- Snapshots -------------------------------------------------------------------
 #: Bytes of snapshot per InstallSnapshot chunk (before base64).

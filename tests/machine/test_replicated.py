@@ -130,7 +130,7 @@ def test_sessions_expire_by_log_time_during_apply() -> None:
 def test_restore_refuses_garbage() -> None:
     with pytest.raises(StorageCorruption):
         ReplicatedKV().restore(b"\x00garbage")
-    good = ReplicatedKV().snapshot().replace(b'"format":1', b'"format":2')
+    good = ReplicatedKV().snapshot().replace(b'"format":2', b'"format":99')
     with pytest.raises(StorageCorruption, match="format"):
         ReplicatedKV().restore(good)
 
@@ -264,7 +264,9 @@ def test_a_batch_and_the_same_commands_one_per_entry_reach_the_same_state() -> N
         assert a.read("kv_get", {"k": key}) == b.read("kv_get", {"k": key})
 
     def requests(kv: ReplicatedKV) -> list[tuple[str, list[str]]]:
-        return [(c.client_id, [rid for rid, _ in c.results]) for c in kv.sessions.to_data().clients]
+        return [
+            (c.client_id, [item[0] for item in c.results]) for c in kv.sessions.to_data().clients
+        ]
 
     assert requests(a) == requests(b)  # the same requests remembered (receipts differ)
 

@@ -76,7 +76,7 @@ def test_reads_served_without_read_index(monkeypatch: pytest.MonkeyPatch) -> Non
         on_done(self.read_stale(op, args))
 
     monkeypatch.setattr(NodeDriver, "read", stale)
-    result = run_seed(13, SimOptions(faults=parse_faults("partition,delay")))
+    result = run_seed(0, SimOptions(faults=parse_faults("partition,delay")))
     assert result.verdict == "violation"
     assert result.failure is not None and "not linearizable" in result.failure
 

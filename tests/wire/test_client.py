@@ -76,7 +76,7 @@ def test_valid_requests_come_out_with_defaults_filled(
 
 
 def test_op_categories_cover_the_table() -> None:
-    assert {"kv_set", "kv_delete", "kv_cas"} == WRITE_OPS
+    assert {"kv_set", "kv_delete", "kv_cas", "session_open"} == WRITE_OPS
     assert {"kv_get", "kv_scan"} == READ_OPS
     membership = {"member_list", "member_add", "member_add_learner", "member_promote"}
     assert {"status", "member_remove", "leader_transfer"} | membership == ADMIN_OPS
@@ -252,3 +252,31 @@ def test_member_add_request_validates() -> None:
     payload["args"] = {"node": "n4", "address": "127.0.0.1:7004"}  # type: ignore[assignment]
     req = validate_request(decode_envelope(encode_envelope("ClientRequest", payload, 0)))
     assert req.args == {"node": "n4", "address": "127.0.0.1:7004", "client_address": None}
+
+
+def test_session_fields_are_optional_and_carried_when_given() -> None:
+    legacy = validate(request("kv_set", {"k": "a", "v": 1}))
+    assert legacy.session_fields() is None
+    args = {"k": "a", "v": 1}
+    sequenced = validate(request("kv_set", args, session=3, seq=9, ack_below=7))
+    assert sequenced.session_fields() == {"session": 3, "seq": 9, "ack_below": 7}
+    assert validate(request("session_open", {})).op == "session_open"
+
+
+@pytest.mark.parametrize(
+    ("head", "field"),
+    [
+        ({"session": 3, "seq": 9}, "ack_below"),
+        ({"seq": 9, "ack_below": 1}, "session"),
+        ({"session": 3, "seq": 2, "ack_below": 3}, "ack_below"),
+        ({"session": 0, "seq": 2, "ack_below": 1}, "session"),
+        ({"session": 1, "seq": "2", "ack_below": 1}, "seq"),
+        ({"session": 1, "seq": 2**60, "ack_below": 1}, "seq"),
+    ],
+)
+def test_session_fields_go_together_and_ack_below_is_at_most_seq(
+    head: dict[str, Any], field: str
+) -> None:
+    with pytest.raises(BadRequest) as caught:
+        validate(request("kv_set", {"k": "a", "v": 1}, **head))
+    assert caught.value.field == field

@@ -11,7 +11,13 @@ order, on every replica (``Ready.committed_entries``, DESIGN §2):
   nothing is re-applied (dissertation §6.3); otherwise the wrapped
   ``StateMachine`` applies ``{"op", "args"}`` and the result is remembered.
   The result of a write carries a ``receipt`` — ``{"index", "term", "hash"}``
-  of its entry — that a client can check against any node's log.
+  of its entry — that a client can check against any node's log. Commands of
+  a sequenced session also carry ``session``, ``seq`` and ``ack_below``; the
+  acknowledgement is applied here, in log order, so every replica discards the
+  same results at the same index. A retry with another payload is refused
+  (``BAD_REQUEST``), a request its session no longer holds is refused
+  (``SESSION_EXPIRED``): both with ``ApplyResult.code``, nothing applied.
+  ``session_open`` opens a session and touches nothing else (see ``sessions``).
 * ``CLIENT_BATCH`` entries carry a list of such commands, applied in order as
   if each were an entry of its own at this index (a leader under load proposes
   the commands that arrived together as one entry); their receipts all name
@@ -36,14 +42,16 @@ from typing import Any, Final
 
 import msgspec
 
-from resonetics.errors import BadRequest, StorageCorruption, invariant
+from resonetics.errors import BadRequest, SessionExpired, StorageCorruption, invariant
 from resonetics.machine.base import StateMachine
 from resonetics.machine.kv import KeyValueStore
-from resonetics.machine.sessions import SessionTable, SessionTableData
+from resonetics.machine.sessions import SessionTable, SessionTableData, Verdict, request_digest
 from resonetics.raft.entry import GENESIS, Entry, EntryType, Receipt
 from resonetics.raft.types import Index, Term
 
-_SNAPSHOT_FORMAT: Final = 1
+#: 2: sessions carry digests, session ids and ack marks; format 1 still restores.
+_SNAPSHOT_FORMAT: Final = 2
+_SNAPSHOT_FORMATS_READ: Final = frozenset({1, 2})
 _ANCHORS: Final = frozenset({EntryType.GENESIS, EntryType.SNAP_DUMMY})
 
 
@@ -63,6 +71,10 @@ class ApplyResult(msgspec.Struct, frozen=True):
     request_id: str | None = None
     #: For a CLIENT_BATCH entry: the result of each of its commands, in order.
     parts: tuple[ApplyResult, ...] = ()
+    #: A wire code: ``OK``, or the refusal (``BAD_REQUEST``, ``SESSION_EXPIRED``) of a
+    #: command that was not applied; ``message`` says why.
+    code: str = "OK"
+    message: str = ""
 
 
 class _Command(msgspec.Struct, frozen=True, kw_only=True):
@@ -73,6 +85,20 @@ class _Command(msgspec.Struct, frozen=True, kw_only=True):
     op: str
     args: dict[str, Any]
     ts: int
+    #: Sequenced sessions only (absent for legacy requests).
+    session: int | None = None
+    seq: int | None = None
+    ack_below: int | None = None
+
+    def sequence(self) -> dict[str, int] | None:
+        """``{"session", "seq"}`` of a sequenced command, else None."""
+        if self.session is None or self.seq is None:
+            return None
+        return {"session": self.session, "seq": self.seq}
+
+
+#: The op that opens a sequenced session (it reaches no wrapped machine).
+SESSION_OPEN: Final = "session_open"
 
 
 class _Snapshot(msgspec.Struct, frozen=True, kw_only=True):
@@ -134,16 +160,40 @@ class ReplicatedKV:
             # answers it the same way rather than crash on a committed entry.
             bad = {"ok": False, "code": BadRequest.code, "message": f"bad command: {exc}"}
             return ApplyResult(entry.index, entry.term, entry.type, bad)
-        self.sessions.advance(cmd.ts)
-        found, earlier = self.sessions.lookup(cmd.client_id, cmd.request_id)
-        if found:
-            self.sessions.touch(cmd.client_id)
-            return self._result(entry, cmd, earlier, dedup=True)
+        sessions = self.sessions
+        sessions.advance(cmd.ts)
+        if cmd.op == SESSION_OPEN:
+            opened = {"ok": True, "session": sessions.open(cmd.client_id)}
+            return self._result(entry, cmd, opened, dedup=False)
+        sequence = cmd.sequence()
+        if sequence is not None and cmd.ack_below is not None:
+            sessions.acknowledge(cmd.client_id, sequence["session"], cmd.ack_below)
+        digest = request_digest(cmd.request_id, cmd.op, cmd.args)
+        verdict = sessions.check(cmd.client_id, cmd.request_id, digest, sequence)
+        if verdict is not None:
+            return self._refused(entry, cmd, verdict)
         result = self.machine.apply(entry.index, {"op": cmd.op, "args": cmd.args})
         if cmd.op not in self.machine.read_ops and isinstance(result, dict):
             result = {**result, "receipt": receipt}
-        self.sessions.record(cmd.client_id, cmd.request_id, result)
+        seq = None if sequence is None else sequence["seq"]
+        sessions.record(cmd.client_id, cmd.request_id, result, digest=digest, seq=seq)
         return self._result(entry, cmd, result, dedup=False)
+
+    def _refused(self, entry: Entry, cmd: _Command, verdict: Verdict) -> ApplyResult:
+        if verdict.code == "OK":
+            self.sessions.touch(cmd.client_id)
+            return self._result(entry, cmd, verdict.result, dedup=True)
+        return ApplyResult(
+            entry.index,
+            entry.term,
+            entry.type,
+            verdict.result,
+            False,
+            cmd.client_id,
+            cmd.request_id,
+            code=verdict.code,
+            message=verdict.message,
+        )
 
     @staticmethod
     def _result(entry: Entry, cmd: _Command, result: Any, *, dedup: bool) -> ApplyResult:
@@ -153,8 +203,27 @@ class ReplicatedKV:
 
     # --- reads (never change state) ------------------------------------------------------
     def session_result(self, client_id: str, request_id: str) -> Any | None:
-        """The remembered result of an applied request, else None (no side effects)."""
+        """The remembered result of an applied legacy request, else None (no side effects)."""
         return self.sessions.lookup(client_id, request_id)[1]
+
+    def precheck(self, command: Mapping[str, Any]) -> Verdict | None:
+        """Before proposing ``command`` (the data a CLIENT_CMD would carry): a dedup hit or
+        a reused request id, from this node's applied state; else None (propose it).
+
+        ``SESSION_EXPIRED`` is never answered here: this node may not yet have applied
+        the client's ``session_open`` (a new leader catching up); the log decides.
+        """
+        if command.get("op") == SESSION_OPEN:
+            return None
+        try:
+            cmd = msgspec.convert({"ts": 0, **command}, type=_Command)
+        except msgspec.ValidationError:
+            return None  # the apply answers it
+        digest = request_digest(cmd.request_id, cmd.op, cmd.args)
+        verdict = self.sessions.check(cmd.client_id, cmd.request_id, digest, cmd.sequence())
+        if verdict is None or verdict.code == SessionExpired.code:
+            return None
+        return verdict
 
     def read(self, op: str, args: Mapping[str, Any]) -> Any:
         """Serve a read op from applied state (after ReadIndex, or explicitly stale)."""
@@ -201,7 +270,7 @@ class ReplicatedKV:
             snap = _SNAPSHOT_DECODER.decode(data)
         except (msgspec.DecodeError, UnicodeDecodeError) as exc:
             raise StorageCorruption("snapshot", f"replicated state unreadable: {exc}") from None
-        if snap.format != _SNAPSHOT_FORMAT:
+        if snap.format not in _SNAPSHOT_FORMATS_READ:
             raise StorageCorruption("snapshot", f"unknown replicated-state format {snap.format}")
         self.machine.restore(snap.machine)
         self.sessions.load_data(snap.sessions)
@@ -215,4 +284,4 @@ def receipt_of(entry: Entry) -> dict[str, Any]:
     return Receipt.of(entry).to_data()
 
 
-__all__ = ["ApplyResult", "ReplicatedKV", "receipt_of"]
+__all__ = ["SESSION_OPEN", "ApplyResult", "ReplicatedKV", "receipt_of"]

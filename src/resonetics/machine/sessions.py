@@ -1,57 +1,113 @@
-"""Exactly-once client sessions (Raft dissertation §6.3).
+"""Exactly-once client sessions with honest bounds (Raft dissertation §6.3).
 
 Theory of operation
 -------------------
 A client may retry a request whose outcome it never heard (a TIMEOUT, a lost
-connection, a new leader). Each client command therefore carries
-``(client_id, request_id)``, and the replicated state remembers, per client,
-the result of every recent request: a retry that reaches the log again is
-answered with the *original* result and not re-applied.
+connection, a new leader). The replicated state therefore remembers, per
+client, the result of recent requests: a retry that reaches the log again is
+answered with the *original* result and not re-applied. Memory is finite, so
+results must be dropped some day; what matters is what happens to a retry
+that arrives after its result was dropped. There are two kinds of session.
 
-The table is part of the replicated state, so everything about it must be
-deterministic. It is bounded in two ways and expires by *log* time:
+**Sequenced sessions** (the dissertation's design; the client library uses
+them). A client first commits ``session_open``, which creates a session with
+an id unique for the life of the cluster (a counter in the replicated state)
+and replaces any earlier session of that ``client_id``. Every write then
+carries ``session``, an increasing ``seq`` and ``ack_below``: "I no longer
+await any of my requests below this seq". Per session the table keeps:
 
-* per client, at most ``results_per_client_max`` results (oldest evicted):
-  a client must not have more requests than that outstanding at once;
-* at most ``clients_max`` clients (least recently used evicted);
-* a session idle for more than ``expiry_ms`` of log time is dropped. Log time
-  is the largest ``ts`` the leaders stamped on client entries so far (a
-  maximum, so a new leader whose clock is behind cannot move it backwards);
-  no replica ever reads its own clock.
+* ``acked_below``, a high-water mark: every seq below it is settled. It rises
+  with the client's acknowledgements and when a result is evicted for the
+  per-client bounds (the smallest seq goes first; the mark passes it);
+* the results of seqs at or above the mark, each with a digest of its request.
 
-Because sessions are touched in log-time order, their ``last_ms`` values are
-non-decreasing in LRU order, so expiry only ever looks at the front.
+A request is **new** only if its session is the client's current session and
+``seq >= acked_below`` and its seq has no result. A seq below the mark, a
+session that is not the current one (expired, evicted, or replaced by a newer
+``session_open``) and an unknown client are refused with ``SESSION_EXPIRED``
+and applied nowhere. Because session ids are never reused and the mark never
+falls, the guarantee holds with no exception: **a sequenced request is applied
+at most once, ever**. The price is liveness: a client whose session was
+evicted gets ``SESSION_EXPIRED`` and must open a new session. ``session_open``
+itself changes nothing but the table, so applying a retried open twice only
+makes a fresh session the client will use (or refuse from).
 
-A retry that arrives after its result was evicted or its session expired is
-applied again; the bounds are chosen so that this takes a client that broke
-the rules above or was gone for a day.
+**Legacy requests** (no ``session`` field: older clients) are keyed by
+``request_id`` in a session of id 0, as before: a retry whose result was
+evicted (more than ``results_per_client_max`` newer requests, LRU eviction of
+the client, expiry) is applied again. They keep being served for backward
+compatibility; the guarantee above is for sequenced sessions only. A legacy
+request for a client that holds a sequenced session is ``SESSION_EXPIRED``.
+
+In both kinds a dedup hit compares the stored digest (BLAKE2b of the canonical
+``[request_id, op, args]``) with the retry's: a request id reused with another
+payload is refused (``BAD_REQUEST``), never answered with the other result.
+
+Bounds (all deterministic; see ``limits.py``): results per client, encoded
+result bytes per client, clients, encoded bytes of the whole table (least
+recently used clients go first), and expiry after ``expiry_ms`` of *log* time
+idle. Log time is the largest ``ts`` the leaders stamped on client entries so
+far (a maximum, so a new leader whose clock is behind cannot move it
+backwards); no replica reads its own clock. Sessions are touched in log-time
+order, so ``last_ms`` is non-decreasing in LRU order and expiry only looks at
+the front.
+
+Byte accounting counts each result as its compact JSON encoding plus
+``SESSION_RESULT_OVERHEAD_BYTES`` and each session as
+``SESSION_OVERHEAD_BYTES`` (roughly its snapshot size; Python's in-memory
+objects take a small constant factor more).
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 import msgspec
 
 from resonetics import limits
-from resonetics.errors import invariant
+from resonetics.errors import BadRequest, SessionExpired, invariant
+
+#: Session id of legacy (unsequenced) sessions: requests keyed by request_id.
+LEGACY: Final = 0
+_ENCODER: Final = msgspec.json.Encoder(order="sorted")
+
+Key = str | int
+
+
+@dataclass(slots=True)
+class _Result:
+    digest: str
+    result: Any
+    bytes: int
 
 
 @dataclass(slots=True)
 class _Session:
     last_ms: int
-    #: request_id -> result, oldest first.
-    results: OrderedDict[str, Any] = field(default_factory=OrderedDict)
+    #: LEGACY, or the id ``open`` gave this session.
+    session: int = LEGACY
+    #: Sequenced sessions: every seq below this is settled (acknowledged or evicted).
+    acked_below: int = 1
+    #: key (request_id for legacy, seq for sequenced) -> result, oldest first.
+    results: OrderedDict[Key, _Result] = field(default_factory=OrderedDict)
+    #: Accounted bytes of ``results``.
+    bytes: int = 0
 
 
 class SessionData(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
-    """One session in a snapshot: ``[client_id, last_ms, [[request_id, result], ...]]``."""
+    """One session in a snapshot: ``[client_id, last_ms, [[key, digest, result], ...],
+    session, acked_below]``. Results of format-1 snapshots are ``[request_id, result]``
+    (no digest: a dedup hit on them is not compared)."""
 
     client_id: str
     last_ms: int
-    results: list[tuple[str, Any]]
+    results: list[list[Any]]
+    session: int = LEGACY
+    acked_below: int = 1
 
 
 class SessionTableData(msgspec.Struct, frozen=True, kw_only=True):
@@ -59,13 +115,29 @@ class SessionTableData(msgspec.Struct, frozen=True, kw_only=True):
 
     now_ms: int
     clients: list[SessionData]
+    #: The id the next ``session_open`` gets.
+    next_session: int = 1
 
 
-_NOT_FOUND: Final = object()
+class Verdict(msgspec.Struct, frozen=True):
+    """What to answer instead of applying: a dedup hit (``OK``) or a refusal."""
+
+    code: str
+    result: Any = None
+    message: str = ""
+
+
+def request_digest(request_id: str, op: str, args: Any) -> str:
+    """What a retry must repeat exactly: BLAKE2b-128 of canonical ``[request_id, op, args]``."""
+    return hashlib.blake2b(_ENCODER.encode([request_id, op, args]), digest_size=16).hexdigest()
+
+
+def _result_bytes(key: Key, result: Any) -> int:
+    return len(_ENCODER.encode(result)) + len(str(key)) + limits.SESSION_RESULT_OVERHEAD_BYTES
 
 
 class SessionTable:
-    """client_id -> {request_id -> result}, bounded, expired by log time."""
+    """client_id -> session (results, ack mark), bounded, expired by log time."""
 
     def __init__(
         self,
@@ -73,13 +145,20 @@ class SessionTable:
         results_per_client_max: int = limits.SESSION_RESULTS_PER_CLIENT_MAX,
         clients_max: int = limits.SESSION_CLIENTS_MAX,
         expiry_ms: int = limits.SESSION_EXPIRY_MS,
+        bytes_per_client_max: int = limits.SESSION_BYTES_PER_CLIENT_MAX,
+        table_bytes_max: int = limits.SESSION_TABLE_BYTES_MAX,
     ) -> None:
         self.results_per_client_max = results_per_client_max
         self.clients_max = clients_max
         self.expiry_ms = expiry_ms
+        self.bytes_per_client_max = bytes_per_client_max
+        self.table_bytes_max = table_bytes_max
         # Invariant: last_ms is non-decreasing along this order, and <= self._now_ms.
         self._clients: OrderedDict[str, _Session] = OrderedDict()
         self._now_ms = 0
+        self._next_session = 1
+        #: Accounted bytes of every session (results and per-session overhead).
+        self._bytes = 0
 
     def __len__(self) -> int:
         return len(self._clients)
@@ -89,21 +168,64 @@ class SessionTable:
         """Log time: the largest entry timestamp applied so far."""
         return self._now_ms
 
+    @property
+    def bytes(self) -> int:
+        """Accounted size of the table, bytes (bounded by ``table_bytes_max``)."""
+        return self._bytes
+
     def clients(self) -> list[str]:
         """Client ids, least recently used first."""
         return list(self._clients)
 
+    # --- pure reads ------------------------------------------------------------------------
     def lookup(self, client_id: str, request_id: str) -> tuple[bool, Any]:
-        """(found, result) — a pure read: it never changes LRU order (leaders call it
-        before proposing, outside the log, where a change would diverge replicas)."""
+        """(found, result) of a legacy request — a pure read: it never changes LRU order
+        (leaders call it before proposing, outside the log, where a change would diverge
+        replicas)."""
         session = self._clients.get(client_id)
-        if session is None:
+        if session is None or session.session != LEGACY:
             return False, None
-        result = session.results.get(request_id, _NOT_FOUND)
-        if result is _NOT_FOUND:
-            return False, None
-        return True, result
+        stored = session.results.get(request_id)
+        return (False, None) if stored is None else (True, stored.result)
 
+    def check(
+        self, client_id: str, request_id: str, digest: str, seq: Mapping[str, int] | None
+    ) -> Verdict | None:
+        """None if the request is new (apply it), else what to answer. Pure read.
+
+        ``seq`` is ``{"session", "seq", ...}`` for a sequenced request, None for legacy.
+        Called before proposing (where only dedup hits and mismatches are trusted: a
+        lagging node may not know a session yet) and at apply (authoritative).
+        """
+        session = self._clients.get(client_id)
+        if seq is None:
+            if session is not None and session.session != LEGACY:
+                return _expired(f"client {client_id!r} has a sequenced session; send its fields")
+            return self._dedup(session, request_id, digest)
+        if session is None or session.session != seq["session"]:
+            return _expired(
+                f"session {seq['session']} of client {client_id!r} is not open "
+                "(expired, evicted or replaced): open a new session"
+            )
+        verdict = self._dedup(session, seq["seq"], digest)
+        if verdict is None and seq["seq"] < session.acked_below:
+            return _expired(
+                f"seq {seq['seq']} is below the session's window (acked_below "
+                f"{session.acked_below}): its result was discarded"
+            )
+        return verdict
+
+    @staticmethod
+    def _dedup(session: _Session | None, key: Key, digest: str) -> Verdict | None:
+        stored = None if session is None else session.results.get(key)
+        if stored is None:
+            return None
+        if stored.digest and stored.digest != digest:
+            reason = f"{key!r} was already used for another request (op or args differ)"
+            return Verdict(BadRequest.code, {"field": "request_id", "reason": reason}, reason)
+        return Verdict("OK", stored.result)
+
+    # --- changes (during apply only) -------------------------------------------------------
     def advance(self, ts_ms: int) -> list[str]:
         """Move log time to ``max(now, ts_ms)`` and drop expired sessions; returns them."""
         self._now_ms = max(self._now_ms, ts_ms)
@@ -112,46 +234,134 @@ class SessionTable:
             client_id, session = next(iter(self._clients.items()))
             if self._now_ms - session.last_ms <= self.expiry_ms:
                 break
-            del self._clients[client_id]
+            self._drop(client_id)
             expired.append(client_id)
         return expired
 
     def touch(self, client_id: str) -> None:
-        """Mark the client as used now (during apply only)."""
+        """Mark the client as used now."""
         session = self._clients.get(client_id)
         if session is not None:
             session.last_ms = self._now_ms
             self._clients.move_to_end(client_id)
 
-    def record(self, client_id: str, request_id: str, result: Any) -> None:
-        """Remember ``result`` for a request applied now, evicting beyond the bounds."""
+    def open(self, client_id: str) -> int:
+        """Start a new sequenced session for ``client_id`` (replacing any); its id."""
+        sid = self._next_session
+        self._next_session += 1
+        if client_id in self._clients:
+            self._drop(client_id)
+        self._clients[client_id] = _Session(self._now_ms, session=sid)
+        self._bytes += limits.SESSION_OVERHEAD_BYTES
+        self._evict_clients()
+        return sid
+
+    def acknowledge(self, client_id: str, session_id: int, ack_below: int) -> None:
+        """The client no longer awaits seqs below ``ack_below``: discard their results."""
+        session = self._clients.get(client_id)
+        if session is None or session.session != session_id or ack_below <= session.acked_below:
+            return
+        session.acked_below = ack_below
+        for key in [k for k in session.results if isinstance(k, int) and k < ack_below]:
+            self._forget(session, key)
+
+    def record(
+        self,
+        client_id: str,
+        request_id: str,
+        result: Any,
+        *,
+        digest: str = "",
+        seq: int | None = None,
+    ) -> None:
+        """Remember ``result`` of a request applied now (``seq`` for a sequenced session),
+        evicting beyond the bounds. ``digest`` "" is never compared (tests, format 1)."""
         session = self._clients.get(client_id)
         if session is None:
+            invariant(seq is None, "sequenced request of %r recorded without a session", client_id)
             session = self._clients[client_id] = _Session(self._now_ms)
-        invariant(request_id not in session.results, "request %r applied twice", request_id)
-        session.results[request_id] = result
+            self._bytes += limits.SESSION_OVERHEAD_BYTES
+        key: Key = request_id if seq is None else seq
+        invariant(key not in session.results, "request %r applied twice", key)
+        size = _result_bytes(key, result)
+        session.results[key] = _Result(digest, result, size)
+        session.bytes += size
+        self._bytes += size
         self.touch(client_id)
-        while len(session.results) > self.results_per_client_max:
-            session.results.popitem(last=False)
-        while len(self._clients) > self.clients_max:
-            self._clients.popitem(last=False)
+        while session.results and (
+            len(session.results) > self.results_per_client_max
+            or session.bytes > self.bytes_per_client_max
+        ):
+            self._evict_one(session)
+        self._evict_clients()
+
+    def _evict_one(self, session: _Session) -> None:
+        if session.session == LEGACY:
+            self._forget(session, next(iter(session.results)))
+            return
+        # The smallest seq goes, and the mark passes it: never applied again.
+        smallest = min(k for k in session.results if isinstance(k, int))
+        self._forget(session, smallest)
+        session.acked_below = max(session.acked_below, smallest + 1)
+
+    def _forget(self, session: _Session, key: Key) -> None:
+        stored = session.results.pop(key)
+        session.bytes -= stored.bytes
+        self._bytes -= stored.bytes
+
+    def _evict_clients(self) -> None:
+        while self._clients and (
+            len(self._clients) > self.clients_max or self._bytes > self.table_bytes_max
+        ):
+            self._drop(next(iter(self._clients)))
+
+    def _drop(self, client_id: str) -> None:
+        session = self._clients.pop(client_id)
+        self._bytes -= session.bytes + limits.SESSION_OVERHEAD_BYTES
 
     # --- snapshot ------------------------------------------------------------------------
     def to_data(self) -> SessionTableData:
         return SessionTableData(
             now_ms=self._now_ms,
+            next_session=self._next_session,
             clients=[
-                SessionData(client_id=cid, last_ms=s.last_ms, results=list(s.results.items()))
+                SessionData(
+                    client_id=cid,
+                    last_ms=s.last_ms,
+                    results=[[k, r.digest, r.result] for k, r in s.results.items()],
+                    session=s.session,
+                    acked_below=s.acked_below,
+                )
                 for cid, s in self._clients.items()
             ],
         )
 
     def load_data(self, data: SessionTableData) -> None:
-        """Replace the table with ``data`` (as produced by ``to_data``)."""
+        """Replace the table with ``data`` (as produced by ``to_data``, or format 1)."""
         self._now_ms = data.now_ms
-        self._clients = OrderedDict(
-            (s.client_id, _Session(s.last_ms, OrderedDict(s.results))) for s in data.clients
-        )
+        self._next_session = data.next_session
+        self._clients = OrderedDict()
+        self._bytes = 0
+        for s in data.clients:
+            session = _Session(s.last_ms, session=s.session, acked_below=s.acked_below)
+            for item in s.results:
+                key, digest, result = (item[0], "", item[1]) if len(item) == 2 else item
+                size = _result_bytes(key, result)
+                session.results[key] = _Result(digest, result, size)
+                session.bytes += size
+            self._clients[s.client_id] = session
+            self._bytes += session.bytes + limits.SESSION_OVERHEAD_BYTES
 
 
-__all__ = ["SessionData", "SessionTable", "SessionTableData"]
+def _expired(message: str) -> Verdict:
+    return Verdict(SessionExpired.code, None, message)
+
+
+__all__ = [
+    "LEGACY",
+    "SessionData",
+    "SessionTable",
+    "SessionTableData",
+    "Verdict",
+    "request_digest",
+]

@@ -31,7 +31,7 @@ import itertools
 import random
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -246,6 +246,7 @@ class NodeDriver:
         on_done: OnDone,
         *,
         size: int | None = None,
+        session: Mapping[str, int] | None = None,
     ) -> None:
         """Accept a write; ``on_done`` is called once with its outcome.
 
@@ -254,20 +255,22 @@ class NodeDriver:
         ``size`` is the caller's estimate of the command's bytes (the request line's
         length on a server); without it the arguments are encoded to measure them.
         """
-        earlier = self.machine.session_result(client_id, request_id)
-        if earlier is not None:
-            on_done(Outcome(codes.OK, earlier, dedup=True))
-            return
-        if not self.core.is_leader:
-            on_done(self.not_leader_outcome(self.core.leader_id))
-            return
-        data = {
+        data: dict[str, Any] = {
             "client_id": client_id,
             "request_id": request_id,
             "op": op,
             "args": args,
-            "ts": self.host.now_ms(),
         }
+        if session is not None:  # a sequenced session's fields travel in the log
+            data.update(session)
+        verdict = self.machine.precheck(data)
+        if verdict is not None:  # a dedup hit, or a request id reused with another payload
+            on_done(_verdict_outcome(verdict.code, verdict.result, verdict.message))
+            return
+        if not self.core.is_leader:
+            on_done(self.not_leader_outcome(self.core.leader_id))
+            return
+        data["ts"] = self.host.now_ms()
         if size is None:
             size = len(_ARGS_SIZE.encode(data))
             if size > limits.COMMAND_BYTES_MAX:
@@ -590,7 +593,10 @@ class NodeDriver:
         elif entry.type in _CLIENT_ENTRIES:
             parts = applied.parts or (applied,)
             for part, on_done in zip(parts, waiter.callbacks, strict=True):
-                on_done(Outcome(codes.OK, part.result, dedup=part.dedup))
+                if part.code == codes.OK:
+                    on_done(Outcome(codes.OK, part.result, dedup=part.dedup))
+                else:
+                    on_done(_verdict_outcome(part.code, part.result, part.message))
         elif entry.type is EntryType.CONFIG:
             waiter.answer_all(Outcome(codes.OK, {"index": entry.index, **entry.data}))
         else:
@@ -642,6 +648,13 @@ class NodeDriver:
         hs = HardState(self.core.term, self.core.vote, self.core.commit_index)
         self.storage.save_hard_state(hs, self.core.applied)
         self.storage.close()
+
+
+def _verdict_outcome(code: str, result: Any, message: str) -> Outcome:
+    """A session's answer in place of applying: a dedup hit (``OK``) or a refusal."""
+    if code == codes.OK:
+        return Outcome(codes.OK, result, dedup=True)
+    return Outcome(code, result, message=message)
 
 
 __all__ = ["DriverStats", "NodeDriver"]

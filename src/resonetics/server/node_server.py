@@ -90,7 +90,7 @@ IDLE_RESCHEDULE_S = 1.0
 #: How long shutdown waits for connection handlers, twice (after close, after abort), seconds.
 SHUTDOWN_GRACE_S = 0.5
 READ_OPS = frozenset({"kv_get", "kv_scan"})
-WRITE_OPS = frozenset({"kv_set", "kv_delete", "kv_cas"})
+WRITE_OPS = frozenset({"kv_set", "kv_delete", "kv_cas", "session_open"})
 
 
 class _Host:
@@ -485,7 +485,15 @@ class NodeServer:
         if op == "status":
             responder(Outcome(codes.OK, node_status(self)))
         elif op in WRITE_OPS:
-            self.driver.submit(req.client_id, req.request_id, op, args, responder, size=size)
+            self.driver.submit(
+                req.client_id,
+                req.request_id,
+                op,
+                args,
+                responder,
+                size=size,
+                session=req.session_fields(),
+            )
         elif op in admin.MEMBERSHIP_OPS:
             admin.dispatch(self, op, args, responder)
         elif op in READ_OPS:

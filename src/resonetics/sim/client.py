@@ -15,6 +15,13 @@ it certainly had no effect (a read, or a write whose every attempt was
 refused), ``info`` when a write's fate is unknown; the client then continues
 under a new process id, as Jepsen requires. Responses to earlier attempts are
 matched by a token and ignored once the operation has moved on.
+
+Writes go through a sequenced session as ``resonetics.Client``'s do: the
+client first commits ``session_open`` (not in the history), then every write
+carries ``session``, ``seq`` and ``ack_below = seq`` (one operation at a time:
+every earlier one has returned). ``SESSION_EXPIRED`` is never retried: the
+write is recorded ``fail`` if no attempt may have been applied, else ``info``,
+and the next write opens a new session.
 """
 
 from __future__ import annotations
@@ -79,6 +86,9 @@ class SimClient:
         self.pid = next(workload.pids)
         self._seqs = itertools.count(1)
         self._op: _Op | None = None
+        #: The sequenced session writes use, and the next write's seq in it.
+        self._session: int | None = None
+        self._write_seqs = itertools.count(1)
         self._leader_hint: str | None = None
         self.ops_ok = 0
         self.late_failures: list[str] = []
@@ -94,6 +104,9 @@ class SimClient:
     def _next(self) -> None:
         queue = self.cluster.queue
         if queue.now_ms >= self.workload.stop_ms:
+            return
+        if self._session is None:
+            self._open_session()
             return
         keys = self.cluster.options.keys
         key = f"k{self.rng.randrange(keys)}"
@@ -119,14 +132,30 @@ class SimClient:
                 handle = rec.invoke(self.pid, f, key)
         else:
             handle = rec.invoke(self.pid, f, key)
-        request = {
+        request: dict[str, Any] = {
             "client_id": self.name,
             "request_id": f"r{value}",
             "op": f"kv_{f}",
             "args": args,
         }
+        if f != "get":
+            seq = next(self._write_seqs)
+            request.update(session=self._session, seq=seq, ack_below=seq)
+        self._start(handle, request)
+
+    def _open_session(self) -> None:
+        """Commit ``session_open`` first; its op is not part of the checked history."""
+        request = {
+            "client_id": self.name,
+            "request_id": f"open{next(self.workload.values)}",
+            "op": "session_open",
+            "args": {},
+        }
+        self._start(OpHandle(self.pid, "set", "", None), request)
+
+    def _start(self, handle: OpHandle, request: dict[str, Any]) -> None:
         target = self._leader_hint or self.rng.choice(self.cluster.ids)
-        self._op = _Op(handle, request, queue.now_ms, target, next(self._seqs))
+        self._op = _Op(handle, request, self.cluster.queue.now_ms, target, next(self._seqs))
         self._attempt()
 
     # --- attempts -------------------------------------------------------------------------------
@@ -172,6 +201,9 @@ class SimClient:
         if outcome.code == codes.OK:
             self._finish_ok(op, outcome)
             return
+        if outcome.code == codes.SESSION_EXPIRED:
+            self._session_expired(op)
+            return
         if outcome.code == codes.NOT_LEADER:
             hint = (outcome.result or {}).get("leader")
             self._leader_hint = hint
@@ -194,10 +226,25 @@ class SimClient:
         )
 
     # --- completion -----------------------------------------------------------------------------
+    def _session_expired(self, op: _Op) -> None:
+        """Refused, never applied by this attempt; an earlier one may have been."""
+        self._session = None
+        if op.maybe_applied:
+            self.workload.recorder.info(op.handle)
+            self.pid = next(self.workload.pids)
+        else:
+            self.workload.recorder.fail(op.handle)
+        self.cluster.trace.add(self.cluster.queue.now_ms, "session-expired", self.name)
+        self._done()
+
     def _finish_ok(self, op: _Op, outcome: Outcome) -> None:
         rec = self.workload.recorder
         result = outcome.result if isinstance(outcome.result, dict) else {}
         f = op.handle.f
+        if op.request["op"] == "session_open":
+            self._session = int(result["session"])
+            self._done()
+            return
         if op.request["args"].get("consistency") == "stale":
             problem = self.cluster.monitor.stale_reads.check(op.request["args"]["k"], result)
             if problem is not None:
@@ -223,6 +270,9 @@ class SimClient:
 
     def _give_up(self, op: _Op) -> None:
         rec = self.workload.recorder
+        if op.request["op"] == "session_open":
+            self._done()  # not in the history; the next operation opens again
+            return
         if op.request["args"].get("consistency") == "stale":
             self._done()  # not in the checked history: nothing to record
             return

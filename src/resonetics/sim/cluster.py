@@ -256,9 +256,12 @@ class Cluster:
                 self.run(node, lambda d: d.read(op, args, on_done, lease=lease))
         else:
             cid, rid = request["client_id"], request["request_id"]
+            session: dict[str, int] = {
+                f: request[f] for f in ("session", "seq", "ack_below") if f in request
+            }
             self.run(
                 node,
-                lambda d: d.submit(cid, rid, op, args, on_done),
+                lambda d: d.submit(cid, rid, op, args, on_done, session=session or None),
                 process=not self.options.batch_writes,
             )
 

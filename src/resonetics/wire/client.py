@@ -49,6 +49,8 @@ Consistency = Literal["linearizable", "lease", "stale"]
 ClientId = Annotated[str, msgspec.Meta(min_length=1, max_length=limits.CLIENT_ID_CHARS_MAX)]
 RequestId = Annotated[str, msgspec.Meta(min_length=1, max_length=limits.REQUEST_ID_CHARS_MAX)]
 ScanLimit = Annotated[int, msgspec.Meta(ge=1, le=limits.SCAN_LIMIT_MAX)]
+#: Session ids, seqs and ack marks: positive, and exact in every JSON reader (2**53).
+SessionNumber = Annotated[int, msgspec.Meta(ge=1, le=2**53)]
 SCAN_LIMIT_DEFAULT: Final = 1000
 _CONSISTENCIES: Final = "'linearizable', 'lease' or 'stale'"
 
@@ -60,6 +62,18 @@ class ClientRequest(msgspec.Struct, frozen=True, kw_only=True):
     request_id: str
     op: str
     args: dict[str, Any] = msgspec.field(default_factory=dict)
+    #: Sequenced sessions (dissertation §6.3; all three or none, on writes): the id
+    #: ``session_open`` returned, this request's sequence number, and the lowest seq
+    #: the client still awaits (every result below it may be discarded).
+    session: int | None = None
+    seq: int | None = None
+    ack_below: int | None = None
+
+    def session_fields(self) -> dict[str, int] | None:
+        """``{"session", "seq", "ack_below"}`` to carry into the log, or None (legacy)."""
+        if self.session is None or self.seq is None or self.ack_below is None:
+            return None
+        return {"session": self.session, "seq": self.seq, "ack_below": self.ack_below}
 
 
 class ClientResponse(msgspec.Struct, frozen=True, kw_only=True):
@@ -109,6 +123,10 @@ class StatusArgs(_Args, frozen=True, kw_only=True):
     pass
 
 
+class SessionOpenArgs(_Args, frozen=True, kw_only=True):
+    """``session_open``: start a sequenced session; the result carries its ``session`` id."""
+
+
 NodeIdArg = Annotated[str, msgspec.Meta(min_length=1, max_length=limits.CLIENT_ID_CHARS_MAX)]
 AddressArg = Annotated[str, msgspec.Meta(pattern=r"^[^\s]+:[0-9]{1,5}$")]
 
@@ -155,6 +173,7 @@ OPS: Final[dict[str, OpSpec]] = {
         _spec("kv_set", KvSetArgs, "write"),
         _spec("kv_delete", KvDeleteArgs, "write"),
         _spec("kv_cas", KvCasArgs, "write"),
+        _spec("session_open", SessionOpenArgs, "write"),
         _spec("kv_get", KvGetArgs, "read"),
         _spec("kv_scan", KvScanArgs, "read"),
         _spec("status", StatusArgs, "admin"),
@@ -176,6 +195,9 @@ class _Head(msgspec.Struct, frozen=True, kw_only=True):
     request_id: RequestId
     op: str
     args: msgspec.Raw = msgspec.Raw(b"{}")
+    session: SessionNumber | None = None
+    seq: SessionNumber | None = None
+    ack_below: SessionNumber | None = None
 
 
 _HEAD_DECODER: Final = msgspec.json.Decoder(_Head)
@@ -204,11 +226,15 @@ def validate_request(env: Envelope) -> ClientRequest:
         raise error from None
     _check_sizes(args, len(head.args))
     _check_shape(args, bytes(head.args))
+    _check_session_fields(head)
     request = ClientRequest(
         client_id=head.client_id,
         request_id=head.request_id,
         op=head.op,
         args=msgspec.structs.asdict(args),
+        session=head.session,
+        seq=head.seq,
+        ack_below=head.ack_below,
     )
     if len(env.payload) * limits.REENCODE_GROWTH_MAX > limits.COMMAND_BYTES_MAX:
         size = len(_VALUE_ENCODER.encode(request))
@@ -238,6 +264,21 @@ def _check_shape(args: _Args, args_text: bytes) -> None:
     if isinstance(args, KvCasArgs):
         check_value("args.expected", args.expected)
     check_value("args.v", args.v)
+
+
+def _check_session_fields(head: _Head) -> None:
+    """All three or none; ``ack_below <= seq`` (a request cannot acknowledge itself)."""
+    present = [head.session is not None, head.seq is not None, head.ack_below is not None]
+    if not any(present):
+        return
+    if not all(present):
+        missing = [
+            n for n, p in zip(("session", "seq", "ack_below"), present, strict=True) if not p
+        ]
+        raise BadRequest(missing[0], "session, seq and ack_below go together")
+    assert head.seq is not None and head.ack_below is not None
+    if head.ack_below > head.seq:
+        raise BadRequest("ack_below", f"must be at most seq ({head.seq})")
 
 
 #: Re-encoding a JSON value can make it at most this many times longer than its
@@ -364,6 +405,7 @@ __all__ = [
     "MemberListArgs",
     "MemberNodeArgs",
     "OpSpec",
+    "SessionOpenArgs",
     "StatusArgs",
     "decode_response",
     "encode_request",

@@ -15,4 +15,10 @@ TOO_LARGE: Final = "TOO_LARGE"
 RATE_LIMITED: Final = "RATE_LIMITED"
 UNAVAILABLE: Final = "UNAVAILABLE"
 
-ALL: Final = frozenset({OK, NOT_LEADER, TIMEOUT, BAD_REQUEST, TOO_LARGE, RATE_LIMITED, UNAVAILABLE})
+#: The request's session no longer holds it (result discarded, session gone): refused,
+#: never applied again, never retried (Raft dissertation §6.3).
+SESSION_EXPIRED: Final = "SESSION_EXPIRED"
+
+ALL: Final = frozenset(
+    {OK, NOT_LEADER, TIMEOUT, BAD_REQUEST, TOO_LARGE, RATE_LIMITED, UNAVAILABLE, SESSION_EXPIRED}
+)
