@@ -70,3 +70,6 @@ TLS_HANDSHAKE_TIMEOUT_S = 10.0
 # --- Membership changes ---------------------------------------------------------------
 #: Entries a learner may lag the leader's last index and still be promoted to voter.
 PROMOTE_LAG_ENTRIES_MAX = 64
+
+#: How much of a data dir's LOCK file is read to name the process holding it, bytes.
+LOCK_HOLDER_BYTES_MAX = 256

@@ -20,6 +20,10 @@ from typing import IO, Any
 from resonetics.client import Client
 from resonetics.errors import ResoneticsError
 from resonetics.security.certs import ClusterTLS
+from resonetics.storage.identity import check_cluster_id, new_cluster_id
+
+#: The file in a local cluster's data dir holding its cluster id.
+CLUSTER_ID_FILE = "CLUSTER_ID"
 
 
 class ClusterError(ResoneticsError):
@@ -70,6 +74,8 @@ class LocalCluster:
     peer_routes: dict[str, dict[str, str]] = field(default_factory=dict)
     #: Nodes started with ``--listen``/``--join`` (outside the initial configuration).
     joiners: set[str] = field(default_factory=set)
+    #: Every node's ``--cluster-id``; None: read from (or made into) DATA_DIR/CLUSTER_ID.
+    cluster_id: str | None = None
 
     def __post_init__(self) -> None:
         ports = (
@@ -97,6 +103,19 @@ class LocalCluster:
             if n.node_id not in self.joiners  # joiners are learned from the log
         )
 
+    def cluster_id_arg(self) -> str:
+        """The cluster's id, kept in DATA_DIR/CLUSTER_ID so a restart finds the same one
+        (joiners need it too: their log must start at the cluster's GENESIS)."""
+        if self.cluster_id is None:
+            path = self.data_dir / CLUSTER_ID_FILE
+            if path.exists():
+                self.cluster_id = check_cluster_id(path.read_text().strip())
+            else:
+                self.cluster_id = new_cluster_id()
+                self.data_dir.mkdir(parents=True, exist_ok=True)
+                path.write_text(self.cluster_id + "\n")
+        return self.cluster_id
+
     def command(self, node_id: str) -> list[str]:
         return [
             sys.executable,
@@ -106,6 +125,8 @@ class LocalCluster:
             "--id",
             node_id,
             *self._membership_args(node_id),
+            "--cluster-id",
+            self.cluster_id_arg(),
             "--data-dir",
             str(self.data_dir),
             "--tick-ms",

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from resonetics.errors import ResoneticsError
+from resonetics.errors import ResoneticsError, StorageError
 from resonetics.security.ratelimit import parse_rate
 from resonetics.security.tls import CLIENT_AUTH_CHOICES
 from resonetics.server.config import (
@@ -60,6 +60,11 @@ from resonetics.server.config import (
     default=None,
     help="Sign each entry this node creates as leader with its key (default: off).",
 )
+@click.option(
+    "--cluster-id",
+    help="The cluster's id (32 hex digits; default: the data dir's, or derived from the peers "
+    "when founding a new cluster).",
+)
 @click.option("--log-level", default="info", show_default=True)
 def serve(
     node_id: str,
@@ -82,6 +87,7 @@ def serve(
     connections_per_ip: int | None,
     signing_key: Path | None,
     sign_entries: bool | None,
+    cluster_id: str | None,
     log_level: str,
 ) -> None:
     """Run one node of a cluster (flags override the TOML file)."""
@@ -108,11 +114,21 @@ def serve(
                 "connections_per_ip_max": connections_per_ip,
                 "signing_key": signing_key,
                 "sign_entries": sign_entries,
+                "cluster_id": cluster_id,
             },
         ).validate()
         _run(config, log_level)
+    except StorageError as exc:
+        # Another node's or cluster's folder, a locked or corrupt one: refused, one line.
+        raise StartRefused(str(exc)) from exc
     except ResoneticsError as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+class StartRefused(click.ClickException):
+    """The node's data dir cannot be used: exit status 2, the reason on one line."""
+
+    exit_code = 2
 
 
 def _build_config(

@@ -17,6 +17,8 @@ The TOML file describes the whole cluster, so one file serves every node::
     # rate_limit_rps = 5000        # client requests per second per connection (0: off)
     # rate_limit_burst = 10000
     # connections_per_ip_max = 512
+    # cluster_id = "<32 hex>"      # default: the data dir's, or derived from [nodes]
+    #                              # when founding a new cluster
 
     [nodes]
     n1 = "127.0.0.1:7001"
@@ -32,9 +34,10 @@ from pathlib import Path
 from typing import Any
 
 from resonetics import limits
-from resonetics.errors import ResoneticsError
+from resonetics.errors import BadClusterId, ResoneticsError
 from resonetics.raft.config import RaftConfig, lease_ticks_for
 from resonetics.security.tls import CLIENT_AUTH_CHOICES, ClientAuth, TLSConfig
+from resonetics.storage.identity import NodeIdentity, check_cluster_id, founding_cluster_id
 
 
 class ConfigError(ResoneticsError):
@@ -71,6 +74,9 @@ class ServerConfig:
     signing_key: Path | None = None
     #: Sign every entry this node creates as leader with its key (``verify --keys`` checks).
     sign_entries: bool = False
+    #: The cluster this node belongs to (32 hex digits); None: the one in its data dir,
+    #: or, for a founder of a new cluster, one derived from the peers map.
+    cluster_id: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def tls(self) -> TLSConfig | None:
@@ -84,6 +90,13 @@ class ServerConfig:
     @property
     def listen_address(self) -> tuple[str, int]:
         return parse_address(self.listen or self.peers[self.node_id], what="listen")
+
+    def identity(self) -> NodeIdentity:
+        """Who this node's folder must belong to. A founder of a new cluster (not
+        joining) given no cluster id founds it with the id every founder derives
+        from the same peers map (``founding_cluster_id``)."""
+        founding = founding_cluster_id(self.peers) if not self.join and self.peers else None
+        return NodeIdentity(self.node_id, self.cluster_id, founding)
 
     def raft_config(self) -> RaftConfig:
         voters = () if self.join else tuple(sorted(self.peers))
@@ -194,6 +207,11 @@ def apply_overrides(config: ServerConfig, values: dict[str, Any], *, source: str
             changes[key] = str(value)
         elif key == "join":
             changes[key] = tuple(value)
+        elif key == "cluster_id":
+            try:
+                changes[key] = check_cluster_id(str(value))
+            except BadClusterId as exc:
+                raise ConfigError(f"{source}: {exc}") from None
         elif key == "sign_entries":
             if not isinstance(value, bool):
                 raise ConfigError(f"{source}: {key} must be true or false, got {value!r}")

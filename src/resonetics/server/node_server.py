@@ -57,6 +57,7 @@ from resonetics.server.outbox import Outbox
 from resonetics.server.peers import PeerLink
 from resonetics.server.status import node_status
 from resonetics.storage.fs import OsFileSystem
+from resonetics.storage.lock import DataDirLock
 from resonetics.storage.node_storage import FileNodeStorage
 from resonetics.storage.spool import SPOOL_NAME, FileSpool
 from resonetics.wire import codes
@@ -110,20 +111,27 @@ class NodeServer:
     def __init__(self, config: ServerConfig) -> None:
         self.config = config.validate()
         self.links: dict[str, PeerLink] = {}
+        # One process per data dir (storage/lock.py): taken before anything is read.
+        self.data_dir_lock = DataDirLock(str(config.node_dir)).acquire()
         # Made on first start so an operator can build the trust registry from node folders.
         self.signing_key = load_or_create_node_key(config.node_dir, config.signing_key)
-        self.driver = NodeDriver(
-            config.raft_config(),
-            FileNodeStorage(OsFileSystem(), str(config.node_dir)),
-            _Host(self),
-            random.Random(),
-            snapshot_policy=SnapshotPolicy(
-                entries=config.snapshot_entries, log_bytes=config.snapshot_bytes
-            ),
-            # Chunks of a snapshot being received go to a scratch file, not memory.
-            snapshot_spool=lambda: FileSpool(OsFileSystem(), str(config.node_dir / SPOOL_NAME)),
-            signer=self._entry_signer() if config.sign_entries else None,
-        )
+        self.storage = FileNodeStorage(OsFileSystem(), str(config.node_dir), config.identity())
+        try:
+            self.driver = NodeDriver(
+                config.raft_config(),
+                self.storage,
+                _Host(self),
+                random.Random(),
+                snapshot_policy=SnapshotPolicy(
+                    entries=config.snapshot_entries, log_bytes=config.snapshot_bytes
+                ),
+                # Chunks of a snapshot being received go to a scratch file, not memory.
+                snapshot_spool=lambda: FileSpool(OsFileSystem(), str(config.node_dir / SPOOL_NAME)),
+                signer=self._entry_signer() if config.sign_entries else None,
+            )
+        except BaseException:
+            self.data_dir_lock.release()  # a refused folder (IdentityMismatch, ...) is freed
+            raise
         self.driver.addresses = dict(config.peers)
         #: node id -> address from Hellos (how a joining node reaches its leader).
         self.learned_addresses: dict[str, str] = {}
@@ -154,6 +162,12 @@ class NodeServer:
         #: Client requests answered RATE_LIMITED, and connections refused by a limit.
         self.rate_limited = 0
         self.connections_refused = 0
+
+    @property
+    def cluster_id(self) -> str | None:
+        """The cluster this node belongs to, as its data dir says after load."""
+        identity = self.storage.identity
+        return identity.cluster_id if identity is not None else None
 
     def _entry_signer(self) -> Signer:
         node, key = self.config.node_id, self.signing_key
@@ -235,6 +249,7 @@ class NodeServer:
             writer.close()
         await self._end_connection_handlers()
         self.driver.close()
+        self.data_dir_lock.release()
         log.info("stopped")
 
     async def _end_connection_handlers(self) -> None:

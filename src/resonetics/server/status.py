@@ -15,6 +15,7 @@ def node_status(server: NodeServer) -> dict[str, Any]:
     stats = server.driver.stats
     return {
         "node": server.config.node_id,
+        "cluster_id": server.cluster_id,
         "address": server.config.peers.get(server.config.node_id, server.config.listen),
         "role": str(core.role),
         "term": core.term,

@@ -36,10 +36,16 @@ _HEX = frozenset("0123456789abcdef")
 
 @dataclass(frozen=True, slots=True)
 class NodeIdentity:
-    """The node a folder belongs to; ``cluster_id`` None: adopt the one on disk."""
+    """The node a folder belongs to; ``cluster_id`` None: adopt the one on disk.
+
+    ``founding_id`` is the cluster id a *fresh* folder gets when ``cluster_id``
+    is None (a founder of a new cluster, see ``founding_cluster_id``); an
+    existing folder ignores it.
+    """
 
     node_id: str
     cluster_id: str | None = None
+    founding_id: str | None = None
 
 
 def new_cluster_id() -> str:

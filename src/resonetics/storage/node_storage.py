@@ -131,7 +131,10 @@ class FileNodeStorage:
             node_id, cluster_id = self.identity.node_id, self.identity.cluster_id
             if cluster_id is None:
                 # A crash between the GENESIS line and meta.json: the log names the cluster.
-                cluster_id = genesis_cluster(parsed.entries[0]) if parsed and parsed.entries else None
+                cluster_id = (
+                    genesis_cluster(parsed.entries[0]) if parsed and parsed.entries else None
+                )
+            cluster_id = cluster_id or self.identity.founding_id
             if not cluster_id:
                 raise ClusterIdRequired(self._dir)
             self.identity = NodeIdentity(node_id, cluster_id)
