@@ -6,13 +6,17 @@ import hashlib
 import json
 from pathlib import Path
 
+from dataclasses import replace
+
 from click.testing import CliRunner, Result
 
 from resonetics.cli import main
+from resonetics.machine.replicated import ReplicatedKV
 from resonetics.raft.entry import Entry
 from resonetics.raft.ready import HardState
 from resonetics.storage.fs import OsFileSystem
 from resonetics.storage.log_file import encode_line
+from resonetics.storage.meta_file import read_meta, write_meta
 from resonetics.storage.node_storage import FileNodeStorage
 from tests.storage.chain import chain, log_of, snapshot_at
 
@@ -24,8 +28,17 @@ def _node(path: Path, entries: list[Entry], commit: int, snapshot_index: int = 0
     s.append(entries)
     s.sync()
     if snapshot_index:
-        s.save_snapshot(snapshot_at(entries[snapshot_index - 1]), snapshot_index)
+        state = _replayed(entries[:snapshot_index])
+        s.save_snapshot(snapshot_at(entries[snapshot_index - 1], state.snapshot()), snapshot_index)
     s.close()
+
+
+def _replayed(entries: list[Entry]) -> ReplicatedKV:
+    """The state a node holds after applying ``entries`` (from GENESIS)."""
+    state = ReplicatedKV()
+    for entry in entries:
+        state.apply(entry)
+    return state
 
 
 def _verify(*args: str) -> Result:
@@ -88,8 +101,11 @@ def test_unreadable_meta_and_bad_snapshot_are_problems(tmp_path: Path) -> None:
 
 def test_commit_beyond_the_log_is_a_problem(tmp_path: Path) -> None:
     _node(tmp_path / "n1", log_of(3), commit=3)
-    meta = tmp_path / "n1" / "meta.json"
-    meta.write_bytes(meta.read_bytes().replace(b'"commit_index":3', b'"commit_index":9'))
+    meta = str(tmp_path / "n1" / "meta.json")
+    record = read_meta(OsFileSystem(), meta)
+    assert record is not None
+    hs = HardState(term=record.hard_state.term, vote=record.hard_state.vote, commit=9)
+    write_meta(OsFileSystem(), meta, replace(record, hard_state=hs))
     result = _verify(str(tmp_path / "n1"))
     assert result.exit_code == 1
     assert "commit_index 9 is beyond the last log index 3" in result.output
@@ -113,10 +129,11 @@ def test_a_data_dir_of_agreeing_nodes_passes(tmp_path: Path) -> None:
 def test_nodes_disagreeing_at_a_committed_index_fail(tmp_path: Path) -> None:
     entries = log_of(6)
     _node(tmp_path / "n1", entries, commit=6)
-    _node(tmp_path / "n2", entries[:3] + chain(entries[2], 3, tag="x"), commit=6)
+    _node(tmp_path / "n2", entries, commit=6)
+    _node(tmp_path / "n3", entries[:3] + chain(entries[2], 3, tag="x"), commit=6)
     result = _verify(str(tmp_path))
     assert result.exit_code == 1
-    assert "disagree at committed index 4" in result.output
+    assert "n3 diverges from the committed history at index 4" in result.output
 
 
 def test_nodes_differing_only_past_commit_pass_with_a_note(tmp_path: Path) -> None:
