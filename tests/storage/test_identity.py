@@ -15,7 +15,14 @@ from resonetics.errors import (
     IdentityMismatch,
     StorageCorruption,
 )
-from resonetics.raft.entry import GENESIS, Entry, chain_hash, genesis_cluster, genesis_entry, is_genesis
+from resonetics.raft.entry import (
+    GENESIS,
+    Entry,
+    chain_hash,
+    genesis_cluster,
+    genesis_entry,
+    is_genesis,
+)
 from resonetics.raft.ready import HardState
 from resonetics.storage.fs import MemoryFileSystem, atomic_write
 from resonetics.storage.identity import (
@@ -57,12 +64,10 @@ def test_two_clusters_chains_never_agree() -> None:
 
 
 def test_genesis_names_its_cluster_and_the_anonymous_one_stays() -> None:
-    assert GENESIS == genesis_entry("") and GENESIS.data is None
+    assert genesis_entry("") == GENESIS and GENESIS.data is None
     assert genesis_cluster(genesis_entry(A)) == A and genesis_cluster(GENESIS) == ""
     assert is_genesis(genesis_entry(A)) and is_genesis(GENESIS)
-    forged = Entry(
-        term=0, index=0, type=GENESIS.type, data={"cluster": A}, hash="0" * 64
-    )
+    forged = Entry(term=0, index=0, type=GENESIS.type, data={"cluster": A}, hash="0" * 64)
     assert not is_genesis(forged), "a GENESIS whose hash is not its own is no anchor"
 
 
@@ -153,7 +158,9 @@ def test_format_1_meta_is_refused_as_made_by_an_older_version() -> None:
     fs = MemoryFileSystem()
     fs.mkdir("/data")
     fs.mkdir(DIR)
-    atomic_write(fs, LOG, encode_line(GENESIS) + b"".join(encode_line(e) for e in chain(GENESIS, 2)))
+    atomic_write(
+        fs, LOG, encode_line(GENESIS) + b"".join(encode_line(e) for e in chain(GENESIS, 2))
+    )
     atomic_write(
         fs,
         META,

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from pathlib import Path
-
 from dataclasses import replace
+from pathlib import Path
 
 from click.testing import CliRunner, Result
 
