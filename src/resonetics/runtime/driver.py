@@ -516,9 +516,11 @@ class NodeDriver:
         hs = rd.hard_state
         durable = self._durable_hs
         if hs is not None and (hs.term != durable.term or hs.vote != durable.vote):
-            self.storage.save_hard_state(hs, min(applied, hs.commit))
-            self._durable_hs = hs
-            self._meta_commit = hs.commit
+            # The commit hint stays at the saved one: the entries a new commit index
+            # covers may not be on disk yet (the hint never runs ahead of the log).
+            early = HardState(term=hs.term, vote=hs.vote, commit=self._meta_commit)
+            self.storage.save_hard_state(early, min(applied, early.commit))
+            self._durable_hs = early
 
     def _needs_disk_thread(self, rd: Ready) -> bool:
         return self._writes_disk(rd) and not self._write_inline(rd)
