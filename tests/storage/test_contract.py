@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 
 from resonetics.errors import InvariantViolation
-from resonetics.raft.entry import GENESIS, EntryType
+from resonetics.raft.entry import GENESIS, EntryType, genesis_entry
 from resonetics.raft.ready import HardState
 from resonetics.storage.api import NodeStorage
 from resonetics.storage.fs import MemoryFileSystem, OsFileSystem
+from resonetics.storage.identity import NodeIdentity
 from resonetics.storage.memory import MemoryNodeStorage
 from resonetics.storage.node_storage import FileNodeStorage
 from tests.storage.chain import chain, log_of, snapshot_at
@@ -244,3 +245,24 @@ def test_an_older_snapshot_is_refused(reopen: Reopen) -> None:
     s.save_snapshot(snapshot_at(entries[5]), 6)
     with pytest.raises(InvariantViolation):
         s.save_snapshot(snapshot_at(entries[2]), 3)
+
+
+@pytest.mark.parametrize("kind", ["file-os", "file-memfs", "memory"])
+def test_storage_given_an_identity_starts_at_its_clusters_genesis(
+    kind: str, tmp_path: Path
+) -> None:
+    cluster = "c" * 32
+    identity = NodeIdentity("n1", cluster)
+    if kind == "memory":
+        store: NodeStorage = MemoryNodeStorage(identity)
+    elif kind == "file-os":
+        store = FileNodeStorage(OsFileSystem(), str(tmp_path / "n1"), identity)
+    else:
+        store = FileNodeStorage(MemoryFileSystem(), "/data/n1", identity)
+    state = store.load()
+    assert state.anchor == genesis_entry(cluster) != GENESIS
+    entries = chain(state.anchor, 3)
+    store.save_hard_state(HardState(term=1), 0)
+    store.append(entries)
+    store.sync()
+    assert store.load().entries == entries
