@@ -321,3 +321,17 @@ def _replayed_from(entries: list[Entry], cluster: str) -> ReplicatedKV:
     for entry in entries:
         state.apply(entry)
     return state
+
+
+def test_verify_notes_divergence_of_a_folder_outside_the_configuration(tmp_path: Path) -> None:
+    three = Membership(voters=("n1", "n2", "n3")).to_data()
+    config = make_entry(genesis_entry(A).hash, 2, 1, EntryType.CONFIG, three)
+    entries = [config, *chain(config, 5, term=2)]
+    for name in ("n1", "n2", "n3"):
+        _member(tmp_path / name, entries)
+    # A removed node's folder left behind, holding an old suffix nobody committed.
+    _member(tmp_path / "n4", entries[:2] + chain(entries[1], 2, term=2, tag="old"))
+    result = _verify(str(tmp_path))
+    assert result.exit_code == 0, result.output
+    assert "note: n4 diverges from the committed history at index 3" in result.output
+    assert "(not a member of the configuration)" in result.output

@@ -56,6 +56,8 @@ class History:
     voter_groups: list[tuple[str, ...]] = field(default_factory=list)
     #: How the voters were found, for the report.
     voters_from: str = ""
+    #: Members (voters and learners) of that configuration; None: every folder.
+    members: frozenset[str] | None = None
     #: The derived commit index (0 when no index beyond GENESIS is held by a majority).
     commit_index: int = 0
     commit_hash: str | None = None
@@ -75,7 +77,7 @@ def check_history(nodes: Sequence[NodeReport]) -> History:
     _find_voters(readable, history)
     _derive_commit(readable, history)
     for node in readable:
-        _check_divergence(node, history)
+        _check_divergence(node, history, history.members is None or node.name in history.members)
         hint = node.meta.hard_state.commit if node.meta is not None else 0
         if hint > history.commit_index:
             history.notes.append(
@@ -93,6 +95,7 @@ def _same_cluster(nodes: Sequence[NodeReport], history: History) -> list[NodeRep
         return list(nodes)
     counts = Counter(named.values())
     top = max(counts.values())
+    # A tie (two folders, two clusters) picks the smaller id; either way one is reported.
     cluster = sorted(c for c, k in counts.items() if k == top)[0]
     history.cluster_id = cluster
     members = []
@@ -132,6 +135,7 @@ def _find_voters(nodes: Sequence[NodeReport], history: History) -> None:
         history.voters_from = "every node folder present (no configuration in the logs)"
         return
     index, membership, where = best
+    history.members = membership.members()
     history.voter_groups = [tuple(membership.voters)]
     if membership.voters_outgoing:
         history.voter_groups.append(tuple(membership.voters_outgoing))
@@ -189,7 +193,10 @@ def _collect_committed(holders: list[NodeReport], commit: int, history: History)
 
 
 # --- divergence ----------------------------------------------------------------------
-def _check_divergence(node: NodeReport, history: History) -> None:
+def _check_divergence(node: NodeReport, history: History, member: bool) -> None:
+    """A member's divergence inside the committed prefix is a failure; a folder left
+    from a node no longer in the configuration may hold an old uncommitted suffix, so
+    its divergence is a note."""
     assert node.anchor is not None
     high = min(node.last_index or 0, history.commit_index)
     for index in range(node.anchor.index, high + 1):
@@ -197,10 +204,14 @@ def _check_divergence(node: NodeReport, history: History) -> None:
         mine = node.entry_at(index)
         if ref is None or mine is None or ref.hash == mine.hash:
             continue
-        history.problems.append(
+        text = (
             f"{node.name} diverges from the committed history at index {index}: "
             f"{mine.hash} where a majority holds {ref.hash}"
         )
+        if member:
+            history.problems.append(text)
+        else:
+            history.notes.append(text + " (not a member of the configuration)")
         return
 
 
@@ -239,6 +250,9 @@ def _check_states(nodes: Sequence[NodeReport], history: History) -> None:
                     f"{state.state_digest()})"
                 )
             continue
+        committed = history.committed.get(index)
+        if committed is not None and committed.hash != node.snapshot.meta.last_included_hash:
+            continue  # on another chain: reported as a divergence, no base for others
         # No history leads here: this snapshot becomes the base for the later ones.
         history.notes.append(
             f"{node.name}: snapshot at index {index} not checked (no log to replay up to it)"
