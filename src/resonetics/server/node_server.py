@@ -57,7 +57,7 @@ from resonetics.server.outbox import Outbox
 from resonetics.server.peers import PeerLink
 from resonetics.server.status import node_status
 from resonetics.storage.fs import OsFileSystem
-from resonetics.storage.lock import DataDirLock
+from resonetics.storage.lock import DataDirLock, LockedStorage
 from resonetics.storage.node_storage import FileNodeStorage
 from resonetics.storage.spool import SPOOL_NAME, FileSpool
 from resonetics.wire import codes
@@ -111,27 +111,27 @@ class NodeServer:
     def __init__(self, config: ServerConfig) -> None:
         self.config = config.validate()
         self.links: dict[str, PeerLink] = {}
-        # One process per data dir (storage/lock.py): taken before anything is read.
+        # One process per data dir (storage/lock.py): taken before anything is read, and
+        # released by the storage if its load refuses the folder.
         self.data_dir_lock = DataDirLock(str(config.node_dir)).acquire()
+        self.storage = LockedStorage(
+            FileNodeStorage(OsFileSystem(), str(config.node_dir), config.identity()),
+            self.data_dir_lock,
+        )
         # Made on first start so an operator can build the trust registry from node folders.
         self.signing_key = load_or_create_node_key(config.node_dir, config.signing_key)
-        self.storage = FileNodeStorage(OsFileSystem(), str(config.node_dir), config.identity())
-        try:
-            self.driver = NodeDriver(
-                config.raft_config(),
-                self.storage,
-                _Host(self),
-                random.Random(),
-                snapshot_policy=SnapshotPolicy(
-                    entries=config.snapshot_entries, log_bytes=config.snapshot_bytes
-                ),
-                # Chunks of a snapshot being received go to a scratch file, not memory.
-                snapshot_spool=lambda: FileSpool(OsFileSystem(), str(config.node_dir / SPOOL_NAME)),
-                signer=self._entry_signer() if config.sign_entries else None,
-            )
-        except BaseException:
-            self.data_dir_lock.release()  # a refused folder (IdentityMismatch, ...) is freed
-            raise
+        self.driver = NodeDriver(
+            config.raft_config(),
+            self.storage,
+            _Host(self),
+            random.Random(),
+            snapshot_policy=SnapshotPolicy(
+                entries=config.snapshot_entries, log_bytes=config.snapshot_bytes
+            ),
+            # Chunks of a snapshot being received go to a scratch file, not memory.
+            snapshot_spool=lambda: FileSpool(OsFileSystem(), str(config.node_dir / SPOOL_NAME)),
+            signer=self._entry_signer() if config.sign_entries else None,
+        )
         self.driver.addresses = dict(config.peers)
         #: node id -> address from Hellos (how a joining node reaches its leader).
         self.learned_addresses: dict[str, str] = {}

@@ -20,9 +20,16 @@ import contextlib
 import fcntl
 import os
 import socket
+from collections.abc import Sequence
 
 from resonetics.errors import DataDirLocked
 from resonetics.limits import LOCK_HOLDER_BYTES_MAX
+from resonetics.raft.entry import Entry
+from resonetics.raft.ready import HardState, Snapshot
+from resonetics.raft.types import Index
+from resonetics.storage.api import RecoveredState
+from resonetics.storage.identity import NodeIdentity
+from resonetics.storage.node_storage import FileNodeStorage
 
 LOCK_NAME = "LOCK"
 
@@ -74,6 +81,48 @@ class DataDirLock:
         self.release()
 
 
+class LockedStorage:
+    """A node folder's ``FileNodeStorage`` that owns the folder's lock: a ``load`` that
+    refuses the folder (another node's or cluster's, corrupt) releases it, and so does
+    ``close``, so a refused start leaves the folder free for the right node at once."""
+
+    def __init__(self, storage: FileNodeStorage, lock: DataDirLock) -> None:
+        self.inner = storage
+        self.lock = lock
+
+    @property
+    def identity(self) -> NodeIdentity | None:
+        return self.inner.identity
+
+    def load(self) -> RecoveredState:
+        try:
+            return self.inner.load()
+        except BaseException:
+            self.lock.release()
+            raise
+
+    def append(self, entries: Sequence[Entry]) -> None:
+        self.inner.append(entries)
+
+    def truncate_from(self, index: Index) -> None:
+        self.inner.truncate_from(index)
+
+    def sync(self) -> None:
+        self.inner.sync()
+
+    def save_hard_state(self, hard_state: HardState, last_applied: Index) -> None:
+        self.inner.save_hard_state(hard_state, last_applied)
+
+    def save_snapshot(self, snapshot: Snapshot, last_applied: Index) -> None:
+        self.inner.save_snapshot(snapshot, last_applied)
+
+    def close(self) -> None:
+        try:
+            self.inner.close()
+        finally:
+            self.lock.release()
+
+
 def _read_holder(fd: int) -> str:
     try:
         text = os.pread(fd, LOCK_HOLDER_BYTES_MAX, 0).decode("utf-8", "replace").strip()
@@ -82,4 +131,4 @@ def _read_holder(fd: int) -> str:
     return text or "another process"
 
 
-__all__ = ["LOCK_NAME", "DataDirLock"]
+__all__ = ["LOCK_NAME", "DataDirLock", "LockedStorage"]
