@@ -310,8 +310,10 @@ def verify_path(fs: FileSystem, path: str) -> ClusterReport:
 
 
 def _compare(report: ClusterReport, a: NodeReport, b: NodeReport, commit: int) -> None:
-    """Note where two nodes agree, or where their uncommitted suffixes part (a
-    difference up to ``commit`` is already a divergence from the committed history)."""
+    """Note where two nodes agree, or where their uncommitted suffixes part. A
+    difference up to ``commit`` is already a divergence from the committed history;
+    one that both nodes' commit hints cover is a failure too (a hint is written lazily,
+    so it may lag the truth, but a node never saves an index it did not see committed)."""
     if a.anchor is None or b.anchor is None or a.cluster_id != b.cluster_id:
         return
     lo = max(a.anchor.index, b.anchor.index)
@@ -320,7 +322,15 @@ def _compare(report: ClusterReport, a: NodeReport, b: NodeReport, commit: int) -
         ea, eb = a.entry_at(index), b.entry_at(index)
         if ea is None or eb is None or ea.hash == eb.hash:
             continue
-        if index > commit:
+        if index <= commit:
+            return  # a divergence from the committed history, reported already
+        if index <= min(a.commit, b.commit):
+            # Hints lag but never lead: both nodes learned this index was committed.
+            report.problems.append(
+                f"{a.name} and {b.name} disagree at committed index {index} (both "
+                f"meta.json commit hints cover it): {ea.hash} vs {eb.hash}"
+            )
+        else:
             report.notes.append(
                 f"{a.name} and {b.name} differ from uncommitted index {index} on "
                 "(a suffix Raft will overwrite)"
