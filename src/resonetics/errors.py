@@ -139,3 +139,50 @@ class HistoryError(ResoneticsError):
         self.line = line
         where = source if line is None else f"{source}, line {line}"
         super().__init__(f"{where}: {reason}")
+
+
+# --- Node identity and the data dir lock -------------------------------------------------
+class IdentityMismatch(StorageError):
+    """A node folder belongs to another node or another cluster than the one starting.
+
+    Starting anyway would serve another cluster's state as this one's (or vote
+    twice under another node's name), so the node refuses with this one line.
+    """
+
+    def __init__(self, path: str, what: str, expected: str, found: str) -> None:
+        self.path = path
+        self.what = what
+        self.expected = expected
+        self.found = found
+        super().__init__(
+            f"{path}: belongs to {what} {found}, not {expected} "
+            f"(another {what}'s data dir; give the right --data-dir or {what} id)"
+        )
+
+
+class ClusterIdRequired(StorageError):
+    """A fresh node folder cannot be started without knowing its cluster."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        super().__init__(
+            f"{path}: a new node needs a cluster id: give --cluster-id or --cluster-key"
+        )
+
+
+class BadClusterId(ResoneticsError):
+    """A cluster id is not 32 lowercase hex digits (128 bits)."""
+
+    def __init__(self, text: str, reason: str) -> None:
+        self.text = text
+        self.reason = reason
+        super().__init__(f"cluster id {text!r}: {reason}")
+
+
+class DataDirLocked(StorageError):
+    """Another process holds a node folder's lock: two writers would corrupt its log."""
+
+    def __init__(self, path: str, holder: str) -> None:
+        self.path = path
+        self.holder = holder
+        super().__init__(f"{path}: data dir is in use by {holder}; stop that process first")

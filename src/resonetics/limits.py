@@ -148,3 +148,5 @@ SNAPSHOT_BYTES_MAX = 1024 * 1024 * 1024
 #: Terms whose entry author a follower remembers for the one-author-per-term check
 #: (the oldest are forgotten first; a term is a few bytes).
 TRUST_TERMS_REMEMBERED_MAX = 4096
+#: How much of a data dir's LOCK file is read to name the process holding it, bytes.
+LOCK_HOLDER_BYTES_MAX = 256

@@ -25,11 +25,18 @@ from typing import IO, Any
 from resonetics.client import Client
 from resonetics.errors import ResoneticsError
 from resonetics.security.certs import ClusterTLS
-from resonetics.security.cluster_key import new_cluster_key, write_cluster_key
+from resonetics.security.cluster_key import (
+    load_cluster_key,
+    new_cluster_key,
+    write_cluster_key,
+)
+from resonetics.storage.identity import check_cluster_id, new_cluster_id
 
 #: With a fixed ``base_port``, node i serves clients on base_port + i and peers on
 #: base_port + PEER_PORT_OFFSET + i.
 PEER_PORT_OFFSET = 100
+#: The file in a local cluster's data dir holding its cluster id (without a cluster key).
+CLUSTER_ID_FILE = "CLUSTER_ID"
 
 
 class ClusterError(ResoneticsError):
@@ -85,6 +92,9 @@ class LocalCluster:
     joiners: set[str] = field(default_factory=set)
     #: Give every node the cluster key (``<data_dir>/cluster.key``, made on first start).
     use_cluster_key: bool = True
+    #: Every node's ``--cluster-id``; None: the cluster key's, or read from (or made into)
+    #: DATA_DIR/CLUSTER_ID when the cluster runs without a key.
+    cluster_id: str | None = None
 
     def __post_init__(self) -> None:
         if self.base_port:
@@ -124,6 +134,28 @@ class LocalCluster:
             if n.node_id not in self.joiners  # joiners are learned from the log
         )
 
+    def _ensure_cluster_key(self) -> None:
+        """Make the cluster key on first start, as ``resonetics init`` would."""
+        if self.use_cluster_key and not self.cluster_key_path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            write_cluster_key(self.cluster_key_path, new_cluster_key())
+
+    def cluster_id_arg(self) -> str:
+        """The cluster's id, kept in DATA_DIR/CLUSTER_ID so a restart finds the same one
+        (joiners need it too: their log must start at the cluster's GENESIS)."""
+        if self.cluster_id is None and self.use_cluster_key:
+            self._ensure_cluster_key()
+            self.cluster_id = load_cluster_key(self.cluster_key_path).cluster_id
+        if self.cluster_id is None:
+            path = self.data_dir / CLUSTER_ID_FILE
+            if path.exists():
+                self.cluster_id = check_cluster_id(path.read_text().strip())
+            else:
+                self.cluster_id = new_cluster_id()
+                self.data_dir.mkdir(parents=True, exist_ok=True)
+                path.write_text(self.cluster_id + "\n")
+        return self.cluster_id
+
     def command(self, node_id: str) -> list[str]:
         return [
             sys.executable,
@@ -133,6 +165,8 @@ class LocalCluster:
             "--id",
             node_id,
             *self._membership_args(node_id),
+            "--cluster-id",
+            self.cluster_id_arg(),
             "--data-dir",
             str(self.data_dir),
             "--tick-ms",
@@ -176,8 +210,7 @@ class LocalCluster:
 
     def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        if self.use_cluster_key and not self.cluster_key_path.exists():
-            write_cluster_key(self.cluster_key_path, new_cluster_key())
+        self._ensure_cluster_key()
         for node_id in self.nodes:
             self.start_node(node_id)
 

@@ -39,9 +39,25 @@ def test_storage_that_forgets_the_term_and_vote(monkeypatch: pytest.MonkeyPatch)
         return None
 
     monkeypatch.setattr(FileNodeStorage, "save_hard_state", forget)
+    # Without load()'s own check (a term below the log's), so the invariant is what catches it.
+    monkeypatch.setattr(FileNodeStorage, "_check_term", lambda self, meta, parsed, snap: None)
     result = run_seed(0, SimOptions(faults=parse_faults("crash"), fault_ms=2_000))
     assert result.verdict == "violation"
     assert result.failure is not None and "after sending term" in result.failure
+
+
+def test_storage_that_forgets_the_term_is_refused_at_restart(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The same bug with load()'s check on: the restarted node refuses its folder (its
+    log holds a term above meta.json's) instead of voting again."""
+
+    def forget(self: FileNodeStorage, hard_state: HardState, last_applied: int) -> None:
+        return None
+
+    monkeypatch.setattr(FileNodeStorage, "save_hard_state", forget)
+    result = run_seed(0, SimOptions(faults=parse_faults("crash"), fault_ms=2_000))
+    assert result.failure is not None and "is below term" in result.failure
 
 
 def test_votes_granted_without_the_election_restriction(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 
 from resonetics.errors import InvariantViolation
-from resonetics.raft.entry import GENESIS, EntryType
+from resonetics.raft.entry import GENESIS, EntryType, genesis_entry
 from resonetics.raft.ready import HardState
 from resonetics.storage.api import NodeStorage
 from resonetics.storage.fs import MemoryFileSystem, OsFileSystem
+from resonetics.storage.identity import NodeIdentity
 from resonetics.storage.memory import MemoryNodeStorage
 from resonetics.storage.node_storage import FileNodeStorage
 from tests.storage.chain import chain, log_of, snapshot_at
@@ -51,6 +52,14 @@ def _memory_reopen() -> Reopen:
     return reopen
 
 
+def _started(s: NodeStorage, term: int = 2) -> NodeStorage:
+    """Loaded, with a term saved: a node holds no entry of a term it has not reached,
+    and load() refuses a log whose last term is above meta.json's."""
+    s.load()
+    s.save_hard_state(HardState(term=term), 0)
+    return s
+
+
 @pytest.fixture(params=["file-os", "file-memfs", "memory"])
 def reopen(request: pytest.FixtureRequest, tmp_path: Path) -> Reopen:
     if request.param == "file-os":
@@ -71,8 +80,7 @@ def test_fresh_storage_starts_at_genesis_with_term_zero(reopen: Reopen) -> None:
 
 
 def test_synced_appends_survive_reopen(reopen: Reopen) -> None:
-    s = reopen(None)
-    s.load()
+    s = _started(reopen(None))
     entries = log_of(10)
     s.append(entries[:4])
     s.append(entries[4:])
@@ -83,8 +91,7 @@ def test_synced_appends_survive_reopen(reopen: Reopen) -> None:
 
 
 def test_truncate_then_append_replaces_the_suffix(reopen: Reopen) -> None:
-    s = reopen(None)
-    s.load()
+    s = _started(reopen(None))
     old = log_of(8, term=1)
     s.append(old)
     s.sync()
@@ -97,8 +104,7 @@ def test_truncate_then_append_replaces_the_suffix(reopen: Reopen) -> None:
 
 
 def test_truncate_of_unsynced_appends_drops_them(reopen: Reopen) -> None:
-    s = reopen(None)
-    s.load()
+    s = _started(reopen(None))
     entries = log_of(6)
     s.append(entries[:3])
     s.sync()
@@ -109,8 +115,7 @@ def test_truncate_of_unsynced_appends_drops_them(reopen: Reopen) -> None:
 
 
 def test_truncate_beyond_the_end_is_a_no_op(reopen: Reopen) -> None:
-    s = reopen(None)
-    s.load()
+    s = _started(reopen(None))
     s.append(log_of(3))
     s.truncate_from(10)
     s.sync()
@@ -182,8 +187,7 @@ def test_snapshot_inside_the_log_keeps_the_tail(reopen: Reopen) -> None:
 
 
 def test_appends_after_a_snapshot_continue_the_chain(reopen: Reopen) -> None:
-    s = reopen(None)
-    s.load()
+    s = _started(reopen(None))
     entries = log_of(5)
     s.append(entries)
     s.sync()
@@ -197,8 +201,7 @@ def test_appends_after_a_snapshot_continue_the_chain(reopen: Reopen) -> None:
 
 
 def test_snapshot_beyond_the_log_discards_it(reopen: Reopen) -> None:
-    s = reopen(None)
-    s.load()
+    s = _started(reopen(None))
     s.append(log_of(3))
     s.sync()
     leader_log = log_of(20, term=2)
@@ -210,8 +213,7 @@ def test_snapshot_beyond_the_log_discards_it(reopen: Reopen) -> None:
 
 
 def test_snapshot_conflicting_with_the_log_discards_it(reopen: Reopen) -> None:
-    s = reopen(None)
-    s.load()
+    s = _started(reopen(None))
     s.append(log_of(10, term=1))
     s.sync()
     leader_log = log_of(10, term=2)
@@ -222,8 +224,7 @@ def test_snapshot_conflicting_with_the_log_discards_it(reopen: Reopen) -> None:
 
 
 def test_a_second_snapshot_compacts_further(reopen: Reopen) -> None:
-    s = reopen(None)
-    s.load()
+    s = _started(reopen(None))
     entries = log_of(12)
     s.append(entries)
     s.sync()
@@ -244,3 +245,24 @@ def test_an_older_snapshot_is_refused(reopen: Reopen) -> None:
     s.save_snapshot(snapshot_at(entries[5]), 6)
     with pytest.raises(InvariantViolation):
         s.save_snapshot(snapshot_at(entries[2]), 3)
+
+
+@pytest.mark.parametrize("kind", ["file-os", "file-memfs", "memory"])
+def test_storage_given_an_identity_starts_at_its_clusters_genesis(
+    kind: str, tmp_path: Path
+) -> None:
+    cluster = "c" * 32
+    identity = NodeIdentity("n1", cluster)
+    if kind == "memory":
+        store: NodeStorage = MemoryNodeStorage(identity)
+    elif kind == "file-os":
+        store = FileNodeStorage(OsFileSystem(), str(tmp_path / "n1"), identity)
+    else:
+        store = FileNodeStorage(MemoryFileSystem(), "/data/n1", identity)
+    state = store.load()
+    assert state.anchor == genesis_entry(cluster) != GENESIS
+    entries = chain(state.anchor, 3)
+    store.save_hard_state(HardState(term=1), 0)
+    store.append(entries)
+    store.sync()
+    assert store.load().entries == entries

@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import replace
 from pathlib import Path
 
 from click.testing import CliRunner, Result
 
 from resonetics.cli import main
-from resonetics.raft.entry import Entry
+from resonetics.machine.replicated import ReplicatedKV
+from resonetics.raft.entry import Entry, EntryType, genesis_entry, make_entry
+from resonetics.raft.membership import Membership
 from resonetics.raft.ready import HardState
 from resonetics.storage.fs import OsFileSystem
+from resonetics.storage.identity import NodeIdentity
+from resonetics.storage.lock import DataDirLock
 from resonetics.storage.log_file import encode_line
+from resonetics.storage.meta_file import read_meta, write_meta
 from resonetics.storage.node_storage import FileNodeStorage
 from tests.storage.chain import chain, log_of, snapshot_at
 
@@ -24,8 +30,17 @@ def _node(path: Path, entries: list[Entry], commit: int, snapshot_index: int = 0
     s.append(entries)
     s.sync()
     if snapshot_index:
-        s.save_snapshot(snapshot_at(entries[snapshot_index - 1]), snapshot_index)
+        state = _replayed(entries[:snapshot_index])
+        s.save_snapshot(snapshot_at(entries[snapshot_index - 1], state.snapshot()), snapshot_index)
     s.close()
+
+
+def _replayed(entries: list[Entry]) -> ReplicatedKV:
+    """The state a node holds after applying ``entries`` (from GENESIS)."""
+    state = ReplicatedKV()
+    for entry in entries:
+        state.apply(entry)
+    return state
 
 
 def _verify(*args: str) -> Result:
@@ -88,8 +103,11 @@ def test_unreadable_meta_and_bad_snapshot_are_problems(tmp_path: Path) -> None:
 
 def test_commit_beyond_the_log_is_a_problem(tmp_path: Path) -> None:
     _node(tmp_path / "n1", log_of(3), commit=3)
-    meta = tmp_path / "n1" / "meta.json"
-    meta.write_bytes(meta.read_bytes().replace(b'"commit_index":3', b'"commit_index":9'))
+    meta = str(tmp_path / "n1" / "meta.json")
+    record = read_meta(OsFileSystem(), meta)
+    assert record is not None
+    hs = HardState(term=record.hard_state.term, vote=record.hard_state.vote, commit=9)
+    write_meta(OsFileSystem(), meta, replace(record, hard_state=hs))
     result = _verify(str(tmp_path / "n1"))
     assert result.exit_code == 1
     assert "commit_index 9 is beyond the last log index 3" in result.output
@@ -113,10 +131,11 @@ def test_a_data_dir_of_agreeing_nodes_passes(tmp_path: Path) -> None:
 def test_nodes_disagreeing_at_a_committed_index_fail(tmp_path: Path) -> None:
     entries = log_of(6)
     _node(tmp_path / "n1", entries, commit=6)
-    _node(tmp_path / "n2", entries[:3] + chain(entries[2], 3, tag="x"), commit=6)
+    _node(tmp_path / "n2", entries, commit=6)
+    _node(tmp_path / "n3", entries[:3] + chain(entries[2], 3, tag="x"), commit=6)
     result = _verify(str(tmp_path))
     assert result.exit_code == 1
-    assert "disagree at committed index 4" in result.output
+    assert "n3 diverges from the committed history at index 4" in result.output
 
 
 def test_nodes_differing_only_past_commit_pass_with_a_note(tmp_path: Path) -> None:
@@ -172,3 +191,147 @@ def test_a_folder_without_nodes_fails(tmp_path: Path) -> None:
     result = _verify(str(tmp_path))
     assert result.exit_code == 1
     assert "no node folder" in result.output
+
+
+# --- computed, not trusted: commit index, divergence, cluster, state ----------------------
+A = "a" * 32
+B = "b" * 32
+
+
+def _member(
+    path: Path,
+    entries: list[Entry],
+    *,
+    cluster: str = A,
+    commit_hint: int = 0,
+    snapshot_index: int = 0,
+    snapshot_state: bytes | None = None,
+) -> None:
+    """A node folder of ``cluster`` holding ``entries`` (built on its GENESIS)."""
+    s = FileNodeStorage(OsFileSystem(), str(path), NodeIdentity(path.name, cluster))
+    s.load()
+    s.save_hard_state(HardState(term=2, vote="n1", commit=commit_hint), 0)
+    s.append(entries)
+    s.sync()
+    if snapshot_index:
+        data = snapshot_state or _replayed(entries[:snapshot_index]).snapshot()
+        s.save_snapshot(snapshot_at(entries[snapshot_index - 1], data), snapshot_index)
+    s.close()
+
+
+def _history(count: int, cluster: str = A) -> list[Entry]:
+    return chain(genesis_entry(cluster), count, term=2)
+
+
+def test_verify_derives_commit_index_from_logs_not_meta(tmp_path: Path) -> None:
+    entries = _history(10)
+    for name in ("n1", "n2"):
+        _member(tmp_path / name, entries, commit_hint=0)
+    _member(tmp_path / "n3", entries[:3] + chain(entries[2], 7, term=2, tag="x"), commit_hint=0)
+    result = _verify(str(tmp_path))
+    assert "commit index 10 (derived from the logs" in result.output
+    # Every hint says 0; a divergence inside the derived prefix is still a failure,
+    # not an "uncommitted suffix".
+    assert "n3 diverges from the committed history at index 4" in result.output
+    assert "uncommitted index 4" not in result.output
+    assert result.exit_code == 1
+
+
+def test_verify_reports_divergent_node(tmp_path: Path) -> None:
+    entries = _history(8)
+    _member(tmp_path / "n1", entries, commit_hint=8)
+    _member(tmp_path / "n2", entries[:6], commit_hint=6, snapshot_index=4)
+    _member(tmp_path / "n3", entries[:5] + chain(entries[4], 1, term=2, tag="x"))
+    result = _verify(str(tmp_path))
+    assert result.exit_code == 1, result.output
+    assert "commit index 6" in result.output
+    assert "n3 diverges from the committed history at index 6" in result.output
+    assert "n1 diverges" not in result.output and "n2 diverges" not in result.output
+
+
+def test_verify_passes_agreeing_nodes_of_one_cluster_with_snapshots(tmp_path: Path) -> None:
+    entries = _history(12)
+    _member(tmp_path / "n1", entries, snapshot_index=5)
+    _member(tmp_path / "n2", entries[:10], snapshot_index=9)
+    _member(tmp_path / "n3", entries)
+    result = _verify(str(tmp_path))
+    assert result.exit_code == 0, result.output
+    assert "commit index 12" in result.output
+
+
+def test_verify_reports_snapshot_state_that_history_does_not_imply(tmp_path: Path) -> None:
+    entries = _history(8)
+    forged = _replayed_from(entries[:5], A)
+    forged.machine.apply(5, {"op": "kv_set", "args": {"k": "planted", "v": 1}})
+    _member(tmp_path / "n1", entries)
+    _member(tmp_path / "n2", entries, snapshot_index=5, snapshot_state=forged.snapshot())
+    _member(tmp_path / "n3", entries, snapshot_index=6)
+    result = _verify(str(tmp_path))
+    assert result.exit_code == 1, result.output
+    assert "n2: snapshot state at index 5" in result.output
+    assert "is not what the history implies" in result.output
+    assert "n3: snapshot state" not in result.output
+
+
+def test_verify_reports_node_of_another_cluster(tmp_path: Path) -> None:
+    _member(tmp_path / "n1", _history(5))
+    _member(tmp_path / "n2", _history(5))
+    _member(tmp_path / "n3", _history(5, cluster=B), cluster=B)
+    result = _verify(str(tmp_path))
+    assert result.exit_code == 1
+    assert f"n3 belongs to another cluster ({B}, the others to {A})" in result.output
+
+
+def test_verify_majority_is_of_the_newest_configurations_voters(tmp_path: Path) -> None:
+    five = Membership(voters=("n1", "n2", "n3", "n4", "n5")).to_data()
+    config = make_entry(genesis_entry(A).hash, 2, 1, EntryType.CONFIG, five)
+    entries = [config, *chain(config, 9, term=2)]
+    # Three folders of five voters: a majority of the configuration is 3, not 2 of 3.
+    _member(tmp_path / "n1", entries)
+    _member(tmp_path / "n2", entries)
+    _member(tmp_path / "n3", entries[:4])
+    result = _verify(str(tmp_path))
+    assert "commit index 4 (derived from the logs: a majority of {n1, n2, n3, n4, n5}" in (
+        result.output
+    )
+    assert result.exit_code == 0, result.output
+
+
+def test_verify_reports_meta_term_below_the_logs_last_term(tmp_path: Path) -> None:
+    _member(tmp_path / "n1", _history(3))
+    meta = str(tmp_path / "n1" / "meta.json")
+    record = read_meta(OsFileSystem(), meta)
+    assert record is not None
+    write_meta(OsFileSystem(), meta, replace(record, hard_state=HardState(term=1)))
+    result = _verify(str(tmp_path / "n1"))
+    assert result.exit_code == 1
+    assert "current_term 1 is below the log's last term 2" in result.output
+
+
+def test_verify_takes_no_lock_and_reads_beside_a_running_node(tmp_path: Path) -> None:
+    _member(tmp_path / "n1", _history(3))
+    with DataDirLock(str(tmp_path / "n1")):
+        result = _verify(str(tmp_path / "n1"))
+    assert result.exit_code == 0, result.output
+
+
+def _replayed_from(entries: list[Entry], cluster: str) -> ReplicatedKV:
+    state = ReplicatedKV()
+    state.last_applied_hash = genesis_entry(cluster).hash
+    for entry in entries:
+        state.apply(entry)
+    return state
+
+
+def test_verify_notes_divergence_of_a_folder_outside_the_configuration(tmp_path: Path) -> None:
+    three = Membership(voters=("n1", "n2", "n3")).to_data()
+    config = make_entry(genesis_entry(A).hash, 2, 1, EntryType.CONFIG, three)
+    entries = [config, *chain(config, 5, term=2)]
+    for name in ("n1", "n2", "n3"):
+        _member(tmp_path / name, entries)
+    # A removed node's folder left behind, holding an old suffix nobody committed.
+    _member(tmp_path / "n4", entries[:2] + chain(entries[1], 2, term=2, tag="old"))
+    result = _verify(str(tmp_path))
+    assert result.exit_code == 0, result.output
+    assert "note: n4 diverges from the committed history at index 3" in result.output
+    assert "(not a member of the configuration)" in result.output

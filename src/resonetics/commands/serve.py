@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from resonetics.errors import ResoneticsError
+from resonetics.errors import ResoneticsError, StorageError
 from resonetics.security.ratelimit import parse_rate
 from resonetics.security.tls import CLIENT_AUTH_CHOICES
 from resonetics.server.config import (
@@ -91,6 +91,11 @@ from resonetics.server.config import (
     default=None,
     help="Refuse an incoming snapshot stream declared larger than this (bytes; default 1 GiB).",
 )
+@click.option(
+    "--cluster-id",
+    help="The cluster's id (32 hex digits; default: the data dir's, or derived from the peers "
+    "when founding a new cluster).",
+)
 @click.option("--log-level", default="info", show_default=True)
 def serve(
     node_id: str,
@@ -119,6 +124,7 @@ def serve(
     sign_entries: bool | None,
     trust_registry: Path | None,
     snapshot_bytes_max: int | None,
+    cluster_id: str | None,
     log_level: str,
 ) -> None:
     """Run one node of a cluster (flags override the TOML file)."""
@@ -151,11 +157,21 @@ def serve(
                 "sign_entries": sign_entries,
                 "trust_registry": trust_registry,
                 "snapshot_bytes_max": snapshot_bytes_max,
+                "cluster_id": cluster_id,
             },
         ).validate()
         _run(config, log_level)
+    except StorageError as exc:
+        # Another node's or cluster's folder, a locked or corrupt one: refused, one line.
+        raise StartRefused(str(exc)) from exc
     except ResoneticsError as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+class StartRefused(click.ClickException):
+    """The node's data dir cannot be used: exit status 2, the reason on one line."""
+
+    exit_code = 2
 
 
 def _build_config(

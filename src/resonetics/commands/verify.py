@@ -1,5 +1,10 @@
 """``resonetics verify PATH [--receipt JSON_OR_FILE]``: audit node folders, read-only.
 
+For a data dir of several nodes the commit index is derived from the logs (see
+``storage/verify_history.py``), not read from meta.json. Verify only reads: it
+takes no data dir lock and runs beside live nodes (a line being appended at
+that moment reads as a torn tail, a note).
+
 Exit status: 0 when every check passes (and the receipt, if given, is held),
 1 when a check fails or the receipt is not held, 2 on a usage error (click's).
 A corrupt file is a verdict, never a traceback.
@@ -48,7 +53,8 @@ def _describe(node: NodeReport) -> list[str]:
         term = node.meta.hard_state.term if node.meta else "?"
         head = (
             f"{node.name}: {verdict}  entries={len(node.entries)} "
-            f"indexes={node.anchor.index}..{node.last_index} term={term} commit={node.commit}\n"
+            f"indexes={node.anchor.index}..{node.last_index} term={term} "
+            f"commit_hint={node.commit}\n"
             f"  last hash {node.last_hash}"
         )
     lines = [head]
@@ -65,7 +71,7 @@ def _receipt_lines(report: ClusterReport, receipt: Receipt) -> tuple[list[str], 
     for node in report.nodes:
         status = receipt_status(node, receipt)
         held = held or status == "holds"
-        if status == "differs" and receipt.index <= node.commit:
+        if status == "differs" and receipt.index <= report.committed_bound(node):
             contradicted = True
             status = "DIFFERS at a committed index"
         lines.append(f"  {node.name}: {status}")
@@ -121,6 +127,8 @@ def verify(path: str, receipt: str | None, keys_path: str | None, require_signed
     report = verify_path(fs, path)
     for node in report.nodes:
         click.echo("\n".join(_describe(node)))
+    if report.commit_index is not None:
+        click.echo(f"commit index {report.commit_index} (derived from the logs: {report.voters})")
     for problem in report.problems:
         click.echo(f"problem: {problem}")
     for note in report.notes:

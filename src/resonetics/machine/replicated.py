@@ -37,6 +37,7 @@ applied the same entries produce byte-identical snapshots.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Generator, Mapping
 from typing import Any, Final
 
@@ -126,7 +127,8 @@ class ReplicatedKV:
         # Invariant: every entry with index <= last_applied has been applied, no other.
         self.last_applied: Index = 0
         self.last_applied_term: Term = 0
-        #: The chain hash at last_applied; the genesis hash before anything is applied.
+        #: The chain hash at last_applied; the genesis hash before anything is applied
+        #: (the driver sets its cluster's GENESIS hash at start).
         self.last_applied_hash: str = GENESIS.hash
 
     # --- applying ------------------------------------------------------------------------
@@ -263,6 +265,16 @@ class ReplicatedKV:
                 machine=self.machine.snapshot(),
             )
         )
+
+    def state_digest(self) -> str:
+        """sha256 (hex) of the whole replicated state: machine, sessions, position.
+
+        Deterministic: the snapshot encoding is canonical (sorted keys, the table in
+        key order, sessions in the order the log made them), so two replicas that
+        applied the same history to the same index give the same digest, and a
+        state restored from a snapshot gives the digest of the state it was taken from.
+        """
+        return hashlib.sha256(self.snapshot()).hexdigest()
 
     def restore(self, data: bytes) -> None:
         """Replace all state with a snapshot; ``StorageCorruption`` if it is unreadable."""

@@ -9,9 +9,15 @@ lets a follower refuse an AppendEntries batch that does not link to its own
 history (``prev_log_hash``).
 
 The log always begins with an *anchor* entry whose term and hash are known:
-``GENESIS`` at index 0 for a fresh log (identical on every node), or a
+a GENESIS entry at index 0 for a fresh log, or a
 ``SNAP_DUMMY`` at the last index covered by a snapshot once the log has been
 compacted. The anchor is never applied; it only carries the chain forward.
+
+The GENESIS entry's data names the cluster (``{"cluster": <id>}``), so its hash,
+and with it every chain hash after it, differs between clusters: two clusters'
+logs never agree at any index, and a node started on another cluster's data dir
+cannot pass its history off as this cluster's. ``GENESIS`` (no cluster id,
+``data`` null) is the anchor of the pure core, the simulator and unit tests.
 """
 
 from __future__ import annotations
@@ -130,12 +136,42 @@ def entry_links(prev_hash: str, entry: Entry) -> bool:
     return entry.hash == chain_hash(prev_hash, entry.term, entry.index, entry.type, entry.data)
 
 
-def genesis_entry() -> Entry:
-    """The anchor at index 0 shared by every fresh log."""
-    return make_entry(ZERO_HASH, 0, 0, EntryType.GENESIS, None)
+def genesis_entry(cluster_id: str = "") -> Entry:
+    """The anchor at index 0 of every fresh log of the cluster ``cluster_id``.
+
+    An empty id gives the anonymous genesis (``data`` null) that logs written
+    before cluster ids existed, the simulator and the unit tests use.
+    """
+    data = {"cluster": cluster_id} if cluster_id else None
+    return make_entry(ZERO_HASH, 0, 0, EntryType.GENESIS, data)
 
 
 GENESIS: Entry = genesis_entry()
+
+
+def is_genesis(entry: Entry) -> bool:
+    """True for a well-formed GENESIS anchor of some cluster (its hash checked)."""
+    return (
+        entry.type is EntryType.GENESIS
+        and entry.index == 0
+        and entry.term == 0
+        and genesis_cluster(entry) is not None
+        and entry == genesis_entry(genesis_cluster(entry) or "")
+    )
+
+
+def genesis_cluster(entry: Entry) -> str | None:
+    """The cluster id a GENESIS anchor names ("" for the anonymous one), or None
+    when ``entry`` is not a GENESIS entry of the expected shape."""
+    if entry.type is not EntryType.GENESIS:
+        return None
+    if entry.data is None:
+        return ""
+    if isinstance(entry.data, dict) and set(entry.data) == {"cluster"}:
+        cluster = entry.data["cluster"]
+        return cluster if isinstance(cluster, str) and cluster else None
+    return None
+
 
 __all__ = [
     "GENESIS",
@@ -147,7 +183,9 @@ __all__ = [
     "canonical_body",
     "chain_hash",
     "entry_links",
+    "genesis_cluster",
     "genesis_entry",
+    "is_genesis",
     "make_entry",
     "signed",
 ]

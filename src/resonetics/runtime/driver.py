@@ -166,6 +166,9 @@ class NodeDriver:
         if recovered.snapshot is not None:
             self.machine.restore(recovered.snapshot.data)
             membership = recovered.snapshot.meta.membership
+        else:
+            # The chain starts at this cluster's GENESIS, not the anonymous one.
+            self.machine.last_applied_hash = recovered.anchor.hash
         self._filter = message_filter
         if message_filter is not None:
             message_filter.remember(recovered.entries)
@@ -470,6 +473,7 @@ class NodeDriver:
         """Install a snapshot and send what may leave before the disk write."""
         self.stats.readies += 1
         if rd.snapshot is not None:
+            self._save_new_term(rd, self.core.applied)
             self.snapshots.install(rd.snapshot, self.machine, self.storage)
         early, late = self._split_messages(rd)
         for msg in early:
@@ -542,6 +546,7 @@ class NodeDriver:
     def _write(self, rd: Ready, applied: Index) -> None:
         """The Ready's log and hard-state writes, durable on return. Touches only storage."""
         started = time.perf_counter()
+        self._save_new_term(rd, applied)
         if rd.truncate_from is not None:
             self.storage.truncate_from(rd.truncate_from)
         if rd.entries:
@@ -556,6 +561,19 @@ class NodeDriver:
             self._durable_hs = hs
             self._meta_commit = hs.commit
         self.stats.write_seconds += time.perf_counter() - started
+
+    def _save_new_term(self, rd: Ready, applied: Index) -> None:
+        """A new term or vote reaches meta.json before any entry or snapshot of it:
+        storage refuses a log whose last term is above meta.json's (the sign of a
+        term lowered by hand), so no crash may leave that state honestly."""
+        hs = rd.hard_state
+        durable = self._durable_hs
+        if hs is not None and (hs.term != durable.term or hs.vote != durable.vote):
+            # The commit hint stays at the saved one: the entries a new commit index
+            # covers may not be on disk yet (the hint never runs ahead of the log).
+            early = HardState(term=hs.term, vote=hs.vote, commit=self._meta_commit)
+            self.storage.save_hard_state(early, min(applied, early.commit))
+            self._durable_hs = early
 
     def _needs_disk_thread(self, rd: Ready) -> bool:
         return self._writes_disk(rd) and not self._write_inline(rd)

@@ -20,6 +20,8 @@ The TOML file describes the whole cluster, so one file serves every node::
     # connections_per_ip_max = 512
     # trust_registry = "registry.toml"  # node id -> Ed25519 key: sign, and check peers' entries
     # snapshot_bytes_max = 1073741824   # refuse an incoming snapshot stream declared larger
+    # cluster_id = "<32 hex>"      # default: the cluster key's, the data dir's, or derived
+    #                              # from [nodes] when founding a new cluster
 
     [nodes]   # each node: where peers reach it (Raft) and where clients do
     n1 = { peer = "127.0.0.1:7101", client = "127.0.0.1:7001" }
@@ -43,9 +45,10 @@ from pathlib import Path
 from typing import Any
 
 from resonetics import limits
-from resonetics.errors import ResoneticsError
+from resonetics.errors import BadClusterId, ResoneticsError
 from resonetics.raft.config import RaftConfig, lease_ticks_for
 from resonetics.security.tls import CLIENT_AUTH_CHOICES, ClientAuth, TLSConfig
+from resonetics.storage.identity import NodeIdentity, check_cluster_id, founding_cluster_id
 
 
 class ConfigError(ResoneticsError):
@@ -96,6 +99,9 @@ class ServerConfig:
     trust_registry: Path | None = None
     #: An incoming snapshot stream declared larger than this is refused (bytes).
     snapshot_bytes_max: int = limits.SNAPSHOT_BYTES_MAX
+    #: The cluster this node belongs to (32 hex digits); None: the cluster key's, the one
+    #: in its data dir, or, for a founder of a new cluster, one derived from the peers map.
+    cluster_id: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def tls(self) -> TLSConfig | None:
@@ -126,6 +132,13 @@ class ServerConfig:
     def peers_authenticated(self) -> bool:
         """Whether peer links prove who is on the other end (TLS or a cluster key)."""
         return self.cluster_key is not None or self.tls() is not None
+
+    def identity(self) -> NodeIdentity:
+        """Who this node's folder must belong to. A founder of a new cluster (not
+        joining) given no cluster id founds it with the id every founder derives
+        from the same peers map (``founding_cluster_id``)."""
+        founding = founding_cluster_id(self.peers) if not self.join and self.peers else None
+        return NodeIdentity(self.node_id, self.cluster_id, founding)
 
     def raft_config(self) -> RaftConfig:
         voters = () if self.join else tuple(sorted(self.peers))
@@ -314,6 +327,11 @@ def apply_overrides(config: ServerConfig, values: dict[str, Any], *, source: str
             changes[key] = str(value)
         elif key == "join":
             changes[key] = tuple(value)
+        elif key == "cluster_id":
+            try:
+                changes[key] = check_cluster_id(str(value))
+            except BadClusterId as exc:
+                raise ConfigError(f"{source}: {exc}") from None
         elif key in ("sign_entries", "insecure"):
             if not isinstance(value, bool):
                 raise ConfigError(f"{source}: {key} must be true or false, got {value!r}")

@@ -29,19 +29,19 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import hashlib
 import logging
 import random
 import signal
 import ssl
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import msgspec
 
 from resonetics import limits
-from resonetics.errors import BadRequest, ClientError, ResoneticsError, TooLarge
+from resonetics.errors import BadRequest, ClientError, ResoneticsError, TooLarge, invariant
 from resonetics.raft.messages import MESSAGE_TYPES, Message
 from resonetics.raft.ready import Role
 from resonetics.runtime import peer_gate
@@ -57,7 +57,7 @@ from resonetics.security.signing import (
 )
 from resonetics.security.tls import client_context, server_context
 from resonetics.server import admin
-from resonetics.server.config import ServerConfig
+from resonetics.server.config import ConfigError, ServerConfig
 from resonetics.server.deadlines import Deadlines
 from resonetics.server.guard import HandlerGuard
 from resonetics.server.history_trust import history_trust
@@ -66,6 +66,7 @@ from resonetics.server.peer_listener import PeerListener
 from resonetics.server.peers import PeerLink
 from resonetics.server.status import node_status
 from resonetics.storage.fs import OsFileSystem
+from resonetics.storage.lock import DataDirLock, LockedStorage
 from resonetics.storage.node_storage import FileNodeStorage
 from resonetics.storage.spool import SPOOL_NAME, FileSpool
 from resonetics.wire import codes
@@ -117,14 +118,25 @@ class NodeServer:
     """Runs one Resonetics node until ``stop()`` or a signal."""
 
     def __init__(self, config: ServerConfig) -> None:
-        self.config = config.validate()
+        self.cluster_key: ClusterKey | None = (
+            load_cluster_key(config.cluster_key) if config.cluster_key is not None else None
+        )
+        config = with_key_cluster_id(config.validate(), self.cluster_key)
+        self.config = config
         self.links: dict[str, PeerLink] = {}
+        # One process per data dir (storage/lock.py): taken before anything is read, and
+        # released by the storage if its load refuses the folder.
+        self.data_dir_lock = DataDirLock(str(config.node_dir)).acquire()
+        self.storage = LockedStorage(
+            FileNodeStorage(OsFileSystem(), str(config.node_dir), config.identity()),
+            self.data_dir_lock,
+        )
         # Made on first start so an operator can build the trust registry from node folders.
         self.signing_key = load_or_create_node_key(config.node_dir, config.signing_key)
         trust = history_trust(config, self.signing_key)
         self.driver = NodeDriver(
             config.raft_config(),
-            FileNodeStorage(OsFileSystem(), str(config.node_dir)),
+            self.storage,
             _Host(self),
             random.Random(),
             snapshot_policy=SnapshotPolicy(
@@ -145,12 +157,11 @@ class NodeServer:
         self.learned_addresses: dict[str, str] = {}
         #: What ``admin.sync_links`` last saw (configuration, leader, learned count).
         self.links_synced_for: tuple[object, str | None, int] | None = None
-        self.cluster_key: ClusterKey | None = (
-            load_cluster_key(config.cluster_key) if config.cluster_key is not None else None
-        )
-        self.cluster_id = cluster_id_for(config, self.cluster_key)
+        identity = self.storage.identity
+        invariant(identity is not None and identity.cluster_id is not None, "no cluster id")
+        assert identity is not None and identity.cluster_id is not None
         self.peer_credentials = PeerCredentials(
-            config.node_id, self.cluster_id, self.cluster_key, tls=config.tls() is not None
+            config.node_id, identity.cluster_id, self.cluster_key, tls=config.tls() is not None
         )
         #: Raft messages that arrived on the client listener: refused, never stepped.
         self.peer_messages_refused = 0
@@ -189,6 +200,11 @@ class NodeServer:
         self.connections_refused = 0
         #: Unexpected handler exceptions: each closed its connection (``status``).
         self.handler_guard = HandlerGuard()
+
+    @property
+    def cluster_id(self) -> str:
+        """The cluster this node belongs to, as its data dir says after load."""
+        return self.peer_credentials.cluster_id
 
     # --- lifecycle ---------------------------------------------------------------------
     async def serve_forever(self, *, install_signals: bool = True) -> None:
@@ -266,6 +282,7 @@ class NodeServer:
         await self._end_connection_handlers()
         await self.peer_listener.wait_closed(SHUTDOWN_GRACE_S)
         self.driver.close()
+        self.data_dir_lock.release()
         log.info("stopped")
 
     async def _end_connection_handlers(self) -> None:
@@ -594,17 +611,20 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def cluster_id_for(config: ServerConfig, key: ClusterKey | None) -> str:
-    """The cluster id this node claims in peer handshakes.
+def with_key_cluster_id(config: ServerConfig, key: ClusterKey | None) -> ServerConfig:
+    """The config with the cluster key's cluster id (the key file names the cluster).
 
-    The cluster key file's when there is one (random, made by ``resonetics
-    init``); otherwise one derived from the initial configuration, so that the
-    founders of a cluster started without a key agree on it without talking.
+    A ``--cluster-id`` that contradicts the key file is an operator's mistake:
+    refused with both ids rather than guessed.
     """
-    if key is not None:
-        return key.cluster_id
-    founders = ",".join(f"{n}={a}" for n, a in sorted(config.peers.items()))
-    return hashlib.sha256(f"resonetics/cluster/v1\0{founders}".encode()).hexdigest()[:32]
+    if key is None:
+        return config
+    if config.cluster_id is not None and config.cluster_id != key.cluster_id:
+        raise ConfigError(
+            f"--cluster-id {config.cluster_id} contradicts the cluster key file "
+            f"{config.cluster_key}, which is for cluster {key.cluster_id}"
+        )
+    return replace(config, cluster_id=key.cluster_id)
 
 
 def peer_auth_description(config: ServerConfig) -> str:

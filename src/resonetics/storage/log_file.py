@@ -12,8 +12,8 @@ and checks the CRC of the very bytes that were written, without re-encoding.
 The line stays plain JSON for anyone reading the file with other tools.
 
 ``parse_log`` reads a whole file and checks every line: checksum, index
-continuity, the hash chain (``entry_links``) and the anchor (GENESIS or
-SNAP_DUMMY first). A bad *last* line (torn write, no newline, bad CRC) is
+continuity, the hash chain (``entry_links``) and the anchor (a well-formed
+GENESIS of some cluster, or a SNAP_DUMMY, first). A bad *last* line (torn write, no newline, bad CRC) is
 reported as a tail to cut; a bad line before it raises ``StorageCorruption``.
 A last line whose CRC is right but whose chain link is wrong is not a torn
 write: it is corruption too.
@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 import msgspec
 
 from resonetics.errors import StorageCorruption, invariant
-from resonetics.raft.entry import GENESIS, Entry, EntryType, entry_links
+from resonetics.raft.entry import Entry, EntryType, entry_links, is_genesis
 from resonetics.raft.types import Index
 from resonetics.storage.fs import FileSystem, atomic_write
 
@@ -179,7 +179,8 @@ def _decode_all(bodies: list[bytes], path: str) -> list[Entry]:
 def _check_link(parsed: ParsedLog, entry: Entry, path: str, lineno: int) -> None:
     """The anchor rule for line 1, index continuity and the hash chain after it."""
     if not parsed.entries:
-        if entry.type is EntryType.GENESIS and entry != GENESIS:
+        # Which cluster's GENESIS it must be is meta.json's to say (node_storage).
+        if entry.type is EntryType.GENESIS and not is_genesis(entry):
             raise StorageCorruption(path, "GENESIS anchor differs", line=1, index=entry.index)
         if entry.type not in (EntryType.GENESIS, EntryType.SNAP_DUMMY):
             raise StorageCorruption(

@@ -11,10 +11,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from resonetics.errors import invariant
-from resonetics.raft.entry import GENESIS, Entry
+from resonetics.raft.entry import Entry, genesis_entry
 from resonetics.raft.ready import HardState, Snapshot
 from resonetics.raft.types import Index
 from resonetics.storage.api import RecoveredState
+from resonetics.storage.identity import NodeIdentity
 from resonetics.storage.recovery import (
     check_hard_state_step,
     clamp,
@@ -26,10 +27,13 @@ from resonetics.storage.recovery import (
 class MemoryNodeStorage:
     """Invariant: ``entries[i].index == anchor.index + 1 + i``."""
 
-    def __init__(self) -> None:
+    def __init__(self, identity: NodeIdentity | None = None) -> None:
+        #: As ``FileNodeStorage.identity``: the log starts at this cluster's GENESIS.
+        self.identity = identity
+        cluster = identity.cluster_id if identity is not None else None
         self._hard_state = HardState()
         self._last_applied: Index = 0
-        self._anchor: Entry = GENESIS
+        self._anchor: Entry = genesis_entry(cluster or "")
         self._entries: list[Entry] = []
         self._snapshot: Snapshot | None = None
 

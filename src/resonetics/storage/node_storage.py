@@ -21,6 +21,17 @@ Write order, and why each crash point is recoverable:
 
 ``load`` never repairs anything but a torn last log line and an interrupted
 compaction; everything else that fails a check raises ``StorageCorruption``.
+
+Identity (``storage/identity.py``): given a ``NodeIdentity``, a fresh folder
+gets that node id and cluster id in meta.json and a log starting at the
+cluster's GENESIS; an existing folder must hold the same node id and cluster id
+(``IdentityMismatch`` otherwise; a cluster id of None adopts the stored one).
+``load`` also refuses a meta.json whose term is below the term of the log's
+last entry or of the snapshot: a term lowered (and a vote erased) by hand would
+let the node vote a second time in a term it already voted in. The runtime
+saves a new term before any entry or snapshot of that term, so no crash leaves
+that state. Without an identity (simulator, unit tests) the folder has none and
+the log starts at the anonymous ``GENESIS``.
 """
 
 from __future__ import annotations
@@ -28,12 +39,13 @@ from __future__ import annotations
 import posixpath
 from collections.abc import Sequence
 
-from resonetics.errors import StorageCorruption, invariant
-from resonetics.raft.entry import GENESIS, Entry, EntryType
+from resonetics.errors import ClusterIdRequired, IdentityMismatch, StorageCorruption, invariant
+from resonetics.raft.entry import Entry, EntryType, genesis_cluster, genesis_entry, is_genesis
 from resonetics.raft.ready import HardState, Snapshot
 from resonetics.raft.types import Index
 from resonetics.storage.api import RecoveredState
 from resonetics.storage.fs import FileSystem
+from resonetics.storage.identity import NodeIdentity
 from resonetics.storage.log_file import LogFile, ParsedLog, parse_log
 from resonetics.storage.meta_file import MetaRecord, read_meta, write_meta
 from resonetics.storage.recovery import (
@@ -54,9 +66,11 @@ _TEMP_SUFFIX = ".tmp"
 class FileNodeStorage:
     """One node's folder ``<data_dir>/<node_id>/`` on a ``FileSystem``."""
 
-    def __init__(self, fs: FileSystem, node_dir: str) -> None:
+    def __init__(self, fs: FileSystem, node_dir: str, identity: NodeIdentity | None = None) -> None:
         self._fs = fs
         self._dir = node_dir
+        #: The identity asked for; after ``load``, the folder's (a None cluster id adopted).
+        self.identity = identity
         self.meta_path = posixpath.join(node_dir, META_NAME)
         self.log_path = posixpath.join(node_dir, LOG_NAME)
         self.snapshot_path = posixpath.join(node_dir, SNAPSHOT_NAME)
@@ -79,13 +93,16 @@ class FileNodeStorage:
         snapshot = read_snapshot(self._fs, self.snapshot_path)
         parsed = parse_log(self._fs.read(self.log_path), self.log_path) if self._has_log() else None
         if meta is None and snapshot is None and _fresh_log(parsed):
-            return self._create()
+            return self._create(parsed)
         if meta is None:
             raise StorageCorruption(
                 self.meta_path, "meta.json is missing but the log holds entries"
             )
         if parsed is None or not parsed.entries:
             raise StorageCorruption(self.log_path, "log.jsonl is missing or has no anchor line")
+        self._check_identity(meta)
+        self._check_anchor_cluster(meta, parsed.entries[0])
+        self._check_term(meta, parsed, snapshot)
         self.cut_tail = parsed.torn
         self._log.adopt(parsed)
         anchor, entries = self._join_snapshot(parsed, snapshot)
@@ -107,15 +124,70 @@ class FileNodeStorage:
             if name.endswith(_TEMP_SUFFIX):
                 self._fs.remove(posixpath.join(self._dir, name))
 
-    def _create(self) -> RecoveredState:
+    def _create(self, parsed: ParsedLog | None) -> RecoveredState:
         """A fresh node: GENESIS log first, then meta.json (see the module doc)."""
-        self._log.rewrite(GENESIS)
-        self._meta = MetaRecord(hard_state=HardState(), last_applied=0)
+        node_id, cluster_id = None, None
+        if self.identity is not None:
+            node_id, cluster_id = self.identity.node_id, self.identity.cluster_id
+            if cluster_id is None:
+                # A crash between the GENESIS line and meta.json: the log names the cluster.
+                cluster_id = (
+                    genesis_cluster(parsed.entries[0]) if parsed and parsed.entries else None
+                )
+            cluster_id = cluster_id or self.identity.founding_id
+            if not cluster_id:
+                raise ClusterIdRequired(self._dir)
+            self.identity = NodeIdentity(node_id, cluster_id)
+        genesis = genesis_entry(cluster_id or "")
+        self._log.rewrite(genesis)
+        self._meta = MetaRecord(
+            hard_state=HardState(), last_applied=0, node_id=node_id, cluster_id=cluster_id
+        )
         write_meta(self._fs, self.meta_path, self._meta)
         self._snapshot_index = 0
         self.cut_tail = None
         self._loaded = True
-        return RecoveredState(HardState(), 0, GENESIS, [], None)
+        return RecoveredState(HardState(), 0, genesis, [], None)
+
+    def _check_identity(self, meta: MetaRecord) -> None:
+        """The folder must be this node's, of this cluster; adopt a cluster id not given."""
+        if self.identity is None:
+            return
+        wanted = self.identity
+        if meta.node_id != wanted.node_id:
+            raise IdentityMismatch(self.meta_path, "node", wanted.node_id, str(meta.node_id))
+        if wanted.cluster_id is not None and meta.cluster_id != wanted.cluster_id:
+            raise IdentityMismatch(
+                self.meta_path, "cluster", wanted.cluster_id, str(meta.cluster_id)
+            )
+        self.identity = NodeIdentity(wanted.node_id, meta.cluster_id)
+
+    def _check_anchor_cluster(self, meta: MetaRecord, anchor: Entry) -> None:
+        """A GENESIS anchor must be the one of the cluster meta.json names."""
+        if anchor.type is not EntryType.GENESIS:
+            return
+        if anchor != genesis_entry(meta.cluster_id or ""):
+            raise StorageCorruption(
+                self.log_path,
+                f"GENESIS anchor is of cluster {genesis_cluster(anchor)!r}, "
+                f"meta.json names {meta.cluster_id!r}",
+                line=1,
+                index=0,
+            )
+
+    def _check_term(self, meta: MetaRecord, parsed: ParsedLog, snapshot: Snapshot | None) -> None:
+        """meta.json's term is at least every term the log and snapshot hold (Raft: a
+        node never holds an entry of a term it has not reached)."""
+        last = parsed.entries[-1]
+        term, index = last.term, last.index
+        if snapshot is not None and snapshot.meta.last_included_term > term:
+            term, index = snapshot.meta.last_included_term, snapshot.meta.last_included_index
+        if meta.hard_state.term < term:
+            raise StorageCorruption(
+                self.meta_path,
+                f"current_term {meta.hard_state.term} is below term {term} of the entry at "
+                f"index {index}: a lowered term (and erased vote) could vote twice",
+            )
 
     def _join_snapshot(
         self, parsed: ParsedLog, snapshot: Snapshot | None
@@ -170,7 +242,13 @@ class FileNodeStorage:
         self._check_loaded()
         if self._meta is not None:
             check_hard_state_step(self._meta.hard_state, hard_state)
-        record = MetaRecord(hard_state=hard_state, last_applied=last_applied)
+        ident = self._meta
+        record = MetaRecord(
+            hard_state=hard_state,
+            last_applied=last_applied,
+            node_id=ident.node_id if ident is not None else None,
+            cluster_id=ident.cluster_id if ident is not None else None,
+        )
         write_meta(self._fs, self.meta_path, record)
         self._meta = record
 
@@ -193,8 +271,10 @@ class FileNodeStorage:
 
 
 def _fresh_log(parsed: ParsedLog | None) -> bool:
-    """No log, an empty one, or GENESIS alone: nothing was ever appended."""
-    return parsed is None or parsed.entries in ([], [GENESIS])
+    """No log, an empty one, or a GENESIS alone: nothing was ever appended."""
+    if parsed is None or not parsed.entries:
+        return True
+    return len(parsed.entries) == 1 and is_genesis(parsed.entries[0])
 
 
 __all__ = ["LOG_NAME", "META_NAME", "SNAPSHOT_NAME", "FileNodeStorage"]

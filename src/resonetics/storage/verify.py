@@ -9,11 +9,18 @@ as a note (the next start cuts it), everything else as a problem naming the
 file, line and index. Every read goes through a ``FileSystem``, so verifying
 never writes.
 
-Across several nodes of one data dir, two nodes that hold the same index must
-agree on its chain hash up to the lower of their commit indexes; beyond that a
-difference is an uncommitted suffix that Raft will overwrite, reported as a
-note. By the hash chain, agreeing at index N means agreeing on all history up
-to N.
+Each folder is also checked for its identity (the GENESIS anchor must be the
+one of the cluster meta.json names), for a term in meta.json below the log's
+last term, and for a snapshot whose state cannot be restored or sits at
+another index or hash than its metadata says.
+
+Across several nodes of one data dir, nothing is taken from meta.json's
+lazily written commit hint: ``storage/verify_history.py`` derives the commit
+index from the logs (the longest prefix a majority of the voters hold with
+equal chain hashes), reports a node that diverges from it or belongs to
+another cluster, and replays the committed log to check each snapshot's
+state. By the hash chain, agreeing at index N means agreeing on all history
+up to N.
 """
 
 from __future__ import annotations
@@ -24,7 +31,8 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from resonetics.errors import StorageCorruption
-from resonetics.raft.entry import GENESIS, Entry, EntryType, Receipt
+from resonetics.machine.replicated import ReplicatedKV
+from resonetics.raft.entry import Entry, EntryType, Receipt, genesis_cluster, genesis_entry
 from resonetics.raft.ready import Snapshot
 from resonetics.storage.fs import FileSystem
 from resonetics.storage.log_file import parse_log
@@ -67,6 +75,18 @@ class NodeReport:
     entries: list[Entry] = field(default_factory=list)
     meta: MetaRecord | None = None
     snapshot: Snapshot | None = None
+    #: ``ReplicatedKV.state_digest`` of the snapshot's state, when it restores.
+    state_digest: str | None = None
+
+    @property
+    def cluster_id(self) -> str | None:
+        """The folder's cluster: meta.json's ("" for an identity-less folder), else
+        the GENESIS anchor's; None when neither says."""
+        if self.meta is not None:
+            return self.meta.cluster_id or ""
+        if self.anchor is not None:
+            return genesis_cluster(self.anchor)
+        return None
 
     @property
     def ok(self) -> bool:
@@ -84,7 +104,8 @@ class NodeReport:
 
     @property
     def commit(self) -> int:
-        """The highest index this node knows to be committed (0 when unknown)."""
+        """meta.json's commit hint (0 when unknown): written lazily, so a lower bound
+        at best; ``ClusterReport.commit_index`` is derived from the logs instead."""
         snap = self.snapshot.meta.last_included_index if self.snapshot else 0
         meta = self.meta.hard_state.commit if self.meta else 0
         return max(snap, min(meta, self.last_index or 0))
@@ -114,6 +135,8 @@ def verify_node(fs: FileSystem, node_dir: str) -> NodeReport:
     if report.anchor is not None:
         _check_meta(report)
         _check_snapshot(report, report.anchor)
+    if report.snapshot is not None:
+        _check_snapshot_state(report, report.snapshot)
     return report
 
 
@@ -162,6 +185,17 @@ def _check_meta(report: NodeReport) -> None:
         report.problems.append(
             Problem(path, f"last_applied {applied} is beyond commit_index {hs.commit}")
         )
+    last_term = report.entries[-1].term if report.entries else 0
+    if report.anchor is not None:
+        last_term = max(last_term, report.anchor.term)
+    if hs.term < last_term:
+        report.problems.append(
+            Problem(
+                path,
+                f"current_term {hs.term} is below the log's last term {last_term} "
+                "(a lowered term could vote twice; the node refuses to start)",
+            )
+        )
 
 
 def _check_snapshot(report: NodeReport, anchor: Entry) -> None:
@@ -188,8 +222,42 @@ def _check_snapshot(report: NodeReport, anchor: Entry) -> None:
             report.notes.append("interrupted install: the log does not hold the snapshot's entry")
     elif anchor.index < meta.last_included_index:
         report.notes.append("interrupted compaction: the log's covered prefix is dropped at start")
-    if anchor.type is EntryType.GENESIS and anchor != GENESIS:
-        report.problems.append(Problem(log_path, "GENESIS anchor differs", line=1, index=0))
+    cluster = report.meta.cluster_id if report.meta is not None else None
+    if anchor.type is EntryType.GENESIS and anchor != genesis_entry(cluster or ""):
+        report.problems.append(
+            Problem(
+                log_path,
+                f"GENESIS anchor is of cluster {genesis_cluster(anchor)!r}, "
+                f"meta.json names {cluster!r}",
+                line=1,
+                index=0,
+            )
+        )
+
+
+def _check_snapshot_state(report: NodeReport, snapshot: Snapshot) -> None:
+    """The snapshot's state restores and sits where its metadata says."""
+    path = posixpath.join(report.path, SNAPSHOT_NAME)
+    state = ReplicatedKV()
+    try:
+        state.restore(snapshot.data)
+    except StorageCorruption as exc:
+        report.problems.append(Problem(path, exc.reason))
+        return
+    meta = snapshot.meta
+    if (state.last_applied, state.last_applied_hash) != (
+        meta.last_included_index,
+        meta.last_included_hash,
+    ):
+        report.problems.append(
+            Problem(
+                path,
+                f"state is at index {state.last_applied} ({state.last_applied_hash}), "
+                f"the snapshot says {meta.last_included_index} ({meta.last_included_hash})",
+            )
+        )
+        return
+    report.state_digest = state.state_digest()
 
 
 def _snapshot_unreadable(report: NodeReport, snap_path: str) -> bool:
@@ -201,6 +269,15 @@ class ClusterReport:
     nodes: list[NodeReport]
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: Derived from the logs of a data dir's nodes; None for a single node folder,
+    #: where no majority can be seen (then only its meta.json hint is known).
+    commit_index: int | None = None
+    #: Whose majority ``commit_index`` is (see ``verify_history``).
+    voters: str = ""
+
+    def committed_bound(self, node: NodeReport) -> int:
+        """The index up to which a difference from ``node``'s log is a failure."""
+        return self.commit_index if self.commit_index is not None else node.commit
 
     @property
     def ok(self) -> bool:
@@ -216,15 +293,28 @@ def verify_path(fs: FileSystem, path: str) -> ClusterReport:
     report = ClusterReport(nodes)
     if not nodes:
         report.problems.append(f"{path}: no node folder (with {LOG_NAME} or {META_NAME}) found")
+        return report
+    # verify_history works on NodeReports, so it imports this module.
+    from resonetics.storage.verify_history import check_history
+
+    history = check_history(nodes)
+    report.commit_index = history.commit_index
+    groups = " and ".join("{" + ", ".join(g) + "}" for g in history.voter_groups)
+    report.voters = f"a majority of {groups}: {history.voters_from}"
+    report.problems += history.problems
+    report.notes += history.notes
     for i, a in enumerate(nodes):
         for b in nodes[i + 1 :]:
-            _compare(report, a, b)
+            _compare(report, a, b, history.commit_index)
     return report
 
 
-def _compare(report: ClusterReport, a: NodeReport, b: NodeReport) -> None:
-    """Find the first shared index where two nodes' chain hashes differ."""
-    if a.anchor is None or b.anchor is None:
+def _compare(report: ClusterReport, a: NodeReport, b: NodeReport, commit: int) -> None:
+    """Note where two nodes agree, or where their uncommitted suffixes part. A
+    difference up to ``commit`` is already a divergence from the committed history;
+    one that both nodes' commit hints cover is a failure too (a hint is written lazily,
+    so it may lag the truth, but a node never saves an index it did not see committed)."""
+    if a.anchor is None or b.anchor is None or a.cluster_id != b.cluster_id:
         return
     lo = max(a.anchor.index, b.anchor.index)
     hi = min(a.last_index or 0, b.last_index or 0)
@@ -232,9 +322,13 @@ def _compare(report: ClusterReport, a: NodeReport, b: NodeReport) -> None:
         ea, eb = a.entry_at(index), b.entry_at(index)
         if ea is None or eb is None or ea.hash == eb.hash:
             continue
+        if index <= commit:
+            return  # a divergence from the committed history, reported already
         if index <= min(a.commit, b.commit):
+            # Hints lag but never lead: both nodes learned this index was committed.
             report.problems.append(
-                f"{a.name} and {b.name} disagree at committed index {index}: {ea.hash} vs {eb.hash}"
+                f"{a.name} and {b.name} disagree at committed index {index} (both "
+                f"meta.json commit hints cover it): {ea.hash} vs {eb.hash}"
             )
         else:
             report.notes.append(

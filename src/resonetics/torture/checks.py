@@ -109,6 +109,7 @@ def _verify_json(cluster: ClusterReport) -> dict[str, Any]:
             for n in cluster.nodes
         },
         "problems": list(cluster.problems),
+        "commit_index": cluster.commit_index,
     }
 
 

@@ -1,0 +1,74 @@
+"""Real processes: one process per data dir, and a node never starts on another
+cluster's or another node's folder (issue 13: a node started on another cluster's data
+dir joined and served that state; two ``serve`` processes corrupted one log)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from resonetics.localcluster import free_ports
+from tests.integration.conftest import running_cluster
+
+#: A refused start must end at once, not after an election timeout, seconds.
+REFUSAL_TIMEOUT_S = 30.0
+
+
+def _serve(data_dir: Path, node_id: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    port = free_ports(1)[0]
+    command = [
+        sys.executable,
+        "-m",
+        "resonetics",
+        "serve",
+        "--id",
+        node_id,
+        "--peers",
+        f"{node_id}=127.0.0.1:{port}",
+        "--data-dir",
+        str(data_dir),
+        *extra,
+    ]
+    return subprocess.run(
+        command, capture_output=True, text=True, timeout=REFUSAL_TIMEOUT_S, check=False
+    )
+
+
+def _one_line(result: subprocess.CompletedProcess[str]) -> str:
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    return lines[0]
+
+
+def test_second_process_on_a_data_dir_exits_naming_the_holder(tmp_path: Path) -> None:
+    for cluster in running_cluster(tmp_path / "data", 1):
+        holder = cluster.nodes["n1"].process
+        assert holder is not None
+        second = _serve(cluster.data_dir, "n1", "--cluster-id", cluster.cluster_id_arg())
+        assert second.returncode == 2, second.stderr
+        line = _one_line(second)
+        assert "in use by pid" in line and f"pid {holder.pid} " in line
+        # The holder was not disturbed and still says which cluster it belongs to.
+        status = cluster.status("n1")
+        assert status is not None and status["cluster_id"] == cluster.cluster_id_arg()
+
+
+def test_node_refuses_data_dir_of_another_cluster_or_node_at_start(tmp_path: Path) -> None:
+    for _ in running_cluster(tmp_path / "data", 1):
+        pass  # founded, then stopped cleanly
+    mine = (tmp_path / "data" / "CLUSTER_ID").read_text().strip()
+    other = "f" * 32 if mine != "f" * 32 else "e" * 32
+    result = _serve(tmp_path / "data", "n1", "--cluster-id", other)
+    assert result.returncode == 2, result.stderr
+    line = _one_line(result)
+    assert f"belongs to cluster {mine}, not {other}" in line
+    # A folder copied under another node's name is refused the same way.
+    (tmp_path / "data" / "n1").rename(tmp_path / "data" / "n2")
+    result = _serve(tmp_path / "data", "n2")
+    assert result.returncode == 2, result.stderr
+    assert "belongs to node n1, not n2" in _one_line(result)
+    # A typo in the id is a usage error naming the setting, not a traceback.
+    result = _serve(tmp_path / "data", "n9", "--cluster-id", "not-hex")
+    assert result.returncode != 0 and "cluster id 'not-hex'" in _one_line(result)
