@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 
+from resonetics.addresses import parse_address
 from resonetics.client import Client
 from resonetics.commands.common import (
     EXIT_UNAVAILABLE,
@@ -34,8 +35,7 @@ TRANSFER_RETRY_S = 2.0
 
 
 def _client(cluster: str, timeout: float, tls: TLSConfig | None) -> Client:
-    addresses = [a.strip() for a in cluster.split(",") if a.strip()]
-    return Client(addresses, timeout=timeout, tls=tls)
+    return Client(cluster, timeout=timeout, tls=tls)
 
 
 def _describe(view: dict[str, Any]) -> str:
@@ -80,6 +80,7 @@ def add(
     node: str, address: str, wait: bool, cluster: str, timeout: float, tls: TLSConfig | None
 ) -> None:
     """Add NODE at ADDRESS (HOST:PORT): a learner first, a voter once caught up."""
+    parse_address(address, what="ADDRESS")
     with _client(cluster, timeout, tls) as client:
         client.member_add(node, address)
         click.echo(f"{node} added as a learner; it becomes a voter once caught up")
@@ -101,6 +102,7 @@ def add_learner(
     node: str, address: str, cluster: str, timeout: float, tls: TLSConfig | None
 ) -> None:
     """Add NODE at ADDRESS as a learner that stays a learner (promote it later)."""
+    parse_address(address, what="ADDRESS")
     with _client(cluster, timeout, tls) as client:
         client.member_add(node, address, learner=True)
     click.echo(f"{node} added as a learner")

@@ -107,12 +107,20 @@ class ServerConfig:
             )
         for node, address in self.peers.items():
             parse_address(address, what=f"peer {node}")
+        self._validate_addresses()
         if self.tick_ms < 1:
             raise ConfigError(f"tick_ms: must be >= 1, got {self.tick_ms}")
         if not 1 <= self.heartbeat_ticks < self.election_ticks:
             raise ConfigError("heartbeat_ticks must be >= 1 and below election_ticks")
         self._validate_security()
         return self
+
+    def _validate_addresses(self) -> None:
+        """--listen and --join, checked before anything starts (a typo is one line)."""
+        if self.listen:
+            parse_address(self.listen, what="--listen")
+        for address in self.join:
+            parse_address(address, what="--join")
 
     def _validate_security(self) -> None:
         tls = self.tls()
@@ -152,10 +160,14 @@ def load_toml(path: Path, node_id: str) -> ServerConfig:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read ({exc.strerror})") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML (not UTF-8 text: {exc.reason})") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from exc
     cluster = raw.get("cluster", {})
     nodes = raw.get("nodes", {})
+    if not isinstance(cluster, dict):
+        raise ConfigError(f"{path}: [cluster] must be a table of settings")
     if not isinstance(nodes, dict) or not all(isinstance(v, str) for v in nodes.values()):
         raise ConfigError(f"{path}: [nodes] must map node ids to 'HOST:PORT' strings")
     base = ServerConfig(node_id=node_id, peers=dict(nodes), data_dir=Path("data"))
