@@ -96,17 +96,24 @@ def failure_for(exc: BaseException) -> CliFailure | None:
             f"timed out, the operation may or may not have happened: {exc}", EXIT_UNAVAILABLE
         )
     if isinstance(exc, _NO_ANSWER):
-        return CliFailure(str(exc) or type(exc).__name__, EXIT_UNAVAILABLE)
+        return CliFailure(_with_code(exc), EXIT_UNAVAILABLE)
     if isinstance(exc, errors.ResoneticsError):
-        return CliFailure(str(exc), EXIT_BAD_REQUEST)
+        return CliFailure(_with_code(exc), EXIT_BAD_REQUEST)
     if isinstance(exc, OSError):
         return CliFailure(_os_message(exc), EXIT_BAD_REQUEST)
     return _bug(exc)
 
 
+def _with_code(exc: BaseException) -> str:
+    """A client error leads with its wire code (``TOO_LARGE: ...``), as the cluster names it."""
+    text = str(exc) or type(exc).__name__
+    return f"{exc.code}: {text}" if isinstance(exc, errors.ClientError) else text
+
+
 def _usage_message(exc: click.UsageError) -> str:
     """Click's usage error on one line, with the command it was about and where help is."""
-    ctx = exc.ctx
+    # A usage error a command raises itself has no context: the running command's is it.
+    ctx = exc.ctx or click.get_current_context(silent=True)
     if ctx is None:
         return exc.format_message()
     help_flag = ctx.help_option_names[0] if ctx.help_option_names else "--help"
