@@ -26,7 +26,7 @@ def cluster() -> None:
 @click.option(
     "--data-dir", type=click.Path(path_type=Path), default=Path("data"), show_default=True
 )
-@click.option("--tick-ms", type=int, default=25, show_default=True)
+@click.option("--tick-ms", type=click.IntRange(min=1), default=25, show_default=True)
 @click.option(
     "--tls",
     "tls_dir",
@@ -79,6 +79,7 @@ def demo(data_dir: Path | None, writes: int) -> None:
 
     console = Console()
     if data_dir is not None:
+        check_data_dir(data_dir)
         ok = run_demo(console, data_dir, writes)
     else:
         with tempfile.TemporaryDirectory(prefix="resonetics-demo-") as tmp:

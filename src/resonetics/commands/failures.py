@@ -101,6 +101,10 @@ def failure_for(exc: BaseException) -> CliFailure | None:
         return CliFailure(_with_code(exc), EXIT_BAD_REQUEST)
     if isinstance(exc, OSError):
         return CliFailure(_os_message(exc), EXIT_BAD_REQUEST)
+    if isinstance(exc, ValueError) and "null byte" in str(exc):
+        # The one ValueError the OS layer raises for what was typed (os.stat("a\0b")),
+        # e.g. from click.Path(exists=True): the argument is wrong, not the code.
+        return CliFailure("a path contains a NUL byte", EXIT_BAD_REQUEST)
     return _bug(exc)
 
 
