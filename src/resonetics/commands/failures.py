@@ -78,15 +78,15 @@ class CliFailure(click.ClickException):
 def failure_for(exc: BaseException) -> CliFailure | None:
     """The one-line failure for ``exc``; None for what must pass through unchanged.
 
-    Passing through: ``SystemExit``/``KeyboardInterrupt`` and click's ``Exit``,
-    ``Abort`` and the "no arguments: show the help" signal.
+    Passing through: ``SystemExit``/``KeyboardInterrupt``, click's ``Exit``, ``Abort``
+    and "no arguments: show the help" signal, and a broken pipe (click handles it).
     """
     if isinstance(exc, CliFailure):
         return exc
     if not isinstance(exc, Exception) or isinstance(
-        exc, click.exceptions.Exit | click.Abort | NoArgsIsHelpError
+        exc, click.exceptions.Exit | click.Abort | NoArgsIsHelpError | BrokenPipeError
     ):
-        return None
+        return None  # click quiets a closed stdout (``kv scan | head``) itself
     if isinstance(exc, click.UsageError):
         return CliFailure(_usage_message(exc), EXIT_BAD_REQUEST)
     if isinstance(exc, click.ClickException):
