@@ -12,6 +12,7 @@ import importlib
 import click
 
 from resonetics import __version__
+from resonetics.commands.failures import CliGroup
 
 #: (module under resonetics.commands, attribute holding the click command)
 COMMANDS: list[tuple[str, str]] = [
@@ -30,10 +31,14 @@ COMMANDS: list[tuple[str, str]] = [
 ]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=CliGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="resonetics")
 def main() -> None:
-    """Resonetics: a Raft-replicated, hash-chained, verifiable log and key-value store."""
+    """Resonetics: a Raft-replicated, hash-chained, verifiable log and key-value store.
+
+    Exit codes: 0 ok, 1 a definite "no", 2 a wrong request (usage, address, file,
+    size), 3 no answer (unreachable, timeout), 70 a bug.
+    """
 
 
 for _module, _attr in COMMANDS:

@@ -40,6 +40,7 @@ import asyncio
 import contextlib
 import itertools
 import random
+import socket
 import ssl
 import threading
 import time
@@ -51,6 +52,7 @@ from typing import Any, Self, TypeVar
 import msgspec
 
 from resonetics import errors, limits
+from resonetics.addresses import parse_address_list
 from resonetics.raft.entry import Receipt
 from resonetics.security.tls import TLSConfig, client_context, refusal_reason
 from resonetics.wire import codes
@@ -184,11 +186,8 @@ class AsyncClient:
         client_id: str | None = None,
         tls: TLSConfig | None = None,
     ) -> None:
-        if isinstance(addresses, str):
-            addresses = [a.strip() for a in addresses.split(",") if a.strip()]
-        if not addresses:
-            raise ValueError("at least one node address is required")
-        self.addresses = list(addresses)
+        # A typo (``:95o1``) is refused here, not found later as a socket error.
+        self.addresses = parse_address_list(addresses, what="address")
         #: Where a NOT_LEADER hint may send us: the bootstrap list and the client addresses
         #: a member list named. A hint elsewhere is not followed (``hints_ignored``).
         self.trusted_addresses: set[str] = set(self.addresses)
@@ -355,9 +354,10 @@ class AsyncClient:
 
     async def call(self, op: str, args: dict[str, Any], *, any_node: bool = False) -> Any:
         """Send one op, following leader hints and retrying until the deadline."""
+        check_sizes(args)  # before anything is sent: a too-large value fails at once
         if op not in _SEQUENCED_OPS:
             return await self._call(self._payload(op, args), any_node=any_node)
-        session = await self._open_session()
+        session = await self._open_session(op)
         seq = next(self._seqs)
         self._outstanding.add(seq)
         try:
@@ -366,19 +366,23 @@ class AsyncClient:
         finally:
             self._outstanding.discard(seq)
 
-    async def _open_session(self) -> int:
+    async def _open_session(self, for_op: str) -> int:
         async with self._session_lock:
             if self._session is None:
-                result = await self._call(self._payload("session_open", {}))
+                # Failures are reported as the caller's op: it is what the user asked for.
+                result = await self._call(self._payload("session_open", {}), label=for_op)
                 self._session = int(result["session"])
             return self._session
 
-    async def _call(self, payload: dict[str, Any], *, any_node: bool = False) -> Any:
+    async def _call(
+        self, payload: dict[str, Any], *, any_node: bool = False, label: str | None = None
+    ) -> Any:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout
-        op = payload["op"]
+        op = label or payload["op"]
         maybe_applied = False
-        last_problem = "no node answered"
+        # address -> what happened there last: the one-line account a give-up carries.
+        tried: dict[str, str] = {}
         silent_closes = 0
         while loop.time() < deadline:
             remaining = deadline - loop.time()
@@ -393,20 +397,26 @@ class AsyncClient:
                 await self._drop_connection()
                 silent_closes = silent_closes + 1 if isinstance(exc, _SilentClose) else 0
                 self._raise_if_refused(op, exc, silent_closes, maybe_applied)
-                last_problem = f"{type(exc).__name__}: {exc}"
+                tried[self._last_dialled] = describe_failure(exc)
                 await asyncio.sleep(min(RETRY_PAUSE_S, max(0.0, deadline - loop.time())))
                 continue
             if response.code == codes.OK or any_node:
                 return self._check(response)
-            last_problem = f"{response.code}: {response.message or ''}"
+            tried[conn.address] = f"answered {response.code}"
             if response.code == codes.SESSION_EXPIRED and self._session == payload.get("session"):
                 self._session = None  # the next write opens a new session
             await self._on_retryable(response, deadline)
+        raise self._give_up(op, tried, maybe_applied)
+
+    def _give_up(self, op: str, tried: dict[str, str], maybe_applied: bool) -> errors.ClientError:
+        """The error for a call whose deadline passed, naming every node and what it said."""
+        for address in self.addresses:
+            tried.setdefault(address, "not tried before the deadline")
         if maybe_applied:
-            raise errors.Timeout(
-                f"{op}: no definite answer within {self.timeout}s ({last_problem})"
+            return errors.Timeout(
+                f"{op}: no definite answer within {self.timeout}s: {errors.describe_tried(tried)}"
             )
-        raise errors.Unavailable(f"{op}: no node reachable within {self.timeout}s ({last_problem})")
+        return errors.NoNodeAnswered(op, self.timeout, tried)
 
     def _raise_if_refused(
         self, op: str, exc: BaseException, silent_closes: int, maybe_applied: bool
@@ -486,6 +496,44 @@ class AsyncClient:
         if self._conn is not None:
             conn, self._conn = self._conn, None
             await conn.close()
+
+
+def check_sizes(args: dict[str, Any]) -> None:
+    """Refuse a key or value the cluster would refuse, before sending it (``ValueTooLarge``).
+
+    Measured as the server measures them (wire/client.py): keys in bytes of UTF-8,
+    values (and a cas's ``expected``, which no stored value larger than the limit can
+    equal) in bytes of their JSON encoding. A multi-megabyte value would otherwise
+    overrun the line limit, lose its connection, and be retried until the deadline.
+    """
+    for field in ("k", "prefix"):
+        key = args.get(field)
+        if isinstance(key, str) and len(key) * 4 > limits.KEY_BYTES_MAX:
+            size = len(key.encode("utf-8", "surrogatepass"))
+            if size > limits.KEY_BYTES_MAX:
+                raise errors.ValueTooLarge(f"args.{field}", size, limits.KEY_BYTES_MAX)
+    for field in ("v", "expected"):
+        if args.get(field) is not None:
+            size = len(msgspec.json.encode(args[field]))
+            if size > limits.VALUE_BYTES_MAX:
+                raise errors.ValueTooLarge(f"args.{field}", size, limits.VALUE_BYTES_MAX)
+
+
+def describe_failure(exc: BaseException) -> str:
+    """A few words for why one node gave no answer: what ``NoNodeAnswered`` lists."""
+    if (reason := refusal_reason(exc)) is not None:
+        return f"TLS refused: {reason}"
+    if isinstance(exc, _SilentClose):
+        return "closed the TLS connection before answering"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    if isinstance(exc, socket.gaierror):
+        return f"host not found ({exc.strerror})"
+    if isinstance(exc, ConnectionError):
+        return "connection lost"
+    return exc.strerror or str(exc) if isinstance(exc, OSError) else str(exc)
 
 
 def _was_pending(op: str, node: str, before: dict[str, Any]) -> bool:
@@ -612,4 +660,4 @@ class Client:
         self.close()
 
 
-__all__ = ["AsyncClient", "Client", "Receipt"]
+__all__ = ["AsyncClient", "Client", "Receipt", "check_sizes", "describe_failure"]

@@ -186,3 +186,42 @@ class DataDirLocked(StorageError):
         self.path = path
         self.holder = holder
         super().__init__(f"{path}: data dir is in use by {holder}; stop that process first")
+
+
+# --- Command line and client-side checks ------------------------------------------------
+class BadAddress(ResoneticsError, ValueError):
+    """A node address that is not HOST:PORT; names the flag or argument it came from.
+
+    Also a ``ValueError``: ``AsyncClient`` raised that for a bad address list before.
+    """
+
+    def __init__(self, what: str, address: str, reason: str) -> None:
+        self.what = what
+        self.address = address
+        self.reason = reason
+        super().__init__(f"{what}: {address!r} is not HOST:PORT ({reason})")
+
+
+class ValueTooLarge(TooLarge):
+    """A key or value over its limit, refused by the client before anything is sent."""
+
+    def __init__(self, field: str, size_bytes: int, limit_bytes: int) -> None:
+        self.field = field
+        self.size_bytes = size_bytes
+        self.limit_bytes = limit_bytes
+        super().__init__(f"{field}: {size_bytes} bytes, more than the limit of {limit_bytes}")
+
+
+class NoNodeAnswered(Unavailable):
+    """No node gave an answer before the deadline; ``tried`` says what each one did."""
+
+    def __init__(self, op: str, timeout_s: float, tried: dict[str, str]) -> None:
+        self.op = op
+        self.timeout_s = timeout_s
+        self.tried = dict(tried)
+        super().__init__(f"{op}: no node answered within {timeout_s}s: {describe_tried(tried)}")
+
+
+def describe_tried(tried: dict[str, str]) -> str:
+    """``addr (what it said), ...``: the one-line account of every node a call tried."""
+    return ", ".join(f"{address} ({said})" for address, said in tried.items())

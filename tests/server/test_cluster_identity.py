@@ -26,7 +26,9 @@ def _config(tmp_path: Path, **changes: object) -> ServerConfig:
 
 def test_cluster_id_from_toml(tmp_path: Path) -> None:
     path = tmp_path / "c.toml"
-    path.write_text(f'[cluster]\ncluster_id = "{A}"\n[nodes]\nn1 = {{ peer = "127.0.0.1:7101", client = "127.0.0.1:7001" }}\n')
+    path.write_text(
+        f'[cluster]\ncluster_id = "{A}"\n[nodes]\nn1 = {{ peer = "127.0.0.1:7101", client = "127.0.0.1:7001" }}\n'
+    )
     assert load_toml(path, "n1").cluster_id == A
 
 

@@ -81,6 +81,6 @@ def test_serve_with_an_unreadable_registry_exits_with_one_line(tmp_path: Path) -
             str(tmp_path / "missing.toml"),
         ],
     )
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # a wrong request: exit 2 (commands/failures.py)
     assert "cannot read trust registry" in result.output
     assert "Traceback" not in result.output

@@ -12,10 +12,12 @@ from resonetics.torture import TortureResult
 
 
 def test_an_out_folder_holding_a_previous_run_is_refused(tmp_path: Path) -> None:
+    """A refusal is exit 2 on one line; exit 1 stays "the run failed its checks"."""
     (tmp_path / "data" / "n1").mkdir(parents=True)
     result = CliRunner().invoke(main, ["torture", "--seed", "1", "--out", str(tmp_path)])
-    assert result.exit_code == 1
-    assert "already holds node data" in result.output
+    assert result.exit_code == 2
+    assert "already holds node data" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
 
 
 def test_an_unknown_fault_kind_is_a_usage_error() -> None:

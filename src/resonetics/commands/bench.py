@@ -15,6 +15,8 @@ from pathlib import Path
 
 import click
 
+from resonetics.commands.preflight import check_data_dir
+
 
 def find_bench_root() -> Path | None:
     """The checkout holding ``bench/__main__.py``: this source tree, else the working folder."""
@@ -48,6 +50,7 @@ def bench(
     out: Path,
 ) -> None:
     """Benchmark Resonetics against etcd and PySyncObj (3-node clusters on loopback)."""
+    check_data_dir(out, what="--out")  # the harness would fail with a traceback
     root = find_bench_root()
     if root is None:
         raise click.ClickException("no bench/ folder found: run this from a Resonetics checkout")

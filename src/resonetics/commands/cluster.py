@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 
+from resonetics.commands.preflight import check_can_listen, check_data_dir
 from resonetics.commands.status import fetch_status, status_table
 from resonetics.errors import ResoneticsError
 from resonetics.localcluster import LocalCluster
@@ -21,11 +22,11 @@ def cluster() -> None:
 
 @cluster.command()
 @click.option("--nodes", type=click.IntRange(1, 9), default=3, show_default=True)
-@click.option("--base-port", type=int, default=7001, show_default=True)
+@click.option("--base-port", type=click.IntRange(1, 65535), default=7001, show_default=True)
 @click.option(
     "--data-dir", type=click.Path(path_type=Path), default=Path("data"), show_default=True
 )
-@click.option("--tick-ms", type=int, default=25, show_default=True)
+@click.option("--tick-ms", type=click.IntRange(min=1), default=25, show_default=True)
 @click.option(
     "--tls",
     "tls_dir",
@@ -35,7 +36,10 @@ def cluster() -> None:
 def up(nodes: int, base_port: int, data_dir: Path, tick_ms: int, tls_dir: Path | None) -> None:
     """Start NODES `resonetics serve` processes in the foreground; Ctrl-C stops them all."""
     console = Console()
+    check_data_dir(data_dir)
     local = LocalCluster(data_dir, size=nodes, base_port=base_port, tick_ms=tick_ms)
+    for node in local.nodes.values():
+        check_can_listen(node.address, what=f"{node.node_id} (--base-port {base_port})")
     tls_flags = ""
     if tls_dir is not None:
         from resonetics.security.certs import write_cluster_certs
@@ -77,6 +81,7 @@ def demo(data_dir: Path | None, writes: int) -> None:
 
     console = Console()
     if data_dir is not None:
+        check_data_dir(data_dir)
         ok = run_demo(console, data_dir, writes)
     else:
         with tempfile.TemporaryDirectory(prefix="resonetics-demo-") as tmp:

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import functools
 import json
-import sys
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
 
 import click
 
-from resonetics import errors
+from resonetics.addresses import parse_address_list
+from resonetics.commands.failures import (
+    EXIT_BAD_REQUEST,
+    EXIT_NEGATIVE,
+    EXIT_OK,
+    EXIT_UNAVAILABLE,
+    raise_failure,
+)
 from resonetics.security.tls import ENV_CA, ENV_CERT, ENV_KEY, TLSConfig, TLSConfigError
 
 P = ParamSpec("P")
@@ -18,11 +24,11 @@ R = TypeVar("R")
 
 DEFAULT_CLUSTER = "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003"
 
-#: Exit codes of client commands.
-EXIT_OK = 0
-EXIT_NEGATIVE = 1  # a definite "no": key absent, cas mismatch, nothing deleted
-EXIT_BAD_REQUEST = 2
-EXIT_UNAVAILABLE = 3  # no answer: timeout (indeterminate) or no node reachable
+
+def _check_cluster(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """Refuse a malformed --cluster before any connection is tried (names the flag)."""
+    return ",".join(parse_address_list(value, what="--cluster"))
+
 
 cluster_option = click.option(
     "--cluster",
@@ -30,6 +36,7 @@ cluster_option = click.option(
     default=DEFAULT_CLUSTER,
     show_default=True,
     help="Comma-separated HOST:PORT of cluster nodes (or $RESONETICS_CLUSTER).",
+    callback=_check_cluster,
 )
 timeout_option = click.option(
     "--timeout", type=float, default=10.0, show_default=True, help="Overall deadline, seconds."
@@ -67,23 +74,15 @@ def tls_options(func: Callable[..., R]) -> Callable[..., R]:
 
 
 def client_errors(func: Callable[P, R]) -> Callable[P, R]:
-    """Turn the client's typed errors into a one-line message and an exit code."""
+    """Errors leave as one line and an exit code (commands/failures.py), even when this
+    command is run on its own rather than under the ``resonetics`` group."""
 
     @functools.wraps(func)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return func(*args, **kwargs)
-        except (errors.BadRequest, errors.TooLarge) as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(EXIT_BAD_REQUEST)
-        except errors.Timeout as exc:
-            click.echo(
-                f"error: timed out, the operation may or may not have happened: {exc}", err=True
-            )
-            sys.exit(EXIT_UNAVAILABLE)
-        except (errors.ResoneticsError, OSError) as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(EXIT_UNAVAILABLE)
+        except Exception as exc:  # translated, never swallowed
+            raise_failure(exc)
 
     return wrapper
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
+from typing import Any, BinaryIO
 
 import click
 
+from resonetics import limits
 from resonetics.client import Client
 from resonetics.commands.common import (
     EXIT_NEGATIVE,
@@ -16,9 +19,52 @@ from resonetics.commands.common import (
     timeout_option,
     tls_options,
 )
+from resonetics.errors import BadRequest, TooLarge
 from resonetics.security.tls import TLSConfig
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Parse VALUE as JSON.")
+file_option = click.option(
+    "--file",
+    "file_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Read VALUE from this file, byte for byte (give no VALUE). VALUE - reads stdin.",
+)
+
+#: Most bytes read for one value from stdin or a file: past this the value is surely
+#: over VALUE_BYTES_MAX encoded, so the rest is not read into memory at all.
+VALUE_READ_BYTES_MAX = limits.LINE_BYTES_MAX
+
+
+def read_value(value: str | None, file_path: Path | None, as_json: bool) -> Any:
+    """VALUE as typed, or read from stdin (``-``) or ``--file``; parsed when ``--json``.
+
+    What is read is the value exactly (a trailing newline included): use
+    ``printf`` rather than ``echo`` to store text without one, or ``--json``.
+    """
+    if value is not None and file_path is not None:
+        raise click.UsageError("give VALUE or --file, not both")
+    if value is None and file_path is None:
+        raise click.UsageError("missing VALUE (or - to read it from stdin, or --file PATH)")
+    if file_path is not None:
+        with file_path.open("rb") as f:
+            return parse_value(_read_text(f, str(file_path)), as_json)
+    assert value is not None
+    if value == "-":
+        return parse_value(_read_text(sys.stdin.buffer, "stdin"), as_json)
+    return parse_value(value, as_json)
+
+
+def _read_text(stream: BinaryIO, source: str) -> str:
+    data = stream.read(VALUE_READ_BYTES_MAX + 1)
+    if len(data) > VALUE_READ_BYTES_MAX:
+        raise TooLarge(
+            f"{source}: more than {VALUE_READ_BYTES_MAX} bytes; a value may be at most "
+            f"{limits.VALUE_BYTES_MAX} bytes encoded"
+        )
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadRequest(source, f"not UTF-8 text (byte {exc.start})") from None
 
 
 @click.group()
@@ -28,18 +74,26 @@ def kv() -> None:
 
 @kv.command()
 @click.argument("key")
-@click.argument("value")
+@click.argument("value", required=False)
 @json_option
+@file_option
 @cluster_option
 @timeout_option
 @tls_options
 @client_errors
 def put(
-    key: str, value: str, as_json: bool, cluster: str, timeout: float, tls: TLSConfig | None
+    key: str,
+    value: str | None,
+    as_json: bool,
+    file_path: Path | None,
+    cluster: str,
+    timeout: float,
+    tls: TLSConfig | None,
 ) -> None:
-    """Set KEY to VALUE; prints the write's receipt (index, term, chain hash)."""
+    """Set KEY to VALUE (- : from stdin); prints the write's receipt (index, term, hash)."""
+    new = read_value(value, file_path, as_json)
     with Client(cluster, timeout=timeout, tls=tls) as client:
-        receipt = client.put(key, parse_value(value, as_json))
+        receipt = client.put(key, new)
     click.echo(dumps({"index": receipt.index, "term": receipt.term, "hash": receipt.hash}))
 
 
@@ -79,8 +133,9 @@ def delete(key: str, cluster: str, timeout: float, tls: TLSConfig | None) -> Non
 @kv.command()
 @click.argument("key")
 @click.argument("expected")
-@click.argument("value")
+@click.argument("value", required=False)
 @json_option
+@file_option
 @click.option("--absent", is_flag=True, help="Expect KEY to be absent (EXPECTED is ignored).")
 @cluster_option
 @timeout_option
@@ -89,19 +144,19 @@ def delete(key: str, cluster: str, timeout: float, tls: TLSConfig | None) -> Non
 def cas(
     key: str,
     expected: str,
-    value: str,
+    value: str | None,
     as_json: bool,
+    file_path: Path | None,
     absent: bool,
     cluster: str,
     timeout: float,
     tls: TLSConfig | None,
 ) -> None:
-    """Set KEY to VALUE only if it holds EXPECTED (exit 1 if it did not)."""
+    """Set KEY to VALUE (- : from stdin) only if it holds EXPECTED (exit 1 if it did not)."""
     want = None if absent else parse_value(expected, as_json)
+    new = read_value(value, file_path, as_json)
     with Client(cluster, timeout=timeout, tls=tls) as client:
-        result = client.call(
-            "kv_cas", {"k": key, "expected": want, "v": parse_value(value, as_json)}
-        )
+        result = client.call("kv_cas", {"k": key, "expected": want, "v": new})
     click.echo(dumps({"swapped": result["swapped"], "value": result["value"]}))
     if not result["swapped"]:
         sys.exit(EXIT_NEGATIVE)

@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 
+from resonetics.addresses import parse_address
 from resonetics.client import Client
 from resonetics.commands.common import (
     EXIT_UNAVAILABLE,
@@ -34,8 +35,7 @@ TRANSFER_RETRY_S = 2.0
 
 
 def _client(cluster: str, timeout: float, tls: TLSConfig | None) -> Client:
-    addresses = [a.strip() for a in cluster.split(",") if a.strip()]
-    return Client(addresses, timeout=timeout, tls=tls)
+    return Client(cluster, timeout=timeout, tls=tls)
 
 
 def _describe(view: dict[str, Any]) -> str:
@@ -92,6 +92,9 @@ def add(
     tls: TLSConfig | None,
 ) -> None:
     """Add NODE at its peer ADDRESS (HOST:PORT): a learner first, a voter once caught up."""
+    parse_address(address, what="ADDRESS")
+    if client_address is not None:
+        parse_address(client_address, what="--client-address")
     with _client(cluster, timeout, tls) as client:
         client.member_add(node, address, client_address=client_address)
         click.echo(f"{node} added as a learner; it becomes a voter once caught up")
@@ -119,6 +122,9 @@ def add_learner(
     tls: TLSConfig | None,
 ) -> None:
     """Add NODE at its peer ADDRESS as a learner that stays a learner (promote it later)."""
+    parse_address(address, what="ADDRESS")
+    if client_address is not None:
+        parse_address(client_address, what="--client-address")
     with _client(cluster, timeout, tls) as client:
         client.member_add(node, address, learner=True, client_address=client_address)
     click.echo(f"{node} added as a learner")

@@ -203,6 +203,7 @@ def _build_config(
 
 
 def _run(config: ServerConfig, log_level: str) -> None:
+    from resonetics.commands.preflight import check_data_dir
     from resonetics.server.logs import configure_logging
     from resonetics.server.node_server import NodeServer
 
@@ -215,6 +216,7 @@ def _run(config: ServerConfig, log_level: str) -> None:
         )
         await server.serve_forever()
 
+    check_data_dir(config.node_dir)  # a file or unwritable dir: one line, not a traceback
     with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
         runner.run(main())
 

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import click
 from rich.console import Console
 from rich.table import Table
 
-from resonetics.client import Client
-from resonetics.commands.common import EXIT_UNAVAILABLE, cluster_option, dumps, tls_options
+from resonetics import errors
+from resonetics.client import Client, describe_failure
+from resonetics.commands.common import cluster_option, dumps, tls_options
 from resonetics.errors import ResoneticsError
 from resonetics.security.tls import TLSConfig
 
@@ -18,14 +18,14 @@ from resonetics.security.tls import TLSConfig
 def fetch_status(
     addresses: list[str], timeout: float, tls: TLSConfig | None = None
 ) -> dict[str, dict[str, Any] | str]:
-    """address -> that node's status, or the reason it could not be had."""
+    """address -> that node's status, or why it could not be had ("connection refused")."""
     out: dict[str, dict[str, Any] | str] = {}
     with Client(addresses, timeout=timeout, tls=tls) as client:
         for address in addresses:
             try:
                 out[address] = client.status(address)
             except (ResoneticsError, OSError, TimeoutError) as exc:
-                out[address] = f"unreachable ({type(exc).__name__})"
+                out[address] = describe_failure(exc)
     return out
 
 
@@ -36,14 +36,16 @@ def fetch_status(
 @tls_options
 def status(cluster: str, timeout: float, as_json: bool, tls: TLSConfig | None) -> None:
     """Show each node's role, term, commit and applied index, leader and last contact."""
-    addresses = [a.strip() for a in cluster.split(",") if a.strip()]
+    addresses = cluster.split(",")  # checked by --cluster's callback
     statuses = fetch_status(addresses, timeout, tls)
     if as_json:
         click.echo(dumps(statuses))
-    else:
-        Console().print(status_table(statuses))
     if all(isinstance(s, str) for s in statuses.values()):
-        sys.exit(EXIT_UNAVAILABLE)
+        # No table of question marks: one line naming every node and what it said.
+        tried = {address: str(s) for address, s in statuses.items()}
+        raise errors.Unavailable(f"status: no node answered: {errors.describe_tried(tried)}")
+    if not as_json:
+        Console().print(status_table(statuses))
 
 
 def status_table(statuses: dict[str, dict[str, Any] | str]) -> Table:
@@ -61,7 +63,7 @@ def status_table(statuses: dict[str, dict[str, Any] | str]) -> Table:
         table.add_column(column)
     for address, st in statuses.items():
         if isinstance(st, str):
-            table.add_row("?", address, st, "", "", "", "", "")
+            table.add_row("?", address, f"unreachable: {st}", "", "", "", "", "")
             continue
         contact = ", ".join(f"{p} {s:.2f}s" for p, s in st.get("last_contact_s", {}).items())
         table.add_row(

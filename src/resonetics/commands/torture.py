@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from resonetics.commands.preflight import check_data_dir
 from resonetics.torture import FAULT_KINDS, TortureOptions, TortureResult, run_torture
 from resonetics.torture.harness import TortureError
 
@@ -74,6 +75,8 @@ def torture(
     if unknown:
         raise click.BadParameter(f"unknown fault kinds {unknown}; known: {list(FAULT_KINDS)}")
     seed = seed if seed is not None else random.SystemRandom().randrange(1 << 31)
+    if out is not None:
+        check_data_dir(out, what="--out")
     out = out or Path(tempfile.mkdtemp(prefix=f"resonetics-torture-{seed}-"))
     click.echo(f"seed {seed}: {nodes} nodes, {time_s:g} s, faults {','.join(kinds)}; out {out}")
     options = TortureOptions(

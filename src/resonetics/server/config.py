@@ -170,6 +170,7 @@ class ServerConfig:
             parse_address(address, what=f"peer {node}")
         for node, address in self.clients.items():
             parse_address(address, what=f"client address of {node}")
+        self._validate_addresses()
         if self.peer_listen_address == self.client_listen_address:
             raise ConfigError(
                 f"--listen-peer and --listen-client are both {self.peer_listen}: peers and "
@@ -181,6 +182,15 @@ class ServerConfig:
             raise ConfigError("heartbeat_ticks must be >= 1 and below election_ticks")
         self._validate_security()
         return self
+
+    def _validate_addresses(self) -> None:
+        """--listen-peer, --listen-client and --join, checked before anything starts."""
+        if self.listen_peer:
+            parse_address(self.listen_peer, what="--listen-peer")
+        if self.listen_client:
+            parse_address(self.listen_client, what="--listen-client")
+        for address in self.join:
+            parse_address(address, what="--join")
 
     def _validate_security(self) -> None:
         tls = self.tls()
@@ -249,6 +259,8 @@ def load_toml(path: Path, node_id: str) -> ServerConfig:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read ({exc.strerror})") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML (not UTF-8 text: {exc.reason})") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from exc
     cluster = raw.get("cluster", {})
