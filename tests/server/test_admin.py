@@ -6,7 +6,7 @@ import msgspec
 import pytest
 
 from resonetics.server.admin import MEMBERSHIP_OPS, hello_address
-from resonetics.wire.client import ADMIN_OPS
+from resonetics.wire.client import ADMIN_OPS, MONITOR_OPS
 
 
 @pytest.mark.parametrize(
@@ -27,4 +27,4 @@ def test_hello_address_accepts_only_a_named_node_with_host_and_port(
 
 
 def test_every_membership_op_is_a_validated_admin_op() -> None:
-    assert MEMBERSHIP_OPS <= ADMIN_OPS
+    assert MEMBERSHIP_OPS <= ADMIN_OPS | MONITOR_OPS

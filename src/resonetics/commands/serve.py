@@ -60,6 +60,11 @@ from resonetics.server.config import (
     default=None,
     help="Sign each entry this node creates as leader with its key (default: off).",
 )
+@click.option(
+    "--policy",
+    type=click.Path(path_type=Path),
+    help="Authorization policy TOML (resonetics auth init); default: no admin at all.",
+)
 @click.option("--log-level", default="info", show_default=True)
 def serve(
     node_id: str,
@@ -82,6 +87,7 @@ def serve(
     connections_per_ip: int | None,
     signing_key: Path | None,
     sign_entries: bool | None,
+    policy: Path | None,
     log_level: str,
 ) -> None:
     """Run one node of a cluster (flags override the TOML file)."""
@@ -108,6 +114,7 @@ def serve(
                 "connections_per_ip_max": connections_per_ip,
                 "signing_key": signing_key,
                 "sign_entries": sign_entries,
+                "policy": policy,
             },
         ).validate()
         _run(config, log_level)

@@ -17,6 +17,7 @@ The TOML file describes the whole cluster, so one file serves every node::
     # rate_limit_rps = 5000        # client requests per second per connection (0: off)
     # rate_limit_burst = 10000
     # connections_per_ip_max = 512
+    # policy = "policy.toml"       # who may do what (docs/security.md); none: nobody is admin
 
     [nodes]
     n1 = "127.0.0.1:7001"
@@ -71,6 +72,9 @@ class ServerConfig:
     signing_key: Path | None = None
     #: Sign every entry this node creates as leader with its key (``verify --keys`` checks).
     sign_entries: bool = False
+    #: Authorization policy (security/authz.py); None: every client reads and writes
+    #: every key and nobody is admin. Read at start: a change takes effect on restart.
+    policy: Path | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def tls(self) -> TLSConfig | None:
@@ -171,7 +175,7 @@ _INT_KEYS = (
     "rate_limit_burst",
     "connections_per_ip_max",
 )
-_PATH_KEYS = ("data_dir", "tls_ca", "tls_cert", "tls_key", "signing_key")
+_PATH_KEYS = ("data_dir", "tls_ca", "tls_cert", "tls_key", "signing_key", "policy")
 
 
 def apply_overrides(config: ServerConfig, values: dict[str, Any], *, source: str) -> ServerConfig:

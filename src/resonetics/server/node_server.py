@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import functools
 import logging
 import random
 import signal
@@ -43,6 +44,7 @@ from resonetics.raft.ready import Role
 from resonetics.runtime.driver import NodeDriver
 from resonetics.runtime.outcome import Outcome
 from resonetics.runtime.snapshots import SnapshotPolicy
+from resonetics.security.authz import Identity, load_policy  # authz
 from resonetics.security.ratelimit import ConnectionLimiter, TokenBucket
 from resonetics.security.signing import (
     load_or_create_node_key,
@@ -51,6 +53,7 @@ from resonetics.security.signing import (
 )
 from resonetics.security.tls import client_context, has_verified_certificate, server_context
 from resonetics.server import admin
+from resonetics.server.authorization import Gatekeeper  # authz
 from resonetics.server.config import ServerConfig
 from resonetics.server.deadlines import Deadlines
 from resonetics.server.outbox import Outbox
@@ -60,6 +63,7 @@ from resonetics.storage.fs import OsFileSystem
 from resonetics.storage.node_storage import FileNodeStorage
 from resonetics.storage.spool import SPOOL_NAME, FileSpool
 from resonetics.wire import codes
+from resonetics.wire.auth import AUTH_KIND  # authz
 from resonetics.wire.client import (
     ClientRequest,
     ClientResponse,
@@ -154,6 +158,8 @@ class NodeServer:
         #: Client requests answered RATE_LIMITED, and connections refused by a limit.
         self.rate_limited = 0
         self.connections_refused = 0
+        # authz: who may do what (security/authz.py); no --policy: open, nobody admin.
+        self.gate = Gatekeeper(load_policy(config.policy) if config.policy else None)
 
     def _entry_signer(self) -> Signer:
         node, key = self.config.node_id, self.signing_key
@@ -354,6 +360,7 @@ class NodeServer:
             # Plain TCP trusts the network (the documented default); TLS needs a verified cert.
             peer_ok=self._server_ssl is None
             or has_verified_certificate(writer.get_extra_info("ssl_object")),
+            identity=self.gate.identity_for_tls(writer.get_extra_info("ssl_object")),  # authz
         )
         try:
             await self._serve_connection(reader, conn)
@@ -410,10 +417,13 @@ class NodeServer:
                 log.warning("dropped %s from a connection without a node certificate", env.kind)
         elif env.kind == "ClientRequest":
             if conn.bucket.try_take():
-                self._on_client_request(env, writer)
+                self._on_client_request(env, conn)
             else:
                 self.rate_limited += 1
                 writer.write(outcome_response(env.id, _RATE_LIMITED))
+        elif env.kind == AUTH_KIND:  # authz: a token names the connection's identity
+            conn.identity, answer = self.gate.authenticate(env)
+            writer.write(outcome_response(env.id, answer))
         elif env.kind == "Hello":
             learned = admin.hello_address(env.payload) if conn.peer_ok else None
             if learned is not None and learned[0] != self.config.node_id:
@@ -437,13 +447,22 @@ class NodeServer:
         self._schedule_flush()
 
     # --- clients ---------------------------------------------------------------------------
-    def _on_client_request(self, env: Envelope, writer: asyncio.StreamWriter) -> None:
+    def _on_client_request(self, env: Envelope, conn: _Conn) -> None:
+        writer = conn.writer
         try:
             req = validate_request(env)
         except ResoneticsError as exc:
             writer.write(_error_response(env.id, exc))
             return
         responder = _Responder(env.id, writer, self._outbox, self._deadlines)
+        # authz: admin ops are audited with their answer (timeouts included); a
+        # request the policy refuses is answered here and never dispatched.
+        if self.gate.audited(req):
+            responder.on_answer = functools.partial(self.gate.audit, conn.identity, req)
+        denied = self.gate.check(conn.identity, req)
+        if denied is not None:
+            responder(denied)
+            return
         self._dispatch(req, responder, size=len(env.payload))
         self._schedule_flush()
 
@@ -493,19 +512,28 @@ _RATE_LIMITED = Outcome(
 class _Conn:
     """One accepted connection: its writer, its request budget, whether it may speak Raft."""
 
-    __slots__ = ("bucket", "peer_ok", "warned", "writer")
+    __slots__ = ("bucket", "identity", "peer_ok", "warned", "writer")
 
-    def __init__(self, writer: asyncio.StreamWriter, bucket: TokenBucket, *, peer_ok: bool) -> None:
+    def __init__(
+        self,
+        writer: asyncio.StreamWriter,
+        bucket: TokenBucket,
+        *,
+        peer_ok: bool,
+        identity: Identity | None,
+    ) -> None:
         self.writer = writer
         self.bucket = bucket
         self.peer_ok = peer_ok
         self.warned = False
+        #: authz: who sends client requests here; None after an Auth with an unknown token.
+        self.identity = identity
 
 
 class _Responder:
     """Answers one client request exactly once: with its outcome, or TIMEOUT."""
 
-    __slots__ = ("_deadlines", "_done", "_id", "_outbox", "_writer")
+    __slots__ = ("_deadlines", "_done", "_id", "_outbox", "_writer", "on_answer")
 
     def __init__(
         self,
@@ -519,6 +547,8 @@ class _Responder:
         self._outbox = outbox
         self._done = False
         self._deadlines = deadlines
+        #: authz: told the outcome before it is sent (the audit of admin ops).
+        self.on_answer: Callable[[Outcome], None] | None = None
         deadlines.add(self, time.monotonic())
 
     def __call__(self, outcome: Outcome) -> None:
@@ -526,6 +556,8 @@ class _Responder:
             return
         self._done = True
         self._deadlines.discard(self)
+        if self.on_answer is not None:
+            self.on_answer(outcome)
         if not self._writer.is_closing():
             self._outbox.add(self._writer, outcome_response(self._id, outcome))
 

@@ -14,5 +14,23 @@ BAD_REQUEST: Final = "BAD_REQUEST"
 TOO_LARGE: Final = "TOO_LARGE"
 RATE_LIMITED: Final = "RATE_LIMITED"
 UNAVAILABLE: Final = "UNAVAILABLE"
+#: The identity on this connection may not do this op on this key (security/authz.py).
+#: Never retried: every node applies the same policy.
+FORBIDDEN: Final = "FORBIDDEN"
+#: The token presented in an ``Auth`` line is unknown; the connection serves no
+#: request until an ``Auth`` line succeeds.
+UNAUTHENTICATED: Final = "UNAUTHENTICATED"
 
-ALL: Final = frozenset({OK, NOT_LEADER, TIMEOUT, BAD_REQUEST, TOO_LARGE, RATE_LIMITED, UNAVAILABLE})
+ALL: Final = frozenset(
+    {
+        OK,
+        NOT_LEADER,
+        TIMEOUT,
+        BAD_REQUEST,
+        TOO_LARGE,
+        RATE_LIMITED,
+        UNAVAILABLE,
+        FORBIDDEN,
+        UNAUTHENTICATED,
+    }
+)
