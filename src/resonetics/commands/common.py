@@ -23,6 +23,11 @@ EXIT_OK = 0
 EXIT_NEGATIVE = 1  # a definite "no": key absent, cas mismatch, nothing deleted
 EXIT_BAD_REQUEST = 2
 EXIT_UNAVAILABLE = 3  # no answer: timeout (indeterminate) or no node reachable
+EXIT_REFUSED = 4  # the cluster's policy refused: FORBIDDEN or UNAUTHENTICATED
+
+#: Environment variables for the bearer token (the flags override them).
+ENV_TOKEN = "RESONETICS_TOKEN"
+ENV_TOKEN_FILE = "RESONETICS_TOKEN_FILE"
 
 cluster_option = click.option(
     "--cluster",
@@ -66,6 +71,52 @@ def tls_options(func: Callable[..., R]) -> Callable[..., R]:
     return decorated
 
 
+def token_options(func: Callable[..., R]) -> Callable[..., R]:
+    """Add --token / --token-file (or $RESONETICS_TOKEN[_FILE]) and pass them as ``token``.
+
+    A token file holds the token on its first line (as ``resonetics auth init``
+    writes it); prefer it to ``--token``, which other users can see in ``ps``.
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, token: str | None, token_file: str | None, **kwargs: Any) -> R:
+        if token is not None and token_file is not None:
+            raise click.UsageError("give --token or --token-file, not both")
+        if token_file is not None:
+            token = read_token_file(token_file)
+        kwargs["token"] = token or None
+        return func(*args, **kwargs)
+
+    options = (
+        click.option(
+            "--token", envvar=ENV_TOKEN, help=f"Bearer token for this client (or ${ENV_TOKEN})."
+        ),
+        click.option(
+            "--token-file",
+            envvar=ENV_TOKEN_FILE,
+            help=f"File holding the bearer token (or ${ENV_TOKEN_FILE}).",
+        ),
+    )
+    decorated: Callable[..., R] = wrapper
+    for option in reversed(options):
+        decorated = option(decorated)
+    return decorated
+
+
+def read_token_file(path: str) -> str:
+    """The token on the first line of ``path``; a usage error naming the file otherwise."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            token = f.readline(4096).strip()
+    except OSError as exc:
+        raise click.UsageError(f"--token-file {path}: cannot read ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise click.UsageError(f"--token-file {path}: not a text file") from None
+    if not token:
+        raise click.UsageError(f"--token-file {path}: empty")
+    return token
+
+
 def client_errors(func: Callable[P, R]) -> Callable[P, R]:
     """Turn the client's typed errors into a one-line message and an exit code."""
 
@@ -76,6 +127,9 @@ def client_errors(func: Callable[P, R]) -> Callable[P, R]:
         except (errors.BadRequest, errors.TooLarge) as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(EXIT_BAD_REQUEST)
+        except (errors.Forbidden, errors.Unauthenticated) as exc:
+            click.echo(f"error: {exc.code.lower()}: {exc}", err=True)
+            sys.exit(EXIT_REFUSED)
         except errors.Timeout as exc:
             click.echo(
                 f"error: timed out, the operation may or may not have happened: {exc}", err=True
@@ -105,11 +159,14 @@ __all__ = [
     "EXIT_BAD_REQUEST",
     "EXIT_NEGATIVE",
     "EXIT_OK",
+    "EXIT_REFUSED",
     "EXIT_UNAVAILABLE",
     "client_errors",
     "cluster_option",
     "dumps",
     "parse_value",
+    "read_token_file",
     "timeout_option",
     "tls_options",
+    "token_options",
 ]

@@ -23,6 +23,7 @@ from resonetics.commands.common import (
     dumps,
     timeout_option,
     tls_options,
+    token_options,
 )
 from resonetics.errors import ResoneticsError
 from resonetics.security.tls import TLSConfig
@@ -33,9 +34,9 @@ POLL_INTERVAL_S = 0.2
 TRANSFER_RETRY_S = 2.0
 
 
-def _client(cluster: str, timeout: float, tls: TLSConfig | None) -> Client:
+def _client(cluster: str, timeout: float, tls: TLSConfig | None, token: str | None) -> Client:
     addresses = [a.strip() for a in cluster.split(",") if a.strip()]
-    return Client(addresses, timeout=timeout, tls=tls)
+    return Client(addresses, timeout=timeout, tls=tls, token=token)
 
 
 def _describe(view: dict[str, Any]) -> str:
@@ -60,10 +61,13 @@ def member() -> None:
 @timeout_option
 @click.option("--json", "as_json", is_flag=True, help="Print the raw configuration.")
 @tls_options
+@token_options
 @client_errors
-def list_(cluster: str, timeout: float, as_json: bool, tls: TLSConfig | None) -> None:
+def list_(
+    cluster: str, timeout: float, as_json: bool, tls: TLSConfig | None, token: str | None
+) -> None:
     """Show voters, learners and their addresses."""
-    with _client(cluster, timeout, tls) as client:
+    with _client(cluster, timeout, tls, token) as client:
         view = client.member_list()
     click.echo(dumps(view) if as_json else _describe(view))
 
@@ -75,12 +79,19 @@ def list_(cluster: str, timeout: float, as_json: bool, tls: TLSConfig | None) ->
 @cluster_option
 @timeout_option
 @tls_options
+@token_options
 @client_errors
 def add(
-    node: str, address: str, wait: bool, cluster: str, timeout: float, tls: TLSConfig | None
+    node: str,
+    address: str,
+    wait: bool,
+    cluster: str,
+    timeout: float,
+    tls: TLSConfig | None,
+    token: str | None,
 ) -> None:
     """Add NODE at ADDRESS (HOST:PORT): a learner first, a voter once caught up."""
-    with _client(cluster, timeout, tls) as client:
+    with _client(cluster, timeout, tls, token) as client:
         client.member_add(node, address)
         click.echo(f"{node} added as a learner; it becomes a voter once caught up")
         if wait and not _wait_until(client, timeout, lambda v: node in v.get("voters", [])):
@@ -96,12 +107,13 @@ def add(
 @cluster_option
 @timeout_option
 @tls_options
+@token_options
 @client_errors
 def add_learner(
-    node: str, address: str, cluster: str, timeout: float, tls: TLSConfig | None
+    node: str, address: str, cluster: str, timeout: float, tls: TLSConfig | None, token: str | None
 ) -> None:
     """Add NODE at ADDRESS as a learner that stays a learner (promote it later)."""
-    with _client(cluster, timeout, tls) as client:
+    with _client(cluster, timeout, tls, token) as client:
         client.member_add(node, address, learner=True)
     click.echo(f"{node} added as a learner")
 
@@ -111,10 +123,13 @@ def add_learner(
 @cluster_option
 @timeout_option
 @tls_options
+@token_options
 @client_errors
-def promote(node: str, cluster: str, timeout: float, tls: TLSConfig | None) -> None:
+def promote(
+    node: str, cluster: str, timeout: float, tls: TLSConfig | None, token: str | None
+) -> None:
     """Make learner NODE a voter."""
-    with _client(cluster, timeout, tls) as client:
+    with _client(cluster, timeout, tls, token) as client:
         client.member_promote(node)
     click.echo(f"{node} promoted to voter")
 
@@ -124,10 +139,13 @@ def promote(node: str, cluster: str, timeout: float, tls: TLSConfig | None) -> N
 @cluster_option
 @timeout_option
 @tls_options
+@token_options
 @client_errors
-def remove(node: str, cluster: str, timeout: float, tls: TLSConfig | None) -> None:
+def remove(
+    node: str, cluster: str, timeout: float, tls: TLSConfig | None, token: str | None
+) -> None:
     """Remove NODE (a leader that removes itself steps down once the change commits)."""
-    with _client(cluster, timeout, tls) as client:
+    with _client(cluster, timeout, tls, token) as client:
         client.member_remove(node)
     click.echo(f"{node} removed")
 
@@ -142,10 +160,13 @@ def leader() -> None:
 @cluster_option
 @timeout_option
 @tls_options
+@token_options
 @client_errors
-def transfer(target: str, cluster: str, timeout: float, tls: TLSConfig | None) -> None:
+def transfer(
+    target: str, cluster: str, timeout: float, tls: TLSConfig | None, token: str | None
+) -> None:
     """Move leadership to a voter (aborted by the leader after an election timeout)."""
-    with _client(cluster, timeout, tls) as client:
+    with _client(cluster, timeout, tls, token) as client:
         deadline = time.monotonic() + timeout
         while True:
             # A transfer whose TimeoutNow was lost aborts after an election timeout:
