@@ -3,6 +3,12 @@
 Used by ``resonetics cluster up``, ``resonetics demo``, the integration tests
 and the fault-injection harness. Each node is an OS process running the
 shipped server; the cluster object only starts, signals and watches them.
+
+Unless told otherwise (``authorize=False``), the cluster writes an
+authorization policy and an admin token into its data dir
+(``policy.toml``, ``admin.token``; ``security/policy_files.py``) and starts
+every node with ``--policy``: anonymous clients read, write and see status as
+before, and membership and leadership changes need ``admin_token``.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from typing import IO, Any
 from resonetics.client import Client
 from resonetics.errors import ResoneticsError
 from resonetics.security.certs import ClusterTLS
+from resonetics.security.policy_files import local_cluster_policy
 
 
 class ClusterError(ResoneticsError):
@@ -70,6 +77,8 @@ class LocalCluster:
     peer_routes: dict[str, dict[str, str]] = field(default_factory=dict)
     #: Nodes started with ``--listen``/``--join`` (outside the initial configuration).
     joiners: set[str] = field(default_factory=set)
+    #: Write policy.toml + admin.token into data_dir and start nodes with --policy.
+    authorize: bool = True
 
     def __post_init__(self) -> None:
         ports = (
@@ -113,6 +122,7 @@ class LocalCluster:
             "--log-level",
             self.log_level,
             *(self.tls.serve_args(node_id) if self.tls is not None else []),
+            *(["--policy", str(self.policy_path)] if self.authorize else []),
             *self.extra_args,
         ]
 
@@ -142,10 +152,39 @@ class LocalCluster:
         for node_id in self.nodes:
             self.start_node(node_id)
 
+    @property
+    def policy_path(self) -> Path:
+        return self.data_dir / "policy.toml"
+
+    @property
+    def admin_token_path(self) -> Path:
+        return self.data_dir / "admin.token"
+
+    @property
+    def admin_token(self) -> str | None:
+        """The token of the policy's ``admin`` identity (None: not an authorizing cluster)."""
+        if not self.authorize:
+            return None
+        self._write_policy()
+        return self.admin_token_path.read_text(encoding="utf-8").strip()
+
+    def admin_client(self, timeout: float = 10.0, **kwargs: Any) -> Client:
+        """A client that acts as the cluster's admin (membership, leadership)."""
+        client_tls = self.tls.client if self.tls is not None else None
+        return Client(
+            self.addresses, timeout=timeout, tls=client_tls, token=self.admin_token, **kwargs
+        )
+
+    def _write_policy(self) -> None:
+        if self.authorize:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            local_cluster_policy(self.data_dir)
+
     def start_node(self, node_id: str) -> None:
         node = self.nodes[node_id]
         if node.running:
             return
+        self._write_policy()
         if node.log_file is None:
             node.log_file = open(self.data_dir / f"{node_id}.log", "ab")  # noqa: SIM115
         node.process = subprocess.Popen(
