@@ -69,6 +69,7 @@ def local_cluster_policy(directory: Path) -> tuple[Path, Path]:
     policy_path, token_path = directory / "policy.toml", directory / "admin.token"
     if policy_path.exists() and token_path.exists():
         return policy_path, token_path
+    directory.mkdir(parents=True, exist_ok=True)
     token = new_token()
     write_token_file(token_path, token)
     write_policy(policy_path, starter_policy("admin", token, anonymous=("readwrite",)))
