@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import ssl
 import tomllib
@@ -286,10 +287,8 @@ def _handshake(server_ctx: ssl.SSLContext, client_ctx: ssl.SSLContext) -> dict[s
     server = server_ctx.wrap_bio(s_in, s_out, server_side=True)
     for _ in range(10):
         for side in (client, server):
-            try:
+            with contextlib.suppress(ssl.SSLWantReadError):
                 side.do_handshake()
-            except ssl.SSLWantReadError:
-                pass
         s_in.write(c_out.read())
         c_in.write(s_out.read())
     cert = server.getpeercert()
