@@ -9,6 +9,7 @@ op lands in the node's audit log with who, what and the result.
 from __future__ import annotations
 
 import json
+import signal
 import socket
 import time
 from collections.abc import Iterator
@@ -260,6 +261,36 @@ def test_cluster_up_style_cluster_acts_as_admin_with_its_token(tmp_path: Path) -
             assert admin.member_list()["voters"] == ["n1"]
         assert cluster.admin_token is not None
         assert cluster.admin_token not in cluster.policy_path.read_text()
+    finally:
+        cluster.stop()
+    _assert_no_crash(cluster)
+
+
+def test_sighup_reloads_the_policy_and_a_bad_file_keeps_the_old_one(tmp_path: Path) -> None:
+    path = _policy(tmp_path / "policy.toml", anonymous={"roles": ["monitor"]})
+    cluster = LocalCluster(
+        tmp_path / "data", size=1, tick_ms=20, authorize=False, extra_args=["--policy", str(path)]
+    )
+    _start(cluster)
+    try:
+        with Client(cluster.addresses, timeout=10, token=APP_TOKEN) as alice:
+            with pytest.raises(errors.Forbidden):
+                alice.put("other/x", 1)
+            wider = {"app": {"read": [""], "write": [""]}, "monitor": {"monitor": True}}
+            raw = {
+                "roles": wider,
+                "identities": {"alice": {"roles": ["app"], "token_sha256": hash_token(APP_TOKEN)}},
+                "anonymous": {"roles": ["monitor"]},
+            }
+            write_policy(path, parse_policy(raw, source=str(path)))
+            cluster.signal_node("n1", signal.SIGHUP)
+            _wait_for_log(cluster, "policy reloaded from")
+            alice.put("other/x", 1)  # the same connection, judged by the new policy
+            path.write_text("[roles.app]\nread = 5\n")
+            cluster.signal_node("n1", signal.SIGHUP)
+            _wait_for_log(cluster, "policy reload refused")
+            alice.put("other/y", 2)  # the old (wider) policy still holds
+        assert cluster.exit_codes()["n1"] is None  # still running
     finally:
         cluster.stop()
     _assert_no_crash(cluster)

@@ -163,6 +163,13 @@ def test_tokens_are_stored_hashed(tmp_path: Path) -> None:
     assert token_path.stat().st_mode & 0o777 == 0o600
 
 
+def test_a_token_identity_removed_from_the_policy_gets_nothing() -> None:
+    """After a reload drops alice, her open connection is not promoted to anonymous."""
+    p = policy(anonymous={"roles": ["audit"]})
+    assert p.grants(Identity("gone", "token")).roles == ()
+    assert not allowed(p, Identity("gone", "token"), "kv_get", k="app/x")
+
+
 def test_a_wrong_token_identifies_nobody() -> None:
     p = policy()
     assert p.identity_for_token(ALICE_TOKEN) == ALICE

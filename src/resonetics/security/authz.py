@@ -150,6 +150,8 @@ class Policy:
 
     def grants(self, identity: Identity) -> Grants:
         entry = self.identities.get(identity.name) if identity.source != "anonymous" else None
+        if entry is None and identity.source == "token":
+            return Grants()  # its identity was removed (a reload): nothing, not anonymous
         names = entry.roles if entry is not None else self.anonymous_roles
         roles = [self.roles[n] for n in names]
         return Grants(

@@ -18,7 +18,8 @@ points, all on the event loop thread:
 Every admin op (category ``admin`` in the op table), allowed or not, is logged
 once with its result on the ``resonetics.audit`` logger by ``audit``: who
 (identity and how it was established), what (op and its args) and the result
-code. Policy changes take effect when the node restarts.
+code. A policy change takes effect on restart, or on SIGHUP (``reload``: a file
+that does not load is refused with one log line and the old policy stays).
 """
 
 from __future__ import annotations
@@ -26,9 +27,10 @@ from __future__ import annotations
 import json
 import logging
 import ssl
+from pathlib import Path
 from typing import Any, Final
 
-from resonetics.errors import ResoneticsError
+from resonetics.errors import PolicyError, ResoneticsError
 from resonetics.runtime.outcome import Outcome
 from resonetics.security.authz import (
     ANONYMOUS,
@@ -36,6 +38,7 @@ from resonetics.security.authz import (
     Policy,
     cert_identity_name,
     check,
+    load_policy,
 )
 from resonetics.wire import codes
 from resonetics.wire.auth import validate_auth
@@ -90,6 +93,21 @@ class Gatekeeper:
             return None
         self.denied += 1
         return Outcome(codes.FORBIDDEN, message=f"{_who(identity)}: {decision.reason}")
+
+    def reload(self, path: Path) -> bool:
+        """Replace the policy with ``path``'s (SIGHUP); a bad file keeps the old one.
+
+        Connections keep their identities; their next requests are judged by the new
+        policy (a token identity the new policy no longer lists gets nothing).
+        """
+        try:
+            policy = load_policy(path)
+        except PolicyError as exc:
+            audit_log.error("policy reload refused, keeping the current one: %s", exc)
+            return False
+        self.policy = policy
+        audit_log.info("policy reloaded from %s", path)
+        return True
 
     @staticmethod
     def audited(req: ClientRequest) -> bool:

@@ -176,6 +176,8 @@ class NodeServer:
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self._stopping.set)
+            if self.config.policy is not None:  # authz: SIGHUP re-reads the policy
+                loop.add_signal_handler(signal.SIGHUP, self.gate.reload, self.config.policy)
         await self._stopping.wait()
         await self.shutdown()
         if self._fatal is not None:
