@@ -34,6 +34,8 @@ POLICY_BYTES_MAX = 1 << 20
 POLICY_NAME_CHARS_MAX = 64
 #: Most key prefixes one role may list for ``read`` or for ``write``.
 ROLE_PREFIXES_MAX = 1024
+#: Identities whose grants a node keeps computed (the cache is emptied when full).
+AUTHZ_GRANTS_CACHED_MAX = 4096
 
 # --- Sessions ------------------------------------------------------------------
 #: Remembered results per client (oldest evicted first).
