@@ -28,6 +28,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("torture", "torture"),
     ("member", "member"),
     ("member", "leader"),
+    ("auth", "auth"),
 ]
 
 

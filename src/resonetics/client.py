@@ -30,6 +30,12 @@ dialled, and the client's own certificate is presented when given. A TLS
 refusal (a certificate either side rejects) is a configuration problem every
 node would repeat, so it raises ``Unavailable`` at once instead of retrying.
 
+With ``token=...`` every new connection first sends an ``Auth`` line
+(``wire/auth.py``) and waits for its answer before any request: the requests
+that follow run as the token's identity. ``FORBIDDEN`` and ``UNAUTHENTICATED``
+answers raise ``Forbidden`` / ``Unauthenticated`` at once: every node applies
+the same policy, so a retry elsewhere could only repeat the refusal.
+
 ``Client`` runs an ``AsyncClient`` on a private event loop thread, so it is
 safe to share between threads and keeps their requests in flight together.
 """
@@ -56,13 +62,14 @@ from resonetics.addresses import parse_address_list
 from resonetics.raft.entry import Receipt
 from resonetics.security.tls import TLSConfig, client_context, refusal_reason
 from resonetics.wire import codes
+from resonetics.wire.auth import encode_auth
 from resonetics.wire.client import WRITE_OPS, ClientResponse, decode_response
 from resonetics.wire.envelope import decode_envelope, encode_envelope
 
 T = TypeVar("T")
 
 #: Writes that go through the client's sequenced session.
-_SEQUENCED_OPS = WRITE_OPS - {"session_open"}
+_SEQUENCED_OPS = WRITE_OPS
 
 #: How long one attempt waits for its answer before retrying elsewhere, seconds.
 ATTEMPT_TIMEOUT_S = 2.0
@@ -88,9 +95,12 @@ SILENT_CLOSES_MIN = 2
 class _Connection:
     """One TCP connection to one node, with requests in flight matched by ``id``."""
 
-    def __init__(self, address: str, ssl_context: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self, address: str, ssl_context: ssl.SSLContext | None = None, token: str | None = None
+    ) -> None:
         self.address = address
         self._ssl = ssl_context
+        self._token = token
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._pending: dict[int, asyncio.Future[ClientResponse]] = {}
@@ -118,6 +128,27 @@ class _Connection:
             raise _SilentClose(f"{self.address} closed the TLS handshake") from exc
         self.alive = True
         self._reader_task = asyncio.create_task(self._read_loop())
+        if self._token is not None:
+            await self._authenticate(self._token, timeout_s)
+
+    async def _authenticate(self, token: str, timeout_s: float) -> None:
+        """Present ``token`` before any request; ``Unauthenticated`` if the node refuses it."""
+        assert self._writer is not None
+        future = self._register()
+        self._writer.write(encode_auth(token, int(time.time() * 1000), future[0]))
+        response = await asyncio.wait_for(future[1], timeout_s)
+        if response.code != codes.OK:
+            message = response.message if isinstance(response.message, str) else response.code
+            error = _error_for(response)
+            if not isinstance(error, errors.Unauthenticated | errors.BadRequest):
+                error = errors.Unauthenticated(message)
+            raise error
+
+    def _register(self) -> tuple[int, asyncio.Future[ClientResponse]]:
+        req_id = next(self._ids)
+        future: asyncio.Future[ClientResponse] = asyncio.get_running_loop().create_future()
+        self._pending[req_id] = future
+        return req_id, future
 
     async def _read_loop(self) -> None:
         assert self._reader is not None
@@ -155,9 +186,7 @@ class _Connection:
 
     def send(self, payload: dict[str, Any]) -> asyncio.Future[ClientResponse]:
         assert self._writer is not None
-        req_id = next(self._ids)
-        future: asyncio.Future[ClientResponse] = asyncio.get_running_loop().create_future()
-        self._pending[req_id] = future
+        req_id, future = self._register()
         self._writer.write(
             encode_envelope("ClientRequest", payload, int(time.time() * 1000), req_id)
         )
@@ -185,6 +214,7 @@ class AsyncClient:
         timeout: float = 10.0,
         client_id: str | None = None,
         tls: TLSConfig | None = None,
+        token: str | None = None,
     ) -> None:
         # A typo (``:95o1``) is refused here, not found later as a socket error.
         self.addresses = parse_address_list(addresses, what="address")
@@ -202,6 +232,9 @@ class AsyncClient:
         self._lock = asyncio.Lock()
         self.tls = tls
         self._ssl = client_context(tls) if tls is not None else None
+        #: Bearer token presented on every new connection (None: the connection's
+        #: certificate identity, or anonymous).
+        self._token = token
         self._rate_limited_streak = 0
         self._last_dialled = ""
         #: The sequenced session writes use (opened by the first write), its next seq,
@@ -266,9 +299,9 @@ class AsyncClient:
 
     async def _ask(self, address: str, op: str) -> dict[str, Any]:
         """One op, answered by the node at ``address`` (no leader following, no retry)."""
-        conn = _Connection(address, self._ssl)
-        await conn.open(self.timeout)
+        conn = _Connection(address, self._ssl, self._token)
         try:
+            await conn.open(self.timeout)
             response = await asyncio.wait_for(conn.send(self._payload(op, {})), 5.0)
         finally:
             await conn.close()
@@ -487,8 +520,12 @@ class AsyncClient:
                 self._next_address += 1
             self._leader_address = None
             self._last_dialled = address
-            conn = _Connection(address, self._ssl)
-            await conn.open(timeout_s)
+            conn = _Connection(address, self._ssl, self._token)
+            try:
+                await conn.open(timeout_s)
+            except errors.ClientError:
+                await conn.close()
+                raise
             self._conn = conn
             return conn
 
@@ -561,6 +598,8 @@ def _error_for(response: ClientResponse) -> errors.ClientError:
         codes.UNAVAILABLE: errors.Unavailable,
         codes.RATE_LIMITED: errors.RateLimited,
         codes.SESSION_EXPIRED: errors.SessionExpired,
+        codes.FORBIDDEN: errors.Forbidden,
+        codes.UNAUTHENTICATED: errors.Unauthenticated,
     }
     return table.get(response.code, errors.ClientError)(message)
 
@@ -575,9 +614,12 @@ class Client:
         timeout: float = 10.0,
         client_id: str | None = None,
         tls: TLSConfig | None = None,
+        token: str | None = None,
     ) -> None:
         # Built first: a bad TLS path raises before a thread exists that nobody would stop.
-        self._async = AsyncClient(addresses, timeout=timeout, client_id=client_id, tls=tls)
+        self._async = AsyncClient(
+            addresses, timeout=timeout, client_id=client_id, tls=tls, token=token
+        )
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._thread.start()

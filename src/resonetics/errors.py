@@ -129,6 +129,28 @@ class SessionExpired(ClientError):
     code = "SESSION_EXPIRED"
 
 
+class Forbidden(ClientError):
+    """The policy does not let this identity do this op (on this key); never retried."""
+
+    code = "FORBIDDEN"
+
+
+class Unauthenticated(ClientError):
+    """The token presented is unknown to the node; never retried."""
+
+    code = "UNAUTHENTICATED"
+
+
+class PolicyError(ResoneticsError):
+    """An authorization policy file is unusable; names the file and the key at fault."""
+
+    def __init__(self, source: str, key: str, reason: str) -> None:
+        self.source = source
+        self.key = key
+        self.reason = reason
+        super().__init__(f"{source}: {key}: {reason}")
+
+
 # --- Checking --------------------------------------------------------------------
 class HistoryError(ResoneticsError):
     """A client history cannot be read as one; names the source and line when known."""

@@ -24,6 +24,18 @@ CLIENT_ID_CHARS_MAX = 128
 REQUEST_ID_CHARS_MAX = 128
 #: Most items one kv_scan returns.
 SCAN_LIMIT_MAX = 10_000
+#: Longest bearer token a client may present in an ``Auth`` line, characters.
+TOKEN_CHARS_MAX = 256
+
+# --- Authorization -------------------------------------------------------------
+#: Largest policy file a node or ``resonetics auth`` reads, bytes.
+POLICY_BYTES_MAX = 1 << 20
+#: Longest identity or role name in a policy, characters.
+POLICY_NAME_CHARS_MAX = 64
+#: Most key prefixes one role may list for ``read`` or for ``write``.
+ROLE_PREFIXES_MAX = 1024
+#: Identities whose grants a node keeps computed (the cache is emptied when full).
+AUTHZ_GRANTS_CACHED_MAX = 4096
 
 # --- Sessions ------------------------------------------------------------------
 #: Remembered results per client (oldest evicted first).

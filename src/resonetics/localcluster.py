@@ -8,6 +8,11 @@ Every node gets two loopback ports: ``address`` for clients and
 ``peer_address`` for the other nodes. The cluster makes a cluster key
 (``<data_dir>/cluster.key``, as ``resonetics init`` does) on first start and
 gives it to every node, so peer links are authenticated with no set-up.
+Unless told otherwise (``authorize=False``), the cluster writes an
+authorization policy and an admin token into its data dir
+(``policy.toml``, ``admin.token``; ``security/policy_files.py``) and starts
+every node with ``--policy``: anonymous clients read, write and see status as
+before, and membership and leadership changes need ``admin_token``.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from resonetics.security.cluster_key import (
     new_cluster_key,
     write_cluster_key,
 )
+from resonetics.security.policy_files import local_cluster_policy
 from resonetics.storage.identity import check_cluster_id, new_cluster_id
 
 #: With a fixed ``base_port``, node i serves clients on base_port + i and peers on
@@ -95,6 +101,8 @@ class LocalCluster:
     #: Every node's ``--cluster-id``; None: the cluster key's, or read from (or made into)
     #: DATA_DIR/CLUSTER_ID when the cluster runs without a key.
     cluster_id: str | None = None
+    #: Write policy.toml + admin.token into data_dir and start nodes with --policy.
+    authorize: bool = True
 
     def __post_init__(self) -> None:
         if self.base_port:
@@ -175,6 +183,7 @@ class LocalCluster:
             self.log_level,
             *(self.tls.serve_args(node_id) if self.tls is not None else []),
             *(["--cluster-key", str(self.cluster_key_path)] if self.use_cluster_key else []),
+            *(["--policy", str(self.policy_path)] if self.authorize else []),
             *self.extra_args,
         ]
 
@@ -214,10 +223,39 @@ class LocalCluster:
         for node_id in self.nodes:
             self.start_node(node_id)
 
+    @property
+    def policy_path(self) -> Path:
+        return self.data_dir / "policy.toml"
+
+    @property
+    def admin_token_path(self) -> Path:
+        return self.data_dir / "admin.token"
+
+    @property
+    def admin_token(self) -> str | None:
+        """The token of the policy's ``admin`` identity (None: not an authorizing cluster)."""
+        if not self.authorize:
+            return None
+        self._write_policy()
+        return self.admin_token_path.read_text(encoding="utf-8").strip()
+
+    def admin_client(self, timeout: float = 10.0, **kwargs: Any) -> Client:
+        """A client that acts as the cluster's admin (membership, leadership)."""
+        client_tls = self.tls.client if self.tls is not None else None
+        return Client(
+            self.addresses, timeout=timeout, tls=client_tls, token=self.admin_token, **kwargs
+        )
+
+    def _write_policy(self) -> None:
+        if self.authorize:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            local_cluster_policy(self.data_dir)
+
     def start_node(self, node_id: str) -> None:
         node = self.nodes[node_id]
         if node.running:
             return
+        self._write_policy()
         if node.log_file is None:
             node.log_file = open(self.data_dir / f"{node_id}.log", "ab")  # noqa: SIM115
         node.process = subprocess.Popen(

@@ -85,7 +85,7 @@ def test_grow_live_cluster_from_three_to_five_while_clients_write(tmp_path: Path
     try:
         writer = Writer(cluster.addresses, "g")
         writer.start()
-        with Client(cluster.addresses, timeout=CHANGE_TIMEOUT_S) as admin:
+        with cluster.admin_client(timeout=CHANGE_TIMEOUT_S) as admin:
             for node_id in ("n4", "n5"):
                 node = cluster.add_node(node_id)
                 admin.member_add(node_id, node.peer_address, client_address=node.address)
@@ -125,7 +125,7 @@ def test_replace_a_node_with_an_empty_one(tmp_path: Path) -> None:
         writer.start()
         time.sleep(0.5)
         cluster.kill_node("n3")
-        with Client(cluster.addresses, timeout=CHANGE_TIMEOUT_S) as admin:
+        with cluster.admin_client(timeout=CHANGE_TIMEOUT_S) as admin:
             admin.member_remove("n3")
             assert admin.member_list()["voters"] == ["n1", "n2"]
             node = cluster.add_node("n4")
@@ -150,7 +150,7 @@ def test_transfer_leadership_during_writes(tmp_path: Path) -> None:
     try:
         writer = Writer(cluster.addresses, "t")
         writer.start()
-        with Client(cluster.addresses, timeout=CHANGE_TIMEOUT_S) as admin:
+        with cluster.admin_client(timeout=CHANGE_TIMEOUT_S) as admin:
             for round_ in range(2):
                 leader, _ = cluster.wait_for_leader()
                 target = "n2" if leader != "n2" else "n3"
@@ -178,7 +178,7 @@ def _leads(cluster: LocalCluster, node: str) -> bool:
 def test_invalid_changes_are_refused_with_a_reason(tmp_path: Path) -> None:
     cluster = _start(tmp_path)
     try:
-        with Client(cluster.addresses, timeout=20) as admin:
+        with cluster.admin_client(timeout=20) as admin:
             cases: list[tuple[Callable[[], object], str]] = [
                 (partial(admin.member_remove, "n9"), "not a member"),
                 (partial(admin.member_promote, "n1"), "already a voter"),
@@ -219,7 +219,10 @@ def _cli(*args: str) -> Result:
 def test_cli_member_commands_and_a_joined_node_that_restarts(tmp_path: Path) -> None:
     cluster = _start(tmp_path)
     try:
-        flags = ("--cluster", ",".join(cluster.addresses), "--timeout", str(CHANGE_TIMEOUT_S))
+        flags = (
+            *("--cluster", ",".join(cluster.addresses), "--timeout", str(CHANGE_TIMEOUT_S)),
+            *("--token-file", str(cluster.admin_token_path)),
+        )
         node = cluster.add_node("n4")
         assert (
             _cli(
@@ -236,7 +239,7 @@ def test_cli_member_commands_and_a_joined_node_that_restarts(tmp_path: Path) -> 
         listed = _cli("member", "list", *flags)
         assert listed.exit_code == 0 and "n4" in listed.output and "learner" in listed.output
         assert _cli("member", "promote", "n4", *flags).exit_code == 0
-        with Client(cluster.addresses, timeout=CHANGE_TIMEOUT_S) as admin:
+        with cluster.admin_client(timeout=CHANGE_TIMEOUT_S) as admin:
             _wait("n4 a voter", partial(_is_settled_voter, admin, "n4"))
             moved = _cli("leader", "transfer", "--to", "n4", *flags)
             assert moved.exit_code == 0, moved.output

@@ -23,6 +23,8 @@ from resonetics.errors import (
 from resonetics.wire import codes
 from resonetics.wire.client import (
     ADMIN_OPS,
+    LOGGED_OPS,
+    MONITOR_OPS,
     OPS,
     READ_OPS,
     WRITE_OPS,
@@ -76,11 +78,23 @@ def test_valid_requests_come_out_with_defaults_filled(
 
 
 def test_op_categories_cover_the_table() -> None:
-    assert {"kv_set", "kv_delete", "kv_cas", "session_open"} == WRITE_OPS
+    assert {"kv_set", "kv_delete", "kv_cas"} == WRITE_OPS
+    assert WRITE_OPS | {"session_open"} == LOGGED_OPS
     assert {"kv_get", "kv_scan"} == READ_OPS
-    membership = {"member_list", "member_add", "member_add_learner", "member_promote"}
-    assert {"status", "member_remove", "leader_transfer"} | membership == ADMIN_OPS
-    assert set(OPS) == WRITE_OPS | READ_OPS | ADMIN_OPS
+    membership = {"member_add", "member_add_learner", "member_promote", "member_remove"}
+    assert {"leader_transfer"} | membership == ADMIN_OPS
+    assert {"status", "member_list"} == MONITOR_OPS
+    assert set(OPS) == LOGGED_OPS | READ_OPS | ADMIN_OPS | MONITOR_OPS
+
+
+def test_every_key_op_names_the_argument_holding_its_key() -> None:
+    """Authorization reads the key from ``key_arg``: a read or write op without one
+    would be checked against nothing."""
+    for spec in OPS.values():
+        if spec.category in ("read", "write"):
+            assert spec.key_arg in spec.args_type.__struct_fields__, spec.name
+        else:  # admin, monitor, session: no key
+            assert spec.key_arg is None, spec.name
 
 
 @pytest.mark.parametrize(

@@ -59,6 +59,10 @@ def up(nodes: int, base_port: int, data_dir: Path, tick_ms: int, tls_dir: Path |
         console.print(
             f"leader: {leader}; try: resonetics kv put hello world --cluster {','.join(local.addresses)}{tls_flags}"
         )
+        console.print(
+            f"admin ops (member, leader) need the admin token: add --token-file "
+            f"{local.admin_token_path}  (policy: {local.policy_path})"
+        )
         while any(n.running for n in local.nodes.values()):
             time.sleep(0.5)
         console.print("[red]every node has exited[/red]; see the node logs")

@@ -14,6 +14,7 @@ from resonetics.commands.failures import (
     EXIT_BAD_REQUEST,
     EXIT_NEGATIVE,
     EXIT_OK,
+    EXIT_REFUSED,
     EXIT_UNAVAILABLE,
     raise_failure,
 )
@@ -29,6 +30,10 @@ def _check_cluster(ctx: click.Context, param: click.Parameter, value: str) -> st
     """Refuse a malformed --cluster before any connection is tried (names the flag)."""
     return ",".join(parse_address_list(value, what="--cluster"))
 
+
+#: Environment variables for the bearer token (the flags override them).
+ENV_TOKEN = "RESONETICS_TOKEN"
+ENV_TOKEN_FILE = "RESONETICS_TOKEN_FILE"
 
 cluster_option = click.option(
     "--cluster",
@@ -73,6 +78,52 @@ def tls_options(func: Callable[..., R]) -> Callable[..., R]:
     return decorated
 
 
+def token_options(func: Callable[..., R]) -> Callable[..., R]:
+    """Add --token / --token-file (or $RESONETICS_TOKEN[_FILE]) and pass them as ``token``.
+
+    A token file holds the token on its first line (as ``resonetics auth init``
+    writes it); prefer it to ``--token``, which other users can see in ``ps``.
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, token: str | None, token_file: str | None, **kwargs: Any) -> R:
+        if token is not None and token_file is not None:
+            raise click.UsageError("give --token or --token-file, not both")
+        if token_file is not None:
+            token = read_token_file(token_file)
+        kwargs["token"] = token or None
+        return func(*args, **kwargs)
+
+    options = (
+        click.option(
+            "--token", envvar=ENV_TOKEN, help=f"Bearer token for this client (or ${ENV_TOKEN})."
+        ),
+        click.option(
+            "--token-file",
+            envvar=ENV_TOKEN_FILE,
+            help=f"File holding the bearer token (or ${ENV_TOKEN_FILE}).",
+        ),
+    )
+    decorated: Callable[..., R] = wrapper
+    for option in reversed(options):
+        decorated = option(decorated)
+    return decorated
+
+
+def read_token_file(path: str) -> str:
+    """The token on the first line of ``path``; a usage error naming the file otherwise."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            token = f.readline(4096).strip()
+    except OSError as exc:
+        raise click.UsageError(f"--token-file {path}: cannot read ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise click.UsageError(f"--token-file {path}: not a text file") from None
+    if not token:
+        raise click.UsageError(f"--token-file {path}: empty")
+    return token
+
+
 def client_errors(func: Callable[P, R]) -> Callable[P, R]:
     """Errors leave as one line and an exit code (commands/failures.py), even when this
     command is run on its own rather than under the ``resonetics`` group."""
@@ -104,11 +155,14 @@ __all__ = [
     "EXIT_BAD_REQUEST",
     "EXIT_NEGATIVE",
     "EXIT_OK",
+    "EXIT_REFUSED",
     "EXIT_UNAVAILABLE",
     "client_errors",
     "cluster_option",
     "dumps",
     "parse_value",
+    "read_token_file",
     "timeout_option",
     "tls_options",
+    "token_options",
 ]

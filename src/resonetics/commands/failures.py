@@ -41,6 +41,7 @@ EXIT_OK = 0
 EXIT_NEGATIVE = 1  # a definite "no": key absent, cas mismatch, nothing deleted
 EXIT_BAD_REQUEST = 2  # the request is wrong: usage, address, file, size, a refusal
 EXIT_UNAVAILABLE = 3  # no answer: timeout (indeterminate) or no node reachable
+EXIT_REFUSED = 4  # the cluster's policy refused: FORBIDDEN or UNAUTHENTICATED
 EXIT_BUG = 70  # EX_SOFTWARE from sysexits.h: an unexpected exception
 
 #: Set to a non-empty value to print the traceback of an unexpected exception.
@@ -97,6 +98,8 @@ def failure_for(exc: BaseException) -> CliFailure | None:
         )
     if isinstance(exc, _NO_ANSWER):
         return CliFailure(_with_code(exc), EXIT_UNAVAILABLE)
+    if isinstance(exc, errors.Forbidden | errors.Unauthenticated):
+        return CliFailure(_with_code(exc), EXIT_REFUSED)
     if isinstance(exc, errors.ResoneticsError):
         return CliFailure(_with_code(exc), EXIT_BAD_REQUEST)
     if isinstance(exc, OSError):
@@ -185,6 +188,7 @@ __all__ = [
     "EXIT_BUG",
     "EXIT_NEGATIVE",
     "EXIT_OK",
+    "EXIT_REFUSED",
     "EXIT_UNAVAILABLE",
     "CliFailure",
     "CliGroup",

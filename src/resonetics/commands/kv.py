@@ -18,6 +18,7 @@ from resonetics.commands.common import (
     parse_value,
     timeout_option,
     tls_options,
+    token_options,
 )
 from resonetics.errors import BadRequest, TooLarge
 from resonetics.security.tls import TLSConfig
@@ -80,6 +81,7 @@ def kv() -> None:
 @cluster_option
 @timeout_option
 @tls_options
+@token_options
 @client_errors
 def put(
     key: str,
@@ -89,10 +91,11 @@ def put(
     cluster: str,
     timeout: float,
     tls: TLSConfig | None,
+    token: str | None,
 ) -> None:
     """Set KEY to VALUE (- : from stdin); prints the write's receipt (index, term, hash)."""
     new = read_value(value, file_path, as_json)
-    with Client(cluster, timeout=timeout, tls=tls) as client:
+    with Client(cluster, timeout=timeout, tls=tls, token=token) as client:
         receipt = client.put(key, new)
     click.echo(dumps({"index": receipt.index, "term": receipt.term, "hash": receipt.hash}))
 
@@ -103,11 +106,14 @@ def put(
 @cluster_option
 @timeout_option
 @tls_options
+@token_options
 @client_errors
-def get(key: str, stale: bool, cluster: str, timeout: float, tls: TLSConfig | None) -> None:
+def get(
+    key: str, stale: bool, cluster: str, timeout: float, tls: TLSConfig | None, token: str | None
+) -> None:
     """Print KEY's value as JSON (exit 1 if absent)."""
     consistency = "stale" if stale else "linearizable"
-    with Client(cluster, timeout=timeout, tls=tls) as client:
+    with Client(cluster, timeout=timeout, tls=tls, token=token) as client:
         result = client.call("kv_get", {"k": key, "consistency": consistency})
     if not result.get("found"):
         click.echo(f"{key}: not found", err=True)
@@ -120,10 +126,13 @@ def get(key: str, stale: bool, cluster: str, timeout: float, tls: TLSConfig | No
 @cluster_option
 @timeout_option
 @tls_options
+@token_options
 @client_errors
-def delete(key: str, cluster: str, timeout: float, tls: TLSConfig | None) -> None:
+def delete(
+    key: str, cluster: str, timeout: float, tls: TLSConfig | None, token: str | None
+) -> None:
     """Delete KEY (exit 1 if it was absent)."""
-    with Client(cluster, timeout=timeout, tls=tls) as client:
+    with Client(cluster, timeout=timeout, tls=tls, token=token) as client:
         deleted = client.delete(key)
     click.echo("deleted" if deleted else f"{key}: not found")
     if not deleted:
@@ -140,6 +149,7 @@ def delete(key: str, cluster: str, timeout: float, tls: TLSConfig | None) -> Non
 @cluster_option
 @timeout_option
 @tls_options
+@token_options
 @client_errors
 def cas(
     key: str,
@@ -151,11 +161,12 @@ def cas(
     cluster: str,
     timeout: float,
     tls: TLSConfig | None,
+    token: str | None,
 ) -> None:
     """Set KEY to VALUE (- : from stdin) only if it holds EXPECTED (exit 1 if it did not)."""
     want = None if absent else parse_value(expected, as_json)
     new = read_value(value, file_path, as_json)
-    with Client(cluster, timeout=timeout, tls=tls) as client:
+    with Client(cluster, timeout=timeout, tls=tls, token=token) as client:
         result = client.call("kv_cas", {"k": key, "expected": want, "v": new})
     click.echo(dumps({"swapped": result["swapped"], "value": result["value"]}))
     if not result["swapped"]:
@@ -169,13 +180,20 @@ def cas(
 @cluster_option
 @timeout_option
 @tls_options
+@token_options
 @client_errors
 def scan(
-    prefix: str, limit: int, stale: bool, cluster: str, timeout: float, tls: TLSConfig | None
+    prefix: str,
+    limit: int,
+    stale: bool,
+    cluster: str,
+    timeout: float,
+    tls: TLSConfig | None,
+    token: str | None,
 ) -> None:
     """List keys starting with PREFIX, in key order, one `key<TAB>value` per line."""
     consistency = "stale" if stale else "linearizable"
-    with Client(cluster, timeout=timeout, tls=tls) as client:
+    with Client(cluster, timeout=timeout, tls=tls, token=token) as client:
         result = client.call(
             "kv_scan", {"prefix": prefix, "limit": limit, "consistency": consistency}
         )

@@ -24,6 +24,7 @@ from resonetics.commands.common import (
     dumps,
     timeout_option,
     tls_options,
+    token_options,
 )
 from resonetics.errors import ResoneticsError
 from resonetics.security.tls import TLSConfig
@@ -34,8 +35,8 @@ POLL_INTERVAL_S = 0.2
 TRANSFER_RETRY_S = 2.0
 
 
-def _client(cluster: str, timeout: float, tls: TLSConfig | None) -> Client:
-    return Client(cluster, timeout=timeout, tls=tls)
+def _client(cluster: str, timeout: float, tls: TLSConfig | None, token: str | None) -> Client:
+    return Client(cluster, timeout=timeout, tls=tls, token=token)
 
 
 def _describe(view: dict[str, Any]) -> str:
@@ -60,10 +61,13 @@ def member() -> None:
 @timeout_option
 @click.option("--json", "as_json", is_flag=True, help="Print the raw configuration.")
 @tls_options
+@token_options
 @client_errors
-def list_(cluster: str, timeout: float, as_json: bool, tls: TLSConfig | None) -> None:
+def list_(
+    cluster: str, timeout: float, as_json: bool, tls: TLSConfig | None, token: str | None
+) -> None:
     """Show voters, learners and their addresses."""
-    with _client(cluster, timeout, tls) as client:
+    with _client(cluster, timeout, tls, token) as client:
         view = client.member_list()
     click.echo(dumps(view) if as_json else _describe(view))
 
@@ -81,6 +85,7 @@ _CLIENT_ADDRESS = click.option(
 @cluster_option
 @timeout_option
 @tls_options
+@token_options
 @client_errors
 def add(
     node: str,
@@ -90,12 +95,13 @@ def add(
     cluster: str,
     timeout: float,
     tls: TLSConfig | None,
+    token: str | None,
 ) -> None:
     """Add NODE at its peer ADDRESS (HOST:PORT): a learner first, a voter once caught up."""
     parse_address(address, what="ADDRESS")
     if client_address is not None:
         parse_address(client_address, what="--client-address")
-    with _client(cluster, timeout, tls) as client:
+    with _client(cluster, timeout, tls, token) as client:
         client.member_add(node, address, client_address=client_address)
         click.echo(f"{node} added as a learner; it becomes a voter once caught up")
         if wait and not _wait_until(client, timeout, lambda v: node in v.get("voters", [])):
@@ -112,6 +118,7 @@ def add(
 @cluster_option
 @timeout_option
 @tls_options
+@token_options
 @client_errors
 def add_learner(
     node: str,
@@ -120,12 +127,13 @@ def add_learner(
     cluster: str,
     timeout: float,
     tls: TLSConfig | None,
+    token: str | None,
 ) -> None:
     """Add NODE at its peer ADDRESS as a learner that stays a learner (promote it later)."""
     parse_address(address, what="ADDRESS")
     if client_address is not None:
         parse_address(client_address, what="--client-address")
-    with _client(cluster, timeout, tls) as client:
+    with _client(cluster, timeout, tls, token) as client:
         client.member_add(node, address, learner=True, client_address=client_address)
     click.echo(f"{node} added as a learner")
 
@@ -135,10 +143,13 @@ def add_learner(
 @cluster_option
 @timeout_option
 @tls_options
+@token_options
 @client_errors
-def promote(node: str, cluster: str, timeout: float, tls: TLSConfig | None) -> None:
+def promote(
+    node: str, cluster: str, timeout: float, tls: TLSConfig | None, token: str | None
+) -> None:
     """Make learner NODE a voter."""
-    with _client(cluster, timeout, tls) as client:
+    with _client(cluster, timeout, tls, token) as client:
         client.member_promote(node)
     click.echo(f"{node} promoted to voter")
 
@@ -148,10 +159,13 @@ def promote(node: str, cluster: str, timeout: float, tls: TLSConfig | None) -> N
 @cluster_option
 @timeout_option
 @tls_options
+@token_options
 @client_errors
-def remove(node: str, cluster: str, timeout: float, tls: TLSConfig | None) -> None:
+def remove(
+    node: str, cluster: str, timeout: float, tls: TLSConfig | None, token: str | None
+) -> None:
     """Remove NODE (a leader that removes itself steps down once the change commits)."""
-    with _client(cluster, timeout, tls) as client:
+    with _client(cluster, timeout, tls, token) as client:
         client.member_remove(node)
     click.echo(f"{node} removed")
 
@@ -166,10 +180,13 @@ def leader() -> None:
 @cluster_option
 @timeout_option
 @tls_options
+@token_options
 @client_errors
-def transfer(target: str, cluster: str, timeout: float, tls: TLSConfig | None) -> None:
+def transfer(
+    target: str, cluster: str, timeout: float, tls: TLSConfig | None, token: str | None
+) -> None:
     """Move leadership to a voter (aborted by the leader after an election timeout)."""
-    with _client(cluster, timeout, tls) as client:
+    with _client(cluster, timeout, tls, token) as client:
         deadline = time.monotonic() + timeout
         while True:
             # A transfer whose TimeoutNow was lost aborts after an election timeout:

@@ -96,6 +96,11 @@ from resonetics.server.config import (
     help="The cluster's id (32 hex digits; default: the data dir's, or derived from the peers "
     "when founding a new cluster).",
 )
+@click.option(
+    "--policy",
+    type=click.Path(path_type=Path),
+    help="Authorization policy TOML (resonetics auth init); default: no admin at all.",
+)
 @click.option("--log-level", default="info", show_default=True)
 def serve(
     node_id: str,
@@ -125,6 +130,7 @@ def serve(
     trust_registry: Path | None,
     snapshot_bytes_max: int | None,
     cluster_id: str | None,
+    policy: Path | None,
     log_level: str,
 ) -> None:
     """Run one node of a cluster (flags override the TOML file)."""
@@ -158,6 +164,7 @@ def serve(
                 "trust_registry": trust_registry,
                 "snapshot_bytes_max": snapshot_bytes_max,
                 "cluster_id": cluster_id,
+                "policy": policy,
             },
         ).validate()
         _run(config, log_level)

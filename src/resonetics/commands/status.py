@@ -10,17 +10,17 @@ from rich.table import Table
 
 from resonetics import errors
 from resonetics.client import Client, describe_failure
-from resonetics.commands.common import cluster_option, dumps, tls_options
+from resonetics.commands.common import cluster_option, dumps, tls_options, token_options
 from resonetics.errors import ResoneticsError
 from resonetics.security.tls import TLSConfig
 
 
 def fetch_status(
-    addresses: list[str], timeout: float, tls: TLSConfig | None = None
+    addresses: list[str], timeout: float, tls: TLSConfig | None = None, token: str | None = None
 ) -> dict[str, dict[str, Any] | str]:
     """address -> that node's status, or why it could not be had ("connection refused")."""
     out: dict[str, dict[str, Any] | str] = {}
-    with Client(addresses, timeout=timeout, tls=tls) as client:
+    with Client(addresses, timeout=timeout, tls=tls, token=token) as client:
         for address in addresses:
             try:
                 out[address] = client.status(address)
@@ -34,10 +34,13 @@ def fetch_status(
 @click.option("--timeout", type=float, default=2.0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the raw status objects.")
 @tls_options
-def status(cluster: str, timeout: float, as_json: bool, tls: TLSConfig | None) -> None:
+@token_options
+def status(
+    cluster: str, timeout: float, as_json: bool, tls: TLSConfig | None, token: str | None
+) -> None:
     """Show each node's role, term, commit and applied index, leader and last contact."""
     addresses = cluster.split(",")  # checked by --cluster's callback
-    statuses = fetch_status(addresses, timeout, tls)
+    statuses = fetch_status(addresses, timeout, tls, token)
     if as_json:
         click.echo(dumps(statuses))
     if all(isinstance(s, str) for s in statuses.values()):

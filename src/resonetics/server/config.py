@@ -22,6 +22,7 @@ The TOML file describes the whole cluster, so one file serves every node::
     # snapshot_bytes_max = 1073741824   # refuse an incoming snapshot stream declared larger
     # cluster_id = "<32 hex>"      # default: the cluster key's, the data dir's, or derived
     #                              # from [nodes] when founding a new cluster
+    # policy = "policy.toml"       # who may do what (docs/security.md); none: nobody is admin
 
     [nodes]   # each node: where peers reach it (Raft) and where clients do
     n1 = { peer = "127.0.0.1:7101", client = "127.0.0.1:7001" }
@@ -102,6 +103,9 @@ class ServerConfig:
     #: The cluster this node belongs to (32 hex digits); None: the cluster key's, the one
     #: in its data dir, or, for a founder of a new cluster, one derived from the peers map.
     cluster_id: str | None = None
+    #: Authorization policy (security/authz.py); None: every client reads and writes
+    #: every key and nobody is admin. Read at start: a change takes effect on restart.
+    policy: Path | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def tls(self) -> TLSConfig | None:
@@ -316,6 +320,7 @@ _PATH_KEYS = (
     "signing_key",
     "cluster_key",
     "trust_registry",
+    "policy",
 )
 
 

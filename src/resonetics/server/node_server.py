@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import functools
 import logging
 import random
 import signal
@@ -48,6 +49,7 @@ from resonetics.runtime import peer_gate
 from resonetics.runtime.driver import NodeDriver
 from resonetics.runtime.outcome import Outcome
 from resonetics.runtime.snapshots import SnapshotPolicy
+from resonetics.security.authz import Identity, load_policy  # authz
 from resonetics.security.cluster_key import ClusterKey, load_cluster_key
 from resonetics.security.peer_auth import PeerCredentials
 from resonetics.security.ratelimit import ConnectionLimiter, TokenBucket
@@ -57,6 +59,7 @@ from resonetics.security.signing import (
 )
 from resonetics.security.tls import client_context, server_context
 from resonetics.server import admin
+from resonetics.server.authorization import Gatekeeper  # authz
 from resonetics.server.config import ConfigError, ServerConfig
 from resonetics.server.deadlines import Deadlines
 from resonetics.server.guard import HandlerGuard
@@ -70,7 +73,9 @@ from resonetics.storage.lock import DataDirLock, LockedStorage
 from resonetics.storage.node_storage import FileNodeStorage
 from resonetics.storage.spool import SPOOL_NAME, FileSpool
 from resonetics.wire import codes
+from resonetics.wire.auth import AUTH_KIND  # authz
 from resonetics.wire.client import (
+    LOGGED_OPS,
     ClientRequest,
     ClientResponse,
     encode_response,
@@ -91,7 +96,7 @@ IDLE_RESCHEDULE_S = 1.0
 #: How long shutdown waits for connection handlers, twice (after close, after abort), seconds.
 SHUTDOWN_GRACE_S = 0.5
 READ_OPS = frozenset({"kv_get", "kv_scan"})
-WRITE_OPS = frozenset({"kv_set", "kv_delete", "kv_cas", "session_open"})
+WRITE_OPS = LOGGED_OPS
 
 
 class _Host:
@@ -200,6 +205,8 @@ class NodeServer:
         self.connections_refused = 0
         #: Unexpected handler exceptions: each closed its connection (``status``).
         self.handler_guard = HandlerGuard()
+        # authz: who may do what (security/authz.py); no --policy: open, nobody admin.
+        self.gate = Gatekeeper(load_policy(config.policy) if config.policy else None)
 
     @property
     def cluster_id(self) -> str:
@@ -213,6 +220,8 @@ class NodeServer:
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self._stopping.set)
+            if self.config.policy is not None:  # authz: SIGHUP re-reads the policy
+                loop.add_signal_handler(signal.SIGHUP, self.gate.reload, self.config.policy)
         await self._stopping.wait()
         await self.shutdown()
         if self._fatal is not None:
@@ -398,7 +407,11 @@ class NodeServer:
         handler = asyncio.current_task()
         if handler is not None:
             self._handlers.add(handler)
-        conn = _Conn(writer, TokenBucket(self.config.rate_limit_rps, self.config.rate_limit_burst))
+        conn = _Conn(
+            writer,
+            TokenBucket(self.config.rate_limit_rps, self.config.rate_limit_burst),
+            identity=self.gate.identity_for_tls(writer.get_extra_info("ssl_object")),  # authz
+        )
         try:
             await self._serve_connection(reader, conn)
         except (ConnectionError, OSError, asyncio.IncompleteReadError):
@@ -457,10 +470,13 @@ class NodeServer:
             writer.write(_error_response(env.id, refused))
         elif env.kind == "ClientRequest":
             if conn.bucket.try_take():
-                self._on_client_request(env, writer)
+                self._on_client_request(env, conn)
             else:
                 self.rate_limited += 1
                 writer.write(outcome_response(env.id, _RATE_LIMITED))
+        elif env.kind == AUTH_KIND:  # authz: a token names the connection's identity
+            conn.identity, answer = self.gate.authenticate(env)
+            writer.write(outcome_response(env.id, answer))
         else:
             unknown = BadRequest("kind", f"unknown message kind {env.kind!r}")
             writer.write(_error_response(env.id, unknown))
@@ -487,13 +503,22 @@ class NodeServer:
         self._schedule_flush()
 
     # --- clients ---------------------------------------------------------------------------
-    def _on_client_request(self, env: Envelope, writer: asyncio.StreamWriter) -> None:
+    def _on_client_request(self, env: Envelope, conn: _Conn) -> None:
+        writer = conn.writer
         try:
             req = validate_request(env)
         except ResoneticsError as exc:
             writer.write(_error_response(env.id, exc))
             return
         responder = _Responder(env.id, writer, self._outbox, self._deadlines)
+        # authz: admin ops are audited with their answer (timeouts included); a
+        # request the policy refuses is answered here and never dispatched.
+        if self.gate.audited(req):
+            responder.on_answer = functools.partial(self.gate.audit, conn.identity, req)
+        denied = self.gate.check(conn.identity, req)
+        if denied is not None:
+            responder(denied)
+            return
         self._dispatch(req, responder, size=len(env.payload))
         self._schedule_flush()
 
@@ -551,18 +576,26 @@ _RATE_LIMITED = Outcome(
 class _Conn:
     """One accepted client connection: its writer and its request budget."""
 
-    __slots__ = ("bucket", "warned", "writer")
+    __slots__ = ("bucket", "identity", "warned", "writer")
 
-    def __init__(self, writer: asyncio.StreamWriter, bucket: TokenBucket) -> None:
+    def __init__(
+        self,
+        writer: asyncio.StreamWriter,
+        bucket: TokenBucket,
+        *,
+        identity: Identity | None,
+    ) -> None:
         self.writer = writer
         self.bucket = bucket
         self.warned = False
+        #: authz: who sends client requests here; None after an Auth with an unknown token.
+        self.identity = identity
 
 
 class _Responder:
     """Answers one client request exactly once: with its outcome, or TIMEOUT."""
 
-    __slots__ = ("_deadlines", "_done", "_id", "_outbox", "_writer")
+    __slots__ = ("_deadlines", "_done", "_id", "_outbox", "_writer", "on_answer")
 
     def __init__(
         self,
@@ -576,6 +609,8 @@ class _Responder:
         self._outbox = outbox
         self._done = False
         self._deadlines = deadlines
+        #: authz: told the outcome before it is sent (the audit of admin ops).
+        self.on_answer: Callable[[Outcome], None] | None = None
         deadlines.add(self, time.monotonic())
 
     def __call__(self, outcome: Outcome) -> None:
@@ -583,6 +618,8 @@ class _Responder:
             return
         self._done = True
         self._deadlines.discard(self)
+        if self.on_answer is not None:
+            self.on_answer(outcome)
         if not self._writer.is_closing():
             self._outbox.add(self._writer, outcome_response(self._id, outcome))
 

@@ -152,32 +152,49 @@ class LeaderTransferArgs(_Args, frozen=True, kw_only=True):
     to: NodeIdArg
 
 
+#: What an op does, for authorization (security/authz.py): ``read``/``write`` act on
+#: the key or prefix in ``OpSpec.key_arg``; ``monitor`` reads cluster state
+#: (``status``, ``member_list``: roles, terms, addresses, no user data); ``admin``
+#: changes the cluster (membership, leadership; snapshots and backups when they
+#: become ops).
+#: ``session`` is ``session_open``: a write through the log that touches no key (allowed
+#: to anyone who may write some key).
+OpCategory = Literal["write", "read", "admin", "monitor", "session"]
+
+
 @dataclass(frozen=True, slots=True)
 class OpSpec:
-    """One op: its argument struct and whether it writes, reads, or administers."""
+    """One op: its argument struct, its category, and which argument names its key.
+
+    ``key_arg`` is the argument holding the key (``k``) or, for ``kv_scan``, the
+    prefix: the one place dispatch, authorization and docs learn what an op touches.
+    """
 
     name: str
     args_type: type[_Args]
-    category: Literal["write", "read", "admin"]
+    category: OpCategory
     decoder: msgspec.json.Decoder[Any]
+    key_arg: str | None = None
 
 
-def _spec(name: str, args_type: type[_Args], category: Literal["write", "read", "admin"]) -> OpSpec:
-    return OpSpec(name, args_type, category, msgspec.json.Decoder(args_type))
+def _spec(
+    name: str, args_type: type[_Args], category: OpCategory, key_arg: str | None = None
+) -> OpSpec:
+    return OpSpec(name, args_type, category, msgspec.json.Decoder(args_type), key_arg)
 
 
-#: Every op a client may send. Membership ops (``member_*``) join as admin ops.
+#: Every op a client may send: THE op table (dispatch, authorization, docs).
 OPS: Final[dict[str, OpSpec]] = {
     spec.name: spec
     for spec in (
-        _spec("kv_set", KvSetArgs, "write"),
-        _spec("kv_delete", KvDeleteArgs, "write"),
-        _spec("kv_cas", KvCasArgs, "write"),
-        _spec("session_open", SessionOpenArgs, "write"),
-        _spec("kv_get", KvGetArgs, "read"),
-        _spec("kv_scan", KvScanArgs, "read"),
-        _spec("status", StatusArgs, "admin"),
-        _spec("member_list", MemberListArgs, "admin"),
+        _spec("kv_set", KvSetArgs, "write", "k"),
+        _spec("kv_delete", KvDeleteArgs, "write", "k"),
+        _spec("kv_cas", KvCasArgs, "write", "k"),
+        _spec("session_open", SessionOpenArgs, "session"),
+        _spec("kv_get", KvGetArgs, "read", "k"),
+        _spec("kv_scan", KvScanArgs, "read", "prefix"),
+        _spec("status", StatusArgs, "monitor"),
+        _spec("member_list", MemberListArgs, "monitor"),
         _spec("member_add", MemberAddArgs, "admin"),
         _spec("member_add_learner", MemberAddArgs, "admin"),
         _spec("member_promote", MemberNodeArgs, "admin"),
@@ -186,8 +203,11 @@ OPS: Final[dict[str, OpSpec]] = {
     )
 }
 WRITE_OPS: Final = frozenset(n for n, s in OPS.items() if s.category == "write")
+#: Ops that go through the log as client commands: the key writes and ``session_open``.
+LOGGED_OPS: Final = WRITE_OPS | frozenset(n for n, s in OPS.items() if s.category == "session")
 READ_OPS: Final = frozenset(n for n, s in OPS.items() if s.category == "read")
 ADMIN_OPS: Final = frozenset(n for n, s in OPS.items() if s.category == "admin")
+MONITOR_OPS: Final = frozenset(n for n, s in OPS.items() if s.category == "monitor")
 
 
 class _Head(msgspec.Struct, frozen=True, kw_only=True):
@@ -380,6 +400,7 @@ def error_response(exc: ClientError, *, node: str | None = None) -> ClientRespon
 __all__ = [
     "ADMIN_OPS",
     "BAD_REQUEST",
+    "MONITOR_OPS",
     "NOT_LEADER",
     "OK",
     "OPS",
@@ -392,6 +413,7 @@ __all__ = [
     "TOO_LARGE",
     "UNAVAILABLE",
     "WRITE_OPS",
+    "LOGGED_OPS",
     "ClientRequest",
     "ClientResponse",
     "Consistency",
@@ -404,6 +426,7 @@ __all__ = [
     "MemberAddArgs",
     "MemberListArgs",
     "MemberNodeArgs",
+    "OpCategory",
     "OpSpec",
     "SessionOpenArgs",
     "StatusArgs",

@@ -14,11 +14,28 @@ BAD_REQUEST: Final = "BAD_REQUEST"
 TOO_LARGE: Final = "TOO_LARGE"
 RATE_LIMITED: Final = "RATE_LIMITED"
 UNAVAILABLE: Final = "UNAVAILABLE"
+#: The identity on this connection may not do this op on this key (security/authz.py).
+#: Never retried: every node applies the same policy.
+FORBIDDEN: Final = "FORBIDDEN"
+#: The token presented in an ``Auth`` line is unknown; the connection serves no
+#: request until an ``Auth`` line succeeds.
+UNAUTHENTICATED: Final = "UNAUTHENTICATED"
 
 #: The request's session no longer holds it (result discarded, session gone): refused,
 #: never applied again, never retried (Raft dissertation §6.3).
 SESSION_EXPIRED: Final = "SESSION_EXPIRED"
 
 ALL: Final = frozenset(
-    {OK, NOT_LEADER, TIMEOUT, BAD_REQUEST, TOO_LARGE, RATE_LIMITED, UNAVAILABLE, SESSION_EXPIRED}
+    {
+        OK,
+        NOT_LEADER,
+        TIMEOUT,
+        BAD_REQUEST,
+        TOO_LARGE,
+        RATE_LIMITED,
+        UNAVAILABLE,
+        SESSION_EXPIRED,
+        FORBIDDEN,
+        UNAUTHENTICATED,
+    }
 )
