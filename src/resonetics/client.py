@@ -222,6 +222,8 @@ class AsyncClient:
         #: a member list named. A hint elsewhere is not followed (``hints_ignored``).
         self.trusted_addresses: set[str] = set(self.addresses)
         self.hints_ignored = 0
+        #: Hinted addresses already looked up in a member list (each is looked up once).
+        self._looked_up: set[str] = set()
         self.timeout = timeout
         self.client_id = client_id or uuid.uuid4().hex
         self._request_ids = itertools.count(1)
@@ -473,7 +475,7 @@ class AsyncClient:
         if response.code == codes.NOT_LEADER:
             hint = response.result if isinstance(response.result, dict) else {}
             self._leader = hint.get("leader")
-            self._leader_address = self._followable(hint.get("leader_addr"))
+            self._leader_address = await self._followable(hint.get("leader_addr"))
             await self._drop_connection()
             if self._leader_address is None:
                 await asyncio.sleep(RETRY_PAUSE_S)
@@ -485,14 +487,21 @@ class AsyncClient:
         else:
             self._check(response)  # raises the typed error
 
-    def _followable(self, address: object) -> str | None:
+    async def _followable(self, address: object) -> str | None:
         """A hinted address we may dial: one we were given or a member list named.
 
         A node that was misled (or an impostor on a client's path) must not be able
         to send the client, its requests and its credentials to any address it likes.
+        An address not known yet is looked up once in the configuration, as the node
+        we dialled (at a trusted address) reads it from the log, where only an admin's
+        ``member add`` puts addresses.
         """
         if not isinstance(address, str):
             return None
+        if address not in self.trusted_addresses and address not in self._looked_up:
+            self._looked_up.add(address)
+            with contextlib.suppress(OSError, TimeoutError, errors.ResoneticsError):
+                self._trust_member_addresses(await self._ask(self._last_dialled, "member_list"))
         if address in self.trusted_addresses:
             return address
         self.hints_ignored += 1

@@ -14,7 +14,7 @@ from resonetics import errors
 from resonetics.client import Client
 from resonetics.localcluster import LocalCluster
 from resonetics.security.tls import TLSConfig
-from tests.security.trust import cluster_tls, write_ca, write_leaf
+from tests.security.trust import cluster_tls, write_ca, write_leaf, write_node_identity
 
 
 def _no_traceback(cluster: LocalCluster) -> None:
@@ -132,7 +132,7 @@ def test_peer_with_a_certificate_from_another_ca_cannot_join_the_quorum(
     # n3 trusts the cluster CA but holds a certificate from another one.
     rogue_ca = trustme.CA()
     cluster.tls = replace(
-        files, nodes={**files.nodes, "n3": write_leaf(rogue_ca, tmp_path / "rogue", "n3")}
+        files, nodes={**files.nodes, "n3": write_node_identity(rogue_ca, tmp_path / "rogue", "n3")}
     )
     cluster.start()
     try:
@@ -141,7 +141,7 @@ def test_peer_with_a_certificate_from_another_ca_cannot_join_the_quorum(
         with Client(cluster.addresses[:2], timeout=20, tls=files.client) as client:
             receipt = client.put("quorum", "n1+n2")
         # The good nodes refuse n3's certificate on their links to it, and say so.
-        _wait_for_log(cluster, leader, "TLS to n3")
+        _wait_for_log(cluster, leader, "peer link to n3")
         status = cluster.status(leader)
         assert status is not None
         assert status["peers_connected"]["n3"] is False
@@ -211,7 +211,7 @@ def test_optional_client_auth_serves_anonymous_clients_but_not_their_raft_messag
             context.wrap_socket(raw, server_hostname=host) as sock,
         ):
             sock.sendall(line.encode())
-            _wait_for_log(cluster, "n1", "dropped RequestVote from a connection without a node")
+            _wait_for_log(cluster, "n1", "refused RequestVote on the client port")
         after = cluster.status("n1")
         assert after is not None and after["term"] == before["term"]
         assert after["role"] == "leader"
@@ -241,3 +241,51 @@ def test_each_node_makes_its_signing_key_on_first_start(tls_cluster: LocalCluste
     assert status is not None
     signature = sign_entry_hash(load_or_create_node_key(dirs["n1"]), "n1", status["last_hash"])
     assert registry.verify(status["last_hash"], signature) is SignatureCheck.VALID
+
+
+def _peer_hello_over_tls(
+    cluster: LocalCluster, target: str, cert: TLSConfig, claim: str
+) -> dict[str, object]:
+    """Open a TLS link to ``target``'s peer port with ``cert`` and claim to be ``claim``."""
+    import json
+    import socket
+
+    from resonetics.security.tls import client_context
+
+    host, _, port = cluster.nodes[target].peer_address.rpartition(":")
+    context = client_context(cert)
+    with (
+        socket.create_connection((host, int(port)), timeout=10) as raw,
+        context.wrap_socket(raw, server_hostname=host) as sock,
+    ):
+        reader = sock.makefile("rb")
+        challenge = json.loads(reader.readline())
+        assert challenge["kind"] == "PeerChallenge"
+        hello = {"node_id": claim, "cluster": challenge["payload"]["cluster"]}
+        sock.sendall(json.dumps({"kind": "Hello", "payload": hello, "t": 0, "v": 1}).encode())
+        sock.sendall(b"\n")
+        answer: dict[str, object] = json.loads(reader.readline())
+        return answer
+
+
+def test_client_certificate_cannot_open_a_peer_link(tls_cluster: LocalCluster) -> None:
+    """A certificate from the cluster CA that names no node is a client's, not a peer's."""
+    leader, before = tls_cluster.wait_for_leader()
+    claim = next(n for n in tls_cluster.nodes if n != leader)
+    answer = _peer_hello_over_tls(tls_cluster, leader, _client_tls(tls_cluster), claim)
+    assert answer["kind"] == "PeerRefused"
+    assert "names no node" in str(answer["payload"])
+    status = tls_cluster.status(leader)
+    assert status is not None and status["term"] == before["term"]
+
+
+def test_node_certificate_cannot_claim_another_node(tls_cluster: LocalCluster) -> None:
+    assert tls_cluster.tls is not None
+    leader, _ = tls_cluster.wait_for_leader()
+    holder, victim = sorted(n for n in tls_cluster.nodes if n != leader)
+    cert, key = tls_cluster.tls.nodes[holder]
+    answer = _peer_hello_over_tls(
+        tls_cluster, leader, TLSConfig(tls_cluster.tls.ca, cert, key), victim
+    )
+    assert answer["kind"] == "PeerRefused"
+    assert f"certificate is for node {holder}, not {victim}" in str(answer["payload"])

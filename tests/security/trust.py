@@ -29,17 +29,24 @@ def write_ca(ca: trustme.CA, path: Path) -> Path:
 def cluster_tls(
     ca: trustme.CA, directory: Path, node_ids: list[str], client_auth: ClientAuth = "required"
 ) -> ClusterTLS:
-    """Every node and one client certified by ``ca``."""
+    """Every node (its certificate naming ``resonetics://node/<id>``) and one client
+    certified by ``ca``."""
     ca_path = write_ca(ca, directory / "ca.pem")
-    nodes = {n: write_leaf(ca, directory, n) for n in node_ids}
+    nodes = {n: write_node_identity(ca, directory, n) for n in node_ids}
     client_cert, client_key = write_leaf(ca, directory, "client")
     return ClusterTLS(ca_path, nodes, TLSConfig(ca_path, client_cert, client_key), client_auth)
 
 
+def write_node_identity(ca: trustme.CA, directory: Path, node_id: str) -> tuple[Path, Path]:
+    """A node certificate: its host (127.0.0.1) and its node id as a SAN URI."""
+    return write_client_identity(ca, directory, node_id, f"resonetics://node/{node_id}", node=True)
+
+
 def write_client_identity(
-    ca: trustme.CA, directory: Path, name: str, uri: str
+    ca: trustme.CA, directory: Path, name: str, uri: str, *, node: bool = False
 ) -> tuple[Path, Path]:
-    """A client certificate signed by ``ca`` whose subjectAltName holds the URI ``uri``.
+    """A client certificate signed by ``ca`` whose subjectAltName holds the URI ``uri``
+    (``node``: usable by a node's listener too).
 
     ``trustme`` issues DNS, IP and e-mail names only, so this one is built with
     ``cryptography`` directly, as ``security/certs.py`` does.
@@ -71,7 +78,14 @@ def write_client_identity(
         .not_valid_after(now + datetime.timedelta(days=1))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.SubjectAlternativeName(names), critical=False)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .add_extension(
+            x509.ExtendedKeyUsage(
+                [ExtendedKeyUsageOID.CLIENT_AUTH, ExtendedKeyUsageOID.SERVER_AUTH]
+                if node
+                else [ExtendedKeyUsageOID.CLIENT_AUTH]
+            ),
+            critical=False,
+        )
         .sign(ca_key, hashes.SHA256())  # type: ignore[arg-type]
     )
     cert_path, key_path = directory / f"{name}.pem", directory / f"{name}.key"
