@@ -16,6 +16,7 @@ from resonetics.commands.failures import CliGroup
 
 #: (module under resonetics.commands, attribute holding the click command)
 COMMANDS: list[tuple[str, str]] = [
+    ("init", "init"),
     ("serve", "serve"),
     ("cluster", "cluster"),
     ("cluster", "demo"),
@@ -38,7 +39,7 @@ def main() -> None:
     """Resonetics: a Raft-replicated, hash-chained, verifiable log and key-value store.
 
     Exit codes: 0 ok, 1 a definite "no", 2 a wrong request (usage, address, file,
-    size), 3 no answer (unreachable, timeout), 70 a bug.
+    size), 3 no answer (unreachable, timeout), 4 refused by the cluster's policy, 70 a bug.
     """
 
 

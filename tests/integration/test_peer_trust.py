@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from resonetics.client import Client
 from resonetics.localcluster import LocalCluster
 from resonetics.security.cluster_key import ClusterKey, load_cluster_key, new_cluster_key
 from tests.integration.peer_wire import RawLine, append_entries, authenticate, timeout_now
@@ -81,14 +82,21 @@ def test_raft_message_on_the_client_port_is_refused_and_never_stepped(
         answer = conn.read()
         conn.send("RequestVote", _forged_vote(leader, follower), req_id=2)
         second = conn.read()
+        # The old way in for an address: a Hello naming an attacker's host as a node's.
+        conn.send("Hello", {"node_id": "n9", "address": "10.66.66.66:7001"}, req_id=3)
+        third = conn.read()
     finally:
         conn.close()
     assert answer is not None and answer["payload"]["code"] == "BAD_REQUEST"
     assert "peer message" in answer["payload"]["message"]
     assert second is not None and second["payload"]["code"] == "BAD_REQUEST"
+    assert third is not None and third["payload"]["code"] == "BAD_REQUEST"
     _assert_untouched(cluster3, leader, before["term"])
     counters = _status(cluster3, follower)["peer_auth"]
-    assert counters["peer_messages_on_client_port"] == 2
+    assert counters["peer_messages_on_client_port"] == 3
+    with Client(cluster3.addresses, timeout=10) as client:
+        view = client.member_list()
+    assert "n9" not in view["addresses"] and "n9" not in view.get("peer_addresses", {})
 
 
 def test_peer_link_that_skips_the_handshake_is_refused(cluster3: LocalCluster) -> None:
@@ -230,13 +238,18 @@ def test_key_holder_outside_the_configuration_cannot_vote_or_force_an_election(
         try:
             conn.send("TimeoutNow", timeout_now("mallory", target, HUGE_TERM))
             conn.send("RequestVote", _forged_vote("mallory", target))
+            # An acknowledgement of entries it never held (a leader counting it would
+            # commit writes no follower has).
+            ack = {"kind": "AppendEntriesResp", "src": "mallory", "dst": target}
+            ack |= {"term": before["term"], "success": True, "match_index": 10**6}
+            conn.send("AppendEntriesResp", ack)
             time.sleep(0.3)
         finally:
             conn.close()
     _assert_untouched(cluster3, leader, before["term"])
     for target in (leader, follower):
         dropped = _status(cluster3, target)["peer_auth"]["dropped_messages"]
-        assert dropped.get("sender outside the configuration") == 2
+        assert dropped.get("sender outside the configuration") == 3
 
 
 def test_silent_peer_connection_is_closed_at_the_handshake_deadline(
