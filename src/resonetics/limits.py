@@ -88,6 +88,29 @@ CONNECTIONS_PER_IP_MAX = 512
 RATE_LIMIT_RPS_DEFAULT = 5_000.0
 #: Client requests one connection may send in a burst above that rate.
 RATE_LIMIT_BURST_DEFAULT = 10_000
+#: Bytes of unfinished lines all client connections together may hold (server/admission.py).
+CLIENT_INPUT_BUDGET_BYTES = 64 << 20
+#: Longest unfinished line a client connection may hold before its first valid request.
+UNESTABLISHED_LINE_BYTES_MAX = 64 << 10
+#: Seconds a client connection has to send its first valid request.
+UNESTABLISHED_IDLE_S = 10.0
+#: Seconds an unfinished line may stay unfinished (slow-loris guard).
+PARTIAL_LINE_S = 10.0
+#: Seconds a client connection that has been served may stay silent.
+CLIENT_IDLE_S = 600.0
+#: Lines handled from one connection before the loop turns to other work (fairness).
+LINES_PER_TURN = 256
+#: Seconds between two sweeps of the client connections for overdue deadlines.
+CLIENT_SWEEP_S = 1.0
+#: Lines (valid or not) one client connection may send per second, and in a burst:
+#: beyond them the node stops reading that connection until the budget refills.
+LINE_RATE_FACTOR = 2
+#: Client requests per second (and burst) one named identity may send across all its
+#: connections; anonymous clients share one budget per source address (0: no limit).
+IDENTITY_RATE_RPS_DEFAULT = 50_000.0
+IDENTITY_RATE_BURST_DEFAULT = 100_000
+#: Identity (or anonymous address) budgets remembered; the least recently used goes first.
+IDENTITY_BUCKETS_MAX = 4096
 #: Seconds a TLS handshake may take before the connection is dropped (slow-handshake guard).
 TLS_HANDSHAKE_TIMEOUT_S = 10.0
 

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from resonetics.localcluster import free_ports
+from resonetics.security.cluster_key import load_cluster_key
 from tests.integration.conftest import running_cluster
 
 #: A refused start must end at once, not after an election timeout, seconds.
@@ -16,7 +17,7 @@ REFUSAL_TIMEOUT_S = 30.0
 
 
 def _serve(data_dir: Path, node_id: str, *extra: str) -> subprocess.CompletedProcess[str]:
-    port = free_ports(1)[0]
+    port, client_port = free_ports(2)
     command = [
         sys.executable,
         "-m",
@@ -26,6 +27,8 @@ def _serve(data_dir: Path, node_id: str, *extra: str) -> subprocess.CompletedPro
         node_id,
         "--peers",
         f"{node_id}=127.0.0.1:{port}",
+        "--clients",
+        f"{node_id}=127.0.0.1:{client_port}",
         "--data-dir",
         str(data_dir),
         *extra,
@@ -58,7 +61,7 @@ def test_second_process_on_a_data_dir_exits_naming_the_holder(tmp_path: Path) ->
 def test_node_refuses_data_dir_of_another_cluster_or_node_at_start(tmp_path: Path) -> None:
     for _ in running_cluster(tmp_path / "data", 1):
         pass  # founded, then stopped cleanly
-    mine = (tmp_path / "data" / "CLUSTER_ID").read_text().strip()
+    mine = load_cluster_key(tmp_path / "data" / "cluster.key").cluster_id
     other = "f" * 32 if mine != "f" * 32 else "e" * 32
     result = _serve(tmp_path / "data", "n1", "--cluster-id", other)
     assert result.returncode == 2, result.stderr

@@ -67,6 +67,14 @@ class TokenBucket:
             return True
         return False
 
+    def wait_s(self, tokens: int = 1) -> float:
+        """Seconds until ``tokens`` will be there (0 when they are, or with no limit)."""
+        if self.rate_per_s == 0:
+            return 0.0
+        elapsed = max(0.0, self.clock() - self._last_s)
+        have = min(float(self.burst), self._tokens + elapsed * self.rate_per_s)
+        return max(0.0, (tokens - have) / self.rate_per_s)
+
     @property
     def tokens(self) -> float:
         """Tokens held at the last ``try_take`` (for status and tests)."""

@@ -19,9 +19,13 @@ InstallSnapshot, a member (``runtime/peer_gate.py``). The client listener serves
 requests only: a Raft message arriving there is refused and counted, never
 stepped.
 
-At the client door (``security/``): optional TLS with client certificates, a
-limit on connections in total and per source IP, and a token bucket per
-connection that answers client requests beyond its rate with ``RATE_LIMITED``.
+At the client door (``server/client_conn.py``, ``server/admission.py``):
+optional TLS with client certificates; slots in total and per source address;
+a node-wide budget for unfinished input lines; deadlines for a first valid
+request, for finishing a line and for idle connections; lines handled in
+bounded batches so no connection keeps the loop from peer traffic; a line
+rate per connection (junk included) enforced by not reading, and a request
+rate per connection and per identity answered with ``RATE_LIMITED``.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ import random
 import signal
 import ssl
 import time
+from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -49,17 +54,19 @@ from resonetics.runtime import peer_gate
 from resonetics.runtime.driver import NodeDriver
 from resonetics.runtime.outcome import Outcome
 from resonetics.runtime.snapshots import SnapshotPolicy
-from resonetics.security.authz import Identity, load_policy  # authz
+from resonetics.security.authz import load_policy  # authz
 from resonetics.security.cluster_key import ClusterKey, load_cluster_key
 from resonetics.security.peer_auth import PeerCredentials
-from resonetics.security.ratelimit import ConnectionLimiter, TokenBucket
+from resonetics.security.ratelimit import TokenBucket
 from resonetics.security.signing import (
     load_or_create_node_key,
     public_key_text,
 )
 from resonetics.security.tls import client_context, server_context
-from resonetics.server import admin
+from resonetics.server import admin, admission
+from resonetics.server.admission import ClientAdmission, InputBudget
 from resonetics.server.authorization import Gatekeeper  # authz
+from resonetics.server.client_conn import ClientConnection
 from resonetics.server.config import ConfigError, ServerConfig
 from resonetics.server.deadlines import Deadlines
 from resonetics.server.guard import HandlerGuard
@@ -182,7 +189,13 @@ class NodeServer:
         #: Client requests waiting for an outcome; the ticker times them out.
         self._deadlines: Deadlines[_Responder] = Deadlines(config.request_timeout_s)
         self._stopping = asyncio.Event()
-        self._connections: set[asyncio.StreamWriter] = set()
+        self._connections: set[ClientConnection] = set()
+        self._admission = ClientAdmission(CONNECTIONS_MAX, config.connections_per_ip_max)
+        self._input_budget = InputBudget()
+        #: Request budgets shared by all connections of one identity (anonymous: per address).
+        self._identity_buckets: OrderedDict[str, TokenBucket] = OrderedDict()
+        #: Client connections closed by the node, by reason (``status``).
+        self.client_closes: Counter[str] = Counter()
         self._tasks: set[asyncio.Task[Any]] = set()
         tls = config.tls()
         self._server_ssl: ssl.SSLContext | None = (
@@ -198,8 +211,6 @@ class NodeServer:
             on_hello=self._on_peer_hello,
             now_ms=_now_ms,
         )
-        self._per_ip = ConnectionLimiter(config.connections_per_ip_max)
-        self._handlers: set[asyncio.Task[Any]] = set()
         #: Client requests answered RATE_LIMITED, and connections refused by a limit.
         self.rate_limited = 0
         self.connections_refused = 0
@@ -231,11 +242,10 @@ class NodeServer:
         peer_host, peer_port = self.config.peer_listen_address
         await self.peer_listener.start(peer_host, peer_port)
         host, port = self.config.client_listen_address
-        self._server = await asyncio.start_server(
-            self._on_connection,
+        self._server = await asyncio.get_running_loop().create_server(
+            self._new_client_connection,
             host,
             port,
-            limit=limits.LINE_BYTES_MAX,
             reuse_address=True,
             ssl=self._server_ssl,
             ssl_handshake_timeout=limits.TLS_HANDSHAKE_TIMEOUT_S if self._server_ssl else None,
@@ -286,37 +296,41 @@ class NodeServer:
         self._outbox.flush()
         for link in self.links.values():
             await link.stop()
-        for writer in list(self._connections):
-            writer.close()
-        await self._end_connection_handlers()
+        for conn in list(self._connections):
+            conn.close()
+        await self._end_client_connections()
         await self.peer_listener.wait_closed(SHUTDOWN_GRACE_S)
         self.driver.close()
         self.data_dir_lock.release()
         log.info("stopped")
 
-    async def _end_connection_handlers(self) -> None:
-        """Let closed connections' handlers finish; abort what a TLS close keeps waiting.
+    async def _end_client_connections(self) -> None:
+        """Give closed connections a grace to flush their answers, then abort the rest.
 
-        A TLS close waits for the peer's close_notify, so a handler can outlive
-        ``close()``; one still running when the loop is torn down is cancelled there
-        and logged with a traceback. Answers already written go out during the grace.
+        A TLS close waits for the peer's close_notify; a transport still open when
+        the loop is torn down would be reported with a traceback.
         """
-        for _ in range(2):
-            if self._handlers:
-                await asyncio.wait(set(self._handlers), timeout=SHUTDOWN_GRACE_S)
-            for writer in list(self._connections):
-                writer.transport.abort()
+        deadline = asyncio.get_running_loop().time() + SHUTDOWN_GRACE_S
+        while self._connections and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.01)
+        for conn in list(self._connections):
+            conn.abort()
 
     async def _ticker(self) -> None:
         interval = self.config.tick_ms / 1000
         loop = asyncio.get_running_loop()
         deadline = loop.time()
+        next_sweep = 0.0
         while True:
             deadline += interval
             await asyncio.sleep(max(0.0, deadline - loop.time()))
             self.driver.tick()
-            for responder in self._deadlines.expire(time.monotonic()):
+            now = time.monotonic()
+            for responder in self._deadlines.expire(now):
                 responder.time_out()
+            if now >= next_sweep:
+                next_sweep = now + limits.CLIENT_SWEEP_S
+                self._sweep_client_connections(now)
             self._schedule_flush()
 
     def _schedule_flush(self) -> None:
@@ -393,68 +407,72 @@ class NodeServer:
         if link is not None:
             admin.close_later(self._tasks, link.stop)
 
-    # --- connections ---------------------------------------------------------------------
-    async def _on_connection(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        peer = writer.get_extra_info("peername")
-        ip = str(peer[0]) if isinstance(peer, tuple) and peer else "?"
-        if len(self._connections) >= CONNECTIONS_MAX or not self._per_ip.try_acquire(ip):
-            self.connections_refused += 1
-            writer.close()
-            return
-        self._connections.add(writer)
-        handler = asyncio.current_task()
-        if handler is not None:
-            self._handlers.add(handler)
-        conn = _Conn(
-            writer,
-            TokenBucket(self.config.rate_limit_rps, self.config.rate_limit_burst),
-            identity=self.gate.identity_for_tls(writer.get_extra_info("ssl_object")),  # authz
+    # --- client connections --------------------------------------------------------------
+    def _new_client_connection(self) -> ClientConnection:
+        rate, burst = self.config.rate_limit_rps, self.config.rate_limit_burst
+        return ClientConnection(
+            admission_=self._admission,
+            budget=self._input_budget,
+            line_bucket=TokenBucket(
+                rate * limits.LINE_RATE_FACTOR, burst * limits.LINE_RATE_FACTOR
+            ),
+            request_bucket=TokenBucket(rate, burst),
+            on_line=self._guarded_line,
+            on_open=self._on_client_open,
+            on_closed=self._on_client_closed,
+            too_large=lambda message: _error_response(None, TooLarge(message)),
         )
-        try:
-            await self._serve_connection(reader, conn)
-        except (ConnectionError, OSError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            self._per_ip.release(ip)
-            self._connections.discard(writer)
-            if handler is not None:
-                self._handlers.discard(handler)
-            writer.close()
 
-    async def _serve_connection(self, reader: asyncio.StreamReader, conn: _Conn) -> None:
-        writer = conn.writer
-        # One timeout for the whole connection, pushed back after each line: a per-line
-        # ``wait_for`` would wrap every read in a task and yield to the loop between lines,
-        # which splits a burst of pipelined requests into one fsync each.
-        # Moving the deadline re-arms a timer (~20 µs); doing it at most once per
-        # IDLE_RESCHEDULE_S keeps that off the per-line path at a cost of that much slack.
-        loop = asyncio.get_running_loop()
-        try:
-            async with asyncio.timeout(IDLE_LINE_TIMEOUT_S) as idle:
-                pushed_at = loop.time()
-                while not reader.at_eof():
-                    line = await reader.readuntil(b"\n")
-                    now = loop.time()
-                    if now - pushed_at > IDLE_RESCHEDULE_S:
-                        idle.reschedule(now + IDLE_LINE_TIMEOUT_S)
-                        pushed_at = now
-                    if not self.handler_guard.run(self._on_line, line, conn):
-                        return  # a bug, counted and logged: only this connection closes
-                    if writer.transport.get_write_buffer_size() > 1 << 20:
-                        await writer.drain()
-        except asyncio.LimitOverrunError:
-            err = TooLarge(f"line longer than {limits.LINE_BYTES_MAX} bytes; closing")
-            writer.write(_error_response(None, err))
-            await writer.drain()
-        except asyncio.IncompleteReadError:
-            return  # half a line then EOF: nothing to answer, nothing was applied
-        except TimeoutError:
-            return  # no complete line for IDLE_LINE_TIMEOUT_S: a slow-loris or a dead peer
+    def _on_client_open(self, conn: ClientConnection) -> bool:
+        conn.identity = self.gate.identity_for_tls(conn.get_extra_info("ssl_object"))  # authz
+        self._connections.add(conn)
+        return not self._closing
 
-    def _on_line(self, line: bytes, conn: _Conn) -> None:
-        writer = conn.writer
+    def _on_client_closed(self, conn: ClientConnection, reason: str | None) -> None:
+        self._connections.discard(conn)
+        if reason is not None:
+            self.client_closes[reason] += 1
+            if reason in (admission.TOO_MANY_CONNECTIONS, admission.TOO_MANY_FROM_ADDRESS):
+                self.connections_refused += 1
+
+    def _guarded_line(self, line: bytes, conn: ClientConnection) -> bool:
+        return self.handler_guard.run(self._on_line, line, conn)
+
+    def _sweep_client_connections(self, now: float) -> None:
+        """Close connections past a deadline (``server/admission.py``)."""
+        for conn in list(self._connections):
+            reason = admission.overdue(
+                now,
+                opened=conn.opened,
+                last_line=conn.last_line,
+                partial_since=conn.partial_since,
+                established=conn.established,
+            )
+            if reason is not None:
+                conn.close(reason)
+
+    def _identity_bucket(self, conn: ClientConnection) -> TokenBucket:
+        """The request budget shared by this identity's connections (anonymous: its address)."""
+        identity = conn.identity
+        key = (
+            f"id:{identity.name}"
+            if identity and identity.source != "anonymous"
+            else f"ip:{conn.ip}"
+        )
+        bucket = self._identity_buckets.get(key)
+        if bucket is None:
+            bucket = TokenBucket(
+                limits.IDENTITY_RATE_RPS_DEFAULT, limits.IDENTITY_RATE_BURST_DEFAULT
+            )
+            self._identity_buckets[key] = bucket
+            if len(self._identity_buckets) > limits.IDENTITY_BUCKETS_MAX:
+                self._identity_buckets.popitem(last=False)
+        else:
+            self._identity_buckets.move_to_end(key)
+        return bucket
+
+    def _on_line(self, line: bytes, conn: ClientConnection) -> None:
+        writer = conn
         try:
             env = decode_envelope(line)
         except ResoneticsError as exc:
@@ -469,13 +487,14 @@ class NodeServer:
             refused = BadRequest("kind", f"{env.kind} is a peer message: not accepted from clients")
             writer.write(_error_response(env.id, refused))
         elif env.kind == "ClientRequest":
-            if conn.bucket.try_take():
+            if conn.request_bucket.try_take() and self._identity_bucket(conn).try_take():
                 self._on_client_request(env, conn)
             else:
                 self.rate_limited += 1
                 writer.write(outcome_response(env.id, _RATE_LIMITED))
         elif env.kind == AUTH_KIND:  # authz: a token names the connection's identity
             conn.identity, answer = self.gate.authenticate(env)
+            conn.established = conn.established or answer.ok
             writer.write(outcome_response(env.id, answer))
         else:
             unknown = BadRequest("kind", f"unknown message kind {env.kind!r}")
@@ -503,14 +522,14 @@ class NodeServer:
         self._schedule_flush()
 
     # --- clients ---------------------------------------------------------------------------
-    def _on_client_request(self, env: Envelope, conn: _Conn) -> None:
-        writer = conn.writer
+    def _on_client_request(self, env: Envelope, conn: ClientConnection) -> None:
         try:
             req = validate_request(env)
         except ResoneticsError as exc:
-            writer.write(_error_response(env.id, exc))
+            conn.write(_error_response(env.id, exc))
             return
-        responder = _Responder(env.id, writer, self._outbox, self._deadlines)
+        conn.established = True  # a valid request: the connection earns its full line size
+        responder = _Responder(env.id, conn, self._outbox, self._deadlines)
         # authz: admin ops are audited with their answer (timeouts included); a
         # request the policy refuses is answered here and never dispatched.
         if self.gate.audited(req):
@@ -573,25 +592,6 @@ _RATE_LIMITED = Outcome(
 )
 
 
-class _Conn:
-    """One accepted client connection: its writer and its request budget."""
-
-    __slots__ = ("bucket", "identity", "warned", "writer")
-
-    def __init__(
-        self,
-        writer: asyncio.StreamWriter,
-        bucket: TokenBucket,
-        *,
-        identity: Identity | None,
-    ) -> None:
-        self.writer = writer
-        self.bucket = bucket
-        self.warned = False
-        #: authz: who sends client requests here; None after an Auth with an unknown token.
-        self.identity = identity
-
-
 class _Responder:
     """Answers one client request exactly once: with its outcome, or TIMEOUT."""
 
@@ -600,7 +600,7 @@ class _Responder:
     def __init__(
         self,
         req_id: Any,
-        writer: asyncio.StreamWriter,
+        writer: ClientConnection,
         outbox: Outbox,
         deadlines: Deadlines[_Responder],
     ) -> None:

@@ -12,18 +12,27 @@ it runs.
 from __future__ import annotations
 
 import asyncio
+from typing import Protocol
+
+
+class Writable(Protocol):
+    """What the outbox needs of a connection (a client connection, a stream writer)."""
+
+    def write(self, data: bytes) -> None: ...
+
+    def is_closing(self) -> bool: ...
 
 
 class Outbox:
-    """Pending bytes per stream writer, written together at the loop's next turn."""
+    """Pending bytes per connection, written together at the loop's next turn."""
 
     __slots__ = ("_pending", "_scheduled")
 
     def __init__(self) -> None:
-        self._pending: dict[asyncio.StreamWriter, list[bytes]] = {}
+        self._pending: dict[Writable, list[bytes]] = {}
         self._scheduled = False
 
-    def add(self, writer: asyncio.StreamWriter, data: bytes) -> None:
+    def add(self, writer: Writable, data: bytes) -> None:
         chunks = self._pending.get(writer)
         if chunks is None:
             self._pending[writer] = [data]
@@ -41,4 +50,4 @@ class Outbox:
                 writer.write(chunks[0] if len(chunks) == 1 else b"".join(chunks))
 
 
-__all__ = ["Outbox"]
+__all__ = ["Outbox", "Writable"]

@@ -34,6 +34,17 @@ class LineBuffer:
         self._poisoned = False
 
     @property
+    def max_line_bytes(self) -> int:
+        """The bound; it may be raised or lowered while a line is being assembled."""
+        return self._max
+
+    @max_line_bytes.setter
+    def max_line_bytes(self, value: int) -> None:
+        if value < 1:
+            raise ValueError(f"max_line_bytes must be >= 1, got {value}")
+        self._max = value
+
+    @property
     def pending_bytes(self) -> int:
         """Bytes of the line still being assembled (no ``\\n`` seen yet)."""
         return len(self._partial)

@@ -1,0 +1,252 @@
+"""One client connection: bounded input, deadlines, and a fair share of the event loop.
+
+Theory of operation
+-------------------
+An ``asyncio.Protocol`` rather than a ``StreamReader`` task: bytes arrive in
+``data_received`` and go straight into a ``LineBuffer`` (``wire/framing.py``)
+whose bound depends on the connection's standing (``server/admission.py``):
+64 KiB until it has sent one valid request, ``LINE_BYTES_MAX`` after. The
+unfinished part of a line is charged to the node-wide ``InputBudget``; a line
+that would pass either bound closes the connection with ``TOO_LARGE``, so
+memory held for client input is bounded by the budget whatever the number of
+connections, and it is returned when a connection closes.
+
+Fairness: complete lines are handled in batches of ``limits.LINES_PER_TURN``;
+when a chunk holds more, the connection stops reading and the rest is handled
+at the loop's next turn, so one busy connection cannot keep the loop from peer
+traffic, ticks or other clients. Every line, valid or not, takes a token from
+the connection's line bucket (twice its request rate); when it is empty the
+node stops reading from that connection until the bucket refills: junk costs
+the sender its own throughput, not the cluster's. Replies that the client
+does not read also stop its reading (the transport's high-water mark, through
+``pause_writing``/``resume_writing``).
+
+Deadlines are checked by the server's sweep (``overdue``) rather than by a
+timer per connection; the sweep closes connections that sent no valid request
+in time, hold an unfinished line for too long (slow-loris) or have been idle.
+
+The object doubles as the connection's writer for ``Outbox`` and responders:
+``write``, ``is_closing``, ``close``, ``get_extra_info`` and ``transport``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any, cast
+
+from resonetics import limits
+from resonetics.errors import LineTooLong
+from resonetics.security.authz import Identity
+from resonetics.security.ratelimit import TokenBucket
+from resonetics.server import admission
+from resonetics.server.admission import ClientAdmission, InputBudget
+from resonetics.wire.framing import LineBuffer
+
+#: Seconds a refused connection is read (and its bytes dropped) before it is closed.
+REFUSAL_GRACE_S = 0.5
+
+#: Handle one line; False closes the connection (a bug in the handler, already counted).
+LineHandler = Callable[[bytes, "ClientConnection"], bool]
+#: Told when a connection closes, and why (one of the reasons in ``admission``, or None).
+OnClosed = Callable[["ClientConnection", str | None], None]
+
+
+class ClientConnection(asyncio.Protocol):
+    """A client connection's reading, bookkeeping and writing."""
+
+    def __init__(
+        self,
+        *,
+        admission_: ClientAdmission,
+        budget: InputBudget,
+        line_bucket: TokenBucket,
+        request_bucket: TokenBucket,
+        on_line: LineHandler,
+        on_open: Callable[[ClientConnection], bool],
+        on_closed: OnClosed,
+        too_large: Callable[[str], bytes],
+    ) -> None:
+        self._admission = admission_
+        self._budget = budget
+        self._line_bucket = line_bucket
+        self._on_line = on_line
+        self._on_open = on_open
+        self._on_closed = on_closed
+        self._too_large = too_large
+        self.transport: asyncio.Transport | None = None
+        self.ip = "?"
+        self._admitted = False
+        self._buffer = LineBuffer(admission.line_cap(established=False))
+        self._held = 0
+        self._pending: deque[bytes] = deque()
+        self._scheduled = False
+        self._paused_for: set[str] = set()
+        self._closing = False
+        self._discarding = False
+        self._close_reason: str | None = None
+        now = time.monotonic()
+        self.opened = now
+        self.last_line = now
+        self.partial_since: float | None = None
+        #: Set by the server once a valid request (or a successful Auth) arrived.
+        self.established = False
+        #: Client requests this connection may send (answered RATE_LIMITED beyond).
+        self.request_bucket = request_bucket
+        #: Who sends here (``security/authz.py``); None after an Auth with an unknown token.
+        self.identity: Identity | None = None
+        #: Whether a refusal on this connection was logged already (once is enough).
+        self.warned = False
+
+    # --- the writer interface --------------------------------------------------------------
+    def write(self, data: bytes) -> None:
+        if self.transport is not None and not self._closing:
+            self.transport.write(data)
+
+    def is_closing(self) -> bool:
+        return self._closing or self.transport is None or self.transport.is_closing()
+
+    def close(self, reason: str | None = None) -> None:
+        if not self._closing:
+            self._closing = True
+            self._close_reason = reason
+            if self.transport is not None:
+                self.transport.close()
+
+    def abort(self) -> None:
+        self._closing = True
+        if self.transport is not None:
+            self.transport.abort()
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self.transport.get_extra_info(name, default) if self.transport else default
+
+    # --- protocol callbacks -----------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        self.transport = cast(asyncio.Transport, transport)
+        peer = transport.get_extra_info("peername")
+        self.ip = str(peer[0]) if isinstance(peer, tuple) and peer else "?"
+        refused = self._admission.admit(self.ip)
+        if refused is not None:
+            self._closing = True
+            self._close_reason = refused
+            self.transport.abort()  # nothing read, nothing owed: a slot is all it wanted
+            return
+        self._admitted = True
+        if not self._on_open(self):
+            self.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closing = True
+        self._pending.clear()
+        self._budget.resize(self._held, 0)
+        self._held = 0
+        self._buffer = LineBuffer(1)  # drop whatever was buffered now
+        if self._admitted:
+            self._admitted = False
+            self._admission.release(self.ip)
+        self._on_closed(self, self._close_reason)
+
+    def pause_writing(self) -> None:
+        self._pause("replies unread")
+
+    def resume_writing(self) -> None:
+        self._resume("replies unread")
+
+    def data_received(self, data: bytes) -> None:
+        if self._closing or self._discarding:
+            return  # refused: what still arrives is read and dropped until the close
+        try:
+            lines = self._buffer.feed(data)
+        except LineTooLong as exc:
+            self._refuse_line(f"line longer than {exc.limit_bytes} bytes; closing")
+            return
+        if not self._charge(self._buffer.pending_bytes):
+            self._refuse_line("the node's input budget is exhausted; closing", budget=True)
+            return
+        now = time.monotonic()
+        if lines:
+            self.last_line = now
+        if not self._buffer.pending_bytes:
+            self.partial_since = None
+        elif lines or self.partial_since is None:
+            self.partial_since = now  # a new line started in this chunk
+        self._pending.extend(lines)
+        self._drain_pending()
+
+    # --- internals ------------------------------------------------------------------------
+    def _charge(self, want: int) -> bool:
+        if self._budget.resize(self._held, want):
+            self._held = want
+            return True
+        return False
+
+    def _refuse_line(self, message: str, *, budget: bool = False) -> None:
+        """Answer TOO_LARGE, drop the line's bytes now, close after a short grace.
+
+        Closing at once with the rest of the line unread would make the kernel
+        reset the connection, and the answer could be lost with it; reading and
+        dropping for ``REFUSAL_GRACE_S`` lets it arrive. Nothing is buffered meanwhile.
+        """
+        self.write(self._too_large(message))
+        self._discarding = True
+        self._pending.clear()
+        self._budget.resize(self._held, 0)
+        self._held = 0
+        self._buffer = LineBuffer(1)
+        reason = admission.INPUT_BUDGET if budget else admission.LINE_TOO_LONG
+        asyncio.get_running_loop().call_later(REFUSAL_GRACE_S, self.close, reason)
+
+    def _drain_pending(self) -> None:
+        """Handle up to LINES_PER_TURN lines; the rest at the next turn, reading paused."""
+        self._scheduled = False
+        handled = 0
+        while self._pending and not self._closing:
+            if handled >= limits.LINES_PER_TURN:
+                self._schedule_more()
+                return
+            if not self._line_bucket.try_take():
+                self._pause("line rate")
+                wait = max(self._line_bucket.wait_s(), 0.001)
+                asyncio.get_running_loop().call_later(wait, self._after_rate_pause)
+                return
+            line = self._pending.popleft()
+            handled += 1
+            if not self._on_line(line, self):
+                self.close()
+                return
+            if self.established and self._buffer_cap_is_small():
+                self._buffer.max_line_bytes = admission.line_cap(established=True)
+        self._resume("backlog")
+
+    def _buffer_cap_is_small(self) -> bool:
+        return self._buffer.max_line_bytes < limits.LINE_BYTES_MAX
+
+    def _schedule_more(self) -> None:
+        self._pause("backlog")
+        if not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._drain_pending)
+
+    def _after_rate_pause(self) -> None:
+        self._resume("line rate")
+        if self._pending and not self._closing:
+            self._drain_pending()
+
+    def _pause(self, why: str) -> None:
+        if not self._paused_for and self.transport is not None and not self._closing:
+            self.transport.pause_reading()
+        self._paused_for.add(why)
+
+    def _resume(self, why: str) -> None:
+        if why not in self._paused_for:
+            return
+        self._paused_for.discard(why)
+        if not self._paused_for and self.transport is not None and not self._closing:
+            self.transport.resume_reading()
+
+
+__all__ = ["ClientConnection", "LineHandler", "OnClosed"]
