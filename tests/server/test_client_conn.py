@@ -1,0 +1,181 @@
+"""Client connections on an in-process node: what a hostile client can cost it, bounded.
+
+Deadlines are shortened through ``limits`` (read at each sweep), so the rules are
+exercised in seconds; the real values are in ``limits.py`` and docs/protocol.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from resonetics import limits
+from resonetics.server import admission
+from resonetics.server.config import ServerConfig
+from resonetics.server.node_server import NodeServer
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _request(op: str, req: str, args: dict[str, Any] | None = None) -> bytes:
+    payload = {"client_id": "c", "request_id": req, "op": op, "args": args or {}}
+    line = {"kind": "ClientRequest", "payload": payload, "t": 0, "v": 1, "id": req}
+    return json.dumps(line).encode() + b"\n"
+
+
+Scenario = Callable[[NodeServer, int], Awaitable[None]]
+
+
+def _run(tmp_path: Path, scenario: Scenario, **config: Any) -> NodeServer:
+    port, peer_port = _free_port(), _free_port()
+    server_box: list[NodeServer] = []
+
+    async def main() -> None:
+        server = NodeServer(
+            ServerConfig(
+                node_id="n1",
+                peers={"n1": f"127.0.0.1:{peer_port}"},
+                clients={"n1": f"127.0.0.1:{port}"},
+                data_dir=tmp_path,
+                **config,
+            )
+        )
+        server_box.append(server)
+        await server.start()
+        try:
+            await scenario(server, port)
+        finally:
+            server.stop()
+            await server.shutdown()
+
+    asyncio.run(main())
+    return server_box[0]
+
+
+async def _closed_within(reader: asyncio.StreamReader, seconds: float) -> bool:
+    try:
+        while await asyncio.wait_for(reader.read(65536), timeout=seconds):
+            pass
+    except TimeoutError:
+        return False
+    return True
+
+
+def test_slowloris_line_is_closed_at_the_partial_line_deadline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(limits, "PARTIAL_LINE_S", 0.5)
+    monkeypatch.setattr(limits, "CLIENT_SWEEP_S", 0.1)
+
+    async def scenario(server: NodeServer, port: int) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(_request("status", "s1"))  # served: the connection is established
+        await reader.readline()
+        for _ in range(3):
+            writer.write(b"{")  # a byte at a time, never a newline
+            await asyncio.sleep(0.2)
+        assert await _closed_within(reader, 5.0)
+        writer.close()
+
+    server = _run(tmp_path, scenario)
+    assert server.client_closes[admission.PARTIAL_LINE_TOO_SLOW] == 1
+
+
+def test_connection_that_sends_no_valid_request_is_closed_at_its_deadline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(limits, "UNESTABLISHED_IDLE_S", 0.5)
+    monkeypatch.setattr(limits, "CLIENT_SWEEP_S", 0.1)
+
+    async def scenario(server: NodeServer, port: int) -> None:
+        idle_r, idle_w = await asyncio.open_connection("127.0.0.1", port)
+        junk_r, junk_w = await asyncio.open_connection("127.0.0.1", port)
+        served_r, served_w = await asyncio.open_connection("127.0.0.1", port)
+        served_w.write(_request("status", "s1"))
+        await served_r.readline()
+        for _ in range(5):  # junk keeps a connection busy, not alive
+            junk_w.write(b"not json\n")
+            await asyncio.sleep(0.15)
+        assert await _closed_within(idle_r, 5.0)
+        assert await _closed_within(junk_r, 5.0)
+        served_w.write(_request("status", "s2"))
+        assert json.loads(await served_r.readline())["payload"]["ok"] is True
+        for w in (idle_w, junk_w, served_w):
+            w.close()
+
+    server = _run(tmp_path, scenario)
+    assert server.client_closes[admission.NO_REQUEST_IN_TIME] == 2
+
+
+def test_unfinished_lines_across_connections_stay_within_the_input_budget(
+    tmp_path: Path,
+) -> None:
+    async def scenario(server: NodeServer, port: int) -> None:
+        server._input_budget.total_max = 300 * 1024  # small, to reach it with few sockets
+        conns = []
+        for _ in range(8):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(_request("status", "s"))
+            await reader.readline()  # established: lines up to LINE_BYTES_MAX
+            writer.write(b"x" * (100 * 1024))  # 100 KiB of a line, no newline
+            conns.append((reader, writer))
+        await asyncio.sleep(0.5)
+        assert server._input_budget.used <= 300 * 1024
+        refused = [r for r, _ in conns if r.at_eof() or await _closed_within(r, 1.0)]
+        assert len(refused) >= 5  # 3 fit; the others were refused, not buffered
+        for _, w in conns:
+            w.close()
+        await asyncio.sleep(0.3)
+        assert server._input_budget.used == 0  # every byte returned on close
+
+    server = _run(tmp_path, scenario)
+    assert server.client_closes[admission.INPUT_BUDGET] >= 5
+
+
+def test_junk_beyond_the_line_rate_stops_the_node_reading_that_connection(
+    tmp_path: Path,
+) -> None:
+    async def scenario(server: NodeServer, port: int) -> None:
+        junk_r, junk_w = await asyncio.open_connection("127.0.0.1", port)
+        junk_w.write(b"junk\n" * 2000)  # far past the burst of 2 x 50 lines
+        await asyncio.sleep(0.3)
+        [conn] = [c for c in server._connections if not c.established]
+        assert "line rate" in conn._paused_for
+        answered = 0
+        while answered < 150:
+            line = await asyncio.wait_for(junk_r.readline(), timeout=5)
+            answered += bool(line)
+        # Another client is served meanwhile, at once.
+        ok_r, ok_w = await asyncio.open_connection("127.0.0.1", port)
+        ok_w.write(_request("status", "s1"))
+        assert json.loads(await ok_r.readline())["payload"]["ok"] is True
+        for w in (junk_w, ok_w):
+            w.close()
+
+    _run(tmp_path, scenario, rate_limit_rps=50.0, rate_limit_burst=50)
+
+
+def test_peer_messages_on_the_client_port_never_reach_the_core(tmp_path: Path) -> None:
+    async def scenario(server: NodeServer, port: int) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        forged = {"kind": "TimeoutNow", "src": "n2", "dst": "n1", "term": 99}
+        writer.write(json.dumps({"kind": "TimeoutNow", "payload": forged, "t": 0, "v": 1}).encode())
+        writer.write(b"\n")
+        answer = json.loads(await reader.readline())["payload"]
+        assert answer["code"] == "BAD_REQUEST"
+        assert server.driver.core.term < 99
+        writer.close()
+
+    server = _run(tmp_path, scenario)
+    assert server.peer_messages_refused == 1
