@@ -266,7 +266,7 @@ async def scenario_junk(run: Run, args: argparse.Namespace) -> dict[str, Any]:
     worker.start()
     try:
         latencies, errors = await asyncio.to_thread(
-            _sequential_puts, run.client_addresses, args.junk_seconds + 0.5
+            _sequential_puts, run.client_addresses, args.junk_seconds + 0.5, args.client_timeout
         )
         junk: dict[str, Any] = await asyncio.to_thread(queue.get, True, args.junk_seconds + 60)
         await asyncio.sleep(1.0)  # an election the flood caused may finish just after it
@@ -291,12 +291,17 @@ async def scenario_junk(run: Run, args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def _sequential_puts(addresses: list[str], seconds: float) -> tuple[list[float], dict[str, int]]:
-    """One well-behaved client doing puts one after another for ``seconds``; each timed."""
+def _sequential_puts(
+    addresses: list[str], seconds: float, timeout_s: float
+) -> tuple[list[float], dict[str, int]]:
+    """One well-behaved client doing puts one after another for ``seconds``; each timed.
+
+    A put that fails (a timeout after ``timeout_s``) still counts with the time it took,
+    so a timeout shows in the tail as a lower bound of the real latency."""
     latencies: list[float] = []
     errors: dict[str, int] = {}
     stop_at = time.monotonic() + seconds
-    with Client(addresses, timeout=10) as client:
+    with Client(addresses, timeout=timeout_s) as client:
         i = 0
         while time.monotonic() < stop_at:
             t0 = time.perf_counter()

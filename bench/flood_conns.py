@@ -17,6 +17,7 @@ import json
 import os
 import re
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -395,7 +396,7 @@ async def junk_flood(address: str, connections: int, seconds: float) -> dict[str
                 writer.write(batch)
                 await writer.drain()
                 sent[i] += per_batch
-            await asyncio.sleep(1.0)  # let the last answers arrive
+            await _quiet(lambda: answered[i], watcher)  # let the last answers arrive
         except OSError:
             pass
         finally:
@@ -413,6 +414,17 @@ async def junk_flood(address: str, connections: int, seconds: float) -> dict[str
         "answer_codes": dict(sorted(codes.items())),
         "closed_by_node_at_s": closed,
     }
+
+
+async def _quiet(
+    count: Callable[[], int], watcher: asyncio.Task[None], cap_s: float = 10.0
+) -> None:
+    """Wait until ``count`` has not grown for a second (or ``cap_s``, or the node closed)."""
+    stop_at = time.monotonic() + cap_s
+    last = -1
+    while count() != last and time.monotonic() < stop_at and not watcher.done():
+        last = count()
+        await asyncio.sleep(1.0)
 
 
 def junk_worker(address: str, connections: int, seconds: float, out: Any) -> None:
