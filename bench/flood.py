@@ -99,6 +99,8 @@ class Run:
         self.target = ""
         self.sampler: ProcSampler | None = None
         self._sampling: asyncio.Task[None] | None = None
+        self.poller: StatusPoller | None = None
+        self._polling: asyncio.Task[None] | None = None
         self.started = time.monotonic()
 
     async def __aenter__(self) -> Run:
@@ -111,14 +113,36 @@ class Run:
         self.started = time.monotonic()
         self.sampler = ProcSampler(process.pid, self.started)
         self._sampling = asyncio.create_task(self.sampler.run())
+        # Every node's term and leader all along (its connections open before any flood).
+        self.poller = StatusPoller({n.node_id: n.address for n in self.cluster.nodes.values()})
+        await self.poller.poll_once()
+        self._polling = asyncio.create_task(self.poller.run())
         return self
 
+    async def stop_watching(self) -> None:
+        for task in (self._sampling, self._polling):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        if self.poller is not None:
+            self.poller.close()
+
     async def __aexit__(self, *exc: object) -> None:
-        if self._sampling is not None:
-            self._sampling.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sampling
+        await self.stop_watching()
         await asyncio.to_thread(self.cluster.stop)
+
+    def elections(self) -> dict[str, Any]:
+        """Terms begun while the scenario ran, the (term, leader) pairs, polls missed."""
+        assert self.poller is not None
+        polls = self.poller.polls
+        terms = [{n: term for n, (term, _) in poll.items()} for poll in polls]
+        return {
+            "elections": elections_seen(terms),
+            "leaders": leaders_seen(polls),
+            "status_polls": len(polls),
+            "status_polls_missed": self.poller.missed,
+        }
 
     def now(self) -> float:
         return time.monotonic() - self.started
@@ -155,6 +179,10 @@ def _warm_up(addresses: list[str]) -> None:
 async def _clients(run: Run, args: argparse.Namespace) -> dict[str, Any]:
     out = await new_clients(run.client_addresses, args.clients, args.client_timeout)
     out["at_s"] = round(run.now(), 2)
+    # Who led as the clients ran: 20 served may mean the target was deposed meanwhile.
+    assert run.poller is not None
+    recent = run.poller.polls[-3:]
+    out["leaders_then"] = sorted({f"{t}:{ld}" for p in recent for t, ld in p.values() if ld})
     return out
 
 
@@ -255,9 +283,6 @@ async def scenario_idle(run: Run, args: argparse.Namespace) -> dict[str, Any]:
 
 async def scenario_junk(run: Run, args: argparse.Namespace) -> dict[str, Any]:
     assert run.sampler is not None
-    poller = StatusPoller({n.node_id: n.address for n in run.cluster.nodes.values()})
-    await poller.poll_once()
-    polling = asyncio.create_task(poller.run())
     ctx = multiprocessing.get_context("spawn")
     queue: Any = ctx.Queue()
     worker = ctx.Process(
@@ -271,22 +296,13 @@ async def scenario_junk(run: Run, args: argparse.Namespace) -> dict[str, Any]:
         junk: dict[str, Any] = await asyncio.to_thread(queue.get, True, args.junk_seconds + 60)
         await asyncio.sleep(1.0)  # an election the flood caused may finish just after it
     finally:
-        polling.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await polling
-        poller.close()
         worker.join(10)
         if worker.is_alive():
             worker.kill()
             worker.join()
-    terms = [{n: term for n, (term, _) in poll.items()} for poll in poller.polls]
     return {
         "junk": junk,
         "client": {**latency_ms(latencies), "errors": errors},
-        "elections": elections_seen(terms),
-        "leaders": leaders_seen(poller.polls),
-        "status_polls": len(poller.polls),
-        "status_polls_missed": poller.missed,
         "rss": {"peak_mb": run.sampler.peak_mb()},
     }
 
@@ -337,6 +353,8 @@ async def run_all(names: list[str], args: argparse.Namespace) -> dict[str, Any]:
                     result = await RUNNERS[name](run, args)
                 except Exception as exc:  # report it and go on with the next scenario
                     result = {"bench_error": f"{type(exc).__name__}: {exc}"}
+                await run.stop_watching()
+                result.update(run.elections())
                 result.update(run.node_health())
             result["wall_s"] = round(time.monotonic() - started, 1)
             results[name] = result
