@@ -177,6 +177,10 @@ def check_targets(scenarios: Mapping[str, Any]) -> list[Target]:
         rows.append(
             ("idle: 20/20 new clients within 1 s (idle held)", idle_served, _twenty(idle_served))
         )
+    for name in ("partial", "idle", "slowloris"):
+        seen = _get(scenarios, name, "elections")
+        if seen is not None:  # item 4: a flood on client connections causes no election
+            rows.append((f"{name}: 0 elections", seen, seen == 0))
     for name, measured, ok in rows:
         if measured is not None:
             out.append(Target(name, measured, ok))

@@ -95,10 +95,11 @@ def test_targets_only_for_what_was_measured() -> None:
         "partial: 20/20 new clients within 1 s (flood held)": False,
         "partial: 20/20 new clients within 1 s (after close)": True,
     }
-    junk = {"junk": {"elections": 0, "client": {"p99_ms": 150.0}}}
+    junk = {"junk": {"elections": 0, "client": {"p99_ms": 150.0}}, "idle": {"elections": 2}}
     assert {t.name: t.ok for t in check_targets(junk)} == {
         "junk: 0 elections": True,
         "junk: client p99 < 100 ms": False,
+        "idle: 0 elections": False,
     }
 
 
