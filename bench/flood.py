@@ -189,8 +189,8 @@ async def _clients(run: Run, args: argparse.Namespace) -> dict[str, Any]:
 async def scenario_partial(run: Run, args: argparse.Namespace) -> dict[str, Any]:
     assert run.sampler is not None
     rss_before = run.rss_mb()
-    flood = Flock(run.address, SOURCES, started=run.started)
-    idle = Flock(run.address, SOURCES, started=run.started)
+    flood = Flock(run.address, args.sources, started=run.started)
+    idle = Flock(run.address, args.sources, started=run.started)
     chunk = b"x" * (64 * 1024)
     try:
         writers = await flood.open_many(args.partial_conns)
@@ -255,7 +255,7 @@ def _spread(values: list[float]) -> dict[str, Any]:
 
 async def scenario_idle(run: Run, args: argparse.Namespace) -> dict[str, Any]:
     assert run.sampler is not None
-    idle = Flock(run.address, SOURCES, started=run.started)
+    idle = Flock(run.address, args.sources, started=run.started)
     try:
         await idle.open_many(args.idle_total)
         opened_at = run.now()
@@ -365,6 +365,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.flood", description=__doc__.split("\n")[0])
     p.add_argument("--scenario", default="all", choices=["all", *SCENARIOS])
     p.add_argument("--out", type=Path, help="write the results as JSON here")
+    p.add_argument(
+        "--sources",
+        type=lambda text: [a for a in text.split(",") if a],
+        default=SOURCES,
+        help="comma-separated loopback source addresses of the flood (clients use 127.0.0.1)",
+    )
     p.add_argument("--partial-conns", type=int, default=300)
     p.add_argument("--partial-bytes", type=int, default=4 * MIB)
     p.add_argument(
