@@ -179,3 +179,32 @@ def test_peer_messages_on_the_client_port_never_reach_the_core(tmp_path: Path) -
 
     server = _run(tmp_path, scenario)
     assert server.peer_messages_refused == 1
+
+
+def test_idle_flood_gives_way_to_a_new_client_but_served_clients_keep_their_slots(
+    tmp_path: Path,
+) -> None:
+    async def scenario(server: NodeServer, port: int) -> None:
+        server._admission.connections_max = 4
+        served = []
+        for i in range(2):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(_request("status", f"s{i}"))
+            await reader.readline()
+            served.append((reader, writer))
+        idle = [await asyncio.open_connection("127.0.0.1", port) for _ in range(2)]
+        await asyncio.sleep(0.1)
+        # Every slot is taken: a newcomer takes the oldest idle one's.
+        new_r, new_w = await asyncio.open_connection("127.0.0.1", port)
+        new_w.write(_request("status", "new"))
+        assert json.loads(await new_r.readline())["payload"]["ok"] is True
+        assert await _closed_within(idle[0][0], 2.0)
+        # Served clients are never the ones evicted.
+        for i, (reader, writer) in enumerate(served):
+            writer.write(_request("status", f"again{i}"))
+            assert json.loads(await reader.readline())["payload"]["ok"] is True
+        for _, w in [*served, *idle, (new_r, new_w)]:
+            w.close()
+
+    server = _run(tmp_path, scenario)
+    assert server.client_closes[admission.EVICTED] == 1

@@ -17,6 +17,10 @@ socket (``tests/server/test_admission.py``).
   ``limits.UNESTABLISHED_LINE_BYTES_MAX`` until it has sent one valid request
   (then up to ``limits.LINE_BYTES_MAX``). Complete lines are handled at once
   and never count; buffers are returned when the connection closes.
+* **Who gives way when the slots are full?** The oldest connection that has not
+  yet sent a valid request (from the same address, when the per-address limit
+  is the one reached): an idle flood can hold slots only until newcomers
+  arrive, while connections that have been served are never evicted.
 * **Has it overstayed?** ``overdue(...)``: a connection that has not sent a
   valid request within ``limits.UNESTABLISHED_IDLE_S``, whose unfinished line
   is older than ``limits.PARTIAL_LINE_S`` (a slow-loris), or that has been
@@ -43,6 +47,7 @@ PARTIAL_LINE_TOO_SLOW = "a line not finished in time"
 IDLE = "idle"
 INPUT_BUDGET = "input budget exhausted"
 LINE_TOO_LONG = "line too long"
+EVICTED = "evicted for a new connection before its first request"
 
 
 @dataclass(slots=True)
@@ -114,6 +119,7 @@ def overdue(
 
 __all__ = [
     "IDLE",
+    "EVICTED",
     "INPUT_BUDGET",
     "LINE_TOO_LONG",
     "NO_REQUEST_IN_TIME",

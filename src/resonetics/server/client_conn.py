@@ -66,6 +66,7 @@ class ClientConnection(asyncio.Protocol):
         request_bucket: TokenBucket,
         on_line: LineHandler,
         on_open: Callable[[ClientConnection], bool],
+        make_room: Callable[[ClientConnection, str], bool],
         on_closed: OnClosed,
         too_large: Callable[[str], bytes],
     ) -> None:
@@ -74,6 +75,7 @@ class ClientConnection(asyncio.Protocol):
         self._line_bucket = line_bucket
         self._on_line = on_line
         self._on_open = on_open
+        self._make_room = make_room
         self._on_closed = on_closed
         self._too_large = too_large
         self.transport: asyncio.Transport | None = None
@@ -115,6 +117,15 @@ class ClientConnection(asyncio.Protocol):
             if self.transport is not None:
                 self.transport.close()
 
+    def evict(self, reason: str) -> None:
+        """Give up this connection's slot now (for a newcomer), and close it."""
+        if self._admitted:
+            self._admitted = False
+            self._admission.release(self.ip)
+        self.close(reason)
+        if self.transport is not None:
+            self.transport.abort()
+
     def abort(self) -> None:
         self._closing = True
         if self.transport is not None:
@@ -130,6 +141,8 @@ class ClientConnection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         self.ip = str(peer[0]) if isinstance(peer, tuple) and peer else "?"
         refused = self._admission.admit(self.ip)
+        if refused is not None and self._make_room(self, refused):
+            refused = self._admission.admit(self.ip)
         if refused is not None:
             self._closing = True
             self._close_reason = refused

@@ -190,6 +190,8 @@ class NodeServer:
         self._deadlines: Deadlines[_Responder] = Deadlines(config.request_timeout_s)
         self._stopping = asyncio.Event()
         self._connections: set[ClientConnection] = set()
+        #: Connections not yet served, oldest first: the ones that give way when slots run out.
+        self._unestablished: OrderedDict[ClientConnection, None] = OrderedDict()
         self._admission = ClientAdmission(CONNECTIONS_MAX, config.connections_per_ip_max)
         self._input_budget = InputBudget()
         #: Request budgets shared by all connections of one identity (anonymous: per address).
@@ -419,6 +421,7 @@ class NodeServer:
             request_bucket=TokenBucket(rate, burst),
             on_line=self._guarded_line,
             on_open=self._on_client_open,
+            make_room=self._make_room,
             on_closed=self._on_client_closed,
             too_large=lambda message: _error_response(None, TooLarge(message)),
         )
@@ -426,10 +429,32 @@ class NodeServer:
     def _on_client_open(self, conn: ClientConnection) -> bool:
         conn.identity = self.gate.identity_for_tls(conn.get_extra_info("ssl_object"))  # authz
         self._connections.add(conn)
+        self._unestablished[conn] = None
         return not self._closing
+
+    def _make_room(self, newcomer: ClientConnection, refused: str) -> bool:
+        """Evict the oldest connection not yet served (from the newcomer's address when
+        that address is full) so that a flood of idle connections cannot lock out new
+        clients; connections that have been served are never evicted."""
+        same_address = refused == admission.TOO_MANY_FROM_ADDRESS
+        for conn in self._unestablished:
+            if conn.established:
+                continue
+            if not same_address or conn.ip == newcomer.ip:
+                del self._unestablished[conn]
+                conn.evict(admission.EVICTED)
+                return True
+        return False
+
+    def mark_established(self, conn: ClientConnection) -> None:
+        """A valid request arrived: the connection is served, full lines, never evicted."""
+        if not conn.established:
+            conn.established = True
+            self._unestablished.pop(conn, None)
 
     def _on_client_closed(self, conn: ClientConnection, reason: str | None) -> None:
         self._connections.discard(conn)
+        self._unestablished.pop(conn, None)
         if reason is not None:
             self.client_closes[reason] += 1
             if reason in (admission.TOO_MANY_CONNECTIONS, admission.TOO_MANY_FROM_ADDRESS):
@@ -494,7 +519,8 @@ class NodeServer:
                 writer.write(outcome_response(env.id, _RATE_LIMITED))
         elif env.kind == AUTH_KIND:  # authz: a token names the connection's identity
             conn.identity, answer = self.gate.authenticate(env)
-            conn.established = conn.established or answer.ok
+            if answer.ok:
+                self.mark_established(conn)
             writer.write(outcome_response(env.id, answer))
         else:
             unknown = BadRequest("kind", f"unknown message kind {env.kind!r}")
@@ -528,7 +554,7 @@ class NodeServer:
         except ResoneticsError as exc:
             conn.write(_error_response(env.id, exc))
             return
-        conn.established = True  # a valid request: the connection earns its full line size
+        self.mark_established(conn)  # a valid request: full line size, never evicted
         responder = _Responder(env.id, conn, self._outbox, self._deadlines)
         # authz: admin ops are audited with their answer (timeouts included); a
         # request the policy refuses is answered here and never dispatched.
