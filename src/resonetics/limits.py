@@ -92,6 +92,10 @@ RATE_LIMIT_BURST_DEFAULT = 10_000
 CLIENT_INPUT_BUDGET_BYTES = 64 << 20
 #: Longest unfinished line a client connection may hold before its first valid request.
 UNESTABLISHED_LINE_BYTES_MAX = 64 << 10
+#: Lines per second (and in a burst) a client connection may send before its first valid
+#: request; beyond them the node stops reading it until the budget refills.
+UNESTABLISHED_LINES_PER_S = 50.0
+UNESTABLISHED_LINES_BURST = 100
 #: Seconds a client connection has to send its first valid request.
 UNESTABLISHED_IDLE_S = 10.0
 #: Seconds an unfinished line may stay unfinished (slow-loris guard).

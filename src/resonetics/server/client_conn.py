@@ -11,6 +11,10 @@ that would pass either bound closes the connection with ``TOO_LARGE``, so
 memory held for client input is bounded by the budget whatever the number of
 connections, and it is returned when a connection closes.
 
+Until it has sent one valid request a connection may send only
+``limits.UNESTABLISHED_LINES_PER_S`` lines a second (a client's first line is a
+request, so this costs it nothing; a junk flood gets almost no CPU).
+
 Fairness: complete lines are handled in batches of ``limits.LINES_PER_TURN``;
 when a chunk holds more, the connection stops reading and the rest is handled
 at the loop's next turn, so one busy connection cannot keep the loop from peer
@@ -73,6 +77,11 @@ class ClientConnection(asyncio.Protocol):
         self._admission = admission_
         self._budget = budget
         self._line_bucket = line_bucket
+        #: Until its first valid request a connection may send only a few lines a second:
+        #: junk from a connection that never asks anything costs the node next to nothing.
+        self._probation_bucket = TokenBucket(
+            limits.UNESTABLISHED_LINES_PER_S, limits.UNESTABLISHED_LINES_BURST
+        )
         self._on_line = on_line
         self._on_open = on_open
         self._make_room = make_room
@@ -221,9 +230,10 @@ class ClientConnection(asyncio.Protocol):
             if handled >= limits.LINES_PER_TURN:
                 self._schedule_more()
                 return
-            if not self._line_bucket.try_take():
+            bucket = self._line_bucket if self.established else self._probation_bucket
+            if not bucket.try_take():
                 self._pause("line rate")
-                wait = max(self._line_bucket.wait_s(), 0.001)
+                wait = max(bucket.wait_s(), 0.001)
                 asyncio.get_running_loop().call_later(wait, self._after_rate_pause)
                 return
             line = self._pending.popleft()
