@@ -112,7 +112,7 @@ class LineMaker:
         """(op or ``Auth``, a valid envelope) for a client connection."""
         rng = self.rng
         self._counter += 1
-        if rng.random() < 0.03:
+        if rng.random() < 0.01:  # a wrong token stops the connection: kept rare
             token = self.token if (self.token and rng.random() < 0.5) else "fz-wrong-token"
             return AUTH_KIND, self._envelope(AUTH_KIND, {"token": token})
         op = rng.choice(sorted(OPS))
@@ -145,18 +145,23 @@ class LineMaker:
         }
         return table.get(op, {})
 
+    def peer_base_hello(self, src: str) -> dict[str, Any]:
+        """A well-formed ``Hello`` from ``src`` whose proof is random (so wrong)."""
+        rng = self.rng
+        hello = {
+            "node_id": src,
+            "cluster": self.cluster_id,
+            "nonce": "%032x" % rng.getrandbits(128),
+            "proof": "%064x" % rng.getrandbits(256) if rng.random() < 0.8 else "",
+            "address": "127.0.0.1:1",
+        }
+        return self._envelope(HELLO_KIND, hello)
+
     def peer_base(self, src: str, dst: str) -> tuple[str, dict[str, Any]]:
         """(kind, a valid envelope) of a Raft message or a ``Hello`` from ``src`` to ``dst``."""
         rng = self.rng
         if rng.random() < 0.05:
-            hello = {
-                "node_id": src,
-                "cluster": self.cluster_id,
-                "nonce": "%032x" % rng.getrandbits(128),
-                "proof": "%064x" % rng.getrandbits(256),
-                "address": "127.0.0.1:1",
-            }
-            return HELLO_KIND, self._envelope(HELLO_KIND, hello)
+            return HELLO_KIND, self.peer_base_hello(src)
         kind = rng.choice(sorted(MESSAGE_TYPES))
         return kind, self._envelope(kind, _peer_payload(kind, src, dst, rng))
 
