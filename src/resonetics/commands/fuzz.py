@@ -58,12 +58,22 @@ def fuzz(
         client_lines=client_lines,
         peer_lines=peer_lines,
         time_limit_s=time_limit,
+        on_progress=_progress,
     )
     result = run_fuzz(options)
     click.echo(format_result(result))
     click.echo(f"summary: {out / SUMMARY_FILE}")
     if not result.passed:
         raise SystemExit(1)
+
+
+def _progress(result: FuzzResult) -> None:
+    click.echo(
+        f"  {result.duration_s:6.0f} s  client lines {result.client_lines}, "
+        f"peer lines {result.peer_lines}, closed by node {result.closed_by_node}, "
+        f"handler errors {sum(result.handler_errors.values())}, "
+        f"term {result.term_end}"
+    )
 
 
 def format_result(result: FuzzResult) -> str:

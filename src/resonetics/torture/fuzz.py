@@ -38,6 +38,7 @@ import json
 import random
 import time
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Final
@@ -84,6 +85,9 @@ class FuzzOptions:
     client_workers: int = 6
     peer_workers: int = 3
     sample_s: float = 1.0
+    #: Called with the result so far every ``progress_s`` seconds (None: never).
+    on_progress: Callable[[FuzzResult], None] | None = None
+    progress_s: float = 10.0
 
 
 @dataclass
@@ -246,10 +250,16 @@ class Fuzzer:
         return self.result
 
     async def _monitor(self, stop: asyncio.Event) -> None:
+        started = last_report = time.monotonic()
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.options.sample_s)
             await self._sample()
+            now = time.monotonic()
+            if self.options.on_progress and now - last_report >= self.options.progress_s:
+                last_report = now
+                self.result.duration_s = now - started
+                self.options.on_progress(self.result)
 
     async def _sample(self) -> list[int]:
         """Exits, RSS, term and counters of every node; the terms seen."""
@@ -453,7 +463,7 @@ def run_fuzz(options: FuzzOptions) -> FuzzResult:
 
 
 def _well_behaved_client(cluster: LocalCluster, seed: int) -> str:
-    """"ok" when an ordinary client can write a key and read it back; else what failed."""
+    """ "ok" when an ordinary client can write a key and read it back; else what failed."""
     try:
         with Client(cluster.addresses, timeout=30) as client:
             client.put("fz-final/check", {"seed": seed})

@@ -151,8 +151,8 @@ class LineMaker:
         hello = {
             "node_id": src,
             "cluster": self.cluster_id,
-            "nonce": "%032x" % rng.getrandbits(128),
-            "proof": "%064x" % rng.getrandbits(256) if rng.random() < 0.8 else "",
+            "nonce": f"{rng.getrandbits(128):032x}",
+            "proof": f"{rng.getrandbits(256):064x}" if rng.random() < 0.8 else "",
             "address": "127.0.0.1:1",
         }
         return self._envelope(HELLO_KIND, hello)
@@ -290,7 +290,7 @@ def _peer_payload(kind: str, src: str, dst: str, rng: random.Random) -> dict[str
     """A valid payload of ``kind`` (term 0: stale everywhere, see module doc)."""
     term = 0
     common: dict[str, Any] = {"src": src, "dst": dst, "term": term}
-    hash_ = "%064x" % rng.getrandbits(256)
+    hash_ = f"{rng.getrandbits(256):064x}"
     entry = msgspec.to_builtins(
         Entry(term=term, index=1, type=EntryType.CLIENT_CMD, data={"op": "kv_set"}, hash=hash_)
     )
@@ -367,7 +367,7 @@ def _duplicate_key(doc: dict[str, Any], rng: random.Random) -> bytes:
     payload = doc.get("payload")
     target = payload if isinstance(payload, dict) and payload and rng.random() < 0.7 else doc
     key = rng.choice(list(target))
-    other = rng.choice([None, 0, "dup", [], {"a": 1}, "ClientRequest", 2**31])
+    other: Any = rng.choice([None, 0, "dup", [], {"a": 1}, "ClientRequest", 2**31])
     extra = b"," + json.dumps(key).encode() + b":" + json.dumps(other).encode()
     if target is doc:
         body = json.dumps(doc, separators=(",", ":")).encode()

@@ -1,0 +1,113 @@
+"""The fuzzer's line maker: deterministic for a seed, every mutation class, and its safety rules."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+
+from resonetics import limits
+from resonetics.errors import ResoneticsError
+from resonetics.raft.messages import MESSAGE_TYPES
+from resonetics.torture.fuzz_lines import GHOST_NODE, MUTATIONS, LineMaker
+from resonetics.wire.client import OPS, validate_request
+from resonetics.wire.envelope import decode_envelope
+from resonetics.wire.peer import HELLO_KIND, decode_peer
+
+
+def _maker(seed: int) -> LineMaker:
+    return LineMaker(random.Random(seed), token="tok", cluster_id="c" * 32)
+
+
+def test_the_same_seed_gives_the_same_lines() -> None:
+    a, b = _maker(5), _maker(5)
+    assert [a.client_line().data for _ in range(300)] == [b.client_line().data for _ in range(300)]
+    assert [a.peer_line("n2", "n1", key_holder=True).data for _ in range(300)] == [
+        b.peer_line("n2", "n1", key_holder=True).data for _ in range(300)
+    ]
+
+
+def test_another_seed_gives_other_lines() -> None:
+    a, b = _maker(5), _maker(6)
+    assert [a.client_line().data for _ in range(50)] != [b.client_line().data for _ in range(50)]
+
+
+@pytest.mark.parametrize("name", MUTATIONS)
+def test_every_mutation_class_produces_a_line_that_differs_from_the_valid_one(name: str) -> None:
+    maker = _maker(1)
+    for _ in range(20):
+        _, doc = maker.client_base()
+        valid = json.dumps(doc, separators=(",", ":")).encode() + b"\n"
+        line = maker.apply(name, json.loads(valid))
+        assert line.endswith(b"\n")
+        if line != valid:
+            break
+    else:
+        raise AssertionError(f"{name} never changed a line")
+
+
+def test_oversize_lines_pass_the_line_limit_and_deep_values_pass_the_depth_limit() -> None:
+    maker = _maker(2)
+    _, doc = maker.client_base()
+    assert len(maker.apply("oversize", doc)) > limits.LINE_BYTES_MAX
+    depths = set()
+    for _ in range(60):
+        _, doc = maker.client_base()
+        line = maker.apply("deep_value", doc)
+        depths.add(line.count(b"[") + line.count(b"{"))
+    assert max(depths) > limits.LINE_DEPTH_MAX
+
+
+def test_invalid_utf8_lines_are_not_utf8() -> None:
+    maker = _maker(3)
+    for _ in range(20):
+        _, doc = maker.client_base()
+        with pytest.raises(UnicodeDecodeError):
+            maker.apply("invalid_utf8", doc).decode("utf-8")
+
+
+def test_a_mixed_stream_draws_every_mutation_but_oversize_and_covers_every_op_and_kind() -> None:
+    """Oversize lines are rare by design (one per ~20,000 lines); the rest all show up."""
+    maker = _maker(4)
+    seen, bases = set(), set()
+    for _ in range(20_000):
+        line = maker.client_line()
+        seen.add(line.mutation)
+        bases.add(line.base)
+    assert set(MUTATIONS) - {"oversize"} <= seen
+    assert "valid" in seen
+    assert set(OPS) | {"Auth"} <= bases
+    peer_bases = {maker.peer_base("n2", "n1")[0] for _ in range(2_000)}
+    assert peer_bases == set(MESSAGE_TYPES) | {HELLO_KIND}
+    ops = {maker.client_base()[1]["payload"].get("op") for _ in range(2_000)}
+    assert set(OPS) <= ops
+
+
+def test_admin_ops_that_validate_are_aimed_at_a_node_that_does_not_exist() -> None:
+    maker = _maker(8)
+    for _ in range(5_000):
+        for piece in maker.client_line().data.split(b"\n")[:-1]:
+            try:
+                req = validate_request(decode_envelope(piece))
+            except (ResoneticsError, ValueError):
+                continue
+            if req.op in ("member_add", "member_add_learner"):
+                raise AssertionError(f"a valid {req.op} would be sent: {piece!r}")
+            if req.op in ("member_promote", "member_remove"):
+                assert req.args["node"] == GHOST_NODE
+            if req.op == "leader_transfer":
+                assert req.args["to"] == GHOST_NODE
+
+
+def test_a_key_holders_deliverable_peer_messages_are_stale() -> None:
+    """With the cluster key, a message with the right src/dst always carries term 0."""
+    maker = _maker(9)
+    for _ in range(5_000):
+        for piece in maker.peer_line("n2", "n1", key_holder=True).data.split(b"\n")[:-1]:
+            try:
+                msg = decode_peer(decode_envelope(piece))
+            except (ResoneticsError, ValueError):
+                continue
+            if msg.src == "n2" and msg.dst == "n1":
+                assert msg.term == 0, piece
