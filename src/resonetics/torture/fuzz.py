@@ -71,7 +71,7 @@ NON_MEMBER: Final = "fz9"
 SUMMARY_FILE: Final = "fuzz-summary.json"
 _KNOWN_PEER_ANSWERS: Final = frozenset({CHALLENGE_KIND, REFUSED_KIND, WELCOME_KIND})
 _PEER_MODES: Final = ("stranger_raw", "stranger_hello", "member", "non_member")
-_PEER_MODE_WEIGHTS: Final = (0.15, 0.15, 0.45, 0.25)
+_PEER_MODE_WEIGHTS: Final = (0.3, 0.3, 0.25, 0.15)
 
 
 @dataclass(frozen=True)

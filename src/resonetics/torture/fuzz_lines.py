@@ -66,9 +66,9 @@ MUTATIONS: Final = (
 #: ``HEAVY_EVERY`` lines on average, so a run's bytes stay bounded.
 HEAVY: Final = frozenset({"huge_value", "wide_value", "oversize"})
 HEAVY_EVERY: Final = 400
-#: ``oversize`` (a line past ``limits.LINE_BYTES_MAX``; the node answers TOO_LARGE and
-#: closes) is drawn at most once per this many lines on average.
-OVERSIZE_EVERY: Final = 20_000
+#: Every this many mutated lines of one maker, the mutation is ``oversize`` (a line past
+#: ``limits.LINE_BYTES_MAX``: the node answers TOO_LARGE and closes); never otherwise.
+OVERSIZE_EVERY: Final = 2_500
 #: Share of lines sent as built, unmutated.
 VALID_SHARE: Final = 0.1
 #: Where an admin op that validates is aimed: a node no cluster has.
@@ -106,6 +106,7 @@ class LineMaker:
     cluster_id: str = ""
     client_id: str = "fz"
     _counter: int = 0
+    _mutated: int = 0
 
     # --- valid lines ------------------------------------------------------------------
     def client_base(self) -> tuple[str, dict[str, Any]]:
@@ -192,7 +193,10 @@ class LineMaker:
         if rng.random() < VALID_SHARE:
             return FuzzLine(_encode(doc, {}), base, "valid")
         name = rng.choice(MUTATIONS)
-        if name == "oversize" and rng.random() * OVERSIZE_EVERY > len(MUTATIONS):
+        self._mutated += 1
+        if self._mutated % OVERSIZE_EVERY == 0:
+            name = "oversize"
+        elif name == "oversize":
             name = "change_type"
         elif name in HEAVY and rng.random() * HEAVY_EVERY > len(MUTATIONS):
             name = "drop_field"
@@ -419,4 +423,4 @@ def _stale(data: bytes, src: str, dst: str) -> bytes:
     return b"\n".join(out) + b"\n"
 
 
-__all__ = ["GHOST_NODE", "HEAVY", "MUTATIONS", "FuzzLine", "LineMaker"]
+__all__ = ["GHOST_NODE", "HEAVY", "MUTATIONS", "OVERSIZE_EVERY", "FuzzLine", "LineMaker"]
