@@ -22,6 +22,8 @@ def test_fuzz_short_run_keeps_every_node_up(tmp_path: Path) -> None:
     assert result.final_client == "ok"
     assert result.verify_ok, result.verify_problems
     assert result.unexpected_answers == 0, result.unexpected_samples
+    assert result.unanswered_lines == 0
+    assert set(result.peer_modes) == {"stranger_raw", "stranger_hello", "member", "non_member"}
     assert result.passed
     # Every oversize line closed its connection, and nothing else did.
     assert result.mutations["oversize"] >= 1

@@ -92,6 +92,8 @@ def format_result(result: FuzzResult) -> str:
         ("closed by node", f"{result.closed_by_node} ({result.closed_after_oversize} oversize)"),
         ("unexpected answers", str(result.unexpected_answers)),
         ("unanswered lines", str(result.unanswered_lines)),
+        ("unanswered, oversize", f"{result.lines_after_oversize} (connection closed)"),
+        ("peer lines by mode", ", ".join(f"{m}={n}" for m, n in sorted(result.peer_modes.items()))),
         ("max RSS", rss),
         ("elections", f"{result.elections} (term {result.term_start} -> {result.term_end})"),
         ("answers", ", ".join(f"{c}={n}" for c, n in result.answers.most_common())),

@@ -106,7 +106,10 @@ class FuzzResult:
     answers: Counter[str] = field(default_factory=Counter)
     unexpected_answers: int = 0
     unexpected_samples: list[str] = field(default_factory=list)
+    #: Lines of a connection the node did not close that got no answer in ANSWER_WAIT_S.
     unanswered_lines: int = 0
+    #: Lines of a connection closed for an oversize line that got no answer.
+    lines_after_oversize: int = 0
     closed_by_node: int = 0
     closed_after_oversize: int = 0
     close_samples: list[str] = field(default_factory=list)
@@ -303,9 +306,19 @@ class Fuzzer:
                 first = [_auth_line("fz-wrong-token")]
             for line in lines:
                 self.result.mutations[line.mutation] += 1
-            await self._client_run(address, first + [line.data for line in lines], count)
+            # An oversize line ends its connection (the node closes it), so the lines after
+            # it go on a new one instead of being lost unread.
+            run, auth_lines = list(first), len(first)
+            for line in lines:
+                run.append(line.data)
+                if len(line.data) > limits.LINE_BYTES_MAX:
+                    await self._client_run(address, run, len(run) - auth_lines)
+                    run, auth_lines = [], 0
+            if run:
+                await self._client_run(address, run, len(run) - auth_lines)
 
     async def _client_run(self, address: str, lines: list[bytes], count: int) -> None:
+        """Send ``lines`` (``count`` fuzz lines, maybe after an ``Auth``) on one connection."""
         try:
             conn = await _Connection.open(address)
         except (OSError, TimeoutError):
@@ -315,15 +328,20 @@ class Fuzzer:
         reading = asyncio.create_task(conn.read_all())
         expected = 0
         for data in lines:
+            if len(data) > limits.LINE_BYTES_MAX:
+                # The node closes on this line: let the answers in flight arrive first.
+                await _answers(conn, reading, expected)
             if not await conn.send(data):
                 break
             expected += data.count(b"\n")
             self.result.bytes_sent += len(data)
         self.result.client_lines += count
-        deadline = time.monotonic() + ANSWER_WAIT_S
-        while len(conn.lines) < expected and not reading.done() and time.monotonic() < deadline:
-            await asyncio.sleep(0.02)
-        self.result.unanswered_lines += max(0, expected - len(conn.lines))
+        await _answers(conn, reading, expected)
+        missing = max(0, expected - len(conn.lines))
+        if conn.sent_oversize:
+            self.result.lines_after_oversize += missing
+        else:
+            self.result.unanswered_lines += missing
         await conn.close()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(reading, 2)
@@ -471,6 +489,13 @@ def _well_behaved_client(cluster: LocalCluster, seed: int) -> str:
     except (ResoneticsError, OSError, TimeoutError) as exc:
         return f"{type(exc).__name__}: {exc}"
     return "ok" if got == {"seed": seed} else f"read back {got!r}"
+
+
+async def _answers(conn: _Connection, reading: asyncio.Task[None], expected: int) -> None:
+    """Wait (at most ANSWER_WAIT_S) until ``conn`` has ``expected`` answers or has ended."""
+    deadline = time.monotonic() + ANSWER_WAIT_S
+    while len(conn.lines) < expected and not reading.done() and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
 
 
 def _client_code(line: bytes) -> str | None:
