@@ -5,12 +5,17 @@ from __future__ import annotations
 import json
 import random
 from collections import Counter
+from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from resonetics import limits
+from resonetics.cli import main
+from resonetics.commands.fuzz import format_result
 from resonetics.errors import ResoneticsError
 from resonetics.raft.messages import MESSAGE_TYPES
+from resonetics.torture.fuzz import CLUSTER_DIR, FuzzResult
 from resonetics.torture.fuzz_lines import GHOST_NODE, MUTATIONS, OVERSIZE_EVERY, LineMaker
 from resonetics.wire.client import OPS, validate_request
 from resonetics.wire.envelope import decode_envelope
@@ -113,3 +118,24 @@ def test_a_key_holders_deliverable_peer_messages_are_stale() -> None:
                 continue
             if msg.src == "n2" and msg.dst == "n1":
                 assert msg.term == 0, piece
+
+
+def test_fuzz_refuses_an_out_folder_holding_a_previous_run(tmp_path: Path) -> None:
+    """A second run must not restart the first one's nodes: exit 2, one line."""
+    (tmp_path / CLUSTER_DIR / "n1").mkdir(parents=True)
+    result = CliRunner().invoke(main, ["fuzz", "--seed", "1", "--out", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "already holds a fuzz run" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_the_fuzz_table_names_every_figure_and_the_verdict() -> None:
+    result = FuzzResult(seed=7, client_lines=10, peer_lines=5, duration_s=1.0)
+    result.node_exits = {"n1": None, "n2": -9}
+    result.rss_max_kb = {"n1": 51_200}
+    text = format_result(result)
+    for name in ("client lines", "peer lines", "lines/s", "node exits", "handler errors"):
+        assert name in text
+    assert "n2': -9" in text
+    assert "n1=50 MB" in text
+    assert text.splitlines()[-1].endswith("FAIL")

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import click
 
-from resonetics.commands.preflight import check_data_dir
-from resonetics.torture.fuzz import SUMMARY_FILE, FuzzOptions, FuzzResult, run_fuzz
+from resonetics.commands.preflight import PreflightError, check_data_dir
+from resonetics.torture.fuzz import CLUSTER_DIR, SUMMARY_FILE, FuzzOptions, FuzzResult, run_fuzz
 
 __all__ = ["format_result", "fuzz"]
 
@@ -49,6 +49,8 @@ def fuzz(
     seed = seed if seed is not None else random.SystemRandom().randrange(1 << 31)
     if out is not None:
         check_data_dir(out, what="--out")
+        if (out / CLUSTER_DIR).exists():
+            raise PreflightError(f"--out {out}: already holds a fuzz run; give an empty folder")
     out = out or Path(tempfile.mkdtemp(prefix=f"resonetics-fuzz-{seed}-"))
     click.echo(f"fuzz seed={seed} out={out}")
     options = FuzzOptions(

@@ -69,6 +69,8 @@ SAMPLES_MAX: Final = 20
 #: The name of a node that is in no configuration but holds the key.
 NON_MEMBER: Final = "fz9"
 SUMMARY_FILE: Final = "fuzz-summary.json"
+#: The local cluster's data dir inside ``--out``.
+CLUSTER_DIR: Final = "cluster"
 _KNOWN_PEER_ANSWERS: Final = frozenset({CHALLENGE_KIND, REFUSED_KIND, WELCOME_KIND})
 _PEER_MODES: Final = ("stranger_raw", "stranger_hello", "member", "non_member")
 _PEER_MODE_WEIGHTS: Final = (0.3, 0.3, 0.25, 0.15)
@@ -455,7 +457,7 @@ class Fuzzer:
 def run_fuzz(options: FuzzOptions) -> FuzzResult:
     """Start a cluster in ``options.out/cluster``, fuzz it, check it, stop it, verify it."""
     options.out.mkdir(parents=True, exist_ok=True)
-    cluster = LocalCluster(options.out / "cluster", size=options.nodes)
+    cluster = LocalCluster(options.out / CLUSTER_DIR, size=options.nodes)
     try:
         cluster.start()
         cluster.wait_for_leader(timeout_s=60)
@@ -552,4 +554,4 @@ def _rss_kb(pid: int) -> int:
     return 0
 
 
-__all__ = ["SUMMARY_FILE", "FuzzOptions", "FuzzResult", "Fuzzer", "run_fuzz"]
+__all__ = ["CLUSTER_DIR", "SUMMARY_FILE", "FuzzOptions", "FuzzResult", "Fuzzer", "run_fuzz"]
