@@ -139,3 +139,24 @@ def test_the_fuzz_table_names_every_figure_and_the_verdict() -> None:
     assert "n2': -9" in text
     assert "n1=50 MB" in text
     assert text.splitlines()[-1].endswith("FAIL")
+
+
+@pytest.mark.parametrize(
+    "defect",
+    ["node exit", "handler error", "verify", "final client"],
+)
+def test_the_fuzz_verdict_fails_on_each_condition(defect: str) -> None:
+    """Exit 0 needs all four: no node exit, no handler error, verify clean, a client served."""
+    good = FuzzResult(seed=1, verify_ok=True, final_client="ok")
+    good.node_exits = {"n1": None}
+    good.handler_errors = {"n1": 0}
+    assert good.passed
+    if defect == "node exit":
+        good.node_exits["n1"] = -11
+    elif defect == "handler error":
+        good.handler_errors["n1"] = 1
+    elif defect == "verify":
+        good.verify_ok = False
+    else:
+        good.final_client = "Unavailable: no node answered"
+    assert not good.passed
