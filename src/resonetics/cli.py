@@ -30,6 +30,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("member", "member"),
     ("member", "leader"),
     ("auth", "auth"),
+    ("fuzz", "fuzz"),
 ]
 
 

@@ -90,7 +90,10 @@ class ClientConnection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.ip = "?"
         self._admitted = False
-        self._buffer = LineBuffer(admission.line_cap(established=False))
+        # The hard bound; the smaller one for a connection not yet served is checked as
+        # its lines are handled (``_within_cap``), in order: a valid request and a long
+        # line that arrive in one chunk must see the request served first.
+        self._buffer = LineBuffer(limits.LINE_BYTES_MAX)
         self._held = 0
         self._pending: deque[bytes] = deque()
         self._scheduled = False
@@ -238,15 +241,21 @@ class ClientConnection(asyncio.Protocol):
                 return
             line = self._pending.popleft()
             handled += 1
+            if not self._within_cap(len(line)):
+                return
             if not self._on_line(line, self):
                 self.close()
                 return
-            if self.established and self._buffer_cap_is_small():
-                self._buffer.max_line_bytes = admission.line_cap(established=True)
-        self._resume("backlog")
+        if self._within_cap(self._buffer.pending_bytes):
+            self._resume("backlog")
 
-    def _buffer_cap_is_small(self) -> bool:
-        return self._buffer.max_line_bytes < limits.LINE_BYTES_MAX
+    def _within_cap(self, size: int) -> bool:
+        """Refuse (and say so) a line longer than this connection may send yet."""
+        cap = admission.line_cap(self.established)
+        if size <= cap:
+            return True
+        self._refuse_line(f"line: longer than {cap} bytes (before a first valid request)")
+        return False
 
     def _schedule_more(self) -> None:
         self._pause("backlog")
