@@ -68,6 +68,7 @@ def test_open_gate_lets_forged_history_break_the_safety_invariants(
     """Without its own count, the damage forged messages do is still caught by the
     invariants and the linearizability check: the adversary's messages are dangerous."""
     monkeypatch.setattr(peer_gate, "refusal", _open_gate)
+    monkeypatch.setattr(Adversary, "fail_fast", False)
     real_strike = Adversary._strike
 
     def strike_uncounted(self: Adversary) -> None:

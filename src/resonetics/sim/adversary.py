@@ -49,6 +49,7 @@ from resonetics.raft.messages import (
     TimeoutNow,
 )
 from resonetics.sim.cluster import Cluster
+from resonetics.sim.invariants import SimViolation
 
 #: Gap between two strikes (virtual milliseconds).
 STRIKE_GAP_MS = (5, 80)
@@ -72,6 +73,10 @@ class AdversaryStats:
 
 class Adversary:
     """Strikes during the faulty phase; ``capture`` sees every genuine message sent."""
+
+    #: Stop the run at the first forged message the gate lets through (a test switches
+    #: this off to show that the other referees would catch the damage too).
+    fail_fast = True
 
     def __init__(self, cluster: Cluster, rng: random.Random) -> None:
         self.cluster = cluster
@@ -117,6 +122,13 @@ class Adversary:
         self.stats.forged[flavor] += 1
         if cluster.deliver_peer(msg, authenticated=authenticated):
             self.stats.admitted += 1
+            # The referee for the gate itself: fail at once, naming the message, rather
+            # than waiting for the damage to show as a broken invariant.
+            if self.fail_fast:
+                raise SimViolation(
+                    f"peer gate: forged message(s) were stepped: {flavor} "
+                    f"{type(msg).__name__} {msg.src}->{msg.dst} as {authenticated}"
+                )
 
     def _term(self) -> int:
         terms = [n.driver.core.term for n in self.cluster.nodes.values() if n.driver is not None]
