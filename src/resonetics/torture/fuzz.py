@@ -321,9 +321,9 @@ class Fuzzer:
             auth = rng.random()
             first: list[bytes] = [] if stranger else [_STATUS_LINE]
             if auth < 0.2 and self.token:
-                first = [_auth_line(self.token)]
+                first.append(_auth_line(self.token))
             elif auth < 0.25:
-                first = [_auth_line("fz-wrong-token")]
+                first.append(_auth_line("fz-wrong-token"))
             for line in lines:
                 self.result.mutations[line.mutation] += 1
             # An oversize line ends its connection (the node closes it), so the lines after
