@@ -326,6 +326,23 @@ def test_learner_is_promoted_only_once_caught_up() -> None:
     assert not net.nodes["n1"].membership.joint
 
 
+def test_node_that_never_answered_is_not_promoted_on_a_young_cluster() -> None:
+    """A mistyped, dead address once became a voter at once: with a log shorter than the
+    promotion lag, a learner at match index 0 counted as caught up."""
+    net = GrowingNetwork(seed=1)
+    net.elect("n1")
+    assert net.nodes["n1"].last_index < net.nodes["n1"]._cfg.promote_lag_entries_max
+    net.join("n4")
+    net.down.add("n4")  # nobody at that address: it never answers
+    net.nodes["n1"].propose_config_change(change(ChangeKind.ADD_VOTER, "n4", "h:4"))
+    settle(net, 10)
+    m = net.nodes["n1"].membership
+    assert m.learners == ("n4",) and m.voters == ("n1", "n2", "n3")
+    net.down.discard("n4")  # once it answers, it is promoted
+    settle(net, 10)
+    assert net.nodes["n1"].membership.voters == ("n1", "n2", "n3", "n4")
+
+
 def test_add_learner_is_never_promoted_by_itself() -> None:
     net = GrowingNetwork(seed=1)
     net.elect("n1")
@@ -378,3 +395,15 @@ def test_membership_data_without_new_fields_is_unchanged() -> None:
     assert Membership.from_data(m.to_data()) == m
     full = Membership(voters=("n1",), addresses={"n1": "h:1"}, promote_when_caught_up=())
     assert Membership.from_data(full.to_data()) == full
+
+
+def test_a_second_node_on_a_members_address_is_refused() -> None:
+    """Two ids at one address: whichever answers there, one of them is a voter that is
+    not what the configuration says."""
+    net = GrowingNetwork(seed=1)
+    net.elect("n1")
+    net.join("n4")
+    net.nodes["n1"].propose_config_change(change(ChangeKind.ADD_LEARNER, "n4", "h:4"))
+    settle(net)
+    with pytest.raises(errors.ConfigChangeRejected, match="already the address of member n4"):
+        net.nodes["n1"].propose_config_change(change(ChangeKind.ADD_LEARNER, "n5", "h:4"))

@@ -96,6 +96,12 @@ def _add_learner(
         raise ConfigChangeRejected(f"{node} is already a member")
     if change.address is None:
         raise ConfigChangeRejected(f"adding {node} needs its address (HOST:PORT)")
+    for other, address in current.addresses.items():
+        if address == change.address and other in current.members():
+            raise ConfigChangeRejected(
+                f"{change.address} is already the address of member {other}; "
+                f"remove {other} first if {node} replaces it"
+            )
     promote = current.promote_when_caught_up
     if change.kind is ChangeKind.ADD_VOTER:
         promote = (*promote, node)
@@ -157,8 +163,12 @@ def leave_joint(current: Membership) -> Membership:
 
 
 def caught_up(match_index: Index, leader_last_index: Index, lag_entries_max: int) -> bool:
-    """A learner is ready to vote once it is within ``lag_entries_max`` of the leader's log."""
-    return leader_last_index - match_index <= lag_entries_max
+    """A learner is ready to vote once it is within ``lag_entries_max`` of the leader's log
+    **and has acknowledged at least one entry**: on a young cluster (a short log) a node
+    that never answered, say one added at a mistyped address, would otherwise count as
+    caught up and become a voter that can never vote, shrinking the margin of every
+    majority."""
+    return match_index > 0 and leader_last_index - match_index <= lag_entries_max
 
 
 def learner_to_promote(
