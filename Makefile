@@ -41,7 +41,7 @@ bench: $(STAMP)
 	$(BIN)/resonetics bench
 
 ## fuzz: mutated client and peer lines against a local 3-node cluster (issue 14's target:
-## 1,000,000 client and 100,000 peer lines; 140 s measured on 2 shared cores). The summary and the
+## 1,000,000 client and 100,000 peer lines; about 7.5 minutes measured on 2 shared cores). The summary and the
 ## node logs go to a fresh temp dir, printed at the start. FUZZ_SEED=N replays a seed.
 FUZZ_SEED ?= 14
 .PHONY: fuzz
