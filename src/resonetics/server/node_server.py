@@ -460,6 +460,16 @@ class NodeServer:
             if reason in (admission.TOO_MANY_CONNECTIONS, admission.TOO_MANY_FROM_ADDRESS):
                 self.connections_refused += 1
 
+    def client_door_status(self) -> dict[str, Any]:
+        """What the client door holds and has refused (``status`` → ``clients``)."""
+        return {
+            "open": len(self._connections),
+            "not_yet_served": len(self._unestablished),
+            "input_bytes_held": self._input_budget.used,
+            "closed_by_node": dict(self.client_closes),
+            "rate_limited": self.rate_limited,
+        }
+
     def _guarded_line(self, line: bytes, conn: ClientConnection) -> bool:
         return self.handler_guard.run(self._on_line, line, conn)
 

@@ -40,12 +40,7 @@ def node_status(server: NodeServer) -> dict[str, Any]:
             peer: round(now - seen, 3) for peer, seen in sorted(server.last_contact.items())
         },
         "peers_connected": {peer: link.connected for peer, link in sorted(server.links.items())},
-        "clients": {
-            "open": len(server._connections),
-            "input_bytes_held": server._input_budget.used,
-            "closed_by_node": dict(server.client_closes),
-            "rate_limited": server.rate_limited,
-        },
+        "clients": server.client_door_status(),
         "peer_auth": {
             "refused_links": dict(server.peer_listener.refused),
             "dropped_messages": dict(server.peer_listener.dropped),
