@@ -17,40 +17,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import tempfile
-import time
 from pathlib import Path
 
-from resonetics.client import AsyncClient
+from bench.write_load import pipelined_puts
 from resonetics.localcluster import LocalCluster
 
 SETTINGS = ("open", "authenticated")
-
-
-async def _load(addresses: list[str], token: str | None, inflight: int, seconds: float) -> float:
-    done = 0
-    counting = False
-    stop_at = time.monotonic() + 1.0 + seconds
-
-    async def worker(client: AsyncClient, w: int) -> None:
-        nonlocal done
-        i = 0
-        while time.monotonic() < stop_at:
-            await client.put(f"w{w}-{i % 100}", i)
-            i += 1
-            if counting:
-                done += 1
-
-    clients = [
-        AsyncClient(addresses, timeout=30, token=token) for _ in range(max(1, inflight // 64))
-    ]
-    tasks = [asyncio.create_task(worker(clients[w % len(clients)], w)) for w in range(inflight)]
-    await asyncio.sleep(1.0)
-    counting, started = True, time.monotonic()
-    await asyncio.gather(*tasks)
-    elapsed = time.monotonic() - started
-    for c in clients:
-        await c.close()
-    return done / elapsed
 
 
 def run(setting: str, inflight: int, seconds: float) -> float:
@@ -60,7 +32,7 @@ def run(setting: str, inflight: int, seconds: float) -> float:
         with cluster:
             cluster.wait_for_leader(timeout_s=60)
             token = cluster.admin_token if secure else None
-            return asyncio.run(_load(cluster.addresses, token, inflight, seconds))
+            return asyncio.run(pipelined_puts(cluster.addresses, inflight, seconds, token))
 
 
 def main() -> None:

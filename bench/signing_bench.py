@@ -16,40 +16,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import tempfile
-import time
 from pathlib import Path
 
-from resonetics.client import AsyncClient
+from bench.write_load import pipelined_puts
 from resonetics.localcluster import LocalCluster
 from resonetics.security.signing import load_or_create_node_key, registry_from_node_dirs
 
 IDS = ("n1", "n2", "n3")
-
-
-async def _load(addresses: list[str], inflight: int, seconds: float) -> float:
-    done = 0
-    stop_at = 0.0
-    counting = False
-
-    async def worker(client: AsyncClient, w: int) -> None:
-        nonlocal done
-        i = 0
-        while time.monotonic() < stop_at:
-            await client.put(f"w{w}-{i % 100}", i)
-            i += 1
-            if counting:
-                done += 1
-
-    clients = [AsyncClient(addresses, timeout=30) for _ in range(max(1, inflight // 64))]
-    stop_at = time.monotonic() + 1.0 + seconds
-    tasks = [asyncio.create_task(worker(clients[w % len(clients)], w)) for w in range(inflight)]
-    await asyncio.sleep(1.0)
-    counting, started = True, time.monotonic()
-    await asyncio.gather(*tasks)
-    elapsed = time.monotonic() - started
-    for c in clients:
-        await c.close()
-    return done / elapsed
 
 
 def run(setting: str, inflight: int, seconds: float) -> float:
@@ -64,7 +37,7 @@ def run(setting: str, inflight: int, seconds: float) -> float:
             extra = ["--trust-registry", str(registry)]
         with LocalCluster(data, size=3, extra_args=extra) as cluster:
             cluster.wait_for_leader(timeout_s=60)
-            return asyncio.run(_load(cluster.addresses, inflight, seconds))
+            return asyncio.run(pipelined_puts(cluster.addresses, inflight, seconds))
 
 
 def main() -> None:
