@@ -7,13 +7,14 @@ from pathlib import Path
 
 import pytest
 
+from resonetics.errors import BadClusterId
 from resonetics.security.cluster_key import (
     ClusterKeyError,
-    check_cluster_id,
     load_cluster_key,
     new_cluster_key,
     write_cluster_key,
 )
+from resonetics.storage.identity import check_cluster_id
 
 
 def test_written_key_loads_back_and_is_private(tmp_path: Path) -> None:
@@ -69,5 +70,5 @@ def test_cluster_ids_are_128_random_bits_in_hex() -> None:
     assert len(ids) == 50
     for cluster_id in ids:
         assert check_cluster_id(cluster_id) == cluster_id
-    with pytest.raises(ClusterKeyError):
+    with pytest.raises(BadClusterId):
         check_cluster_id("ABC")

@@ -31,12 +31,11 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from resonetics.errors import ResoneticsError
+from resonetics.errors import BadClusterId, ResoneticsError
+from resonetics.storage.identity import check_cluster_id, new_cluster_id
 
 #: Bytes of secret in a cluster key.
 CLUSTER_KEY_BYTES = 32
-#: Hex digits of a cluster id (128 bits).
-CLUSTER_ID_HEX_CHARS = 32
 
 
 class ClusterKeyError(ResoneticsError):
@@ -54,16 +53,7 @@ class ClusterKey:
 
 def new_cluster_key() -> ClusterKey:
     """A fresh cluster: a random 128-bit id and a random 256-bit secret."""
-    return ClusterKey(secrets.token_hex(CLUSTER_ID_HEX_CHARS // 2), secrets.token_bytes(32))
-
-
-def check_cluster_id(text: str, *, what: str = "cluster id") -> str:
-    """``text`` if it is 32 lowercase hex digits, else ``ClusterKeyError`` saying so."""
-    if len(text) != CLUSTER_ID_HEX_CHARS or any(c not in "0123456789abcdef" for c in text):
-        raise ClusterKeyError(
-            f"{what}: {text!r} is not a cluster id ({CLUSTER_ID_HEX_CHARS} lowercase hex digits)"
-        )
-    return text
+    return ClusterKey(new_cluster_id(), secrets.token_bytes(CLUSTER_KEY_BYTES))
 
 
 def write_cluster_key(path: Path, key: ClusterKey) -> None:
@@ -107,7 +97,12 @@ def load_cluster_key(path: Path) -> ClusterKey:
     cluster_id, secret_text = raw.get("cluster_id"), raw.get("key")
     if not isinstance(cluster_id, str) or not isinstance(secret_text, str):
         raise ClusterKeyError(f"--cluster-key {path}: needs cluster_id and key strings")
-    check_cluster_id(cluster_id, what=f"--cluster-key {path}: cluster_id")
+    try:
+        check_cluster_id(cluster_id)  # the one rule for ids (storage/identity.py)
+    except BadClusterId as exc:
+        raise ClusterKeyError(
+            f"--cluster-key {path}: cluster_id {cluster_id!r} is not a cluster id ({exc.reason})"
+        ) from None
     try:
         secret = base64.b64decode(secret_text, validate=True)
     except (binascii.Error, ValueError):
@@ -120,11 +115,9 @@ def load_cluster_key(path: Path) -> ClusterKey:
 
 
 __all__ = [
-    "CLUSTER_ID_HEX_CHARS",
     "CLUSTER_KEY_BYTES",
     "ClusterKey",
     "ClusterKeyError",
-    "check_cluster_id",
     "load_cluster_key",
     "new_cluster_key",
     "write_cluster_key",
