@@ -45,8 +45,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from resonetics import limits
-from resonetics.errors import BadClusterId, ResoneticsError
+from resonetics import addresses, limits
+from resonetics.errors import BadAddress, BadClusterId, ResoneticsError
 from resonetics.raft.config import RaftConfig, lease_ticks_for
 from resonetics.security.tls import CLIENT_AUTH_CHOICES, ClientAuth, TLSConfig
 from resonetics.storage.identity import NodeIdentity, check_cluster_id, founding_cluster_id
@@ -240,10 +240,11 @@ def is_loopback(host: str) -> bool:
 
 
 def parse_address(address: str, *, what: str) -> tuple[str, int]:
-    host, sep, port = address.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ConfigError(f"{what}: {address!r} is not HOST:PORT")
-    return host, int(port)
+    """The one address rule (``addresses.py``), refused as a ``ConfigError`` for the node."""
+    try:
+        return addresses.parse_address(address, what=what)
+    except BadAddress as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def parse_peers(text: str, *, flag: str = "--peers") -> dict[str, str]:
