@@ -111,6 +111,8 @@ class ClientConnection(asyncio.Protocol):
         self.request_bucket = request_bucket
         #: Who sends here (``security/authz.py``); None after an Auth with an unknown token.
         self.identity: Identity | None = None
+        #: The request budget this connection's identity shares (looked up once).
+        self.identity_bucket: TokenBucket | None = None
         #: Whether a refusal on this connection was logged already (once is enough).
         self.warned = False
 

@@ -487,7 +487,10 @@ class NodeServer:
                 conn.close(reason)
 
     def _identity_bucket(self, conn: ClientConnection) -> TokenBucket:
-        """The request budget shared by this identity's connections (anonymous: its address)."""
+        """The request budget shared by this identity's connections (anonymous: its address).
+
+        Looked up once per connection and identity (kept on the connection), not per request.
+        """
         identity = conn.identity
         key = (
             f"id:{identity.name}"
@@ -504,6 +507,7 @@ class NodeServer:
                 self._identity_buckets.popitem(last=False)
         else:
             self._identity_buckets.move_to_end(key)
+        conn.identity_bucket = bucket
         return bucket
 
     def _on_line(self, line: bytes, conn: ClientConnection) -> None:
@@ -522,13 +526,15 @@ class NodeServer:
             refused = BadRequest("kind", f"{env.kind} is a peer message: not accepted from clients")
             writer.write(_error_response(env.id, refused))
         elif env.kind == "ClientRequest":
-            if conn.request_bucket.try_take() and self._identity_bucket(conn).try_take():
+            shared = conn.identity_bucket or self._identity_bucket(conn)
+            if conn.request_bucket.try_take() and shared.try_take():
                 self._on_client_request(env, conn)
             else:
                 self.rate_limited += 1
                 writer.write(outcome_response(env.id, _RATE_LIMITED))
         elif env.kind == AUTH_KIND:  # authz: a token names the connection's identity
             conn.identity, answer = self.gate.authenticate(env)
+            conn.identity_bucket = None  # another identity: another shared budget
             if answer.ok:
                 self.mark_established(conn)
             writer.write(outcome_response(env.id, answer))
