@@ -75,3 +75,36 @@ def test_node_refuses_data_dir_of_another_cluster_or_node_at_start(tmp_path: Pat
     # A typo in the id is a usage error naming the setting, not a traceback.
     result = _serve(tmp_path / "data", "n9", "--cluster-id", "not-hex")
     assert result.returncode != 0 and "cluster id 'not-hex'" in _one_line(result)
+
+
+def test_cluster_key_of_another_cluster_is_refused_on_a_founded_data_dir(tmp_path: Path) -> None:
+    """The operator's typo: the right data dir, another cluster's key file."""
+    from resonetics.security.cluster_key import new_cluster_key, write_cluster_key
+
+    for _ in running_cluster(tmp_path / "data", 1):
+        pass  # founded with its own key, then stopped cleanly
+    mine = load_cluster_key(tmp_path / "data" / "cluster.key").cluster_id
+    other_key = tmp_path / "other.key"
+    write_cluster_key(other_key, new_cluster_key())
+    result = _serve(tmp_path / "data", "n1", "--cluster-key", str(other_key))
+    assert result.returncode == 2, result.stderr
+    other = load_cluster_key(other_key).cluster_id
+    assert f"belongs to cluster {mine}, not {other}" in _one_line(result)
+    # A --cluster-id that contradicts the key file is refused before anything is read.
+    result = _serve(tmp_path / "data", "n1", "--cluster-key", str(other_key), "--cluster-id", mine)
+    assert result.returncode == 2, result.stderr
+    assert "contradicts the cluster key file" in _one_line(result)
+
+
+def test_unauthenticated_peers_on_a_non_loopback_address_refuse_to_start(tmp_path: Path) -> None:
+    peer, client = free_ports(2)
+    command = [sys.executable, "-m", "resonetics", "serve", "--id", "n1"]
+    command += ["--peers", f"n1=0.0.0.0:{peer}", "--clients", f"n1=127.0.0.1:{client}"]
+    command += ["--data-dir", str(tmp_path)]
+    result = subprocess.run(
+        command, capture_output=True, text=True, timeout=REFUSAL_TIMEOUT_S, check=False
+    )
+    assert result.returncode == 2, result.stderr
+    line = _one_line(result)
+    assert "not a loopback address" in line and "--insecure" in line
+    assert not (tmp_path / "n1").exists()  # refused before the data dir was touched

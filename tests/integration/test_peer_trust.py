@@ -9,6 +9,7 @@ term did not move, leadership did not change, and the refusal was counted.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Any
 
@@ -264,3 +265,31 @@ def test_silent_peer_connection_is_closed_at_the_handshake_deadline(
         assert time.monotonic() - started < 10.0
     finally:
         conn.close()
+
+
+def test_huge_or_deeply_nested_handshake_from_a_stranger_is_refused_cheaply(
+    cluster3: LocalCluster,
+) -> None:
+    """Before authenticating, a peer connection may send lines of 4 KiB at most."""
+    leader, before = _settled(cluster3)
+    address = cluster3.nodes[leader].peer_address
+    deep = RawLine(address)
+    try:
+        assert deep.read() is not None  # the challenge
+        deep.send_raw(
+            b'{"kind":"Hello","payload":{"node_id":' + b"[" * 3000 + b"]" * 3000 + b"}}\n"
+        )
+        refusal = deep.read()
+        assert refusal is not None and refusal["kind"] == "PeerRefused"
+    finally:
+        deep.close()
+    huge = RawLine(address)
+    try:
+        assert huge.read() is not None
+        with contextlib.suppress(ConnectionError):
+            huge.send_raw(b"x" * (256 * 1024))  # no newline: never buffered past 4 KiB
+        assert huge.closed_by_peer()
+    finally:
+        huge.close()
+    _assert_untouched(cluster3, leader, before["term"])
+    assert cluster3.exit_codes() == {n: None for n in cluster3.nodes}
