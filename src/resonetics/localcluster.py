@@ -328,6 +328,28 @@ class LocalCluster:
             time.sleep(0.1)
         raise ClusterError(f"no leader elected within {timeout_s}s")
 
+    def wait_until_settled(self, timeout_s: float = 30.0) -> tuple[str, dict[str, Any]]:
+        """Wait until every running node names the same leader in the same term.
+
+        A node that has not yet heard the new leader still reports the old term;
+        a test that reads one node's status right after ``wait_for_leader`` can
+        see that. Returns the leader and the leader's status.
+        """
+        deadline = time.monotonic() + timeout_s
+        views: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            leader, status = self.wait_for_leader(timeout_s=max(0.1, deadline - time.monotonic()))
+            running = [n for n, node in self.nodes.items() if node.running]
+            views = {n: self.status(n) for n in running}
+            if all(
+                v is not None and (v["leader"], v["term"]) == (leader, status["term"])
+                for v in views.values()
+            ):
+                return leader, status
+            time.sleep(0.1)
+        seen = {n: (v["leader"], v["term"]) if v else None for n, v in views.items()}
+        raise ClusterError(f"nodes did not agree on one leader within {timeout_s}s: {seen}")
+
     def __enter__(self) -> LocalCluster:
         self.start()
         return self

@@ -49,20 +49,6 @@ def _forged_vote(src: str, dst: str) -> dict[str, Any]:
     }
 
 
-def _settled(cluster: LocalCluster, timeout_s: float = 30.0) -> tuple[str, dict[str, Any]]:
-    """Wait until every node names the same leader in the same term."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        leader, status = cluster.wait_for_leader()
-        views = [cluster.status(n) for n in cluster.nodes]
-        if all(
-            v is not None and (v["leader"], v["term"]) == (leader, status["term"]) for v in views
-        ):
-            return leader, status
-        time.sleep(0.1)
-    raise AssertionError("the cluster did not settle on one leader")
-
-
 def _assert_untouched(cluster: LocalCluster, leader: str, term: int) -> None:
     """Give the cluster a moment to act on anything that got through, then look."""
     time.sleep(0.5)
@@ -75,7 +61,7 @@ def _assert_untouched(cluster: LocalCluster, leader: str, term: int) -> None:
 def test_raft_message_on_the_client_port_is_refused_and_never_stepped(
     cluster3: LocalCluster,
 ) -> None:
-    leader, before = _settled(cluster3)
+    leader, before = cluster3.wait_until_settled()
     follower = next(n for n in cluster3.nodes if n != leader)
     conn = RawLine(cluster3.nodes[follower].address)
     try:
@@ -101,7 +87,7 @@ def test_raft_message_on_the_client_port_is_refused_and_never_stepped(
 
 
 def test_peer_link_that_skips_the_handshake_is_refused(cluster3: LocalCluster) -> None:
-    leader, before = _settled(cluster3)
+    leader, before = cluster3.wait_until_settled()
     conn = RawLine(cluster3.nodes[leader].peer_address)
     try:
         challenge = conn.read()
@@ -145,7 +131,7 @@ def _hello_with(key: ClusterKey, conn: RawLine, as_node: str, expected: str) -> 
 
 
 def test_peer_with_a_wrong_cluster_key_is_refused(cluster3: LocalCluster) -> None:
-    leader, before = _settled(cluster3)
+    leader, before = cluster3.wait_until_settled()
     real = load_cluster_key(cluster3.cluster_key_path)
     guessed = ClusterKey(real.cluster_id, new_cluster_key().secret)  # right id, wrong secret
     conn = RawLine(cluster3.nodes[leader].peer_address)
@@ -160,7 +146,7 @@ def test_peer_with_a_wrong_cluster_key_is_refused(cluster3: LocalCluster) -> Non
 
 
 def test_valid_credentials_of_another_cluster_are_refused(cluster3: LocalCluster) -> None:
-    leader, before = _settled(cluster3)
+    leader, before = cluster3.wait_until_settled()
     other = new_cluster_key()  # a perfectly good key: of another cluster
     conn = RawLine(cluster3.nodes[leader].peer_address)
     try:
@@ -174,7 +160,7 @@ def test_valid_credentials_of_another_cluster_are_refused(cluster3: LocalCluster
 
 def test_replayed_handshake_is_refused(cluster3: LocalCluster) -> None:
     """A Hello recorded from a real link answers an old nonce; a new link has a new one."""
-    leader, before = _settled(cluster3)
+    leader, before = cluster3.wait_until_settled()
     key = load_cluster_key(cluster3.cluster_key_path)
     first = RawLine(cluster3.nodes[leader].peer_address)
     recorded: dict[str, Any] = {}
@@ -213,7 +199,7 @@ def test_replayed_handshake_is_refused(cluster3: LocalCluster) -> None:
 
 
 def test_member_cannot_speak_for_another_node(cluster3: LocalCluster) -> None:
-    leader, before = _settled(cluster3)
+    leader, before = cluster3.wait_until_settled()
     key = load_cluster_key(cluster3.cluster_key_path)
     impostor, victim = sorted(n for n in cluster3.nodes if n != leader)
     conn = authenticate(cluster3.nodes[leader].peer_address, impostor, key, leader)
@@ -231,7 +217,7 @@ def test_member_cannot_speak_for_another_node(cluster3: LocalCluster) -> None:
 def test_key_holder_outside_the_configuration_cannot_vote_or_force_an_election(
     cluster3: LocalCluster,
 ) -> None:
-    leader, before = _settled(cluster3)
+    leader, before = cluster3.wait_until_settled()
     key = load_cluster_key(cluster3.cluster_key_path)
     follower = next(n for n in cluster3.nodes if n != leader)
     for target in (leader, follower):
@@ -256,7 +242,7 @@ def test_key_holder_outside_the_configuration_cannot_vote_or_force_an_election(
 def test_silent_peer_connection_is_closed_at_the_handshake_deadline(
     cluster3: LocalCluster,
 ) -> None:
-    leader, _ = _settled(cluster3)
+    leader, _ = cluster3.wait_until_settled()
     conn = RawLine(cluster3.nodes[leader].peer_address, timeout_s=1.0)
     try:
         assert conn.read() is not None  # the challenge; then we say nothing
@@ -271,7 +257,7 @@ def test_huge_or_deeply_nested_handshake_from_a_stranger_is_refused_cheaply(
     cluster3: LocalCluster,
 ) -> None:
     """Before authenticating, a peer connection may send lines of 4 KiB at most."""
-    leader, before = _settled(cluster3)
+    leader, before = cluster3.wait_until_settled()
     address = cluster3.nodes[leader].peer_address
     deep = RawLine(address)
     try:
