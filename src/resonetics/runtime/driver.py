@@ -26,18 +26,18 @@ them, then until the state machine has applied up to the read's index.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import random
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
 
 from resonetics import errors, limits
+from resonetics.errors import invariant
 from resonetics.machine.replicated import ReplicatedKV
 from resonetics.raft.config import RaftConfig
 from resonetics.raft.entry import Entry, EntryType, Signer
@@ -49,6 +49,7 @@ from resonetics.raft.ready import HardState, Ready, Role, Snapshot
 from resonetics.raft.snapshot import MemorySpool, Spool
 from resonetics.raft.types import Index, NodeId, Term
 from resonetics.runtime.host import Host
+from resonetics.runtime.loop_plan import LoopState, ReadyShape, Step, decide
 from resonetics.runtime.message_gate import (
     MessageFilter,
     Refusals,
@@ -56,7 +57,7 @@ from resonetics.runtime.message_gate import (
     check_snapshot_chunk,
 )
 from resonetics.runtime.outcome import OnDone, Outcome
-from resonetics.runtime.snapshots import SnapshotPolicy, Snapshots
+from resonetics.runtime.snapshots import SnapshotJob, SnapshotPolicy, Snapshots
 from resonetics.storage.api import NodeStorage
 from resonetics.wire import codes
 
@@ -64,9 +65,6 @@ from resonetics.wire import codes
 #: They are lower bounds (DESIGN §4), so refreshing rarely costs nothing in safety.
 META_REFRESH_ENTRIES = 4096
 
-
-#: Runs a blocking call off the event loop and awaits it (the server's disk thread).
-BlockingRunner = Callable[..., Awaitable[None]]
 
 #: A Ready with at most this many entries is written on the caller's thread instead of
 #: the disk thread. Handing a write over and waiting for it costs a thread wake-up each
@@ -98,6 +96,29 @@ class _Waiter:
     def answer_all(self, outcome: Outcome) -> None:
         for on_done in self.callbacks:
             on_done(outcome)
+
+
+class WriteJob:
+    """One Ready between ``begin_ready`` and ``finish_ready``.
+
+    ``write`` is the disk's half: the log and hard-state writes, durable on return.
+    It touches only storage, so the server runs big ones on its disk thread while
+    the loop goes on stepping input; the simulator runs it at a virtual time.
+    """
+
+    __slots__ = ("_driver", "applied", "ready", "writes")
+
+    def __init__(self, driver: NodeDriver, ready: Ready, applied: Index, writes: bool) -> None:
+        self._driver = driver
+        self.ready = ready
+        #: The applied index when the write began (meta.json's applied hint).
+        self.applied = applied
+        #: Whether there is anything to write (False for ``NO_WRITE``).
+        self.writes = writes
+
+    def write(self) -> None:
+        if self.writes:
+            self._driver._write(self.ready, self.applied)
 
 
 @dataclass(slots=True)
@@ -199,16 +220,18 @@ class NodeDriver:
         self._confirmed_reads: deque[_PendingRead] = deque()
         self._read_ids = itertools.count(1)
         self._was_leader = False
-        #: A snapshot being taken by ``process_ready_async`` (the server).
-        self._taking: asyncio.Future[None] | None = None
-        self._failure: BaseException | None = None
+        #: A snapshot being taken (between ``start_snapshot`` and ``finish_snapshot``).
+        self._taking: SnapshotJob | None = None
+        #: The Ready between ``begin_ready`` and ``finish_ready``.
+        self._in_flight: WriteJob | None = None
+        #: Small writes are done inline up to this many entries (the simulator varies it).
+        self.inline_entries_max = INLINE_WRITE_ENTRIES_MAX
         #: Messages of the Ready in flight that wait for its disk write.
         self._late: list[Message] = []
         #: How many of the Ready in flight's committed entries were applied before its write.
         self._applied_early = 0
-        #: A Ready taken by ``process_ready_now`` that must wait: ``process_ready_async``
-        #: handles it first.
-        self._stashed: Ready | None = None
+        #: The core's Ready held by ``next_step``, not begun yet.
+        self._pending: Ready | None = None
         #: node id -> client address, for NOT_LEADER hints (set by the host).
         self.addresses: dict[NodeId, str] = {}
 
@@ -284,8 +307,8 @@ class NodeDriver:
         self._proposals.append(_Proposal(data, on_done, size))
 
     def has_work(self) -> bool:
-        """Commands to propose or a Ready to handle: ``process_ready*`` has something to do."""
-        return bool(self._proposals) or self._stashed is not None or self.core.has_ready()
+        """Commands to propose or a Ready to handle: an executor has something to do."""
+        return bool(self._proposals) or self._pending is not None or self.core.has_ready()
 
     def _propose_pending(self) -> None:
         """Propose the accepted commands: one CLIENT_CMD entry for a lone command (the
@@ -335,9 +358,15 @@ class NodeDriver:
         self._reads[read_id] = _PendingRead(op, args, on_done)
 
     def read_stale(self, op: str, args: dict[str, Any]) -> Outcome:
-        """Answer from this node's applied state, however far behind it is."""
+        """Answer from this node's applied state, however far behind it is.
+
+        The index reported is the state machine's own: while a Ready is on the disk
+        thread, the entries already durable have been applied (``_apply_durable``)
+        but the core learns so only at ``advance()``, so ``core.applied`` may lag the
+        state read (the simulator's disk thread found this).
+        """
         result = dict(self.machine.read(op, args))
-        result["applied_index"] = self.core.applied
+        result["applied_index"] = self.machine.last_applied
         result["commit_index"] = self.core.commit_index
         return Outcome(codes.OK, result)
 
@@ -381,93 +410,109 @@ class NodeDriver:
         return Outcome(codes.OK, {"from": self.config.node_id, "to": target})
 
     # --- the loop ------------------------------------------------------------------
-    def process_ready(self) -> None:
-        """Handle every pending Ready in order, writing to disk on this thread (simulator)."""
-        self._propose_pending()
-        while self._stashed is not None or self.core.has_ready():
-            rd, self._stashed = self._stashed or self.core.ready(), None
-            rd, applied = self._begin(rd=rd)
-            self._apply_durable(rd)
-            self._write(rd, applied)
-            self._finish(rd)
-        self._after_readies()
+    # What to do next is decided in runtime/loop_plan.py; an executor carries it out
+    # (runtime/server_executor.py, sim/executor.py, or ``process_ready`` below).
+    def next_step(self) -> Step:
+        """Propose what was accepted, hold the core's next Ready, and name the next step.
 
-    async def process_ready_async(self, run_blocking: BlockingRunner) -> None:
-        """The same, with the disk writes of big batches handed to ``run_blocking`` (a disk thread).
-
-        While a batch is being written the event loop keeps reading sockets and may
-        step the core: it accumulates the next batch (group commit) and handles acks
-        for the previous one, so the fsync of batch k overlaps the network work of
-        k - 1 and k + 1. The core allows inputs between ``ready()`` and ``advance()``;
-        only one Ready is in flight at a time.
+        While a Ready is in flight nothing is proposed and no new Ready is taken:
+        what arrives meanwhile is stepped into the core and proposed together after
+        it (group commit during the fsync); one Ready is in flight at a time.
         """
-        if self._failure is not None:
-            raise self._failure
-        self._propose_pending()
-        while self._stashed is not None or self.core.has_ready():
-            rd, self._stashed = self._stashed or self.core.ready(), None
-            if rd.snapshot is not None and self._taking is not None:
-                await asyncio.wait({self._taking})  # one user of the snapshot files at a time
-            if not self._needs_disk_thread(rd):
-                self._handle_without_waiting(rd)
-                continue
-            rd, applied = self._begin(rd=rd)
-            self._apply_durable(rd)
-            await run_blocking(self._write, rd, applied)
-            self._finish(rd)
-            self._propose_pending()  # what arrived during the write joins the next batch
-        self._after_async_readies(run_blocking)
+        if self._in_flight is None:
+            self._propose_pending()
+            if self._pending is None and self.core.has_ready():
+                self._pending = self.core.ready()
+        return decide(self._loop_state(), self.inline_entries_max)
 
-    def process_ready_now(self, run_blocking: BlockingRunner) -> bool:
-        """``process_ready_async`` for as long as no Ready has to wait, without a task.
+    def _loop_state(self) -> LoopState:
+        rd = self._pending
+        shape = None
+        if rd is not None:
+            shape = ReadyShape(
+                entries=len(rd.entries),
+                truncates=rd.truncate_from is not None,
+                writes_disk=self._writes_disk(rd),
+                installs_snapshot=rd.snapshot is not None,
+            )
+        return LoopState(
+            ready=shape,
+            write_in_flight=self._in_flight is not None,
+            snapshot_in_progress=self._taking is not None,
+            snapshot_due=self.snapshots.due(self.core.applied),
+        )
 
-        Most Readies need no waiting (no write, or a small one done inline), and
-        running them straight from the event loop's callback saves a task and a
-        loop turn on every message's path. Returns False, keeping the Ready in
-        hand, when one needs the disk thread or a snapshot being saved: the caller
-        then runs ``process_ready_async``, which starts with that Ready.
-        """
-        if self._failure is not None:
-            raise self._failure
-        self._propose_pending()
-        while self._stashed is None and self.core.has_ready():
-            rd = self.core.ready()
-            if (rd.snapshot is not None and self._taking is not None) or self._needs_disk_thread(
-                rd
-            ):
-                self._stashed = rd
-                return False
-            self._handle_without_waiting(rd)
-        if self._stashed is not None:
-            return False
-        self._after_async_readies(run_blocking)
-        return True
-
-    def _handle_without_waiting(self, rd: Ready) -> None:
-        rd, applied = self._begin(rd=rd)
-        if self._writes_disk(rd):
+    def begin_ready(self) -> WriteJob:
+        """The loop's half before the write (after ``NO_WRITE``, ``WRITE_INLINE`` or
+        ``WRITE_ON_DISK_THREAD``): install a snapshot, send what may leave before the
+        write, apply what is already durable. The job's ``write`` is the disk's half
+        (storage only, any thread); ``finish_ready`` is the loop's half after it."""
+        rd = self._pending
+        invariant(rd is not None and self._in_flight is None, "begin_ready without a Ready")
+        assert rd is not None
+        self._pending = None
+        rd, applied = self._begin(rd)
+        writes = self._writes_disk(rd)
+        if writes:
             self._apply_durable(rd)
             self.host.flush()  # what _begin and the applies queued leaves during our fsync
-            self._write(rd, applied)
-        self._finish(rd)
+        job = WriteJob(self, rd, applied, writes)
+        self._in_flight = job
+        return job
 
-    def _after_async_readies(self, run_blocking: BlockingRunner) -> None:
+    def finish_ready(self, job: WriteJob) -> None:
+        """After ``job.write()`` returned (the Ready is durable): send the rest, apply,
+        advance, serve the reads it confirmed."""
+        invariant(self._in_flight is job, "finish_ready for a Ready not in flight")
+        self._in_flight = None
+        self._finish(job.ready)
         self._serve_confirmed_reads()
-        if self._taking is None and self.snapshots.due(self.core.applied):
-            self._taking = asyncio.ensure_future(
-                self.snapshots.take_async(self.core, self.machine, self.storage, run_blocking)
-            )
-            self._taking.add_done_callback(self._took)
 
-    def _took(self, task: asyncio.Future[None]) -> None:
+    def start_snapshot(self) -> SnapshotJob:
+        """``START_SNAPSHOT``: fix the state now; the executor runs the job's steps."""
+        invariant(self._taking is None, "a second snapshot started")
+        self._taking = self.snapshots.begin_take(self.core, self.machine, self.storage)
+        return self._taking
+
+    def finish_snapshot(self, job: SnapshotJob) -> None:
+        """The job is saved (``FINISH_SNAPSHOT``): the core streams it and compacts."""
+        invariant(self._taking is job, "finish_snapshot for a snapshot not being taken")
         self._taking = None
-        if not task.cancelled() and task.exception() is not None:
-            self._failure = task.exception()  # re-raised by the next process_ready_async
+        job.finish()
 
-    async def wait_snapshot(self) -> None:
-        """Let a snapshot being taken finish (shutdown)."""
-        if self._taking is not None:
-            await asyncio.wait({self._taking})
+    def abandon_snapshot(self, job: SnapshotJob) -> None:
+        """The job failed (its save raised): no snapshot is being taken any more."""
+        if self._taking is job:
+            self._taking = None
+
+    @property
+    def write_in_flight(self) -> bool:
+        return self._in_flight is not None
+
+    @property
+    def snapshot_in_progress(self) -> bool:
+        return self._taking is not None
+
+    def process_ready(self) -> None:
+        """Run every step on this thread until there is nothing left (tests, shutdown)."""
+        while True:
+            step = self.next_step()
+            if step is Step.NOTHING:
+                return
+            if step is Step.START_SNAPSHOT:
+                snap = self.start_snapshot()
+                while not snap.slice():
+                    pass
+                snap.save()
+                self.finish_snapshot(snap)
+                continue
+            invariant(
+                step not in (Step.WAIT_FOR_WRITE, Step.WAIT_FOR_SNAPSHOT),
+                f"process_ready while another executor has work in flight ({step.value})",
+            )
+            job = self.begin_ready()
+            job.write()
+            self.finish_ready(job)
 
     def _begin(self, rd: Ready) -> tuple[Ready, Index]:
         """Install a snapshot and send what may leave before the disk write."""
@@ -516,11 +561,6 @@ class NodeDriver:
             self._apply(entry)
             count += 1
         self._applied_early = count
-
-    def _after_readies(self) -> None:
-        self._serve_confirmed_reads()
-        if self.snapshots.due(self.core.applied):
-            self.snapshots.take(self.core, self.machine, self.storage)
 
     def _split_messages(self, rd: Ready) -> tuple[list[Message], list[Message]]:
         """Messages that may leave before this Ready is durable, and those that must wait.
@@ -574,18 +614,6 @@ class NodeDriver:
             early = HardState(term=hs.term, vote=hs.vote, commit=self._meta_commit)
             self.storage.save_hard_state(early, min(applied, early.commit))
             self._durable_hs = early
-
-    def _needs_disk_thread(self, rd: Ready) -> bool:
-        return self._writes_disk(rd) and not self._write_inline(rd)
-
-    def _write_inline(self, rd: Ready) -> bool:
-        """A small write, and the disk thread idle: a snapshot being saved there owns the
-        files until it is done, so storage is never used from two threads at once."""
-        return (
-            len(rd.entries) <= INLINE_WRITE_ENTRIES_MAX
-            and rd.truncate_from is None
-            and self._taking is None
-        )
 
     def _writes_disk(self, rd: Ready) -> bool:
         """Whether ``_write`` has anything to do: a commit-only change usually does not."""
@@ -675,4 +703,4 @@ def _verdict_outcome(code: str, result: Any, message: str) -> Outcome:
     return Outcome(code, result, message=message)
 
 
-__all__ = ["DriverStats", "NodeDriver"]
+__all__ = ["INLINE_WRITE_ENTRIES_MAX", "DriverStats", "NodeDriver", "WriteJob"]

@@ -19,11 +19,12 @@ applied:
 A crash between any two steps is safe: storage recovers either the old or the
 new snapshot with a log that joins it, and the core is rebuilt from storage.
 
-The simulator takes snapshots in one step (``take``). The server uses
-``take_async``: it fixes the state with a copy, encodes it a slice per event
-loop turn and writes it on the disk thread, so the node keeps serving (heartbeats
-included) while a large state is saved; ``bench/snapshot_bench.py`` measures
-the cost.
+Both executors take snapshots the same way, through a ``SnapshotJob``: it
+fixes the state with a copy, encodes it a slice at a time (the server: one
+slice per event loop turn; the simulator: one per virtual-time event) and saves
+it on the disk thread, so the node keeps serving (heartbeats included) while a
+large state is saved; ``bench/snapshot_bench.py`` measures the cost. ``take``
+runs the same steps at once (tests, shutdown).
 
 Installing (a follower's ``Ready.snapshot``): restore the state machine from
 the bytes, then ``storage.save_snapshot``; the core has already moved its log.
@@ -31,8 +32,7 @@ the bytes, then ``storage.save_snapshot``; the core has already moved its log.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from resonetics import limits
@@ -43,6 +43,7 @@ from resonetics.raft.log import entry_size_bytes
 from resonetics.raft.node import RaftNode
 from resonetics.raft.ready import Snapshot, SnapshotMeta
 from resonetics.raft.types import Index
+from resonetics.runtime.loop_plan import SnapshotStep, snapshot_step
 from resonetics.storage.api import NodeStorage
 
 
@@ -113,63 +114,21 @@ class Snapshots:
         )
 
     def take(self, core: RaftNode, machine: ReplicatedKV, storage: NodeStorage) -> Snapshot:
-        """Snapshot at ``core.applied``, save it, compact (see the module docstring)."""
-        index = core.applied
-        invariant(machine.last_applied == index, "state machine and core disagree on applied")
-        term, hash_ = core.term_at(index), core.hash_at(index)
-        invariant(term is not None and hash_ is not None, f"no entry at applied {index}")
-        assert term is not None and hash_ is not None
-        meta = SnapshotMeta(index, term, hash_, core.membership_at(index))
-        snapshot = self._signed(Snapshot(meta, machine.snapshot()))
-        storage.save_snapshot(snapshot, index)
-        self._hand_to_core(core, snapshot)
-        core.compact(max(core.anchor.index, index - self.policy.trailing_entries))
-        self._done(snapshot)
-        self.stats.taken += 1
-        return snapshot
+        """Snapshot at ``core.applied``, save it, compact, all at once (see the module docstring)."""
+        job = self.begin_take(core, machine, storage)
+        while not job.slice():
+            pass
+        job.save()
+        return job.finish()
 
-    async def take_async(
-        self,
-        core: RaftNode,
-        machine: ReplicatedKV,
-        storage: NodeStorage,
-        run_blocking: Callable[..., Awaitable[None]],
-    ) -> None:
-        """``take()`` without stalling the node (the server's way).
-
-        The state is fixed at the first step (a copy), encoded a slice per loop turn
-        while the node goes on serving, and written on the disk thread; only then is
-        the core told. The driver runs no install while this is in progress.
-        """
-        index = core.applied
-        invariant(machine.last_applied == index, "state machine and core disagree on applied")
-        term, hash_ = core.term_at(index), core.hash_at(index)
-        assert term is not None and hash_ is not None, f"no entry at applied {index}"
-        meta = SnapshotMeta(index, term, hash_, core.membership_at(index))
-        steps = machine.snapshot_steps()
-        while True:
-            try:
-                next(steps)
-            except StopIteration as done:
-                data: bytes = done.value
-                break
-            await asyncio.sleep(0)
-        # Signing hashes the whole payload: on the disk thread with the write.
-        signed: list[Snapshot] = []
-        await run_blocking(self._sign_and_save, Snapshot(meta, data), storage, signed)
-        snapshot = signed[0]
-        self._hand_to_core(core, snapshot)
-        core.compact(max(core.anchor.index, index - self.policy.trailing_entries))
-        self._done(snapshot)
-        self.stats.taken += 1
+    def begin_take(
+        self, core: RaftNode, machine: ReplicatedKV, storage: NodeStorage
+    ) -> SnapshotJob:
+        """Start a snapshot at ``core.applied``; its executor runs the job's steps."""
+        return SnapshotJob(self, core, machine, storage)
 
     def _signed(self, snapshot: Snapshot) -> Snapshot:
         return snapshot if self._signer is None else self._signer(snapshot)
-
-    def _sign_and_save(self, snapshot: Snapshot, storage: NodeStorage, out: list[Snapshot]) -> None:
-        signed = self._signed(snapshot)
-        storage.save_snapshot(signed, signed.meta.last_included_index)
-        out.append(signed)
 
     def install(self, snapshot: Snapshot, machine: ReplicatedKV, storage: NodeStorage) -> None:
         """A follower's ``Ready.snapshot``: state machine first, then storage."""
@@ -197,4 +156,68 @@ class Snapshots:
         self._log_bytes = 0
 
 
-__all__ = ["SnapshotPolicy", "SnapshotStats", "Snapshots"]
+class SnapshotJob:
+    """One snapshot being taken, in steps an executor runs (``loop_plan.snapshot_step``).
+
+    The state is fixed at construction (``ReplicatedKV.snapshot_steps`` copies it
+    at its first step, taken here), so the node may go on applying while the
+    slices are encoded. ``save`` touches only storage (the disk thread's part);
+    ``slice`` and ``finish`` run on the loop.
+    """
+
+    def __init__(
+        self, owner: Snapshots, core: RaftNode, machine: ReplicatedKV, storage: NodeStorage
+    ) -> None:
+        index = core.applied
+        invariant(machine.last_applied == index, "state machine and core disagree on applied")
+        term, hash_ = core.term_at(index), core.hash_at(index)
+        invariant(term is not None and hash_ is not None, f"no entry at applied {index}")
+        assert term is not None and hash_ is not None
+        self._owner = owner
+        self._core = core
+        self._storage = storage
+        self.index = index
+        self._meta = SnapshotMeta(index, term, hash_, core.membership_at(index))
+        self._steps = machine.snapshot_steps()
+        self._data: bytes | None = None
+        self._saved: Snapshot | None = None
+        self.slices = 0
+        self.slice()  # the first step fixes the state
+
+    def next_step(self) -> SnapshotStep:
+        return snapshot_step(self._data is not None, self._saved is not None)
+
+    def slice(self) -> bool:
+        """Encode one slice; True once the whole state is encoded."""
+        if self._data is None:
+            self.slices += 1
+            try:
+                next(self._steps)
+            except StopIteration as done:
+                self._data = done.value
+        return self._data is not None
+
+    def save(self) -> None:
+        """Sign and save the encoded snapshot: storage only, so the disk thread may run it.
+
+        Signing hashes the whole payload, which is why it runs here too.
+        """
+        invariant(self._data is not None, "snapshot saved before it was encoded")
+        assert self._data is not None
+        signed = self._owner._signed(Snapshot(self._meta, self._data))
+        self._storage.save_snapshot(signed, self.index)
+        self._saved = signed
+
+    def finish(self) -> Snapshot:
+        """Saved: the core streams it from now on and compacts behind it."""
+        invariant(self._saved is not None, "snapshot finished before it was saved")
+        assert self._saved is not None
+        owner, core = self._owner, self._core
+        owner._hand_to_core(core, self._saved)
+        core.compact(max(core.anchor.index, self.index - owner.policy.trailing_entries))
+        owner._done(self._saved)
+        owner.stats.taken += 1
+        return self._saved
+
+
+__all__ = ["SnapshotJob", "SnapshotPolicy", "SnapshotStats", "Snapshots"]

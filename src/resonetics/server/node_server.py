@@ -4,8 +4,9 @@ Theory of operation
 -------------------
 Everything that touches the Raft core runs on the event loop thread, so the
 core, the driver and the state machine need no locks. Inputs (peer messages,
-client commands, ticks) are fed to the driver as they arrive; one
-``process_ready()`` per loop iteration (``_schedule_flush``) then persists all of
+client commands, ticks) are fed to the driver as they arrive; one run of the
+driver's steps per loop iteration (``_schedule_flush``, ``runtime/server_executor.py``)
+then persists all of
 them with a single fsync before anything that depends on them is sent: that is
 the group commit. No Raft rule lives here.
 
@@ -53,6 +54,7 @@ from resonetics.raft.ready import Role
 from resonetics.runtime import peer_gate
 from resonetics.runtime.driver import NodeDriver
 from resonetics.runtime.outcome import Outcome
+from resonetics.runtime.server_executor import ServerExecutor
 from resonetics.runtime.snapshots import SnapshotPolicy
 from resonetics.security.authz import load_policy  # authz
 from resonetics.security.cluster_key import ClusterKey, load_cluster_key
@@ -185,6 +187,8 @@ class NodeServer:
         self._fatal: BaseException | None = None
         #: Log appends and fsyncs run here so the event loop keeps serving meanwhile.
         self._disk = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="disk")
+        #: Carries out the driver's steps (runtime/loop_plan.py) here and on the disk thread.
+        self.executor = ServerExecutor(self.driver, self._run_on_disk_thread)
         self._outbox = Outbox()
         #: Client requests waiting for an outcome; the ticker times them out.
         self._deadlines: Deadlines[_Responder] = Deadlines(config.request_timeout_s)
@@ -290,7 +294,7 @@ class NodeServer:
             # Never cancel a flush mid-write: the disk thread would go on writing a
             # Ready the core was never told is durable. Let it finish.
             await asyncio.wait({self._flush_task})
-        await self.driver.wait_snapshot()
+        await self.executor.wait_snapshot()
         self._disk.shutdown(wait=True)
         if self._fatal is None:
             self.driver.process_ready()  # whatever arrived meanwhile, on this thread
@@ -347,7 +351,7 @@ class NodeServer:
         if self._flush_task is not None or self._closing:
             return
         try:
-            done = self.driver.process_ready_now(self._run_on_disk_thread)
+            done = self.executor.run_now()
         except Exception as exc:
             self._driver_failed(exc)
             return
@@ -359,7 +363,7 @@ class NodeServer:
 
     async def _flush(self) -> None:
         while True:
-            await self.driver.process_ready_async(self._run_on_disk_thread)
+            await self.executor.run()
             admin.sync_links(self)
             if not self.driver.has_work():
                 return

@@ -242,6 +242,10 @@ class SimClient:
         result = outcome.result if isinstance(outcome.result, dict) else {}
         f = op.handle.f
         if op.request["op"] == "session_open":
+            if not isinstance(result.get("session"), int):
+                raise SimViolation(
+                    f"{self.name}: session_open answered without a session: {result}"
+                )
             self._session = int(result["session"])
             self._done()
             return

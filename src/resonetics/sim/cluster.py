@@ -9,8 +9,10 @@ runs. ``SimNode`` is the driver's ``Host``: ``now_ms`` is the virtual clock,
 ``send`` hands the message to the faulty network.
 
 Every input (a tick, an arriving message, a client request) is one event: the
-input is fed to the driver, ``process_ready()`` runs, and then the monitor
-checks what changed. A ``SimulatedCrash`` raised by the disk anywhere in that
+input is fed to the driver, its executor (``sim/executor.py``) carries out the
+loop's steps — a big write or a snapshot's save goes to the node's disk thread,
+modelled in virtual time, and the node keeps taking input meanwhile — and then
+the monitor checks what changed. A ``SimulatedCrash`` raised by the disk anywhere in that
 (including during recovery) takes the node down right there, as a power cut
 would. A crash discards the driver and everything in memory; a restart builds
 a new driver over the same disk, so recovery runs the real code.
@@ -32,6 +34,7 @@ from resonetics.runtime.driver import NodeDriver
 from resonetics.runtime.outcome import OnDone, Outcome
 from resonetics.runtime.snapshots import SnapshotPolicy
 from resonetics.sim.clock import EventQueue
+from resonetics.sim.executor import SimExecutor
 from resonetics.sim.invariants import SafetyMonitor
 from resonetics.sim.network import Network
 from resonetics.sim.observed import ObservedKV, ObservedStorage
@@ -55,6 +58,10 @@ class SimNode:
         self.cluster = cluster
         self.fs = MemoryFileSystem()
         self.driver: NodeDriver | None = None
+        #: Carries out the driver's steps in virtual time (``sim/executor.py``).
+        self.executor: SimExecutor | None = None
+        #: Loop steps carried out by earlier incarnations, by name.
+        self.loop_steps: Counter[str] = Counter()
         self.incarnation = 0
         self.tick_ms = tick_ms
         self.role = Role.FOLLOWER
@@ -77,7 +84,17 @@ class SimNode:
     def lose_driver(self) -> None:
         """Power cut: everything in memory is gone (counters are kept for the summary)."""
         self._snapshot_counts = self.snapshot_counts()
+        if self.executor is not None:
+            self.loop_steps.update(self.executor.steps)
         self.driver = None
+        self.executor = None
+
+    def loop_step_counts(self) -> Counter[str]:
+        """Loop steps (``runtime/loop_plan.py``) carried out over every incarnation."""
+        counts = Counter(self.loop_steps)
+        if self.executor is not None:
+            counts.update(self.executor.steps)
+        return counts
 
     # --- Host --------------------------------------------------------------------------
     def now_ms(self) -> int:
@@ -142,6 +159,12 @@ class Cluster:
             self._power_cut(node, "crash during recovery")
             return
         node.driver = driver
+        node.executor = SimExecutor(
+            self,
+            node,
+            driver,
+            random.Random(f"{self.seed}/disk-thread/{node.node_id}/{node.incarnation}"),
+        )
         node.role = driver.core.role
         self.monitor.on_restart(node.node_id, driver.core.term)
         self.trace.add(self.queue.now_ms, "start", node.node_id, f"term={driver.core.term}")
@@ -178,17 +201,26 @@ class Cluster:
     ) -> None:
         """One step: feed an input, process the Ready (unless ``process`` is False: the
         node then handles it with its next input), check what changed."""
-        driver = node.driver
-        if driver is None:
+        driver, executor = node.driver, node.executor
+        if driver is None or executor is None:
             return
         try:
             feed(driver)
             if process:
-                driver.process_ready()
+                executor.run()
         except SimulatedCrash:
             self._power_cut(node, "disk failed mid-operation")
             return
         self._observe(node, driver)
+
+    def run_disk_job(self, node: SimNode, work: Callable[[], None]) -> bool:
+        """``work`` runs on ``node``'s disk thread now; False if the disk failed under it."""
+        try:
+            work()
+        except SimulatedCrash:
+            self._power_cut(node, "disk failed under the disk thread")
+            return False
+        return True
 
     def _schedule_tick(self, node: SimNode) -> None:
         incarnation = node.incarnation

@@ -1,0 +1,134 @@
+"""What the driver loop does next: one decision, no I/O (DESIGN §2).
+
+Theory of operation
+-------------------
+The driver (``runtime/driver.py``) is run by two executors: the server's
+(``runtime/server_executor.py``: asyncio and a disk thread) and the
+simulator's (``sim/executor.py``: a disk thread modelled as virtual-time
+events). Both ask the driver for the next step, carry it out, and ask again;
+*what* to do is decided here, once, from a few facts about the driver and the
+Ready it holds, so that every path the server takes the simulator takes too.
+
+The rules, in the order ``decide`` applies them:
+
+1. A Ready is in flight (handed to the disk thread, not yet finished):
+   ``WAIT_FOR_WRITE``. One Ready in flight at a time; inputs that arrive
+   meanwhile are stepped into the core (which allows input between
+   ``ready()`` and ``advance()``) and proposed together after it: group commit
+   during the fsync.
+2. No Ready waiting: ``START_SNAPSHOT`` when a snapshot is due and none is
+   being taken, else ``NOTHING``.
+3. The Ready installs a snapshot while one is being taken: ``WAIT_FOR_SNAPSHOT``
+   (one user of the snapshot files at a time).
+4. Nothing to write (a commit-only change, messages): ``NO_WRITE``.
+5. A small write (at most ``inline_entries_max`` entries, no truncation) while
+   the disk thread is idle (no snapshot being saved there): ``WRITE_INLINE``.
+6. Otherwise ``WRITE_ON_DISK_THREAD``.
+
+A snapshot being taken goes through its own steps (``snapshot_step``):
+``SNAPSHOT_SLICE`` until the state is encoded (the state is fixed at the first
+slice), ``SAVE_SNAPSHOT`` on the disk thread, then ``FINISH_SNAPSHOT`` (the
+core is told and compacts).
+
+The guarantees the steps keep are the driver's (``driver.py``): a message that
+depends on a write leaves only after it is durable, an entry is applied only
+after it is committed, and a client is answered only after its entry is
+applied.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class Step(enum.Enum):
+    """The next step of the driver loop."""
+
+    #: No Ready, no snapshot due: wait for input.
+    NOTHING = "nothing"
+    #: Handle the Ready on this thread; it writes nothing.
+    NO_WRITE = "no-write"
+    #: Handle the Ready on this thread, its (small) write included.
+    WRITE_INLINE = "write-inline"
+    #: Begin the Ready here, write it on the disk thread, finish it here when durable.
+    WRITE_ON_DISK_THREAD = "write-on-disk-thread"
+    #: A Ready is on the disk thread: step inputs, wait for it.
+    WAIT_FOR_WRITE = "wait-for-write"
+    #: The Ready installs a snapshot while one is being taken: wait for that.
+    WAIT_FOR_SNAPSHOT = "wait-for-snapshot"
+    #: A snapshot is due: start taking one (its steps are ``snapshot_step``'s).
+    START_SNAPSHOT = "start-snapshot"
+
+
+class SnapshotStep(enum.Enum):
+    """The next step of a snapshot being taken."""
+
+    #: Encode one more slice of the (fixed) state, on the loop.
+    SNAPSHOT_SLICE = "snapshot-slice"
+    #: Sign and save the encoded snapshot, on the disk thread.
+    SAVE_SNAPSHOT = "save-snapshot"
+    #: Saved: hand it to the core and compact, on the loop.
+    FINISH_SNAPSHOT = "finish-snapshot"
+
+
+@dataclass(frozen=True, slots=True)
+class ReadyShape:
+    """What the plan needs to know about the Ready the driver holds."""
+
+    entries: int
+    truncates: bool
+    writes_disk: bool
+    installs_snapshot: bool
+
+
+@dataclass(frozen=True, slots=True)
+class LoopState:
+    """The driver's facts the plan decides from."""
+
+    ready: ReadyShape | None
+    write_in_flight: bool
+    snapshot_in_progress: bool
+    snapshot_due: bool
+
+
+def decide(state: LoopState, inline_entries_max: int) -> Step:
+    """The next step for ``state`` (rules in the module docstring)."""
+    if state.write_in_flight:
+        return Step.WAIT_FOR_WRITE
+    rd = state.ready
+    if rd is None:
+        if state.snapshot_due and not state.snapshot_in_progress:
+            return Step.START_SNAPSHOT
+        return Step.NOTHING
+    if rd.installs_snapshot and state.snapshot_in_progress:
+        return Step.WAIT_FOR_SNAPSHOT
+    if not rd.writes_disk:
+        return Step.NO_WRITE
+    if rd.entries <= inline_entries_max and not rd.truncates and not state.snapshot_in_progress:
+        return Step.WRITE_INLINE
+    return Step.WRITE_ON_DISK_THREAD
+
+
+def snapshot_step(encoded: bool, saved: bool) -> SnapshotStep:
+    """The next step of a snapshot being taken."""
+    if not encoded:
+        return SnapshotStep.SNAPSHOT_SLICE
+    if not saved:
+        return SnapshotStep.SAVE_SNAPSHOT
+    return SnapshotStep.FINISH_SNAPSHOT
+
+
+#: Steps that handle a Ready on the loop's own thread.
+INLINE_STEPS = frozenset({Step.NO_WRITE, Step.WRITE_INLINE})
+
+
+__all__ = [
+    "INLINE_STEPS",
+    "LoopState",
+    "ReadyShape",
+    "SnapshotStep",
+    "Step",
+    "decide",
+    "snapshot_step",
+]

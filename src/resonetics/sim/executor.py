@@ -1,0 +1,154 @@
+"""The simulator's executor of the driver loop: a disk thread in virtual time.
+
+Theory of operation
+-------------------
+The driver names each step (``runtime/loop_plan.py``); the server carries it
+out on asyncio and a disk thread (``runtime/server_executor.py``), and this
+carries out the same steps on the virtual clock, so every path the server
+takes the simulator takes too:
+
+- ``NO_WRITE`` / ``WRITE_INLINE``: at once, on the node's own event.
+- ``WRITE_ON_DISK_THREAD``: the Ready is begun now; its write runs on the
+  node's *disk thread*, a FIFO modelled as events: the write itself at
+  ``start + latency`` (seeded, ``DISK_LATENCY_MS``), where ``start`` is when the
+  previous job on the thread is done, and the loop notices it (``finish_ready``,
+  then the loop goes on: there is no lost wake-up) up to ``NOTICE_MS_MAX`` later.
+  Meanwhile the node keeps receiving messages, ticks and client requests: they
+  are stepped into the core (which allows input between ``ready()`` and
+  ``advance()``) and wait, as on the server, for the write to finish.
+- ``START_SNAPSHOT``: the state is fixed now; each further slice of its
+  encoding is an event of its own, then the save runs on the disk thread
+  (behind any write queued there), then the core is told; a Ready that installs
+  a snapshot meanwhile waits (``WAIT_FOR_SNAPSHOT``) and is resumed then.
+
+A crash while a job is on the disk thread is the existing power cut
+(``sim/cluster.py``): if the write had not run yet, it is lost whole (nothing
+of it reached the disk); if it ran but the loop had not noticed, it is on disk
+and synced though nobody was told. Either way the node's memory is gone and
+the job's events, which belong to that incarnation's driver, do nothing.
+
+The size under which a write is done inline is drawn per incarnation from
+``INLINE_ENTRIES_CHOICES`` (with 0, every write with entries goes to the disk
+thread), and every random draw comes from the run's seed: same seed, same run.
+"""
+
+from __future__ import annotations
+
+import functools
+import random
+from collections import Counter
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from resonetics.runtime.driver import INLINE_WRITE_ENTRIES_MAX, NodeDriver
+from resonetics.runtime.loop_plan import INLINE_STEPS, SnapshotStep, Step
+from resonetics.runtime.snapshots import SnapshotJob
+
+if TYPE_CHECKING:
+    from resonetics.sim.cluster import Cluster, SimNode
+
+#: Virtual time one job takes on the disk thread, drawn per job (milliseconds, inclusive).
+DISK_LATENCY_MS = (1, 4)
+#: How long after a disk job is done the loop notices it, at most (virtual milliseconds).
+NOTICE_MS_MAX = 1
+#: Virtual time between two slices of a snapshot's encoding, at most (milliseconds).
+SLICE_MS_MAX = 1
+#: Inline-write thresholds an incarnation draws from (entries); the server's is the last.
+INLINE_ENTRIES_CHOICES = (0, 1, 4, INLINE_WRITE_ENTRIES_MAX)
+
+
+class SimExecutor:
+    """Carries out one incarnation's driver steps on the virtual clock."""
+
+    def __init__(
+        self, cluster: Cluster, node: SimNode, driver: NodeDriver, rng: random.Random
+    ) -> None:
+        self.cluster = cluster
+        self.node = node
+        self.driver = driver
+        self.rng = rng
+        driver.inline_entries_max = rng.choice(INLINE_ENTRIES_CHOICES)
+        #: When the disk thread is done with the last job handed to it (virtual ms).
+        self._disk_free_ms = 0
+        #: Steps carried out, by name (the run's loop coverage).
+        self.steps: Counter[str] = Counter()
+
+    # --- the loop ------------------------------------------------------------------------
+    def run(self) -> None:
+        """Carry out steps until one must wait (or there is nothing to do)."""
+        driver = self.driver
+        while True:
+            step = driver.next_step()
+            if step in INLINE_STEPS:
+                self.steps[step.value] += 1
+                job = driver.begin_ready()
+                job.write()
+                driver.finish_ready(job)
+            elif step is Step.WRITE_ON_DISK_THREAD:
+                self.steps[step.value] += 1
+                write_job = driver.begin_ready()
+                self._on_disk_thread(
+                    write_job.write, functools.partial(driver.finish_ready, write_job)
+                )
+                return
+            elif step is Step.START_SNAPSHOT:
+                self.steps[step.value] += 1
+                snapshot = driver.start_snapshot()
+                self._next_slice(snapshot)
+            else:
+                if step is not Step.NOTHING:
+                    self.steps[step.value] += 1
+                return  # NOTHING, or a wait that a later event ends
+
+    # --- the disk thread ----------------------------------------------------------------------
+    def _on_disk_thread(self, work: Callable[[], None], then: Callable[[], None]) -> None:
+        """Run ``work`` on the disk thread (FIFO), then ``then`` on the loop when noticed."""
+        queue = self.cluster.queue
+        start = max(queue.now_ms, self._disk_free_ms)
+        done = start + self.rng.randint(*DISK_LATENCY_MS)
+        self._disk_free_ms = done
+        notice = self.rng.randint(0, NOTICE_MS_MAX)
+
+        def on_disk() -> None:
+            if self._alive() and self.cluster.run_disk_job(self.node, work):
+                queue.after(notice, on_loop)
+
+        def on_loop() -> None:
+            if self._alive():
+                self.cluster.run(self.node, lambda _d: then())
+
+        queue.at(done, on_disk)
+
+    # --- snapshots --------------------------------------------------------------------------
+    def _next_slice(self, job: SnapshotJob) -> None:
+        def slice_() -> None:
+            if self._alive():
+                self.cluster.run(self.node, lambda _d: self._snapshot_step(job), process=False)
+
+        self.cluster.queue.after(self.rng.randint(0, SLICE_MS_MAX), slice_)
+
+    def _snapshot_step(self, job: SnapshotJob) -> None:
+        step = job.next_step()
+        self.steps[step.value] += 1
+        if step is SnapshotStep.SNAPSHOT_SLICE:
+            job.slice()
+            self._next_slice(job)
+        else:  # encoded: save it on the disk thread, then tell the core and go on
+            self._on_disk_thread(job.save, lambda: self._finish_snapshot(job))
+
+    def _finish_snapshot(self, job: SnapshotJob) -> None:
+        self.steps[SnapshotStep.FINISH_SNAPSHOT.value] += 1
+        self.driver.finish_snapshot(job)
+
+    def _alive(self) -> bool:
+        """Whether this executor's driver still runs (not lost in a power cut since)."""
+        return self.node.driver is self.driver
+
+
+__all__ = [
+    "DISK_LATENCY_MS",
+    "INLINE_ENTRIES_CHOICES",
+    "NOTICE_MS_MAX",
+    "SLICE_MS_MAX",
+    "SimExecutor",
+]
