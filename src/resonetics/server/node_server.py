@@ -52,8 +52,9 @@ from resonetics.errors import BadRequest, ClientError, ResoneticsError, TooLarge
 from resonetics.raft.messages import MESSAGE_TYPES, Message
 from resonetics.raft.ready import Role
 from resonetics.runtime import peer_gate
+from resonetics.runtime.dispatch import HostHandler, dispatch
 from resonetics.runtime.driver import NodeDriver
-from resonetics.runtime.outcome import Outcome
+from resonetics.runtime.outcome import OnDone, Outcome
 from resonetics.runtime.server_executor import ServerExecutor
 from resonetics.runtime.snapshots import SnapshotPolicy
 from resonetics.security.authz import load_policy  # authz
@@ -189,6 +190,7 @@ class NodeServer:
         self._disk = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="disk")
         #: Carries out the driver's steps (runtime/loop_plan.py) here and on the disk thread.
         self.executor = ServerExecutor(self.driver, self._run_on_disk_thread)
+        self._host_ops = self._make_host_ops()
         self._outbox = Outbox()
         #: Client requests waiting for an outcome; the ticker times them out.
         self._deadlines: Deadlines[_Responder] = Deadlines(config.request_timeout_s)
@@ -588,29 +590,34 @@ class NodeServer:
         self._schedule_flush()
 
     def _dispatch(self, req: ClientRequest, responder: _Responder, *, size: int) -> None:
-        op, args = req.op, dict(req.args)
-        if op == "status":
-            responder(Outcome(codes.OK, node_status(self)))
-        elif op in WRITE_OPS:
-            self.driver.submit(
-                req.client_id,
-                req.request_id,
-                op,
-                args,
-                responder,
-                size=size,
-                session=req.session_fields(),
-            )
-        elif op in admin.MEMBERSHIP_OPS:
-            admin.dispatch(self, op, args, responder)
-        elif op in READ_OPS:
-            consistency = args.pop("consistency", "linearizable")
-            if consistency == "stale":
-                responder(self._stale_read(op, args))
-            else:
-                self.driver.read(op, args, responder, lease=consistency == "lease")
-        else:
-            responder(Outcome(codes.BAD_REQUEST, message=f"op: unknown op {op!r}"))
+        """Route by op (``runtime/dispatch.py``, shared with the simulator)."""
+        request = {
+            "client_id": req.client_id,
+            "request_id": req.request_id,
+            "op": req.op,
+            "args": req.args,
+            **(req.session_fields() or {}),
+        }
+        dispatch(
+            self.driver,
+            request,
+            responder,
+            size=size,
+            stale_read=self._stale_read,
+            host_ops=self._host_ops,
+        )
+
+    def _make_host_ops(self) -> dict[str, HostHandler]:
+        """The ops this server serves itself: ``status`` and the membership admin ops."""
+        ops: dict[str, HostHandler] = {
+            "status": lambda args, on_done: on_done(Outcome(codes.OK, node_status(self))),
+        }
+        for op in admin.MEMBERSHIP_OPS:
+            ops[op] = functools.partial(self._admin_op, op)
+        return ops
+
+    def _admin_op(self, op: str, args: dict[str, Any], on_done: OnDone) -> None:
+        admin.dispatch(self, op, args, on_done)
 
     def _stale_read(self, op: str, args: dict[str, Any]) -> Outcome:
         """From this node's applied state, saying how far behind it may be."""

@@ -6,7 +6,9 @@ A ``SimClient`` runs one operation at a time (set, get, delete or cas on a
 small key set) the way ``resonetics.Client`` does over TCP: it sends the
 request to a node through the faulty network, follows ``NOT_LEADER`` hints,
 and when an attempt times out it retries — a write always with the *same*
-``request_id``, so the session table applies it at most once. Reads go through
+``request_id``, so the session table applies it at most once. What to do after
+each answer is decided by the same ``RetryPolicy`` (``resonetics/retry_policy.py``)
+as ``resonetics.Client``'s. Reads go through
 ``NodeDriver.read`` (ReadIndex).
 
 Every operation is recorded with the checker's ``HistoryRecorder`` at virtual
@@ -32,10 +34,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from resonetics.check.history import HistoryRecorder, OpHandle, OpKind
+from resonetics.retry_policy import Action, RetryPolicy
 from resonetics.runtime.outcome import Outcome
 from resonetics.sim.cluster import Cluster
 from resonetics.sim.invariants import Receipt, SimViolation
-from resonetics.wire import codes
 
 #: How long one attempt waits for an answer before retrying elsewhere (virtual ms).
 ATTEMPT_TIMEOUT_MS = 400
@@ -57,10 +59,10 @@ class _Op:
     started_ms: int
     target: str
     seq: int
+    #: The client's retry rules (``resonetics/retry_policy.py``, as ``resonetics.Client``'s).
+    policy: RetryPolicy
     #: Bumped when a retry is decided, so answers to earlier attempts are ignored.
     attempt: int = 1
-    #: True once an attempt may have reached a leader without an answer coming back.
-    maybe_applied: bool = False
 
 
 @dataclass(slots=True)
@@ -155,7 +157,14 @@ class SimClient:
 
     def _start(self, handle: OpHandle, request: dict[str, Any]) -> None:
         target = self._leader_hint or self.rng.choice(self.cluster.ids)
-        self._op = _Op(handle, request, self.cluster.queue.now_ms, target, next(self._seqs))
+        now = self.cluster.queue.now_ms
+        policy = RetryPolicy(
+            deadline=now + OP_DEADLINE_MS,
+            pause=lambda: self.rng.randint(*RETRY_BACKOFF_MS),
+            backoff_max=ATTEMPT_TIMEOUT_MS,
+            jitter=self.rng.random,
+        )
+        self._op = _Op(handle, request, now, target, next(self._seqs), policy)
         self._attempt()
 
     # --- attempts -------------------------------------------------------------------------------
@@ -188,35 +197,36 @@ class SimClient:
         op = self._current(token)
         if op is None:
             return
-        op.maybe_applied = True
+        decision = op.policy.on_no_answer(pause=False)  # the attempt already waited
         self._leader_hint = None
         op.target = self.rng.choice(self.cluster.ids)
-        self._retry(op, 0)
+        self._retry(op, int(decision.pause))
 
     def _on_response(self, token: tuple[int, int], outcome: Outcome) -> None:
         op = self._current(token)
         if op is None:
             return
         self.cluster.trace.add(self.cluster.queue.now_ms, "response", self.name, outcome.code)
-        if outcome.code == codes.OK:
+        decision = op.policy.on_answer(outcome.code, outcome.result)
+        action = decision.action
+        if action is Action.DONE:
             self._finish_ok(op, outcome)
             return
-        if outcome.code == codes.SESSION_EXPIRED:
+        if action is Action.SESSION_EXPIRED:
             self._session_expired(op)
             return
-        if outcome.code == codes.NOT_LEADER:
-            hint = (outcome.result or {}).get("leader")
-            self._leader_hint = hint
-            op.target = hint if hint is not None else self.rng.choice(self.cluster.ids)
-        else:
-            # TIMEOUT (leadership lost or entry overwritten: it may still commit) or
-            # UNAVAILABLE: try again, same request id.
-            op.maybe_applied = op.maybe_applied or outcome.code == codes.TIMEOUT
+        if action is Action.RAISE:
+            self._give_up(op)  # a definite refusal: no retry
+            return
+        if action is Action.FOLLOW_LEADER:
+            self._leader_hint = decision.leader
+            op.target = decision.leader or self.rng.choice(self.cluster.ids)
+        elif action is Action.RETRY_ELSEWHERE:
             op.target = self.rng.choice(self.cluster.ids)
-        self._retry(op, self.rng.randint(*RETRY_BACKOFF_MS))
+        self._retry(op, int(decision.pause))
 
     def _retry(self, op: _Op, delay_ms: int) -> None:
-        if self.cluster.queue.now_ms - op.started_ms >= OP_DEADLINE_MS:
+        if op.policy.expired(self.cluster.queue.now_ms):
             self._give_up(op)
             return
         op.attempt += 1
@@ -229,7 +239,7 @@ class SimClient:
     def _session_expired(self, op: _Op) -> None:
         """Refused, never applied by this attempt; an earlier one may have been."""
         self._session = None
-        if op.maybe_applied:
+        if op.policy.maybe_applied:
             self.workload.recorder.info(op.handle)
             self.pid = next(self.workload.pids)
         else:
@@ -280,7 +290,7 @@ class SimClient:
         if op.request["args"].get("consistency") == "stale":
             self._done()  # not in the checked history: nothing to record
             return
-        unknown = op.handle.f != "get" and op.maybe_applied
+        unknown = op.handle.f != "get" and op.policy.outcome_unknown()
         if unknown:
             rec.info(op.handle)
             self.pid = next(self.workload.pids)

@@ -30,6 +30,7 @@ from resonetics.raft.messages import Message, PreVote, PreVoteResp, RequestVoteR
 from resonetics.raft.ready import Role
 from resonetics.raft.types import NodeId
 from resonetics.runtime import peer_gate
+from resonetics.runtime.dispatch import Routed, dispatch, route
 from resonetics.runtime.driver import NodeDriver
 from resonetics.runtime.outcome import OnDone, Outcome
 from resonetics.runtime.snapshots import SnapshotPolicy
@@ -277,25 +278,13 @@ class Cluster:
         if not node.up:
             return
         on_done: OnDone = reply
-        # A fresh copy, as decoding a request off the wire would give.
-        op, args = request["op"], dict(request["args"])
-        if op == "kv_get":
-            consistency = args.pop("consistency", "linearizable")
-            if consistency == "stale":
-                self.run(node, lambda d: on_done(d.read_stale(op, args)))
-            else:
-                lease = consistency == "lease"
-                self.run(node, lambda d: d.read(op, args, on_done, lease=lease))
-        else:
-            cid, rid = request["client_id"], request["request_id"]
-            session: dict[str, int] = {
-                f: request[f] for f in ("session", "seq", "ack_below") if f in request
-            }
-            self.run(
-                node,
-                lambda d: d.submit(cid, rid, op, args, on_done, session=session or None),
-                process=not self.options.batch_writes,
-            )
+        # Writes wait for the node's next input when batching, as on a loaded server.
+        defer = self.options.batch_writes and route(request["op"]) is Routed.WRITE
+
+        def feed(driver: NodeDriver) -> None:
+            dispatch(driver, request, on_done)  # copies args, as decoding off the wire would
+
+        self.run(node, feed, process=not defer)
 
     # --- checks ------------------------------------------------------------------------
     def _observe(self, node: SimNode, driver: NodeDriver) -> None:
