@@ -115,9 +115,15 @@ class SimExecutor:
 
         def on_loop() -> None:
             if self._alive():
-                self.cluster.run(self.node, lambda _d: then())
+                self._resume(then)
 
         queue.at(done, on_disk)
+
+    def _resume(self, then: Callable[[], None]) -> None:
+        """The loop notices a disk job is done and goes on at once: whatever was stepped
+        meanwhile is handled now, not at the next tick (the lost wake-up fixed in the
+        server's ``_flush_done``)."""
+        self.cluster.run(self.node, lambda _d: then())
 
     # --- snapshots --------------------------------------------------------------------------
     def _next_slice(self, job: SnapshotJob) -> None:

@@ -23,6 +23,7 @@ import hashlib
 import itertools
 import random
 import traceback
+from collections import Counter
 from dataclasses import dataclass, field
 
 from resonetics.check.history import HistoryRecorder
@@ -191,6 +192,11 @@ def _count(world: _World, result: RunResult) -> None:
         "snapshots_installed": sum(n.snapshot_counts()[1] for n in world.cluster.nodes.values()),
         "info_ops": sum(1 for e in world.recorder.events() if e["type"] == "info"),
     }
+    loop_steps: Counter[str] = Counter()
+    for node in world.cluster.nodes.values():
+        loop_steps.update(node.loop_step_counts())
+    for name, count in sorted(loop_steps.items()):
+        result.counters[f"loop: {name}"] = count
     for reason, count in sorted(world.cluster.gate_drops.items()):
         result.counters[f"gate_drop: {reason}"] = count
     if world.adversary is not None:

@@ -1,0 +1,181 @@
+"""Each rule of the driver loop's decision (runtime/loop_plan.py), and the driver's halves."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from resonetics.errors import InvariantViolation
+from resonetics.raft.config import RaftConfig
+from resonetics.raft.messages import Message
+from resonetics.runtime.driver import NodeDriver
+from resonetics.runtime.loop_plan import (
+    LoopState,
+    ReadyShape,
+    SnapshotStep,
+    Step,
+    decide,
+    snapshot_step,
+)
+from resonetics.runtime.outcome import Outcome
+from resonetics.runtime.snapshots import SnapshotPolicy
+from resonetics.storage.memory import MemoryNodeStorage
+from resonetics.wire import codes
+
+SMALL = ReadyShape(entries=2, truncates=False, writes_disk=True, installs_snapshot=False)
+
+
+def _state(
+    ready: ReadyShape | None = SMALL,
+    *,
+    in_flight: bool = False,
+    taking: bool = False,
+    due: bool = False,
+) -> LoopState:
+    return LoopState(ready, in_flight, taking, due)
+
+
+def test_one_ready_in_flight_at_a_time() -> None:
+    assert decide(_state(in_flight=True), 64) is Step.WAIT_FOR_WRITE
+    assert decide(_state(None, in_flight=True, due=True), 64) is Step.WAIT_FOR_WRITE
+
+
+def test_nothing_to_do_without_a_ready_or_a_due_snapshot() -> None:
+    assert decide(_state(None), 64) is Step.NOTHING
+
+
+def test_a_due_snapshot_starts_only_when_no_ready_waits_and_none_is_being_taken() -> None:
+    assert decide(_state(None, due=True), 64) is Step.START_SNAPSHOT
+    assert decide(_state(None, due=True, taking=True), 64) is Step.NOTHING
+    assert decide(_state(SMALL, due=True), 64) is Step.WRITE_INLINE
+
+
+def test_a_snapshot_install_waits_for_the_snapshot_being_taken() -> None:
+    install = ReadyShape(entries=0, truncates=False, writes_disk=True, installs_snapshot=True)
+    assert decide(_state(install, taking=True), 64) is Step.WAIT_FOR_SNAPSHOT
+    assert decide(_state(install), 64) is Step.WRITE_INLINE
+
+
+def test_a_ready_with_nothing_to_write_is_handled_without_a_write() -> None:
+    nothing = ReadyShape(entries=0, truncates=False, writes_disk=False, installs_snapshot=False)
+    assert decide(_state(nothing), 64) is Step.NO_WRITE
+    assert decide(_state(nothing, taking=True), 64) is Step.NO_WRITE
+
+
+def test_a_small_write_is_inline_and_a_big_one_goes_to_the_disk_thread() -> None:
+    assert decide(_state(SMALL), 2) is Step.WRITE_INLINE
+    assert decide(_state(SMALL), 1) is Step.WRITE_ON_DISK_THREAD
+
+
+def test_a_truncation_goes_to_the_disk_thread() -> None:
+    cut = ReadyShape(entries=1, truncates=True, writes_disk=True, installs_snapshot=False)
+    assert decide(_state(cut), 64) is Step.WRITE_ON_DISK_THREAD
+
+
+def test_writes_go_to_the_disk_thread_while_a_snapshot_owns_it() -> None:
+    assert decide(_state(SMALL, taking=True), 64) is Step.WRITE_ON_DISK_THREAD
+
+
+def test_a_snapshot_is_encoded_in_slices_then_saved_then_finished() -> None:
+    assert snapshot_step(encoded=False, saved=False) is SnapshotStep.SNAPSHOT_SLICE
+    assert snapshot_step(encoded=True, saved=False) is SnapshotStep.SAVE_SNAPSHOT
+    assert snapshot_step(encoded=True, saved=True) is SnapshotStep.FINISH_SNAPSHOT
+
+
+# --- the driver's halves --------------------------------------------------------------------
+class _Host:
+    def __init__(self) -> None:
+        self.sent: list[Message] = []
+
+    def now_ms(self) -> int:
+        return 1_000
+
+    def send(self, msg: Message) -> None:
+        self.sent.append(msg)
+
+    def flush(self) -> None:
+        pass
+
+
+def _leader(snapshot_entries: int = 0) -> NodeDriver:
+    node = NodeDriver(
+        RaftConfig(node_id="n1", initial_voters=("n1",)),
+        MemoryNodeStorage(),
+        _Host(),
+        random.Random(1),
+        snapshot_policy=SnapshotPolicy(entries=snapshot_entries, trailing_entries=0),
+    )
+    node.core.campaign()
+    node.process_ready()
+    return node
+
+
+def test_a_write_is_answered_only_after_its_ready_is_finished() -> None:
+    """Answer only after durable: the disk thread's half returning is not enough."""
+    node = _leader()
+    node.inline_entries_max = 0
+    answers: list[Outcome] = []
+    node.submit("c", "r1", "kv_set", {"k": "a", "v": 1}, answers.append)
+    assert node.next_step() is Step.WRITE_ON_DISK_THREAD
+    job = node.begin_ready()
+    assert node.next_step() is Step.WAIT_FOR_WRITE
+    job.write()
+    assert answers == []
+    node.finish_ready(job)
+    # A one-node cluster commits at advance(); the next Ready applies and answers.
+    node.process_ready()
+    assert [a.code for a in answers] == [codes.OK]
+
+
+def test_input_during_a_write_in_flight_is_proposed_after_it() -> None:
+    """Group commit during the fsync: commands accepted meanwhile wait for the next Ready."""
+    node = _leader()
+    node.inline_entries_max = 0
+    node.submit("c", "r1", "kv_set", {"k": "a", "v": 1}, lambda o: None)
+    assert node.next_step() is Step.WRITE_ON_DISK_THREAD
+    job = node.begin_ready()
+    last = node.core.last_index
+    node.submit("c", "r2", "kv_set", {"k": "b", "v": 2}, lambda o: None)
+    node.tick()
+    assert node.next_step() is Step.WAIT_FOR_WRITE
+    assert node.core.last_index == last  # not proposed while the write is in flight
+    job.write()
+    node.finish_ready(job)
+    assert node.has_work()
+    node.next_step()
+    assert node.core.last_index == last + 1
+
+
+def test_finishing_a_ready_not_in_flight_is_refused() -> None:
+    node = _leader()
+    node.submit("c", "r1", "kv_set", {"k": "a", "v": 1}, lambda o: None)
+    node.next_step()
+    job = node.begin_ready()
+    job.write()
+    node.finish_ready(job)
+    with pytest.raises(InvariantViolation):
+        node.finish_ready(job)
+
+
+def test_a_snapshot_taken_in_slices_fixes_the_state_at_its_start() -> None:
+    node = _leader(snapshot_entries=1)
+    node.submit("c", "r1", "kv_set", {"k": "a", "v": 1}, lambda o: None)
+    while (step := node.next_step()) is not Step.START_SNAPSHOT:
+        assert step is not Step.NOTHING
+        job = node.begin_ready()
+        job.write()
+        node.finish_ready(job)
+    snap = node.start_snapshot()
+    at = snap.index
+    assert node.next_step() is Step.NOTHING  # no second snapshot while one is taken
+    node.submit("c", "r2", "kv_set", {"k": "a", "v": 2}, lambda o: None)
+    node.process_ready()  # the node goes on applying meanwhile
+    assert node.machine.last_applied > at
+    while not snap.slice():
+        pass
+    assert snap.slices >= 2
+    snap.save()
+    node.finish_snapshot(snap)
+    assert node.snapshots.stats.last_index == at
+    assert node.storage.load().snapshot is not None
