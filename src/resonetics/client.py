@@ -60,6 +60,7 @@ import msgspec
 from resonetics import errors, limits
 from resonetics.addresses import parse_address_list
 from resonetics.raft.entry import Receipt
+from resonetics.retry_policy import Action, Decision, RetryPolicy
 from resonetics.security.tls import TLSConfig, client_context, refusal_reason
 from resonetics.wire import codes
 from resonetics.wire.auth import encode_auth
@@ -237,7 +238,6 @@ class AsyncClient:
         #: Bearer token presented on every new connection (None: the connection's
         #: certificate identity, or anonymous).
         self._token = token
-        self._rate_limited_streak = 0
         self._last_dialled = ""
         #: The sequenced session writes use (opened by the first write), its next seq,
         #: and the seqs whose calls have not returned yet.
@@ -412,36 +412,46 @@ class AsyncClient:
     async def _call(
         self, payload: dict[str, Any], *, any_node: bool = False, label: str | None = None
     ) -> Any:
+        """The retry loop; what to do after each answer is ``RetryPolicy``'s decision."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.timeout
+        policy = RetryPolicy(
+            deadline=loop.time() + self.timeout,
+            pause=lambda: RETRY_PAUSE_S,
+            backoff_max=RATE_LIMIT_BACKOFF_MAX_S,
+            jitter=random.random,
+        )
+        deadline = policy.deadline
         op = label or payload["op"]
-        maybe_applied = False
         # address -> what happened there last: the one-line account a give-up carries.
         tried: dict[str, str] = {}
         silent_closes = 0
-        while loop.time() < deadline:
+        while not policy.expired(loop.time()):
             remaining = deadline - loop.time()
             try:
                 conn = await self._connection(min(remaining, ATTEMPT_TIMEOUT_S))
                 if "seq" in payload:  # every attempt acknowledges what has returned since
                     payload["ack_below"] = min(self._outstanding)
                 future = conn.send(payload)
-                maybe_applied = True
+                policy.sent()
                 response = await asyncio.wait_for(future, min(remaining, ATTEMPT_TIMEOUT_S))
             except (OSError, TimeoutError, ConnectionError) as exc:
                 await self._drop_connection()
                 silent_closes = silent_closes + 1 if isinstance(exc, _SilentClose) else 0
-                self._raise_if_refused(op, exc, silent_closes, maybe_applied)
+                self._raise_if_refused(op, exc, silent_closes, policy.maybe_applied)
                 tried[self._last_dialled] = describe_failure(exc)
-                await asyncio.sleep(min(RETRY_PAUSE_S, max(0.0, deadline - loop.time())))
+                decision = policy.on_no_answer()
+                await asyncio.sleep(min(decision.pause, max(0.0, deadline - loop.time())))
                 continue
-            if response.code == codes.OK or any_node:
+            if any_node:
+                return self._check(response)
+            decision = policy.on_answer(response.code, response.result)
+            if decision.action is Action.DONE:
                 return self._check(response)
             tried[conn.address] = f"answered {response.code}"
             if response.code == codes.SESSION_EXPIRED and self._session == payload.get("session"):
                 self._session = None  # the next write opens a new session
-            await self._on_retryable(response, deadline)
-        raise self._give_up(op, tried, maybe_applied)
+            await self._carry_out(decision, response, deadline)
+        raise self._give_up(op, tried, policy.maybe_applied)
 
     def _give_up(self, op: str, tried: dict[str, str], maybe_applied: bool) -> errors.ClientError:
         """The error for a call whose deadline passed, naming every node and what it said."""
@@ -471,20 +481,21 @@ class AsyncClient:
             # stays indeterminate.
             raise (errors.Timeout if maybe_applied else errors.Unavailable)(problem) from exc
 
-    async def _on_retryable(self, response: ClientResponse, deadline: float) -> None:
-        if response.code == codes.NOT_LEADER:
-            hint = response.result if isinstance(response.result, dict) else {}
-            self._leader = hint.get("leader")
-            self._leader_address = await self._followable(hint.get("leader_addr"))
+    async def _carry_out(
+        self, decision: Decision, response: ClientResponse, deadline: float
+    ) -> None:
+        """Do what the policy decided for a refused attempt (or raise its typed error)."""
+        action = decision.action
+        if action is Action.FOLLOW_LEADER:
+            self._leader = decision.leader
+            self._leader_address = await self._followable(decision.leader_addr)
             await self._drop_connection()
             if self._leader_address is None:
                 await asyncio.sleep(RETRY_PAUSE_S)
-        elif response.code == codes.RATE_LIMITED:
-            await asyncio.sleep(min(self._rate_limit_pause(), max(0.0, deadline - _now())))
-        elif response.code in (codes.TIMEOUT, codes.UNAVAILABLE):
-            if response.code != codes.TIMEOUT:
-                await asyncio.sleep(RETRY_PAUSE_S)
-        else:
+        elif action in (Action.RETRY_SAME_NODE, Action.RETRY):
+            if decision.pause > 0:
+                await asyncio.sleep(min(decision.pause, max(0.0, deadline - _now())))
+        else:  # SESSION_EXPIRED (never retried) or a definite refusal
             self._check(response)  # raises the typed error
 
     async def _followable(self, address: object) -> str | None:
@@ -507,15 +518,8 @@ class AsyncClient:
         self.hints_ignored += 1
         return None
 
-    def _rate_limit_pause(self) -> float:
-        """Exponential backoff with jitter: a flood of retries would only refill nothing."""
-        self._rate_limited_streak += 1
-        base = min(RATE_LIMIT_BACKOFF_MAX_S, RETRY_PAUSE_S * 2.0 ** (self._rate_limited_streak - 1))
-        return base * (0.5 + random.random() / 2)
-
     def _check(self, response: ClientResponse) -> Any:
         if response.code == codes.OK:
-            self._rate_limited_streak = 0
             return response.result
         raise _error_for(response)
 

@@ -16,11 +16,11 @@ milliseconds). The rules:
   another node.
 - ``RATE_LIMITED``: retry the same node after a pause that doubles each time
   (with jitter), up to ``backoff_max``.
-- ``TIMEOUT`` (leadership lost, entry overwritten: it may still commit) and
-  ``UNAVAILABLE``: retry elsewhere with the same request id; after a TIMEOUT
-  the write may have been applied.
+- ``TIMEOUT`` (leadership lost, entry overwritten: it may still commit) at
+  once and ``UNAVAILABLE`` after a pause: retry with the same request id;
+  after a TIMEOUT the write may have been applied.
 - No answer (a lost connection, an attempt that timed out): the write may have
-  been applied; retry elsewhere.
+  been applied; retry (the caller reconnects, perhaps elsewhere).
 - Anything else is a definite refusal: raise it.
 - Past the deadline: give up, as *unknown* if any attempt may have been
   applied, else as *no effect*.
@@ -47,8 +47,8 @@ class Action(enum.Enum):
     FOLLOW_LEADER = "follow-leader"
     #: Retry the same node after ``pause``.
     RETRY_SAME_NODE = "retry-same-node"
-    #: Retry another node after ``pause``, same request id.
-    RETRY_ELSEWHERE = "retry-elsewhere"
+    #: Retry after ``pause``, same request id (the simulated client picks another node).
+    RETRY = "retry"
     #: A definite refusal: report it, no retry.
     RAISE = "raise"
 
@@ -93,7 +93,7 @@ class RetryPolicy:
     def on_no_answer(self, *, pause: bool = True) -> Decision:
         """No answer came back (lost connection, attempt timed out)."""
         self.maybe_applied = True
-        return Decision(Action.RETRY_ELSEWHERE, self._pause() if pause else 0.0)
+        return Decision(Action.RETRY, self._pause() if pause else 0.0)
 
     def on_answer(self, code: str, result: Any) -> Decision:
         if code == codes.OK:
@@ -113,9 +113,9 @@ class RetryPolicy:
             return Decision(Action.RETRY_SAME_NODE, base * (0.5 + self._jitter() / 2))
         if code == codes.TIMEOUT:
             self.maybe_applied = True
-            return Decision(Action.RETRY_ELSEWHERE)
+            return Decision(Action.RETRY)
         if code == codes.UNAVAILABLE:
-            return Decision(Action.RETRY_ELSEWHERE, self._pause())
+            return Decision(Action.RETRY, self._pause())
         return Decision(Action.RAISE)
 
     def outcome_unknown(self) -> bool:

@@ -221,7 +221,7 @@ class SimClient:
         if action is Action.FOLLOW_LEADER:
             self._leader_hint = decision.leader
             op.target = decision.leader or self.rng.choice(self.cluster.ids)
-        elif action is Action.RETRY_ELSEWHERE:
+        elif action is Action.RETRY:
             op.target = self.rng.choice(self.cluster.ids)
         self._retry(op, int(decision.pause))
 
