@@ -10,12 +10,18 @@ sockets or virtual clocks, so the simulator exercises exactly the code that
 ships.
 
 Everything the core asks for comes out of ``RaftNode.ready()`` and is carried
-out by ``process_ready()`` in the order ``raft/ready.py`` documents: the log
+out in the order ``raft/ready.py`` documents. ``next_step()`` names what to do
+with the Ready in hand (``runtime/loop_plan.py``); an executor carries it out
+through the two halves ``begin_ready()`` / ``finish_ready()`` with the job's
+``write()`` between them, on its own thread or a disk thread
+(``runtime/server_executor.py``, ``sim/executor.py``; ``process_ready()`` runs
+every step on the calling thread, for tests and shutdown). The log
 and hard state are made durable (one fsync per Ready: group commit) *before*
 any message that depends on them is handed to the host; committed entries are
 applied in order (those already on this node's disk before the write, the rest
 after it); then ``advance()``. Small writes run on the calling thread, big ones
-on the server's disk thread (``INLINE_WRITE_ENTRIES_MAX``).
+on the disk thread (``INLINE_WRITE_ENTRIES_MAX``); while one is there, input
+is stepped into the core and proposed after it (group commit).
 
 Client commands wait in ``_waiters`` keyed by log index, tagged with the term
 they were proposed in: when that index is applied with the same term the
@@ -428,19 +434,17 @@ class NodeDriver:
     def _loop_state(self) -> LoopState:
         rd = self._pending
         shape = None
-        if rd is not None:
+        if rd is not None:  # positional: this runs once per loop step
             shape = ReadyShape(
-                entries=len(rd.entries),
-                truncates=rd.truncate_from is not None,
-                writes_disk=self._writes_disk(rd),
-                installs_snapshot=rd.snapshot is not None,
+                len(rd.entries),
+                rd.truncate_from is not None,
+                self._writes_disk(rd),
+                rd.snapshot is not None,
             )
-        return LoopState(
-            ready=shape,
-            write_in_flight=self._in_flight is not None,
-            snapshot_in_progress=self._taking is not None,
-            snapshot_due=self.snapshots.due(self.core.applied),
-        )
+        in_flight, taking = self._in_flight is not None, self._taking is not None
+        # Whether a snapshot is due matters only when nothing else is (rule 2).
+        due = rd is None and not in_flight and not taking and self.snapshots.due(self.core.applied)
+        return LoopState(shape, in_flight, taking, due)
 
     def begin_ready(self) -> WriteJob:
         """The loop's half before the write (after ``NO_WRITE``, ``WRITE_INLINE`` or

@@ -39,7 +39,7 @@ applied.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
 class Step(enum.Enum):
@@ -72,8 +72,7 @@ class SnapshotStep(enum.Enum):
     FINISH_SNAPSHOT = "finish-snapshot"
 
 
-@dataclass(frozen=True, slots=True)
-class ReadyShape:
+class ReadyShape(NamedTuple):
     """What the plan needs to know about the Ready the driver holds."""
 
     entries: int
@@ -82,8 +81,7 @@ class ReadyShape:
     installs_snapshot: bool
 
 
-@dataclass(frozen=True, slots=True)
-class LoopState:
+class LoopState(NamedTuple):
     """The driver's facts the plan decides from."""
 
     ready: ReadyShape | None
