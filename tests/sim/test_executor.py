@@ -67,7 +67,12 @@ def test_messages_and_client_requests_arrive_while_a_write_is_in_flight(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     during: Counter[str] = Counter()
-    step, submit = NodeDriver.step, NodeDriver.submit
+    step, submit, tick = NodeDriver.step, NodeDriver.submit, NodeDriver.tick
+
+    def tick_(self: NodeDriver) -> None:
+        if self.write_in_flight:
+            during["tick"] += 1
+        tick(self)
 
     def step_(self: NodeDriver, msg: Message) -> None:
         if self.write_in_flight:
@@ -81,10 +86,34 @@ def test_messages_and_client_requests_arrive_while_a_write_is_in_flight(
 
     monkeypatch.setattr(NodeDriver, "step", step_)
     monkeypatch.setattr(NodeDriver, "submit", submit_)
+    monkeypatch.setattr(NodeDriver, "tick", tick_)
     monkeypatch.setattr(executor_module, "INLINE_ENTRIES_CHOICES", (0,))
     assert run_seed(3, SHORT).ok
     assert during["message"] > 0
     assert during["request"] > 0
+    assert during["tick"] > 0
+
+
+def test_a_power_cut_while_a_write_is_on_the_disk_thread_is_survived(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The write is lost whole (or kept, if it ran); the job's later events do nothing, the
+    node restarts from its disk, and the run stays linearizable."""
+    cuts: list[bool] = []
+    power_cut = Cluster._power_cut
+
+    def cut(self: Cluster, node: SimNode, why: str) -> None:
+        if node.driver is not None:
+            cuts.append(node.driver.write_in_flight)
+        power_cut(self, node, why)
+
+    monkeypatch.setattr(Cluster, "_power_cut", cut)
+    monkeypatch.setattr(executor_module, "INLINE_ENTRIES_CHOICES", (0,))
+    monkeypatch.setattr(executor_module, "DISK_LATENCY_MS", (5, 20))  # long enough to be hit
+    options = SimOptions(fault_ms=3_000, quiet_ms=4_500, faults=frozenset({"crash"}))
+    results = [run_seed(seed, options) for seed in range(3)]
+    assert all(r.ok for r in results), [r.report() for r in results if not r.ok]
+    assert any(cuts), f"no power cut hit a write in flight ({len(cuts)} cuts)"
 
 
 def test_same_seed_same_run_through_the_disk_thread() -> None:
