@@ -1,0 +1,123 @@
+"""The server's executor of the loop (runtime/server_executor.py), driven directly."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from resonetics.raft.config import RaftConfig
+from resonetics.raft.messages import Message
+from resonetics.runtime.driver import NodeDriver
+from resonetics.runtime.outcome import Outcome
+from resonetics.runtime.server_executor import ServerExecutor
+from resonetics.runtime.snapshots import SnapshotPolicy
+from resonetics.storage.memory import MemoryNodeStorage
+from resonetics.wire import codes
+
+
+class _Host:
+    def __init__(self) -> None:
+        self.sent: list[Message] = []
+
+    def now_ms(self) -> int:
+        return 1_000
+
+    def send(self, msg: Message) -> None:
+        self.sent.append(msg)
+
+    def flush(self) -> None:
+        pass
+
+
+class _Disk:
+    """A disk thread the test opens and closes: each job waits for ``release``."""
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+        self.started = asyncio.Event()
+        self.jobs = 0
+
+    async def __call__(self, fn: Callable[..., None], *args: Any) -> None:
+        self.jobs += 1
+        self.started.set()
+        await self.release.wait()
+        fn(*args)
+
+
+def _leader(snapshot_entries: int = 0) -> NodeDriver:
+    node = NodeDriver(
+        RaftConfig(node_id="n1", initial_voters=("n1",)),
+        MemoryNodeStorage(),
+        _Host(),
+        random.Random(1),
+        snapshot_policy=SnapshotPolicy(entries=snapshot_entries, trailing_entries=0),
+    )
+    node.core.campaign()
+    node.process_ready()
+    return node
+
+
+def test_a_big_write_waits_for_the_disk_thread_and_input_meanwhile_joins_the_next_batch() -> None:
+    async def scenario() -> None:
+        node = _leader()
+        node.inline_entries_max = 0
+        disk = _Disk()
+        executor = ServerExecutor(node, disk)
+        answers: list[Outcome] = []
+        node.submit("c", "r1", "kv_set", {"k": "a", "v": 1}, answers.append)
+        assert executor.run_now() is False  # the write must wait: the caller runs run()
+        task = asyncio.ensure_future(executor.run())
+        await disk.started.wait()
+        assert node.write_in_flight
+        last = node.core.last_index
+        node.submit("c", "r2", "kv_set", {"k": "b", "v": 2}, answers.append)
+        node.tick()
+        await asyncio.sleep(0)
+        assert node.core.last_index == last  # proposed only after the write in flight
+        assert answers == []  # nobody is answered before the write is durable
+        disk.release.set()
+        await task
+        assert [a.code for a in answers] == [codes.OK, codes.OK]
+        assert not node.has_work()  # no lost wake-up: what arrived meanwhile was handled
+
+    asyncio.run(scenario())
+
+
+def test_a_snapshot_is_taken_in_a_task_and_saved_on_the_disk_thread() -> None:
+    async def scenario() -> None:
+        node = _leader(snapshot_entries=1)
+        disk = _Disk()
+        disk.release.set()
+        executor = ServerExecutor(node, disk)
+        before = node.snapshots.stats.taken
+        node.submit("c", "r1", "kv_set", {"k": "a", "v": 1}, lambda o: None)
+        assert executor.run_now() is True
+        assert executor.snapshot_in_progress
+        await executor.wait_snapshot()
+        assert node.snapshots.stats.taken == before + 1
+        assert disk.jobs == 1  # the save
+        assert node.storage.load().snapshot is not None
+
+    asyncio.run(scenario())
+
+
+def test_a_failed_snapshot_save_stops_the_loop_with_its_error() -> None:
+    async def scenario() -> None:
+        node = _leader(snapshot_entries=1)
+
+        async def broken_disk(fn: Callable[..., None], *args: Any) -> None:
+            raise OSError("disk full")
+
+        executor = ServerExecutor(node, broken_disk)
+        node.submit("c", "r1", "kv_set", {"k": "a", "v": 1}, lambda o: None)
+        executor.run_now()
+        await executor.wait_snapshot()
+        assert not node.snapshot_in_progress
+        with pytest.raises(OSError, match="disk full"):
+            executor.run_now()
+
+    asyncio.run(scenario())
