@@ -125,37 +125,24 @@ def test_same_seed_same_run_through_the_disk_thread() -> None:
     assert first.counters["loop: write-on-disk-thread"] > 0
 
 
-def _idle_with_work(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Every moment a node's loop went idle with work left and nothing to wake it."""
-    lost: list[str] = []
-    observe = Cluster._observe
-
-    def check(self: Cluster, node: SimNode, driver: NodeDriver) -> None:
-        if driver.has_work() and not driver.write_in_flight and not driver.snapshot_in_progress:
-            lost.append(f"{node.node_id} at {self.queue.now_ms} ms")
-        observe(self, node, driver)
-
-    monkeypatch.setattr(Cluster, "_observe", check)
-    return lost
-
-
 def test_no_lost_wake_up_after_a_disk_thread_write(monkeypatch: pytest.MonkeyPatch) -> None:
     """Input stepped while a write was on the disk thread is handled when the write is
-    done, not at the next tick (the server's ``_flush_done`` fix, run by the simulator)."""
-    lost = _idle_with_work(monkeypatch)
+    done, not at the next tick (the server's ``_flush_done`` fix, run by the simulator):
+    the cluster checks after every event that no loop went idle with work left."""
     monkeypatch.setattr(executor_module, "INLINE_ENTRIES_CHOICES", (0,))
-    assert run_seed(3, SHORT).ok
-    assert lost == []
+    for options in (SHORT, SimOptions(fault_ms=1_500, quiet_ms=4_500, batch_writes=True)):
+        result = run_seed(3, options)
+        assert result.ok, result.report()
 
 
-def test_a_planted_lost_wake_up_is_seen(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The check above is not vacuous: a loop that does not go on after a write is caught."""
-    lost = _idle_with_work(monkeypatch)
+def test_a_planted_lost_wake_up_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A loop that does not go on after its disk write finishes fails the run, named."""
     monkeypatch.setattr(executor_module, "INLINE_ENTRIES_CHOICES", (0,))
 
     def forgetful(self: SimExecutor, then: Callable[[], None]) -> None:
         self.cluster.run(self.node, lambda _d: then(), process=False)
 
     monkeypatch.setattr(SimExecutor, "_resume", forgetful)
-    run_seed(3, SHORT)
-    assert lost
+    result = run_seed(3, SHORT)
+    assert result.verdict == "violation"
+    assert result.failure is not None and "lost wake-up" in result.failure

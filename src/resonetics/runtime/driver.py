@@ -314,7 +314,11 @@ class NodeDriver:
 
     def has_work(self) -> bool:
         """Commands to propose or a Ready to handle: an executor has something to do."""
-        return bool(self._proposals) or self._pending is not None or self.core.has_ready()
+        return bool(self._proposals) or self.has_ready_work()
+
+    def has_ready_work(self) -> bool:
+        """A Ready to handle (held, or the core has one), proposals aside."""
+        return self._pending is not None or self.core.has_ready()
 
     def _propose_pending(self) -> None:
         """Propose the accepted commands: one CLIENT_CMD entry for a lone command (the

@@ -36,7 +36,7 @@ from resonetics.runtime.outcome import OnDone, Outcome
 from resonetics.runtime.snapshots import SnapshotPolicy
 from resonetics.sim.clock import EventQueue
 from resonetics.sim.executor import SimExecutor
-from resonetics.sim.invariants import SafetyMonitor
+from resonetics.sim.invariants import SafetyMonitor, SimViolation
 from resonetics.sim.network import Network
 from resonetics.sim.observed import ObservedKV, ObservedStorage
 from resonetics.sim.options import SimOptions
@@ -288,6 +288,7 @@ class Cluster:
 
     # --- checks ------------------------------------------------------------------------
     def _observe(self, node: SimNode, driver: NodeDriver) -> None:
+        self._check_awake(node, driver)
         core = driver.core
         role = core.role
         if role is not node.role:
@@ -311,6 +312,19 @@ class Cluster:
         if commit > 0:
             hashes[commit] = core.hash_at(commit)
         self.monitor.on_commit(node.node_id, core.term, commit, hashes)
+
+    def _check_awake(self, node: SimNode, driver: NodeDriver) -> None:
+        """No lost wake-up: after every event a node's loop either has nothing to do or
+        waits for something that will resume it (a write on its disk thread, a snapshot
+        being taken). Commands held for the next input are allowed when batching."""
+        if driver.write_in_flight or driver.snapshot_in_progress:
+            return
+        idle_work = driver.has_ready_work() if self.options.batch_writes else driver.has_work()
+        if idle_work:
+            raise SimViolation(
+                f"lost wake-up: {node.node_id} went idle at {self.queue.now_ms} ms with work "
+                "to do and nothing in flight to wake it"
+            )
 
     def leader(self) -> SimNode | None:
         """The live leader of the highest term, if any."""
