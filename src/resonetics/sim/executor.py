@@ -12,7 +12,8 @@ takes the simulator takes too:
   node's *disk thread*, a FIFO modelled as events: the write itself at
   ``start + latency`` (seeded, ``DISK_LATENCY_MS``), where ``start`` is when the
   previous job on the thread is done, and the loop notices it (``finish_ready``,
-  then the loop goes on: there is no lost wake-up) up to ``NOTICE_MS_MAX`` later.
+  then the loop goes on: there is no lost wake-up, and ``Cluster.check_awake``
+  fails the run if there is one) up to ``NOTICE_MS_MAX`` later.
   Meanwhile the node keeps receiving messages, ticks and client requests: they
   are stepped into the core (which allows input between ``ready()`` and
   ``advance()``) and wait, as on the server, for the write to finish.
@@ -116,6 +117,8 @@ class SimExecutor:
         def on_loop() -> None:
             if self._alive():
                 self._resume(then)
+                if self._alive():  # not lost in a power cut meanwhile
+                    self.cluster.check_awake(self.node, self.driver)
 
         queue.at(done, on_disk)
 
