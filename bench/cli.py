@@ -8,7 +8,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from bench.adapters import parse_systems
+from bench.adapters import DEFAULT_SYSTEMS, parse_systems
 from bench.plot import plot_report
 from bench.report import (
     baselines,
@@ -31,7 +31,12 @@ def parse_concurrency(text: str) -> list[int]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="resonetics bench", description=__doc__)
-    parser.add_argument("--systems", default="resonetics,etcd,pysyncobj,pysyncobj-nobatch")
+    parser.add_argument("--systems", default=DEFAULT_SYSTEMS)
+    parser.add_argument(
+        "--tls",
+        action="store_true",
+        help="also run resonetics-tls and etcd-tls (mutual TLS) after each chosen plain system",
+    )
     parser.add_argument("--concurrency", default="1,16,64,256")
     parser.add_argument("--duration", type=float, default=4.0, help="measured seconds per cell")
     parser.add_argument("--warmup", type=float, default=1.0, help="warm-up seconds per cell")
@@ -45,7 +50,7 @@ def config_from_args(argv: list[str]) -> BenchConfig:
     args = build_parser().parse_args(argv)
     try:
         return BenchConfig(
-            systems=parse_systems(args.systems),
+            systems=parse_systems(args.systems, tls=args.tls),
             workloads=parse_workloads(args.workloads),
             concurrency=parse_concurrency(args.concurrency),
             duration_s=args.duration,
