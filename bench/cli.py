@@ -69,6 +69,10 @@ def main(argv: list[str] | None = None) -> int:
     console.print(render_table(report))
     if ratio_rows(report) and baselines(report):
         console.print(render_ratio_table(report))
+    start, end = report.machine.get("loadavg_start"), report.machine.get("loadavg_end")
+    console.print(
+        f"load average (1/5/15 min): {start} at the start, {end} at the end", markup=False
+    )
     for system, why in report.failures.items():
         console.print(f"[red]not measured[/red] {system}: {why}")
     write_json(report, config.out_dir / "results.json")

@@ -55,6 +55,8 @@ def machine_info() -> dict[str, Any]:
         "cpus": os.cpu_count(),
         "platform": platform.platform(),
         "python": platform.python_version(),
+        # Other work on the machine moves every figure; it is recorded, not controlled.
+        "loadavg_start": list(os.getloadavg()),
     }
 
 
@@ -157,6 +159,7 @@ def run_bench(config: BenchConfig, console: Console) -> Report:
                 report.failures[name] = f"{type(exc).__name__}: {exc}"
                 console.print(f"[red]{name} failed:[/red] {exc}")
                 progress.advance(task, cells - (len(report.points) - done_before))
+    report.machine["loadavg_end"] = list(os.getloadavg())
     return report
 
 
