@@ -102,7 +102,7 @@ def render_table(report: Report) -> Table:
 
 
 def render_ratio_table(report: Report) -> Table:
-    """Resonetics ops/s divided by each baseline's, per workload and concurrency."""
+    """Each ratio pair's ops/s quotient (``ratio_pairs``), per workload and concurrency."""
     table = Table(title="Throughput ratios, same run (>1: the numerator is faster)")
     for name in ("workload", "N", *(ratio_header(p) for p in ratio_pairs(report))):
         table.add_column(name, justify="left" if name == "workload" else "right")
