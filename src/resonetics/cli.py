@@ -17,7 +17,6 @@ import importlib
 from typing import NamedTuple
 
 import click
-from click.utils import make_default_short_help
 
 from resonetics import __version__
 from resonetics.commands.failures import CliGroup
@@ -52,9 +51,7 @@ COMMANDS: dict[str, CommandRef] = {
         "Start a local 3-node cluster, write, kill the leader, and show nothing "
         "acknowledged is lost.",
     ),
-    "kv": CommandRef(
-        "kv", "kv", "Read and write keys. Values are strings unless --json is given."
-    ),
+    "kv": CommandRef("kv", "kv", "Read and write keys. Values are strings unless --json is given."),
     "status": CommandRef(
         "status",
         "status",
@@ -111,6 +108,11 @@ def load_command(name: str) -> click.Command:
     return command
 
 
+def short_help(name: str, limit: int) -> str:
+    """The listing's line for the command ``name`` from ``COMMANDS``, shortened as click does."""
+    return click.Command(name, help=COMMANDS[name].help).get_short_help_str(limit)
+
+
 class LazyGroup(CliGroup):
     """A ``CliGroup`` whose commands are imported on first use, from ``COMMANDS``."""
 
@@ -133,7 +135,7 @@ class LazyGroup(CliGroup):
         rows = []
         for name in names:
             if name in COMMANDS:
-                text = make_default_short_help(COMMANDS[name].help, limit)
+                text = short_help(name, limit)
             else:  # added with add_command: already imported
                 text = self.commands[name].get_short_help_str(limit)
             rows.append((name, text))
