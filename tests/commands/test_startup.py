@@ -9,6 +9,7 @@ and it does not depend on how loaded the machine is.
 
 from __future__ import annotations
 
+import importlib
 import json
 import socket
 import subprocess
@@ -162,3 +163,18 @@ def test_an_unknown_command_is_still_a_usage_error() -> None:
     result = CliRunner().invoke(main, ["kvv", "get", "k"])
     assert result.exit_code == 2
     assert "No such command 'kvv'" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "package", ["resonetics", "resonetics.raft", "resonetics.wire", "resonetics.security"]
+)
+def test_lazy_package_exports_are_the_modules_own_objects(package: str) -> None:
+    """``from resonetics.raft import RaftNode`` and the like still work, loaded on first use."""
+    module = importlib.import_module(package)
+    for name in module.__all__:
+        if name == "__version__":
+            continue
+        source = importlib.import_module(module._EXPORTS[name])
+        assert getattr(module, name) is getattr(source, name), f"{package}.{name}"
+    with pytest.raises(AttributeError, match="no_such_name"):
+        _ = module.no_such_name
