@@ -252,3 +252,38 @@ def test_stop_before_and_after_shutdown_is_harmless(tmp_path: Path) -> None:
         await server.shutdown()  # already stopped: returns at once
 
     asyncio.run(scenario())
+
+
+def test_serve_exits_non_zero_with_one_line_naming_the_failed_part(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The operator's view: ``resonetics serve`` whose ticker fails ends, exit 1, one line."""
+    from resonetics.commands import failures
+    from resonetics.runtime.driver import NodeDriver
+    from tests.commands.helpers import run
+
+    def broken_tick(self: NodeDriver) -> None:
+        raise ZeroDivisionError("tick")
+
+    monkeypatch.setattr(NodeDriver, "tick", broken_tick)
+    peer, client = _free_port(), _free_port()
+    started = time.monotonic()
+    result = run(
+        "serve",
+        "--id",
+        "n1",
+        "--peers",
+        f"n1=127.0.0.1:{peer}",
+        "--clients",
+        f"n1=127.0.0.1:{client}",
+        "--data-dir",
+        str(tmp_path),
+    )
+    assert time.monotonic() - started < SHUTDOWN_BOUND_S * 3
+    assert result.exit_code == failures.EXIT_BUG, result.output
+    # The node's log carries the traceback; the command's own verdict is its last line.
+    assert (
+        result.stderr.strip()
+        .splitlines()[-1]
+        .startswith("error: node n1 stopped: ticker failed: ZeroDivisionError")
+    )

@@ -313,7 +313,8 @@ class NodeServer:
                 self.driver.close()
             finally:
                 self.data_dir_lock.release()
-                log.info("stopped")
+                if opened.done() and not opened.cancelled() and opened.exception() is None:
+                    log.info("stopped")  # a failed start says so once, in start()'s error
 
     async def _open(self) -> None:
         peer_host, peer_port = self.config.peer_listen_address
