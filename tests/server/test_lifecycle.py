@@ -287,3 +287,66 @@ def test_serve_exits_non_zero_with_one_line_naming_the_failed_part(
         .splitlines()[-1]
         .startswith("error: node n1 stopped: ticker failed: ZeroDivisionError")
     )
+
+
+def test_bug_in_one_inbound_peer_connection_closes_it_without_stopping_the_node(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Anyone who reaches the peer port can send bytes: a bug their bytes trigger in
+    reading closes that connection and is counted, the node serves on."""
+    from resonetics.server import peer_listener
+
+    def broken_decode(env: Any) -> Any:
+        raise RecursionError("planted")
+
+    monkeypatch.setattr(peer_listener, "decode_hello", broken_decode)
+    (config,) = _cluster(tmp_path, ("n1",))
+
+    async def scenario() -> None:
+        server = NodeServer(config)
+        await server.start()
+        try:
+            host, port = config.peer_listen_address
+            reader, writer = await asyncio.open_connection(host, port)
+            await reader.readline()  # the challenge
+            writer.write(b'{"kind": "Hello", "payload": {}, "t": 0, "v": 1}\n')
+            await writer.drain()
+            assert await asyncio.wait_for(reader.read(), timeout=10) == b""  # closed
+            writer.close()
+            assert server.peer_listener.dropped[peer_listener.HANDLER_ERROR] == 1
+            c_host, c_port = config.client_listen_address
+            c_reader, c_writer = await asyncio.open_connection(c_host, c_port)
+            assert (await _ask(c_reader, c_writer, _request("status", "s")))["ok"] is True
+            c_writer.close()
+            assert server._fatal is None
+        finally:
+            await server.shutdown()
+
+    asyncio.run(scenario())
+
+
+def test_core_failure_on_a_delivered_peer_message_stops_the_node(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A broken invariant in the core while stepping an authenticated peer's message
+    is the node's bug, not the peer's: the node stops, in order, naming the driver."""
+    a_cfg, b_cfg = _cluster(tmp_path, ("a", "b"))
+
+    async def scenario() -> None:
+        mine = {t for t in asyncio.all_tasks()}
+        a, b = NodeServer(a_cfg), NodeServer(b_cfg)
+
+        def broken_step(msg: Any) -> None:
+            raise InvariantViolation("planted in step")
+
+        monkeypatch.setattr(a.driver, "step", broken_step)
+        serving = asyncio.create_task(a.serve_forever(install_signals=False))
+        mine.add(serving)
+        await b.start()  # b campaigns and sends to a
+        with pytest.raises(NodeFailed) as failed:
+            await asyncio.wait_for(serving, SHUTDOWN_BOUND_S * 3)
+        assert failed.value.part == "driver loop"
+        await b.shutdown()
+        assert not _others(mine)
+
+    asyncio.run(scenario())

@@ -260,6 +260,8 @@ class NodeServer:
         finally:
             for sig in signals:
                 loop.remove_signal_handler(sig)
+            if install_signals and self.config.policy is not None:
+                loop.remove_signal_handler(signal.SIGHUP)
         if self._fatal is not None:
             part, cause = self._fatal
             raise NodeFailed(self.config.node_id, part, cause) from cause
@@ -663,7 +665,11 @@ class NodeServer:
 
     def _on_peer_message(self, msg: Message) -> None:
         self.last_contact[msg.src] = time.monotonic()
-        self.driver.step(msg)
+        try:
+            self.driver.step(msg)
+        except Exception as exc:  # the core broke on a checked message: stop, in order
+            self._driver_failed(exc)
+            return
         self._schedule_flush()
 
     # --- clients ---------------------------------------------------------------------------

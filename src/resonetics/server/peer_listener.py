@@ -58,6 +58,8 @@ from resonetics.wire.peer import (
 
 log = logging.getLogger("resonetics.peers")
 
+#: ``dropped`` reason: an unexpected exception while reading a peer connection.
+HANDLER_ERROR = "handler error"
 #: Distinct refusal reasons remembered (and logged) before the rest are counted together.
 _REASONS_TRACKED_MAX = 64
 
@@ -156,6 +158,13 @@ class PeerListener:
                     self.authenticated[peer] -= 1
         except (ConnectionError, OSError, asyncio.IncompleteReadError):
             pass
+        except Exception:
+            # A bug in reading one connection (anyone who reaches the port can send
+            # bytes here): close that connection, count it, keep the node serving.
+            # Failures of the core on a delivered message stop the node instead
+            # (``NodeServer._on_peer_message``): they never reach this line.
+            self.dropped[HANDLER_ERROR] += 1
+            log.exception("peer connection from %s failed; closed", _remote(writer))
         finally:
             self._connections.discard(writer)
             self._handlers.discard(handler)
@@ -233,4 +242,4 @@ def _remote(writer: asyncio.StreamWriter) -> str:
     return "?"
 
 
-__all__ = ["Deliver", "OnHello", "PeerListener", "Refuse", "SpawnNamed"]
+__all__ = ["HANDLER_ERROR", "Deliver", "OnHello", "PeerListener", "Refuse", "SpawnNamed"]
