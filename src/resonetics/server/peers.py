@@ -240,11 +240,11 @@ class PeerLink:
                 f.cancel()
             if helpers:
                 await asyncio.wait(helpers)
-            for f in pending:
-                if f is not None and not f.cancelled():
+            for helper in pending:
+                if helper is not None and not helper.cancelled():
                     # Read it here: a peer that reset the connection is an ordinary lost
                     # link, not "Task exception was never retrieved" with a traceback.
-                    f.exception()
+                    helper.exception()
 
 
 __all__ = ["PeerLink", "Spawn"]
