@@ -31,7 +31,7 @@ import itertools
 import random
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -201,6 +201,10 @@ class NodeDriver:
         self._was_leader = False
         #: A snapshot being taken by ``process_ready_async`` (the server).
         self._taking: asyncio.Future[None] | None = None
+        #: Starts the snapshot task; the server hands in its TaskGroup's, which owns it.
+        self.spawn: Callable[[Coroutine[Any, Any, None]], asyncio.Future[None]] = (
+            asyncio.ensure_future
+        )
         self._failure: BaseException | None = None
         #: Messages of the Ready in flight that wait for its disk write.
         self._late: list[Message] = []
@@ -454,7 +458,7 @@ class NodeDriver:
     def _after_async_readies(self, run_blocking: BlockingRunner) -> None:
         self._serve_confirmed_reads()
         if self._taking is None and self.snapshots.due(self.core.applied):
-            self._taking = asyncio.ensure_future(
+            self._taking = self.spawn(
                 self.snapshots.take_async(self.core, self.machine, self.storage, run_blocking)
             )
             self._taking.add_done_callback(self._took)
