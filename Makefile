@@ -33,12 +33,15 @@ test: lint typecheck unit
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
 
-## bench: install the bench extras and etcd, then benchmark Resonetics against etcd and PySyncObj
+## bench: install the bench extras, etcd and Go, build the gRPC load generator (offline, from
+## Debian's etcd sources), then benchmark Resonetics against etcd (gRPC; the JSON gateway as a
+## separate row) and PySyncObj, with mutual-TLS, entry-signing and library-client rows
+BENCH_SYSTEMS ?= resonetics,resonetics-client,resonetics-signed,etcd,etcd-gateway,pysyncobj,pysyncobj-nobatch
 .PHONY: bench
 bench: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	bash bench/setup.sh
-	$(BIN)/resonetics bench
+	$(BIN)/resonetics bench --tls --systems $(BENCH_SYSTEMS)
 
 ## fuzz: mutated client and peer lines against a local 3-node cluster (issue 14's target:
 ## 1,000,000 client and 100,000 peer lines; about 7.5 minutes measured on 2 shared cores). The summary and the

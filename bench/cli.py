@@ -8,7 +8,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from bench.adapters import parse_systems
+from bench.adapters import DEFAULT_SYSTEMS, parse_systems
 from bench.plot import plot_report
 from bench.report import (
     baselines,
@@ -31,7 +31,12 @@ def parse_concurrency(text: str) -> list[int]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="resonetics bench", description=__doc__)
-    parser.add_argument("--systems", default="resonetics,etcd,pysyncobj,pysyncobj-nobatch")
+    parser.add_argument("--systems", default=DEFAULT_SYSTEMS)
+    parser.add_argument(
+        "--tls",
+        action="store_true",
+        help="also run resonetics-tls and etcd-tls (mutual TLS) after each chosen plain system",
+    )
     parser.add_argument("--concurrency", default="1,16,64,256")
     parser.add_argument("--duration", type=float, default=4.0, help="measured seconds per cell")
     parser.add_argument("--warmup", type=float, default=1.0, help="warm-up seconds per cell")
@@ -45,7 +50,7 @@ def config_from_args(argv: list[str]) -> BenchConfig:
     args = build_parser().parse_args(argv)
     try:
         return BenchConfig(
-            systems=parse_systems(args.systems),
+            systems=parse_systems(args.systems, tls=args.tls),
             workloads=parse_workloads(args.workloads),
             concurrency=parse_concurrency(args.concurrency),
             duration_s=args.duration,
@@ -64,6 +69,10 @@ def main(argv: list[str] | None = None) -> int:
     console.print(render_table(report))
     if ratio_rows(report) and baselines(report):
         console.print(render_ratio_table(report))
+    start, end = report.machine.get("loadavg_start"), report.machine.get("loadavg_end")
+    console.print(
+        f"load average (1/5/15 min): {start} at the start, {end} at the end", markup=False
+    )
     for system, why in report.failures.items():
         console.print(f"[red]not measured[/red] {system}: {why}")
     write_json(report, config.out_dir / "results.json")

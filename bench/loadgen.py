@@ -9,7 +9,7 @@ request counts when it *started* after the warm-up and *finished* before the
 window closed; throughput is those requests over the window's length.
 
 The generator must not be the bottleneck, so it reports its own CPU time
-(``os.times``) next to every figure, and ``run_point`` can split the N workers
+(``os.times``, from the window's opening to its close) next to every figure, and ``run_point`` can split the N workers
 over several OS processes (``procs``), each with its own event loop, whose
 windows are aligned on one wall-clock start time.
 """
@@ -112,18 +112,27 @@ async def run_load(
     inflight_per_connection: int = 0,
     seed: int = 0,
     start_at: float | None = None,
+    connections: int | None = None,
 ) -> RawRun:
-    """Keep ``concurrency`` requests in flight; measure ``duration_s`` after ``warmup_s``."""
+    """Keep ``concurrency`` requests in flight; measure ``duration_s`` after ``warmup_s``.
+
+    ``connections`` fixes how many adapters are opened (the library-client row uses
+    one); by default ``connections_for`` decides.
+    """
     if concurrency < 1 or duration_s <= 0 or warmup_s < 0:
         raise ValueError("concurrency >= 1, duration_s > 0 and warmup_s >= 0 are required")
-    adapters = [
-        await factory() for _ in range(connections_for(concurrency, inflight_per_connection))
-    ]
+    count = connections or connections_for(concurrency, inflight_per_connection)
+    adapters = [await factory() for _ in range(count)]
     out = RawRun(window_s=duration_s)
     try:
         if start_at is not None:
             await asyncio.sleep(max(0.0, start_at - time.time()))
-        cpu0 = _cpu_s()
+        # CPU is read when the window opens and when it closes (the Go generator does
+        # the same), so the warm-up and the stragglers' tail are not charged to it.
+        marks: list[float] = []
+        loop = asyncio.get_running_loop()
+        loop.call_later(warmup_s, lambda: marks.append(_cpu_s()))
+        loop.call_later(warmup_s + duration_s, lambda: marks.append(_cpu_s()))
         warm_end = time.perf_counter() + warmup_s
         window = (warm_end, warm_end + duration_s)
         rng = random.Random(seed)
@@ -132,7 +141,9 @@ async def run_load(
                 chooser = OpChooser(workload, random.Random(rng.random()))
                 value = make_value(chooser.rng)
                 group.create_task(_worker(adapters[i % len(adapters)], chooser, value, window, out))
-        out.cpu_s = _cpu_s() - cpu0
+        if len(marks) < 2:  # every worker returned before the closing timer fired
+            marks.append(_cpu_s())
+        out.cpu_s = marks[-1] - marks[0]
     finally:
         for adapter in adapters:
             await adapter.close()

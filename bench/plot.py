@@ -29,7 +29,11 @@ def plot_report(report: Report, path: Path) -> bool:
     for col, workload in enumerate(workloads):
         _throughput(axes[0][col], report, workload, systems)
         _cdf(axes[1][col], report, workload, systems)
-    durability = "; ".join(f"{s}: {d}" for s, d in sorted(report.durability.items()))
+    # One line per durability setting (the variants of a system share one), so the title fits.
+    by_setting: dict[str, list[str]] = {}
+    for system, setting in sorted(report.durability.items()):
+        by_setting.setdefault(setting, []).append(system)
+    durability = "\n".join(f"{', '.join(names)}: {d}" for d, names in by_setting.items())
     fig.suptitle(f"3-node clusters on loopback, 2 cores\n{durability}", fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -40,23 +40,50 @@ def _cells(p: Point) -> list[str]:
 
 
 def baselines(report: Report) -> list[str]:
-    return sorted({p.system for p in report.points if p.system != "resonetics"})
+    """Every measured system that is not a Resonetics variant."""
+    return sorted({p.system for p in report.points if not p.system.startswith("resonetics")})
+
+
+def ratio_pairs(report: Report) -> list[tuple[str, str]]:
+    """(numerator, denominator) systems of the ratio table, each pair measured the same way.
+
+    A ``*-tls`` baseline is divided into ``resonetics-tls``, any other into
+    ``resonetics``; the signed and library-client rows are divided by plain
+    ``resonetics`` (what signing costs, what one client reaches of the cluster).
+    """
+    present = {p.system for p in report.points}
+    pairs = []
+    for base in baselines(report):
+        num = "resonetics-tls" if base.endswith("-tls") else "resonetics"
+        if num in present:
+            pairs.append((num, base))
+    for variant in ("resonetics-signed", "resonetics-client"):
+        if variant in present and "resonetics" in present:
+            pairs.append((variant, "resonetics"))
+    return pairs
+
+
+def ratio_header(pair: tuple[str, str]) -> str:
+    num, den = pair
+    return f"÷ {den}" if num == "resonetics" else f"{num} ÷ {den}"
 
 
 def ratio_rows(report: Report) -> list[list[str]]:
-    """One row per (workload, N) Resonetics ran: its throughput over each baseline's."""
-    rows = []
-    bases = baselines(report)
+    """One row per (workload, N) measured: each pair's throughput ratio, ``-`` if not both."""
+    pairs = ratio_pairs(report)
     table = {
-        b: {(r["workload"], r["concurrency"]): r["ratio"] for r in report.ratios(b)} for b in bases
+        pair: {
+            (r["workload"], r["concurrency"]): r["ratio"] for r in report.ratios(pair[1], pair[0])
+        }
+        for pair in pairs
     }
-    for p in sorted(report.points, key=lambda q: (q.workload, q.concurrency)):
-        if p.system != "resonetics":
-            continue
-        cells = [table[b].get((p.workload, p.concurrency)) for b in bases]
-        rows.append(
-            [p.workload, str(p.concurrency), *(f"{c:.2f}" if c is not None else "-" for c in cells)]
-        )
+    cells = sorted(
+        {(p.workload, p.concurrency) for p in report.points if any(p.system == n for n, _ in pairs)}
+    )
+    rows = []
+    for workload, n in cells:
+        values = [table[pair].get((workload, n)) for pair in pairs]
+        rows.append([workload, str(n), *(f"{c:.2f}" if c is not None else "-" for c in values)])
     return rows
 
 
@@ -75,9 +102,9 @@ def render_table(report: Report) -> Table:
 
 
 def render_ratio_table(report: Report) -> Table:
-    """Resonetics ops/s divided by each baseline's, per workload and concurrency."""
-    table = Table(title="Resonetics throughput ÷ baseline throughput (>1: Resonetics faster)")
-    for name in ("workload", "N", *(f"÷ {b}" for b in baselines(report))):
+    """Each ratio pair's ops/s quotient (``ratio_pairs``), per workload and concurrency."""
+    table = Table(title="Throughput ratios, same run (>1: the numerator is faster)")
+    for name in ("workload", "N", *(ratio_header(p) for p in ratio_pairs(report))):
         table.add_column(name, justify="left" if name == "workload" else "right")
     for row in ratio_rows(report):
         table.add_row(*row)
@@ -94,7 +121,9 @@ def render_markdown(report: Report) -> str:
     lines = _md_table(list(_COLUMNS), [_cells(p) for p in _sorted_points(report)])
     lines += [
         "",
-        *_md_table(["workload", "N", *(f"÷ {b}" for b in baselines(report))], ratio_rows(report)),
+        *_md_table(
+            ["workload", "N", *(ratio_header(p) for p in ratio_pairs(report))], ratio_rows(report)
+        ),
     ]
     return "\n".join(lines) + "\n"
 
@@ -106,6 +135,8 @@ def write_json(report: Report, path: Path) -> None:
 
 __all__ = [
     "baselines",
+    "ratio_header",
+    "ratio_pairs",
     "ratio_rows",
     "render_markdown",
     "render_ratio_table",

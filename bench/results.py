@@ -71,7 +71,8 @@ class Report:
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        systems = sorted({p.system for p in self.points})
+        from bench.report import ratio_pairs  # report imports this module
+
         return {
             "config": self.config,
             "machine": self.machine,
@@ -79,7 +80,7 @@ class Report:
             "notes": self.notes,
             "failures": self.failures,
             "points": [asdict(p) for p in self.points],
-            "ratios": {f"resonetics/{b}": self.ratios(b) for b in systems if b != "resonetics"},
+            "ratios": {f"{n}/{d}": self.ratios(d, n) for n, d in ratio_pairs(self)},
         }
 
 

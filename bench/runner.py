@@ -20,7 +20,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import Progress
 
-from bench.adapters import SystemFailed, Target, open_adapter, starter
+from bench.adapters import SystemFailed, Target, etcd_grpc, open_adapter, starter
 from bench.loadgen import RawRun, connections_for, run_async, run_load, run_point_in_processes
 from bench.results import Point, Report
 from bench.workload import KEYSPACE_KEYS, Workload, key_name, make_value
@@ -55,11 +55,16 @@ def machine_info() -> dict[str, Any]:
         "cpus": os.cpu_count(),
         "platform": platform.platform(),
         "python": platform.python_version(),
+        # Other work on the machine moves every figure; it is recorded, not controlled.
+        "loadavg_start": list(os.getloadavg()),
     }
 
 
 def measure(target: Target, workload: Workload, n: int, config: BenchConfig) -> RawRun:
-    """One point, in this process or split over ``config.procs`` worker processes."""
+    """One point: by the Go generator for etcd over gRPC, else by ``bench/loadgen.py``
+    in this process or split over ``config.procs`` worker processes."""
+    if target.generator == "etcd_load":
+        return etcd_grpc.measure(target, workload, n, config.duration_s, config.warmup_s)
     if config.procs > 1 and n > 1:
         args = (target, workload, config.duration_s, config.warmup_s)
         return run_point_in_processes(_child, args, n, config.procs)
@@ -70,6 +75,7 @@ def measure(target: Target, workload: Workload, n: int, config: BenchConfig) -> 
         config.duration_s,
         config.warmup_s,
         inflight_per_connection=target.inflight_per_connection,
+        connections=target.connections or None,
     )
     result: RawRun = run_async(coro)
     return result
@@ -82,13 +88,22 @@ def _child(
     coro = run_load(
         lambda: open_adapter(target), workload, n, duration_s, warmup_s,
         inflight_per_connection=target.inflight_per_connection, seed=seed, start_at=start_at,
+        connections=target.connections or None,
     )  # fmt: skip
     result: RawRun = run_async(coro)
     return result
 
 
+def preload(target: Target) -> None:
+    """Write every key once, so reads find values."""
+    if target.generator == "etcd_load":
+        etcd_grpc.preload(target)
+    else:
+        run_async(_preload(target))
+
+
 async def _preload(target: Target) -> None:
-    """Write every key once, so reads find values (each connection one request at a time)."""
+    """Write every key once (each connection one request at a time)."""
     count = connections_for(PRELOAD_CONCURRENCY, 1)
     adapters = [await open_adapter(target) for _ in range(count)]
     value = make_value(random.Random(1))
@@ -112,7 +127,7 @@ def run_system(
         report.durability[name] = running.durability
         report.notes[name] = running.notes
         if any(w != "write" for w in config.workloads):
-            run_async(_preload(running.target))
+            preload(running.target)
         for workload in config.workloads:
             for n in config.concurrency:
                 progress.update(task, description=f"{name} {workload} N={n}")
@@ -144,6 +159,7 @@ def run_bench(config: BenchConfig, console: Console) -> Report:
                 report.failures[name] = f"{type(exc).__name__}: {exc}"
                 console.print(f"[red]{name} failed:[/red] {exc}")
                 progress.advance(task, cells - (len(report.points) - done_before))
+    report.machine["loadavg_end"] = list(os.getloadavg())
     return report
 
 

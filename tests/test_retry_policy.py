@@ -57,6 +57,15 @@ def test_no_answer_makes_the_outcome_unknown() -> None:
     assert policy.outcome_unknown()
 
 
+def test_a_connection_that_never_carried_the_attempt_leaves_the_outcome_known() -> None:
+    policy = _policy()
+    policy.on_no_answer(reached=False)
+    assert not policy.outcome_unknown()
+    policy.sent()
+    policy.on_no_answer(reached=False)
+    assert policy.outcome_unknown()
+
+
 def test_rate_limited_backs_off_exponentially_up_to_the_cap() -> None:
     policy = _policy()
     pauses = [policy.on_answer(codes.RATE_LIMITED, None).pause for _ in range(8)]

@@ -29,6 +29,13 @@ class Target:
     variant: str = ""
     #: The other nodes, for adapters that follow the leader when it moves.
     others: tuple[str, ...] = ()
+    #: (CA, client certificate, client key) paths for mutual TLS, or None for plain TCP.
+    tls_files: tuple[str, str, str] | None = None
+    #: Who drives the load: ``loadgen`` (bench/loadgen.py, in Python) or ``etcd_load``
+    #: (the Go gRPC generator, bench/adapters/etcd_grpc.py).
+    generator: str = "loadgen"
+    #: Connections to open whatever N is (0: the loadgen's rule, ``connections_for``).
+    connections: int = 0
 
 
 @dataclass

@@ -5,18 +5,29 @@ asyncio protocol) instead of going through ``AsyncClient``: that keeps the
 generator's cost per request small and lets many requests share one
 connection, matched by envelope ``id``. Reads are ``kv_get`` with
 ``consistency="linearizable"`` (ReadIndex on the leader).
+
+Variants, each its own labelled system so one run can table them side by side:
+``resonetics-tls`` (mutual TLS on client and peer links, certificates from
+``security/certs.py``), ``resonetics-signed`` (a trust registry on every node:
+the leader signs each entry, followers check every signature) and
+``resonetics-client`` (the library: one ``AsyncClient``, one connection,
+carrying all N requests, as a user with one client runs it).
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import ssl
 import time
 import uuid
 from pathlib import Path
 from typing import Any, cast
 
 from bench.adapters.base import RequestFailed, RunningSystem, SystemFailed, Target, fail_pending
+from resonetics.client import AsyncClient
+from resonetics.security.certs import ClusterTLS
+from resonetics.security.tls import TLSConfig, client_context
 from resonetics.wire.client import NOT_LEADER, decode_response
 from resonetics.wire.envelope import decode_envelope, encode_envelope
 from resonetics.wire.framing import LineBuffer
@@ -50,9 +61,18 @@ class _Lines(asyncio.Protocol):
         fail_pending(self.pending, f"connection lost: {exc}")
 
 
-async def _connect(address: str) -> _Lines:
+def tls_config(files: tuple[str, str, str] | None) -> TLSConfig | None:
+    """The client TLS setting for a target's (CA, certificate, key) paths."""
+    if files is None:
+        return None
+    ca, cert, key = files
+    return TLSConfig(Path(ca), Path(cert), Path(key))
+
+
+async def _connect(address: str, context: ssl.SSLContext | None = None) -> _Lines:
     host, _, port = address.rpartition(":")
-    _, protocol = await asyncio.get_running_loop().create_connection(_Lines, host, int(port))
+    loop = asyncio.get_running_loop()
+    _, protocol = await loop.create_connection(_Lines, host, int(port), ssl=context)
     return protocol
 
 
@@ -65,8 +85,11 @@ class ResoneticsAdapter:
     failing every later request.
     """
 
-    def __init__(self, protocol: _Lines, addresses: list[str]) -> None:
+    def __init__(
+        self, protocol: _Lines, addresses: list[str], context: ssl.SSLContext | None = None
+    ) -> None:
         self._protocol = protocol
+        self._context = context
         self._addresses = addresses
         self._next_address = 1
         self._lock = asyncio.Lock()
@@ -75,7 +98,10 @@ class ResoneticsAdapter:
 
     @classmethod
     async def open(cls, target: Target) -> ResoneticsAdapter:
-        return cls(await _connect(target.address), [target.address, *target.others])
+        config = tls_config(target.tls_files)
+        context = client_context(config) if config is not None else None
+        protocol = await _connect(target.address, context)
+        return cls(protocol, [target.address, *target.others], context)
 
     async def _move(self, stale: _Lines, hint: str | None) -> None:
         async with self._lock:
@@ -86,7 +112,7 @@ class ResoneticsAdapter:
             address = hint or self._addresses[self._next_address % len(self._addresses)]
             self._next_address += 1
             try:
-                self._protocol = await _connect(address)
+                self._protocol = await _connect(address, self._context)
             except OSError:
                 await asyncio.sleep(RECONNECT_PAUSE_S)  # the next request tries the next node
 
@@ -127,11 +153,67 @@ class ResoneticsAdapter:
             self._protocol.transport.close()
 
 
-def start(workdir: Path, tick_ms: int = 25) -> RunningSystem:
+class LibraryClientAdapter:
+    """The library as users run it: one ``AsyncClient`` (one connection) for all N requests."""
+
+    def __init__(self, client: AsyncClient) -> None:
+        self._client = client
+
+    @classmethod
+    async def open(cls, target: Target) -> LibraryClientAdapter:
+        addresses = [target.address, *target.others]
+        return cls(AsyncClient(addresses, timeout=30, tls=tls_config(target.tls_files)))
+
+    async def write(self, key: str, value: str) -> None:
+        await self._client.put(key, value)
+
+    async def read(self, key: str) -> None:
+        await self._client.get(key, consistency="linearizable")
+
+    async def close(self) -> None:
+        await self._client.close()
+
+
+NODE_IDS = ("n1", "n2", "n3")
+
+#: What each variant adds to the plain cluster, for the report's notes.
+VARIANT_NOTES = {
+    "resonetics": "raw client protocol, requests pipelined over min(N, 4) connections",
+    "resonetics-tls": "mutual TLS on client and peer links; raw protocol as `resonetics`",
+    "resonetics-signed": "trust registry on every node: leader signs each entry (Ed25519), "
+    "followers check every signature; raw protocol as `resonetics`",
+    "resonetics-client": "the library: one AsyncClient (one connection) carries all N requests",
+}
+
+
+def cluster_extra_args(workdir: Path, signed: bool) -> list[str]:
+    """``serve`` flags for the signed variant (a registry of the nodes' own keys), else none."""
+    if not signed:
+        return []
+    from resonetics.security.signing import load_or_create_node_key, registry_from_node_dirs
+
+    data = workdir / "data"
+    for node in NODE_IDS:
+        load_or_create_node_key(data / node)
+    registry = workdir / "registry.toml"
+    registry.write_text(registry_from_node_dirs({n: data / n for n in NODE_IDS}).to_toml())
+    return ["--trust-registry", str(registry)]
+
+
+def start(
+    workdir: Path, tick_ms: int = 25, *, system: str = "resonetics", tls: ClusterTLS | None = None
+) -> RunningSystem:
     """Start three nodes on free loopback ports and wait for a leader."""
     from resonetics.localcluster import LocalCluster
 
-    cluster = LocalCluster(workdir / "resonetics", size=3, tick_ms=tick_ms, log_level="warning")
+    if system not in VARIANT_NOTES:
+        raise SystemFailed(f"unknown Resonetics variant {system!r}")
+    root = workdir / system
+    root.mkdir(parents=True, exist_ok=True)
+    extra = cluster_extra_args(root, signed=system == "resonetics-signed")
+    cluster = LocalCluster(
+        root / "data", size=3, tick_ms=tick_ms, log_level="warning", extra_args=extra, tls=tls
+    )
     cluster.start()
     try:
         leader_id, _ = cluster.wait_for_leader(LEADER_WAIT_S)
@@ -140,16 +222,31 @@ def start(workdir: Path, tick_ms: int = 25) -> RunningSystem:
         raise SystemFailed(f"resonetics: no leader ({exc}); logs in {cluster.data_dir}") from exc
     leader = cluster.nodes[leader_id]
     pid = leader.process.pid if leader.process is not None else None
+    files = None
+    if tls is not None and tls.client is not None and tls.client.cert and tls.client.key:
+        files = (str(tls.ca), str(tls.client.cert), str(tls.client.key))
     return RunningSystem(
         target=Target(
-            "resonetics",
+            system,
             leader.address,
             others=tuple(a for a in cluster.addresses if a != leader.address),
+            tls_files=files,
+            connections=1 if system == "resonetics-client" else 0,
         ),
         durability=DURABILITY,
         leader_pid=pid,
         stop=cluster.stop,
+        notes=[VARIANT_NOTES[system]],
     )
 
 
-__all__ = ["DURABILITY", "ResoneticsAdapter", "start"]
+__all__ = [
+    "DURABILITY",
+    "NODE_IDS",
+    "VARIANT_NOTES",
+    "LibraryClientAdapter",
+    "ResoneticsAdapter",
+    "cluster_extra_args",
+    "start",
+    "tls_config",
+]

@@ -439,7 +439,7 @@ class AsyncClient:
                 silent_closes = silent_closes + 1 if isinstance(exc, _SilentClose) else 0
                 self._raise_if_refused(op, exc, silent_closes, policy.maybe_applied)
                 tried[self._last_dialled] = describe_failure(exc)
-                decision = policy.on_no_answer()
+                decision = policy.on_no_answer(reached=False)  # sent() noted any send
                 await asyncio.sleep(min(decision.pause, max(0.0, deadline - loop.time())))
                 continue
             if any_node:

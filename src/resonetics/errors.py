@@ -247,3 +247,17 @@ class NoNodeAnswered(Unavailable):
 def describe_tried(tried: dict[str, str]) -> str:
     """``addr (what it said), ...``: the one-line account of every node a call tried."""
     return ", ".join(f"{address} ({said})" for address, said in tried.items())
+
+
+class NodeFailed(ResoneticsError):
+    """A running node stopped because one of its parts failed (``part``: what failed).
+
+    Raised by ``NodeServer.serve_forever`` after the node has shut down in order,
+    so the command exits non-zero with one line instead of a traceback.
+    """
+
+    def __init__(self, node_id: str, part: str, cause: BaseException) -> None:
+        self.node_id = node_id
+        self.part = part
+        self.cause = cause
+        super().__init__(f"node {node_id} stopped: {part} failed: {cause!r}")

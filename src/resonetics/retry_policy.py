@@ -90,9 +90,15 @@ class RetryPolicy:
         """An attempt left on a live connection: it may reach a node and be applied."""
         self.maybe_applied = True
 
-    def on_no_answer(self, *, pause: bool = True) -> Decision:
-        """No answer came back (lost connection, attempt timed out)."""
-        self.maybe_applied = True
+    def on_no_answer(self, *, pause: bool = True, reached: bool = True) -> Decision:
+        """No answer came back (lost connection, attempt timed out).
+
+        ``reached=False``: the attempt may never have left (a refused connection); a
+        caller that reports each send with ``sent()`` passes it, so that a cluster no
+        node of which answered is told apart from a write of unknown outcome.
+        """
+        if reached:
+            self.maybe_applied = True
         return Decision(Action.RETRY, self._pause() if pause else 0.0)
 
     def on_answer(self, code: str, result: Any) -> Decision:

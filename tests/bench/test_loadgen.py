@@ -123,3 +123,16 @@ def test_merge_adds_counts() -> None:
     a = RawRun(ok=2, errors=1, latencies_s=[0.1, 0.2], cpu_s=1.0, window_s=4.0)
     a.merge(RawRun(ok=3, latencies_s=[0.3], first_error="x", cpu_s=0.5, window_s=4.0))
     assert (a.ok, a.errors, len(a.latencies_s), a.cpu_s, a.first_error) == (5, 1, 3, 1.5, "x")
+
+
+def test_fixed_connection_count_is_honoured() -> None:
+    """The library-client row runs N requests through exactly one connection."""
+    made: list[FakeAdapter] = []
+
+    async def factory() -> FakeAdapter:
+        made.append(FakeAdapter())
+        return made[-1]
+
+    raw = asyncio.run(run_load(factory, "write", 64, 0.1, 0.02, connections=1))
+    assert len(made) == 1 and raw.ok > 0
+    assert raw.cpu_s >= 0.0

@@ -295,8 +295,12 @@ def test_a_bug_is_one_line_exit_70_not_a_traceback(monkeypatch: pytest.MonkeyPat
 
 # --- the sweep ---------------------------------------------------------------------------------
 def _leaf_commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    # list_commands/get_command, not .commands: the top-level group imports lazily.
+    ctx = click.Context(group)
     out: list[tuple[str, ...]] = []
-    for name, command in sorted(group.commands.items()):
+    for name in sorted(group.list_commands(ctx)):
+        command = group.get_command(ctx, name)
+        assert command is not None, name
         path = (*prefix, name)
         if isinstance(command, click.Group):
             out += _leaf_commands(command, path)
@@ -309,7 +313,9 @@ def _options(path: tuple[str, ...]) -> set[str]:
     command: click.Command = main
     for name in path:
         assert isinstance(command, click.Group)
-        command = command.commands[name]
+        sub = command.get_command(click.Context(command), name)
+        assert sub is not None, name
+        command = sub
     return {opt for p in command.params for opt in getattr(p, "opts", [])}
 
 

@@ -1,5 +1,11 @@
 """``resonetics bench``: run the benchmark harness in ``bench/`` against etcd and PySyncObj.
 
+Systems (``--systems``): ``resonetics``, ``resonetics-client`` (one library
+``AsyncClient``), ``resonetics-signed``, ``resonetics-tls``, ``etcd`` (native
+gRPC, driven by the Go generator ``bench/setup.sh`` builds), ``etcd-tls``,
+``etcd-gateway`` (the HTTP/JSON gateway, a separately labelled row),
+``pysyncobj``, ``pysyncobj-nobatch``; ``--tls`` adds the ``*-tls`` variants.
+
 The harness is not part of the installed package (it starts other systems'
 servers and needs optional dependencies), so this command only finds the
 ``bench`` folder of the source checkout and runs ``python -m bench`` there,
@@ -33,7 +39,12 @@ def bench_command(args: list[str]) -> list[str]:
 
 
 @click.command()
-@click.option("--systems", default="resonetics,etcd,pysyncobj,pysyncobj-nobatch", show_default=True)
+@click.option(
+    "--systems",
+    default="resonetics,resonetics-client,etcd,pysyncobj,pysyncobj-nobatch",
+    show_default=True,
+)
+@click.option("--tls", is_flag=True, help="Also run resonetics-tls and etcd-tls (mutual TLS).")
 @click.option("--concurrency", default="1,16,64,256", show_default=True)
 @click.option("--duration", type=float, default=4.0, show_default=True, help="Measured seconds.")
 @click.option("--warmup", type=float, default=1.0, show_default=True, help="Warm-up seconds.")
@@ -48,6 +59,7 @@ def bench(
     workloads: str,
     procs: int,
     out: Path,
+    tls: bool,
 ) -> None:
     """Benchmark Resonetics against etcd and PySyncObj (3-node clusters on loopback)."""
     check_data_dir(out, what="--out")  # the harness would fail with a traceback
@@ -62,6 +74,7 @@ def bench(
         f"--workloads={workloads}",
         f"--procs={procs}",
         f"--out={out.resolve()}",
+        *(["--tls"] if tls else []),
     ]
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(root), env.get("PYTHONPATH", "")) if p)

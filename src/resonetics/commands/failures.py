@@ -15,7 +15,8 @@ line, ``error: ...``, and an exit code from this table (README "Using it"):
      unusable data dir, config or TLS file, a value over the limit, a refusal
  3   no answer: no node reachable, or a timeout (indeterminate for a write)
 70   a bug (EX_SOFTWARE): an exception nobody expected; ``RESONETICS_TRACEBACK=1``
-     prints its traceback
+     prints its traceback. Also ``serve`` when a running node stopped because one
+     of its parts failed (``NodeFailed``; the node logged the traceback)
 ===  ==========================================================================
 
 Exit code 1 is never used for an error: a script must be able to read it as
@@ -98,6 +99,8 @@ def failure_for(exc: BaseException) -> CliFailure | None:
         )
     if isinstance(exc, _NO_ANSWER):
         return CliFailure(_with_code(exc), EXIT_UNAVAILABLE)
+    if isinstance(exc, errors.NodeFailed):
+        return CliFailure(str(exc), EXIT_BUG)  # the node's log holds the traceback
     if isinstance(exc, errors.Forbidden | errors.Unauthenticated):
         return CliFailure(_with_code(exc), EXIT_REFUSED)
     if isinstance(exc, errors.ResoneticsError):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from resonetics.errors import ResoneticsError, StorageError
+from resonetics.errors import NodeFailed, ResoneticsError, StorageError
 from resonetics.security.ratelimit import parse_rate
 from resonetics.security.tls import CLIENT_AUTH_CHOICES
 from resonetics.server.config import (
@@ -168,6 +168,8 @@ def serve(
             },
         ).validate()
         _run(config, log_level)
+    except NodeFailed:
+        raise  # stopped while serving: exit 70, one line (commands/failures.py)
     except StorageError as exc:
         # Another node's or cluster's folder, a locked or corrupt one: refused, one line.
         raise StartRefused(str(exc)) from exc

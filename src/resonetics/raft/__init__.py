@@ -5,10 +5,37 @@ in-memory anchored log), ``quorum`` (majority and joint-majority math),
 ``progress`` (per-follower replication state), ``read_index`` (ReadIndex
 bookkeeping), ``replication`` (batch and backtracking helpers), and the value
 types in ``types``, ``entry``, ``messages``, ``membership``, ``config``, ``ready``.
+
+Its names are loaded on first use (``__getattr__``), so importing one value module,
+as the client does with ``raft.entry``, does not load ``RaftNode`` and everything it needs.
 """
 
-from resonetics.raft.config import RaftConfig
-from resonetics.raft.node import RaftNode
-from resonetics.raft.ready import HardState, ReadState, Ready, Role, SoftState
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from resonetics.raft.config import RaftConfig
+    from resonetics.raft.node import RaftNode
+    from resonetics.raft.ready import HardState, ReadState, Ready, Role, SoftState
+
+_EXPORTS = {
+    "RaftConfig": "resonetics.raft.config",
+    "RaftNode": "resonetics.raft.node",
+    "HardState": "resonetics.raft.ready",
+    "ReadState": "resonetics.raft.ready",
+    "Ready": "resonetics.raft.ready",
+    "Role": "resonetics.raft.ready",
+    "SoftState": "resonetics.raft.ready",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'resonetics.raft' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
 
 __all__ = ["HardState", "RaftConfig", "RaftNode", "ReadState", "Ready", "Role", "SoftState"]

@@ -27,6 +27,7 @@ Invariant (checked after every input): anchor.index <= applied <= commit_index
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -54,9 +55,10 @@ from resonetics.raft.messages import (
     TimeoutNow,
 )
 from resonetics.raft.progress import Progress, ProgressState
-from resonetics.raft.read_index import FollowerReads, ReadTracker, RemoteRead
+from resonetics.raft.read_index import ReadClock, RemoteRead
 from resonetics.raft.ready import HardState, ReadState, Ready, Role, Snapshot, SoftState
 from resonetics.raft.replication import batch_links, next_index_from_hint, rejection_hint
+from resonetics.raft.roles import CandidateState, FollowerState, LeaderState, RoleState
 from resonetics.raft.snapshot import (
     MemorySpool,
     OutgoingSnapshot,
@@ -102,19 +104,17 @@ class RaftNode:
         self._base_membership = membership or Membership(voters=config.initial_voters)
         self._membership = self._base_membership
         self._role = Role.FOLLOWER
+        #: The read_seq clock and the follower read ids: node-lifetime, never reused.
+        self._read_clock = ReadClock()
+        self._read_ids = itertools.count(1)
+        #: What only the current role knows (raft/roles.py); replaced by every _become_*.
+        self._state: RoleState = FollowerState.new(self._read_ids)
         self._refresh_membership()
         self._leader: NodeId | None = None
         self._election_elapsed = 0
-        self._heartbeat_elapsed = 0
         self._election_timeout = config.election_ticks
-        self._votes: dict[NodeId, bool] = {}
-        self._progress: dict[NodeId, Progress] = {}
-        self._reads = ReadTracker()
-        self._follower_reads = FollowerReads()
         #: Ticks since this node object was created: the clock of leases and read expiry.
         self._ticks = 0
-        self._transfer_target: NodeId | None = None
-        self._transfer_elapsed = 0
         # Snapshots (see raft/snapshot.py): the latest one, for streaming to
         # followers; one being received; one received and not yet handed out.
         self._snapshot: OutgoingSnapshot | None = None
@@ -208,16 +208,15 @@ class RaftNode:
 
     def progress_of(self, node: NodeId) -> Progress | None:
         """The leader's view of ``node`` (None on a non-leader). Do not mutate."""
-        return self._progress.get(node) if self._role is Role.LEADER else None
+        return self._lead.progress.get(node) if self._role is Role.LEADER else None
 
     # --- inputs -------------------------------------------------------------------
     def tick(self) -> None:
         """One unit of logical time."""
         self._ticks += 1
-        if self._follower_reads.sent:
-            self._dropped_reads.extend(
-                self._follower_reads.expire(self._ticks, self._cfg.election_ticks)
-            )
+        st = self._state
+        if isinstance(st, FollowerState) and st.reads.sent:
+            self._dropped_reads.extend(st.reads.expire(self._ticks, self._cfg.election_ticks))
         if self._role is Role.LEADER:
             self._tick_leader()
         else:
@@ -250,8 +249,8 @@ class RaftNode:
         """Append a CLIENT_CMD entry on the leader (a CLIENT_BATCH when ``batch``: ``data``
         is then a list of commands); returns its index (not yet committed)."""
         self._require_leader()
-        if self._transfer_target is not None:
-            raise errors.ProposalDropped(f"leadership transfer to {self._transfer_target}")
+        if self._lead.transfer_target is not None:
+            raise errors.ProposalDropped(f"leadership transfer to {self._lead.transfer_target}")
         if self._log.last_index - self._commit >= self._cfg.uncommitted_entries_max:
             raise errors.ProposalDropped("too many uncommitted entries")
         index = self._append_own(EntryType.CLIENT_BATCH if batch else EntryType.CLIENT_CMD, data)
@@ -266,37 +265,40 @@ class RaftNode:
         lease is valid answers at once, without a heartbeat round (see read_index.py).
         """
         if self._role is not Role.LEADER and self._leader is not None:
-            read_id = self._follower_reads.add(ctx, self._ticks)
+            read_id = self._following.reads.add(ctx, self._ticks)
             self._send(ReadIndex(src=self._id, dst=self._leader, term=self._term, read_id=read_id))
             return
         self._require_leader()
+        reads = self._lead.reads
         if not self._committed_in_term():
-            self._reads.waiting_for_noop.append(ctx)
+            reads.waiting_for_noop.append(ctx)
             return
         if lease and self._lease_valid():
             self._read_states.append(ReadState(ctx, self._commit))
             return
-        self._reads.register(ctx, self._commit, self._ticks)
+        reads.register(ctx, self._commit, self._ticks)
         self._emit_confirmed_reads()
-        self._read_round_pending = bool(self._reads.pending)
+        self._read_round_pending = bool(reads.pending)
 
     def _lease_valid(self) -> bool:
         """True while no other leader can exist (§6.4.1; assumes bounded clock drift)."""
-        if self._cfg.lease_ticks <= 0 or self._transfer_target is not None:
+        lead = self._lead
+        if self._cfg.lease_ticks <= 0 or lead.transfer_target is not None:
             return False
-        start = self._reads.lease_start(self._id, lambda s: quorum.has_quorum(self._membership, s))
+        start = lead.reads.lease_start(self._id, lambda s: quorum.has_quorum(self._membership, s))
         return start is not None and self._ticks - start < self._cfg.lease_ticks
 
     def transfer_leadership(self, target: NodeId) -> None:
         """Hand leadership to ``target`` (dissertation §3.10); aborts after an election timeout."""
         self._require_leader()
-        if target in (self._id, self._transfer_target):
+        lead = self._lead
+        if target in (self._id, lead.transfer_target):
             return
-        if not self._membership.is_voter(target) or target not in self._progress:
+        if not self._membership.is_voter(target) or target not in lead.progress:
             raise errors.ConfigChangeRejected(f"cannot transfer leadership to non-voter {target}")
-        self._transfer_target = target
-        self._transfer_elapsed = 0
-        pr = self._progress[target]
+        lead.transfer_target = target
+        lead.transfer_elapsed = 0
+        pr = lead.progress[target]
         if pr.match_index == self._log.last_index:
             self._send_timeout_now(target)
         else:
@@ -313,9 +315,9 @@ class RaftNode:
         promoting caught-up learners, stepping down when removed) happens on its own.
         """
         self._require_leader()
-        if self._transfer_target is not None:
+        if self._lead.transfer_target is not None:
             raise errors.ConfigChangeInProgress(
-                f"leadership transfer to {self._transfer_target} in progress"
+                f"leadership transfer to {self._lead.transfer_target} in progress"
             )
         if self._config_change_pending():
             raise errors.ConfigChangeInProgress(
@@ -447,7 +449,7 @@ class RaftNode:
     # --- role handlers --------------------------------------------------------------------
     def _step_follower(self, msg: Message) -> None:
         if isinstance(msg, ReadIndexResp):
-            ctx = self._follower_reads.answer(msg.read_id)
+            ctx = self._following.reads.answer(msg.read_id)
             if ctx is not None:
                 self._read_states.append(ReadState(ctx, msg.index))
         elif isinstance(msg, AppendEntries):
@@ -471,10 +473,10 @@ class RaftNode:
             self._handle_snapshot_chunk(msg)
         elif isinstance(msg, PreVoteResp) and self._role is Role.PRE_CANDIDATE:
             if msg.term == self._term + 1 or not msg.vote_granted:
-                self._votes[msg.src] = msg.vote_granted
+                self._candidacy.votes[msg.src] = msg.vote_granted
                 self._tally()
         elif isinstance(msg, RequestVoteResp) and self._role is Role.CANDIDATE:
-            self._votes[msg.src] = msg.vote_granted
+            self._candidacy.votes[msg.src] = msg.vote_granted
             self._tally()
 
     def _step_leader(self, msg: Message) -> None:
@@ -528,7 +530,7 @@ class RaftNode:
             )
 
     def _tally(self) -> None:
-        result = quorum.vote_result(self._membership, self._votes)
+        result = quorum.vote_result(self._membership, self._candidacy.votes)
         if result is quorum.VoteResult.LOST:
             self._become_follower(self._term, None)
         elif result is quorum.VoteResult.WON:
@@ -554,19 +556,18 @@ class RaftNode:
 
     # --- role changes -----------------------------------------------------------------------------
     def _reset(self, term: Term) -> None:
-        """Forget per-term volatile state; a new term clears the vote."""
+        """Leave the current role: a new term clears the vote; the role's own state
+        (``raft/roles.py``) goes with it, its unconfirmed reads reported as dropped.
+        The caller sets the next role's state."""
         if term != self._term:
             invariant(term > self._term, f"term going back from {self._term} to {term}")
             self._term = term
             self._vote = None
-        if self._role is Role.LEADER:
-            self._dropped_reads.extend(self._reads.drop_all())
-        self._dropped_reads.extend(self._follower_reads.drop_all())
+        old = self._state
+        if isinstance(old, LeaderState | FollowerState):
+            self._dropped_reads.extend(old.reads.drop_all())
+        self._state = CandidateState()  # holds nothing; replaced by the caller
         self._leader = None
-        self._votes = {}
-        self._progress = {}
-        self._transfer_target = None
-        self._heartbeat_elapsed = 0
         self._reset_election_timer()
 
     def _reset_election_timer(self) -> None:
@@ -578,13 +579,14 @@ class RaftNode:
     def _become_follower(self, term: Term, leader: NodeId | None) -> None:
         self._reset(term)
         self._role = Role.FOLLOWER
+        self._state = FollowerState.new(self._read_ids)
         self._leader = leader
 
     def _become_pre_candidate(self) -> None:
         invariant(self._role is not Role.LEADER, "a leader cannot become pre-candidate")
         self._reset(self._term)
         self._role = Role.PRE_CANDIDATE
-        self._votes = {self._id: True}
+        self._state = CandidateState({self._id: True})
         self._request_votes(pre=True, transfer=False)
         self._tally()
 
@@ -593,7 +595,7 @@ class RaftNode:
         self._reset(self._term + 1)
         self._role = Role.CANDIDATE
         self._vote = self._id
-        self._votes = {self._id: True}
+        self._state = CandidateState({self._id: True})
         self._request_votes(pre=False, transfer=transfer)
         self._tally()
 
@@ -601,10 +603,10 @@ class RaftNode:
         invariant(self._role is Role.CANDIDATE, f"{self._role} cannot become leader")
         self._role = Role.LEADER
         self._leader = self._id
-        self._reads.acked_seq = {}
+        self._state = LeaderState.new(self._read_clock)  # nothing of an earlier leadership
         self._sync_progress()
         self._append_own(EntryType.NOOP, None)  # commits the previous terms' entries (§5.4.2)
-        for peer in sorted(self._progress):
+        for peer in sorted(self._lead.progress):
             self._send_appends_to(peer, allow_empty=True)
         self._maybe_commit()
 
@@ -663,14 +665,15 @@ class RaftNode:
 
     # --- leader side of replication -------------------------------------------------------------------
     def _handle_append_resp(self, msg: AppendEntriesResp) -> None:
-        pr = self._progress.get(msg.src)
+        lead = self._lead
+        pr = lead.progress.get(msg.src)
         if pr is None:
             return
-        self._reads.record_ack(msg.src, msg.read_seq)
+        lead.reads.record_ack(msg.src, msg.read_seq)
         if msg.success:
             if pr.on_ack(min(msg.match_index, self._log.last_index)):
                 self._maybe_commit()
-            if msg.src == self._transfer_target and pr.match_index == self._log.last_index:
+            if msg.src == lead.transfer_target and pr.match_index == self._log.last_index:
                 self._send_timeout_now(msg.src)
             # An empty append is worth sending if it probes a follower still in PROBE
             # with nothing new to send (a lost probe, e.g. a node added while down, would
@@ -684,12 +687,13 @@ class RaftNode:
         self._emit_confirmed_reads()
 
     def _tick_leader(self) -> None:
-        self._heartbeat_elapsed += 1
+        lead = self._lead
+        lead.heartbeat_elapsed += 1
         self._election_elapsed += 1
-        if self._transfer_target is not None:
-            self._transfer_elapsed += 1
-            if self._transfer_elapsed >= self._cfg.election_ticks:
-                self._transfer_target = None  # the target did not take over: abort
+        if lead.transfer_target is not None:
+            lead.transfer_elapsed += 1
+            if lead.transfer_elapsed >= self._cfg.election_ticks:
+                lead.transfer_target = None  # the target did not take over: abort
         if self._election_elapsed >= self._cfg.election_ticks:
             self._election_elapsed = 0
             if self._cfg.check_quorum and not self._quorum_recently_active():
@@ -699,31 +703,32 @@ class RaftNode:
         # "unreachable" signal from the transport): probe again. Several heartbeat
         # round trips, but well inside an election timeout.
         stall_ticks_max = max(2 * self._cfg.heartbeat_ticks, self._cfg.election_ticks // 2)
-        for peer, pr in sorted(self._progress.items()):
+        for peer, pr in sorted(lead.progress.items()):
             if pr.tick_stalled(stall_ticks_max):
                 self._send_appends_to(peer)
             send = pr.snapshot_send
             if send is not None and send.tick_stalled(stall_ticks_max):
                 self._send_snapshot_chunks(peer)
-        if self._heartbeat_elapsed >= self._cfg.heartbeat_ticks:
-            self._heartbeat_elapsed = 0
-            self._reads.next_seq(self._ticks)  # every periodic round can renew the lease
+        if lead.heartbeat_elapsed >= self._cfg.heartbeat_ticks:
+            lead.heartbeat_elapsed = 0
+            lead.reads.next_seq(self._ticks)  # every periodic round can renew the lease
             self._broadcast_heartbeat()
 
     def _quorum_recently_active(self) -> bool:
-        active = {n for n, pr in self._progress.items() if pr.recent_active} | {self._id}
-        for pr in self._progress.values():
+        progress = self._lead.progress
+        active = {n for n, pr in progress.items() if pr.recent_active} | {self._id}
+        for pr in progress.values():
             pr.recent_active = False
         return quorum.has_quorum(self._membership, active)
 
     def _send_appends_to(self, peer: NodeId, *, allow_empty: bool = False) -> None:
         """Send to ``peer`` until its window is full (replicate) or one probe is out."""
         sent = self._send_append(peer, allow_empty=allow_empty)
-        while sent and self._progress[peer].state is ProgressState.REPLICATE:
+        while sent and self._lead.progress[peer].state is ProgressState.REPLICATE:
             sent = self._send_append(peer, allow_empty=False)
 
     def _send_append(self, peer: NodeId, *, allow_empty: bool) -> bool:
-        pr = self._progress[peer]
+        pr = self._lead.progress[peer]
         if pr.is_paused():
             return False
         prev = pr.next_index - 1
@@ -746,7 +751,8 @@ class RaftNode:
     def _send_append_msg(
         self, peer: NodeId, prev: Index, prev_term: Term, prev_hash: str, entries: list[Entry]
     ) -> None:
-        self._progress[peer].commit_sent = self._commit
+        lead = self._lead
+        lead.progress[peer].commit_sent = self._commit
         self._send(
             AppendEntries(
                 src=self._id,
@@ -758,13 +764,13 @@ class RaftNode:
                 prev_log_hash=prev_hash,
                 entries=entries,
                 leader_commit=self._commit,
-                read_seq=self._reads.seq,
+                read_seq=lead.reads.seq,
             )
         )
 
     def _broadcast_heartbeat(self) -> None:
         """Empty AppendEntries at each follower's match index: commit, read_seq, liveness."""
-        for peer, pr in sorted(self._progress.items()):
+        for peer, pr in sorted(self._lead.progress.items()):
             prev = pr.match_index
             if self._log.hash_at(prev) is None:
                 prev = self._log.anchor.index
@@ -775,7 +781,7 @@ class RaftNode:
     def _flush_broadcasts(self) -> None:
         if self._role is Role.LEADER:
             if self._bcast_pending:
-                for peer in sorted(self._progress):
+                for peer in sorted(self._lead.progress):
                     self._send_appends_to(peer)
             if self._read_round_pending:
                 self._broadcast_heartbeat()
@@ -787,18 +793,20 @@ class RaftNode:
     # --- commit and reads -------------------------------------------------------------------------
     def _maybe_commit(self) -> None:
         """Commit N iff log[N].term == current term and a (joint) majority matched N (§5.4.2)."""
-        match = {n: pr.match_index for n, pr in self._progress.items()}
+        lead = self._lead
+        match = {n: pr.match_index for n, pr in lead.progress.items()}
         match[self._id] = self._writes.durable_index  # only what is durable here counts
         n = quorum.committed_index(self._membership, match)
         if n <= self._commit or self._log.term_at(n) != self._term:
             return
         self._commit_to(n)
-        if self._reads.waiting_for_noop:
-            waiting, self._reads.waiting_for_noop = self._reads.waiting_for_noop, []
+        reads = lead.reads
+        if reads.waiting_for_noop:
+            waiting, reads.waiting_for_noop = reads.waiting_for_noop, []
             for ctx in waiting:
-                self._reads.register(ctx, self._commit, self._ticks)
+                reads.register(ctx, self._commit, self._ticks)
             self._emit_confirmed_reads()
-            self._read_round_pending = bool(self._reads.pending)
+            self._read_round_pending = bool(reads.pending)
         # No message of its own for the new commit index: it rides on the next
         # AppendEntries or heartbeat (at most one heartbeat interval later). An extra
         # round per commit cost every node a send, a receive and an ack, and at one
@@ -815,13 +823,12 @@ class RaftNode:
         return self._log.term_at(self._commit) == self._term
 
     def _emit_confirmed_reads(self) -> None:
-        confirmed = self._reads.confirmed(
-            self._id, lambda s: quorum.has_quorum(self._membership, s)
-        )
+        lead = self._lead
+        confirmed = lead.reads.confirmed(self._id, lambda s: quorum.has_quorum(self._membership, s))
         for state in confirmed:
             if isinstance(state.ctx, RemoteRead):
                 remote = state.ctx
-                pr = self._progress.get(remote.node)
+                pr = lead.progress.get(remote.node)
                 if pr is not None and pr.commit_sent < min(state.index, pr.match_index):
                     # The follower serves the read once it has applied state.index: tell
                     # it the commit now (same link, so before the answer), not at the
@@ -887,8 +894,8 @@ class RaftNode:
             self._bcast_pending = True
         elif not m.is_voter(self._id):
             self._become_follower(self._term, None)
-        elif self._transfer_target is None and self._committed_in_term():
-            match = {n: pr.match_index for n, pr in self._progress.items()}
+        elif self._lead.transfer_target is None and self._committed_in_term():
+            match = {n: pr.match_index for n, pr in self._lead.progress.items()}
             learner = membership_change.learner_to_promote(
                 m, match, self._log.last_index, self._cfg.promote_lag_entries_max
             )
@@ -896,13 +903,12 @@ class RaftNode:
                 self.propose_config_change(ConfigChange(ChangeKind.PROMOTE, learner))
 
     def _sync_progress(self) -> None:
+        progress = self._lead.progress
         members = self._membership.members() - {self._id}
-        for gone in set(self._progress) - members:
-            del self._progress[gone]
-        for peer in members - set(self._progress):
-            self._progress[peer] = Progress(
-                self._log.last_index + 1, self._cfg.inflight_appends_max
-            )
+        for gone in set(progress) - members:
+            del progress[gone]
+        for peer in members - set(progress):
+            progress[peer] = Progress(self._log.last_index + 1, self._cfg.inflight_appends_max)
 
     # --- snapshots (the streaming state lives in raft/snapshot.py) -------------------------------
     def _start_snapshot(self, peer: NodeId) -> None:
@@ -911,17 +917,17 @@ class RaftNode:
         invariant(snap is not None, "log compacted but no snapshot was set")
         assert snap is not None
         send = SnapshotSend(snap, self._snapshot_chunk_bytes, self._snapshot_window)
-        self._progress[peer].become_snapshot(snap.index, send)
+        self._lead.progress[peer].become_snapshot(snap.index, send)
         self._send_snapshot_chunks(peer)
 
     def _send_snapshot_chunks(self, peer: NodeId) -> None:
-        send = self._progress[peer].snapshot_send
+        send = self._lead.progress[peer].snapshot_send
         if send is not None:
             for chunk in send.next_chunks(self._id, peer, self._term):
                 self._send(chunk)
 
     def _handle_snapshot_resp(self, msg: InstallSnapshotResp) -> None:
-        pr = self._progress.get(msg.src)
+        pr = self._lead.progress.get(msg.src)
         send = pr.snapshot_send if pr is not None else None
         if pr is None or send is None or msg.last_included_index != send.snap.index:
             return
@@ -1010,6 +1016,28 @@ class RaftNode:
     # --- small helpers ----------------------------------------------------------------------------
     def _send(self, msg: Message) -> None:
         self._msgs.append(msg)
+
+    @property
+    def _lead(self) -> LeaderState:
+        """The current leadership's state; asking for it in another role is a bug."""
+        st = self._state
+        if not isinstance(st, LeaderState):
+            raise errors.InvariantViolation(f"{self._id}: leader state asked for as {self._role}")
+        return st
+
+    @property
+    def _candidacy(self) -> CandidateState:
+        st = self._state
+        if not isinstance(st, CandidateState):
+            raise errors.InvariantViolation(f"{self._id}: votes asked for as {self._role}")
+        return st
+
+    @property
+    def _following(self) -> FollowerState:
+        st = self._state
+        if not isinstance(st, FollowerState):
+            raise errors.InvariantViolation(f"{self._id}: follower state asked for as {self._role}")
+        return st
 
     def _require_leader(self) -> None:
         if self._role is not Role.LEADER:

@@ -30,8 +30,9 @@ keeps the follower's side: the reads sent and not yet answered.
 
 from __future__ import annotations
 
+import itertools
 from collections import deque
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 
 from resonetics.raft.ready import ReadState
@@ -57,18 +58,19 @@ class RemoteRead:
 _SEQ_TICKS_MAX = 256
 
 
-class ReadTracker:
-    """Reads a leader has accepted and not yet confirmed, oldest first."""
+class ReadClock:
+    """The ``read_seq`` counter and the tick each value was handed out at.
 
-    __slots__ = ("acked_seq", "pending", "seq", "seq_ticks", "waiting_for_noop")
+    It outlives any one leadership (a node object keeps one for its lifetime), so
+    ``read_seq`` only ever grows on a node even though the reads waiting on it
+    (``ReadTracker``) belong to one leadership and are dropped with it.
+    """
+
+    __slots__ = ("seq", "seq_ticks")
 
     def __init__(self) -> None:
         #: Highest read_seq handed out; only ever grows in one node's lifetime.
         self.seq = 0
-        self.pending: deque[PendingRead] = deque()
-        self.waiting_for_noop: list[object] = []
-        #: Highest read_seq each peer has echoed during this leadership.
-        self.acked_seq: dict[NodeId, int] = {}
         #: read_seq -> the tick it was handed out at (for leases).
         self.seq_ticks: dict[int, int] = {}
 
@@ -79,6 +81,36 @@ class ReadTracker:
         if len(self.seq_ticks) > _SEQ_TICKS_MAX:
             del self.seq_ticks[min(self.seq_ticks)]
         return self.seq
+
+
+class ReadTracker:
+    """Reads one leadership has accepted and not yet confirmed, oldest first.
+
+    Made fresh when a node becomes leader (``raft/roles.py``), over the node's
+    ``ReadClock``: pending reads and echoed sequence numbers never cross from one
+    leadership to the next.
+    """
+
+    __slots__ = ("_clock", "acked_seq", "pending", "waiting_for_noop")
+
+    def __init__(self, clock: ReadClock | None = None) -> None:
+        self._clock = clock if clock is not None else ReadClock()
+        self.pending: deque[PendingRead] = deque()
+        self.waiting_for_noop: list[object] = []
+        #: Highest read_seq each peer has echoed during this leadership.
+        self.acked_seq: dict[NodeId, int] = {}
+
+    @property
+    def seq(self) -> int:
+        """The read_seq that messages sent now carry."""
+        return self._clock.seq
+
+    @property
+    def seq_ticks(self) -> dict[int, int]:
+        return self._clock.seq_ticks
+
+    def next_seq(self, now: int) -> int:
+        return self._clock.next_seq(now)
 
     def register(self, ctx: object, commit_index: Index, now: int = 0) -> None:
         self.pending.append(PendingRead(ctx, commit_index, self.next_seq(now)))
@@ -123,16 +155,18 @@ class ReadTracker:
 class FollowerReads:
     """Reads a follower forwarded to its leader, by ``read_id``, with the tick they left."""
 
-    __slots__ = ("_next_id", "sent")
+    __slots__ = ("_ids", "sent")
 
-    def __init__(self) -> None:
-        self._next_id = 0
+    def __init__(self, ids: Iterator[int] | None = None) -> None:
+        #: Where read ids come from: the node's one counter, so an id is never reused
+        #: by a later follower term (a late answer cannot match a newer read).
+        self._ids = ids if ids is not None else itertools.count(1)
         self.sent: dict[int, tuple[object, int]] = {}
 
     def add(self, ctx: object, now: int) -> int:
-        self._next_id += 1
-        self.sent[self._next_id] = (ctx, now)
-        return self._next_id
+        read_id = next(self._ids)
+        self.sent[read_id] = (ctx, now)
+        return read_id
 
     def answer(self, read_id: int) -> object | None:
         entry = self.sent.pop(read_id, None)
@@ -149,4 +183,4 @@ class FollowerReads:
         return dropped
 
 
-__all__ = ["FollowerReads", "PendingRead", "ReadTracker", "RemoteRead"]
+__all__ = ["FollowerReads", "PendingRead", "ReadClock", "ReadTracker", "RemoteRead"]

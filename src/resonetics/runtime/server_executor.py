@@ -48,7 +48,8 @@ class ServerExecutor:
     ) -> None:
         self.driver = driver
         self._run_blocking = run_blocking
-        self._spawn: Spawner = spawn if spawn is not None else asyncio.ensure_future
+        #: Starts the snapshot task; the server hands in its TaskGroup's, which owns it.
+        self.spawn: Spawner = spawn if spawn is not None else asyncio.ensure_future
         #: The snapshot task, while one is being taken.
         self._taking: asyncio.Future[None] | None = None
         self._failure: BaseException | None = None
@@ -95,7 +96,7 @@ class ServerExecutor:
 
     def _start_snapshot(self) -> None:
         job = self.driver.start_snapshot()
-        self._taking = self._spawn(self._take(job))
+        self._taking = self.spawn(self._take(job))
         self._taking.add_done_callback(self._took)
 
     async def _take(self, job: SnapshotJob) -> None:

@@ -26,7 +26,6 @@ links in line with whatever configuration the core follows now:
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import TYPE_CHECKING, Any, Final
 
@@ -36,7 +35,7 @@ from resonetics.runtime.outcome import OnDone, Outcome
 from resonetics.wire import codes
 
 if TYPE_CHECKING:
-    from resonetics.server.node_server import NodeServer
+    from resonetics.server.node_view import NodeView
 
 log = logging.getLogger("resonetics.server.admin")
 
@@ -49,7 +48,7 @@ _CHANGE_OPS: Final[dict[str, ChangeKind]] = {
 MEMBERSHIP_OPS: Final = frozenset({*_CHANGE_OPS, "member_list", "leader_transfer"})
 
 
-def dispatch(server: NodeServer, op: str, args: dict[str, Any], on_done: OnDone) -> None:
+def dispatch(server: NodeView, op: str, args: dict[str, Any], on_done: OnDone) -> None:
     """Run one membership admin op (already validated by ``wire.client``)."""
     if op == "member_list":
         on_done(Outcome(codes.OK, member_list(server)))
@@ -73,7 +72,7 @@ def dispatch(server: NodeServer, op: str, args: dict[str, Any], on_done: OnDone)
         server.driver.change_membership(change, on_done)
 
 
-def _already_added(server: NodeServer, op: str, args: dict[str, Any]) -> bool:
+def _already_added(server: NodeView, op: str, args: dict[str, Any]) -> bool:
     """An add for a node the leader already has at that address: a client retry, say OK."""
     m = server.driver.membership
     node = str(args.get("node"))
@@ -85,7 +84,7 @@ def _already_added(server: NodeServer, op: str, args: dict[str, Any]) -> bool:
     )
 
 
-def member_list(server: NodeServer) -> dict[str, Any]:
+def member_list(server: NodeView) -> dict[str, Any]:
     """The configuration this node follows, with the leader's view of progress when leading."""
     core = server.driver.core
     m = core.membership
@@ -112,22 +111,22 @@ def member_list(server: NodeServer) -> dict[str, Any]:
     }
 
 
-def configured_peer_addresses(server: NodeServer) -> dict[str, str]:
+def configured_peer_addresses(server: NodeView) -> dict[str, str]:
     """Peer addresses from the operator: the node's flags, then the log (newest wins)."""
     return {**server.config.peers, **server.driver.membership.addresses}
 
 
-def client_addresses(server: NodeServer) -> dict[str, str]:
+def client_addresses(server: NodeView) -> dict[str, str]:
     """Client addresses from the operator: the node's flags, then the log (newest wins)."""
     return {**server.config.clients, **server.driver.membership.client_addresses}
 
 
-def link_addresses(server: NodeServer) -> dict[str, str]:
+def link_addresses(server: NodeView) -> dict[str, str]:
     """Where to dial each peer: authenticated Hellos only fill in what the operator did not."""
     return {**server.learned_addresses, **configured_peer_addresses(server)}
 
 
-def wanted_peers(server: NodeServer) -> set[str]:
+def wanted_peers(server: NodeView) -> set[str]:
     """Nodes this one must be able to send to now."""
     me = server.config.node_id
     members = server.driver.membership.members()
@@ -138,7 +137,7 @@ def wanted_peers(server: NodeServer) -> set[str]:
     return wanted - {me}
 
 
-def sync_links(server: NodeServer, *, force: bool = False) -> None:
+def sync_links(server: NodeView, *, force: bool = False) -> None:
     """Open links to new members, close links to nodes that left the configuration.
 
     Cheap when nothing changed (it runs after every flush): the configuration
@@ -162,16 +161,8 @@ def sync_links(server: NodeServer, *, force: bool = False) -> None:
         server.close_link(peer)
 
 
-def close_later(tasks: set[asyncio.Task[Any]], link_stop: Any) -> None:
-    """Run a link's ``stop()`` as a task the server owns (awaited again at shutdown)."""
-    task = asyncio.get_running_loop().create_task(link_stop())
-    tasks.add(task)
-    task.add_done_callback(tasks.discard)
-
-
 __all__ = [
     "MEMBERSHIP_OPS",
-    "close_later",
     "dispatch",
     "client_addresses",
     "configured_peer_addresses",

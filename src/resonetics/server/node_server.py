@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextlib
 import functools
 import logging
 import random
@@ -41,14 +40,22 @@ import signal
 import ssl
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import replace
 from typing import Any
 
 import msgspec
 
 from resonetics import limits
-from resonetics.errors import BadRequest, ClientError, ResoneticsError, TooLarge, invariant
+from resonetics.errors import (
+    BadRequest,
+    ClientError,
+    InvariantViolation,
+    NodeFailed,
+    ResoneticsError,
+    TooLarge,
+    invariant,
+)
 from resonetics.raft.messages import MESSAGE_TYPES, Message
 from resonetics.raft.ready import Role
 from resonetics.runtime import peer_gate
@@ -185,7 +192,12 @@ class NodeServer:
         self._flush_scheduled = False
         self._flush_task: asyncio.Task[None] | None = None
         self._closing = False
-        self._fatal: BaseException | None = None
+        #: The first failure that stopped the node: (what failed, the exception).
+        self._fatal: tuple[str, BaseException] | None = None
+        #: The node's life (``_run``) and the group that owns every task it starts.
+        self._main: asyncio.Task[None] | None = None
+        self._group: asyncio.TaskGroup | None = None
+        self._ticker_task: asyncio.Task[None] | None = None
         #: Log appends and fsyncs run here so the event loop keeps serving meanwhile.
         self._disk = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="disk")
         #: Carries out the driver's steps (runtime/loop_plan.py) here and on the disk thread.
@@ -204,7 +216,8 @@ class NodeServer:
         self._identity_buckets: OrderedDict[str, TokenBucket] = OrderedDict()
         #: Client connections closed by the node, by reason (``status``).
         self.client_closes: Counter[str] = Counter()
-        self._tasks: set[asyncio.Task[Any]] = set()
+        #: Tasks of the group still running (cancelled at the end of the shutdown).
+        self._tasks: set[asyncio.Task[None]] = set()
         tls = config.tls()
         self._server_ssl: ssl.SSLContext | None = (
             server_context(tls, config.tls_client_auth) if tls is not None else None
@@ -233,22 +246,87 @@ class NodeServer:
         return self.peer_credentials.cluster_id
 
     # --- lifecycle ---------------------------------------------------------------------
+    # One TaskGroup (``_run``) owns every task the node starts: the ticker, the
+    # driver loop, the snapshot being taken, each peer link and each inbound peer
+    # connection. Each runs under ``_owned``: an exception in any of them is
+    # logged once and stops the node through the one shutdown path (``_close``),
+    # the same one SIGTERM, SIGINT, ``stop()`` and tests take. Nothing is left
+    # running when ``_run`` returns: the group waits for what ``_close`` cancelled.
     async def serve_forever(self, *, install_signals: bool = True) -> None:
+        """Serve until SIGTERM/SIGINT, ``stop()`` or a failure (then ``NodeFailed``)."""
         await self.start()
-        if install_signals:
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(sig, self._stopping.set)
-            if self.config.policy is not None:  # authz: SIGHUP re-reads the policy
-                loop.add_signal_handler(signal.SIGHUP, self.gate.reload, self.config.policy)
-        await self._stopping.wait()
-        await self.shutdown()
+        loop = asyncio.get_running_loop()
+        signals = (signal.SIGTERM, signal.SIGINT) if install_signals else ()
+        for sig in signals:
+            loop.add_signal_handler(sig, self.stop)
+        if install_signals and self.config.policy is not None:  # authz: SIGHUP re-reads it
+            loop.add_signal_handler(signal.SIGHUP, self.gate.reload, self.config.policy)
+        try:
+            await self.shutdown(wait_for_stop=True)
+        finally:
+            for sig in signals:
+                loop.remove_signal_handler(sig)
+            if install_signals and self.config.policy is not None:
+                loop.remove_signal_handler(signal.SIGHUP)
         if self._fatal is not None:
-            raise self._fatal
+            part, cause = self._fatal
+            raise NodeFailed(self.config.node_id, part, cause) from cause
 
     async def start(self) -> None:
+        """Bind both listeners and start the node's tasks; return once it serves.
+
+        A failure to start (an address in use, say) is raised here, after the node
+        has released its data dir.
+        """
+        invariant(self._main is None, "a node server starts once")
+        opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._main = asyncio.create_task(self._run(opened), name=f"node-{self.config.node_id}")
+        await asyncio.wait({opened, self._main}, return_when=asyncio.FIRST_COMPLETED)
+        if not opened.done():
+            opened.cancel()
+            await self._main  # ended before serving: raises what stopped it
+        opened.result()
+
+    def stop(self) -> None:
+        """Begin the shutdown (safe to call any number of times, from a signal handler too)."""
+        self._stopping.set()
+
+    async def shutdown(self, *, wait_for_stop: bool = False) -> None:
+        """Stop the node (unless ``wait_for_stop``: wait for someone else to) and wait
+        until every task it started has ended."""
+        if not wait_for_stop:
+            self.stop()
+        if self._main is not None:
+            await self._main
+
+    async def _run(self, opened: asyncio.Future[None]) -> None:
+        """The node's whole life, inside the one TaskGroup that owns its tasks."""
+        try:
+            async with asyncio.TaskGroup() as group:
+                self._group = group
+                try:
+                    await self._open()
+                except Exception as exc:  # nothing served yet: report it to start()
+                    opened.set_exception(exc)
+                    self._cancel_owned()
+                    return
+                opened.set_result(None)
+                await self._stopping.wait()
+                await self._close()
+                self._cancel_owned()
+        finally:
+            self._group = None
+            self._disk.shutdown(wait=True)
+            try:
+                self.driver.close()
+            finally:
+                self.data_dir_lock.release()
+                if opened.done() and not opened.cancelled() and opened.exception() is None:
+                    log.info("stopped")  # a failed start says so once, in start()'s error
+
+    async def _open(self) -> None:
         peer_host, peer_port = self.config.peer_listen_address
-        await self.peer_listener.start(peer_host, peer_port)
+        await self.peer_listener.start(peer_host, peer_port, self._spawn)
         host, port = self.config.client_listen_address
         self._server = await asyncio.get_running_loop().create_server(
             self._new_client_connection,
@@ -258,12 +336,14 @@ class NodeServer:
             ssl=self._server_ssl,
             ssl_handshake_timeout=limits.TLS_HANDSHAKE_TIMEOUT_S if self._server_ssl else None,
         )
+        # The snapshot the driver takes in the background is the group's too.
+        self.executor.spawn = functools.partial(self._spawn, what="snapshot")
         me = self.config.node_id
         for peer, address in self.config.peers.items():
             if peer != me:
                 self.open_link(peer, address)
         admin.sync_links(self, force=True)
-        self._tasks.add(asyncio.create_task(self._ticker(), name="ticker"))
+        self._ticker_task = self._spawn(self._ticker(), what="ticker")
         transport = f"TLS (client certificates {self.config.tls_client_auth})"
         log.info("entry signing key %s", public_key_text(self.signing_key))
         log.info(
@@ -278,19 +358,14 @@ class NodeServer:
             self.config.node_dir,
         )
 
-    def stop(self) -> None:
-        self._stopping.set()
-
-    async def shutdown(self) -> None:
+    async def _close(self) -> None:
         """Stop accepting, finish the fsync in progress, answer waiting clients, close."""
         if self._server is not None:
             self._server.close()
         self.peer_listener.close()
-        for task in self._tasks:
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if self._ticker_task is not None:
+            self._ticker_task.cancel()
+            await asyncio.wait({self._ticker_task})
         self._closing = True
         if self._flush_task is not None:
             # Never cancel a flush mid-write: the disk thread would go on writing a
@@ -299,18 +374,52 @@ class NodeServer:
         await self.executor.wait_snapshot()
         self._disk.shutdown(wait=True)
         if self._fatal is None:
-            self.driver.process_ready()  # whatever arrived meanwhile, on this thread
+            try:
+                self.driver.process_ready()  # whatever arrived meanwhile, on this thread
+            except Exception as exc:
+                self._fail("driver loop", exc)
         self.driver.cancel_all(Outcome(codes.UNAVAILABLE, message="node shutting down"))
         self._outbox.flush()
-        for link in self.links.values():
+        for link in list(self.links.values()):
             await link.stop()
         for conn in list(self._connections):
             conn.close()
         await self._end_client_connections()
         await self.peer_listener.wait_closed(SHUTDOWN_GRACE_S)
-        self.driver.close()
-        self.data_dir_lock.release()
-        log.info("stopped")
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], what: str) -> asyncio.Task[None]:
+        """Start ``coro`` as a task of the node's group; its failure stops the node."""
+        group = self._group
+        if group is None:
+            coro.close()
+            raise InvariantViolation(f"{what} started outside the node's task group")
+        task = group.create_task(self._owned(coro, what), name=what)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _owned(self, coro: Coroutine[Any, Any, None], what: str) -> None:
+        try:
+            await coro
+        except Exception as exc:  # CancelledError is no Exception: it goes on up
+            self._fail(what, exc)
+
+    def _cancel_owned(self) -> None:
+        """Cancel what is still running; the group then waits for each to end."""
+        for task in list(self._tasks):
+            task.cancel()
+
+    def _fail(self, what: str, exc: BaseException) -> None:
+        """Something the node cannot serve on without: stop it, in order, and say why.
+
+        A broken invariant or a failing disk in the driver, a bug in the ticker or a
+        link: serving on from a state nobody can vouch for is worse than stopping.
+        ``serve_forever`` raises ``NodeFailed`` for the first failure.
+        """
+        log.critical("%s failed: %r; stopping the node", what, exc, exc_info=exc)
+        if self._fatal is None:
+            self._fatal = (what, exc)
+        self._stopping.set()
 
     async def _end_client_connections(self) -> None:
         """Give closed connections a grace to flush their answers, then abort the rest.
@@ -343,7 +452,7 @@ class NodeServer:
 
     def _schedule_flush(self) -> None:
         """Run the driver loop soon: once per loop turn, never two at a time."""
-        if self._flush_task is not None or self._flush_scheduled or self._closing:
+        if self._flush_task is not None or self._flush_scheduled or self._closing or self._fatal:
             return  # a running flush loops until the core has nothing left to do
         self._flush_scheduled = True
         asyncio.get_running_loop().call_soon(self._start_flush)
@@ -360,7 +469,7 @@ class NodeServer:
         if done:
             admin.sync_links(self)
             return
-        self._flush_task = asyncio.get_running_loop().create_task(self._flush())
+        self._flush_task = self._spawn(self._flush(), what="driver loop")
         self._flush_task.add_done_callback(self._flush_done)
 
     async def _flush(self) -> None:
@@ -384,11 +493,7 @@ class NodeServer:
             self._driver_failed(exc)
 
     def _driver_failed(self, exc: BaseException) -> None:
-        # A broken invariant or a failing disk: stop now rather than serve on
-        # from a state nobody can vouch for. serve_forever re-raises it.
-        log.critical("driver loop failed: %r; stopping the node", exc)
-        self._fatal = exc
-        self._stopping.set()
+        self._fail("driver loop", exc)
 
     async def _run_on_disk_thread(self, fn: Callable[..., None], *args: Any) -> None:
         await asyncio.get_running_loop().run_in_executor(self._disk, fn, *args)
@@ -408,12 +513,12 @@ class NodeServer:
             self.peer_credentials, peer, address, self.config.peer_listen, ssl=self._peer_ssl
         )
         self.links[peer] = link
-        link.start()
+        link.start(functools.partial(self._spawn, what=f"peer link to {peer}"))
 
     def close_link(self, peer: str) -> None:
         link = self.links.pop(peer, None)
         if link is not None:
-            admin.close_later(self._tasks, link.stop)
+            self._spawn(link.stop(), what=f"closing the link to {peer}")
 
     # --- client connections --------------------------------------------------------------
     def _new_client_connection(self) -> ClientConnection:
@@ -566,7 +671,11 @@ class NodeServer:
 
     def _on_peer_message(self, msg: Message) -> None:
         self.last_contact[msg.src] = time.monotonic()
-        self.driver.step(msg)
+        try:
+            self.driver.step(msg)
+        except Exception as exc:  # the core broke on a checked message: stop, in order
+            self._driver_failed(exc)
+            return
         self._schedule_flush()
 
     # --- clients ---------------------------------------------------------------------------

@@ -31,7 +31,8 @@ import contextlib
 import logging
 import ssl
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from resonetics import limits
 from resonetics.errors import ResoneticsError
@@ -57,6 +58,8 @@ from resonetics.wire.peer import (
 
 log = logging.getLogger("resonetics.peers")
 
+#: ``dropped`` reason: an unexpected exception while reading a peer connection.
+HANDLER_ERROR = "handler error"
 #: Distinct refusal reasons remembered (and logged) before the rest are counted together.
 _REASONS_TRACKED_MAX = 64
 
@@ -64,6 +67,8 @@ _REASONS_TRACKED_MAX = 64
 Deliver = Callable[[Message], None]
 #: Why a message from this authenticated node must be dropped (None: step it).
 Refuse = Callable[[str, Message], str | None]
+#: Starts a task owned by the node, named for the log (``NodeServer._spawn``).
+SpawnNamed = Callable[[Coroutine[Any, Any, None], str], "asyncio.Task[None]"]
 #: An authenticated peer's own peer address, from its Hello (for a joining node).
 OnHello = Callable[[str, str], None]
 
@@ -88,6 +93,8 @@ class PeerListener:
         self._on_hello = on_hello
         self._now_ms = now_ms
         self._server: asyncio.Server | None = None
+        self._spawn: SpawnNamed | None = None
+        self._closed = False
         self._connections: set[asyncio.StreamWriter] = set()
         self._handlers: set[asyncio.Task[None]] = set()
         #: Refused handshakes by reason, and dropped messages by reason (for status).
@@ -96,9 +103,12 @@ class PeerListener:
         #: Peers whose handshake succeeded on a connection still open.
         self.authenticated: Counter[str] = Counter()
 
-    async def start(self, host: str, port: int) -> None:
+    async def start(self, host: str, port: int, spawn: SpawnNamed) -> None:
+        """Listen; each accepted connection is served by a task ``spawn`` starts (the
+        node's TaskGroup owns it, so shutdown waits for it and a bug in it stops the node)."""
+        self._spawn = spawn
         self._server = await asyncio.start_server(
-            self._on_connection,
+            self._accept,
             host,
             port,
             limit=limits.PEER_HANDSHAKE_LINE_BYTES_MAX,
@@ -108,6 +118,7 @@ class PeerListener:
         )
 
     def close(self) -> None:
+        self._closed = True
         if self._server is not None:
             self._server.close()
         for writer in list(self._connections):
@@ -120,6 +131,12 @@ class PeerListener:
             writer.transport.abort()
 
     # --- one connection -------------------------------------------------------------------
+    def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._closed or self._spawn is None:
+            writer.close()  # accepted as the node began shutting down
+            return
+        self._spawn(self._on_connection(reader, writer), "peer connection")
+
     async def _on_connection(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
@@ -141,6 +158,13 @@ class PeerListener:
                     self.authenticated[peer] -= 1
         except (ConnectionError, OSError, asyncio.IncompleteReadError):
             pass
+        except Exception:
+            # A bug in reading one connection (anyone who reaches the port can send
+            # bytes here): close that connection, count it, keep the node serving.
+            # Failures of the core on a delivered message stop the node instead
+            # (``NodeServer._on_peer_message``): they never reach this line.
+            self.dropped[HANDLER_ERROR] += 1
+            log.exception("peer connection from %s failed; closed", _remote(writer))
         finally:
             self._connections.discard(writer)
             self._handlers.discard(handler)
@@ -218,4 +242,4 @@ def _remote(writer: asyncio.StreamWriter) -> str:
     return "?"
 
 
-__all__ = ["Deliver", "OnHello", "PeerListener", "Refuse"]
+__all__ = ["HANDLER_ERROR", "Deliver", "OnHello", "PeerListener", "Refuse", "SpawnNamed"]

@@ -24,6 +24,8 @@ import logging
 import random
 import ssl
 from collections import deque
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from resonetics import limits
 from resonetics.errors import ResoneticsError
@@ -47,6 +49,9 @@ from resonetics.wire.peer import (
 )
 
 log = logging.getLogger("resonetics.peers")
+
+#: Starts a task owned by the node (``NodeServer._spawn``): its failure stops the node.
+Spawn = Callable[[Coroutine[Any, Any, None]], "asyncio.Task[None]"]
 
 #: Encoded messages queued for one peer before the oldest are dropped.
 PEER_QUEUE_MESSAGES_MAX = 4096
@@ -88,8 +93,9 @@ class PeerLink:
         self._corked: list[bytes] = []
         self._flush_scheduled = False
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name=f"peer-{self.peer_id}")
+    def start(self, spawn: Spawn) -> None:
+        """Run the link as a task started by ``spawn`` (the node's TaskGroup owns it)."""
+        self._task = spawn(self._run())
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -206,14 +212,16 @@ class PeerLink:
 
     async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         closed = asyncio.ensure_future(reader.read())  # the peer never writes back; EOF = gone
+        waiter: asyncio.Future[Any] | None = None
         try:
             while not closed.done():
                 if not self._queue:
                     self._writer = writer
                     self._wakeup.clear()
-                    waiter = asyncio.ensure_future(self._wakeup.wait())
-                    await asyncio.wait({waiter, closed}, return_when=asyncio.FIRST_COMPLETED)
-                    waiter.cancel()
+                    wake: asyncio.Future[Any] = asyncio.ensure_future(self._wakeup.wait())
+                    waiter = wake
+                    await asyncio.wait({wake, closed}, return_when=asyncio.FIRST_COMPLETED)
+                    wake.cancel()
                     continue
                 self._writer = None
                 batch = list(self._queue)
@@ -224,7 +232,19 @@ class PeerLink:
             self._writer = None
             raise ConnectionResetError("peer closed the connection")
         finally:
-            closed.cancel()
+            # Both helpers end with the link, cancelled here too (a cancelled link
+            # would otherwise leave its wake-up waiter pending forever).
+            pending: list[asyncio.Future[Any] | None] = [closed, waiter]
+            helpers = [f for f in pending if f is not None and not f.done()]
+            for f in helpers:
+                f.cancel()
+            if helpers:
+                await asyncio.wait(helpers)
+            for helper in pending:
+                if helper is not None and not helper.cancelled():
+                    # Read it here: a peer that reset the connection is an ordinary lost
+                    # link, not "Task exception was never retrieved" with a traceback.
+                    helper.exception()
 
 
-__all__ = ["PeerLink"]
+__all__ = ["PeerLink", "Spawn"]

@@ -6,10 +6,10 @@ import time
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from resonetics.server.node_server import NodeServer
+    from resonetics.server.node_view import NodeView
 
 
-def node_status(server: NodeServer) -> dict[str, Any]:
+def node_status(server: NodeView) -> dict[str, Any]:
     core = server.driver.core
     now = time.monotonic()
     stats = server.driver.stats
