@@ -30,8 +30,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from resonetics import errors, limits
+from resonetics import errors, limits, planted
 from resonetics.errors import invariant
+from resonetics.planted import Bug
 from resonetics.raft import membership_change, quorum
 from resonetics.raft.config import RaftConfig
 from resonetics.raft.entry import GENESIS, Entry, EntryType, Signer, make_entry, signed
@@ -282,8 +283,11 @@ class RaftNode:
 
     def _lease_valid(self) -> bool:
         """True while no other leader can exist (§6.4.1; assumes bounded clock drift)."""
+        if planted.on(Bug.LEASE_ALWAYS_VALID):
+            return True
         if self._cfg.lease_ticks <= 0 or self._transfer_target is not None:
-            return False
+            if self._cfg.lease_ticks <= 0 or not planted.on(Bug.STALE_READ_AFTER_TRANSFER):
+                return False
         start = self._reads.lease_start(self._id, lambda s: quorum.has_quorum(self._membership, s))
         return start is not None and self._ticks - start < self._cfg.lease_ticks
 
@@ -384,13 +388,13 @@ class RaftNode:
             truncate_from=truncate_from,
             entries=entries,
             messages=self._msgs,
-            committed_entries=self._log.slice(self._applying + 1, self._commit),
+            committed_entries=self._log.slice(self._applying + 1, self._apply_upto()),
             read_states=self._read_states,
             dropped_reads=self._dropped_reads,
         )
         self._prev_hard_state = hard
         self._prev_soft_state = rd.soft_state
-        self._applying = self._commit
+        self._applying = self._apply_upto()
         self._install = None
         self._msgs, self._read_states, self._dropped_reads = [], [], []
         return rd
@@ -623,6 +627,8 @@ class RaftNode:
             self._reject_append(msg, msg.prev_log_index + 1, 0)
             return
         conflict = self._log.find_conflict(msg.entries)
+        if planted.on(Bug.TRUNCATE_BELOW_COMMIT) and msg.entries:
+            conflict = msg.prev_log_index + 1  # cut after prev even where it matches
         if conflict is not None:
             if conflict <= self._log.last_index:
                 self._truncate_from(conflict)
@@ -630,6 +636,8 @@ class RaftNode:
         # Only what this message confirmed matches the leader: entries past it may
         # be a stale suffix from an older term.
         confirmed = msg.prev_log_index + len(msg.entries)
+        if planted.on(Bug.FOLLOWER_COMMIT_BEYOND_CONFIRMED):
+            confirmed = self._log.last_index
         self._commit_to(min(msg.leader_commit, confirmed))
         self._ack_append(msg, confirmed)
 
@@ -791,7 +799,8 @@ class RaftNode:
         match[self._id] = self._writes.durable_index  # only what is durable here counts
         n = quorum.committed_index(self._membership, match)
         if n <= self._commit or self._log.term_at(n) != self._term:
-            return
+            if n <= self._commit or not planted.on(Bug.FIGURE8_COMMIT_BY_COUNTING):
+                return
         self._commit_to(n)
         if self._reads.waiting_for_noop:
             waiting, self._reads.waiting_for_noop = self._reads.waiting_for_noop, []
@@ -810,6 +819,12 @@ class RaftNode:
         if index > self._commit:
             invariant(index <= self._log.last_index, "commit %d beyond last index", index)
             self._commit = index
+
+    def _apply_upto(self) -> Index:
+        """The last index a Ready may hand out for applying: the commit index."""
+        if planted.on(Bug.APPLY_BEFORE_COMMIT):
+            return self._log.last_index
+        return self._commit
 
     def _committed_in_term(self) -> bool:
         return self._log.term_at(self._commit) == self._term

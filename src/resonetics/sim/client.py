@@ -242,7 +242,12 @@ class SimClient:
         result = outcome.result if isinstance(outcome.result, dict) else {}
         f = op.handle.f
         if op.request["op"] == "session_open":
-            self._session = int(result["session"])
+            if not isinstance(result.get("session"), int):
+                # An answer of another shape is an answer to another request.
+                raise SimViolation(
+                    f"{self.name}: session_open answered with {result!r}, not a session id"
+                )
+            self._session = result["session"]
             self._done()
             return
         if op.request["args"].get("consistency") == "stale":

@@ -18,12 +18,13 @@ a new driver over the same disk, so recovery runs the real code.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from resonetics.raft.config import RaftConfig
+from resonetics.raft.config import RaftConfig, lease_ticks_for
 from resonetics.raft.messages import Message, PreVote, PreVoteResp, RequestVoteResp
 from resonetics.raft.ready import Role
 from resonetics.raft.types import NodeId
@@ -35,7 +36,7 @@ from resonetics.sim.clock import EventQueue
 from resonetics.sim.invariants import SafetyMonitor
 from resonetics.sim.network import Network
 from resonetics.sim.observed import ObservedKV, ObservedStorage
-from resonetics.sim.options import SimOptions
+from resonetics.sim.options import CLOCK_DRIFT_MAX, SimOptions
 from resonetics.sim.trace import Trace
 from resonetics.storage.fs import MemoryFileSystem, SimulatedCrash
 from resonetics.storage.node_storage import FileNodeStorage
@@ -125,7 +126,11 @@ class Cluster:
             node_id=node.node_id,
             initial_voters=tuple(self.ids),
             election_ticks=self.options.election_ticks,
+            # Lease reads as the server has them, with the margin the clock fault needs.
+            lease_ticks=lease_ticks_for(self.options.election_ticks, CLOCK_DRIFT_MAX),
         )
+        if self.options.append_entries_max:
+            config = dataclasses.replace(config, append_entries_max=self.options.append_entries_max)
         storage = ObservedStorage(
             FileNodeStorage(node.fs, f"/data/{node.node_id}"), node.node_id, self.monitor
         )

@@ -25,6 +25,7 @@ import random
 import traceback
 from dataclasses import dataclass, field
 
+from resonetics import planted
 from resonetics.check.history import HistoryRecorder
 from resonetics.check.invariants import log_matching
 from resonetics.check.linearizability import Verdict, check_history
@@ -93,6 +94,12 @@ def _cli_flags(options: SimOptions) -> str:
         + (" --churn" if options.membership_churn else "")
         + (" --batch-writes" if options.batch_writes else "")
         + (" --adversary" if options.adversary else "")
+        + (
+            f" --append-entries-max {options.append_entries_max}"
+            if options.append_entries_max
+            else ""
+        )
+        + (f" --plant {options.plant}" if options.plant else "")
     )
 
 
@@ -149,6 +156,12 @@ class _World:
 def run_seed(seed: int, options: SimOptions | None = None) -> RunResult:
     """Run one seed to its verdict; never raises for a failing run (see ``RunResult``)."""
     options = options or SimOptions()
+    bugs = (planted.parse(options.plant),) if options.plant else ()
+    with planted.switched_on(*bugs):
+        return _run(seed, options)
+
+
+def _run(seed: int, options: SimOptions) -> RunResult:
     world = _World(seed, options)
     result = RunResult(seed, options)
     try:
