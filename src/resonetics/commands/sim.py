@@ -93,6 +93,12 @@ def _faults(_ctx: click.Context, _param: click.Parameter, value: str) -> frozens
     help="Entries per AppendEntries at most (0: the shipped limit; 1: partial replication).",
 )
 @click.option(
+    "--readers",
+    type=click.IntRange(0, 64),
+    default=0,
+    help="Clients that only read, besides --clients.",
+)
+@click.option(
     "--plant",
     type=click.Choice([b.value for b in planted.Bug]),
     default=None,
@@ -111,6 +117,7 @@ def sim(
     batch_writes: bool,
     adversary: bool,
     append_entries_max: int,
+    readers: int,
     plant: str | None,
 ) -> None:
     """Run the deterministic cluster simulator (same seed, same run, bit for bit)."""
@@ -124,6 +131,7 @@ def sim(
         batch_writes=batch_writes,
         adversary=adversary,
         append_entries_max=append_entries_max,
+        readers=readers,
         plant=plant or "",
     )
     if seed is not None:

@@ -636,9 +636,10 @@ class RaftNode:
         # Only what this message confirmed matches the leader: entries past it may
         # be a stale suffix from an older term.
         confirmed = msg.prev_log_index + len(msg.entries)
-        if planted.on(Bug.FOLLOWER_COMMIT_BEYOND_CONFIRMED):
-            confirmed = self._log.last_index
-        self._commit_to(min(msg.leader_commit, confirmed))
+        upto = (
+            self._log.last_index if planted.on(Bug.FOLLOWER_COMMIT_BEYOND_CONFIRMED) else confirmed
+        )
+        self._commit_to(min(msg.leader_commit, upto))
         self._ack_append(msg, confirmed)
 
     def _ack_append(self, msg: AppendEntries, match_index: Index) -> None:

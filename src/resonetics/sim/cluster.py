@@ -39,6 +39,7 @@ from resonetics.sim.observed import ObservedKV, ObservedStorage
 from resonetics.sim.options import CLOCK_DRIFT_MAX, SimOptions
 from resonetics.sim.trace import Trace
 from resonetics.storage.fs import MemoryFileSystem, SimulatedCrash
+from resonetics.wire import codes
 from resonetics.storage.node_storage import FileNodeStorage
 
 if TYPE_CHECKING:
@@ -258,7 +259,16 @@ class Cluster:
                 self.run(node, lambda d: on_done(d.read_stale(op, args)))
             else:
                 lease = consistency == "lease"
-                self.run(node, lambda d: d.read(op, args, on_done, lease=lease))
+                served: list[Outcome] = []
+
+                def answer(outcome: Outcome) -> None:
+                    served.append(outcome)
+                    on_done(outcome)
+
+                self.run(node, lambda d: d.read(op, args, answer, lease=lease))
+                if lease and served and served[0].code == codes.OK and node.driver is not None:
+                    # Answered within the step that brought it: from the lease, no round.
+                    self.monitor.on_lease_read(node.node_id, node.driver.core.term)
         else:
             cid, rid = request["client_id"], request["request_id"]
             session: dict[str, int] = {

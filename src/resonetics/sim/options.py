@@ -45,6 +45,8 @@ class SimOptions:
     #: Length of the quiet phase that follows: no faults, liveness is checked at its end.
     quiet_ms: int = 5_000
     clients: int = 3
+    #: Clients that only read (every consistency), besides ``clients``.
+    readers: int = 0
     keys: int = 3
     #: Base tick period of a node's timer (virtual milliseconds).
     tick_ms: int = 10
@@ -93,6 +95,7 @@ class SimOptions:
             + (" batch_writes" if self.batch_writes else "")
             + (" adversary" if self.adversary else "")
             + (f" append_entries_max={self.append_entries_max}" if self.append_entries_max else "")
+            + (f" readers={self.readers}" if self.readers else "")
             + (f" plant={self.plant}" if self.plant else "")
         )
 

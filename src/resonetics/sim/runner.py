@@ -99,6 +99,7 @@ def _cli_flags(options: SimOptions) -> str:
             if options.append_entries_max
             else ""
         )
+        + (f" --readers {options.readers}" if options.readers else "")
         + (f" --plant {options.plant}" if options.plant else "")
     )
 
@@ -137,6 +138,16 @@ class _World:
         self.clients = [
             SimClient(f"c{i + 1}", self.cluster, random.Random(f"{seed}/client/{i}"), workload)
             for i in range(options.clients)
+        ]
+        self.clients += [
+            SimClient(
+                f"r{i + 1}",
+                self.cluster,
+                random.Random(f"{seed}/reader/{i}"),
+                workload,
+                reader=True,
+            )
+            for i in range(options.readers)
         ]
 
     def run(self) -> None:
