@@ -45,6 +45,10 @@ from resonetics.sim.trace import Trace
 #: operation must succeed (virtual ms), and how long before the end clients stop.
 SETTLE_MS = 1_500
 DRAIN_MS = 2_600
+#: Events waiting in the queue at once, at most: more means messages breed messages
+#: (a storm the code under test started) and the run would never end. A clean run
+#: stays in the hundreds.
+EVENTS_PENDING_MAX = 5_000
 #: Search steps the linearizability checker may spend per key in a run.
 CHECK_STEPS_MAX = 500_000
 
@@ -161,7 +165,11 @@ class _World:
         for i, client in enumerate(self.clients):
             client.start(50 + 7 * i)
         while self.queue.run_one(self.end_ms):
-            pass
+            if len(self.queue) > EVENTS_PENDING_MAX:
+                raise SimViolation(
+                    f"message storm: {len(self.queue)} events pending at "
+                    f"{self.queue.now_ms} ms (more than {EVENTS_PENDING_MAX})"
+                )
 
 
 def run_seed(seed: int, options: SimOptions | None = None) -> RunResult:
