@@ -82,5 +82,5 @@ def test_a_run_switches_its_bug_off_again_even_when_it_fails() -> None:
 
 
 def test_an_unknown_bug_name_is_refused_with_the_known_ones() -> None:
-    with pytest.raises(ValueError, match="unknown planted bug 'lease-forever'.*lost-wakeup"):
+    with pytest.raises(ValueError, match=r"unknown planted bug 'lease-forever'.*lost-wakeup"):
         SimOptions(plant="lease-forever")

@@ -285,9 +285,10 @@ class RaftNode:
         """True while no other leader can exist (§6.4.1; assumes bounded clock drift)."""
         if planted.on(Bug.LEASE_ALWAYS_VALID):
             return True
-        if self._cfg.lease_ticks <= 0 or self._transfer_target is not None:
-            if self._cfg.lease_ticks <= 0 or not planted.on(Bug.STALE_READ_AFTER_TRANSFER):
-                return False
+        if self._cfg.lease_ticks <= 0:
+            return False
+        if self._transfer_target is not None and not planted.on(Bug.STALE_READ_AFTER_TRANSFER):
+            return False  # the target may win without waiting out any lease (§3.10)
         start = self._reads.lease_start(self._id, lambda s: quorum.has_quorum(self._membership, s))
         return start is not None and self._ticks - start < self._cfg.lease_ticks
 
@@ -800,9 +801,10 @@ class RaftNode:
         match = {n: pr.match_index for n, pr in self._progress.items()}
         match[self._id] = self._writes.durable_index  # only what is durable here counts
         n = quorum.committed_index(self._membership, match)
-        if n <= self._commit or self._log.term_at(n) != self._term:
-            if n <= self._commit or not planted.on(Bug.FIGURE8_COMMIT_BY_COUNTING):
-                return
+        if n <= self._commit:
+            return
+        if self._log.term_at(n) != self._term and not planted.on(Bug.FIGURE8_COMMIT_BY_COUNTING):
+            return
         self._commit_to(n)
         if self._reads.waiting_for_noop:
             waiting, self._reads.waiting_for_noop = self._reads.waiting_for_noop, []

@@ -39,8 +39,8 @@ from resonetics.sim.observed import ObservedKV, ObservedStorage
 from resonetics.sim.options import CLOCK_DRIFT_MAX, SimOptions
 from resonetics.sim.trace import Trace
 from resonetics.storage.fs import MemoryFileSystem, SimulatedCrash
-from resonetics.wire import codes
 from resonetics.storage.node_storage import FileNodeStorage
+from resonetics.wire import codes
 
 if TYPE_CHECKING:
     from resonetics.sim.adversary import Adversary
