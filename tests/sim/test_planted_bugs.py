@@ -16,6 +16,7 @@ import pytest
 
 from resonetics import planted
 from resonetics.planted import CATALOGUE, Bug, Planted
+from resonetics.sim.invariants import SafetyMonitor, SimViolation
 from resonetics.sim.options import SimOptions
 from resonetics.sim.runner import RunResult, run_seed
 
@@ -84,3 +85,21 @@ def test_a_run_switches_its_bug_off_again_even_when_it_fails() -> None:
 def test_an_unknown_bug_name_is_refused_with_the_known_ones() -> None:
     with pytest.raises(ValueError, match=r"unknown planted bug 'lease-forever'.*lost-wakeup"):
         SimOptions(plant="lease-forever")
+
+
+def test_a_lease_read_after_a_later_leader_was_elected_is_a_violation() -> None:
+    """The lease's promise (dissertation §6.4.1): no other leader before it runs out."""
+    monitor = SafetyMonitor()
+    monitor.on_leader("n1", 2, {})
+    monitor.on_lease_read("n1", 2)  # alone in its term and after: fine
+    monitor.on_leader("n2", 3, {})
+    with pytest.raises(SimViolation, match="lease read served by n1 as leader of term 2 after n2"):
+        monitor.on_lease_read("n1", 2)
+
+
+def test_a_message_storm_ends_the_run_as_a_violation() -> None:
+    """Messages that breed messages would never let the run end: the pending-event bound
+    turns that into a verdict (the truncation bug above is caught this way)."""
+    result = run_seed(1, _options(CATALOGUE[Bug.TRUNCATE_BELOW_COMMIT], plant=True))
+    assert result.verdict == "violation"
+    assert result.failure is not None and "message storm" in result.failure
