@@ -51,3 +51,13 @@ FUZZ_SEED ?= 14
 fuzz: $(STAMP)
 	$(BIN)/resonetics fuzz --nodes 3 --client-lines 1000000 --peer-lines 100000 \
 		--seed $(FUZZ_SEED) --time-limit 3600
+
+## soak: the planted-bug catalogue (src/resonetics/planted.py) with SOAK_FACTOR times the CI
+## budgets, then a long clean sweep over every fault kind with churn and reader clients.
+SOAK_FACTOR ?= 10
+SOAK_SEEDS ?= 2000
+.PHONY: soak
+soak: $(STAMP)
+	RESONETICS_PLANTED_FACTOR=$(SOAK_FACTOR) $(BIN)/pytest -q tests/sim/test_planted_bugs.py
+	$(BIN)/resonetics sim --seeds $(SOAK_SEEDS) --faults all
+	$(BIN)/resonetics sim --seeds $(SOAK_SEEDS) --faults all --churn --readers 3

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import click
 
+from resonetics import planted
 from resonetics.sim.options import FAULT_KINDS, SimOptions, parse_faults
 from resonetics.sim.runner import RunResult, run_seed
 
@@ -85,6 +86,24 @@ def _faults(_ctx: click.Context, _param: click.Parameter, value: str) -> frozens
     is_flag=True,
     help="Forged peer messages (strangers, spoofers, a removed node) and replays.",
 )
+@click.option(
+    "--append-entries-max",
+    type=click.IntRange(min=0),
+    default=0,
+    help="Entries per AppendEntries at most (0: the shipped limit; 1: partial replication).",
+)
+@click.option(
+    "--readers",
+    type=click.IntRange(0, 64),
+    default=0,
+    help="Clients that only read, besides --clients.",
+)
+@click.option(
+    "--plant",
+    type=click.Choice([b.value for b in planted.Bug]),
+    default=None,
+    help="Switch one planted bug on for the run (see planted.py); the run must fail.",
+)
 def sim(
     seed: int | None,
     seeds: int | None,
@@ -97,6 +116,9 @@ def sim(
     churn: bool,
     batch_writes: bool,
     adversary: bool,
+    append_entries_max: int,
+    readers: int,
+    plant: str | None,
 ) -> None:
     """Run the deterministic cluster simulator (same seed, same run, bit for bit)."""
     options = SimOptions(
@@ -108,6 +130,9 @@ def sim(
         membership_churn=churn,
         batch_writes=batch_writes,
         adversary=adversary,
+        append_entries_max=append_entries_max,
+        readers=readers,
+        plant=plant or "",
     )
     if seed is not None:
         seed_list = [seed]

@@ -43,6 +43,7 @@ from typing import Any, Final
 
 import msgspec
 
+from resonetics import planted
 from resonetics.errors import BadRequest, SessionExpired, StorageCorruption, invariant
 from resonetics.machine.base import StateMachine
 from resonetics.machine.kv import KeyValueStore
@@ -151,6 +152,8 @@ class ReplicatedKV:
             commands = entry.data if isinstance(entry.data, list) else [entry.data]
             receipt = receipt_of(entry)  # one entry, one receipt, shared by its writes
             parts = tuple(self._apply_command(entry, data, receipt) for data in commands)
+            if planted.on(planted.Bug.SESSION_RESULTS_CROSSED):
+                parts = parts[::-1]
             return ApplyResult(entry.index, entry.term, entry.type, parts=parts)
         return ApplyResult(entry.index, entry.term, entry.type)
 

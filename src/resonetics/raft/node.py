@@ -31,8 +31,9 @@ import itertools
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from resonetics import errors, limits
+from resonetics import errors, limits, planted
 from resonetics.errors import invariant
+from resonetics.planted import Bug
 from resonetics.raft import membership_change, quorum
 from resonetics.raft.config import RaftConfig
 from resonetics.raft.entry import GENESIS, Entry, EntryType, Signer, make_entry, signed
@@ -282,9 +283,13 @@ class RaftNode:
 
     def _lease_valid(self) -> bool:
         """True while no other leader can exist (§6.4.1; assumes bounded clock drift)."""
+        if planted.on(Bug.LEASE_ALWAYS_VALID):
+            return True
         lead = self._lead
-        if self._cfg.lease_ticks <= 0 or lead.transfer_target is not None:
+        if self._cfg.lease_ticks <= 0:
             return False
+        if lead.transfer_target is not None and not planted.on(Bug.STALE_READ_AFTER_TRANSFER):
+            return False  # the target may win without waiting out any lease (§3.10)
         start = lead.reads.lease_start(self._id, lambda s: quorum.has_quorum(self._membership, s))
         return start is not None and self._ticks - start < self._cfg.lease_ticks
 
@@ -386,13 +391,13 @@ class RaftNode:
             truncate_from=truncate_from,
             entries=entries,
             messages=self._msgs,
-            committed_entries=self._log.slice(self._applying + 1, self._commit),
+            committed_entries=self._log.slice(self._applying + 1, self._apply_upto()),
             read_states=self._read_states,
             dropped_reads=self._dropped_reads,
         )
         self._prev_hard_state = hard
         self._prev_soft_state = rd.soft_state
-        self._applying = self._commit
+        self._applying = self._apply_upto()
         self._install = None
         self._msgs, self._read_states, self._dropped_reads = [], [], []
         return rd
@@ -605,7 +610,8 @@ class RaftNode:
         self._leader = self._id
         self._state = LeaderState.new(self._read_clock)  # nothing of an earlier leadership
         self._sync_progress()
-        self._append_own(EntryType.NOOP, None)  # commits the previous terms' entries (§5.4.2)
+        if not planted.on(Bug.FIGURE8_COMMIT_BY_COUNTING):  # the NOOP would mask it
+            self._append_own(EntryType.NOOP, None)  # commits the previous terms' entries (§5.4.2)
         for peer in sorted(self._lead.progress):
             self._send_appends_to(peer, allow_empty=True)
         self._maybe_commit()
@@ -625,6 +631,8 @@ class RaftNode:
             self._reject_append(msg, msg.prev_log_index + 1, 0)
             return
         conflict = self._log.find_conflict(msg.entries)
+        if planted.on(Bug.TRUNCATE_BELOW_COMMIT) and msg.entries:
+            conflict = msg.prev_log_index + 1  # cut after prev even where it matches
         if conflict is not None:
             if conflict <= self._log.last_index:
                 self._truncate_from(conflict)
@@ -632,7 +640,10 @@ class RaftNode:
         # Only what this message confirmed matches the leader: entries past it may
         # be a stale suffix from an older term.
         confirmed = msg.prev_log_index + len(msg.entries)
-        self._commit_to(min(msg.leader_commit, confirmed))
+        upto = (
+            self._log.last_index if planted.on(Bug.FOLLOWER_COMMIT_BEYOND_CONFIRMED) else confirmed
+        )
+        self._commit_to(min(msg.leader_commit, upto))
         self._ack_append(msg, confirmed)
 
     def _ack_append(self, msg: AppendEntries, match_index: Index) -> None:
@@ -797,7 +808,9 @@ class RaftNode:
         match = {n: pr.match_index for n, pr in lead.progress.items()}
         match[self._id] = self._writes.durable_index  # only what is durable here counts
         n = quorum.committed_index(self._membership, match)
-        if n <= self._commit or self._log.term_at(n) != self._term:
+        if n <= self._commit:
+            return
+        if self._log.term_at(n) != self._term and not planted.on(Bug.FIGURE8_COMMIT_BY_COUNTING):
             return
         self._commit_to(n)
         reads = lead.reads
@@ -818,6 +831,12 @@ class RaftNode:
         if index > self._commit:
             invariant(index <= self._log.last_index, "commit %d beyond last index", index)
             self._commit = index
+
+    def _apply_upto(self) -> Index:
+        """The last index a Ready may hand out for applying: the commit index."""
+        if planted.on(Bug.APPLY_BEFORE_COMMIT):
+            return self._log.last_index
+        return self._commit
 
     def _committed_in_term(self) -> bool:
         return self._log.term_at(self._commit) == self._term

@@ -42,9 +42,10 @@ from typing import Any
 
 import msgspec
 
-from resonetics import errors, limits
+from resonetics import errors, limits, planted
 from resonetics.errors import invariant
 from resonetics.machine.replicated import ReplicatedKV
+from resonetics.planted import Bug
 from resonetics.raft.config import RaftConfig
 from resonetics.raft.entry import Entry, EntryType, Signer
 from resonetics.raft.membership import Membership
@@ -238,6 +239,10 @@ class NodeDriver:
         self._applied_early = 0
         #: The core's Ready held by ``next_step``, not begun yet.
         self._pending: Ready | None = None
+        #: Planted bugs only: the applied index reads were last served at, and the
+        #: entries of the last log write (see planted.py).
+        self._woken_at: Index = -1
+        self._last_written: list[Entry] = []
         #: node id -> client address, for NOT_LEADER hints (set by the host).
         self.addresses: dict[NodeId, str] = {}
 
@@ -528,6 +533,8 @@ class NodeDriver:
         if rd.snapshot is not None:
             self._save_new_term(rd, self.core.applied)
             self.snapshots.install(rd.snapshot, self.machine, self.storage)
+            if planted.on(Bug.SNAPSHOT_INSTALL_RACES_LOG_WRITE) and self._last_written:
+                self.storage.append(self._last_written)  # the older write lands after it
         early, late = self._split_messages(rd)
         for msg in early:
             self.host.send(msg)
@@ -579,6 +586,8 @@ class NodeDriver:
         holds only while the leader's term and vote are already on disk; anything else
         (votes, acks, a new term) waits for the fsync.
         """
+        if planted.on(Bug.ACK_BEFORE_FSYNC):
+            return list(rd.messages), []
         if rd.soft_state.role is not Role.LEADER or not rd.messages:
             return [], rd.messages
         hs = rd.hard_state
@@ -600,7 +609,11 @@ class NodeDriver:
         if rd.entries:
             self.storage.append(rd.entries)
             self.stats.entries_persisted += len(rd.entries)
-        if rd.truncate_from is not None or rd.entries:
+            if planted.on(Bug.SNAPSHOT_INSTALL_RACES_LOG_WRITE):
+                self._last_written = list(rd.entries)
+        if (rd.truncate_from is not None or rd.entries) and not planted.on(
+            Bug.ANSWER_BEFORE_DURABLE
+        ):
             self.storage.sync()
             self.stats.fsyncs += 1
         hs = rd.hard_state
@@ -669,6 +682,9 @@ class NodeDriver:
 
     def _serve_confirmed_reads(self) -> None:
         applied = self.core.applied
+        if planted.on(Bug.LOST_WAKEUP) and applied == self._woken_at:
+            return  # woken by a new apply only: a read confirmed later sleeps on
+        self._woken_at = applied
         while self._confirmed_reads and self._confirmed_reads[0].index <= applied:
             pending = self._confirmed_reads.popleft()
             pending.on_done(Outcome(codes.OK, self.machine.read(pending.op, pending.args)))

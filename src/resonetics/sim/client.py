@@ -80,8 +80,19 @@ class Workload:
 class SimClient:
     """One client process (or a succession of them, after ``info``)."""
 
-    def __init__(self, name: str, cluster: Cluster, rng: random.Random, workload: Workload) -> None:
+    def __init__(
+        self,
+        name: str,
+        cluster: Cluster,
+        rng: random.Random,
+        workload: Workload,
+        *,
+        reader: bool = False,
+    ) -> None:
         self.name = name
+        #: Only reads (of every kind): a client that never waits on a write keeps
+        #: talking to whichever node answers it, a deposed leader too.
+        self.reader = reader
         self.cluster = cluster
         self.rng = rng
         self.workload = workload
@@ -107,12 +118,12 @@ class SimClient:
         queue = self.cluster.queue
         if queue.now_ms >= self.workload.stop_ms:
             return
-        if self._session is None:
+        if self._session is None and not self.reader:
             self._open_session()
             return
         keys = self.cluster.options.keys
         key = f"k{self.rng.randrange(keys)}"
-        f = self.rng.choice(_OPS)
+        f = "get" if self.reader else self.rng.choice(_OPS)
         value = next(self.workload.values)
         rec = self.workload.recorder
         args: dict[str, Any] = {"k": key}

@@ -20,12 +20,13 @@ a new driver over the same disk, so recovery runs the real code.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from resonetics.raft.config import RaftConfig
+from resonetics.raft.config import RaftConfig, lease_ticks_for
 from resonetics.raft.messages import Message, PreVote, PreVoteResp, RequestVoteResp
 from resonetics.raft.ready import Role
 from resonetics.raft.types import NodeId
@@ -39,10 +40,11 @@ from resonetics.sim.executor import SimExecutor
 from resonetics.sim.invariants import SafetyMonitor, SimViolation
 from resonetics.sim.network import Network
 from resonetics.sim.observed import ObservedKV, ObservedStorage
-from resonetics.sim.options import SimOptions
+from resonetics.sim.options import CLOCK_DRIFT_MAX, SimOptions
 from resonetics.sim.trace import Trace
 from resonetics.storage.fs import MemoryFileSystem, SimulatedCrash
 from resonetics.storage.node_storage import FileNodeStorage
+from resonetics.wire import codes
 
 if TYPE_CHECKING:
     from resonetics.sim.adversary import Adversary
@@ -143,7 +145,11 @@ class Cluster:
             node_id=node.node_id,
             initial_voters=tuple(self.ids),
             election_ticks=self.options.election_ticks,
+            # Lease reads as the server has them, with the margin the clock fault needs.
+            lease_ticks=lease_ticks_for(self.options.election_ticks, CLOCK_DRIFT_MAX),
         )
+        if self.options.append_entries_max:
+            config = dataclasses.replace(config, append_entries_max=self.options.append_entries_max)
         storage = ObservedStorage(
             FileNodeStorage(node.fs, f"/data/{node.node_id}"), node.node_id, self.monitor
         )
@@ -280,11 +286,21 @@ class Cluster:
         on_done: OnDone = reply
         # Writes wait for the node's next input when batching, as on a loaded server.
         defer = self.options.batch_writes and route(request["op"]) is Routed.WRITE
+        lease = request["op"] == "kv_get" and request["args"].get("consistency") == "lease"
+        served: list[Outcome] = []
+
+        def answer(outcome: Outcome) -> None:
+            served.append(outcome)
+            on_done(outcome)
 
         def feed(driver: NodeDriver) -> None:
-            dispatch(driver, request, on_done)  # copies args, as decoding off the wire would
+            # Copies args, as decoding off the wire would.
+            dispatch(driver, request, answer if lease else on_done)
 
         self.run(node, feed, process=not defer)
+        if lease and served and served[0].code == codes.OK and node.driver is not None:
+            # Answered within the step that brought it: from the lease, no round.
+            self.monitor.on_lease_read(node.node_id, node.driver.core.term)
 
     # --- checks ------------------------------------------------------------------------
     def _observe(self, node: SimNode, driver: NodeDriver) -> None:

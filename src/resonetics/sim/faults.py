@@ -18,10 +18,8 @@ from dataclasses import dataclass
 
 from resonetics.sim.cluster import Cluster, SimNode
 from resonetics.sim.network import NetworkProfile
+from resonetics.sim.options import CLOCK_FACTOR_MAX, CLOCK_FACTOR_MIN
 
-#: Timer speed range for the "clock" fault (multiples of the base tick period).
-CLOCK_FACTOR_MIN = 0.7
-CLOCK_FACTOR_MAX = 1.5
 #: Gaps between faults and how long each lasts (virtual milliseconds).
 PARTITION_GAP_MS = (100, 1_200)
 PARTITION_SPAN_MS = (100, 1_500)

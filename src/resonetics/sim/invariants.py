@@ -18,7 +18,9 @@ where it appears, and keeps just enough global memory to judge it:
 * a live node's commit index never decreases; a node never grants two votes in
   one term and its term never goes back, across crashes (the vote and term
   are recorded when the message that depends on them leaves the node);
-* acknowledged writes: their receipts (index, hash) are checked at the end.
+* acknowledged writes: their receipts (index, hash) are checked at the end;
+* lease safety: a lease read is served only while no leader of a later term
+  has been elected (the lease's promise, §6.4.1).
 
 A violated property raises ``SimViolation``; the runner adds the seed, options
 and trace.
@@ -90,6 +92,21 @@ class SafetyMonitor:
         """Committed indexes a new leader of ``term`` must hold (the highest suffices: chain)."""
         index = max((i for t, i in self.commit_terms.items() if t < term), default=0)
         return [index] if index > 0 else []
+
+    def on_lease_read(self, node: NodeId, term: Term) -> None:
+        """``node``, leader of ``term``, served a read from its lease (no heartbeat round).
+
+        A lease promises that no other leader can be elected before it runs out
+        (dissertation §6.4.1), so a leader of a later term already elected means the
+        lease was void: the read may miss that leader's writes, whether or not the
+        history happens to show it.
+        """
+        later = sorted(t for t in self.leaders if t > term)
+        if later:
+            raise SimViolation(
+                f"lease read served by {node} as leader of term {term} after "
+                f"{self.leaders[later[0]]} was elected leader of term {later[0]}"
+            )
 
     # --- the log -----------------------------------------------------------------------
     def on_append(self, node: NodeId, prev_hash: str, entries: Sequence[Entry]) -> None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from resonetics import planted
+
 #: Every fault kind the simulator can inject, as named on the command line.
 FAULT_KINDS: tuple[str, ...] = (
     "drop",
@@ -20,6 +22,13 @@ FAULT_KINDS: tuple[str, ...] = (
     "clock",
     "longdown",
 )
+#: Timer speed range for the "clock" fault (multiples of the base tick period).
+CLOCK_FACTOR_MIN = 0.7
+CLOCK_FACTOR_MAX = 1.5
+#: The largest difference in tick rate the "clock" fault makes between two nodes: the
+#: simulated nodes' lease is sized for it, as a server's is for LEASE_CLOCK_DRIFT_MAX.
+CLOCK_DRIFT_MAX = 1 - CLOCK_FACTOR_MIN / CLOCK_FACTOR_MAX
+
 #: The quiet phase must hold the settle time, a window of client operations that must
 #: all succeed, and the clients' drain time (see ``runner.py``).
 QUIET_MS_MIN = 4_500
@@ -36,6 +45,8 @@ class SimOptions:
     #: Length of the quiet phase that follows: no faults, liveness is checked at its end.
     quiet_ms: int = 5_000
     clients: int = 3
+    #: Clients that only read (every consistency), besides ``clients``.
+    readers: int = 0
     keys: int = 3
     #: Base tick period of a node's timer (virtual milliseconds).
     tick_ms: int = 10
@@ -54,8 +65,18 @@ class SimOptions:
     #: An attacker on the network during the faulty phase: forged peer messages from
     #: strangers, spoofing members and a removed node, and replays (``sim/adversary.py``).
     adversary: bool = False
+    #: Entries per AppendEntries at most (0: the shipped limit). At 1, a new leader's
+    #: NOOP travels apart from the older entries before it, so a follower can ack those
+    #: alone: the partial replication Raft's Figure 8 needs.
+    append_entries_max: int = 0
+    #: A planted bug switched on for the run (``planted.py``), by name; "" for none.
+    plant: str = ""
 
     def __post_init__(self) -> None:
+        if self.plant:
+            planted.parse(self.plant)  # ValueError naming the known bugs
+        if self.append_entries_max < 0:
+            raise ValueError("append_entries_max must be >= 0")
         unknown = sorted(self.faults - set(FAULT_KINDS))
         if unknown:
             raise ValueError(f"unknown fault kind(s): {', '.join(unknown)}")
@@ -73,6 +94,9 @@ class SimOptions:
             + (" churn" if self.membership_churn else "")
             + (" batch_writes" if self.batch_writes else "")
             + (" adversary" if self.adversary else "")
+            + (f" append_entries_max={self.append_entries_max}" if self.append_entries_max else "")
+            + (f" readers={self.readers}" if self.readers else "")
+            + (f" plant={self.plant}" if self.plant else "")
         )
 
 
@@ -90,4 +114,12 @@ def parse_faults(text: str) -> frozenset[str]:
     return kinds
 
 
-__all__ = ["FAULT_KINDS", "QUIET_MS_MIN", "SimOptions", "parse_faults"]
+__all__ = [
+    "CLOCK_DRIFT_MAX",
+    "CLOCK_FACTOR_MAX",
+    "CLOCK_FACTOR_MIN",
+    "FAULT_KINDS",
+    "QUIET_MS_MIN",
+    "SimOptions",
+    "parse_faults",
+]

@@ -39,7 +39,9 @@ from __future__ import annotations
 import posixpath
 from collections.abc import Sequence
 
+from resonetics import planted
 from resonetics.errors import ClusterIdRequired, IdentityMismatch, StorageCorruption, invariant
+from resonetics.planted import Bug
 from resonetics.raft.entry import Entry, EntryType, genesis_cluster, genesis_entry, is_genesis
 from resonetics.raft.ready import HardState, Snapshot
 from resonetics.raft.types import Index
@@ -242,6 +244,8 @@ class FileNodeStorage:
         self._check_loaded()
         if self._meta is not None:
             check_hard_state_step(self._meta.hard_state, hard_state)
+        if planted.on(Bug.VOTE_NOT_PERSISTED):
+            hard_state = HardState(hard_state.term, None, hard_state.commit)
         ident = self._meta
         record = MetaRecord(
             hard_state=hard_state,

@@ -1,0 +1,105 @@
+"""The catalogue of planted bugs (``resonetics/planted.py``): each is caught within its budget.
+
+For every bug with a budget, a sweep runs seeds 0, 1, ... with the bug switched on
+and must meet a failing run before the budget is spent; the failure must be one of
+the referee's verdicts (a safety or liveness violation, or an always-on invariant
+of the code under test), never an unrelated exception. The same seeds pass with no
+bug on, so the catch is the bug's doing. ``make soak`` runs the same sweeps with
+``SOAK_FACTOR`` times the budgets.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from resonetics import planted
+from resonetics.planted import CATALOGUE, Bug, Planted
+from resonetics.sim.invariants import SafetyMonitor, SimViolation
+from resonetics.sim.options import SimOptions
+from resonetics.sim.runner import RunResult, run_seed
+
+#: ``make soak`` sets this to multiply every budget.
+_FACTOR = int(os.environ.get("RESONETICS_PLANTED_FACTOR", "1"))
+
+_CAUGHT = [p for p in CATALOGUE.values() if p.budget > 0]
+
+
+def _options(entry: Planted, *, plant: bool) -> SimOptions:
+    return SimOptions(plant=entry.bug.value if plant else "", **entry.options)
+
+
+def _first_catch(entry: Planted) -> RunResult | None:
+    for seed in range(entry.budget * _FACTOR):
+        result = run_seed(seed, _options(entry, plant=True))
+        if not result.ok:
+            return result
+    return None
+
+
+def _is_referee_verdict(result: RunResult) -> bool:
+    """A violation found by the simulator's checks, or the code's own invariant()."""
+    failure = result.failure or ""
+    return result.verdict == "violation" or failure.startswith("InvariantViolation")
+
+
+@pytest.mark.parametrize("entry", _CAUGHT, ids=[p.bug.value for p in _CAUGHT])
+def test_planted_bug_is_caught_within_its_budget(entry: Planted) -> None:
+    caught = _first_catch(entry)
+    assert caught is not None, (
+        f"{entry.bug.value} ({entry.summary}) survived {entry.budget * _FACTOR} seeds"
+    )
+    assert _is_referee_verdict(caught), caught.report()
+
+
+@pytest.mark.parametrize("entry", _CAUGHT, ids=[p.bug.value for p in _CAUGHT])
+def test_the_same_seeds_pass_without_the_bug(entry: Planted) -> None:
+    caught = _first_catch(entry)
+    assert caught is not None
+    for seed in range(caught.seed + 1):
+        run_seed(seed, _options(entry, plant=False)).raise_for_failure()
+
+
+def test_every_bug_is_in_the_catalogue_with_a_budget_or_what_is_missing() -> None:
+    assert set(CATALOGUE) == set(Bug)
+    assert len(CATALOGUE) >= 12
+    for entry in CATALOGUE.values():
+        assert (entry.budget > 0) != bool(entry.missed), entry.bug
+        SimOptions(**entry.options)  # the options are valid
+
+
+def test_no_bug_is_on_outside_a_planted_run() -> None:
+    assert not any(planted.on(bug) for bug in Bug)
+    with planted.switched_on(Bug.LOST_WAKEUP):
+        assert planted.on(Bug.LOST_WAKEUP) and not planted.on(Bug.ACK_BEFORE_FSYNC)
+    assert not planted.on(Bug.LOST_WAKEUP)
+
+
+def test_a_run_switches_its_bug_off_again_even_when_it_fails() -> None:
+    entry = CATALOGUE[Bug.SESSION_RESULTS_CROSSED]
+    assert not run_seed(0, _options(entry, plant=True)).ok
+    assert not planted.on(entry.bug)
+
+
+def test_an_unknown_bug_name_is_refused_with_the_known_ones() -> None:
+    with pytest.raises(ValueError, match=r"unknown planted bug 'lease-forever'.*lost-wakeup"):
+        SimOptions(plant="lease-forever")
+
+
+def test_a_lease_read_after_a_later_leader_was_elected_is_a_violation() -> None:
+    """The lease's promise (dissertation §6.4.1): no other leader before it runs out."""
+    monitor = SafetyMonitor()
+    monitor.on_leader("n1", 2, {})
+    monitor.on_lease_read("n1", 2)  # alone in its term and after: fine
+    monitor.on_leader("n2", 3, {})
+    with pytest.raises(SimViolation, match="lease read served by n1 as leader of term 2 after n2"):
+        monitor.on_lease_read("n1", 2)
+
+
+def test_a_message_storm_ends_the_run_as_a_violation() -> None:
+    """Messages that breed messages would never let the run end: the pending-event bound
+    turns that into a verdict (the truncation bug above is caught this way)."""
+    result = run_seed(1, _options(CATALOGUE[Bug.TRUNCATE_BELOW_COMMIT], plant=True))
+    assert result.verdict == "violation"
+    assert result.failure is not None and "message storm" in result.failure
