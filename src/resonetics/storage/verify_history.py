@@ -29,6 +29,12 @@ index. Differences above ``c`` are an uncommitted suffix Raft may overwrite
 committed log from GENESIS (or from another node's snapshot at a lower index)
 must give the same ``state_digest`` (``machine/replicated.py``) as the
 snapshot; a snapshot that differs from what the history implies is reported.
+The replay applies entries, never a compacted log's anchor: a SNAP_DUMMY has
+the chain hash of the entry at its index but not its data. The entry is taken
+from any folder whose log holds it with that hash; an index left with nothing
+but anchors stops the replay there, and the snapshot beyond it is noted
+unchecked (with nodes snapshotting at different indexes, as a loaded cluster's
+do, replaying the anchor would report sound snapshots as wrong).
 """
 
 from __future__ import annotations
