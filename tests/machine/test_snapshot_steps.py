@@ -74,3 +74,58 @@ def test_replicated_snapshot_steps_match_snapshot_and_ignore_later_applies() -> 
     restored = ReplicatedKV()
     restored.restore(expected)
     assert restored.snapshot() == expected
+
+
+def test_session_changes_after_the_first_step_do_not_leak_into_the_snapshot() -> None:
+    """The sessions are fixed at the first step too: acknowledgements that discard
+    results, a session replaced by a new ``session_open``, expiry by log time and a
+    dedup hit's touch, all applied while the snapshot is being encoded, stay out."""
+    machine = ReplicatedKV()
+    prev = GENESIS.hash
+    index = 0
+
+    def apply(data: dict[str, object]) -> None:
+        nonlocal prev, index
+        index += 1
+        entry = make_entry(prev, 1, index, EntryType.CLIENT_CMD, data)
+        prev = entry.hash
+        machine.apply(entry)
+
+    def write(client: str, session: int, seq: int, ack_below: int, ts: int) -> None:
+        apply(
+            {
+                "client_id": client,
+                "request_id": f"{client}-{seq}",
+                "op": "kv_set",
+                "args": {"k": f"{client}{seq}", "v": seq},
+                "session": session,
+                "seq": seq,
+                "ack_below": ack_below,
+                "ts": ts,
+            }
+        )
+
+    for client in ("a", "b"):
+        apply(
+            {"client_id": client, "request_id": "open", "op": "session_open", "args": {}, "ts": 10}
+        )
+    for seq in range(1, 6):
+        write("a", 1, seq, 1, 100 + seq)
+        write("b", 2, seq, 1, 100 + seq)
+    expected = machine.snapshot()
+    steps = machine.snapshot_steps()
+    next(steps)  # the state is fixed here
+    write("a", 1, 6, 5, 200)  # acknowledges 1..4: their results go
+    write("a", 1, 6, 5, 201)  # a retry: a dedup hit touches the session
+    apply({"client_id": "b", "request_id": "open2", "op": "session_open", "args": {}, "ts": 300})
+    apply(
+        {
+            "client_id": "c",
+            "request_id": "open",
+            "op": "session_open",
+            "args": {},
+            "ts": 300 + machine.sessions.expiry_ms + 1,  # a and b expire
+        }
+    )
+    assert len(machine.sessions) == 1 and machine.snapshot() != expected
+    assert _drain(steps) == expected

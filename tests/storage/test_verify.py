@@ -335,3 +335,79 @@ def test_verify_notes_divergence_of_a_folder_outside_the_configuration(tmp_path:
     assert result.exit_code == 0, result.output
     assert "note: n4 diverges from the committed history at index 3" in result.output
     assert "(not a member of the configuration)" in result.output
+
+
+# --- state replay uses entries, never a compacted log's anchor ------------------------------
+def _writes(count: int, cluster: str = A) -> list[Entry]:
+    """``count`` CLIENT_CMD entries that each change the state (a ``kv_set`` apiece),
+    so that replaying anything but the entry itself gives another state digest."""
+    out: list[Entry] = []
+    prev = genesis_entry(cluster)
+    for index in range(1, count + 1):
+        data = {
+            "client_id": "c1",
+            "request_id": f"r{index}",
+            "op": "kv_set",
+            "args": {"k": f"k{index}", "v": index},
+            "ts": 1_000 + index,
+        }
+        prev = make_entry(prev.hash, 2, index, EntryType.CLIENT_CMD, data)
+        out.append(prev)
+    return out
+
+
+def test_verify_replays_the_entry_not_a_compacted_folders_anchor(tmp_path: Path) -> None:
+    """The layout a loaded cluster leaves: nodes snapshot at different indexes. n1's
+    log starts with a SNAP_DUMMY anchor at 5 (the chain hash of entry 5, no data); the
+    replay towards n1's and n3's snapshots must apply entry 5 from n2's log, not the
+    anchor, or verify reports sound snapshots as not what the history implies."""
+    entries = _writes(9)
+    _member(tmp_path / "n1", entries, snapshot_index=5)
+    _member(tmp_path / "n2", entries)
+    _member(tmp_path / "n3", entries, snapshot_index=7)
+    result = _verify(str(tmp_path))
+    assert result.exit_code == 0, result.output
+    assert "is not what the history implies" not in result.output
+    assert "not checked" not in result.output  # both snapshots were replayed from GENESIS
+
+
+def test_verify_still_reports_a_planted_state_beside_a_compacted_folder(tmp_path: Path) -> None:
+    entries = _writes(9)
+    forged = _replayed_from(entries[:7], A)
+    forged.machine.apply(7, {"op": "kv_set", "args": {"k": "planted", "v": 1}})
+    _member(tmp_path / "n1", entries, snapshot_index=5)
+    _member(tmp_path / "n2", entries)
+    _member(tmp_path / "n3", entries, snapshot_index=7, snapshot_state=forged.snapshot())
+    result = _verify(str(tmp_path))
+    assert result.exit_code == 1, result.output
+    assert "n3: snapshot state at index 7" in result.output
+    assert "n1: snapshot state" not in result.output
+
+
+def test_verify_never_replays_an_index_held_only_as_an_anchor(tmp_path: Path) -> None:
+    """Entry 5 survives nowhere but as n2's and n3's anchors: n2's snapshot cannot be
+    replayed from n1's at 4, so it is noted unchecked, not reported as wrong."""
+    entries = _writes(8)
+    _member(tmp_path / "n1", entries[:4], snapshot_index=4)
+    _member(tmp_path / "n2", entries, snapshot_index=5)
+    _member(tmp_path / "n3", entries, snapshot_index=5)
+    result = _verify(str(tmp_path))
+    assert result.exit_code == 0, result.output
+    assert "n2: snapshot at index 5 not checked" in result.output
+
+
+def test_verify_replays_an_anchored_index_from_a_lagging_folders_entry(tmp_path: Path) -> None:
+    """n1 lags (its log ends at 5) but still holds entry 5 itself, with the committed
+    chain hash: the replay from its snapshot at 4 applies it, so n2's and n3's
+    snapshots at 5 are checked — and a planted one is caught."""
+    entries = _writes(8)
+    forged = _replayed_from(entries[:5], A)
+    forged.machine.apply(5, {"op": "kv_set", "args": {"k": "planted", "v": 1}})
+    _member(tmp_path / "n1", entries[:5], snapshot_index=4)
+    _member(tmp_path / "n2", entries, snapshot_index=5)
+    _member(tmp_path / "n3", entries, snapshot_index=5, snapshot_state=forged.snapshot())
+    result = _verify(str(tmp_path))
+    assert result.exit_code == 1, result.output
+    assert "n2: snapshot state" not in result.output
+    assert "n2: snapshot at index 5 not checked" not in result.output
+    assert "n3: snapshot state at index 5" in result.output

@@ -29,6 +29,12 @@ index. Differences above ``c`` are an uncommitted suffix Raft may overwrite
 committed log from GENESIS (or from another node's snapshot at a lower index)
 must give the same ``state_digest`` (``machine/replicated.py``) as the
 snapshot; a snapshot that differs from what the history implies is reported.
+The replay applies entries, never a compacted log's anchor: a SNAP_DUMMY has
+the chain hash of the entry at its index but not its data. The entry is taken
+from any folder whose log holds it with that hash; an index left with nothing
+but anchors stops the replay there, and the snapshot beyond it is noted
+unchecked (with nodes snapshotting at different indexes, as a loaded cluster's
+do, replaying the anchor would report sound snapshots as wrong).
 """
 
 from __future__ import annotations
@@ -63,6 +69,9 @@ class History:
     commit_hash: str | None = None
     #: index -> committed entry, for the indexes some majority holder still has in its log.
     committed: dict[int, Entry] = field(default_factory=dict)
+    #: Indexes of ``committed`` held only as a compacted log's anchor (a SNAP_DUMMY with
+    #: the entry's chain hash but not its data): good for comparing hashes, not replay.
+    anchor_only: set[int] = field(default_factory=set)
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -162,7 +171,7 @@ def _derive_commit(nodes: Sequence[NodeReport], history: History) -> None:
             backing = {n.name for n in nodes if n in direct or _compacted_past(n, index, direct)}
             if all(_majority(group, backing) for group in history.voter_groups):
                 history.commit_index, history.commit_hash = index, hash_
-                _collect_committed(direct, index, history)
+                _collect_committed(direct, index, history, nodes)
                 return
 
 
@@ -182,14 +191,40 @@ def _majority(group: tuple[str, ...], backing: set[str]) -> bool:
     return sum(1 for name in group if name in backing) * 2 > len(group)
 
 
-def _collect_committed(holders: list[NodeReport], commit: int, history: History) -> None:
+def _collect_committed(
+    holders: list[NodeReport], commit: int, history: History, nodes: Sequence[NodeReport]
+) -> None:
+    """The committed entries the holders' logs show, each an entry itself where any
+    log has it: a compacted log's anchor only carries the chain (a SNAP_DUMMY, no
+    data), so an index no log holds but as an anchor goes to ``anchor_only`` and is
+    never replayed as if it were the entry."""
     for node in holders:
         assert node.anchor is not None
-        for index in range(node.anchor.index, commit + 1):
+        for index in range(node.anchor.index + 1, commit + 1):
             if index not in history.committed:
                 entry = node.entry_at(index)
                 if entry is not None:
                     history.committed[index] = entry
+    for node in holders:
+        assert node.anchor is not None
+        index = node.anchor.index
+        if index <= commit and index not in history.committed:
+            history.committed[index] = node.anchor
+            history.anchor_only.add(index)
+    for index in sorted(history.anchor_only):
+        # A folder lagging behind the commit index may still hold the entry itself: the
+        # same chain hash pins the same entry and everything before it.
+        for node in nodes:
+            entry = node.entry_at(index)
+            if (
+                entry is not None
+                and node.anchor is not None
+                and index > node.anchor.index
+                and entry.hash == history.committed[index].hash
+            ):
+                history.committed[index] = entry
+                history.anchor_only.discard(index)
+                break
 
 
 # --- divergence ----------------------------------------------------------------------
@@ -263,7 +298,11 @@ def _check_states(nodes: Sequence[NodeReport], history: History) -> None:
 
 
 def _replayable(start: int, end: int, history: History) -> bool:
-    return all(index in history.committed for index in range(start + 1, end + 1))
+    """Every entry start+1..end is at hand with its data (an anchor has none)."""
+    return all(
+        index in history.committed and index not in history.anchor_only
+        for index in range(start + 1, end + 1)
+    )
 
 
 def _replay(state: ReplicatedKV, start: int, end: int, history: History) -> bool:
