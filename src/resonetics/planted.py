@@ -42,6 +42,8 @@ class Bug(StrEnum):
     ANSWER_BEFORE_DURABLE = "answer-before-durable"
     LOST_WAKEUP = "lost-wakeup"
     SNAPSHOT_INSTALL_RACES_LOG_WRITE = "snapshot-install-races-log-write"
+    APPENDS_NEVER_FSYNCED = "appends-never-fsynced"
+    READ_WOKEN_ONLY_BY_APPLY = "read-woken-only-by-apply"
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +111,8 @@ CATALOGUE: dict[Bug, Planted] = {
         ),
         Planted(
             Bug.TRUNCATE_BELOW_COMMIT,
-            "a follower cuts its log after prev_log_index on every AppendEntries, stale ones too",
+            "a follower cuts its log after prev_log_index on every AppendEntries, stale ones "
+            "too: it cuts entries the cluster has committed",
             "raft/node.py",
             {"faults": frozenset({"delay", "dup"})},
             budget=10,
@@ -130,32 +133,46 @@ CATALOGUE: dict[Bug, Planted] = {
         ),
         Planted(
             Bug.ACK_BEFORE_FSYNC,
-            "votes and acks leave before the fsync of the Ready they depend on",
+            "acks (and votes) leave before the fsync of the Ready they depend on",
             "runtime/driver.py",
             {"faults": frozenset({"crash", "delay"})},
             budget=5,
         ),
         Planted(
             Bug.ANSWER_BEFORE_DURABLE,
-            "log appends are not fsynced: an acknowledged write can vanish in a power cut",
+            "a leader answers a set once its entry is in a Ready, before the write (here or on "
+            "a quorum) is durable",
+            "runtime/driver.py",
+            {"faults": frozenset({"partition", "crash"})},
+            budget=10,
+        ),
+        Planted(
+            Bug.APPENDS_NEVER_FSYNCED,
+            "log appends are never fsynced: an acknowledged entry can vanish in a power cut",
             "runtime/driver.py",
             {"faults": frozenset({"crash"})},
-            budget=40,
+            budget=10,
         ),
         Planted(
             Bug.LOST_WAKEUP,
+            "the loop finishes a disk-thread write and does not look for the work that "
+            "arrived meanwhile (NodeServer._flush_done without its reschedule)",
+            "sim/executor.py, server/node_server.py",
+            {"faults": frozenset({"delay"})},
+            budget=5,
+        ),
+        Planted(
+            Bug.READ_WOKEN_ONLY_BY_APPLY,
             "a confirmed read is served only when an entry is applied (no other wake-up)",
             "runtime/driver.py",
             {"faults": frozenset({"delay"})},
         ),
         Planted(
             Bug.SNAPSHOT_INSTALL_RACES_LOG_WRITE,
-            "a snapshot is installed over a log whose pending write lands after it",
-            "runtime/driver.py",
+            "a Ready installs a snapshot while a taken one is still being saved on the disk "
+            "thread (WAIT_FOR_SNAPSHOT dropped): the older save lands after the install",
+            "runtime/loop_plan.py",
             {"faults": frozenset({"crash", "longdown", "delay"})},
-            budget=0,
-            missed="a stale write re-appended after an install is not seen by any check: "
-            "not caught in 20 seeds",
         ),
     )
 }

@@ -44,7 +44,7 @@ import msgspec
 
 from resonetics import errors, limits, planted
 from resonetics.errors import invariant
-from resonetics.machine.replicated import ReplicatedKV
+from resonetics.machine.replicated import ReplicatedKV, receipt_of
 from resonetics.planted import Bug
 from resonetics.raft.config import RaftConfig
 from resonetics.raft.entry import Entry, EntryType, Signer
@@ -239,10 +239,8 @@ class NodeDriver:
         self._applied_early = 0
         #: The core's Ready held by ``next_step``, not begun yet.
         self._pending: Ready | None = None
-        #: Planted bugs only: the applied index reads were last served at, and the
-        #: entries of the last log write (see planted.py).
+        #: Planted bugs only: the applied index reads were last served at (see planted.py).
         self._woken_at: Index = -1
-        self._last_written: list[Entry] = []
         #: node id -> client address, for NOT_LEADER hints (set by the host).
         self.addresses: dict[NodeId, str] = {}
 
@@ -465,6 +463,8 @@ class NodeDriver:
         assert rd is not None
         self._pending = None
         rd, applied = self._begin(rd)
+        if planted.on(Bug.ANSWER_BEFORE_DURABLE):
+            self._answer_before_durable(rd)
         writes = self._writes_disk(rd)
         if writes:
             self._apply_durable(rd)
@@ -533,8 +533,6 @@ class NodeDriver:
         if rd.snapshot is not None:
             self._save_new_term(rd, self.core.applied)
             self.snapshots.install(rd.snapshot, self.machine, self.storage)
-            if planted.on(Bug.SNAPSHOT_INSTALL_RACES_LOG_WRITE) and self._last_written:
-                self.storage.append(self._last_written)  # the older write lands after it
         early, late = self._split_messages(rd)
         for msg in early:
             self.host.send(msg)
@@ -577,6 +575,20 @@ class NodeDriver:
             count += 1
         self._applied_early = count
 
+    def _answer_before_durable(self, rd: Ready) -> None:
+        """Planted bug only: a leader tells a set's client it is done as soon as its entry
+        is in the Ready, before the entry is durable here or anywhere else."""
+        if rd.soft_state.role is not Role.LEADER:
+            return
+        for entry in rd.entries:
+            waiter = self._waiters.get(entry.index)
+            if waiter is None or entry.type is not EntryType.CLIENT_CMD:
+                continue
+            if not isinstance(entry.data, dict) or entry.data.get("op") != "kv_set":
+                continue
+            del self._waiters[entry.index]
+            waiter.answer_all(Outcome(codes.OK, {"receipt": receipt_of(entry)}))
+
     def _split_messages(self, rd: Ready) -> tuple[list[Message], list[Message]]:
         """Messages that may leave before this Ready is durable, and those that must wait.
 
@@ -609,10 +621,8 @@ class NodeDriver:
         if rd.entries:
             self.storage.append(rd.entries)
             self.stats.entries_persisted += len(rd.entries)
-            if planted.on(Bug.SNAPSHOT_INSTALL_RACES_LOG_WRITE):
-                self._last_written = list(rd.entries)
         if (rd.truncate_from is not None or rd.entries) and not planted.on(
-            Bug.ANSWER_BEFORE_DURABLE
+            Bug.APPENDS_NEVER_FSYNCED
         ):
             self.storage.sync()
             self.stats.fsyncs += 1
@@ -682,7 +692,7 @@ class NodeDriver:
 
     def _serve_confirmed_reads(self) -> None:
         applied = self.core.applied
-        if planted.on(Bug.LOST_WAKEUP) and applied == self._woken_at:
+        if planted.on(Bug.READ_WOKEN_ONLY_BY_APPLY) and applied == self._woken_at:
             return  # woken by a new apply only: a read confirmed later sleeps on
         self._woken_at = applied
         while self._confirmed_reads and self._confirmed_reads[0].index <= applied:

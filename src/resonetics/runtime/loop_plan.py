@@ -41,6 +41,9 @@ from __future__ import annotations
 import enum
 from typing import NamedTuple
 
+from resonetics import planted
+from resonetics.planted import Bug
+
 
 class Step(enum.Enum):
     """The next step of the driver loop."""
@@ -99,7 +102,11 @@ def decide(state: LoopState, inline_entries_max: int) -> Step:
         if state.snapshot_due and not state.snapshot_in_progress:
             return Step.START_SNAPSHOT
         return Step.NOTHING
-    if rd.installs_snapshot and state.snapshot_in_progress:
+    if (
+        rd.installs_snapshot
+        and state.snapshot_in_progress
+        and not planted.on(Bug.SNAPSHOT_INSTALL_RACES_LOG_WRITE)
+    ):
         return Step.WAIT_FOR_SNAPSHOT
     if not rd.writes_disk:
         return Step.NO_WRITE

@@ -46,7 +46,7 @@ from typing import Any
 
 import msgspec
 
-from resonetics import limits
+from resonetics import limits, planted
 from resonetics.errors import (
     BadRequest,
     ClientError,
@@ -56,6 +56,7 @@ from resonetics.errors import (
     TooLarge,
     invariant,
 )
+from resonetics.planted import Bug
 from resonetics.raft.messages import MESSAGE_TYPES, Message
 from resonetics.raft.ready import Role
 from resonetics.runtime import peer_gate
@@ -483,7 +484,7 @@ class NodeServer:
         self._flush_task = None
         if task.cancelled():
             return
-        if task.exception() is None and self.driver.has_work():
+        if task.exception() is None and self.driver.has_work() and not planted.on(Bug.LOST_WAKEUP):
             # Input stepped between the loop's last look and this callback found the
             # task still set and did not schedule a run: without this it would wait
             # for the next tick (seen as a tick-long p99 on sequential writes).

@@ -27,7 +27,13 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from resonetics.raft.config import RaftConfig, lease_ticks_for
-from resonetics.raft.messages import Message, PreVote, PreVoteResp, RequestVoteResp
+from resonetics.raft.messages import (
+    AppendEntriesResp,
+    Message,
+    PreVote,
+    PreVoteResp,
+    RequestVoteResp,
+)
 from resonetics.raft.ready import Role
 from resonetics.raft.types import NodeId
 from resonetics.runtime import peer_gate
@@ -242,6 +248,8 @@ class Cluster:
     def send_peer(self, msg: Message) -> None:
         if isinstance(msg, RequestVoteResp) and msg.vote_granted:
             self.monitor.on_vote_sent(msg.src, msg.term, msg.dst)
+        elif isinstance(msg, AppendEntriesResp) and msg.success:
+            self.monitor.on_ack_sent(msg.src, msg.match_index)
         if not isinstance(msg, PreVote | PreVoteResp):
             # PreVote rounds carry a term (my term + 1) that nobody adopts.
             self.monitor.on_term_sent(msg.src, msg.term)

@@ -41,6 +41,8 @@ from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from resonetics import planted
+from resonetics.planted import Bug
 from resonetics.runtime.driver import INLINE_WRITE_ENTRIES_MAX, NodeDriver
 from resonetics.runtime.loop_plan import INLINE_STEPS, SnapshotStep, Step
 from resonetics.runtime.snapshots import SnapshotJob
@@ -126,7 +128,10 @@ class SimExecutor:
         """The loop notices a disk job is done and goes on at once: whatever was stepped
         meanwhile is handled now, not at the next tick (the lost wake-up fixed in the
         server's ``_flush_done``)."""
-        self.cluster.run(self.node, lambda _d: then())
+        # Planted bug: finish the job but do not look for more work (as if
+        # ``NodeServer._flush_done`` did not reschedule): what arrived meanwhile sleeps.
+        go_on = not planted.on(Bug.LOST_WAKEUP)
+        self.cluster.run(self.node, lambda _d: then(), process=go_on)
 
     # --- snapshots --------------------------------------------------------------------------
     def _next_slice(self, job: SnapshotJob) -> None:

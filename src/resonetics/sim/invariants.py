@@ -20,7 +20,11 @@ where it appears, and keeps just enough global memory to judge it:
   are recorded when the message that depends on them leaves the node);
 * acknowledged writes: their receipts (index, hash) are checked at the end;
 * lease safety: a lease read is served only while no leader of a later term
-  has been elected (the lease's promise, §6.4.1).
+  has been elected (the lease's promise, §6.4.1);
+* an ack is a durability promise: a node that acknowledged index ``i`` restarts
+  from its disk with a log reaching ``i`` (unless it truncated below ``i``
+  since, for a later leader), and no truncation ever cuts an entry the cluster
+  committed.
 
 A violated property raises ``SimViolation``; the runner adds the seed, options
 and trace.
@@ -67,6 +71,8 @@ class SafetyMonitor:
     sent_term: dict[NodeId, Term] = field(default_factory=dict)
     receipts: list[Receipt] = field(default_factory=list)
     elections: int = 0
+    #: node -> the highest index it acknowledged (AppendEntriesResp) and still holds.
+    acked: dict[NodeId, Index] = field(default_factory=dict)
     #: Committed history replayed, to check stale reads against (``stale_reads.py``).
     stale_reads: StaleReadOracle = field(default_factory=StaleReadOracle)
 
@@ -145,6 +151,37 @@ class SafetyMonitor:
         self.committed_max = max(self.committed_max, commit)
         if commit > self.commit_terms.get(term, 0):
             self.commit_terms[term] = commit
+
+    def on_truncate(self, node: NodeId, index: Index, cut: dict[Index, str]) -> None:
+        """``node``'s disk drops its log from ``index`` on; ``cut`` holds the hashes dropped.
+
+        Only an uncommitted suffix may go (Raft §5.3: a committed entry is in every
+        later leader's log, so it never conflicts). An entry acknowledged before
+        is no longer promised: a later leader may overwrite what an earlier one
+        was told.
+        """
+        for i, digest in sorted(cut.items()):
+            if self.committed.get(i) == digest:
+                raise SimViolation(
+                    f"truncation below the commit index: {node} cuts index {i} "
+                    f"({digest[:12]}), which is committed"
+                )
+        if self.acked.get(node, 0) >= index:
+            self.acked[node] = index - 1
+
+    def on_ack_sent(self, node: NodeId, match_index: Index) -> None:
+        """``node`` told a leader it holds the log up to ``match_index``."""
+        if match_index > self.acked.get(node, 0):
+            self.acked[node] = match_index
+
+    def on_recovered(self, node: NodeId, last_index: Index) -> None:
+        """``node`` restarted from its disk with a log ending at ``last_index``."""
+        acked = self.acked.get(node, 0)
+        if last_index < acked:
+            raise SimViolation(
+                f"acknowledged entry lost: {node} acknowledged index {acked} and restarted "
+                f"with its log ending at {last_index} (acked before it was durable)"
+            )
 
     def forget_commit(self, node: NodeId) -> None:
         """A crashed node restarts from its durable commit hint, which may be lower."""

@@ -33,6 +33,7 @@ class ObservedStorage:
         state = self._inner.load()
         self._anchor = state.anchor.index
         self._hashes = [state.anchor.hash]
+        self._monitor.on_recovered(self._node, state.anchor.index + len(state.entries))
         self._monitor.on_append(self._node, state.anchor.hash, state.entries)
         self._hashes.extend(e.hash for e in state.entries)
         return state
@@ -49,7 +50,10 @@ class ObservedStorage:
         self._inner.append(entries)
 
     def truncate_from(self, index: Index) -> None:
-        del self._hashes[max(1, index - self._anchor) :]
+        keep = max(1, index - self._anchor)
+        cut = {self._anchor + k: h for k, h in enumerate(self._hashes) if k >= keep}
+        self._monitor.on_truncate(self._node, index, cut)
+        del self._hashes[keep:]
         self._inner.truncate_from(index)
 
     def sync(self) -> None:
@@ -68,6 +72,8 @@ class ObservedStorage:
         tail = self._hashes[cut + 1 :] if joins else []
         self._anchor = snapshot.meta.last_included_index
         self._hashes = [snapshot.meta.last_included_hash, *tail]
+        # A snapshot that does not join the log replaces it: what was acked past it goes.
+        self._monitor.on_truncate(self._node, self._anchor + len(self._hashes), {})
 
     def close(self) -> None:
         self._inner.close()
