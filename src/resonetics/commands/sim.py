@@ -99,6 +99,11 @@ def _faults(_ctx: click.Context, _param: click.Parameter, value: str) -> frozens
     help="Clients that only read, besides --clients.",
 )
 @click.option(
+    "--transfer-lag",
+    is_flag=True,
+    help="With --churn: the old leader hears a transfer's new term late (one-way partition).",
+)
+@click.option(
     "--plant",
     type=click.Choice([b.value for b in planted.Bug]),
     default=None,
@@ -118,6 +123,7 @@ def sim(
     adversary: bool,
     append_entries_max: int,
     readers: int,
+    transfer_lag: bool,
     plant: str | None,
 ) -> None:
     """Run the deterministic cluster simulator (same seed, same run, bit for bit)."""
@@ -132,6 +138,7 @@ def sim(
         adversary=adversary,
         append_entries_max=append_entries_max,
         readers=readers,
+        transfer_lag=transfer_lag,
         plant=plant or "",
     )
     if seed is not None:

@@ -30,6 +30,8 @@ from resonetics.wire import codes
 #: Virtual milliseconds between two churn steps in the faulty phase, and in the quiet one.
 CHURN_GAP_MS = (150, 700)
 RESTORE_GAP_MS = 50
+#: With ``transfer_lag``: how long the target's messages to the old leader are held back.
+TRANSFER_LAG_MS = (50, 400)
 
 
 @dataclass(slots=True)
@@ -47,6 +49,8 @@ class MembershipChurn:
         self.cluster = cluster
         self.rng = rng
         self.stats = ChurnStats()
+        #: Its own Random, so that switching ``transfer_lag`` on leaves the churn's draws alone.
+        self._lag_rng = random.Random(f"{cluster.seed}/transfer-lag")
 
     def install(self) -> None:
         self.cluster.queue.after(self.rng.randint(*CHURN_GAP_MS), self._step)
@@ -68,17 +72,29 @@ class MembershipChurn:
         m = driver.membership
         outside = [n for n in self.cluster.ids if not m.is_voter(n) and n not in m.learners]
         action = self.rng.choice(["transfer", "remove", "add"])
+        if self.cluster.options.transfer_lag:
+            action = "transfer"  # every step a transfer, each heard late by the old leader
         if action == "transfer":
             others = [v for v in m.voters if v != leader.node_id]
             if others:
                 target = self.rng.choice(others)
                 self.stats.transfers += 1
                 self._trace("transfer", leader.node_id, f"to={target}")
+                if self.cluster.options.transfer_lag:
+                    self._lag(target, leader.node_id)
                 self.cluster.run(leader, lambda d: self._count(d.transfer_leadership(target)))
         elif action == "remove" and not outside and len(m.voters) == len(self.cluster.ids):
             self._propose(leader, ChangeKind.REMOVE, self.rng.choice(sorted(m.voters)))
         elif outside:
             self._propose(leader, ChangeKind.ADD_VOTER, self.rng.choice(outside))
+
+    def _lag(self, target: str, old: str) -> None:
+        """Hold the target's messages to the old leader back for a while (one-way)."""
+        net = self.cluster.network
+        net.block(target, old)
+        self._trace("partition", "transfer-lag", f"{target}-x->{old}")
+        span = self._lag_rng.randint(*TRANSFER_LAG_MS)
+        self.cluster.queue.after(span, lambda: net.blocked.discard((target, old)))
 
     def _restore(self, leader: SimNode, driver: NodeDriver) -> None:
         m = driver.membership
@@ -108,4 +124,4 @@ class MembershipChurn:
         self.cluster.trace.add(self.cluster.queue.now_ms, what, *details)
 
 
-__all__ = ["CHURN_GAP_MS", "ChurnStats", "MembershipChurn"]
+__all__ = ["CHURN_GAP_MS", "TRANSFER_LAG_MS", "ChurnStats", "MembershipChurn"]

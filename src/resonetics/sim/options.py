@@ -69,6 +69,11 @@ class SimOptions:
     #: NOOP travels apart from the older entries before it, so a follower can ack those
     #: alone: the partial replication Raft's Figure 8 needs.
     append_entries_max: int = 0
+    #: With ``membership_churn``: the churn only transfers leadership, and during each
+    #: transfer the target's messages to the old leader are held back for a while (a
+    #: one-way partition), so the old leader hears of the new term late and must stop
+    #: serving lease reads on its own.
+    transfer_lag: bool = False
     #: A planted bug switched on for the run (``planted.py``), by name; "" for none.
     plant: str = ""
 
@@ -96,6 +101,7 @@ class SimOptions:
             + (" adversary" if self.adversary else "")
             + (f" append_entries_max={self.append_entries_max}" if self.append_entries_max else "")
             + (f" readers={self.readers}" if self.readers else "")
+            + (" transfer_lag" if self.transfer_lag else "")
             + (f" plant={self.plant}" if self.plant else "")
         )
 

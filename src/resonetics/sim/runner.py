@@ -105,6 +105,7 @@ def _cli_flags(options: SimOptions) -> str:
             else ""
         )
         + (f" --readers {options.readers}" if options.readers else "")
+        + (" --transfer-lag" if options.transfer_lag else "")
         + (f" --plant {options.plant}" if options.plant else "")
     )
 
