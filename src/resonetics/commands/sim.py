@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import click
 
 from resonetics import planted
-from resonetics.sim.options import FAULT_KINDS, SimOptions, parse_faults
+from resonetics.sim.options import FAULT_KINDS, SCENARIOS, SimOptions, parse_faults
 from resonetics.sim.runner import RunResult, run_seed
 
 __all__ = ["sim"]
@@ -104,6 +104,12 @@ def _faults(_ctx: click.Context, _param: click.Parameter, value: str) -> frozens
     help="With --churn: the old leader hears a transfer's new term late (one-way partition).",
 )
 @click.option(
+    "--scenario",
+    type=click.Choice(list(SCENARIOS)),
+    default=None,
+    help="A targeted fault scenario beside the random faults (figure8: Raft's Figure 8).",
+)
+@click.option(
     "--plant",
     type=click.Choice([b.value for b in planted.Bug]),
     default=None,
@@ -124,6 +130,7 @@ def sim(
     append_entries_max: int,
     readers: int,
     transfer_lag: bool,
+    scenario: str | None,
     plant: str | None,
 ) -> None:
     """Run the deterministic cluster simulator (same seed, same run, bit for bit)."""
@@ -139,6 +146,7 @@ def sim(
         append_entries_max=append_entries_max,
         readers=readers,
         transfer_lag=transfer_lag,
+        scenario=scenario or "",
         plant=plant or "",
     )
     if seed is not None:

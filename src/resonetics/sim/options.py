@@ -22,6 +22,8 @@ FAULT_KINDS: tuple[str, ...] = (
     "clock",
     "longdown",
 )
+#: Targeted fault scenarios (``sim/scenarios.py`` implements them).
+SCENARIOS: tuple[str, ...] = ("figure8",)
 #: Timer speed range for the "clock" fault (multiples of the base tick period).
 CLOCK_FACTOR_MIN = 0.7
 CLOCK_FACTOR_MAX = 1.5
@@ -74,12 +76,17 @@ class SimOptions:
     #: one-way partition), so the old leader hears of the new term late and must stop
     #: serving lease reads on its own.
     transfer_lag: bool = False
+    #: A targeted fault scenario run beside the fault schedule (``sim/scenarios.py``),
+    #: by name ("figure8"); "" for none.
+    scenario: str = ""
     #: A planted bug switched on for the run (``planted.py``), by name; "" for none.
     plant: str = ""
 
     def __post_init__(self) -> None:
         if self.plant:
             planted.parse(self.plant)  # ValueError naming the known bugs
+        if self.scenario and self.scenario not in SCENARIOS:
+            raise ValueError(f"unknown scenario {self.scenario!r}; known: {', '.join(SCENARIOS)}")
         if self.append_entries_max < 0:
             raise ValueError("append_entries_max must be >= 0")
         unknown = sorted(self.faults - set(FAULT_KINDS))
@@ -102,6 +109,7 @@ class SimOptions:
             + (f" append_entries_max={self.append_entries_max}" if self.append_entries_max else "")
             + (f" readers={self.readers}" if self.readers else "")
             + (" transfer_lag" if self.transfer_lag else "")
+            + (f" scenario={self.scenario}" if self.scenario else "")
             + (f" plant={self.plant}" if self.plant else "")
         )
 
@@ -126,6 +134,7 @@ __all__ = [
     "CLOCK_FACTOR_MIN",
     "FAULT_KINDS",
     "QUIET_MS_MIN",
+    "SCENARIOS",
     "SimOptions",
     "parse_faults",
 ]

@@ -31,6 +31,7 @@ from resonetics.check.history import HistoryRecorder
 from resonetics.check.invariants import log_matching
 from resonetics.check.linearizability import Verdict, check_history
 from resonetics.raft.ready import Role
+from resonetics.sim import scenarios
 from resonetics.sim.adversary import Adversary
 from resonetics.sim.client import SimClient, Workload
 from resonetics.sim.clock import EventQueue
@@ -106,6 +107,7 @@ def _cli_flags(options: SimOptions) -> str:
         )
         + (f" --readers {options.readers}" if options.readers else "")
         + (" --transfer-lag" if options.transfer_lag else "")
+        + (f" --scenario {options.scenario}" if options.scenario else "")
         + (f" --plant {options.plant}" if options.plant else "")
     )
 
@@ -162,6 +164,8 @@ class _World:
             self.churn.install()
         if self.adversary is not None:
             self.adversary.install()
+        if self.options.scenario:
+            scenarios.install(self.options.scenario, self.cluster)
         for node in self.cluster.nodes.values():
             self.cluster.start(node)
         for i, client in enumerate(self.clients):
