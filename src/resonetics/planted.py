@@ -61,6 +61,9 @@ class Planted:
     #: has caught it yet (then ``missed`` says what the simulator lacks).
     budget: int = 20
     missed: str = ""
+    #: The checks allowed to catch it: each a piece of the failure's text, which names
+    #: the check (``sim/invariants.py``, ``sim/observed.py``, ``sim/runner.py``, ...).
+    caught_by: tuple[str, ...] = ()
 
 
 #: Multiplier of every budget for ``make soak``.
@@ -74,6 +77,7 @@ CATALOGUE: dict[Bug, Planted] = {
             "a leader answers lease reads without a quorum-echoed round (a deposed leader too)",
             "raft/node.py",
             {"faults": frozenset({"partition", "clock"}), "readers": 3},
+            caught_by=("lease read served by",),
         ),
         Planted(
             Bug.FIGURE8_COMMIT_BY_COUNTING,
@@ -81,7 +85,8 @@ CATALOGUE: dict[Bug, Planted] = {
             "no NOOP per term, which would mask it",
             "raft/node.py",
             {"faults": frozenset(), "scenario": "figure8", "append_entries_max": 1},
-            budget=10,
+            budget=20,
+            caught_by=("leader completeness", "committed entry changed"),
         ),
         Planted(
             Bug.VOTE_NOT_PERSISTED,
@@ -89,6 +94,7 @@ CATALOGUE: dict[Bug, Planted] = {
             "storage/node_storage.py",
             {"faults": frozenset({"crash", "partition"})},
             budget=10,
+            caught_by=("double vote",),
         ),
         Planted(
             Bug.STALE_READ_AFTER_TRANSFER,
@@ -101,6 +107,7 @@ CATALOGUE: dict[Bug, Planted] = {
                 "readers": 3,
             },
             budget=10,
+            caught_by=("lease read served by",),
         ),
         Planted(
             Bug.FOLLOWER_COMMIT_BEYOND_CONFIRMED,
@@ -108,6 +115,7 @@ CATALOGUE: dict[Bug, Planted] = {
             "raft/node.py",
             {"faults": frozenset({"partition", "crash", "delay"})},
             budget=10,
+            caught_by=("state machine safety", "committed entry changed", "leader completeness"),
         ),
         Planted(
             Bug.TRUNCATE_BELOW_COMMIT,
@@ -116,6 +124,7 @@ CATALOGUE: dict[Bug, Planted] = {
             "raft/node.py",
             {"faults": frozenset({"delay", "dup"})},
             budget=10,
+            caught_by=("truncation below the commit index",),
         ),
         Planted(
             Bug.SESSION_RESULTS_CROSSED,
@@ -123,6 +132,7 @@ CATALOGUE: dict[Bug, Planted] = {
             "machine/replicated.py",
             {"clients": 6, "batch_writes": True},
             budget=5,
+            caught_by=("not linearizable", "without a session"),
         ),
         Planted(
             Bug.APPLY_BEFORE_COMMIT,
@@ -130,6 +140,7 @@ CATALOGUE: dict[Bug, Planted] = {
             "raft/node.py",
             {"faults": frozenset({"partition", "delay"})},
             budget=5,
+            caught_by=("InvariantViolation", "state machine safety"),
         ),
         Planted(
             Bug.ACK_BEFORE_FSYNC,
@@ -137,6 +148,7 @@ CATALOGUE: dict[Bug, Planted] = {
             "runtime/driver.py",
             {"faults": frozenset({"crash", "delay"})},
             budget=5,
+            caught_by=("acknowledged entry lost",),
         ),
         Planted(
             Bug.ANSWER_BEFORE_DURABLE,
@@ -145,6 +157,7 @@ CATALOGUE: dict[Bug, Planted] = {
             "runtime/driver.py",
             {"faults": frozenset({"partition", "crash"})},
             budget=10,
+            caught_by=("acknowledged write lost",),
         ),
         Planted(
             Bug.APPENDS_NEVER_FSYNCED,
@@ -152,6 +165,7 @@ CATALOGUE: dict[Bug, Planted] = {
             "runtime/driver.py",
             {"faults": frozenset({"crash"})},
             budget=10,
+            caught_by=("acknowledged entry lost",),
         ),
         Planted(
             Bug.LOST_WAKEUP,
@@ -160,19 +174,23 @@ CATALOGUE: dict[Bug, Planted] = {
             "sim/executor.py, server/node_server.py",
             {"faults": frozenset({"delay"})},
             budget=5,
+            caught_by=("lost wake-up",),
         ),
         Planted(
             Bug.READ_WOKEN_ONLY_BY_APPLY,
             "a confirmed read is served only when an entry is applied (no other wake-up)",
             "runtime/driver.py",
             {"faults": frozenset({"delay"})},
+            caught_by=("liveness",),
         ),
         Planted(
             Bug.SNAPSHOT_INSTALL_RACES_LOG_WRITE,
-            "a Ready installs a snapshot while a taken one is still being saved on the disk "
-            "thread (WAIT_FOR_SNAPSHOT dropped): the older save lands after the install",
+            "the loop plan forgets a snapshot is being saved on the disk thread: a Ready "
+            "installs a snapshot or writes the log on the loop while the save is queued",
             "runtime/loop_plan.py",
             {"faults": frozenset({"crash", "longdown", "delay"})},
+            budget=5,
+            caught_by=("storage race",),
         ),
     )
 }

@@ -102,15 +102,13 @@ def decide(state: LoopState, inline_entries_max: int) -> Step:
         if state.snapshot_due and not state.snapshot_in_progress:
             return Step.START_SNAPSHOT
         return Step.NOTHING
-    if (
-        rd.installs_snapshot
-        and state.snapshot_in_progress
-        and not planted.on(Bug.SNAPSHOT_INSTALL_RACES_LOG_WRITE)
-    ):
+    # Planted bug: forget that the disk thread is saving a snapshot (rules 3 and 5).
+    saving = state.snapshot_in_progress and not planted.on(Bug.SNAPSHOT_INSTALL_RACES_LOG_WRITE)
+    if rd.installs_snapshot and saving:
         return Step.WAIT_FOR_SNAPSHOT
     if not rd.writes_disk:
         return Step.NO_WRITE
-    if rd.entries <= inline_entries_max and not rd.truncates and not state.snapshot_in_progress:
+    if rd.entries <= inline_entries_max and not rd.truncates and not saving:
         return Step.WRITE_INLINE
     return Step.WRITE_ON_DISK_THREAD
 

@@ -46,6 +46,7 @@ from resonetics.planted import Bug
 from resonetics.runtime.driver import INLINE_WRITE_ENTRIES_MAX, NodeDriver
 from resonetics.runtime.loop_plan import INLINE_STEPS, SnapshotStep, Step
 from resonetics.runtime.snapshots import SnapshotJob
+from resonetics.sim.observed import ObservedStorage
 
 if TYPE_CHECKING:
     from resonetics.sim.cluster import Cluster, SimNode
@@ -112,8 +113,15 @@ class SimExecutor:
         self._disk_free_ms = done
         notice = self.rng.randint(0, NOTICE_MS_MAX)
 
+        storage = self.driver.storage
+        if isinstance(storage, ObservedStorage):
+            storage.disk_jobs_queued += 1
+
         def on_disk() -> None:
-            if self._alive() and self.cluster.run_disk_job(self.node, work):
+            if not self._alive():
+                return
+            ran = self._run_on_disk_thread(work)
+            if ran:
                 queue.after(notice, on_loop)
 
         def on_loop() -> None:
@@ -123,6 +131,17 @@ class SimExecutor:
                     self.cluster.check_awake(self.node, self.driver)
 
         queue.at(done, on_disk)
+
+    def _run_on_disk_thread(self, work: Callable[[], None]) -> bool:
+        storage = self.driver.storage
+        if not isinstance(storage, ObservedStorage):
+            return self.cluster.run_disk_job(self.node, work)
+        storage.on_disk_thread = True
+        try:
+            return self.cluster.run_disk_job(self.node, work)
+        finally:
+            storage.on_disk_thread = False
+            storage.disk_jobs_queued -= 1
 
     def _resume(self, then: Callable[[], None]) -> None:
         """The loop notices a disk job is done and goes on at once: whatever was stepped

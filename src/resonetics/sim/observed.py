@@ -28,6 +28,21 @@ class ObservedStorage:
         self._anchor: Index = 0
         #: Hashes of the log, anchor first: ``_hashes[k]`` is index ``_anchor + k``.
         self._hashes: list[str] = []
+        #: Jobs handed to the node's disk thread and not run yet, and whether the disk
+        #: thread is the caller now (``sim/executor.py`` keeps both up to date).
+        self.disk_jobs_queued = 0
+        self.on_disk_thread = False
+
+    def _one_user(self, call: str) -> None:
+        """The loop may not touch the log or snapshot files while the disk thread has a
+        job queued: on a server the two threads would write the same files at once.
+        (meta.json is not checked: the loop writes it only in ``begin_ready``, before a
+        Ready's job is queued, and a snapshot's save does not touch it.)"""
+        if self.disk_jobs_queued and not self.on_disk_thread:
+            raise SimViolation(
+                f"storage race: {self._node}'s loop calls {call} while its disk thread has "
+                f"{self.disk_jobs_queued} job(s) queued"
+            )
 
     def load(self) -> RecoveredState:
         state = self._inner.load()
@@ -39,6 +54,7 @@ class ObservedStorage:
         return state
 
     def append(self, entries: Sequence[Entry]) -> None:
+        self._one_user("append")
         if entries:
             expected = self._anchor + len(self._hashes)
             if entries[0].index != expected:
@@ -50,6 +66,7 @@ class ObservedStorage:
         self._inner.append(entries)
 
     def truncate_from(self, index: Index) -> None:
+        self._one_user("truncate_from")
         keep = max(1, index - self._anchor)
         cut = {self._anchor + k: h for k, h in enumerate(self._hashes) if k >= keep}
         self._monitor.on_truncate(self._node, index, cut)
@@ -63,6 +80,7 @@ class ObservedStorage:
         self._inner.save_hard_state(hard_state, last_applied)
 
     def save_snapshot(self, snapshot: Snapshot, last_applied: Index) -> None:
+        self._one_user("save_snapshot")
         self._inner.save_snapshot(snapshot, last_applied)
         # Compaction keeps the tail after the snapshot's index, if the log has one.
         cut = snapshot.meta.last_included_index - self._anchor
