@@ -61,3 +61,5 @@ soak: $(STAMP)
 	RESONETICS_PLANTED_FACTOR=$(SOAK_FACTOR) $(BIN)/pytest -q tests/sim/test_planted_bugs.py
 	$(BIN)/resonetics sim --seeds $(SOAK_SEEDS) --faults all
 	$(BIN)/resonetics sim --seeds $(SOAK_SEEDS) --faults all --churn --readers 3
+	$(BIN)/resonetics sim --seeds $(SOAK_SEEDS) --faults none --scenario figure8 --append-entries-max 1
+	$(BIN)/resonetics sim --seeds $(SOAK_SEEDS) --faults none --churn --transfer-lag --readers 3

@@ -76,7 +76,7 @@ CATALOGUE: dict[Bug, Planted] = {
             Bug.LEASE_ALWAYS_VALID,
             "a leader answers lease reads without a quorum-echoed round (a deposed leader too)",
             "raft/node.py",
-            {"faults": frozenset({"partition", "clock"}), "readers": 3},
+            {"faults": frozenset({"partition", "clock"}), "readers": 6},
             caught_by=("lease read served by",),
         ),
         Planted(
@@ -84,7 +84,12 @@ CATALOGUE: dict[Bug, Planted] = {
             "a leader commits an earlier term's entry once a majority holds it (Figure 8); "
             "no NOOP per term, which would mask it",
             "raft/node.py",
-            {"faults": frozenset(), "scenario": "figure8", "append_entries_max": 1},
+            {
+                "faults": frozenset(),
+                "scenario": "figure8",
+                "append_entries_max": 1,
+                "fault_ms": 8_000,
+            },
             budget=20,
             caught_by=("leader completeness", "committed entry changed"),
         ),
@@ -104,7 +109,7 @@ CATALOGUE: dict[Bug, Planted] = {
                 "faults": frozenset(),
                 "membership_churn": True,
                 "transfer_lag": True,
-                "readers": 3,
+                "readers": 6,
             },
             budget=10,
             caught_by=("lease read served by",),
@@ -157,7 +162,7 @@ CATALOGUE: dict[Bug, Planted] = {
             "runtime/driver.py",
             {"faults": frozenset({"partition", "crash"})},
             budget=10,
-            caught_by=("acknowledged write lost",),
+            caught_by=("acknowledged write lost", "not linearizable"),
         ),
         Planted(
             Bug.APPENDS_NEVER_FSYNCED,

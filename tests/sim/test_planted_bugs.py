@@ -11,6 +11,7 @@ so the catch is the bug's doing. ``make soak`` runs the same sweeps with
 
 from __future__ import annotations
 
+import functools
 import os
 
 import pytest
@@ -36,6 +37,13 @@ def _options(entry: Planted, *, plant: bool) -> SimOptions:
 
 
 def _first_catch(entry: Planted) -> RunResult | None:
+    """The first failing run of the entry's sweep (run once per session: two tests need it)."""
+    return _first_catch_of(entry.bug)
+
+
+@functools.cache
+def _first_catch_of(bug: Bug) -> RunResult | None:
+    entry = CATALOGUE[bug]
     for seed in range(entry.budget * _FACTOR):
         result = run_seed(seed, _options(entry, plant=True))
         if not result.ok:

@@ -135,6 +135,8 @@ class _World:
             else None
         )
         self.end_ms = options.fault_ms + options.quiet_ms
+        #: The targeted fault scenario, when the run has one (``sim/scenarios.py``).
+        self.scenario: scenarios.Figure8 | None = None
         self.recorder = HistoryRecorder(clock=lambda: float(self.queue.now_ms))
         workload = Workload(
             values=itertools.count(1),
@@ -165,7 +167,7 @@ class _World:
         if self.adversary is not None:
             self.adversary.install()
         if self.options.scenario:
-            scenarios.install(self.options.scenario, self.cluster)
+            self.scenario = scenarios.install(self.options.scenario, self.cluster)
         for node in self.cluster.nodes.values():
             self.cluster.start(node)
         for i, client in enumerate(self.clients):
@@ -242,6 +244,8 @@ def _count(world: _World, result: RunResult) -> None:
             result.counters[f"forged_{flavor}"] = count
         result.counters["forged_admitted"] = adversary.admitted
         result.counters["replays"] = adversary.replays
+    if world.scenario is not None:
+        result.counters["scenario_rounds"] = world.scenario.rounds
     if world.churn is not None:
         churn = world.churn.stats
         result.counters["transfers"] = churn.transfers
