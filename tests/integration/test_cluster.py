@@ -34,12 +34,13 @@ def test_one_leader_is_elected_and_every_node_knows_it(cluster3: LocalCluster) -
 
 
 def test_writes_through_a_follower_address_reach_the_leader(cluster3: LocalCluster) -> None:
-    leader, _ = cluster3.wait_for_leader()
+    leader, _ = cluster3.wait_until_settled()
     follower = next(n for n in cluster3.nodes if n != leader)
     with Client([cluster3.nodes[follower].address], timeout=10) as client:
         receipt = client.put("via-follower", "yes")
         assert client.get("via-follower") == "yes"
-        assert client.leader == leader
+        # The leader found, or (after a real election on a loaded machine) its successor.
+        assert client.leader in set(cluster3.nodes) - {follower}, (leader, client.leader)
     assert receipt.index > 0 and len(receipt.hash) == 64
 
 

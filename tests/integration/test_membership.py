@@ -204,11 +204,13 @@ def test_member_list_asked_of_a_follower_answers_with_the_leaders_view(tmp_path:
     reports the leader's configuration, not a possibly older one."""
     cluster = _start(tmp_path)
     try:
-        leader, _ = cluster.wait_for_leader()
+        # Settled: a follower that has not heard the leader yet answers with its own view
+        # (documented in ``Client.member_list``), which is not what is tested here.
+        leader, _ = cluster.wait_until_settled()
         follower = next(n for n in cluster.nodes if n != leader)
         with Client([cluster.nodes[follower].address], timeout=20) as client:
             view = client.member_list()
-        assert view["node"] == leader and view["leader"] == leader
+        assert view["node"] == leader and view["leader"] == leader, view
         assert _view(cluster, follower)["node"] == follower  # its own view, asked directly
     finally:
         cluster.stop()

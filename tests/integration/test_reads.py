@@ -11,7 +11,8 @@ from resonetics.localcluster import LocalCluster
 
 
 def _follower(cluster: LocalCluster) -> str:
-    leader, _ = cluster.wait_for_leader()
+    """A follower that knows the leader (one that does not yet cannot forward a read)."""
+    leader, _ = cluster.wait_until_settled()
     return next(n for n in cluster.nodes if n != leader)
 
 
