@@ -48,6 +48,10 @@ CLUSTER_ID_FILE = "CLUSTER_ID"
 DESCRIBE_LOG_LINES = 12
 #: How long ``describe`` waits for one node's status, seconds (a paused node never answers).
 DESCRIBE_STATUS_TIMEOUT_S = 1.0
+#: How long ``status`` waits for a running node's answer, seconds: generous, because a
+#: node on a loaded 2-core machine can be descheduled for a second or more, and a
+#: single status read in a test must not fail for that.
+STATUS_TIMEOUT_S = 5.0
 #: Pause between two looks at a condition in ``wait_until``/``holds``, seconds.
 POLL_INTERVAL_S = 0.05
 
@@ -338,7 +342,7 @@ class LocalCluster:
     def exit_codes(self) -> dict[str, int | None]:
         return {n.node_id: (n.process.poll() if n.process else None) for n in self.nodes.values()}
 
-    def status(self, node_id: str, timeout_s: float = 2.0) -> dict[str, Any] | None:
+    def status(self, node_id: str, timeout_s: float = STATUS_TIMEOUT_S) -> dict[str, Any] | None:
         node = self.nodes[node_id]
         if not node.running:
             return None
