@@ -319,21 +319,37 @@ class LocalCluster:
 
     def stop_node(self, node_id: str, timeout_s: float = 10.0) -> int | None:
         """SIGTERM and wait: a graceful shutdown. Returns the exit code."""
-        node = self.nodes[node_id]
-        if node.process is None:
+        if self.nodes[node_id].process is None:
             return None
+        self._terminate(node_id)
+        return self._reap(node_id, timeout_s)
+
+    def _terminate(self, node_id: str) -> None:
+        """Ask a node to shut down gracefully (waking it first if it was paused)."""
         self.signal_node(node_id, signal.SIGCONT)
         self.signal_node(node_id, signal.SIGTERM)
+
+    def _reap(self, node_id: str, timeout_s: float) -> int | None:
+        """Wait for a terminated node to exit; SIGKILL it past ``timeout_s``."""
+        process = self.nodes[node_id].process
+        if process is None:
+            return None
         try:
-            return node.process.wait(timeout=timeout_s)
+            return process.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
-            node.process.kill()
-            return node.process.wait(timeout=10)
+            process.kill()
+            return process.wait(timeout=10)
 
     def stop(self) -> None:
+        """Stop every node: all are told at once, then each is waited for. (One at a
+        time, the last ones would hold elections while the first shut down: CPU a
+        loaded machine does not have, and seconds per test.)"""
         for node_id in self.nodes:
             with contextlib.suppress(Exception):
-                self.stop_node(node_id)
+                self._terminate(node_id)
+        for node_id in self.nodes:
+            with contextlib.suppress(Exception):
+                self._reap(node_id, 10.0)
         for node in self.nodes.values():
             if node.log_file is not None:
                 node.log_file.close()
