@@ -74,3 +74,19 @@ def test_holds_fails_the_first_time_the_claim_breaks(tmp_path: Path) -> None:
     looks = iter([True, True, False])
     with pytest.raises(ClusterChanged, match="the term below 1000000 stopped holding"):
         cluster.holds("the term below 1000000", lambda: next(looks), for_s=30.0, interval_s=0.0)
+
+
+def test_starting_a_node_loads_no_simulator_harness_fuzzer_or_checker() -> None:
+    """Every real-process test starts nodes: ``resonetics serve`` imports the server only
+    (the other commands' modules cost about a second of CPU per process)."""
+    code = (
+        "import sys, click; from resonetics.cli import main; "
+        "main.get_command(click.Context(main), 'serve'); "
+        "print(sorted(m for m in sys.modules if m.startswith(("
+        "'resonetics.sim', 'resonetics.torture', 'resonetics.check', 'resonetics.commands.bench'"
+        "))))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip() == "[]", done.stdout

@@ -296,7 +296,10 @@ def test_a_bug_is_one_line_exit_70_not_a_traceback(monkeypatch: pytest.MonkeyPat
 # --- the sweep ---------------------------------------------------------------------------------
 def _leaf_commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
     out: list[tuple[str, ...]] = []
-    for name, command in sorted(group.commands.items()):
+    ctx = click.Context(group)
+    for name in group.list_commands(ctx):  # the top level loads its commands on demand
+        command = group.get_command(ctx, name)
+        assert command is not None, name
         path = (*prefix, name)
         if isinstance(command, click.Group):
             out += _leaf_commands(command, path)
@@ -309,7 +312,9 @@ def _options(path: tuple[str, ...]) -> set[str]:
     command: click.Command = main
     for name in path:
         assert isinstance(command, click.Group)
-        command = command.commands[name]
+        found = command.get_command(click.Context(command), name)
+        assert found is not None, path
+        command = found
     return {opt for p in command.params for opt in getattr(p, "opts", [])}
 
 
