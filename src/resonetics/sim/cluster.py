@@ -115,6 +115,13 @@ class Cluster:
         self.adversary: Adversary | None = None
         #: Messages the peer gate dropped, by reason.
         self.gate_drops: Counter[str] = Counter()
+        #: Coverage (``RunResult.coverage``): role changes seen, as "old->new".
+        self.role_changes: Counter[str] = Counter()
+        #: Coverage: peer messages sent, by message class.
+        self.sent_kinds: Counter[type[Message]] = Counter()
+        #: Coverage: boots that recovered from a snapshot on disk, and boots a crash cut short.
+        self.restored_from_snapshot = 0
+        self.recovery_crashes = 0
 
     # --- life cycle --------------------------------------------------------------------
     def start(self, node: SimNode) -> None:
@@ -139,8 +146,11 @@ class Cluster:
         try:
             driver = NodeDriver(config, storage, node, rng, machine, policy)
         except SimulatedCrash:
+            self.recovery_crashes += 1
             self._power_cut(node, "crash during recovery")
             return
+        if driver.core.anchor.index > 0:
+            self.restored_from_snapshot += 1
         node.driver = driver
         node.role = driver.core.role
         self.monitor.on_restart(node.node_id, driver.core.term)
@@ -207,6 +217,7 @@ class Cluster:
             # PreVote rounds carry a term (my term + 1) that nobody adopts.
             self.monitor.on_term_sent(msg.src, msg.term)
         self.trace.add(self.queue.now_ms, "send", msg)
+        self.sent_kinds[type(msg)] += 1
         if msg.dst not in self.nodes:
             return
         if self.adversary is not None:
@@ -271,6 +282,7 @@ class Cluster:
         role = core.role
         if role is not node.role:
             self.trace.add(self.queue.now_ms, "role", node.node_id, f"{role} term={core.term}")
+            self.role_changes[f"{node.role}->{role}"] += 1
             node.role = role
         # Indexes below the anchor were compacted into a snapshot: the anchor's hash
         # (the chain value at its index) stands for all of them.
