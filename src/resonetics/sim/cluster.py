@@ -279,29 +279,33 @@ class Cluster:
     # --- checks ------------------------------------------------------------------------
     def _observe(self, node: SimNode, driver: NodeDriver) -> None:
         core = driver.core
+        monitor = self.monitor
         role = core.role
+        term = core.term
         if role is not node.role:
-            self.trace.add(self.queue.now_ms, "role", node.node_id, f"{role} term={core.term}")
+            self.trace.add(self.queue.now_ms, "role", node.node_id, f"{role} term={term}")
             self.role_changes[f"{node.role}->{role}"] += 1
             node.role = role
         # Indexes below the anchor were compacted into a snapshot: the anchor's hash
         # (the chain value at its index) stands for all of them.
         floor = core.anchor.index
-        if role is Role.LEADER:
-            probes = self.monitor.completeness_probes(core.term)
-            self.monitor.on_leader(
+        # A leader already known for its term is all ``on_leader`` would accept without
+        # looking at the probes (it returns at once), so they are computed only when new.
+        if role is Role.LEADER and monitor.leaders.get(term) != node.node_id:
+            probes = monitor.completeness_probes(term)
+            monitor.on_leader(
                 node.node_id,
-                core.term,
+                term,
                 {max(i, floor): core.hash_at(max(i, floor)) for i in probes},
             )
         commit = core.commit_index
-        start = max(
-            self.monitor.committed_max, self.monitor.commit_seen.get(node.node_id, 0), floor - 1
+        start = max(monitor.committed_max, monitor.commit_seen.get(node.node_id, 0), floor - 1)
+        hashes = (
+            {i: core.hash_at(i) for i in range(start + 1, commit + 1)} if commit > start else {}
         )
-        hashes = {i: core.hash_at(i) for i in range(start + 1, commit + 1)}
         if commit > 0:
             hashes[commit] = core.hash_at(commit)
-        self.monitor.on_commit(node.node_id, core.term, commit, hashes)
+        monitor.on_commit(node.node_id, term, commit, hashes)
 
     def leader(self) -> SimNode | None:
         """The live leader of the highest term, if any."""

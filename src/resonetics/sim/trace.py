@@ -53,7 +53,12 @@ class Trace:
     def add(self, now_ms: int, what: str, *details: Any) -> None:
         self._events.append((now_ms, what, *details))
         self.count += 1
-        key = "|".join(d for d in details if isinstance(d, str))
+        # Most events carry one message and no string: skip the join (same digest).
+        if len(details) == 1:
+            only = details[0]
+            key = only if isinstance(only, str) else ""
+        else:
+            key = "|".join(d for d in details if isinstance(d, str))
         self.digest = zlib.crc32(f"{now_ms}{what}{key}".encode(), self.digest)
 
     def lines(self) -> list[str]:
