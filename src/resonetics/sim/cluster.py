@@ -213,7 +213,7 @@ class Cluster:
     def send_peer(self, msg: Message) -> None:
         if isinstance(msg, RequestVoteResp) and msg.vote_granted:
             self.monitor.on_vote_sent(msg.src, msg.term, msg.dst)
-        if not isinstance(msg, PreVote | PreVoteResp):
+        if not isinstance(msg, (PreVote, PreVoteResp)):  # a tuple: faster than a union
             # PreVote rounds carry a term (my term + 1) that nobody adopts.
             self.monitor.on_term_sent(msg.src, msg.term)
         self.trace.add(self.queue.now_ms, "send", msg)
