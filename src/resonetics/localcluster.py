@@ -23,9 +23,10 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 from resonetics.client import Client
 from resonetics.errors import ResoneticsError
@@ -43,10 +44,49 @@ from resonetics.storage.identity import check_cluster_id, new_cluster_id
 PEER_PORT_OFFSET = 100
 #: The file in a local cluster's data dir holding its cluster id (without a cluster key).
 CLUSTER_ID_FILE = "CLUSTER_ID"
+#: How many of each node's last log lines ``LocalCluster.describe`` quotes.
+DESCRIBE_LOG_LINES = 12
+#: How long ``describe`` waits for one node's status, seconds (a paused node never answers).
+DESCRIBE_STATUS_TIMEOUT_S = 1.0
+#: How long ``status`` waits for a running node's answer, seconds: generous, because a
+#: node on a loaded 2-core machine can be descheduled for a second or more, and a
+#: single status read in a test must not fail for that.
+STATUS_TIMEOUT_S = 5.0
+#: Pause between two looks at a condition in ``wait_until``/``holds``, seconds.
+POLL_INTERVAL_S = 0.05
+
+_T = TypeVar("_T")
 
 
 class ClusterError(ResoneticsError):
     """The local cluster did not reach the state asked for in time."""
+
+
+class ClusterTimeout(ClusterError):
+    """A condition on the cluster did not come true before its deadline.
+
+    The message names the condition, the last error seen while checking it, and
+    what every node was doing at the deadline (``LocalCluster.describe``), so a
+    failed wait says what the cluster did instead.
+    """
+
+    def __init__(self, what: str, timeout_s: float, last_error: str | None, state: str) -> None:
+        self.what = what
+        self.timeout_s = timeout_s
+        self.last_error = last_error
+        self.state = state
+        detail = f" (last error: {last_error})" if last_error else ""
+        super().__init__(f"timed out after {timeout_s:g}s waiting for {what}{detail}\n{state}")
+
+
+class ClusterChanged(ClusterError):
+    """A condition that had to hold for a while stopped holding (``LocalCluster.holds``)."""
+
+    def __init__(self, what: str, after_s: float, state: str) -> None:
+        self.what = what
+        self.after_s = after_s
+        self.state = state
+        super().__init__(f"{what} stopped holding after {after_s:.2f}s\n{state}")
 
 
 def free_ports(count: int) -> list[int]:
@@ -279,21 +319,37 @@ class LocalCluster:
 
     def stop_node(self, node_id: str, timeout_s: float = 10.0) -> int | None:
         """SIGTERM and wait: a graceful shutdown. Returns the exit code."""
-        node = self.nodes[node_id]
-        if node.process is None:
+        if self.nodes[node_id].process is None:
             return None
+        self._terminate(node_id)
+        return self._reap(node_id, timeout_s)
+
+    def _terminate(self, node_id: str) -> None:
+        """Ask a node to shut down gracefully (waking it first if it was paused)."""
         self.signal_node(node_id, signal.SIGCONT)
         self.signal_node(node_id, signal.SIGTERM)
+
+    def _reap(self, node_id: str, timeout_s: float) -> int | None:
+        """Wait for a terminated node to exit; SIGKILL it past ``timeout_s``."""
+        process = self.nodes[node_id].process
+        if process is None:
+            return None
         try:
-            return node.process.wait(timeout=timeout_s)
+            return process.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
-            node.process.kill()
-            return node.process.wait(timeout=10)
+            process.kill()
+            return process.wait(timeout=10)
 
     def stop(self) -> None:
+        """Stop every node: all are told at once, then each is waited for. (One at a
+        time, the last ones would hold elections while the first shut down: CPU a
+        loaded machine does not have, and seconds per test.)"""
         for node_id in self.nodes:
             with contextlib.suppress(Exception):
-                self.stop_node(node_id)
+                self._terminate(node_id)
+        for node_id in self.nodes:
+            with contextlib.suppress(Exception):
+                self._reap(node_id, 10.0)
         for node in self.nodes.values():
             if node.log_file is not None:
                 node.log_file.close()
@@ -302,7 +358,7 @@ class LocalCluster:
     def exit_codes(self) -> dict[str, int | None]:
         return {n.node_id: (n.process.poll() if n.process else None) for n in self.nodes.values()}
 
-    def status(self, node_id: str, timeout_s: float = 2.0) -> dict[str, Any] | None:
+    def status(self, node_id: str, timeout_s: float = STATUS_TIMEOUT_S) -> dict[str, Any] | None:
         node = self.nodes[node_id]
         if not node.running:
             return None
@@ -313,20 +369,103 @@ class LocalCluster:
         except (ResoneticsError, OSError, TimeoutError):
             return None
 
+    def log_tail(self, node_id: str, lines: int = DESCRIBE_LOG_LINES) -> list[str]:
+        """The last ``lines`` lines of a node's log file (none if it never started)."""
+        path = self.data_dir / f"{node_id}.log"
+        if not path.exists():
+            return []
+        return path.read_text(errors="replace").splitlines()[-lines:]
+
+    def describe(self, log_lines: int = DESCRIBE_LOG_LINES) -> str:
+        """What every node is doing now: process state, status summary, last log lines.
+
+        Quoted by every failed wait (``ClusterTimeout``) and attached to failed
+        integration tests, so a failure names what the cluster did.
+        """
+        out: list[str] = []
+        for node_id, node in self.nodes.items():
+            if node.process is None:
+                state = "not started"
+            elif (code := node.process.poll()) is not None:
+                state = f"exited with code {code}"
+            else:
+                st = self.status(node_id, timeout_s=DESCRIBE_STATUS_TIMEOUT_S)
+                state = "running, status unanswered" if st is None else _summary(st)
+            out.append(f"--- {node_id}: {state}")
+            out.extend(f"    | {line}" for line in self.log_tail(node_id, log_lines))
+        return "\n".join(out)
+
+    def wait_until(
+        self,
+        what: str,
+        check: Callable[[], _T | None],
+        timeout_s: float = 30.0,
+        interval_s: float = POLL_INTERVAL_S,
+    ) -> _T:
+        """Call ``check`` until it returns something truthy, and return that.
+
+        A ``ResoneticsError`` or ``OSError`` raised by ``check`` (a node briefly
+        unreachable, an election in progress) counts as "not yet". At the
+        deadline, raises ``ClusterTimeout`` naming ``what``, the last error and
+        what every node was doing. Tests wait with this, never with a sleep.
+        """
+        deadline = time.monotonic() + timeout_s
+        last_error: str | None = None
+        while True:
+            try:
+                result = check()
+                if result:
+                    return result
+            except (ResoneticsError, OSError) as exc:
+                last_error = f"{type(exc).__name__}: {exc}"
+            if time.monotonic() >= deadline:
+                raise ClusterTimeout(what, timeout_s, last_error, self.describe())
+            time.sleep(interval_s)
+
+    def holds(
+        self, what: str, check: Callable[[], bool], for_s: float, interval_s: float = 0.1
+    ) -> None:
+        """Check that ``check`` stays true for ``for_s`` seconds (a negative claim:
+        "nothing moved"), looking every ``interval_s``; raises ``ClusterChanged`` the
+        first time it is false, with what every node was doing."""
+        started = time.monotonic()
+        while True:
+            if not check():
+                raise ClusterChanged(what, time.monotonic() - started, self.describe())
+            if time.monotonic() - started >= for_s:
+                return
+            time.sleep(interval_s)
+
+    def leader_now(self, exclude: set[str] | None = None) -> tuple[str, dict[str, Any]] | None:
+        """A running node (not in ``exclude``) that reports itself leader now, or None."""
+        for node_id, node in self.nodes.items():
+            if (exclude and node_id in exclude) or not node.running:
+                continue
+            st = self.status(node_id)
+            if st is not None and st.get("role") == "leader":
+                return node_id, st
+        return None
+
     def wait_for_leader(
         self, timeout_s: float = 30.0, exclude: set[str] | None = None
     ) -> tuple[str, dict[str, Any]]:
         """Wait until a running node (not in ``exclude``) reports itself leader."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            for node_id, node in self.nodes.items():
-                if (exclude and node_id in exclude) or not node.running:
-                    continue
-                st = self.status(node_id)
-                if st is not None and st.get("role") == "leader":
-                    return node_id, st
-            time.sleep(0.1)
-        raise ClusterError(f"no leader elected within {timeout_s}s")
+        what = "a leader" + (f" other than {sorted(exclude)}" if exclude else "")
+        return self.wait_until(what, lambda: self.leader_now(exclude), timeout_s)
+
+    def settled(self) -> tuple[str, dict[str, Any]] | None:
+        """The leader and its status if every running node names it in its term now."""
+        found = self.leader_now()
+        if found is None:
+            return None
+        leader, status = found
+        for node_id, node in self.nodes.items():
+            if not node.running:
+                continue
+            view = status if node_id == leader else self.status(node_id)
+            if view is None or (view["leader"], view["term"]) != (leader, status["term"]):
+                return None
+        return found
 
     def wait_until_settled(self, timeout_s: float = 30.0) -> tuple[str, dict[str, Any]]:
         """Wait until every running node names the same leader in the same term.
@@ -335,20 +474,9 @@ class LocalCluster:
         a test that reads one node's status right after ``wait_for_leader`` can
         see that. Returns the leader and the leader's status.
         """
-        deadline = time.monotonic() + timeout_s
-        views: dict[str, Any] = {}
-        while time.monotonic() < deadline:
-            leader, status = self.wait_for_leader(timeout_s=max(0.1, deadline - time.monotonic()))
-            running = [n for n, node in self.nodes.items() if node.running]
-            views = {n: self.status(n) for n in running}
-            if all(
-                v is not None and (v["leader"], v["term"]) == (leader, status["term"])
-                for v in views.values()
-            ):
-                return leader, status
-            time.sleep(0.1)
-        seen = {n: (v["leader"], v["term"]) if v else None for n, v in views.items()}
-        raise ClusterError(f"nodes did not agree on one leader within {timeout_s}s: {seen}")
+        return self.wait_until(
+            "every running node to name one leader in one term", self.settled, timeout_s
+        )
 
     def __enter__(self) -> LocalCluster:
         self.start()
@@ -358,4 +486,18 @@ class LocalCluster:
         self.stop()
 
 
-__all__ = ["PEER_PORT_OFFSET", "ClusterError", "LocalCluster", "LocalNode", "free_ports"]
+def _summary(st: dict[str, Any]) -> str:
+    """One line of a node's status: who it thinks leads, and how far its log got."""
+    keys = ("role", "term", "leader", "last_index", "commit_index", "applied_index")
+    return " ".join(f"{k}={st.get(k)}" for k in keys)
+
+
+__all__ = [
+    "PEER_PORT_OFFSET",
+    "ClusterChanged",
+    "ClusterError",
+    "ClusterTimeout",
+    "LocalCluster",
+    "LocalNode",
+    "free_ports",
+]

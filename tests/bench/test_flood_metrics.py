@@ -127,8 +127,12 @@ def test_flock_tells_connections_the_node_closed_from_those_it_held() -> None:
         flock = Flock(f"127.0.0.1:{port}", ["127.0.0.1", "127.0.0.2"])
         try:
             await flock.open_many(10)
-            await asyncio.sleep(0.3)
+            # Until the flock has seen the node's five closes (deadline: a loaded machine).
+            deadline = asyncio.get_running_loop().time() + 10.0
             summary = flock.summary(hold_end=flock.now())
+            while summary["closed_by_node"] < 5 and asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.02)
+                summary = flock.summary(hold_end=flock.now())
         finally:
             await flock.close_all()
         # The 11th connection is held, the 12th closed at once.

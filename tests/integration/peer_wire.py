@@ -7,6 +7,7 @@ by hand.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import time
@@ -61,6 +62,14 @@ class RawLine:
             except ConnectionResetError:
                 return True
         return False
+
+    def finish(self, within_s: float = 15.0) -> bool:
+        """Say we are done (half-close) and wait until the node closes its end: it has
+        then read every line sent before. Closing at once instead can reset the
+        connection (if the node wrote to us) and drop lines the node had not read yet."""
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_WR)
+        return self.closed_by_peer(within_s)
 
     def close(self) -> None:
         self.sock.close()

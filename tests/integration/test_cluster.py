@@ -21,25 +21,26 @@ def _statuses(cluster: LocalCluster) -> dict[str, dict[str, object]]:
 
 
 def test_one_leader_is_elected_and_every_node_knows_it(cluster3: LocalCluster) -> None:
-    leader, status = cluster3.wait_for_leader()
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        statuses = _statuses(cluster3)
-        if {s["leader"] for s in statuses.values()} == {leader} and len(statuses) == 3:
-            break
-        time.sleep(0.1)
-    roles = sorted(str(s["role"]) for s in statuses.values())
-    assert roles == ["follower", "follower", "leader"]
-    assert {s["term"] for s in statuses.values()} == {status["term"]}
+    def one_leader_known_by_all() -> bool:
+        statuses = list(_statuses(cluster3).values())
+        roles = sorted(str(s["role"]) for s in statuses)
+        views = {(s["leader"], s["term"]) for s in statuses}
+        return roles == ["follower", "follower", "leader"] and len(views) == 1
+
+    # An election on a loaded machine may take a few rounds; a split brain never settles.
+    cluster3.wait_until(
+        "one leader, two followers, one (leader, term) view", one_leader_known_by_all
+    )
 
 
 def test_writes_through_a_follower_address_reach_the_leader(cluster3: LocalCluster) -> None:
-    leader, _ = cluster3.wait_for_leader()
+    leader, _ = cluster3.wait_until_settled()
     follower = next(n for n in cluster3.nodes if n != leader)
     with Client([cluster3.nodes[follower].address], timeout=10) as client:
         receipt = client.put("via-follower", "yes")
         assert client.get("via-follower") == "yes"
-        assert client.leader == leader
+        # The leader found, or (after a real election on a loaded machine) its successor.
+        assert client.leader in set(cluster3.nodes) - {follower}, (leader, client.leader)
     assert receipt.index > 0 and len(receipt.hash) == 64
 
 
@@ -100,10 +101,14 @@ def test_killing_the_leader_loses_no_acknowledged_write_and_applies_retries_once
     with concurrent.futures.ThreadPoolExecutor(6) as pool:
         writers = [pool.submit(writer, w) for w in range(2)]
         counters = [pool.submit(_increment, clients[w], "counter", stop) for w in (2, 3)]
-        time.sleep(1.5)
+        # Kill the leader mid-stream, and stop once writes flow again under the new one.
+        cluster3.wait_until("10 acknowledged writes", lambda: len(acked_puts) >= 10)
         cluster3.kill_node(leader)
         cluster3.wait_for_leader(exclude={leader})
-        time.sleep(1.5)
+        after_kill = len(acked_puts)
+        cluster3.wait_until(
+            "10 writes acknowledged by the new leader", lambda: len(acked_puts) >= after_kill + 10
+        )
         stop.set()
         for future in writers:
             future.result()
@@ -120,7 +125,7 @@ def test_killing_the_leader_loses_no_acknowledged_write_and_applies_retries_once
     unknown = sum(r[1] for r in results)
     # Exactly-once: every acknowledged increment is counted once; an indeterminate one may
     # or may not have happened, but a retry never applies an increment twice.
-    assert acked <= counter <= acked + unknown
+    assert acked <= counter <= acked + unknown, (acked, counter, unknown)
     assert len(acked_puts) > 10
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ from click.testing import CliRunner
 
 from resonetics.cli import main
 from resonetics.client import Client
-from resonetics.localcluster import LocalCluster
+from resonetics.localcluster import ClusterTimeout, LocalCluster
 from resonetics.raft.entry import Entry, EntryType, make_entry
 from resonetics.raft.membership import Membership
 from resonetics.raft.messages import AppendEntries, InstallSnapshot, Message
@@ -50,9 +50,51 @@ def send_peer_lines(cluster: LocalCluster, target: str, msgs: list[Message]) -> 
         conn = authenticate(cluster.nodes[target].peer_address, msg.src, key, target)
         try:
             conn.send_raw(encode_peer(msg, int(time.time() * 1000)))
-            time.sleep(0.3)  # let the node read everything before the connection closes
+            assert conn.finish(), f"{target} did not close the link after reading it"
         finally:
             conn.close()
+
+
+def refusals(cluster: LocalCluster, node: str, expected: dict[str, int]) -> dict[str, Any]:
+    """Wait until ``node`` counts exactly ``expected`` refusals; returns its status.
+
+    The forged lines were read (``send_peer_lines``) but the driver steps them a
+    moment later: this waits for that, not for a guessed time.
+    """
+
+    def counted() -> dict[str, Any] | None:
+        st = cluster.status(node)
+        return st if st is not None and st["stats"]["refused"] == expected else None
+
+    return cluster.wait_until(f"{node} to count the refusals {expected}", counted)
+
+
+def attack_a_follower(
+    cluster: LocalCluster,
+    forge: Callable[[str, str, dict[str, Any]], list[Message]],
+    expected: dict[str, int],
+    attempts: int = 3,
+) -> tuple[str, dict[str, Any]]:
+    """Send forged messages built from a follower's current status to it, and wait
+    until it has refused them; returns the follower and its status.
+
+    Some refusals are made by the Raft core, which first drops a message of an old
+    term: if a real election (a starved leader on a loaded machine) overtook the
+    forgery, the follower never judged it. That is retried in the new term; a
+    forgery judged and accepted still fails the test.
+    """
+    for attempt in range(1, attempts + 1):
+        leader, follower, st = a_follower(cluster)
+        before = st["stats"]["refused"]
+        send_peer_lines(cluster, follower, forge(follower, leader, st))
+        try:
+            return follower, refusals(cluster, follower, expected)
+        except ClusterTimeout:
+            now = cluster.status(follower)
+            overtaken = now is not None and now["term"] != st["term"]
+            if not overtaken or now["stats"]["refused"] != before or attempt == attempts:
+                raise
+    raise AssertionError("unreachable")
 
 
 def registry_cluster(tmp_path: Path, *extra: str) -> LocalCluster:
@@ -145,14 +187,16 @@ def test_forged_entry_from_an_unregistered_author_is_dropped_and_the_node_keeps_
         forged_append(follower, st, leader, term, leader),  # the leader's name, not its key
     ]
     send_peer_lines(signed3, follower, forged)
-    after = signed3.status(follower)
-    assert after is not None, "the node stays up"
-    assert (after["term"], after["leader"]) == (term, leader), f"follower moved: {after}"
-    assert after["stats"]["refused"] == {
-        "unregistered_sender": 1,
-        "entry_not_by_terms_leader": 1,
-        "entry_bad_signature": 1,
-    }
+    # The history gate judges AppendEntries before the core, in any term.
+    after = refusals(
+        signed3,
+        follower,
+        {"unregistered_sender": 1, "entry_not_by_terms_leader": 1, "entry_bad_signature": 1},
+    )
+    # A real election may have happened meanwhile (a loaded machine); the forged term
+    # and the forged leader never took.
+    assert after["term"] < term + 1_000_000, f"the forged term took: {after}"
+    assert after["leader"] in (None, *IDS), f"follower follows a stranger: {after}"
     with Client(signed3.addresses, timeout=15) as client:
         client.put("after", 1)
         assert client.get("after") == 1
@@ -186,16 +230,15 @@ def snapshot_stream(
 def test_snapshot_with_garbage_state_is_refused_and_the_node_stays_up(
     cluster3: LocalCluster,
 ) -> None:
-    leader, follower, st = a_follower(cluster3)
-    send_peer_lines(
+    # Judged by the core once the stream assembled: a stream of an old term is not.
+    follower, after = attack_a_follower(
         cluster3,
-        follower,
-        snapshot_stream(follower, leader, st, b"\x00garbage, not a state\xff" * 50),
+        lambda follower, leader, st: snapshot_stream(
+            follower, leader, st, b"\x00garbage, not a state\xff" * 50
+        ),
+        {"snapshot_garbage_state": 1},
     )
-    after = cluster3.status(follower)
-    assert after is not None, "the node stays up"
-    assert after["stats"]["refused"] == {"snapshot_garbage_state": 1}
-    assert after["snapshot"]["installed"] == 0
+    assert after["snapshot"]["installed"] == 0, f"the garbage was installed: {after}"
     assert not (cluster3.data_dir / follower / "snapshot.incoming.tmp").exists()
     with Client(cluster3.addresses, timeout=15) as client:
         client.put("after", 1)
@@ -210,9 +253,7 @@ def test_snapshot_stream_over_the_size_cap_is_refused(cluster3: LocalCluster) ->
         follower,
         snapshot_stream(follower, leader, st, b"x" * 1000, total=huge),
     )
-    after = cluster3.status(follower)
-    assert after is not None
-    assert after["stats"]["refused"] == {"snapshot_too_large": 1}
+    refusals(cluster3, follower, {"snapshot_too_large": 1})  # by the gate, in any term
     assert not (cluster3.data_dir / follower / "snapshot.incoming.tmp").exists()
 
 
@@ -223,7 +264,5 @@ def test_unsigned_snapshot_is_refused_with_a_registry(signed3: LocalCluster) -> 
         follower,
         snapshot_stream(follower, leader, st, b"\x00garbage"),
     )
-    after = signed3.status(follower)
-    assert after is not None
-    assert after["stats"]["refused"] == {"unsigned_snapshot": 1}
-    assert after["snapshot"]["installed"] == 0
+    after = refusals(signed3, follower, {"unsigned_snapshot": 1})  # by the gate, in any term
+    assert after["snapshot"]["installed"] == 0, f"the unsigned snapshot was installed: {after}"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import socket
-import time
 
 from resonetics import limits
 from resonetics.client import Client
@@ -131,7 +130,12 @@ def test_connection_without_a_valid_request_may_not_send_long_lines(
 def test_half_a_line_then_close_harms_nothing(single_node: LocalCluster) -> None:
     with _connect(single_node) as sock:
         sock.sendall(_request("kv_set", {"k": "half", "v": 1})[:30])
-    time.sleep(0.2)
+
+    def dropped() -> bool:  # only the status probe's own connection is left open
+        st = single_node.status("n1")
+        return st is not None and st["clients"]["open"] <= 1
+
+    single_node.wait_until("the node to drop the half-line connection", dropped)
     _still_serving(single_node)
     with Client(single_node.addresses, timeout=10) as client:
         assert client.get("half") is None
@@ -179,7 +183,15 @@ def test_deeply_nested_value_does_not_kill_the_leader(cluster3: LocalCluster) ->
     assert "not valid UTF-8" in str(answers[3]["message"])
     assert answers[4]["result"] == {"field": "args.v", "reason": "nested deeper than 32 levels"}
     assert ok["code"] == "OK"
-    time.sleep(1.0)  # a leader that would die on the entry dies within a tick or two
+    # Every node applies everything committed so far (the entries these lines made
+    # included): a node that would die on one has died by then.
+    _, now = cluster3.wait_for_leader()
+    cluster3.wait_until(
+        f"every node to apply index {now['commit_index']}",
+        lambda: all(
+            (st := cluster3.status(n)) is not None and st["applied_index"] >= now["commit_index"]
+            for n in cluster3.nodes
+        ),
+    )
     assert all(code is None for code in cluster3.exit_codes().values()), cluster3.exit_codes()
-    assert cluster3.wait_for_leader()[0] == leader
     _still_serving(cluster3)

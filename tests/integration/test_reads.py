@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import signal
-import time
+from typing import Any
 
 from resonetics import errors
 from resonetics.client import Client
@@ -11,7 +11,8 @@ from resonetics.localcluster import LocalCluster
 
 
 def _follower(cluster: LocalCluster) -> str:
-    leader, _ = cluster.wait_for_leader()
+    """A follower that knows the leader (one that does not yet cannot forward a read)."""
+    leader, _ = cluster.wait_until_settled()
     return next(n for n in cluster.nodes if n != leader)
 
 
@@ -40,21 +41,20 @@ def test_stale_read_says_how_far_behind_it_may_be(cluster3: LocalCluster) -> Non
     with Client(cluster3.addresses, timeout=10) as writer:
         receipt = writer.put("s", 1)
     with Client([cluster3.nodes[follower].address], timeout=10) as reader:
-        deadline = time.monotonic() + 10
-        while True:
-            result = reader.call("kv_get", {"k": "s", "consistency": "stale"})
-            assert result["applied_index"] <= result["commit_index"]
+
+        def read_once() -> dict[str, Any] | None:
+            result: dict[str, Any] = reader.call("kv_get", {"k": "s", "consistency": "stale"})
+            assert result["applied_index"] <= result["commit_index"], result
             # The leader may be briefly unknown (an election on a loaded machine); when it
             # is known, the follower says how long ago it last heard from it.
-            assert "leader" in result and "leader_contact_ms" in result
+            assert "leader" in result and "leader_contact_ms" in result, result
             if result["leader"] is not None and result["leader_contact_ms"] is not None:
-                assert result["leader_contact_ms"] >= 0
-            if result["applied_index"] >= receipt.index or time.monotonic() > deadline:
-                break
-            time.sleep(0.05)
+                assert result["leader_contact_ms"] >= 0, result
+            return result if result["applied_index"] >= receipt.index else None
+
+        result = cluster3.wait_until(f"{follower} to apply index {receipt.index}", read_once)
     # Once the follower has applied the write's index, its stale read must include it.
-    assert result["applied_index"] >= receipt.index
-    assert result["found"] is True and result["value"] == 1
+    assert result["found"] is True and result["value"] == 1, result
 
 
 def test_a_deposed_leader_serves_no_stale_linearizable_read(cluster3: LocalCluster) -> None:

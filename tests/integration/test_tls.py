@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -24,14 +23,12 @@ def _no_traceback(cluster: LocalCluster) -> None:
 
 
 def _wait_for_log(cluster: LocalCluster, node_id: str, text: str, timeout_s: float = 30) -> str:
-    deadline = time.monotonic() + timeout_s
     path = cluster.data_dir / f"{node_id}.log"
-    while time.monotonic() < deadline:
-        log = path.read_text(errors="replace")
-        if text in log:
-            return log
-        time.sleep(0.1)
-    raise AssertionError(f"{text!r} never appeared in {node_id}'s log:\n{log[-2000:]}")
+    return cluster.wait_until(
+        f"{text!r} in {node_id}'s log",
+        lambda: log if text in (log := path.read_text(errors="replace")) else None,
+        timeout_s,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -53,23 +50,27 @@ def tls_cluster(tmp_path_factory: pytest.TempPathFactory, ca: trustme.CA) -> Ite
         _no_traceback(cluster)
 
 
+def _connected(cluster: LocalCluster, node_id: str) -> dict[str, bool]:
+    status = cluster.status(node_id)
+    return {} if status is None else dict(status["peers_connected"])
+
+
 def _client_tls(cluster: LocalCluster) -> TLSConfig:
     assert cluster.tls is not None and cluster.tls.client is not None
     return cluster.tls.client
 
 
 def test_tls_cluster_elects_a_leader_and_serves_writes_over_mtls(tls_cluster: LocalCluster) -> None:
-    leader, status = tls_cluster.wait_for_leader()
+    leader, _ = tls_cluster.wait_for_leader()
     with Client(tls_cluster.addresses, timeout=20, tls=_client_tls(tls_cluster)) as client:
         receipt = client.put("secret", {"over": "tls"})
         assert client.get("secret") == {"over": "tls"}
     assert receipt.index > 0 and len(receipt.hash) == 64
     # Every peer link of the leader comes up over mTLS (they may still be connecting).
-    deadline = time.monotonic() + 30
-    while set(status["peers_connected"].values()) != {True} and time.monotonic() < deadline:
-        time.sleep(0.1)
-        status = tls_cluster.status(leader) or status
-    assert set(status["peers_connected"].values()) == {True}
+    tls_cluster.wait_until(
+        f"every peer link of {leader} connected",
+        lambda: set(_connected(tls_cluster, leader).values()) == {True},
+    )
     log = (tls_cluster.data_dir / f"{leader}.log").read_text(errors="replace")
     assert "over TLS (client certificates required)" in log
 
@@ -270,13 +271,17 @@ def _peer_hello_over_tls(
 
 def test_client_certificate_cannot_open_a_peer_link(tls_cluster: LocalCluster) -> None:
     """A certificate from the cluster CA that names no node is a client's, not a peer's."""
-    leader, before = tls_cluster.wait_for_leader()
+    leader, _ = tls_cluster.wait_for_leader()
     claim = next(n for n in tls_cluster.nodes if n != leader)
     answer = _peer_hello_over_tls(tls_cluster, leader, _client_tls(tls_cluster), claim)
     assert answer["kind"] == "PeerRefused"
     assert "names no node" in str(answer["payload"])
+    # Refused and counted as a refused link (whoever leads by now: a real election on
+    # a loaded machine may have moved the term; nothing here could).
     status = tls_cluster.status(leader)
-    assert status is not None and status["term"] == before["term"]
+    assert status is not None, f"{leader} stopped answering"
+    refused = status["peer_auth"]["refused_links"]
+    assert any("names no node" in reason for reason in refused), refused
 
 
 def test_node_certificate_cannot_claim_another_node(tls_cluster: LocalCluster) -> None:

@@ -63,6 +63,15 @@ def _run(tmp_path: Path, scenario: Scenario, **config: Any) -> NodeServer:
     return server_box[0]
 
 
+async def _until(what: str, check: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    """Wait (yielding to the node's loop) until ``check()`` holds; fail naming ``what``."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while not check():
+        assert loop.time() < deadline, f"timed out after {timeout_s}s waiting for {what}"
+        await asyncio.sleep(0.01)
+
+
 async def _closed_within(reader: asyncio.StreamReader, seconds: float) -> bool:
     try:
         while await asyncio.wait_for(reader.read(65536), timeout=seconds):
@@ -130,14 +139,12 @@ def test_unfinished_lines_across_connections_stay_within_the_input_budget(
             await reader.readline()  # established: lines up to LINE_BYTES_MAX
             writer.write(b"x" * (100 * 1024))  # 100 KiB of a line, no newline
             conns.append((reader, writer))
-        await asyncio.sleep(0.5)
-        assert server._input_budget.used <= 300 * 1024
         refused = [r for r, _ in conns if r.at_eof() or await _closed_within(r, 1.0)]
         assert len(refused) >= 5  # 3 fit; the others were refused, not buffered
+        assert server._input_budget.used <= 300 * 1024
         for _, w in conns:
             w.close()
-        await asyncio.sleep(0.3)
-        assert server._input_budget.used == 0  # every byte returned on close
+        await _until("every byte returned on close", lambda: server._input_budget.used == 0)
 
     server = _run(tmp_path, scenario)
     assert server.client_closes[admission.INPUT_BUDGET] >= 5
@@ -149,7 +156,10 @@ def test_junk_beyond_the_line_rate_stops_the_node_reading_that_connection(
     async def scenario(server: NodeServer, port: int) -> None:
         junk_r, junk_w = await asyncio.open_connection("127.0.0.1", port)
         junk_w.write(b"junk\n" * 2000)  # far past the burst of 2 x 50 lines
-        await asyncio.sleep(0.3)
+        await _until(
+            "the junk connection paused for its line rate",
+            lambda: any("line rate" in c._paused_for for c in server._connections),
+        )
         [conn] = [c for c in server._connections if not c.established]
         assert "line rate" in conn._paused_for
         answered = 0
@@ -193,7 +203,7 @@ def test_idle_flood_gives_way_to_a_new_client_but_served_clients_keep_their_slot
             await reader.readline()
             served.append((reader, writer))
         idle = [await asyncio.open_connection("127.0.0.1", port) for _ in range(2)]
-        await asyncio.sleep(0.1)
+        await _until("four connections accepted", lambda: len(server._connections) == 4)
         # Every slot is taken: a newcomer takes the oldest idle one's.
         new_r, new_w = await asyncio.open_connection("127.0.0.1", port)
         new_w.write(_request("status", "new"))

@@ -2,43 +2,30 @@
 
 ``--seed N`` replays one run exactly (and prints its trace when it fails);
 ``--seeds K`` runs seeds ``--first .. --first+K-1`` with a progress bar and a
-summary. Exit status: 0 when every run passed, 1 when any failed (their seeds
-are listed, each replayable with ``--seed``).
+summary. ``--workers K`` runs them on K processes (0: one per CPU) with the
+same summary as one process. After the summary comes the coverage table: how
+many runs saw each fault kind, role change, snapshot path and membership
+change. Exit status: 0 when every run passed, 1 when any failed (each is listed
+with its replay command), 130 when interrupted (Ctrl-C prints the summary so far).
 """
 
 from __future__ import annotations
 
+import sys
 import time
-from dataclasses import dataclass, field
 
 import click
 
 from resonetics import planted
 from resonetics.sim.options import FAULT_KINDS, SCENARIOS, SimOptions, parse_faults
-from resonetics.sim.runner import RunResult, run_seed
+from resonetics.sim.runner import RunResult
+from resonetics.sim.sweep import SweepSummary, run_seeds
+
+#: Without a terminal, a progress line goes to stderr every this many seeds (when
+#: ``--progress-every`` is not given and the sweep has more seeds than this).
+PROGRESS_EVERY_SEEDS = 1_000
 
 __all__ = ["sim"]
-
-
-@dataclass(slots=True)
-class _Summary:
-    runs: int = 0
-    virtual_ms: int = 0
-    steps: int = 0
-    elections: int = 0
-    faults: int = 0
-    ops: int = 0
-    failed: list[RunResult] = field(default_factory=list)
-
-    def add(self, result: RunResult) -> None:
-        self.runs += 1
-        self.virtual_ms += result.virtual_ms
-        self.steps += result.steps
-        self.elections += result.elections
-        self.faults += result.faults
-        self.ops += result.ops
-        if not result.ok:
-            self.failed.append(result)
 
 
 def _faults(_ctx: click.Context, _param: click.Parameter, value: str) -> frozenset[str]:
@@ -115,6 +102,21 @@ def _faults(_ctx: click.Context, _param: click.Parameter, value: str) -> frozens
     default=None,
     help="Switch one planted bug on for the run (see planted.py); the run must fail.",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(min=0),
+    default=1,
+    show_default=True,
+    help="Processes running seeds in parallel (0: one per CPU); the summary is the same.",
+)
+@click.option(
+    "--progress-every",
+    type=click.IntRange(min=0),
+    default=None,
+    help=f"Print a progress line to stderr every N seeds (default: a bar on a terminal, "
+    f"else every {PROGRESS_EVERY_SEEDS}; 0: never).",
+)
+@click.option("--no-coverage", is_flag=True, help="Leave the coverage table out.")
 def sim(
     seed: int | None,
     seeds: int | None,
@@ -132,6 +134,9 @@ def sim(
     transfer_lag: bool,
     scenario: str | None,
     plant: str | None,
+    workers: int,
+    progress_every: int | None,
+    no_coverage: bool,
 ) -> None:
     """Run the deterministic cluster simulator (same seed, same run, bit for bit)."""
     options = SimOptions(
@@ -154,17 +159,43 @@ def sim(
     else:
         seed_list = list(range(first, first + (seeds or 1)))
     started = time.monotonic()
-    summary = _run_all(seed_list, options, progress=len(seed_list) > 1)
+    summary = _run_all(seed_list, options, workers=workers, progress_every=progress_every)
     _print_summary(summary, options, time.monotonic() - started, verbose=len(seed_list) == 1)
+    if not no_coverage and len(seed_list) > 1:
+        for line in summary.coverage_lines():
+            click.echo(line)
+    if summary.interrupted:
+        click.echo(f"interrupted after {summary.runs} of {len(seed_list)} run(s)", err=True)
+        raise SystemExit(130)
     raise SystemExit(1 if summary.failed else 0)
 
 
-def _run_all(seed_list: list[int], options: SimOptions, *, progress: bool) -> _Summary:
-    summary = _Summary()
-    if not progress:
-        for seed in seed_list:
-            summary.add(run_seed(seed, options))
-        return summary
+def _run_all(
+    seed_list: list[int], options: SimOptions, *, workers: int, progress_every: int | None
+) -> SweepSummary:
+    total = len(seed_list)
+    if total > 1 and progress_every is None and sys.stderr.isatty():
+        return _run_with_bar(seed_list, options, workers)
+    every = PROGRESS_EVERY_SEEDS if progress_every is None else progress_every
+    if total <= 1 or every == 0 or (progress_every is None and total <= every):
+        return run_seeds(seed_list, options, workers=workers)
+    started = time.monotonic()
+
+    def line(result: RunResult, summary: SweepSummary) -> None:
+        if summary.runs % every and summary.runs != total:
+            return
+        elapsed = time.monotonic() - started
+        eta = elapsed / summary.runs * (total - summary.runs)
+        click.echo(
+            f"{summary.runs}/{total} seeds, {len(summary.failed)} failed, "
+            f"{elapsed:.0f} s elapsed, ~{eta:.0f} s left (last seed {result.seed})",
+            err=True,
+        )
+
+    return run_seeds(seed_list, options, workers=workers, on_result=line)
+
+
+def _run_with_bar(seed_list: list[int], options: SimOptions, workers: int) -> SweepSummary:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
     columns = (
@@ -175,16 +206,22 @@ def _run_all(seed_list: list[int], options: SimOptions, *, progress: bool) -> _S
     )
     with Progress(*columns, transient=True) as bar:
         task = bar.add_task("simulating", total=len(seed_list))
-        for seed in seed_list:
-            summary.add(run_seed(seed, options))
+
+        def advance(result: RunResult, summary: SweepSummary) -> None:
             failures = f" [red]{len(summary.failed)} failed" if summary.failed else ""
-            bar.update(task, advance=1, description=f"seed {seed}{failures}")
-    return summary
+            bar.update(task, advance=1, description=f"seed {result.seed}{failures}")
+
+        return run_seeds(seed_list, options, workers=workers, on_result=advance)
 
 
-def _print_summary(summary: _Summary, options: SimOptions, elapsed_s: float, verbose: bool) -> None:
+def _print_summary(
+    summary: SweepSummary, options: SimOptions, elapsed_s: float, verbose: bool
+) -> None:
     for result in summary.failed:
-        click.echo(result.report() if verbose else result.report().splitlines()[0], err=True)
+        # The failure line and its replay command; the trace only for a single seed.
+        click.echo(
+            result.report() if verbose else "\n".join(result.report().splitlines()[:2]), err=True
+        )
     click.echo(
         f"{summary.runs} run(s) [{options.describe()}]: "
         f"{summary.virtual_ms / 1000:.1f} virtual s, {summary.steps} steps, "

@@ -71,10 +71,12 @@ class RaftLog:
         return self.last_entry.term
 
     def _at(self, index: Index) -> Entry | None:
-        if index == self._anchor.index:
-            return self._anchor
-        if self._anchor.index < index <= self.last_index:
-            return self._entries[index - self._anchor.index - 1]
+        anchor = self._anchor
+        offset = index - anchor.index  # 0: the anchor; k > 0: entries[k - 1]
+        if offset == 0:
+            return anchor
+        if 0 < offset <= len(self._entries):
+            return self._entries[offset - 1]
         return None
 
     def term_at(self, index: Index) -> Term | None:

@@ -366,7 +366,9 @@ class RaftNode:
 
     # --- Ready ----------------------------------------------------------------------
     def has_ready(self) -> bool:
-        return bool(
+        # Asked after every input: the states are compared field by field rather than
+        # built and compared as HardState/SoftState (same answer, no allocation).
+        if (
             self._msgs
             or self._install is not None
             or self._read_states
@@ -375,8 +377,17 @@ class RaftNode:
             or self._read_round_pending
             or self._writes.has_writes(self._log)
             or self._commit > self._applying
-            or self._hard_state() != self._prev_hard_state
-            or self._soft_state() != self._prev_soft_state
+        ):
+            return True
+        hard = self._prev_hard_state
+        if hard.term != self._term or hard.vote != self._vote or hard.commit != self._commit:
+            return True
+        soft = self._prev_soft_state
+        return (
+            soft is None
+            or soft.role != self.role
+            or soft.leader != self._leader
+            or soft.term != self._term
         )
 
     def ready(self) -> Ready:
@@ -1069,7 +1080,11 @@ class RaftNode:
         return SoftState(self.role, self._leader, self._term)
 
     def _check_invariants(self) -> None:
-        # Invariant: anchor.index <= applied <= commit_index <= last_index.
+        # Invariant: anchor.index <= applied <= commit_index <= last_index. Checked after
+        # every input, so the passing case is tested inline before calling ``invariant``.
+        log = self._log
+        if log.anchor.index <= self._applied <= self._commit <= log.last_index:
+            return
         invariant(
             self._log.anchor.index <= self._applied <= self._commit <= self._log.last_index,
             "%s: anchor %d, applied %d, commit %d, last %d",

@@ -10,16 +10,12 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 Action = Callable[[], None]
-
-
-@dataclass(order=True, slots=True)
-class _Event:
-    at_ms: int
-    seq: int
-    action: Action = field(compare=False)
+#: (virtual time, sequence number, action): a plain tuple, because the heap compares
+#: events millions of times per sweep and tuple comparison runs in C. The sequence
+#: number is unique, so the comparison never reaches the action.
+_Event = tuple[int, int, Action]
 
 
 class EventQueue:
@@ -38,20 +34,22 @@ class EventQueue:
     def at(self, at_ms: int, action: Action) -> None:
         """Run ``action`` at virtual time ``at_ms`` (never in the past)."""
         self._seq += 1
-        heapq.heappush(self._heap, _Event(max(at_ms, self.now_ms), self._seq, action))
+        now = self.now_ms
+        heapq.heappush(self._heap, (at_ms if at_ms > now else now, self._seq, action))
 
     def after(self, delay_ms: int, action: Action) -> None:
         self.at(self.now_ms + delay_ms, action)
 
     def run_one(self, until_ms: int) -> bool:
         """Run the next event if it is due by ``until_ms``; False when there is none."""
-        if not self._heap or self._heap[0].at_ms > until_ms:
-            self.now_ms = max(self.now_ms, until_ms) if not self._heap else self.now_ms
+        heap = self._heap
+        if not heap or heap[0][0] > until_ms:
+            self.now_ms = max(self.now_ms, until_ms) if not heap else self.now_ms
             return False
-        event = heapq.heappop(self._heap)
-        self.now_ms = event.at_ms
+        at_ms, _, action = heapq.heappop(heap)
+        self.now_ms = at_ms
         self.steps += 1
-        event.action()
+        action()
         return True
 
 

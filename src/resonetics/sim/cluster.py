@@ -141,6 +141,13 @@ class Cluster:
         self.adversary: Adversary | None = None
         #: Messages the peer gate dropped, by reason.
         self.gate_drops: Counter[str] = Counter()
+        #: Coverage (``RunResult.coverage``): role changes seen, as "old->new".
+        self.role_changes: Counter[str] = Counter()
+        #: Coverage: peer messages sent, by message class.
+        self.sent_kinds: Counter[type[Message]] = Counter()
+        #: Coverage: boots that recovered from a snapshot on disk, and boots a crash cut short.
+        self.restored_from_snapshot = 0
+        self.recovery_crashes = 0
 
     # --- life cycle --------------------------------------------------------------------
     def start(self, node: SimNode) -> None:
@@ -169,8 +176,11 @@ class Cluster:
         try:
             driver = NodeDriver(config, storage, node, rng, machine, policy)
         except SimulatedCrash:
+            self.recovery_crashes += 1
             self._power_cut(node, "crash during recovery")
             return
+        if driver.core.anchor.index > 0:
+            self.restored_from_snapshot += 1
         node.driver = driver
         node.executor = SimExecutor(
             self,
@@ -250,10 +260,11 @@ class Cluster:
             self.monitor.on_vote_sent(msg.src, msg.term, msg.dst)
         elif isinstance(msg, AppendEntriesResp) and msg.success:
             self.monitor.on_ack_sent(msg.src, msg.match_index)
-        if not isinstance(msg, PreVote | PreVoteResp):
+        if not isinstance(msg, (PreVote, PreVoteResp)):  # a tuple: faster than a union
             # PreVote rounds carry a term (my term + 1) that nobody adopts.
             self.monitor.on_term_sent(msg.src, msg.term)
         self.trace.add(self.queue.now_ms, "send", msg)
+        self.sent_kinds[type(msg)] += 1
         if msg.dst not in self.nodes:
             return
         if self.adversary is not None:
@@ -313,28 +324,33 @@ class Cluster:
     # --- checks ------------------------------------------------------------------------
     def _observe(self, node: SimNode, driver: NodeDriver) -> None:
         core = driver.core
+        monitor = self.monitor
         role = core.role
+        term = core.term
         if role is not node.role:
-            self.trace.add(self.queue.now_ms, "role", node.node_id, f"{role} term={core.term}")
+            self.trace.add(self.queue.now_ms, "role", node.node_id, f"{role} term={term}")
+            self.role_changes[f"{node.role}->{role}"] += 1
             node.role = role
         # Indexes below the anchor were compacted into a snapshot: the anchor's hash
         # (the chain value at its index) stands for all of them.
         floor = core.anchor.index
-        if role is Role.LEADER:
-            probes = self.monitor.completeness_probes(core.term)
-            self.monitor.on_leader(
+        # A leader already known for its term is all ``on_leader`` would accept without
+        # looking at the probes (it returns at once), so they are computed only when new.
+        if role is Role.LEADER and monitor.leaders.get(term) != node.node_id:
+            probes = monitor.completeness_probes(term)
+            monitor.on_leader(
                 node.node_id,
-                core.term,
+                term,
                 {max(i, floor): core.hash_at(max(i, floor)) for i in probes},
             )
         commit = core.commit_index
-        start = max(
-            self.monitor.committed_max, self.monitor.commit_seen.get(node.node_id, 0), floor - 1
+        start = max(monitor.committed_max, monitor.commit_seen.get(node.node_id, 0), floor - 1)
+        hashes = (
+            {i: core.hash_at(i) for i in range(start + 1, commit + 1)} if commit > start else {}
         )
-        hashes = {i: core.hash_at(i) for i in range(start + 1, commit + 1)}
         if commit > 0:
             hashes[commit] = core.hash_at(commit)
-        self.monitor.on_commit(node.node_id, core.term, commit, hashes)
+        monitor.on_commit(node.node_id, term, commit, hashes)
 
     def check_awake(self, node: SimNode, driver: NodeDriver) -> None:
         """No lost wake-up: once the loop has noticed a disk job is done, it either has

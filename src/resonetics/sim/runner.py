@@ -30,6 +30,7 @@ from resonetics import planted
 from resonetics.check.history import HistoryRecorder
 from resonetics.check.invariants import log_matching
 from resonetics.check.linearizability import Verdict, check_history
+from resonetics.raft.messages import InstallSnapshot, TimeoutNow
 from resonetics.raft.ready import Role
 from resonetics.sim import scenarios
 from resonetics.sim.adversary import Adversary
@@ -77,6 +78,11 @@ class RunResult:
     counters: dict[str, int] = field(default_factory=dict)
     #: Digest of the whole run (trace and final state): equal digests, equal runs.
     digest: str = ""
+    #: What the run exercised, as "area: what" -> how many times (faults by kind, role
+    #: changes, snapshot paths, membership changes); a sweep counts the runs with each
+    #: above zero (``sim/sweep.py``). Keys whose count is 0 are present too, so a sweep
+    #: can show what no run reached.
+    coverage: dict[str, int] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -251,6 +257,59 @@ def _count(world: _World, result: RunResult) -> None:
         result.counters["transfers"] = churn.transfers
         result.counters["config_changes_committed"] = churn.changes_committed
         result.counters["config_changes_refused"] = churn.refused
+    result.coverage = _coverage(world, result.counters)
+
+
+#: Role changes a sweep reports even when no run saw them ("old->new", ``Role`` values).
+ROLE_CHANGES = (
+    "follower->pre-candidate",
+    "pre-candidate->candidate",
+    "pre-candidate->follower",
+    "candidate->leader",
+    "candidate->follower",
+    "candidate->pre-candidate",
+    "leader->follower",
+    "follower->learner",
+    "learner->follower",
+)
+
+
+def _coverage(world: _World, counters: dict[str, int]) -> dict[str, int]:
+    """What this run exercised (``RunResult.coverage``), from the counters the world kept."""
+    cluster, churn, adversary = world.cluster, world.churn, world.adversary
+    kinds = cluster.sent_kinds
+    cov = {
+        "fault: drop": counters["dropped"],
+        "fault: delay": counters["delayed"],
+        "fault: dup": counters["duplicated"],
+        "fault: partition": counters["partitions"],
+        "fault: partition (message blocked)": counters["blocked"],
+        "fault: crash": counters["crashes"],
+        "fault: crash mid-operation": counters["mid_op_crashes"],
+        "fault: crash during recovery": cluster.recovery_crashes,
+        "fault: restart": counters["restarts"],
+        "fault: clock": counters["clock_changes"],
+        "fault: longdown": counters["long_downs"],
+        "fault: adversary forged": sum(adversary.stats.forged.values()) if adversary else 0,
+        "fault: adversary replay": adversary.stats.replays if adversary else 0,
+        "role: elected leader": world.monitor.elections,
+        "role: transfer (TimeoutNow sent)": kinds[TimeoutNow],
+        "snapshot: taken": counters["snapshots"],
+        "snapshot: sent (InstallSnapshot chunk)": kinds[InstallSnapshot],
+        "snapshot: installed": counters["snapshots_installed"],
+        "snapshot: restored at restart": cluster.restored_from_snapshot,
+        "membership: transfer requested": churn.stats.transfers if churn else 0,
+        "membership: change committed": churn.stats.changes_committed if churn else 0,
+        "membership: change refused": churn.stats.refused if churn else 0,
+        "client: indeterminate op": counters["info_ops"],
+    }
+    for change in ROLE_CHANGES:
+        cov[f"role: {change}"] = 0
+    for change, count in cluster.role_changes.items():
+        cov[f"role: {change}"] = count
+    for reason, count in cluster.gate_drops.items():
+        cov[f"gate drop: {reason}"] = count
+    return cov
 
 
 def _digest(world: _World) -> str:
@@ -356,4 +415,4 @@ def _check_liveness(world: _World) -> None:
         raise SimViolation("liveness: no client operation ever succeeded")
 
 
-__all__ = ["RunResult", "SimulationFailed", "run_seed"]
+__all__ = ["ROLE_CHANGES", "RunResult", "SimulationFailed", "run_seed"]

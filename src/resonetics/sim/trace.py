@@ -1,9 +1,9 @@
 """The run's trace: the last events, for a readable report when a check fails.
 
 Events are kept as tuples and rendered only when a report is printed, because a
-run has tens of thousands of them and almost all runs pass. A running digest of
-every event (cheap: a CRC over a short key per event) lets the determinism
-tests compare two whole runs, not only their tails.
+run has tens of thousands of them and almost all runs pass. A digest of every
+event (cheap: a CRC over a short key per event, folded in when read) lets the
+determinism tests compare two whole runs, not only their tails.
 """
 
 from __future__ import annotations
@@ -47,14 +47,31 @@ class Trace:
 
     def __init__(self, events_max: int = TRACE_EVENTS_MAX) -> None:
         self._events: deque[tuple[Any, ...]] = deque(maxlen=events_max)
-        self.digest = 0
+        #: Each event's digest key, not yet folded into ``_crc``: a running CRC over
+        #: the keys one by one equals the CRC of their concatenation, so the keys are
+        #: folded in one call when the digest is read, not once per event.
+        self._keys: list[str] = []
+        self._crc = 0
         self.count = 0
+
+    @property
+    def digest(self) -> int:
+        """CRC-32 over every event's time, kind and string details, in order."""
+        if self._keys:
+            self._crc = zlib.crc32("".join(self._keys).encode(), self._crc)
+            self._keys.clear()
+        return self._crc
 
     def add(self, now_ms: int, what: str, *details: Any) -> None:
         self._events.append((now_ms, what, *details))
         self.count += 1
-        key = "|".join(d for d in details if isinstance(d, str))
-        self.digest = zlib.crc32(f"{now_ms}{what}{key}".encode(), self.digest)
+        # Most events carry one message and no string: skip the join (same key).
+        if len(details) == 1:
+            only = details[0]
+            key = only if isinstance(only, str) else ""
+        else:
+            key = "|".join(d for d in details if isinstance(d, str))
+        self._keys.append(f"{now_ms}{what}{key}")
 
     def lines(self) -> list[str]:
         """The kept events, rendered, oldest first."""
