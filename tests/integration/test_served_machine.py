@@ -117,6 +117,16 @@ def test_served_counter_snapshot_and_restart_restores_the_count(counter3: LocalC
         60,
     )
     counter3.stop()
+    # verify checks the logs and snapshots of a served machine's data dir (its state
+    # is the machine's own: noted, not replayed as key-value state).
+    verified = subprocess.run(
+        [sys.executable, "-m", "resonetics", "verify", str(counter3.data_dir)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert verified.returncode == 0, verified.stdout + verified.stderr
     counter3.start()
     counter3.wait_for_leader(timeout_s=60)
     with Client(counter3.addresses, timeout=15) as client:
