@@ -64,13 +64,17 @@ from resonetics.retry_policy import Action, Decision, RetryPolicy
 from resonetics.security.tls import TLSConfig, client_context, refusal_reason
 from resonetics.wire import codes
 from resonetics.wire.auth import encode_auth
-from resonetics.wire.client import WRITE_OPS, ClientResponse, decode_response
+from resonetics.wire.client import OPS, WRITE_OPS, ClientResponse, decode_response
 from resonetics.wire.envelope import decode_envelope, encode_envelope
 
 T = TypeVar("T")
 
 #: Writes that go through the client's sequenced session.
 _SEQUENCED_OPS = WRITE_OPS
+#: Ops this library knows are not logged commands. Any op it does not know (a served
+#: machine's, docs/machines.md) is sequenced too: if it is a command it is applied at
+#: most once ever; if it is a query the node ignores the session fields.
+_UNSEQUENCED_OPS = frozenset(OPS) - WRITE_OPS
 
 #: How long one attempt waits for its answer before retrying elsewhere, seconds.
 ATTEMPT_TIMEOUT_S = 2.0
@@ -405,7 +409,7 @@ class AsyncClient:
         """
         args = {**args, **kwargs} if args is not None else kwargs
         check_sizes(args)  # before anything is sent: a too-large value fails at once
-        if op not in _SEQUENCED_OPS:
+        if op not in _SEQUENCED_OPS and op in _UNSEQUENCED_OPS:
             return await self._call(self._payload(op, args), any_node=any_node)
         session = await self._open_session(op)
         seq = next(self._seqs)
