@@ -32,6 +32,13 @@ class _MachineArgs(_Args, frozen=True, kw_only=True):
 _OBJECT_DECODER: Final = msgspec.json.Decoder(dict[str, Any])
 
 
+def _field_names(args: type[msgspec.Struct] | None) -> frozenset[str]:
+    """The wire names of a struct's fields (once per op: ``structs.fields`` is slow)."""
+    if args is None:
+        return frozenset()
+    return frozenset(f.encode_name for f in msgspec.structs.fields(args))
+
+
 def op_table(machine: StateMachine) -> OpTable:
     """The op table of a node serving ``machine`` (``MachineError`` for a bad declaration)."""
     specs: dict[str, OpSpec] = dict(HOST_SPECS)
@@ -52,6 +59,7 @@ def op_table(machine: StateMachine) -> OpTable:
             op.key_arg,
             machine_op=True,
             machine_args=op.args,
+            machine_fields=_field_names(op.args),
         )
     logged = frozenset(n for n, s in specs.items() if s.category in ("write", "session"))
     reads = frozenset(n for n, s in specs.items() if s.category == "read")
