@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import json
 import os
 import subprocess
 import sys
@@ -226,3 +227,20 @@ def running_cluster_with(cluster: LocalCluster) -> Iterator[LocalCluster]:
         yield cluster
     finally:
         cluster.stop()
+
+
+def test_call_command_sends_a_machine_op_and_prints_the_answer(counter3: LocalCluster) -> None:
+    def call(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "resonetics", "call", *args]
+        cluster = ["--cluster", ",".join(counter3.addresses)]
+        return subprocess.run(
+            command + cluster, capture_output=True, text=True, timeout=60, check=False
+        )
+
+    done = call("incr", "--arg", "by=4")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["value"] == 4
+    done = call("value", "--consistency", "lease")
+    assert done.returncode == 0 and json.loads(done.stdout) == {"value": 4}, done.stderr
+    done = call("decr")
+    assert done.returncode == 2 and "unknown op 'decr' of machine 'counter'" in done.stderr

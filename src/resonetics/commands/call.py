@@ -75,7 +75,10 @@ def call(
     tls: TLSConfig | None,
     token: str | None,
 ) -> None:
-    """Send OP with its arguments and print the answer as JSON."""
+    """Send OP with its arguments and print the answer as JSON.
+
+    OP is any op the cluster serves, e.g. a served machine's (docs/machines.md).
+    """
     args = parse_args(pairs)
     if consistency is not None:
         args["consistency"] = consistency
