@@ -409,7 +409,7 @@ class AsyncClient:
         """
         args = {**args, **kwargs} if args is not None else kwargs
         check_sizes(args)  # before anything is sent: a too-large value fails at once
-        if op not in _SEQUENCED_OPS and op in _UNSEQUENCED_OPS:
+        if op in _UNSEQUENCED_OPS:
             return await self._call(self._payload(op, args), any_node=any_node)
         session = await self._open_session(op)
         seq = next(self._seqs)
