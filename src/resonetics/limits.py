@@ -84,10 +84,14 @@ MINIMIZE_STEPS_MAX = 4_000_000
 CONNECTIONS_MAX = 1024
 #: Connections a node serves at once from one source IP address.
 CONNECTIONS_PER_IP_MAX = 512
-#: Client requests per second one connection may send on average (0: no limit).
-RATE_LIMIT_RPS_DEFAULT = 5_000.0
+#: Client requests per second one connection may send on average (0: no limit). The same
+#: as the budget its identity (or anonymous address) shares across all its connections:
+#: one connection may use its source's whole budget, never more. At 5,000/s it capped a
+#: single pipelining client (one AsyncClient) at a third of what the cluster serves, while
+#: a source opening ten connections got ten times that: it bounded nobody but one-connection users.
+RATE_LIMIT_RPS_DEFAULT = 50_000.0
 #: Client requests one connection may send in a burst above that rate.
-RATE_LIMIT_BURST_DEFAULT = 10_000
+RATE_LIMIT_BURST_DEFAULT = 100_000
 #: Bytes of unfinished lines all client connections together may hold (server/admission.py).
 CLIENT_INPUT_BUDGET_BYTES = 64 << 20
 #: Longest unfinished line a client connection may hold before its first valid request.
@@ -109,6 +113,12 @@ CLIENT_SWEEP_S = 1.0
 #: Lines (valid or not) one client connection may send per second, and in a burst:
 #: beyond them the node stops reading that connection until the budget refills.
 LINE_RATE_FACTOR = 2
+#: Lines per second (and in a burst) an established client connection may send that are
+#: not requests (unparseable, a peer message, an unknown kind), and never more than its line
+#: rate; beyond them the node stops reading it until the budget refills. A request budget
+#: sized for one pipelining client must not also be a budget for junk (server/client_conn.py).
+JUNK_LINES_PER_S = 10_000.0
+JUNK_LINES_BURST = 20_000
 #: Client requests per second (and burst) one named identity may send across all its
 #: connections; anonymous clients share one budget per source address (0: no limit).
 IDENTITY_RATE_RPS_DEFAULT = 50_000.0

@@ -99,3 +99,48 @@ def test_bounds_and_lru_order_hold_after_any_sequence(
         assert all(t.now_ms - last <= t.expiry_ms for last in lasts) or action != "advance"
         assert len(data.clients) <= t.clients_max
         assert all(len(s.results) <= t.results_per_client_max for s in data.clients)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.tuples(st.just("record"), st.integers(1, 40)),
+            st.tuples(st.just("ack"), st.integers(1, 45)),
+            st.tuples(st.just("snapshot"), st.just(0)),
+        ),
+        max_size=60,
+    )
+)
+def test_acknowledge_and_eviction_drop_exactly_the_seqs_a_scan_would(
+    steps: list[tuple[str, int]],
+) -> None:
+    """The seq heap is an index, not a rule: whatever order seqs are applied in (retries
+    land late), an ack drops exactly the results below it, an eviction the smallest seq,
+    and a snapshot restores the same table."""
+    t = SessionTable(results_per_client_max=8, clients_max=4, expiry_ms=10**9)
+    sid = t.open("c")
+    held: dict[int, int] = {}  # the model: seq -> result
+    mark = 1
+    for action, n in steps:
+        if action == "record":
+            if n in held or n < mark:
+                continue  # check() refuses these before record is reached
+            t.record("c", f"r{n}", n, seq=n)
+            held[n] = n
+            if len(held) > 8:
+                smallest = min(held)
+                del held[smallest]
+                mark = max(mark, smallest + 1)
+        elif action == "ack":
+            t.acknowledge("c", sid, n)
+            if n > mark:
+                mark = n
+                held = {k: v for k, v in held.items() if k >= n}
+        else:
+            restored = SessionTable(results_per_client_max=8, clients_max=4, expiry_ms=10**9)
+            restored.load_data(t.to_data())
+            t = restored
+        data = t.to_data().clients[0]
+        assert {r[0]: r[2] for r in data.results} == held
+        assert data.acked_below == mark

@@ -16,7 +16,7 @@ CLIENTS = {"n1": "127.0.0.1:7001"}
 def test_plain_tcp_is_the_default() -> None:
     config = ServerConfig("n1", PEERS, Path("data"), CLIENTS).validate()
     assert config.tls() is None
-    assert config.rate_limit_rps == 5000 and config.rate_limit_burst == 10000
+    assert config.rate_limit_rps == 50_000 and config.rate_limit_burst == 100_000
 
 
 def test_toml_cluster_table_sets_tls_and_limits(tmp_path: Path) -> None:

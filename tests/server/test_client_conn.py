@@ -176,6 +176,82 @@ def test_junk_beyond_the_line_rate_stops_the_node_reading_that_connection(
     _run(tmp_path, scenario, rate_limit_rps=50.0, rate_limit_burst=50)
 
 
+def test_junk_beyond_the_junk_rate_stops_reading_even_when_the_request_rate_is_high(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The request budget is sized for one pipelining client (50,000/s by default); junk
+    from a served connection still gets only the junk budget, then the node stops reading."""
+    monkeypatch.setattr(limits, "JUNK_LINES_PER_S", 50.0)
+    monkeypatch.setattr(limits, "JUNK_LINES_BURST", 50)
+
+    async def scenario(server: NodeServer, port: int) -> None:
+        junk_r, junk_w = await asyncio.open_connection("127.0.0.1", port)
+        junk_w.write(_request("status", "s0"))
+        await junk_r.readline()  # served: the high request and line rates apply
+        junk_w.write(b"junk\n" * 2000)
+        await asyncio.sleep(0.3)
+        [conn] = [c for c in server._connections if c.established]
+        assert "junk rate" in conn._paused_for and "line rate" not in conn._paused_for
+        answered = 0
+        while answered < 100:
+            line = await asyncio.wait_for(junk_r.readline(), timeout=5)
+            answered += bool(line)
+        assert answered < 2000 and conn._pending  # the rest waits for the budget
+        # Another client is served meanwhile, at once.
+        ok_r, ok_w = await asyncio.open_connection("127.0.0.1", port)
+        ok_w.write(_request("status", "s1"))
+        assert json.loads(await ok_r.readline())["payload"]["ok"] is True
+        for w in (junk_w, ok_w):
+            w.close()
+
+    _run(tmp_path, scenario)
+
+
+def test_one_connection_never_exceeds_its_address_budget_whatever_the_connection_rate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The per-connection default equals the per-address budget, so one connection may use
+    all of it; the address's budget, shared by every connection from it, still bounds it."""
+    monkeypatch.setattr(limits, "IDENTITY_RATE_RPS_DEFAULT", 1.0)
+    monkeypatch.setattr(limits, "IDENTITY_RATE_BURST_DEFAULT", 20)
+
+    async def scenario(server: NodeServer, port: int) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"".join(_request("status", f"s{i}") for i in range(60)))
+        codes = [json.loads(await reader.readline())["payload"] for _ in range(60)]
+        served = sum(1 for c in codes if c["ok"])
+        assert 20 <= served <= 22  # the burst (and what refilled meanwhile), no more
+        assert {c["code"] for c in codes if not c["ok"]} == {"RATE_LIMITED"}
+        other_r, other_w = await asyncio.open_connection("127.0.0.1", port)
+        other_w.write(_request("status", "again"))  # same address: the same, spent budget
+        assert json.loads(await other_r.readline())["payload"]["code"] == "RATE_LIMITED"
+        for w in (writer, other_w):
+            w.close()
+
+    server = _run(tmp_path, scenario)
+    assert server.config.rate_limit_rps == limits.RATE_LIMIT_RPS_DEFAULT
+    assert server.rate_limited >= 39
+
+
+def test_requests_are_not_charged_to_the_junk_budget(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(limits, "JUNK_LINES_PER_S", 1.0)
+    monkeypatch.setattr(limits, "JUNK_LINES_BURST", 1)
+
+    async def scenario(server: NodeServer, port: int) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"".join(_request("status", f"s{i}") for i in range(300)))
+        answers = [json.loads(await reader.readline()) for _ in range(300)]
+        assert [a["id"] for a in answers] == [f"s{i}" for i in range(300)]  # in order, all
+        assert all(a["payload"]["ok"] for a in answers)
+        [conn] = list(server._connections)
+        assert not conn._paused_for
+        writer.close()
+
+    _run(tmp_path, scenario)
+
+
 def test_peer_messages_on_the_client_port_never_reach_the_core(tmp_path: Path) -> None:
     async def scenario(server: NodeServer, port: int) -> None:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -16,7 +17,7 @@ from resonetics.raft.messages import AppendEntries, InstallSnapshot
 from resonetics.wire.client import ClientRequest, validate_request
 from resonetics.wire.envelope import decode_envelope, encode_envelope
 from resonetics.wire.peer import decode_peer, encode_peer
-from resonetics.wire.shape import nesting_depth, value_shape
+from resonetics.wire.shape import nesting_depth, outside_strings, value_shape
 from tests.wire.strategies import json_values
 
 
@@ -265,3 +266,46 @@ def test_oversized_snapshot_chunk_and_long_node_id_are_bad_request() -> None:
     with pytest.raises(BadRequest) as err:
         decode_peer(decode_envelope(long_id))
     assert err.value.field == "payload.src"
+
+
+def _depth_a_decoder_reaches(text: str) -> int:
+    """The deepest a JSON decoder gets on ``text`` before it finishes or stops at an error
+    (a backslash or an unmatched closer outside a string): a byte-by-byte reference."""
+    in_string = escaped = False
+    depth = deepest = 0
+    for c in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif c == "\\":
+                escaped = True
+            elif c == '"':
+                in_string = False
+        elif c == "\\":
+            break
+        elif c == '"':
+            in_string = True
+        elif c in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif c in "]}":
+            if depth == 0:
+                break
+            depth -= 1
+    return deepest
+
+
+@settings(max_examples=2000, deadline=None)
+@given(text=st.text(alphabet='[]{}"\\a', max_size=40))
+def test_nesting_depth_never_below_what_a_decoder_reaches_on_any_text(text: str) -> None:
+    """Strings are removed without a regex now (escape pairs, then a split on quotes):
+    on junk full of backslashes and quotes the scan still never underestimates."""
+    assert nesting_depth(text.encode(), cap=10_000) >= _depth_a_decoder_reaches(text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=json_values)
+def test_strings_removed_are_exactly_the_json_strings(value: Any) -> None:
+    text = json.dumps(value).encode()
+    string = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)  # the regex it replaced
+    assert outside_strings(text) == string.sub(b"", text)

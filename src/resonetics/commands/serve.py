@@ -64,8 +64,8 @@ from resonetics.server.config import (
     type=click.Choice(CLIENT_AUTH_CHOICES),
     help="Client certificates on a TLS node: required (default) or optional.",
 )
-@click.option("--rate-limit", help="Client requests per connection, N/s (default 5000/s; 0: off).")
-@click.option("--rate-limit-burst", type=int, help="Requests allowed in a burst (default 10000).")
+@click.option("--rate-limit", help="Client requests per connection, N/s (default 50000/s; 0: off).")
+@click.option("--rate-limit-burst", type=int, help="Requests allowed in a burst (default 100000).")
 @click.option(
     "--connections-per-ip", type=int, help="Open connections per source IP (default 512)."
 )

@@ -61,6 +61,7 @@ objects take a small constant factor more).
 from __future__ import annotations
 
 import hashlib
+import heapq
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -96,6 +97,11 @@ class _Session:
     results: OrderedDict[Key, _Result] = field(default_factory=OrderedDict)
     #: Accounted bytes of ``results``.
     bytes: int = 0
+    #: Sequenced sessions: a min-heap of exactly the seqs in ``results``, so that an
+    #: acknowledgement or an eviction finds the seqs below a mark without scanning every
+    #: result held (a pipelining client keeps hundreds; a scan per write was a tenth of
+    #: each replica's CPU at 256 in flight).
+    seqs: list[int] = field(default_factory=list)
 
 
 class SessionData(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
@@ -262,8 +268,9 @@ class SessionTable:
         if session is None or session.session != session_id or ack_below <= session.acked_below:
             return
         session.acked_below = ack_below
-        for key in [k for k in session.results if isinstance(k, int) and k < ack_below]:
-            self._forget(session, key)
+        seqs = session.seqs
+        while seqs and seqs[0] < ack_below:
+            self._forget(session, heapq.heappop(seqs))
 
     def record(
         self,
@@ -285,6 +292,8 @@ class SessionTable:
         invariant(key not in session.results, "request %r applied twice", key)
         size = _result_bytes(key, result)
         session.results[key] = _Result(digest, result, size)
+        if isinstance(key, int):
+            heapq.heappush(session.seqs, key)
         session.bytes += size
         self._bytes += size
         self.touch(client_id)
@@ -300,7 +309,7 @@ class SessionTable:
             self._forget(session, next(iter(session.results)))
             return
         # The smallest seq goes, and the mark passes it: never applied again.
-        smallest = min(k for k in session.results if isinstance(k, int))
+        smallest = heapq.heappop(session.seqs)
         self._forget(session, smallest)
         session.acked_below = max(session.acked_below, smallest + 1)
 
@@ -349,6 +358,8 @@ class SessionTable:
                 size = _result_bytes(key, result)
                 session.results[key] = _Result(digest, result, size)
                 session.bytes += size
+            session.seqs = [k for k in session.results if isinstance(k, int)]
+            heapq.heapify(session.seqs)
             self._clients[s.client_id] = session
             self._bytes += session.bytes + limits.SESSION_OVERHEAD_BYTES
 

@@ -21,7 +21,11 @@ at the loop's next turn, so one busy connection cannot keep the loop from peer
 traffic, ticks or other clients. Every line, valid or not, takes a token from
 the connection's line bucket (twice its request rate); when it is empty the
 node stops reading from that connection until the bucket refills: junk costs
-the sender its own throughput, not the cluster's. Replies that the client
+the sender its own throughput, not the cluster's. Lines that are not requests
+(``note_junk``, told by the handler) also take a token from a smaller junk
+bucket (``limits.JUNK_LINES_PER_S``, never more than the line rate), and reading
+stops the same way when it is empty: a request rate sized for one pipelining
+client does not let that connection send as much junk. Replies that the client
 does not read also stop its reading (the transport's high-water mark, through
 ``pause_writing``/``resume_writing``).
 
@@ -82,6 +86,8 @@ class ClientConnection(asyncio.Protocol):
         self._probation_bucket = TokenBucket(
             limits.UNESTABLISHED_LINES_PER_S, limits.UNESTABLISHED_LINES_BURST
         )
+        #: Lines that were not requests (``note_junk``): a smaller budget than the line rate.
+        self._junk_bucket = _junk_bucket(line_bucket)
         self._on_line = on_line
         self._on_open = on_open
         self._make_room = make_room
@@ -204,6 +210,21 @@ class ClientConnection(asyncio.Protocol):
         self._pending.extend(lines)
         self._drain_pending()
 
+    def note_junk(self) -> None:
+        """The line just handled was not a request: charge the junk budget, and stop
+        reading this connection until it refills when it is spent."""
+        if self._junk_bucket.try_take() or self._closing:
+            return
+        if "junk rate" not in self._paused_for:
+            self._pause("junk rate")
+            wait = max(self._junk_bucket.wait_s(), 0.001)
+            asyncio.get_running_loop().call_later(wait, self._after_junk_pause)
+
+    def _after_junk_pause(self) -> None:
+        self._resume("junk rate")
+        if self._pending and not self._closing:
+            self._drain_pending()
+
     # --- internals ------------------------------------------------------------------------
     def _charge(self, want: int) -> bool:
         if self._budget.resize(self._held, want):
@@ -232,6 +253,8 @@ class ClientConnection(asyncio.Protocol):
         self._scheduled = False
         handled = 0
         while self._pending and not self._closing:
+            if "junk rate" in self._paused_for:
+                return  # the rest when the junk budget refills (``_after_junk_pause``)
             if handled >= limits.LINES_PER_TURN:
                 self._schedule_more()
                 return
@@ -281,6 +304,17 @@ class ClientConnection(asyncio.Protocol):
         self._paused_for.discard(why)
         if not self._paused_for and self.transport is not None and not self._closing:
             self.transport.resume_reading()
+
+
+def _junk_bucket(line_bucket: TokenBucket) -> TokenBucket:
+    """``limits.JUNK_LINES_PER_S`` (burst ``JUNK_LINES_BURST``), capped by the line rate; no
+    limit when the operator turned rate limits off (a line rate of 0)."""
+    if line_bucket.rate_per_s == 0:
+        return TokenBucket(0.0, 1)
+    return TokenBucket(
+        min(limits.JUNK_LINES_PER_S, line_bucket.rate_per_s),
+        min(limits.JUNK_LINES_BURST, line_bucket.burst),
+    )
 
 
 __all__ = ["ClientConnection", "LineHandler", "OnClosed"]

@@ -15,8 +15,8 @@ The TOML file describes the whole cluster, so one file serves every node::
     # tls_cert = "certs/n1.pem"    # per node: use --tls-cert/--tls-key flags to override
     # tls_key = "certs/n1.key"
     # tls_client_auth = "required" # or "optional": clients may connect without a cert
-    # rate_limit_rps = 5000        # client requests per second per connection (0: off)
-    # rate_limit_burst = 10000
+    # rate_limit_rps = 50000       # client requests per second per connection (0: off)
+    # rate_limit_burst = 100000
     # connections_per_ip_max = 512
     # trust_registry = "registry.toml"  # node id -> Ed25519 key: sign, and check peers' entries
     # snapshot_bytes_max = 1073741824   # refuse an incoming snapshot stream declared larger

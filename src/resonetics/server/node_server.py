@@ -635,6 +635,7 @@ class NodeServer:
             env = decode_envelope(line)
         except ResoneticsError as exc:
             writer.write(_error_response(None, exc))
+            conn.note_junk()
             return
         if env.kind in MESSAGE_TYPES or env.kind == HELLO_KIND:
             # A client connection never speaks for a node, whatever it holds.
@@ -644,6 +645,7 @@ class NodeServer:
                 log.warning("refused %s on the client port (peers have their own)", env.kind)
             refused = BadRequest("kind", f"{env.kind} is a peer message: not accepted from clients")
             writer.write(_error_response(env.id, refused))
+            conn.note_junk()
         elif env.kind == "ClientRequest":
             shared = conn.identity_bucket or self._identity_bucket(conn)
             if conn.request_bucket.try_take() and shared.try_take():
@@ -660,6 +662,7 @@ class NodeServer:
         else:
             unknown = BadRequest("kind", f"unknown message kind {env.kind!r}")
             writer.write(_error_response(env.id, unknown))
+            conn.note_junk()
 
     # --- peers ---------------------------------------------------------------------------
     def peer_message_refusal(self, peer: str, msg: Message) -> str | None:
