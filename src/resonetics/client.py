@@ -71,11 +71,10 @@ from resonetics.wire.framing import LineBuffer
 
 T = TypeVar("T")
 
-#: Writes that go through the client's sequenced session.
-_SEQUENCED_OPS = WRITE_OPS
-#: Ops this library knows are not logged commands. Any op it does not know (a served
-#: machine's, docs/machines.md) is sequenced too: if it is a command it is applied at
-#: most once ever; if it is a query the node ignores the session fields.
+#: Ops this library knows are not logged commands: sent without the sequenced session.
+#: The key writes go through it, and so does any op this library does not know (a served
+#: machine's, docs/machines.md): a command is then applied at most once ever; for a
+#: query the node ignores the session fields.
 _UNSEQUENCED_OPS = frozenset(OPS) - WRITE_OPS
 
 #: How long one attempt waits for its answer before retrying elsewhere, seconds.
