@@ -52,6 +52,7 @@ COMMANDS: dict[str, CommandRef] = {
         "acknowledged is lost.",
     ),
     "kv": CommandRef("kv", "kv", "Read and write keys. Values are strings unless --json is given."),
+    "call": CommandRef("call", "call", "Send OP with its arguments and print the answer as JSON."),
     "status": CommandRef(
         "status",
         "status",

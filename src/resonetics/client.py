@@ -65,14 +65,17 @@ from resonetics.retry_policy import Action, Decision, RetryPolicy
 from resonetics.security.tls import TLSConfig, client_context, refusal_reason
 from resonetics.wire import codes
 from resonetics.wire.auth import encode_auth
-from resonetics.wire.client import WRITE_OPS, ClientResponse, decode_response
+from resonetics.wire.client import OPS, WRITE_OPS, ClientResponse, decode_response
 from resonetics.wire.envelope import decode_envelope, encode_envelope
 from resonetics.wire.framing import LineBuffer
 
 T = TypeVar("T")
 
-#: Writes that go through the client's sequenced session.
-_SEQUENCED_OPS = WRITE_OPS
+#: Ops this library knows are not logged commands: sent without the sequenced session.
+#: The key writes go through it, and so does any op this library does not know (a served
+#: machine's, docs/machines.md): a command is then applied at most once ever; for a
+#: query the node ignores the session fields.
+_UNSEQUENCED_OPS = frozenset(OPS) - WRITE_OPS
 
 #: How long one attempt waits for its answer before retrying elsewhere, seconds.
 ATTEMPT_TIMEOUT_S = 2.0
@@ -429,10 +432,25 @@ class AsyncClient:
         rid = request_id or f"{self.client_id}-{next(self._request_ids)}"
         return {"client_id": self.client_id, "request_id": rid, "op": op, "args": args}
 
-    async def call(self, op: str, args: dict[str, Any], *, any_node: bool = False) -> Any:
-        """Send one op, following leader hints and retrying until the deadline."""
+    async def call(
+        self,
+        op: str,
+        args: dict[str, Any] | None = None,
+        /,
+        *,
+        any_node: bool = False,
+        **kwargs: Any,
+    ) -> Any:
+        """Send one op, following leader hints and retrying until the deadline.
+
+        Arguments go as a dict or as keywords (``call("incr", by=2)``, a served
+        machine's op). A retry resends the same request id, so a command is applied
+        once however many times it is sent; the result is what the node answered (a
+        machine op's: ``{"value": ..., "receipt": ...}`` for a command).
+        """
+        args = {**args, **kwargs} if args is not None else kwargs
         check_sizes(args)  # before anything is sent: a too-large value fails at once
-        if op not in _SEQUENCED_OPS:
+        if op in _UNSEQUENCED_OPS:
             return await self._call(self._payload(op, args), any_node=any_node)
         session = self._session
         if session is None:
@@ -732,8 +750,9 @@ class Client:
     def status(self, address: str | None = None) -> dict[str, Any]:
         return self._run(self._async.status(address))
 
-    def call(self, op: str, args: dict[str, Any]) -> Any:
-        return self._run(self._async.call(op, args))
+    def call(self, op: str, args: dict[str, Any] | None = None, /, **kwargs: Any) -> Any:
+        """``AsyncClient.call``: ``call("kv_get", {"k": "a"})`` or ``call("incr", by=2)``."""
+        return self._run(self._async.call(op, args, **kwargs))
 
     def member_list(self) -> dict[str, Any]:
         return self._run(self._async.member_list())

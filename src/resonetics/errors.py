@@ -261,3 +261,22 @@ class NodeFailed(ResoneticsError):
         self.part = part
         self.cause = cause
         super().__init__(f"node {node_id} stopped: {part} failed: {cause!r}")
+
+
+class MachineError(ResoneticsError):
+    """A state machine cannot be served: its factory, its declared ops, or a data dir
+    founded by another machine (``serve --machine``); the message names the culprit."""
+
+
+class MachineMismatch(MachineError):
+    """A data dir was founded by one machine and is being started with another."""
+
+    def __init__(self, node_dir: str, founded_by: str, running: str) -> None:
+        self.node_dir = node_dir
+        self.founded_by = founded_by
+        self.running = running
+        super().__init__(
+            f"data dir {node_dir} holds the state of machine {founded_by!r}, "
+            f"but this node runs {running!r}: start it with the same --machine, "
+            "or give a new data dir"
+        )

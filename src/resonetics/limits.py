@@ -199,3 +199,6 @@ SNAPSHOT_BYTES_MAX = 1024 * 1024 * 1024
 TRUST_TERMS_REMEMBERED_MAX = 4096
 #: How much of a data dir's LOCK file is read to name the process holding it, bytes.
 LOCK_HOLDER_BYTES_MAX = 256
+# --- Served machines (machine/ops.py, server/machine_record.py) ---------------------------
+#: Longest machine name a data dir records (bytes of UTF-8; a class path fits easily).
+MACHINE_NAME_BYTES_MAX = 256

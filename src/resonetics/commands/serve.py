@@ -101,6 +101,11 @@ from resonetics.server.config import (
     type=click.Path(path_type=Path),
     help="Authorization policy TOML (resonetics auth init); default: no admin at all.",
 )
+@click.option(
+    "--machine",
+    help="The state machine to serve, package.module:factory (default: the key-value store); "
+    "every node of the cluster must serve the same one.",
+)
 @click.option("--log-level", default="info", show_default=True)
 def serve(
     node_id: str,
@@ -131,6 +136,7 @@ def serve(
     snapshot_bytes_max: int | None,
     cluster_id: str | None,
     policy: Path | None,
+    machine: str | None,
     log_level: str,
 ) -> None:
     """Run one node of a cluster (flags override the TOML file)."""
@@ -165,6 +171,7 @@ def serve(
                 "snapshot_bytes_max": snapshot_bytes_max,
                 "cluster_id": cluster_id,
                 "policy": policy,
+                "machine": machine,
             },
         ).validate()
         _run(config, log_level)

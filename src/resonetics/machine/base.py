@@ -20,6 +20,11 @@ Every replica applies the same committed commands in the same order, so a
   immutable: the same objects may live in the log, the session table and
   client responses at once.
 
+Serving a machine (``resonetics serve --machine pkg.mod:factory``) wraps it
+in ``machine.served.ServedMachine``, which answers ``{"value": result}`` and
+turns an exception raised by ``apply``/``read`` into an error result (the same
+on every replica when the machine is deterministic) rather than a stopped node.
+
 ``ReplicatedKV`` wraps any ``StateMachine`` and adds exactly-once client
 sessions around it, so an embedder gets deduplication for free. It calls
 ``apply`` with ``command = {"op": str, "args": dict}`` taken from the entry.
@@ -29,9 +34,12 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from resonetics.errors import BadRequest
+
+if TYPE_CHECKING:
+    from resonetics.machine.ops import MachineOp
 
 
 class StateMachine(ABC):
@@ -40,6 +48,15 @@ class StateMachine(ABC):
     #: Ops that only read: they get no write receipt and may be served by ``read()``
     #: after a ReadIndex round, without going through the log.
     read_ops: ClassVar[frozenset[str]] = frozenset()
+
+    #: The machine's name, recorded in the data dir a node founds with it (a node
+    #: started on that dir with another machine is refused); "" means the class's
+    #: ``module.QualName``.
+    name: ClassVar[str] = ""
+
+    #: The ops a client may send (``machine.ops.command``/``query``): the server's op
+    #: table, dispatch and authorization are built from this declaration.
+    ops: ClassVar[tuple[MachineOp, ...]] = ()
 
     @abstractmethod
     def apply(self, index: int, command: Any) -> Any:

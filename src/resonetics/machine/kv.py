@@ -31,6 +31,7 @@ import msgspec
 
 from resonetics.errors import BadRequest, StorageCorruption
 from resonetics.machine.base import StateMachine
+from resonetics.machine.ops import MachineOp, command, query
 
 _CANONICAL: Final = msgspec.json.Encoder(order="sorted")
 _SNAPSHOT_FORMAT: Final = 1
@@ -75,6 +76,16 @@ class KeyValueStore(StateMachine):
     """A replicated dict of JSON values keyed by strings."""
 
     read_ops: ClassVar[frozenset[str]] = frozenset({"kv_get", "kv_scan"})
+    name: ClassVar[str] = "kv"
+    #: Declared like any machine's; the wire's own structs (``wire/client.py``) check
+    #: the args, so none is named here.
+    ops: ClassVar[tuple[MachineOp, ...]] = (
+        command("kv_set", key_arg="k"),
+        command("kv_delete", key_arg="k"),
+        command("kv_cas", key_arg="k"),
+        query("kv_get", key_arg="k"),
+        query("kv_scan", key_arg="prefix"),
+    )
 
     def __init__(self) -> None:
         self._data: dict[str, Any] = {}

@@ -14,6 +14,10 @@ A validated client request is routed by its op (``wire/client.py``'s table):
   admin ops) goes to the host's handler;
 - anything else is a ``BAD_REQUEST`` naming the op.
 
+Which ops are logged and which are reads comes from the served machine's op
+table (``wire/machine_ops.op_table``: its declared commands and queries), or,
+without one, from the key-value store's.
+
 The server (``server/node_server.py``) and the simulator (``sim/cluster.py``)
 both call ``dispatch``, so the simulator checks the routing that ships.
 """
@@ -27,7 +31,7 @@ from typing import Any
 from resonetics.runtime.driver import NodeDriver
 from resonetics.runtime.outcome import OnDone, Outcome
 from resonetics.wire import codes
-from resonetics.wire.client import LOGGED_OPS, READ_OPS
+from resonetics.wire.client import LOGGED_OPS, READ_OPS, OpTable
 
 #: Serves one op the host handles itself: (args, on_done).
 HostHandler = Callable[[dict[str, Any], OnDone], None]
@@ -44,11 +48,17 @@ class Routed(enum.Enum):
     REFUSED = "refused"
 
 
-def route(op: str, host_ops: Mapping[str, HostHandler] | None = None) -> Routed:
-    """Where ``op`` goes, without sending it anywhere."""
-    if op in LOGGED_OPS:
+def route(
+    op: str, host_ops: Mapping[str, HostHandler] | None = None, ops: OpTable | None = None
+) -> Routed:
+    """Where ``op`` goes, without sending it anywhere.
+
+    ``ops``: the served machine's op table (its commands are logged, its queries
+    read); None: the key-value store's.
+    """
+    if op in (LOGGED_OPS if ops is None else ops.logged):
         return Routed.WRITE
-    if op in READ_OPS:
+    if op in (READ_OPS if ops is None else ops.reads):
         return Routed.READ
     if host_ops is not None and op in host_ops:
         return Routed.HOST
@@ -63,6 +73,7 @@ def dispatch(
     size: int | None = None,
     stale_read: StaleReader | None = None,
     host_ops: Mapping[str, HostHandler] | None = None,
+    ops: OpTable | None = None,
 ) -> Routed:
     """Route one validated request (``client_id``, ``request_id``, ``op``, ``args`` and
     the optional session fields) to the driver or the host; ``on_done`` gets its outcome.
@@ -71,7 +82,7 @@ def dispatch(
     ``size`` is the request's size on the wire, when known (``NodeDriver.submit``).
     """
     op, args = request["op"], dict(request["args"])
-    routed = route(op, host_ops)
+    routed = route(op, host_ops, ops)
     if routed is Routed.WRITE:
         session = {f: request[f] for f in ("session", "seq", "ack_below") if f in request}
         if len(session) < 3:  # all three, or a legacy request without a session

@@ -18,7 +18,11 @@ grants
   ``OPS``): membership changes and leadership transfer. Admin implies monitor.
 
 The category and key argument of each op come from that one table, so a new op
-is authorized by declaring its category there.
+is authorized by declaring its category there. A node serving its own machine
+(``serve --machine``) builds its table from the machine's declared ops: a
+command is a ``write`` and a query a ``read`` on the key its ``key_arg`` names,
+or on the key ``op:<name>`` when it names none (``write = ["op:incr"]`` grants
+exactly that op; ``write = [""]`` grants all of them).
 
 Defaults. A node with **no policy** lets every client, anonymous included, read
 and write every key and see ``status``/``member_list``, and grants **nobody**
@@ -71,7 +75,7 @@ from typing import Any, Final, Literal
 
 from resonetics import limits
 from resonetics.errors import PolicyError
-from resonetics.wire.client import OPS, OpCategory
+from resonetics.wire.client import OPS, OpCategory, OpSpec
 
 IdentitySource = Literal["cert", "token", "anonymous"]
 #: The URI a client certificate carries (subjectAltName) to name its identity.
@@ -174,9 +178,20 @@ class Policy:
         return Identity(found, "token") if found is not None else None
 
 
-def decide(grants: Grants, op: str, args: Mapping[str, Any]) -> Decision:
-    """May someone with ``grants`` run ``op`` with ``args`` (already validated)?"""
-    spec = OPS.get(op)
+#: The key a served machine's op that names no key argument is judged on: ``op:<name>``.
+MACHINE_OP_KEY_PREFIX: Final = "op:"
+
+
+def decide(
+    grants: Grants, op: str, args: Mapping[str, Any], ops: Mapping[str, OpSpec] | None = None
+) -> Decision:
+    """May someone with ``grants`` run ``op`` with ``args`` (already validated)?
+
+    ``ops``: the served machine's op specs (``OpTable.specs``); None: ``OPS``. A
+    machine's command needs a ``write`` grant and its query a ``read`` grant on the
+    key its ``key_arg`` names, or, when it names none, on the key ``op:<name>``.
+    """
+    spec = (OPS if ops is None else ops).get(op)
     if spec is None:
         return Decision(False, f"unknown op {op!r}")
     category: OpCategory = spec.category
@@ -188,6 +203,12 @@ def decide(grants: Grants, op: str, args: Mapping[str, Any]) -> Decision:
     if category == "session":  # opening a session writes no key: any write grant will do
         ok = bool(grants.write)
         return Decision(True) if ok else Decision(False, f"{op} needs a write grant")
+    if spec.key_arg is None and spec.machine_op:
+        key = MACHINE_OP_KEY_PREFIX + op
+        prefixes = grants.read if category == "read" else grants.write
+        if any(key.startswith(p) for p in prefixes):
+            return Decision(True)
+        return Decision(False, f"{op}: no {category} grant covers {key!r}")
     assert spec.key_arg is not None, op  # the op table gives every key op its key argument
     key = str(args.get(spec.key_arg, ""))
     prefixes = grants.read if category == "read" else grants.write
@@ -394,6 +415,7 @@ def _toml_list(items: Iterable[str]) -> str:
 
 
 __all__ = [
+    "MACHINE_OP_KEY_PREFIX",
     "ANONYMOUS",
     "CLIENT_URI_PREFIX",
     "Decision",

@@ -44,7 +44,7 @@ from resonetics.security.authz import (
 )
 from resonetics.wire import codes
 from resonetics.wire.auth import validate_auth
-from resonetics.wire.client import OPS, ClientRequest
+from resonetics.wire.client import OPS, ClientRequest, OpTable
 from resonetics.wire.envelope import Envelope
 
 audit_log = logging.getLogger("resonetics.audit")
@@ -58,8 +58,10 @@ _UNAUTHENTICATED: Final = Outcome(
 class Gatekeeper:
     """Identities, decisions and the audit trail for one node."""
 
-    def __init__(self, policy: Policy | None) -> None:
+    def __init__(self, policy: Policy | None, ops: OpTable | None = None) -> None:
         self.policy = policy if policy is not None else Policy.open()
+        #: The served machine's op table (None: the key-value store's ``OPS``).
+        self.ops = ops
         #: Requests answered FORBIDDEN or UNAUTHENTICATED, and failed Auth lines.
         self.denied = 0
         #: Grants per identity, so a request costs one dict lookup, not a union of roles.
@@ -97,7 +99,7 @@ class Gatekeeper:
             if len(self._grants) >= limits.AUTHZ_GRANTS_CACHED_MAX:
                 self._grants.clear()
             grants = self._grants[identity] = self.policy.grants(identity)
-        decision = decide(grants, req.op, req.args)
+        decision = decide(grants, req.op, req.args, None if self.ops is None else self.ops.specs)
         if decision.allowed:
             return None
         self.denied += 1
@@ -119,10 +121,9 @@ class Gatekeeper:
         audit_log.info("policy reloaded from %s", path)
         return True
 
-    @staticmethod
-    def audited(req: ClientRequest) -> bool:
+    def audited(self, req: ClientRequest) -> bool:
         """Whether ``req``'s answer goes to the audit log (every admin op)."""
-        spec = OPS.get(req.op)
+        spec = (OPS if self.ops is None else self.ops.specs).get(req.op)
         return spec is not None and spec.category == "admin"
 
     @staticmethod

@@ -23,6 +23,7 @@ The TOML file describes the whole cluster, so one file serves every node::
     # cluster_id = "<32 hex>"      # default: the cluster key's, the data dir's, or derived
     #                              # from [nodes] when founding a new cluster
     # policy = "policy.toml"       # who may do what (docs/security.md); none: nobody is admin
+    # machine = "counter:make"     # the state machine to serve (docs/machines.md); none: kv
 
     [nodes]   # each node: where peers reach it (Raft) and where clients do
     n1 = { peer = "127.0.0.1:7101", client = "127.0.0.1:7001" }
@@ -107,6 +108,9 @@ class ServerConfig:
     #: every key and nobody is admin. Read at start: a change takes effect on restart.
     policy: Path | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: The state machine to serve, ``package.module:factory`` (``serve --machine``);
+    #: "" serves the key-value store. Every node of a cluster must serve the same one.
+    machine: str = ""
 
     def tls(self) -> TLSConfig | None:
         """The node's TLS material, or None for a plain-TCP node."""
@@ -343,6 +347,10 @@ def apply_overrides(config: ServerConfig, values: dict[str, Any], *, source: str
             changes[key] = float(value)
         elif key in ("listen_peer", "listen_client", "tls_client_auth"):
             changes[key] = str(value)
+        elif key == "machine":
+            if not isinstance(value, str):
+                raise ConfigError(f"{source}: machine must be a string, got {value!r}")
+            changes[key] = value
         elif key == "join":
             changes[key] = tuple(value)
         elif key == "cluster_id":

@@ -56,6 +56,7 @@ from resonetics.errors import (
     TooLarge,
     invariant,
 )
+from resonetics.machine.base import StateMachine
 from resonetics.planted import Bug
 from resonetics.raft.messages import MESSAGE_TYPES, Message
 from resonetics.raft.ready import Role
@@ -85,6 +86,7 @@ from resonetics.server.history_trust import history_trust
 from resonetics.server.outbox import Outbox
 from resonetics.server.peer_listener import PeerListener
 from resonetics.server.peers import PeerLink
+from resonetics.server.served import serve_in_dir
 from resonetics.server.status import node_status
 from resonetics.storage.fs import OsFileSystem
 from resonetics.storage.lock import DataDirLock, LockedStorage
@@ -96,6 +98,7 @@ from resonetics.wire.client import (
     LOGGED_OPS,
     ClientRequest,
     ClientResponse,
+    OpTable,
     encode_response,
     error_response,
     validate_request,
@@ -140,7 +143,9 @@ class _Host:
 class NodeServer:
     """Runs one Resonetics node until ``stop()`` or a signal."""
 
-    def __init__(self, config: ServerConfig) -> None:
+    def __init__(self, config: ServerConfig, machine: StateMachine | None = None) -> None:
+        """``machine``: the state machine to serve (None: ``config.machine``'s factory,
+        else the key-value store); a data dir founded by another machine is refused."""
         self.cluster_key: ClusterKey | None = (
             load_cluster_key(config.cluster_key) if config.cluster_key is not None else None
         )
@@ -150,6 +155,8 @@ class NodeServer:
         # One process per data dir (storage/lock.py): taken before anything is read, and
         # released by the storage if its load refuses the folder.
         self.data_dir_lock = DataDirLock(str(config.node_dir)).acquire()
+        served = serve_in_dir(config, machine, self.data_dir_lock)
+        self.ops: OpTable = served.ops
         self.storage = LockedStorage(
             FileNodeStorage(OsFileSystem(), str(config.node_dir), config.identity()),
             self.data_dir_lock,
@@ -162,6 +169,7 @@ class NodeServer:
             self.storage,
             _Host(self),
             random.Random(),
+            machine=served.replicated,
             snapshot_policy=SnapshotPolicy(
                 entries=config.snapshot_entries,
                 log_bytes=config.snapshot_bytes,
@@ -239,7 +247,7 @@ class NodeServer:
         #: Unexpected handler exceptions: each closed its connection (``status``).
         self.handler_guard = HandlerGuard()
         # authz: who may do what (security/authz.py); no --policy: open, nobody admin.
-        self.gate = Gatekeeper(load_policy(config.policy) if config.policy else None)
+        self.gate = Gatekeeper(load_policy(config.policy) if config.policy else None, ops=self.ops)
 
     @property
     def cluster_id(self) -> str:
@@ -685,7 +693,7 @@ class NodeServer:
     # --- clients ---------------------------------------------------------------------------
     def _on_client_request(self, env: Envelope, conn: ClientConnection) -> None:
         try:
-            req = validate_request(env)
+            req = validate_request(env, self.ops)
         except ResoneticsError as exc:
             conn.write(_error_response(env.id, exc))
             return
@@ -718,6 +726,7 @@ class NodeServer:
             size=size,
             stale_read=self._stale_read,
             host_ops=self._host_ops,
+            ops=self.ops,
         )
 
     def _make_host_ops(self) -> dict[str, HostHandler]:

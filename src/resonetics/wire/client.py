@@ -21,6 +21,7 @@ defect is ``BadRequest``. Nothing else escapes.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Final, Literal
 
@@ -175,6 +176,12 @@ class OpSpec:
     category: OpCategory
     decoder: msgspec.json.Decoder[Any]
     key_arg: str | None = None
+    #: A served machine's own op (``wire/machine_ops.py``): its args are a JSON object
+    #: checked against ``machine_args`` (None: any object), not a wire struct.
+    machine_op: bool = False
+    machine_args: type[msgspec.Struct] | None = None
+    #: The wire names of ``machine_args``' fields (computed once: ``structs.fields`` is slow).
+    machine_fields: frozenset[str] = frozenset()
 
 
 def _spec(
@@ -225,18 +232,26 @@ _RESPONSE_DECODER: Final = msgspec.json.Decoder(ClientResponse)
 _VALUE_ENCODER: Final = msgspec.json.Encoder()
 
 
-def validate_request(env: Envelope) -> ClientRequest:
-    """The validated request in ``env``; ``BadRequest`` / ``TooLarge`` naming the field."""
+def validate_request(env: Envelope, ops: OpTable | None = None) -> ClientRequest:
+    """The validated request in ``env``; ``BadRequest`` / ``TooLarge`` naming the field.
+
+    ``ops`` is the served machine's op table (``wire/machine_ops.op_table``); None:
+    the key-value store's (``OPS``).
+    """
     if env.kind != REQUEST_KIND:
         raise BadRequest("kind", f"unknown kind {env.kind!r}; expected {REQUEST_KIND!r}")
     try:
         head = _HEAD_DECODER.decode(env.payload)
     except msgspec.DecodeError as exc:
         raise bad_request_from(exc, root="payload") from None
-    spec = OPS.get(head.op)
+    specs = OPS if ops is None else ops.specs
+    spec = specs.get(head.op)
     if spec is None:
-        known = ", ".join(sorted(OPS))
-        raise BadRequest("op", f"unknown op {head.op!r}; expected one of {known}")
+        known = ", ".join(sorted(specs))
+        served = "" if ops is None else f" of machine {ops.machine!r}"
+        raise BadRequest("op", f"unknown op {head.op!r}{served}; expected one of {known}")
+    if spec.machine_op:
+        return _machine_request(head, spec, len(env.payload))
     try:
         args = spec.decoder.decode(head.args)
     except msgspec.DecodeError as exc:
@@ -257,6 +272,79 @@ def validate_request(env: Envelope) -> ClientRequest:
         ack_below=head.ack_below,
     )
     if len(env.payload) * limits.REENCODE_GROWTH_MAX > limits.COMMAND_BYTES_MAX:
+        size = len(_VALUE_ENCODER.encode(request))
+        if size > limits.COMMAND_BYTES_MAX:
+            raise TooLarge(f"payload: {_bytes(size)} encoded, {_over(limits.COMMAND_BYTES_MAX)}")
+    return request
+
+
+@dataclass(frozen=True, slots=True)
+class OpTable:
+    """The ops one node serves: its machine's declared ops plus the host's own.
+
+    Built once per node from the machine's declaration (``wire/machine_ops.py``);
+    validation, dispatch and authorization all read it.
+    """
+
+    machine: str
+    specs: Mapping[str, OpSpec]
+    #: Ops that go through the log (the machine's commands and ``session_open``).
+    logged: frozenset[str]
+    #: Ops served from applied state (the machine's queries).
+    reads: frozenset[str]
+
+
+_OBJECT_DECODER: Final = msgspec.json.Decoder(dict[str, Any])
+
+
+def _machine_request(head: _Head, spec: OpSpec, payload_bytes: int) -> ClientRequest:
+    """A served machine's op: args are a JSON object, checked against its struct if any.
+
+    A query may carry ``consistency`` (the machine never sees it); unknown args are
+    refused even when the machine's struct would ignore them, so a misspelled
+    argument is never silently replaced by its default.
+    """
+    try:
+        raw: dict[str, Any] = _OBJECT_DECODER.decode(head.args)
+    except msgspec.DecodeError as exc:
+        raise bad_request_from(exc, prefix="args", root="args") from None
+    consistency = raw.pop("consistency", None) if spec.category == "read" else None
+    if consistency is not None and consistency not in ("linearizable", "lease", "stale"):
+        raise BadRequest("args.consistency", f"must be one of {_CONSISTENCIES}")
+    args_text = bytes(head.args)
+    if (
+        openers_bound(args_text) > limits.JSON_DEPTH_MAX + 1
+        or len(args_text) >= 2 * limits.JSON_ITEMS_MAX
+    ):
+        check_value("args", raw)
+    args: dict[str, Any] = raw
+    if spec.machine_args is not None:
+        for name in raw:
+            if name not in spec.machine_fields:
+                raise BadRequest(f"args.{name}", "unknown field")
+        try:
+            value = msgspec.convert(raw, type=spec.machine_args)
+        except msgspec.ValidationError as exc:
+            raise bad_request_from(exc, prefix="args", root="args") from None
+        args = msgspec.to_builtins(value)
+    if spec.key_arg is not None:
+        key = args.get(spec.key_arg)
+        if not isinstance(key, str):
+            raise BadRequest(f"args.{spec.key_arg}", "must be a string (the op's key)")
+        _check_key_bytes(f"args.{spec.key_arg}", key)
+    if consistency is not None:
+        args["consistency"] = consistency
+    _check_session_fields(head)
+    request = ClientRequest(
+        client_id=head.client_id,
+        request_id=head.request_id,
+        op=head.op,
+        args=args,
+        session=head.session,
+        seq=head.seq,
+        ack_below=head.ack_below,
+    )
+    if payload_bytes * limits.REENCODE_GROWTH_MAX > limits.COMMAND_BYTES_MAX:
         size = len(_VALUE_ENCODER.encode(request))
         if size > limits.COMMAND_BYTES_MAX:
             raise TooLarge(f"payload: {_bytes(size)} encoded, {_over(limits.COMMAND_BYTES_MAX)}")
@@ -428,6 +516,7 @@ __all__ = [
     "MemberNodeArgs",
     "OpCategory",
     "OpSpec",
+    "OpTable",
     "SessionOpenArgs",
     "StatusArgs",
     "decode_response",
