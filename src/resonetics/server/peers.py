@@ -234,17 +234,36 @@ class PeerLink:
         finally:
             # Both helpers end with the link, cancelled here too (a cancelled link
             # would otherwise leave its wake-up waiter pending forever).
-            pending: list[asyncio.Future[Any] | None] = [closed, waiter]
-            helpers = [f for f in pending if f is not None and not f.done()]
-            for f in helpers:
-                f.cancel()
-            if helpers:
-                await asyncio.wait(helpers)
-            for helper in pending:
-                if helper is not None and not helper.cancelled():
-                    # Read it here: a peer that reset the connection is an ordinary lost
-                    # link, not "Task exception was never retrieved" with a traceback.
-                    helper.exception()
+            await end_helpers([f for f in (closed, waiter) if f is not None])
+
+
+def _retrieve(helper: asyncio.Future[Any]) -> None:
+    """Read a finished helper's exception: a peer that reset the connection is an
+    ordinary lost link, not "Task exception was never retrieved" with a traceback."""
+    if not helper.cancelled():
+        helper.exception()
+
+
+async def end_helpers(helpers: list[asyncio.Future[Any]]) -> None:
+    """Cancel the pump's helpers, wait for them, and read every outcome.
+
+    The link itself may be cancelled (``stop``) while this waits; the outcomes are
+    still read — at once for the helpers already done, and by a done-callback for
+    the others — so no finished helper is left with an unread exception.
+    """
+    for helper in helpers:
+        if not helper.done():
+            helper.cancel()
+    try:
+        unfinished = [h for h in helpers if not h.done()]
+        if unfinished:
+            await asyncio.wait(unfinished)
+    finally:
+        for helper in helpers:
+            if helper.done():
+                _retrieve(helper)
+            else:
+                helper.add_done_callback(_retrieve)
 
 
 __all__ = ["PeerLink", "Spawn"]
