@@ -8,8 +8,9 @@ class for embedders) and the typed errors. They are loaded on first use, so impo
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from resonetics.lazy import lazy_getattr
 
 __version__ = "0.1.0"
 
@@ -43,11 +44,7 @@ if TYPE_CHECKING:
     from resonetics.machine.base import StateMachine
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'resonetics' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_getattr(__name__, _EXPORTS)
 
 
 __all__ = [

@@ -12,8 +12,9 @@ as the client does with ``raft.entry``, does not load ``RaftNode`` and everythin
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from resonetics.lazy import lazy_getattr
 
 if TYPE_CHECKING:
     from resonetics.raft.config import RaftConfig
@@ -31,11 +32,7 @@ _EXPORTS = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'resonetics.raft' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_getattr(__name__, _EXPORTS)
 
 
 __all__ = ["HardState", "RaftConfig", "RaftNode", "ReadState", "Ready", "Role", "SoftState"]

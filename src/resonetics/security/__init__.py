@@ -6,8 +6,9 @@ Its names are loaded on first use (``__getattr__``), so a client importing
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from resonetics.lazy import lazy_getattr
 
 if TYPE_CHECKING:
     from resonetics.security.ratelimit import ConnectionLimiter, TokenBucket, parse_rate
@@ -24,11 +25,7 @@ _EXPORTS = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'resonetics.security' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_getattr(__name__, _EXPORTS)
 
 
 __all__ = [

@@ -10,8 +10,9 @@ Its names are loaded on first use (``__getattr__``), so a client importing
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from resonetics.lazy import lazy_getattr
 
 if TYPE_CHECKING:
     from resonetics.wire.client import (
@@ -57,11 +58,7 @@ _EXPORTS = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'resonetics.wire' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_getattr(__name__, _EXPORTS)
 
 
 __all__ = [
