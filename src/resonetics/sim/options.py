@@ -81,6 +81,9 @@ class SimOptions:
     scenario: str = ""
     #: A planted bug switched on for the run (``planted.py``), by name; "" for none.
     plant: str = ""
+    #: ``package.module:factory`` of the machine the nodes replicate (``sim --machine``);
+    #: "" for the key-value store.
+    machine: str = ""
 
     def __post_init__(self) -> None:
         if self.plant:
@@ -111,6 +114,7 @@ class SimOptions:
             + (" transfer_lag" if self.transfer_lag else "")
             + (f" scenario={self.scenario}" if self.scenario else "")
             + (f" plant={self.plant}" if self.plant else "")
+            + (f" machine={self.machine}" if self.machine else "")
         )
 
 
