@@ -18,7 +18,7 @@ from resonetics.machine.structures import Counter, Dict, Lock, Queue, Set
 from tests.machine.nondeterministic import Honest, InstanceId, SetOrder
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
-import counter  # noqa: E402 - examples/ is not a package
+import counter
 
 
 @pytest.mark.parametrize("factory", [Counter, Dict, Set, Queue, Lock, Honest, counter.make])

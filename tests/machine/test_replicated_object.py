@@ -105,7 +105,7 @@ def _define(body: dict[str, Any], annotations: dict[str, Any] | None = None) -> 
 
 
 def test_untyped_command_argument_is_refused_naming_it() -> None:
-    def put(self: Any, key) -> None:  # type: ignore[no-untyped-def]  # noqa: ANN001
+    def put(self: Any, key) -> None:  # type: ignore[no-untyped-def]
         pass
 
     with pytest.raises(MachineError, match=r"Bad\.put: argument 'key' has no type annotation"):

@@ -127,35 +127,35 @@ def random_args(struct: type[msgspec.Struct], rng: random.Random) -> dict[str, A
 
 
 def _value(t: msgspec.inspect.Type, rng: random.Random, depth: int) -> Any:
-    I = msgspec.inspect  # noqa: N806 - a short alias keeps the table readable
-    if isinstance(t, I.IntType):
+    mi = msgspec.inspect
+    if isinstance(t, mi.IntType):
         low = t.ge if t.ge is not None else (t.gt + 1 if t.gt is not None else -2)
         high = t.le if t.le is not None else (t.lt - 1 if t.lt is not None else 20)
         return rng.randint(low, max(low, min(high, low + 500)))
-    if isinstance(t, I.FloatType):
+    if isinstance(t, mi.FloatType):
         return rng.choice((0.5, 1.0, 2.25))
-    if isinstance(t, I.BoolType):
+    if isinstance(t, mi.BoolType):
         return rng.random() < 0.5
-    if isinstance(t, I.StrType):
+    if isinstance(t, mi.StrType):
         return rng.choice(_STRINGS)
-    if isinstance(t, I.NoneType):
+    if isinstance(t, mi.NoneType):
         return None
-    if isinstance(t, I.UnionType):
+    if isinstance(t, mi.UnionType):
         return _value(rng.choice(t.types), rng, depth)
-    if isinstance(t, I.LiteralType):
+    if isinstance(t, mi.LiteralType):
         return rng.choice(t.values)
-    if isinstance(t, (I.ListType, I.VarTupleType)) and depth < _DEPTH_MAX:
+    if isinstance(t, (mi.ListType, mi.VarTupleType)) and depth < _DEPTH_MAX:
         return [_value(t.item_type, rng, depth + 1) for _ in range(rng.randint(0, 3))]
-    if isinstance(t, I.TupleType):
+    if isinstance(t, mi.TupleType):
         return [_value(x, rng, depth + 1) for x in t.item_types]
-    if isinstance(t, I.DictType) and depth < _DEPTH_MAX:
+    if isinstance(t, mi.DictType) and depth < _DEPTH_MAX:
         return {
             str(_value(t.key_type, rng, depth + 1)): _value(t.value_type, rng, depth + 1)
             for _ in range(rng.randint(0, 3))
         }
-    if isinstance(t, I.StructType) and depth < _DEPTH_MAX:
+    if isinstance(t, mi.StructType) and depth < _DEPTH_MAX:
         return {f.encode_name: _value(f.type, rng, depth + 1) for f in t.fields}
-    if isinstance(t, I.Metadata):
+    if isinstance(t, mi.Metadata):
         return _value(t.type, rng, depth)
     return rng.randint(0, 9)  # Any, or nesting cut short: a small JSON value
 

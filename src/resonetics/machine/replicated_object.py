@@ -90,9 +90,7 @@ _MARK: Final = "__resonetics_op__"
 def command(fn: F, /) -> F: ...
 @overload
 def command(*, name: str | None = None, key_arg: str | None = None) -> Callable[[F], F]: ...
-def command(
-    fn: Any = None, /, *, name: str | None = None, key_arg: str | None = None
-) -> Any:
+def command(fn: Any = None, /, *, name: str | None = None, key_arg: str | None = None) -> Any:
     """Mark a method as a command: logged, applied once per request on every replica."""
     return _mark("command", fn, name, key_arg)
 
@@ -283,7 +281,7 @@ def _collect_fields(cls: type) -> dict[str, tuple[Any, Any]]:
     for klass in reversed(cls.__mro__):
         if klass is ReplicatedObject or not issubclass(klass, ReplicatedObject):
             continue
-        own = klass.__dict__.get("__annotations__", {})
+        own = inspect.get_annotations(klass)
         for field, annotation in own.items():
             tp = _resolve(cls, klass, field, annotation)
             if typing.get_origin(tp) is ClassVar or tp is ClassVar or field.startswith("_"):
@@ -309,7 +307,7 @@ def _resolve(cls: type, klass: type, field: str, annotation: Any) -> Any:
     module = sys.modules.get(klass.__module__)
     namespace = dict(vars(module)) if module is not None else {}
     try:
-        return eval(annotation, namespace, dict(vars(klass)))  # noqa: S307 - the class's own source
+        return eval(annotation, namespace, dict(vars(klass)))
     except Exception as exc:
         raise MachineError(
             f"{_qual(cls)}.{field}: cannot resolve annotation {annotation!r} ({exc})"

@@ -83,7 +83,7 @@ class MachineClient(SimClient):
             super()._finish_ok(op, outcome)
             return
         result = outcome.result if isinstance(outcome.result, dict) else {}
-        value = result["value"] if "value" in result else result
+        value = result.get("value", result)
         self.history.ok(self._handles.pop(id(op)), value, float(self.cluster.queue.now_ms))
         receipt = result.get("receipt")
         if isinstance(receipt, dict):
