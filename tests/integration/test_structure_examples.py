@@ -69,8 +69,10 @@ def test_lock_fencing_token_increases_across_leader_kill(lock3: LocalCluster) ->
         assert lock_service.refresh(client, first) is None
         assert store.write(second.token, "b1")
         assert not store.write(first.token, "a2")
-        holder = client.call("holder", name="db")["value"]
+        holder = client.call("holder", name="db")["value"]  # linearizable by default
         assert holder["owner"] == "b" and holder["token"] == second.token
+        stale = client.call("holder", name="db", consistency="stale")
+        assert "applied_index" in stale  # a query still takes a consistency per call
         lock3.start_node(leader)
         assert lock_service.release(client, second)
 
