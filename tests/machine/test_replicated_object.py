@@ -167,3 +167,32 @@ def test_field_without_a_default_is_refused() -> None:
 def test_field_named_like_a_machine_attribute_is_refused() -> None:
     with pytest.raises(MachineError, match=r"Bad\.index: 'index' is a name the machine uses"):
         _define({"index": 0}, {"index": int})
+
+
+def _gateway(op: str, args: Any) -> dict[str, Any]:
+    """What the node's gateway makes of a request to the Lock (before anything is logged)."""
+    from resonetics.machine.structures import Lock
+    from resonetics.wire.client import validate_request
+    from resonetics.wire.envelope import decode_envelope
+
+    payload = {"client_id": "c", "request_id": "r1", "op": op, "args": args}
+    line = msgspec.json.encode({"kind": "ClientRequest", "payload": payload, "t": 0, "v": 1})
+    return validate_request(decode_envelope(line), op_table(Lock())).args
+
+
+def test_gateway_checks_argument_types_from_the_method_signature_before_logging() -> None:
+    from resonetics.errors import BadRequest
+
+    assert _gateway("acquire", {"name": "db", "owner": "a"}) == {
+        "name": "db",
+        "owner": "a",
+        "ttl_ms": 10_000,  # the signature's default, filled in before logging
+    }
+    with pytest.raises(BadRequest, match=r"args\.ttl_ms"):
+        _gateway("acquire", {"name": "db", "owner": "a", "ttl_ms": "soon"})
+    with pytest.raises(BadRequest, match=r"args\.ttl_ms"):
+        _gateway("acquire", {"name": "db", "owner": "a", "ttl_ms": 0})  # below its bound
+    with pytest.raises(BadRequest, match=r"args\.owner"):
+        _gateway("acquire", {"name": "db"})
+    with pytest.raises(BadRequest, match=r"args\.onwer"):
+        _gateway("acquire", {"name": "db", "onwer": "a"})  # a misspelled argument

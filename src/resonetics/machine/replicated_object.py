@@ -246,7 +246,7 @@ def _args_struct(cls: type, attr: str, fn: Any) -> tuple[type[msgspec.Struct], t
     """The arg struct of method ``attr``: one field per parameter, typed by its annotation."""
     where = f"{_qual(cls)}.{attr}"
     try:
-        hints = typing.get_type_hints(fn)
+        hints = typing.get_type_hints(fn, include_extras=True)  # keep msgspec.Meta bounds
     except Exception as exc:  # an annotation naming something that does not exist
         raise MachineError(f"{where}: cannot resolve its annotations ({exc})") from None
     fields: list[tuple[str, Any] | tuple[str, Any, Any]] = []
