@@ -52,3 +52,17 @@ def test_sim_machine_that_cannot_be_loaded_is_a_usage_error() -> None:
     out = CliRunner().invoke(main, ["sim", "--machine", "no_such_module:make", "--seed", "1"])
     assert out.exit_code == 2
     assert "cannot import 'no_such_module'" in out.output
+
+
+def test_sim_machine_with_key_value_readers_is_a_usage_error() -> None:
+    args = ["sim", "--machine", f"{STRUCTURES}:Dict", "--readers", "2", "--seed", "1"]
+    out = CliRunner().invoke(main, args)
+    assert out.exit_code == 2 and "not with a machine" in out.output
+
+
+def test_sim_machine_runs_with_batched_writes_and_churn() -> None:
+    options = SimOptions(
+        machine=f"{STRUCTURES}:Lock", batch_writes=True, membership_churn=True, fault_ms=2_000
+    )
+    result = run_seed(7, options)
+    assert result.ok, result.report()

@@ -149,22 +149,25 @@ def sim(
     machine: str,
 ) -> None:
     """Run the deterministic cluster simulator (same seed, same run, bit for bit)."""
-    options = SimOptions(
-        nodes=nodes,
-        faults=faults,
-        fault_ms=round(time_s * 1000),
-        clients=clients,
-        snapshot_entries=snapshot_entries,
-        membership_churn=churn,
-        batch_writes=batch_writes,
-        adversary=adversary,
-        append_entries_max=append_entries_max,
-        readers=readers,
-        transfer_lag=transfer_lag,
-        scenario=scenario or "",
-        plant=plant or "",
-        machine=machine,
-    )
+    try:
+        options = SimOptions(
+            nodes=nodes,
+            faults=faults,
+            fault_ms=round(time_s * 1000),
+            clients=clients,
+            snapshot_entries=snapshot_entries,
+            membership_churn=churn,
+            batch_writes=batch_writes,
+            adversary=adversary,
+            append_entries_max=append_entries_max,
+            readers=readers,
+            transfer_lag=transfer_lag,
+            scenario=scenario or "",
+            plant=plant or "",
+            machine=machine,
+        )
+    except ValueError as exc:  # options that do not go together
+        raise click.UsageError(str(exc)) from None
     if machine:
         try:
             load_factory(machine)

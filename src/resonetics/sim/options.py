@@ -97,6 +97,8 @@ class SimOptions:
             raise ValueError(f"unknown fault kind(s): {', '.join(unknown)}")
         if self.nodes < 1:
             raise ValueError("need at least one node")
+        if self.machine and self.readers:
+            raise ValueError("readers issue key-value reads: not with a machine (use clients)")
         if self.quiet_ms < QUIET_MS_MIN:
             raise ValueError(f"the quiet phase needs at least {QUIET_MS_MIN} ms")
 
