@@ -196,3 +196,18 @@ def test_gateway_checks_argument_types_from_the_method_signature_before_logging(
         _gateway("acquire", {"name": "db"})
     with pytest.raises(BadRequest, match=r"args\.onwer"):
         _gateway("acquire", {"name": "db", "onwer": "a"})  # a misspelled argument
+
+
+def test_async_op_is_refused() -> None:
+    async def put(self: Any, key: str) -> None:
+        pass
+
+    with pytest.raises(MachineError, match=r"Bad\.put: an async method cannot be an op"):
+        _define({"put": command(put)})
+
+
+def test_field_with_a_msgspec_field_default_starts_at_that_default() -> None:
+    cls = _define({"limit": msgspec.field(default=5)}, {"limit": int})
+    assert cls().limit == 5  # type: ignore[attr-defined]
+    with pytest.raises(MachineError, match=r"Bad\.limit: a field needs a default"):
+        _define({"limit": msgspec.field()}, {"limit": int})

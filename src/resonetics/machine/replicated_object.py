@@ -35,6 +35,10 @@ At class creation (``__init_subclass__``) the class is turned into a
   leader-stamped ``ts`` applied so far, so it never goes backwards across a
   leader change) set; ``read`` dispatches a query.
 
+A subclass that defines ``__init__`` calls ``super().__init__()`` (which sets
+every field to its default). Methods are plain functions: an ``async`` op is
+refused, since replicas apply commands one at a time, in log order.
+
 Anything the runtime could only discover at the first request — an untyped or
 variadic argument, an op name the node uses itself, a mutable default shared
 by every instance, a field type msgspec cannot encode — is a ``MachineError``
@@ -72,6 +76,8 @@ _RESERVED_FIELDS: Final = frozenset(
 _RESERVED_OPS: Final = frozenset({"apply", "read", "snapshot", "restore", "sim_ops", "model"})
 #: Defaults that one instance could change under every other one.
 _MUTABLE: Final = (list, dict, set, bytearray)
+#: What ``msgspec.field(...)`` returns (a default or a default factory).
+_FIELD: Final = type(msgspec.field())
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,6 +251,11 @@ def _collect_ops(cls: type) -> tuple[dict[str, _Method], list[MachineOp]]:
 def _args_struct(cls: type, attr: str, fn: Any) -> tuple[type[msgspec.Struct], tuple[str, ...]]:
     """The arg struct of method ``attr``: one field per parameter, typed by its annotation."""
     where = f"{_qual(cls)}.{attr}"
+    if inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn):
+        raise MachineError(
+            f"{where}: an async method cannot be an op (every replica applies commands "
+            "one at a time, in log order, without awaiting)"
+        )
     try:
         hints = typing.get_type_hints(fn, include_extras=True)  # keep msgspec.Meta bounds
     except Exception as exc:  # an annotation naming something that does not exist
@@ -292,7 +303,13 @@ def _collect_fields(cls: type) -> dict[str, tuple[Any, Any]]:
             if field not in klass.__dict__:
                 raise MachineError(f"{where}: a field needs a default (the initial state)")
             default = klass.__dict__[field]
-            _check_default(where, default)
+            if isinstance(default, _FIELD):
+                if default.default_factory is msgspec.NODEFAULT:
+                    if default.default is msgspec.NODEFAULT:
+                        raise MachineError(f"{where}: a field needs a default (the initial state)")
+                    _check_default(where, default.default)
+            else:
+                _check_default(where, default)
             _check_type(where, tp)
             fields[field] = (tp, default)
     return fields
@@ -362,9 +379,10 @@ def _walk(info: msgspec.inspect.Type) -> list[msgspec.inspect.Type]:
 
 def _fresh(default: Any) -> Any:
     """A field's initial value: the default, or a new one from its factory."""
-    factory = getattr(default, "default_factory", msgspec.NODEFAULT)
-    if factory is not msgspec.NODEFAULT and callable(factory):
-        return factory()
+    if isinstance(default, _FIELD):
+        if default.default_factory is not msgspec.NODEFAULT:
+            return default.default_factory()
+        return default.default
     return default
 
 
