@@ -75,6 +75,8 @@ def test_lock_fencing_token_increases_across_leader_kill(lock3: LocalCluster) ->
         assert "applied_index" in stale  # a query still takes a consistency per call
         lock3.start_node(leader)
         assert lock_service.release(client, second)
+    # The example's command line: acquire and release a free lock.
+    assert lock_service.main([",".join(lock3.addresses), "db", "c"]) == 0
 
 
 def _worker(
@@ -137,3 +139,5 @@ def test_queue_acknowledged_jobs_processed_exactly_once_across_leader_kill(
     assert stats == {"pending": 0, "taken": 0, "acked": total}
     # Every job's work was done (at least once: a worker may die after the work).
     assert {p["n"] for p in processed} == set(range(total))
+    # The example's command line: three more jobs, put and worked off.
+    assert job_queue.main([",".join(queue3.addresses), "3"]) == 0
