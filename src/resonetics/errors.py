@@ -287,7 +287,8 @@ class MachineMismatch(MachineError):
 class Nondeterminism(MachineError):
     """Two instances of a machine given the same commands disagreed
     (``machine.determinism.check_determinism``): ``step`` is the position of the first
-    divergent command in the sequence, ``what`` is ``"result"`` or ``"snapshot"``."""
+    divergent command in the sequence, ``what`` is ``"result"``, ``"snapshot"`` or
+    ``"query"`` (a query changed the state: it runs on one replica only)."""
 
     def __init__(
         self, machine: str, step: int, op: str, args: Any, what: str, left: Any, right: Any
@@ -301,5 +302,10 @@ class Nondeterminism(MachineError):
         self.right = right
         super().__init__(
             f"machine {machine!r} is not deterministic: at step {step} ({op} {args!r}) "
-            f"the two instances' {what}s differ: {left!r} != {right!r}"
+            + (
+                "the query changed the state"
+                if what == "query"
+                else f"the two instances' {what}s differ"
+            )
+            + f": {left!r} != {right!r}"
         )

@@ -120,3 +120,22 @@ class ForgetfulModelCounter(ReplicatedObject):
             calls += 1
             value += args["by"] if calls % 2 else 0
         return [value, calls], value
+
+
+class CountingReads(ReplicatedObject):
+    """A query that changes the state (counts its own calls): only the replica that
+    served it changes, so the replicas drift apart."""
+
+    name = "planted-counting-reads"
+    value: int = 0
+    reads: int = 0
+
+    @command_method
+    def incr(self) -> int:
+        self.value += 1
+        return self.value
+
+    @query_method
+    def get(self) -> int:
+        self.reads += 1
+        return self.value

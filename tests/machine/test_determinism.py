@@ -15,7 +15,7 @@ from resonetics.errors import MachineError, Nondeterminism
 from resonetics.machine.base import StateMachine
 from resonetics.machine.determinism import check_determinism, random_args
 from resonetics.machine.structures import Counter, Dict, Lock, Queue, Set
-from tests.machine.nondeterministic import Honest, InstanceId, SetOrder
+from tests.machine.nondeterministic import CountingReads, Honest, InstanceId, SetOrder
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
 import counter
@@ -58,6 +58,12 @@ def test_determinism_checker_catches_wall_clock() -> None:
 
     with pytest.raises(Nondeterminism, match=r"results differ"):
         check_determinism(Clocked, n=20, seed=0)
+
+
+def test_determinism_checker_catches_a_query_that_changes_state() -> None:
+    with pytest.raises(Nondeterminism, match=r"\(get \{\}\) the query changed the state") as caught:
+        check_determinism(CountingReads, n=50, seed=0)
+    assert caught.value.what == "query"
 
 
 def test_generated_args_satisfy_the_op_structs_constraints() -> None:

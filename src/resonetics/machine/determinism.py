@@ -13,7 +13,8 @@ instance is replaced by a fresh one restored from its own snapshot, as a
 replica that restarts or installs a snapshot would be — so a machine whose
 behaviour depends on how its state was built (a ``set``'s iteration order, an
 object's id, the wall clock) diverges there if not before. The first
-difference raises ``Nondeterminism`` naming the step, the op and its args.
+difference raises ``Nondeterminism`` naming the step, the op and its args. A
+query that changes the state is caught too: it runs on one replica only.
 
 Random arguments come from the machine's ``sim_ops(rng)`` hook when it has one,
 else from each op's arg struct (``random_args``), checked by the struct as the
@@ -67,7 +68,11 @@ def check_determinism(
             command = {"op": op, "args": args, "ts": ts}
             a, b = left.apply(index, command), right.apply(index, command)
         else:
+            # A query runs on one replica only: if it changed the state, that replica
+            # would now differ from the others.
+            before = left.snapshot()
             a, b = left.read(op, dict(args)), right.read(op, dict(args))
+            _compare(name, step, op, args, "query", before, left.snapshot())
         _compare(name, step, op, args, "result", _canonical(a), _canonical(b))
         _compare(name, step, op, args, "snapshot", left.snapshot(), right.snapshot())
         if step in restore_at:
