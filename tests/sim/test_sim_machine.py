@@ -3,6 +3,8 @@ states compared at every applied index and the history checked against its model
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from click.testing import CliRunner
 
@@ -27,6 +29,15 @@ def test_sim_machine_structures_pass_with_faults(structure: str) -> None:
         result = run_seed(seed, SimOptions(machine=f"{STRUCTURES}:{structure}"))
         assert result.ok, result.report()
         assert result.ops > 100 and result.elections >= 1
+
+
+def test_sim_machine_runs_a_hand_written_state_machine_with_args_from_its_struct(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2] / "examples"))
+    result = run_seed(2, SimOptions(machine="counter:make"))
+    assert result.ok, result.report()
+    assert result.ops > 100 and result.verdict.startswith("ok (no model")
 
 
 def test_sim_machine_model_check_covers_the_history() -> None:
