@@ -68,7 +68,7 @@ def test_sim_machine_that_cannot_be_loaded_is_a_usage_error() -> None:
 def test_sim_machine_with_key_value_readers_is_a_usage_error() -> None:
     args = ["sim", "--machine", f"{STRUCTURES}:Dict", "--readers", "2", "--seed", "1"]
     out = CliRunner().invoke(main, args)
-    assert out.exit_code == 2 and "not with a machine" in out.output
+    assert out.exit_code == 2 and "not with --machine" in out.output
 
 
 def test_sim_machine_runs_with_batched_writes_and_churn() -> None:

@@ -149,30 +149,29 @@ def sim(
     machine: str,
 ) -> None:
     """Run the deterministic cluster simulator (same seed, same run, bit for bit)."""
-    try:
-        options = SimOptions(
-            nodes=nodes,
-            faults=faults,
-            fault_ms=round(time_s * 1000),
-            clients=clients,
-            snapshot_entries=snapshot_entries,
-            membership_churn=churn,
-            batch_writes=batch_writes,
-            adversary=adversary,
-            append_entries_max=append_entries_max,
-            readers=readers,
-            transfer_lag=transfer_lag,
-            scenario=scenario or "",
-            plant=plant or "",
-            machine=machine,
-        )
-    except ValueError as exc:  # options that do not go together
-        raise click.UsageError(str(exc)) from None
     if machine:
+        if readers:
+            raise click.UsageError("--readers issue key-value reads: not with --machine")
         try:
             load_factory(machine)
         except MachineError as exc:
             raise click.BadParameter(str(exc), param_hint="--machine") from None
+    options = SimOptions(
+        nodes=nodes,
+        faults=faults,
+        fault_ms=round(time_s * 1000),
+        clients=clients,
+        snapshot_entries=snapshot_entries,
+        membership_churn=churn,
+        batch_writes=batch_writes,
+        adversary=adversary,
+        append_entries_max=append_entries_max,
+        readers=readers,
+        transfer_lag=transfer_lag,
+        scenario=scenario or "",
+        plant=plant or "",
+        machine=machine,
+    )
     if seed is not None:
         seed_list = [seed]
     else:
