@@ -77,3 +77,10 @@ def test_sim_machine_runs_with_batched_writes_and_churn() -> None:
     )
     result = run_seed(7, options)
     assert result.ok, result.report()
+
+
+def test_sim_machine_run_is_reproducible_from_its_seed() -> None:
+    options = SimOptions(machine=f"{STRUCTURES}:Queue", fault_ms=2_000)
+    first, again = run_seed(11, options), run_seed(11, options)
+    assert first.ok and first.digest == again.digest and first.ops == again.ops
+    assert run_seed(12, options).digest != first.digest

@@ -343,6 +343,8 @@ def _digest(world: _World) -> str:
                 f"{node.node_id}:{core.term}:{core.commit_index}:{core.hash_at(core.last_index)}".encode()
             )
     h.update(world.recorder.dumps().encode())
+    if world.machine_history is not None:
+        h.update(repr(world.machine_history.operations).encode())
     return h.hexdigest()
 
 
