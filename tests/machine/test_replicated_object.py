@@ -211,3 +211,23 @@ def test_field_with_a_msgspec_field_default_starts_at_that_default() -> None:
     assert cls().limit == 5  # type: ignore[attr-defined]
     with pytest.raises(MachineError, match=r"Bad\.limit: a field needs a default"):
         _define({"limit": msgspec.field()}, {"limit": int})
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b'{"now_ms": 1, "state": {"notes": {"a": 1}, "written": 0, "last_at": 0}}',  # wrong type
+        b'{"now_ms": 1, "state": {"notes": {}, "written": 0, "last_at": 0, "x": 1}}',  # unknown
+        b'{"now_ms": 1, "state": {"notes": {}}}',  # a field missing
+        b"\x80\x04\x95pickle",  # not JSON at all (a pickle is never decoded)
+    ],
+)
+def test_restore_refuses_a_snapshot_that_does_not_match_the_declared_fields(data: bytes) -> None:
+    from resonetics.errors import StorageCorruption
+
+    notes = Notes()
+    notes.apply(1, {"op": "write", "args": {"key": "k", "text": "x"}, "ts": 5})
+    before = notes.snapshot()
+    with pytest.raises(StorageCorruption, match=r"Notes does not match its fields"):
+        notes.restore(data)
+    assert notes.snapshot() == before  # nothing half-restored

@@ -60,7 +60,7 @@ from typing import Any, ClassVar, Final, TypeVar, overload
 
 import msgspec
 
-from resonetics.errors import MachineError
+from resonetics.errors import MachineError, StorageCorruption
 from resonetics.machine.base import StateMachine
 from resonetics.machine.ops import MachineOp, OpKind
 from resonetics.machine.ops import command as command_op
@@ -203,8 +203,13 @@ class ReplicatedObject(StateMachine):
     def restore(self, data: bytes) -> None:
         cls = type(self)
         assert cls._state_decoder is not None, "ReplicatedObject must be subclassed"
-        envelope = _ENVELOPE_DECODER.decode(data)
-        state = cls._state_decoder.decode(envelope.state)
+        try:  # all or nothing: nothing is changed before the whole state has decoded
+            envelope = _ENVELOPE_DECODER.decode(data)
+            state = cls._state_decoder.decode(envelope.state)
+        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+            raise StorageCorruption(
+                "snapshot", f"state of machine {_qual(cls)} does not match its fields: {exc}"
+            ) from None
         self.now_ms = envelope.now_ms
         for field in cls._fields:
             setattr(self, field, getattr(state, field))
