@@ -2,7 +2,8 @@
 
 The public surface, importable from here: ``Client`` and ``AsyncClient`` (talk to a
 cluster), ``Receipt`` (where a write sits in the history), ``StateMachine`` (the base
-class for embedders) and the typed errors. They are loaded on first use, so importing
+class for embedders), ``Node`` (a member run inside your program), ``proxy``
+(typed calls of a machine's ops) and the typed errors. They are loaded on first use, so importing
 ``resonetics`` (and starting the command line) stays cheap.
 """
 
@@ -19,6 +20,9 @@ _EXPORTS = {
     "AsyncClient": "resonetics.client",
     "Receipt": "resonetics.client",
     "StateMachine": "resonetics.machine.base",
+    "Node": "resonetics.node",
+    "LocalRead": "resonetics.node",
+    "proxy": "resonetics.proxies",
     "ResoneticsError": "resonetics.errors",
     "ClientError": "resonetics.errors",
     "NotLeader": "resonetics.errors",
@@ -42,6 +46,8 @@ if TYPE_CHECKING:
         Unavailable,
     )
     from resonetics.machine.base import StateMachine
+    from resonetics.node import LocalRead, Node
+    from resonetics.proxies import proxy
 
 
 __getattr__ = lazy_getattr(__name__, _EXPORTS)
@@ -52,6 +58,8 @@ __all__ = [
     "BadRequest",
     "Client",
     "ClientError",
+    "LocalRead",
+    "Node",
     "NotLeader",
     "RateLimited",
     "Receipt",
@@ -61,4 +69,5 @@ __all__ = [
     "TooLarge",
     "Unavailable",
     "__version__",
+    "proxy",
 ]

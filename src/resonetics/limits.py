@@ -202,3 +202,10 @@ LOCK_HOLDER_BYTES_MAX = 256
 # --- Served machines (machine/ops.py, server/machine_record.py) ---------------------------
 #: Longest machine name a data dir records (bytes of UTF-8; a class path fits easily).
 MACHINE_NAME_BYTES_MAX = 256
+# --- Embedded nodes (node.py) -------------------------------------------------------------
+#: How long ``Node.start()`` waits for a thread-mode node to serve, and the default
+#: deadline of ``Node.wait_ready`` (seconds).
+NODE_START_TIMEOUT_S = 60.0
+#: How long ``Node.stop()`` waits for a thread-mode node's thread to end, and how long a
+#: call handed to the node's loop may wait to run there (seconds).
+NODE_STOP_TIMEOUT_S = 30.0

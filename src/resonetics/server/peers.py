@@ -80,6 +80,8 @@ class PeerLink:
         self._advertised = advertised
         self._ssl = ssl
         self._last_problem = ""
+        #: Handshakes the other end refused, or that we refused (``status``).
+        self.handshakes_failed = 0
         self.peer_id = peer_id
         self.address = address
         self._queue: deque[bytes] = deque(maxlen=PEER_QUEUE_MESSAGES_MAX)
@@ -203,12 +205,18 @@ class PeerLink:
             problem = f"TLS failed: {getattr(exc, 'verify_message', '') or exc.reason or exc}"
         elif isinstance(exc, ResoneticsError):
             problem = str(exc)
+            self.handshakes_failed += 1
         else:
             log.debug("link to %s at %s: %r", self.peer_id, self.address, exc)
             return
         if problem != self._last_problem:
             self._last_problem = problem
             log.warning("peer link to %s at %s: %s", self.peer_id, self.address, problem)
+
+    @property
+    def last_problem(self) -> str:
+        """The last handshake or TLS failure of this link ("" once it connected)."""
+        return self._last_problem
 
     async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         closed = asyncio.ensure_future(reader.read())  # the peer never writes back; EOF = gone
