@@ -28,8 +28,10 @@ Each side checks, in this order:
    claims the id they expect (the dialer: the peer it meant to reach).
 3. **Machine.** ``M`` must name the state machine this node serves
    (``StateMachine.name``): nodes of one cluster serving different machines
-   would apply each other's commands as garbage, so either end refuses with a
-   reason naming both machines (``PeerMachineMismatch``). A line without
+   would apply each other's commands as garbage, so both ends refuse with a
+   reason naming both machines (``PeerMachineMismatch``): the listener on the
+   Hello, the dialer on the challenge (after sending its Hello, so that the
+   listener sees and counts the mismatch too). A line without
    ``machine`` comes from a node that predates the field, which could only
    serve the key-value store (``kv``). This guards against an operator's
    mistake; it is not part of the proofs (a key holder is trusted anyway).
@@ -180,7 +182,6 @@ def answer_challenge(
         raise PeerAuthError(f"{who} is {challenge.node_id}, not {expected_peer}")
     if me.tls:
         _check_cert_names(cert_node, expected_peer, who)
-    _check_machine(me.machine, challenge.machine, who)
     nonce = new_nonce()
     proof = _proof(
         me.key, _DIALER_LABEL, me.cluster_id, me.node_id, expected_peer, challenge.nonce, nonce
@@ -193,6 +194,15 @@ def answer_challenge(
         address=address,
         machine=me.machine,
     )
+
+
+def check_challenge_machine(me: PeerCredentials, challenge: PeerChallenge) -> None:
+    """Refuse a listener serving another machine (``PeerMachineMismatch``).
+
+    The link checks this *after* writing its Hello, so the listener, which sees our
+    machine in it, refuses and counts the mismatch too: both operators see it.
+    """
+    _check_machine(me.machine, challenge.machine, f"the node at {challenge.node_id}'s address")
 
 
 def check_welcome(
@@ -215,6 +225,7 @@ __all__ = [
     "PeerAuthError",
     "PeerCredentials",
     "answer_challenge",
+    "check_challenge_machine",
     "check_hello",
     "check_welcome",
     "make_challenge",

@@ -33,6 +33,7 @@ from resonetics.security.peer_auth import (
     PeerAuthError,
     PeerCredentials,
     answer_challenge,
+    check_challenge_machine,
     check_welcome,
 )
 from resonetics.security.tls import certificate_node_id
@@ -186,6 +187,7 @@ class PeerLink:
                     self._creds, self.peer_id, got, cert_node, self._advertised
                 )
                 writer.write(encode_envelope(HELLO_KIND, hello, 0))
+                check_challenge_machine(self._creds, got)
                 answer = decode_handshake(
                     decode_envelope(await reader.readuntil(b"\n")), WELCOME_KIND
                 )
