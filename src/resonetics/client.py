@@ -52,7 +52,7 @@ import ssl
 import threading
 import time
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar, overload
 
@@ -471,8 +471,10 @@ class AsyncClient:
     @overload
     def proxy(self, machine: MachineLike) -> AsyncMachineProxy: ...
     @overload
-    def proxy(self, machine: MachineLike, as_: type[P]) -> P: ...
-    def proxy(self, machine: MachineLike, as_: type[P] | None = None) -> AsyncMachineProxy | P:
+    def proxy(self, machine: MachineLike, as_: Callable[..., P]) -> P: ...
+    def proxy(
+        self, machine: MachineLike, as_: Callable[..., P] | None = None
+    ) -> AsyncMachineProxy | P:
         """Coroutine functions for ``machine``'s declared ops (``resonetics.proxies``)."""
         from resonetics.proxies import proxy
 
@@ -771,8 +773,8 @@ class Client:
     @overload
     def proxy(self, machine: MachineLike) -> MachineProxy: ...
     @overload
-    def proxy(self, machine: MachineLike, as_: type[P]) -> P: ...
-    def proxy(self, machine: MachineLike, as_: type[P] | None = None) -> MachineProxy | P:
+    def proxy(self, machine: MachineLike, as_: Callable[..., P]) -> P: ...
+    def proxy(self, machine: MachineLike, as_: Callable[..., P] | None = None) -> MachineProxy | P:
         """Blocking functions for ``machine``'s declared ops (``resonetics.proxies``)."""
         from resonetics.proxies import proxy
 

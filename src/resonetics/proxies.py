@@ -18,7 +18,10 @@ An unknown attribute is an ``AttributeError`` naming the declared ops. With a
 
 Static typing: attribute access on a plain proxy is ``Any`` to mypy. To have
 calls checked, describe the ops as a ``typing.Protocol`` and pass it as
-``as_=``: the proxy is then typed as that protocol (``def incr(self, *, by: int
+``as_`` (typed ``Callable[..., P]``, not ``type[P]``: mypy refuses a Protocol
+where ``type[P]`` is expected), or annotate the variable
+(``counter: CounterOps = client.proxy(Counter)``, accepted because the proxy
+answers any attribute; no run-time check then). The proxy is then typed as that protocol (``def incr(self, *, by: int
 = 1) -> int``; ``async def`` for an ``AsyncClient``). The protocol's methods
 are checked at run time to be declared ops (and async exactly when the client
 is), but their argument and return annotations are the program's word: mypy
@@ -161,9 +164,9 @@ def proxy(client: Client, machine: MachineLike) -> MachineProxy: ...
 @overload
 def proxy(client: AsyncClient, machine: MachineLike) -> AsyncMachineProxy: ...
 @overload
-def proxy(client: Client | AsyncClient, machine: MachineLike, as_: type[P]) -> P: ...
+def proxy(client: Client | AsyncClient, machine: MachineLike, as_: Callable[..., P]) -> P: ...
 def proxy(
-    client: Client | AsyncClient, machine: MachineLike, as_: type[P] | None = None
+    client: Client | AsyncClient, machine: MachineLike, as_: Callable[..., P] | None = None
 ) -> MachineProxy | AsyncMachineProxy | P:
     """A proxy calling ``machine``'s declared ops through ``client`` (module docstring).
 
@@ -188,9 +191,11 @@ def proxy(
 
 
 def _check_protocol(
-    protocol: type[Any], machine: str, ops: Mapping[str, MachineOp], *, is_async: bool
+    protocol: Callable[..., Any], machine: str, ops: Mapping[str, MachineOp], *, is_async: bool
 ) -> None:
     """Every method the protocol names is a declared op, async exactly when the client is."""
+    if not isinstance(protocol, type):
+        raise MachineError(f"as_={protocol!r}: expected a typing.Protocol class")
     for attr, member in vars(protocol).items():
         if attr.startswith("_") or not callable(member):
             continue

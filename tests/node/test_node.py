@@ -89,8 +89,10 @@ def test_three_nodes_in_one_process_replicate_the_counter_and_survive_the_leader
             survivors = [n for n in nodes if n is not leader]
             await _until(
                 "a new leader",
-                lambda: any(n.is_leader for n in survivors)
-                and all(n.leader not in (None, leader.node_id) for n in survivors),
+                lambda: (
+                    any(n.is_leader for n in survivors)
+                    and all(n.leader not in (None, leader.node_id) for n in survivors)
+                ),
             )
             for node in survivors:
                 await node.acall("incr", by=10)
@@ -121,9 +123,8 @@ def test_thread_mode_node_serves_a_blocking_program_and_stops_cleanly(tmp_path: 
 
 def test_node_started_twice_is_refused(tmp_path: Path) -> None:
     (node,) = _nodes(tmp_path, size=1)
-    with node:
-        with pytest.raises(errors.NodeStateError, match="already started"):
-            node.start()
+    with node, pytest.raises(errors.NodeStateError, match="already started"):
+        node.start()
 
 
 def test_stopping_a_node_never_started_is_refused(tmp_path: Path) -> None:

@@ -26,9 +26,7 @@ class Program:
 
     def __init__(self, node_id: str, args: list[str], data_dir: Path) -> None:
         env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(
-            [str(EXAMPLES), *filter(None, [env.get("PYTHONPATH")])]
-        )
+        env["PYTHONPATH"] = os.pathsep.join([str(EXAMPLES), *filter(None, [env.get("PYTHONPATH")])])
         self.node_id = node_id
         self.stderr = (data_dir / f"{node_id}.stderr").open("wb")
         self.proc = subprocess.Popen(

@@ -31,7 +31,7 @@ from tests.integration.peer_wire import RawLine
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
 
-from counter import Counter, OtherCounter  # noqa: E402
+from counter import Counter, OtherCounter
 
 KEY = new_cluster_key()
 
@@ -53,7 +53,7 @@ def test_listener_refuses_a_dialer_serving_another_machine() -> None:
 
 def test_dialer_refuses_a_listener_serving_another_machine() -> None:
     challenge = make_challenge(_creds("n1", "counter"))
-    with pytest.raises(PeerMachineMismatch, match="serves machine 'counter'.*'queue'"):
+    with pytest.raises(PeerMachineMismatch, match=r"serves machine 'counter'.*'queue'"):
         check_challenge_machine(_creds("n2", "queue"), challenge)
     check_challenge_machine(_creds("n2", "counter"), challenge)  # same machine: no refusal
 
