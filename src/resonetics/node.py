@@ -49,7 +49,7 @@ from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, Self, TypeVar
 
 from resonetics import limits
 from resonetics.client import AsyncClient
@@ -60,7 +60,10 @@ from resonetics.machine.ops import load_factory
 from resonetics.proxies import check_args
 from resonetics.raft.ready import Role
 from resonetics.security.tls import TLSConfig
-from resonetics.server.config import ServerConfig, apply_overrides, build_config
+from resonetics.server.config import ConfigError, ServerConfig, apply_overrides, build_config
+
+if TYPE_CHECKING:
+    from resonetics.server.node_server import NodeServer
 
 T = TypeVar("T")
 
@@ -110,8 +113,9 @@ class Node:
         """
         if isinstance(config, ServerConfig):
             if node_id is not None and node_id != config.node_id:
-                settings_node = f"node_id {node_id!r} contradicts the config's {config.node_id!r}"
-                raise NodeStateError(config.node_id, settings_node)
+                raise ConfigError(
+                    f"Node(node_id={node_id!r}) contradicts the config's {config.node_id!r}"
+                )
             built = apply_overrides(config, settings, source="Node(...)")
             if peers is not None or clients is not None:
                 built = replace(
@@ -121,7 +125,7 @@ class Node:
                 )
         else:
             if not node_id:
-                raise NodeStateError("?", "Node(...) needs node_id= (or a ServerConfig)")
+                raise ConfigError("Node(...): give node_id= (or a ServerConfig)")
             built = build_config(
                 node_id,
                 config_path=Path(config) if config is not None else None,
@@ -143,7 +147,7 @@ class Node:
         self._client_timeout_s = client_timeout_s
         self._state: _State = "new"
         self._mode: _Mode | None = None
-        self._server: Any = None  # NodeServer, imported when the node starts
+        self._server: NodeServer | None = None  # imported when the node starts
         self._client: AsyncClient | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -234,6 +238,7 @@ class Node:
             started.set()
             return
         started.set()
+        assert self._server is not None
         try:
             await self._server.shutdown(wait_for_stop=True)
         finally:
@@ -258,17 +263,20 @@ class Node:
         from resonetics.server.node_server import NodeServer
 
         self._loop = asyncio.get_running_loop()
-        self._server = NodeServer(self.config, machine=self.local)
-        try:
-            await self._server.start()
-        except OSError as exc:
-            raise NodeStartFailed(self.node_id, _bind_failure(exc, self.config)) from None
-        self._client = AsyncClient(
+        # The client first: a bad client TLS path must not leave a started node behind.
+        client = AsyncClient(
             self._client_addresses(),
             timeout=self._client_timeout_s,
             tls=self._client_tls,
             token=self._client_token,
         )
+        server = NodeServer(self.config, machine=self.local)
+        self._server = server
+        try:
+            await server.start()
+        except OSError as exc:
+            raise NodeStartFailed(self.node_id, _bind_failure(exc, self.config)) from None
+        self._client = client
         self._state = "running"
 
     async def _close(self) -> None:
@@ -284,7 +292,7 @@ class Node:
         others = [a for n, a in sorted(self.config.clients.items()) if n != self.node_id]
         return [own, *[a for a in others if a != own]]
 
-    def _running_server(self) -> Any:
+    def _running_server(self) -> NodeServer:
         if self._state != "running" or self._server is None:
             raise NodeStateError(self.node_id, f"not running ({self._state})")
         return self._server
@@ -338,15 +346,13 @@ class Node:
         server = self._server
         if server is None or not self.running:
             return None
-        leader: str | None = server.driver.core.leader_id
-        return leader
+        return server.driver.core.leader_id
 
     @property
     def applied_index(self) -> int:
         """The last log index this replica has applied."""
         server = self._running_server()
-        applied: int = server.driver.machine.last_applied
-        return applied
+        return server.driver.machine.last_applied
 
     @property
     def failure(self) -> BaseException | None:

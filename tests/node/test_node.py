@@ -179,7 +179,7 @@ def test_bad_settings_are_refused_before_anything_starts(tmp_path: Path) -> None
     with pytest.raises(ConfigError, match="unknown setting"):
         Node(node_id="n1", peers={"n1": "127.0.0.1:1"}, clients={"n1": "127.0.0.1:2"},
              data_dir=tmp_path, tick_msec=5)  # fmt: skip
-    with pytest.raises(errors.NodeStateError, match="node_id"):
+    with pytest.raises(ConfigError, match="node_id"):
         Node()
 
 
