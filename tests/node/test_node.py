@@ -205,3 +205,70 @@ def test_a_data_dir_of_another_machine_is_refused_at_start(tmp_path: Path) -> No
     with pytest.raises(errors.MachineMismatch):
         other.start()
     assert not other.running
+
+
+def test_node_runs_with_the_same_tls_and_cluster_key_options_as_serve(tmp_path: Path) -> None:
+    from resonetics.security.certs import write_cluster_certs
+    from resonetics.security.cluster_key import new_cluster_key, write_cluster_key
+
+    peers, clients = _addresses(3)
+    certs = write_cluster_certs(tmp_path / "certs", list(peers))
+    key_path = tmp_path / "cluster.key"
+    write_cluster_key(key_path, new_cluster_key())
+
+    async def scenario() -> None:
+        nodes = [
+            Node(
+                node_id=node_id,
+                machine=Counter(),
+                peers=peers,
+                clients=clients,
+                data_dir=tmp_path / "data",
+                tick_ms=20,
+                cluster_key=key_path,
+                tls_ca=certs.ca,
+                tls_cert=certs.nodes[node_id][0],
+                tls_key=certs.nodes[node_id][1],
+                tls_client_auth="required",
+                client_tls=certs.client,
+            )
+            for node_id in peers
+        ]
+        for node in nodes:
+            await node.__aenter__()
+        try:
+            for node in nodes:
+                await node.wait_ready(DEADLINE_S)
+            for node in nodes:
+                await node.acall("incr", by=1)
+            assert (await nodes[0].acall("value"))["value"] == 3
+            status = nodes[0].status()
+            assert status["peer_auth"]["refused_links"] == {}
+            assert status["peer_auth"]["link_problems"] == {}
+        finally:
+            for node in nodes:
+                await node.aclose()
+
+    asyncio.run(scenario())
+
+
+class _CallsFromApply(Counter):
+    """A machine whose read calls back into its own node (the mistake the guard stops)."""
+
+    node: Node | None = None
+
+    def read(self, op: str, args: Any) -> Any:
+        assert self.node is not None
+        return self.node.call("value")
+
+
+def test_call_from_the_node_own_loop_is_refused_not_deadlocked(tmp_path: Path) -> None:
+    (node,) = _nodes(tmp_path, size=1, machine=_CallsFromApply)
+    node.local.node = node  # type: ignore[attr-defined]
+    with node:
+        node.wait_ready_blocking(DEADLINE_S)
+        # read_local runs the machine's read on the node's loop: its node.call is refused,
+        # and the machine's exception becomes an error result, not a hung node.
+        with pytest.raises(errors.BadRequest, match="NodeStateError.*own event loop"):
+            node.read_local("value")
+        assert node.call("incr", by=1)["value"] == 1  # still serving
