@@ -269,6 +269,6 @@ def test_call_from_the_node_own_loop_is_refused_not_deadlocked(tmp_path: Path) -
         node.wait_ready_blocking(DEADLINE_S)
         # read_local runs the machine's read on the node's loop: its node.call is refused,
         # and the machine's exception becomes an error result, not a hung node.
-        with pytest.raises(errors.BadRequest, match="NodeStateError.*own event loop"):
+        with pytest.raises(errors.BadRequest, match=r"NodeStateError.*own event loop"):
             node.read_local("value")
         assert node.call("incr", by=1)["value"] == 1  # still serving
