@@ -9,11 +9,13 @@ progress tracking) and which keeps a dead peer from growing our memory.
 Before its first message a link completes the peer handshake of
 ``security/peer_auth.py`` (the peer's ``PeerChallenge``, our ``Hello``, its
 ``PeerWelcome``): the other end must be the node we meant to reach, of our
-cluster, and prove it (TLS certificate naming its node id, or the cluster
-key). On a TLS cluster the link also checks the peer's certificate against the
+cluster, serving our state machine (checked after our Hello is written, so the
+peer counts the mismatch too), and prove it (TLS certificate naming its node
+id, or the cluster key). On a TLS cluster the link also checks the peer's certificate against the
 cluster CA and the host part of the peer's address (``security/tls.py``). A
 peer that fails is retried with the usual backoff and logged once per distinct
-reason, never with a traceback.
+reason, never with a traceback; failed handshakes are counted (``status`` →
+``peer_auth.link_problems``).
 """
 
 from __future__ import annotations
