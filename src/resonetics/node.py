@@ -396,18 +396,36 @@ class Node:
             )
         self._refuse_on_node_loop("call()")
         client = self._running_client()
-        assert self._loop is not None
-        coro = client.call(op, args, **kwargs)
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+        future = self._submit(client.call(op, args, **kwargs))
+        try:
+            return future.result()
+        except concurrent.futures.CancelledError:
+            raise NodeStateError(self.node_id, f"stopped while {op!r} was in flight") from None
 
     async def acall(self, op: str, args: dict[str, Any] | None = None, /, **kwargs: Any) -> Any:
         """Send ``op`` to the leader (either mode; ``AsyncClient.call``'s answer)."""
         client = self._running_client()
         if self._on_node_loop():
             return await client.call(op, args, **kwargs)
-        assert self._loop is not None
-        coro: Coroutine[Any, Any, Any] = client.call(op, args, **kwargs)
-        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self._loop))
+        future = self._submit(client.call(op, args, **kwargs))
+        try:
+            return await asyncio.wrap_future(future)
+        except asyncio.CancelledError:
+            if future.cancelled():  # the node stopped, not our caller cancelling us
+                raise NodeStateError(self.node_id, f"stopped while {op!r} was in flight") from None
+            raise
+
+    def _submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        """Run ``coro`` on the node's loop (thread mode); refused once that loop is gone."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            coro.close()
+            raise NodeStateError(self.node_id, "its event loop has stopped")
+        try:
+            return asyncio.run_coroutine_threadsafe(coro, loop)
+        except RuntimeError:  # closed between the check and the call
+            coro.close()
+            raise NodeStateError(self.node_id, "its event loop has stopped") from None
 
     def _running_client(self) -> AsyncClient:
         self._running_server()
@@ -420,6 +438,8 @@ class Node:
         """None when ready: a leader known, something committed in its term, and
         everything this node knows committed applied; else what is missing."""
         server = self._running_server()
+        if server.failure is not None:
+            raise server.failure
         core = server.driver.core
         if core.leader_id is None:
             return "no leader known"

@@ -119,6 +119,10 @@ def test_thread_mode_node_serves_a_blocking_program_and_stops_cleanly(tmp_path: 
         assert node.status()["role"] == "leader"
     assert not node.running
     node.stop()  # idempotent
+    with pytest.raises(errors.NodeStateError, match="not running"):
+        node.call("value")
+    with pytest.raises(errors.NodeStateError, match="not running"):
+        node.read_local("value")
 
 
 def test_node_started_twice_is_refused(tmp_path: Path) -> None:
