@@ -8,6 +8,7 @@ Front-end protocol, one request per line, answers may come out of order::
 
     <id> S <key> <value>   -> <id> OK
     <id> G <key>           -> <id> OK <value>
+    <id> I <by>            -> <id> OK <new value>   (the replicated counter)
     <id> L                 -> <id> OK leader|follower
 
 Both ``set`` and ``get`` are ``@replicated`` methods, so a read goes through
@@ -30,6 +31,7 @@ class BenchKV(SyncObj):  # type: ignore[misc]  # pysyncobj ships no type hints
     def __init__(self, self_addr: str, partners: list[str], conf: SyncObjConf) -> None:
         super().__init__(self_addr, partners, conf=conf)
         self._data: dict[str, str] = {}
+        self._count = 0
 
     @replicated  # type: ignore[untyped-decorator]
     def set(self, key: str, value: str) -> None:
@@ -38,6 +40,12 @@ class BenchKV(SyncObj):  # type: ignore[misc]  # pysyncobj ships no type hints
     @replicated  # type: ignore[untyped-decorator]
     def get(self, key: str) -> str | None:
         return self._data.get(key)
+
+    @replicated  # type: ignore[untyped-decorator]
+    def incr(self, by: int) -> int:
+        """The counter of bench/counter_vs_pysyncobj.py (examples/counter.py's twin)."""
+        self._count += by
+        return self._count
 
 
 class FrontEnd(asyncio.Protocol):
@@ -74,6 +82,8 @@ class FrontEnd(asyncio.Protocol):
             self.kv.set(parts[2], parts[3], callback=self._callback(req_id))
         elif op == "G":
             self.kv.get(parts[2], callback=self._callback(req_id))
+        elif op == "I":
+            self.kv.incr(int(parts[2]), callback=self._callback(req_id))
         else:
             role = "leader" if self.kv.getStatus()["state"] == _LEADER_STATE else "follower"
             self._reply(f"{req_id} OK {role}")

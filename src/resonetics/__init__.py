@@ -2,8 +2,9 @@
 
 The public surface, importable from here: ``Client`` and ``AsyncClient`` (talk to a
 cluster), ``Receipt`` (where a write sits in the history), ``StateMachine`` (the base
-class for embedders), ``ReplicatedObject`` with its ``command``/``query`` decorators, and the
-typed errors. They are loaded on first use, so importing
+class for embedders), ``ReplicatedObject`` with its ``command``/``query`` decorators,
+``Node`` (a member run inside your program), ``proxy`` (typed calls of a machine's ops) and
+the typed errors. They are loaded on first use, so importing
 ``resonetics`` (and starting the command line) stays cheap.
 """
 
@@ -20,6 +21,9 @@ _EXPORTS = {
     "AsyncClient": "resonetics.client",
     "Receipt": "resonetics.client",
     "StateMachine": "resonetics.machine.base",
+    "Node": "resonetics.node",
+    "LocalRead": "resonetics.node",
+    "proxy": "resonetics.proxies",
     "ResoneticsError": "resonetics.errors",
     "ClientError": "resonetics.errors",
     "NotLeader": "resonetics.errors",
@@ -47,6 +51,8 @@ if TYPE_CHECKING:
     )
     from resonetics.machine.base import StateMachine
     from resonetics.machine.replicated_object import ReplicatedObject, command, query
+    from resonetics.node import LocalRead, Node
+    from resonetics.proxies import proxy
 
 
 __getattr__ = lazy_getattr(__name__, _EXPORTS)
@@ -57,6 +63,8 @@ __all__ = [
     "BadRequest",
     "Client",
     "ClientError",
+    "LocalRead",
+    "Node",
     "NotLeader",
     "RateLimited",
     "Receipt",
@@ -69,4 +77,5 @@ __all__ = [
     "__version__",
     "command",
     "query",
+    "proxy",
 ]

@@ -52,9 +52,9 @@ import ssl
 import threading
 import time
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar, overload
 
 import msgspec
 
@@ -69,7 +69,11 @@ from resonetics.wire.client import OPS, WRITE_OPS, ClientResponse, decode_respon
 from resonetics.wire.envelope import decode_envelope, encode_envelope
 from resonetics.wire.framing import LineBuffer
 
+if TYPE_CHECKING:
+    from resonetics.proxies import AsyncMachineProxy, MachineLike, MachineProxy
+
 T = TypeVar("T")
+P = TypeVar("P")
 
 #: Ops this library knows are not logged commands: sent without the sequenced session.
 #: The key writes go through it, and so does any op this library does not know (a served
@@ -464,6 +468,18 @@ class AsyncClient:
         finally:
             self._outstanding.discard(seq)
 
+    @overload
+    def proxy(self, machine: MachineLike) -> AsyncMachineProxy: ...
+    @overload
+    def proxy(self, machine: MachineLike, as_: Callable[..., P]) -> P: ...
+    def proxy(
+        self, machine: MachineLike, as_: Callable[..., P] | None = None
+    ) -> AsyncMachineProxy | P:
+        """Coroutine functions for ``machine``'s declared ops (``resonetics.proxies``)."""
+        from resonetics.proxies import proxy
+
+        return proxy(self, machine) if as_ is None else proxy(self, machine, as_)
+
     def _lowest_outstanding(self) -> int:
         """The lowest seq whose call has not returned (amortized O(1): seqs only grow)."""
         order = self._seq_order
@@ -753,6 +769,16 @@ class Client:
     def call(self, op: str, args: dict[str, Any] | None = None, /, **kwargs: Any) -> Any:
         """``AsyncClient.call``: ``call("kv_get", {"k": "a"})`` or ``call("incr", by=2)``."""
         return self._run(self._async.call(op, args, **kwargs))
+
+    @overload
+    def proxy(self, machine: MachineLike) -> MachineProxy: ...
+    @overload
+    def proxy(self, machine: MachineLike, as_: Callable[..., P]) -> P: ...
+    def proxy(self, machine: MachineLike, as_: Callable[..., P] | None = None) -> MachineProxy | P:
+        """Blocking functions for ``machine``'s declared ops (``resonetics.proxies``)."""
+        from resonetics.proxies import proxy
+
+        return proxy(self, machine) if as_ is None else proxy(self, machine, as_)
 
     def member_list(self) -> dict[str, Any]:
         return self._run(self._async.member_list())

@@ -309,3 +309,43 @@ class Nondeterminism(MachineError):
             )
             + f": {left!r} != {right!r}"
         )
+
+
+class NodeStateError(ResoneticsError):
+    """A ``resonetics.Node`` was asked for something its state does not allow: started
+    twice, stopped before it started, called from the wrong mode or thread."""
+
+    def __init__(self, node_id: str, reason: str) -> None:
+        self.node_id = node_id
+        self.reason = reason
+        super().__init__(f"node {node_id}: {reason}")
+
+
+class NodeStartFailed(ResoneticsError):
+    """A ``resonetics.Node`` could not start serving (an address in use, say); nothing
+    is left running and its data dir is released."""
+
+    def __init__(self, node_id: str, reason: str) -> None:
+        self.node_id = node_id
+        self.reason = reason
+        super().__init__(f"node {node_id} could not start: {reason}")
+
+
+class NodeNotReady(ResoneticsError):
+    """``Node.wait_ready`` passed its deadline without a leader and an applied commit."""
+
+    def __init__(self, node_id: str, timeout_s: float, state: str) -> None:
+        self.node_id = node_id
+        self.timeout_s = timeout_s
+        self.state = state
+        super().__init__(f"node {node_id} not ready after {timeout_s:g}s ({state})")
+
+
+class PeerMachineMismatch(ResoneticsError):
+    """Two nodes serving different state machines tried to peer: refused both ways."""
+
+    def __init__(self, who: str, theirs: str, mine: str) -> None:
+        self.who = who
+        self.theirs = theirs
+        self.mine = mine
+        super().__init__(f"{who} serves machine {theirs!r}, but this node serves {mine!r}")

@@ -210,3 +210,10 @@ STRUCTURE_LIST_ITEMS_MAX = 1000
 # --- Determinism checker (machine/determinism.py) -------------------------------------------
 #: Commands one ``check_determinism`` run applies at most.
 DETERMINISM_OPS_MAX = 100_000
+# --- Embedded nodes (node.py) -------------------------------------------------------------
+#: How long ``Node.start()`` waits for a thread-mode node to serve, and the default
+#: deadline of ``Node.wait_ready`` (seconds).
+NODE_START_TIMEOUT_S = 60.0
+#: How long ``Node.stop()`` waits for a thread-mode node's thread to end, and how long a
+#: call handed to the node's loop may wait to run there (seconds).
+NODE_STOP_TIMEOUT_S = 30.0

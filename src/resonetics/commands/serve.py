@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -12,13 +11,7 @@ import click
 from resonetics.errors import NodeFailed, ResoneticsError, StorageError
 from resonetics.security.ratelimit import parse_rate
 from resonetics.security.tls import CLIENT_AUTH_CHOICES
-from resonetics.server.config import (
-    ConfigError,
-    ServerConfig,
-    apply_overrides,
-    load_toml,
-    parse_peers,
-)
+from resonetics.server.config import ServerConfig, build_config, parse_peers
 
 
 @click.command()
@@ -197,25 +190,13 @@ def _build_config(
     clients: str | None,
     flags: dict[str, object],
 ) -> ServerConfig:
-    parsed = parse_peers(peers) if peers else None
-    parsed_clients = parse_peers(clients, flag="--clients") if clients else None
-    if config_path is not None:
-        config = load_toml(config_path, node_id)
-        if parsed is not None:
-            config = replace(config, peers=parsed)
-    elif parsed is not None:
-        config = ServerConfig(node_id=node_id, peers=parsed, data_dir=Path("data"))
-    elif flags.get("join"):
-        # A joining node learns the members and their addresses from the log the
-        # leader replicates to it, once an operator has run ``member add``.
-        config = ServerConfig(node_id=node_id, peers={}, data_dir=Path("data"))
-    else:
-        raise ConfigError(
-            "give the cluster with --peers ID=HOST:PORT,... or --config FILE (or --join ADDR,...)"
-        )
-    if parsed_clients is not None:
-        config = replace(config, clients=parsed_clients)
-    return apply_overrides(config, flags, source="command line")
+    return build_config(
+        node_id,
+        config_path=config_path,
+        peers=parse_peers(peers) if peers else None,
+        clients=parse_peers(clients, flag="--clients") if clients else None,
+        settings=flags,
+    )
 
 
 def _run(config: ServerConfig, log_level: str) -> None:

@@ -7,8 +7,9 @@ address and only writes Raft messages to it. Before the first one, both ends
 run a three-line handshake (sans-I/O here; the listener and the link do the
 I/O)::
 
-    listener -> dialer   PeerChallenge {node_id: L, cluster: C, nonce: Nl}
-    dialer   -> listener Hello         {node_id: D, cluster: C, nonce: Nd, proof: P_d, address}
+    listener -> dialer   PeerChallenge {node_id: L, cluster: C, nonce: Nl, machine: M}
+    dialer   -> listener Hello         {node_id: D, cluster: C, nonce: Nd, proof: P_d, address,
+                                        machine: M}
     listener -> dialer   PeerWelcome   {proof: P_l}      (or PeerRefused {reason}, then close)
 
 Each side checks, in this order:
@@ -25,7 +26,16 @@ Each side checks, in this order:
    fresh nonce), and the listener proves it back, so a link never writes Raft
    messages to an impostor at a peer's address. Both ends check the other
    claims the id they expect (the dialer: the peer it meant to reach).
-3. **Insecure mode** (neither TLS nor key, loopback or ``--insecure``): the
+3. **Machine.** ``M`` must name the state machine this node serves
+   (``StateMachine.name``): nodes of one cluster serving different machines
+   would apply each other's commands as garbage, so both ends refuse with a
+   reason naming both machines (``PeerMachineMismatch``): the listener on the
+   Hello, the dialer on the challenge (after sending its Hello, so that the
+   listener sees and counts the mismatch too). A line without
+   ``machine`` comes from a node that predates the field, which could only
+   serve the key-value store (``kv``). This guards against an operator's
+   mistake; it is not part of the proofs (a key holder is trusted anyway).
+4. **Insecure mode** (neither TLS nor key, loopback or ``--insecure``): the
    claims are taken as they come; the cluster check still keeps two clusters
    on one machine from merging by mistake.
 
@@ -43,13 +53,15 @@ import hmac
 import secrets
 from dataclasses import dataclass
 
-from resonetics.errors import ResoneticsError
+from resonetics.errors import PeerMachineMismatch, ResoneticsError
 from resonetics.security.cluster_key import ClusterKey
 from resonetics.wire.peer import Hello, PeerChallenge, PeerWelcome
 
 #: Domain labels: a proof made for one direction or protocol version is useless for another.
 _DIALER_LABEL = b"resonetics/peer-link/v1/dialer"
 _LISTENER_LABEL = b"resonetics/peer-link/v1/listener"
+#: The machine a handshake line without ``machine`` stands for (see the module docstring).
+LEGACY_PEER_MACHINE = "kv"
 #: Random bytes in a nonce (hex-encoded on the wire).
 NONCE_BYTES = 16
 
@@ -70,6 +82,8 @@ class PeerCredentials:
     cluster_id: str
     key: ClusterKey | None = None
     tls: bool = False
+    #: The state machine this node serves (``machine_name``); "": the key-value store.
+    machine: str = ""
 
     @property
     def authenticated(self) -> bool:
@@ -100,6 +114,12 @@ def _check_cluster(mine: str, theirs: str, who: str) -> None:
         raise PeerAuthError(f"{who} belongs to cluster {theirs or '?'}, not {mine}")
 
 
+def _check_machine(mine: str, theirs: str, who: str) -> None:
+    mine, theirs = mine or LEGACY_PEER_MACHINE, theirs or LEGACY_PEER_MACHINE
+    if theirs != mine:
+        raise PeerMachineMismatch(who, theirs, mine)
+
+
 def _check_cert_names(cert_node: str | None, claimed: str, who: str) -> None:
     if cert_node is None:
         raise PeerAuthError(f"{who}: its certificate names no node (resonetics://node/<id>)")
@@ -109,7 +129,9 @@ def _check_cert_names(cert_node: str | None, claimed: str, who: str) -> None:
 
 # --- the listener's side ------------------------------------------------------------------
 def make_challenge(me: PeerCredentials) -> PeerChallenge:
-    return PeerChallenge(node_id=me.node_id, cluster=me.cluster_id, nonce=new_nonce())
+    return PeerChallenge(
+        node_id=me.node_id, cluster=me.cluster_id, nonce=new_nonce(), machine=me.machine
+    )
 
 
 def check_hello(
@@ -126,6 +148,7 @@ def check_hello(
         raise PeerAuthError(f"{who}: that is this node's own id")
     if me.tls:
         _check_cert_names(cert_node, hello.node_id, who)
+    _check_machine(me.machine, hello.machine, who)
     if me.key is not None:
         want = _proof(
             me.key, _DIALER_LABEL, me.cluster_id, hello.node_id, me.node_id,
@@ -164,8 +187,22 @@ def answer_challenge(
         me.key, _DIALER_LABEL, me.cluster_id, me.node_id, expected_peer, challenge.nonce, nonce
     )
     return Hello(
-        node_id=me.node_id, cluster=me.cluster_id, nonce=nonce, proof=proof, address=address
+        node_id=me.node_id,
+        cluster=me.cluster_id,
+        nonce=nonce,
+        proof=proof,
+        address=address,
+        machine=me.machine,
     )
+
+
+def check_challenge_machine(me: PeerCredentials, challenge: PeerChallenge) -> None:
+    """Refuse a listener serving another machine (``PeerMachineMismatch``).
+
+    The link checks this *after* writing its Hello, so the listener, which sees our
+    machine in it, refuses and counts the mismatch too: both operators see it.
+    """
+    _check_machine(me.machine, challenge.machine, f"the node at {challenge.node_id}'s address")
 
 
 def check_welcome(
@@ -183,10 +220,12 @@ def check_welcome(
 
 
 __all__ = [
+    "LEGACY_PEER_MACHINE",
     "NONCE_BYTES",
     "PeerAuthError",
     "PeerCredentials",
     "answer_challenge",
+    "check_challenge_machine",
     "check_hello",
     "check_welcome",
     "make_challenge",

@@ -367,10 +367,46 @@ def apply_overrides(config: ServerConfig, values: dict[str, Any], *, source: str
     return replace(config, **changes)
 
 
+def build_config(
+    node_id: str,
+    *,
+    config_path: Path | None = None,
+    peers: dict[str, str] | None = None,
+    clients: dict[str, str] | None = None,
+    settings: dict[str, Any] | None = None,
+    source: str = "command line",
+) -> ServerConfig:
+    """The one way a node's settings are assembled (``serve`` flags and ``resonetics.Node``).
+
+    The TOML file (if any) first, then ``peers``/``clients`` replacing its maps, then
+    ``settings`` (the same keys as the file's ``[cluster]`` table, each type-checked by
+    ``apply_overrides``; None values are ignored). Not validated: callers do that last.
+    """
+    values = settings or {}
+    if config_path is not None:
+        config = load_toml(config_path, node_id)
+        if peers is not None:
+            config = replace(config, peers=dict(peers))
+    elif peers is not None:
+        config = ServerConfig(node_id=node_id, peers=dict(peers), data_dir=Path("data"))
+    elif values.get("join"):
+        # A joining node learns the members and their addresses from the log the
+        # leader replicates to it, once an operator has run ``member add``.
+        config = ServerConfig(node_id=node_id, peers={}, data_dir=Path("data"))
+    else:
+        raise ConfigError(
+            "give the cluster with --peers ID=HOST:PORT,... or --config FILE (or --join ADDR,...)"
+        )
+    if clients is not None:
+        config = replace(config, clients=dict(clients))
+    return apply_overrides(config, values, source=source)
+
+
 __all__ = [
     "ConfigError",
     "ServerConfig",
     "apply_overrides",
+    "build_config",
     "is_loopback",
     "parse_nodes_table",
     "load_toml",

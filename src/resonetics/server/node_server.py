@@ -192,7 +192,11 @@ class NodeServer:
         invariant(identity is not None and identity.cluster_id is not None, "no cluster id")
         assert identity is not None and identity.cluster_id is not None
         self.peer_credentials = PeerCredentials(
-            config.node_id, identity.cluster_id, self.cluster_key, tls=config.tls() is not None
+            config.node_id,
+            identity.cluster_id,
+            self.cluster_key,
+            tls=config.tls() is not None,
+            machine=served.name,
         )
         #: Raft messages that arrived on the client listener: refused, never stepped.
         self.peer_messages_refused = 0
@@ -248,6 +252,14 @@ class NodeServer:
         self.handler_guard = HandlerGuard()
         # authz: who may do what (security/authz.py); no --policy: open, nobody admin.
         self.gate = Gatekeeper(load_policy(config.policy) if config.policy else None, ops=self.ops)
+
+    @property
+    def failure(self) -> NodeFailed | None:
+        """What stopped the node, when one of its parts failed (None: it did not)."""
+        if self._fatal is None:
+            return None
+        part, cause = self._fatal
+        return NodeFailed(self.config.node_id, part, cause)
 
     @property
     def cluster_id(self) -> str:

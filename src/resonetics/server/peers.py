@@ -9,11 +9,13 @@ progress tracking) and which keeps a dead peer from growing our memory.
 Before its first message a link completes the peer handshake of
 ``security/peer_auth.py`` (the peer's ``PeerChallenge``, our ``Hello``, its
 ``PeerWelcome``): the other end must be the node we meant to reach, of our
-cluster, and prove it (TLS certificate naming its node id, or the cluster
-key). On a TLS cluster the link also checks the peer's certificate against the
+cluster, serving our state machine (checked after our Hello is written, so the
+peer counts the mismatch too), and prove it (TLS certificate naming its node
+id, or the cluster key). On a TLS cluster the link also checks the peer's certificate against the
 cluster CA and the host part of the peer's address (``security/tls.py``). A
 peer that fails is retried with the usual backoff and logged once per distinct
-reason, never with a traceback.
+reason, never with a traceback; failed handshakes are counted (``status`` →
+``peer_auth.link_problems``).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from resonetics.security.peer_auth import (
     PeerAuthError,
     PeerCredentials,
     answer_challenge,
+    check_challenge_machine,
     check_welcome,
 )
 from resonetics.security.tls import certificate_node_id
@@ -80,6 +83,8 @@ class PeerLink:
         self._advertised = advertised
         self._ssl = ssl
         self._last_problem = ""
+        #: Handshakes the other end refused, or that we refused (``status``).
+        self.handshakes_failed = 0
         self.peer_id = peer_id
         self.address = address
         self._queue: deque[bytes] = deque(maxlen=PEER_QUEUE_MESSAGES_MAX)
@@ -184,6 +189,7 @@ class PeerLink:
                     self._creds, self.peer_id, got, cert_node, self._advertised
                 )
                 writer.write(encode_envelope(HELLO_KIND, hello, 0))
+                check_challenge_machine(self._creds, got)
                 answer = decode_handshake(
                     decode_envelope(await reader.readuntil(b"\n")), WELCOME_KIND
                 )
@@ -203,12 +209,18 @@ class PeerLink:
             problem = f"TLS failed: {getattr(exc, 'verify_message', '') or exc.reason or exc}"
         elif isinstance(exc, ResoneticsError):
             problem = str(exc)
+            self.handshakes_failed += 1
         else:
             log.debug("link to %s at %s: %r", self.peer_id, self.address, exc)
             return
         if problem != self._last_problem:
             self._last_problem = problem
             log.warning("peer link to %s at %s: %s", self.peer_id, self.address, problem)
+
+    @property
+    def last_problem(self) -> str:
+        """The last handshake or TLS failure of this link ("" once it connected)."""
+        return self._last_problem
 
     async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         closed = asyncio.ensure_future(reader.read())  # the peer never writes back; EOF = gone

@@ -45,6 +45,12 @@ def node_status(server: NodeView) -> dict[str, Any]:
             "refused_links": dict(server.peer_listener.refused),
             "dropped_messages": dict(server.peer_listener.dropped),
             "peer_messages_on_client_port": server.peer_messages_refused,
+            # Our outbound links' failed handshakes (e.g. a peer serving another machine).
+            "link_problems": {
+                peer: {"failed": link.handshakes_failed, "last": link.last_problem}
+                for peer, link in sorted(server.links.items())
+                if link.handshakes_failed
+            },
         },
         "stats": {
             "fsyncs": stats.fsyncs,

@@ -47,6 +47,7 @@ NodeIdField = Annotated[str, msgspec.Meta(min_length=1, max_length=limits.NODE_I
 _Nonce = Annotated[str, msgspec.Meta(max_length=limits.PEER_NONCE_CHARS_MAX)]
 _Proof = Annotated[str, msgspec.Meta(max_length=limits.PEER_PROOF_CHARS_MAX)]
 _Text = Annotated[str, msgspec.Meta(max_length=limits.PEER_REASON_CHARS_MAX)]
+_Machine = Annotated[str, msgspec.Meta(max_length=limits.MACHINE_NAME_BYTES_MAX)]
 
 
 class PeerChallenge(msgspec.Struct, frozen=True, kw_only=True):
@@ -55,6 +56,8 @@ class PeerChallenge(msgspec.Struct, frozen=True, kw_only=True):
     node_id: NodeIdField
     cluster: _Nonce
     nonce: _Nonce
+    #: The state machine the listener serves ("": a node that predates the field, kv).
+    machine: _Machine = ""
 
 
 class Hello(msgspec.Struct, frozen=True, kw_only=True):
@@ -70,6 +73,8 @@ class Hello(msgspec.Struct, frozen=True, kw_only=True):
     nonce: _Nonce = ""
     proof: _Proof = ""
     address: _Text = ""
+    #: The state machine the dialer serves ("": a node that predates the field, kv).
+    machine: _Machine = ""
 
 
 class PeerWelcome(msgspec.Struct, frozen=True, kw_only=True):
