@@ -202,3 +202,8 @@ LOCK_HOLDER_BYTES_MAX = 256
 # --- Served machines (machine/ops.py, server/machine_record.py) ---------------------------
 #: Longest machine name a data dir records (bytes of UTF-8; a class path fits easily).
 MACHINE_NAME_BYTES_MAX = 256
+# --- Operator events (server/events.py) -----------------------------------------------------
+#: While a peer stays unreachable, at most one "peer_link_down" line per this many seconds.
+PEER_LINK_DOWN_LOG_INTERVAL_S = 60.0
+#: How often ``torture`` prints a progress line, seconds.
+TORTURE_PROGRESS_INTERVAL_S = 5.0

@@ -75,7 +75,7 @@ from resonetics.security.signing import (
     public_key_text,
 )
 from resonetics.security.tls import client_context, server_context
-from resonetics.server import admin, admission
+from resonetics.server import admin, admission, events
 from resonetics.server.admission import ClientAdmission, InputBudget
 from resonetics.server.authorization import Gatekeeper  # authz
 from resonetics.server.client_conn import ClientConnection
@@ -345,6 +345,8 @@ class NodeServer:
             ssl=self._server_ssl,
             ssl_handshake_timeout=limits.TLS_HANDSHAKE_TIMEOUT_S if self._server_ssl else None,
         )
+        #: Elections, leader changes, membership changes, snapshots: logged as they are seen.
+        self.event_watch = events.NodeWatch(self.config.node_id, self._core_view())
         # The snapshot the driver takes in the background is the group's too.
         self.executor.spawn = functools.partial(self._spawn, what="snapshot")
         me = self.config.node_id
@@ -477,14 +479,23 @@ class NodeServer:
             return
         if done:
             admin.sync_links(self)
+            self._observe_events()
             return
         self._flush_task = self._spawn(self._flush(), what="driver loop")
         self._flush_task.add_done_callback(self._flush_done)
+
+    def _core_view(self) -> events.CoreView:
+        return events.core_view(self.driver.core, self.driver.snapshots.stats)
+
+    def _observe_events(self) -> None:
+        """Log what changed in the core since the last look (``server/events.py``)."""
+        self.event_watch.observe(self._core_view())
 
     async def _flush(self) -> None:
         while True:
             await self.executor.run()
             admin.sync_links(self)
+            self._observe_events()
             if not self.driver.has_work():
                 return
 
