@@ -37,8 +37,10 @@ def write_concurrently(addresses: list[str], prefix: str, count: int) -> dict[st
     return acked
 
 
-def run_demo(console: Console, data_dir: Path, writes: int) -> bool:
-    cluster = LocalCluster(data_dir, size=3)
+def run_demo(
+    console: Console, data_dir: Path, writes: int, *, base_port: int | None = None
+) -> bool:
+    cluster = LocalCluster(data_dir, size=3, base_port=base_port)
     console.rule("[bold]Resonetics demo: a 3-node cluster on loopback")
     cluster.start()
     try:
