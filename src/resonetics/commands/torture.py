@@ -139,8 +139,9 @@ def describe(result: TortureResult) -> str:
     total = ops["ok"] + ops["fail"] + ops["info"]
     lines = [
         "summary" + (" (interrupted by Ctrl-C)" if s.get("interrupted") else "") + ":",
-        f"seed {s['seed']}: ops {total}: ok {ops['ok']}, failed {ops['fail']}, "
-        f"indeterminate {ops['info']} in {s['elapsed_s']:g} s",
+        f"seed {s['seed']}: ops ok {ops['ok']}, failed {ops['fail']}, "
+        f"indeterminate {ops['info']} (of {total}"
+        + (f" in {s['elapsed_s']:g} s)" if "elapsed_s" in s else ")"),
         f"faults: {faults}",
         f"leader changes seen: {s['leader_changes']} ({len(s['leaders'])} leaders)",
         f"checker: {checker.get('verdict')} ({checker.get('ops')} ops, "

@@ -125,8 +125,14 @@ def _votes(view: CoreView) -> dict[str, FieldValue]:
 _CAMPAIGNING = (Role.CANDIDATE,)
 
 
-def diff(me: str, before: CoreView, after: CoreView) -> list[Event]:
-    """The events that going from ``before`` to ``after`` proves (see the module docstring)."""
+def diff(
+    me: str, before: CoreView, after: CoreView, known_leader: str | None = None
+) -> list[Event]:
+    """The events that going from ``before`` to ``after`` proves (see the module docstring).
+
+    ``known_leader``: the last leader this node knew of, for ``leader_changed``'s
+    ``old`` when ``before`` had none (followers forget the leader when its term ends).
+    """
     events: list[Event] = []
     events += _election_events(before, after)
     if before.role is Role.LEADER and after.role is not Role.LEADER:
@@ -149,7 +155,10 @@ def diff(me: str, before: CoreView, after: CoreView) -> list[Event]:
     events += _snapshot_events(before, after)
     if after.leader is not None and after.leader != before.leader:
         events.append(
-            Event(LEADER_CHANGED, {"old": before.leader, "new": after.leader, "term": after.term})
+            Event(
+                LEADER_CHANGED,
+                {"old": before.leader or known_leader, "new": after.leader, "term": after.term},
+            )
         )
     return events
 
@@ -219,13 +228,15 @@ class NodeWatch:
     def __init__(self, me: str, first: CoreView) -> None:
         self.me = me
         self._last = first
+        self._known_leader = first.leader
 
     def observe(self, view: CoreView) -> list[Event]:
         """Log and return the events since the last view."""
         if view == self._last:
             return []
-        events = diff(self.me, self._last, view)
+        events = diff(self.me, self._last, view, self._known_leader)
         self._last = view
+        self._known_leader = view.leader or self._known_leader
         for event in events:
             emit(event)
         return events

@@ -5,7 +5,8 @@ Two formats (``serve --log-format``): ``text``, one readable line per record, an
 ``event``, ``node``, ``term``, ``role``, ``message``) plus an event's own fields
 (``server/events.py``), which is what log shippers (Vector, Fluent Bit,
 Promtail, journald's JSON export) parse without a grok pattern. A field never
-overwrites a fixed key: it is renamed ``field_<key>`` instead.
+overwrites a fixed key: it is renamed ``event_<key>`` instead (an election's
+``event_term`` beside the node's current ``term``).
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ class JsonFormatter(logging.Formatter):
         fields = getattr(record, "event_fields", None)
         if isinstance(fields, dict):
             for key, value in fields.items():
-                line[f"field_{key}" if key in JSON_KEYS else str(key)] = value
+                line[f"event_{key}" if key in JSON_KEYS else str(key)] = value
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
         return json.dumps(line, default=str, ensure_ascii=False)
