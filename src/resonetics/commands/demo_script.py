@@ -85,7 +85,7 @@ def _narrate(console: Console, cluster: LocalCluster, writes: int) -> bool:
     cluster.start_node(leader)
     lost = _check_all_present(addresses, acked)
     _wait_converged(cluster, timeout_s=20)
-    console.print(status_table(fetch_status(addresses, timeout=2.0)))
+    console.print(status_table(fetch_status(addresses, timeout=2.0), console.width))
     if lost:
         console.print(f"[red]{len(lost)} acknowledged writes are missing: {lost[:5]}[/red]")
         return False
