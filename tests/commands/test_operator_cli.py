@@ -60,13 +60,21 @@ def test_status_table_shows_every_column_on_a_wide_terminal_and_drops_some_on_a_
     assert "address" not in narrow and "contact" not in narrow
 
 
-def test_bash_completion_script_is_generated_through_the_lazy_cli() -> None:
+@pytest.mark.parametrize(
+    ("shell", "marker"),
+    [
+        ("bash", "complete -o nosort -F _resonetics_completion resonetics"),
+        ("zsh", "compdef _resonetics_completion resonetics"),
+        ("fish", "complete --no-files --command resonetics"),
+    ],
+)
+def test_completion_script_is_generated_through_the_lazy_cli(shell: str, marker: str) -> None:
+    """The README's one-liners: ``_RESONETICS_COMPLETE={shell}_source resonetics``."""
     result = CliRunner().invoke(
-        main, [], prog_name="resonetics", env={"_RESONETICS_COMPLETE": "bash_source"}
+        main, [], prog_name="resonetics", env={"_RESONETICS_COMPLETE": f"{shell}_source"}
     )
     assert result.exit_code == 0
-    assert "_resonetics_completion()" in result.output
-    assert "complete -o nosort -F _resonetics_completion resonetics" in result.output
+    assert marker in result.output
 
 
 def test_completion_offers_commands_and_a_lazily_loaded_commands_options() -> None:
