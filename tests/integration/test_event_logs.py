@@ -18,7 +18,10 @@ from resonetics.localcluster import LocalCluster
 @pytest.fixture
 def json_cluster(tmp_path: Path) -> Iterator[LocalCluster]:
     cluster = LocalCluster(
-        tmp_path / "data", size=3, tick_ms=20, extra_args=["--log-format", "json"]
+        tmp_path / "data",
+        size=3,
+        tick_ms=20,
+        extra_args=["--log-format", "json", "--snapshot-entries", "20"],
     )
     cluster.start()
     try:
@@ -93,3 +96,17 @@ def test_leader_address_names_the_node_that_answered_as_leader(
         assert client.leader == leader
         assert client.get("k", consistency="stale") == "v"
         assert client.leader_address == json_cluster.nodes[leader].address
+
+
+def test_snapshots_taken_are_logged_with_index_size_and_duration(
+    json_cluster: LocalCluster,
+) -> None:
+    leader, _ = json_cluster.wait_for_leader(timeout_s=60)
+    with Client(json_cluster.addresses, timeout=20) as client:
+        for i in range(30):
+            client.put(f"k{i}", i)
+    for node_id in json_cluster.nodes:
+        taken = _wait_for_event(json_cluster, node_id, "snapshot_taken")
+        assert taken["index"] >= 20
+        assert taken["bytes"] > 0
+        assert taken["duration_ms"] >= 0

@@ -185,3 +185,17 @@ def test_leader_changed_names_the_last_known_leader_after_an_interregnum() -> No
     assert watch.observe(view(2, Role.FOLLOWER, None)) == []
     (changed,) = watch.observe(view(2, Role.FOLLOWER, "n2"))
     assert changed.fields == {"old": "n1", "new": "n2", "term": 2}
+
+
+def test_a_peer_supplied_reason_cannot_forge_a_second_log_line() -> None:
+    """A peer's refusal reason (up to 512 chars it chooses) ends up in a link-down line:
+    newlines and quotes are escaped, so it cannot start a fake event line of its own."""
+    forged = 'x"\n2026-01-01 INFO node=n1 event=removed term=9'
+    text = format_fields({"event": "peer_link_down", "reason": forged})
+    assert "\n" not in text
+    assert text.count("event=") == 2  # ours, and the forged one inside the quoted value
+    assert text.startswith("event=peer_link_down ")
+    key, _, value = text.partition(" ")[2].partition("=")
+    import json
+
+    assert (key, json.loads(value)) == ("reason", forged)

@@ -143,6 +143,9 @@ class _Host:
 class NodeServer:
     """Runs one Resonetics node until ``stop()`` or a signal."""
 
+    #: Logs operator events (``server/events.py``); made when the node opens.
+    event_watch: events.NodeWatch | None = None
+
     def __init__(self, config: ServerConfig, machine: StateMachine | None = None) -> None:
         """``machine``: the state machine to serve (None: ``config.machine``'s factory,
         else the key-value store); a data dir founded by another machine is refused."""
@@ -334,6 +337,10 @@ class NodeServer:
                     log.info("stopped")  # a failed start says so once, in start()'s error
 
     async def _open(self) -> None:
+        #: Elections, leader changes, membership changes, snapshots: logged as they are
+        #: seen. Made first: a peer message may schedule a driver run as soon as the
+        #: peer listener is up.
+        self.event_watch = events.NodeWatch(self.config.node_id, self._core_view())
         peer_host, peer_port = self.config.peer_listen_address
         await self.peer_listener.start(peer_host, peer_port, self._spawn)
         host, port = self.config.client_listen_address
@@ -345,8 +352,6 @@ class NodeServer:
             ssl=self._server_ssl,
             ssl_handshake_timeout=limits.TLS_HANDSHAKE_TIMEOUT_S if self._server_ssl else None,
         )
-        #: Elections, leader changes, membership changes, snapshots: logged as they are seen.
-        self.event_watch = events.NodeWatch(self.config.node_id, self._core_view())
         # The snapshot the driver takes in the background is the group's too.
         self.executor.spawn = functools.partial(self._spawn, what="snapshot")
         me = self.config.node_id
@@ -489,7 +494,8 @@ class NodeServer:
 
     def _observe_events(self) -> None:
         """Log what changed in the core since the last look (``server/events.py``)."""
-        self.event_watch.observe(self._core_view())
+        if self.event_watch is not None:
+            self.event_watch.observe(self._core_view())
 
     async def _flush(self) -> None:
         while True:
