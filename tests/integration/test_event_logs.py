@@ -101,7 +101,7 @@ def test_leader_address_names_the_node_that_answered_as_leader(
 def test_snapshots_taken_are_logged_with_index_size_and_duration(
     json_cluster: LocalCluster,
 ) -> None:
-    leader, _ = json_cluster.wait_for_leader(timeout_s=60)
+    json_cluster.wait_for_leader(timeout_s=60)
     with Client(json_cluster.addresses, timeout=20) as client:
         for i in range(30):
             client.put(f"k{i}", i)
@@ -110,3 +110,21 @@ def test_snapshots_taken_are_logged_with_index_size_and_duration(
         assert taken["index"] >= 20
         assert taken["bytes"] > 0
         assert taken["duration_ms"] >= 0
+
+
+def test_member_remove_logs_the_membership_change_on_every_node_that_applies_it(
+    json_cluster: LocalCluster,
+) -> None:
+    leader, _ = json_cluster.wait_for_leader(timeout_s=60)
+    victim = next(n for n in sorted(json_cluster.nodes) if n != leader)
+    with json_cluster.admin_client(timeout=30) as admin:
+        admin.member_remove(victim)
+    remaining = sorted(set(json_cluster.nodes) - {victim})
+    for node_id in remaining:
+        changed = _wait_for_event(
+            json_cluster, node_id, "membership_changed", new="voters=" + ",".join(remaining)
+        )
+        assert victim in changed["old"]
+    # The victim sees the joint configuration it is only an outgoing voter of: its removal.
+    removed = _wait_for_event(json_cluster, victim, "removed")
+    assert victim not in removed["config"].split(";")[0]

@@ -199,3 +199,16 @@ def test_a_peer_supplied_reason_cannot_forge_a_second_log_line() -> None:
     import json
 
     assert (key, json.loads(value)) == ("reason", forged)
+
+
+def test_a_node_learns_its_removal_from_the_joint_configuration() -> None:
+    """It may never receive the final configuration; the joint one already leaves it out
+    of the voters it moves to."""
+    joint = Membership(voters=("n2", "n3"), voters_outgoing=("n1", "n2", "n3"))
+    evs = diff("n1", view(5, Role.FOLLOWER, "n2"), view(5, Role.FOLLOWER, "n2", joint))
+    assert names(evs) == ["membership_changed", "removed"]
+    final = Membership(voters=("n2", "n3"))
+    # Seeing the final one afterwards is a change, not a second removal.
+    assert names(
+        diff("n1", view(5, Role.FOLLOWER, "n2", joint), view(5, Role.FOLLOWER, "n2", final))
+    ) == ["membership_changed"]

@@ -148,7 +148,7 @@ def diff(
                 },
             )
         )
-        if me in before.membership.members() and me not in after.membership.members():
+        if _incoming(me, before.membership) and not _incoming(me, after.membership):
             events.append(
                 Event(REMOVED, {"term": after.term, "config": _config_text(after.membership)})
             )
@@ -161,6 +161,16 @@ def diff(
             )
         )
     return events
+
+
+def _incoming(me: str, m: Membership) -> bool:
+    """Whether ``me`` is in the configuration being moved to (voters or learners).
+
+    A removed node often never sees the final configuration (the leader stops
+    replicating to it once that is appended), but it does see the joint one in which
+    it is only an outgoing voter: that is when it learns it is being removed.
+    """
+    return me in m.voters or me in m.learners
 
 
 def _snapshot_events(before: CoreView, after: CoreView) -> list[Event]:
