@@ -128,3 +128,24 @@ def test_member_remove_logs_the_membership_change_on_every_node_that_applies_it(
     # The victim sees the joint configuration it is only an outgoing voter of: its removal.
     removed = _wait_for_event(json_cluster, victim, "removed")
     assert victim not in removed["config"].split(";")[0]
+
+
+def test_async_client_leader_address_names_the_node_that_answered_as_leader(
+    json_cluster: LocalCluster,
+) -> None:
+    import asyncio
+
+    from resonetics.client import AsyncClient
+
+    leader, _ = json_cluster.wait_for_leader(timeout_s=60)
+    followers = [n.address for i, n in json_cluster.nodes.items() if i != leader]
+
+    async def scenario() -> tuple[str | None, str | None]:
+        async with AsyncClient(followers, timeout=20) as client:
+            before = client.leader_address
+            await client.put("k", "v")  # sent to a follower first, answered by the leader
+            return before, client.leader_address
+
+    before, after = asyncio.run(scenario())
+    assert before is None
+    assert after == json_cluster.nodes[leader].address
