@@ -212,3 +212,32 @@ def test_a_node_learns_its_removal_from_the_joint_configuration() -> None:
     assert names(
         diff("n1", view(5, Role.FOLLOWER, "n2", joint), view(5, Role.FOLLOWER, "n2", final))
     ) == ["membership_changed"]
+
+
+class _FakeCore:
+    """The attributes ``NodeWatch.observe_core`` reads from a ``RaftNode``."""
+
+    def __init__(self) -> None:
+        self.term = 1
+        self.role = Role.FOLLOWER
+        self.leader_id: str | None = "n2"
+        self.membership = THREE
+        self.last_tally: tuple[int, dict[str, bool]] = (0, {})
+
+
+def test_observe_core_sees_each_change_through_its_cheap_first_look() -> None:
+    core, stats = _FakeCore(), SnapshotStats()
+    watch = events.NodeWatch("n1", events.core_view(core, stats))  # type: ignore[arg-type]
+    assert watch.observe_core(core, stats) == []  # type: ignore[arg-type]
+    core.term, core.role, core.leader_id = 2, Role.LEADER, "n1"
+    core.last_tally = (2, {"n1": True, "n3": True})  # the core replaces the tuple
+    assert names(watch.observe_core(core, stats)) == [  # type: ignore[arg-type]
+        "election_started",
+        "election_won",
+        "leader_changed",
+    ]
+    assert watch.observe_core(core, stats) == []  # type: ignore[arg-type]
+    stats.taken, stats.last_index, stats.last_bytes = 1, 10, 99
+    assert names(watch.observe_core(core, stats)) == ["snapshot_taken"]  # type: ignore[arg-type]
+    core.membership = Membership(voters=("n1", "n2"))
+    assert names(watch.observe_core(core, stats)) == ["membership_changed"]  # type: ignore[arg-type]

@@ -239,6 +239,25 @@ class NodeWatch:
         self.me = me
         self._last = first
         self._known_leader = first.leader
+        self._key: tuple[object, ...] | None = None
+
+    def observe_core(self, core: RaftNode, snapshots: SnapshotStats) -> list[Event]:
+        """``observe`` for a live node, called after every driver run: a cheap look at
+        what could have changed first (the core replaces its membership and tally
+        objects when they change, so identity compares them), the full view only then."""
+        key = (
+            core.term,
+            core.role,
+            core.leader_id,
+            core.membership,
+            core.last_tally,
+            snapshots.taken,
+            snapshots.installed,
+        )
+        if key == self._key:
+            return []
+        self._key = key
+        return self.observe(core_view(core, snapshots))
 
     def observe(self, view: CoreView) -> list[Event]:
         """Log and return the events since the last view."""

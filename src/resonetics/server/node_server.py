@@ -495,7 +495,7 @@ class NodeServer:
     def _observe_events(self) -> None:
         """Log what changed in the core since the last look (``server/events.py``)."""
         if self.event_watch is not None:
-            self.event_watch.observe(self._core_view())
+            self.event_watch.observe_core(self.driver.core, self.driver.snapshots.stats)
 
     async def _flush(self) -> None:
         while True:
