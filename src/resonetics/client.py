@@ -278,6 +278,10 @@ class AsyncClient:
         self._next_address = 0
         self._leader: str | None = None
         self._leader_address: str | None = None
+        #: The address of the node that last answered an op only a leader answers
+        #: (``leader_address``), and the node ids leader hints named per address.
+        self._answered_as_leader: str | None = None
+        self._hinted_ids: dict[str, str] = {}
         self._lock = asyncio.Lock()
         self.tls = tls
         self._ssl = client_context(tls) if tls is not None else None
@@ -302,7 +306,22 @@ class AsyncClient:
 
     @property
     def leader_address(self) -> str | None:
-        return self._leader_address
+        """The address of the node that last answered as leader (a write, a
+        linearizable or lease read, an admin op); None before any such answer.
+
+        ``status``, ``member_list`` and stale reads are answered by any node and do
+        not change it."""
+        return self._answered_as_leader
+
+    def _note_answer(self, address: str, payload: dict[str, Any]) -> None:
+        """``address`` answered ``payload``: if only a leader answers that, it leads."""
+        spec = OPS.get(payload["op"])
+        args = payload.get("args")
+        stale = isinstance(args, dict) and args.get("consistency") == "stale"
+        if (spec is not None and spec.category == "monitor") or stale:
+            return
+        self._answered_as_leader = address
+        self._leader = self._hinted_ids.get(address, self._leader)
 
     async def __aenter__(self) -> Self:
         return self
@@ -532,7 +551,9 @@ class AsyncClient:
                 return self._check(response)
             decision = policy.on_answer(response.code, response.result)
             if decision.action is Action.DONE:
-                return self._check(response)
+                result = self._check(response)
+                self._note_answer(conn.address, payload)
+                return result
             tried[conn.address] = f"answered {response.code}"
             if response.code == codes.SESSION_EXPIRED and self._session == payload.get("session"):
                 self._session = None  # the next write opens a new session
@@ -575,6 +596,8 @@ class AsyncClient:
         if action is Action.FOLLOW_LEADER:
             self._leader = decision.leader
             self._leader_address = await self._followable(decision.leader_addr)
+            if self._leader_address is not None and decision.leader is not None:
+                self._hinted_ids[self._leader_address] = decision.leader
             await self._drop_connection()
             if self._leader_address is None:
                 await asyncio.sleep(RETRY_PAUSE_S)

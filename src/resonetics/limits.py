@@ -217,3 +217,8 @@ NODE_START_TIMEOUT_S = 60.0
 #: How long ``Node.stop()`` waits for a thread-mode node's thread to end, and how long a
 #: call handed to the node's loop may wait to run there (seconds).
 NODE_STOP_TIMEOUT_S = 30.0
+# --- Operator events (server/events.py) -----------------------------------------------------
+#: While a peer stays unreachable, at most one "peer_link_down" line per this many seconds.
+PEER_LINK_DOWN_LOG_INTERVAL_S = 60.0
+#: How often ``torture`` prints a progress line, seconds.
+TORTURE_PROGRESS_INTERVAL_S = 5.0

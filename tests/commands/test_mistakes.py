@@ -95,7 +95,7 @@ def test_cluster_up_port_in_use_is_one_line_exit_2_naming_the_address(tmp_path: 
         result = run("cluster", "up", *args)
     assert result.exit_code == EXIT_BAD_REQUEST
     line = one_line_error(result)
-    assert f"n1 (--base-port {port}) {address}: cannot listen: port already in use" in line
+    assert f"n1 clients (--base-port {port}) {address}: cannot listen: port already in use" in line
 
 
 def test_data_dir_that_is_a_file_is_one_line_exit_2(tmp_path: Path) -> None:

@@ -12,7 +12,23 @@ from rich.console import Console
 from resonetics.commands.preflight import check_can_listen, check_data_dir
 from resonetics.commands.status import fetch_status, status_table
 from resonetics.errors import ResoneticsError
-from resonetics.localcluster import LocalCluster
+from resonetics.localcluster import PEER_PORT_OFFSET, LocalCluster
+
+#: ``--base-port``: room for nine nodes' client ports and their peer ports (+100).
+BASE_PORT = click.IntRange(1, 65535 - PEER_PORT_OFFSET - 9)
+
+
+def check_local_ports(local: LocalCluster, base_port: int | None) -> None:
+    """Refuse, naming the node and port, if any port of the local cluster is taken.
+
+    Without it a busy port shows up as a node that exits at once and a wait for a
+    leader that never comes. (Free ports picked by the OS need no check.)
+    """
+    if base_port is None:
+        return
+    for node in local.nodes.values():
+        for role, address in (("clients", node.address), ("peers", node.peer_address)):
+            check_can_listen(address, what=f"{node.node_id} {role} (--base-port {base_port})")
 
 
 @click.group()
@@ -22,7 +38,13 @@ def cluster() -> None:
 
 @cluster.command()
 @click.option("--nodes", type=click.IntRange(1, 9), default=3, show_default=True)
-@click.option("--base-port", type=click.IntRange(1, 65535), default=7001, show_default=True)
+@click.option(
+    "--base-port",
+    type=BASE_PORT,
+    default=7001,
+    show_default=True,
+    help="Clients on BASE..BASE+N-1, peers on BASE+100..BASE+100+N-1.",
+)
 @click.option(
     "--data-dir", type=click.Path(path_type=Path), default=Path("data"), show_default=True
 )
@@ -38,8 +60,7 @@ def up(nodes: int, base_port: int, data_dir: Path, tick_ms: int, tls_dir: Path |
     console = Console()
     check_data_dir(data_dir)
     local = LocalCluster(data_dir, size=nodes, base_port=base_port, tick_ms=tick_ms)
-    for node in local.nodes.values():
-        check_can_listen(node.address, what=f"{node.node_id} (--base-port {base_port})")
+    check_local_ports(local, base_port)
     tls_flags = ""
     if tls_dir is not None:
         from resonetics.security.certs import write_cluster_certs
@@ -79,19 +100,29 @@ def up(nodes: int, base_port: int, data_dir: Path, tick_ms: int, tls_dir: Path |
     "--data-dir", type=click.Path(path_type=Path), help="Keep data here (default: a temp dir)."
 )
 @click.option("--writes", type=int, default=300, show_default=True)
-def demo(data_dir: Path | None, writes: int) -> None:
+@click.option(
+    "--base-port",
+    type=BASE_PORT,
+    default=None,
+    help="Clients on BASE..BASE+2, peers on BASE+100..BASE+102 (default: free ports).",
+)
+def demo(data_dir: Path | None, writes: int, base_port: int | None) -> None:
     """Start a local 3-node cluster, write, kill the leader, and show nothing acknowledged is lost."""
     from resonetics.commands.demo_script import run_demo
 
     console = Console()
+    try:
+        check_local_ports(LocalCluster(Path("unused"), size=3, base_port=base_port), base_port)
+    except ResoneticsError as exc:
+        raise click.ClickException(str(exc)) from exc
     if data_dir is not None:
         check_data_dir(data_dir)
-        ok = run_demo(console, data_dir, writes)
+        ok = run_demo(console, data_dir, writes, base_port=base_port)
     else:
         with tempfile.TemporaryDirectory(prefix="resonetics-demo-") as tmp:
-            ok = run_demo(console, Path(tmp), writes)
+            ok = run_demo(console, Path(tmp), writes, base_port=base_port)
     if not ok:
         raise SystemExit(1)
 
 
-__all__ = ["cluster", "demo", "fetch_status", "status_table"]
+__all__ = ["BASE_PORT", "check_local_ports", "cluster", "demo", "fetch_status", "status_table"]

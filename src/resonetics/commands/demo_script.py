@@ -37,8 +37,10 @@ def write_concurrently(addresses: list[str], prefix: str, count: int) -> dict[st
     return acked
 
 
-def run_demo(console: Console, data_dir: Path, writes: int) -> bool:
-    cluster = LocalCluster(data_dir, size=3)
+def run_demo(
+    console: Console, data_dir: Path, writes: int, *, base_port: int | None = None
+) -> bool:
+    cluster = LocalCluster(data_dir, size=3, base_port=base_port)
     console.rule("[bold]Resonetics demo: a 3-node cluster on loopback")
     cluster.start()
     try:
@@ -83,7 +85,7 @@ def _narrate(console: Console, cluster: LocalCluster, writes: int) -> bool:
     cluster.start_node(leader)
     lost = _check_all_present(addresses, acked)
     _wait_converged(cluster, timeout_s=20)
-    console.print(status_table(fetch_status(addresses, timeout=2.0)))
+    console.print(status_table(fetch_status(addresses, timeout=2.0), console.width))
     if lost:
         console.print(f"[red]{len(lost)} acknowledged writes are missing: {lost[:5]}[/red]")
         return False

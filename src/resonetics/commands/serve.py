@@ -100,6 +100,11 @@ from resonetics.server.config import ServerConfig, build_config, parse_peers
     "every node of the cluster must serve the same one.",
 )
 @click.option("--log-level", default="info", show_default=True)
+@click.option(
+    "--log-format",
+    type=click.Choice(("text", "json")),
+    help="Log lines as text (default) or one JSON object per line, for log shippers.",
+)
 def serve(
     node_id: str,
     config_path: Path | None,
@@ -131,6 +136,7 @@ def serve(
     policy: Path | None,
     machine: str | None,
     log_level: str,
+    log_format: str | None,
 ) -> None:
     """Run one node of a cluster (flags override the TOML file)."""
     try:
@@ -165,6 +171,7 @@ def serve(
                 "cluster_id": cluster_id,
                 "policy": policy,
                 "machine": machine,
+                "log_format": log_format,
             },
         ).validate()
         _run(config, log_level)
@@ -210,6 +217,7 @@ def _run(config: ServerConfig, log_level: str) -> None:
             config.node_id,
             lambda: (server.driver.core.term, str(server.driver.core.role)),
             log_level,
+            config.log_format,
         )
         await server.serve_forever()
 

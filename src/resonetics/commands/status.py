@@ -48,35 +48,55 @@ def status(
         tried = {address: str(s) for address, s in statuses.items()}
         raise errors.Unavailable(f"status: no node answered: {errors.describe_tried(tried)}")
     if not as_json:
-        Console().print(status_table(statuses))
+        console = Console()
+        console.print(status_table(statuses, console.width))
 
 
-def status_table(statuses: dict[str, dict[str, Any] | str]) -> Table:
-    table = Table(title="Resonetics cluster")
-    for column in (
-        "node",
-        "address",
-        "role",
-        "term",
-        "commit",
-        "applied",
-        "leader",
-        "last contact",
-    ):
-        table.add_column(column)
+#: Below this many columns the table leaves out ``address`` (the operator typed it;
+#: unreachable rows keep it in their reason), below ``STATUS_NARROW_COLUMNS`` also
+#: ``last contact``; below ``STATUS_WIDE_COLUMNS`` the long cells wrap.
+STATUS_NO_ADDRESS_COLUMNS = 100
+STATUS_NARROW_COLUMNS = 72
+STATUS_WIDE_COLUMNS = 120
+
+
+def status_table(statuses: dict[str, dict[str, Any] | str], width: int | None = None) -> Table:
+    """The status table for a terminal ``width`` columns wide (None: as wide as needed).
+
+    The columns an operator reads first (node, role, term, indexes, leader) are never
+    cut; on a narrow terminal the others wrap or are left out (``status --json``
+    still has everything) rather than every cell ending in "…".
+    """
+    show_address = width is None or width >= STATUS_NO_ADDRESS_COLUMNS
+    show_contact = width is None or width >= STATUS_NARROW_COLUMNS
+    wrap = width is not None and width < STATUS_WIDE_COLUMNS
+    table = Table(title="Resonetics cluster", expand=False)
+    table.add_column("node", no_wrap=True)
+    if show_address:
+        table.add_column("address", overflow="fold", no_wrap=not wrap, min_width=9)
+    # Wide enough for "pre-candidate" whole; an unreachable node's reason wraps below it.
+    table.add_column("role", overflow="fold", no_wrap=not wrap, min_width=len("pre-candidate"))
+    for column in ("term", "commit", "applied", "leader"):
+        table.add_column(column, no_wrap=True)
+    if show_contact:
+        table.add_column("last contact", overflow="fold", no_wrap=not wrap, min_width=10)
     for address, st in statuses.items():
         if isinstance(st, str):
-            table.add_row("?", address, f"unreachable: {st}", "", "", "", "", "")
-            continue
-        contact = ", ".join(f"{p} {s:.2f}s" for p, s in st.get("last_contact_s", {}).items())
-        table.add_row(
-            str(st["node"]),
-            address,
-            str(st["role"]),
-            str(st["term"]),
-            str(st["commit_index"]),
-            str(st["applied_index"]),
-            str(st.get("leader") or "-"),
-            contact or "-",
-        )
+            cells = ["?", address, f"unreachable: {st}", "", "", "", "", ""]
+        else:
+            contact = ", ".join(f"{p} {s:.2f}s" for p, s in st.get("last_contact_s", {}).items())
+            cells = [
+                str(st["node"]),
+                address,
+                str(st["role"]),
+                str(st["term"]),
+                str(st["commit_index"]),
+                str(st["applied_index"]),
+                str(st.get("leader") or "-"),
+                contact or "-",
+            ]
+        if isinstance(st, str) and not show_address:
+            cells[2] = f"{address} unreachable: {st}"
+        keep = [True, show_address, True, True, True, True, True, show_contact]
+        table.add_row(*(cell for cell, shown in zip(cells, keep, strict=True) if shown))
     return table

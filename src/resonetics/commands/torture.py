@@ -13,9 +13,12 @@ from pathlib import Path
 
 import click
 
+from resonetics.commands.cluster import BASE_PORT, check_local_ports
 from resonetics.commands.preflight import check_data_dir
+from resonetics.localcluster import LocalCluster
 from resonetics.torture import FAULT_KINDS, TortureOptions, TortureResult, run_torture
-from resonetics.torture.harness import TortureError
+from resonetics.torture.harness import TortureError, check_time_limit
+from resonetics.torture.progress import faults_text
 
 __all__ = ["torture"]
 
@@ -58,6 +61,20 @@ __all__ = ["torture"]
     default=None,
     help="Passed to every node (small values exercise snapshots).",
 )
+@click.option(
+    "--base-port",
+    type=BASE_PORT,
+    default=None,
+    help="Node clients on BASE..BASE+N-1, peers on BASE+100.. (default: free ports; the "
+    "fault-injecting proxies always take free ports).",
+)
+@click.option(
+    "--check-limit",
+    type=click.FloatRange(min=1),
+    default=None,
+    help="Seconds the linearizability check may take (default: --time, within 30..300); "
+    "past it the verdict is unknown.",
+)
 def torture(
     nodes: int,
     time_s: float,
@@ -68,8 +85,13 @@ def torture(
     faults: str,
     overlap: float,
     snapshot_entries: int | None,
+    base_port: int | None,
+    check_limit: float | None,
 ) -> None:
-    """Run a real cluster under faults and check what its clients saw."""  # fmt: skip
+    """Run a real cluster under faults and check what its clients saw.
+
+    A progress line every few seconds; Ctrl-C ends the faults early, winds down and
+    prints the summary (exit 130); a second Ctrl-C aborts."""  # fmt: skip
     kinds = tuple(k.strip() for k in faults.split(",") if k.strip())
     unknown = sorted(set(kinds) - set(FAULT_KINDS))
     if unknown:
@@ -77,18 +99,35 @@ def torture(
     seed = seed if seed is not None else random.SystemRandom().randrange(1 << 31)
     if out is not None:
         check_data_dir(out, what="--out")
+    check_local_ports(LocalCluster(Path("unused"), size=nodes, base_port=base_port), base_port)
     out = out or Path(tempfile.mkdtemp(prefix=f"resonetics-torture-{seed}-"))
-    click.echo(f"seed {seed}: {nodes} nodes, {time_s:g} s, faults {','.join(kinds)}; out {out}")
+    limit = check_limit if check_limit is not None else check_time_limit(time_s)
     options = TortureOptions(
         seed=seed, out=out, nodes=nodes, time_s=time_s, clients=clients, keys=keys,
         faults=kinds, overlap_p=overlap, snapshot_entries=snapshot_entries,
+        check_time_limit_s=limit, base_port=base_port, handle_sigint=True,
+        progress=click.echo,
     )  # fmt: skip
+    click.echo(
+        f"seed {seed}: {nodes} nodes, {time_s:g} s, faults {','.join(kinds)}; out {out}\n"
+        f"then at most {options.wind_down_s:g} s to recover and converge, "
+        f"{limit:g} s to check; Ctrl-C ends early with a summary"
+    )
     try:
         result = run_torture(options)
     except TortureError as exc:
         raise click.ClickException(str(exc)) from exc
+    except KeyboardInterrupt:
+        click.echo(f"aborted (second Ctrl-C): no summary; partial history and logs in {out}")
+        raise SystemExit(INTERRUPTED_EXIT) from None
     click.echo(describe(result))
+    if result.summary.get("interrupted"):
+        raise SystemExit(INTERRUPTED_EXIT)
     raise SystemExit(0 if result.ok else 1)
+
+
+#: Exit status of a run ended by Ctrl-C (128 + SIGINT, as shells report it).
+INTERRUPTED_EXIT = 130
 
 
 def describe(result: TortureResult) -> str:
@@ -96,9 +135,13 @@ def describe(result: TortureResult) -> str:
     s = result.summary
     ops = s["ops"]
     checker = s["checker"]
-    faults = ", ".join(f"{k} x{v}" for k, v in s["faults"].items()) or "none"
+    faults = faults_text(s["faults"])
+    total = ops["ok"] + ops["fail"] + ops["info"]
     lines = [
-        f"seed {s['seed']}: ops ok {ops['ok']}, failed {ops['fail']}, indeterminate {ops['info']}",
+        "summary" + (" (interrupted by Ctrl-C)" if s.get("interrupted") else "") + ":",
+        f"seed {s['seed']}: ops ok {ops['ok']}, failed {ops['fail']}, "
+        f"indeterminate {ops['info']} (of {total}"
+        + (f" in {s['elapsed_s']:g} s)" if "elapsed_s" in s else ")"),
         f"faults: {faults}",
         f"leader changes seen: {s['leader_changes']} ({len(s['leaders'])} leaders)",
         f"checker: {checker.get('verdict')} ({checker.get('ops')} ops, "

@@ -137,6 +137,9 @@ class RaftNode:
         self._dropped_reads: list[object] = []
         self._writes = LogWrites(self._log.last_index)
         self._prev_hard_state = HardState(self._term, self._vote, self._commit)
+        #: The last vote count (term, voter -> granted): what the runtime's "election
+        #: won/lost" log events report. Read only; no Raft rule depends on it.
+        self.last_tally: tuple[Term, dict[NodeId, bool]] = (0, {})
         self._prev_soft_state: SoftState | None = None
         self._bcast_pending = False
         self._read_round_pending = False
@@ -547,6 +550,8 @@ class RaftNode:
 
     def _tally(self) -> None:
         result = quorum.vote_result(self._membership, self._candidacy.votes)
+        if self._role is Role.CANDIDATE:
+            self.last_tally = (self._term, dict(self._candidacy.votes))
         if result is quorum.VoteResult.LOST:
             self._become_follower(self._term, None)
         elif result is quorum.VoteResult.WON:

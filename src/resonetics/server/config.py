@@ -24,6 +24,7 @@ The TOML file describes the whole cluster, so one file serves every node::
     #                              # from [nodes] when founding a new cluster
     # policy = "policy.toml"       # who may do what (docs/security.md); none: nobody is admin
     # machine = "counter:make"     # the state machine to serve (docs/machines.md); none: kv
+    # log_format = "json"          # one JSON object per log line (default "text")
 
     [nodes]   # each node: where peers reach it (Raft) and where clients do
     n1 = { peer = "127.0.0.1:7101", client = "127.0.0.1:7001" }
@@ -111,6 +112,9 @@ class ServerConfig:
     #: The state machine to serve, ``package.module:factory`` (``serve --machine``);
     #: "" serves the key-value store. Every node of a cluster must serve the same one.
     machine: str = ""
+    #: Log lines as ``text`` (one readable line each) or ``json`` (one object per line,
+    #: for log shippers; ``server/logs.py``).
+    log_format: str = "text"
 
     def tls(self) -> TLSConfig | None:
         """The node's TLS material, or None for a plain-TCP node."""
@@ -307,6 +311,9 @@ def parse_nodes_table(nodes: object, *, source: str) -> tuple[dict[str, str], di
     return peers, clients
 
 
+#: The values of ``log_format`` (``--log-format``).
+LOG_FORMATS = ("text", "json")
+
 _INT_KEYS = (
     "tick_ms",
     "election_ticks",
@@ -350,6 +357,10 @@ def apply_overrides(config: ServerConfig, values: dict[str, Any], *, source: str
         elif key == "machine":
             if not isinstance(value, str):
                 raise ConfigError(f"{source}: machine must be a string, got {value!r}")
+            changes[key] = value
+        elif key == "log_format":
+            if value not in LOG_FORMATS:
+                raise ConfigError(f"{source}: log_format must be text or json, got {value!r}")
             changes[key] = value
         elif key == "join":
             changes[key] = tuple(value)

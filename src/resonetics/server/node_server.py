@@ -75,7 +75,7 @@ from resonetics.security.signing import (
     public_key_text,
 )
 from resonetics.security.tls import client_context, server_context
-from resonetics.server import admin, admission
+from resonetics.server import admin, admission, events
 from resonetics.server.admission import ClientAdmission, InputBudget
 from resonetics.server.authorization import Gatekeeper  # authz
 from resonetics.server.client_conn import ClientConnection
@@ -142,6 +142,9 @@ class _Host:
 
 class NodeServer:
     """Runs one Resonetics node until ``stop()`` or a signal."""
+
+    #: Logs operator events (``server/events.py``); made when the node opens.
+    event_watch: events.NodeWatch | None = None
 
     def __init__(self, config: ServerConfig, machine: StateMachine | None = None) -> None:
         """``machine``: the state machine to serve (None: ``config.machine``'s factory,
@@ -346,6 +349,10 @@ class NodeServer:
                     log.info("stopped")  # a failed start says so once, in start()'s error
 
     async def _open(self) -> None:
+        #: Elections, leader changes, membership changes, snapshots: logged as they are
+        #: seen. Made first: a peer message may schedule a driver run as soon as the
+        #: peer listener is up.
+        self.event_watch = events.NodeWatch(self.config.node_id, self._core_view())
         peer_host, peer_port = self.config.peer_listen_address
         await self.peer_listener.start(peer_host, peer_port, self._spawn)
         host, port = self.config.client_listen_address
@@ -489,14 +496,24 @@ class NodeServer:
             return
         if done:
             admin.sync_links(self)
+            self._observe_events()
             return
         self._flush_task = self._spawn(self._flush(), what="driver loop")
         self._flush_task.add_done_callback(self._flush_done)
+
+    def _core_view(self) -> events.CoreView:
+        return events.core_view(self.driver.core, self.driver.snapshots.stats)
+
+    def _observe_events(self) -> None:
+        """Log what changed in the core since the last look (``server/events.py``)."""
+        if self.event_watch is not None:
+            self.event_watch.observe_core(self.driver.core, self.driver.snapshots.stats)
 
     async def _flush(self) -> None:
         while True:
             await self.executor.run()
             admin.sync_links(self)
+            self._observe_events()
             if not self.driver.has_work():
                 return
 

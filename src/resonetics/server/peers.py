@@ -39,6 +39,7 @@ from resonetics.security.peer_auth import (
     check_welcome,
 )
 from resonetics.security.tls import certificate_node_id
+from resonetics.server import events
 from resonetics.server.config import parse_address
 from resonetics.wire.envelope import decode_envelope, encode_envelope
 from resonetics.wire.peer import (
@@ -85,6 +86,8 @@ class PeerLink:
         self._last_problem = ""
         #: Handshakes the other end refused, or that we refused (``status``).
         self.handshakes_failed = 0
+        #: One "peer_link_down" line per interval while the peer stays away.
+        self._down_lines = events.Throttle()
         self.peer_id = peer_id
         self.address = address
         self._queue: deque[bytes] = deque(maxlen=PEER_QUEUE_MESSAGES_MAX)
@@ -155,6 +158,7 @@ class PeerLink:
                 await self._handshake(reader, writer)
             except (OSError, TimeoutError, asyncio.IncompleteReadError, ResoneticsError) as exc:
                 self._note_problem(exc)
+                self._note_down(f"connect failed: {_reason(exc)}")
                 self._queue.clear()  # stale by the time we reconnect; Raft re-sends
                 await asyncio.sleep(backoff * (0.5 + random.random()))
                 backoff = min(backoff * 2, BACKOFF_MAX_S)
@@ -162,17 +166,33 @@ class PeerLink:
             backoff = BACKOFF_MIN_S
             self._last_problem = ""
             self.connected = True
-            log.debug("connected to %s at %s", self.peer_id, self.address)
+            events.emit(
+                events.Event(events.PEER_LINK_UP, {"peer": self.peer_id, "address": self.address})
+            )
             try:
                 await self._pump(reader, writer)
             except (OSError, ConnectionError) as exc:
-                log.debug("link to %s lost: %s", self.peer_id, exc)
+                self._note_down(f"lost: {_reason(exc)}")
             finally:
                 self.connected = False
                 self._writer = None
                 writer.close()
                 with contextlib.suppress(Exception):
                     await writer.wait_closed()
+
+    def _note_down(self, reason: str) -> None:
+        """A ``peer_link_down`` event, at most one per interval per peer (``events.Throttle``)."""
+        held = self._down_lines.allow(asyncio.get_running_loop().time())
+        if held is None:
+            return
+        fields: dict[str, events.FieldValue] = {
+            "peer": self.peer_id,
+            "address": self.address,
+            "reason": reason,
+        }
+        if held:
+            fields["held_back"] = held
+        events.emit(events.Event(events.PEER_LINK_DOWN, fields))
 
     async def _handshake(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Answer the peer's challenge and check its welcome; raise on any failure."""
@@ -247,6 +267,12 @@ class PeerLink:
             # Both helpers end with the link, cancelled here too (a cancelled link
             # would otherwise leave its wake-up waiter pending forever).
             await end_helpers([f for f in (closed, waiter) if f is not None])
+
+
+def _reason(exc: BaseException) -> str:
+    """A short, one-line reason (``ConnectionRefusedError: [Errno 111] ...``)."""
+    text = str(exc) or type(exc).__name__
+    return text if isinstance(exc, ResoneticsError) else f"{type(exc).__name__}: {text}"
 
 
 def _retrieve(helper: asyncio.Future[Any]) -> None:
