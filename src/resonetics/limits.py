@@ -202,3 +202,18 @@ LOCK_HOLDER_BYTES_MAX = 256
 # --- Served machines (machine/ops.py, server/machine_record.py) ---------------------------
 #: Longest machine name a data dir records (bytes of UTF-8; a class path fits easily).
 MACHINE_NAME_BYTES_MAX = 256
+
+# --- HTTP (server/http_api.py, docs/http.md) ------------------------------------------
+#: Largest HTTP request body, bytes (a CAS with ``expected`` and a value at their limits
+#: fits; a larger body is answered 413 before it is read whole).
+HTTP_BODY_BYTES_MAX = 2 * VALUE_BYTES_MAX + (64 << 10)
+#: Longest HTTP request line or header line, bytes (aiohttp answers 400 beyond).
+HTTP_HEADER_LINE_BYTES_MAX = 8190
+#: Most header lines in one HTTP request.
+HTTP_HEADERS_MAX = 64
+#: Seconds an idle keep-alive HTTP connection stays open.
+HTTP_KEEPALIVE_S = 75.0
+#: Seconds shutdown waits for HTTP requests in progress before they are cancelled.
+HTTP_SHUTDOWN_GRACE_S = 1.0
+#: Seconds ``/health`` waits for the event loop to run a callback before it says 503.
+HTTP_HEALTH_LOOP_S = 1.0

@@ -106,6 +106,15 @@ from resonetics.server.config import (
     help="The state machine to serve, package.module:factory (default: the key-value store); "
     "every node of the cluster must serve the same one.",
 )
+@click.option(
+    "--listen-http",
+    help="HOST:PORT to serve HTTP on: /metrics, /health, /ready, /v1/kv (docs/http.md); "
+    "default: off. Not on loopback: needs TLS or --insecure.",
+)
+@click.option(
+    "--http-addresses",
+    help="ID=HOST:PORT,... every node's HTTP address (followers redirect writes to the leader's).",
+)
 @click.option("--log-level", default="info", show_default=True)
 def serve(
     node_id: str,
@@ -137,6 +146,8 @@ def serve(
     cluster_id: str | None,
     policy: Path | None,
     machine: str | None,
+    listen_http: str | None,
+    http_addresses: str | None,
     log_level: str,
 ) -> None:
     """Run one node of a cluster (flags override the TOML file)."""
@@ -172,7 +183,9 @@ def serve(
                 "cluster_id": cluster_id,
                 "policy": policy,
                 "machine": machine,
+                "listen_http": listen_http,
             },
+            http_addresses,
         ).validate()
         _run(config, log_level)
     except NodeFailed:
@@ -196,6 +209,7 @@ def _build_config(
     peers: str | None,
     clients: str | None,
     flags: dict[str, object],
+    http_addresses: str | None = None,
 ) -> ServerConfig:
     parsed = parse_peers(peers) if peers else None
     parsed_clients = parse_peers(clients, flag="--clients") if clients else None
@@ -215,6 +229,10 @@ def _build_config(
         )
     if parsed_clients is not None:
         config = replace(config, clients=parsed_clients)
+    if http_addresses:
+        config = replace(
+            config, http_addresses=parse_peers(http_addresses, flag="--http-addresses")
+        )
     return apply_overrides(config, flags, source="command line")
 
 

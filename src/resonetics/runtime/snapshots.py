@@ -32,6 +32,7 @@ the bytes, then ``storage.save_snapshot``; the core has already moved its log.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -77,6 +78,8 @@ class SnapshotStats:
     installed: int = 0
     last_index: Index = 0
     last_bytes: int = 0
+    #: Seconds the last snapshot this node took needed, from its first slice to saved.
+    last_seconds: float = 0.0
 
 
 class Snapshots:
@@ -182,6 +185,7 @@ class SnapshotJob:
         self._data: bytes | None = None
         self._saved: Snapshot | None = None
         self.slices = 0
+        self._started = time.perf_counter()
         self.slice()  # the first step fixes the state
 
     def next_step(self) -> SnapshotStep:
@@ -217,6 +221,7 @@ class SnapshotJob:
         core.compact(max(core.anchor.index, self.index - owner.policy.trailing_entries))
         owner._done(self._saved)
         owner.stats.taken += 1
+        owner.stats.last_seconds = time.perf_counter() - self._started
         return self._saved
 
 
