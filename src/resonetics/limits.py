@@ -217,3 +217,8 @@ HTTP_KEEPALIVE_S = 75.0
 HTTP_SHUTDOWN_GRACE_S = 1.0
 #: Seconds ``/health`` waits for the event loop to run a callback before it says 503.
 HTTP_HEALTH_LOOP_S = 1.0
+#: Seconds a request body may take to arrive whole (slow-body guard); 400 beyond.
+HTTP_BODY_READ_S = 10.0
+#: Seconds the HTTP port keeps reading (and dropping) an unread request body after its
+#: answer, so the answer is not lost to a reset; then it closes the connection.
+HTTP_LINGER_S = 1.0

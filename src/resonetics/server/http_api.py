@@ -140,6 +140,19 @@ def outcome_response(outcome: Outcome) -> web.Response:
     return error_response(outcome.code, outcome.message or outcome.code, **extra)
 
 
+class _ProtocolLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """aiohttp's log for requests it could not parse (garbage, a line past the limit):
+    it answered 400 already; say so in one debug line, never with a traceback."""
+
+    def exception(self, msg: object, *args: object, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info")
+        reason = str(exc).splitlines()[0] if isinstance(exc, BaseException) else "malformed"
+        self.logger.debug("HTTP request refused: %s", reason)
+
+
+_PROTOCOL_LOG: Final = _ProtocolLog(logging.getLogger("resonetics.http.protocol"))
+
+
 class HttpApi:
     """The aiohttp application of one node, and its listener."""
 
@@ -168,6 +181,8 @@ class HttpApi:
             self.app,
             handle_signals=False,
             access_log=None,
+            logger=_PROTOCOL_LOG,
+            lingering_time=limits.HTTP_LINGER_S,
             keepalive_timeout=limits.HTTP_KEEPALIVE_S,
             max_line_size=limits.HTTP_HEADER_LINE_BYTES_MAX,
             max_field_size=limits.HTTP_HEADER_LINE_BYTES_MAX,
@@ -193,6 +208,17 @@ class HttpApi:
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
+            declared = request.content_length
+            if declared is not None and declared > limits.HTTP_BODY_BYTES_MAX:
+                # Answered before a byte of the body is read, and the connection closed:
+                # the unread body is not drained.
+                refused = error_response(
+                    codes.TOO_LARGE,
+                    f"body: {declared} bytes declared, more than {limits.HTTP_BODY_BYTES_MAX}",
+                )
+                refused.force_close()
+                self.answered[str(refused.status)] += 1
+                return refused
             request[IDENTITY] = self._identify(request)
             response = await handler(request)
         except HttpError as exc:

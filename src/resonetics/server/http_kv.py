@@ -30,6 +30,7 @@ answer and three choices:
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any, Final
 
@@ -211,7 +212,13 @@ def _json_param(text: str, name: str) -> Any:
 
 
 async def _json_body(request: web.Request) -> Any:
-    raw = await request.read()
+    try:
+        async with asyncio.timeout(limits.HTTP_BODY_READ_S):
+            raw = await request.read()
+    except TimeoutError:
+        raise HttpError(
+            codes.BAD_REQUEST, f"body: not received within {limits.HTTP_BODY_READ_S} s"
+        ) from None
     if not raw:
         raise HttpError(codes.BAD_REQUEST, "body: a JSON value is required")
     try:
