@@ -199,7 +199,7 @@ def test_write_on_a_follower_is_redirected_to_the_leader(http_cluster: LocalClus
 
 
 def test_bad_http_input_gets_json_errors_and_the_node_serves_on(http_cluster: LocalCluster) -> None:
-    leader, address = _leader_http(http_cluster)
+    _, address = _leader_http(http_cluster)
     cases = [
         (call(address, "PUT", "/v1/kv/k", raw_body=b"{not json"), 400, "BAD_REQUEST"),
         (call(address, "PUT", "/v1/kv/k", raw_body=b""), 400, "BAD_REQUEST"),
