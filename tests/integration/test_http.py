@@ -184,6 +184,9 @@ def test_write_with_the_same_idempotency_key_is_applied_once(http_cluster: Local
     again = call(address, "PUT", "/v1/kv/once", 1, headers=headers)
     assert again.status == 200 and again.json["dedup"] is True
     assert again.json["receipt"] == first.json["receipt"], "the first write's result, not a new one"
+    other = call(address, "PUT", "/v1/kv/once", 2, headers=headers)
+    assert (other.status, other.json["code"]) == (400, "BAD_REQUEST"), "a reused key, another body"
+    assert call(address, "GET", "/v1/kv/once").json["value"] == 1
 
 
 def test_write_on_a_follower_is_redirected_to_the_leader(http_cluster: LocalCluster) -> None:
