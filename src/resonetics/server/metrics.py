@@ -68,6 +68,8 @@ LATENCY_BUCKETS_S = (
 )
 #: Peers whose round trips are tracked at once (a bound on the label set).
 PEERS_TRACKED_MAX = 64
+#: A "round trip" longer than this is a peer that was down, not a latency: not observed (s).
+ROUND_TRIP_MAX_S = 10.0
 
 #: The ``status`` report of one node (``server/status.py``'s ``node_status``).
 StatusSource = Callable[[], dict[str, Any]]
@@ -125,7 +127,9 @@ class PeerRoundTrips:
 
     ``sent(peer)`` when an AppendEntries leaves (only the first since the last
     answer starts the clock: pipelined sends would otherwise shorten it);
-    ``answered(peer)`` on that peer's AppendEntriesResp observes the time taken.
+    ``answered(peer)`` on that peer's AppendEntriesResp observes the time taken (unless
+    it is over ``ROUND_TRIP_MAX_S``: the peer was down, and the first answer after its
+    return would otherwise be recorded as one huge round trip).
     """
 
     def __init__(self, observe: Callable[[str, float], None]) -> None:
@@ -139,7 +143,9 @@ class PeerRoundTrips:
     def answered(self, peer: str) -> None:
         started = self._since.pop(peer, None)
         if started is not None:
-            self._observe(peer, time.perf_counter() - started)
+            seconds = time.perf_counter() - started
+            if seconds <= ROUND_TRIP_MAX_S:
+                self._observe(peer, seconds)
 
 
 class StatusCollector(Collector):
