@@ -139,3 +139,30 @@ def test_a_leader_is_ready_once_it_applied_its_own_commit_index() -> None:
     readiness = Readiness()
     assert not readiness.check(leader="n1", is_leader=True, commit=7, applied=6).ready
     assert readiness.check(leader="n1", is_leader=True, commit=7, applied=7).ready
+
+
+def test_serve_names_the_http_address_when_its_port_is_taken(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(
+            main,
+            [
+                "serve",
+                "--id",
+                "n1",
+                "--peers",
+                "n1=127.0.0.1:7101",
+                "--clients",
+                "n1=127.0.0.1:7001",
+                "--listen-http",
+                f"127.0.0.1:{port}",
+                "--data-dir",
+                str(tmp_path),
+            ],
+        )
+    assert result.exit_code != 0
+    assert f"--listen-http 127.0.0.1:{port}: cannot listen" in result.output

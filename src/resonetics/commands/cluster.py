@@ -48,6 +48,8 @@ def up(
     local = LocalCluster(data_dir, size=nodes, base_port=base_port, tick_ms=tick_ms, http=http)
     for node in local.nodes.values():
         check_can_listen(node.address, what=f"{node.node_id} (--base-port {base_port})")
+        if node.http_address:
+            check_can_listen(node.http_address, what=f"{node.node_id} HTTP (--http)")
     tls_flags = ""
     if tls_dir is not None:
         from resonetics.security.certs import write_cluster_certs

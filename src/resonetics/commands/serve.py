@@ -251,6 +251,10 @@ def _run(config: ServerConfig, log_level: str) -> None:
         await server.serve_forever()
 
     check_data_dir(config.node_dir)  # a file or unwritable dir: one line, not a traceback
+    if config.http_listen:
+        from resonetics.commands.preflight import check_can_listen
+
+        check_can_listen(config.http_listen, what="--listen-http")
     with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
         runner.run(main())
 
