@@ -104,6 +104,7 @@ class NodeMetrics:
         )
         #: Answer code of every client write this node accepted -> how many.
         self.proposals: Counter[str] = Counter()
+        self._rtt_by_peer: dict[str, Histogram] = {}
         self.round_trips = PeerRoundTrips(self.observe_round_trip)
         self.registry.register(StatusCollector(status, lambda: {**extra(), **self._own()}))
         ProcessCollector(registry=self.registry)
@@ -112,7 +113,10 @@ class NodeMetrics:
         return {"proposals": self.proposals}
 
     def observe_round_trip(self, peer: str, seconds: float) -> None:
-        self.peer_rtt.labels(peer).observe(seconds)
+        child = self._rtt_by_peer.get(peer)
+        if child is None:  # labels() costs a lock and a tuple: looked up once per peer
+            child = self._rtt_by_peer[peer] = self.peer_rtt.labels(peer)
+        child.observe(seconds)
 
     def note_proposal(self, code: str) -> None:
         self.proposals[code] += 1
