@@ -60,8 +60,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("resonetics.http")
 
-#: ``request[IDENTITY]``: who sent an HTTP request (None: an unknown bearer token).
-IDENTITY: Final = "resonetics.identity"
+#: ``request[IDENTITY]``: who sent an HTTP request (None: an unknown bearer token). A typed
+#: request key where aiohttp has them (3.13+), the plain string before.
+IDENTITY: Final[Any] = (
+    web.RequestKey("resonetics.identity", object)
+    if hasattr(web, "RequestKey")
+    else "resonetics.identity"
+)
 #: Codes that only the HTTP port answers with.
 NOT_FOUND: Final = "NOT_FOUND"
 METHOD_NOT_ALLOWED: Final = "METHOD_NOT_ALLOWED"
