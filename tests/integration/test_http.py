@@ -77,6 +77,7 @@ def test_metrics_parse_as_prometheus_text_and_move_with_writes(http_cluster: Loc
         "resonetics_client_connections",
         "resonetics_rate_limited_requests_total",
         "process_cpu_seconds_total",
+        "resonetics_http_connections",
     ):
         assert name in before, f"{name} missing from /metrics"
     assert _value(before, "resonetics_role", role="leader") == 1.0

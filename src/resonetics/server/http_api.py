@@ -203,6 +203,11 @@ class HttpApi:
             await self.close()
             raise
 
+    def open_connections(self) -> int:
+        """HTTP connections open now (``resonetics_http_connections``)."""
+        server = self._runner.server if self._runner is not None else None
+        return len(server.connections) if server is not None else 0
+
     async def close(self) -> None:
         """Stop listening, give requests in progress a grace, then cancel them."""
         runner, self._runner = self._runner, None

@@ -311,6 +311,11 @@ def _clients(s: dict[str, Any], extra: dict[str, Any]) -> Iterator[Metric]:
         "outcome",
         dict(extra["proposals"]),
     )
+    yield _gauge(
+        "resonetics_http_connections",
+        "Open connections to the HTTP port.",
+        extra.get("http_connections", 0),
+    )
     yield _labelled(
         CounterMetricFamily,
         "resonetics_http_requests",

@@ -280,7 +280,11 @@ class NodeServer:
         http = HttpApi(self, self._server_ssl)
         metrics = NodeMetrics(
             lambda: node_status(self),
-            lambda: {"denied": self.gate.denied, "http_requests": http.answered},
+            lambda: {
+                "denied": self.gate.denied,
+                "http_requests": http.answered,
+                "http_connections": http.open_connections(),
+            },
         )
         self.driver.observe_fsync = metrics.fsync.observe
         self.driver.observe_apply = metrics.apply.observe
