@@ -19,9 +19,10 @@ implementation of an op. ``/metrics`` is judged as the ``status`` op (the
 ``monitor`` grant). ``/health`` and ``/ready`` answer anyone: they tell no data.
 
 Errors are JSON ``{"ok": false, "code": ..., "message": ...}`` with the wire code
-and an HTTP status (``STATUS_FOR_CODE``); an exception in a handler is answered
-500 ``INTERNAL`` and counted in ``status``'s ``handler_errors``, never a
-traceback to the client and never a stopped node.
+and an HTTP status (``STATUS_FOR_CODE``); an exception in a handler is a bug:
+answered 500 ``INTERNAL`` (no internals in the answer), logged once with its
+traceback, counted (``handler_errors``, ``resonetics_http_requests_total{code="500"}``),
+and the node serves on.
 
 Adding routes (the dashboard): ``api.add_route("GET", "/dashboard", handler)``
 before the node starts (``NodeServer.http.add_route``); the handler gets the
