@@ -260,3 +260,22 @@ def test_raw_socket_garbage_and_oversized_requests_leave_the_node_serving(
     assert call(address, "GET", "/health").status == 200
     assert call(address, "PUT", "/v1/kv/still", "here").status == 200
     assert http_cluster.nodes[leader].running
+
+
+def test_rate_limited_client_lines_are_counted_in_metrics(http_cluster: LocalCluster) -> None:
+    leader, address = _leader_http(http_cluster)
+    host, port = http_cluster.nodes[leader].address.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(b"not a request\n" * 1000)  # far past a new connection's line budget
+        paused = http_cluster.wait_until(
+            "line-rate pause counted",
+            lambda: _paused(_metrics(address), "line rate"),
+        )
+    assert paused >= 1
+
+
+def _paused(metrics: dict[str, list[tuple[dict[str, str], float]]], reason: str) -> float | None:
+    for labels, value in metrics.get("resonetics_client_reading_paused_total", []):
+        if labels.get("reason") == reason and value > 0:
+            return value
+    return None  # not yet: the family has no sample before the first pause

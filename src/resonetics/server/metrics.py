@@ -339,6 +339,14 @@ def _refusals(s: dict[str, Any], extra: dict[str, Any]) -> Iterator[Metric]:
         "reason",
         refused_requests,
     )
+    yield _labelled(
+        CounterMetricFamily,
+        "resonetics_client_reading_paused",
+        "Times the node stopped reading a client connection that spent its line budget "
+        "('line rate') or its budget for lines that were not requests ('junk rate').",
+        "reason",
+        s["clients"].get("reading_paused", {}),
+    )
     yield _counter(
         "resonetics_rate_limited_requests_total",
         "Client requests answered RATE_LIMITED (client port and HTTP).",

@@ -235,6 +235,8 @@ class NodeServer:
         self._identity_buckets: OrderedDict[str, TokenBucket] = OrderedDict()
         #: Client connections closed by the node, by reason (``status``).
         self.client_closes: Counter[str] = Counter()
+        #: Times the node stopped reading a client connection for its line or junk rate.
+        self.client_throttled: Counter[str] = Counter()
         #: Tasks of the group still running (cancelled at the end of the shutdown).
         self._tasks: set[asyncio.Task[None]] = set()
         tls = config.tls()
@@ -594,7 +596,11 @@ class NodeServer:
             make_room=self._make_room,
             on_closed=self._on_client_closed,
             too_large=lambda message: _error_response(None, TooLarge(message)),
+            on_throttled=self._note_throttled,
         )
+
+    def _note_throttled(self, why: str) -> None:
+        self.client_throttled[why] += 1
 
     def _on_client_open(self, conn: ClientConnection) -> bool:
         conn.identity = self.gate.identity_for_tls(conn.get_extra_info("ssl_object"))  # authz
@@ -638,6 +644,7 @@ class NodeServer:
             "input_bytes_held": self._input_budget.used,
             "closed_by_node": dict(self.client_closes),
             "rate_limited": self.rate_limited,
+            "reading_paused": dict(self.client_throttled),
         }
 
     def _guarded_line(self, line: bytes, conn: ClientConnection) -> bool:
