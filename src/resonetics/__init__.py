@@ -2,7 +2,8 @@
 
 The public surface, importable from here: ``Client`` and ``AsyncClient`` (talk to a
 cluster), ``Receipt`` (where a write sits in the history), ``StateMachine`` (the base
-class for embedders) and the typed errors. They are loaded on first use, so importing
+class for embedders), ``ReplicatedObject`` with its ``command``/``query`` decorators, and the
+typed errors. They are loaded on first use, so importing
 ``resonetics`` (and starting the command line) stays cheap.
 """
 
@@ -27,6 +28,9 @@ _EXPORTS = {
     "BadRequest": "resonetics.errors",
     "TooLarge": "resonetics.errors",
     "RateLimited": "resonetics.errors",
+    "ReplicatedObject": "resonetics.machine.replicated_object",
+    "command": "resonetics.machine.replicated_object",
+    "query": "resonetics.machine.replicated_object",
 }
 
 if TYPE_CHECKING:
@@ -42,6 +46,7 @@ if TYPE_CHECKING:
         Unavailable,
     )
     from resonetics.machine.base import StateMachine
+    from resonetics.machine.replicated_object import ReplicatedObject, command, query
 
 
 __getattr__ = lazy_getattr(__name__, _EXPORTS)
@@ -55,10 +60,13 @@ __all__ = [
     "NotLeader",
     "RateLimited",
     "Receipt",
+    "ReplicatedObject",
     "ResoneticsError",
     "StateMachine",
     "Timeout",
     "TooLarge",
     "Unavailable",
     "__version__",
+    "command",
+    "query",
 ]

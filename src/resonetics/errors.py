@@ -6,6 +6,8 @@ these typed exceptions; broken invariants are ``InvariantViolation`` and crash.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class ResoneticsError(Exception):
     """Base of every error Resonetics raises on purpose."""
@@ -279,4 +281,31 @@ class MachineMismatch(MachineError):
             f"data dir {node_dir} holds the state of machine {founded_by!r}, "
             f"but this node runs {running!r}: start it with the same --machine, "
             "or give a new data dir"
+        )
+
+
+class Nondeterminism(MachineError):
+    """Two instances of a machine given the same commands disagreed
+    (``machine.determinism.check_determinism``): ``step`` is the position of the first
+    divergent command in the sequence, ``what`` is ``"result"``, ``"snapshot"`` or
+    ``"query"`` (a query changed the state: it runs on one replica only)."""
+
+    def __init__(
+        self, machine: str, step: int, op: str, args: Any, what: str, left: Any, right: Any
+    ) -> None:
+        self.machine = machine
+        self.step = step
+        self.op = op
+        self.args = args
+        self.what = what
+        self.left = left
+        self.right = right
+        super().__init__(
+            f"machine {machine!r} is not deterministic: at step {step} ({op} {args!r}) "
+            + (
+                "the query changed the state"
+                if what == "query"
+                else f"the two instances' {what}s differ"
+            )
+            + f": {left!r} != {right!r}"
         )

@@ -202,6 +202,14 @@ LOCK_HOLDER_BYTES_MAX = 256
 # --- Served machines (machine/ops.py, server/machine_record.py) ---------------------------
 #: Longest machine name a data dir records (bytes of UTF-8; a class path fits easily).
 MACHINE_NAME_BYTES_MAX = 256
+# --- Ready-made replicated structures (machine/structures.py) -----------------------------
+#: Longest lock TTL or queue visibility timeout a request may ask for (ms of log time).
+STRUCTURE_TTL_MS_MAX = 24 * 3600 * 1000
+#: Items a structure's listing query (``Dict.items``, ``Set.items``) returns at most.
+STRUCTURE_LIST_ITEMS_MAX = 1000
+# --- Determinism checker (machine/determinism.py) -------------------------------------------
+#: Commands one ``check_determinism`` run applies at most.
+DETERMINISM_OPS_MAX = 100_000
 
 # --- HTTP (server/http_api.py, docs/http.md) ------------------------------------------
 #: Largest HTTP request body, bytes (a CAS with ``expected`` and a value at their limits

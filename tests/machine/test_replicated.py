@@ -284,3 +284,19 @@ def test_a_malformed_command_in_a_batch_fails_alone_on_every_replica() -> None:
         assert applied.parts[1].result["ok"] is False
         assert "bad command" in applied.parts[1].result["message"]
     assert first.snapshot() == second.snapshot()
+
+
+def test_wrapped_machine_sees_the_leader_stamped_ts_of_each_command() -> None:
+    """Log time for TTLs: the machine gets the entry's ``ts``, the same on every replica."""
+    from resonetics.machine.structures import Counter
+
+    seen: list[int] = []
+
+    class Stamped(Counter):
+        def apply(self, index: int, command: Any) -> Any:
+            seen.append(command["ts"])
+            return super().apply(index, command)
+
+    replicated = ReplicatedKV(Stamped())
+    replicated.apply(Log().cmd("c", "r1", "incr", {"by": 1}, ts=4242))
+    assert seen == [4242]

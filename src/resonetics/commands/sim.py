@@ -17,6 +17,8 @@ import time
 import click
 
 from resonetics import planted
+from resonetics.errors import MachineError
+from resonetics.machine.ops import load_factory
 from resonetics.sim.options import FAULT_KINDS, SCENARIOS, SimOptions, parse_faults
 from resonetics.sim.runner import RunResult
 from resonetics.sim.sweep import SweepSummary, run_seeds
@@ -117,6 +119,13 @@ def _faults(_ctx: click.Context, _param: click.Parameter, value: str) -> frozens
     f"else every {PROGRESS_EVERY_SEEDS}; 0: never).",
 )
 @click.option("--no-coverage", is_flag=True, help="Leave the coverage table out.")
+@click.option(
+    "--machine",
+    default="",
+    metavar="PKG.MOD:FACTORY",
+    help="Replicate this machine instead of the key-value store: its declared ops with "
+    "generated args, replicas' states compared at every index, its model checked.",
+)
 def sim(
     seed: int | None,
     seeds: int | None,
@@ -137,8 +146,16 @@ def sim(
     workers: int,
     progress_every: int | None,
     no_coverage: bool,
+    machine: str,
 ) -> None:
     """Run the deterministic cluster simulator (same seed, same run, bit for bit)."""
+    if machine:
+        if readers:
+            raise click.UsageError("--readers issue key-value reads: not with --machine")
+        try:
+            load_factory(machine)
+        except MachineError as exc:
+            raise click.BadParameter(str(exc), param_hint="--machine") from None
     options = SimOptions(
         nodes=nodes,
         faults=faults,
@@ -153,6 +170,7 @@ def sim(
         transfer_lag=transfer_lag,
         scenario=scenario or "",
         plant=plant or "",
+        machine=machine,
     )
     if seed is not None:
         seed_list = [seed]

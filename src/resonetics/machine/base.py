@@ -27,7 +27,8 @@ on every replica when the machine is deterministic) rather than a stopped node.
 
 ``ReplicatedKV`` wraps any ``StateMachine`` and adds exactly-once client
 sessions around it, so an embedder gets deduplication for free. It calls
-``apply`` with ``command = {"op": str, "args": dict}`` taken from the entry.
+``apply`` with ``command = {"op": str, "args": dict, "ts": int}`` taken from the
+entry (``ts``: the leader's stamp in ms, identical on every replica).
 """
 
 from __future__ import annotations

@@ -9,7 +9,8 @@ order, on every replica (``Ready.committed_entries``, DESIGN §2):
   "ts"}``. Log time moves to ``ts`` (expiring idle sessions); if the request
   was applied before, its *original* result comes back with ``dedup=True`` and
   nothing is re-applied (dissertation §6.3); otherwise the wrapped
-  ``StateMachine`` applies ``{"op", "args"}`` and the result is remembered.
+  ``StateMachine`` applies ``{"op", "args", "ts"}`` (``ts``: the leader's
+  stamp, the machine's only clock) and the result is remembered.
   The result of a write carries a ``receipt`` — ``{"index", "term", "hash"}``
   of its entry — that a client can check against any node's log. Commands of
   a sequenced session also carry ``session``, ``seq`` and ``ack_below``; the
@@ -177,7 +178,7 @@ class ReplicatedKV:
         verdict = sessions.check(cmd.client_id, cmd.request_id, digest, sequence)
         if verdict is not None:
             return self._refused(entry, cmd, verdict)
-        result = self.machine.apply(entry.index, {"op": cmd.op, "args": cmd.args})
+        result = self.machine.apply(entry.index, {"op": cmd.op, "args": cmd.args, "ts": cmd.ts})
         if cmd.op not in self.machine.read_ops and isinstance(result, dict):
             result = {**result, "receipt": receipt}
         seq = None if sequence is None else sequence["seq"]

@@ -26,6 +26,8 @@ from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from resonetics.machine.ops import load_factory
+from resonetics.machine.served import ServedMachine
 from resonetics.raft.config import RaftConfig, lease_ticks_for
 from resonetics.raft.messages import (
     AppendEntriesResp,
@@ -44,6 +46,7 @@ from resonetics.runtime.snapshots import SnapshotPolicy
 from resonetics.sim.clock import EventQueue
 from resonetics.sim.executor import SimExecutor
 from resonetics.sim.invariants import SafetyMonitor, SimViolation
+from resonetics.sim.machine_state import Convergence
 from resonetics.sim.network import Network
 from resonetics.sim.observed import ObservedKV, ObservedStorage
 from resonetics.sim.options import CLOCK_DRIFT_MAX, SimOptions
@@ -51,6 +54,8 @@ from resonetics.sim.trace import Trace
 from resonetics.storage.fs import MemoryFileSystem, SimulatedCrash
 from resonetics.storage.node_storage import FileNodeStorage
 from resonetics.wire import codes
+from resonetics.wire.client import OpTable
+from resonetics.wire.machine_ops import op_table
 
 if TYPE_CHECKING:
     from resonetics.sim.adversary import Adversary
@@ -148,6 +153,12 @@ class Cluster:
         #: Coverage: boots that recovered from a snapshot on disk, and boots a crash cut short.
         self.restored_from_snapshot = 0
         self.recovery_crashes = 0
+        #: ``sim --machine``: the user's machine's op table, and the replicas' agreement.
+        self.op_table: OpTable | None = None
+        self.convergence: Convergence | None = None
+        if options.machine:
+            self.op_table = op_table(load_factory(options.machine))
+            self.convergence = Convergence()
 
     # --- life cycle --------------------------------------------------------------------
     def start(self, node: SimNode) -> None:
@@ -167,7 +178,7 @@ class Cluster:
             FileNodeStorage(node.fs, f"/data/{node.node_id}"), node.node_id, self.monitor
         )
         rng = random.Random(f"{self.seed}/core/{node.node_id}/{node.incarnation}")
-        machine = ObservedKV(node.node_id, self.monitor)
+        machine = self._replicated(node)
         policy = SnapshotPolicy(
             entries=self.options.snapshot_entries,
             trailing_entries=self.options.snapshot_trailing,
@@ -193,6 +204,14 @@ class Cluster:
         self.trace.add(self.queue.now_ms, "start", node.node_id, f"term={driver.core.term}")
         self.run(node, lambda d: None)
         self._schedule_tick(node)
+
+    def _replicated(self, node: SimNode) -> ObservedKV:
+        """A fresh replicated state: the key-value store, or a new instance of the user's
+        machine served as the server serves it (``sim --machine``)."""
+        if self.convergence is None:
+            return ObservedKV(node.node_id, self.monitor)
+        inner = ServedMachine(load_factory(self.options.machine))
+        return ObservedKV(node.node_id, self.monitor, inner, self.convergence.check)
 
     def crash(self, node: SimNode) -> None:
         """Power loss now: unsynced bytes may be lost or torn."""
@@ -304,7 +323,8 @@ class Cluster:
             return
         on_done: OnDone = reply
         # Writes wait for the node's next input when batching, as on a loaded server.
-        defer = self.options.batch_writes and route(request["op"]) is Routed.WRITE
+        ops = self.op_table
+        defer = self.options.batch_writes and route(request["op"], ops=ops) is Routed.WRITE
         lease = request["op"] == "kv_get" and request["args"].get("consistency") == "lease"
         served: list[Outcome] = []
 
@@ -314,7 +334,7 @@ class Cluster:
 
         def feed(driver: NodeDriver) -> None:
             # Copies args, as decoding off the wire would.
-            dispatch(driver, request, answer if lease else on_done)
+            dispatch(driver, request, answer if lease else on_done, ops=ops)
 
         self.run(node, feed, process=not defer)
         if lease and served and served[0].code == codes.OK and node.driver is not None:

@@ -8,8 +8,9 @@ checks see every entry exactly where it enters a node's log or state.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
+from resonetics.machine.base import StateMachine
 from resonetics.machine.replicated import ApplyResult, ReplicatedKV
 from resonetics.raft.entry import Entry, EntryType
 from resonetics.raft.ready import HardState, Snapshot
@@ -98,17 +99,28 @@ class ObservedStorage:
 
 
 class ObservedKV(ReplicatedKV):
-    """The replicated key-value store, reporting each applied entry to the monitor."""
+    """The replicated key-value store (or ``machine``, for ``sim --machine``), reporting
+    each applied entry to the monitor and, when ``on_state`` is given, the machine's
+    state after it (``sim/machine_client.Convergence``)."""
 
-    def __init__(self, node: NodeId, monitor: SafetyMonitor) -> None:
-        super().__init__()
+    def __init__(
+        self,
+        node: NodeId,
+        monitor: SafetyMonitor,
+        machine: StateMachine | None = None,
+        on_state: Callable[[NodeId, Entry, bytes], None] | None = None,
+    ) -> None:
+        super().__init__(machine)
         self._node = node
         self._monitor = monitor
+        self._on_state = on_state
 
     def apply(self, entry: Entry) -> ApplyResult:
         result = super().apply(entry)
         if entry.type not in (EntryType.GENESIS, EntryType.SNAP_DUMMY):
             self._monitor.on_apply(self._node, entry)
+            if self._on_state is not None:
+                self._on_state(self._node, entry, self.machine.snapshot())
         return result
 
 

@@ -81,6 +81,9 @@ class SimOptions:
     scenario: str = ""
     #: A planted bug switched on for the run (``planted.py``), by name; "" for none.
     plant: str = ""
+    #: ``package.module:factory`` of the machine the nodes replicate (``sim --machine``);
+    #: "" for the key-value store.
+    machine: str = ""
 
     def __post_init__(self) -> None:
         if self.plant:
@@ -94,6 +97,8 @@ class SimOptions:
             raise ValueError(f"unknown fault kind(s): {', '.join(unknown)}")
         if self.nodes < 1:
             raise ValueError("need at least one node")
+        if self.machine and self.readers:
+            raise ValueError("readers issue key-value reads: not with a machine (use clients)")
         if self.quiet_ms < QUIET_MS_MIN:
             raise ValueError(f"the quiet phase needs at least {QUIET_MS_MIN} ms")
 
@@ -111,6 +116,7 @@ class SimOptions:
             + (" transfer_lag" if self.transfer_lag else "")
             + (f" scenario={self.scenario}" if self.scenario else "")
             + (f" plant={self.plant}" if self.plant else "")
+            + (f" machine={self.machine}" if self.machine else "")
         )
 
 

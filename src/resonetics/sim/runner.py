@@ -30,6 +30,8 @@ from resonetics import planted
 from resonetics.check.history import HistoryRecorder
 from resonetics.check.invariants import log_matching
 from resonetics.check.linearizability import Verdict, check_history
+from resonetics.check.model import ModelVerdict, check_model
+from resonetics.machine.ops import load_factory
 from resonetics.raft.messages import InstallSnapshot, TimeoutNow
 from resonetics.raft.ready import Role
 from resonetics.sim import scenarios
@@ -39,6 +41,8 @@ from resonetics.sim.clock import EventQueue
 from resonetics.sim.cluster import Cluster, SimNode
 from resonetics.sim.faults import FaultSchedule
 from resonetics.sim.invariants import SafetyMonitor, SimViolation
+from resonetics.sim.machine_client import MachineClient
+from resonetics.sim.machine_state import MachineHistory
 from resonetics.sim.membership import MembershipChurn
 from resonetics.sim.network import Network
 from resonetics.sim.options import SimOptions
@@ -115,6 +119,7 @@ def _cli_flags(options: SimOptions) -> str:
         + (" --transfer-lag" if options.transfer_lag else "")
         + (f" --scenario {options.scenario}" if options.scenario else "")
         + (f" --plant {options.plant}" if options.plant else "")
+        + (f" --machine {options.machine}" if options.machine else "")
     )
 
 
@@ -151,10 +156,27 @@ class _World:
             settle_ms=options.fault_ms + SETTLE_MS,
             recorder=self.recorder,
         )
-        self.clients = [
-            SimClient(f"c{i + 1}", self.cluster, random.Random(f"{seed}/client/{i}"), workload)
-            for i in range(options.clients)
-        ]
+        #: ``sim --machine``: the machine's ops as the clients saw them.
+        self.machine_history: MachineHistory | None = None
+        self.clients: list[SimClient]
+        if options.machine:
+            self.machine_history = MachineHistory()
+            self.clients = [
+                MachineClient(
+                    f"c{i + 1}",
+                    self.cluster,
+                    random.Random(f"{seed}/client/{i}"),
+                    workload,
+                    load_factory(options.machine),
+                    self.machine_history,
+                )
+                for i in range(options.clients)
+            ]
+        else:
+            self.clients = [
+                SimClient(f"c{i + 1}", self.cluster, random.Random(f"{seed}/client/{i}"), workload)
+                for i in range(options.clients)
+            ]
         self.clients += [
             SimClient(
                 f"r{i + 1}",
@@ -321,6 +343,8 @@ def _digest(world: _World) -> str:
                 f"{node.node_id}:{core.term}:{core.commit_index}:{core.hash_at(core.last_index)}".encode()
             )
     h.update(world.recorder.dumps().encode())
+    if world.machine_history is not None:
+        h.update(repr(world.machine_history.operations).encode())
     return h.hexdigest()
 
 
@@ -337,12 +361,35 @@ def _final_checks(world: _World, result: RunResult) -> None:
     }
     world.monitor.check_receipts(final)
     _check_final_logs(cluster)
+    if world.machine_history is not None:
+        _check_machine_history(world, result)
+        return
     ops = world.recorder.operations()
     result.ops = len(ops)
     checked = check_history(ops, steps_max=CHECK_STEPS_MAX)
     if checked.verdict is Verdict.NOT_LINEARIZABLE:
         lines = [op.describe() for key in checked.violations for op in key.counterexample]
         raise SimViolation("history is not linearizable:\n  " + "\n  ".join(lines))
+    result.verdict = checked.verdict.value
+
+
+def _check_machine_history(world: _World, result: RunResult) -> None:
+    """``sim --machine``: the clients' history against the machine's ``model``, if any
+    (without one, the run checks the replicas' agreement and liveness only)."""
+    assert world.machine_history is not None
+    ops = world.machine_history.operations
+    result.ops = len(ops)
+    model = getattr(load_factory(world.options.machine), "model", None)
+    if not callable(model):
+        result.verdict = "ok (no model: states compared)"
+        return
+    checked = check_model(ops, model, steps_max=CHECK_STEPS_MAX)
+    if checked.verdict is ModelVerdict.NOT_LINEARIZABLE:
+        lines = [op.describe() for op in checked.stuck]
+        raise SimViolation(
+            "history is not linearizable against the machine's model; no order explains:\n  "
+            + "\n  ".join(lines)
+        )
     result.verdict = checked.verdict.value
 
 
