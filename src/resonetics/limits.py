@@ -222,3 +222,23 @@ NODE_STOP_TIMEOUT_S = 30.0
 PEER_LINK_DOWN_LOG_INTERVAL_S = 60.0
 #: How often ``torture`` prints a progress line, seconds.
 TORTURE_PROGRESS_INTERVAL_S = 5.0
+
+# --- HTTP (server/http_api.py, docs/http.md) ------------------------------------------
+#: Largest HTTP request body, bytes (a CAS with ``expected`` and a value at their limits
+#: fits; a larger body is answered 413 before it is read whole).
+HTTP_BODY_BYTES_MAX = 2 * VALUE_BYTES_MAX + (64 << 10)
+#: Longest HTTP request line or header line, bytes (aiohttp answers 400 beyond).
+HTTP_HEADER_LINE_BYTES_MAX = 8190
+#: Most header lines in one HTTP request.
+HTTP_HEADERS_MAX = 64
+#: Seconds an idle keep-alive HTTP connection stays open.
+HTTP_KEEPALIVE_S = 75.0
+#: Seconds shutdown waits for HTTP requests in progress before they are cancelled.
+HTTP_SHUTDOWN_GRACE_S = 1.0
+#: Seconds ``/health`` waits for the event loop to run a callback before it says 503.
+HTTP_HEALTH_LOOP_S = 1.0
+#: Seconds a request body may take to arrive whole (slow-body guard); 400 beyond.
+HTTP_BODY_READ_S = 10.0
+#: Seconds the HTTP port keeps reading (and dropping) an unread request body after its
+#: answer, so the answer is not lost to a reset; then it closes the connection.
+HTTP_LINGER_S = 1.0

@@ -42,6 +42,8 @@ from resonetics.storage.identity import check_cluster_id, new_cluster_id
 #: With a fixed ``base_port``, node i serves clients on base_port + i and peers on
 #: base_port + PEER_PORT_OFFSET + i.
 PEER_PORT_OFFSET = 100
+#: With a fixed ``base_port`` and ``http=True``, node i serves HTTP on base_port + HTTP_PORT_OFFSET + i.
+HTTP_PORT_OFFSET = 200
 #: The file in a local cluster's data dir holding its cluster id (without a cluster key).
 CLUSTER_ID_FILE = "CLUSTER_ID"
 #: How many of each node's last log lines ``LocalCluster.describe`` quotes.
@@ -113,6 +115,8 @@ class LocalNode:
     peer_address: str
     process: subprocess.Popen[bytes] | None = None
     log_file: IO[bytes] | None = None
+    #: Where the node serves HTTP (``LocalCluster(http=True)``); None: no HTTP.
+    http_address: str | None = None
 
     @property
     def running(self) -> bool:
@@ -143,6 +147,8 @@ class LocalCluster:
     cluster_id: str | None = None
     #: Write policy.toml + admin.token into data_dir and start nodes with --policy.
     authorize: bool = True
+    #: Serve HTTP on every node (``--listen-http``, docs/http.md) on another loopback port.
+    http: bool = False
 
     def __post_init__(self) -> None:
         if self.base_port:
@@ -153,6 +159,20 @@ class LocalCluster:
             ports, peer_ports = both[: self.size], both[self.size :]
         for i, (port, peer_port) in enumerate(zip(ports, peer_ports, strict=True), start=1):
             self.nodes[f"n{i}"] = LocalNode(f"n{i}", f"127.0.0.1:{port}", f"127.0.0.1:{peer_port}")
+        if self.http:
+            http_ports = (
+                [self.base_port + HTTP_PORT_OFFSET + i for i in range(self.size)]
+                if self.base_port
+                else free_ports(self.size)
+            )
+            for node, http_port in zip(self.nodes.values(), http_ports, strict=True):
+                node.http_address = f"127.0.0.1:{http_port}"
+
+    @property
+    def http_args(self) -> list[str]:
+        """``--http-addresses`` naming every node's HTTP address (followers redirect writes)."""
+        known = [f"{n.node_id}={n.http_address}" for n in self.nodes.values() if n.http_address]
+        return ["--http-addresses", ",".join(known)] if known else []
 
     @property
     def cluster_key_path(self) -> Path:
@@ -224,8 +244,13 @@ class LocalCluster:
             *(self.tls.serve_args(node_id) if self.tls is not None else []),
             *(["--cluster-key", str(self.cluster_key_path)] if self.use_cluster_key else []),
             *(["--policy", str(self.policy_path)] if self.authorize else []),
+            *self._http_args_for(node_id),
             *self.extra_args,
         ]
+
+    def _http_args_for(self, node_id: str) -> list[str]:
+        address = self.nodes[node_id].http_address
+        return ["--listen-http", address, *self.http_args] if address else []
 
     def _membership_args(self, node_id: str) -> list[str]:
         if node_id not in self.joiners:

@@ -110,7 +110,7 @@ def test_membership_change_names_old_and_new_config_and_own_removal() -> None:
 
 
 def test_snapshots_taken_and_installed_report_index_size_time_and_sender() -> None:
-    taken = SnapshotStats(taken=1, last_index=500, last_bytes=4096, last_duration_s=0.0123)
+    taken = SnapshotStats(taken=1, last_index=500, last_bytes=4096, last_seconds=0.0123)
     evs = diff("n1", view(5, Role.LEADER, "n1"), view(5, Role.LEADER, "n1", snapshots=taken))
     assert evs == [
         Event("snapshot_taken", {"index": 500, "bytes": 4096, "duration_ms": 12.3}),

@@ -55,12 +55,23 @@ def cluster() -> None:
     type=click.Path(path_type=Path, file_okay=False),
     help="Generate a throwaway CA and certificates into DIR and run the cluster over mTLS.",
 )
-def up(nodes: int, base_port: int, data_dir: Path, tick_ms: int, tls_dir: Path | None) -> None:
+@click.option(
+    "--http/--no-http",
+    default=False,
+    show_default=True,
+    help="Serve HTTP (/metrics, /health, /ready, /v1/kv) on BASE_PORT+200+i (docs/http.md).",
+)
+def up(
+    nodes: int, base_port: int, data_dir: Path, tick_ms: int, tls_dir: Path | None, http: bool
+) -> None:
     """Start NODES `resonetics serve` processes in the foreground; Ctrl-C stops them all."""
     console = Console()
     check_data_dir(data_dir)
-    local = LocalCluster(data_dir, size=nodes, base_port=base_port, tick_ms=tick_ms)
+    local = LocalCluster(data_dir, size=nodes, base_port=base_port, tick_ms=tick_ms, http=http)
     check_local_ports(local, base_port)
+    for node in local.nodes.values():
+        if node.http_address:
+            check_can_listen(node.http_address, what=f"{node.node_id} HTTP (--http)")
     tls_flags = ""
     if tls_dir is not None:
         from resonetics.security.certs import write_cluster_certs
@@ -72,8 +83,9 @@ def up(nodes: int, base_port: int, data_dir: Path, tick_ms: int, tls_dir: Path |
     try:
         for node in local.nodes.values():
             console.print(
-                f"{node.node_id}: clients on {node.address}, peers on {node.peer_address} "
-                f"(log: {data_dir}/{node.node_id}.log)"
+                f"{node.node_id}: clients on {node.address}, peers on {node.peer_address}"
+                + (f", HTTP on {node.http_address}" if node.http_address else "")
+                + f" (log: {data_dir}/{node.node_id}.log)"
             )
         console.print(f"peer links authenticated with the cluster key {local.cluster_key_path}")
         leader, _ = local.wait_for_leader()

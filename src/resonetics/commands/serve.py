@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -99,6 +100,15 @@ from resonetics.server.config import ServerConfig, build_config, parse_peers
     help="The state machine to serve, package.module:factory (default: the key-value store); "
     "every node of the cluster must serve the same one.",
 )
+@click.option(
+    "--listen-http",
+    help="HOST:PORT to serve HTTP on: /metrics, /health, /ready, /v1/kv (docs/http.md); "
+    "default: off. Not on loopback: needs TLS or --insecure.",
+)
+@click.option(
+    "--http-addresses",
+    help="ID=HOST:PORT,... every node's HTTP address (followers redirect writes to the leader's).",
+)
 @click.option("--log-level", default="info", show_default=True)
 @click.option(
     "--log-format",
@@ -135,6 +145,8 @@ def serve(
     cluster_id: str | None,
     policy: Path | None,
     machine: str | None,
+    listen_http: str | None,
+    http_addresses: str | None,
     log_level: str,
     log_format: str | None,
 ) -> None:
@@ -172,7 +184,9 @@ def serve(
                 "policy": policy,
                 "machine": machine,
                 "log_format": log_format,
+                "listen_http": listen_http,
             },
+            http_addresses,
         ).validate()
         _run(config, log_level)
     except NodeFailed:
@@ -196,14 +210,20 @@ def _build_config(
     peers: str | None,
     clients: str | None,
     flags: dict[str, object],
+    http_addresses: str | None = None,
 ) -> ServerConfig:
-    return build_config(
+    config = build_config(
         node_id,
         config_path=config_path,
         peers=parse_peers(peers) if peers else None,
         clients=parse_peers(clients, flag="--clients") if clients else None,
         settings=flags,
     )
+    if http_addresses:
+        config = replace(
+            config, http_addresses=parse_peers(http_addresses, flag="--http-addresses")
+        )
+    return config
 
 
 def _run(config: ServerConfig, log_level: str) -> None:
@@ -222,6 +242,10 @@ def _run(config: ServerConfig, log_level: str) -> None:
         await server.serve_forever()
 
     check_data_dir(config.node_dir)  # a file or unwritable dir: one line, not a traceback
+    if config.http_listen:
+        from resonetics.commands.preflight import check_can_listen
+
+        check_can_listen(config.http_listen, what="--listen-http")
     with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
         runner.run(main())
 

@@ -243,6 +243,10 @@ class NodeDriver:
         self._woken_at: Index = -1
         #: node id -> client address, for NOT_LEADER hints (set by the host).
         self.addresses: dict[NodeId, str] = {}
+        #: Told the seconds of each log fsync (on the thread that ran it) and of each
+        #: entry's apply; set by a host that serves metrics (server/metrics.py), else None.
+        self.observe_fsync: Callable[[float], None] | None = None
+        self.observe_apply: Callable[[float], None] | None = None
 
     # --- inputs ------------------------------------------------------------------
     # Inputs only feed the core; the caller runs ``process_ready()`` once after a
@@ -624,8 +628,11 @@ class NodeDriver:
         if (rd.truncate_from is not None or rd.entries) and not planted.on(
             Bug.APPENDS_NEVER_FSYNCED
         ):
+            synced = time.perf_counter()
             self.storage.sync()
             self.stats.fsyncs += 1
+            if self.observe_fsync is not None:
+                self.observe_fsync(time.perf_counter() - synced)
         hs = rd.hard_state
         if hs is not None and self._meta_due(hs):
             self.storage.save_hard_state(hs, min(applied, hs.commit))
@@ -660,7 +667,12 @@ class NodeDriver:
 
     def _apply(self, entry: Entry) -> None:
         waiter = self._waiters.pop(entry.index, None)
-        applied = self.machine.apply(entry)
+        if self.observe_apply is None:
+            applied = self.machine.apply(entry)
+        else:
+            started = time.perf_counter()
+            applied = self.machine.apply(entry)
+            self.observe_apply(time.perf_counter() - started)
         if entry.type in _CLIENT_ENTRIES:
             self.stats.entries_applied += 1
         if waiter is None:

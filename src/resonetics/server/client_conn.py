@@ -77,6 +77,7 @@ class ClientConnection(asyncio.Protocol):
         make_room: Callable[[ClientConnection, str], bool],
         on_closed: OnClosed,
         too_large: Callable[[str], bytes],
+        on_throttled: Callable[[str], None] | None = None,
     ) -> None:
         self._admission = admission_
         self._budget = budget
@@ -93,6 +94,8 @@ class ClientConnection(asyncio.Protocol):
         self._make_room = make_room
         self._on_closed = on_closed
         self._too_large = too_large
+        #: Told "line rate" or "junk rate" each time reading stops for that budget (metrics).
+        self._on_throttled = on_throttled
         self.transport: asyncio.Transport | None = None
         self.ip = "?"
         self._admitted = False
@@ -217,6 +220,8 @@ class ClientConnection(asyncio.Protocol):
             return
         if "junk rate" not in self._paused_for:
             self._pause("junk rate")
+            if self._on_throttled is not None:
+                self._on_throttled("junk rate")
             wait = max(self._junk_bucket.wait_s(), 0.001)
             asyncio.get_running_loop().call_later(wait, self._after_junk_pause)
 
@@ -261,6 +266,8 @@ class ClientConnection(asyncio.Protocol):
             bucket = self._line_bucket if self.established else self._probation_bucket
             if not bucket.try_take():
                 self._pause("line rate")
+                if self._on_throttled is not None:
+                    self._on_throttled("line rate")
                 wait = max(bucket.wait_s(), 0.001)
                 asyncio.get_running_loop().call_later(wait, self._after_rate_pause)
                 return

@@ -25,6 +25,7 @@ The TOML file describes the whole cluster, so one file serves every node::
     # policy = "policy.toml"       # who may do what (docs/security.md); none: nobody is admin
     # machine = "counter:make"     # the state machine to serve (docs/machines.md); none: kv
     # log_format = "json"          # one JSON object per log line (default "text")
+    # HTTP (docs/http.md) is off unless a node has an `http` address (or --listen-http).
 
     [nodes]   # each node: where peers reach it (Raft) and where clients do
     n1 = { peer = "127.0.0.1:7101", client = "127.0.0.1:7001" }
@@ -115,6 +116,11 @@ class ServerConfig:
     #: Log lines as ``text`` (one readable line each) or ``json`` (one object per line,
     #: for log shippers; ``server/logs.py``).
     log_format: str = "text"
+    #: Where to serve HTTP (``/metrics``, ``/health``, ``/ready``, ``/v1/kv``; docs/http.md);
+    #: "" and no entry in ``http_addresses``: no HTTP listener at all.
+    listen_http: str = ""
+    #: node id -> HTTP "host:port" of the nodes that serve HTTP (redirects to the leader).
+    http_addresses: dict[str, str] = field(default_factory=dict)
 
     def tls(self) -> TLSConfig | None:
         """The node's TLS material, or None for a plain-TCP node."""
@@ -132,6 +138,15 @@ class ServerConfig:
     @property
     def client_listen(self) -> str:
         return self.listen_client or self.clients.get(self.node_id, "")
+
+    @property
+    def http_listen(self) -> str:
+        """The HTTP address this node listens on ("" when HTTP is off)."""
+        return self.listen_http or self.http_addresses.get(self.node_id, "")
+
+    @property
+    def http_listen_address(self) -> tuple[str, int] | None:
+        return parse_address(self.http_listen, what="--listen-http") if self.http_listen else None
 
     @property
     def peer_listen_address(self) -> tuple[str, int]:
@@ -230,6 +245,27 @@ class ServerConfig:
             )
         if self.snapshot_bytes_max < 1:
             raise ConfigError(f"snapshot_bytes_max: must be >= 1, got {self.snapshot_bytes_max}")
+        self._validate_http()
+
+    def _validate_http(self) -> None:
+        """The HTTP port carries tokens and data: plain HTTP only on loopback, as for peers."""
+        for node, address in self.http_addresses.items():
+            parse_address(address, what=f"HTTP address of {node}")
+        listen = self.http_listen_address
+        if listen is None:
+            return
+        if listen in (self.peer_listen_address, self.client_listen_address):
+            raise ConfigError(
+                f"--listen-http {self.http_listen}: already the peer or client address; "
+                "HTTP needs its own port"
+            )
+        if self.tls() is None and not self.insecure and not is_loopback(listen[0]):
+            raise ConfigError(
+                f"--listen-http {self.http_listen}: not a loopback address, and HTTP would "
+                "be plain text (tokens and data readable on the network): give TLS "
+                "(--tls-ca/--tls-cert/--tls-key) or listen on 127.0.0.1; --insecure "
+                "serves plain HTTP anyway"
+            )
 
     @property
     def signs_entries(self) -> bool:
@@ -280,7 +316,13 @@ def load_toml(path: Path, node_id: str) -> ServerConfig:
     if not isinstance(cluster, dict):
         raise ConfigError(f"{path}: [cluster] must be a table")
     peers, clients = parse_nodes_table(raw.get("nodes", {}), source=str(path))
-    base = ServerConfig(node_id=node_id, peers=peers, clients=clients, data_dir=Path("data"))
+    base = ServerConfig(
+        node_id=node_id,
+        peers=peers,
+        clients=clients,
+        data_dir=Path("data"),
+        http_addresses=parse_http_addresses(raw.get("nodes", {}), source=str(path)),
+    )
     config = apply_overrides(base, cluster, source=str(path))
     if config.cluster_key is not None and not config.cluster_key.is_absolute():
         # A key named in the file is found beside the file, wherever the node is started.
@@ -295,7 +337,11 @@ def parse_nodes_table(nodes: object, *, source: str) -> tuple[dict[str, str], di
     peers: dict[str, str] = {}
     clients: dict[str, str] = {}
     for node, entry in nodes.items():
-        if not isinstance(entry, dict) or set(entry) - {"peer", "client"} or "peer" not in entry:
+        if (
+            not isinstance(entry, dict)
+            or set(entry) - {"peer", "client", "http"}
+            or "peer" not in entry
+        ):
             raise ConfigError(
                 f"{source}: [nodes] {node} must be "
                 '{ peer = "HOST:PORT", client = "HOST:PORT" } (peers and clients use '
@@ -313,6 +359,24 @@ def parse_nodes_table(nodes: object, *, source: str) -> tuple[dict[str, str], di
 
 #: The values of ``log_format`` (``--log-format``).
 LOG_FORMATS = ("text", "json")
+
+
+def parse_http_addresses(nodes: object, *, source: str) -> dict[str, str]:
+    """``[nodes] n1 = { ..., http = "H:P" }`` -> {"n1": "H:P"} (nodes without one: no HTTP).
+
+    Called after ``parse_nodes_table``, which has checked the table's shape.
+    """
+    found: dict[str, str] = {}
+    for node, entry in (nodes if isinstance(nodes, dict) else {}).items():
+        address = entry.get("http") if isinstance(entry, dict) else None
+        if address is None:
+            continue
+        if not isinstance(address, str):
+            raise ConfigError(f"{source}: [nodes] {node}.http must be a string")
+        parse_address(address, what=f"{source}: [nodes] {node}.http")
+        found[node] = address
+    return found
+
 
 _INT_KEYS = (
     "tick_ms",
@@ -352,7 +416,7 @@ def apply_overrides(config: ServerConfig, values: dict[str, Any], *, source: str
             if not isinstance(value, int | float) or isinstance(value, bool):
                 raise ConfigError(f"{source}: {key} must be a number, got {value!r}")
             changes[key] = float(value)
-        elif key in ("listen_peer", "listen_client", "tls_client_auth"):
+        elif key in ("listen_peer", "listen_client", "tls_client_auth", "listen_http"):
             changes[key] = str(value)
         elif key == "machine":
             if not isinstance(value, str):
@@ -422,5 +486,6 @@ __all__ = [
     "parse_nodes_table",
     "load_toml",
     "parse_address",
+    "parse_http_addresses",
     "parse_peers",
 ]

@@ -183,7 +183,7 @@ def _snapshot_events(before: CoreView, after: CoreView) -> list[Event]:
                 {
                     "index": a.last_index,
                     "bytes": a.last_bytes,
-                    "duration_ms": round(a.last_duration_s * 1000, 1),
+                    "duration_ms": round(a.last_seconds * 1000, 1),
                 },
             )
         )

@@ -42,7 +42,7 @@ import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Coroutine
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -58,7 +58,7 @@ from resonetics.errors import (
 )
 from resonetics.machine.base import StateMachine
 from resonetics.planted import Bug
-from resonetics.raft.messages import MESSAGE_TYPES, Message
+from resonetics.raft.messages import MESSAGE_TYPES, AppendEntries, AppendEntriesResp, Message
 from resonetics.raft.ready import Role
 from resonetics.runtime import peer_gate
 from resonetics.runtime.dispatch import HostHandler, dispatch
@@ -66,7 +66,7 @@ from resonetics.runtime.driver import NodeDriver
 from resonetics.runtime.outcome import OnDone, Outcome
 from resonetics.runtime.server_executor import ServerExecutor
 from resonetics.runtime.snapshots import SnapshotPolicy
-from resonetics.security.authz import load_policy  # authz
+from resonetics.security.authz import Identity, load_policy  # authz
 from resonetics.security.cluster_key import ClusterKey, load_cluster_key
 from resonetics.security.peer_auth import PeerCredentials
 from resonetics.security.ratelimit import TokenBucket
@@ -86,6 +86,7 @@ from resonetics.server.history_trust import history_trust
 from resonetics.server.outbox import Outbox
 from resonetics.server.peer_listener import PeerListener
 from resonetics.server.peers import PeerLink
+from resonetics.server.readiness import Readiness
 from resonetics.server.served import serve_in_dir
 from resonetics.server.status import node_status
 from resonetics.storage.fs import OsFileSystem
@@ -105,6 +106,10 @@ from resonetics.wire.client import (
 )
 from resonetics.wire.envelope import Envelope, decode_envelope
 from resonetics.wire.peer import HELLO_KIND, encode_peer
+
+if TYPE_CHECKING:
+    from resonetics.server.http_api import HttpApi
+    from resonetics.server.metrics import NodeMetrics
 
 log = logging.getLogger("resonetics.server")
 
@@ -133,6 +138,9 @@ class _Host:
         link = self._server.links.get(msg.dst)
         if link is not None:
             link.send(encode_peer(msg, self.now_ms()))
+            metrics = self._server.metrics
+            if metrics is not None and isinstance(msg, AppendEntries):
+                metrics.round_trips.sent(msg.dst)
 
     def flush(self) -> None:
         for link in self._server.links.values():
@@ -146,7 +154,9 @@ class NodeServer:
     #: Logs operator events (``server/events.py``); made when the node opens.
     event_watch: events.NodeWatch | None = None
 
-    def __init__(self, config: ServerConfig, machine: StateMachine | None = None) -> None:
+    def __init__(  # noqa: PLR0915 - a list of attribute declarations, one per line
+        self, config: ServerConfig, machine: StateMachine | None = None
+    ) -> None:
         """``machine``: the state machine to serve (None: ``config.machine``'s factory,
         else the key-value store); a data dir founded by another machine is refused."""
         self.cluster_key: ClusterKey | None = (
@@ -232,6 +242,8 @@ class NodeServer:
         self._identity_buckets: OrderedDict[str, TokenBucket] = OrderedDict()
         #: Client connections closed by the node, by reason (``status``).
         self.client_closes: Counter[str] = Counter()
+        #: Times the node stopped reading a client connection for its line or junk rate.
+        self.client_throttled: Counter[str] = Counter()
         #: Tasks of the group still running (cancelled at the end of the shutdown).
         self._tasks: set[asyncio.Task[None]] = set()
         tls = config.tls()
@@ -255,6 +267,39 @@ class NodeServer:
         self.handler_guard = HandlerGuard()
         # authz: who may do what (security/authz.py); no --policy: open, nobody admin.
         self.gate = Gatekeeper(load_policy(config.policy) if config.policy else None, ops=self.ops)
+        self._init_http()
+
+    def _init_http(self) -> None:
+        """The HTTP API (server/http_api.py) and the metrics it serves (server/metrics.py),
+        when ``--listen-http`` asks for them.
+
+        Imported here: a node without an HTTP address never loads aiohttp.
+        """
+        #: What ``GET /ready`` answers (server/readiness.py).
+        self.readiness = Readiness()
+        #: The HTTP port and its metrics; None: HTTP is off.
+        self.metrics: NodeMetrics | None = None
+        self.http: HttpApi | None = None
+        if not self.config.http_listen:
+            return
+        from resonetics.server.http_api import HttpApi
+        from resonetics.server.http_kv import KvRoutes
+        from resonetics.server.metrics import NodeMetrics
+
+        http = HttpApi(self, self._server_ssl)
+        metrics = NodeMetrics(
+            lambda: node_status(self),
+            lambda: {
+                "denied": self.gate.denied,
+                "http_requests": http.answered,
+                "http_connections": http.open_connections(),
+            },
+        )
+        self.driver.observe_fsync = metrics.fsync.observe
+        self.driver.observe_apply = metrics.apply.observe
+        if "kv_get" in self.ops.specs:
+            KvRoutes(http).install()
+        self.metrics, self.http = metrics, http
 
     @property
     def failure(self) -> NodeFailed | None:
@@ -364,6 +409,11 @@ class NodeServer:
             ssl=self._server_ssl,
             ssl_handshake_timeout=limits.TLS_HANDSHAKE_TIMEOUT_S if self._server_ssl else None,
         )
+        http_address = self.config.http_listen_address
+        if self.http is not None and http_address is not None:
+            await self.http.start(*http_address)
+            scheme = "https" if self._server_ssl else "http"
+            log.info("HTTP on %s://%s:%d (docs/http.md)", scheme, *http_address)
         # The snapshot the driver takes in the background is the group's too.
         self.executor.spawn = functools.partial(self._spawn, what="snapshot")
         me = self.config.node_id
@@ -408,6 +458,8 @@ class NodeServer:
                 self._fail("driver loop", exc)
         self.driver.cancel_all(Outcome(codes.UNAVAILABLE, message="node shutting down"))
         self._outbox.flush()
+        if self.http is not None:
+            await self.http.close()  # its waiting requests were just answered UNAVAILABLE
         for link in list(self.links.values()):
             await link.stop()
         for conn in list(self._connections):
@@ -573,7 +625,11 @@ class NodeServer:
             make_room=self._make_room,
             on_closed=self._on_client_closed,
             too_large=lambda message: _error_response(None, TooLarge(message)),
+            on_throttled=self._note_throttled,
         )
+
+    def _note_throttled(self, why: str) -> None:
+        self.client_throttled[why] += 1
 
     def _on_client_open(self, conn: ClientConnection) -> bool:
         conn.identity = self.gate.identity_for_tls(conn.get_extra_info("ssl_object"))  # authz
@@ -617,6 +673,7 @@ class NodeServer:
             "input_bytes_held": self._input_budget.used,
             "closed_by_node": dict(self.client_closes),
             "rate_limited": self.rate_limited,
+            "reading_paused": dict(self.client_throttled),
         }
 
     def _guarded_line(self, line: bytes, conn: ClientConnection) -> bool:
@@ -646,6 +703,12 @@ class NodeServer:
             if identity and identity.source != "anonymous"
             else f"ip:{conn.ip}"
         )
+        bucket = self._bucket_for(key)
+        conn.identity_bucket = bucket
+        return bucket
+
+    def _bucket_for(self, key: str) -> TokenBucket:
+        """The shared request budget named ``key`` (``id:<name>`` or ``ip:<address>``)."""
         bucket = self._identity_buckets.get(key)
         if bucket is None:
             bucket = TokenBucket(
@@ -656,7 +719,6 @@ class NodeServer:
                 self._identity_buckets.popitem(last=False)
         else:
             self._identity_buckets.move_to_end(key)
-        conn.identity_bucket = bucket
         return bucket
 
     def _on_line(self, line: bytes, conn: ClientConnection) -> None:
@@ -712,6 +774,10 @@ class NodeServer:
 
     def _on_peer_message(self, msg: Message) -> None:
         self.last_contact[msg.src] = time.monotonic()
+        if self.readiness.target is None:
+            self.readiness.note(msg)
+        if self.metrics is not None and isinstance(msg, AppendEntriesResp):
+            self.metrics.round_trips.answered(msg.src)
         try:
             self.driver.step(msg)
         except Exception as exc:  # the core broke on a checked message: stop, in order
@@ -739,8 +805,53 @@ class NodeServer:
         self._dispatch(req, responder, size=len(env.payload))
         self._schedule_flush()
 
-    def _dispatch(self, req: ClientRequest, responder: _Responder, *, size: int) -> None:
+    def handle_request(
+        self, identity: Identity | None, req: ClientRequest, on_done: OnDone, *, size: int
+    ) -> None:
+        """A validated request from another door (the HTTP API): judged, audited and
+        routed exactly as on the client port; ``on_done`` gets its outcome."""
+        if self.gate.audited(req):
+            audit = functools.partial(self.gate.audit, identity, req)
+            answer = on_done
+
+            def on_done(outcome: Outcome) -> None:
+                audit(outcome)
+                answer(outcome)
+
+        denied = self.gate.check(identity, req)
+        if denied is not None:
+            on_done(denied)
+            return
+        self._dispatch(req, on_done, size=size)
+        self._schedule_flush()
+
+    def take_request_budget(self, identity: Identity | None, ip: str) -> bool:
+        """One request from the budget ``identity`` shares across doors (anonymous: per
+        source address); False (counted as rate limited) when it is spent."""
+        key = (
+            f"id:{identity.name}"
+            if identity is not None and identity.source != "anonymous"
+            else f"ip:{ip}"
+        )
+        if self._bucket_for(key).try_take():
+            return True
+        self.rate_limited += 1
+        return False
+
+    def serving(self) -> bool:
+        """Whether the node is up and not on its way down (``/health``)."""
+        return not self._closing and self._fatal is None and not self._stopping.is_set()
+
+    def _dispatch(self, req: ClientRequest, responder: OnDone, *, size: int) -> None:
         """Route by op (``runtime/dispatch.py``, shared with the simulator)."""
+        metrics = self.metrics
+        if metrics is not None and req.op in self.ops.logged:
+            answer = responder
+
+            def responder(outcome: Outcome) -> None:
+                metrics.note_proposal(outcome.code)
+                answer(outcome)
+
         request = {
             "client_id": req.client_id,
             "request_id": req.request_id,

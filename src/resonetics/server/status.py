@@ -30,6 +30,7 @@ def node_status(server: NodeView) -> dict[str, Any]:
         "snapshot": {
             "index": server.driver.snapshots.stats.last_index,
             "bytes": server.driver.snapshots.stats.last_bytes,
+            "seconds": round(server.driver.snapshots.stats.last_seconds, 6),
             "taken": server.driver.snapshots.stats.taken,
             "installed": server.driver.snapshots.stats.installed,
             "log_first_index": core.anchor.index + 1,
