@@ -242,3 +242,15 @@ HTTP_BODY_READ_S = 10.0
 #: Seconds the HTTP port keeps reading (and dropping) an unread request body after its
 #: answer, so the answer is not lost to a reset; then it closes the connection.
 HTTP_LINGER_S = 1.0
+
+# --- Dashboard (server/dashboard.py, docs/http.md#dashboard) -------------------------------
+#: Recent operator events each node keeps for ``GET /v1/events`` (the oldest are forgotten).
+DASHBOARD_EVENTS_MAX = 512
+#: Seconds between two throughput/latency samples of the dashboard.
+DASHBOARD_SAMPLE_INTERVAL_S = 1.0
+#: Samples kept: 300 one-second samples are the last five minutes.
+DASHBOARD_SAMPLES_MAX = 300
+#: Write latencies kept per sample for its p50/p99 (a busier second is sampled evenly).
+DASHBOARD_LATENCIES_PER_SAMPLE_MAX = 4096
+#: Seconds ``GET /v1/cluster`` waits for another member's answer before marking it unreachable.
+DASHBOARD_PEER_TIMEOUT_S = 1.0

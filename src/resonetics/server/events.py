@@ -26,7 +26,10 @@ from __future__ import annotations
 
 import json
 import logging
+import time
+from collections import deque
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from resonetics import limits
 from resonetics.raft.membership import Membership
@@ -73,10 +76,41 @@ def format_fields(fields: dict[str, FieldValue]) -> str:
     return " ".join(parts)
 
 
-def emit(event: Event, logger: logging.Logger = log) -> None:
-    """Log ``event`` at INFO: ``event=NAME fields`` (the JSON formatter reads the extras)."""
+def emit(event: Event, logger: logging.Logger = log, ring: EventRing | None = None) -> None:
+    """Log ``event`` at INFO: ``event=NAME fields`` (the JSON formatter reads the extras),
+    and keep it in ``ring`` (the node's recent events, for the dashboard) when given."""
     text = format_fields({"event": event.name, **event.fields})
     logger.info("%s", text, extra={"event": event.name, "event_fields": event.fields})
+    if ring is not None:
+        ring.add(event)
+
+
+class EventRing:
+    """The node's most recent events, numbered, for ``GET /v1/events?after=SEQ``.
+
+    Bounded (``limits.DASHBOARD_EVENTS_MAX``): the oldest are forgotten, and a reader
+    whose ``after`` is older than the oldest kept sees the gap (``first_seq``). The
+    numbering restarts with the process; a reader that sees ``seq`` go down re-reads.
+    """
+
+    def __init__(self, size: int = limits.DASHBOARD_EVENTS_MAX) -> None:
+        self._events: deque[dict[str, Any]] = deque(maxlen=size)
+        self.seq = 0
+
+    def add(self, event: Event) -> None:
+        self.seq += 1
+        self._events.append(
+            {"seq": self.seq, "time": time.time(), "event": event.name, "fields": event.fields}
+        )
+
+    def since(self, after: int) -> list[dict[str, Any]]:
+        """The events numbered above ``after``, oldest first."""
+        return [e for e in self._events if e["seq"] > after]
+
+    @property
+    def first_seq(self) -> int:
+        """The oldest event still kept (``seq + 1`` when none is)."""
+        return self._events[0]["seq"] if self._events else self.seq + 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,8 +269,10 @@ def _step_down(me: str, before: CoreView, after: CoreView) -> Event:
 class NodeWatch:
     """Logs the events between successive views of one node's core."""
 
-    def __init__(self, me: str, first: CoreView) -> None:
+    def __init__(self, me: str, first: CoreView, ring: EventRing | None = None) -> None:
         self.me = me
+        #: Where events are kept as well as logged (the dashboard's feed); None: only logged.
+        self.ring = ring
         self._last = first
         self._known_leader = first.leader
         self._key: tuple[object, ...] | None = None
@@ -267,7 +303,7 @@ class NodeWatch:
         self._last = view
         self._known_leader = view.leader or self._known_leader
         for event in events:
-            emit(event)
+            emit(event, ring=self.ring)
         return events
 
 
@@ -302,6 +338,7 @@ class Throttle:
 __all__ = [
     "CoreView",
     "Event",
+    "EventRing",
     "NodeWatch",
     "Throttle",
     "core_view",

@@ -108,6 +108,7 @@ from resonetics.wire.envelope import Envelope, decode_envelope
 from resonetics.wire.peer import HELLO_KIND, encode_peer
 
 if TYPE_CHECKING:
+    from resonetics.server.dashboard import Dashboard
     from resonetics.server.http_api import HttpApi
     from resonetics.server.metrics import NodeMetrics
 
@@ -280,8 +281,12 @@ class NodeServer:
         #: The HTTP port and its metrics; None: HTTP is off.
         self.metrics: NodeMetrics | None = None
         self.http: HttpApi | None = None
+        #: The dashboard (server/dashboard.py) and the recent events it shows; None: HTTP off.
+        self.dashboard: Dashboard | None = None
+        self.event_ring: events.EventRing | None = None
         if not self.config.http_listen:
             return
+        from resonetics.server.dashboard import Dashboard
         from resonetics.server.http_api import HttpApi
         from resonetics.server.http_kv import KvRoutes
         from resonetics.server.metrics import NodeMetrics
@@ -300,6 +305,9 @@ class NodeServer:
         if "kv_get" in self.ops.specs:
             KvRoutes(http).install()
         self.metrics, self.http = metrics, http
+        self.event_ring = events.EventRing()
+        self.dashboard = Dashboard(self, http, self.event_ring, client_ssl=self._peer_ssl)
+        self.dashboard.install()
 
     @property
     def failure(self) -> NodeFailed | None:
@@ -397,7 +405,9 @@ class NodeServer:
         #: Elections, leader changes, membership changes, snapshots: logged as they are
         #: seen. Made first: a peer message may schedule a driver run as soon as the
         #: peer listener is up.
-        self.event_watch = events.NodeWatch(self.config.node_id, self._core_view())
+        self.event_watch = events.NodeWatch(
+            self.config.node_id, self._core_view(), ring=self.event_ring
+        )
         peer_host, peer_port = self.config.peer_listen_address
         await self.peer_listener.start(peer_host, peer_port, self._spawn)
         host, port = self.config.client_listen_address
@@ -602,6 +612,7 @@ class NodeServer:
         link = PeerLink(
             self.peer_credentials, peer, address, self.config.peer_listen, ssl=self._peer_ssl
         )
+        link.event_ring = self.event_ring
         self.links[peer] = link
         link.start(functools.partial(self._spawn, what=f"peer link to {peer}"))
 
@@ -847,9 +858,12 @@ class NodeServer:
         metrics = self.metrics
         if metrics is not None and req.op in self.ops.logged:
             answer = responder
+            board, started = self.dashboard, time.perf_counter()
 
             def responder(outcome: Outcome) -> None:
                 metrics.note_proposal(outcome.code)
+                if board is not None:
+                    board.note_write(outcome.code, time.perf_counter() - started)
                 answer(outcome)
 
         request = {

@@ -94,6 +94,8 @@ class PeerLink:
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.connected = False
+        #: Where this link's events are kept besides the log (the node's dashboard feed).
+        self.event_ring: events.EventRing | None = None
         self.dropped = 0
         #: Set while connected and the backlog has been written: sends then skip the queue.
         self._writer: asyncio.StreamWriter | None = None
@@ -167,7 +169,8 @@ class PeerLink:
             self._last_problem = ""
             self.connected = True
             events.emit(
-                events.Event(events.PEER_LINK_UP, {"peer": self.peer_id, "address": self.address})
+                events.Event(events.PEER_LINK_UP, {"peer": self.peer_id, "address": self.address}),
+                ring=self.event_ring,
             )
             try:
                 await self._pump(reader, writer)
@@ -192,7 +195,7 @@ class PeerLink:
         }
         if held:
             fields["held_back"] = held
-        events.emit(events.Event(events.PEER_LINK_DOWN, fields))
+        events.emit(events.Event(events.PEER_LINK_DOWN, fields), ring=self.event_ring)
 
     async def _handshake(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Answer the peer's challenge and check its welcome; raise on any failure."""
