@@ -67,7 +67,7 @@ MEMBER_FIELDS: Final = (
 )
 
 
-def _page() -> bytes:
+def dashboard_page() -> bytes:
     return (resources.files("resonetics.server") / "dashboard.html").read_bytes()
 
 
@@ -141,7 +141,7 @@ class Dashboard:
         self._client_ssl = client_ssl
         self._session: aiohttp.ClientSession | None = None
         self._sampler: asyncio.Task[None] | None = None
-        self._page = _page()
+        self._page = dashboard_page()
 
     def install(self) -> None:
         """Add the routes, and start/stop the sampler with the HTTP port."""
@@ -200,10 +200,9 @@ class Dashboard:
         mine = self.local_view()
         others = sorted(set(mine["voters"]) | set(mine["learners"]) | {me})
         auth = request.headers.get("Authorization")
-        fetched = await asyncio.gather(
-            *(self._ask(member, auth) for member in others if member != me)
-        )
-        rows = {member: row for member, row in zip([m for m in others if m != me], fetched)}
+        peers = [member for member in others if member != me]
+        fetched = await asyncio.gather(*(self._ask(member, auth) for member in peers))
+        rows = dict(zip(peers, fetched, strict=True))
         rows[me] = {**{k: mine[k] for k in MEMBER_FIELDS}, "reachable": True}
         members = [self._decorate(member, rows[member], mine) for member in others]
         _add_lag(members)
@@ -290,7 +289,10 @@ class Dashboard:
                 ) as reply:
                     body = await reply.json(content_type=None)
         except TimeoutError:
-            return {"reachable": False, "error": f"no answer in {limits.DASHBOARD_PEER_TIMEOUT_S} s"}
+            return {
+                "reachable": False,
+                "error": f"no answer in {limits.DASHBOARD_PEER_TIMEOUT_S} s",
+            }
         except (aiohttp.ClientError, OSError, ValueError) as exc:
             return {"reachable": False, "error": _reason(exc)}
         if not isinstance(body, dict):
@@ -331,4 +333,4 @@ def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-__all__ = ["MEMBER_FIELDS", "Dashboard", "Samples", "percentile"]
+__all__ = ["MEMBER_FIELDS", "Dashboard", "Samples", "dashboard_page", "percentile"]
