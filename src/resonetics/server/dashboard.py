@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 import ssl
 import time
@@ -73,7 +74,7 @@ def dashboard_page() -> bytes:
 
 def percentile(sorted_values: list[float], q: float) -> float:
     """The ``q`` quantile (0..1) of an ascending list, nearest rank."""
-    rank = max(0, min(len(sorted_values) - 1, round(q * len(sorted_values) + 0.5) - 1))
+    rank = max(0, min(len(sorted_values) - 1, math.ceil(q * len(sorted_values)) - 1))
     return sorted_values[rank]
 
 
