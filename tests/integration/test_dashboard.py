@@ -173,7 +173,13 @@ def test_dashboard_xss_attempt_in_node_ids_and_events_is_shown_as_text(browser: 
         "self": True,
     }
     down = {"id": "n2", "reachable": False, "error": script, "self": False}
-    cluster = {"ok": True, "node": img, "members": [member, down], "samples": []}
+    cluster = {
+        "ok": True,
+        "node": img,
+        "members": [member, down],
+        "samples": [],
+        "samples_from": script,
+    }
     events = {
         "ok": True,
         "seq": 1,
@@ -197,6 +203,7 @@ def test_dashboard_xss_attempt_in_node_ids_and_events_is_shown_as_text(browser: 
     table = page.text_content("#members") or ""
     assert img in table and script[:16] in table and "unreachable: " + script in table
     assert img in (page.text_content("#node") or "")
+    assert script in (page.text_content("#sampled") or "")
 
 
 def test_dashboard_feeds_need_the_monitor_role_and_the_page_sends_the_typed_token(

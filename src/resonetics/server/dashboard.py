@@ -65,6 +65,7 @@ MEMBER_FIELDS: Final = (
     "applied_index",
     "last_index",
     "applied_hash",
+    "leader_contact_s",
 )
 
 
@@ -192,8 +193,12 @@ class Dashboard:
         )
 
     async def _node(self, request: web.Request) -> web.Response:
+        """This node's view; ``?samples=1`` adds its throughput and latency samples."""
         self.http.authorize(request, "status")
-        return json_response(200, {"ok": True, **self.local_view()})
+        body: dict[str, Any] = {"ok": True, **self.local_view()}
+        if request.query.get("samples") == "1":
+            body["samples"] = list(self.samples.samples)
+        return json_response(200, body)
 
     async def _cluster(self, request: web.Request) -> web.Response:
         self.http.authorize(request, "status")
@@ -202,9 +207,17 @@ class Dashboard:
         others = sorted(set(mine["voters"]) | set(mine["learners"]) | {me})
         auth = request.headers.get("Authorization")
         peers = [member for member in others if member != me]
-        fetched = await asyncio.gather(*(self._ask(member, auth) for member in peers))
+        leader = mine["leader"]
+        fetched = await asyncio.gather(
+            *(self._ask(member, auth, samples=member == leader) for member in peers)
+        )
         rows = dict(zip(peers, fetched, strict=True))
         rows[me] = {**{k: mine[k] for k in MEMBER_FIELDS}, "reachable": True}
+        # Writes are answered by the leader: its samples are the cluster's throughput.
+        if leader == me or leader not in rows:
+            samples_from, samples = me, list(self.samples.samples)
+        else:
+            samples_from, samples = leader, rows[leader].pop("samples", None) or []
         members = [self._decorate(member, rows[member], mine) for member in others]
         _add_lag(members)
         return json_response(
@@ -214,7 +227,8 @@ class Dashboard:
                 "node": me,
                 "time": time.time(),
                 "members": members,
-                "samples": list(self.samples.samples),
+                "samples": samples,
+                "samples_from": samples_from,
                 "events_seq": self.ring.seq,
             },
         )
@@ -243,6 +257,8 @@ class Dashboard:
     def local_view(self) -> dict[str, Any]:
         """This node as ``/v1/node`` answers it (a subset of the ``status`` report)."""
         s = node_status(self.host)
+        leader = s["leader"]
+        contact = 0.0 if leader == s["node"] else s["last_contact_s"].get(leader)
         return {
             "node": s["node"],
             "cluster_id": s["cluster_id"],
@@ -253,6 +269,8 @@ class Dashboard:
             "applied_index": s["applied_index"],
             "last_index": s["last_index"],
             "applied_hash": s["applied_hash"],
+            #: Seconds since this node last heard from its leader (0: it is the leader).
+            "leader_contact_s": contact if leader is not None else None,
             "voters": sorted(s["voters"]),
             "learners": sorted(s["learners"]),
             "last_contact_s": s["last_contact_s"],
@@ -267,13 +285,13 @@ class Dashboard:
             "id": member,
             "kind": kind,
             "http": self.host.config.http_addresses.get(member),
-            "last_contact_s": mine["last_contact_s"].get(member),
+            "heard_by_me_s": mine["last_contact_s"].get(member),
             "connected": mine["peers_connected"].get(member),
             "self": member == mine["node"],
         }
 
-    async def _ask(self, member: str, auth: str | None) -> dict[str, Any]:
-        """``member``'s own ``/v1/node``, or ``reachable: false`` and why."""
+    async def _ask(self, member: str, auth: str | None, *, samples: bool) -> dict[str, Any]:
+        """``member``'s own ``/v1/node`` (with its samples), or ``reachable: false`` and why."""
         address = self.host.config.http_addresses.get(member)
         if not address:
             return {"reachable": False, "error": "no HTTP address known for it"}
@@ -283,7 +301,7 @@ class Dashboard:
             session = self._get_session()
             async with asyncio.timeout(limits.DASHBOARD_PEER_TIMEOUT_S):
                 async with session.get(
-                    f"{scheme}://{address}/v1/node",
+                    f"{scheme}://{address}/v1/node" + ("?samples=1" if samples else ""),
                     headers=headers,
                     ssl=self._client_ssl if self._client_ssl is not None else False,
                     allow_redirects=False,
@@ -300,7 +318,10 @@ class Dashboard:
             return {"reachable": False, "error": "not a JSON object"}
         if reply.status != 200:
             return {"reachable": False, "error": f"{reply.status} {body.get('code', '')}".strip()}
-        return {**{k: body.get(k) for k in MEMBER_FIELDS}, "reachable": True}
+        row = {**{k: body.get(k) for k in MEMBER_FIELDS}, "reachable": True}
+        if samples and isinstance(body.get("samples"), list):
+            row["samples"] = body["samples"]
+        return row
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None:
