@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit clean
+.PHONY: demo test lint typecheck unit clean browser docs-screenshot
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,8 +27,20 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest -q
 
+## browser: Debian's chromium for the dashboard's browser test (tests/integration/test_dashboard.py),
+## installed with apt-get when it is missing and we are root; otherwise says how
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	{ if [ "$$(id -u)" = 0 ]; then apt-get install -y chromium || \
+	  { apt-get update && apt-get install -y chromium; }; \
+	  else echo "chromium is missing: run 'sudo apt-get install -y chromium' (the dashboard test needs it)"; fi; }
+
 ## test: install, then run the linters, the type checker and the whole test suite
-test: lint typecheck unit
+test: lint typecheck browser unit
+
+## docs-screenshot: docs/images/dashboard.png from a live 3-node cluster under load
+docs-screenshot: $(STAMP) browser
+	$(BIN)/python -m bench.dashboard_screenshot
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
