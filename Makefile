@@ -31,8 +31,8 @@ unit: $(STAMP)
 ## installed with apt-get when it is missing and we are root; otherwise says how
 browser:
 	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
-	{ if [ "$$(id -u)" = 0 ]; then apt-get install -y chromium || \
-	  { apt-get update && apt-get install -y chromium; }; \
+	{ if [ "$$(id -u)" = 0 ]; then DEBIAN_FRONTEND=noninteractive apt-get install -y chromium || \
+	  { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }; \
 	  else echo "chromium is missing: run 'sudo apt-get install -y chromium' (the dashboard test needs it)"; fi; }
 
 ## test: install, then run the linters, the type checker and the whole test suite
