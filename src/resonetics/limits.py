@@ -254,3 +254,5 @@ DASHBOARD_SAMPLES_MAX = 300
 DASHBOARD_LATENCIES_PER_SAMPLE_MAX = 4096
 #: Seconds ``GET /v1/cluster`` waits for another member's answer before marking it unreachable.
 DASHBOARD_PEER_TIMEOUT_S = 1.0
+#: Largest answer ``GET /v1/cluster`` reads from another member's ``/v1/node``, bytes.
+DASHBOARD_PEER_REPLY_BYTES_MAX = 1 << 20

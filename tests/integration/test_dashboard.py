@@ -215,14 +215,15 @@ def test_dashboard_feeds_need_the_monitor_role_and_the_page_sends_the_typed_toke
     data.mkdir()
     write_token_file(data / "admin.token", ADMIN_TOKEN)
     write_policy(data / "policy.toml", starter_policy("admin", ADMIN_TOKEN, anonymous=()))
-    cluster = LocalCluster(data, size=1, tick_ms=20, http=True)
+    cluster = LocalCluster(data, size=3, tick_ms=20, http=True)
     cluster.start()
     try:
-        address = cluster.nodes["n1"].http_address
+        addresses = [n.http_address for n in cluster.nodes.values()]
+        address = addresses[0]
         assert address is not None
         deadline = time.monotonic() + DEADLINE_S
-        while not _ready(address):  # anonymous may not ask `status`: wait on /ready
-            assert time.monotonic() < deadline, "the node never became ready"
+        while not all(_ready(a) for a in addresses if a):  # anonymous may not ask `status`
+            assert time.monotonic() < deadline, "the cluster never became ready"
             time.sleep(0.2)
         page_reply = call(address, "GET", "/dashboard")
         assert page_reply.status == 200
@@ -241,12 +242,19 @@ def test_dashboard_feeds_need_the_monitor_role_and_the_page_sends_the_typed_toke
         assert bad.status == 400 and bad.json["code"] == "BAD_REQUEST"
         assert "after" in bad.json["message"]
 
+        # The other members judge the caller's token, forwarded: all three answer it.
+        admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        rows = call(address, "GET", "/v1/cluster", headers=admin).json["members"]
+        assert [(m["id"], m["reachable"]) for m in rows] == [(n, True) for n in ("n1", "n2", "n3")]
+
         page = browser.new_page()
         page.goto(f"http://{address}/dashboard")
         _wait(page, "the monitor-role hint", lambda: "monitor role" in page.text_content("#error"))
         page.fill("#token", ADMIN_TOKEN)
         page.click("#auth button")
-        _wait(page, "one member with the token", lambda: _summary(page).get("members") == "1")
+        _wait(page, "3 members with the token", lambda: _summary(page).get("members") == "3")
+        up = page.text_content("#summary") or ""
+        assert "3 up" in up, up
         assert page.evaluate("sessionStorage.getItem('resonetics.token')") == ADMIN_TOKEN
         assert page.input_value("#token") == ""
     finally:

@@ -31,6 +31,7 @@ the leader, so the leader's dashboard is the one with write rates and latencies.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import math
 import random
@@ -169,10 +170,15 @@ class Dashboard:
             await self._session.close()
 
     async def _sample_forever(self) -> None:
-        while True:
-            core = self.host.driver.core
-            self.samples.take(time.time(), core.commit_index, core.term)
-            await asyncio.sleep(limits.DASHBOARD_SAMPLE_INTERVAL_S)
+        """One sample per interval; a failure (a bug) is logged once and ends sampling
+        only: the node serves on and the dashboard shows the samples it has."""
+        try:
+            while True:
+                core = self.host.driver.core
+                self.samples.take(time.time(), core.commit_index, core.term)
+                await asyncio.sleep(limits.DASHBOARD_SAMPLE_INTERVAL_S)
+        except Exception:
+            log.exception("dashboard sampling stopped")
 
     # --- routes ---------------------------------------------------------------------
     async def _dashboard(self, request: web.Request) -> web.Response:
@@ -306,7 +312,7 @@ class Dashboard:
                     ssl=self._client_ssl if self._client_ssl is not None else False,
                     allow_redirects=False,
                 ) as reply:
-                    body = await reply.json(content_type=None)
+                    raw = await reply.content.read(limits.DASHBOARD_PEER_REPLY_BYTES_MAX + 1)
         except TimeoutError:
             return {
                 "reachable": False,
@@ -314,6 +320,12 @@ class Dashboard:
             }
         except (aiohttp.ClientError, OSError, ValueError) as exc:
             return {"reachable": False, "error": _reason(exc)}
+        if len(raw) > limits.DASHBOARD_PEER_REPLY_BYTES_MAX:
+            return {"reachable": False, "error": "answer too large"}
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            return {"reachable": False, "error": f"{reply.status}: answer not JSON"}
         if not isinstance(body, dict):
             return {"reachable": False, "error": "not a JSON object"}
         if reply.status != 200:
