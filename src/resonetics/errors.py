@@ -93,6 +93,16 @@ class LearnerNotCaughtUp(ConfigChangeRejected):
         super().__init__(message)
 
 
+class BackupError(ResoneticsError):
+    """A backup file is unreadable, truncated, corrupt, of another cluster, or cannot be
+    restored where asked; ``path`` names the file, ``reason`` what was wrong."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"{path}: {reason}")
+
+
 class BadRequest(ClientError):
     code = "BAD_REQUEST"
 
