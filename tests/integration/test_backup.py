@@ -14,6 +14,7 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner, Result
 
 from resonetics import errors, limits
@@ -123,3 +124,24 @@ def test_save_under_load_restore_into_a_new_cluster_verify_and_read_back(
     assert _meta(new, "n1")["cluster_id"] == new.cluster_id != header["cluster_id"]
     verified = _cli("verify", str(new.data_dir))
     assert verified.exit_code == 0, verified.output
+
+
+def test_backup_ops_are_admin_only(cluster3: LocalCluster, tmp_path: Path) -> None:
+    """A backup holds every key: a client without the admin role gets FORBIDDEN for both
+    backup ops (a guessed backup id included), and ``snapshot save`` writes no file."""
+    with Client(cluster3.addresses, timeout=10) as anonymous:
+        anonymous.put("secret", "s3cr3t")
+        for op, args in (("backup_begin", {}), ("backup_chunk", {"backup": "0" * 32, "offset": 0})):
+            with pytest.raises(errors.Forbidden):
+                anonymous.call(op, args)
+        chain = anonymous.call("chain_hash", {"index": 1}, any_node=True)
+        assert chain["hash"] is not None  # monitor: a hash, no data
+    target = tmp_path / "stolen.backup"
+    refused = _cli("snapshot", "save", str(target), "--cluster", ",".join(cluster3.addresses))
+    assert refused.exit_code == 4 and "FORBIDDEN" in refused.output, refused.output
+    assert not target.exists() and not list(tmp_path.glob(".stolen*"))
+    with (
+        cluster3.admin_client(timeout=10) as admin,
+        pytest.raises(errors.BadRequest, match="no backup"),
+    ):
+        admin.call("backup_chunk", {"backup": "0" * 32, "offset": 0})
