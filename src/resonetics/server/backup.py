@@ -66,7 +66,9 @@ class Backups:
     node_id: str
     cluster_id: Callable[[], str]
     machine: str
-    client_address: str
+    #: Where clients reach this node (the configured client address, not a wildcard
+    #: listen address): ``snapshot save`` fetches the chunks there.
+    client_address: Callable[[], str]
     held: dict[str, _Held] = field(default_factory=dict)
     encoding: int = 0
 
@@ -124,7 +126,7 @@ class Backups:
                 codes.OK,
                 {
                     "backup": backup_id,
-                    "address": self.client_address,
+                    "address": self.client_address(),
                     "chunk_bytes": limits.BACKUP_CHUNK_BYTES,
                     "header": {
                         "format": BACKUP_FORMAT,

@@ -738,7 +738,7 @@ class NodeServer:
             self.config.node_id,
             lambda: self.cluster_id,
             machine,
-            self.config.client_listen,
+            lambda: self.driver.addresses.get(self.config.node_id) or self.config.client_listen,
         )
         ops: dict[str, HostHandler] = {
             "status": lambda args, on_done: on_done(Outcome(codes.OK, node_status(self))),
