@@ -227,9 +227,7 @@ def caught_up(
     cluster (a short log is "within 64 entries" of an empty one): a voter that can never
     vote, shrinking the margin of every majority.
     """
-    return (
-        acked_index >= max(required, 1) and leader_last_index - acked_index <= lag_entries_max
-    )
+    return acked_index >= max(required, 1) and leader_last_index - acked_index <= lag_entries_max
 
 
 def not_caught_up_reason(
