@@ -84,6 +84,27 @@ class ConfigChangeInProgress(ConfigChangeRejected):
     """Another membership change (or a leadership transfer) is still going on: retry later."""
 
 
+class LearnerNotCaughtUp(ConfigChangeRejected):
+    """A learner may not vote yet: it has not acknowledged entries up to the commit index
+    the leader had when it was added (``raft/membership_change.py: caught_up``)."""
+
+    def __init__(self, node: str, acked_index: int, required_index: int, message: str) -> None:
+        self.node = node
+        self.acked_index = acked_index
+        self.required_index = required_index
+        super().__init__(message)
+
+
+class BackupError(ResoneticsError):
+    """A backup file is unreadable, truncated, corrupt, of another cluster, or cannot be
+    restored where asked; ``path`` names the file, ``reason`` what was wrong."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"{path}: {reason}")
+
+
 class BadRequest(ClientError):
     code = "BAD_REQUEST"
 

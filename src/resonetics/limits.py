@@ -242,3 +242,16 @@ HTTP_BODY_READ_S = 10.0
 #: Seconds the HTTP port keeps reading (and dropping) an unread request body after its
 #: answer, so the answer is not lost to a reset; then it closes the connection.
 HTTP_LINGER_S = 1.0
+
+# --- Backups (server/backup.py, storage/backup_file.py) ------------------------------------
+#: Bytes of a backup one ``backup_chunk`` answer carries, at most (before base64): well
+#: under LINE_BYTES_MAX once encoded, so a large state travels in many bounded answers.
+BACKUP_CHUNK_BYTES = 1 << 20
+#: Backups a node holds in memory for download at once; a further ``backup_begin`` is
+#: refused (UNAVAILABLE) until one is fetched or expires.
+BACKUP_OPEN_MAX = 2
+#: A backup nobody asked a chunk of for this long is dropped (seconds).
+BACKUP_IDLE_S = 120.0
+#: Bytes of a backup file's header line read before giving up on it (a header is ~1 KiB
+#: plus the membership).
+BACKUP_HEADER_BYTES_MAX = 1 << 20

@@ -82,8 +82,9 @@ def test_op_categories_cover_the_table() -> None:
     assert WRITE_OPS | {"session_open"} == LOGGED_OPS
     assert {"kv_get", "kv_scan"} == READ_OPS
     membership = {"member_add", "member_add_learner", "member_promote", "member_remove"}
-    assert {"leader_transfer"} | membership == ADMIN_OPS
-    assert {"status", "member_list"} == MONITOR_OPS
+    backup = {"backup_begin", "backup_chunk"}  # a backup holds every key: admin only
+    assert {"leader_transfer"} | membership | backup == ADMIN_OPS
+    assert {"status", "member_list", "chain_hash"} == MONITOR_OPS
     assert set(OPS) == LOGGED_OPS | READ_OPS | ADMIN_OPS | MONITOR_OPS
 
 
@@ -101,7 +102,7 @@ def test_every_key_op_names_the_argument_holding_its_key() -> None:
     ("data", "field", "reason"),
     [
         (request("kv_set", kind="Hello"), "kind", "unknown kind 'Hello'"),
-        (request("kv_nope", {}), "op", "unknown op 'kv_nope'; expected one of kv_cas"),
+        (request("kv_nope", {}), "op", "unknown op 'kv_nope'; expected one of backup_begin"),
         (request("kv_set", {"k": 1, "v": 2}), "args.k", "must be a string, got int"),
         (request("kv_set", {"k": "a"}), "args.v", "missing required field"),
         (request("kv_set", {"k": "", "v": 1}), "args.k", "must be a non-empty string"),

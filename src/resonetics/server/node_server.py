@@ -78,6 +78,7 @@ from resonetics.security.tls import client_context, server_context
 from resonetics.server import admin, admission, events
 from resonetics.server.admission import ClientAdmission, InputBudget
 from resonetics.server.authorization import Gatekeeper  # authz
+from resonetics.server.backup import Backups
 from resonetics.server.client_conn import ClientConnection
 from resonetics.server.config import ConfigError, ServerConfig
 from resonetics.server.deadlines import Deadlines
@@ -228,7 +229,7 @@ class NodeServer:
         self._disk = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="disk")
         #: Carries out the driver's steps (runtime/loop_plan.py) here and on the disk thread.
         self.executor = ServerExecutor(self.driver, self._run_on_disk_thread)
-        self._host_ops = self._make_host_ops()
+        self._host_ops = self._make_host_ops(served.name)
         self._outbox = Outbox()
         #: Client requests waiting for an outcome; the ticker times them out.
         self._deadlines: Deadlines[_Responder] = Deadlines(config.request_timeout_s)
@@ -869,13 +870,22 @@ class NodeServer:
             ops=self.ops,
         )
 
-    def _make_host_ops(self) -> dict[str, HostHandler]:
-        """The ops this server serves itself: ``status`` and the membership admin ops."""
+    def _make_host_ops(self, machine: str) -> dict[str, HostHandler]:
+        """The ops this server serves itself: ``status``, the membership and backup ops."""
+        #: Backups being encoded or fetched (``snapshot save``; server/backup.py).
+        self.backups = Backups(
+            self.driver,
+            self.config.node_id,
+            lambda: self.cluster_id,
+            machine,
+            lambda: self.driver.addresses.get(self.config.node_id) or self.config.client_listen,
+        )
         ops: dict[str, HostHandler] = {
             "status": lambda args, on_done: on_done(Outcome(codes.OK, node_status(self))),
         }
         for op in admin.MEMBERSHIP_OPS:
             ops[op] = functools.partial(self._admin_op, op)
+        ops.update(self.backups.handlers())
         return ops
 
     def _admin_op(self, op: str, args: dict[str, Any], on_done: OnDone) -> None:

@@ -31,6 +31,7 @@ from resonetics.machine.served import ServedMachine
 from resonetics.raft.config import RaftConfig, lease_ticks_for
 from resonetics.raft.messages import (
     AppendEntriesResp,
+    InstallSnapshotResp,
     Message,
     PreVote,
     PreVoteResp,
@@ -279,6 +280,9 @@ class Cluster:
             self.monitor.on_vote_sent(msg.src, msg.term, msg.dst)
         elif isinstance(msg, AppendEntriesResp) and msg.success:
             self.monitor.on_ack_sent(msg.src, msg.match_index)
+            self.monitor.on_answer(msg.src, msg.match_index)
+        elif isinstance(msg, InstallSnapshotResp) and msg.success:
+            self.monitor.on_answer(msg.src, msg.last_included_index)
         if not isinstance(msg, (PreVote, PreVoteResp)):  # a tuple: faster than a union
             # PreVote rounds carry a term (my term + 1) that nobody adopts.
             self.monitor.on_term_sent(msg.src, msg.term)

@@ -153,6 +153,23 @@ class LeaderTransferArgs(_Args, frozen=True, kw_only=True):
     to: NodeIdArg
 
 
+class BackupBeginArgs(_Args, frozen=True, kw_only=True):
+    pass
+
+
+class BackupChunkArgs(_Args, frozen=True, kw_only=True):
+    """The next bytes of backup ``backup`` (an id ``backup_begin`` returned) from ``offset``."""
+
+    backup: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    offset: Annotated[int, msgspec.Meta(ge=0)]
+
+
+class ChainHashArgs(_Args, frozen=True, kw_only=True):
+    """The chain hash this node holds at ``index`` (null when outside its log)."""
+
+    index: Annotated[int, msgspec.Meta(ge=0)]
+
+
 #: What an op does, for authorization (security/authz.py): ``read``/``write`` act on
 #: the key or prefix in ``OpSpec.key_arg``; ``monitor`` reads cluster state
 #: (``status``, ``member_list``: roles, terms, addresses, no user data); ``admin``
@@ -207,6 +224,9 @@ OPS: Final[dict[str, OpSpec]] = {
         _spec("member_promote", MemberNodeArgs, "admin"),
         _spec("member_remove", MemberNodeArgs, "admin"),
         _spec("leader_transfer", LeaderTransferArgs, "admin"),
+        _spec("backup_begin", BackupBeginArgs, "admin"),
+        _spec("backup_chunk", BackupChunkArgs, "admin"),
+        _spec("chain_hash", ChainHashArgs, "monitor"),
     )
 }
 WRITE_OPS: Final = frozenset(n for n, s in OPS.items() if s.category == "write")
