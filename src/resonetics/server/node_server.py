@@ -315,6 +315,11 @@ class NodeServer:
         """The cluster this node belongs to, as its data dir says after load."""
         return self.peer_credentials.cluster_id
 
+    @property
+    def machine_name(self) -> str:
+        """The state machine this node serves (``kv`` or the machine's declared name)."""
+        return self.peer_credentials.machine
+
     # --- lifecycle ---------------------------------------------------------------------
     # One TaskGroup (``_run``) owns every task the node starts: the ticker, the
     # driver loop, the snapshot being taken, each peer link and each inbound peer
