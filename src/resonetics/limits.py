@@ -202,3 +202,15 @@ LOCK_HOLDER_BYTES_MAX = 256
 # --- Served machines (machine/ops.py, server/machine_record.py) ---------------------------
 #: Longest machine name a data dir records (bytes of UTF-8; a class path fits easily).
 MACHINE_NAME_BYTES_MAX = 256
+
+# --- transactions and scan cursors (kv_txn, kv_scan) -------------------------------
+#: Compares in one ``kv_txn``, count.
+TXN_COMPARES_MAX = 64
+#: Operations in one branch (``then`` or ``else``) of a ``kv_txn``, count.
+TXN_OPS_MAX = 128
+#: (A txn's total size is bounded by COMMAND_BYTES_MAX like any command's, and each
+#: value it carries by VALUE_BYTES_MAX.)
+#: Recent deletes a key-value store remembers (key and index) so a consistent
+#: multi-page scan can tell whether a key in its range vanished after its first
+#: page; older deletes are forgotten and such a scan is refused, count.
+SCAN_TOMBSTONES_MAX = 4096

@@ -44,6 +44,7 @@ class Bug(StrEnum):
     SNAPSHOT_INSTALL_RACES_LOG_WRITE = "snapshot-install-races-log-write"
     APPENDS_NEVER_FSYNCED = "appends-never-fsynced"
     READ_WOKEN_ONLY_BY_APPLY = "read-woken-only-by-apply"
+    TXN_IGNORES_COMPARES = "txn-ignores-compares"
 
 
 @dataclass(frozen=True, slots=True)
