@@ -70,11 +70,8 @@ class Compare:
             same = _CANONICAL.encode(rec.value) == _CANONICAL.encode(self.against)
             return same if self.op == "==" else not same
         if self.target == "exists":
-            return (
-                (rec is not None) == self.against
-                if self.op == "=="
-                else ((rec is not None) != self.against)
-            )
+            same = (rec is not None) is bool(self.against)
+            return same if self.op == "==" else not same
         have = 0 if rec is None else int(getattr(rec, self.target))
         want = int(self.against)
         if self.op == "==":
@@ -118,9 +115,9 @@ def _compare(raw: Any, where: str) -> Compare:
     if not isinstance(raw, Mapping):
         raise TypeError(f"{where} must be an object")
     target, op = raw.get("target"), raw.get("op", "==")
-    if target not in OPS_FOR_TARGET:
+    if not isinstance(target, str) or target not in OPS_FOR_TARGET:
         raise ValueError(f"{where}.target must be one of {', '.join(TARGETS)}")
-    if op not in OPS_FOR_TARGET[target]:
+    if not isinstance(op, str) or op not in OPS_FOR_TARGET[target]:
         raise ValueError(f"{where}.op must be one of {', '.join(OPS_FOR_TARGET[target])}")
     against = raw.get("against")
     if target == "exists" and not isinstance(against, bool):
