@@ -237,6 +237,8 @@ def _decide_txn(grants: Grants, op: str, args: Mapping[str, Any]) -> Decision:
         for item in args.get(branch, []):
             kind = "read" if item.get("type") == "get" else "write"
             needs.append((kind, str(item.get("key", ""))))
+    if not grants.write:  # every txn goes through the log, even one touching no key
+        return Decision(False, f"{op} needs a write grant")
     for kind, key in needs:
         prefixes = grants.read if kind == "read" else grants.write
         if not any(key.startswith(p) for p in prefixes):
