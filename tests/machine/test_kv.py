@@ -113,7 +113,11 @@ def test_result_shapes() -> None:
     assert s.delete("a") == {"ok": True, "deleted": True}
     assert s.delete("a") == {"ok": True, "deleted": False}
     assert s.scan("", 10) == {
-        "ok": True, "items": [["b", 7]], "more": False, "next": None, "index": 0
+        "ok": True,
+        "items": [["b", 7]],
+        "more": False,
+        "next": None,
+        "index": 0,
     }
 
 

@@ -115,5 +115,5 @@ def test_bad_scan_cursor_args_are_refused(args: dict[str, Any], field: str) -> N
 
 
 def test_scan_after_longer_than_a_key_is_too_large() -> None:
-    with pytest.raises(TooLarge, match="args.after"):
+    with pytest.raises(TooLarge, match=r"args\.after"):
         _validate("kv_scan", {"prefix": "", "after": "k" * (limits.KEY_BYTES_MAX + 1)})
