@@ -141,6 +141,14 @@ CATALOGUE: dict[Bug, Planted] = {
             caught_by=("not linearizable", "without a session"),
         ),
         Planted(
+            Bug.TXN_IGNORES_COMPARES,
+            "a transaction runs its then branch without evaluating its compares",
+            "machine/kv.py",
+            {},
+            budget=5,
+            caught_by=("not linearizable",),
+        ),
+        Planted(
             Bug.APPLY_BEFORE_COMMIT,
             "the core hands out for applying an entry that is appended but not committed",
             "raft/node.py",
