@@ -35,6 +35,8 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 import msgspec
 
+from resonetics.txn import OP_TYPES, OPS_FOR_TARGET, TARGETS
+
 if TYPE_CHECKING:
     from resonetics.machine.kv import Record
 
@@ -42,16 +44,6 @@ Target = Literal["value", "exists", "version", "create_index", "mod_index"]
 CompareOp = Literal["==", "!=", "<", ">"]
 OpType = Literal["put", "delete", "get"]
 
-TARGETS: Final[tuple[str, ...]] = ("value", "exists", "version", "create_index", "mod_index")
-#: The ops each target allows: ordering a JSON value or a boolean makes no sense.
-OPS_FOR_TARGET: Final[Mapping[str, tuple[str, ...]]] = {
-    "value": ("==", "!="),
-    "exists": ("==", "!="),
-    "version": ("==", "!=", "<", ">"),
-    "create_index": ("==", "!=", "<", ">"),
-    "mod_index": ("==", "!=", "<", ">"),
-}
-OP_TYPES: Final[tuple[str, ...]] = ("put", "delete", "get")
 _CANONICAL: Final = msgspec.json.Encoder(order="sorted")
 
 
