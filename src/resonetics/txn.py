@@ -153,7 +153,8 @@ class TxnResult:
 
     A put's response carries ``index`` (this txn's entry) and the key's new
     ``version``; a delete's ``deleted``; a get's ``found``, ``value``,
-    ``create_index``, ``mod_index`` and ``version``.
+    ``create_index``, ``mod_index`` and ``version`` (and ``omitted: true``, value None,
+    once the txn's gets passed ``limits.TXN_READ_BYTES_MAX``: read that key with ``get``).
     """
 
     succeeded: bool

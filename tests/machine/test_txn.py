@@ -298,3 +298,16 @@ def test_format_1_snapshot_is_refused_naming_the_upgrade_path() -> None:
     old = msgspec.json.encode({"format": 1, "items": [["a", 1]]})
     with pytest.raises(StorageCorruption, match=r"format 1.*kv scan --all"):
         KeyValueStore().restore(old)
+
+
+def test_txn_gets_past_the_read_budget_answer_omitted_not_their_value() -> None:
+    """128 gets of 256 KiB values would make a 32 MiB answer (and session entry)."""
+    s = KeyValueStore()
+    big = "x" * (limits.VALUE_BYTES_MAX - 2)
+    for i in range(6):
+        _apply(s, i + 1, "kv_set", k=f"big/{i}", v=big)
+    result = _txn(s, 10, [], [{"type": "get", "key": f"big/{i}"} for i in range(6)])
+    kept = [r for r in result["responses"] if not r.get("omitted")]
+    omitted = [r for r in result["responses"] if r.get("omitted")]
+    assert len(kept) == limits.TXN_READ_BYTES_MAX // limits.VALUE_BYTES_MAX
+    assert omitted and all(r["value"] is None and r["found"] and r["version"] == 1 for r in omitted)

@@ -412,6 +412,7 @@ class KeyValueStore(StateMachine):
             succeeded = True
         branch = txn.then if succeeded else txn.otherwise
         responses: list[dict[str, Any]] = []
+        read_bytes = 0
         for op in branch:
             if op.type == "put":
                 rec = self._put(op.key, op.value)
@@ -426,6 +427,10 @@ class KeyValueStore(StateMachine):
             else:
                 found = self.get(op.key, meta=True)
                 del found["ok"]
+                if found["found"]:
+                    read_bytes += len(_CANONICAL.encode(found["value"]))
+                    if read_bytes > limits.TXN_READ_BYTES_MAX:
+                        found.update(value=None, omitted=True)
                 responses.append({"type": "get", "key": op.key, **found})
         return {"ok": True, "succeeded": succeeded, "responses": responses}
 
