@@ -7,10 +7,13 @@ will not run, behind a prefix that merely starts the same).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
+from resonetics.cli import main
 from resonetics.security.authz import Grants, decide
 from resonetics.wire.client import validate_request
 from resonetics.wire.envelope import decode_envelope, encode_envelope
@@ -71,3 +74,13 @@ def test_txn_needs_a_write_grant_even_to_only_read() -> None:
 
 def test_empty_txn_is_allowed_to_an_identity_that_may_write_somewhere() -> None:
     assert decide(APP, "kv_txn", _txn()).allowed
+
+
+def test_auth_check_judges_a_txn_key_as_compared_and_written(tmp_path: Path) -> None:
+    runner = CliRunner()
+    out = tmp_path / "p.toml"
+    runner.invoke(main, ["auth", "init", "--out", str(out), "--anonymous", "monitor"])
+    ok = runner.invoke(main, ["auth", "check", "admin", "kv_txn", "a/k", "--policy", str(out)])
+    assert ok.exit_code == 0 and ok.output == "allowed: admin may kv_txn 'a/k'\n"
+    no = runner.invoke(main, ["auth", "check", "anonymous", "kv_txn", "k", "--policy", str(out)])
+    assert no.exit_code == 1 and no.output.startswith("forbidden: kv_txn needs a write grant")
