@@ -6,8 +6,12 @@ from typing import Any
 
 import msgspec
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from resonetics import limits
+from resonetics.check import txn_model
+from resonetics.check.history import Operation, canonical
 from resonetics.errors import StorageCorruption
 from resonetics.machine.kv import SCAN_CHANGED, KeyValueStore
 
@@ -311,3 +315,99 @@ def test_txn_gets_past_the_read_budget_answer_omitted_not_their_value() -> None:
     omitted = [r for r in result["responses"] if r.get("omitted")]
     assert len(kept) == limits.TXN_READ_BYTES_MAX // limits.VALUE_BYTES_MAX
     assert omitted and all(r["value"] is None and r["found"] and r["version"] == 1 for r in omitted)
+
+
+# --- the store against the checker's model (a second, independent implementation) --------
+_KEYS = ("a", "b", "c")
+_small = st.integers(0, 3)
+_compare = st.one_of(
+    st.tuples(st.sampled_from(_KEYS), st.just("value"), st.sampled_from(["==", "!="]), _small),
+    st.tuples(
+        st.sampled_from(_KEYS), st.just("exists"), st.sampled_from(["==", "!="]), st.booleans()
+    ),
+    st.tuples(
+        st.sampled_from(_KEYS), st.just("version"), st.sampled_from(["==", "!=", "<", ">"]), _small
+    ),
+)
+_branch_op = st.one_of(
+    st.tuples(st.just("put"), st.sampled_from(_KEYS), _small),
+    st.tuples(st.just("delete"), st.sampled_from(_KEYS), st.none()),
+    st.tuples(st.just("get"), st.sampled_from(_KEYS), st.none()),
+)
+
+
+def _unique_writes(ops: list[tuple[str, str, Any]]) -> list[tuple[str, str, Any]]:
+    """A branch may write a key once (the gateway refuses more): keep the first write."""
+    written: set[str] = set()
+    kept = []
+    for kind, key, value in ops:
+        if kind != "get":
+            if key in written:
+                continue
+            written.add(key)
+        kept.append((kind, key, value))
+    return kept
+
+
+_step = st.one_of(
+    st.tuples(st.just("set"), st.sampled_from(_KEYS), _small),
+    st.tuples(st.just("delete"), st.sampled_from(_KEYS), st.none()),
+    st.tuples(
+        st.just("txn"),
+        st.lists(_compare, max_size=3),
+        st.tuples(
+            st.lists(_branch_op, max_size=4).map(_unique_writes),
+            st.lists(_branch_op, max_size=4).map(_unique_writes),
+        ),
+    ),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(steps=st.lists(_step, max_size=25))
+def test_store_txns_match_the_checkers_model(steps: list[Any]) -> None:
+    """The store and ``check/txn_model.py`` agree on every branch, read and version."""
+    store = KeyValueStore()
+    slots = {k: i for i, k in enumerate(_KEYS)}
+    state: tuple[Any, ...] = tuple((None, 0) for _ in _KEYS)
+    for index, step in enumerate(steps, start=1):
+        if step[0] == "set":
+            _apply(store, index, "kv_set", k=step[1], v=step[2])
+            op = _op("set", step[1], step[2])
+        elif step[0] == "delete":
+            _apply(store, index, "kv_delete", k=step[1])
+            op = _op("delete", step[1], None)
+        else:
+            compare, (then, otherwise) = step[1], step[2]
+            spec = {
+                "compare": [list(c) for c in compare],
+                "then": [list(o) for o in then],
+                "else": [list(o) for o in otherwise],
+            }
+            got = _txn(
+                store,
+                index,
+                [dict(zip(("key", "target", "op", "against"), c, strict=True)) for c in compare],
+                [_wire(o) for o in then],
+                [_wire(o) for o in otherwise],
+            )
+            reads = [
+                [r["key"], r["value"], r["version"]] for r in got["responses"] if r["type"] == "get"
+            ]
+            op = _op("txn", "a", spec, output={"succeeded": got["succeeded"], "reads": reads})
+        legal, state = txn_model.apply(state, txn_model.digest(op, slots))
+        assert legal, (step, store.snapshot())
+    for key in _KEYS:
+        rec = store.record(key)
+        want = state[slots[key]]
+        have = (None, 0) if rec is None else (canonical(rec.value), rec.version)
+        assert have == want, key
+
+
+def _wire(op: tuple[str, str, Any]) -> dict[str, Any]:
+    kind, key, value = op
+    return {"type": kind, "key": key, **({"value": value} if kind == "put" else {})}
+
+
+def _op(f: str, key: str, value: Any, output: Any = None) -> Operation:
+    return Operation(0, 0, f, key, 1, 2.0, input=value, output=output)  # type: ignore[arg-type]
