@@ -45,6 +45,7 @@ class Bug(StrEnum):
     APPENDS_NEVER_FSYNCED = "appends-never-fsynced"
     READ_WOKEN_ONLY_BY_APPLY = "read-woken-only-by-apply"
     TXN_IGNORES_COMPARES = "txn-ignores-compares"
+    TXN_SPLIT_ACROSS_ENTRIES = "txn-split-across-entries"
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +148,14 @@ CATALOGUE: dict[Bug, Planted] = {
             {},
             budget=5,
             caught_by=("not linearizable",),
+        ),
+        Planted(
+            Bug.TXN_SPLIT_ACROSS_ENTRIES,
+            "a transaction applies its first write at its entry and the rest at the next one",
+            "machine/kv.py",
+            {},
+            budget=5,
+            caught_by=("not linearizable", "stale read of", "state machine safety"),
         ),
         Planted(
             Bug.APPLY_BEFORE_COMMIT,

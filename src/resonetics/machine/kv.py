@@ -60,7 +60,7 @@ from resonetics import limits, planted
 from resonetics.errors import BadRequest, StorageCorruption
 from resonetics.machine.base import StateMachine
 from resonetics.machine.ops import MachineOp, command, query
-from resonetics.machine.txn import Txn, parse_txn
+from resonetics.machine.txn import Txn, TxnOp, parse_txn
 
 _CANONICAL: Final = msgspec.json.Encoder(order="sorted")
 #: 2: per-key records (create index, mod index, version), the index, recent deletes.
@@ -166,6 +166,9 @@ class KeyValueStore(StateMachine):
         #: ``_forgotten`` is the index of the newest delete no longer remembered.
         self._tombstones: deque[tuple[int, str]] = deque()
         self._forgotten = 0
+        #: Only with the planted bug ``txn-split-across-entries``: a txn's later writes,
+        #: applied at the next command instead of at once.
+        self._deferred: list[TxnOp] = []
         self._ops: dict[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
             "kv_set": lambda a: self.set(_str(a, "k"), a["v"]),
             "kv_get": lambda a: self.get(_str(a, "k"), meta=bool(a.get("meta", False))),
@@ -196,6 +199,13 @@ class KeyValueStore(StateMachine):
     def apply(self, index: int, command: Any) -> dict[str, Any]:
         before = self._index
         self._index = max(before, index)  # the writes below are stamped with it
+        if self._deferred:  # never, unless a planted bug put writes there
+            deferred, self._deferred = self._deferred, []
+            for op in deferred:
+                if op.type == "put":
+                    self._put(op.key, op.value)
+                else:
+                    self.delete(op.key)
         try:
             handler = self._ops[command["op"]]
             return handler(command["args"])
@@ -413,7 +423,12 @@ class KeyValueStore(StateMachine):
         branch = txn.then if succeeded else txn.otherwise
         responses: list[dict[str, Any]] = []
         read_bytes = 0
+        split = planted.on(planted.Bug.TXN_SPLIT_ACROSS_ENTRIES)
         for op in branch:
+            if split and op.type != "get" and any(r["type"] != "get" for r in responses):
+                self._deferred.append(op)  # the bug: a later write waits for the next entry
+                responses.append({"type": op.type, "key": op.key, "index": self._index})
+                continue
             if op.type == "put":
                 rec = self._put(op.key, op.value)
                 responses.append(
