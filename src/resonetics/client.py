@@ -52,7 +52,7 @@ import ssl
 import threading
 import time
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
@@ -63,6 +63,7 @@ from resonetics.addresses import parse_address_list
 from resonetics.raft.entry import Receipt
 from resonetics.retry_policy import Action, Decision, RetryPolicy
 from resonetics.security.tls import TLSConfig, client_context, refusal_reason
+from resonetics.watch import WatchEvent, WatchStream, blocking_watch
 from resonetics.wire import codes
 from resonetics.wire.auth import encode_auth
 from resonetics.wire.client import OPS, WRITE_OPS, ClientResponse, decode_response
@@ -335,6 +336,12 @@ class AsyncClient:
         args = {"prefix": prefix, "limit": limit, "consistency": consistency}
         result = await self.call("kv_scan", args)
         return [(str(k), v) for k, v in result["items"]]
+
+    def watch(self, prefix: str = "", from_index: int | None = None) -> WatchStream:
+        """Every change under ``prefix`` from ``from_index`` on (None: from now), as an
+        async iterator of ``WatchEvent``; resumes on another node without gaps or
+        duplicates; ``Compacted`` when no node holds the history any more (``watch.py``)."""
+        return WatchStream(self, prefix, from_index)
 
     async def status(self, address: str | None = None) -> dict[str, Any]:
         """The ``status`` of one node (``address``), or of whichever node answers."""
@@ -747,6 +754,10 @@ class Client:
     ) -> list[tuple[str, Any]]:
         return self._run(self._async.scan(prefix, limit, consistency=consistency))
 
+    def watch(self, prefix: str = "", from_index: int | None = None) -> Iterator[WatchEvent]:
+        """``AsyncClient.watch`` as a blocking iterator (close it to end the stream)."""
+        return blocking_watch(self._run, self._async.watch(prefix, from_index))
+
     def status(self, address: str | None = None) -> dict[str, Any]:
         return self._run(self._async.status(address))
 
@@ -794,4 +805,11 @@ class Client:
         self.close()
 
 
-__all__ = ["AsyncClient", "Client", "Receipt", "check_sizes", "describe_failure"]
+__all__ = [
+    "AsyncClient",
+    "Client",
+    "Receipt",
+    "WatchEvent",
+    "check_sizes",
+    "describe_failure",
+]

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Callable, Generator, Mapping
-from typing import Any, ClassVar, Final
+from typing import Any, ClassVar, Final, Protocol
 
 import msgspec
 
@@ -72,6 +72,19 @@ def json_equal(a: Any, b: Any) -> bool:
     return _CANONICAL.encode(a) == _CANONICAL.encode(b)
 
 
+class ChangeSink(Protocol):
+    """Told every change the store makes, as it makes it (``machine/changes.py``).
+
+    Called from ``set``/``delete``, the store's only mutators, so any op built on them
+    (a transaction's puts and deletes too) reports its changes; a failed CAS or a delete
+    of an absent key calls nothing. ``reset``: the whole state was replaced (a snapshot).
+    """
+
+    def put(self, key: str, value: Any) -> None: ...
+    def delete(self, key: str) -> None: ...
+    def reset(self) -> None: ...
+
+
 class KeyValueStore(StateMachine):
     """A replicated dict of JSON values keyed by strings."""
 
@@ -98,6 +111,8 @@ class KeyValueStore(StateMachine):
             "kv_cas": lambda a: self.cas(_str(a, "k"), a["expected"], a["v"]),
             "kv_scan": lambda a: self.scan(_str(a, "prefix"), _int(a, "limit")),
         }
+        #: Where changes are reported (watch streams); None: nobody records them.
+        self.changes: ChangeSink | None = None
 
     def __len__(self) -> int:
         return len(self._data)
@@ -152,12 +167,16 @@ class KeyValueStore(StateMachine):
             raise StorageCorruption("snapshot", f"unknown key-value format {snap.format}")
         self._data = dict(snap.items)
         self._keys = sorted(self._data)
+        if self.changes is not None:
+            self.changes.reset()
 
     # --- operations ----------------------------------------------------------------------
     def set(self, k: str, v: Any) -> dict[str, Any]:
         if k not in self._data:
             bisect.insort(self._keys, k)
         self._data[k] = v
+        if self.changes is not None:
+            self.changes.put(k, v)
         return {"ok": True}
 
     def get(self, k: str) -> dict[str, Any]:
@@ -170,6 +189,8 @@ class KeyValueStore(StateMachine):
             return {"ok": True, "deleted": False}
         del self._data[k]
         del self._keys[bisect.bisect_left(self._keys, k)]
+        if self.changes is not None:
+            self.changes.delete(k)
         return {"ok": True, "deleted": True}
 
     def cas(self, k: str, expected: Any, v: Any) -> dict[str, Any]:
@@ -194,4 +215,4 @@ class KeyValueStore(StateMachine):
         return {"ok": True, "items": items, "more": more}
 
 
-__all__ = ["KeyValueStore", "json_equal"]
+__all__ = ["ChangeSink", "KeyValueStore", "json_equal"]

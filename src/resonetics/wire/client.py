@@ -128,6 +128,24 @@ class SessionOpenArgs(_Args, frozen=True, kw_only=True):
     """``session_open``: start a sequenced session; the result carries its ``session`` id."""
 
 
+#: A log index a watch may start from: positive, exact in every JSON reader (2**53).
+WatchIndex = Annotated[int, msgspec.Meta(ge=1, le=2**53)]
+
+
+class WatchArgs(_Args, frozen=True, kw_only=True):
+    """``watch``: stream the changes under ``prefix`` from ``from_index`` on (None: the
+    changes after this node's applied index); ``server/watch.py``."""
+
+    prefix: str
+    from_index: WatchIndex | None = None
+
+
+class WatchCancelArgs(_Args, frozen=True, kw_only=True):
+    """``watch_cancel``: end the watch this connection opened with envelope id ``watch``."""
+
+    watch: int | str
+
+
 NodeIdArg = Annotated[str, msgspec.Meta(min_length=1, max_length=limits.CLIENT_ID_CHARS_MAX)]
 AddressArg = Annotated[str, msgspec.Meta(pattern=r"^[^\s]+:[0-9]{1,5}$")]
 
@@ -160,7 +178,9 @@ class LeaderTransferArgs(_Args, frozen=True, kw_only=True):
 #: become ops).
 #: ``session`` is ``session_open``: a write through the log that touches no key (allowed
 #: to anyone who may write some key).
-OpCategory = Literal["write", "read", "admin", "monitor", "session"]
+#: ``watch`` is a stream of changes served by the node itself (``watch``: a read of its
+#: ``prefix``; ``watch_cancel``, with no key: ends one of the connection's own watches).
+OpCategory = Literal["write", "read", "admin", "monitor", "session", "watch"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,6 +227,8 @@ OPS: Final[dict[str, OpSpec]] = {
         _spec("member_promote", MemberNodeArgs, "admin"),
         _spec("member_remove", MemberNodeArgs, "admin"),
         _spec("leader_transfer", LeaderTransferArgs, "admin"),
+        _spec("watch", WatchArgs, "watch", "prefix"),
+        _spec("watch_cancel", WatchCancelArgs, "watch"),
     )
 }
 WRITE_OPS: Final = frozenset(n for n, s in OPS.items() if s.category == "write")
@@ -401,7 +423,7 @@ def _check_sizes(args: _Args, args_bytes: int) -> None:
     A value is re-encoded to measure it only when its args could be too large
     (``args_bytes`` bounds it): the common small write skips that encode.
     """
-    if isinstance(args, KvScanArgs):
+    if isinstance(args, KvScanArgs | WatchArgs):
         _check_key_bytes("args.prefix", args.prefix)
         return
     key = getattr(args, "k", None)
@@ -525,4 +547,6 @@ __all__ = [
     "error_response",
     "ok_response",
     "validate_request",
+    "WatchArgs",
+    "WatchCancelArgs",
 ]
