@@ -52,7 +52,7 @@ import ssl
 import threading
 import time
 import uuid
-from collections.abc import Coroutine, Iterator
+from collections.abc import Coroutine, Generator
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
@@ -754,7 +754,9 @@ class Client:
     ) -> list[tuple[str, Any]]:
         return self._run(self._async.scan(prefix, limit, consistency=consistency))
 
-    def watch(self, prefix: str = "", from_index: int | None = None) -> Iterator[WatchEvent]:
+    def watch(
+        self, prefix: str = "", from_index: int | None = None
+    ) -> Generator[WatchEvent, None, None]:
         """``AsyncClient.watch`` as a blocking iterator (close it to end the stream)."""
         return blocking_watch(self._run, self._async.watch(prefix, from_index))
 

@@ -35,7 +35,7 @@ import contextlib
 import ssl
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Generator
 from typing import TYPE_CHECKING, Any
 
 from resonetics import errors, limits
@@ -109,6 +109,13 @@ class WatchStream:
                 await self._disconnect()
                 self.resumes += 1
         return self._events.popleft()
+
+    async def start(self) -> WatchStream:
+        """Subscribe now rather than at the first ``__anext__`` (so a watch "from now"
+        starts before the caller's next write); returns the stream."""
+        if self._writer is None and not self._closed:
+            await self._subscribe()
+        return self
 
     async def aclose(self) -> None:
         """End the stream (the node forgets the watch when its connection closes)."""
@@ -259,7 +266,7 @@ class WatchStream:
         self._ready.clear()
 
 
-def blocking_watch(run: Any, stream: WatchStream) -> Iterator[WatchEvent]:
+def blocking_watch(run: Any, stream: WatchStream) -> Generator[WatchEvent, None, None]:
     """``stream`` as a blocking iterator; ``run`` runs a coroutine on the client's loop."""
     try:
         while True:

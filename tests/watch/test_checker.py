@@ -9,7 +9,6 @@ import pytest
 from resonetics.check.watch_stream import CommittedChange, check_stream, committed_changes
 from resonetics.raft.entry import EntryType
 from resonetics.wire.watch import WatchEvent
-
 from tests.watch.logbuild import Log
 
 

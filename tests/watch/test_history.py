@@ -5,7 +5,6 @@ from __future__ import annotations
 from resonetics.machine.changes import ChangeHistory, attach_history
 from resonetics.machine.replicated import ReplicatedKV
 from resonetics.raft.entry import EntryType
-
 from tests.watch.logbuild import Log, changes, replica
 
 
@@ -66,7 +65,7 @@ def test_history_keeps_references_not_copies() -> None:
     value = {"big": list(range(100))}
     entry = log.cmd("kv_set", k="a", v=value)
     rkv.apply(entry)
-    (_, _, stored), = next(history.records_from(1)).changes
+    ((_, _, stored),) = next(history.records_from(1)).changes
     assert stored is entry.data["args"]["v"]
 
 

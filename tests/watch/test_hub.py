@@ -12,8 +12,13 @@ from resonetics.runtime.outcome import Outcome
 from resonetics.server.watch import WatchHub
 from resonetics.wire import codes
 from resonetics.wire.envelope import decode_envelope
-from resonetics.wire.watch import WatchEnd, WatchEvent, WatchEvents, WatchProgress, decode_watch_message
-
+from resonetics.wire.watch import (
+    WatchEnd,
+    WatchEvent,
+    WatchEvents,
+    WatchProgress,
+    decode_watch_message,
+)
 from tests.watch.logbuild import Log, replica
 
 
@@ -69,7 +74,9 @@ class Setup:
     def write(self, key: str, value: Any = 1) -> None:
         self.replicated.apply(self.log.cmd("kv_set", k=key, v=value))
 
-    def watch(self, conn: Any, wid: Any, prefix: str = "", from_index: int | None = None) -> Outcome:
+    def watch(
+        self, conn: Any, wid: Any, prefix: str = "", from_index: int | None = None
+    ) -> Outcome:
         args: dict[str, Any] = {"prefix": prefix, "from_index": from_index}
         self.hub.handle("watch", wid, args, conn, self.answers.append)
         return self.answers[-1]
@@ -228,4 +235,3 @@ def test_large_backlogs_go_in_several_messages_of_whole_entries() -> None:
     for m in messages:
         assert len(m.events) % 5 == 0
     assert [e.index for e in events(messages)] == sorted(i for i in range(1, 41) for _ in range(5))
-

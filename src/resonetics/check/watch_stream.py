@@ -110,7 +110,9 @@ def check_stream(
     through: int,
 ) -> StreamCheck:
     """``events`` against the committed changes under ``prefix`` in [from_index, through]."""
-    expected = [c for c in committed if c.key.startswith(prefix) and from_index <= c.index <= through]
+    expected = [
+        c for c in committed if c.key.startswith(prefix) and from_index <= c.index <= through
+    ]
     report = StreamCheck(checked_events=len(events), expected_events=len(expected))
     by_index: dict[int, tuple[int, str]] = {c.index: (c.term, c.hash) for c in committed}
     seen: set[tuple[int, str, str, str]] = set()
