@@ -27,6 +27,7 @@ from resonetics.wire.client import (
     MONITOR_OPS,
     OPS,
     READ_OPS,
+    WATCH_OPS,
     WRITE_OPS,
     ClientRequest,
     ClientResponse,
@@ -84,14 +85,15 @@ def test_op_categories_cover_the_table() -> None:
     membership = {"member_add", "member_add_learner", "member_promote", "member_remove"}
     assert {"leader_transfer"} | membership == ADMIN_OPS
     assert {"status", "member_list"} == MONITOR_OPS
-    assert set(OPS) == LOGGED_OPS | READ_OPS | ADMIN_OPS | MONITOR_OPS
+    assert {"watch", "watch_cancel"} == WATCH_OPS
+    assert set(OPS) == LOGGED_OPS | READ_OPS | ADMIN_OPS | MONITOR_OPS | WATCH_OPS
 
 
 def test_every_key_op_names_the_argument_holding_its_key() -> None:
     """Authorization reads the key from ``key_arg``: a read or write op without one
     would be checked against nothing."""
     for spec in OPS.values():
-        if spec.category in ("read", "write"):
+        if spec.category in ("read", "write") or spec.name == "watch":
             assert spec.key_arg in spec.args_type.__struct_fields__, spec.name
         else:  # admin, monitor, session: no key
             assert spec.key_arg is None, spec.name

@@ -46,6 +46,7 @@ from resonetics import limits
 from resonetics.machine.changes import ChangeHistory, Record
 from resonetics.runtime.outcome import OnDone, Outcome
 from resonetics.wire import codes
+from resonetics.wire.client import WATCH_OPS
 from resonetics.wire.envelope import encode_envelope
 from resonetics.wire.watch import (
     END_KIND,
@@ -57,7 +58,6 @@ from resonetics.wire.watch import (
 )
 
 _ENCODER: Final = msgspec.json.Encoder()
-WATCH_OPS: Final = frozenset({"watch", "watch_cancel"})
 
 
 class WatchConnection(Protocol):

@@ -237,6 +237,8 @@ LOGGED_OPS: Final = WRITE_OPS | frozenset(n for n, s in OPS.items() if s.categor
 READ_OPS: Final = frozenset(n for n, s in OPS.items() if s.category == "read")
 ADMIN_OPS: Final = frozenset(n for n, s in OPS.items() if s.category == "admin")
 MONITOR_OPS: Final = frozenset(n for n, s in OPS.items() if s.category == "monitor")
+#: Streams the node serves itself (``server/watch.py``): ``watch`` and ``watch_cancel``.
+WATCH_OPS: Final = frozenset(n for n, s in OPS.items() if s.category == "watch")
 
 
 class _Head(msgspec.Struct, frozen=True, kw_only=True):
@@ -547,6 +549,7 @@ __all__ = [
     "error_response",
     "ok_response",
     "validate_request",
+    "WATCH_OPS",
     "WatchArgs",
     "WatchCancelArgs",
 ]
