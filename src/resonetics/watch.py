@@ -267,7 +267,13 @@ class WatchStream:
 
 
 def blocking_watch(run: Any, stream: WatchStream) -> Generator[WatchEvent, None, None]:
-    """``stream`` as a blocking iterator; ``run`` runs a coroutine on the client's loop."""
+    """``stream``, subscribed now, as a blocking iterator; ``run`` runs a coroutine on the
+    client's loop. Closing the iterator ends the stream."""
+    run(stream.start())
+    return _blocking(run, stream)
+
+
+def _blocking(run: Any, stream: WatchStream) -> Generator[WatchEvent, None, None]:
     try:
         while True:
             try:
