@@ -60,6 +60,7 @@ CHECK_STEPS_MAX = 500_000
 #: Virtual ms at which watchers first subscribe (after the nodes have booted).
 WATCHERS_START_MS = 30
 
+
 class SimulationFailed(AssertionError):
     """A run broke a property; ``str()`` is the full report (seed, options, trace)."""
 
@@ -161,7 +162,9 @@ class _World:
             for i in range(options.clients)
         ]
         #: Watchers of change streams, when the run has some (``sim/watchers.py``).
-        self.watchers = SimWatchers(self.cluster, seed, options.watchers) if options.watchers else None
+        self.watchers = (
+            SimWatchers(self.cluster, seed, options.watchers) if options.watchers else None
+        )
         self.watch_counts: dict[str, int] = {}
         self.clients += [
             SimClient(
