@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import multiprocessing as mp
+import os
 import statistics
 import sys
 import tempfile
@@ -163,21 +164,53 @@ def _phase(
     cluster: LocalCluster, watchers: int, inflight: int, seconds: float, rate: float | None
 ) -> dict[str, Any]:
     group = Watchers(cluster.addresses, watchers) if watchers else None
-    started = time.monotonic()
     done = asyncio.run(puts(cluster.addresses, inflight, seconds, rate))
     writes_per_s = done / seconds
     if group is None:
         return {"writes_per_s": writes_per_s}
     result = group.finish()
-    elapsed = time.monotonic() - started
     received = result["received"]
+    # Watchers count from the start of the warm-up; the drain after adds no writes.
     return {
         "writes_per_s": writes_per_s,
-        "events_per_s": sum(received) / elapsed,
+        "events_per_s": sum(received) / (WARM_UP_S + seconds),
         "min_received": min(received),
         "max_received": max(received),
         "resumes": result["resumes"],
     }
+
+
+def _capacity(src: str | None, inflight: int, seconds: float) -> float:
+    """Pipelined-put capacity of a fresh 3-node cluster running ``src`` (None: these sources)."""
+    saved = os.environ.get("PYTHONPATH")
+    if src is not None:
+        os.environ["PYTHONPATH"] = src
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            cluster = LocalCluster(Path(tmp) / "data", size=3, log_level="warning")
+            cluster.start()
+            try:
+                cluster.wait_until_settled(timeout_s=60)
+                return asyncio.run(puts(cluster.addresses, inflight, seconds, None)) / seconds
+            finally:
+                cluster.stop()
+    finally:
+        if saved is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = saved
+
+
+def _baseline(opts: argparse.Namespace) -> None:
+    """Write capacity with 0 watchers: these sources against ``--baseline-src``, alternating."""
+    mine: list[float] = []
+    base: list[float] = []
+    for r in range(opts.rounds):
+        base.append(_capacity(opts.baseline_src, opts.inflight, opts.seconds))
+        mine.append(_capacity(None, opts.inflight, opts.seconds))
+        print(f"baseline round {r + 1}: {base[-1]:.0f}/s baseline, {mine[-1]:.0f}/s these")
+    ratio = statistics.median(mine) / statistics.median(base)
+    print(f"0 watchers: capacity these/baseline = {ratio:.2f}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -187,7 +220,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--apply-entries", type=int, default=100_000)
+    parser.add_argument(
+        "--baseline-src",
+        default=None,
+        help="Also measure capacity (0 watchers) of a cluster running the sources at this "
+        "path (e.g. a checkout without change history), alternating with this one.",
+    )
     opts = parser.parse_args(argv)
+    if opts.baseline_src:
+        _baseline(opts)
 
     without = [apply_rate(opts.apply_entries, False) for _ in range(3)]
     with_h = [apply_rate(opts.apply_entries, True) for _ in range(3)]
