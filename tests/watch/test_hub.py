@@ -235,3 +235,16 @@ def test_large_backlogs_go_in_several_messages_of_whole_entries() -> None:
     for m in messages:
         assert len(m.events) % 5 == 0
     assert [e.index for e in events(messages)] == sorted(i for i in range(1, 41) for _ in range(5))
+
+
+def test_the_connection_bound_is_shared_by_all_its_watches() -> None:
+    s, conn = Setup(), FakeConn()
+    for wid in range(8):
+        s.watch(conn, wid)
+    for i in range(40):
+        s.replicated.apply(
+            s.log.batch(*[("kv_set", {"k": f"k{i}/{j}", "v": "x" * 5000}) for j in range(10)])
+        )
+    s.hub.pump()  # nothing flushed yet: the transport's buffer still reads 0
+    sent = sum(len(data) for writer, data in s.sender.sent if writer is conn)
+    assert sent <= limits.WATCH_CONN_BUFFER_BYTES_MAX + 2 * limits.WATCH_MESSAGE_BYTES

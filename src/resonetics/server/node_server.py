@@ -594,6 +594,7 @@ class NodeServer:
             "input_bytes_held": self._input_budget.used,
             "closed_by_node": dict(self.client_closes),
             "rate_limited": self.rate_limited,
+            "watches": self.watches.status(),
         }
 
     def _guarded_line(self, line: bytes, conn: ClientConnection) -> bool:

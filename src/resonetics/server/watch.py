@@ -107,6 +107,9 @@ class WatchHub:
         self._schedule = schedule
         self._by_conn: dict[WatchConnection, dict[int | str, _Watch]] = {}
         self._count = 0
+        #: Bytes handed to each connection since the last pump began (not yet in its
+        #: transport's buffer): the connection's bound is shared by all its watches.
+        self._sent_now: dict[WatchConnection, int] = {}
         self._scheduled = False
         self._next_progress = clock() + limits.WATCH_PROGRESS_INTERVAL_S
         self._next_retry = 0.0
@@ -187,6 +190,7 @@ class WatchHub:
     def drop(self, conn: WatchConnection) -> None:
         """The connection closed: forget its watches (nothing is sent)."""
         watches = self._by_conn.pop(conn, None)
+        self._sent_now.pop(conn, None)
         if watches:
             self._count -= len(watches)
             self.ended["connection closed"] += len(watches)
@@ -201,6 +205,7 @@ class WatchHub:
     def pump(self) -> None:
         """Send every watch what it is owed, as far as its connection takes it."""
         self._scheduled = False
+        self._sent_now.clear()
         for watches in list(self._by_conn.values()):
             for watch in list(watches.values()):
                 self._feed(watch)
@@ -239,7 +244,7 @@ class WatchHub:
         if watch.next < history.oldest_index:
             self._cut_behind(watch, history)
             return
-        room = limits.WATCH_CONN_BUFFER_BYTES_MAX - _buffered(conn)
+        room = limits.WATCH_CONN_BUFFER_BYTES_MAX - _buffered(conn) - self._sent_now.get(conn, 0)
         if room <= 0:
             self._wait(watch, history)
             return
@@ -290,7 +295,9 @@ class WatchHub:
         self.events_sent += len(parts)
 
     def _send(self, watch: _Watch, data: bytes) -> None:
-        self._sender.add(watch.conn, data)
+        conn = watch.conn
+        self._sent_now[conn] = self._sent_now.get(conn, 0) + len(data)
+        self._sender.add(conn, data)
 
     def _end(self, watch: _Watch, code: str, message: str, oldest_index: int | None = None) -> None:
         end = WatchEnd(code=code, message=message, last_index=watch.next - 1)
