@@ -12,6 +12,8 @@ import asyncio
 import contextlib
 import json
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -356,3 +358,37 @@ def test_a_follower_serves_a_gap_free_stream(cluster3: LocalCluster) -> None:
         got = [next(stream) for _ in receipts]
         stream.close()
     assert [(e.index, e.hash) for e in got] == [(r.index, r.hash) for r in receipts]
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "resonetics", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_cli_kv_watch_prints_events_from_an_index_and_stops_after_count(
+    single_node: LocalCluster,
+) -> None:
+    address = single_node.addresses[0]
+    with Client(single_node.addresses, timeout=10) as client:
+        first = client.put("cli/a", 1)
+        client.put("elsewhere", 0)
+        client.delete("cli/a")
+    out = _cli("kv", "watch", "cli/", "--from", str(first.index), "--count", "2", "--json",
+               "--cluster", address)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    events = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [(e["key"], e["kind"]) for e in events] == [("cli/a", "put"), ("cli/a", "delete")]
+    assert events[0]["index"] == first.index and events[0]["hash"] == first.hash
+    plain = _cli("kv", "watch", "cli/", "--from", str(first.index), "--count", "1",
+                 "--cluster", address)  # fmt: skip
+    assert plain.stdout == f"{first.index}\tput\tcli/a\t1\n"
+
+
+def test_cli_kv_watch_with_a_typo_in_from_is_a_usage_error(single_node: LocalCluster) -> None:
+    out = _cli("kv", "watch", "x/", "--from", "0", "--cluster", single_node.addresses[0])
+    assert out.returncode == 2 and "Traceback" not in out.stderr
