@@ -27,13 +27,16 @@ _EXPORTS = {
     "BadRequest": "resonetics.errors",
     "TooLarge": "resonetics.errors",
     "RateLimited": "resonetics.errors",
+    "WatchEvent": "resonetics.client",
+    "Compacted": "resonetics.errors",
 }
 
 if TYPE_CHECKING:
-    from resonetics.client import AsyncClient, Client, Receipt
+    from resonetics.client import AsyncClient, Client, Receipt, WatchEvent
     from resonetics.errors import (
         BadRequest,
         ClientError,
+        Compacted,
         NotLeader,
         RateLimited,
         ResoneticsError,
@@ -52,6 +55,7 @@ __all__ = [
     "BadRequest",
     "Client",
     "ClientError",
+    "Compacted",
     "NotLeader",
     "RateLimited",
     "Receipt",
@@ -60,5 +64,6 @@ __all__ = [
     "Timeout",
     "TooLarge",
     "Unavailable",
+    "WatchEvent",
     "__version__",
 ]
