@@ -79,11 +79,16 @@ class Record:
         self.encoded: Any = None
 
 
+_SCALARS: Final = frozenset({int, float, bool, type(None)})
+
+
 def value_bytes(value: Any) -> int:
-    """An estimate of ``value``'s encoded size, cheap for the common shapes."""
-    if isinstance(value, str):
+    """An estimate of ``value``'s encoded size, cheap for the common shapes (exact
+    types: JSON values decode to exactly these)."""
+    kind = type(value)
+    if kind is str:
         return len(value) + 2
-    if value is None or isinstance(value, bool | int | float):
+    if kind in _SCALARS:
         return 8
     return len(_ENCODER.encode(value))
 
@@ -101,9 +106,12 @@ class ChangeHistory:
         self._position = position
         self.changes_max = changes_max
         self.bytes_max = bytes_max
+        self._overhead = limits.WATCH_CHANGE_OVERHEAD_BYTES
         # Records [head:] are live; the dead prefix is cut in bulk (``_compact``).
         self._records: list[Record] = []
         self._head = 0
+        #: The newest record (the entry being applied files its changes there).
+        self._last: Record | None = None
         #: Every change with index > start is here; None: just reset, not yet learned.
         self._start: int | None = position.last_applied
         #: Running totals of changes and estimated bytes ever recorded.
@@ -128,26 +136,26 @@ class ChangeHistory:
         """The state was replaced by a snapshot: what came before it is not history here."""
         self._records = []
         self._head = 0
+        self._last = None
         self._live_changes = 0
         self._live_bytes = 0
         self._start = None
         self.resets += 1
 
     def _add(self, key: str, kind: ChangeKind, value: Any, size: int) -> None:
-        pos = self._position
-        index = pos.last_applied
-        size += limits.WATCH_CHANGE_OVERHEAD_BYTES
-        records = self._records
-        if len(records) > self._head and records[-1].index == index:
-            record = records[-1]
-        else:
+        # On the write path of every node: kept to a few attribute loads per change.
+        index = self._position.last_applied
+        size += self._overhead
+        record = self._last
+        if record is None or record.index != index:
             if self._start is None:
                 self._start = index - 1  # the first index applied since the reset
-            record = Record(
+            pos = self._position
+            record = self._last = Record(
                 index, pos.last_applied_term, pos.last_applied_hash,
                 self.total_changes, self.total_bytes,
             )  # fmt: skip
-            records.append(record)
+            self._records.append(record)
             if self.listener is not None:
                 self.listener()
         record.changes.append((key, kind, value))
