@@ -182,7 +182,7 @@ class WatchStream:
                 tried[address] = str(exc)
                 await self._disconnect()
             if len(compacted) >= len(addresses):
-                raise errors.Compacted(self._resume_index(), max(compacted.values()))
+                raise errors.Compacted(self._resume_index(), min(compacted.values()))
             if time.monotonic() >= deadline:
                 raise errors.NoNodeAnswered("watch", client.timeout, tried)
             if self._next_address % len(addresses) == 0:
