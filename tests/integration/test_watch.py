@@ -163,6 +163,14 @@ def test_watch_from_before_the_snapshot_after_a_restart_is_compacted(
         first = next(stream)
         assert first.index >= oldest
         stream.close()
+        # Starting over: the state and its index from one node, then watch from there.
+        state = client.call("kv_scan", {"prefix": "c/", "limit": 1000, "consistency": "stale"})
+        assert len(state["items"]) == 301
+        stream = client.watch("c/", from_index=state["applied_index"] + 1)
+        receipt = client.put("c/next", 2)
+        event = next(stream)
+        assert (event.key, event.index, event.hash) == ("c/next", receipt.index, receipt.hash)
+        stream.close()
 
 
 @pytest.fixture(scope="module")
