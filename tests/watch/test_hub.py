@@ -248,3 +248,11 @@ def test_the_connection_bound_is_shared_by_all_its_watches() -> None:
     s.hub.pump()  # nothing flushed yet: the transport's buffer still reads 0
     sent = sum(len(data) for writer, data in s.sender.sent if writer is conn)
     assert sent <= limits.WATCH_CONN_BUFFER_BYTES_MAX + 2 * limits.WATCH_MESSAGE_BYTES
+
+
+def test_a_node_serving_another_machine_refuses_watches_with_bad_request() -> None:
+    answers: list[Outcome] = []
+    hub = WatchHub(None, Sender())
+    hub.handle("watch", 1, {"prefix": "", "from_index": None}, FakeConn(), answers.append)
+    assert answers[0].code == codes.BAD_REQUEST and "no changes" in answers[0].message
+    assert len(hub) == 0
