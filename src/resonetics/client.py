@@ -52,7 +52,7 @@ import ssl
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Generator, Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar, overload
 
@@ -64,6 +64,7 @@ from resonetics.raft.entry import Receipt
 from resonetics.retry_policy import Action, Decision, RetryPolicy
 from resonetics.security.tls import TLSConfig, client_context, refusal_reason
 from resonetics.txn import CompareLike, OpLike, TxnResult, result_from_wire, txn_args
+from resonetics.watch import WatchEvent, WatchStream, blocking_watch
 from resonetics.wire import codes
 from resonetics.wire.auth import encode_auth
 from resonetics.wire.client import OPS, WRITE_OPS, ClientResponse, decode_response
@@ -478,6 +479,12 @@ class AsyncClient:
         else ``otherwise``'s, atomically in one log entry."""
         args = txn_args(compare or [], then or [], otherwise or [])
         return result_from_wire(await self.call("kv_txn", args))
+
+    def watch(self, prefix: str = "", from_index: int | None = None) -> WatchStream:
+        """Every change under ``prefix`` from ``from_index`` on (None: from now), as an
+        async iterator of ``WatchEvent``; resumes on another node without gaps or
+        duplicates; ``Compacted`` when no node holds the history any more (``watch.py``)."""
+        return WatchStream(self, prefix, from_index)
 
     async def status(self, address: str | None = None) -> dict[str, Any]:
         """The ``status`` of one node (``address``), or of whichever node answers."""
@@ -945,6 +952,12 @@ class Client:
     ) -> TxnResult:
         return self._run(self._async.txn(compare, then, otherwise))
 
+    def watch(
+        self, prefix: str = "", from_index: int | None = None
+    ) -> Generator[WatchEvent, None, None]:
+        """``AsyncClient.watch`` as a blocking iterator (close it to end the stream)."""
+        return blocking_watch(self._run, self._async.watch(prefix, from_index))
+
     def status(self, address: str | None = None) -> dict[str, Any]:
         return self._run(self._async.status(address))
 
@@ -1008,6 +1021,7 @@ __all__ = [
     "Receipt",
     "ScanPage",
     "TxnResult",
+    "WatchEvent",
     "check_sizes",
     "describe_failure",
 ]

@@ -180,6 +180,22 @@ class ScanChanged(ClientError):
         self.at_index = at_index
 
 
+class Compacted(ClientError):
+    """A watch cannot start (or resume) at ``from_index``: no node holds the changes from
+    there any more; ``oldest_index`` is the oldest index one still serves. Read a fresh
+    snapshot (``scan``) and watch from its index."""
+
+    code = "COMPACTED"
+
+    def __init__(self, from_index: int, oldest_index: int) -> None:
+        self.from_index = from_index
+        self.oldest_index = oldest_index
+        super().__init__(
+            f"watch from index {from_index}: compacted; the oldest index still available "
+            f"is {oldest_index}"
+        )
+
+
 class PolicyError(ResoneticsError):
     """An authorization policy file is unusable; names the file and the key at fault."""
 

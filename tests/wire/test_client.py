@@ -27,6 +27,7 @@ from resonetics.wire.client import (
     MONITOR_OPS,
     OPS,
     READ_OPS,
+    WATCH_OPS,
     WRITE_OPS,
     ClientRequest,
     ClientResponse,
@@ -108,7 +109,8 @@ def test_op_categories_cover_the_table() -> None:
     backup = {"backup_begin", "backup_chunk"}  # a backup holds every key: admin only
     assert {"leader_transfer"} | membership | backup == ADMIN_OPS
     assert {"status", "member_list", "chain_hash"} == MONITOR_OPS
-    assert set(OPS) == LOGGED_OPS | READ_OPS | ADMIN_OPS | MONITOR_OPS
+    assert {"watch", "watch_cancel"} == WATCH_OPS
+    assert set(OPS) == LOGGED_OPS | READ_OPS | ADMIN_OPS | MONITOR_OPS | WATCH_OPS
 
 
 def test_every_key_op_names_the_argument_holding_its_key() -> None:
@@ -117,7 +119,7 @@ def test_every_key_op_names_the_argument_holding_its_key() -> None:
     for spec in OPS.values():
         if spec.multi_key:  # kv_txn: every key inside its args is judged (authz._decide_txn)
             assert spec.key_arg is None and spec.category == "write", spec.name
-        elif spec.category in ("read", "write"):
+        elif spec.category in ("read", "write") or spec.name == "watch":
             assert spec.key_arg in spec.args_type.__struct_fields__, spec.name
         else:  # admin, monitor, session: no key
             assert spec.key_arg is None, spec.name

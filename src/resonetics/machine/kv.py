@@ -52,7 +52,7 @@ from __future__ import annotations
 import bisect
 from collections import deque
 from collections.abc import Callable, Generator, Mapping
-from typing import Any, ClassVar, Final, NamedTuple
+from typing import Any, ClassVar, Final, NamedTuple, Protocol
 
 import msgspec
 
@@ -140,6 +140,19 @@ def json_equal(a: Any, b: Any) -> bool:
     return _CANONICAL.encode(a) == _CANONICAL.encode(b)
 
 
+class ChangeSink(Protocol):
+    """Told every change the store makes, as it makes it (``machine/changes.py``).
+
+    Called from ``set``/``delete``, the store's only mutators, so any op built on them
+    (a transaction's puts and deletes too) reports its changes; a failed CAS or a delete
+    of an absent key calls nothing. ``reset``: the whole state was replaced (a snapshot).
+    """
+
+    def put(self, key: str, value: Any) -> None: ...
+    def delete(self, key: str) -> None: ...
+    def reset(self) -> None: ...
+
+
 class KeyValueStore(StateMachine):
     """A replicated dict of JSON values keyed by strings, with per-key versions."""
 
@@ -177,6 +190,8 @@ class KeyValueStore(StateMachine):
             "kv_scan": self._scan_args,
             "kv_txn": lambda a: self.txn(parse_txn(a)),
         }
+        #: Where changes are reported (watch streams); None: nobody records them.
+        self.changes: ChangeSink | None = None
 
     def __len__(self) -> int:
         return len(self._data)
@@ -290,6 +305,8 @@ class KeyValueStore(StateMachine):
         self._index = snap.index
         self._tombstones = deque(snap.tombstones)
         self._forgotten = snap.forgotten
+        if self.changes is not None:
+            self.changes.reset()
 
     # --- operations ----------------------------------------------------------------------
     def set(self, k: str, v: Any) -> dict[str, Any]:
@@ -304,6 +321,8 @@ class KeyValueStore(StateMachine):
         else:
             new = Record(v, old.create_index, self._index, old.version + 1)
         self._data[k] = new
+        if self.changes is not None:  # every write (set, CAS, a txn's puts) passes here
+            self.changes.put(k, v)
         return new
 
     def get(self, k: str, *, meta: bool = False) -> dict[str, Any]:
@@ -322,6 +341,8 @@ class KeyValueStore(StateMachine):
         self._tombstones.append((self._index, k))
         if len(self._tombstones) > limits.SCAN_TOMBSTONES_MAX:
             self._forgotten = self._tombstones.popleft()[0]
+        if self.changes is not None:
+            self.changes.delete(k)
         return {"ok": True, "deleted": True}
 
     def cas(self, k: str, expected: Any, v: Any) -> dict[str, Any]:
@@ -450,4 +471,4 @@ class KeyValueStore(StateMachine):
         return {"ok": True, "succeeded": succeeded, "responses": responses}
 
 
-__all__ = ["SCAN_CHANGED", "KeyValueStore", "Record", "json_equal"]
+__all__ = ["SCAN_CHANGED", "ChangeSink", "KeyValueStore", "Record", "json_equal"]

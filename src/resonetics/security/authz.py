@@ -213,13 +213,17 @@ def decide(
         if any(key.startswith(p) for p in prefixes):
             return Decision(True)
         return Decision(False, f"{op}: no {category} grant covers {key!r}")
+    if category == "watch" and spec.key_arg is None:
+        return Decision(True)  # watch_cancel: ends one of the connection's own watches
     assert spec.key_arg is not None, op  # the op table gives every key op its key argument
     key = str(args.get(spec.key_arg, ""))
-    prefixes = grants.read if category == "read" else grants.write
+    # A watch reads its prefix: like a scan, only when the prefix lies inside a read grant.
+    prefixes = grants.read if category in ("read", "watch") else grants.write
     if any(key.startswith(p) for p in prefixes):
         return Decision(True)
     what = "prefix" if spec.key_arg == "prefix" else "key"
-    return Decision(False, f"{op}: no {category} grant covers {what} {key!r}")
+    needed = "read" if category == "watch" else category
+    return Decision(False, f"{op}: no {needed} grant covers {what} {key!r}")
 
 
 def _decide_txn(grants: Grants, op: str, args: Mapping[str, Any]) -> Decision:

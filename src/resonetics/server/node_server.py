@@ -57,6 +57,7 @@ from resonetics.errors import (
     invariant,
 )
 from resonetics.machine.base import StateMachine
+from resonetics.machine.changes import attach_history
 from resonetics.planted import Bug
 from resonetics.raft.messages import MESSAGE_TYPES, AppendEntries, AppendEntriesResp, Message
 from resonetics.raft.ready import Role
@@ -90,6 +91,7 @@ from resonetics.server.peers import PeerLink
 from resonetics.server.readiness import Readiness
 from resonetics.server.served import serve_in_dir
 from resonetics.server.status import node_status
+from resonetics.server.watch import WATCH_OPS, WatchHub
 from resonetics.storage.fs import OsFileSystem
 from resonetics.storage.lock import DataDirLock, LockedStorage
 from resonetics.storage.node_storage import FileNodeStorage
@@ -171,6 +173,9 @@ class NodeServer:
         self.data_dir_lock = DataDirLock(str(config.node_dir)).acquire()
         served = serve_in_dir(config, machine, self.data_dir_lock)
         self.ops: OpTable = served.ops
+        # Client answers and watch streams share one outbox (a watch's answer precedes
+        # its events); the change history is attached before the driver applies anything.
+        self._outbox, self.watches = _outbox_and_watches(served.replicated)
         self.storage = LockedStorage(
             FileNodeStorage(OsFileSystem(), str(config.node_dir), config.identity()),
             self.data_dir_lock,
@@ -230,7 +235,6 @@ class NodeServer:
         #: Carries out the driver's steps (runtime/loop_plan.py) here and on the disk thread.
         self.executor = ServerExecutor(self.driver, self._run_on_disk_thread)
         self._host_ops = self._make_host_ops(served.name)
-        self._outbox = Outbox()
         #: Client requests waiting for an outcome; the ticker times them out.
         self._deadlines: Deadlines[_Responder] = Deadlines(config.request_timeout_s)
         self._stopping = asyncio.Event()
@@ -528,6 +532,7 @@ class NodeServer:
             deadline += interval
             await asyncio.sleep(max(0.0, deadline - loop.time()))
             self.driver.tick()
+            self.watches.tick()
             now = time.monotonic()
             for responder in self._deadlines.expire(now):
                 responder.time_out()
@@ -665,6 +670,7 @@ class NodeServer:
 
     def _on_client_closed(self, conn: ClientConnection, reason: str | None) -> None:
         self._connections.discard(conn)
+        self.watches.drop(conn)
         self._unestablished.pop(conn, None)
         if reason is not None:
             self.client_closes[reason] += 1
@@ -680,6 +686,7 @@ class NodeServer:
             "closed_by_node": dict(self.client_closes),
             "rate_limited": self.rate_limited,
             "reading_paused": dict(self.client_throttled),
+            "watches": self.watches.status(),
         }
 
     def _guarded_line(self, line: bytes, conn: ClientConnection) -> bool:
@@ -807,6 +814,9 @@ class NodeServer:
         denied = self.gate.check(conn.identity, req)
         if denied is not None:
             responder(denied)
+            return
+        if req.op in WATCH_OPS:  # streams served by this node itself (server/watch.py)
+            self.watches.handle(req.op, env.id, req.args, conn, responder)
             return
         self._dispatch(req, responder, size=len(env.payload))
         self._schedule_flush()
@@ -972,6 +982,17 @@ def _error_response(req_id: Any, exc: ResoneticsError) -> bytes:
     if isinstance(exc, ClientError):
         return encode_response(error_response(exc), _now_ms(), req_id)
     return outcome_response(req_id, Outcome(codes.UNAVAILABLE, message=str(exc)))
+
+
+def _outbox_and_watches(replicated: Any) -> tuple[Outbox, WatchHub]:
+    """The client outbox and the watch hub over ``replicated``'s change history."""
+    outbox = Outbox()
+    hub = WatchHub(
+        attach_history(replicated),
+        outbox,
+        schedule=lambda fn: asyncio.get_running_loop().call_soon(fn),
+    )
+    return outbox, hub
 
 
 def _now_ms() -> int:

@@ -26,6 +26,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from resonetics.machine.changes import ChangeHistory, attach_history
 from resonetics.machine.ops import load_factory
 from resonetics.machine.served import ServedMachine
 from resonetics.raft.config import RaftConfig, lease_ticks_for
@@ -83,6 +84,8 @@ class SimNode:
         self.crashes = 0
         #: Snapshots taken and installed by earlier incarnations.
         self._snapshot_counts = (0, 0)
+        #: What this incarnation's applied entries changed (watch streams, ``sim/watchers``).
+        self.history: ChangeHistory | None = None
 
     @property
     def up(self) -> bool:
@@ -180,6 +183,7 @@ class Cluster:
         )
         rng = random.Random(f"{self.seed}/core/{node.node_id}/{node.incarnation}")
         machine = self._replicated(node)
+        node.history = attach_history(machine)  # before the driver restores or applies
         policy = SnapshotPolicy(
             entries=self.options.snapshot_entries,
             trailing_entries=self.options.snapshot_trailing,

@@ -67,6 +67,8 @@ class SafetyMonitor:
     leaders: dict[Term, NodeId] = field(default_factory=dict)
     seen: dict[tuple[Index, Term], str] = field(default_factory=dict)
     applied: dict[Index, tuple[NodeId, str]] = field(default_factory=dict)
+    #: The first copy of every applied entry (the watch checker replays them).
+    entries: dict[Index, Entry] = field(default_factory=dict)
     #: index -> hash of entries known committed; ``commit_terms``: observer term -> max index.
     committed: dict[Index, str] = field(default_factory=dict)
     commit_terms: dict[Term, Index] = field(default_factory=dict)
@@ -228,6 +230,7 @@ class SafetyMonitor:
         known = self.applied.setdefault(entry.index, (node, entry.hash))
         if first:
             self.stale_reads.observe(entry)
+            self.entries[entry.index] = entry
         if known[1] != entry.hash:
             raise SimViolation(
                 f"state machine safety: index {entry.index} applied as {known[1][:12]} on "

@@ -146,6 +146,24 @@ class SessionOpenArgs(_Args, frozen=True, kw_only=True):
     """``session_open``: start a sequenced session; the result carries its ``session`` id."""
 
 
+#: A log index a watch may start from: positive, exact in every JSON reader (2**53).
+WatchIndex = Annotated[int, msgspec.Meta(ge=1, le=2**53)]
+
+
+class WatchArgs(_Args, frozen=True, kw_only=True):
+    """``watch``: stream the changes under ``prefix`` from ``from_index`` on (None: the
+    changes after this node's applied index); ``server/watch.py``."""
+
+    prefix: str
+    from_index: WatchIndex | None = None
+
+
+class WatchCancelArgs(_Args, frozen=True, kw_only=True):
+    """``watch_cancel``: end the watch this connection opened with envelope id ``watch``."""
+
+    watch: int | str
+
+
 NodeIdArg = Annotated[str, msgspec.Meta(min_length=1, max_length=limits.CLIENT_ID_CHARS_MAX)]
 AddressArg = Annotated[str, msgspec.Meta(pattern=r"^[^\s]+:[0-9]{1,5}$")]
 
@@ -195,7 +213,9 @@ class ChainHashArgs(_Args, frozen=True, kw_only=True):
 #: become ops).
 #: ``session`` is ``session_open``: a write through the log that touches no key (allowed
 #: to anyone who may write some key).
-OpCategory = Literal["write", "read", "admin", "monitor", "session"]
+#: ``watch`` is a stream of changes served by the node itself (``watch``: a read of its
+#: ``prefix``; ``watch_cancel``, with no key: ends one of the connection's own watches).
+OpCategory = Literal["write", "read", "admin", "monitor", "session", "watch"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,6 +269,8 @@ OPS: Final[dict[str, OpSpec]] = {
         _spec("backup_chunk", BackupChunkArgs, "admin"),
         _spec("chain_hash", ChainHashArgs, "monitor"),
         OpSpec("kv_txn", KvTxnArgs, "write", msgspec.json.Decoder(KvTxnArgs), multi_key=True),
+        _spec("watch", WatchArgs, "watch", "prefix"),
+        _spec("watch_cancel", WatchCancelArgs, "watch"),
     )
 }
 WRITE_OPS: Final = frozenset(n for n, s in OPS.items() if s.category == "write")
@@ -257,6 +279,8 @@ LOGGED_OPS: Final = WRITE_OPS | frozenset(n for n, s in OPS.items() if s.categor
 READ_OPS: Final = frozenset(n for n, s in OPS.items() if s.category == "read")
 ADMIN_OPS: Final = frozenset(n for n, s in OPS.items() if s.category == "admin")
 MONITOR_OPS: Final = frozenset(n for n, s in OPS.items() if s.category == "monitor")
+#: Streams the node serves itself (``server/watch.py``): ``watch`` and ``watch_cancel``.
+WATCH_OPS: Final = frozenset(n for n, s in OPS.items() if s.category == "watch")
 
 
 class _Head(msgspec.Struct, frozen=True, kw_only=True):
@@ -448,9 +472,9 @@ def _check_sizes(args: _Args, args_bytes: int) -> None:
     A value is re-encoded to measure it only when its args could be too large
     (``args_bytes`` bounds it): the common small write skips that encode.
     """
-    if isinstance(args, KvScanArgs):
+    if isinstance(args, KvScanArgs | WatchArgs):
         _check_key_bytes("args.prefix", args.prefix)
-        if args.after is not None:
+        if isinstance(args, KvScanArgs) and args.after is not None:
             _check_key_bytes("args.after", args.after)
         return
     key = getattr(args, "k", None)
@@ -575,4 +599,7 @@ __all__ = [
     "error_response",
     "ok_response",
     "validate_request",
+    "WATCH_OPS",
+    "WatchArgs",
+    "WatchCancelArgs",
 ]
