@@ -242,6 +242,16 @@ HTTP_BODY_READ_S = 10.0
 #: Seconds the HTTP port keeps reading (and dropping) an unread request body after its
 #: answer, so the answer is not lost to a reset; then it closes the connection.
 HTTP_LINGER_S = 1.0
+#: Watch streams the HTTP port serves at once (``GET /v1/watch``; a share of WATCHES_MAX,
+#: so HTTP streams cannot take every watch from client-port watchers); 429 beyond.
+HTTP_WATCHES_MAX = 1024
+#: Watch streams from one source address at once (one stream per HTTP connection).
+HTTP_WATCHES_PER_ADDRESS_MAX = 64
+#: Seconds between an idle HTTP watch stream's checks that its client is still there.
+HTTP_WATCH_CHECK_S = 0.5
+#: Seconds one write of an HTTP watch stream may wait for a client that reads nothing
+#: before its connection is closed (the hub cuts the watch earlier if changes pile up).
+HTTP_WATCH_WRITE_STALL_S = 30.0
 
 # --- Backups (server/backup.py, storage/backup_file.py) ------------------------------------
 #: Bytes of a backup one ``backup_chunk`` answer carries, at most (before base64): well

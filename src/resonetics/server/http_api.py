@@ -92,6 +92,9 @@ STATUS_FOR_CODE: Final = {
     codes.UNAVAILABLE: 503,
     codes.TIMEOUT: 504,
     codes.SESSION_EXPIRED: 409,
+    codes.COMPACTED: 410,
+    "SCAN_CHANGED": 409,
+    "TOO_MANY_WATCHES": 429,
 }
 _JSON: Final = msgspec.json.Encoder()
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -397,6 +400,7 @@ _FIELD_NAMES: Final = (
     ("args.limit", "limit"),
     ("args.consistency", "consistency"),
     ("payload.request_id", "Idempotency-Key"),
+    ("args.", ""),
 )
 
 

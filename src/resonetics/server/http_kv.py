@@ -23,9 +23,13 @@ answer and three choices:
   keyed writes per identity). Without the header a write is at-least-once:
   a retry after a timeout may apply twice.
 - **Scan cursor**: ``next`` is the last key returned when ``more`` is true;
-  pass it as ``after`` to get the next page. When the store's ``kv_scan`` takes
-  no ``after`` argument, the page is cut from the first ``SCAN_LIMIT_MAX`` keys
-  of the prefix here, and a cursor past them is refused ``501``.
+  pass it as ``after`` to get the next page (``kv_scan``'s own ``after``). A
+  consistent multi-page scan passes the first page's ``index`` as ``at_index``
+  on the next pages; a page the store cannot vouch for (its range changed) is
+  ``409 SCAN_CHANGED`` naming the key and the index.
+- **Transactions** (``POST /v1/txn``) are writes like the others: 307 on a
+  follower, ``Idempotency-Key`` for exactly-once; both branches answer 200
+  (``succeeded`` says which ran).
 """
 
 from __future__ import annotations
@@ -44,17 +48,20 @@ from resonetics.server.http_api import (
     CAS_FAILED,
     IDENTITY,
     NOT_FOUND,
-    NOT_IMPLEMENTED,
     HttpApi,
     HttpError,
     json_response,
     outcome_response,
 )
 from resonetics.wire import codes
-from resonetics.wire.client import SCAN_LIMIT_DEFAULT, KvScanArgs
+from resonetics.wire.client import SCAN_LIMIT_DEFAULT
 
-#: Whether the store's ``kv_scan`` takes ``after`` (else the cursor is cut here).
-SCAN_TAKES_AFTER: Final = "after" in KvScanArgs.__struct_fields__
+#: A consistent scan page the store refused (the result of ``machine/kv.py``).
+SCAN_CHANGED: Final = "SCAN_CHANGED"
+_SCAN_PARAMS: Final = frozenset(
+    {"prefix", "limit", "after", "at_index", "consistent_index", "meta", "consistency"}
+)
+_META_FIELDS: Final = ("create_index", "mod_index", "version")
 _ANY: Final = msgspec.json.Decoder()
 _CONSISTENCIES: Final = ("linearizable", "lease", "stale")
 
@@ -72,11 +79,12 @@ class KvRoutes:
         add("PUT", "/v1/kv/{key:.+}", self.put)
         add("DELETE", "/v1/kv/{key:.+}", self.delete)
         add("POST", "/v1/kv/{key:.+}/cas", self.cas)
+        add("POST", "/v1/txn", self.txn)
 
     # --- reads ------------------------------------------------------------------------
     async def get(self, request: web.Request) -> web.Response:
         key = request.match_info["key"]
-        args = {"k": key, "consistency": _consistency(request)}
+        args = {"k": key, "consistency": _consistency(request), "meta": _flag(request, "meta")}
         outcome = await self.api.run_op(request, _read_payload("kv_get", args))
         if not outcome.ok:
             return outcome_response(outcome)
@@ -91,30 +99,37 @@ class KvRoutes:
 
     async def scan(self, request: web.Request) -> web.Response:
         query = request.query
-        prefix = query.get("prefix", "")
-        limit = _int_param(query.get("limit"), "limit", SCAN_LIMIT_DEFAULT)
-        after = query.get("after")
-        args: dict[str, Any] = {"prefix": prefix, "consistency": _consistency(request)}
-        if after is None or SCAN_TAKES_AFTER:
-            args["limit"] = limit
-            if after is not None:
-                args["after"] = after
-        else:
-            args["limit"] = limits.SCAN_LIMIT_MAX
+        unknown = sorted(set(query) - _SCAN_PARAMS)
+        if unknown:
+            raise HttpError(codes.BAD_REQUEST, f"{unknown[0]}: unknown parameter")
+        meta = _flag(request, "meta")
+        args: dict[str, Any] = {
+            "prefix": query.get("prefix", ""),
+            "limit": _int_param(query.get("limit"), "limit", SCAN_LIMIT_DEFAULT),
+            "consistency": _consistency(request),
+            "meta": meta,
+        }
+        if "after" in query:
+            args["after"] = query["after"]
+        at_index = query.get("at_index", query.get("consistent_index"))
+        if at_index is not None:
+            args["at_index"] = _int_param(at_index, "at_index", 0)
         outcome = await self.api.run_op(request, _read_payload("kv_scan", args))
         if not outcome.ok:
             return outcome_response(outcome)
-        items, more = outcome.result["items"], bool(outcome.result["more"])
-        if after is not None and not SCAN_TAKES_AFTER:
-            items, more = _page_after(items, more, after, limit)
-        extra = {k: v for k, v in outcome.result.items() if k not in ("ok", "items", "more")}
+        result = outcome.result
+        if result.get("ok") is False and result.get("code") == SCAN_CHANGED:
+            return json_response(409, {**result, "at_index": args.get("at_index")})
+        items = [_scan_item(row, meta) for row in result["items"]]
+        extra = {k: v for k, v in result.items() if k not in ("ok", "items", "more", "next")}
+        more = bool(result["more"])
         return json_response(
             200,
             {
                 "ok": True,
-                "items": [{"key": k, "value": v} for k, v in items],
+                "items": items,
                 "more": more,
-                "next": items[-1][0] if more and items else None,
+                "next": result["items"][-1][0] if more and items else None,
                 **extra,
             },
         )
@@ -140,6 +155,24 @@ class KvRoutes:
 
     async def delete(self, request: web.Request) -> web.Response:
         return await self._write(request, "kv_delete", {"k": request.match_info["key"]})
+
+    async def txn(self, request: web.Request) -> web.Response:
+        """``kv_txn`` with the body ``{compare, then, else}``; 200 for either branch."""
+        body = await _json_body(request)
+        if not isinstance(body, dict):
+            raise HttpError(
+                codes.BAD_REQUEST, 'body: must be an object {"compare", "then", "else"}'
+            )
+        payload = {**_write_ids(request), "op": "kv_txn", "args": body}
+        outcome = await self.api.run_op(request, payload)
+        if outcome.code == codes.NOT_LEADER:
+            return self._to_leader(request, outcome)
+        if not outcome.ok:
+            return outcome_response(outcome)
+        result = dict(outcome.result)
+        if result.pop("ok", True) is False:  # the machine refused it (gateway bypassed)
+            return json_response(400, {"ok": False, **result})
+        return json_response(200, {"ok": True, "dedup": outcome.dedup, **result})
 
     async def _write(self, request: web.Request, op: str, args: dict[str, Any]) -> web.Response:
         payload = {**_write_ids(request), "op": op, "args": args}
@@ -227,20 +260,20 @@ async def _json_body(request: web.Request) -> Any:
         raise HttpError(codes.BAD_REQUEST, f"body: not JSON ({exc})") from None
 
 
-def _page_after(
-    items: list[list[Any]], more: bool, after: str, limit: int
-) -> tuple[list[list[Any]], bool]:
-    """The page after ``after`` cut from a scan of the prefix's first keys."""
-    later = [item for item in items if item[0] > after]
-    if not later and more:
-        raise HttpError(
-            NOT_IMPLEMENTED,
-            f"after: the cursor lies past the first {limits.SCAN_LIMIT_MAX} keys of the "
-            "prefix; this store's scan cannot start there",
-        )
-    if limit < 1 or limit > limits.SCAN_LIMIT_MAX:
-        raise HttpError(codes.BAD_REQUEST, f"limit: must be 1..{limits.SCAN_LIMIT_MAX}")
-    return later[:limit], len(later) > limit or more
+def _flag(request: web.Request, name: str) -> bool:
+    text = request.query.get(name)
+    if text is None or text in ("0", "false"):
+        return False
+    if text in ("1", "true", ""):
+        return True
+    raise HttpError(codes.BAD_REQUEST, f"{name}: must be 1, true, 0 or false, got {text!r}")
 
 
-__all__ = ["SCAN_TAKES_AFTER", "KvRoutes"]
+def _scan_item(row: list[Any], meta: bool) -> dict[str, Any]:
+    item = {"key": row[0], "value": row[1]}
+    if meta:
+        item.update(zip(_META_FIELDS, row[2:5], strict=True))
+    return item
+
+
+__all__ = ["SCAN_CHANGED", "KvRoutes"]

@@ -294,6 +294,7 @@ class NodeServer:
         from resonetics.server.dashboard import Dashboard
         from resonetics.server.http_api import HttpApi
         from resonetics.server.http_kv import KvRoutes
+        from resonetics.server.http_watch import WatchRoutes
         from resonetics.server.metrics import NodeMetrics
 
         http = HttpApi(self, self._server_ssl)
@@ -309,6 +310,7 @@ class NodeServer:
         self.driver.observe_apply = metrics.apply.observe
         if "kv_get" in self.ops.specs:
             KvRoutes(http).install()
+        WatchRoutes(http, self.watches).install()
         self.metrics, self.http = metrics, http
         self.event_ring = events.EventRing()
         self.dashboard = Dashboard(self, http, self.event_ring, client_ssl=self._peer_ssl)
