@@ -281,8 +281,10 @@ class WatchRoutes:
             conn.stopping = True
             self.hub.cancel(conn, conn.wid)
 
-    def status(self) -> dict[str, Any]:
-        return {"streams": len(self._open), "stalled": self.stalled}
+    def held_bytes(self) -> int:
+        """Bytes held for HTTP streams now: reframed and not yet written, plus the
+        sockets' unsent bytes (each stream's share is bounded by the hub)."""
+        return sum(conn.get_write_buffer_size() for conn in self._open)
 
 
 def _watch_args(request: web.Request) -> dict[str, Any]:
