@@ -241,7 +241,10 @@ class WatchRoutes:
             },
         )
         response.enable_chunked_encoding()
-        await response.prepare(request)
+        try:
+            await response.prepare(request)
+        except ConnectionError:
+            return response  # gone before the headers left
         while True:
             data = conn.drain()
             if data:
