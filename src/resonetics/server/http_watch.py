@@ -68,6 +68,13 @@ _PROGRESS: Final = msgspec.json.Decoder(WatchProgress)
 _END: Final = msgspec.json.Decoder(WatchEnd)
 
 
+class _Index(msgspec.Struct):
+    index: int
+
+
+_INDEX: Final = msgspec.json.Decoder(_Index)
+
+
 class _StreamConn:
     """The hub's connection for one HTTP stream (the module's theory of operation)."""
 
@@ -123,11 +130,14 @@ class _StreamConn:
         env = decode_envelope(line)
         if env.kind == EVENTS_KIND:
             events = _EVENTS.decode(env.payload).events
+            indexes = [_INDEX.decode(raw).index for raw in events] if self._sse else []
             for n, raw in enumerate(events):
                 body = b'{"type":"event",' + bytes(raw)[1:]
-                # SSE's id is "complete through": only after an entry's last change.
-                last = n == len(events) - 1
-                self._add("event", body, _event_index(raw) if last else None)
+                # SSE's id means "complete through": only on an entry's last change (a
+                # message holds whole entries, so the next event, if any, says).
+                index = indexes[n] if self._sse else None
+                whole = index is not None and (n + 1 == len(events) or indexes[n + 1] != index)
+                self._add("event", body, index if whole else None)
         elif env.kind == PROGRESS_KIND:
             progress = _PROGRESS.decode(env.payload)
             body = _ENCODER.encode({"type": "progress", **msgspec.structs.asdict(progress)})
@@ -150,17 +160,6 @@ class _StreamConn:
             chunk = body + b"\n"
         self._chunks.append(chunk)
         self._pending += len(chunk)
-
-
-class _Index(msgspec.Struct):
-    index: int
-
-
-_INDEX: Final = msgspec.json.Decoder(_Index)
-
-
-def _event_index(raw: msgspec.Raw) -> int:
-    return _INDEX.decode(raw).index
 
 
 class WatchRoutes:
