@@ -8,6 +8,8 @@ the node's own log (``check/watch_stream.py``). Every wait is a deadline.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import json
 import socket
 import time
@@ -19,9 +21,11 @@ import aiohttp
 import msgspec
 import pytest
 
-from resonetics import limits
+from resonetics import errors, limits
 from resonetics.check.watch_stream import check_stream, committed_changes
+from resonetics.client import AsyncClient
 from resonetics.localcluster import LocalCluster
+from resonetics.raft.entry import Receipt
 from resonetics.security.authz import hash_token, parse_policy
 from resonetics.security.policy_files import write_policy
 from resonetics.storage.fs import OsFileSystem
@@ -370,3 +374,122 @@ def test_http_watch_as_server_sent_events_resumes_from_last_event_id(node: Local
     assert [(e["key"], e["index"]) for e in events] == [("sse/b", second["index"])]
     assert f"id: {second['index']}" in lines
     assert lines[0] == "event: start" and data[0]["from_index"] == first["index"] + 1
+
+
+# --- resuming across a leader kill -----------------------------------------------------------
+class _Follower:
+    """An HTTP watcher that resumes on the next node, as a ``curl`` loop would: it counts an
+    entry as received only once a later entry or a progress notice shows it whole, and
+    resumes from the index after the last whole one (a half-received entry comes again)."""
+
+    def __init__(self, addresses: list[str], prefix: str) -> None:
+        self.addresses = addresses
+        self.prefix = prefix
+        self.seen: list[WatchEvent] = []
+        self.through = 0
+        self.resumes = 0
+
+    async def run(self, session: aiohttp.ClientSession) -> None:
+        for n in itertools.count():
+            address = self.addresses[n % len(self.addresses)]
+            params = {"prefix": self.prefix, "from_index": str(self.through + 1)}
+            try:
+                async with session.get(f"http://{address}/v1/watch", params=params) as resp:
+                    if resp.status == 200:
+                        await self._read(resp)
+            except (aiohttp.ClientError, ConnectionError):
+                pass
+            self.resumes += 1
+            await asyncio.sleep(0.1)  # the next node, after a breath (not a wait on a result)
+
+    async def _read(self, resp: aiohttp.ClientResponse) -> None:
+        pending: list[WatchEvent] = []
+        while raw := await resp.content.readline():
+            message = json.loads(raw)
+            if message["type"] == "event":
+                if pending and message["index"] != pending[0].index:
+                    self._whole(pending)
+                pending.append(_event(message))
+            elif message["type"] == "progress":
+                self._whole(pending)
+                self.through = max(self.through, message["index"])
+            elif message["type"] == "end":
+                break
+        # What is still pending may be half an entry: dropped, it comes again.
+
+    def _whole(self, pending: list[WatchEvent]) -> None:
+        if pending:
+            self.seen += pending
+            self.through = pending[-1].index
+            pending.clear()
+
+
+def _committed_from_logs(cluster: LocalCluster, through: int) -> list[Any]:
+    fs = OsFileSystem()
+    reports = [verify_node(fs, str(cluster.data_dir / n)) for n in cluster.nodes]
+    best = max(reports, key=lambda r: r.last_index or 0)
+    assert best.anchor is not None and (best.last_index or 0) >= through
+    return committed_changes([best.anchor, *best.entries])
+
+
+def test_http_watcher_resuming_across_a_leader_kill_sees_every_acknowledged_change_once(
+    tmp_path: Path,
+) -> None:
+    cluster = LocalCluster(tmp_path / "data", size=3, tick_ms=20, http=True)
+    cluster.start()
+    try:
+        leader, _ = cluster.wait_for_leader(timeout_s=60)
+        http = {n: _http(cluster, n) for n in cluster.nodes}
+        watcher = _Follower([http[leader]] + [a for n, a in http.items() if n != leader], "k/")
+        acked = asyncio.run(_writes_across_kill(cluster, leader, watcher))
+    finally:
+        cluster.stop()
+    for node_id in cluster.nodes:
+        log = (cluster.data_dir / f"{node_id}.log").read_text(errors="replace")
+        assert "Traceback" not in log, f"{node_id}:\n{log[-3000:]}"
+    assert watcher.resumes >= 1
+    delivered = {(e.key, e.index): e for e in watcher.seen}
+    for key, value, receipt in acked:
+        event = delivered.get((key, receipt.index))
+        assert event is not None, f"acknowledged {key} at {receipt.index} never delivered"
+        assert (event.value, event.hash) == (value, receipt.hash)
+    committed = _committed_from_logs(cluster, watcher.through)
+    verdict = check_stream(
+        watcher.seen, committed, prefix="k/", from_index=1, through=watcher.through
+    )
+    assert verdict.ok, verdict.problems
+
+
+async def _writes_across_kill(
+    cluster: LocalCluster, leader: str, watcher: _Follower
+) -> list[tuple[str, int, Receipt]]:
+    acked: list[tuple[str, int, Receipt]] = []
+
+    async def write(first: int, count: int, client: AsyncClient) -> None:
+        for i in range(first, first + count):
+            with contextlib.suppress(errors.Timeout):  # indeterminate: the log decides
+                acked.append((f"k/{i}", i, await client.put(f"k/{i}", i)))
+
+    async def reached(index: int) -> None:
+        deadline = time.monotonic() + DEADLINE_S
+        while watcher.through < index:
+            assert time.monotonic() < deadline, f"watcher at {watcher.through}, not {index}"
+            await asyncio.sleep(0.02)
+
+    async with (
+        aiohttp.ClientSession() as session,
+        AsyncClient(cluster.addresses, timeout=30) as writer,
+    ):
+        task = asyncio.create_task(watcher.run(session))
+        try:
+            await write(0, 30, writer)
+            await reached(max(r.index for _, _, r in acked))
+            resumes = watcher.resumes
+            await asyncio.to_thread(cluster.kill_node, leader)
+            await write(30, 30, writer)
+            await reached(max(r.index for _, _, r in acked))
+            assert watcher.resumes > resumes, "the stream moved to another node"
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    return acked
