@@ -344,6 +344,8 @@ class Cluster:
                 {max(i, floor): core.hash_at(max(i, floor)) for i in probes},
             )
         commit = core.commit_index
+        if monitor.commit_unchanged(node.node_id, term, commit, core.hash_at(commit)):
+            return  # what on_commit would check is what it checked last step: no-op
         start = max(monitor.committed_max, monitor.commit_seen.get(node.node_id, 0), floor - 1)
         hashes = (
             {i: core.hash_at(i) for i in range(start + 1, commit + 1)} if commit > start else {}
