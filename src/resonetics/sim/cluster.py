@@ -21,6 +21,7 @@ a new driver over the same disk, so recovery runs the real code.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import random
 from collections import Counter
 from collections.abc import Callable
@@ -220,15 +221,23 @@ class Cluster:
 
     # --- inputs ------------------------------------------------------------------------
     def run(
-        self, node: SimNode, feed: Callable[[NodeDriver], None], *, process: bool = True
+        self,
+        node: SimNode,
+        feed: Callable[[NodeDriver], None] | Message,
+        *,
+        process: bool = True,
     ) -> None:
-        """One step: feed an input, process the Ready (unless ``process`` is False: the
-        node then handles it with its next input), check what changed."""
+        """One step: feed an input (a peer message is stepped), process the Ready (unless
+        ``process`` is False: the node then handles it with its next input), check what
+        changed."""
         driver, executor = node.driver, node.executor
         if driver is None or executor is None:
             return
         try:
-            feed(driver)
+            if callable(feed):
+                feed(driver)
+            else:  # a message: no closure per delivery (the commonest input)
+                driver.step(feed)
             if process:
                 executor.run()
         except SimulatedCrash:
@@ -269,12 +278,10 @@ class Cluster:
             return
         if self.adversary is not None:
             self.adversary.capture(msg)
-
-        def arrive() -> None:
-            # Links between nodes are authenticated: a genuine message arrives as its sender.
-            self.deliver_peer(msg, authenticated=msg.src)
-
-        self.network.send(msg.src, msg.dst, msg, arrive)
+        # Links between nodes are authenticated: a genuine message arrives as its sender.
+        self.network.send(
+            msg.src, msg.dst, msg, functools.partial(self.deliver_peer, msg, authenticated=msg.src)
+        )
 
     def deliver_peer(self, msg: Message, *, authenticated: str | None) -> bool:
         """``msg`` arrives at its ``dst`` over a link that authenticated as ``authenticated``.
@@ -292,7 +299,7 @@ class Cluster:
             self.trace.add(self.queue.now_ms, "gate-drop", msg, reason)
             return False
         self.trace.add(self.queue.now_ms, "deliver", msg)
-        self.run(target, lambda d: d.step(msg))
+        self.run(target, msg)
         return True
 
     def client_request(

@@ -74,8 +74,14 @@ class Network:
             return
         copies = 2 if self._rng.random() < self.profile.dup_p else 1
         self.stats.duplicated += copies - 1
+        stats = self.stats
+
+        def arrive() -> None:
+            stats.delivered += 1
+            deliver()
+
         for _ in range(copies):
-            self._queue.after(self._latency_ms(), lambda: self._arrive(what, deliver))
+            self._queue.after(self._latency_ms(), arrive)
 
     def _latency_ms(self) -> int:
         p = self.profile
@@ -85,10 +91,6 @@ class Network:
         if latency > BASE_LATENCY_MAX_MS:
             self.stats.delayed += 1
         return latency
-
-    def _arrive(self, what: object, deliver: Deliver) -> None:
-        self.stats.delivered += 1
-        deliver()
 
     # --- partitions ----------------------------------------------------------------
     def block(self, src: str, dst: str) -> None:
