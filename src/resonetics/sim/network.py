@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from resonetics.sim.clock import EventQueue
 from resonetics.sim.trace import Trace
 
-Deliver = Callable[[], None]
+Deliver = Callable[[], object]
 
 #: Latency of a healthy link (virtual milliseconds).
 BASE_LATENCY_MIN_MS = 1

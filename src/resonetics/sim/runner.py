@@ -178,12 +178,11 @@ class _World:
             self.cluster.start(node)
         for i, client in enumerate(self.clients):
             client.start(50 + 7 * i)
-        while self.queue.run_one(self.end_ms):
-            if len(self.queue) > EVENTS_PENDING_MAX:
-                raise SimViolation(
-                    f"message storm: {len(self.queue)} events pending at "
-                    f"{self.queue.now_ms} ms (more than {EVENTS_PENDING_MAX})"
-                )
+        if not self.queue.run_until(self.end_ms, EVENTS_PENDING_MAX):
+            raise SimViolation(
+                f"message storm: {len(self.queue)} events pending at "
+                f"{self.queue.now_ms} ms (more than {EVENTS_PENDING_MAX})"
+            )
 
 
 def run_seed(seed: int, options: SimOptions | None = None) -> RunResult:
