@@ -256,13 +256,14 @@ class Cluster:
 
     def _schedule_tick(self, node: SimNode) -> None:
         incarnation = node.incarnation
+        queue, tick = self.queue, NodeDriver.tick
 
-        def fire() -> None:
+        def fire() -> None:  # one closure per incarnation, rescheduling itself
             if node.incarnation == incarnation and node.up:
-                self.run(node, NodeDriver.tick)
-                self._schedule_tick(node)
+                self.run(node, tick)
+                queue.after(node.tick_ms, fire)  # read now: a clock fault changes it
 
-        self.queue.after(node.tick_ms, fire)
+        queue.after(node.tick_ms, fire)
 
     def send_peer(self, msg: Message) -> None:
         # Exact classes (messages are final structs): one type() instead of isinstance chains.
@@ -342,10 +343,10 @@ class Cluster:
             node.role = role
         # Indexes below the anchor were compacted into a snapshot: the anchor's hash
         # (the chain value at its index) stands for all of them.
-        floor = core.anchor.index
         # A leader already known for its term is all ``on_leader`` would accept without
         # looking at the probes (it returns at once), so they are computed only when new.
         if role is Role.LEADER and monitor.leaders.get(term) != node.node_id:
+            floor = core.anchor.index
             probes = monitor.completeness_probes(term)
             monitor.on_leader(
                 node.node_id,
@@ -355,6 +356,7 @@ class Cluster:
         commit = core.commit_index
         if monitor.commit_unchanged(node.node_id, term, commit, core.hash_at(commit)):
             return  # what on_commit would check is what it checked last step: no-op
+        floor = core.anchor.index
         start = max(monitor.committed_max, monitor.commit_seen.get(node.node_id, 0), floor - 1)
         hashes = (
             {i: core.hash_at(i) for i in range(start + 1, commit + 1)} if commit > start else {}

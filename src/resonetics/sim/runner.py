@@ -27,7 +27,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from resonetics import planted
-from resonetics.check.history import HistoryRecorder
+from resonetics.check.history import HistoryRecorder, parse_history
 from resonetics.check.invariants import log_matching
 from resonetics.check.linearizability import Verdict, check_history
 from resonetics.raft.messages import InstallSnapshot, TimeoutNow
@@ -144,6 +144,7 @@ class _World:
         #: The targeted fault scenario, when the run has one (``sim/scenarios.py``).
         self.scenario: scenarios.Figure8 | None = None
         self.recorder = HistoryRecorder(clock=lambda: float(self.queue.now_ms))
+        self._history_lines: list[str] | None = None
         workload = Workload(
             values=itertools.count(1),
             pids=itertools.count(0),
@@ -165,6 +166,13 @@ class _World:
             )
             for i in range(options.readers)
         ]
+
+    def history_lines(self) -> list[str]:
+        """The recorded client history as JSON lines, encoded once for the checker and
+        the digest (the same text as ``recorder.dumps()``); call it after the run."""
+        if self._history_lines is None:
+            self._history_lines = list(self.recorder.lines())
+        return self._history_lines
 
     def run(self) -> None:
         self.faults.install()
@@ -319,7 +327,7 @@ def _digest(world: _World) -> str:
             h.update(
                 f"{node.node_id}:{core.term}:{core.commit_index}:{core.hash_at(core.last_index)}".encode()
             )
-    h.update(world.recorder.dumps().encode())
+    h.update("".join(line + "\n" for line in world.history_lines()).encode())
     return h.hexdigest()
 
 
@@ -336,7 +344,7 @@ def _final_checks(world: _World, result: RunResult) -> None:
     }
     world.monitor.check_receipts(final)
     _check_final_logs(cluster)
-    ops = world.recorder.operations()
+    ops = parse_history(world.history_lines(), source="<recorder>")
     result.ops = len(ops)
     checked = check_history(ops, steps_max=CHECK_STEPS_MAX)
     if checked.verdict is Verdict.NOT_LINEARIZABLE:
