@@ -62,26 +62,26 @@ class Network:
 
     def send(self, src: str, dst: str, what: object, deliver: Deliver) -> None:
         """Carry ``what`` from ``src`` to ``dst``; ``deliver`` runs on arrival."""
-        self.stats.sent += 1
-        now = self._queue.now_ms
-        if (src, dst) in self.blocked:
-            self.stats.blocked += 1
-            self._trace.add(now, "blocked", what)
+        stats, rng, profile, queue = self.stats, self._rng, self.profile, self._queue
+        stats.sent += 1
+        if self.blocked and (src, dst) in self.blocked:
+            stats.blocked += 1
+            self._trace.add(queue.now_ms, "blocked", what)
             return
-        if self._rng.random() < self.profile.drop_p:
-            self.stats.dropped += 1
-            self._trace.add(now, "drop", what)
+        if rng.random() < profile.drop_p:
+            stats.dropped += 1
+            self._trace.add(queue.now_ms, "drop", what)
             return
-        copies = 2 if self._rng.random() < self.profile.dup_p else 1
-        self.stats.duplicated += copies - 1
-        stats = self.stats
+        duplicate = rng.random() < profile.dup_p
 
         def arrive() -> None:
             stats.delivered += 1
             deliver()
 
-        for _ in range(copies):
-            self._queue.after(self._latency_ms(), arrive)
+        queue.after(self._latency_ms(), arrive)
+        if duplicate:
+            stats.duplicated += 1
+            queue.after(self._latency_ms(), arrive)
 
     def _latency_ms(self) -> int:
         p = self.profile
