@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from resonetics import errors
-from resonetics.localcluster import ClusterChanged, ClusterTimeout, LocalCluster
+from resonetics.localcluster import ClusterChanged, ClusterTimeout, LocalCluster, free_ports
 
 
 def _cluster(tmp_path: Path) -> LocalCluster:
@@ -90,3 +90,14 @@ def test_starting_a_node_loads_no_simulator_harness_fuzzer_or_checker() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert done.stdout.strip() == "[]", done.stdout
+
+
+def test_free_ports_never_hands_out_a_port_twice_in_one_process() -> None:
+    """Regression: a torture run's proxies were given a port a node had been given but
+    had not bound yet (two probes, one port), so the node could not start."""
+    first = free_ports(64)
+    second = free_ports(64)
+    assert len(set(first)) == 64 and len(set(second)) == 64
+    assert not set(first) & set(second)
+    # Outside the kernel's default ephemeral range, so outgoing connections cannot take one.
+    assert all(20000 <= port <= 32767 for port in first + second)

@@ -18,6 +18,7 @@ before, and membership and leadership changes need ``admin_token``.
 from __future__ import annotations
 
 import contextlib
+import random
 import signal
 import socket
 import subprocess
@@ -91,14 +92,48 @@ class ClusterChanged(ClusterError):
         super().__init__(f"{what} stopped holding after {after_s:.2f}s\n{state}")
 
 
+#: Ports ``free_ports`` has handed out in this process: never handed out twice, since a
+#: port released by the probe stays unbound until the node it is for starts listening,
+#: and a second probe in that window would get it again (two nodes, one port).
+_HANDED_OUT: set[int] = set()
+#: Where ports are drawn from: below Linux's default ephemeral range (32768-60999), so
+#: the source port of some outgoing connection cannot take a port between the probe
+#: and the node's bind.
+_PORT_RANGE = (20000, 32767)
+_PICKS_MAX = 10_000
+
+
 def free_ports(count: int) -> list[int]:
-    """Ports free on loopback right now (bound and released, so another bind should succeed)."""
-    sockets = []
+    """Ports free on loopback right now, none handed out before by this process.
+
+    Each is bound to check it is free and released for the node that will listen on it.
+    Drawn at random from a range outside the kernel's ephemeral ports (see _PORT_RANGE),
+    falling back to the kernel's choice if that range is exhausted.
+    """
+    picker = random.SystemRandom()
+    sockets: list[socket.socket] = []
     try:
-        for _ in range(count):
+        for _ in range(_PICKS_MAX):
+            if len(sockets) == count:
+                break
+            port = picker.randint(*_PORT_RANGE)
+            if port in _HANDED_OUT:
+                continue
             s = socket.socket()
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                s.close()
+                continue
+            _HANDED_OUT.add(port)
+            sockets.append(s)
+        while len(sockets) < count:  # the range is crowded: let the kernel choose
+            s = socket.socket()
             s.bind(("127.0.0.1", 0))
+            if s.getsockname()[1] in _HANDED_OUT:
+                s.close()
+                continue
+            _HANDED_OUT.add(s.getsockname()[1])
             sockets.append(s)
         return [s.getsockname()[1] for s in sockets]
     finally:

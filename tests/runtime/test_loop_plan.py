@@ -179,3 +179,22 @@ def test_a_snapshot_taken_in_slices_fixes_the_state_at_its_start() -> None:
     node.finish_snapshot(snap)
     assert node.snapshots.stats.last_index == at
     assert node.storage.load().snapshot is not None
+
+
+def test_next_step_when_idle_says_what_decide_says() -> None:
+    """``next_step`` answers NOTHING for an idle driver without building the loop
+    state; the answer must be ``decide``'s for the same facts: idle, with a snapshot
+    due (START_SNAPSHOT, not the shortcut), and idle while one is being taken."""
+    node = _leader(snapshot_entries=1)
+    assert node.next_step() is Step.NOTHING
+    assert decide(node._loop_state(), node.inline_entries_max) is Step.NOTHING
+    node.submit("c", "r1", "kv_set", {"k": "a", "v": 1}, lambda o: None)
+    while (step := node.next_step()) is not Step.START_SNAPSHOT:
+        assert step is not Step.NOTHING  # a due snapshot is never skipped as idle
+        job = node.begin_ready()
+        job.write()
+        node.finish_ready(job)
+    assert decide(node._loop_state(), node.inline_entries_max) is Step.START_SNAPSHOT
+    node.start_snapshot()
+    assert node.next_step() is Step.NOTHING
+    assert decide(node._loop_state(), node.inline_entries_max) is Step.NOTHING

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import zlib
+
 from resonetics.sim.options import SimOptions
 from resonetics.sim.runner import run_seed
-from resonetics.sim.trace import Trace
+from resonetics.sim.trace import FOLD_EVENTS, Trace
 
 SHORT = SimOptions(fault_ms=1_500, quiet_ms=4_500)
 
@@ -41,3 +43,25 @@ def test_trace_keeps_only_the_last_events_but_digests_all() -> None:
     assert a.lines()[0].split()[0] == "7"
     assert a.lines() == b.lines()
     assert a.digest != b.digest
+
+
+def test_trace_digest_folded_in_batches_is_the_crc_of_every_event() -> None:
+    """Events are folded into the digest in batches (``FOLD_EVENTS``); the digest is
+    still the CRC of every event's key in order, and the report keeps the last ones."""
+    trace = Trace(events_max=5)
+    keys = []
+    for i in range(2 * FOLD_EVENTS + 7):
+        if i % 3:
+            trace.add(i, "send", object())
+            keys.append(f"{i}send")
+        else:
+            trace.add(i, "crash", "n1", f"why{i}")
+            keys.append(f"{i}crashn1|why{i}")
+    assert trace.count == len(keys)
+    assert trace.digest == zlib.crc32("".join(keys).encode())
+    lines = trace.lines()
+    assert len(lines) == 5
+    assert lines[-1].split()[0] == str(len(keys) - 1)
+    trace.add(10**6, "tick", "n2")
+    assert trace.count == len(keys) + 1
+    assert trace.lines()[-1].split()[0] == str(10**6)

@@ -117,3 +117,25 @@ def test_acknowledged_write_lost() -> None:
     monitor.receipts.append(Receipt("c2", 3, 1, "f" * 64))
     with pytest.raises(SimViolation, match="acknowledged write lost: c2"):
         monitor.check_receipts({"n1": {2: entries[1].hash}})
+
+
+def test_commit_unchanged_only_when_on_commit_would_do_nothing() -> None:
+    """The per-step shortcut (``commit_unchanged``) may skip ``on_commit`` only when
+    the full check would neither change the monitor nor raise."""
+    entries = chain([1, 1])
+    monitor = SafetyMonitor()
+    monitor.on_commit("n1", 1, 2, {1: entries[0].hash, 2: entries[1].hash})
+    assert monitor.commit_unchanged("n1", 1, 2, entries[1].hash)
+    # A different hash at the commit index: the full check runs and catches it.
+    forged = chain([1, 1], data="y")[1].hash
+    assert not monitor.commit_unchanged("n1", 1, 2, forged)
+    with pytest.raises(SimViolation, match="committed entry changed"):
+        monitor.on_commit("n1", 1, 2, {2: forged})
+    # Compacted (no hash), a moved commit, a new term, another node: the full path.
+    assert not monitor.commit_unchanged("n1", 1, 2, None)
+    assert not monitor.commit_unchanged("n1", 1, 3, entries[1].hash)
+    assert not monitor.commit_unchanged("n1", 2, 2, entries[1].hash)
+    assert not monitor.commit_unchanged("n2", 1, 2, entries[1].hash)
+    # After a crash the node's commit is forgotten: a lower restart commit is checked.
+    monitor.forget_commit("n1")
+    assert not monitor.commit_unchanged("n1", 1, 2, entries[1].hash)

@@ -178,3 +178,9 @@ def test_targeted_scenarios_are_reproducible_and_pass_without_a_bug(options: Sim
     first, again = run_seed(3, options), run_seed(3, options)
     first.raise_for_failure()
     assert first.digest == again.digest
+
+
+def test_figure8_scenario_with_random_crashes_beside_it_never_starts_a_running_node() -> None:
+    """Regression, seed 3: the random faults restarted the crashed node A before the
+    scenario's own restart, and the scenario started it again (``assert not node.up``)."""
+    run_seed(3, SimOptions(scenario="figure8")).raise_for_failure()

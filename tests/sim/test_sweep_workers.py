@@ -181,3 +181,18 @@ def test_cli_ctrl_c_prints_the_summary_so_far_and_exits_130(
     out = CliRunner().invoke(main, ["sim", "--seeds", "5", "--time", "0.5"])
     assert out.exit_code == 130, out.output
     assert "2 run(s) [" in out.output and "interrupted after 2 of 5 run(s)" in out.output
+
+
+def test_cli_prints_a_throughput_line_that_matches_the_result_line() -> None:
+    out = CliRunner().invoke(main, ["sim", "--seeds", "2", "--time", "0.5", "--no-coverage"])
+    assert out.exit_code == 0, out.output
+    result = next(line for line in out.output.splitlines() if "run(s) [" in line)
+    rates = next(line for line in out.output.splitlines() if line.startswith("throughput: "))
+    took = re.search(r"\((\d+\.\d) s\)$", result)
+    rate = re.search(r"throughput: ([\d.]+) seeds/s", rates)
+    assert took is not None and rate is not None, out.output
+    elapsed, seeds_per_s = float(took.group(1)), float(rate.group(1))
+    # The result line rounds the time to 0.1 s: the rate agrees within that rounding.
+    assert 2 / (elapsed + 0.05) <= seeds_per_s * 1.001
+    assert seeds_per_s <= 2 / max(elapsed - 0.05, 1e-3) * 1.001
+    assert "steps/s" in rates and "ops checked/s" in rates

@@ -255,6 +255,13 @@ def _print_summary(
         f"{summary.ops} ops checked, {len(summary.failed)} failed "
         f"({elapsed_s:.1f} s)"
     )
+    if summary.runs > 1 and elapsed_s > 0:
+        # Wall-clock rates of this sweep (all workers together), for sizing long sweeps.
+        click.echo(
+            f"throughput: {summary.runs / elapsed_s:.2f} seeds/s, "
+            f"{summary.steps / elapsed_s:,.0f} steps/s, "
+            f"{summary.ops / elapsed_s:,.0f} ops checked/s"
+        )
     if summary.failed:
         seeds = ", ".join(str(r.seed) for r in summary.failed)
         click.echo(f"failing seeds: {seeds} (replay one with --seed N)")

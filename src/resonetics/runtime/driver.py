@@ -438,8 +438,13 @@ class NodeDriver:
         """
         if self._in_flight is None:
             self._propose_pending()
-            if self._pending is None and self.core.has_ready():
-                self._pending = self.core.ready()
+            if self._pending is None:
+                if self.core.has_ready():
+                    self._pending = self.core.ready()
+                elif self._taking is not None or not self.snapshots.due(self.core.applied):
+                    # Idle, the commonest answer: what ``decide`` says for no Ready, nothing
+                    # in flight and no snapshot to start, without building its state.
+                    return Step.NOTHING
         return decide(self._loop_state(), self.inline_entries_max)
 
     def _loop_state(self) -> LoopState:

@@ -21,6 +21,7 @@ a new driver over the same disk, so recovery runs the real code.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import random
 from collections import Counter
 from collections.abc import Callable
@@ -244,15 +245,23 @@ class Cluster:
 
     # --- inputs ------------------------------------------------------------------------
     def run(
-        self, node: SimNode, feed: Callable[[NodeDriver], None], *, process: bool = True
+        self,
+        node: SimNode,
+        feed: Callable[[NodeDriver], None] | Message,
+        *,
+        process: bool = True,
     ) -> None:
-        """One step: feed an input, process the Ready (unless ``process`` is False: the
-        node then handles it with its next input), check what changed."""
+        """One step: feed an input (a peer message is stepped), process the Ready (unless
+        ``process`` is False: the node then handles it with its next input), check what
+        changed."""
         driver, executor = node.driver, node.executor
         if driver is None or executor is None:
             return
         try:
-            feed(driver)
+            if callable(feed):
+                feed(driver)
+            else:  # a message: no closure per delivery (the commonest input)
+                driver.step(feed)
             if process:
                 executor.run()
         except SimulatedCrash:
@@ -271,37 +280,38 @@ class Cluster:
 
     def _schedule_tick(self, node: SimNode) -> None:
         incarnation = node.incarnation
+        queue, tick = self.queue, NodeDriver.tick
 
-        def fire() -> None:
+        def fire() -> None:  # one closure per incarnation, rescheduling itself
             if node.incarnation == incarnation and node.up:
-                self.run(node, NodeDriver.tick)
-                self._schedule_tick(node)
+                self.run(node, tick)
+                queue.after(node.tick_ms, fire)  # read now: a clock fault changes it
 
-        self.queue.after(node.tick_ms, fire)
+        queue.after(node.tick_ms, fire)
 
     def send_peer(self, msg: Message) -> None:
-        if isinstance(msg, RequestVoteResp) and msg.vote_granted:
+        # Exact classes (messages are final structs): one type() instead of isinstance chains.
+        kind = type(msg)
+        if kind is RequestVoteResp and msg.vote_granted:  # type: ignore[union-attr]
             self.monitor.on_vote_sent(msg.src, msg.term, msg.dst)
-        elif isinstance(msg, AppendEntriesResp) and msg.success:
-            self.monitor.on_ack_sent(msg.src, msg.match_index)
-            self.monitor.on_answer(msg.src, msg.match_index)
-        elif isinstance(msg, InstallSnapshotResp) and msg.success:
-            self.monitor.on_answer(msg.src, msg.last_included_index)
-        if not isinstance(msg, (PreVote, PreVoteResp)):  # a tuple: faster than a union
+        elif kind is AppendEntriesResp and msg.success:  # type: ignore[union-attr]
+            self.monitor.on_ack_sent(msg.src, msg.match_index)  # type: ignore[union-attr]
+            self.monitor.on_answer(msg.src, msg.match_index)  # type: ignore[union-attr]
+        elif kind is InstallSnapshotResp and msg.success:  # type: ignore[union-attr]
+            self.monitor.on_answer(msg.src, msg.last_included_index)  # type: ignore[union-attr]
+        if kind is not PreVote and kind is not PreVoteResp:
             # PreVote rounds carry a term (my term + 1) that nobody adopts.
             self.monitor.on_term_sent(msg.src, msg.term)
         self.trace.add(self.queue.now_ms, "send", msg)
-        self.sent_kinds[type(msg)] += 1
+        self.sent_kinds[kind] += 1
         if msg.dst not in self.nodes:
             return
         if self.adversary is not None:
             self.adversary.capture(msg)
-
-        def arrive() -> None:
-            # Links between nodes are authenticated: a genuine message arrives as its sender.
-            self.deliver_peer(msg, authenticated=msg.src)
-
-        self.network.send(msg.src, msg.dst, msg, arrive)
+        # Links between nodes are authenticated: a genuine message arrives as its sender.
+        self.network.send(
+            msg.src, msg.dst, msg, functools.partial(self.deliver_peer, msg, authenticated=msg.src)
+        )
 
     def deliver_peer(self, msg: Message, *, authenticated: str | None) -> bool:
         """``msg`` arrives at its ``dst`` over a link that authenticated as ``authenticated``.
@@ -319,7 +329,7 @@ class Cluster:
             self.trace.add(self.queue.now_ms, "gate-drop", msg, reason)
             return False
         self.trace.add(self.queue.now_ms, "deliver", msg)
-        self.run(target, lambda d: d.step(msg))
+        self.run(target, msg)
         return True
 
     def client_request(
@@ -361,10 +371,10 @@ class Cluster:
             node.role = role
         # Indexes below the anchor were compacted into a snapshot: the anchor's hash
         # (the chain value at its index) stands for all of them.
-        floor = core.anchor.index
         # A leader already known for its term is all ``on_leader`` would accept without
         # looking at the probes (it returns at once), so they are computed only when new.
         if role is Role.LEADER and monitor.leaders.get(term) != node.node_id:
+            floor = core.anchor.index
             probes = monitor.completeness_probes(term)
             monitor.on_leader(
                 node.node_id,
@@ -372,6 +382,9 @@ class Cluster:
                 {max(i, floor): core.hash_at(max(i, floor)) for i in probes},
             )
         commit = core.commit_index
+        if monitor.commit_unchanged(node.node_id, term, commit, core.hash_at(commit)):
+            return  # what on_commit would check is what it checked last step: no-op
+        floor = core.anchor.index
         start = max(monitor.committed_max, monitor.commit_seen.get(node.node_id, 0), floor - 1)
         hashes = (
             {i: core.hash_at(i) for i in range(start + 1, commit + 1)} if commit > start else {}

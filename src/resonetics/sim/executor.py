@@ -74,35 +74,39 @@ class SimExecutor:
         driver.inline_entries_max = rng.choice(INLINE_ENTRIES_CHOICES)
         #: When the disk thread is done with the last job handed to it (virtual ms).
         self._disk_free_ms = 0
-        #: Steps carried out, by name (the run's loop coverage).
-        self.steps: Counter[str] = Counter()
+        #: Steps carried out, by step (the run's loop coverage): keyed by the enum member,
+        #: because ``Step.value`` is a descriptor lookup that cost more than the count.
+        self._counts: Counter[Step | SnapshotStep] = Counter()
+
+    @property
+    def steps(self) -> Counter[str]:
+        """Steps carried out, by name (the run's loop coverage)."""
+        return Counter({step.value: count for step, count in self._counts.items()})
 
     # --- the loop ------------------------------------------------------------------------
     def run(self) -> None:
         """Carry out steps until one must wait (or there is nothing to do)."""
-        driver = self.driver
+        driver, counts = self.driver, self._counts
         while True:
             step = driver.next_step()
+            if step is Step.NOTHING:
+                return
+            counts[step] += 1
             if step in INLINE_STEPS:
-                self.steps[step.value] += 1
                 job = driver.begin_ready()
                 job.write()
                 driver.finish_ready(job)
             elif step is Step.WRITE_ON_DISK_THREAD:
-                self.steps[step.value] += 1
                 write_job = driver.begin_ready()
                 self._on_disk_thread(
                     write_job.write, functools.partial(driver.finish_ready, write_job)
                 )
                 return
             elif step is Step.START_SNAPSHOT:
-                self.steps[step.value] += 1
                 snapshot = driver.start_snapshot()
                 self._next_slice(snapshot)
             else:
-                if step is not Step.NOTHING:
-                    self.steps[step.value] += 1
-                return  # NOTHING, or a wait that a later event ends
+                return  # a wait that a later event ends
 
     # --- the disk thread ----------------------------------------------------------------------
     def _on_disk_thread(self, work: Callable[[], None], then: Callable[[], None]) -> None:
@@ -162,7 +166,7 @@ class SimExecutor:
 
     def _snapshot_step(self, job: SnapshotJob) -> None:
         step = job.next_step()
-        self.steps[step.value] += 1
+        self._counts[step] += 1
         if step is SnapshotStep.SNAPSHOT_SLICE:
             job.slice()
             self._next_slice(job)
@@ -170,7 +174,7 @@ class SimExecutor:
             self._on_disk_thread(job.save, lambda: self._finish_snapshot(job))
 
     def _finish_snapshot(self, job: SnapshotJob) -> None:
-        self.steps[SnapshotStep.FINISH_SNAPSHOT.value] += 1
+        self._counts[SnapshotStep.FINISH_SNAPSHOT] += 1
         self.driver.finish_snapshot(job)
 
     def _alive(self) -> bool:

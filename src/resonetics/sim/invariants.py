@@ -190,6 +190,21 @@ class SafetyMonitor:
         if commit > self.commit_terms.get(term, 0):
             self.commit_terms[term] = commit
 
+    def commit_unchanged(self, node: NodeId, term: Term, commit: Index, digest: str | None) -> bool:
+        """Whether ``on_commit`` for ``node`` at ``term`` with ``commit`` and the hash
+        ``digest`` its log has there would change nothing and find nothing.
+
+        Most steps leave a node's commit index where it was; ``on_commit`` would then
+        only re-check the hash at ``commit`` against the committed one. When that
+        hash still matches, the node's commit index is the one it reported last
+        (not forgotten in a crash since) and ``term`` already counts it, the full
+        check is a no-op, so the caller skips it (``sim/cluster.py``). Anything
+        else (the hash differs, is compacted, the commit moved) takes the full path.
+        """
+        if self.commit_seen.get(node) != commit or commit > self.commit_terms.get(term, 0):
+            return False
+        return commit == 0 or (digest is not None and self.committed.get(commit) == digest)
+
     def on_truncate(self, node: NodeId, index: Index, cut: dict[Index, str]) -> None:
         """``node``'s disk drops its log from ``index`` on; ``cut`` holds the hashes dropped.
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from resonetics.sim.clock import EventQueue
 from resonetics.sim.trace import Trace
 
-Deliver = Callable[[], None]
+Deliver = Callable[[], object]
 
 #: Latency of a healthy link (virtual milliseconds).
 BASE_LATENCY_MIN_MS = 1
@@ -62,20 +62,26 @@ class Network:
 
     def send(self, src: str, dst: str, what: object, deliver: Deliver) -> None:
         """Carry ``what`` from ``src`` to ``dst``; ``deliver`` runs on arrival."""
-        self.stats.sent += 1
-        now = self._queue.now_ms
-        if (src, dst) in self.blocked:
-            self.stats.blocked += 1
-            self._trace.add(now, "blocked", what)
+        stats, rng, profile, queue = self.stats, self._rng, self.profile, self._queue
+        stats.sent += 1
+        if self.blocked and (src, dst) in self.blocked:
+            stats.blocked += 1
+            self._trace.add(queue.now_ms, "blocked", what)
             return
-        if self._rng.random() < self.profile.drop_p:
-            self.stats.dropped += 1
-            self._trace.add(now, "drop", what)
+        if rng.random() < profile.drop_p:
+            stats.dropped += 1
+            self._trace.add(queue.now_ms, "drop", what)
             return
-        copies = 2 if self._rng.random() < self.profile.dup_p else 1
-        self.stats.duplicated += copies - 1
-        for _ in range(copies):
-            self._queue.after(self._latency_ms(), lambda: self._arrive(what, deliver))
+        duplicate = rng.random() < profile.dup_p
+
+        def arrive() -> None:
+            stats.delivered += 1
+            deliver()
+
+        queue.after(self._latency_ms(), arrive)
+        if duplicate:
+            stats.duplicated += 1
+            queue.after(self._latency_ms(), arrive)
 
     def _latency_ms(self) -> int:
         p = self.profile
@@ -85,10 +91,6 @@ class Network:
         if latency > BASE_LATENCY_MAX_MS:
             self.stats.delayed += 1
         return latency
-
-    def _arrive(self, what: object, deliver: Deliver) -> None:
-        self.stats.delivered += 1
-        deliver()
 
     # --- partitions ----------------------------------------------------------------
     def block(self, src: str, dst: str) -> None:

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from resonetics import planted
-from resonetics.check.history import HistoryRecorder
+from resonetics.check.history import HistoryRecorder, parse_history
 from resonetics.check.invariants import log_matching
 from resonetics.check.linearizability import Verdict, check_history
 from resonetics.check.model import ModelVerdict, check_model
@@ -156,6 +156,7 @@ class _World:
         #: The targeted fault scenario, when the run has one (``sim/scenarios.py``).
         self.scenario: scenarios.Figure8 | None = None
         self.recorder = HistoryRecorder(clock=lambda: float(self.queue.now_ms))
+        self._history_lines: list[str] | None = None
         workload = Workload(
             values=itertools.count(1),
             pids=itertools.count(0),
@@ -200,6 +201,13 @@ class _World:
             for i in range(options.readers)
         ]
 
+    def history_lines(self) -> list[str]:
+        """The recorded client history as JSON lines, encoded once for the checker and
+        the digest (the same text as ``recorder.dumps()``); call it after the run."""
+        if self._history_lines is None:
+            self._history_lines = list(self.recorder.lines())
+        return self._history_lines
+
     def run(self) -> None:
         if self.watchers is not None:
             self.watchers.start(WATCHERS_START_MS, self.end_ms)
@@ -214,12 +222,11 @@ class _World:
             self.cluster.start(node)
         for i, client in enumerate(self.clients):
             client.start(50 + 7 * i)
-        while self.queue.run_one(self.end_ms):
-            if len(self.queue) > EVENTS_PENDING_MAX:
-                raise SimViolation(
-                    f"message storm: {len(self.queue)} events pending at "
-                    f"{self.queue.now_ms} ms (more than {EVENTS_PENDING_MAX})"
-                )
+        if not self.queue.run_until(self.end_ms, EVENTS_PENDING_MAX):
+            raise SimViolation(
+                f"message storm: {len(self.queue)} events pending at "
+                f"{self.queue.now_ms} ms (more than {EVENTS_PENDING_MAX})"
+            )
 
 
 def run_seed(seed: int, options: SimOptions | None = None) -> RunResult:
@@ -367,7 +374,7 @@ def _digest(world: _World) -> str:
             h.update(
                 f"{node.node_id}:{core.term}:{core.commit_index}:{core.hash_at(core.last_index)}".encode()
             )
-    h.update(world.recorder.dumps().encode())
+    h.update("".join(line + "\n" for line in world.history_lines()).encode())
     if world.machine_history is not None:
         h.update(repr(world.machine_history.operations).encode())
     return h.hexdigest()
@@ -391,7 +398,7 @@ def _final_checks(world: _World, result: RunResult) -> None:
     if world.machine_history is not None:
         _check_machine_history(world, result)
         return
-    ops = world.recorder.operations()
+    ops = parse_history(world.history_lines(), source="<recorder>")
     result.ops = len(ops)
     checked = check_history(ops, steps_max=CHECK_STEPS_MAX)
     if checked.verdict is Verdict.NOT_LINEARIZABLE:

@@ -94,8 +94,13 @@ class Figure8:
     def _restart_all(self) -> None:
         for node in self.cluster.nodes.values():
             self._rejoin(node)
-            if not node.up:
-                self.cluster.start(node)
+            self._start(node)
+
+    def _start(self, node: SimNode) -> None:
+        """Power ``node`` on unless it already is: the random faults running beside the
+        scenario restart crashed nodes too, possibly before the scenario's own turn."""
+        if not node.up:
+            self.cluster.start(node)
 
     # --- the round -------------------------------------------------------------------------
     def _round(self) -> None:
@@ -120,7 +125,7 @@ class Figure8:
     def _power_off_b(self, a: SimNode, b: SimNode) -> None:
         self.cluster.crash(b)
         self._rejoin(b)
-        self.cluster.start(a)  # A and the third node: A's longer log wins
+        self._start(a)  # A and the third node: A's longer log wins
         self._when_leader({b.node_id}, lambda leader: self._copying(a, b, leader))
 
     def _copying(self, a: SimNode, b: SimNode, leader: SimNode) -> None:
@@ -133,7 +138,7 @@ class Figure8:
     def _cut_off_again(self, a: SimNode, b: SimNode) -> None:
         self._note("cut off", a.node_id, "restart", b.node_id)
         self._isolate(a)
-        self.cluster.start(b)  # B's later last term can win the third node's vote
+        self._start(b)  # B's later last term can win the third node's vote
         self._later(CUT_OFF_MS, self._next_round)
 
     def _next_round(self) -> None:

@@ -9,7 +9,6 @@ determinism tests compare two whole runs, not only their tails.
 from __future__ import annotations
 
 import zlib
-from collections import deque
 from typing import Any
 
 from resonetics.raft.messages import AppendEntries, AppendEntriesResp, Message, kind_of
@@ -42,44 +41,72 @@ def _render(part: Any) -> str:
     return str(part)
 
 
+#: Events held unfolded before their digest keys are computed in one batch: folding
+#: per event cost more than the event itself (it is the hottest call of a run).
+FOLD_EVENTS = 4_096
+
+
+def _key(now_ms: int, what: str, details: tuple[Any, ...]) -> str:
+    """One event's digest key: its time, kind and string details."""
+    # Most events carry one message and no string: skip the join (same key).
+    if len(details) == 1:
+        only = details[0]
+        return f"{now_ms}{what}{only}" if isinstance(only, str) else f"{now_ms}{what}"
+    return f"{now_ms}{what}" + "|".join(d for d in details if isinstance(d, str))
+
+
 class Trace:
     """A bounded ring of (time, what, details...) plus a digest of the whole run."""
 
     def __init__(self, events_max: int = TRACE_EVENTS_MAX) -> None:
-        self._events: deque[tuple[Any, ...]] = deque(maxlen=events_max)
-        #: Each event's digest key, not yet folded into ``_crc``: a running CRC over
-        #: the keys one by one equals the CRC of their concatenation, so the keys are
-        #: folded in one call when the digest is read, not once per event.
-        self._keys: list[str] = []
+        self._events_max = events_max
+        #: Events not folded into ``_crc`` yet, oldest first; after a fold, the last
+        #: ``events_max`` folded ones stay at the front for the report (``_kept``).
+        self._events: list[tuple[int, str, tuple[Any, ...]]] = []
+        self._kept = 0
+        self._folded = 0
         self._crc = 0
-        self.count = 0
+
+    @property
+    def count(self) -> int:
+        """Events added so far."""
+        return self._folded + len(self._events) - self._kept
 
     @property
     def digest(self) -> int:
         """CRC-32 over every event's time, kind and string details, in order."""
-        if self._keys:
-            self._crc = zlib.crc32("".join(self._keys).encode(), self._crc)
-            self._keys.clear()
+        self._fold()
         return self._crc
 
     def add(self, now_ms: int, what: str, *details: Any) -> None:
-        self._events.append((now_ms, what, *details))
-        self.count += 1
-        # Most events carry one message and no string: skip the join (same key).
-        if len(details) == 1:
-            only = details[0]
-            key = only if isinstance(only, str) else ""
-        else:
-            key = "|".join(d for d in details if isinstance(d, str))
-        self._keys.append(f"{now_ms}{what}{key}")
+        events = self._events
+        events.append((now_ms, what, details))
+        if len(events) >= FOLD_EVENTS:
+            self._fold()
+
+    def _fold(self) -> None:
+        """Fold the new events' keys into the CRC; keep only the last ``events_max``.
+
+        A running CRC over the keys one by one equals the CRC of their
+        concatenation, so one call per batch gives the per-event digest.
+        """
+        events, kept = self._events, self._kept
+        if len(events) == kept:
+            return
+        new = events[kept:]
+        self._crc = zlib.crc32("".join([_key(*e) for e in new]).encode(), self._crc)
+        self._folded += len(new)
+        self._events = events[-self._events_max :] if self._events_max else []
+        self._kept = len(self._events)
 
     def lines(self) -> list[str]:
-        """The kept events, rendered, oldest first."""
+        """The kept events (the last ``events_max``), rendered, oldest first."""
         out = []
-        for now_ms, what, *details in self._events:
+        tail = self._events[-self._events_max :] if self._events_max else []
+        for now_ms, what, details in tail:
             rest = " ".join(_render(d) for d in details)
             out.append(f"{now_ms:>8} ms  {what:<10} {rest}".rstrip())
         return out
 
 
-__all__ = ["TRACE_EVENTS_MAX", "Trace", "describe_message"]
+__all__ = ["FOLD_EVENTS", "TRACE_EVENTS_MAX", "Trace", "describe_message"]
