@@ -493,3 +493,19 @@ async def _writes_across_kill(
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
     return acked
+
+
+def test_http_txn_reaching_outside_the_role_is_403_and_writes_nothing(
+    guarded: LocalCluster,
+) -> None:
+    address = _http(guarded)
+    sneaky = {
+        "compare": [{"key": "app/x", "target": "exists", "against": False}],
+        "then": [{"type": "put", "key": "app/x", "value": 1}],
+        "else": [{"type": "put", "key": "other/stolen", "value": 1}],
+    }
+    reply = call(address, "POST", "/v1/txn", sneaky, headers=_bearer(ALICE))
+    assert reply.status == 403 and reply.json["code"] == "FORBIDDEN", reply.text
+    assert call(address, "GET", "/v1/kv/app/x", headers=_bearer(ROOT)).status == 404
+    allowed = {"then": [{"type": "put", "key": "app/mine", "value": 1}]}
+    assert call(address, "POST", "/v1/txn", allowed, headers=_bearer(ALICE)).status == 200
