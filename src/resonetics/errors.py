@@ -143,6 +143,22 @@ class Unauthenticated(ClientError):
     code = "UNAUTHENTICATED"
 
 
+class ScanChanged(ClientError):
+    """A consistent multi-page scan cannot go on: its range changed after its first page.
+
+    The store keeps no old versions, so it cannot serve the rest of the scan as of
+    ``at_index``; restart the scan from its first page. ``key`` names the key found
+    changed (None when the cause is not one key: deletes forgotten, a lagging node).
+    """
+
+    code = "SCAN_CHANGED"
+
+    def __init__(self, message: str, key: str | None = None, at_index: int = 0) -> None:
+        super().__init__(message)
+        self.key = key
+        self.at_index = at_index
+
+
 class PolicyError(ResoneticsError):
     """An authorization policy file is unusable; names the file and the key at fault."""
 

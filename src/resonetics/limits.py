@@ -210,3 +210,19 @@ STRUCTURE_LIST_ITEMS_MAX = 1000
 # --- Determinism checker (machine/determinism.py) -------------------------------------------
 #: Commands one ``check_determinism`` run applies at most.
 DETERMINISM_OPS_MAX = 100_000
+
+# --- transactions and scan cursors (kv_txn, kv_scan) -------------------------------
+#: Compares in one ``kv_txn``, count.
+TXN_COMPARES_MAX = 64
+#: Operations in one branch (``then`` or ``else``) of a ``kv_txn``, count.
+TXN_OPS_MAX = 128
+#: (A txn's total size is bounded by COMMAND_BYTES_MAX like any command's, and each
+#: value it carries by VALUE_BYTES_MAX.)
+#: Encoded bytes of the values a txn's gets answer, together: a get past it answers
+#: ``"omitted": true`` instead of its value (the caller reads it with kv_get), so a
+#: txn's result stays far below LINE_BYTES_MAX and the session table's per-client cap.
+TXN_READ_BYTES_MAX = 1 << 20
+#: Recent deletes a key-value store remembers (key and index) so a consistent
+#: multi-page scan can tell whether a key in its range vanished after its first
+#: page; older deletes are forgotten and such a scan is refused, count.
+SCAN_TOMBSTONES_MAX = 4096

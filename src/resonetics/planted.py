@@ -44,6 +44,7 @@ class Bug(StrEnum):
     SNAPSHOT_INSTALL_RACES_LOG_WRITE = "snapshot-install-races-log-write"
     APPENDS_NEVER_FSYNCED = "appends-never-fsynced"
     READ_WOKEN_ONLY_BY_APPLY = "read-woken-only-by-apply"
+    TXN_IGNORES_COMPARES = "txn-ignores-compares"
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +139,14 @@ CATALOGUE: dict[Bug, Planted] = {
             {"clients": 6, "batch_writes": True},
             budget=5,
             caught_by=("not linearizable", "without a session"),
+        ),
+        Planted(
+            Bug.TXN_IGNORES_COMPARES,
+            "a transaction runs its then branch without evaluating its compares",
+            "machine/kv.py",
+            {},
+            budget=5,
+            caught_by=("not linearizable",),
         ),
         Planted(
             Bug.APPLY_BEFORE_COMMIT,

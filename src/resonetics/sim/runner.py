@@ -25,6 +25,7 @@ import random
 import traceback
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 from resonetics import planted
 from resonetics.check.history import HistoryRecorder
@@ -258,6 +259,7 @@ def _count(world: _World, result: RunResult) -> None:
         "snapshots": sum(n.snapshot_counts()[0] for n in world.cluster.nodes.values()),
         "snapshots_installed": sum(n.snapshot_counts()[1] for n in world.cluster.nodes.values()),
         "info_ops": sum(1 for e in world.recorder.events() if e["type"] == "info"),
+        **_txn_counts(world.recorder.events()),
     }
     loop_steps: Counter[str] = Counter()
     for node in world.cluster.nodes.values():
@@ -280,6 +282,13 @@ def _count(world: _World, result: RunResult) -> None:
         result.counters["config_changes_committed"] = churn.changes_committed
         result.counters["config_changes_refused"] = churn.refused
     result.coverage = _coverage(world, result.counters)
+
+
+def _txn_counts(events: list[dict[str, Any]]) -> dict[str, int]:
+    """Completed transactions by the branch they took (coverage of the txn model)."""
+    done = [e for e in events if e["f"] == "txn" and e["type"] == "ok"]
+    took_then = sum(1 for e in done if e["value"]["succeeded"])
+    return {"txn_then": took_then, "txn_else": len(done) - took_then}
 
 
 #: Role changes a sweep reports even when no run saw them ("old->new", ``Role`` values).
@@ -324,6 +333,8 @@ def _coverage(world: _World, counters: dict[str, int]) -> dict[str, int]:
         "membership: change committed": churn.stats.changes_committed if churn else 0,
         "membership: change refused": churn.stats.refused if churn else 0,
         "client: indeterminate op": counters["info_ops"],
+        "client: txn took then": counters["txn_then"],
+        "client: txn took else": counters["txn_else"],
     }
     for change in ROLE_CHANGES:
         cov[f"role: {change}"] = 0

@@ -41,6 +41,7 @@ from resonetics.wire.codes import (
 )
 from resonetics.wire.envelope import Envelope, encode_envelope
 from resonetics.wire.shape import check_value, openers_bound
+from resonetics.wire.txn import TxnCompareArg, TxnOpArg, check_txn
 from resonetics.wire.validation import bad_request_from
 
 REQUEST_KIND: Final = "ClientRequest"
@@ -53,6 +54,7 @@ ScanLimit = Annotated[int, msgspec.Meta(ge=1, le=limits.SCAN_LIMIT_MAX)]
 #: Session ids, seqs and ack marks: positive, and exact in every JSON reader (2**53).
 SessionNumber = Annotated[int, msgspec.Meta(ge=1, le=2**53)]
 SCAN_LIMIT_DEFAULT: Final = 1000
+ScanIndex = Annotated[int, msgspec.Meta(ge=0, le=2**53)]
 _CONSISTENCIES: Final = "'linearizable', 'lease' or 'stale'"
 
 
@@ -100,6 +102,8 @@ class KvSetArgs(_Args, frozen=True, kw_only=True):
 class KvGetArgs(_Args, frozen=True, kw_only=True):
     k: str
     consistency: Consistency = "linearizable"
+    #: Also answer the key's create_index, mod_index and version.
+    meta: bool = False
 
 
 class KvDeleteArgs(_Args, frozen=True, kw_only=True):
@@ -118,6 +122,20 @@ class KvScanArgs(_Args, frozen=True, kw_only=True):
     prefix: str
     limit: ScanLimit = SCAN_LIMIT_DEFAULT
     consistency: Consistency = "linearizable"
+    #: Continue strictly after this key (a page's ``next``).
+    after: str | None = None
+    #: Refuse (SCAN_CHANGED) a page that differs from the state at this index.
+    at_index: ScanIndex | None = None
+    #: Rows are ``[key, value, create_index, mod_index, version]``.
+    meta: bool = False
+
+
+class KvTxnArgs(_Args, frozen=True, kw_only=True):
+    """``kv_txn``: compares, then ``then`` or ``else`` (``machine/txn.py``, ``wire/txn.py``)."""
+
+    compare: list[TxnCompareArg] = msgspec.field(default_factory=list)
+    then: list[TxnOpArg] = msgspec.field(default_factory=list)
+    otherwise: list[TxnOpArg] = msgspec.field(default_factory=list, name="else")
 
 
 class StatusArgs(_Args, frozen=True, kw_only=True):
@@ -182,6 +200,9 @@ class OpSpec:
     machine_args: type[msgspec.Struct] | None = None
     #: The wire names of ``machine_args``' fields (computed once: ``structs.fields`` is slow).
     machine_fields: frozenset[str] = frozenset()
+    #: The op touches several keys named inside its args (``kv_txn``): authorization
+    #: judges every one of them (``security/authz.py``).
+    multi_key: bool = False
 
 
 def _spec(
@@ -207,6 +228,7 @@ OPS: Final[dict[str, OpSpec]] = {
         _spec("member_promote", MemberNodeArgs, "admin"),
         _spec("member_remove", MemberNodeArgs, "admin"),
         _spec("leader_transfer", LeaderTransferArgs, "admin"),
+        OpSpec("kv_txn", KvTxnArgs, "write", msgspec.json.Decoder(KvTxnArgs), multi_key=True),
     )
 }
 WRITE_OPS: Final = frozenset(n for n, s in OPS.items() if s.category == "write")
@@ -259,6 +281,8 @@ def validate_request(env: Envelope, ops: OpTable | None = None) -> ClientRequest
         if error.field == "args.consistency" and error.reason.startswith("invalid enum"):
             error = BadRequest(error.field, f"must be one of {_CONSISTENCIES}")
         raise error from None
+    if isinstance(args, KvTxnArgs):
+        check_txn(args)
     _check_sizes(args, len(head.args))
     _check_shape(args, bytes(head.args))
     _check_session_fields(head)
@@ -266,7 +290,10 @@ def validate_request(env: Envelope, ops: OpTable | None = None) -> ClientRequest
         client_id=head.client_id,
         request_id=head.request_id,
         op=head.op,
-        args=msgspec.structs.asdict(args),
+        # A txn's nested structs become plain JSON (the log's and the machine's form).
+        args=msgspec.to_builtins(args)
+        if isinstance(args, KvTxnArgs)
+        else msgspec.structs.asdict(args),
         session=head.session,
         seq=head.seq,
         ack_below=head.ack_below,
@@ -403,6 +430,8 @@ def _check_sizes(args: _Args, args_bytes: int) -> None:
     """
     if isinstance(args, KvScanArgs):
         _check_key_bytes("args.prefix", args.prefix)
+        if args.after is not None:
+            _check_key_bytes("args.after", args.after)
         return
     key = getattr(args, "k", None)
     if key is None:
@@ -510,6 +539,7 @@ __all__ = [
     "KvGetArgs",
     "KvScanArgs",
     "KvSetArgs",
+    "KvTxnArgs",
     "LeaderTransferArgs",
     "MemberAddArgs",
     "MemberListArgs",
