@@ -45,6 +45,8 @@ class Bug(StrEnum):
     APPENDS_NEVER_FSYNCED = "appends-never-fsynced"
     READ_WOKEN_ONLY_BY_APPLY = "read-woken-only-by-apply"
     TXN_IGNORES_COMPARES = "txn-ignores-compares"
+    LEASE_EXPIRY_IGNORES_DEADLINE = "lease-expiry-ignores-deadline"
+    KEEPALIVE_NOT_CONFIRMED = "keepalive-not-confirmed"
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,11 @@ UNAUTHENTICATED: Final = "UNAUTHENTICATED"
 #: never applied again, never retried (Raft dissertation §6.3).
 SESSION_EXPIRED: Final = "SESSION_EXPIRED"
 
+#: The lease named does not exist (never granted, revoked or expired): never retried.
+LEASE_NOT_FOUND: Final = "LEASE_NOT_FOUND"
+#: A lease limit (``LEASES_MAX``, ``LEASE_KEYS_MAX``) refused the request.
+LEASE_LIMIT: Final = "LEASE_LIMIT"
+
 ALL: Final = frozenset(
     {
         OK,
@@ -37,5 +42,7 @@ ALL: Final = frozenset(
         SESSION_EXPIRED,
         FORBIDDEN,
         UNAUTHENTICATED,
+        LEASE_NOT_FOUND,
+        LEASE_LIMIT,
     }
 )
