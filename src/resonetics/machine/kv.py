@@ -216,12 +216,14 @@ class KeyValueStore(StateMachine):
     def apply(self, index: int, command: Any) -> dict[str, Any]:
         before = self._index
         self._index = max(before, index)  # the writes below are stamped with it
+        log_time = self.lease_table.log_time
         try:
-            self.lease_table.advance(command.get("ts"))
             handler = self._ops[command["op"]]
+            self.lease_table.advance(command.get("ts"))
             return handler(command["args"])
         except (KeyError, TypeError, IndexError, ValueError) as exc:
             self._index = before  # refused before any change: the state is as it was
+            self.lease_table.log_time = log_time
             return {"ok": False, "code": BadRequest.code, "message": f"bad command: {exc!r}"}
 
     def read(self, op: str, args: Mapping[str, Any]) -> dict[str, Any]:

@@ -267,6 +267,11 @@ OPS: Final[dict[str, OpSpec]] = {
     )
 }
 WRITE_OPS: Final = frozenset(n for n, s in OPS.items() if s.category == "write")
+#: Read and write ops that name no key: a lease's grant and the lease listing (any
+#: write grant; ``security/authz.py``). Every other read or write op has a ``key_arg``.
+KEYLESS_OPS: Final = frozenset({"lease_grant", "lease_list"})
+#: Ops served by the leader's lease keeper, never logged (``runtime/leases.py``).
+LEASE_OPS: Final = frozenset(n for n, s in OPS.items() if s.category == "lease")
 #: Ops that go through the log as client commands: the key writes and ``session_open``.
 LOGGED_OPS: Final = WRITE_OPS | frozenset(n for n, s in OPS.items() if s.category == "session")
 READ_OPS: Final = frozenset(n for n, s in OPS.items() if s.category == "read")
@@ -583,7 +588,9 @@ __all__ = [
     "KvGetArgs",
     "KvScanArgs",
     "KvSetArgs",
+    "KEYLESS_OPS",
     "KvTxnArgs",
+    "LEASE_OPS",
     "LeaseGrantArgs",
     "LeaseIdArgs",
     "LeaseListArgs",
