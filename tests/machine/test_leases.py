@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from resonetics import limits, planted
+from resonetics import limits
 from resonetics.errors import StorageCorruption
 from resonetics.machine.kv import KeyValueStore
 
@@ -194,10 +194,3 @@ def test_a_format_2_snapshot_restores_with_no_leases_and_unknown_formats_are_ref
     assert machine.get("a")["found"] and machine.lease_table.leases == {}
     with pytest.raises(StorageCorruption, match="unknown key-value format 4"):
         machine.restore(json.dumps({**old, "format": 4}).encode())
-
-
-def test_planted_expiry_ignoring_the_deadline_expires_early() -> None:
-    log = _Log()
-    lease = log("lease_grant", 1_000, ttl_ms=5_000)["id"]
-    with planted.switched_on(planted.Bug.LEASE_EXPIRY_IGNORES_DEADLINE):
-        assert log("lease_expire", 1_001, ids=[lease])["expired"] == [lease]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from resonetics import planted
 from resonetics.raft.config import RaftConfig
 from resonetics.raft.messages import Message
 from resonetics.runtime.dispatch import Routed, dispatch
@@ -141,13 +140,3 @@ def test_a_lost_leadership_forgets_the_in_memory_deadlines() -> None:
     node.tick()
     assert node.leases.deadline(lease) is None
     assert _do(node, "lease_keepalive", {"id": lease}).code == codes.NOT_LEADER
-
-
-def test_planted_unconfirmed_keepalive_answers_without_a_quorum_round() -> None:
-    node, _ = _leader()
-    lease = _grant(node, 2_000, "a")
-    answers: list[Outcome] = []
-    request = {"client_id": "c", "request_id": "k", "op": "lease_keepalive", "args": {"id": lease}}
-    with planted.switched_on(planted.Bug.KEEPALIVE_NOT_CONFIRMED):
-        dispatch(node, request, answers.append)
-    assert [a.code for a in answers] == [codes.OK]  # answered before any ReadIndex round

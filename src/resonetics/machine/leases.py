@@ -42,7 +42,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
-from resonetics import limits, planted
+from resonetics import limits
 
 #: The codes of a refused lease op (also in ``wire/codes.py``).
 LEASE_NOT_FOUND: Final = "LEASE_NOT_FOUND"
@@ -155,8 +155,6 @@ class LeaseTable:
 
     def due(self, lease: Lease) -> bool:
         """May an expire entry at the current log time end ``lease``?"""
-        if planted.on(planted.Bug.LEASE_EXPIRY_IGNORES_DEADLINE):
-            return True
         return self.log_time >= lease.deadline_ms
 
     def info(self, lease_id: int) -> dict[str, Any]:

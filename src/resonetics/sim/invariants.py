@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from resonetics.check.invariants import election_safety
 from resonetics.raft.entry import Entry, entry_links
 from resonetics.raft.types import Index, NodeId, Term
+from resonetics.sim.lease_checks import LeaseMonitor
 from resonetics.sim.stale_reads import StaleReadOracle
 
 
@@ -75,6 +76,8 @@ class SafetyMonitor:
     acked: dict[NodeId, Index] = field(default_factory=dict)
     #: Committed history replayed, to check stale reads against (``stale_reads.py``).
     stale_reads: StaleReadOracle = field(default_factory=StaleReadOracle)
+    #: Lease ends per index and clients' TTL promises (``sim/lease_checks.py``).
+    leases: LeaseMonitor = field(default_factory=LeaseMonitor)
 
     # --- leaders --------------------------------------------------------------------
     def on_leader(self, node: NodeId, term: Term, hash_at: dict[Index, str | None]) -> None:

@@ -49,6 +49,9 @@ class SimOptions:
     clients: int = 3
     #: Clients that only read (every consistency), besides ``clients``.
     readers: int = 0
+    #: Clients that grant leases, attach keys, keep some alive and let some expire
+    #: (``sim/lease_client.py``), besides ``clients``.
+    lease_clients: int = 0
     keys: int = 3
     #: Base tick period of a node's timer (virtual milliseconds).
     tick_ms: int = 10

@@ -42,6 +42,7 @@ from resonetics.sim.clock import EventQueue
 from resonetics.sim.cluster import Cluster, SimNode
 from resonetics.sim.faults import FaultSchedule
 from resonetics.sim.invariants import SafetyMonitor, SimViolation
+from resonetics.sim.lease_client import LeaseClient
 from resonetics.sim.machine_client import MachineClient
 from resonetics.sim.machine_state import MachineHistory
 from resonetics.sim.membership import MembershipChurn
@@ -117,6 +118,7 @@ def _cli_flags(options: SimOptions) -> str:
             else ""
         )
         + (f" --readers {options.readers}" if options.readers else "")
+        + (f" --lease-clients {options.lease_clients}" if options.lease_clients else "")
         + (" --transfer-lag" if options.transfer_lag else "")
         + (f" --scenario {options.scenario}" if options.scenario else "")
         + (f" --plant {options.plant}" if options.plant else "")
@@ -188,8 +190,20 @@ class _World:
             )
             for i in range(options.readers)
         ]
+        #: Lease users (``sim/lease_client.py``), checked by ``sim/lease_checks.py``.
+        self.lease_clients = [
+            LeaseClient(
+                f"l{i + 1}",
+                self.cluster,
+                random.Random(f"{seed}/lease/{i}"),
+                self.end_ms - DRAIN_MS,
+            )
+            for i in range(options.lease_clients)
+        ]
 
     def run(self) -> None:
+        for i, lease_client in enumerate(self.lease_clients):
+            lease_client.start(60 + 11 * i)
         self.faults.install()
         if self.churn is not None:
             self.churn.install()
@@ -371,6 +385,7 @@ def _final_checks(world: _World, result: RunResult) -> None:
         for nid, node in cluster.nodes.items()
     }
     world.monitor.check_receipts(final)
+    world.monitor.leases.check_no_early_expiry()
     _check_final_logs(cluster)
     if world.machine_history is not None:
         _check_machine_history(world, result)
