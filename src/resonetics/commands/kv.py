@@ -106,7 +106,10 @@ def put(
     """Set KEY to VALUE (- : from stdin); prints the write's receipt (index, term, hash)."""
     new = read_value(value, file_path, as_json)
     with Client(cluster, timeout=timeout, tls=tls, token=token) as client:
-        receipt = client.put(key, new, lease=lease_id)
+        if lease_id is None:
+            receipt = client.put(key, new)
+        else:
+            receipt = client.put(key, new, lease=lease_id)
     click.echo(dumps({"index": receipt.index, "term": receipt.term, "hash": receipt.hash}))
 
 
