@@ -10,6 +10,7 @@ Waits are deadline polls (``LocalCluster.wait_until``), never sleeps.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -24,7 +25,7 @@ from typing import Any
 import pytest
 
 from resonetics import errors
-from resonetics.client import Client
+from resonetics.client import AsyncClient, Client
 from resonetics.localcluster import LocalCluster
 from resonetics.recipes import Lock
 from resonetics.security.authz import hash_token, parse_policy
@@ -72,18 +73,16 @@ def test_a_kept_alive_lease_survives_a_leader_kill(cluster: LocalCluster) -> Non
         lease_id = client.lease_grant(2.0)
         client.put("kept/a", 1, lease=lease_id)
         leader, _ = cluster.wait_for_leader()
-        deadline = time.monotonic() + 1.0
-        while time.monotonic() < deadline:  # a keep-alive every ~0.2 s before the kill
+        for _ in range(5):  # keep-alives paced at a tenth of the TTL (pacing, not waiting)
             client.lease_keepalive(lease_id)
+            time.sleep(0.2)
         cluster.kill_node(leader)
         try:
             cluster.wait_for_leader(exclude={leader}, timeout_s=30)
             for _ in range(20):  # 4 s of keep-alives: two TTLs past the kill
                 client.lease_keepalive(lease_id)
                 assert client.get("kept/a") == 1
-                until = time.monotonic() + 0.2
-                while time.monotonic() < until:
-                    pass
+                time.sleep(0.2)
             info = client.lease_info(lease_id)
             assert info["keys"] == ["kept/a"] and 0 < info["remaining_ms"] <= 2000
         finally:
@@ -235,3 +234,43 @@ def test_revoke_of_a_lease_holding_keys_outside_the_callers_grant_is_refused(
     with Client(guarded.addresses, timeout=10, token=OPS_TOKEN) as ops:
         assert ops.get("sys/x") == "precious"
         assert sorted(ops.lease_revoke(lease_id)) == ["app/y", "sys/x"]
+
+
+def test_async_lock_detects_a_lost_lease_and_the_next_token_is_larger(
+    cluster: LocalCluster,
+) -> None:
+    async def run() -> None:
+        async with AsyncClient(cluster.addresses, timeout=10) as client:
+            lock = Lock(client, "lost", ttl_s=1.0)
+            token = await lock.acquire_async()
+            lock.check()
+            assert lock.lost is not None
+            await client.lease_revoke(lock.lease_id)  # as an operator would, or an expiry
+            await asyncio.wait_for(lock.lost.wait(), 10)
+            with pytest.raises(errors.LeaseLost):
+                lock.check()
+            await lock.release_async()
+            async with Lock(client, "lost", ttl_s=1.0) as second:
+                assert second > token
+
+    asyncio.run(run())
+
+
+def test_a_background_kept_lease_outlives_its_ttl_and_is_revoked_on_exit(
+    cluster: LocalCluster,
+) -> None:
+    async def run() -> None:
+        async with AsyncClient(cluster.addresses, timeout=10) as client:
+            async with client.lease(1.0) as kept:
+                await client.put("bg/k", 1, lease=kept.id)
+                loop = asyncio.get_running_loop()
+                until = loop.time() + 2.5  # two and a half TTLs
+                while loop.time() < until:
+                    kept.check()
+                    assert await client.get("bg/k") == 1
+                    await asyncio.sleep(0.1)
+            assert await client.get("bg/k") is None
+            with pytest.raises(errors.LeaseNotFound):
+                await client.lease_keepalive(kept.id)
+
+    asyncio.run(run())
