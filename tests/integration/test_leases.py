@@ -274,3 +274,15 @@ def test_a_background_kept_lease_outlives_its_ttl_and_is_revoked_on_exit(
                 await client.lease_keepalive(kept.id)
 
     asyncio.run(run())
+
+
+def test_a_blocking_clients_kept_lease_is_revoked_on_exit(cluster: LocalCluster) -> None:
+    with Client(cluster.addresses, timeout=10) as client:
+        with client.lease(1.0) as kept:
+            client.put("sync/k", 1, lease=kept.id)
+            for _ in range(15):  # 1.5 s: past the TTL, kept alive in the background
+                kept.check()
+                assert client.get("sync/k") == 1
+                time.sleep(0.1)
+        assert client.get("sync/k") is None
+        assert kept.id not in client.lease_list()
