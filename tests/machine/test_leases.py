@@ -32,6 +32,17 @@ def test_lease_id_is_the_grants_log_index_and_deadline_is_in_log_time() -> None:
     assert granted == {"ok": True, "id": 2, "ttl_ms": 5_000, "deadline_ms": 6_000}
 
 
+def test_grants_batched_in_one_entry_get_distinct_ids() -> None:
+    machine = KeyValueStore()
+    first = machine.apply(10, {"op": "lease_grant", "args": {"ttl_ms": 1_000}, "ts": 0})
+    second = machine.apply(10, {"op": "lease_grant", "args": {"ttl_ms": 2_000}, "ts": 0})
+    third = machine.apply(11, {"op": "lease_grant", "args": {"ttl_ms": 3_000}, "ts": 0})
+    assert [first["id"], second["id"], third["id"]] == [10, 11, 12]
+    restored = KeyValueStore()
+    restored.restore(machine.snapshot())
+    assert restored.apply(12, {"op": "lease_grant", "args": {"ttl_ms": 1_000}, "ts": 0})["id"] == 13
+
+
 def test_expiry_before_the_recorded_deadline_in_log_time_is_refused() -> None:
     log = _Log()
     lease = log("lease_grant", 1_000, ttl_ms=5_000)["id"]

@@ -114,6 +114,7 @@ class _KvSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     #: ``[id, ttl_ms, deadline_ms, [keys]]`` in id order (format 3).
     leases: list[tuple[int, int, int, list[str]]] = []
     log_time: int = 0
+    lease_last_id: int = 0
 
 
 class _FormatOnly(msgspec.Struct):
@@ -256,6 +257,7 @@ class KeyValueStore(StateMachine):
             forgotten=self._forgotten,
             leases=self.lease_table.rows(),
             log_time=self.lease_table.log_time,
+            lease_last_id=self.lease_table.last_id,
         )
 
     def _rows(self, data: dict[str, Record], keys: list[str]) -> list[Any]:
@@ -310,7 +312,7 @@ class KeyValueStore(StateMachine):
         self._index = snap.index
         self._tombstones = deque(snap.tombstones)
         self._forgotten = snap.forgotten
-        self.lease_table.load(snap.leases, snap.log_time)
+        self.lease_table.load(snap.leases, snap.log_time, snap.lease_last_id)
 
     # --- operations ----------------------------------------------------------------------
     def set(self, k: str, v: Any, *, lease: int = 0) -> dict[str, Any]:

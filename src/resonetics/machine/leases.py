@@ -3,7 +3,8 @@
 Theory of operation
 -------------------
 A lease is granted by an entry (``lease_grant``); its id is that entry's log
-index, so every replica names it alike and no counter is needed. It records its
+index, so every replica names it alike (several grants batched into one entry
+take the next unused numbers: an id is ``max(index, last id + 1)``). It records its
 TTL and a *recorded deadline* in **log time**: the leader's ``ts`` stamps of
 the entries, made monotonic (``log_time`` is the largest stamp applied so far),
 never a replica's own clock. Keys are attached by a put naming the lease; a put
@@ -101,6 +102,8 @@ class LeaseTable:
         self.log_time = 0
         #: Bumped on every grant, revoke and expiry: the leader's keeper resyncs on change.
         self.epoch = 0
+        #: The largest id granted so far (ids are never reused).
+        self.last_id = 0
 
     def advance(self, ts: Any) -> None:
         if isinstance(ts, int) and not isinstance(ts, bool) and ts > self.log_time:
@@ -110,10 +113,12 @@ class LeaseTable:
     def grant(self, index: int, ttl_ms: int) -> dict[str, Any]:
         if len(self.leases) >= limits.LEASES_MAX:
             return refusal(LEASE_LIMIT, f"the cluster holds {limits.LEASES_MAX} leases already")
-        lease = Lease(index, ttl_ms, self.log_time + ttl_ms)
-        self.leases[index] = lease
+        lease_id = max(index, self.last_id + 1)  # one entry may carry several grants
+        lease = Lease(lease_id, ttl_ms, self.log_time + ttl_ms)
+        self.leases[lease_id] = lease
+        self.last_id = lease_id
         self.epoch += 1
-        return {"ok": True, "id": index, "ttl_ms": ttl_ms, "deadline_ms": lease.deadline_ms}
+        return {"ok": True, "id": lease_id, "ttl_ms": ttl_ms, "deadline_ms": lease.deadline_ms}
 
     def check_attach(self, key: str, lease_id: int) -> dict[str, Any] | None:
         """Why ``key`` cannot be attached to ``lease_id`` (a refusal), or None."""
@@ -181,7 +186,9 @@ class LeaseTable:
     def rows(self) -> list[tuple[int, int, int, list[str]]]:
         return [self.leases[i].row() for i in sorted(self.leases)]
 
-    def load(self, rows: Iterable[tuple[int, int, int, list[str]]], log_time: int) -> None:
+    def load(
+        self, rows: Iterable[tuple[int, int, int, list[str]]], log_time: int, last_id: int
+    ) -> None:
         self.leases = {}
         self.key_lease = {}
         for lease_id, ttl, deadline, keys in rows:
@@ -189,6 +196,7 @@ class LeaseTable:
             for key in keys:
                 self.key_lease[key] = lease_id
         self.log_time = log_time
+        self.last_id = last_id
         self.epoch += 1
 
 
