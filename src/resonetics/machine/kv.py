@@ -44,7 +44,10 @@ store cannot understand (possible only if the gateway was bypassed) gives an
 Snapshot format 2 carries every key's record, the index, and the remembered
 deletes. Format 1 (values only) is refused: the versions it lacks cannot be
 rebuilt, and a replica restored from it would answer version compares
-differently from one that replayed the log (see docs/storage.md).
+differently from one that replayed the log (see docs/storage.md). Format 3 adds
+leases (``machine/leases.py``, docs/leases.md): ``kv_set``/txn puts may attach a key
+to a lease, ``lease_grant``/``lease_revoke``/``lease_expire`` are commands here;
+format 2 restores with no leases.
 """
 
 from __future__ import annotations
