@@ -148,11 +148,6 @@ class LineMaker:
             "member_promote": {"node": GHOST_NODE},
             "member_remove": {"node": GHOST_NODE},
             "leader_transfer": {"to": GHOST_NODE},
-            "lease_grant": {"ttl_ms": rng.randint(1_000, 5_000)},
-            "lease_keepalive": {"id": rng.randint(1, 200)},
-            "lease_info": {"id": rng.randint(1, 200)},
-            "lease_revoke": {"id": rng.randint(1, 200), "within": "fz/"},
-            "lease_list": {"limit": rng.randint(1, 50)},
         }
         return table.get(op, {})
 
