@@ -52,6 +52,14 @@ COMMANDS: dict[str, CommandRef] = {
         "acknowledged is lost.",
     ),
     "kv": CommandRef("kv", "kv", "Read and write keys. Values are strings unless --json is given."),
+    "lease": CommandRef(
+        "lease", "lease", "Grant, keep alive, revoke and inspect leases (docs/leases.md)."
+    ),
+    "lock": CommandRef(
+        "lease",
+        "lock",
+        "Run COMMAND while holding the lock NAME (a lease-backed lock with a fencing token).",
+    ),
     "call": CommandRef("call", "call", "Send OP with its arguments and print the answer as JSON."),
     "status": CommandRef(
         "status",

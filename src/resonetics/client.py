@@ -60,6 +60,7 @@ import msgspec
 
 from resonetics import errors, limits
 from resonetics.addresses import parse_address_list
+from resonetics.leases import KeptLease, SyncKeptLease, lease_checked
 from resonetics.raft.entry import Receipt
 from resonetics.retry_policy import Action, Decision, RetryPolicy
 from resonetics.security.tls import TLSConfig, client_context, refusal_reason
@@ -393,8 +394,13 @@ class AsyncClient:
             self._conn = None
 
     # --- the key-value API ------------------------------------------------------------------
-    async def put(self, key: str, value: Any) -> Receipt:
-        result = await self.call("kv_set", {"k": key, "v": value})
+    async def put(self, key: str, value: Any, *, lease: int | None = None) -> Receipt:
+        """Set ``key``; with ``lease`` the key is attached to that lease (and deleted
+        when it ends), without one it is detached from any lease it had."""
+        args: dict[str, Any] = {"k": key, "v": value}
+        if lease is not None:
+            args["lease"] = lease
+        result = lease_checked(await self.call("kv_set", args))
         return Receipt.from_data(result.get("receipt"))
 
     async def get(
@@ -478,7 +484,39 @@ class AsyncClient:
         """Run a transaction (``resonetics.txn``): if every compare holds, ``then``'s ops,
         else ``otherwise``'s, atomically in one log entry."""
         args = txn_args(compare or [], then or [], otherwise or [])
-        return result_from_wire(await self.call("kv_txn", args))
+        return result_from_wire(lease_checked(await self.call("kv_txn", args)))
+
+    # --- leases (docs/leases.md) ---------------------------------------------------------
+    async def lease_grant(self, ttl_s: float) -> int:
+        """A new lease of ``ttl_s`` seconds; its id (the log index of the grant)."""
+        result = lease_checked(await self.call("lease_grant", {"ttl_ms": round(ttl_s * 1000)}))
+        return int(result["id"])
+
+    async def lease_keepalive(self, lease_id: int) -> dict[str, Any]:
+        """Refresh a lease on the leader (never logged): ``{"id", "ttl_ms",
+        "remaining_ms"}``; ``LeaseNotFound`` once it has ended."""
+        result: dict[str, Any] = await self.call("lease_keepalive", {"id": lease_id})
+        return result
+
+    async def lease_revoke(self, lease_id: int, *, within: str = "") -> list[str]:
+        """End a lease now and delete its keys (returned). Every key must lie under
+        ``within``, a prefix the caller may write, else ``Forbidden`` and nothing changes."""
+        args = {"id": lease_id, "within": within}
+        return list(lease_checked(await self.call("lease_revoke", args))["keys"])
+
+    async def lease_info(self, lease_id: int) -> dict[str, Any]:
+        """``{"id", "ttl_ms", "remaining_ms", "keys", ...}`` from the leader."""
+        result: dict[str, Any] = await self.call("lease_info", {"id": lease_id})
+        return result
+
+    async def lease_list(self) -> list[int]:
+        """The ids of the live leases (the first ``limits.LEASE_LIST_MAX``)."""
+        return [int(i) for i in (await self.call("lease_list", {}))["leases"]]
+
+    def lease(self, ttl_s: float, *, interval_s: float | None = None) -> KeptLease:
+        """``async with client.lease(ttl) as lease:`` a lease kept alive in the
+        background (every ``interval_s``, default a third of the TTL) and revoked on exit."""
+        return KeptLease(self, ttl_s, interval_s=interval_s)
 
     def watch(self, prefix: str = "", from_index: int | None = None) -> WatchStream:
         """Every change under ``prefix`` from ``from_index`` on (None: from now), as an
@@ -857,6 +895,8 @@ def _error_for(response: ClientResponse) -> errors.ClientError:
         codes.SESSION_EXPIRED: errors.SessionExpired,
         codes.FORBIDDEN: errors.Forbidden,
         codes.UNAUTHENTICATED: errors.Unauthenticated,
+        codes.LEASE_NOT_FOUND: errors.LeaseNotFound,
+        codes.LEASE_LIMIT: errors.LeaseLimit,
     }
     return table.get(response.code, errors.ClientError)(message)
 
@@ -896,8 +936,36 @@ class Client:
     def client_id(self) -> str:
         return self._async.client_id
 
-    def put(self, key: str, value: Any) -> Receipt:
-        return self._run(self._async.put(key, value))
+    def put(self, key: str, value: Any, *, lease: int | None = None) -> Receipt:
+        return self._run(self._async.put(key, value, lease=lease))
+
+    def lease_grant(self, ttl_s: float) -> int:
+        return self._run(self._async.lease_grant(ttl_s))
+
+    def lease_keepalive(self, lease_id: int) -> dict[str, Any]:
+        return self._run(self._async.lease_keepalive(lease_id))
+
+    def lease_revoke(self, lease_id: int, *, within: str = "") -> list[str]:
+        return self._run(self._async.lease_revoke(lease_id, within=within))
+
+    def lease_info(self, lease_id: int) -> dict[str, Any]:
+        return self._run(self._async.lease_info(lease_id))
+
+    def lease_list(self) -> list[int]:
+        return self._run(self._async.lease_list())
+
+    def lease(self, ttl_s: float, *, interval_s: float | None = None) -> SyncKeptLease:
+        """``with client.lease(ttl) as lease:`` kept alive on the client's loop thread."""
+        return SyncKeptLease(self, KeptLease(self._async, ttl_s, interval_s=interval_s))
+
+    @property
+    def async_client(self) -> AsyncClient:
+        """The ``AsyncClient`` this client drives on its own loop thread."""
+        return self._async
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run ``coro`` on this client's loop thread and wait for it (recipes use it)."""
+        return self._run(coro)
 
     def get(self, key: str, *, consistency: str = "linearizable", with_meta: bool = False) -> Any:
         return self._run(self._async.get(key, consistency=consistency, with_meta=with_meta))

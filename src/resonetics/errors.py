@@ -402,3 +402,31 @@ class PeerMachineMismatch(ResoneticsError):
         self.theirs = theirs
         self.mine = mine
         super().__init__(f"{who} serves machine {theirs!r}, but this node serves {mine!r}")
+
+
+class LeaseNotFound(ClientError):
+    """The lease named does not exist: never granted, revoked, or expired (its keys
+    are gone). ``lease_id`` names it."""
+
+    code = "LEASE_NOT_FOUND"
+
+    def __init__(self, message: str, lease_id: int | None = None) -> None:
+        super().__init__(message)
+        self.lease_id = lease_id
+
+
+class LeaseLimit(ClientError):
+    """A lease limit refused the request (``limits.LEASES_MAX``, ``LEASE_KEYS_MAX``)."""
+
+    code = "LEASE_LIMIT"
+
+
+class LeaseLost(ClientError):
+    """A lease kept alive in the background ended (expired, revoked, or no keep-alive
+    was acknowledged within its TTL): whatever it protected (a lock) is no longer held."""
+
+    code = "LEASE_LOST"
+
+    def __init__(self, message: str, lease_id: int | None = None) -> None:
+        super().__init__(message)
+        self.lease_id = lease_id

@@ -327,3 +327,22 @@ DASHBOARD_LATENCIES_PER_SAMPLE_MAX = 4096
 DASHBOARD_PEER_TIMEOUT_S = 1.0
 #: Largest answer ``GET /v1/cluster`` reads from another member's ``/v1/node``, bytes.
 DASHBOARD_PEER_REPLY_BYTES_MAX = 1 << 20
+
+# --- leases (machine/leases.py, runtime/leases.py) ------------------------------------
+#: Shortest TTL a lease may be granted, ms (shorter would expire between keep-alives).
+LEASE_TTL_MS_MIN = 1000
+#: Longest TTL a lease may be granted, ms (a day).
+LEASE_TTL_MS_MAX = 24 * 3600 * 1000
+#: Live leases in a cluster, count (a grant past it is refused with LEASE_LIMIT).
+LEASES_MAX = 10_000
+#: Keys attached to one lease, count (an attach past it is refused with LEASE_LIMIT).
+LEASE_KEYS_MAX = 10_000
+#: Keys ``lease_info`` lists (``keys_total`` counts them all), count.
+LEASE_INFO_KEYS_MAX = 1000
+#: Lease ids one ``lease_list`` answers, count.
+LEASE_LIST_MAX = 1000
+#: Lease ids in one ``lease_expire`` entry the leader proposes, count.
+LEASE_EXPIRE_BATCH_MAX = 256
+#: How long the leader waits before proposing the expiry of a lease again when the
+#: last proposal did not end it (lost with leadership, or log time still short), ms.
+LEASE_EXPIRE_RETRY_MS = 500

@@ -46,6 +46,7 @@ class Bug(StrEnum):
     READ_WOKEN_ONLY_BY_APPLY = "read-woken-only-by-apply"
     TXN_IGNORES_COMPARES = "txn-ignores-compares"
     TXN_SPLIT_ACROSS_ENTRIES = "txn-split-across-entries"
+    NEW_LEADER_TRUSTS_LOGGED_DEADLINE = "new-leader-trusts-logged-deadline"
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +141,15 @@ CATALOGUE: dict[Bug, Planted] = {
             {"clients": 6, "batch_writes": True},
             budget=5,
             caught_by=("not linearizable", "without a session"),
+        ),
+        Planted(
+            Bug.NEW_LEADER_TRUSTS_LOGGED_DEADLINE,
+            "a new leader times leases from the deadline the log recorded at grant, "
+            "forgetting the keep-alives the old leader acknowledged in memory",
+            "runtime/leases.py",
+            {"lease_clients": 4},
+            budget=15,
+            caught_by=("ended at index",),
         ),
         Planted(
             Bug.TXN_IGNORES_COMPARES,

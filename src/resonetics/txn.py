@@ -120,9 +120,14 @@ class Compare:
 class Put:
     key: str
     value: Any
+    #: Attach the key to this lease (``Client.lease_grant``); None: no lease.
+    lease: int | None = None
 
     def to_wire(self) -> dict[str, Any]:
-        return {"type": "put", "key": self.key, "value": self.value}
+        wire = {"type": "put", "key": self.key, "value": self.value}
+        if self.lease is not None:
+            wire["lease"] = self.lease
+        return wire
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,8 @@ from resonetics.errors import (
 from resonetics.wire import codes
 from resonetics.wire.client import (
     ADMIN_OPS,
+    KEYLESS_OPS,
+    LEASE_OPS,
     LOGGED_OPS,
     MONITOR_OPS,
     OPS,
@@ -102,15 +104,17 @@ def test_valid_requests_come_out_with_defaults_filled(
 
 
 def test_op_categories_cover_the_table() -> None:
-    assert {"kv_set", "kv_delete", "kv_cas", "kv_txn"} == WRITE_OPS
+    writes = {"kv_set", "kv_delete", "kv_cas", "kv_txn", "lease_grant", "lease_revoke"}
+    assert writes == WRITE_OPS
     assert WRITE_OPS | {"session_open"} == LOGGED_OPS
-    assert {"kv_get", "kv_scan"} == READ_OPS
+    assert {"kv_get", "kv_scan", "lease_list"} == READ_OPS
+    assert {"lease_keepalive", "lease_info"} == LEASE_OPS
     membership = {"member_add", "member_add_learner", "member_promote", "member_remove"}
     backup = {"backup_begin", "backup_chunk"}  # a backup holds every key: admin only
     assert {"leader_transfer"} | membership | backup == ADMIN_OPS
     assert {"status", "member_list", "chain_hash"} == MONITOR_OPS
     assert {"watch", "watch_cancel"} == WATCH_OPS
-    assert set(OPS) == LOGGED_OPS | READ_OPS | ADMIN_OPS | MONITOR_OPS | WATCH_OPS
+    assert set(OPS) == LOGGED_OPS | READ_OPS | ADMIN_OPS | MONITOR_OPS | WATCH_OPS | LEASE_OPS
 
 
 def test_every_key_op_names_the_argument_holding_its_key() -> None:
@@ -119,6 +123,8 @@ def test_every_key_op_names_the_argument_holding_its_key() -> None:
     for spec in OPS.values():
         if spec.multi_key:  # kv_txn: every key inside its args is judged (authz._decide_txn)
             assert spec.key_arg is None and spec.category == "write", spec.name
+        elif spec.name in KEYLESS_OPS:  # lease_grant, lease_list: any write grant
+            assert spec.key_arg is None, spec.name
         elif spec.category in ("read", "write") or spec.name == "watch":
             assert spec.key_arg in spec.args_type.__struct_fields__, spec.name
         else:  # admin, monitor, session: no key

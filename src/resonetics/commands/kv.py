@@ -81,6 +81,13 @@ def kv() -> None:
 @click.argument("value", required=False)
 @json_option
 @file_option
+@click.option(
+    "--lease",
+    "lease_id",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Attach KEY to this lease (resonetics lease grant): deleted when it ends.",
+)
 @cluster_option
 @timeout_option
 @tls_options
@@ -91,6 +98,7 @@ def put(
     value: str | None,
     as_json: bool,
     file_path: Path | None,
+    lease_id: int | None,
     cluster: str,
     timeout: float,
     tls: TLSConfig | None,
@@ -99,7 +107,10 @@ def put(
     """Set KEY to VALUE (- : from stdin); prints the write's receipt (index, term, hash)."""
     new = read_value(value, file_path, as_json)
     with Client(cluster, timeout=timeout, tls=tls, token=token) as client:
-        receipt = client.put(key, new)
+        if lease_id is None:
+            receipt = client.put(key, new)
+        else:
+            receipt = client.put(key, new, lease=lease_id)
     click.echo(dumps({"index": receipt.index, "term": receipt.term, "hash": receipt.hash}))
 
 

@@ -94,6 +94,12 @@ def _faults(_ctx: click.Context, _param: click.Parameter, value: str) -> frozens
     help="Watchers following change streams, checked against the committed log at the end.",
 )
 @click.option(
+    "--lease-clients",
+    type=click.IntRange(0, 64),
+    default=0,
+    help="Clients that grant leases, keep some alive and let some expire (docs/leases.md).",
+)
+@click.option(
     "--transfer-lag",
     is_flag=True,
     help="With --churn: the old leader hears a transfer's new term late (one-way partition).",
@@ -147,6 +153,7 @@ def sim(
     append_entries_max: int,
     readers: int,
     watchers: int,
+    lease_clients: int,
     transfer_lag: bool,
     scenario: str | None,
     plant: str | None,
@@ -159,6 +166,10 @@ def sim(
     if machine:
         if readers:
             raise click.UsageError("--readers issue key-value reads: not with --machine")
+        if lease_clients:
+            raise click.UsageError(
+                "--lease-clients use the key-value store's leases: not with --machine"
+            )
         try:
             load_factory(machine)
         except MachineError as exc:
@@ -175,6 +186,7 @@ def sim(
         append_entries_max=append_entries_max,
         readers=readers,
         watchers=watchers,
+        lease_clients=lease_clients,
         transfer_lag=transfer_lag,
         scenario=scenario or "",
         plant=plant or "",

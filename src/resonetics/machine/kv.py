@@ -44,7 +44,10 @@ store cannot understand (possible only if the gateway was bypassed) gives an
 Snapshot format 2 carries every key's record, the index, and the remembered
 deletes. Format 1 (values only) is refused: the versions it lacks cannot be
 rebuilt, and a replica restored from it would answer version compares
-differently from one that replayed the log (see docs/storage.md).
+differently from one that replayed the log (see docs/storage.md). Format 3 adds
+leases (``machine/leases.py``, docs/leases.md): ``kv_set``/txn puts may attach a key
+to a lease, ``lease_grant``/``lease_revoke``/``lease_expire`` are commands here;
+format 2 restores with no leases.
 """
 
 from __future__ import annotations
@@ -59,12 +62,21 @@ import msgspec
 from resonetics import limits, planted
 from resonetics.errors import BadRequest, StorageCorruption
 from resonetics.machine.base import StateMachine
+from resonetics.machine.leases import (
+    LEASE_EXPIRE,
+    LeaseTable,
+    id_arg,
+    refusal,
+    ttl_arg,
+)
 from resonetics.machine.ops import MachineOp, command, query
 from resonetics.machine.txn import Txn, TxnOp, parse_txn
 
 _CANONICAL: Final = msgspec.json.Encoder(order="sorted")
 #: 2: per-key records (create index, mod index, version), the index, recent deletes.
-_SNAPSHOT_FORMAT: Final = 2
+#: 3: and leases (``machine/leases.py``) with log time; format 2 restores with none.
+_SNAPSHOT_FORMAT: Final = 3
+_SNAPSHOT_FORMATS_READ: Final = frozenset({2, 3})
 #: The code of a consistent-scan page the store cannot vouch for (restart the scan).
 SCAN_CHANGED: Final = "SCAN_CHANGED"
 
@@ -102,6 +114,10 @@ class _KvSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     index: int = 0
     tombstones: list[tuple[int, str]] = []
     forgotten: int = 0
+    #: ``[id, ttl_ms, deadline_ms, [keys]]`` in id order (format 3).
+    leases: list[tuple[int, int, int, list[str]]] = []
+    log_time: int = 0
+    lease_last_id: int = 0
 
 
 class _FormatOnly(msgspec.Struct):
@@ -167,6 +183,9 @@ class KeyValueStore(StateMachine):
         command("kv_txn"),
         query("kv_get", key_arg="k"),
         query("kv_scan", key_arg="prefix"),
+        command("lease_grant"),
+        command("lease_revoke", key_arg="within"),
+        query("lease_list"),
     )
 
     def __init__(self) -> None:
@@ -183,15 +202,20 @@ class KeyValueStore(StateMachine):
         #: applied at the next command instead of at once.
         self._deferred: list[TxnOp] = []
         self._ops: dict[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
-            "kv_set": lambda a: self.set(_str(a, "k"), a["v"]),
+            "kv_set": lambda a: self.set(_str(a, "k"), a["v"], lease=_opt_int(a, "lease") or 0),
             "kv_get": lambda a: self.get(_str(a, "k"), meta=bool(a.get("meta", False))),
             "kv_delete": lambda a: self.delete(_str(a, "k")),
             "kv_cas": lambda a: self.cas(_str(a, "k"), a["expected"], a["v"]),
             "kv_scan": self._scan_args,
             "kv_txn": lambda a: self.txn(parse_txn(a)),
+            "lease_grant": lambda a: self.lease_table.grant(self._index, ttl_arg(a)),
+            "lease_revoke": lambda a: self.lease_revoke(id_arg(a), _opt_str(a, "within") or ""),
+            LEASE_EXPIRE: lambda a: self.lease_expire(a["ids"]),
         }
         #: Where changes are reported (watch streams); None: nobody records them.
         self.changes: ChangeSink | None = None
+        #: Leases and log time (``machine/leases.py``).
+        self.lease_table = LeaseTable()
 
     def __len__(self) -> int:
         return len(self._data)
@@ -214,6 +238,7 @@ class KeyValueStore(StateMachine):
     def apply(self, index: int, command: Any) -> dict[str, Any]:
         before = self._index
         self._index = max(before, index)  # the writes below are stamped with it
+        log_time = self.lease_table.log_time
         if self._deferred:  # never, unless a planted bug put writes there
             deferred, self._deferred = self._deferred, []
             for op in deferred:
@@ -223,9 +248,11 @@ class KeyValueStore(StateMachine):
                     self.delete(op.key)
         try:
             handler = self._ops[command["op"]]
+            self.lease_table.advance(command.get("ts"))
             return handler(command["args"])
         except (KeyError, TypeError, IndexError, ValueError) as exc:
             self._index = before  # refused before any change: the state is as it was
+            self.lease_table.log_time = log_time
             return {"ok": False, "code": BadRequest.code, "message": f"bad command: {exc!r}"}
 
     def read(self, op: str, args: Mapping[str, Any]) -> dict[str, Any]:
@@ -233,6 +260,11 @@ class KeyValueStore(StateMachine):
             return self.get(args["k"], meta=bool(args.get("meta", False)))
         if op == "kv_scan":
             return self._scan_args(args)
+        if op == "lease_info":
+            return self.lease_table.info(id_arg(args))
+        if op == "lease_list":
+            after = _opt_int(args, "after") or 0
+            return self.lease_table.listing(after, _opt_int(args, "limit") or limits.LEASE_LIST_MAX)
         return super().read(op, args)  # type: ignore[no-any-return]
 
     def _scan_args(self, a: Mapping[str, Any]) -> dict[str, Any]:
@@ -251,6 +283,9 @@ class KeyValueStore(StateMachine):
             index=self._index,
             tombstones=list(self._tombstones),
             forgotten=self._forgotten,
+            leases=self.lease_table.rows(),
+            log_time=self.lease_table.log_time,
+            lease_last_id=self.lease_table.last_id,
         )
 
     def _rows(self, data: dict[str, Record], keys: list[str]) -> list[Any]:
@@ -294,7 +329,7 @@ class KeyValueStore(StateMachine):
                 "Dump the keys with the release that wrote it (resonetics kv scan --all) and "
                 "load them into a new cluster",
             )
-        if version != _SNAPSHOT_FORMAT:
+        if version not in _SNAPSHOT_FORMATS_READ:
             raise StorageCorruption("snapshot", f"unknown key-value format {version}")
         try:
             snap = _SNAPSHOT_DECODER.decode(data)
@@ -307,13 +342,18 @@ class KeyValueStore(StateMachine):
         self._forgotten = snap.forgotten
         if self.changes is not None:
             self.changes.reset()
+        self.lease_table.load(snap.leases, snap.log_time, snap.lease_last_id)
 
     # --- operations ----------------------------------------------------------------------
-    def set(self, k: str, v: Any) -> dict[str, Any]:
-        self._put(k, v)
+    def set(self, k: str, v: Any, *, lease: int = 0) -> dict[str, Any]:
+        if lease:
+            refused = self.lease_table.check_attach(k, lease)
+            if refused is not None:
+                return refused
+        self._put(k, v, lease)
         return {"ok": True}
 
-    def _put(self, k: str, v: Any) -> Record:
+    def _put(self, k: str, v: Any, lease: int = 0) -> Record:
         old = self._data.get(k)
         if old is None:
             bisect.insort(self._keys, k)
@@ -323,6 +363,7 @@ class KeyValueStore(StateMachine):
         self._data[k] = new
         if self.changes is not None:  # every write (set, CAS, a txn's puts) passes here
             self.changes.put(k, v)
+        self.lease_table.attach(k, lease)  # a put without a lease detaches the key
         return new
 
     def get(self, k: str, *, meta: bool = False) -> dict[str, Any]:
@@ -338,6 +379,7 @@ class KeyValueStore(StateMachine):
             return {"ok": True, "deleted": False}
         del self._data[k]
         del self._keys[bisect.bisect_left(self._keys, k)]
+        self.lease_table.forget_key(k)
         self._tombstones.append((self._index, k))
         if len(self._tombstones) > limits.SCAN_TOMBSTONES_MAX:
             self._forgotten = self._tombstones.popleft()[0]
@@ -442,6 +484,11 @@ class KeyValueStore(StateMachine):
         if planted.on(planted.Bug.TXN_IGNORES_COMPARES):
             succeeded = True
         branch = txn.then if succeeded else txn.otherwise
+        for op in branch:  # every lease a put names, checked before anything changes
+            if op.type == "put" and op.lease:
+                refused = self.lease_table.check_attach(op.key, op.lease)
+                if refused is not None:
+                    return {**refused, "succeeded": succeeded}
         responses: list[dict[str, Any]] = []
         read_bytes = 0
         split = planted.on(planted.Bug.TXN_SPLIT_ACROSS_ENTRIES)
@@ -451,7 +498,7 @@ class KeyValueStore(StateMachine):
                 responses.append({"type": op.type, "key": op.key, "index": self._index})
                 continue
             if op.type == "put":
-                rec = self._put(op.key, op.value)
+                rec = self._put(op.key, op.value, op.lease)
                 responses.append(
                     {"type": "put", "key": op.key, "index": self._index, "version": rec.version}
                 )
@@ -469,6 +516,51 @@ class KeyValueStore(StateMachine):
                         found.update(value=None, omitted=True)
                 responses.append({"type": "get", "key": op.key, **found})
         return {"ok": True, "succeeded": succeeded, "responses": responses}
+
+    # --- leases (machine/leases.py) --------------------------------------------------------
+    def lease_revoke(self, lease_id: int, within: str) -> dict[str, Any]:
+        """End a lease and delete its keys, if every key lies ``within`` the prefix the
+        caller's write grant was judged on (the gateway checked ``write`` on ``within``):
+        a revoke never deletes a key its caller could not delete itself. Judged here, at
+        apply, so a key attached after the request was checked is judged too."""
+        lease = self.lease_table.leases.get(lease_id)
+        if lease is None:
+            return refusal("LEASE_NOT_FOUND", f"lease {lease_id} does not exist", id=lease_id)
+        outside = sorted(k for k in lease.keys if not k.startswith(within))
+        if outside:
+            return refusal(
+                "FORBIDDEN",
+                f"lease {lease_id} holds key {outside[0]!r}, outside the prefix {within!r} "
+                "the revoke was authorized for",
+                id=lease_id,
+                key=outside[0],
+            )
+        keys = self.lease_table.end(lease_id)
+        for key in keys:
+            self.delete(key)
+        return {"ok": True, "revoked": True, "id": lease_id, "keys": keys}
+
+    def lease_expire(self, ids: Any) -> dict[str, Any]:
+        """The leader's verdict that ``ids`` ran out; each is expired only if log time
+        has passed its recorded deadline (``LeaseTable.due``), in id order."""
+        if not isinstance(ids, list) or len(ids) > limits.LEASE_EXPIRE_BATCH_MAX:
+            raise TypeError(f"ids must be a list of at most {limits.LEASE_EXPIRE_BATCH_MAX}")
+        wanted = sorted({id_arg({"id": i}) for i in ids})
+        expired: list[int] = []
+        kept: list[int] = []
+        deleted: list[str] = []
+        for lease_id in wanted:
+            lease = self.lease_table.leases.get(lease_id)
+            if lease is None:
+                continue
+            if not self.lease_table.due(lease):
+                kept.append(lease_id)
+                continue
+            for key in self.lease_table.end(lease_id):
+                self.delete(key)
+                deleted.append(key)
+            expired.append(lease_id)
+        return {"ok": True, "expired": expired, "kept": kept, "keys": len(deleted)}
 
 
 __all__ = ["SCAN_CHANGED", "ChangeSink", "KeyValueStore", "Record", "json_equal"]

@@ -78,6 +78,8 @@ class TxnOp:
     type: str
     key: str
     value: Any = None
+    #: A put's lease (``machine/leases.py``); 0: the key is detached from any lease.
+    lease: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +129,10 @@ def _op(raw: Any, where: str) -> TxnOp:
     kind = raw.get("type")
     if kind not in OP_TYPES:
         raise ValueError(f"{where}.type must be one of {', '.join(OP_TYPES)}")
-    return TxnOp(kind, _key(raw, where), raw.get("value") if kind == "put" else None)
+    lease = raw.get("lease", 0) if kind == "put" else 0
+    if not isinstance(lease, int) or isinstance(lease, bool) or lease < 0:
+        raise TypeError(f"{where}.lease must be a lease id")
+    return TxnOp(kind, _key(raw, where), raw.get("value") if kind == "put" else None, lease)
 
 
 def _branch(raw: Any, where: str) -> tuple[TxnOp, ...]:

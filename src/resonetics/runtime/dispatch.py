@@ -29,6 +29,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from resonetics.runtime.driver import NodeDriver
+from resonetics.runtime.leases import KEEPER_OPS
 from resonetics.runtime.outcome import OnDone, Outcome
 from resonetics.wire import codes
 from resonetics.wire.client import LOGGED_OPS, READ_OPS, OpTable
@@ -62,6 +63,8 @@ def route(
         return Routed.READ
     if host_ops is not None and op in host_ops:
         return Routed.HOST
+    if op in KEEPER_OPS and (ops is None or op in ops.specs):
+        return Routed.HOST  # served by the driver's lease keeper
     return Routed.REFUSED
 
 
@@ -103,8 +106,10 @@ def dispatch(
         else:
             driver.read(op, args, on_done, lease=consistency == "lease")
     elif routed is Routed.HOST:
-        assert host_ops is not None
-        host_ops[op](args, on_done)
+        if host_ops is not None and op in host_ops:
+            host_ops[op](args, on_done)
+        else:
+            driver.leases.serve(op, args, on_done)
     else:
         on_done(Outcome(codes.BAD_REQUEST, message=f"op: unknown op {op!r}"))
     return routed

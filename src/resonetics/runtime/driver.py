@@ -56,6 +56,7 @@ from resonetics.raft.ready import HardState, Ready, Role, Snapshot
 from resonetics.raft.snapshot import MemorySpool, Spool
 from resonetics.raft.types import Index, NodeId, Term
 from resonetics.runtime.host import Host
+from resonetics.runtime.leases import LeaseKeeper
 from resonetics.runtime.loop_plan import LoopState, ReadyShape, Step, decide
 from resonetics.runtime.message_gate import (
     MessageFilter,
@@ -247,12 +248,15 @@ class NodeDriver:
         #: entry's apply; set by a host that serves metrics (server/metrics.py), else None.
         self.observe_fsync: Callable[[float], None] | None = None
         self.observe_apply: Callable[[float], None] | None = None
+        #: Lease keep-alives and expiry proposals while leader (runtime/leases.py).
+        self.leases = LeaseKeeper(self)
 
     # --- inputs ------------------------------------------------------------------
     # Inputs only feed the core; the caller runs ``process_ready()`` once after a
     # batch of them, so that everything that arrived together shares one fsync.
     def tick(self) -> None:
         self.core.tick()
+        self.leases.tick()
 
     def step(self, msg: Message) -> None:
         """Step ``msg`` unless the gate refuses it (then it is dropped whole and counted)."""

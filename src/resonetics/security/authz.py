@@ -77,7 +77,7 @@ from typing import Any, Final, Literal
 
 from resonetics import limits
 from resonetics.errors import PolicyError
-from resonetics.wire.client import OPS, OpCategory, OpSpec
+from resonetics.wire.client import KEYLESS_OPS, OPS, OpCategory, OpSpec
 
 IdentitySource = Literal["cert", "token", "anonymous"]
 #: The URI a client certificate carries (subjectAltName) to name its identity.
@@ -207,6 +207,11 @@ def decide(
         return Decision(True) if ok else Decision(False, f"{op} needs a write grant")
     if spec.multi_key:
         return _decide_txn(grants, op, args)
+    if category == "lease" or (op in KEYLESS_OPS and not spec.machine_op):
+        # Lease ops touch no key by name (grant, keepalive, info, list): any write grant;
+        # attaching a key is judged on the put, a revoke on its ``within`` prefix.
+        ok = bool(grants.write)
+        return Decision(True) if ok else Decision(False, f"{op} needs a write grant")
     if spec.key_arg is None and spec.machine_op:
         key = MACHINE_OP_KEY_PREFIX + op
         prefixes = grants.read if category == "read" else grants.write

@@ -215,7 +215,9 @@ class Cluster:
         """A fresh replicated state: the key-value store, or a new instance of the user's
         machine served as the server serves it (``sim --machine``)."""
         if self.convergence is None:
-            return ObservedKV(node.node_id, self.monitor)
+            observed = ObservedKV(node.node_id, self.monitor)
+            observed.lease_clock = lambda: self.queue.now_ms  # lease checks (lease_checks.py)
+            return observed
         inner = ServedMachine(load_factory(self.options.machine))
         return ObservedKV(node.node_id, self.monitor, inner, self.convergence.check)
 

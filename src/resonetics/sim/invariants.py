@@ -43,6 +43,7 @@ from resonetics.check.invariants import election_safety
 from resonetics.raft.entry import Entry, EntryType, entry_links
 from resonetics.raft.membership import Membership
 from resonetics.raft.types import Index, NodeId, Term
+from resonetics.sim.lease_checks import LeaseMonitor
 from resonetics.sim.stale_reads import StaleReadOracle
 
 
@@ -87,6 +88,8 @@ class SafetyMonitor:
     catch_up_required: dict[NodeId, Index] = field(default_factory=dict)
     #: Committed history replayed, to check stale reads against (``stale_reads.py``).
     stale_reads: StaleReadOracle = field(default_factory=StaleReadOracle)
+    #: Lease ends per index and clients' TTL promises (``sim/lease_checks.py``).
+    leases: LeaseMonitor = field(default_factory=LeaseMonitor)
 
     # --- leaders --------------------------------------------------------------------
     def on_leader(self, node: NodeId, term: Term, hash_at: dict[Index, str | None]) -> None:

@@ -114,11 +114,18 @@ class ObservedKV(ReplicatedKV):
         self._node = node
         self._monitor = monitor
         self._on_state = on_state
+        #: The virtual clock, for lease checks (``sim/lease_checks.py``); None: unchecked.
+        self.lease_clock: Callable[[], int] | None = None
 
     def apply(self, entry: Entry) -> ApplyResult:
+        table = getattr(self.machine, "lease_table", None)
+        before = set(table.leases) if table is not None and table.leases else None
         result = super().apply(entry)
         if entry.type not in (EntryType.GENESIS, EntryType.SNAP_DUMMY):
             self._monitor.on_apply(self._node, entry)
+            if before is not None and table is not None and self.lease_clock is not None:
+                ended = tuple(sorted(before - set(table.leases)))
+                self._monitor.leases.on_applied(self._node, entry.index, ended, self.lease_clock())
             if self._on_state is not None:
                 self._on_state(self._node, entry, self.machine.snapshot())
         return result

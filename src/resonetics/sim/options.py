@@ -51,6 +51,9 @@ class SimOptions:
     readers: int = 0
     #: Watchers following change streams (``sim/watchers.py``), checked at the end.
     watchers: int = 0
+    #: Clients that grant leases, attach keys, keep some alive and let some expire
+    #: (``sim/lease_client.py``), besides ``clients``.
+    lease_clients: int = 0
     keys: int = 3
     #: Base tick period of a node's timer (virtual milliseconds).
     tick_ms: int = 10

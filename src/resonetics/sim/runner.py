@@ -42,6 +42,7 @@ from resonetics.sim.clock import EventQueue
 from resonetics.sim.cluster import Cluster, SimNode
 from resonetics.sim.faults import FaultSchedule
 from resonetics.sim.invariants import SafetyMonitor, SimViolation
+from resonetics.sim.lease_client import LeaseClient
 from resonetics.sim.machine_client import MachineClient
 from resonetics.sim.machine_state import MachineHistory
 from resonetics.sim.membership import MembershipChurn
@@ -123,6 +124,7 @@ def _cli_flags(options: SimOptions) -> str:
         )
         + (f" --readers {options.readers}" if options.readers else "")
         + (f" --watchers {options.watchers}" if options.watchers else "")
+        + (f" --lease-clients {options.lease_clients}" if options.lease_clients else "")
         + (" --transfer-lag" if options.transfer_lag else "")
         + (f" --scenario {options.scenario}" if options.scenario else "")
         + (f" --plant {options.plant}" if options.plant else "")
@@ -200,6 +202,16 @@ class _World:
             )
             for i in range(options.readers)
         ]
+        #: Lease users (``sim/lease_client.py``), checked by ``sim/lease_checks.py``.
+        self.lease_clients = [
+            LeaseClient(
+                f"l{i + 1}",
+                self.cluster,
+                random.Random(f"{seed}/lease/{i}"),
+                self.end_ms - DRAIN_MS,
+            )
+            for i in range(options.lease_clients)
+        ]
 
     def history_lines(self) -> list[str]:
         """The recorded client history as JSON lines, encoded once for the checker and
@@ -211,6 +223,8 @@ class _World:
     def run(self) -> None:
         if self.watchers is not None:
             self.watchers.start(WATCHERS_START_MS, self.end_ms)
+        for i, lease_client in enumerate(self.lease_clients):
+            lease_client.start(60 + 11 * i)
         self.faults.install()
         if self.churn is not None:
             self.churn.install()
@@ -392,6 +406,7 @@ def _final_checks(world: _World, result: RunResult) -> None:
         for nid, node in cluster.nodes.items()
     }
     world.monitor.check_receipts(final)
+    world.monitor.leases.check_no_early_expiry()
     _check_final_logs(cluster)
     if world.watchers is not None:
         world.watch_counts = world.watchers.check(world.monitor.entries)

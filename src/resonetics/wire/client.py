@@ -55,6 +55,10 @@ ScanLimit = Annotated[int, msgspec.Meta(ge=1, le=limits.SCAN_LIMIT_MAX)]
 SessionNumber = Annotated[int, msgspec.Meta(ge=1, le=2**53)]
 SCAN_LIMIT_DEFAULT: Final = 1000
 ScanIndex = Annotated[int, msgspec.Meta(ge=0, le=2**53)]
+#: A lease's id: the log index of its grant.
+LeaseId = Annotated[int, msgspec.Meta(ge=1, le=2**53)]
+LeaseTtlMs = Annotated[int, msgspec.Meta(ge=limits.LEASE_TTL_MS_MIN, le=limits.LEASE_TTL_MS_MAX)]
+LeaseListLimit = Annotated[int, msgspec.Meta(ge=1, le=limits.LEASE_LIST_MAX)]
 _CONSISTENCIES: Final = "'linearizable', 'lease' or 'stale'"
 
 
@@ -97,6 +101,8 @@ class _Args(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
 class KvSetArgs(_Args, frozen=True, kw_only=True):
     k: str
     v: Any
+    #: Attach the key to this lease (None: detach it from any lease).
+    lease: LeaseId | None = None
 
 
 class KvGetArgs(_Args, frozen=True, kw_only=True):
@@ -136,6 +142,28 @@ class KvTxnArgs(_Args, frozen=True, kw_only=True):
     compare: list[TxnCompareArg] = msgspec.field(default_factory=list)
     then: list[TxnOpArg] = msgspec.field(default_factory=list)
     otherwise: list[TxnOpArg] = msgspec.field(default_factory=list, name="else")
+
+
+class LeaseGrantArgs(_Args, frozen=True, kw_only=True):
+    ttl_ms: LeaseTtlMs
+
+
+class LeaseRevokeArgs(_Args, frozen=True, kw_only=True):
+    id: LeaseId
+    #: The prefix every attached key must lie in (authorization judges ``write`` on it).
+    within: str = ""
+
+
+class LeaseIdArgs(_Args, frozen=True, kw_only=True):
+    """``lease_keepalive`` and ``lease_info``: served by the leader (``runtime/leases.py``)."""
+
+    id: LeaseId
+
+
+class LeaseListArgs(_Args, frozen=True, kw_only=True):
+    after: ScanIndex = 0
+    limit: LeaseListLimit = limits.LEASE_LIST_MAX
+    consistency: Consistency = "linearizable"
 
 
 class StatusArgs(_Args, frozen=True, kw_only=True):
@@ -215,7 +243,9 @@ class ChainHashArgs(_Args, frozen=True, kw_only=True):
 #: to anyone who may write some key).
 #: ``watch`` is a stream of changes served by the node itself (``watch``: a read of its
 #: ``prefix``; ``watch_cancel``, with no key: ends one of the connection's own watches).
-OpCategory = Literal["write", "read", "admin", "monitor", "session", "watch"]
+#: ``lease`` is ``lease_keepalive``/``lease_info``: served by the leader's lease keeper,
+#: never logged (a write grant needed).
+OpCategory = Literal["write", "read", "admin", "monitor", "session", "watch", "lease"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,9 +301,19 @@ OPS: Final[dict[str, OpSpec]] = {
         OpSpec("kv_txn", KvTxnArgs, "write", msgspec.json.Decoder(KvTxnArgs), multi_key=True),
         _spec("watch", WatchArgs, "watch", "prefix"),
         _spec("watch_cancel", WatchCancelArgs, "watch"),
+        _spec("lease_grant", LeaseGrantArgs, "write"),
+        _spec("lease_revoke", LeaseRevokeArgs, "write", "within"),
+        _spec("lease_list", LeaseListArgs, "read"),
+        _spec("lease_keepalive", LeaseIdArgs, "lease"),
+        _spec("lease_info", LeaseIdArgs, "lease"),
     )
 }
 WRITE_OPS: Final = frozenset(n for n, s in OPS.items() if s.category == "write")
+#: Read and write ops that name no key: a lease's grant and the lease listing (any
+#: write grant; ``security/authz.py``). Every other read or write op has a ``key_arg``.
+KEYLESS_OPS: Final = frozenset({"lease_grant", "lease_list"})
+#: Ops served by the leader's lease keeper, never logged (``runtime/leases.py``).
+LEASE_OPS: Final = frozenset(n for n, s in OPS.items() if s.category == "lease")
 #: Ops that go through the log as client commands: the key writes and ``session_open``.
 LOGGED_OPS: Final = WRITE_OPS | frozenset(n for n, s in OPS.items() if s.category == "session")
 READ_OPS: Final = frozenset(n for n, s in OPS.items() if s.category == "read")
@@ -335,9 +375,7 @@ def validate_request(env: Envelope, ops: OpTable | None = None) -> ClientRequest
         request_id=head.request_id,
         op=head.op,
         # A txn's nested structs become plain JSON (the log's and the machine's form).
-        args=msgspec.to_builtins(args)
-        if isinstance(args, KvTxnArgs)
-        else msgspec.structs.asdict(args),
+        args=_plain_args(args),
         session=head.session,
         seq=head.seq,
         ack_below=head.ack_below,
@@ -466,6 +504,17 @@ def _check_session_fields(head: _Head) -> None:
 _REENCODE_GROWTH_MAX: Final = limits.REENCODE_GROWTH_MAX
 
 
+def _plain_args(args: _Args) -> dict[str, Any]:
+    """The args as the log holds them: a txn's nested structs become plain JSON; a
+    ``kv_set`` without a lease carries no ``lease`` field (the entry stays as it was)."""
+    if isinstance(args, KvTxnArgs):
+        return msgspec.to_builtins(args)  # type: ignore[no-any-return]
+    plain = msgspec.structs.asdict(args)
+    if isinstance(args, KvSetArgs) and args.lease is None:
+        del plain["lease"]
+    return plain
+
+
 def _check_sizes(args: _Args, args_bytes: int) -> None:
     """Keys: non-empty, <= KEY_BYTES_MAX of UTF-8; stored values: <= VALUE_BYTES_MAX encoded.
 
@@ -583,7 +632,13 @@ __all__ = [
     "KvGetArgs",
     "KvScanArgs",
     "KvSetArgs",
+    "KEYLESS_OPS",
     "KvTxnArgs",
+    "LEASE_OPS",
+    "LeaseGrantArgs",
+    "LeaseIdArgs",
+    "LeaseListArgs",
+    "LeaseRevokeArgs",
     "LeaderTransferArgs",
     "MemberAddArgs",
     "MemberListArgs",

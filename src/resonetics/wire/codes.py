@@ -34,6 +34,10 @@ COMPACTED: Final = "COMPACTED"
 WATCH_TOO_SLOW: Final = "WATCH_TOO_SLOW"
 #: A watch ended because its client cancelled it (``watch_cancel``).
 CANCELLED: Final = "CANCELLED"
+#: The lease named does not exist (never granted, revoked or expired): never retried.
+LEASE_NOT_FOUND: Final = "LEASE_NOT_FOUND"
+#: A lease limit (``LEASES_MAX``, ``LEASE_KEYS_MAX``) refused the request.
+LEASE_LIMIT: Final = "LEASE_LIMIT"
 
 ALL: Final = frozenset(
     {
@@ -50,5 +54,7 @@ ALL: Final = frozenset(
         COMPACTED,
         WATCH_TOO_SLOW,
         CANCELLED,
+        LEASE_NOT_FOUND,
+        LEASE_LIMIT,
     }
 )

@@ -38,6 +38,8 @@ class TxnOpArg(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     type: str
     key: str
     value: Any | msgspec.UnsetType = msgspec.UNSET
+    #: A put's lease id (``lease_grant``): the key is attached to it.
+    lease: int | msgspec.UnsetType = msgspec.UNSET
 
 
 class _TxnShape(Protocol):
@@ -105,6 +107,11 @@ def _check_branch(field: str, ops: Sequence[TxnOpArg]) -> None:
             _value(f"{where}.value", op.value, limits.VALUE_BYTES_MAX)
         elif op.value is not msgspec.UNSET:
             raise BadRequest(f"{where}.value", f"only a put carries a value, not a {op.type}")
+        if op.lease is not msgspec.UNSET:
+            if op.type != "put":
+                raise BadRequest(f"{where}.lease", f"only a put carries a lease, not a {op.type}")
+            if isinstance(op.lease, bool) or not 1 <= op.lease <= 2**53:
+                raise BadRequest(f"{where}.lease", f"must be a lease id >= 1, got {op.lease!r}")
         if op.type != "get":
             if op.key in written:
                 raise BadRequest(f"{where}.key", f"{op.key!r} is written twice in this branch")

@@ -1,0 +1,142 @@
+"""The leader's lease keeper (runtime/leases.py): keep-alives in memory, expiry by entry."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from resonetics.raft.config import RaftConfig
+from resonetics.raft.messages import Message
+from resonetics.runtime.dispatch import Routed, dispatch
+from resonetics.runtime.driver import NodeDriver
+from resonetics.runtime.outcome import Outcome
+from resonetics.storage.memory import MemoryNodeStorage
+from resonetics.wire import codes
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1_000
+
+    def now_ms(self) -> int:
+        return self.now
+
+    def send(self, msg: Message) -> None:
+        pass
+
+    def flush(self) -> None:
+        pass
+
+
+def _leader() -> tuple[NodeDriver, _Clock]:
+    clock = _Clock()
+    node = NodeDriver(
+        RaftConfig(node_id="n1", initial_voters=("n1",)),
+        MemoryNodeStorage(),
+        clock,
+        random.Random(1),
+    )
+    node.core.campaign()
+    node.process_ready()
+    return node, clock
+
+
+def _do(node: NodeDriver, op: str, args: dict[str, Any], rid: str = "r") -> Outcome:
+    answers: list[Outcome] = []
+    request = {"client_id": "c", "request_id": rid, "op": op, "args": args}
+    dispatch(node, request, answers.append)
+    for _ in range(5):
+        if answers:
+            break
+        node.process_ready()
+    assert len(answers) == 1, (op, answers)
+    return answers[0]
+
+
+def _ops_in_log(node: NodeDriver) -> list[str]:
+    ops = []
+    for index in range(1, node.core.last_index + 1):
+        entry = node.core.entry_at(index)
+        if entry is not None and isinstance(entry.data, dict) and "op" in entry.data:
+            ops.append(entry.data["op"])
+    return ops
+
+
+def _grant(node: NodeDriver, ttl_ms: int, key: str) -> int:
+    lease = int(_do(node, "lease_grant", {"ttl_ms": ttl_ms}, f"g-{key}").result["id"])
+    assert _do(node, "kv_set", {"k": key, "v": 1, "lease": lease}, f"s-{key}").ok
+    return lease
+
+
+def test_keepalives_are_never_logged_and_keep_the_lease_past_its_ttl() -> None:
+    node, clock = _leader()
+    lease = _grant(node, 2_000, "a")
+    logged = node.core.last_index
+    for i in range(20):  # 20 s of keep-alives every second: ten TTLs
+        clock.now += 1_000
+        node.tick()
+        node.process_ready()
+        answer = _do(node, "lease_keepalive", {"id": lease}, f"k{i}")
+        assert answer.ok and answer.result["remaining_ms"] == 2_000
+    assert node.core.last_index == logged  # not one entry for 20 keep-alives
+    assert node.machine.machine.get("a")["found"] is True  # type: ignore[attr-defined]
+    assert node.leases.keepalives == 20
+
+
+def test_the_leader_proposes_expiry_once_its_deadline_passes() -> None:
+    node, clock = _leader()
+    lease = _grant(node, 2_000, "a")
+    node.tick()  # the keeper sees the lease: its deadline is now + TTL
+    clock.now += 1_999
+    node.tick()
+    node.process_ready()
+    assert "lease_expire" not in _ops_in_log(node)
+    clock.now += 1
+    node.tick()
+    node.process_ready()
+    node.process_ready()
+    assert _ops_in_log(node).count("lease_expire") == 1
+    assert node.machine.machine.get("a")["found"] is False  # type: ignore[attr-defined]
+    answer = _do(node, "lease_keepalive", {"id": lease}, "late")
+    assert answer.code == codes.LEASE_NOT_FOUND
+
+
+def test_a_keepalive_after_expiry_was_proposed_is_refused() -> None:
+    """The expire entry is in flight: acknowledging a keep-alive now would promise a TTL
+    the entry is about to break."""
+    node, clock = _leader()
+    lease = _grant(node, 2_000, "a")
+    node.tick()
+    clock.now += 2_000
+    node.tick()  # proposes lease_expire; not yet committed
+    answers: list[Outcome] = []
+    request = {"client_id": "c", "request_id": "k", "op": "lease_keepalive", "args": {"id": lease}}
+    assert dispatch(node, request, answers.append) is Routed.HOST
+    for _ in range(3):
+        node.process_ready()
+    assert [a.code for a in answers] == [codes.LEASE_NOT_FOUND]
+
+
+def test_keepalive_of_an_unknown_lease_is_lease_not_found() -> None:
+    node, _ = _leader()
+    assert _do(node, "lease_keepalive", {"id": 42}).code == codes.LEASE_NOT_FOUND
+
+
+def test_lease_info_answers_remaining_time_on_the_leaders_clock() -> None:
+    node, clock = _leader()
+    lease = _grant(node, 5_000, "a")
+    node.tick()
+    clock.now += 1_500
+    info = _do(node, "lease_info", {"id": lease}).result
+    assert info["keys"] == ["a"] and info["ttl_ms"] == 5_000 and info["remaining_ms"] == 3_500
+
+
+def test_a_lost_leadership_forgets_the_in_memory_deadlines() -> None:
+    node, clock = _leader()
+    lease = _grant(node, 2_000, "a")
+    node.tick()
+    assert node.leases.deadline(lease) == clock.now + 2_000
+    node.core._become_follower(node.core.term + 1, None)  # a higher term seen
+    node.tick()
+    assert node.leases.deadline(lease) is None
+    assert _do(node, "lease_keepalive", {"id": lease}).code == codes.NOT_LEADER
