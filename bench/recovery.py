@@ -29,7 +29,7 @@ import sys
 import time
 
 from resonetics.raft.config import RaftConfig
-from resonetics.raft.entry import EntryType, genesis_entry, make_entry
+from resonetics.raft.entry import EntryType, make_entry
 from resonetics.raft.messages import Message
 from resonetics.raft.ready import HardState
 from resonetics.storage.fs import OsFileSystem
@@ -98,6 +98,10 @@ def _phase(name: str, clock: tuple[float, float]) -> tuple[float, float]:
 
 
 def open_node(folder: str) -> None:
+    if os.environ.get("NOGC"):
+        import gc
+
+        gc.disable()
     # Imported here so that ``build`` timings do not include them, and so that the
     # imports are not counted in the open's phases.
     from resonetics.runtime.driver import NodeDriver

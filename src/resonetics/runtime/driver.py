@@ -213,6 +213,8 @@ class NodeDriver:
             snapshot_spool=snapshot_spool,
             signer=signer,
             snapshot_check=self._check_snapshot,
+            # NodeStorage.load's contract: contiguous and hash-chained from the anchor.
+            entries_linked=True,
         )
         self.snapshots = Snapshots(
             snapshot_policy or SnapshotPolicy(), recovered.anchor.index, snapshot_signer
