@@ -97,7 +97,7 @@ def _phase(name: str, clock: tuple[float, float]) -> tuple[float, float]:
     return cpu, wall
 
 
-def open_node(folder: str) -> None:
+def open_node(folder: str, snapshots: bool = False) -> None:
     if os.environ.get("NOGC"):
         import gc
 
@@ -105,6 +105,7 @@ def open_node(folder: str) -> None:
     # Imported here so that ``build`` timings do not include them, and so that the
     # imports are not counted in the open's phases.
     from resonetics.runtime.driver import NodeDriver
+    from resonetics.runtime.snapshots import SnapshotPolicy
 
     start = (time.process_time(), time.perf_counter())
     storage = FileNodeStorage(OsFileSystem(), folder)
@@ -121,7 +122,16 @@ def open_node(folder: str) -> None:
             return recovered
 
     config = RaftConfig(node_id="n1", initial_voters=("n1",))
-    driver = NodeDriver(config, _Loaded(), _Host(), random.Random(1))  # type: ignore[arg-type]
+    # Without --snapshots no snapshot is taken during the replay, so the folder is
+    # left as it was and the next open measures the same thing.
+    policy = SnapshotPolicy() if snapshots else SnapshotPolicy(entries=0)
+    driver = NodeDriver(
+        config,
+        _Loaded(),  # type: ignore[arg-type]
+        _Host(),
+        random.Random(1),
+        snapshot_policy=policy,
+    )
     clock = _phase("driver (core + restore)", clock)
     commit = recovered.hard_state.commit
     while driver.machine.last_applied < commit:
@@ -140,6 +150,11 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--entries", type=int, default=1_000_000)
     parser.add_argument("--per-entry", type=int, default=1)
     parser.add_argument("--profile", action="store_true", help="cProfile the open, top 25")
+    parser.add_argument(
+        "--snapshots",
+        action="store_true",
+        help="take snapshots during the replay as a server would (compacts DIR)",
+    )
     args = parser.parse_args(argv)
     if args.action == "build":
         build(args.dir, args.entries, args.per_entry)
@@ -147,10 +162,12 @@ def main(argv: list[str]) -> None:
         import cProfile
         import pstats
 
-        cProfile.runctx("open_node(args.dir)", globals(), {"args": args}, "/tmp/recovery.prof")
+        cProfile.runctx(
+            "open_node(args.dir, args.snapshots)", globals(), {"args": args}, "/tmp/recovery.prof"
+        )
         pstats.Stats("/tmp/recovery.prof").sort_stats("cumulative").print_stats(25)
     else:
-        open_node(args.dir)
+        open_node(args.dir, args.snapshots)
 
 
 if __name__ == "__main__":
