@@ -35,13 +35,16 @@ _EXPORTS = {
     "ReplicatedObject": "resonetics.machine.replicated_object",
     "command": "resonetics.machine.replicated_object",
     "query": "resonetics.machine.replicated_object",
+    "WatchEvent": "resonetics.client",
+    "Compacted": "resonetics.errors",
 }
 
 if TYPE_CHECKING:
-    from resonetics.client import AsyncClient, Client, Receipt
+    from resonetics.client import AsyncClient, Client, Receipt, WatchEvent
     from resonetics.errors import (
         BadRequest,
         ClientError,
+        Compacted,
         NotLeader,
         RateLimited,
         ResoneticsError,
@@ -65,6 +68,7 @@ __all__ = [
     "ClientError",
     "LocalRead",
     "Node",
+    "Compacted",
     "NotLeader",
     "RateLimited",
     "Receipt",
@@ -74,6 +78,7 @@ __all__ = [
     "Timeout",
     "TooLarge",
     "Unavailable",
+    "WatchEvent",
     "__version__",
     "command",
     "query",

@@ -63,6 +63,11 @@ COMMANDS: dict[str, CommandRef] = {
         "verify",
         "Check a node folder, or a data dir of node folders, without changing a byte.",
     ),
+    "snapshot": CommandRef(
+        "snapshot",
+        "snapshot",
+        "Back up a cluster's state to a file, inspect one, restore one into a new cluster.",
+    ),
     "check": CommandRef(
         "check",
         "check",

@@ -52,7 +52,7 @@ import ssl
 import threading
 import time
 import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Generator, Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar, overload
 
@@ -63,6 +63,8 @@ from resonetics.addresses import parse_address_list
 from resonetics.raft.entry import Receipt
 from resonetics.retry_policy import Action, Decision, RetryPolicy
 from resonetics.security.tls import TLSConfig, client_context, refusal_reason
+from resonetics.txn import CompareLike, OpLike, TxnResult, result_from_wire, txn_args
+from resonetics.watch import WatchEvent, WatchStream, blocking_watch
 from resonetics.wire import codes
 from resonetics.wire.auth import encode_auth
 from resonetics.wire.client import OPS, WRITE_OPS, ClientResponse, decode_response
@@ -81,6 +83,9 @@ P = TypeVar("P")
 #: query the node ignores the session fields.
 _UNSEQUENCED_OPS = frozenset(OPS) - WRITE_OPS
 
+#: What ``get(..., with_meta=True)`` answers.
+_META_FIELDS = ("value", "found", "create_index", "mod_index", "version")
+
 #: How long one attempt waits for its answer before retrying elsewhere, seconds.
 ATTEMPT_TIMEOUT_S = 2.0
 #: Pause between rounds over every known address when none answered usefully, seconds.
@@ -89,6 +94,57 @@ RETRY_PAUSE_S = 0.05
 RATE_LIMIT_BACKOFF_MAX_S = 1.0
 #: Bytes asked of the socket per read: every complete line in them is answered at once.
 READ_CHUNK_BYTES = 1 << 16
+
+
+class ScanPage(list[tuple[str, Any]]):
+    """One page of a scan: a list of ``(key, value)`` (what ``scan()`` always returned)
+    that also says whether there is ``more``, the cursor to continue from (``next``,
+    pass it as ``after``), and ``state_index``, the log index the page's state reflects
+    (pass it as ``at_index`` to keep later pages consistent with this one; the wire
+    field is ``index``, a name ``list`` already uses)."""
+
+    def __init__(
+        self,
+        items: list[tuple[str, Any]],
+        *,
+        more: bool = False,
+        next: str | None = None,
+        state_index: int = 0,
+        meta: list[dict[str, int]] | None = None,
+    ) -> None:
+        super().__init__(items)
+        self.more = more
+        self.next = next
+        self.state_index = state_index
+        #: With ``meta=True``: each item's create_index, mod_index and version, in order.
+        self.meta = meta
+
+    @property
+    def items(self) -> list[tuple[str, Any]]:
+        return list(self)
+
+
+def _scan_page(result: dict[str, Any], meta: bool) -> ScanPage:
+    """The page in a ``kv_scan`` result, or ``ScanChanged`` when the node refused it."""
+    if result.get("ok") is False and result.get("code") == errors.ScanChanged.code:
+        raise errors.ScanChanged(
+            str(result.get("message", "the scan's range changed")), result.get("key")
+        )
+    rows = result["items"]
+    metas = (
+        [{"create_index": r[2], "mod_index": r[3], "version": r[4]} for r in rows] if meta else None
+    )
+    return ScanPage(
+        [(str(r[0]), r[1]) for r in rows],
+        more=bool(result.get("more")),
+        next=result.get("next"),
+        state_index=int(result.get("index", 0)),
+        meta=metas,
+    )
+
+
+#: Keys per page ``scan_all`` asks for unless told.
+SCAN_ALL_PAGE_DEFAULT = 1000
 
 
 class _SilentClose(ConnectionResetError):
@@ -341,8 +397,17 @@ class AsyncClient:
         result = await self.call("kv_set", {"k": key, "v": value})
         return Receipt.from_data(result.get("receipt"))
 
-    async def get(self, key: str, *, consistency: str = "linearizable") -> Any:
-        result = await self.call("kv_get", {"k": key, "consistency": consistency})
+    async def get(
+        self, key: str, *, consistency: str = "linearizable", with_meta: bool = False
+    ) -> Any:
+        """``key``'s value (None: absent); with ``with_meta``, a dict of ``value``,
+        ``found``, ``create_index``, ``mod_index`` and ``version``."""
+        args: dict[str, Any] = {"k": key, "consistency": consistency}
+        if with_meta:
+            args["meta"] = True
+        result = await self.call("kv_get", args)
+        if with_meta:
+            return {n: result.get(n) for n in _META_FIELDS}
         return result.get("value")
 
     async def delete(self, key: str) -> bool:
@@ -353,11 +418,73 @@ class AsyncClient:
         return bool(result["swapped"])
 
     async def scan(
-        self, prefix: str = "", limit: int = 1000, *, consistency: str = "linearizable"
-    ) -> list[tuple[str, Any]]:
-        args = {"prefix": prefix, "limit": limit, "consistency": consistency}
-        result = await self.call("kv_scan", args)
-        return [(str(k), v) for k, v in result["items"]]
+        self,
+        prefix: str = "",
+        limit: int = 1000,
+        *,
+        consistency: str = "linearizable",
+        after: str | None = None,
+        at_index: int | None = None,
+        meta: bool = False,
+    ) -> ScanPage:
+        """Up to ``limit`` keys under ``prefix`` (after ``after``), as a ``ScanPage``.
+
+        With ``at_index`` (a first page's ``index``) the node refuses, with
+        ``ScanChanged``, a page that would differ from the state at that index.
+        """
+        args: dict[str, Any] = {"prefix": prefix, "limit": limit, "consistency": consistency}
+        if after is not None:
+            args["after"] = after
+        if at_index is not None:
+            args["at_index"] = at_index
+        if meta:
+            args["meta"] = True
+        return _scan_page(await self.call("kv_scan", args), meta)
+
+    async def scan_all(
+        self,
+        prefix: str = "",
+        page: int = SCAN_ALL_PAGE_DEFAULT,
+        *,
+        consistent: bool = False,
+        consistency: str = "linearizable",
+    ) -> AsyncIterator[tuple[str, Any]]:
+        """Every ``(key, value)`` under ``prefix``, fetched ``page`` keys at a time.
+
+        ``consistent=True`` pins every page to the first page's index: if the range
+        changes meanwhile, ``ScanChanged`` is raised (restart the scan) rather than
+        mixing states.
+        """
+        after: str | None = None
+        at_index: int | None = None
+        while True:
+            got = await self.scan(
+                prefix, page, consistency=consistency, after=after, at_index=at_index
+            )
+            for item in got:
+                yield item
+            if not got.more:
+                return
+            after = got.next
+            if consistent and at_index is None:
+                at_index = got.state_index
+
+    async def txn(
+        self,
+        compare: list[CompareLike] | None = None,
+        then: list[OpLike] | None = None,
+        otherwise: list[OpLike] | None = None,
+    ) -> TxnResult:
+        """Run a transaction (``resonetics.txn``): if every compare holds, ``then``'s ops,
+        else ``otherwise``'s, atomically in one log entry."""
+        args = txn_args(compare or [], then or [], otherwise or [])
+        return result_from_wire(await self.call("kv_txn", args))
+
+    def watch(self, prefix: str = "", from_index: int | None = None) -> WatchStream:
+        """Every change under ``prefix`` from ``from_index`` on (None: from now), as an
+        async iterator of ``WatchEvent``; resumes on another node without gaps or
+        duplicates; ``Compacted`` when no node holds the history any more (``watch.py``)."""
+        return WatchStream(self, prefix, from_index)
 
     async def status(self, address: str | None = None) -> dict[str, Any]:
         """The ``status`` of one node (``address``), or of whichever node answers."""
@@ -772,8 +899,8 @@ class Client:
     def put(self, key: str, value: Any) -> Receipt:
         return self._run(self._async.put(key, value))
 
-    def get(self, key: str, *, consistency: str = "linearizable") -> Any:
-        return self._run(self._async.get(key, consistency=consistency))
+    def get(self, key: str, *, consistency: str = "linearizable", with_meta: bool = False) -> Any:
+        return self._run(self._async.get(key, consistency=consistency, with_meta=with_meta))
 
     def delete(self, key: str) -> bool:
         return self._run(self._async.delete(key))
@@ -782,9 +909,54 @@ class Client:
         return self._run(self._async.cas(key, expected, value))
 
     def scan(
-        self, prefix: str = "", limit: int = 1000, *, consistency: str = "linearizable"
-    ) -> list[tuple[str, Any]]:
-        return self._run(self._async.scan(prefix, limit, consistency=consistency))
+        self,
+        prefix: str = "",
+        limit: int = 1000,
+        *,
+        consistency: str = "linearizable",
+        after: str | None = None,
+        at_index: int | None = None,
+        meta: bool = False,
+    ) -> ScanPage:
+        return self._run(
+            self._async.scan(
+                prefix, limit, consistency=consistency, after=after, at_index=at_index, meta=meta
+            )
+        )
+
+    def scan_all(
+        self,
+        prefix: str = "",
+        page: int = SCAN_ALL_PAGE_DEFAULT,
+        *,
+        consistent: bool = False,
+        consistency: str = "linearizable",
+    ) -> Iterator[tuple[str, Any]]:
+        """``AsyncClient.scan_all``, one page fetched per ``page`` items consumed."""
+        after: str | None = None
+        at_index: int | None = None
+        while True:
+            got = self.scan(prefix, page, consistency=consistency, after=after, at_index=at_index)
+            yield from got
+            if not got.more:
+                return
+            after = got.next
+            if consistent and at_index is None:
+                at_index = got.state_index
+
+    def txn(
+        self,
+        compare: list[CompareLike] | None = None,
+        then: list[OpLike] | None = None,
+        otherwise: list[OpLike] | None = None,
+    ) -> TxnResult:
+        return self._run(self._async.txn(compare, then, otherwise))
+
+    def watch(
+        self, prefix: str = "", from_index: int | None = None
+    ) -> Generator[WatchEvent, None, None]:
+        """``AsyncClient.watch`` as a blocking iterator (close it to end the stream)."""
+        return blocking_watch(self._run, self._async.watch(prefix, from_index))
 
     def status(self, address: str | None = None) -> dict[str, Any]:
         return self._run(self._async.status(address))
@@ -843,4 +1015,13 @@ class Client:
         self.close()
 
 
-__all__ = ["AsyncClient", "Client", "Receipt", "check_sizes", "describe_failure"]
+__all__ = [
+    "AsyncClient",
+    "Client",
+    "Receipt",
+    "ScanPage",
+    "TxnResult",
+    "WatchEvent",
+    "check_sizes",
+    "describe_failure",
+]

@@ -84,6 +84,27 @@ class ConfigChangeInProgress(ConfigChangeRejected):
     """Another membership change (or a leadership transfer) is still going on: retry later."""
 
 
+class LearnerNotCaughtUp(ConfigChangeRejected):
+    """A learner may not vote yet: it has not acknowledged entries up to the commit index
+    the leader had when it was added (``raft/membership_change.py: caught_up``)."""
+
+    def __init__(self, node: str, acked_index: int, required_index: int, message: str) -> None:
+        self.node = node
+        self.acked_index = acked_index
+        self.required_index = required_index
+        super().__init__(message)
+
+
+class BackupError(ResoneticsError):
+    """A backup file is unreadable, truncated, corrupt, of another cluster, or cannot be
+    restored where asked; ``path`` names the file, ``reason`` what was wrong."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"{path}: {reason}")
+
+
 class BadRequest(ClientError):
     code = "BAD_REQUEST"
 
@@ -141,6 +162,38 @@ class Unauthenticated(ClientError):
     """The token presented is unknown to the node; never retried."""
 
     code = "UNAUTHENTICATED"
+
+
+class ScanChanged(ClientError):
+    """A consistent multi-page scan cannot go on: its range changed after its first page.
+
+    The store keeps no old versions, so it cannot serve the rest of the scan as of
+    ``at_index``; restart the scan from its first page. ``key`` names the key found
+    changed (None when the cause is not one key: deletes forgotten, a lagging node).
+    """
+
+    code = "SCAN_CHANGED"
+
+    def __init__(self, message: str, key: str | None = None, at_index: int = 0) -> None:
+        super().__init__(message)
+        self.key = key
+        self.at_index = at_index
+
+
+class Compacted(ClientError):
+    """A watch cannot start (or resume) at ``from_index``: no node holds the changes from
+    there any more; ``oldest_index`` is the oldest index one still serves. Read a fresh
+    snapshot (``scan``) and watch from its index."""
+
+    code = "COMPACTED"
+
+    def __init__(self, from_index: int, oldest_index: int) -> None:
+        self.from_index = from_index
+        self.oldest_index = oldest_index
+        super().__init__(
+            f"watch from index {from_index}: compacted; the oldest index still available "
+            f"is {oldest_index}"
+        )
 
 
 class PolicyError(ResoneticsError):

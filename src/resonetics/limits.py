@@ -251,3 +251,64 @@ HTTP_BODY_READ_S = 10.0
 #: Seconds the HTTP port keeps reading (and dropping) an unread request body after its
 #: answer, so the answer is not lost to a reset; then it closes the connection.
 HTTP_LINGER_S = 1.0
+
+# --- Backups (server/backup.py, storage/backup_file.py) ------------------------------------
+#: Bytes of a backup one ``backup_chunk`` answer carries, at most (before base64): well
+#: under LINE_BYTES_MAX once encoded, so a large state travels in many bounded answers.
+BACKUP_CHUNK_BYTES = 1 << 20
+#: Backups a node holds in memory for download at once; a further ``backup_begin`` is
+#: refused (UNAVAILABLE) until one is fetched or expires.
+BACKUP_OPEN_MAX = 2
+#: A backup nobody asked a chunk of for this long is dropped (seconds).
+BACKUP_IDLE_S = 120.0
+#: Bytes of a backup file's header line read before giving up on it (a header is ~1 KiB
+#: plus the membership).
+BACKUP_HEADER_BYTES_MAX = 1 << 20
+
+
+# --- transactions and scan cursors (kv_txn, kv_scan) -------------------------------
+#: Compares in one ``kv_txn``, count.
+TXN_COMPARES_MAX = 64
+#: Operations in one branch (``then`` or ``else``) of a ``kv_txn``, count.
+TXN_OPS_MAX = 128
+#: (A txn's total size is bounded by COMMAND_BYTES_MAX like any command's, and each
+#: value it carries by VALUE_BYTES_MAX.)
+#: Encoded bytes of the values a txn's gets answer, together: a get past it answers
+#: ``"omitted": true`` instead of its value (the caller reads it with kv_get), so a
+#: txn's result stays far below LINE_BYTES_MAX and the session table's per-client cap.
+TXN_READ_BYTES_MAX = 1 << 20
+#: Recent deletes a key-value store remembers (key and index) so a consistent
+#: multi-page scan can tell whether a key in its range vanished after its first
+#: page; older deletes are forgotten and such a scan is refused, count.
+SCAN_TOMBSTONES_MAX = 4096
+
+# --- Watch streams (machine/changes.py, server/watch.py) ------------------------------------
+#: Changes the watch history keeps (a ring: the oldest entries' changes go first).
+WATCH_HISTORY_CHANGES_MAX = 100_000
+#: Estimated bytes (keys, values, overhead) the watch history keeps, at most.
+WATCH_HISTORY_BYTES_MAX = 64 << 20
+#: Bytes a change is charged beyond its key and value (record, tuple, references).
+WATCH_CHANGE_OVERHEAD_BYTES = 96
+#: Dropped records after which the history's list is compacted (and at least half dead).
+WATCH_HISTORY_COMPACT_RECORDS = 4096
+#: Watches one client connection may hold at once (more: BAD_REQUEST, nothing opened).
+WATCHES_PER_CONNECTION_MAX = 64
+#: Watches one node serves at once, over all connections.
+WATCHES_MAX = 4096
+#: A watcher's backlog (changes after its position, nothing copied) past which a
+#: watcher that is not reading its connection is cut with WATCH_TOO_SLOW.
+WATCH_QUEUE_CHANGES_MAX = 20_000
+#: The same backlog in estimated bytes.
+WATCH_QUEUE_BYTES_MAX = 16 << 20
+#: Unsent bytes a connection's transport may hold before its watches stop being fed
+#: (they wait, their backlog growing, until the client reads).
+WATCH_CONN_BUFFER_BYTES_MAX = 1 << 20
+#: Bytes of events in one WatchEvents line, about (whole entries: one may go past it).
+WATCH_MESSAGE_BYTES = 64 << 10
+#: Seconds between progress notices to a watcher (its heartbeat when nothing changes).
+WATCH_PROGRESS_INTERVAL_S = 1.0
+#: Seconds between retries of watchers blocked on a full connection.
+WATCH_RETRY_S = 0.05
+#: Seconds a client waits for any message on a watch before it resumes elsewhere
+#: (several progress intervals: a stopped node is noticed, a slow one is not abandoned).
+WATCH_SILENCE_S = 5.0

@@ -44,6 +44,8 @@ class Bug(StrEnum):
     SNAPSHOT_INSTALL_RACES_LOG_WRITE = "snapshot-install-races-log-write"
     APPENDS_NEVER_FSYNCED = "appends-never-fsynced"
     READ_WOKEN_ONLY_BY_APPLY = "read-woken-only-by-apply"
+    TXN_IGNORES_COMPARES = "txn-ignores-compares"
+    TXN_SPLIT_ACROSS_ENTRIES = "txn-split-across-entries"
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +140,22 @@ CATALOGUE: dict[Bug, Planted] = {
             {"clients": 6, "batch_writes": True},
             budget=5,
             caught_by=("not linearizable", "without a session"),
+        ),
+        Planted(
+            Bug.TXN_IGNORES_COMPARES,
+            "a transaction runs its then branch without evaluating its compares",
+            "machine/kv.py",
+            {},
+            budget=5,
+            caught_by=("not linearizable",),
+        ),
+        Planted(
+            Bug.TXN_SPLIT_ACROSS_ENTRIES,
+            "a transaction applies its first write at its entry and the rest at the next one",
+            "machine/kv.py",
+            {},
+            budget=5,
+            caught_by=("not linearizable", "stale read of", "state machine safety"),
         ),
         Planted(
             Bug.APPLY_BEFORE_COMMIT,

@@ -111,6 +111,11 @@ def _is_settled_voter(admin: Client, node: str) -> bool:
     return node in view["voters"] and not view["voters_outgoing"]
 
 
+def _acked(admin: Client, node: str) -> bool:
+    view = admin.member_list()
+    return bool(view["match_index"].get(node, 0) >= view["catch_up_index"].get(node, 1))
+
+
 def _caught_up(cluster: LocalCluster, node: str) -> bool:
     statuses = {n: cluster.status(n) for n in cluster.nodes}
     leader = next((s for s in statuses.values() if s and s["role"] == "leader"), None)
@@ -243,6 +248,9 @@ def test_cli_member_commands_and_a_joined_node_that_restarts(tmp_path: Path) -> 
         )
         listed = _cli("member", "list", *flags)
         assert listed.exit_code == 0 and "n4" in listed.output and "learner" in listed.output
+        with cluster.admin_client(timeout=CHANGE_TIMEOUT_S) as admin:
+            # A learner may vote only once it has acknowledged the commit index at its add.
+            _wait(cluster, "n4 acknowledged its catch-up index", partial(_acked, admin, "n4"))
         assert _cli("member", "promote", "n4", *flags).exit_code == 0
         with cluster.admin_client(timeout=CHANGE_TIMEOUT_S) as admin:
             _wait(cluster, "n4 a voter", partial(_is_settled_voter, admin, "n4"))

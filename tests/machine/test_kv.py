@@ -29,39 +29,71 @@ _ops = st.one_of(
     st.tuples(
         st.just("kv_scan"),
         st.fixed_dictionaries(
-            {"prefix": st.text(alphabet="ab/é", max_size=2), "limit": st.integers(1, 5)}
+            {"prefix": st.text(alphabet="ab/é", max_size=2), "limit": st.integers(1, 5)},
+            optional={"after": _keys, "meta": st.booleans()},
         ),
     ),
+    st.tuples(st.just("kv_get"), st.fixed_dictionaries({"k": _keys, "meta": st.just(True)})),
 )
 
 
-def oracle(model: dict[str, Any], op: str, args: dict[str, Any]) -> dict[str, Any]:
+def _write(meta: dict[str, list[int]], k: str, index: int) -> None:
+    """The oracle's bookkeeping of one write: [create_index, mod_index, version]."""
+    old = meta.get(k)
+    meta[k] = [index, index, 1] if old is None else [old[0], index, old[1 + 1] + 1]
+
+
+def oracle(
+    model: dict[str, Any], op: str, args: dict[str, Any], meta: dict[str, list[int]], index: int
+) -> dict[str, Any]:
     """The obvious implementation, one branch per op."""
     k = args.get("k", "")
     if op == "kv_set":
         model[k] = args["v"]
+        _write(meta, k, index)
         return {"ok": True}
     if op == "kv_get":
-        return {"ok": True, "value": model.get(k), "found": k in model}
+        found = {"ok": True, "value": model.get(k), "found": k in model}
+        if args.get("meta"):
+            c, m, v = meta.get(k, [0, 0, 0])
+            found.update(create_index=c, mod_index=m, version=v)
+        return found
     if op == "kv_delete":
+        meta.pop(k, None)
         return {"ok": True, "deleted": model.pop(k, ...) is not ...}
     if op == "kv_cas":
         exp = args["expected"]
         ok = k not in model if exp is None else k in model and json_equal(model[k], exp)
         if ok:
             model[k] = args["v"]
+            _write(meta, k, index)
         return {"ok": True, "swapped": ok, "value": model.get(k)}
-    matching = sorted(x for x in model if x.startswith(args["prefix"]))
-    items = [[x, model[x]] for x in matching[: args["limit"]]]
-    return {"ok": True, "items": items, "more": len(matching) > args["limit"]}
+    after = args.get("after")
+    matching = sorted(
+        x for x in model if x.startswith(args["prefix"]) and (after is None or x > after)
+    )
+    page = matching[: args["limit"]]
+    if args.get("meta"):
+        items = [[x, model[x], *meta[x]] for x in page]
+    else:
+        items = [[x, model[x]] for x in page]
+    more = len(matching) > args["limit"]
+    last_write = max((m[1] for m in meta.values()), default=0)
+    return {
+        "ok": True,
+        "items": items,
+        "more": more,
+        "next": page[-1] if more else None,
+        "index": max(index, last_write),
+    }
 
 
 @settings(max_examples=150, deadline=None)
 @given(ops=st.lists(_ops, max_size=40))
 def test_store_matches_dict_oracle(ops: list[tuple[str, dict[str, Any]]]) -> None:
-    store, model = KeyValueStore(), dict[str, Any]()
+    store, model, meta = KeyValueStore(), dict[str, Any](), dict[str, list[int]]()
     for index, (op, args) in enumerate(ops, start=1):
-        assert store.apply(index, {"op": op, "args": args}) == oracle(model, op, args)
+        assert store.apply(index, {"op": op, "args": args}) == oracle(model, op, args, meta, index)
         assert store.items() == sorted(model.items())
     restored = KeyValueStore()
     restored.restore(store.snapshot())
@@ -80,7 +112,13 @@ def test_result_shapes() -> None:
     assert s.cas("b", None, 8) == {"ok": True, "swapped": False, "value": 7}
     assert s.delete("a") == {"ok": True, "deleted": True}
     assert s.delete("a") == {"ok": True, "deleted": False}
-    assert s.scan("", 10) == {"ok": True, "items": [["b", 7]], "more": False}
+    assert s.scan("", 10) == {
+        "ok": True,
+        "items": [["b", 7]],
+        "more": False,
+        "next": None,
+        "index": 0,
+    }
 
 
 def test_cas_compares_json_values_not_python_values() -> None:
@@ -101,9 +139,11 @@ def test_scan_walks_prefix_in_key_order_with_limit_and_more() -> None:
         "ok": True,
         "items": [["b/1", "b/1"], ["b/10", "b/10"]],
         "more": True,
+        "next": "b/10",
+        "index": 0,
     }
     assert s.scan("b/", 3)["more"] is False
-    assert s.scan("z", 3) == {"ok": True, "items": [], "more": False}
+    assert s.scan("z", 3) == {"ok": True, "items": [], "more": False, "next": None, "index": 0}
 
 
 def test_direct_reads_serve_read_ops_only() -> None:

@@ -49,7 +49,7 @@ def test_reads_through_the_log_get_no_receipt() -> None:
     got = kv.apply(log.cmd("c", "r2", "kv_get", {"k": "a", "consistency": "linearizable"}))
     assert got.result == {"ok": True, "value": 1, "found": True}
     scan = kv.apply(log.cmd("c", "r3", "kv_scan", {"prefix": "", "limit": 5}))
-    assert scan.result == {"ok": True, "items": [["a", 1]], "more": False}
+    assert scan.result == {"ok": True, "items": [["a", 1]], "more": False, "next": None, "index": 3}
 
 
 def test_duplicate_request_returns_original_result_and_is_not_reapplied() -> None:

@@ -116,7 +116,9 @@ def test_thread_mode_node_serves_a_blocking_program_and_stops_cleanly(tmp_path: 
         assert node.call("incr", by=4)["value"] == 4
         assert node.call("value")["value"] == 4
         assert node.read_local("value").value == 4
-        assert node.status()["role"] == "leader"
+        status = node.status()
+        assert status["role"] == "leader"
+        assert status["machine"] == "counter"  # status names the machine the node serves
     assert not node.running
     node.stop()  # idempotent
     with pytest.raises(errors.NodeStateError, match="not running"):

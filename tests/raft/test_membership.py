@@ -9,7 +9,13 @@ from resonetics.raft.config import RaftConfig
 from resonetics.raft.entry import EntryType
 from resonetics.raft.membership import Membership
 from resonetics.raft.membership_change import ChangeKind, ConfigChange
-from resonetics.raft.messages import AppendEntries, Message, PreVote, RequestVote
+from resonetics.raft.messages import (
+    AppendEntries,
+    AppendEntriesResp,
+    Message,
+    PreVote,
+    RequestVote,
+)
 from resonetics.raft.ready import Role
 from resonetics.raft.types import NodeId
 from tests.raft.harness import Disk, Network
@@ -407,3 +413,82 @@ def test_a_second_node_on_a_members_address_is_refused() -> None:
     settle(net)
     with pytest.raises(errors.ConfigChangeRejected, match="already the address of member n4"):
         net.nodes["n1"].propose_config_change(change(ChangeKind.ADD_LEARNER, "n5", "h:4"))
+
+
+def test_learner_that_never_answers_is_never_promoted() -> None:
+    """A node added at a dead address never acks: neither the leader's own promotion nor an
+    operator's ``member promote`` may make it a voter, however long the cluster runs, and the
+    cluster keeps committing with its three voters."""
+    net = GrowingNetwork(seed=2)
+    net.elect("n1")
+    net.join("n4")
+    net.down.add("n4")
+    net.nodes["n1"].propose_config_change(change(ChangeKind.ADD_VOTER, "n4", "127.0.0.1:9"))
+    for round_ in range(5):
+        settle(net, 10)
+        net.propose("n1", f"w{round_}")
+        net.deliver()
+        assert net.nodes["n1"].membership.voters == ("n1", "n2", "n3")
+    with pytest.raises(errors.LearnerNotCaughtUp) as refused:
+        net.nodes["n1"].propose_config_change(change(ChangeKind.PROMOTE, "n4"))
+    assert refused.value.acked_index == 0 and refused.value.required_index >= 1
+    assert "n4 at 127.0.0.1:9 has not answered since it was added" in str(refused.value)
+    assert "it stays a learner" in str(refused.value)
+    net.tick_and_deliver(1)  # followers learn the commit index with the next heartbeat
+    assert "w4" in net.applied_data("n1") and "w4" in net.applied_data("n2")
+
+
+def test_learner_promoted_only_after_acking_commit_index_at_add() -> None:
+    """Within the lag bound is not enough: the learner must have acknowledged the commit
+    index the leader had when it was added (recorded in the CONFIG entry)."""
+    net = GrowingNetwork(seed=4, append_entries_max=2, promote_lag_entries_max=1000)
+    net.elect("n1")
+    for i in range(12):
+        net.propose("n1", i)
+    net.deliver()
+    commit_at_add = net.nodes["n1"].commit_index
+    net.join("n4")
+    held_back = 5
+    net.drop = lambda m: (
+        m.src == "n4" and isinstance(m, AppendEntriesResp) and m.match_index > held_back
+    )
+    net.nodes["n1"].propose_config_change(change(ChangeKind.ADD_VOTER, "n4", "h:4"))
+    settle(net, 10)
+    m = net.nodes["n1"].membership
+    assert m.catch_up_index == {"n4": commit_at_add}
+    pr = net.nodes["n1"].progress_of("n4")
+    assert pr is not None and 0 < pr.match_index <= held_back < commit_at_add
+    assert m.learners == ("n4",), "promoted before acking the commit index at add"
+    with pytest.raises(errors.LearnerNotCaughtUp):
+        net.nodes["n1"].propose_config_change(change(ChangeKind.PROMOTE, "n4"))
+    net.drop = lambda m: False
+    settle(net, 10)
+    m = net.nodes["n1"].membership
+    assert m.voters == ("n1", "n2", "n3", "n4") and not m.joint
+    assert "n4" not in m.catch_up_index
+
+
+def test_member_add_refuses_duplicate_address() -> None:
+    """docs/membership.md: duplicate adds are refused; a second id on a member's peer or
+    client address was once accepted on a cluster whose CONFIG entries held no addresses."""
+    net = GrowingNetwork(seed=1)
+    net.elect("n1")
+    leader = net.nodes["n1"]
+    assert leader.membership.addresses == {}  # a young cluster: no addresses in the log
+    known = {"n1": "h:1", "n2": "h:2", "n3": "h:3"}
+    with pytest.raises(errors.ConfigChangeRejected, match="already the address of member n2"):
+        leader.propose_config_change(ConfigChange(ChangeKind.ADD_VOTER, "n4", "h:2", known))
+    with pytest.raises(errors.ConfigChangeRejected, match="n3 is already a member"):
+        leader.propose_config_change(ConfigChange(ChangeKind.ADD_VOTER, "n3", "h:9", known))
+    net.join("n4")
+    leader.propose_config_change(
+        ConfigChange(ChangeKind.ADD_LEARNER, "n4", "h:4", known, client_address="c:4")
+    )
+    settle(net)
+    with pytest.raises(
+        errors.ConfigChangeRejected, match="c:4 is already the client address of member n4"
+    ):
+        leader.propose_config_change(
+            ConfigChange(ChangeKind.ADD_LEARNER, "n5", "h:5", client_address="c:4")
+        )
+    assert leader.membership.members() == {"n1", "n2", "n3", "n4"}

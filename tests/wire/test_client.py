@@ -27,6 +27,7 @@ from resonetics.wire.client import (
     MONITOR_OPS,
     OPS,
     READ_OPS,
+    WATCH_OPS,
     WRITE_OPS,
     ClientRequest,
     ClientResponse,
@@ -52,19 +53,42 @@ def validate(data: bytes) -> ClientRequest:
     return validate_request(decode_envelope(data))
 
 
+_SCAN_DEFAULTS: dict[str, Any] = {"after": None, "at_index": None, "meta": False}
+
+
 @pytest.mark.parametrize(
     ("op", "args", "normalized"),
     [
         ("kv_set", {"k": "a", "v": {"x": [1, None]}}, {"k": "a", "v": {"x": [1, None]}}),
-        ("kv_get", {"k": "a"}, {"k": "a", "consistency": "linearizable"}),
-        ("kv_get", {"k": "a", "consistency": "stale"}, {"k": "a", "consistency": "stale"}),
+        ("kv_get", {"k": "a"}, {"k": "a", "consistency": "linearizable", "meta": False}),
+        (
+            "kv_get",
+            {"k": "a", "consistency": "stale", "meta": True},
+            {"k": "a", "consistency": "stale", "meta": True},
+        ),
         ("kv_delete", {"k": "a"}, {"k": "a"}),
         ("kv_cas", {"k": "a", "expected": None, "v": 1}, {"k": "a", "expected": None, "v": 1}),
-        ("kv_scan", {"prefix": ""}, {"prefix": "", "limit": 1000, "consistency": "linearizable"}),
+        (
+            "kv_scan",
+            {"prefix": ""},
+            {"prefix": "", "limit": 1000, "consistency": "linearizable", **_SCAN_DEFAULTS},
+        ),
         (
             "kv_scan",
             {"prefix": "a/", "limit": 5, "consistency": "lease"},
-            {"prefix": "a/", "limit": 5, "consistency": "lease"},
+            {"prefix": "a/", "limit": 5, "consistency": "lease", **_SCAN_DEFAULTS},
+        ),
+        (
+            "kv_scan",
+            {"prefix": "a/", "after": "a/b", "at_index": 7, "meta": True},
+            {
+                "prefix": "a/",
+                "limit": 1000,
+                "consistency": "linearizable",
+                "after": "a/b",
+                "at_index": 7,
+                "meta": True,
+            },
         ),
         ("status", {}, {}),
         ("status", ..., {}),
@@ -78,20 +102,24 @@ def test_valid_requests_come_out_with_defaults_filled(
 
 
 def test_op_categories_cover_the_table() -> None:
-    assert {"kv_set", "kv_delete", "kv_cas"} == WRITE_OPS
+    assert {"kv_set", "kv_delete", "kv_cas", "kv_txn"} == WRITE_OPS
     assert WRITE_OPS | {"session_open"} == LOGGED_OPS
     assert {"kv_get", "kv_scan"} == READ_OPS
     membership = {"member_add", "member_add_learner", "member_promote", "member_remove"}
-    assert {"leader_transfer"} | membership == ADMIN_OPS
-    assert {"status", "member_list"} == MONITOR_OPS
-    assert set(OPS) == LOGGED_OPS | READ_OPS | ADMIN_OPS | MONITOR_OPS
+    backup = {"backup_begin", "backup_chunk"}  # a backup holds every key: admin only
+    assert {"leader_transfer"} | membership | backup == ADMIN_OPS
+    assert {"status", "member_list", "chain_hash"} == MONITOR_OPS
+    assert {"watch", "watch_cancel"} == WATCH_OPS
+    assert set(OPS) == LOGGED_OPS | READ_OPS | ADMIN_OPS | MONITOR_OPS | WATCH_OPS
 
 
 def test_every_key_op_names_the_argument_holding_its_key() -> None:
     """Authorization reads the key from ``key_arg``: a read or write op without one
     would be checked against nothing."""
     for spec in OPS.values():
-        if spec.category in ("read", "write"):
+        if spec.multi_key:  # kv_txn: every key inside its args is judged (authz._decide_txn)
+            assert spec.key_arg is None and spec.category == "write", spec.name
+        elif spec.category in ("read", "write") or spec.name == "watch":
             assert spec.key_arg in spec.args_type.__struct_fields__, spec.name
         else:  # admin, monitor, session: no key
             assert spec.key_arg is None, spec.name
@@ -101,7 +129,7 @@ def test_every_key_op_names_the_argument_holding_its_key() -> None:
     ("data", "field", "reason"),
     [
         (request("kv_set", kind="Hello"), "kind", "unknown kind 'Hello'"),
-        (request("kv_nope", {}), "op", "unknown op 'kv_nope'; expected one of kv_cas"),
+        (request("kv_nope", {}), "op", "unknown op 'kv_nope'; expected one of backup_begin"),
         (request("kv_set", {"k": 1, "v": 2}), "args.k", "must be a string, got int"),
         (request("kv_set", {"k": "a"}), "args.v", "missing required field"),
         (request("kv_set", {"k": "", "v": 1}), "args.k", "must be a non-empty string"),

@@ -7,6 +7,13 @@ A history is Jepsen-style JSON lines, one event per line::
     {"process": 3, "type": "invoke", "f": "cas", "key": "k", "value": [1, 2], "time": 0.41}
     {"process": 3, "type": "ok",     "f": "cas", "key": "k", "value": [1, 2], "time": 0.43}
 
+A transaction (``f: "txn"``) touches several keys: its ``key`` is a label (the
+first key it names), its invoke's ``value`` is ``{"compare": [[key, target, op,
+against], ...], "then": [[type, key, value], ...], "else": [...]}`` (targets
+``value``, ``exists``, ``version``; types ``put``, ``delete``, ``get``) and its
+``ok``'s value is ``{"succeeded": bool, "reads": [[key, value, version], ...]}``
+for the gets of the branch that ran (see ``check/txn_model.py``).
+
 Order is line order; ``time`` is informative only (clocks of different clients
 disagree, line order from one recorder does not). Each process has at most one
 operation outstanding: an ``invoke`` is closed by the next ``ok`` (it took
@@ -49,10 +56,10 @@ __all__ = [
     "parse_history",
 ]
 
-OpKind: TypeAlias = Literal["set", "get", "delete", "cas"]
+OpKind: TypeAlias = Literal["set", "get", "delete", "cas", "txn"]
 EventType: TypeAlias = Literal["invoke", "ok", "fail", "info"]
 Key: TypeAlias = str | int
-OP_KINDS: frozenset[str] = frozenset({"set", "get", "delete", "cas"})
+OP_KINDS: frozenset[str] = frozenset({"set", "get", "delete", "cas", "txn"})
 EVENT_TYPES: frozenset[str] = frozenset({"invoke", "ok", "fail", "info"})
 
 
@@ -109,6 +116,12 @@ class Operation:
         elif self.f == "delete":
             flag = "" if self.deleted is None else f" (deleted={str(self.deleted).lower()})"
             what = f"delete{flag}"
+        elif self.f == "txn":
+            spec = self.input
+            what = f"txn if {spec['compare']} then {spec['then']} else {spec['else']}"
+            if not self.pending and isinstance(self.output, dict):
+                branch = "then" if self.output.get("succeeded") else "else"
+                what += f" -> {branch}, read {self.output.get('reads')}"
         else:
             expected, new = self.input
             what = f"cas {_show(expected)} -> {_show(new)}"
@@ -175,6 +188,10 @@ def _event_from(raw: dict[str, Any], line: int, source: str) -> Event | None:
     value = raw.get("value")
     if f == "cas" and kind in ("invoke", "ok") and not _is_pair(value):
         raise bad(f"a cas value must be [expected, new], got {value!r}")
+    if f == "txn" and kind == "invoke" and not _is_txn_spec(value):
+        raise bad("a txn value must be {compare: [[k, target, op, against]...], then, else}")
+    if f == "txn" and kind == "ok" and not _is_txn_outcome(value):
+        raise bad("a txn's ok value must be {succeeded: bool, reads: [[k, value, version]...]}")
     success, deleted = raw.get("success"), raw.get("deleted")
     for name, flag in (("success", success), ("deleted", deleted)):
         if flag is not None and not isinstance(flag, bool):
@@ -194,6 +211,36 @@ def _event_from(raw: dict[str, Any], line: int, source: str) -> Event | None:
 
 def _is_pair(value: Any) -> bool:
     return isinstance(value, list) and len(value) == 2
+
+
+def _rows(value: Any, width: int, key_at: int) -> bool:
+    """A list of lists of ``width`` items whose item ``key_at`` is a key (a string)."""
+    return isinstance(value, list) and all(
+        isinstance(r, list) and len(r) == width and isinstance(r[key_at], str) for r in value
+    )
+
+
+def _is_txn_spec(value: Any) -> bool:
+    if not isinstance(value, dict) or set(value) != {"compare", "then", "else"}:
+        return False
+    compares_ok = _rows(value["compare"], 4, 0) and all(
+        c[1] in ("value", "exists", "version") and c[2] in ("==", "!=", "<", ">")
+        for c in value["compare"]
+    )
+    branches_ok = all(
+        _rows(value[b], 3, 1) and all(o[0] in ("put", "delete", "get") for o in value[b])
+        for b in ("then", "else")
+    )
+    return compares_ok and branches_ok
+
+
+def _is_txn_outcome(value: Any) -> bool:
+    return (
+        isinstance(value, dict)
+        and isinstance(value.get("succeeded"), bool)
+        and _rows(value.get("reads"), 3, 0)
+        and all(isinstance(r[2], int) and not isinstance(r[2], bool) for r in value["reads"])
+    )
 
 
 def pair_events(events: Iterable[Event], *, source: str = "<history>") -> list[Operation]:
@@ -236,7 +283,7 @@ def _operation(slot: int, invoke: Event, completion: Event | None) -> Operation:
     if invoke.f == "cas":
         raw = invoke.value
         value_in: Any = [raw[0], raw[1]]
-    elif invoke.f == "set":
+    elif invoke.f in ("set", "txn"):
         value_in = invoke.value
     else:
         value_in = None
@@ -248,7 +295,9 @@ def _operation(slot: int, invoke: Event, completion: Event | None) -> Operation:
         call=invoke.line,
         ret=completion.line if completed and completion is not None else math.inf,
         input=value_in,
-        output=completion.value if completed and completion and invoke.f == "get" else None,
+        output=completion.value
+        if completed and completion and invoke.f in ("get", "txn")
+        else None,
         success=_success(invoke, completion) if completed else None,
         deleted=completion.deleted if completed and completion and invoke.f == "delete" else None,
     )
@@ -340,7 +389,7 @@ class HistoryRecorder:
         deleted: bool | None = None,
     ) -> None:
         """The operation took effect; ``value`` is what a get read (None = absent)."""
-        out = value if handle.f == "get" else handle.value
+        out = value if handle.f in ("get", "txn") else handle.value
         extra: dict[str, Any] = {}
         if success is not None:
             extra["success"] = success

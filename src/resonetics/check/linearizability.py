@@ -33,9 +33,11 @@ from __future__ import annotations
 import enum
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
+from resonetics.check import txn_model
 from resonetics.check.history import Key, Operation, canonical
 from resonetics.check.minimize import minimize_violation
 from resonetics.limits import (
@@ -49,6 +51,7 @@ __all__ = [
     "KeyResult",
     "SearchResult",
     "Verdict",
+    "check_group",
     "check_history",
     "check_key",
     "search",
@@ -178,8 +181,18 @@ class _Search:
     ``2i+2``. ``-1`` ends the list.
     """
 
-    def __init__(self, ops: Sequence[Operation]) -> None:
-        self.steps = [_digest(op) for op in ops]
+    def __init__(
+        self,
+        ops: Sequence[Operation],
+        steps: Sequence[Any] | None = None,
+        apply: Callable[[Any, Any], tuple[bool, Any]] | None = None,
+        initial: Any = None,
+    ) -> None:
+        # A model other than the one-key register (``check/txn_model.py``) brings its own
+        # digested steps (each with ``.pending``), step function and initial state.
+        self.steps: Sequence[Any] = [_digest(op) for op in ops] if steps is None else steps
+        self.apply = _apply if apply is None else apply
+        self.initial = initial
         points: list[tuple[float, int, int]] = []
         for i, op in enumerate(ops):
             points.append((op.call, 0, 2 * i + 1))
@@ -214,19 +227,19 @@ class _Search:
         prv[nxt[call]] = call
 
     def run(self, steps_max: int, deadline: float | None = None) -> SearchResult:
-        nxt, steps = self.nxt, self.steps
-        state: _State = None
+        nxt, steps, apply = self.nxt, self.steps, self.apply
+        state: Any = self.initial
         done = pending = 0  # bitsets of linearized operations: completed / pending ones
         remaining = self.completed
         memo = _Memo()
-        stack: list[tuple[int, _State]] = []
+        stack: list[tuple[int, Any]] = []
         node = nxt[0]
         for count in range(1, steps_max + 1):
             if count % _CLOCK_EVERY_STEPS == 0 and _past(deadline):
                 return SearchResult(Verdict.UNKNOWN, count)
             if node % 2 == 1:  # a call entry: try to linearize its op here
                 op = node // 2
-                legal, after = _apply(state, steps[op])
+                legal, after = apply(state, steps[op])
                 is_pending = steps[op].pending
                 new_done = done if is_pending else done | (1 << op)
                 new_pending = pending | (1 << op) if is_pending else pending
@@ -267,9 +280,9 @@ class _Memo:
     """
 
     def __init__(self) -> None:
-        self._entered: dict[tuple[int, _State], list[int]] = {}
+        self._entered: dict[tuple[int, Any], list[int]] = {}
 
-    def visit(self, done: int, state: _State, pending: int) -> bool:
+    def visit(self, done: int, state: Any, pending: int) -> bool:
         """Record a configuration; False if it or a configuration with more options was seen."""
         entered = self._entered.setdefault((done, state), [])
         for earlier in entered:
@@ -349,15 +362,23 @@ def check_history(
     deadline_s: float | None = None,
     minimize: bool = True,
 ) -> CheckResult:
-    """Check every key independently (P-compositionality).
+    """Check every key independently (P-compositionality); keys tied by txns together.
 
     ``deadline_s`` bounds the wall time of the whole check: a key whose search
     is cut short, or not reached, is UNKNOWN. (Checking is offline, so a real
     clock is fine here; tests bound work with ``steps_max`` instead.)
     """
+    tied = txn_model.groups(ops)
+    group_of = {k: i for i, group in enumerate(tied) for k in group}
     by_key: dict[Key, list[Operation]] = defaultdict(list)
+    by_group: list[list[Operation]] = [[] for _ in tied]
     for op in ops:
-        by_key[op.key].append(op)
+        if op.f == "txn":
+            by_group[group_of[(txn_model.txn_keys(op) or [op.key])[0]]].append(op)
+        elif op.key in group_of:
+            by_group[group_of[op.key]].append(op)
+        else:
+            by_key[op.key].append(op)
     deadline = None if deadline_s is None else time.monotonic() + deadline_s
     results: list[KeyResult] = []
     for key in sorted(by_key, key=lambda k: (isinstance(k, str), k)):
@@ -368,7 +389,35 @@ def check_history(
         results.append(
             check_key(key, key_ops, steps_max=steps_max, minimize=minimize, deadline=deadline)
         )
+    for group, group_ops in zip(tied, by_group, strict=True):
+        results.append(check_group(group, group_ops, steps_max=steps_max, deadline=deadline))
     return CheckResult(_overall(results), tuple(results), len(ops))
+
+
+def check_group(
+    keys: Sequence[Key],
+    ops: Sequence[Operation],
+    *,
+    steps_max: int = LINEARIZABILITY_STEPS_MAX,
+    deadline: float | None = None,
+) -> KeyResult:
+    """Check keys tied together by transactions as one object (``check/txn_model.py``).
+
+    The result is labelled ``k1+k2+...``; a violation's counterexample is the
+    group's operations (not minimized: the minimizer knows only registers).
+    """
+    label = "+".join(str(k) for k in keys)
+    if _past(deadline):
+        return KeyResult(label, Verdict.UNKNOWN, len(ops), 0)
+    live = [op for op in ops if not (op.pending and op.f == "get")]
+    if all(op.pending for op in live):
+        return KeyResult(label, Verdict.LINEARIZABLE, len(ops), 0)
+    slots = {k: i for i, k in enumerate(keys)}
+    steps = [txn_model.digest(op, slots) for op in live]
+    initial = tuple((None, 0) for _ in keys)
+    result = _Search(live, steps, txn_model.apply, initial).run(steps_max, deadline)
+    example = tuple(live) if result.verdict is Verdict.NOT_LINEARIZABLE else ()
+    return KeyResult(label, result.verdict, len(ops), result.steps, example)
 
 
 def _overall(results: Sequence[KeyResult]) -> Verdict:

@@ -150,14 +150,23 @@ def list_(policy_path: Path) -> None:
 @policy_option
 @_one_line_errors
 def check_(name: str, op: str, key: str, policy_path: Path) -> None:
-    """Would NAME be allowed OP (on KEY, or the prefix for kv_scan)? Exit 0 yes, 1 no."""
+    """Would NAME be allowed OP (on KEY, or the prefix for kv_scan)? Exit 0 yes, 1 no.
+
+    For kv_txn, KEY is judged as a key the txn both compares and writes.
+    """
     policy = load_policy(policy_path)
     identity = _identity(policy, name)
     spec = OPS[op]
     args: dict[str, Any] = {spec.key_arg: key} if spec.key_arg else {}
+    if spec.multi_key and key:
+        args = {
+            "compare": [{"key": key, "target": "exists", "op": "==", "against": True}],
+            "then": [{"type": "put", "key": key, "value": None}],
+        }
     decision = check(policy, identity, op, args)
     if decision.allowed:
-        click.echo(f"allowed: {name} may {op}" + (f" {key!r}" if spec.key_arg else ""))
+        named = spec.key_arg or (spec.multi_key and key)
+        click.echo(f"allowed: {name} may {op}" + (f" {key!r}" if named else ""))
         return
     click.echo(f"forbidden: {decision.reason}")
     sys.exit(EXIT_NEGATIVE)

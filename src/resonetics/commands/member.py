@@ -2,7 +2,8 @@
 
 Every change goes to the leader (the client follows NOT_LEADER hints) and is
 answered once its CONFIG entry has committed. ``member add`` adds the node as a
-learner; the leader promotes it to voter by itself once it has caught up, and
+learner; the leader promotes it to voter by itself once it has acknowledged the
+entries committed before it was added (a dead address never is), and
 ``--wait`` (the default) polls ``member_list`` until that has happened.
 """
 
@@ -103,12 +104,35 @@ def add(
         parse_address(client_address, what="--client-address")
     with _client(cluster, timeout, tls, token) as client:
         client.member_add(node, address, client_address=client_address)
-        click.echo(f"{node} added as a learner; it becomes a voter once caught up")
+        added_at = time.monotonic()
+        click.echo(
+            f"{node} added as a learner; it becomes a voter once it has acknowledged "
+            "the entries committed before it was added"
+        )
         if wait and not _wait_until(client, timeout, lambda v: node in v.get("voters", [])):
-            click.echo(f"{node} is not a voter yet after {timeout}s", err=True)
+            click.echo(_why_learner(client, node, address, time.monotonic() - added_at), err=True)
             sys.exit(EXIT_UNAVAILABLE)
         if wait:
             click.echo(f"{node} is a voter")
+
+
+def _why_learner(client: Client, node: str, address: str, waited_s: float) -> str:
+    """Why ``node`` is still a learner, from the leader's view (its match vs the bar)."""
+    try:
+        view = client.member_list()
+    except (OSError, ResoneticsError) as exc:
+        return f"{node} is not a voter yet after {waited_s:.0f} s (member list failed: {exc})"
+    acked = int(view.get("match_index", {}).get(node, 0))
+    need = view.get("catch_up_index", {}).get(node, "?")
+    if acked == 0:
+        head = f"{node} at {address} has not answered since it was added {waited_s:.0f} s ago"
+    else:
+        head = f"{node} at {address} has not caught up {waited_s:.0f} s after it was added"
+    return (
+        f"{head}; it stays a learner (acknowledged index {acked}, needs {need}: the "
+        "commit index when it was added). Check the address and that the node runs; "
+        f"`member remove {node}` undoes the add."
+    )
 
 
 @member.command("add-learner")

@@ -88,6 +88,12 @@ def _faults(_ctx: click.Context, _param: click.Parameter, value: str) -> frozens
     help="Clients that only read, besides --clients.",
 )
 @click.option(
+    "--watchers",
+    type=click.IntRange(0, 64),
+    default=0,
+    help="Watchers following change streams, checked against the committed log at the end.",
+)
+@click.option(
     "--transfer-lag",
     is_flag=True,
     help="With --churn: the old leader hears a transfer's new term late (one-way partition).",
@@ -140,6 +146,7 @@ def sim(
     adversary: bool,
     append_entries_max: int,
     readers: int,
+    watchers: int,
     transfer_lag: bool,
     scenario: str | None,
     plant: str | None,
@@ -167,6 +174,7 @@ def sim(
         adversary=adversary,
         append_entries_max=append_entries_max,
         readers=readers,
+        watchers=watchers,
         transfer_lag=transfer_lag,
         scenario=scenario or "",
         plant=plant or "",

@@ -1,4 +1,4 @@
-"""The default state machine: a key-value store with prefix scans.
+"""The default state machine: a key-value store with prefix scans, versions and txns.
 
 Keys live in a dict (O(1) get/set) and, in parallel, in a sorted list kept
 with ``bisect`` so a prefix scan is a binary search plus a walk over exactly
@@ -6,35 +6,67 @@ the keys it returns. Inserting a new key costs a list insert (a ``memmove``);
 at the sizes a Python store holds this beat a balanced tree written in Python.
 Keys sort by code point, which is also their UTF-8 byte order.
 
+Each key's entry is a ``Record`` (a named tuple: no per-key dict): its value,
+``create_index`` (the log index that created it), ``mod_index`` (the index of
+its last write) and ``version`` (writes since creation, 1 for a new key; a
+delete forgets the key, so a re-created key starts again at 1). An absent key
+reads as version 0, create and mod index 0, as in etcd.
+
 Results are the shapes of DESIGN §5:
 
 * ``kv_set``    -> ``{"ok": true}``
-* ``kv_get``    -> ``{"ok": true, "value": v, "found": bool}``
+* ``kv_get``    -> ``{"ok": true, "value": v, "found": bool}`` (+ ``create_index``,
+  ``mod_index``, ``version`` with ``meta: true``)
 * ``kv_delete`` -> ``{"ok": true, "deleted": bool}``
 * ``kv_cas``    -> ``{"ok": true, "swapped": bool, "value": value after the op}``
   (``expected`` null: swap only if the key is absent)
-* ``kv_scan``   -> ``{"ok": true, "items": [[k, v], ...], "more": bool}``
+* ``kv_scan``   -> ``{"ok": true, "items": [[k, v], ...], "more": bool, "next": key|null,
+  "index": int}`` (``items`` rows are ``[k, v, create, mod, version]`` with ``meta``)
+* ``kv_txn``    -> ``{"ok": true, "succeeded": bool, "responses": [...]}``
+  (see ``machine/txn.py``)
+
+A scan page names ``index``, the log index its state reflects (the last command
+applied: later NOOPs change nothing). ``after`` continues a scan strictly after
+a key; ``at_index`` asks that the page be the one the state at that index would
+give (a consistent multi-page scan). The store keeps no old versions, so it
+*checks* rather than reconstructs: every key on the page must have ``mod_index
+<= at_index``, no key in the page's range may have been deleted after
+``at_index`` (the last ``SCAN_TOMBSTONES_MAX`` deletes are remembered), and the
+state must have reached ``at_index``. Otherwise the page is refused with
+``{"ok": false, "code": "SCAN_CHANGED"}`` naming the key and the caller
+restarts the scan.
 
 ``kv_cas`` compares JSON values, not Python values: ``1``, ``1.0`` and
 ``true`` are different JSON, though Python calls them equal. A command the
 store cannot understand (possible only if the gateway was bypassed) gives an
 ``{"ok": false, "code": "BAD_REQUEST"}`` result and changes nothing.
+
+Snapshot format 2 carries every key's record, the index, and the remembered
+deletes. Format 1 (values only) is refused: the versions it lacks cannot be
+rebuilt, and a replica restored from it would answer version compares
+differently from one that replayed the log (see docs/storage.md).
 """
 
 from __future__ import annotations
 
 import bisect
+from collections import deque
 from collections.abc import Callable, Generator, Mapping
-from typing import Any, ClassVar, Final
+from typing import Any, ClassVar, Final, NamedTuple, Protocol
 
 import msgspec
 
+from resonetics import limits, planted
 from resonetics.errors import BadRequest, StorageCorruption
 from resonetics.machine.base import StateMachine
 from resonetics.machine.ops import MachineOp, command, query
+from resonetics.machine.txn import Txn, TxnOp, parse_txn
 
 _CANONICAL: Final = msgspec.json.Encoder(order="sorted")
-_SNAPSHOT_FORMAT: Final = 1
+#: 2: per-key records (create index, mod index, version), the index, recent deletes.
+_SNAPSHOT_FORMAT: Final = 2
+#: The code of a consistent-scan page the store cannot vouch for (restart the scan).
+SCAN_CHANGED: Final = "SCAN_CHANGED"
 
 
 #: Key-value pairs encoded between two yields of ``snapshot_steps``.
@@ -44,12 +76,40 @@ SNAPSHOT_SLICE_ITEMS = 20_000
 SnapshotSteps = Generator[None, None, bytes]
 
 
+class Record(NamedTuple):
+    """One key's value and metadata: a tuple, so a key costs no per-instance dict."""
+
+    value: Any
+    create_index: int
+    mod_index: int
+    version: int
+
+    def meta(self) -> dict[str, int]:
+        return {
+            "create_index": self.create_index,
+            "mod_index": self.mod_index,
+            "version": self.version,
+        }
+
+
+_ABSENT_META: Final = {"create_index": 0, "mod_index": 0, "version": 0}
+
+
 class _KvSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     format: int
-    items: list[tuple[str, Any]]
+    #: ``[key, value, create_index, mod_index, version]`` rows in key order.
+    items: list[tuple[str, Any, int, int, int]]
+    index: int = 0
+    tombstones: list[tuple[int, str]] = []
+    forgotten: int = 0
+
+
+class _FormatOnly(msgspec.Struct):
+    format: int
 
 
 _SNAPSHOT_DECODER: Final = msgspec.json.Decoder(_KvSnapshot)
+_FORMAT_DECODER: Final = msgspec.json.Decoder(_FormatOnly)
 
 
 def _str(args: Mapping[str, Any], name: str) -> str:
@@ -67,13 +127,34 @@ def _int(args: Mapping[str, Any], name: str) -> int:
     return value
 
 
+def _opt_str(args: Mapping[str, Any], name: str) -> str | None:
+    return None if args.get(name) is None else _str(args, name)
+
+
+def _opt_int(args: Mapping[str, Any], name: str) -> int | None:
+    return None if args.get(name) is None else _int(args, name)
+
+
 def json_equal(a: Any, b: Any) -> bool:
     """Equality of JSON values (``1`` != ``1.0`` != ``true``), by canonical encoding."""
     return _CANONICAL.encode(a) == _CANONICAL.encode(b)
 
 
+class ChangeSink(Protocol):
+    """Told every change the store makes, as it makes it (``machine/changes.py``).
+
+    Called from ``set``/``delete``, the store's only mutators, so any op built on them
+    (a transaction's puts and deletes too) reports its changes; a failed CAS or a delete
+    of an absent key calls nothing. ``reset``: the whole state was replaced (a snapshot).
+    """
+
+    def put(self, key: str, value: Any) -> None: ...
+    def delete(self, key: str) -> None: ...
+    def reset(self) -> None: ...
+
+
 class KeyValueStore(StateMachine):
-    """A replicated dict of JSON values keyed by strings."""
+    """A replicated dict of JSON values keyed by strings, with per-key versions."""
 
     read_ops: ClassVar[frozenset[str]] = frozenset({"kv_get", "kv_scan"})
     name: ClassVar[str] = "kv"
@@ -83,115 +164,311 @@ class KeyValueStore(StateMachine):
         command("kv_set", key_arg="k"),
         command("kv_delete", key_arg="k"),
         command("kv_cas", key_arg="k"),
+        command("kv_txn"),
         query("kv_get", key_arg="k"),
         query("kv_scan", key_arg="prefix"),
     )
 
     def __init__(self) -> None:
-        self._data: dict[str, Any] = {}
+        self._data: dict[str, Record] = {}
         # Invariant: self._keys == sorted(self._data).
         self._keys: list[str] = []
+        #: The index of the last command applied: the state is the state at this index.
+        self._index = 0
+        #: Recent deletes ``(index, key)`` in index order, at most SCAN_TOMBSTONES_MAX;
+        #: ``_forgotten`` is the index of the newest delete no longer remembered.
+        self._tombstones: deque[tuple[int, str]] = deque()
+        self._forgotten = 0
+        #: Only with the planted bug ``txn-split-across-entries``: a txn's later writes,
+        #: applied at the next command instead of at once.
+        self._deferred: list[TxnOp] = []
         self._ops: dict[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
             "kv_set": lambda a: self.set(_str(a, "k"), a["v"]),
-            "kv_get": lambda a: self.get(_str(a, "k")),
+            "kv_get": lambda a: self.get(_str(a, "k"), meta=bool(a.get("meta", False))),
             "kv_delete": lambda a: self.delete(_str(a, "k")),
             "kv_cas": lambda a: self.cas(_str(a, "k"), a["expected"], a["v"]),
-            "kv_scan": lambda a: self.scan(_str(a, "prefix"), _int(a, "limit")),
+            "kv_scan": self._scan_args,
+            "kv_txn": lambda a: self.txn(parse_txn(a)),
         }
+        #: Where changes are reported (watch streams); None: nobody records them.
+        self.changes: ChangeSink | None = None
 
     def __len__(self) -> int:
         return len(self._data)
 
+    @property
+    def index(self) -> int:
+        """The log index of the last command applied."""
+        return self._index
+
     def items(self) -> list[tuple[str, Any]]:
         """Every (key, value), in key order."""
-        return [(k, self._data[k]) for k in self._keys]
+        data = self._data
+        return [(k, data[k].value) for k in self._keys]
+
+    def record(self, k: str) -> Record | None:
+        """``k``'s value and metadata, or None when absent."""
+        return self._data.get(k)
 
     # --- StateMachine ------------------------------------------------------------------
     def apply(self, index: int, command: Any) -> dict[str, Any]:
+        before = self._index
+        self._index = max(before, index)  # the writes below are stamped with it
+        if self._deferred:  # never, unless a planted bug put writes there
+            deferred, self._deferred = self._deferred, []
+            for op in deferred:
+                if op.type == "put":
+                    self._put(op.key, op.value)
+                else:
+                    self.delete(op.key)
         try:
             handler = self._ops[command["op"]]
             return handler(command["args"])
-        except (KeyError, TypeError, IndexError) as exc:
+        except (KeyError, TypeError, IndexError, ValueError) as exc:
+            self._index = before  # refused before any change: the state is as it was
             return {"ok": False, "code": BadRequest.code, "message": f"bad command: {exc!r}"}
 
     def read(self, op: str, args: Mapping[str, Any]) -> dict[str, Any]:
         if op == "kv_get":
-            return self.get(args["k"])
+            return self.get(args["k"], meta=bool(args.get("meta", False)))
         if op == "kv_scan":
-            return self.scan(args["prefix"], args["limit"])
+            return self._scan_args(args)
         return super().read(op, args)  # type: ignore[no-any-return]
 
+    def _scan_args(self, a: Mapping[str, Any]) -> dict[str, Any]:
+        return self.scan(
+            _str(a, "prefix"),
+            _int(a, "limit"),
+            after=_opt_str(a, "after"),
+            at_index=_opt_int(a, "at_index"),
+            meta=bool(a.get("meta", False)),
+        )
+
+    def _snapshot_struct(self, rows: list[tuple[str, Any, int, int, int]]) -> _KvSnapshot:
+        return _KvSnapshot(
+            format=_SNAPSHOT_FORMAT,
+            items=rows,
+            index=self._index,
+            tombstones=list(self._tombstones),
+            forgotten=self._forgotten,
+        )
+
+    def _rows(self, data: dict[str, Record], keys: list[str]) -> list[Any]:
+        return [(k, *data[k]) for k in keys]
+
     def snapshot(self) -> bytes:
-        return _CANONICAL.encode(_KvSnapshot(format=_SNAPSHOT_FORMAT, items=self.items()))
+        return _CANONICAL.encode(self._snapshot_struct(self._rows(self._data, self._keys)))
 
     def snapshot_steps(self, slice_items: int = SNAPSHOT_SLICE_ITEMS) -> SnapshotSteps:
         """The same bytes as ``snapshot()``, encoded a slice at a time.
 
         A generator: it copies the table first (C-speed copies of the dict and the key
-        list: values are replaced, never mutated, so the copy is the state at this
+        list: records are replaced, never mutated, so the copy is the state at this
         instant), then yields between slices so the caller's event loop can serve in
         between; ``StopIteration.value`` is the snapshot.
         """
         data, keys = self._data.copy(), list(self._keys)
+        empty = _CANONICAL.encode(self._snapshot_struct([]))
         yield
         parts: list[bytes] = []
         for start in range(0, len(keys), slice_items):
-            chunk = [(k, data[k]) for k in keys[start : start + slice_items]]
+            chunk = self._rows(data, keys[start : start + slice_items])
             parts.append(_CANONICAL.encode(chunk)[1:-1])  # without the list's brackets
             yield
-        empty = _CANONICAL.encode(_KvSnapshot(format=_SNAPSHOT_FORMAT, items=[]))
-        assert empty.endswith(b"[]}")
-        return empty[:-2] + b",".join(parts) + b"]}"
+        # Fields are sorted: forgotten, format, index, items, tombstones. The first
+        # ``"items":[]`` is the field itself (JSON strings escape their quotes).
+        marker = b'"items":[]'
+        assert marker in empty
+        return empty.replace(marker, b'"items":[' + b",".join(parts) + b"]", 1)
 
     def restore(self, data: bytes) -> None:
+        try:
+            version = _FORMAT_DECODER.decode(data).format
+        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+            raise StorageCorruption("snapshot", f"key-value state unreadable: {exc}") from None
+        if version == 1:
+            raise StorageCorruption(
+                "snapshot",
+                "key-value format 1 was written by a release without per-key versions; this "
+                "release cannot rebuild them (replicas would disagree on version compares). "
+                "Dump the keys with the release that wrote it (resonetics kv scan --all) and "
+                "load them into a new cluster",
+            )
+        if version != _SNAPSHOT_FORMAT:
+            raise StorageCorruption("snapshot", f"unknown key-value format {version}")
         try:
             snap = _SNAPSHOT_DECODER.decode(data)
         except (msgspec.DecodeError, UnicodeDecodeError) as exc:
             raise StorageCorruption("snapshot", f"key-value state unreadable: {exc}") from None
-        if snap.format != _SNAPSHOT_FORMAT:
-            raise StorageCorruption("snapshot", f"unknown key-value format {snap.format}")
-        self._data = dict(snap.items)
+        self._data = {row[0]: Record(*row[1:]) for row in snap.items}
         self._keys = sorted(self._data)
+        self._index = snap.index
+        self._tombstones = deque(snap.tombstones)
+        self._forgotten = snap.forgotten
+        if self.changes is not None:
+            self.changes.reset()
 
     # --- operations ----------------------------------------------------------------------
     def set(self, k: str, v: Any) -> dict[str, Any]:
-        if k not in self._data:
-            bisect.insort(self._keys, k)
-        self._data[k] = v
+        self._put(k, v)
         return {"ok": True}
 
-    def get(self, k: str) -> dict[str, Any]:
-        if k in self._data:
-            return {"ok": True, "value": self._data[k], "found": True}
-        return {"ok": True, "value": None, "found": False}
+    def _put(self, k: str, v: Any) -> Record:
+        old = self._data.get(k)
+        if old is None:
+            bisect.insort(self._keys, k)
+            new = Record(v, self._index, self._index, 1)
+        else:
+            new = Record(v, old.create_index, self._index, old.version + 1)
+        self._data[k] = new
+        if self.changes is not None:  # every write (set, CAS, a txn's puts) passes here
+            self.changes.put(k, v)
+        return new
+
+    def get(self, k: str, *, meta: bool = False) -> dict[str, Any]:
+        rec = self._data.get(k)
+        if rec is None:
+            result: dict[str, Any] = {"ok": True, "value": None, "found": False}
+            return {**result, **_ABSENT_META} if meta else result
+        result = {"ok": True, "value": rec.value, "found": True}
+        return {**result, **rec.meta()} if meta else result
 
     def delete(self, k: str) -> dict[str, Any]:
         if k not in self._data:
             return {"ok": True, "deleted": False}
         del self._data[k]
         del self._keys[bisect.bisect_left(self._keys, k)]
+        self._tombstones.append((self._index, k))
+        if len(self._tombstones) > limits.SCAN_TOMBSTONES_MAX:
+            self._forgotten = self._tombstones.popleft()[0]
+        if self.changes is not None:
+            self.changes.delete(k)
         return {"ok": True, "deleted": True}
 
     def cas(self, k: str, expected: Any, v: Any) -> dict[str, Any]:
-        present = k in self._data
+        rec = self._data.get(k)
         if expected is None:
-            matches = not present
+            matches = rec is None
         else:
-            matches = present and json_equal(self._data[k], expected)
+            matches = rec is not None and json_equal(rec.value, expected)
         if matches:
-            self.set(k, v)
-        return {"ok": True, "swapped": matches, "value": self._data.get(k)}
+            rec = self._put(k, v)
+        return {"ok": True, "swapped": matches, "value": None if rec is None else rec.value}
 
-    def scan(self, prefix: str, limit: int) -> dict[str, Any]:
-        """Up to ``limit`` items whose key starts with ``prefix``, in key order."""
-        keys = self._keys
-        i = bisect.bisect_left(keys, prefix)
+    def scan(
+        self,
+        prefix: str,
+        limit: int,
+        *,
+        after: str | None = None,
+        at_index: int | None = None,
+        meta: bool = False,
+    ) -> dict[str, Any]:
+        """Up to ``limit`` items whose key starts with ``prefix`` (and is > ``after``)."""
+        keys, data = self._keys, self._data
+        if after is not None and after >= prefix:
+            i = bisect.bisect_right(keys, after)
+        else:
+            i = bisect.bisect_left(keys, prefix)
         items: list[list[Any]] = []
         while i < len(keys) and len(items) < limit and keys[i].startswith(prefix):
-            items.append([keys[i], self._data[keys[i]]])
+            rec = data[keys[i]]
+            items.append([keys[i], *rec] if meta else [keys[i], rec.value])
             i += 1
         more = i < len(keys) and keys[i].startswith(prefix)
-        return {"ok": True, "items": items, "more": more}
+        last = items[-1][0] if items else None
+        if at_index is not None:
+            refused = self._changed_since(at_index, prefix, after, last if more else None, items)
+            if refused is not None:
+                return refused
+        return {
+            "ok": True,
+            "items": items,
+            "more": more,
+            "next": last if more else None,
+            "index": self._index,
+        }
+
+    def _changed_since(
+        self,
+        at_index: int,
+        prefix: str,
+        after: str | None,
+        last: str | None,
+        items: list[list[Any]],
+    ) -> dict[str, Any] | None:
+        """Why this page is not the state at ``at_index`` (a refusal), or None.
+
+        The page covers the keys in ``prefix`` that are > ``after`` and <= ``last``
+        (None: to the end of the prefix). It equals that range at ``at_index`` when
+        the state has reached ``at_index``, no key on it was written after
+        ``at_index`` and no key in the range was deleted after ``at_index``.
+        """
+
+        def refuse(reason: str, key: str | None = None) -> dict[str, Any]:
+            message = f"the scan's range changed since index {at_index}: {reason}; restart it"
+            return {
+                "ok": False,
+                "code": SCAN_CHANGED,
+                "message": message,
+                "key": key,
+                "index": self._index,
+            }
+
+        if self._index < at_index:
+            return refuse(f"this node's state is at index {self._index}, behind it")
+        if self._forgotten > at_index:
+            return refuse(f"deletes up to index {self._forgotten} are no longer remembered")
+        for row in items:
+            mod = row[3] if len(row) == 5 else self._data[row[0]].mod_index
+            if mod > at_index:
+                return refuse(f"{row[0]!r} was written at index {mod}", row[0])
+        for index, key in reversed(self._tombstones):
+            if index <= at_index:
+                break
+            in_range = key.startswith(prefix) and (after is None or key > after)
+            if in_range and (last is None or key <= last):
+                return refuse(f"{key!r} was deleted at index {index}", key)
+        return None
+
+    def txn(self, txn: Txn) -> dict[str, Any]:
+        """Apply a transaction (already parsed): the compares pick a branch, run in order.
+
+        Every write of the branch takes this entry's index as its mod index. The
+        branch was checked whole by ``parse_txn`` before anything changes, so a txn
+        applies entirely or (a bad command) not at all.
+        """
+        succeeded = all(c.holds(self._data.get(c.key)) for c in txn.compare)
+        if planted.on(planted.Bug.TXN_IGNORES_COMPARES):
+            succeeded = True
+        branch = txn.then if succeeded else txn.otherwise
+        responses: list[dict[str, Any]] = []
+        read_bytes = 0
+        split = planted.on(planted.Bug.TXN_SPLIT_ACROSS_ENTRIES)
+        for op in branch:
+            if split and op.type != "get" and any(r["type"] != "get" for r in responses):
+                self._deferred.append(op)  # the bug: a later write waits for the next entry
+                responses.append({"type": op.type, "key": op.key, "index": self._index})
+                continue
+            if op.type == "put":
+                rec = self._put(op.key, op.value)
+                responses.append(
+                    {"type": "put", "key": op.key, "index": self._index, "version": rec.version}
+                )
+            elif op.type == "delete":
+                deleted = self.delete(op.key)["deleted"]
+                responses.append(
+                    {"type": "delete", "key": op.key, "deleted": deleted, "index": self._index}
+                )
+            else:
+                found = self.get(op.key, meta=True)
+                del found["ok"]
+                if found["found"]:
+                    read_bytes += len(_CANONICAL.encode(found["value"]))
+                    if read_bytes > limits.TXN_READ_BYTES_MAX:
+                        found.update(value=None, omitted=True)
+                responses.append({"type": "get", "key": op.key, **found})
+        return {"ok": True, "succeeded": succeeded, "responses": responses}
 
 
-__all__ = ["KeyValueStore", "json_equal"]
+__all__ = ["SCAN_CHANGED", "ChangeSink", "KeyValueStore", "Record", "json_equal"]

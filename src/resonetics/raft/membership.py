@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import msgspec
 
-from resonetics.raft.types import NodeId
+from resonetics.raft.types import Index, NodeId
 
 
 class Membership(msgspec.Struct, frozen=True, kw_only=True):
@@ -35,6 +35,10 @@ class Membership(msgspec.Struct, frozen=True, kw_only=True):
     #: node id -> "HOST:PORT" where the member serves clients (``addresses`` are peer
     #: addresses). NOT_LEADER hints and ``member list`` name these.
     client_addresses: dict[NodeId, str] = msgspec.field(default_factory=dict)
+    #: learner -> the leader's commit index when it was added: it may become a voter only
+    #: once it has *acknowledged* entries up to there (``membership_change.caught_up``).
+    #: In the log so that a new leader holds a learner to the same bar.
+    catch_up_index: dict[NodeId, Index] = msgspec.field(default_factory=dict)
 
     @property
     def joint(self) -> bool:
@@ -60,6 +64,8 @@ class Membership(msgspec.Struct, frozen=True, kw_only=True):
             data["promote_when_caught_up"] = list(self.promote_when_caught_up)
         if self.client_addresses:
             data["client_addresses"] = dict(sorted(self.client_addresses.items()))
+        if self.catch_up_index:
+            data["catch_up_index"] = dict(sorted(self.catch_up_index.items()))
         return data
 
     @classmethod

@@ -63,8 +63,14 @@ class ConfigChange:
     client_addresses: dict[NodeId, str] = field(default_factory=dict)
 
 
-def next_membership(current: Membership, change: ConfigChange) -> Membership:
-    """The configuration to append for ``change``; ``ConfigChangeRejected`` if it is invalid."""
+def next_membership(
+    current: Membership, change: ConfigChange, commit_index: Index = 0
+) -> Membership:
+    """The configuration to append for ``change``; ``ConfigChangeRejected`` if it is invalid.
+
+    ``commit_index`` is the leader's commit index now: a learner added by this change
+    must acknowledge entries up to it before it may become a voter.
+    """
     if current.joint:
         raise ConfigChangeInProgress(
             "a membership change is still in progress (joint configuration); retry when it ends"
@@ -73,13 +79,18 @@ def next_membership(current: Membership, change: ConfigChange) -> Membership:
     if not node:
         raise ConfigChangeRejected("node id must be non-empty")
     addresses = {**current.addresses, **change.addresses}
+    clients = {**current.client_addresses, **change.client_addresses}
+    if change.kind in (ChangeKind.ADD_VOTER, ChangeKind.ADD_LEARNER):
+        # Checked against the merged maps, before this change's own address is written:
+        # a young cluster's first CONFIG entries may hold no addresses at all, and the
+        # operator-given ones arrive with the change (``change.addresses``).
+        refuse_duplicate(current, change, addresses, clients)
     if change.address is not None:
         addresses[node] = change.address
-    clients = {**current.client_addresses, **change.client_addresses}
     if change.client_address is not None:
         clients[node] = change.client_address
     if change.kind in (ChangeKind.ADD_VOTER, ChangeKind.ADD_LEARNER):
-        changed = _add_learner(current, change, addresses)
+        changed = _add_learner(current, change, addresses, max(commit_index, 1))
     elif change.kind is ChangeKind.PROMOTE:
         changed = _promote(current, node, addresses)
     else:
@@ -88,20 +99,41 @@ def next_membership(current: Membership, change: ConfigChange) -> Membership:
     return msgspec.structs.replace(changed, client_addresses=clients)
 
 
-def _add_learner(
-    current: Membership, change: ConfigChange, addresses: dict[NodeId, str]
-) -> Membership:
+def refuse_duplicate(
+    current: Membership,
+    change: ConfigChange,
+    addresses: dict[NodeId, str],
+    clients: dict[NodeId, str],
+) -> None:
+    """Refuse an add whose id, peer address or client address a member already has.
+
+    A second id on a live node's address would make two "members" of one process:
+    the cluster would count a voter that can never answer as itself.
+    """
     node = change.node
     if node in current.members():
         raise ConfigChangeRejected(f"{node} is already a member")
     if change.address is None:
         raise ConfigChangeRejected(f"adding {node} needs its address (HOST:PORT)")
-    for other, address in current.addresses.items():
-        if address == change.address and other in current.members():
-            raise ConfigChangeRejected(
-                f"{change.address} is already the address of member {other}; "
-                f"remove {other} first if {node} replaces it"
-            )
+    members = current.members()
+    for kind, wanted, known in (
+        ("address", change.address, addresses),
+        ("client address", change.client_address, clients),
+    ):
+        if wanted is None:
+            continue
+        for other in sorted(members):
+            if known.get(other) == wanted:
+                raise ConfigChangeRejected(
+                    f"{wanted} is already the {kind} of member {other}; "
+                    f"remove {other} first if {node} replaces it"
+                )
+
+
+def _add_learner(
+    current: Membership, change: ConfigChange, addresses: dict[NodeId, str], required: Index
+) -> Membership:
+    node = change.node
     promote = current.promote_when_caught_up
     if change.kind is ChangeKind.ADD_VOTER:
         promote = (*promote, node)
@@ -110,7 +142,12 @@ def _add_learner(
         learners=(*current.learners, node),
         addresses=addresses,
         promote_when_caught_up=promote,
+        catch_up_index={**current.catch_up_index, node: required},
     )
+
+
+def _without(mapping: dict[NodeId, Index], node: NodeId) -> dict[NodeId, Index]:
+    return {n: i for n, i in mapping.items() if n != node}
 
 
 def _promote(current: Membership, node: NodeId, addresses: dict[NodeId, str]) -> Membership:
@@ -124,18 +161,21 @@ def _promote(current: Membership, node: NodeId, addresses: dict[NodeId, str]) ->
         voters_outgoing=current.voters,
         addresses=addresses,
         promote_when_caught_up=tuple(n for n in current.promote_when_caught_up if n != node),
+        catch_up_index=_without(current.catch_up_index, node),
     )
 
 
 def _remove(current: Membership, node: NodeId, addresses: dict[NodeId, str]) -> Membership:
     addresses.pop(node, None)
     promote = tuple(n for n in current.promote_when_caught_up if n != node)
+    catch_up = _without(current.catch_up_index, node)
     if node in current.learners:
         return Membership(
             voters=current.voters,
             learners=tuple(n for n in current.learners if n != node),
             addresses=addresses,
             promote_when_caught_up=promote,
+            catch_up_index=catch_up,
         )
     if node not in current.voters:
         raise ConfigChangeRejected(f"{node} is not a member")
@@ -147,6 +187,7 @@ def _remove(current: Membership, node: NodeId, addresses: dict[NodeId, str]) -> 
         voters_outgoing=current.voters,
         addresses=addresses,
         promote_when_caught_up=promote,
+        catch_up_index=catch_up,
     )
 
 
@@ -159,16 +200,50 @@ def leave_joint(current: Membership) -> Membership:
         addresses=current.addresses,
         promote_when_caught_up=current.promote_when_caught_up,
         client_addresses=current.client_addresses,
+        catch_up_index=current.catch_up_index,
     )
 
 
-def caught_up(match_index: Index, leader_last_index: Index, lag_entries_max: int) -> bool:
-    """A learner is ready to vote once it is within ``lag_entries_max`` of the leader's log
-    **and has acknowledged at least one entry**: on a young cluster (a short log) a node
-    that never answered, say one added at a mistyped address, would otherwise count as
-    caught up and become a voter that can never vote, shrinking the margin of every
-    majority."""
-    return match_index > 0 and leader_last_index - match_index <= lag_entries_max
+def required_index(membership: Membership, learner: NodeId) -> Index:
+    """What ``learner`` must have acknowledged to vote: the commit index when it was added.
+
+    A learner from a CONFIG entry written before this was recorded needs at least one
+    acknowledged entry (index 1, the GENESIS every log starts with).
+    """
+    return max(membership.catch_up_index.get(learner, 1), 1)
+
+
+def caught_up(
+    acked_index: Index, required: Index, leader_last_index: Index, lag_entries_max: int
+) -> bool:
+    """May a learner vote? Only once it has **acknowledged** entries up to ``required`` (the
+    leader's commit index when it was added) and is within ``lag_entries_max`` of the
+    leader's log.
+
+    ``acked_index`` must be a match index learned from the learner's own successful
+    AppendEntries/InstallSnapshot responses (``Progress.match_index`` starts at 0 and
+    moves only on an ack), never the leader's guess of where it is. The lag bound alone
+    once let a node added at a mistyped, dead address become a voter at once on a young
+    cluster (a short log is "within 64 entries" of an empty one): a voter that can never
+    vote, shrinking the margin of every majority.
+    """
+    return acked_index >= max(required, 1) and leader_last_index - acked_index <= lag_entries_max
+
+
+def not_caught_up_reason(
+    membership: Membership, learner: NodeId, acked_index: Index, answered: bool
+) -> str:
+    """Why ``learner`` is not (yet) a voter, naming its address and both indexes."""
+    address = membership.addresses.get(learner, "?")
+    need = required_index(membership, learner)
+    if acked_index == 0 and not answered:
+        head = f"{learner} at {address} has not answered since it was added"
+    else:
+        head = f"{learner} at {address} has not caught up"
+    return (
+        f"{head}; it stays a learner (acknowledged index {acked_index}, "
+        f"needs {need}: the commit index when it was added)"
+    )
 
 
 def learner_to_promote(
@@ -177,7 +252,7 @@ def learner_to_promote(
     """The first learner marked for promotion that has caught up, if any."""
     for node in membership.promote_when_caught_up:
         if node in membership.learners and caught_up(
-            match.get(node, 0), last_index, lag_entries_max
+            match.get(node, 0), required_index(membership, node), last_index, lag_entries_max
         ):
             return node
     return None
@@ -190,4 +265,7 @@ __all__ = [
     "leave_joint",
     "learner_to_promote",
     "next_membership",
+    "not_caught_up_reason",
+    "refuse_duplicate",
+    "required_index",
 ]

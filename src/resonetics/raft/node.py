@@ -339,10 +339,32 @@ class RaftNode:
             # A new leader first commits its NOOP (dissertation §4.1, the
             # single-server-change bug fix): an older leader's uncommitted change is settled.
             raise errors.ConfigChangeInProgress("the leader is still committing its first entry")
-        nxt = membership_change.next_membership(self._membership, change)
+        if change.kind is ChangeKind.PROMOTE:
+            self._require_learner_caught_up(change.node)
+        nxt = membership_change.next_membership(self._membership, change, self._commit)
         index = self._append_own(EntryType.CONFIG, nxt.to_data())
         self._bcast_pending = True
         return index
+
+    def _require_learner_caught_up(self, learner: NodeId) -> None:
+        """An explicit promotion obeys the same bar as the automatic one: a learner votes
+        only once it has acknowledged the commit index the leader had when it was added."""
+        m = self._membership
+        pr = self._lead.progress.get(learner)
+        if learner not in m.learners or pr is None:
+            return  # next_membership names what is wrong with the request
+        required = membership_change.required_index(m, learner)
+        if not membership_change.caught_up(
+            pr.match_index, required, self._log.last_index, self._cfg.promote_lag_entries_max
+        ):
+            raise errors.LearnerNotCaughtUp(
+                learner,
+                pr.match_index,
+                required,
+                membership_change.not_caught_up_reason(
+                    m, learner, pr.match_index, pr.recent_active
+                ),
+            )
 
     def compact(self, index: Index) -> None:
         """Drop entries up to ``index`` (<= applied), keeping a SNAP_DUMMY anchor there."""

@@ -12,6 +12,8 @@ grants
   reach a key outside),
 - ``write``: key prefixes whose keys may be written (``kv_set``, ``kv_delete``,
   ``kv_cas``; these answers say whether the key existed or matched),
+- ``kv_txn`` needs ``read`` on every key a compare or a ``get`` names and
+  ``write`` on every key a ``put`` or ``delete`` names, in both branches,
 - ``monitor``: ``status`` and ``member_list`` (cluster state: roles, terms,
   member addresses; no user data),
 - ``admin``: every op of category ``admin`` in the op table (``wire/client.py``
@@ -203,19 +205,49 @@ def decide(
     if category == "session":  # opening a session writes no key: any write grant will do
         ok = bool(grants.write)
         return Decision(True) if ok else Decision(False, f"{op} needs a write grant")
+    if spec.multi_key:
+        return _decide_txn(grants, op, args)
     if spec.key_arg is None and spec.machine_op:
         key = MACHINE_OP_KEY_PREFIX + op
         prefixes = grants.read if category == "read" else grants.write
         if any(key.startswith(p) for p in prefixes):
             return Decision(True)
         return Decision(False, f"{op}: no {category} grant covers {key!r}")
+    if category == "watch" and spec.key_arg is None:
+        return Decision(True)  # watch_cancel: ends one of the connection's own watches
     assert spec.key_arg is not None, op  # the op table gives every key op its key argument
     key = str(args.get(spec.key_arg, ""))
-    prefixes = grants.read if category == "read" else grants.write
+    # A watch reads its prefix: like a scan, only when the prefix lies inside a read grant.
+    prefixes = grants.read if category in ("read", "watch") else grants.write
     if any(key.startswith(p) for p in prefixes):
         return Decision(True)
     what = "prefix" if spec.key_arg == "prefix" else "key"
-    return Decision(False, f"{op}: no {category} grant covers {what} {key!r}")
+    needed = "read" if category == "watch" else category
+    return Decision(False, f"{op}: no {needed} grant covers {what} {key!r}")
+
+
+def _decide_txn(grants: Grants, op: str, args: Mapping[str, Any]) -> Decision:
+    """A txn touches many keys: each must be covered, whichever branch would run.
+
+    A compare or a ``get`` reads its key (a compare's outcome tells the caller
+    something about the value, so it needs ``read``, as etcd requires); a ``put``
+    or ``delete`` writes it. Both branches are judged, so the outcome of the
+    compares never decides what a caller may touch.
+    """
+    needs: list[tuple[str, str]] = []
+    for c in args.get("compare", []):
+        needs.append(("read", str(c.get("key", ""))))
+    for branch in ("then", "else"):
+        for item in args.get(branch, []):
+            kind = "read" if item.get("type") == "get" else "write"
+            needs.append((kind, str(item.get("key", ""))))
+    if not grants.write:  # every txn goes through the log, even one touching no key
+        return Decision(False, f"{op} needs a write grant")
+    for kind, key in needs:
+        prefixes = grants.read if kind == "read" else grants.write
+        if not any(key.startswith(p) for p in prefixes):
+            return Decision(False, f"{op}: no {kind} grant covers key {key!r}")
+    return Decision(True)
 
 
 def check(policy: Policy, identity: Identity, op: str, args: Mapping[str, Any]) -> Decision:

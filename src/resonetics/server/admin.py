@@ -103,6 +103,7 @@ def member_list(server: NodeView) -> dict[str, Any]:
         "learners": list(m.learners),
         "voters_outgoing": list(m.voters_outgoing),
         "promote_when_caught_up": list(m.promote_when_caught_up),
+        "catch_up_index": dict(sorted(m.catch_up_index.items())),
         "addresses": {n: addresses[n] for n in sorted(m.members()) if n in addresses},
         "peer_addresses": {n: peers[n] for n in sorted(m.members()) if n in peers},
         "last_index": core.last_index,

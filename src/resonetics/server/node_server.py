@@ -57,6 +57,7 @@ from resonetics.errors import (
     invariant,
 )
 from resonetics.machine.base import StateMachine
+from resonetics.machine.changes import attach_history
 from resonetics.planted import Bug
 from resonetics.raft.messages import MESSAGE_TYPES, AppendEntries, AppendEntriesResp, Message
 from resonetics.raft.ready import Role
@@ -78,6 +79,7 @@ from resonetics.security.tls import client_context, server_context
 from resonetics.server import admin, admission, events
 from resonetics.server.admission import ClientAdmission, InputBudget
 from resonetics.server.authorization import Gatekeeper  # authz
+from resonetics.server.backup import Backups
 from resonetics.server.client_conn import ClientConnection
 from resonetics.server.config import ConfigError, ServerConfig
 from resonetics.server.deadlines import Deadlines
@@ -89,6 +91,7 @@ from resonetics.server.peers import PeerLink
 from resonetics.server.readiness import Readiness
 from resonetics.server.served import serve_in_dir
 from resonetics.server.status import node_status
+from resonetics.server.watch import WATCH_OPS, WatchHub
 from resonetics.storage.fs import OsFileSystem
 from resonetics.storage.lock import DataDirLock, LockedStorage
 from resonetics.storage.node_storage import FileNodeStorage
@@ -170,6 +173,9 @@ class NodeServer:
         self.data_dir_lock = DataDirLock(str(config.node_dir)).acquire()
         served = serve_in_dir(config, machine, self.data_dir_lock)
         self.ops: OpTable = served.ops
+        # Client answers and watch streams share one outbox (a watch's answer precedes
+        # its events); the change history is attached before the driver applies anything.
+        self._outbox, self.watches = _outbox_and_watches(served.replicated)
         self.storage = LockedStorage(
             FileNodeStorage(OsFileSystem(), str(config.node_dir), config.identity()),
             self.data_dir_lock,
@@ -228,8 +234,7 @@ class NodeServer:
         self._disk = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="disk")
         #: Carries out the driver's steps (runtime/loop_plan.py) here and on the disk thread.
         self.executor = ServerExecutor(self.driver, self._run_on_disk_thread)
-        self._host_ops = self._make_host_ops()
-        self._outbox = Outbox()
+        self._host_ops = self._make_host_ops(served.name)
         #: Client requests waiting for an outcome; the ticker times them out.
         self._deadlines: Deadlines[_Responder] = Deadlines(config.request_timeout_s)
         self._stopping = asyncio.Event()
@@ -313,6 +318,11 @@ class NodeServer:
     def cluster_id(self) -> str:
         """The cluster this node belongs to, as its data dir says after load."""
         return self.peer_credentials.cluster_id
+
+    @property
+    def machine_name(self) -> str:
+        """The state machine this node serves (``kv`` or the machine's declared name)."""
+        return self.peer_credentials.machine
 
     # --- lifecycle ---------------------------------------------------------------------
     # One TaskGroup (``_run``) owns every task the node starts: the ticker, the
@@ -522,6 +532,7 @@ class NodeServer:
             deadline += interval
             await asyncio.sleep(max(0.0, deadline - loop.time()))
             self.driver.tick()
+            self.watches.tick()
             now = time.monotonic()
             for responder in self._deadlines.expire(now):
                 responder.time_out()
@@ -659,6 +670,7 @@ class NodeServer:
 
     def _on_client_closed(self, conn: ClientConnection, reason: str | None) -> None:
         self._connections.discard(conn)
+        self.watches.drop(conn)
         self._unestablished.pop(conn, None)
         if reason is not None:
             self.client_closes[reason] += 1
@@ -674,6 +686,7 @@ class NodeServer:
             "closed_by_node": dict(self.client_closes),
             "rate_limited": self.rate_limited,
             "reading_paused": dict(self.client_throttled),
+            "watches": self.watches.status(),
         }
 
     def _guarded_line(self, line: bytes, conn: ClientConnection) -> bool:
@@ -802,6 +815,9 @@ class NodeServer:
         if denied is not None:
             responder(denied)
             return
+        if req.op in WATCH_OPS:  # streams served by this node itself (server/watch.py)
+            self.watches.handle(req.op, env.id, req.args, conn, responder)
+            return
         self._dispatch(req, responder, size=len(env.payload))
         self._schedule_flush()
 
@@ -869,13 +885,22 @@ class NodeServer:
             ops=self.ops,
         )
 
-    def _make_host_ops(self) -> dict[str, HostHandler]:
-        """The ops this server serves itself: ``status`` and the membership admin ops."""
+    def _make_host_ops(self, machine: str) -> dict[str, HostHandler]:
+        """The ops this server serves itself: ``status``, the membership and backup ops."""
+        #: Backups being encoded or fetched (``snapshot save``; server/backup.py).
+        self.backups = Backups(
+            self.driver,
+            self.config.node_id,
+            lambda: self.cluster_id,
+            machine,
+            lambda: self.driver.addresses.get(self.config.node_id) or self.config.client_listen,
+        )
         ops: dict[str, HostHandler] = {
             "status": lambda args, on_done: on_done(Outcome(codes.OK, node_status(self))),
         }
         for op in admin.MEMBERSHIP_OPS:
             ops[op] = functools.partial(self._admin_op, op)
+        ops.update(self.backups.handlers())
         return ops
 
     def _admin_op(self, op: str, args: dict[str, Any], on_done: OnDone) -> None:
@@ -957,6 +982,17 @@ def _error_response(req_id: Any, exc: ResoneticsError) -> bytes:
     if isinstance(exc, ClientError):
         return encode_response(error_response(exc), _now_ms(), req_id)
     return outcome_response(req_id, Outcome(codes.UNAVAILABLE, message=str(exc)))
+
+
+def _outbox_and_watches(replicated: Any) -> tuple[Outbox, WatchHub]:
+    """The client outbox and the watch hub over ``replicated``'s change history."""
+    outbox = Outbox()
+    hub = WatchHub(
+        attach_history(replicated),
+        outbox,
+        schedule=lambda fn: asyncio.get_running_loop().call_soon(fn),
+    )
+    return outbox, hub
 
 
 def _now_ms() -> int:

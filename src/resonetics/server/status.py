@@ -16,6 +16,7 @@ def node_status(server: NodeView) -> dict[str, Any]:
     return {
         "node": server.config.node_id,
         "cluster_id": server.cluster_id,
+        "machine": server.machine_name,
         "address": server.config.client_listen,
         "peer_address": server.config.peer_listen,
         "role": str(core.role),

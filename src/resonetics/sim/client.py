@@ -18,6 +18,14 @@ refused), ``info`` when a write's fate is unknown; the client then continues
 under a new process id, as Jepsen requires. Responses to earlier attempts are
 matched by a token and ignored once the operation has moved on.
 
+Some writes are transactions (``kv_txn``, about one set in ``TXN_EVERY_SETS``):
+a compare on one key (its value, existence or version), ``then`` puts on it and
+on a second key, ``else`` gets of both. The history records the compares, both
+branches, which branch ran and what its gets read (``f: "txn"``), and the
+checker treats the keys a txn ties together as one object. Whether a set becomes
+a txn, and its shape, is drawn from a generator of its own (seeded from the
+client's name), so the choices of every other operation are what they were.
+
 Writes go through a sequenced session as ``resonetics.Client``'s do: the
 client first commits ``session_open`` (not in the history), then every write
 carries ``session``, ``seq`` and ``ack_below = seq`` (one operation at a time:
@@ -48,6 +56,8 @@ RETRY_BACKOFF_MS = (5, 40)
 THINK_MS = (0, 60)
 
 _OPS: tuple[OpKind, ...] = ("set", "get", "delete", "cas", "get", "set")
+#: About one set in this many is sent as a transaction instead.
+TXN_EVERY_SETS = 3
 #: Read consistencies a get picks from (linearizable twice as often).
 _READ_KINDS = ("linearizable", "linearizable", "lease", "stale")
 
@@ -105,6 +115,9 @@ class SimClient:
         self._leader_hint: str | None = None
         self.ops_ok = 0
         self.late_failures: list[str] = []
+        #: Draws for transactions only, so adding them left every other choice as it was.
+        state = rng.getstate()[1]  # word 0 is the same for every seed: use two others
+        self._txn_rng = random.Random(f"txn/{name}/{state[1]}/{state[2]}")
 
     @property
     def idle(self) -> bool:
@@ -127,7 +140,11 @@ class SimClient:
         value = next(self.workload.values)
         rec = self.workload.recorder
         args: dict[str, Any] = {"k": key}
-        if f == "set":
+        if f == "set" and self._txn_rng.randrange(TXN_EVERY_SETS) == 0:
+            f = "txn"
+            args, spec = self._txn(key, value, keys)
+            handle = rec.invoke(self.pid, "txn", key, spec)
+        elif f == "set":
             args["v"] = value
             handle = rec.invoke(self.pid, f, key, value)
         elif f == "cas":
@@ -155,6 +172,28 @@ class SimClient:
             seq = next(self._write_seqs)
             request.update(session=self._session, seq=seq, ack_below=seq)
         self._start(handle, request)
+
+    def _txn(self, key: str, value: int, keys: int) -> tuple[dict[str, Any], dict[str, Any]]:
+        """A txn's wire args and its history record: compare ``key``, put it and another."""
+        rng = self._txn_rng
+        other = f"k{(int(key[1:]) + 1 + rng.randrange(max(1, keys - 1))) % keys}"
+        kind = rng.choice(("value", "exists", "version"))
+        if kind == "value":
+            compare = [key, "value", rng.choice(("==", "!=")), max(0, value - rng.randint(1, 8))]
+        elif kind == "exists":
+            compare = [key, "exists", "==", rng.random() < 0.5]
+        else:
+            compare = [key, "version", rng.choice(("==", "<", ">")), rng.randint(0, 3)]
+        then = (
+            [["put", key, value], ["put", other, value]] if other != key else [["put", key, value]]
+        )
+        otherwise = [["get", key, None], ["get", other, None]]
+        args = {
+            "compare": [dict(zip(("key", "target", "op", "against"), compare, strict=True))],
+            "then": [{"type": t, "key": k, "value": v} for t, k, v in then],
+            "else": [{"type": t, "key": k} for t, k, _ in otherwise],
+        }
+        return args, {"compare": [compare], "then": then, "else": otherwise}
 
     def _open_session(self) -> None:
         """Commit ``session_open`` first; its op is not part of the checked history."""
@@ -277,7 +316,14 @@ class SimClient:
             self.ops_ok += 1
             self._done()
             return
-        if f == "get":
+        if f == "txn":
+            reads = [
+                [r["key"], r["value"] if r.get("found") else None, r.get("version", 0)]
+                for r in result.get("responses", [])
+                if r.get("type") == "get"
+            ]
+            rec.ok(op.handle, {"succeeded": bool(result.get("succeeded")), "reads": reads})
+        elif f == "get":
             rec.ok(op.handle, result.get("value") if result.get("found") else None)
         elif f == "cas":
             rec.ok(op.handle, success=bool(result.get("swapped")))
@@ -321,4 +367,4 @@ class SimClient:
         self.cluster.queue.after(self.rng.randint(*THINK_MS), self._next)
 
 
-__all__ = ["ATTEMPT_TIMEOUT_MS", "OP_DEADLINE_MS", "SimClient", "Workload"]
+__all__ = ["ATTEMPT_TIMEOUT_MS", "OP_DEADLINE_MS", "TXN_EVERY_SETS", "SimClient", "Workload"]

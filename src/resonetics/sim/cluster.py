@@ -26,11 +26,13 @@ from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from resonetics.machine.changes import ChangeHistory, attach_history
 from resonetics.machine.ops import load_factory
 from resonetics.machine.served import ServedMachine
 from resonetics.raft.config import RaftConfig, lease_ticks_for
 from resonetics.raft.messages import (
     AppendEntriesResp,
+    InstallSnapshotResp,
     Message,
     PreVote,
     PreVoteResp,
@@ -82,6 +84,8 @@ class SimNode:
         self.crashes = 0
         #: Snapshots taken and installed by earlier incarnations.
         self._snapshot_counts = (0, 0)
+        #: What this incarnation's applied entries changed (watch streams, ``sim/watchers``).
+        self.history: ChangeHistory | None = None
 
     @property
     def up(self) -> bool:
@@ -179,6 +183,7 @@ class Cluster:
         )
         rng = random.Random(f"{self.seed}/core/{node.node_id}/{node.incarnation}")
         machine = self._replicated(node)
+        node.history = attach_history(machine)  # before the driver restores or applies
         policy = SnapshotPolicy(
             entries=self.options.snapshot_entries,
             trailing_entries=self.options.snapshot_trailing,
@@ -279,6 +284,9 @@ class Cluster:
             self.monitor.on_vote_sent(msg.src, msg.term, msg.dst)
         elif isinstance(msg, AppendEntriesResp) and msg.success:
             self.monitor.on_ack_sent(msg.src, msg.match_index)
+            self.monitor.on_answer(msg.src, msg.match_index)
+        elif isinstance(msg, InstallSnapshotResp) and msg.success:
+            self.monitor.on_answer(msg.src, msg.last_included_index)
         if not isinstance(msg, (PreVote, PreVoteResp)):  # a tuple: faster than a union
             # PreVote rounds carry a term (my term + 1) that nobody adopts.
             self.monitor.on_term_sent(msg.src, msg.term)

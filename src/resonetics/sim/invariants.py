@@ -24,7 +24,11 @@ where it appears, and keeps just enough global memory to judge it:
 * an ack is a durability promise: a node that acknowledged index ``i`` restarts
   from its disk with a log reaching ``i`` (unless it truncated below ``i``
   since, for a later leader), and no truncation ever cuts an entry the cluster
-  committed.
+  committed;
+* safe promotion: a CONFIG entry that makes a learner a voter appears only after
+  that node itself answered (AppendEntries or InstallSnapshot success) up to the
+  index its add recorded (``catch_up_index``: the leader's commit index then). The
+  referee counts what the node *sent*, never what a leader believed.
 
 A violated property raises ``SimViolation``; the runner adds the seed, options
 and trace.
@@ -36,7 +40,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from resonetics.check.invariants import election_safety
-from resonetics.raft.entry import Entry, entry_links
+from resonetics.raft.entry import Entry, EntryType, entry_links
+from resonetics.raft.membership import Membership
 from resonetics.raft.types import Index, NodeId, Term
 from resonetics.sim.stale_reads import StaleReadOracle
 
@@ -62,6 +67,8 @@ class SafetyMonitor:
     leaders: dict[Term, NodeId] = field(default_factory=dict)
     seen: dict[tuple[Index, Term], str] = field(default_factory=dict)
     applied: dict[Index, tuple[NodeId, str]] = field(default_factory=dict)
+    #: The first copy of every applied entry (the watch checker replays them).
+    entries: dict[Index, Entry] = field(default_factory=dict)
     #: index -> hash of entries known committed; ``commit_terms``: observer term -> max index.
     committed: dict[Index, str] = field(default_factory=dict)
     commit_terms: dict[Term, Index] = field(default_factory=dict)
@@ -73,6 +80,11 @@ class SafetyMonitor:
     elections: int = 0
     #: node -> the highest index it acknowledged (AppendEntriesResp) and still holds.
     acked: dict[NodeId, Index] = field(default_factory=dict)
+    #: node -> the highest index it ever answered with a success (never lowered: a
+    #: leader's match index is at most this); checked at every promotion.
+    answered: dict[NodeId, Index] = field(default_factory=dict)
+    #: learner -> the highest ``catch_up_index`` any CONFIG entry recorded for it.
+    catch_up_required: dict[NodeId, Index] = field(default_factory=dict)
     #: Committed history replayed, to check stale reads against (``stale_reads.py``).
     stale_reads: StaleReadOracle = field(default_factory=StaleReadOracle)
 
@@ -130,6 +142,32 @@ class SafetyMonitor:
                     f"{entry.hash[:12]}, another node had {known[:12]}"
                 )
             prev_hash = entry.hash
+            if entry.type is EntryType.CONFIG:
+                self._check_promotion(node, entry)
+
+    def _check_promotion(self, node: NodeId, entry: Entry) -> None:
+        """A voter entering through a joint change must have answered up to its bar."""
+        m = Membership.from_data(entry.data)
+        for learner, index in m.catch_up_index.items():
+            if index > self.catch_up_required.get(learner, 0):
+                self.catch_up_required[learner] = index
+        if not m.joint:
+            return
+        for promoted in set(m.voters) - set(m.voters_outgoing):
+            required = self.catch_up_required.get(promoted)
+            if required is None:
+                continue  # added as a voter of the initial configuration, not a learner
+            if self.answered.get(promoted, 0) < required:
+                raise SimViolation(
+                    f"unsafe promotion: {node} holds CONFIG index {entry.index} making "
+                    f"{promoted} a voter, but {promoted} never answered beyond index "
+                    f"{self.answered.get(promoted, 0)} (its bar: {required})"
+                )
+
+    def on_answer(self, node: NodeId, index: Index) -> None:
+        """``node`` answered a leader with a success up to ``index``."""
+        if index > self.answered.get(node, 0):
+            self.answered[node] = index
 
     def on_commit(
         self, node: NodeId, term: Term, commit: Index, hashes: dict[Index, str | None]
@@ -192,6 +230,7 @@ class SafetyMonitor:
         known = self.applied.setdefault(entry.index, (node, entry.hash))
         if first:
             self.stale_reads.observe(entry)
+            self.entries[entry.index] = entry
         if known[1] != entry.hash:
             raise SimViolation(
                 f"state machine safety: index {entry.index} applied as {known[1][:12]} on "

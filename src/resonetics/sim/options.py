@@ -49,6 +49,8 @@ class SimOptions:
     clients: int = 3
     #: Clients that only read (every consistency), besides ``clients``.
     readers: int = 0
+    #: Watchers following change streams (``sim/watchers.py``), checked at the end.
+    watchers: int = 0
     keys: int = 3
     #: Base tick period of a node's timer (virtual milliseconds).
     tick_ms: int = 10
@@ -113,6 +115,7 @@ class SimOptions:
             + (" adversary" if self.adversary else "")
             + (f" append_entries_max={self.append_entries_max}" if self.append_entries_max else "")
             + (f" readers={self.readers}" if self.readers else "")
+            + (f" watchers={self.watchers}" if self.watchers else "")
             + (" transfer_lag" if self.transfer_lag else "")
             + (f" scenario={self.scenario}" if self.scenario else "")
             + (f" plant={self.plant}" if self.plant else "")

@@ -25,6 +25,7 @@ import random
 import traceback
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 from resonetics import planted
 from resonetics.check.history import HistoryRecorder
@@ -47,6 +48,7 @@ from resonetics.sim.membership import MembershipChurn
 from resonetics.sim.network import Network
 from resonetics.sim.options import SimOptions
 from resonetics.sim.trace import Trace
+from resonetics.sim.watchers import SimWatchers
 
 #: After faults stop, how long the cluster has to settle before every new client
 #: operation must succeed (virtual ms), and how long before the end clients stop.
@@ -58,6 +60,10 @@ DRAIN_MS = 2_600
 EVENTS_PENDING_MAX = 2_000
 #: Search steps the linearizability checker may spend per key in a run.
 CHECK_STEPS_MAX = 500_000
+
+
+#: Virtual ms at which watchers first subscribe (after the nodes have booted).
+WATCHERS_START_MS = 30
 
 
 class SimulationFailed(AssertionError):
@@ -116,6 +122,7 @@ def _cli_flags(options: SimOptions) -> str:
             else ""
         )
         + (f" --readers {options.readers}" if options.readers else "")
+        + (f" --watchers {options.watchers}" if options.watchers else "")
         + (" --transfer-lag" if options.transfer_lag else "")
         + (f" --scenario {options.scenario}" if options.scenario else "")
         + (f" --plant {options.plant}" if options.plant else "")
@@ -177,6 +184,11 @@ class _World:
                 SimClient(f"c{i + 1}", self.cluster, random.Random(f"{seed}/client/{i}"), workload)
                 for i in range(options.clients)
             ]
+        #: Watchers of change streams, when the run has some (``sim/watchers.py``).
+        self.watchers = (
+            SimWatchers(self.cluster, seed, options.watchers) if options.watchers else None
+        )
+        self.watch_counts: dict[str, int] = {}
         self.clients += [
             SimClient(
                 f"r{i + 1}",
@@ -189,6 +201,8 @@ class _World:
         ]
 
     def run(self) -> None:
+        if self.watchers is not None:
+            self.watchers.start(WATCHERS_START_MS, self.end_ms)
         self.faults.install()
         if self.churn is not None:
             self.churn.install()
@@ -258,6 +272,7 @@ def _count(world: _World, result: RunResult) -> None:
         "snapshots": sum(n.snapshot_counts()[0] for n in world.cluster.nodes.values()),
         "snapshots_installed": sum(n.snapshot_counts()[1] for n in world.cluster.nodes.values()),
         "info_ops": sum(1 for e in world.recorder.events() if e["type"] == "info"),
+        **_txn_counts(world.recorder.events()),
     }
     loop_steps: Counter[str] = Counter()
     for node in world.cluster.nodes.values():
@@ -272,6 +287,7 @@ def _count(world: _World, result: RunResult) -> None:
             result.counters[f"forged_{flavor}"] = count
         result.counters["forged_admitted"] = adversary.admitted
         result.counters["replays"] = adversary.replays
+    result.counters.update(world.watch_counts)
     if world.scenario is not None:
         result.counters["scenario_rounds"] = world.scenario.rounds
     if world.churn is not None:
@@ -280,6 +296,13 @@ def _count(world: _World, result: RunResult) -> None:
         result.counters["config_changes_committed"] = churn.changes_committed
         result.counters["config_changes_refused"] = churn.refused
     result.coverage = _coverage(world, result.counters)
+
+
+def _txn_counts(events: list[dict[str, Any]]) -> dict[str, int]:
+    """Completed transactions by the branch they took (coverage of the txn model)."""
+    done = [e for e in events if e["f"] == "txn" and e["type"] == "ok"]
+    took_then = sum(1 for e in done if e["value"]["succeeded"])
+    return {"txn_then": took_then, "txn_else": len(done) - took_then}
 
 
 #: Role changes a sweep reports even when no run saw them ("old->new", ``Role`` values).
@@ -324,6 +347,8 @@ def _coverage(world: _World, counters: dict[str, int]) -> dict[str, int]:
         "membership: change committed": churn.stats.changes_committed if churn else 0,
         "membership: change refused": churn.stats.refused if churn else 0,
         "client: indeterminate op": counters["info_ops"],
+        "client: txn took then": counters["txn_then"],
+        "client: txn took else": counters["txn_else"],
     }
     for change in ROLE_CHANGES:
         cov[f"role: {change}"] = 0
@@ -361,6 +386,8 @@ def _final_checks(world: _World, result: RunResult) -> None:
     }
     world.monitor.check_receipts(final)
     _check_final_logs(cluster)
+    if world.watchers is not None:
+        world.watch_counts = world.watchers.check(world.monitor.entries)
     if world.machine_history is not None:
         _check_machine_history(world, result)
         return

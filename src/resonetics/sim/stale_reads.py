@@ -49,8 +49,20 @@ class StaleReadOracle:
             if not isinstance(data, dict):
                 continue
             args = data.get("args")
-            if data.get("op") in ("kv_set", "kv_delete", "kv_cas") and isinstance(args, dict):
-                key = args.get("k")
+            if not isinstance(args, dict):
+                continue
+            if data.get("op") in ("kv_set", "kv_delete", "kv_cas"):
+                written = [args.get("k")]
+            elif data.get("op") == "kv_txn":  # either branch may have run: note both
+                written = [
+                    op.get("key")
+                    for branch in ("then", "else")
+                    for op in args.get(branch, [])
+                    if isinstance(op, dict) and op.get("type") != "get"
+                ]
+            else:
+                continue
+            for key in written:
                 if isinstance(key, str) and key not in keys:
                     keys.append(key)
         for key in keys:

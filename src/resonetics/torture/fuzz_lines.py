@@ -138,6 +138,11 @@ class LineMaker:
             "kv_delete": {"k": key},
             "kv_cas": {"k": key, "expected": rng.choice([None, small]), "v": small},
             "kv_scan": {"prefix": "fz/", "limit": rng.randint(1, 50)},
+            "kv_txn": {
+                "compare": [{"key": key, "target": "value", "op": "==", "against": small}],
+                "then": [{"type": "put", "key": key, "value": small}],
+                "else": [{"type": "get", "key": key}],
+            },
             "member_add": _ghost_add(),
             "member_add_learner": _ghost_add(),
             "member_promote": {"node": GHOST_NODE},

@@ -41,6 +41,7 @@ from resonetics.wire.codes import (
 )
 from resonetics.wire.envelope import Envelope, encode_envelope
 from resonetics.wire.shape import check_value, openers_bound
+from resonetics.wire.txn import TxnCompareArg, TxnOpArg, check_txn
 from resonetics.wire.validation import bad_request_from
 
 REQUEST_KIND: Final = "ClientRequest"
@@ -53,6 +54,7 @@ ScanLimit = Annotated[int, msgspec.Meta(ge=1, le=limits.SCAN_LIMIT_MAX)]
 #: Session ids, seqs and ack marks: positive, and exact in every JSON reader (2**53).
 SessionNumber = Annotated[int, msgspec.Meta(ge=1, le=2**53)]
 SCAN_LIMIT_DEFAULT: Final = 1000
+ScanIndex = Annotated[int, msgspec.Meta(ge=0, le=2**53)]
 _CONSISTENCIES: Final = "'linearizable', 'lease' or 'stale'"
 
 
@@ -100,6 +102,8 @@ class KvSetArgs(_Args, frozen=True, kw_only=True):
 class KvGetArgs(_Args, frozen=True, kw_only=True):
     k: str
     consistency: Consistency = "linearizable"
+    #: Also answer the key's create_index, mod_index and version.
+    meta: bool = False
 
 
 class KvDeleteArgs(_Args, frozen=True, kw_only=True):
@@ -118,6 +122,20 @@ class KvScanArgs(_Args, frozen=True, kw_only=True):
     prefix: str
     limit: ScanLimit = SCAN_LIMIT_DEFAULT
     consistency: Consistency = "linearizable"
+    #: Continue strictly after this key (a page's ``next``).
+    after: str | None = None
+    #: Refuse (SCAN_CHANGED) a page that differs from the state at this index.
+    at_index: ScanIndex | None = None
+    #: Rows are ``[key, value, create_index, mod_index, version]``.
+    meta: bool = False
+
+
+class KvTxnArgs(_Args, frozen=True, kw_only=True):
+    """``kv_txn``: compares, then ``then`` or ``else`` (``machine/txn.py``, ``wire/txn.py``)."""
+
+    compare: list[TxnCompareArg] = msgspec.field(default_factory=list)
+    then: list[TxnOpArg] = msgspec.field(default_factory=list)
+    otherwise: list[TxnOpArg] = msgspec.field(default_factory=list, name="else")
 
 
 class StatusArgs(_Args, frozen=True, kw_only=True):
@@ -126,6 +144,24 @@ class StatusArgs(_Args, frozen=True, kw_only=True):
 
 class SessionOpenArgs(_Args, frozen=True, kw_only=True):
     """``session_open``: start a sequenced session; the result carries its ``session`` id."""
+
+
+#: A log index a watch may start from: positive, exact in every JSON reader (2**53).
+WatchIndex = Annotated[int, msgspec.Meta(ge=1, le=2**53)]
+
+
+class WatchArgs(_Args, frozen=True, kw_only=True):
+    """``watch``: stream the changes under ``prefix`` from ``from_index`` on (None: the
+    changes after this node's applied index); ``server/watch.py``."""
+
+    prefix: str
+    from_index: WatchIndex | None = None
+
+
+class WatchCancelArgs(_Args, frozen=True, kw_only=True):
+    """``watch_cancel``: end the watch this connection opened with envelope id ``watch``."""
+
+    watch: int | str
 
 
 NodeIdArg = Annotated[str, msgspec.Meta(min_length=1, max_length=limits.CLIENT_ID_CHARS_MAX)]
@@ -153,6 +189,23 @@ class LeaderTransferArgs(_Args, frozen=True, kw_only=True):
     to: NodeIdArg
 
 
+class BackupBeginArgs(_Args, frozen=True, kw_only=True):
+    pass
+
+
+class BackupChunkArgs(_Args, frozen=True, kw_only=True):
+    """The next bytes of backup ``backup`` (an id ``backup_begin`` returned) from ``offset``."""
+
+    backup: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    offset: Annotated[int, msgspec.Meta(ge=0)]
+
+
+class ChainHashArgs(_Args, frozen=True, kw_only=True):
+    """The chain hash this node holds at ``index`` (null when outside its log)."""
+
+    index: Annotated[int, msgspec.Meta(ge=0)]
+
+
 #: What an op does, for authorization (security/authz.py): ``read``/``write`` act on
 #: the key or prefix in ``OpSpec.key_arg``; ``monitor`` reads cluster state
 #: (``status``, ``member_list``: roles, terms, addresses, no user data); ``admin``
@@ -160,7 +213,9 @@ class LeaderTransferArgs(_Args, frozen=True, kw_only=True):
 #: become ops).
 #: ``session`` is ``session_open``: a write through the log that touches no key (allowed
 #: to anyone who may write some key).
-OpCategory = Literal["write", "read", "admin", "monitor", "session"]
+#: ``watch`` is a stream of changes served by the node itself (``watch``: a read of its
+#: ``prefix``; ``watch_cancel``, with no key: ends one of the connection's own watches).
+OpCategory = Literal["write", "read", "admin", "monitor", "session", "watch"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +237,9 @@ class OpSpec:
     machine_args: type[msgspec.Struct] | None = None
     #: The wire names of ``machine_args``' fields (computed once: ``structs.fields`` is slow).
     machine_fields: frozenset[str] = frozenset()
+    #: The op touches several keys named inside its args (``kv_txn``): authorization
+    #: judges every one of them (``security/authz.py``).
+    multi_key: bool = False
 
 
 def _spec(
@@ -207,6 +265,12 @@ OPS: Final[dict[str, OpSpec]] = {
         _spec("member_promote", MemberNodeArgs, "admin"),
         _spec("member_remove", MemberNodeArgs, "admin"),
         _spec("leader_transfer", LeaderTransferArgs, "admin"),
+        _spec("backup_begin", BackupBeginArgs, "admin"),
+        _spec("backup_chunk", BackupChunkArgs, "admin"),
+        _spec("chain_hash", ChainHashArgs, "monitor"),
+        OpSpec("kv_txn", KvTxnArgs, "write", msgspec.json.Decoder(KvTxnArgs), multi_key=True),
+        _spec("watch", WatchArgs, "watch", "prefix"),
+        _spec("watch_cancel", WatchCancelArgs, "watch"),
     )
 }
 WRITE_OPS: Final = frozenset(n for n, s in OPS.items() if s.category == "write")
@@ -215,6 +279,8 @@ LOGGED_OPS: Final = WRITE_OPS | frozenset(n for n, s in OPS.items() if s.categor
 READ_OPS: Final = frozenset(n for n, s in OPS.items() if s.category == "read")
 ADMIN_OPS: Final = frozenset(n for n, s in OPS.items() if s.category == "admin")
 MONITOR_OPS: Final = frozenset(n for n, s in OPS.items() if s.category == "monitor")
+#: Streams the node serves itself (``server/watch.py``): ``watch`` and ``watch_cancel``.
+WATCH_OPS: Final = frozenset(n for n, s in OPS.items() if s.category == "watch")
 
 
 class _Head(msgspec.Struct, frozen=True, kw_only=True):
@@ -259,6 +325,8 @@ def validate_request(env: Envelope, ops: OpTable | None = None) -> ClientRequest
         if error.field == "args.consistency" and error.reason.startswith("invalid enum"):
             error = BadRequest(error.field, f"must be one of {_CONSISTENCIES}")
         raise error from None
+    if isinstance(args, KvTxnArgs):
+        check_txn(args)
     _check_sizes(args, len(head.args))
     _check_shape(args, bytes(head.args))
     _check_session_fields(head)
@@ -266,7 +334,10 @@ def validate_request(env: Envelope, ops: OpTable | None = None) -> ClientRequest
         client_id=head.client_id,
         request_id=head.request_id,
         op=head.op,
-        args=msgspec.structs.asdict(args),
+        # A txn's nested structs become plain JSON (the log's and the machine's form).
+        args=msgspec.to_builtins(args)
+        if isinstance(args, KvTxnArgs)
+        else msgspec.structs.asdict(args),
         session=head.session,
         seq=head.seq,
         ack_below=head.ack_below,
@@ -401,8 +472,10 @@ def _check_sizes(args: _Args, args_bytes: int) -> None:
     A value is re-encoded to measure it only when its args could be too large
     (``args_bytes`` bounds it): the common small write skips that encode.
     """
-    if isinstance(args, KvScanArgs):
+    if isinstance(args, KvScanArgs | WatchArgs):
         _check_key_bytes("args.prefix", args.prefix)
+        if isinstance(args, KvScanArgs) and args.after is not None:
+            _check_key_bytes("args.after", args.after)
         return
     key = getattr(args, "k", None)
     if key is None:
@@ -510,6 +583,7 @@ __all__ = [
     "KvGetArgs",
     "KvScanArgs",
     "KvSetArgs",
+    "KvTxnArgs",
     "LeaderTransferArgs",
     "MemberAddArgs",
     "MemberListArgs",
@@ -525,4 +599,7 @@ __all__ = [
     "error_response",
     "ok_response",
     "validate_request",
+    "WATCH_OPS",
+    "WatchArgs",
+    "WatchCancelArgs",
 ]

@@ -25,6 +25,16 @@ UNAUTHENTICATED: Final = "UNAUTHENTICATED"
 #: never applied again, never retried (Raft dissertation §6.3).
 SESSION_EXPIRED: Final = "SESSION_EXPIRED"
 
+#: A watch's ``from_index`` is older than the oldest change the node still holds;
+#: ``result.oldest_index`` names the oldest index still available (read a snapshot, then
+#: watch from there).
+COMPACTED: Final = "COMPACTED"
+#: A watch was cut because its watcher fell too far behind; the end message names
+#: ``last_index``, the index through which the stream was complete.
+WATCH_TOO_SLOW: Final = "WATCH_TOO_SLOW"
+#: A watch ended because its client cancelled it (``watch_cancel``).
+CANCELLED: Final = "CANCELLED"
+
 ALL: Final = frozenset(
     {
         OK,
@@ -37,5 +47,8 @@ ALL: Final = frozenset(
         SESSION_EXPIRED,
         FORBIDDEN,
         UNAUTHENTICATED,
+        COMPACTED,
+        WATCH_TOO_SLOW,
+        CANCELLED,
     }
 )
