@@ -8,7 +8,8 @@ applies KEYS ``kv_set`` commands (distinct keys ``key-0000001``.., 100-character
 values, each its own string as a decoded log entry gives it; 64 clients, so the
 sessions table is counted too) one CLIENT_CMD entry each, and reports the bytes
 per key held at the end: ``tracemalloc`` (Python allocations still alive) and the
-growth of RSS (``/proc/self/statm``) over the same span. Both measure memory, not
+growth of RSS (``/proc/self/statm``) over the same span (``--rss-only``: without
+tracemalloc, whose own bookkeeping inflates RSS). Both measure memory, not
 time, so machine load does not change them. Not a test.
 """
 
@@ -33,10 +34,11 @@ def _rss() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def measure(keys: int) -> None:
+def measure(keys: int, trace: bool) -> None:
     gc.collect()
     rss0 = _rss()
-    tracemalloc.start()
+    if trace:
+        tracemalloc.start()
     base = tracemalloc.get_traced_memory()[0]
     machine = ReplicatedKV()
     for i in range(1, keys + 1):
@@ -55,16 +57,18 @@ def measure(keys: int) -> None:
     tracemalloc.stop()
     rss = _rss() - rss0
     encoded = len(msgspec.json.encode(value))
+    what = f"tracemalloc {traced / keys:6.0f} B/key" if trace else "(no tracemalloc)"
     print(
-        f"{keys:>9} keys: tracemalloc {traced / keys:6.0f} B/key, RSS growth {rss / keys:6.0f} "
+        f"{keys:>9} keys: {what}, RSS growth {rss / keys:6.0f} "
         f"B/key (value encoded: {encoded} B; target <= {300 + encoded} B/key)"
     )
     del machine
 
 
 def main(argv: list[str]) -> None:
-    for keys in [int(a) for a in argv] or [100_000, 1_000_000]:
-        measure(keys)
+    trace = "--rss-only" not in argv
+    for keys in [int(a) for a in argv if a != "--rss-only"] or [100_000, 1_000_000]:
+        measure(keys, trace)
 
 
 if __name__ == "__main__":
