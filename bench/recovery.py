@@ -9,7 +9,9 @@ Run::
 ``append`` + ``sync``, one fsync per 64 entries, as group commit does) holding N
 kv_set entries after GENESIS, each a ``CLIENT_CMD`` (K=1) or a ``CLIENT_BATCH`` of K
 commands shaped like the driver's (client id, request id, op, args, ts), 100-byte
-values over a keyspace of N keys; meta.json says all of it is committed.
+values over a keyspace of N keys; meta.json says all of it is committed. With
+``--snapshot-at S`` the entries up to S are applied as they are built and a
+snapshot saved at S (the log compacted there), as a running node would have done.
 
 ``open`` runs the node's start path: ``FileNodeStorage.load()`` (every CRC, the
 hash chain, the anchor), the ``NodeDriver`` constructor (snapshot restore, core
@@ -28,10 +30,12 @@ import random
 import sys
 import time
 
+from resonetics.machine.replicated import ReplicatedKV
 from resonetics.raft.config import RaftConfig
-from resonetics.raft.entry import EntryType, make_entry
+from resonetics.raft.entry import Entry, EntryType, make_entry
+from resonetics.raft.membership import Membership
 from resonetics.raft.messages import Message
-from resonetics.raft.ready import HardState
+from resonetics.raft.ready import HardState, Snapshot, SnapshotMeta
 from resonetics.storage.fs import OsFileSystem
 from resonetics.storage.node_storage import FileNodeStorage
 
@@ -49,12 +53,20 @@ def _command(i: int, keys: int) -> dict[str, object]:
     }
 
 
-def build(folder: str, entries: int, per_entry: int) -> None:
+def _snapshot(machine: ReplicatedKV, entry: Entry) -> Snapshot:
+    meta = SnapshotMeta(entry.index, entry.term, entry.hash, Membership(voters=("n1",)))
+    return Snapshot(meta=meta, data=machine.snapshot())
+
+
+def build(folder: str, entries: int, per_entry: int, snapshot_at: int = 0) -> None:
     storage = FileNodeStorage(OsFileSystem(), folder)
     anchor = storage.load().anchor
     storage.save_hard_state(HardState(term=1, vote="n1"), 0)
+    machine = ReplicatedKV() if snapshot_at else None
+    if machine is not None:
+        machine.last_applied_hash = anchor.hash
     prev = anchor.hash
-    batch = []
+    batch: list[Entry] = []
     n = 0
     started = time.perf_counter()
     for index in range(1, entries + 1):
@@ -67,6 +79,15 @@ def build(folder: str, entries: int, per_entry: int) -> None:
         entry = make_entry(prev, 1, index, type_, data)
         prev = entry.hash
         batch.append(entry)
+        if machine is not None and index <= snapshot_at:
+            machine.apply(entry)
+            if index == snapshot_at:
+                storage.append(batch)
+                storage.sync()
+                batch = []
+                storage.save_snapshot(_snapshot(machine, entry), index)
+                machine = None
+                continue
         if len(batch) == SYNC_EVERY:
             storage.append(batch)
             storage.sync()
@@ -149,6 +170,12 @@ def main(argv: list[str]) -> None:
     parser.add_argument("dir")
     parser.add_argument("--entries", type=int, default=1_000_000)
     parser.add_argument("--per-entry", type=int, default=1)
+    parser.add_argument(
+        "--snapshot-at",
+        type=int,
+        default=0,
+        help="build: apply the entries up to this index and save a snapshot there",
+    )
     parser.add_argument("--profile", action="store_true", help="cProfile the open, top 25")
     parser.add_argument(
         "--snapshots",
@@ -157,7 +184,7 @@ def main(argv: list[str]) -> None:
     )
     args = parser.parse_args(argv)
     if args.action == "build":
-        build(args.dir, args.entries, args.per_entry)
+        build(args.dir, args.entries, args.per_entry, args.snapshot_at)
     elif args.profile:
         import cProfile
         import pstats
