@@ -71,6 +71,9 @@ SNAPSHOT_LOG_RATIO_DEFAULT = 1.0
 #: Default floor of the ratio rule, in log bytes: a tiny state is not snapshotted
 #: after every few writes.
 SNAPSHOT_LOG_BYTES_FLOOR_DEFAULT = 4 * 1024 * 1024
+#: Committed entries applied in one go from which the cyclic garbage collector is
+#: paused for the batch (a replay at start, a follower catching up; see gc_pause.py).
+APPLY_GC_PAUSE_ENTRIES_MIN = 1_024
 #: InstallSnapshot chunks unanswered at once per follower (flow control: heartbeats
 #: and appends to other followers are never queued behind a whole snapshot).
 SNAPSHOT_CHUNKS_INFLIGHT_MAX = 4

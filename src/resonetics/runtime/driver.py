@@ -44,6 +44,7 @@ import msgspec
 
 from resonetics import errors, limits, planted
 from resonetics.errors import invariant
+from resonetics.gc_pause import gc_paused
 from resonetics.machine.replicated import ReplicatedKV, receipt_of
 from resonetics.planted import Bug
 from resonetics.raft.config import RaftConfig
@@ -556,8 +557,11 @@ class NodeDriver:
                 self._filter.remember(rd.entries)
         self.stats.messages_sent += len(rd.messages)
         early, self._applied_early = self._applied_early, 0
-        for entry in rd.committed_entries[early:]:
-            self._apply(entry)
+        todo = rd.committed_entries[early:]
+        # A replay at start or a follower catching up: see resonetics/gc_pause.py.
+        with gc_paused(len(todo) >= limits.APPLY_GC_PAUSE_ENTRIES_MIN):
+            for entry in todo:
+                self._apply(entry)
         self.core.advance(rd)
         self._on_reads(rd)
         self._on_role(rd.soft_state.role)

@@ -29,17 +29,15 @@ corruption in the middle of the log rather than a torn tail.
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import zlib
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import accumulate
 
 import msgspec
 
 from resonetics.errors import StorageCorruption, invariant
+from resonetics.gc_pause import gc_paused
 from resonetics.raft.entry import Entry, EntryType, entry_links, is_genesis
 from resonetics.raft.types import Index
 from resonetics.storage.fs import FileSystem, atomic_write
@@ -105,27 +103,8 @@ def parse_log(data: bytes, path: str) -> ParsedLog:
     call (a per-line decode costs more in call overhead than in decoding); a
     line that fails to decode is found again line by line.
     """
-    with _gc_paused():
+    with gc_paused():  # millions of objects, no cycles: see resonetics/gc_pause.py
         return _parse(data, path)
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """No cyclic garbage collection while a log is parsed.
-
-    The parse makes millions of objects that all stay alive and hold no cycles;
-    each one counts towards the collector's next run, which then walks every
-    object made so far, over and over (about 45 % of the load's CPU at 200k
-    entries). Nothing here makes cyclic garbage, so the collector has nothing to
-    find; it runs again, as usual, once the parse is over.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def _parse(data: bytes, path: str) -> ParsedLog:
