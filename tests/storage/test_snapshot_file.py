@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 
+import msgspec
 import pytest
 
 from resonetics.errors import StorageCorruption
@@ -65,3 +67,19 @@ def test_an_unknown_field_in_the_snapshot_is_corruption() -> None:
     forged = body[:-1] + b',"extra":1}'
     with pytest.raises(StorageCorruption, match="unreadable snapshot"):
         decode_snapshot(_resealed(forged), PATH)
+
+
+def test_the_file_is_byte_for_byte_the_format_written_before() -> None:
+    """The state's base64 is now msgspec's: the same bytes as ``base64.b64encode``, so old
+    files read and new files are what old releases read."""
+    snap = snapshot_at(log_of(5)[2], data=bytes(range(256)) * 3 + b"x")
+    meta = snap.meta
+    doc = {
+        "format": 1,
+        "last_included_index": meta.last_included_index,
+        "last_included_term": meta.last_included_term,
+        "last_included_hash": meta.last_included_hash,
+        "membership": msgspec.to_builtins(meta.membership),
+        "state": base64.b64encode(snap.data).decode("ascii"),
+    }
+    assert _body(encode_snapshot(snap)) == msgspec.json.encode(doc)
