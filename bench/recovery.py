@@ -119,10 +119,6 @@ def _phase(name: str, clock: tuple[float, float]) -> tuple[float, float]:
 
 
 def open_node(folder: str, snapshots: bool = False) -> None:
-    if os.environ.get("NOGC"):
-        import gc
-
-        gc.disable()
     # Imported here so that ``build`` timings do not include them, and so that the
     # imports are not counted in the open's phases.
     from resonetics.runtime.driver import NodeDriver
