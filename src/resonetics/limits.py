@@ -60,8 +60,20 @@ SESSION_OVERHEAD_BYTES = 256
 # --- Snapshots -------------------------------------------------------------------
 #: Bytes of snapshot per InstallSnapshot chunk (before base64).
 SNAPSHOT_CHUNK_BYTES = 256 * 1024
-#: Default number of log entries since the last snapshot that triggers a new one.
-SNAPSHOT_ENTRIES_DEFAULT = 10_000
+#: Default number of log entries since the last snapshot that triggers a new one
+#: whatever the byte rule says: a cap on the log a restart replays (recovery time)
+#: and on the entries held in memory. The byte rule below usually comes first.
+SNAPSHOT_ENTRIES_DEFAULT = 50_000
+#: Default ratio rule: a snapshot once the log since the last one holds this many
+#: times that snapshot's bytes, so the bytes a snapshot writes stay proportional
+#: to the log bytes it replaces (runtime/snapshots.py ``snapshot_due``).
+SNAPSHOT_LOG_RATIO_DEFAULT = 1.0
+#: Default floor of the ratio rule, in log bytes: a tiny state is not snapshotted
+#: after every few writes.
+SNAPSHOT_LOG_BYTES_FLOOR_DEFAULT = 4 * 1024 * 1024
+#: Committed entries applied in one go from which the cyclic garbage collector is
+#: paused for the batch (a replay at start, a follower catching up; see gc_pause.py).
+APPLY_GC_PAUSE_ENTRIES_MIN = 1_024
 #: InstallSnapshot chunks unanswered at once per follower (flow control: heartbeats
 #: and appends to other followers are never queued behind a whole snapshot).
 SNAPSHOT_CHUNKS_INFLIGHT_MAX = 4

@@ -41,6 +41,8 @@ NOT_FOR_A_CLIENT = (
     "resonetics.security.authz",
     "cryptography",
     "rich",
+    "aiohttp",
+    "prometheus_client",
 )
 
 #: Runs ``resonetics ARGS`` as the console script does, then writes the names of the
@@ -178,3 +180,38 @@ def test_lazy_package_exports_are_the_modules_own_objects(package: str) -> None:
         assert getattr(module, name) is getattr(source, name), f"{package}.{name}"
     with pytest.raises(AttributeError, match="no_such_name"):
         _ = module.no_such_name
+
+
+def test_kv_get_help_loads_no_server_http_metrics_or_cryptography(tmp_path: Path) -> None:
+    """``kv get --help`` loads the kv command and nothing a client has no use for."""
+    modules, done = _loaded_by(tmp_path, "kv", "get", "--help")
+    assert done.returncode == 0, done.stderr
+    assert "Usage:" in done.stdout  # the command's own help really ran
+    assert _offenders(modules, NOT_FOR_A_CLIENT) == []
+
+
+def test_a_one_shot_kv_get_builds_no_decoder_of_op_arguments(tmp_path: Path) -> None:
+    """The op table's argument decoders are built on first use (wire/client._LazyDecoder):
+    a client decodes no op's args, and building them all cost about 18 ms per process."""
+    probe = (
+        "from resonetics.cli import main\n"
+        "import atexit, sys\n"
+        "def report():\n"
+        "    from resonetics.wire.client import OPS\n"
+        "    built = sorted(n for n, s in OPS.items() if s.decoder._decoder is not None)\n"
+        "    open(sys.argv[1], 'w').write(','.join(built))\n"
+        "atexit.register(report)\n"
+        "main(sys.argv[2:], prog_name='resonetics')\n"
+    )
+    out = tmp_path / "built.txt"
+    with _node_answering_get("hello") as address:
+        done = subprocess.run(
+            [sys.executable, "-c", probe, str(out), "kv", "get", "k", "--cluster", address],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == '"hello"\n'
+    assert out.read_text() == ""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import zlib
 
@@ -115,3 +116,59 @@ def test_offsets_point_at_each_line() -> None:
     for entry, offset in zip(parsed.entries, parsed.offsets, strict=True):
         end = data.index(b"\n", offset)
         assert decode_line(data[offset:end]) == entry
+
+
+@pytest.mark.parametrize("kind", ["hash", "term", "index", "anchor_type"])
+def test_the_fast_chain_check_names_the_line_and_index_of_a_break_mid_log(kind: str) -> None:
+    """parse_log checks the chain in one tight loop (storage/log_file._first_unlinked);
+    a break found there is still reported by the plain rules, naming line and index."""
+    entries = log_of(400)
+    k = 250  # entries[k] is on line k + 2 (GENESIS is line 1)
+    e = entries[k]
+    if kind == "hash":
+        bad = chain(entries[k - 1], 1, tag="forged")[0]
+        bad = type(e)(term=e.term, index=e.index, type=e.type, data=bad.data, hash=e.hash)
+    elif kind == "term":
+        entries = [*log_of(k, term=2), *chain(log_of(k, term=2)[-1], 150, term=2)]
+        bad = chain(entries[k - 1], 1, term=1)[0]
+    elif kind == "index":
+        bad = chain(entries[k], 1)[0]  # index k + 2 where k + 1 belongs
+    else:
+        bad = type(e)(term=e.term, index=e.index, type=GENESIS.type, data=None, hash=e.hash)
+    data = b"".join(encode_line(x) for x in [GENESIS, *entries[:k], bad, *entries[k + 1 :]])
+    with pytest.raises(StorageCorruption) as info:
+        parse_log(data, PATH)
+    assert info.value.line == k + 2
+    assert info.value.index == bad.index
+    assert info.value.path == PATH
+
+
+def test_the_fast_chain_check_accepts_what_the_plain_rules_accept() -> None:
+    """A long clean log parses whole, with the offset of every line (the oracle: the
+    file's own line starts)."""
+    entries = log_of(1000)
+    data = b"".join(encode_line(e) for e in [GENESIS, *entries])
+    parsed = parse_log(data, PATH)
+    assert parsed.entries == [GENESIS, *entries]
+    starts = [0, *[i + 1 for i, b in enumerate(data) if b == ord("\n")][:-1]]
+    assert parsed.offsets == starts
+    assert parsed.valid_end == len(data)
+
+
+def test_parse_log_leaves_the_garbage_collector_as_it_found_it() -> None:
+    """The parse pauses cyclic collection (log_file._gc_paused) and restores it,
+    even when it raises."""
+    good = b"".join(encode_line(e) for e in [GENESIS, *log_of(3)])
+    bad = b"".join(encode_line(e) for e in log_of(3))
+    assert gc.isenabled()
+    parse_log(good, PATH)
+    assert gc.isenabled()
+    with pytest.raises(StorageCorruption):
+        parse_log(bad, PATH)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        parse_log(good, PATH)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

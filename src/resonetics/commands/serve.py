@@ -43,7 +43,7 @@ from resonetics.server.config import ServerConfig, build_config, parse_peers
 @click.option("--tick-ms", type=int, help="Milliseconds per Raft tick (default 25).")
 @click.option("--election-ticks", type=int, help="Election timeout in ticks (default 12).")
 @click.option("--heartbeat-ticks", type=int, help="Heartbeat interval in ticks (default 2).")
-@click.option("--snapshot-entries", type=int, help="Entries between snapshots (default 10000).")
+@click.option("--snapshot-entries", type=int, help="Max entries between snapshots (default 50000).")
 @click.option("--snapshot-bytes", type=int, help="Log bytes between snapshots (default 0: off).")
 @click.option(
     "--join",

@@ -41,12 +41,15 @@ class RaftLog:
 
     __slots__ = ("_anchor", "_config_indexes", "_entries")
 
-    def __init__(self, anchor: Entry, entries: Sequence[Entry] = ()) -> None:
+    def __init__(
+        self, anchor: Entry, entries: Sequence[Entry] = (), *, linked: bool = False
+    ) -> None:
+        """``linked``: as for ``append`` (a storage's ``load`` has checked the chain)."""
         self._anchor = anchor
         self._entries: list[Entry] = []
         #: Ascending indexes of the CONFIG entries in ``_entries``.
         self._config_indexes: list[Index] = []
-        self.append(entries)
+        self.append(entries, linked=linked)
 
     # --- reading ---------------------------------------------------------------
     @property

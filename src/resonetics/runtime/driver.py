@@ -44,6 +44,7 @@ import msgspec
 
 from resonetics import errors, limits, planted
 from resonetics.errors import invariant
+from resonetics.gc_pause import gc_paused
 from resonetics.machine.replicated import ReplicatedKV, receipt_of
 from resonetics.planted import Bug
 from resonetics.raft.config import RaftConfig
@@ -193,7 +194,8 @@ class NodeDriver:
         recovered = storage.load()
         membership = None
         if recovered.snapshot is not None:
-            self.machine.restore(recovered.snapshot.data)
+            with gc_paused():  # a million records in a row: see resonetics/gc_pause.py
+                self.machine.restore(recovered.snapshot.data)
             membership = recovered.snapshot.meta.membership
         else:
             # The chain starts at this cluster's GENESIS, not the anonymous one.
@@ -214,6 +216,8 @@ class NodeDriver:
             snapshot_spool=snapshot_spool,
             signer=signer,
             snapshot_check=self._check_snapshot,
+            # NodeStorage.load's contract: contiguous and hash-chained from the anchor.
+            entries_linked=True,
         )
         self.snapshots = Snapshots(
             snapshot_policy or SnapshotPolicy(), recovered.anchor.index, snapshot_signer
@@ -563,8 +567,11 @@ class NodeDriver:
                 self._filter.remember(rd.entries)
         self.stats.messages_sent += len(rd.messages)
         early, self._applied_early = self._applied_early, 0
-        for entry in rd.committed_entries[early:]:
-            self._apply(entry)
+        todo = rd.committed_entries[early:]
+        # A replay at start or a follower catching up: see resonetics/gc_pause.py.
+        with gc_paused(len(todo) >= limits.APPLY_GC_PAUSE_ENTRIES_MIN):
+            for entry in todo:
+                self._apply(entry)
         self.core.advance(rd)
         self._on_reads(rd)
         self._on_role(rd.soft_state.role)

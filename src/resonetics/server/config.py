@@ -8,7 +8,7 @@ The TOML file describes the whole cluster, so one file serves every node::
     tick_ms = 25
     election_ticks = 12        # election timeout: 12..24 ticks
     heartbeat_ticks = 2
-    snapshot_entries = 10000      # a snapshot every N applied entries...
+    snapshot_entries = 50000      # a snapshot at least every N applied entries...
     snapshot_bytes = 0            # ...or every N bytes of log, whichever comes first (0: off)
     # Optional: TLS with mutual authentication (all three paths, or none for plain TCP).
     # tls_ca = "certs/ca.pem"
