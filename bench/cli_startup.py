@@ -13,6 +13,7 @@ read; wall time includes waiting for a core. Not a test: nothing here passes or 
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import resource
@@ -73,7 +74,12 @@ def _report(label: str, argv: list[str], runs: int) -> None:
 
 
 def main(argv: list[str]) -> None:
-    runs = int(argv[0]) if argv else 10
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.cli_startup",
+        description="CPU and wall time of a one-shot `resonetics kv get` against a stand-in node.",
+    )
+    parser.add_argument("runs", nargs="?", type=int, default=10, help="runs of each command")
+    runs = parser.parse_args(argv).runs
     server, address = _stand_in()
     py = sys.executable
     try:
