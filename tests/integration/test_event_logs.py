@@ -116,7 +116,10 @@ def test_snapshots_taken_are_logged_with_index_size_and_duration(
 def test_member_remove_logs_the_membership_change_on_every_node_that_applies_it(
     json_cluster: LocalCluster,
 ) -> None:
-    leader, _ = json_cluster.wait_for_leader(timeout_s=60)
+    # Every node follows the leader first: a victim whose link from the leader is not up
+    # yet (it started last) would be removed without ever hearing the joint configuration,
+    # and so could never log its removal.
+    leader, _ = json_cluster.wait_until_settled(timeout_s=60)
     victim = next(n for n in sorted(json_cluster.nodes) if n != leader)
     with json_cluster.admin_client(timeout=30) as admin:
         admin.member_remove(victim)
