@@ -41,9 +41,7 @@ class EventQueue:
         """Run ``action`` at virtual time ``at_ms`` (never in the past)."""
         self._seq += 1
         now = self.now_ms
-        heapq.heappush(
-            self._heap, (at_ms if at_ms > now else now, self._seq, action, _NO_ARGUMENT)
-        )
+        heapq.heappush(self._heap, (at_ms if at_ms > now else now, self._seq, action, _NO_ARGUMENT))
 
     def after(self, delay_ms: int, action: Action) -> None:
         self.at(self.now_ms + delay_ms, action)
