@@ -132,11 +132,17 @@ class Operation:
         return f"{span:>16} {who:<5} {what}"
 
 
+#: ``json.dumps(value, sort_keys=True[, separators=...])`` builds an encoder per call when
+#: given options; these are those encoders, built once (same text: ``dumps`` is this).
+_SORTED = json.JSONEncoder(sort_keys=True)
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+
+
 def canonical(value: Any) -> str | None:
     """Canonical JSON of a value, or None for JSON null (an absent key)."""
     if value is None:
         return None
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return _CANONICAL.encode(value)
 
 
 def _show(value: Any) -> str:
@@ -246,7 +252,9 @@ def _is_txn_outcome(value: Any) -> bool:
 def pair_events(events: Iterable[Event], *, source: str = "<history>") -> list[Operation]:
     """Pair each invoke with its completion; drop failed ops; keep unknown ones pending."""
     open_by_process: dict[int, tuple[int, Event]] = {}
-    slots: list[Operation | None] = []  # in invoke order; None once an op failed
+    # In invoke order: (invoke, its completion so far); None once the op failed. The
+    # operations are built once, at the end, numbered as kept (a failed op leaves no gap).
+    slots: list[tuple[Event, Event | None] | None] = []
     for event in events:
         if event.type == "invoke":
             if event.process in open_by_process:
@@ -256,7 +264,7 @@ def pair_events(events: Iterable[Event], *, source: str = "<history>") -> list[O
                     line=event.line,
                 )
             open_by_process[event.process] = (len(slots), event)
-            slots.append(_operation(len(slots), event, None))
+            slots.append((event, None))
             continue
         opened = open_by_process.pop(event.process, None)
         if opened is None:
@@ -273,9 +281,9 @@ def pair_events(events: Iterable[Event], *, source: str = "<history>") -> list[O
                 f"{invoke.line} ({invoke.f} {invoke.key!r})",
                 line=event.line,
             )
-        slots[slot] = None if event.type == "fail" else _operation(slot, invoke, event)
-    kept = [op for op in slots if op is not None]
-    return [_renumber(op, i) for i, op in enumerate(kept)]
+        slots[slot] = None if event.type == "fail" else (invoke, event)
+    kept = [pair for pair in slots if pair is not None]
+    return [_operation(i, invoke, completion) for i, (invoke, completion) in enumerate(kept)]
 
 
 def _operation(slot: int, invoke: Event, completion: Event | None) -> Operation:
@@ -307,23 +315,6 @@ def _success(invoke: Event, completion: Event | None) -> bool | None:
     if invoke.f != "cas" or completion is None:
         return None
     return completion.success is not False
-
-
-def _renumber(op: Operation, new_id: int) -> Operation:
-    if op.id == new_id:
-        return op
-    return Operation(
-        new_id,
-        op.process,
-        op.f,
-        op.key,
-        op.call,
-        op.ret,
-        op.input,
-        op.output,
-        op.success,
-        op.deleted,
-    )
 
 
 def parse_history(lines: Iterable[str], *, source: str = "<history>") -> list[Operation]:
@@ -425,8 +416,9 @@ class HistoryRecorder:
 
     def lines(self) -> Iterator[str]:
         """The history as JSON lines (no trailing newlines)."""
+        encode = _SORTED.encode
         for event in self.events():
-            yield json.dumps(event, sort_keys=True)
+            yield encode(event)
 
     def dumps(self) -> str:
         """The history as one ``.jsonl`` text."""

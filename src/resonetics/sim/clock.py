@@ -10,12 +10,18 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Callable
+from typing import Any, TypeVar
 
 Action = Callable[[], None]
-#: (virtual time, sequence number, action): a plain tuple, because the heap compares
-#: events millions of times per sweep and tuple comparison runs in C. The sequence
-#: number is unique, so the comparison never reaches the action.
-_Event = tuple[int, int, Action]
+T = TypeVar("T")
+#: (virtual time, sequence number, function, argument): a plain tuple, because the heap
+#: compares events millions of times per sweep and tuple comparison runs in C. The
+#: sequence number is unique, so the comparison never reaches the function. An event
+#: scheduled with ``call_at`` runs ``function(argument)``; one scheduled with ``at``
+#: has ``_NO_ARGUMENT`` there and runs ``function()``. The argument spares the
+#: commonest event (a message arriving) a closure or ``functools.partial`` of its own.
+_Event = tuple[int, int, Callable[..., object], Any]
+_NO_ARGUMENT: Any = object()
 
 
 class EventQueue:
@@ -35,10 +41,20 @@ class EventQueue:
         """Run ``action`` at virtual time ``at_ms`` (never in the past)."""
         self._seq += 1
         now = self.now_ms
-        heapq.heappush(self._heap, (at_ms if at_ms > now else now, self._seq, action))
+        heapq.heappush(self._heap, (at_ms if at_ms > now else now, self._seq, action, _NO_ARGUMENT))
 
     def after(self, delay_ms: int, action: Action) -> None:
         self.at(self.now_ms + delay_ms, action)
+
+    def call_at(self, at_ms: int, function: Callable[[T], object], argument: T) -> None:
+        """Run ``function(argument)`` at virtual time ``at_ms`` (never in the past): as
+        ``at`` with a closure over ``argument``, without building one."""
+        self._seq += 1
+        now = self.now_ms
+        heapq.heappush(self._heap, (at_ms if at_ms > now else now, self._seq, function, argument))
+
+    def call_after(self, delay_ms: int, function: Callable[[T], object], argument: T) -> None:
+        self.call_at(self.now_ms + delay_ms, function, argument)
 
     def run_one(self, until_ms: int) -> bool:
         """Run the next event if it is due by ``until_ms``; False when there is none."""
@@ -46,10 +62,13 @@ class EventQueue:
         if not heap or heap[0][0] > until_ms:
             self.now_ms = max(self.now_ms, until_ms) if not heap else self.now_ms
             return False
-        at_ms, _, action = heapq.heappop(heap)
+        at_ms, _, function, argument = heapq.heappop(heap)
         self.now_ms = at_ms
         self.steps += 1
-        action()
+        if argument is _NO_ARGUMENT:
+            function()
+        else:
+            function(argument)
         return True
 
     def run_until(self, until_ms: int, pending_max: int) -> bool:
@@ -61,10 +80,13 @@ class EventQueue:
         heap = self._heap
         pop = heapq.heappop
         while heap and heap[0][0] <= until_ms:
-            at_ms, _, action = pop(heap)
+            at_ms, _, function, argument = pop(heap)
             self.now_ms = at_ms
             self.steps += 1
-            action()
+            if argument is _NO_ARGUMENT:
+                function()
+            else:
+                function(argument)
             if len(heap) > pending_max:
                 return False
         if not heap:

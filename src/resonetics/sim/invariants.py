@@ -46,6 +46,9 @@ from resonetics.raft.types import Index, NodeId, Term
 from resonetics.sim.lease_checks import LeaseMonitor
 from resonetics.sim.stale_reads import StaleReadOracle
 
+#: Read once: an enum member read off its class costs a descriptor call per entry.
+_CONFIG = EntryType.CONFIG
+
 
 class SimViolation(Exception):
     """A safety or liveness property failed; the message says which and where."""
@@ -145,7 +148,7 @@ class SafetyMonitor:
                     f"{entry.hash[:12]}, another node had {known[:12]}"
                 )
             prev_hash = entry.hash
-            if entry.type is EntryType.CONFIG:
+            if entry.type is _CONFIG:
                 self._check_promotion(node, entry)
 
     def _check_promotion(self, node: NodeId, entry: Entry) -> None:

@@ -13,11 +13,14 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from resonetics.sim.clock import EventQueue
+from resonetics.sim.draws import draw_int
 from resonetics.sim.trace import Trace
 
 Deliver = Callable[[], object]
+T = TypeVar("T")
 
 #: Latency of a healthy link (virtual milliseconds).
 BASE_LATENCY_MIN_MS = 1
@@ -48,6 +51,10 @@ class NetworkStats:
     delayed: int = 0
 
 
+def _call(deliver: Deliver) -> object:
+    return deliver()
+
+
 class Network:
     """Schedules deliveries on the event queue, with the faults of its profile."""
 
@@ -61,33 +68,42 @@ class Network:
         self.blocked: set[tuple[str, str]] = set()
 
     def send(self, src: str, dst: str, what: object, deliver: Deliver) -> None:
-        """Carry ``what`` from ``src`` to ``dst``; ``deliver`` runs on arrival."""
-        stats, rng, profile, queue = self.stats, self._rng, self.profile, self._queue
+        """Carry ``what`` from ``src`` to ``dst``; ``deliver()`` runs on arrival."""
+        self.send_to(src, dst, what, _call, deliver)
+
+    def send_to(
+        self, src: str, dst: str, what: object, deliver: Callable[[T], object], argument: T
+    ) -> None:
+        """Carry ``what`` from ``src`` to ``dst``; ``deliver(argument)`` runs on arrival
+        (as ``send`` with a closure, without building one per message)."""
+        stats, rng, profile = self.stats, self._rng, self.profile
         stats.sent += 1
         if self.blocked and (src, dst) in self.blocked:
             stats.blocked += 1
-            self._trace.add(queue.now_ms, "blocked", what)
+            self._trace.add(self._queue.now_ms, "blocked", what)
             return
         if rng.random() < profile.drop_p:
             stats.dropped += 1
-            self._trace.add(queue.now_ms, "drop", what)
+            self._trace.add(self._queue.now_ms, "drop", what)
             return
         duplicate = rng.random() < profile.dup_p
-
-        def arrive() -> None:
-            stats.delivered += 1
-            deliver()
-
-        queue.after(self._latency_ms(), arrive)
+        parcel = (deliver, argument)
+        self._queue.call_after(self._latency_ms(), self._arrive, parcel)
         if duplicate:
             stats.duplicated += 1
-            queue.after(self._latency_ms(), arrive)
+            self._queue.call_after(self._latency_ms(), self._arrive, parcel)
+
+    def _arrive(self, parcel: tuple[Callable[[Any], object], object]) -> None:
+        self.stats.delivered += 1
+        deliver, argument = parcel
+        deliver(argument)
 
     def _latency_ms(self) -> int:
-        p = self.profile
-        latency = self._rng.randint(p.latency_min_ms, p.latency_max_ms)
-        if p.slow_p and self._rng.random() < p.slow_p:
-            latency += self._rng.randint(0, p.slow_ms)
+        """The base latency, plus a stall now and then (``draw_int`` is ``randint``)."""
+        p, rng = self.profile, self._rng
+        latency = draw_int(rng, p.latency_min_ms, p.latency_max_ms)
+        if p.slow_p and rng.random() < p.slow_p:
+            latency += draw_int(rng, 0, p.slow_ms)
         if latency > BASE_LATENCY_MAX_MS:
             self.stats.delayed += 1
         return latency

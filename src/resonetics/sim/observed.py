@@ -18,6 +18,9 @@ from resonetics.raft.types import Index, NodeId
 from resonetics.sim.invariants import SafetyMonitor, SimViolation
 from resonetics.storage.api import NodeStorage, RecoveredState
 
+#: Read once: an enum member read off its class costs a descriptor call per apply.
+_GENESIS, _SNAP_DUMMY = EntryType.GENESIS, EntryType.SNAP_DUMMY
+
 
 class ObservedStorage:
     """``NodeStorage`` that reports appends to the monitor; keeps a mirror of the hashes."""
@@ -121,7 +124,8 @@ class ObservedKV(ReplicatedKV):
         table = getattr(self.machine, "lease_table", None)
         before = set(table.leases) if table is not None and table.leases else None
         result = super().apply(entry)
-        if entry.type not in (EntryType.GENESIS, EntryType.SNAP_DUMMY):
+        kind = entry.type
+        if kind is not _GENESIS and kind is not _SNAP_DUMMY:
             self._monitor.on_apply(self._node, entry)
             if before is not None and table is not None and self.lease_clock is not None:
                 ended = tuple(sorted(before - set(table.leases)))

@@ -277,6 +277,7 @@ def _count(world: _World, result: RunResult) -> None:
     result.ops_ok = sum(c.ops_ok for c in world.clients)
     result.digest = _digest(world)
     net, faults = world.network.stats, world.faults.stats
+    events = world.recorder.events()  # a copy of every event: taken once
     result.counters = {
         "sent": net.sent,
         "dropped": net.dropped,
@@ -292,8 +293,8 @@ def _count(world: _World, result: RunResult) -> None:
         "long_downs": faults.long_downs,
         "snapshots": sum(n.snapshot_counts()[0] for n in world.cluster.nodes.values()),
         "snapshots_installed": sum(n.snapshot_counts()[1] for n in world.cluster.nodes.values()),
-        "info_ops": sum(1 for e in world.recorder.events() if e["type"] == "info"),
-        **_txn_counts(world.recorder.events()),
+        "info_ops": sum(1 for e in events if e["type"] == "info"),
+        **_txn_counts(events),
     }
     loop_steps: Counter[str] = Counter()
     for node in world.cluster.nodes.values():
@@ -401,10 +402,8 @@ def _final_checks(world: _World, result: RunResult) -> None:
         )
     _check_liveness(world)
     cluster = world.cluster
-    final = {
-        nid: {r.index: _hash_in_log(world, node, r.index) for r in world.monitor.receipts}
-        for nid, node in cluster.nodes.items()
-    }
+    indexes = [r.index for r in world.monitor.receipts]
+    final = {nid: _hashes_in_log(world, node, indexes) for nid, node in cluster.nodes.items()}
     world.monitor.check_receipts(final)
     world.monitor.leases.check_no_early_expiry()
     _check_final_logs(cluster)
@@ -442,16 +441,20 @@ def _check_machine_history(world: _World, result: RunResult) -> None:
     result.verdict = checked.verdict.value
 
 
-def _hash_in_log(world: _World, node: SimNode, index: int) -> str | None:
-    """The node's hash at ``index``; a compacted index counts as held when the node's
-    anchor (the chain value that covers it) is the committed one."""
+def _hashes_in_log(world: _World, node: SimNode, indexes: list[int]) -> dict[int, str | None]:
+    """The node's hash at each of ``indexes``; a compacted index counts as held when the
+    node's anchor (the chain value that covers it) is the committed one."""
     assert node.driver is not None
     core = node.driver.core
     anchor = core.anchor
-    if index < anchor.index:
-        held = world.monitor.committed.get(anchor.index) == anchor.hash
-        return world.monitor.committed.get(index) if held else None
-    return core.hash_at(index)
+    committed = world.monitor.committed
+    held = committed.get(anchor.index) == anchor.hash
+    return {
+        index: (committed.get(index) if held else None)
+        if index < anchor.index
+        else core.hash_at(index)
+        for index in indexes
+    }
 
 
 def _check_final_logs(cluster: Cluster) -> None:
