@@ -358,3 +358,14 @@ LEASE_EXPIRE_BATCH_MAX = 256
 #: How long the leader waits before proposing the expiry of a lease again when the
 #: last proposal did not end it (lost with leadership, or log time still short), ms.
 LEASE_EXPIRE_RETRY_MS = 500
+
+# --- the snapshot trigger's operator settings (server/config.py) ---------------------
+#: Largest ``snapshot_log_ratio`` accepted (log bytes per byte of the last snapshot). At
+#: 100 the ratio rule practically never fires before the entries cap does.
+SNAPSHOT_LOG_RATIO_MAX = 100.0
+#: Largest ``snapshot_floor_bytes`` (and ``snapshot_bytes``) accepted, bytes: the log
+#: since the last snapshot is held in memory and replayed at a restart.
+SNAPSHOT_LOG_BYTES_SETTING_MAX = 1 << 30
+#: Largest ``snapshot_entries`` accepted, entries (0 switches the cap off), for the same
+#: reasons.
+SNAPSHOT_ENTRIES_SETTING_MAX = 10_000_000
