@@ -165,10 +165,11 @@ class _Connection:
     """One TCP connection to one node, with requests in flight matched by ``id``.
 
     Requests sent in one loop turn leave in one ``write`` (one syscall, one TLS
-    record) at the loop's next turn, in the order they were sent; answers are
-    read in chunks and every complete line in a chunk is handed out in one go.
-    With hundreds of requests in flight a write and a read wake-up per request
-    were a large share of the client's CPU.
+    record) at the loop's next turn, or as soon as
+    ``limits.CLIENT_WRITE_BATCH_REQUESTS_MAX`` are queued, in the order they were
+    sent; answers are read in chunks and every complete line in a chunk is handed
+    out in one go. With hundreds of requests in flight a write and a read wake-up
+    per request were a large share of the client's CPU.
     """
 
     def __init__(
@@ -271,7 +272,9 @@ class _Connection:
         self._unsent.append(
             encode_envelope("ClientRequest", payload, int(time.time() * 1000), req_id)
         )
-        if not self._flush_scheduled:
+        if len(self._unsent) >= limits.CLIENT_WRITE_BATCH_REQUESTS_MAX:
+            self._flush()  # the node starts on these while the rest are encoded
+        elif not self._flush_scheduled:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self._flush)
         return future

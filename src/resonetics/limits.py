@@ -369,3 +369,11 @@ SNAPSHOT_LOG_BYTES_SETTING_MAX = 1 << 30
 #: Largest ``snapshot_entries`` accepted, entries (0 switches the cap off), for the same
 #: reasons.
 SNAPSHOT_ENTRIES_SETTING_MAX = 10_000_000
+
+# --- the client library (client.py) ---------------------------------------------------
+#: Requests one ``AsyncClient`` connection writes in one go, count: past it the queued
+#: requests leave at once rather than at the loop's next turn. With hundreds in flight,
+#: answers arrive together and their follow-up requests were written as one block, so
+#: the node and the client took turns (one worked while the other waited); smaller
+#: blocks let the node start on the first while the client encodes the rest.
+CLIENT_WRITE_BATCH_REQUESTS_MAX = 64
