@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from resonetics import errors
+from resonetics import errors, limits
 from resonetics.client import AsyncClient
 from resonetics.wire.client import ClientResponse, encode_response
 
@@ -134,3 +134,32 @@ def test_an_unanswered_call_still_gives_up_at_its_deadline() -> None:
         assert loop.time() - started < 2.0
 
     _run(never, scenario)
+
+
+def test_a_turn_of_many_calls_leaves_in_blocks_of_at_most_the_write_batch_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Blocks, not one write of everything: the node starts on the first block while the
+    client encodes the rest (one connection no longer takes turns with the node)."""
+    blocks: list[int] = []
+
+    async def answer_all(requests: list[dict[str, Any]], w: asyncio.StreamWriter) -> None:
+        w.write(b"".join(_answer(r, _result_for(r)) for r in requests))
+
+    async def scenario(client: AsyncClient) -> None:
+        await client.get("first")  # connects
+        writer = client._conn._writer  # type: ignore[union-attr]
+        real = writer.write
+
+        def counting(data: bytes) -> None:
+            blocks.append(data.count(b"\n"))
+            real(data)
+
+        monkeypatch.setattr(writer, "write", counting)
+        await asyncio.gather(*(client.get(f"k{i}") for i in range(200)))
+
+    _run(answer_all, scenario)
+    limit = limits.CLIENT_WRITE_BATCH_REQUESTS_MAX
+    assert sum(blocks) == 200
+    assert max(blocks) == limit
+    assert len(blocks) == -(-200 // limit)  # full blocks, then the rest at the turn's end

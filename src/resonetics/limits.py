@@ -358,3 +358,22 @@ LEASE_EXPIRE_BATCH_MAX = 256
 #: How long the leader waits before proposing the expiry of a lease again when the
 #: last proposal did not end it (lost with leadership, or log time still short), ms.
 LEASE_EXPIRE_RETRY_MS = 500
+
+# --- the snapshot trigger's operator settings (server/config.py) ---------------------
+#: Largest ``snapshot_log_ratio`` accepted (log bytes per byte of the last snapshot). At
+#: 100 the ratio rule practically never fires before the entries cap does.
+SNAPSHOT_LOG_RATIO_MAX = 100.0
+#: Largest ``snapshot_floor_bytes`` (and ``snapshot_bytes``) accepted, bytes: the log
+#: since the last snapshot is held in memory and replayed at a restart.
+SNAPSHOT_LOG_BYTES_SETTING_MAX = 1 << 30
+#: Largest ``snapshot_entries`` accepted, entries (0 switches the cap off), for the same
+#: reasons.
+SNAPSHOT_ENTRIES_SETTING_MAX = 10_000_000
+
+# --- the client library (client.py) ---------------------------------------------------
+#: Requests one ``AsyncClient`` connection writes in one go, count: past it the queued
+#: requests leave at once rather than at the loop's next turn. With hundreds in flight,
+#: answers arrive together and their follow-up requests were written as one block, so
+#: the node and the client took turns (one worked while the other waited); smaller
+#: blocks let the node start on the first while the client encodes the rest.
+CLIENT_WRITE_BATCH_REQUESTS_MAX = 64

@@ -46,6 +46,17 @@ from resonetics.server.config import ServerConfig, build_config, parse_peers
 @click.option("--snapshot-entries", type=int, help="Max entries between snapshots (default 50000).")
 @click.option("--snapshot-bytes", type=int, help="Log bytes between snapshots (default 0: off).")
 @click.option(
+    "--snapshot-log-ratio",
+    type=float,
+    help="Snapshot once the log since the last one is this many times its size "
+    "(default 1.0; > 0, <= 100).",
+)
+@click.option(
+    "--snapshot-floor-bytes",
+    type=int,
+    help="Log bytes below which the ratio rule never snapshots (default 4 MiB; 0..1 GiB).",
+)
+@click.option(
     "--join",
     help="ADDR,... of existing members: start with no voters and wait to be added "
     "(resonetics member add ID HOST:PORT --cluster ADDR).",
@@ -130,6 +141,8 @@ def serve(
     heartbeat_ticks: int | None,
     snapshot_entries: int | None,
     snapshot_bytes: int | None,
+    snapshot_log_ratio: float | None,
+    snapshot_floor_bytes: int | None,
     join: str | None,
     tls_cert: Path | None,
     tls_key: Path | None,
@@ -168,6 +181,8 @@ def serve(
                 "heartbeat_ticks": heartbeat_ticks,
                 "snapshot_entries": snapshot_entries,
                 "snapshot_bytes": snapshot_bytes,
+                "snapshot_log_ratio": snapshot_log_ratio,
+                "snapshot_floor_bytes": snapshot_floor_bytes,
                 "join": tuple(join.split(",")) if join else None,
                 "tls_cert": tls_cert,
                 "tls_key": tls_key,

@@ -6,7 +6,8 @@ the keys it returns. Inserting a new key costs a list insert (a ``memmove``);
 at the sizes a Python store holds this beat a balanced tree written in Python.
 Keys sort by code point, which is also their UTF-8 byte order.
 
-Each key's entry is a ``Record`` (a named tuple: no per-key dict): its value,
+Each key's entry is a ``Record`` (a slotted struct, untracked by the GC: 48 bytes),
+its value,
 ``create_index`` (the log index that created it), ``mod_index`` (the index of
 its last write) and ``version`` (writes since creation, 1 for a new key; a
 delete forgets the key, so a re-created key starts again at 1). An absent key
@@ -55,7 +56,7 @@ from __future__ import annotations
 import bisect
 from collections import deque
 from collections.abc import Callable, Generator, Mapping
-from typing import Any, ClassVar, Final, NamedTuple, Protocol
+from typing import Any, ClassVar, Final, Protocol
 
 import msgspec
 
@@ -88,8 +89,13 @@ SNAPSHOT_SLICE_ITEMS = 20_000
 SnapshotSteps = Generator[None, None, bytes]
 
 
-class Record(NamedTuple):
-    """One key's value and metadata: a tuple, so a key costs no per-instance dict."""
+class Record(msgspec.Struct, frozen=True, gc=False):
+    """One key's value and metadata.
+
+    A msgspec struct without GC tracking: 48 bytes a key where a named tuple took 80
+    (GC header, tuple header). It holds a JSON value and ints, which can never form a
+    reference cycle back to it, so the collector has nothing to find there.
+    """
 
     value: Any
     create_index: int
@@ -103,6 +109,9 @@ class Record(NamedTuple):
             "version": self.version,
         }
 
+
+#: A record's fields as a tuple, in order: ``(value, create_index, mod_index, version)``.
+_fields: Final = msgspec.structs.astuple
 
 _ABSENT_META: Final = {"create_index": 0, "mod_index": 0, "version": 0}
 
@@ -289,7 +298,7 @@ class KeyValueStore(StateMachine):
         )
 
     def _rows(self, data: dict[str, Record], keys: list[str]) -> list[Any]:
-        return [(k, *data[k]) for k in keys]
+        return [(k, *_fields(data[k])) for k in keys]
 
     def snapshot(self) -> bytes:
         return _CANONICAL.encode(self._snapshot_struct(self._rows(self._data, self._keys)))
@@ -415,7 +424,7 @@ class KeyValueStore(StateMachine):
         items: list[list[Any]] = []
         while i < len(keys) and len(items) < limit and keys[i].startswith(prefix):
             rec = data[keys[i]]
-            items.append([keys[i], *rec] if meta else [keys[i], rec.value])
+            items.append([keys[i], *_fields(rec)] if meta else [keys[i], rec.value])
             i += 1
         more = i < len(keys) and keys[i].startswith(prefix)
         last = items[-1][0] if items else None

@@ -10,6 +10,9 @@ The TOML file describes the whole cluster, so one file serves every node::
     heartbeat_ticks = 2
     snapshot_entries = 50000      # a snapshot at least every N applied entries...
     snapshot_bytes = 0            # ...or every N bytes of log, whichever comes first (0: off)
+    # snapshot_log_ratio = 1.0     # ...or once the log since the last snapshot is this many
+    #                              # times that snapshot's size (0 < ratio <= 100)...
+    # snapshot_floor_bytes = 4194304  # ...but never below this many log bytes (0..1 GiB)
     # Optional: TLS with mutual authentication (all three paths, or none for plain TCP).
     # tls_ca = "certs/ca.pem"
     # tls_cert = "certs/n1.pem"    # per node: use --tls-cert/--tls-key flags to override
@@ -121,6 +124,11 @@ class ServerConfig:
     listen_http: str = ""
     #: node id -> HTTP "host:port" of the nodes that serve HTTP (redirects to the leader).
     http_addresses: dict[str, str] = field(default_factory=dict)
+    #: The ratio rule of the snapshot trigger (``runtime/snapshots.snapshot_due``): a
+    #: snapshot once the log since the last one holds this many times its bytes...
+    snapshot_log_ratio: float = limits.SNAPSHOT_LOG_RATIO_DEFAULT
+    #: ...and at least this many log bytes (a tiny state is not rewritten every few writes).
+    snapshot_floor_bytes: int = limits.SNAPSHOT_LOG_BYTES_FLOOR_DEFAULT
 
     def tls(self) -> TLSConfig | None:
         """The node's TLS material, or None for a plain-TCP node."""
@@ -245,7 +253,28 @@ class ServerConfig:
             )
         if self.snapshot_bytes_max < 1:
             raise ConfigError(f"snapshot_bytes_max: must be >= 1, got {self.snapshot_bytes_max}")
+        self._validate_snapshot_trigger()
         self._validate_http()
+
+    def _validate_snapshot_trigger(self) -> None:
+        """The snapshot trigger's settings, each named with its flag and allowed range: a
+        typo must not start a node that never snapshots or rewrites its state per write."""
+        ratio_max = limits.SNAPSHOT_LOG_RATIO_MAX
+        bytes_max = limits.SNAPSHOT_LOG_BYTES_SETTING_MAX
+        entries_max = limits.SNAPSHOT_ENTRIES_SETTING_MAX
+        if not 0 < self.snapshot_log_ratio <= ratio_max:  # also refuses NaN
+            raise ConfigError(
+                f"snapshot_log_ratio (--snapshot-log-ratio): must be > 0 and <= {ratio_max:g}, "
+                f"got {self.snapshot_log_ratio!r}"
+            )
+        for key, value, limit in (
+            ("snapshot_floor_bytes", self.snapshot_floor_bytes, bytes_max),
+            ("snapshot_bytes", self.snapshot_bytes, bytes_max),
+            ("snapshot_entries", self.snapshot_entries, entries_max),
+        ):
+            if not 0 <= value <= limit:
+                flag = "--" + key.replace("_", "-")
+                raise ConfigError(f"{key} ({flag}): must be >= 0 and <= {limit}, got {value!r}")
 
     def _validate_http(self) -> None:
         """The HTTP port carries tokens and data: plain HTTP only on loopback, as for peers."""
@@ -387,6 +416,7 @@ _INT_KEYS = (
     "rate_limit_burst",
     "connections_per_ip_max",
     "snapshot_bytes_max",
+    "snapshot_floor_bytes",
 )
 _PATH_KEYS = (
     "data_dir",
@@ -412,7 +442,7 @@ def apply_overrides(config: ServerConfig, values: dict[str, Any], *, source: str
             changes[key] = value
         elif key in _PATH_KEYS:
             changes[key] = Path(str(value))
-        elif key in ("request_timeout_s", "rate_limit_rps"):
+        elif key in ("request_timeout_s", "rate_limit_rps", "snapshot_log_ratio"):
             if not isinstance(value, int | float) or isinstance(value, bool):
                 raise ConfigError(f"{source}: {key} must be a number, got {value!r}")
             changes[key] = float(value)

@@ -194,6 +194,8 @@ class NodeServer:
                 entries=config.snapshot_entries,
                 log_bytes=config.snapshot_bytes,
                 bytes_max=config.snapshot_bytes_max,
+                log_ratio=config.snapshot_log_ratio,
+                log_bytes_floor=config.snapshot_floor_bytes,
             ),
             # Chunks of a snapshot being received go to a scratch file, not memory.
             snapshot_spool=lambda: FileSpool(OsFileSystem(), str(config.node_dir / SPOOL_NAME)),

@@ -1,0 +1,139 @@
+"""The snapshot trigger's operator settings: from TOML, flags and ``Node``, to the trigger,
+and every typo refused with the key and the range it must be in."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+
+from resonetics import Node, limits
+from resonetics.localcluster import free_ports
+from resonetics.server.config import ConfigError, build_config, load_toml
+from tests.commands.helpers import one_line_error, run
+
+_ONE_NODE = '[nodes]\nn1 = { peer = "127.0.0.1:7101", client = "127.0.0.1:7001" }\n'
+_PEERS = {"n1": "127.0.0.1:7101"}
+_CLIENTS = {"n1": "127.0.0.1:7001"}
+
+
+def _toml(tmp_path: Path, cluster: str) -> Path:
+    path = tmp_path / "cluster.toml"
+    path.write_text(f"[cluster]\n{cluster}\n{_ONE_NODE}", encoding="utf-8")
+    return path
+
+
+def test_snapshot_trigger_defaults_are_the_limits() -> None:
+    config = build_config("n1", peers=_PEERS, clients=_CLIENTS).validate()
+    assert config.snapshot_log_ratio == limits.SNAPSHOT_LOG_RATIO_DEFAULT
+    assert config.snapshot_floor_bytes == limits.SNAPSHOT_LOG_BYTES_FLOOR_DEFAULT
+    assert config.snapshot_entries == limits.SNAPSHOT_ENTRIES_DEFAULT
+
+
+def test_snapshot_trigger_settings_from_toml_and_flags(tmp_path: Path) -> None:
+    path = _toml(tmp_path, "snapshot_log_ratio = 2\nsnapshot_floor_bytes = 65536")
+    from_file = load_toml(path, "n1").validate()
+    assert from_file.snapshot_log_ratio == 2.0 and from_file.snapshot_floor_bytes == 65536
+    flags = {"snapshot_log_ratio": 0.5, "snapshot_floor_bytes": 0, "snapshot_entries": 100}
+    both = build_config("n1", config_path=path, settings=flags).validate()
+    assert both.snapshot_log_ratio == 0.5 and both.snapshot_floor_bytes == 0
+    assert both.snapshot_entries == 100
+
+
+@pytest.mark.parametrize(
+    ("cluster", "needle"),
+    [
+        ("snapshot_log_ratio = 0", "snapshot_log_ratio (--snapshot-log-ratio): must be > 0"),
+        ("snapshot_log_ratio = -1.5", "must be > 0 and <= 100, got -1.5"),
+        ("snapshot_log_ratio = nan", "snapshot_log_ratio"),
+        ("snapshot_log_ratio = inf", "snapshot_log_ratio"),
+        ("snapshot_log_ratio = 1000", "must be > 0 and <= 100, got 1000.0"),
+        ('snapshot_log_ratio = "1"', "snapshot_log_ratio must be a number"),
+        ("snapshot_log_ratio = true", "snapshot_log_ratio must be a number"),
+        (
+            "snapshot_floor_bytes = -1",
+            "snapshot_floor_bytes (--snapshot-floor-bytes): must be >= 0",
+        ),
+        ("snapshot_floor_bytes = 2147483648", f"<= {limits.SNAPSHOT_LOG_BYTES_SETTING_MAX}"),
+        ("snapshot_floor_bytes = 1.5", "snapshot_floor_bytes must be an integer"),
+        ("snapshot_entries = -5", "snapshot_entries (--snapshot-entries): must be >= 0"),
+        ("snapshot_entries = 100000000", f"<= {limits.SNAPSHOT_ENTRIES_SETTING_MAX}"),
+        ("snapshot_bytes = -1", "snapshot_bytes (--snapshot-bytes): must be >= 0"),
+        ("snapshot_ratio = 1.0", "unknown setting 'snapshot_ratio'"),
+    ],
+)
+def test_snapshot_trigger_typo_in_toml_refused_naming_the_key_and_range(
+    tmp_path: Path, cluster: str, needle: str
+) -> None:
+    with pytest.raises(ConfigError) as refused:
+        load_toml(_toml(tmp_path, cluster), "n1").validate()
+    assert needle in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "needle"),
+    [
+        ("--snapshot-log-ratio", "0", "snapshot_log_ratio (--snapshot-log-ratio): must be > 0"),
+        ("--snapshot-log-ratio", "101", "must be > 0 and <= 100, got 101.0"),
+        ("--snapshot-log-ratio", "nan", "snapshot_log_ratio"),
+        ("--snapshot-log-ratio", "lots", "--snapshot-log-ratio"),
+        ("--snapshot-floor-bytes", "-1", "snapshot_floor_bytes (--snapshot-floor-bytes)"),
+        ("--snapshot-floor-bytes", "4MiB", "--snapshot-floor-bytes"),
+        ("--snapshot-entries", "-1", "snapshot_entries (--snapshot-entries): must be >= 0"),
+    ],
+)
+def test_snapshot_trigger_typo_on_the_command_line_refused_in_one_line(
+    tmp_path: Path, flag: str, value: str, needle: str
+) -> None:
+    result = run(
+        "serve", "--id", "n1", "--peers", "n1=127.0.0.1:7101", "--clients",
+        "n1=127.0.0.1:7001", "--data-dir", str(tmp_path), flag, value,
+    )  # fmt: skip
+    assert result.exit_code != 0
+    assert "Traceback" not in result.output
+    if value in ("lots", "4MiB"):  # click's own refusal of a non-number, naming the flag
+        assert needle in result.stderr
+    else:
+        assert needle in one_line_error(result)
+    assert not (tmp_path / "n1").exists()  # refused before anything was created
+
+
+def test_snapshot_trigger_typo_through_node_refused_before_start(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"snapshot_log_ratio \(--snapshot-log-ratio\)"):
+        Node(node_id="n1", peers=_PEERS, clients=_CLIENTS, data_dir=tmp_path, snapshot_log_ratio=0)
+
+
+def _snapshots_after_writes(tmp_path: Path, **settings: float) -> int:
+    """Snapshots a one-node cluster took after 200 writes of about 300 log bytes each."""
+    peer, client = (f"127.0.0.1:{p}" for p in free_ports(2))
+
+    async def scenario() -> int:
+        node = Node(
+            node_id="n1",
+            peers={"n1": peer},
+            clients={"n1": client},
+            data_dir=tmp_path / "data",
+            tick_ms=20,
+            **settings,
+        )
+        async with node:
+            await node.wait_ready(60)
+            for i in range(200):
+                await node.acall("kv_set", k=f"key-{i:04d}", v="v" * 200)
+            deadline = time.monotonic() + 10
+            while True:
+                taken = int(node.status()["snapshot"]["taken"])
+                if taken or time.monotonic() > deadline or "snapshot_floor_bytes" not in settings:
+                    return taken
+                await asyncio.sleep(0.05)
+
+    return asyncio.run(scenario())
+
+
+def test_snapshot_floor_setting_reaches_the_trigger(tmp_path: Path) -> None:
+    """About 60 KB of log: under the default 4 MiB floor no snapshot; with a 4 KiB floor
+    (ratio 1: the next once the log outgrows the last snapshot) at least one."""
+    assert _snapshots_after_writes(tmp_path / "default") == 0
+    assert _snapshots_after_writes(tmp_path / "small", snapshot_floor_bytes=4096) >= 1
