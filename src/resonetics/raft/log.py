@@ -131,14 +131,12 @@ class RaftLog:
         than ``bytes_max`` still makes progress (as etcd's limitSize does).
         """
         first = self.first_index
-        if lo < first:
-            lo = first
-        if hi > self.last_index:
-            hi = self.last_index
+        lo = max(lo, first)
+        hi = min(hi, self.last_index)
         if lo > hi:
             return []
-        if count_max is not None and hi > lo + count_max - 1:
-            hi = lo + count_max - 1
+        if count_max is not None:
+            hi = min(hi, lo + count_max - 1)
         out = self._entries[lo - first : hi - first + 1]
         if bytes_max is None:
             return out

@@ -442,7 +442,12 @@ class RaftNode:
         role = self._role
         if self._learner and role is Role.FOLLOWER:
             role = Role.LEARNER
-        if soft is None or soft.role is not role or soft.leader != self._leader or soft.term != term:
+        if (
+            soft is None
+            or soft.role is not role
+            or soft.leader != self._leader
+            or soft.term != term
+        ):
             soft = self._prev_soft_state = SoftState(role, self._leader, term)
         truncate_from, entries = self._writes.take(self._log)
         upto = self._apply_upto()
