@@ -99,14 +99,10 @@ class RaftLog:
 
     def entry_at(self, index: Index) -> Entry:
         """The entry at ``index``; the caller guarantees first_index <= index <= last_index."""
-        invariant(
-            self.first_index <= index <= self.last_index,
-            "entry %d outside log (%d..%d)",
-            index,
-            self.first_index,
-            self.last_index,
-        )
-        return self._entries[index - self.first_index]
+        first = self.first_index
+        if not first <= index <= self.last_index:
+            invariant(False, "entry %d outside log (%d..%d)", index, first, self.last_index)
+        return self._entries[index - first]
 
     def matches(self, index: Index, term: Term, hash_: str) -> bool:
         """True when this log holds an entry at ``index`` with that term and chain hash."""

@@ -982,7 +982,11 @@ class RaftNode:
             self._bcast_pending = True
         elif not m.is_voter(self._id):
             self._become_follower(self._term, None)
-        elif self._lead.transfer_target is None and self._committed_in_term():
+        elif (
+            m.promote_when_caught_up  # else learner_to_promote has nobody to look at
+            and self._lead.transfer_target is None
+            and self._committed_in_term()
+        ):
             match = {n: pr.match_index for n, pr in self._lead.progress.items()}
             learner = membership_change.learner_to_promote(
                 m, match, self._log.last_index, self._cfg.promote_lag_entries_max
