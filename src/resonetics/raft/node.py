@@ -75,6 +75,13 @@ if TYPE_CHECKING:
     import random
 
 
+# Message classes tested per input, as tuples made once: ``A | B`` in an isinstance call
+# builds a new union object on every call.
+_VOTE_REQUESTS = (PreVote, RequestVote)
+_LOG_CARRIERS = (AppendEntries, InstallSnapshot)
+_FROM_LEADER = (AppendEntries, InstallSnapshot, TimeoutNow)
+
+
 class RaftNode:
     """One Raft participant. See the module docstring for the contract."""
 
@@ -246,7 +253,7 @@ class RaftNode:
             return
         if not self._apply_term_rules(msg):
             return
-        if isinstance(msg, PreVote | RequestVote):
+        if isinstance(msg, _VOTE_REQUESTS):
             self._handle_vote_request(msg)
         elif self._role is Role.LEADER:
             self._step_leader(msg)
@@ -487,17 +494,17 @@ class RaftNode:
         Returns False when the message has been fully handled (dropped or answered).
         """
         if msg.term > self._term:
-            if isinstance(msg, PreVote | RequestVote):
+            if isinstance(msg, _VOTE_REQUESTS):
                 transfer = isinstance(msg, RequestVote) and msg.transfer
                 if not transfer and self._in_lease():
                     return False  # stickiness: a live leader is not disrupted (§4.2.3)
             if isinstance(msg, PreVote) or (isinstance(msg, PreVoteResp) and msg.vote_granted):
                 return True  # PreVote never changes the receiver's term (§9.6)
-            from_leader = isinstance(msg, AppendEntries | InstallSnapshot | TimeoutNow)
+            from_leader = isinstance(msg, _FROM_LEADER)
             self._become_follower(msg.term, msg.src if from_leader else None)
             return True
         if msg.term < self._term:
-            if isinstance(msg, AppendEntries | InstallSnapshot):
+            if isinstance(msg, _LOG_CARRIERS):
                 # Tell a stale leader our term so that it steps down.
                 self._send(
                     AppendEntriesResp(
@@ -911,6 +918,8 @@ class RaftNode:
 
     def _emit_confirmed_reads(self) -> None:
         lead = self._lead
+        if not lead.reads.pending:  # asked after every ack; confirmed() would find nothing
+            return
         confirmed = lead.reads.confirmed(self._id, lambda s: quorum.has_quorum(self._membership, s))
         for state in confirmed:
             if isinstance(state.ctx, RemoteRead):
