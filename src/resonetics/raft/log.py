@@ -87,15 +87,26 @@ class RaftLog:
             return self._entries[offset - 1]
         return None
 
+    def at(self, index: Index) -> Entry | None:
+        """The entry at ``index`` (the anchor included), or None when compacted away or
+        beyond the end: one lookup where a caller needs both its term and its hash."""
+        return self._at(index)
+
+    # term_at and hash_at repeat _at's two range tests rather than call it: together
+    # they are asked about 800k times in 30 simulated seeds.
     def term_at(self, index: Index) -> Term | None:
         """The term at ``index``, or None when compacted away or beyond the end."""
-        e = self._at(index)
-        return None if e is None else e.term
+        first = self.first_index
+        if first <= index <= self.last_index:
+            return self._entries[index - first].term
+        return self._anchor.term if index == first - 1 else None
 
     def hash_at(self, index: Index) -> str | None:
         """The chain hash at ``index`` (the anchor's included), or None when unknown."""
-        e = self._at(index)
-        return None if e is None else e.hash
+        first = self.first_index
+        if first <= index <= self.last_index:
+            return self._entries[index - first].hash
+        return self._anchor.hash if index == first - 1 else None
 
     def entry_at(self, index: Index) -> Entry:
         """The entry at ``index``; the caller guarantees first_index <= index <= last_index."""

@@ -818,13 +818,15 @@ class RaftNode:
         if pr.is_paused():
             return False
         prev = pr.next_index - 1
-        prev_term, prev_hash = self._log.term_at(prev), self._log.hash_at(prev)
-        if prev_term is None or prev_hash is None:
+        log = self._log
+        prev_entry = log.at(prev)
+        if prev_entry is None:
             self._start_snapshot(peer)  # compacted away: only a snapshot can catch it up
             return False
-        entries = self._log.slice(
+        prev_term, prev_hash = prev_entry.term, prev_entry.hash
+        entries = log.slice(
             pr.next_index,
-            self._log.last_index,
+            log.last_index,
             count_max=self._cfg.append_entries_max,
             bytes_max=self._cfg.append_bytes_max,
         )
@@ -856,13 +858,12 @@ class RaftNode:
 
     def _broadcast_heartbeat(self) -> None:
         """Empty AppendEntries at each follower's match index: commit, read_seq, liveness."""
+        log = self._log
         for peer, pr in sorted(self._lead.progress.items()):
-            prev = pr.match_index
-            if self._log.hash_at(prev) is None:
-                prev = self._log.anchor.index
-            prev_term, prev_hash = self._log.term_at(prev), self._log.hash_at(prev)
-            assert prev_term is not None and prev_hash is not None
-            self._send_append_msg(peer, prev, prev_term, prev_hash, [])
+            prev = log.at(pr.match_index)
+            if prev is None:  # compacted away: the anchor is what both still hold
+                prev = log.anchor
+            self._send_append_msg(peer, prev.index, prev.term, prev.hash, [])
 
     def _flush_broadcasts(self) -> None:
         if self._role is Role.LEADER:
