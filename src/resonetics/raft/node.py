@@ -526,14 +526,14 @@ class RaftNode:
 
     # --- role handlers --------------------------------------------------------------------
     def _step_follower(self, msg: Message) -> None:
-        if isinstance(msg, ReadIndexResp):
-            ctx = self._following.reads.answer(msg.read_id)
-            if ctx is not None:
-                self._read_states.append(ReadState(ctx, msg.index))
-        elif isinstance(msg, AppendEntries):
+        if isinstance(msg, AppendEntries):  # the commonest message first
             self._leader = msg.src
             self._election_elapsed = 0
             self._handle_append(msg)
+        elif isinstance(msg, ReadIndexResp):
+            ctx = self._following.reads.answer(msg.read_id)
+            if ctx is not None:
+                self._read_states.append(ReadState(ctx, msg.index))
         elif isinstance(msg, InstallSnapshot):
             self._leader = msg.src
             self._election_elapsed = 0
@@ -574,7 +574,7 @@ class RaftNode:
 
     def _tick_election(self) -> None:
         self._election_elapsed += 1
-        if self._promotable() and self._election_elapsed >= self._election_timeout:
+        if self._election_elapsed >= self._election_timeout and self._promotable():
             self._start_election(transfer=False)
 
     def _start_election(self, *, transfer: bool) -> None:
