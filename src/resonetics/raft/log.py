@@ -43,6 +43,19 @@ def entry_size_bytes(entry: Entry) -> int:
     return len(msgspec.json.encode(entry.data)) + 128
 
 
+def entries_size_bytes(entries: Sequence[Entry]) -> int:
+    """``sum(entry_size_bytes(e) for e in entries)`` with one encode instead of one each.
+
+    msgspec writes a JSON array as ``[`` + the items' own encodings joined by ``,`` +
+    ``]``, with no whitespace, so the items' bytes are the array's less its
+    ``len(entries) + 1`` delimiters (``tests/raft/test_log.py`` checks the two agree).
+    """
+    n = len(entries)
+    if n == 0:
+        return 0
+    return len(msgspec.json.encode([e.data for e in entries])) - (n + 1) + 128 * n
+
+
 class RaftLog:
     """Anchor + entries. Invariant: entries[k].index == anchor.index + 1 + k, chain-linked."""
 
@@ -235,4 +248,4 @@ class RaftLog:
         self.last_index = e.index + len(self._entries)
 
 
-__all__ = ["RaftLog", "entry_size_bytes"]
+__all__ = ["RaftLog", "entries_size_bytes", "entry_size_bytes"]

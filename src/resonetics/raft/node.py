@@ -251,7 +251,8 @@ class RaftNode:
         """Handle one peer message addressed to this node."""
         if msg.dst != self._id or msg.src == self._id:
             return
-        if not self._apply_term_rules(msg):
+        # Same term, the common case: the term rules have nothing to do (they return True).
+        if msg.term != self._term and not self._apply_term_rules(msg):
             return
         if isinstance(msg, _VOTE_REQUESTS):
             self._handle_vote_request(msg)

@@ -44,7 +44,7 @@ from resonetics.errors import invariant
 from resonetics.gc_pause import gc_paused
 from resonetics.machine.replicated import ReplicatedKV
 from resonetics.raft.entry import Entry
-from resonetics.raft.log import entry_size_bytes
+from resonetics.raft.log import entries_size_bytes
 from resonetics.raft.node import RaftNode
 from resonetics.raft.ready import Snapshot, SnapshotMeta
 from resonetics.raft.types import Index
@@ -187,7 +187,7 @@ class Snapshots:
     def note_persisted(self, entries: Sequence[Entry]) -> None:
         """Count log bytes for the byte rules (only when one is switched on)."""
         if self._policy.log_bytes or self._policy.log_ratio:
-            self._log_bytes += sum(entry_size_bytes(e) for e in entries)
+            self._log_bytes += entries_size_bytes(entries)
             self._rearm()
 
     def due(self, applied: Index) -> bool:
