@@ -264,10 +264,12 @@ class NodeDriver:
 
     def step(self, msg: Message) -> None:
         """Step ``msg`` unless the gate refuses it (then it is dropped whole and counted)."""
-        reason = self._gate(msg)
-        if reason is not None:
-            self._refusals.note(reason, msg)
-            return
+        # Without a filter only a snapshot chunk has anything to check (``_gate``).
+        if self._filter is not None or isinstance(msg, InstallSnapshot):
+            reason = self._gate(msg)
+            if reason is not None:
+                self._refusals.note(reason, msg)
+                return
         self.core.step(msg)
 
     def _gate(self, msg: Message) -> str | None:
