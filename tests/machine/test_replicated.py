@@ -13,7 +13,7 @@ from resonetics.errors import InvariantViolation, StorageCorruption
 from resonetics.machine.base import StateMachine
 from resonetics.machine.replicated import ReplicatedKV, receipt_of
 from resonetics.machine.sessions import SessionTable
-from resonetics.raft.entry import GENESIS, Entry, EntryType, make_entry
+from resonetics.raft.entry import GENESIS, Entry, EntryType, Receipt, make_entry
 
 
 class Log:
@@ -300,3 +300,14 @@ def test_wrapped_machine_sees_the_leader_stamped_ts_of_each_command() -> None:
     replicated = ReplicatedKV(Stamped())
     replicated.apply(Log().cmd("c", "r1", "incr", {"by": 1}, ts=4242))
     assert seen == [4242]
+
+
+def test_receipt_of_is_the_receipt_of_the_entry() -> None:
+    """The apply path builds the receipt dict directly; it must be exactly what
+    ``Receipt.of(entry).to_data()`` gives (same keys, same order, same values) and
+    round-trip through ``Receipt.from_data``."""
+    entry = make_entry(GENESIS.hash, 3, 1, EntryType.CLIENT_CMD, {"op": "kv_set"})
+    data = receipt_of(entry)
+    assert data == Receipt.of(entry).to_data()
+    assert list(data) == list(Receipt.of(entry).to_data())
+    assert Receipt.from_data(data) == Receipt(1, 3, entry.hash)

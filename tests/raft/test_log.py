@@ -6,7 +6,7 @@ import pytest
 
 from resonetics.errors import InvariantViolation
 from resonetics.raft.entry import GENESIS, Entry, EntryType, make_entry
-from resonetics.raft.log import RaftLog, entry_size_bytes
+from resonetics.raft.log import RaftLog, entries_size_bytes, entry_size_bytes
 
 
 def chain(terms: list[int], data: object = None) -> list[Entry]:
@@ -131,3 +131,87 @@ def test_config_lookups_agree_with_a_scan_through_append_truncate_and_compact() 
     log.compact(8)
     agree()
     assert log.last_config_entry() is None
+
+
+def _bounds_agree(log: RaftLog, entries: list[Entry]) -> None:
+    """``first_index``/``last_index`` (attributes kept by each mutation) and every lookup
+    against the brute-force answer from the anchor and the entries themselves."""
+    anchor = log.anchor
+    assert log.first_index == anchor.index + 1
+    assert log.last_index == (entries[-1].index if entries else anchor.index)
+    assert log.entries_from(0) == entries
+    assert log.last_entry == (entries[-1] if entries else anchor)
+    by_index = {anchor.index: anchor} | {e.index: e for e in entries}
+    for index in range(anchor.index - 2, log.last_index + 3):
+        e = by_index.get(index)
+        assert log.at(index) == e
+        assert log.term_at(index) == (None if e is None else e.term)
+        assert log.hash_at(index) == (None if e is None else e.hash)
+    assert log.slice(0, log.last_index + 5) == entries
+    assert log.slice(log.last_index + 1, log.last_index + 5) == []
+
+
+def test_last_index_cache_invalidated_on_every_mutation() -> None:
+    """The log's bounds are attributes set by append, truncate_from and compact (and a
+    snapshot install, which builds a new log at the snapshot's anchor): after each,
+    they and every lookup built on them agree with the entries actually held."""
+    entries = chain([1, 1, 2, 2, 3, 3, 3])
+    log = RaftLog(GENESIS, entries[:2])
+    _bounds_agree(log, entries[:2])
+    log.append(entries[2:6])
+    _bounds_agree(log, entries[:6])
+    log.truncate_from(5, committed=2)
+    _bounds_agree(log, entries[:4])
+    log.append(entries[4:7])
+    _bounds_agree(log, entries[:7])
+    log.compact(3)
+    _bounds_agree(log, entries[3:7])
+    log.truncate_from(6, committed=4)
+    _bounds_agree(log, entries[3:5])
+    log.compact(5)  # everything: only the anchor is left
+    _bounds_agree(log, [])
+    log.append(entries[5:7])
+    _bounds_agree(log, entries[5:7])
+    anchor = log.at(6)
+    assert anchor is not None
+    installed = RaftLog(  # what RaftNode._install_snapshot builds for a new snapshot
+        Entry(term=anchor.term, index=6, type=EntryType.SNAP_DUMMY, data=None, hash=anchor.hash)
+    )
+    _bounds_agree(installed, [])
+    installed.append(entries[6:7])
+    _bounds_agree(installed, entries[6:7])
+
+
+def test_a_failed_append_leaves_the_bounds_at_what_was_appended() -> None:
+    """An append that stops at a bad entry keeps the good ones before it, and the
+    bounds say so (the attribute is set per entry, not once at the end)."""
+    entries = chain([1, 1, 1])
+    log = RaftLog(GENESIS)
+    forged = Entry(term=1, index=3, type=EntryType.CLIENT_CMD, data="x", hash="f" * 64)
+    with pytest.raises(InvariantViolation):
+        log.append([entries[0], entries[1], forged])
+    _bounds_agree(log, entries[:2])
+
+
+def test_entries_size_bytes_is_the_sum_of_each_entry_size() -> None:
+    """One encode of the batch gives exactly the per-entry sum (the snapshot byte rules
+    count what every persisted Ready adds; the count decides when a snapshot is taken)."""
+    datas: list[object] = [
+        None,
+        {"op": "kv_set", "args": {"key": "k", "value": "v"}, "ts": 12},
+        [{"client_id": "c", "request_id": "r1"}, {"client_id": "c", "request_id": "r2"}],
+        {"voters": ["n1", "n2"], "learners": []},
+        "ünïcödé \\" + '"quoted"' + " \n tab\t",
+        {"f": 9e15, "g": -0.0, "h": 1.5e-7, "big": 2**70},
+        [],
+        {},
+        "",
+        0,
+    ]
+    entries = [
+        make_entry(GENESIS.hash, 1, i + 1, EntryType.CLIENT_CMD, d) for i, d in enumerate(datas)
+    ]
+    for lo in range(len(entries)):
+        for hi in range(lo, len(entries) + 1):
+            batch = entries[lo:hi]
+            assert entries_size_bytes(batch) == sum(entry_size_bytes(e) for e in batch)

@@ -16,7 +16,7 @@ from resonetics.raft.messages import (
     PreVote,
     RequestVote,
 )
-from resonetics.raft.ready import Role
+from resonetics.raft.ready import Ready, Role
 from resonetics.raft.types import NodeId
 from tests.raft.harness import Disk, Network
 
@@ -492,3 +492,60 @@ def test_member_add_refuses_duplicate_address() -> None:
             ConfigChange(ChangeKind.ADD_LEARNER, "n5", "h:5", client_address="c:4")
         )
     assert leader.membership.members() == {"n1", "n2", "n3", "n4"}
+
+
+class CrossCheckedNetwork(GrowingNetwork):
+    """Whenever a node says ``has_ready()`` is False, take its Ready anyway and check
+    that it would have handed out nothing: the cheap answer (attribute tests, the
+    learner flag kept with the membership) must never hide work."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.soft: dict[NodeId, object] = {}
+        self.quiet_checks = 0
+
+    def process(self, node: NodeId) -> Ready | None:
+        n = self.nodes[node]
+        if n.has_ready():
+            rd = super().process(node)
+            assert rd is not None
+            self.soft[node] = rd.soft_state
+            return rd
+        rd = n.ready()
+        assert not rd.must_persist(), rd
+        assert (rd.messages, rd.committed_entries, rd.read_states, rd.dropped_reads) == (
+            [],
+            [],
+            [],
+            [],
+        ), rd
+        assert rd.soft_state == self.soft.get(node), (rd.soft_state, self.soft.get(node))
+        assert rd.soft_state.role is n.role
+        self.quiet_checks += 1
+        return None
+
+
+def test_has_ready_is_false_only_when_ready_would_hand_out_nothing() -> None:
+    net = CrossCheckedNetwork(seed=3)
+    net.elect("n1")
+    for i in range(3):
+        net.propose("n1", i)
+    settle(net)
+    net.join("n4")  # a learner first (its role flips with the membership alone) ...
+    net.nodes["n1"].propose_config_change(change(ChangeKind.ADD_LEARNER, "n4", "h:4"))
+    settle(net)
+    assert net.nodes["n4"].role is Role.LEARNER
+    net.nodes["n1"].propose_config_change(change(ChangeKind.PROMOTE, "n4"))
+    settle(net, 8)  # ... then a voter: FOLLOWER with no other change of state
+    assert net.nodes["n4"].role is Role.FOLLOWER
+    net.nodes["n1"].transfer_leadership("n2")
+    settle(net, 5)
+    net.partition(["n1", "n3"], ["n2", "n4"])
+    net.tick_and_deliver(30)
+    net.heal()
+    net.tick_and_deliver(30)
+    leader = net.leaders()[0].node_id
+    net.nodes[leader].read_index("ctx")
+    net.propose(leader, "after")
+    settle(net)
+    assert net.quiet_checks > 100

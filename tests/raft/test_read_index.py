@@ -7,6 +7,7 @@ import pytest
 from resonetics import errors
 from resonetics.raft.config import LEASE_CLOCK_DRIFT_MAX, lease_ticks_for
 from resonetics.raft.messages import AppendEntries, AppendEntriesResp, Message, ReadIndex
+from resonetics.raft.read_index import _SEQ_TICKS_MAX, ReadClock
 from resonetics.raft.ready import ReadState, Role
 from tests.raft.harness import Network
 
@@ -215,3 +216,15 @@ def test_lease_ticks_stay_below_the_election_timeout_by_the_drift_margin() -> No
     for election_ticks in (2, 5, 10, 12, 50):
         lease = lease_ticks_for(election_ticks)
         assert 0 <= lease < election_ticks * (1 - LEASE_CLOCK_DRIFT_MAX)
+
+
+def test_read_clock_forgets_the_oldest_sequence_numbers_first() -> None:
+    """Only the newest rounds' hand-out ticks are kept, and exactly those: a lease can
+    start only from a round still remembered."""
+    clock = ReadClock()
+    for tick in range(3 * _SEQ_TICKS_MAX):
+        clock.next_seq(10 * tick)
+        newest = clock.seq
+        kept = list(range(max(1, newest - _SEQ_TICKS_MAX + 1), newest + 1))
+        assert list(clock.seq_ticks) == kept
+        assert all(clock.seq_ticks[s] == 10 * (s - 1) for s in kept)

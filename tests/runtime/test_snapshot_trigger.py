@@ -4,10 +4,15 @@ replaces, with a cap on the log a restart replays (issue 19)."""
 from __future__ import annotations
 
 import math
+import random
 
 import pytest
 
 from resonetics import limits
+from resonetics.raft.entry import GENESIS, EntryType, make_entry
+from resonetics.raft.log import entry_size_bytes
+from resonetics.raft.membership import Membership
+from resonetics.raft.ready import Snapshot, SnapshotMeta
 from resonetics.runtime.snapshots import SnapshotPolicy, Snapshots, snapshot_due
 
 MB = 1024 * 1024
@@ -94,3 +99,45 @@ def test_bytes_written_per_write_stay_flat_as_the_state_grows() -> None:
     fixed = SnapshotPolicy(entries=1_000, log_ratio=0.0)
     assert snapshot_bytes_per_write(ratio, 200_000) <= 2 * 350
     assert snapshot_bytes_per_write(fixed, 200_000) > 10 * 350
+
+
+def test_due_answers_as_snapshot_due_after_every_update() -> None:
+    """``Snapshots.due`` is one compare against a threshold re-armed on every change of
+    its inputs (policy, log bytes, the last snapshot's index and size); it must answer
+    exactly what ``snapshot_due`` answers, for every applied index, after each change."""
+    rng = random.Random(7)
+    policies = [
+        SnapshotPolicy(),
+        SnapshotPolicy(entries=0, log_bytes=0, log_ratio=0.0),
+        SnapshotPolicy(entries=1, log_ratio=0.0),
+        SnapshotPolicy(entries=5, log_ratio=0.5, log_bytes_floor=600),
+        SnapshotPolicy(entries=0, log_bytes=900, log_ratio=0.0),
+        SnapshotPolicy(entries=0, log_ratio=1.5, log_bytes_floor=0),
+    ]
+    checked = 0
+    for policy in policies:
+        snaps = Snapshots(policy, rng.randrange(3))
+        log_bytes = 0
+        for _ in range(60):
+            action = rng.randrange(3)
+            if action == 0:
+                entries = [
+                    make_entry(GENESIS.hash, 1, k + 1, EntryType.CLIENT_CMD, {"v": "x" * k})
+                    for k in range(rng.randrange(1, 4))
+                ]
+                snaps.note_persisted(entries)
+                if snaps.policy.log_bytes or snaps.policy.log_ratio:
+                    log_bytes += sum(entry_size_bytes(e) for e in entries)
+            elif action == 1:  # what a finished take and an install both do
+                index = snaps.stats.last_index + rng.randrange(0, 8)
+                meta = SnapshotMeta(index, 1, "h", Membership(voters=("a",)))
+                snaps._done(Snapshot(meta, b"s" * rng.randrange(0, 2000)))
+                log_bytes = 0
+            else:
+                snaps.policy = rng.choice(policies)
+            for applied in range(snaps.stats.last_index - 2, snaps.stats.last_index + 12):
+                since = applied - snaps.stats.last_index
+                expected = snapshot_due(snaps.policy, since, log_bytes, snaps.stats.last_bytes)
+                assert snaps.due(applied) is expected, (snaps.policy, applied, log_bytes)
+                checked += 1
+    assert checked == len(policies) * 60 * 14

@@ -17,6 +17,13 @@ configuration" (asked after every Ready on a leader) is O(1), not a scan.
 Every mutation asserts its invariant with ``errors.invariant``: appended entries
 are contiguous and chain-linked, truncation never cuts at or below the index the
 caller declares committed.
+
+``first_index`` and ``last_index`` are plain attributes that every mutation
+(``append``, ``truncate_from``, ``compact``) sets, not properties computed on
+each read: the core reads ``last_index`` several times per message (about
+750k reads in 30 simulated seeds), and an attribute read costs a fraction of a
+property call. Read them, never assign them; ``tests/raft/test_log.py``
+checks them against the entries after every kind of mutation.
 """
 
 from __future__ import annotations
@@ -36,10 +43,28 @@ def entry_size_bytes(entry: Entry) -> int:
     return len(msgspec.json.encode(entry.data)) + 128
 
 
+def entries_size_bytes(entries: Sequence[Entry]) -> int:
+    """``sum(entry_size_bytes(e) for e in entries)`` with one encode instead of one each.
+
+    msgspec writes a JSON array as ``[`` + the items' own encodings joined by ``,`` +
+    ``]``, with no whitespace, so the items' bytes are the array's less its
+    ``len(entries) + 1`` delimiters (``tests/raft/test_log.py`` checks the two agree).
+    """
+    n = len(entries)
+    if n == 0:
+        return 0
+    return len(msgspec.json.encode([e.data for e in entries])) - (n + 1) + 128 * n
+
+
 class RaftLog:
     """Anchor + entries. Invariant: entries[k].index == anchor.index + 1 + k, chain-linked."""
 
-    __slots__ = ("_anchor", "_config_indexes", "_entries")
+    __slots__ = ("_anchor", "_config_indexes", "_entries", "first_index", "last_index")
+
+    #: Index of the first real entry (one past the anchor); kept by every mutation.
+    first_index: Index
+    #: Index of the last entry (the anchor's when there is none); kept by every mutation.
+    last_index: Index
 
     def __init__(
         self, anchor: Entry, entries: Sequence[Entry] = (), *, linked: bool = False
@@ -47,6 +72,8 @@ class RaftLog:
         """``linked``: as for ``append`` (a storage's ``load`` has checked the chain)."""
         self._anchor = anchor
         self._entries: list[Entry] = []
+        self.first_index = anchor.index + 1
+        self.last_index = anchor.index
         #: Ascending indexes of the CONFIG entries in ``_entries``.
         self._config_indexes: list[Index] = []
         self.append(entries, linked=linked)
@@ -55,15 +82,6 @@ class RaftLog:
     @property
     def anchor(self) -> Entry:
         return self._anchor
-
-    @property
-    def first_index(self) -> Index:
-        """Index of the first real entry (one past the anchor)."""
-        return self._anchor.index + 1
-
-    @property
-    def last_index(self) -> Index:
-        return self._anchor.index + len(self._entries)
 
     @property
     def last_entry(self) -> Entry:
@@ -82,26 +100,33 @@ class RaftLog:
             return self._entries[offset - 1]
         return None
 
+    def at(self, index: Index) -> Entry | None:
+        """The entry at ``index`` (the anchor included), or None when compacted away or
+        beyond the end: one lookup where a caller needs both its term and its hash."""
+        return self._at(index)
+
+    # term_at and hash_at repeat _at's two range tests rather than call it: together
+    # they are asked about 800k times in 30 simulated seeds.
     def term_at(self, index: Index) -> Term | None:
         """The term at ``index``, or None when compacted away or beyond the end."""
-        e = self._at(index)
-        return None if e is None else e.term
+        first = self.first_index
+        if first <= index <= self.last_index:
+            return self._entries[index - first].term
+        return self._anchor.term if index == first - 1 else None
 
     def hash_at(self, index: Index) -> str | None:
         """The chain hash at ``index`` (the anchor's included), or None when unknown."""
-        e = self._at(index)
-        return None if e is None else e.hash
+        first = self.first_index
+        if first <= index <= self.last_index:
+            return self._entries[index - first].hash
+        return self._anchor.hash if index == first - 1 else None
 
     def entry_at(self, index: Index) -> Entry:
         """The entry at ``index``; the caller guarantees first_index <= index <= last_index."""
-        invariant(
-            self.first_index <= index <= self.last_index,
-            "entry %d outside log (%d..%d)",
-            index,
-            self.first_index,
-            self.last_index,
-        )
-        return self._entries[index - self.first_index]
+        first = self.first_index
+        if not first <= index <= self.last_index:
+            invariant(False, "entry %d outside log (%d..%d)", index, first, self.last_index)
+        return self._entries[index - first]
 
     def matches(self, index: Index, term: Term, hash_: str) -> bool:
         """True when this log holds an entry at ``index`` with that term and chain hash."""
@@ -114,8 +139,8 @@ class RaftLog:
 
     def entries_from(self, index: Index) -> list[Entry]:
         """Every entry with index >= ``index`` (clamped to the log)."""
-        start = max(index, self.first_index) - self.first_index
-        return self._entries[start:]
+        first = self.first_index
+        return self._entries[index - first :] if index > first else self._entries[:]
 
     def slice(
         self, lo: Index, hi: Index, *, count_max: int | None = None, bytes_max: int | None = None
@@ -125,13 +150,14 @@ class RaftLog:
         At least one entry is returned when any is in range, so an entry larger
         than ``bytes_max`` still makes progress (as etcd's limitSize does).
         """
-        lo = max(lo, self.first_index)
+        first = self.first_index
+        lo = max(lo, first)
         hi = min(hi, self.last_index)
         if lo > hi:
             return []
         if count_max is not None:
             hi = min(hi, lo + count_max - 1)
-        out = self._entries[lo - self.first_index : hi - self.first_index + 1]
+        out = self._entries[lo - first : hi - first + 1]
         if bytes_max is None:
             return out
         total = 0
@@ -193,6 +219,7 @@ class RaftLog:
                 linked or entry_links(prev.hash, e), "entry %d does not link to the chain", e.index
             )
             self._entries.append(e)
+            self.last_index = e.index
             if e.type is EntryType.CONFIG:
                 self._config_indexes.append(e.index)
             prev = e
@@ -204,6 +231,7 @@ class RaftLog:
         invariant(index > self._anchor.index, f"truncating at {index} would cut the anchor")
         del self._entries[max(0, index - self.first_index) :]
         del self._config_indexes[bisect_left(self._config_indexes, index) :]
+        self.last_index = self._anchor.index + len(self._entries)
 
     def compact(self, index: Index) -> None:
         """Replace the anchor by a SNAP_DUMMY at ``index`` carrying its term and hash."""
@@ -216,6 +244,8 @@ class RaftLog:
         self._anchor = Entry(
             term=e.term, index=e.index, type=EntryType.SNAP_DUMMY, data=None, hash=e.hash
         )
+        self.first_index = e.index + 1
+        self.last_index = e.index + len(self._entries)
 
 
-__all__ = ["RaftLog", "entry_size_bytes"]
+__all__ = ["RaftLog", "entries_size_bytes", "entry_size_bytes"]

@@ -46,6 +46,8 @@ class Membership(msgspec.Struct, frozen=True, kw_only=True):
 
     def members(self) -> frozenset[NodeId]:
         """Every node that receives the log: voters (old and new) and learners."""
+        if not self.voters_outgoing and not self.learners:  # the common case, no unions
+            return frozenset(self.voters)
         return frozenset(self.voters) | frozenset(self.voters_outgoing) | frozenset(self.learners)
 
     def is_voter(self, node: NodeId) -> bool:

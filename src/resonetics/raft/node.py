@@ -75,6 +75,13 @@ if TYPE_CHECKING:
     import random
 
 
+# Message classes tested per input, as tuples made once: ``A | B`` in an isinstance call
+# builds a new union object on every call.
+_VOTE_REQUESTS = (PreVote, RequestVote)
+_LOG_CARRIERS = (AppendEntries, InstallSnapshot)
+_FROM_LEADER = (AppendEntries, InstallSnapshot, TimeoutNow)
+
+
 class RaftNode:
     """One Raft participant. See the module docstring for the contract."""
 
@@ -108,6 +115,9 @@ class RaftNode:
         self._applying: Index = applied  # last index handed out in committed_entries
         self._base_membership = membership or Membership(voters=config.initial_voters)
         self._membership = self._base_membership
+        #: Whether this node is a learner in ``_membership``; set with it (``_refresh_membership``)
+        #: so that ``role``, asked after every input, needs no lookup.
+        self._learner = self._id in self._membership.learners
         self._role = Role.FOLLOWER
         #: The read_seq clock and the follower read ids: node-lifetime, never reused.
         self._read_clock = ReadClock()
@@ -162,7 +172,7 @@ class RaftNode:
 
     @property
     def role(self) -> Role:
-        if self._role is Role.FOLLOWER and self._id in self._membership.learners:
+        if self._learner and self._role is Role.FOLLOWER:
             return Role.LEARNER
         return self._role
 
@@ -241,9 +251,10 @@ class RaftNode:
         """Handle one peer message addressed to this node."""
         if msg.dst != self._id or msg.src == self._id:
             return
-        if not self._apply_term_rules(msg):
+        # Same term, the common case: the term rules have nothing to do (they return True).
+        if msg.term != self._term and not self._apply_term_rules(msg):
             return
-        if isinstance(msg, PreVote | RequestVote):
+        if isinstance(msg, _VOTE_REQUESTS):
             self._handle_vote_request(msg)
         elif self._role is Role.LEADER:
             self._step_leader(msg)
@@ -395,49 +406,72 @@ class RaftNode:
 
     # --- Ready ----------------------------------------------------------------------
     def has_ready(self) -> bool:
-        # Asked after every input: the states are compared field by field rather than
-        # built and compared as HardState/SoftState (same answer, no allocation).
+        # Asked after every input (most often with nothing to do): the states are
+        # compared field by field rather than built and compared as HardState/SoftState
+        # (same answer, no allocation), the cheap attribute tests first.
         if (
             self._msgs
-            or self._install is not None
-            or self._read_states
-            or self._dropped_reads
+            or self._commit > self._applying
             or self._bcast_pending
             or self._read_round_pending
-            or self._writes.has_writes(self._log)
-            or self._commit > self._applying
+            or self._read_states
+            or self._dropped_reads
+            or self._install is not None
         ):
             return True
+        term = self._term
         hard = self._prev_hard_state
-        if hard.term != self._term or hard.vote != self._vote or hard.commit != self._commit:
+        if hard.term != term or hard.vote != self._vote or hard.commit != self._commit:
             return True
         soft = self._prev_soft_state
-        return (
-            soft is None
-            or soft.role != self.role
-            or soft.leader != self._leader
-            or soft.term != self._term
-        )
+        if soft is None or soft.term != term or soft.leader != self._leader:
+            return True
+        role = self._role
+        if self._learner and role is Role.FOLLOWER:
+            role = Role.LEARNER
+        return soft.role is not role or self._writes.has_writes(self._log)
 
     def ready(self) -> Ready:
-        """Everything to do now; the runtime must handle it in ready.py's order."""
-        self._flush_broadcasts()
-        hard = self._hard_state()
+        """Everything to do now; the runtime must handle it in ready.py's order.
+
+        An unchanged hard or soft state is handed out as the (equal, frozen) object
+        of the previous Ready instead of a new one: a Ready is taken after most
+        inputs, and building the two frozen dataclasses was a fifth of its cost.
+        """
+        if self._bcast_pending or self._read_round_pending:
+            self._flush_broadcasts()
+        term, vote, commit = self._term, self._vote, self._commit
+        hard = self._prev_hard_state
+        if hard.term == term and hard.vote == vote and hard.commit == commit:
+            new_hard = None
+        else:
+            hard = self._prev_hard_state = new_hard = HardState(term, vote, commit)
+        soft = self._prev_soft_state
+        role = self._role
+        if self._learner and role is Role.FOLLOWER:
+            role = Role.LEARNER
+        if (
+            soft is None
+            or soft.role is not role
+            or soft.leader != self._leader
+            or soft.term != term
+        ):
+            soft = self._prev_soft_state = SoftState(role, self._leader, term)
         truncate_from, entries = self._writes.take(self._log)
+        upto = self._apply_upto()
+        applying = self._applying
         rd = Ready(
-            soft_state=self._soft_state(),
-            hard_state=hard if hard != self._prev_hard_state else None,
+            soft_state=soft,
+            hard_state=new_hard,
             snapshot=self._install,
             truncate_from=truncate_from,
             entries=entries,
             messages=self._msgs,
-            committed_entries=self._log.slice(self._applying + 1, self._apply_upto()),
+            committed_entries=self._log.slice(applying + 1, upto) if upto > applying else [],
             read_states=self._read_states,
             dropped_reads=self._dropped_reads,
         )
-        self._prev_hard_state = hard
-        self._prev_soft_state = rd.soft_state
-        self._applying = self._apply_upto()
+        self._applying = upto
         self._install = None
         self._msgs, self._read_states, self._dropped_reads = [], [], []
         return rd
@@ -461,17 +495,17 @@ class RaftNode:
         Returns False when the message has been fully handled (dropped or answered).
         """
         if msg.term > self._term:
-            if isinstance(msg, PreVote | RequestVote):
+            if isinstance(msg, _VOTE_REQUESTS):
                 transfer = isinstance(msg, RequestVote) and msg.transfer
                 if not transfer and self._in_lease():
                     return False  # stickiness: a live leader is not disrupted (§4.2.3)
             if isinstance(msg, PreVote) or (isinstance(msg, PreVoteResp) and msg.vote_granted):
                 return True  # PreVote never changes the receiver's term (§9.6)
-            from_leader = isinstance(msg, AppendEntries | InstallSnapshot | TimeoutNow)
+            from_leader = isinstance(msg, _FROM_LEADER)
             self._become_follower(msg.term, msg.src if from_leader else None)
             return True
         if msg.term < self._term:
-            if isinstance(msg, AppendEntries | InstallSnapshot):
+            if isinstance(msg, _LOG_CARRIERS):
                 # Tell a stale leader our term so that it steps down.
                 self._send(
                     AppendEntriesResp(
@@ -493,14 +527,14 @@ class RaftNode:
 
     # --- role handlers --------------------------------------------------------------------
     def _step_follower(self, msg: Message) -> None:
-        if isinstance(msg, ReadIndexResp):
-            ctx = self._following.reads.answer(msg.read_id)
-            if ctx is not None:
-                self._read_states.append(ReadState(ctx, msg.index))
-        elif isinstance(msg, AppendEntries):
+        if isinstance(msg, AppendEntries):  # the commonest message first
             self._leader = msg.src
             self._election_elapsed = 0
             self._handle_append(msg)
+        elif isinstance(msg, ReadIndexResp):
+            ctx = self._following.reads.answer(msg.read_id)
+            if ctx is not None:
+                self._read_states.append(ReadState(ctx, msg.index))
         elif isinstance(msg, InstallSnapshot):
             self._leader = msg.src
             self._election_elapsed = 0
@@ -541,7 +575,7 @@ class RaftNode:
 
     def _tick_election(self) -> None:
         self._election_elapsed += 1
-        if self._promotable() and self._election_elapsed >= self._election_timeout:
+        if self._election_elapsed >= self._election_timeout and self._promotable():
             self._start_election(transfer=False)
 
     def _start_election(self, *, transfer: bool) -> None:
@@ -785,13 +819,15 @@ class RaftNode:
         if pr.is_paused():
             return False
         prev = pr.next_index - 1
-        prev_term, prev_hash = self._log.term_at(prev), self._log.hash_at(prev)
-        if prev_term is None or prev_hash is None:
+        log = self._log
+        prev_entry = log.at(prev)
+        if prev_entry is None:
             self._start_snapshot(peer)  # compacted away: only a snapshot can catch it up
             return False
-        entries = self._log.slice(
+        prev_term, prev_hash = prev_entry.term, prev_entry.hash
+        entries = log.slice(
             pr.next_index,
-            self._log.last_index,
+            log.last_index,
             count_max=self._cfg.append_entries_max,
             bytes_max=self._cfg.append_bytes_max,
         )
@@ -823,13 +859,12 @@ class RaftNode:
 
     def _broadcast_heartbeat(self) -> None:
         """Empty AppendEntries at each follower's match index: commit, read_seq, liveness."""
+        log = self._log
         for peer, pr in sorted(self._lead.progress.items()):
-            prev = pr.match_index
-            if self._log.hash_at(prev) is None:
-                prev = self._log.anchor.index
-            prev_term, prev_hash = self._log.term_at(prev), self._log.hash_at(prev)
-            assert prev_term is not None and prev_hash is not None
-            self._send_append_msg(peer, prev, prev_term, prev_hash, [])
+            prev = log.at(pr.match_index)
+            if prev is None:  # compacted away: the anchor is what both still hold
+                prev = log.anchor
+            self._send_append_msg(peer, prev.index, prev.term, prev.hash, [])
 
     def _flush_broadcasts(self) -> None:
         if self._role is Role.LEADER:
@@ -885,6 +920,8 @@ class RaftNode:
 
     def _emit_confirmed_reads(self) -> None:
         lead = self._lead
+        if not lead.reads.pending:  # asked after every ack; confirmed() would find nothing
+            return
         confirmed = lead.reads.confirmed(self._id, lambda s: quorum.has_quorum(self._membership, s))
         for state in confirmed:
             if isinstance(state.ctx, RemoteRead):
@@ -930,6 +967,7 @@ class RaftNode:
         """The newest CONFIG entry in the log governs, committed or not (dissertation §4.1)."""
         cfg = self._log.last_config_entry()
         self._membership = Membership.from_data(cfg.data) if cfg else self._base_membership
+        self._learner = self._id in self._membership.learners
         if self._role is Role.LEADER:
             self._sync_progress()
 
@@ -955,7 +993,11 @@ class RaftNode:
             self._bcast_pending = True
         elif not m.is_voter(self._id):
             self._become_follower(self._term, None)
-        elif self._lead.transfer_target is None and self._committed_in_term():
+        elif (
+            m.promote_when_caught_up  # else learner_to_promote has nobody to look at
+            and self._lead.transfer_target is None
+            and self._committed_in_term()
+        ):
             match = {n: pr.match_index for n, pr in self._lead.progress.items()}
             learner = membership_change.learner_to_promote(
                 m, match, self._log.last_index, self._cfg.promote_lag_entries_max
@@ -1104,17 +1146,11 @@ class RaftNode:
         if self._role is not Role.LEADER:
             raise errors.NotLeader(self._leader, None, self._term)
 
-    def _hard_state(self) -> HardState:
-        return HardState(self._term, self._vote, self._commit)
-
-    def _soft_state(self) -> SoftState:
-        return SoftState(self.role, self._leader, self._term)
-
     def _check_invariants(self) -> None:
         # Invariant: anchor.index <= applied <= commit_index <= last_index. Checked after
         # every input, so the passing case is tested inline before calling ``invariant``.
         log = self._log
-        if log.anchor.index <= self._applied <= self._commit <= log.last_index:
+        if log.first_index - 1 <= self._applied <= self._commit <= log.last_index:
             return
         invariant(
             self._log.anchor.index <= self._applied <= self._commit <= self._log.last_index,

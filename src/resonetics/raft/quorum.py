@@ -37,13 +37,15 @@ def majority_index(voters: Collection[NodeId], match: Mapping[NodeId, Index]) ->
     """
     if not voters:
         return None
-    ranked = sorted((match.get(v, 0) for v in voters), reverse=True)
-    return ranked[majority(len(ranked)) - 1]
+    ranked = sorted([match.get(v, 0) for v in voters], reverse=True)
+    return ranked[len(ranked) // 2]  # the majority-th: majority(n) - 1 == n // 2
 
 
 def committed_index(membership: Membership, match: Mapping[NodeId, Index]) -> Index:
     """The largest index matched by a (joint) majority; the leader adds the term check."""
     incoming = majority_index(membership.voters, match)
+    if not membership.voters_outgoing:  # not joint: the common case, asked per ack
+        return 0 if incoming is None else incoming
     outgoing = majority_index(membership.voters_outgoing, match)
     candidates = [i for i in (incoming, outgoing) if i is not None]
     return min(candidates) if candidates else 0

@@ -77,9 +77,13 @@ class ReadClock:
     def next_seq(self, now: int) -> int:
         """Start a new round: messages sent from now on carry this sequence number."""
         self.seq += 1
-        self.seq_ticks[self.seq] = now
-        if len(self.seq_ticks) > _SEQ_TICKS_MAX:
-            del self.seq_ticks[min(self.seq_ticks)]
+        ticks = self.seq_ticks
+        ticks[self.seq] = now
+        if len(ticks) > _SEQ_TICKS_MAX:
+            # The oldest is the first key: keys are only added here, in increasing
+            # order, and a dict keeps insertion order (``min`` walked all 256 of them
+            # on every heartbeat).
+            del ticks[next(iter(ticks))]
         return self.seq
 
 

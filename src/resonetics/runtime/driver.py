@@ -264,10 +264,12 @@ class NodeDriver:
 
     def step(self, msg: Message) -> None:
         """Step ``msg`` unless the gate refuses it (then it is dropped whole and counted)."""
-        reason = self._gate(msg)
-        if reason is not None:
-            self._refusals.note(reason, msg)
-            return
+        # Without a filter only a snapshot chunk has anything to check (``_gate``).
+        if self._filter is not None or isinstance(msg, InstallSnapshot):
+            reason = self._gate(msg)
+            if reason is not None:
+                self._refusals.note(reason, msg)
+                return
         self.core.step(msg)
 
     def _gate(self, msg: Message) -> str | None:
@@ -445,11 +447,13 @@ class NodeDriver:
         it (group commit during the fsync); one Ready is in flight at a time.
         """
         if self._in_flight is None:
-            self._propose_pending()
+            if self._proposals:
+                self._propose_pending()
             if self._pending is None:
-                if self.core.has_ready():
-                    self._pending = self.core.ready()
-                elif self._taking is not None or not self.snapshots.due(self.core.applied):
+                core = self.core
+                if core.has_ready():
+                    self._pending = core.ready()
+                elif self._taking is not None or not self.snapshots.due(core.applied):
                     # Idle, the commonest answer: what ``decide`` says for no Ready, nothing
                     # in flight and no snapshot to start, without building its state.
                     return Step.NOTHING
@@ -558,18 +562,23 @@ class NodeDriver:
 
     def _finish(self, rd: Ready) -> None:
         """After the write is durable: send the rest, apply, advance."""
-        for msg in self._late:
-            self.host.send(msg)
-        self._late = []
+        if self._late:
+            for msg in self._late:
+                self.host.send(msg)
+            self._late = []
         if rd.entries:
             self.snapshots.note_persisted(rd.entries)
             if self._filter is not None:
                 self._filter.remember(rd.entries)
         self.stats.messages_sent += len(rd.messages)
         early, self._applied_early = self._applied_early, 0
-        todo = rd.committed_entries[early:]
-        # A replay at start or a follower catching up: see resonetics/gc_pause.py.
-        with gc_paused(len(todo) >= limits.APPLY_GC_PAUSE_ENTRIES_MIN):
+        todo = rd.committed_entries[early:] if early else rd.committed_entries
+        if len(todo) >= limits.APPLY_GC_PAUSE_ENTRIES_MIN:
+            # A replay at start or a follower catching up: see resonetics/gc_pause.py.
+            with gc_paused():
+                for entry in todo:
+                    self._apply(entry)
+        else:  # the usual few entries: not worth entering a context manager per Ready
             for entry in todo:
                 self._apply(entry)
         self.core.advance(rd)

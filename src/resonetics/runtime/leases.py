@@ -105,7 +105,7 @@ class LeaseKeeper:
 
     def tick(self) -> None:
         """Propose the expiry of every lease whose deadline has passed."""
-        if self._sync() is None:
+        if self._sync() is None or not self._deadline:  # no lease held: nothing can be due
             return
         now = self._driver.host.now_ms()
         retry = limits.LEASE_EXPIRE_RETRY_MS

@@ -44,7 +44,7 @@ from resonetics.errors import invariant
 from resonetics.gc_pause import gc_paused
 from resonetics.machine.replicated import ReplicatedKV
 from resonetics.raft.entry import Entry
-from resonetics.raft.log import entry_size_bytes
+from resonetics.raft.log import entries_size_bytes
 from resonetics.raft.node import RaftNode
 from resonetics.raft.ready import Snapshot, SnapshotMeta
 from resonetics.raft.types import Index
@@ -113,6 +113,10 @@ def snapshot_due(
     )
 
 
+#: ``Snapshots._due_from`` when no rule can ever fire (every threshold switched off).
+_NEVER: Index = 2**63
+
+
 @dataclass(slots=True)
 class SnapshotStats:
     taken: int = 0
@@ -132,31 +136,63 @@ class Snapshots:
         last_index: Index,
         signer: Callable[[Snapshot], Snapshot] | None = None,
     ) -> None:
-        self.policy = policy
+        self._policy = policy
         #: Signs each snapshot this node takes (security/snapshot_signing.py); None: unsigned.
         self._signer = signer
+        #: Read-only for others: ``due`` is re-armed only by this class's own updates.
         self.stats = SnapshotStats(last_index=last_index)
         self._log_bytes = 0
+        #: The smallest applied index at which ``due`` says yes (``_rearm``).
+        self._due_from: Index = 0
+        self._rearm()
+
+    @property
+    def policy(self) -> SnapshotPolicy:
+        return self._policy
+
+    @policy.setter
+    def policy(self, policy: SnapshotPolicy) -> None:
+        self._policy = policy
+        self._rearm()
+
+    def _rearm(self) -> None:
+        """Work out once, from what ``snapshot_due`` depends on, the applied index from
+        which it says yes, so that ``due`` (asked on every idle loop step) is one compare.
+
+        ``snapshot_due`` is true iff ``since = applied - last_index > 0`` and either
+        ``since >= entries`` (entry rule on) or a byte rule holds; the byte rules depend
+        on the log bytes and the last snapshot's size only, not on ``applied``. So it
+        is true from ``last_index + 1`` on when it is true at ``since == 1``, else from
+        ``last_index + entries`` (entry rule on), else never. Called whenever one of
+        its inputs changes: the policy, ``_log_bytes``, ``stats.last_index`` and
+        ``stats.last_bytes``; ``tests/runtime/test_snapshot_trigger.py`` checks the
+        answers against ``snapshot_due``.
+        """
+        p, last = self._policy, self.stats.last_index
+        if snapshot_due(p, 1, self._log_bytes, self.stats.last_bytes):
+            self._due_from = last + 1
+        elif p.entries:
+            self._due_from = last + p.entries
+        else:
+            self._due_from = _NEVER
 
     def start(self, core: RaftNode, snapshot: Snapshot | None) -> None:
         """At boot: the recovered snapshot (if any) is what a leader streams, and
         its size is what the ratio rule compares the log with."""
         if snapshot is not None:
             self.stats.last_bytes = len(snapshot.data)
+            self._rearm()
             self._hand_to_core(core, snapshot)
 
     def note_persisted(self, entries: Sequence[Entry]) -> None:
         """Count log bytes for the byte rules (only when one is switched on)."""
-        if self.policy.log_bytes or self.policy.log_ratio:
-            self._log_bytes += sum(entry_size_bytes(e) for e in entries)
+        if self._policy.log_bytes or self._policy.log_ratio:
+            self._log_bytes += entries_size_bytes(entries)
+            self._rearm()
 
     def due(self, applied: Index) -> bool:
-        return snapshot_due(
-            self.policy,
-            applied - self.stats.last_index,
-            self._log_bytes,
-            self.stats.last_bytes,
-        )
+        """``snapshot_due`` for the log applied up to ``applied`` (see ``_rearm``)."""
+        return applied >= self._due_from
 
     def take(self, core: RaftNode, machine: ReplicatedKV, storage: NodeStorage) -> Snapshot:
         """Snapshot at ``core.applied``, save it, compact, all at once (see the module docstring)."""
@@ -200,6 +236,7 @@ class Snapshots:
         self.stats.last_index = snapshot.meta.last_included_index
         self.stats.last_bytes = len(snapshot.data)
         self._log_bytes = 0
+        self._rearm()
 
 
 class SnapshotJob:
