@@ -10,6 +10,14 @@ every step (``cluster.py`` calls the monitor); at the end come the liveness
 check, the acknowledged-writes check, the replicas' state comparison and the
 linearizability check of the recorded client history.
 
+The drain (the last ``DRAIN_MS``, when clients start nothing new) exists for answers
+still on their way. Once every client has its answer and the cluster is settled (the
+final liveness conditions hold) for ``QUIET_GRACE_TIMEOUTS`` of the longest election
+timeouts, the rest of the drain would be heartbeats only, and the run ends there; a
+client still waiting, a node behind, or no single leader keeps it going to its end,
+where the liveness check fails it. Runs with watchers or lease clients, whose checks
+follow their own timelines, always run to their end.
+
 Any failure — a ``SimViolation``, or an exception escaping the code under test
 (an ``InvariantViolation`` of the core included) — ends the run with a report
 naming the seed, the options and the last events. Catching the exception here
@@ -47,7 +55,7 @@ from resonetics.sim.machine_client import MachineClient
 from resonetics.sim.machine_state import MachineHistory
 from resonetics.sim.membership import MembershipChurn
 from resonetics.sim.network import Network
-from resonetics.sim.options import SimOptions
+from resonetics.sim.options import CLOCK_FACTOR_MAX, SimOptions
 from resonetics.sim.trace import Trace
 from resonetics.sim.watchers import SimWatchers
 
@@ -59,6 +67,11 @@ DRAIN_MS = 2_600
 #: (a storm the code under test started) and the run would never end. A clean run
 #: stays in the low hundreds (132 at most over seeds 0-4 with 9 clients).
 EVENTS_PENDING_MAX = 2_000
+#: In the drain, how often the run looks whether the cluster has settled (virtual ms),
+#: and for how many of the longest election timeouts it must stay settled before the
+#: run ends early: what is left of the drain would only be heartbeats.
+QUIET_CHECK_MS = 50
+QUIET_GRACE_TIMEOUTS = 3
 #: Search steps the linearizability checker may spend per key in a run.
 CHECK_STEPS_MAX = 500_000
 
@@ -159,6 +172,8 @@ class _World:
         self.scenario: scenarios.Figure8 | None = None
         self.recorder = HistoryRecorder(clock=lambda: float(self.queue.now_ms))
         self._history_lines: list[str] | None = None
+        #: Virtual ms at which the run ended because the cluster had settled (0: at its end).
+        self.ended_early_ms = 0
         workload = Workload(
             values=itertools.count(1),
             pids=itertools.count(0),
@@ -236,11 +251,38 @@ class _World:
             self.cluster.start(node)
         for i, client in enumerate(self.clients):
             client.start(50 + 7 * i)
-        if not self.queue.run_until(self.end_ms, EVENTS_PENDING_MAX):
+        grace_ms = self._quiet_grace_ms()
+        if grace_ms is None:
+            self._run_until(self.end_ms)
+            return
+        self._run_until(self.end_ms - DRAIN_MS)
+        quiet_since: int | None = None
+        now = self.queue.now_ms
+        while now < self.end_ms:
+            now = min(now + QUIET_CHECK_MS, self.end_ms)
+            self._run_until(now)
+            if _liveness_problem(self) is not None:
+                quiet_since = None
+            elif quiet_since is None:
+                quiet_since = now
+            elif now - quiet_since >= grace_ms:
+                self.ended_early_ms = now
+                return
+
+    def _run_until(self, until_ms: int) -> None:
+        if not self.queue.run_until(until_ms, EVENTS_PENDING_MAX):
             raise SimViolation(
                 f"message storm: {len(self.queue)} events pending at "
                 f"{self.queue.now_ms} ms (more than {EVENTS_PENDING_MAX})"
             )
+
+    def _quiet_grace_ms(self) -> int | None:
+        """How long the cluster must stay settled in the drain before the run may end
+        early (None: this run always runs to its end)."""
+        if self.watchers is not None or self.lease_clients:
+            return None
+        longest_timeout = 2 * self.options.election_ticks * self.options.tick_ms
+        return int(QUIET_GRACE_TIMEOUTS * longest_timeout * CLOCK_FACTOR_MAX)
 
 
 def run_seed(seed: int, options: SimOptions | None = None) -> RunResult:
@@ -368,6 +410,7 @@ def _coverage(world: _World, counters: dict[str, int]) -> dict[str, int]:
         "membership: transfer requested": churn.stats.transfers if churn else 0,
         "membership: change committed": churn.stats.changes_committed if churn else 0,
         "membership: change refused": churn.stats.refused if churn else 0,
+        "run: ended early, settled in the drain": 1 if world.ended_early_ms else 0,
         "client: indeterminate op": counters["info_ops"],
         "client: txn took then": counters["txn_then"],
         "client: txn took else": counters["txn_else"],
@@ -478,13 +521,30 @@ def _check_final_logs(cluster: Cluster) -> None:
 
 def _check_liveness(world: _World) -> None:
     """After the quiet phase: one leader everyone follows, everything committed and applied."""
+    problem = _liveness_problem(world)
+    if problem is not None:
+        raise SimViolation(problem)
+    late = [msg for c in world.clients for msg in c.late_failures]
+    if late:
+        raise SimViolation("liveness: " + late[0])
+    if not any(c.ops_ok for c in world.clients) and world.clients:
+        raise SimViolation("liveness: no client operation ever succeeded")
+
+
+def _liveness_problem(world: _World) -> str | None:
+    """What keeps the cluster from being settled now (None: settled): a node down, no
+    single leader everyone follows, something unapplied, replicas that differ, or a
+    client still waiting for an answer."""
     cluster = world.cluster
+    busy = [c.name for c in world.clients if not c.idle]
+    if busy:
+        return f"liveness: clients {busy} still wait for an answer at the end"
     down = [nid for nid, n in cluster.nodes.items() if not n.up]
     if down:
-        raise SimViolation(f"liveness: nodes {down} are still down after the quiet phase")
+        return f"liveness: nodes {down} are still down after the quiet phase"
     leader = cluster.leader()
     if leader is None or leader.driver is None:
-        raise SimViolation("liveness: no leader after the quiet phase")
+        return "liveness: no leader after the quiet phase"
     lcore = leader.driver.core
     for nid, node in cluster.nodes.items():
         assert node.driver is not None
@@ -492,26 +552,19 @@ def _check_liveness(world: _World) -> None:
         if core.term != lcore.term or (
             core.role is not Role.LEADER and core.leader_id != leader.node_id
         ):
-            raise SimViolation(
+            return (
                 f"liveness: {nid} is at term {core.term} following {core.leader_id}, "
                 f"leader is {leader.node_id} at term {lcore.term}"
             )
         if core.commit_index != lcore.last_index or core.applied != core.commit_index:
-            raise SimViolation(
+            return (
                 f"liveness: {nid} has commit {core.commit_index} applied {core.applied}, "
                 f"the leader's log ends at {lcore.last_index}"
             )
     states = {nid: n.driver.machine.snapshot() for nid, n in cluster.nodes.items() if n.driver}
     if len(set(states.values())) != 1:
-        raise SimViolation(f"replicas differ after applying the same log: {sorted(states)}")
-    busy = [c.name for c in world.clients if not c.idle]
-    if busy:
-        raise SimViolation(f"liveness: clients {busy} still wait for an answer at the end")
-    late = [msg for c in world.clients for msg in c.late_failures]
-    if late:
-        raise SimViolation("liveness: " + late[0])
-    if not any(c.ops_ok for c in world.clients) and world.clients:
-        raise SimViolation("liveness: no client operation ever succeeded")
+        return f"replicas differ after applying the same log: {sorted(states)}"
+    return None
 
 
 __all__ = ["ROLE_CHANGES", "RunResult", "SimulationFailed", "run_seed"]
