@@ -58,3 +58,19 @@ def test_parse_faults() -> None:
         parse_faults("drop,bogus")
     with pytest.raises(ValueError, match="bogus"):
         SimOptions(faults=frozenset({"bogus"}))
+
+
+def test_a_node_crashing_again_during_recovery_comes_back_and_the_run_passes() -> None:
+    # Seed 0 arms a crash a few disk operations into a restart that fires while the node
+    # recovers: the node is down again, restarts later (one restart more than the crashes
+    # during recovery), and every check passes.
+    result = run_seed(0, SimOptions(faults=parse_faults("crash")))
+    result.raise_for_failure()
+    assert result.coverage["fault: crash during recovery"] >= 1
+    assert result.counters["restarts"] > result.coverage["fault: crash during recovery"]
+
+
+def test_crashes_during_recovery_only_with_the_crash_fault() -> None:
+    result = run_seed(0, SimOptions(faults=parse_faults("partition,longdown")))
+    result.raise_for_failure()
+    assert result.coverage["fault: crash during recovery"] == 0

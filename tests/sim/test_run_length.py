@@ -19,8 +19,8 @@ def test_a_run_ends_early_once_the_cluster_stays_settled_after_the_clients_stop(
 def test_a_client_left_waiting_keeps_the_run_going_to_its_end_and_fails_liveness() -> None:
     # A read woken only by an apply waits forever on a quiet cluster: the drain must not
     # end early around it, and the liveness check at the end must name it.
-    options = SimOptions(plant="read-woken-only-by-apply")
-    result = run_seed(2, options)  # a seed where a read is left waiting
+    options = SimOptions(plant="read-woken-only-by-apply", faults=frozenset({"delay"}))
+    result = run_seed(1, options)  # a seed where a read is left waiting
     assert not result.ok
     assert "liveness" in (result.failure or ""), result.failure
     assert result.virtual_ms > options.fault_ms + options.quiet_ms - QUIET_CHECK_MS

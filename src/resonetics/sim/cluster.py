@@ -236,6 +236,13 @@ class Cluster:
             node.fs.crash_at(node.fs.op_count + k)
             self.trace.add(self.queue.now_ms, "arm-crash", node.node_id, f"op+{k}")
 
+    def arm_recovery_crash(self, node: SimNode, ops: int) -> None:
+        """Make the disk of a node that is down fail ``ops`` operations into its next
+        start: a crash while it reads its folder, cuts a torn tail or replays its log."""
+        assert not node.up
+        node.fs.crash_at(node.fs.op_count + ops)
+        self.trace.add(self.queue.now_ms, "arm-recovery-crash", node.node_id, f"op+{ops}")
+
     def disarm_crash(self, node: SimNode) -> None:
         if node.up:
             node.fs.crash_at(None)

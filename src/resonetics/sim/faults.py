@@ -26,6 +26,11 @@ PARTITION_SPAN_MS = (100, 1_500)
 CRASH_GAP_MS = (150, 1_200)
 DOWN_SPAN_MS = (10, 1_200)
 CLOCK_GAP_MS = (300, 2_000)
+#: A restart that crashes again while the node recovers (reading its folder, cutting a
+#: torn tail, replaying the log): how often, and within how many disk operations of
+#: the start (a recovery takes 7-15 in the default runs).
+RECOVERY_CRASH_P = 0.25
+RECOVERY_CRASH_OPS_MAX = 15
 
 
 @dataclass(slots=True)
@@ -33,6 +38,9 @@ class FaultStats:
     partitions: int = 0
     crashes: int = 0
     mid_op_crashes: int = 0
+    #: Restarts armed to crash again during recovery (``recovery_crashes`` of the
+    #: cluster counts those that did).
+    recovery_crashes_armed: int = 0
     restarts: int = 0
     clock_changes: int = 0
     #: Followers crashed for the rest of the faulty phase ("longdown").
@@ -44,6 +52,7 @@ class FaultStats:
             self.partitions
             + self.crashes
             + self.mid_op_crashes
+            + self.recovery_crashes_armed
             + self.clock_changes
             + self.long_downs
         )
@@ -60,6 +69,8 @@ class FaultSchedule:
         self.quiet = False
         #: Nodes crashed (or armed to crash) and waiting for their restart.
         self._down: set[str] = set()
+        #: Its own Random, so that crashes during recovery leave the other faults' draws alone.
+        self._recovery_rng = random.Random(f"{cluster.seed}/recovery-crash")
 
     def install(self) -> None:
         """Set standing conditions and schedule the first fault of each kind."""
@@ -191,8 +202,21 @@ class FaultSchedule:
             # An armed crash that has not fired yet: fire it now, then reboot.
             self.cluster.disarm_crash(node)
             self.cluster.crash(node)
+        rng = self._recovery_rng
+        crash_in_recovery = "crash" in self.kinds and rng.random() < RECOVERY_CRASH_P
+        if crash_in_recovery:
+            self.cluster.arm_recovery_crash(node, rng.randint(0, RECOVERY_CRASH_OPS_MAX))
+            self.stats.recovery_crashes_armed += 1
         self.cluster.start(node)
         self.stats.restarts += 1
+        if not crash_in_recovery:
+            return
+        if node.up:
+            self.cluster.disarm_crash(node)  # recovered in fewer operations: no crash
+        else:
+            # Down again, mid-recovery: it comes back later, as after any crash.
+            self._down.add(node.node_id)
+            self.cluster.queue.after(rng.randint(*DOWN_SPAN_MS), lambda: self._restart(node))
 
     # --- quiet phase ----------------------------------------------------------------------
     def _go_quiet(self) -> None:
