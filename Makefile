@@ -74,4 +74,5 @@ soak: $(STAMP)
 	$(BIN)/resonetics sim --seeds $(SOAK_SEEDS) --faults all
 	$(BIN)/resonetics sim --seeds $(SOAK_SEEDS) --faults all --churn --readers 3
 	$(BIN)/resonetics sim --seeds $(SOAK_SEEDS) --faults none --scenario figure8 --append-entries-max 1
+	$(BIN)/resonetics sim --seeds $(SOAK_SEEDS) --faults delay,dup --scenario revote
 	$(BIN)/resonetics sim --seeds $(SOAK_SEEDS) --faults none --churn --transfer-lag --readers 3

@@ -108,7 +108,8 @@ def _faults(_ctx: click.Context, _param: click.Parameter, value: str) -> frozens
     "--scenario",
     type=click.Choice(list(SCENARIOS)),
     default=None,
-    help="A targeted fault scenario beside the random faults (figure8: Raft's Figure 8).",
+    help="A targeted fault scenario beside the random faults (figure8: Raft's Figure 8; "
+    "revote: a voter loses power right after it grants a vote).",
 )
 @click.option(
     "--plant",

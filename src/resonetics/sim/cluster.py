@@ -161,6 +161,8 @@ class Cluster:
         #: Coverage: boots that recovered from a snapshot on disk, and boots a crash cut short.
         self.restored_from_snapshot = 0
         self.recovery_crashes = 0
+        #: Called with the voter's id when a node sends a granted vote (a scenario's hook).
+        self.on_vote_granted: Callable[[str], None] | None = None
         #: ``sim --machine``: the user's machine's op table, and the replicas' agreement.
         self.op_table: OpTable | None = None
         self.convergence: Convergence | None = None
@@ -306,6 +308,8 @@ class Cluster:
         kind = type(msg)
         if kind is RequestVoteResp and msg.vote_granted:  # type: ignore[union-attr]
             self.monitor.on_vote_sent(msg.src, msg.term, msg.dst)
+            if self.on_vote_granted is not None:
+                self.on_vote_granted(msg.src)
         elif kind is AppendEntriesResp and msg.success:  # type: ignore[union-attr]
             self.monitor.on_ack_sent(msg.src, msg.match_index)  # type: ignore[union-attr]
             self.monitor.on_answer(msg.src, msg.match_index)  # type: ignore[union-attr]

@@ -23,7 +23,7 @@ FAULT_KINDS: tuple[str, ...] = (
     "longdown",
 )
 #: Targeted fault scenarios (``sim/scenarios.py`` implements them).
-SCENARIOS: tuple[str, ...] = ("figure8",)
+SCENARIOS: tuple[str, ...] = ("figure8", "revote")
 #: Timer speed range for the "clock" fault (multiples of the base tick period).
 CLOCK_FACTOR_MIN = 0.7
 CLOCK_FACTOR_MAX = 1.5

@@ -169,7 +169,7 @@ class _World:
         )
         self.end_ms = options.fault_ms + options.quiet_ms
         #: The targeted fault scenario, when the run has one (``sim/scenarios.py``).
-        self.scenario: scenarios.Figure8 | None = None
+        self.scenario: scenarios.Figure8 | scenarios.Revote | None = None
         self.recorder = HistoryRecorder(clock=lambda: float(self.queue.now_ms))
         self._history_lines: list[str] | None = None
         #: Virtual ms at which the run ended because the cluster had settled (0: at its end).

@@ -147,13 +147,74 @@ class Figure8:
             self._later(START_MS, self._round)
 
 
-def install(name: str, cluster: Cluster) -> Figure8:
+#: ``revote``: how long a voter that just granted stays down, and how often the leader is
+#: cut off (and for how long) so that elections, and split ones, keep coming.
+REVOTE_DOWN_MS = (1, 15)
+REVOTE_CUT_GAP_MS = (200, 600)
+REVOTE_CUT_SPAN_MS = (150, 400)
+
+
+class Revote:
+    """A voter loses power right after it grants a vote and comes back at once; the
+    leader is cut off now and then so that elections keep coming. A node that forgets
+    its vote over a restart can then grant a second candidate of the same term."""
+
+    def __init__(self, cluster: Cluster, rng: random.Random) -> None:
+        self.cluster = cluster
+        self.rng = rng
+        self.rounds = 0
+        self._down: set[str] = set()
+
+    def install(self) -> None:
+        self.cluster.on_vote_granted = self._voted
+        self.cluster.queue.after(self.rng.randint(*REVOTE_CUT_GAP_MS), self._cut_leader)
+
+    def _quiet(self) -> bool:
+        return self.cluster.queue.now_ms >= self.cluster.options.fault_ms
+
+    def _voted(self, voter: str) -> None:
+        if self._quiet() or voter in self._down:
+            return
+        self._down.add(voter)
+        self.cluster.queue.after(0, lambda: self._power_cut(voter))
+
+    def _power_cut(self, voter: str) -> None:
+        node = self.cluster.nodes[voter]
+        self.cluster.crash(node)
+        self.rounds += 1
+        self.cluster.queue.after(self.rng.randint(*REVOTE_DOWN_MS), lambda: self._restart(node))
+
+    def _restart(self, node: SimNode) -> None:
+        self._down.discard(node.node_id)
+        if not node.up:
+            self.cluster.start(node)
+
+    def _cut_leader(self) -> None:
+        if self._quiet():
+            return
+        leader = self.cluster.leader()
+        net = self.cluster.network
+        if leader is not None:
+            others = [n for n in self.cluster.ids if n != leader.node_id]
+            for other in others:
+                net.block(leader.node_id, other)
+                net.block(other, leader.node_id)
+            self.cluster.queue.after(self.rng.randint(*REVOTE_CUT_SPAN_MS), net.heal)
+        self.cluster.queue.after(self.rng.randint(*REVOTE_CUT_GAP_MS), self._cut_leader)
+
+
+def install(name: str, cluster: Cluster) -> Figure8 | Revote:
     """Start scenario ``name`` on ``cluster`` (its Random is seeded from the run's seed)."""
-    if name != "figure8":
+    rng = random.Random(f"{cluster.seed}/scenario/{name}")
+    scenario: Figure8 | Revote
+    if name == "figure8":
+        scenario = Figure8(cluster, rng)
+    elif name == "revote":
+        scenario = Revote(cluster, rng)
+    else:
         raise ValueError(f"unknown scenario {name!r}; known: {', '.join(SCENARIOS)}")
-    scenario = Figure8(cluster, random.Random(f"{cluster.seed}/scenario/{name}"))
     scenario.install()
     return scenario
 
 
-__all__ = ["SCENARIOS", "Figure8", "install"]
+__all__ = ["SCENARIOS", "Figure8", "Revote", "install"]
