@@ -7,6 +7,7 @@ import gc
 import sys
 
 from resonetics.machine.kv import KeyValueStore, Record
+from tests.machine.snapshot_helpers import drain
 
 #: A store's snapshot after the writes of ``_store`` as the named-tuple record wrote it.
 _FORMAT_3_BYTES = (
@@ -28,12 +29,7 @@ def _store() -> KeyValueStore:
 def test_snapshot_format_3_bytes_unchanged_by_the_record_class() -> None:
     store = _store()
     assert store.snapshot() == _FORMAT_3_BYTES
-    steps = store.snapshot_steps(slice_items=1)
-    try:
-        while True:
-            next(steps)
-    except StopIteration as done:
-        assert done.value == _FORMAT_3_BYTES
+    assert drain(store.snapshot_steps(slice_items=1)) == _FORMAT_3_BYTES
     again = KeyValueStore()
     again.restore(_FORMAT_3_BYTES)
     assert again.snapshot() == _FORMAT_3_BYTES

@@ -10,6 +10,7 @@ import pytest
 from resonetics import limits
 from resonetics.errors import StorageCorruption
 from resonetics.machine.kv import KeyValueStore
+from tests.machine.snapshot_helpers import drain
 
 
 class _Log:
@@ -184,12 +185,7 @@ def test_snapshot_carries_leases_and_restores_identically() -> None:
     data = json.loads(snap)
     assert data["format"] == 3 and data["log_time"] == 1_200
     assert data["leases"] == [[lease, 2_000, 3_000, ["a", "b"]]]
-    steps = log.machine.snapshot_steps(slice_items=1)
-    try:
-        while True:
-            next(steps)
-    except StopIteration as stop:
-        assert stop.value == snap
+    assert drain(log.machine.snapshot_steps(slice_items=1)) == snap
     other = KeyValueStore()
     other.restore(snap)
     assert other.snapshot() == snap and other.lease_table.key_lease == {"a": lease, "b": lease}

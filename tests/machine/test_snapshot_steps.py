@@ -2,28 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Generator
-
 from resonetics.machine.kv import KeyValueStore
 from resonetics.machine.replicated import ReplicatedKV
 from resonetics.raft.entry import GENESIS, EntryType, make_entry
-
-
-def _drain(steps: Generator[None, None, bytes]) -> bytes:
-    while True:
-        try:
-            next(steps)
-        except StopIteration as done:
-            result: bytes = done.value
-            return result
+from tests.machine.snapshot_helpers import drain
 
 
 def test_sliced_kv_snapshot_equals_the_one_shot_snapshot() -> None:
     kv = KeyValueStore()
     for i in range(2_345):
         kv.set(f"k{i:05d}", {"n": i, "s": "x" * (i % 7)})
-    assert _drain(kv.snapshot_steps(slice_items=100)) == kv.snapshot()
-    assert _drain(KeyValueStore().snapshot_steps()) == KeyValueStore().snapshot()
+    assert drain(kv.snapshot_steps(slice_items=100)) == kv.snapshot()
+    assert drain(KeyValueStore().snapshot_steps()) == KeyValueStore().snapshot()
 
 
 def test_writes_after_the_first_step_do_not_leak_into_the_snapshot() -> None:
@@ -36,7 +26,7 @@ def test_writes_after_the_first_step_do_not_leak_into_the_snapshot() -> None:
     kv.set("k000", "changed")
     kv.set("zzz", "new")
     kv.delete("k499")
-    assert _drain(steps) == expected
+    assert drain(steps) == expected
 
 
 def test_replicated_snapshot_steps_match_snapshot_and_ignore_later_applies() -> None:
@@ -70,7 +60,7 @@ def test_replicated_snapshot_steps_match_snapshot_and_ignore_later_applies() -> 
         },
     )
     machine.apply(later)
-    assert _drain(steps) == expected
+    assert drain(steps) == expected
     restored = ReplicatedKV()
     restored.restore(expected)
     assert restored.snapshot() == expected
@@ -128,4 +118,4 @@ def test_session_changes_after_the_first_step_do_not_leak_into_the_snapshot() ->
         }
     )
     assert len(machine.sessions) == 1 and machine.snapshot() != expected
-    assert _drain(steps) == expected
+    assert drain(steps) == expected

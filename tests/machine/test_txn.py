@@ -14,6 +14,7 @@ from resonetics.check import txn_model
 from resonetics.check.history import Operation, canonical
 from resonetics.errors import StorageCorruption
 from resonetics.machine.kv import SCAN_CHANGED, KeyValueStore
+from tests.machine.snapshot_helpers import drain
 
 
 def _apply(s: KeyValueStore, index: int, op: str, **args: Any) -> dict[str, Any]:
@@ -289,12 +290,7 @@ def test_snapshot_steps_give_the_same_bytes_as_snapshot() -> None:
     s = KeyValueStore()
     _fill(s, 9)
     _apply(s, 10, "kv_delete", k="p/004")
-    steps = s.snapshot_steps(slice_items=2)
-    try:
-        while True:
-            next(steps)
-    except StopIteration as done:
-        assert done.value == s.snapshot()
+    assert drain(s.snapshot_steps(slice_items=2)) == s.snapshot()
 
 
 def test_format_1_snapshot_is_refused_naming_the_upgrade_path() -> None:
