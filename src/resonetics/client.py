@@ -60,12 +60,10 @@ import msgspec
 
 from resonetics import errors, limits
 from resonetics.addresses import parse_address_list
+from resonetics.lazy import lazy_getattr
 from resonetics.leases import KeptLease, SyncKeptLease, lease_checked
-from resonetics.raft.entry import Receipt
 from resonetics.retry_policy import Action, Decision, RetryPolicy
 from resonetics.security.tls import TLSConfig, client_context, refusal_reason
-from resonetics.txn import CompareLike, OpLike, TxnResult, result_from_wire, txn_args
-from resonetics.watch import WatchEvent, WatchStream, blocking_watch
 from resonetics.wire import codes
 from resonetics.wire.auth import encode_auth
 from resonetics.wire.client import OPS, WRITE_OPS, ClientResponse, decode_response
@@ -74,6 +72,20 @@ from resonetics.wire.framing import LineBuffer
 
 if TYPE_CHECKING:
     from resonetics.proxies import AsyncMachineProxy, MachineLike, MachineProxy
+    from resonetics.raft.entry import Receipt
+    from resonetics.txn import CompareLike, OpLike, TxnResult
+    from resonetics.watch import WatchEvent, WatchStream
+
+# Receipts, transactions and watches are imported on first use, not with the client:
+# a one-shot ``resonetics kv get`` needs none of them (start-up time, issue 19).
+__getattr__ = lazy_getattr(
+    __name__,
+    {
+        "Receipt": "resonetics.raft.entry",
+        "TxnResult": "resonetics.txn",
+        "WatchEvent": "resonetics.watch",
+    },
+)
 
 T = TypeVar("T")
 P = TypeVar("P")
@@ -404,6 +416,8 @@ class AsyncClient:
         if lease is not None:
             args["lease"] = lease
         result = lease_checked(await self.call("kv_set", args))
+        from resonetics.raft.entry import Receipt
+
         return Receipt.from_data(result.get("receipt"))
 
     async def get(
@@ -487,6 +501,8 @@ class AsyncClient:
     ) -> TxnResult:
         """Run a transaction (``resonetics.txn``): if every compare holds, ``then``'s ops,
         else ``otherwise``'s, atomically in one log entry."""
+        from resonetics.txn import result_from_wire, txn_args
+
         args = txn_args(compare or [], then or [], otherwise or [])
         return result_from_wire(lease_checked(await self.call("kv_txn", args)))
 
@@ -526,6 +542,8 @@ class AsyncClient:
         """Every change under ``prefix`` from ``from_index`` on (None: from now), as an
         async iterator of ``WatchEvent``; resumes on another node without gaps or
         duplicates; ``Compacted`` when no node holds the history any more (``watch.py``)."""
+        from resonetics.watch import WatchStream
+
         return WatchStream(self, prefix, from_index)
 
     async def status(self, address: str | None = None) -> dict[str, Any]:
@@ -1040,6 +1058,8 @@ class Client:
         self, prefix: str = "", from_index: int | None = None
     ) -> Generator[WatchEvent, None, None]:
         """``AsyncClient.watch`` as a blocking iterator (close it to end the stream)."""
+        from resonetics.watch import blocking_watch
+
         return blocking_watch(self._run, self._async.watch(prefix, from_index))
 
     def status(self, address: str | None = None) -> dict[str, Any]:

@@ -20,24 +20,11 @@ file (the CLI's ``kv txn``) back into the same JSON after checking its shape.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any
 
 from resonetics.raft.entry import Receipt
-
-# The rules of a txn's shape, shared by the gateway (wire/txn.py) and the store
-# (machine/txn.py); here because a client imports neither the store nor the server.
-TARGETS: Final[tuple[str, ...]] = ("value", "exists", "version", "create_index", "mod_index")
-#: The ops each target allows: ordering a JSON value or a boolean makes no sense.
-OPS_FOR_TARGET: Final[Mapping[str, tuple[str, ...]]] = {
-    "value": ("==", "!="),
-    "exists": ("==", "!="),
-    "version": ("==", "!=", "<", ">"),
-    "create_index": ("==", "!=", "<", ">"),
-    "mod_index": ("==", "!=", "<", ">"),
-}
-OP_TYPES: Final[tuple[str, ...]] = ("put", "delete", "get")
+from resonetics.txn_rules import OP_TYPES, OPS_FOR_TARGET, TARGETS
 
 
 @dataclass(frozen=True, slots=True)

@@ -120,6 +120,37 @@ def test_kv_get_loads_no_simulator_server_or_cryptography(tmp_path: Path) -> Non
     }
 
 
+#: What only some commands need, deferred to first use: receipts (kv set), transactions
+#: (kv txn, and tomllib for a TOML spec) and watches.
+NOT_FOR_A_GET = (
+    "resonetics.txn",
+    "resonetics.raft.entry",
+    "resonetics.watch",
+    "resonetics.wire.watch",
+    "tomllib",
+)
+
+
+def test_kv_get_loads_no_receipt_txn_watch_or_toml_code(tmp_path: Path) -> None:
+    with _node_answering_get("hello") as address:
+        modules, done = _loaded_by(tmp_path, "kv", "get", "k", "--cluster", address)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == '"hello"\n'
+    assert _offenders(modules, NOT_FOR_A_GET) == []
+
+
+def test_client_exports_loaded_on_first_use_are_the_modules_own_objects() -> None:
+    """``from resonetics.client import Receipt, TxnResult, WatchEvent`` still works."""
+    from resonetics import client, txn, watch
+    from resonetics.raft import entry
+
+    assert client.Receipt is entry.Receipt
+    assert client.TxnResult is txn.TxnResult
+    assert client.WatchEvent is watch.WatchEvent
+    with pytest.raises(AttributeError, match="no_such_name"):
+        _ = client.no_such_name  # type: ignore[attr-defined]
+
+
 def test_importing_the_cli_loads_no_command_module(tmp_path: Path) -> None:
     modules, done = _loaded_by(tmp_path, "--version")
     assert done.returncode == 0, done.stderr

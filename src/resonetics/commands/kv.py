@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-import tomllib
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -302,6 +301,8 @@ def read_txn_spec(spec: Path) -> dict[str, Any]:
     try:
         parsed: Any = json.loads(text)
     except json.JSONDecodeError as json_error:
+        import tomllib  # only txn specs that are not JSON need it: kv get starts faster
+
         try:
             parsed = tomllib.loads(text)
         except tomllib.TOMLDecodeError as toml_error:

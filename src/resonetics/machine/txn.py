@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 import msgspec
 
-from resonetics.txn import OP_TYPES, OPS_FOR_TARGET, TARGETS
+from resonetics.txn_rules import OP_TYPES, OPS_FOR_TARGET, TARGETS
 
 if TYPE_CHECKING:
     from resonetics.machine.kv import Record

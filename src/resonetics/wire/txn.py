@@ -17,7 +17,7 @@ import msgspec
 
 from resonetics import limits
 from resonetics.errors import BadRequest, TooLarge
-from resonetics.txn import OP_TYPES, OPS_FOR_TARGET, TARGETS
+from resonetics.txn_rules import OP_TYPES, OPS_FOR_TARGET, TARGETS
 from resonetics.wire.shape import check_value
 
 _ENCODER: Final = msgspec.json.Encoder()
