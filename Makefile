@@ -65,14 +65,12 @@ fuzz: $(STAMP)
 		--seed $(FUZZ_SEED) --time-limit 3600
 
 ## soak: the planted-bug catalogue (src/resonetics/planted.py) with SOAK_FACTOR times the CI
-## budgets, then a long clean sweep over every fault kind with churn and reader clients.
+## budgets, then one long clean sweep spread over every fault kind and mode (sim --mix: churn,
+## adversary, five nodes, batched writes, watchers and leases, the three targeted scenarios),
+## on one process per CPU.
 SOAK_FACTOR ?= 10
-SOAK_SEEDS ?= 2000
+SOAK_SEEDS ?= 9000
 .PHONY: soak
 soak: $(STAMP)
 	RESONETICS_PLANTED_FACTOR=$(SOAK_FACTOR) $(BIN)/pytest -q tests/sim/test_planted_bugs.py
-	$(BIN)/resonetics sim --seeds $(SOAK_SEEDS) --faults all
-	$(BIN)/resonetics sim --seeds $(SOAK_SEEDS) --faults all --churn --readers 3
-	$(BIN)/resonetics sim --seeds $(SOAK_SEEDS) --faults none --scenario figure8 --append-entries-max 1
-	$(BIN)/resonetics sim --seeds $(SOAK_SEEDS) --faults delay,dup --scenario revote
-	$(BIN)/resonetics sim --seeds $(SOAK_SEEDS) --faults none --churn --transfer-lag --readers 3
+	$(BIN)/resonetics sim --seeds $(SOAK_SEEDS) --mix --workers 0

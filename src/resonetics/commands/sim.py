@@ -19,6 +19,7 @@ import click
 from resonetics import planted
 from resonetics.errors import MachineError
 from resonetics.machine.ops import load_factory
+from resonetics.sim.mix import MODES, MixConflict, check_base
 from resonetics.sim.options import FAULT_KINDS, SCENARIOS, SimOptions, parse_faults
 from resonetics.sim.runner import RunResult
 from resonetics.sim.sweep import SweepSummary, run_seeds
@@ -118,6 +119,13 @@ def _faults(_ctx: click.Context, _param: click.Parameter, value: str) -> frozens
     help="Switch one planted bug on for the run (see planted.py); the run must fail.",
 )
 @click.option(
+    "--mix",
+    is_flag=True,
+    help=f"Spread the seeds over all {len(MODES)} modes (seed N runs mode N mod {len(MODES)}: "
+    "the faults given, churn, adversary, five nodes, batched writes, watchers and leases, "
+    "and the revote, figure8 and transfer-lag scenarios).",
+)
+@click.option(
     "--workers",
     type=click.IntRange(min=0),
     default=1,
@@ -158,6 +166,7 @@ def sim(
     transfer_lag: bool,
     scenario: str | None,
     plant: str | None,
+    mix: bool,
     workers: int,
     progress_every: int | None,
     no_coverage: bool,
@@ -193,13 +202,20 @@ def sim(
         plant=plant or "",
         machine=machine,
     )
+    if mix:
+        try:
+            check_base(options)
+        except MixConflict as exc:
+            raise click.UsageError(str(exc)) from None
     if seed is not None:
         seed_list = [seed]
     else:
         seed_list = list(range(first, first + (seeds or 1)))
     started = time.monotonic()
-    summary = _run_all(seed_list, options, workers=workers, progress_every=progress_every)
-    _print_summary(summary, options, time.monotonic() - started, verbose=len(seed_list) == 1)
+    summary = _run_all(seed_list, options, workers=workers, progress_every=progress_every, mix=mix)
+    _print_summary(
+        summary, options, time.monotonic() - started, verbose=len(seed_list) == 1, mix=mix
+    )
     if not no_coverage and len(seed_list) > 1:
         for line in summary.coverage_lines():
             click.echo(line)
@@ -210,14 +226,19 @@ def sim(
 
 
 def _run_all(
-    seed_list: list[int], options: SimOptions, *, workers: int, progress_every: int | None
+    seed_list: list[int],
+    options: SimOptions,
+    *,
+    workers: int,
+    progress_every: int | None,
+    mix: bool,
 ) -> SweepSummary:
     total = len(seed_list)
     if total > 1 and progress_every is None and sys.stderr.isatty():
-        return _run_with_bar(seed_list, options, workers)
+        return _run_with_bar(seed_list, options, workers, mix)
     every = PROGRESS_EVERY_SEEDS if progress_every is None else progress_every
     if total <= 1 or every == 0 or (progress_every is None and total <= every):
-        return run_seeds(seed_list, options, workers=workers)
+        return run_seeds(seed_list, options, workers=workers, mix=mix)
     started = time.monotonic()
 
     def line(result: RunResult, summary: SweepSummary) -> None:
@@ -231,10 +252,12 @@ def _run_all(
             err=True,
         )
 
-    return run_seeds(seed_list, options, workers=workers, on_result=line)
+    return run_seeds(seed_list, options, workers=workers, on_result=line, mix=mix)
 
 
-def _run_with_bar(seed_list: list[int], options: SimOptions, workers: int) -> SweepSummary:
+def _run_with_bar(
+    seed_list: list[int], options: SimOptions, workers: int, mix: bool
+) -> SweepSummary:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
     columns = (
@@ -250,19 +273,20 @@ def _run_with_bar(seed_list: list[int], options: SimOptions, workers: int) -> Sw
             failures = f" [red]{len(summary.failed)} failed" if summary.failed else ""
             bar.update(task, advance=1, description=f"seed {result.seed}{failures}")
 
-        return run_seeds(seed_list, options, workers=workers, on_result=advance)
+        return run_seeds(seed_list, options, workers=workers, on_result=advance, mix=mix)
 
 
 def _print_summary(
-    summary: SweepSummary, options: SimOptions, elapsed_s: float, verbose: bool
+    summary: SweepSummary, options: SimOptions, elapsed_s: float, verbose: bool, mix: bool
 ) -> None:
     for result in summary.failed:
         # The failure line and its replay command; the trace only for a single seed.
         click.echo(
             result.report() if verbose else "\n".join(result.report().splitlines()[:2]), err=True
         )
+    described = options.describe() + (f" mix of {len(MODES)} modes" if mix else "")
     click.echo(
-        f"{summary.runs} run(s) [{options.describe()}]: "
+        f"{summary.runs} run(s) [{described}]: "
         f"{summary.virtual_ms / 1000:.1f} virtual s, {summary.steps} steps, "
         f"{summary.elections} elections, {summary.faults} faults injected, "
         f"{summary.ops} ops checked, {len(summary.failed)} failed "

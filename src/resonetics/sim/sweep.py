@@ -26,6 +26,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
+from resonetics.sim.mix import mixed
 from resonetics.sim.options import SimOptions
 from resonetics.sim.runner import RunResult, run_seed
 
@@ -102,25 +103,31 @@ def chunks(seeds: Sequence[int], workers: int) -> list[list[int]]:
     return [list(seeds[i : i + size]) for i in range(0, len(seeds), size)]
 
 
-def _run_chunk(job: tuple[list[int], SimOptions]) -> list[RunResult]:
+def _run_one(seed: int, options: SimOptions, mix: bool) -> RunResult:
+    return run_seed(seed, mixed(options, seed) if mix else options)
+
+
+def _run_chunk(job: tuple[list[int], SimOptions, bool]) -> list[RunResult]:
     """One worker's share (module level, so a spawned worker can import it)."""
-    seeds, options = job
-    return [run_seed(seed, options) for seed in seeds]
+    seeds, options, mix = job
+    return [_run_one(seed, options, mix) for seed in seeds]
 
 
 def _ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _results(seeds: Sequence[int], options: SimOptions, workers: int) -> Iterator[RunResult]:
+def _results(
+    seeds: Sequence[int], options: SimOptions, workers: int, mix: bool
+) -> Iterator[RunResult]:
     if workers == 1 or len(seeds) <= 1:
         for seed in seeds:
-            yield run_seed(seed, options)
+            yield _run_one(seed, options, mix)
         return
     ctx = multiprocessing.get_context("spawn")
     pool = ctx.Pool(workers, initializer=_ignore_sigint)
     try:
-        jobs = [(chunk, options) for chunk in chunks(seeds, workers)]
+        jobs = [(chunk, options, mix) for chunk in chunks(seeds, workers)]
         for batch in pool.imap(_run_chunk, jobs):
             yield from batch
         pool.close()
@@ -135,15 +142,17 @@ def run_seeds(
     *,
     workers: int = 1,
     on_result: OnResult | None = None,
+    mix: bool = False,
 ) -> SweepSummary:
     """Run ``seeds`` on ``workers`` processes (0: one per CPU) and sum them up in seed order.
 
     ``on_result`` sees each result, in seed order, after it was added (progress
-    display). Ctrl-C returns the summary so far with ``interrupted`` set.
+    display). With ``mix`` each seed runs its mode's options (``sim/mix.py``).
+    Ctrl-C returns the summary so far with ``interrupted`` set.
     """
     summary = SweepSummary()
     try:
-        for result in _results(seeds, options, resolve_workers(workers)):
+        for result in _results(seeds, options, resolve_workers(workers), mix):
             summary.add(result)
             if on_result is not None:
                 on_result(result, summary)
