@@ -96,3 +96,9 @@ def test_cli_mix_summary_says_it_is_a_mix() -> None:
     )
     assert result.exit_code == 0, result.output
     assert f"mix of {len(MODES)} modes" in result.output
+
+
+def test_cli_one_mixed_seed_names_its_mode_and_its_own_options() -> None:
+    result = CliRunner().invoke(main, ["sim", "--seed", "2", "--mix", "--time", "1"])
+    assert result.exit_code == 0, result.output
+    assert "adversary mix mode 'adversary'" in result.output

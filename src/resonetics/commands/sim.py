@@ -19,7 +19,7 @@ import click
 from resonetics import planted
 from resonetics.errors import MachineError
 from resonetics.machine.ops import load_factory
-from resonetics.sim.mix import MODES, MixConflict, check_base
+from resonetics.sim.mix import MODES, MixConflict, check_base, mixed, mode_of
 from resonetics.sim.options import FAULT_KINDS, SCENARIOS, SimOptions, parse_faults
 from resonetics.sim.runner import RunResult
 from resonetics.sim.sweep import SweepSummary, run_seeds
@@ -213,9 +213,11 @@ def sim(
         seed_list = list(range(first, first + (seeds or 1)))
     started = time.monotonic()
     summary = _run_all(seed_list, options, workers=workers, progress_every=progress_every, mix=mix)
-    _print_summary(
-        summary, options, time.monotonic() - started, verbose=len(seed_list) == 1, mix=mix
-    )
+    if mix and len(seed_list) == 1:  # the one run's own options, and its mode
+        described = f"{mixed(options, seed_list[0]).describe()} mix mode {mode_of(seed_list[0])!r}"
+    else:
+        described = options.describe() + (f" mix of {len(MODES)} modes" if mix else "")
+    _print_summary(summary, described, time.monotonic() - started, verbose=len(seed_list) == 1)
     if not no_coverage and len(seed_list) > 1:
         for line in summary.coverage_lines():
             click.echo(line)
@@ -276,15 +278,12 @@ def _run_with_bar(
         return run_seeds(seed_list, options, workers=workers, on_result=advance, mix=mix)
 
 
-def _print_summary(
-    summary: SweepSummary, options: SimOptions, elapsed_s: float, verbose: bool, mix: bool
-) -> None:
+def _print_summary(summary: SweepSummary, described: str, elapsed_s: float, verbose: bool) -> None:
     for result in summary.failed:
         # The failure line and its replay command; the trace only for a single seed.
         click.echo(
             result.report() if verbose else "\n".join(result.report().splitlines()[:2]), err=True
         )
-    described = options.describe() + (f" mix of {len(MODES)} modes" if mix else "")
     click.echo(
         f"{summary.runs} run(s) [{described}]: "
         f"{summary.virtual_ms / 1000:.1f} virtual s, {summary.steps} steps, "
