@@ -28,7 +28,7 @@ def test_sim_machine_structures_pass_with_faults(structure: str) -> None:
     for seed in (3, 4):
         result = run_seed(seed, SimOptions(machine=f"{STRUCTURES}:{structure}"))
         assert result.ok, result.report()
-        assert result.ops > 100 and result.elections >= 1
+        assert result.ops > 60 and result.elections >= 1  # real work, faults and all
 
 
 def test_sim_machine_runs_a_hand_written_state_machine_with_args_from_its_struct(
@@ -37,12 +37,12 @@ def test_sim_machine_runs_a_hand_written_state_machine_with_args_from_its_struct
     monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2] / "examples"))
     result = run_seed(2, SimOptions(machine="counter:make"))
     assert result.ok, result.report()
-    assert result.ops > 100 and result.verdict.startswith("ok (no model")
+    assert result.ops > 60 and result.verdict.startswith("ok (no model")
 
 
 def test_sim_machine_model_check_covers_the_history() -> None:
     result = run_seed(5, SimOptions(machine=f"{STRUCTURES}:Counter"))
-    assert result.ok and result.verdict == "ok" and result.ops > 100
+    assert result.ok and result.verdict == "ok" and result.ops > 60
 
 
 def test_sim_machine_catches_a_nondeterministic_machine_with_a_divergence_message() -> None:

@@ -10,6 +10,18 @@ every step (``cluster.py`` calls the monitor); at the end come the liveness
 check, the acknowledged-writes check, the replicas' state comparison and the
 linearizability check of the recorded client history.
 
+After the faults stop, the cluster has at most ``SETTLE_MS`` to recover; then every
+client operation started in the next ``quiet_ms - SETTLE_MS - DRAIN_MS`` (the window)
+must succeed. The window opens as soon as the cluster serves again (every node up,
+following one leader in its term, applied to within ``SERVING_LAG_ENTRIES`` of the
+leader's commit index) and has kept serving for one of the longest election
+timeouts, and at ``SETTLE_MS`` at the latest; the rest of the run moves earlier with
+it. A cluster that serves sooner is held to the same window sooner, so the bound on
+recovery is never looser; what a run saves is the calm time in between, where most
+of a run's events were (heartbeats, ticks and client operations on a healthy cluster)
+and no fault was. Runs with watchers or lease clients, whose checks follow their own
+timelines, keep the fixed phases.
+
 The drain (the last ``DRAIN_MS``, when clients start nothing new) exists for answers
 still on their way. Once every client has its answer and the cluster is settled (the
 final liveness conditions hold) for ``QUIET_GRACE_TIMEOUTS`` of the longest election
@@ -59,10 +71,13 @@ from resonetics.sim.options import CLOCK_FACTOR_MAX, SimOptions
 from resonetics.sim.trace import Trace
 from resonetics.sim.watchers import SimWatchers
 
-#: After faults stop, how long the cluster has to settle before every new client
+#: After faults stop, how long the cluster has at most to settle before every new client
 #: operation must succeed (virtual ms), and how long before the end clients stop.
 SETTLE_MS = 1_500
 DRAIN_MS = 2_600
+#: The window opens early once every node has applied to within this many entries of the
+#: leader's commit index (clients keep writing while the runner looks).
+SERVING_LAG_ENTRIES = 4
 #: Events waiting in the queue at once, at most: more means messages breed messages
 #: (a storm the code under test started) and the run would never end. A clean run
 #: stays in the low hundreds (132 at most over seeds 0-4 with 9 clients).
@@ -107,6 +122,8 @@ class RunResult:
     #: above zero (``sim/sweep.py``). Keys whose count is 0 are present too, so a sweep
     #: can show what no run reached.
     coverage: dict[str, int] = field(default_factory=dict)
+    #: Virtual ms at which the must-succeed window opened (see ``_World._settle``).
+    window_ms: int = 0
 
     @property
     def ok(self) -> bool:
@@ -174,7 +191,10 @@ class _World:
         self._history_lines: list[str] | None = None
         #: Virtual ms at which the run ended because the cluster had settled (0: at its end).
         self.ended_early_ms = 0
-        workload = Workload(
+        #: Virtual ms at which the must-succeed window opened (``SETTLE_MS`` after the
+        #: faults stopped, or earlier once the cluster served again; see ``_settle``).
+        self.window_ms = options.fault_ms + SETTLE_MS
+        self.workload = workload = Workload(
             values=itertools.count(1),
             pids=itertools.count(0),
             stop_ms=self.end_ms - DRAIN_MS,
@@ -255,6 +275,7 @@ class _World:
         if grace_ms is None:
             self._run_until(self.end_ms)
             return
+        self._settle()
         self._run_until(self.end_ms - DRAIN_MS)
         quiet_since: int | None = None
         now = self.queue.now_ms
@@ -269,6 +290,33 @@ class _World:
                 self.ended_early_ms = now
                 return
 
+    def _settle(self) -> None:
+        """Run until the cluster serves again after the faults (for one of the longest
+        election timeouts), at most ``SETTLE_MS``; open the window there and move the
+        rest of the run (the window's end, the drain, the end) earlier by what was saved."""
+        self._run_until(self.options.fault_ms)
+        latest = self.window_ms
+        hold_ms = self._longest_timeout_ms()
+        now, serving_since = self.queue.now_ms, None
+        while now < latest:
+            now = min(now + QUIET_CHECK_MS, latest)
+            self._run_until(now)
+            if not _serving(self):
+                serving_since = None
+            elif serving_since is None:
+                serving_since = now
+            elif now - serving_since >= hold_ms:
+                break
+        saved = latest - now
+        self.window_ms = now
+        self.workload.settle_ms -= saved
+        self.workload.stop_ms -= saved
+        self.end_ms -= saved
+
+    def _longest_timeout_ms(self) -> int:
+        """The longest election timeout a node may have (randomized, on a slow clock)."""
+        return int(2 * self.options.election_ticks * self.options.tick_ms * CLOCK_FACTOR_MAX)
+
     def _run_until(self, until_ms: int) -> None:
         if not self.queue.run_until(until_ms, EVENTS_PENDING_MAX):
             raise SimViolation(
@@ -281,8 +329,7 @@ class _World:
         early (None: this run always runs to its end)."""
         if self.watchers is not None or self.lease_clients:
             return None
-        longest_timeout = 2 * self.options.election_ticks * self.options.tick_ms
-        return int(QUIET_GRACE_TIMEOUTS * longest_timeout * CLOCK_FACTOR_MAX)
+        return QUIET_GRACE_TIMEOUTS * self._longest_timeout_ms()
 
 
 def run_seed(seed: int, options: SimOptions | None = None) -> RunResult:
@@ -312,6 +359,7 @@ def _run(seed: int, options: SimOptions) -> RunResult:
 
 def _count(world: _World, result: RunResult) -> None:
     result.virtual_ms = world.queue.now_ms
+    result.window_ms = world.window_ms
     result.steps = world.queue.steps
     result.elections = world.monitor.elections
     result.faults = world.faults.stats.total
@@ -411,6 +459,9 @@ def _coverage(world: _World, counters: dict[str, int]) -> dict[str, int]:
         "membership: change committed": churn.stats.changes_committed if churn else 0,
         "membership: change refused": churn.stats.refused if churn else 0,
         "run: ended early, settled in the drain": 1 if world.ended_early_ms else 0,
+        "run: window opened early, cluster serving": (
+            1 if world.window_ms < world.options.fault_ms + SETTLE_MS else 0
+        ),
         "client: indeterminate op": counters["info_ops"],
         "client: txn took then": counters["txn_then"],
         "client: txn took else": counters["txn_else"],
@@ -529,6 +580,29 @@ def _check_liveness(world: _World) -> None:
         raise SimViolation("liveness: " + late[0])
     if not any(c.ops_ok for c in world.clients) and world.clients:
         raise SimViolation("liveness: no client operation ever succeeded")
+
+
+def _serving(world: _World) -> bool:
+    """Whether the cluster serves: every node up, following one leader in its term, and
+    applied to within ``SERVING_LAG_ENTRIES`` of the leader's commit index."""
+    cluster = world.cluster
+    if not all(node.up for node in cluster.nodes.values()):
+        return False
+    leader = cluster.leader()
+    if leader is None or leader.driver is None:
+        return False
+    lcore = leader.driver.core
+    for node in cluster.nodes.values():
+        if node.driver is None:
+            return False
+        core = node.driver.core
+        if core.term != lcore.term:
+            return False
+        if core.role is not Role.LEADER and core.leader_id != leader.node_id:
+            return False
+        if core.applied + SERVING_LAG_ENTRIES < lcore.commit_index:
+            return False
+    return True
 
 
 def _liveness_problem(world: _World) -> str | None:
