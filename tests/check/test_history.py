@@ -140,7 +140,7 @@ def test_recorder_dump_round_trips_through_the_parser(tmp_path: Path) -> None:
     lines = path.read_text().splitlines()
     assert [json.loads(line)["time"] for line in lines] == [float(i) for i in range(12)]
     history = load_history(path)
-    assert history == recorder.operations()
+    assert history == recorder.operations() == parse_history(recorder.lines())
     assert [op.f for op in history] == ["set", "cas", "get", "delete", "set"]
     assert history[1].input == [{"v": 1}, 2]
     assert history[3].deleted is True

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import zlib
 
+import pytest
+
 from resonetics.sim.options import SimOptions
 from resonetics.sim.runner import run_seed
 from resonetics.sim.trace import FOLD_EVENTS, Trace
@@ -21,6 +23,29 @@ def test_same_seed_gives_an_identical_run() -> None:
         second.ops,
         second.counters,
     )
+
+
+def test_a_run_without_its_digest_is_the_same_run() -> None:
+    """Sweeps skip the digest (``digest=False``): that changes what is reported, not the run."""
+    full, bare = run_seed(11, SHORT), run_seed(11, SHORT, digest=False)
+    assert full.digest and bare.digest == ""
+    assert (full.steps, full.messages, full.ops, full.verdict, full.counters) == (
+        bare.steps,
+        bare.messages,
+        bare.ops,
+        bare.verdict,
+        bare.counters,
+    )
+
+
+def test_a_trace_without_a_digest_keeps_its_tail_and_refuses_a_digest() -> None:
+    trace = Trace(events_max=3, digest=False)
+    for i in range(FOLD_EVENTS + 5):
+        trace.add(i, "tick", "n1")
+    assert trace.count == FOLD_EVENTS + 5
+    assert [line.split()[0] for line in trace.lines()] == [str(FOLD_EVENTS + i) for i in (2, 3, 4)]
+    with pytest.raises(ValueError, match="no digest"):
+        _ = trace.digest
 
 
 def test_different_seeds_give_different_runs() -> None:

@@ -65,8 +65,14 @@ def test_a_mixed_seed_is_the_same_run_alone_on_several_workers_and_by_its_flags(
     seeds = range(len(MODES))
     digests: list[tuple[int, str]] = []
     run_seeds(
-        seeds, SHORT, workers=2, mix=True, on_result=lambda r, _: digests.append((r.seed, r.digest))
+        seeds,
+        SHORT,
+        workers=2,
+        mix=True,
+        digest=True,
+        on_result=lambda r, _: digests.append((r.seed, r.digest)),
     )
+    assert len(digests) == len(MODES) and all(digest for _, digest in digests)
     for seed, digest in digests:
         assert run_seed(seed, mixed(SHORT, seed)).digest == digest
 

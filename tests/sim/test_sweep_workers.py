@@ -39,10 +39,10 @@ def test_parallel_sweep_summary_equals_the_single_worker_summary() -> None:
     one: list[tuple[int, str]] = []
     two: list[tuple[int, str]] = []
     alone = run_seeds(
-        seeds, SHORT, workers=1, on_result=lambda r, _s: one.append((r.seed, r.digest))
+        seeds, SHORT, workers=1, digest=True, on_result=lambda r, _s: one.append((r.seed, r.digest))
     )
     pooled = run_seeds(
-        seeds, SHORT, workers=2, on_result=lambda r, _s: two.append((r.seed, r.digest))
+        seeds, SHORT, workers=2, digest=True, on_result=lambda r, _s: two.append((r.seed, r.digest))
     )
     assert _fields(pooled) == _fields(alone)
     # Same runs, bit for bit, seen in seed order.
@@ -172,10 +172,12 @@ def test_cli_ctrl_c_prints_the_summary_so_far_and_exits_130(
 ) -> None:
     real = runner.run_seed
 
-    def interrupted_at_third(seed: int, options: SimOptions | None = None) -> RunResult:
+    def interrupted_at_third(
+        seed: int, options: SimOptions | None = None, *, digest: bool = True
+    ) -> RunResult:
         if seed == 2:
             raise KeyboardInterrupt
-        return real(seed, options)
+        return real(seed, options, digest=digest)
 
     monkeypatch.setattr("resonetics.sim.sweep.run_seed", interrupted_at_third)
     out = CliRunner().invoke(main, ["sim", "--seeds", "5", "--time", "0.5"])

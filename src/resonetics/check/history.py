@@ -37,6 +37,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeAlias, cast
 
+import msgspec
+
 from resonetics.errors import HistoryError
 
 __all__ = [
@@ -54,6 +56,7 @@ __all__ = [
     "pair_events",
     "parse_events",
     "parse_history",
+    "parse_recorded",
 ]
 
 OpKind: TypeAlias = Literal["set", "get", "delete", "cas", "txn"]
@@ -322,6 +325,16 @@ def parse_history(lines: Iterable[str], *, source: str = "<history>") -> list[Op
     return pair_events(parse_events(lines, source=source), source=source)
 
 
+def parse_recorded(events: list[dict[str, Any]], *, source: str = "<recorder>") -> list[Operation]:
+    """Validate and pair a recorder's events: what ``parse_history`` of their JSON lines
+    gives, through one JSON round trip for them all instead of one per line (a simulated
+    run checks its history this way; the round trip turns tuples into lists, as a file
+    would, so the checker sees exactly what it would read)."""
+    raw: list[dict[str, Any]] = msgspec.json.decode(msgspec.json.encode(events))
+    parsed = (_event_from(item, number, source) for number, item in enumerate(raw, start=1))
+    return pair_events([event for event in parsed if event is not None], source=source)
+
+
 def load_history(path: str | Path) -> list[Operation]:
     """Read a ``.jsonl`` history file into operations."""
     file = Path(path)
@@ -429,5 +442,6 @@ class HistoryRecorder:
         Path(path).write_text(self.dumps(), encoding="utf-8")
 
     def operations(self) -> list[Operation]:
-        """The recorded history, paired, ready for the checker."""
-        return parse_history(self.lines(), source="<recorder>")
+        """The recorded history, paired, ready for the checker (what ``dump`` and
+        ``load_history`` would give)."""
+        return parse_recorded(self.events(), source="<recorder>")

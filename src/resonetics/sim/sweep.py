@@ -103,14 +103,14 @@ def chunks(seeds: Sequence[int], workers: int) -> list[list[int]]:
     return [list(seeds[i : i + size]) for i in range(0, len(seeds), size)]
 
 
-def _run_one(seed: int, options: SimOptions, mix: bool) -> RunResult:
-    return run_seed(seed, mixed(options, seed) if mix else options)
+def _run_one(seed: int, options: SimOptions, mix: bool, digest: bool) -> RunResult:
+    return run_seed(seed, mixed(options, seed) if mix else options, digest=digest)
 
 
-def _run_chunk(job: tuple[list[int], SimOptions, bool]) -> list[RunResult]:
+def _run_chunk(job: tuple[list[int], SimOptions, bool, bool]) -> list[RunResult]:
     """One worker's share (module level, so a spawned worker can import it)."""
-    seeds, options, mix = job
-    return [_run_one(seed, options, mix) for seed in seeds]
+    seeds, options, mix, digest = job
+    return [_run_one(seed, options, mix, digest) for seed in seeds]
 
 
 def _ignore_sigint() -> None:
@@ -118,16 +118,16 @@ def _ignore_sigint() -> None:
 
 
 def _results(
-    seeds: Sequence[int], options: SimOptions, workers: int, mix: bool
+    seeds: Sequence[int], options: SimOptions, workers: int, mix: bool, digest: bool
 ) -> Iterator[RunResult]:
     if workers == 1 or len(seeds) <= 1:
         for seed in seeds:
-            yield _run_one(seed, options, mix)
+            yield _run_one(seed, options, mix, digest)
         return
     ctx = multiprocessing.get_context("spawn")
     pool = ctx.Pool(workers, initializer=_ignore_sigint)
     try:
-        jobs = [(chunk, options, mix) for chunk in chunks(seeds, workers)]
+        jobs = [(chunk, options, mix, digest) for chunk in chunks(seeds, workers)]
         for batch in pool.imap(_run_chunk, jobs):
             yield from batch
         pool.close()
@@ -143,16 +143,18 @@ def run_seeds(
     workers: int = 1,
     on_result: OnResult | None = None,
     mix: bool = False,
+    digest: bool = False,
 ) -> SweepSummary:
     """Run ``seeds`` on ``workers`` processes (0: one per CPU) and sum them up in seed order.
 
     ``on_result`` sees each result, in seed order, after it was added (progress
     display). With ``mix`` each seed runs its mode's options (``sim/mix.py``).
+    The runs keep no digest unless ``digest`` is set (a sweep compares no runs).
     Ctrl-C returns the summary so far with ``interrupted`` set.
     """
     summary = SweepSummary()
     try:
-        for result in _results(seeds, options, resolve_workers(workers), mix):
+        for result in _results(seeds, options, resolve_workers(workers), mix, digest):
             summary.add(result)
             if on_result is not None:
                 on_result(result, summary)

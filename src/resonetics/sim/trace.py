@@ -2,8 +2,9 @@
 
 Events are kept as tuples and rendered only when a report is printed, because a
 run has tens of thousands of them and almost all runs pass. A digest of every
-event (cheap: a CRC over a short key per event, folded in when read) lets the
-determinism tests compare two whole runs, not only their tails.
+event (a CRC over a short key per event, folded in batches) lets the determinism
+tests compare two whole runs, not only their tails; a sweep, which compares no
+runs, keeps no digest (it cost about 5 % of a run).
 """
 
 from __future__ import annotations
@@ -84,8 +85,10 @@ def _keys_text(events: list[tuple[int, str, tuple[Any, ...]]]) -> str:
 class Trace:
     """A bounded ring of (time, what, details...) plus a digest of the whole run."""
 
-    def __init__(self, events_max: int = TRACE_EVENTS_MAX) -> None:
+    def __init__(self, events_max: int = TRACE_EVENTS_MAX, *, digest: bool = True) -> None:
         self._events_max = events_max
+        #: Whether events are folded into ``_crc`` (``digest``) or only counted.
+        self._digesting = digest
         #: Events not folded into ``_crc`` yet, oldest first; after a fold, the last
         #: ``events_max`` folded ones stay at the front for the report (``_kept``).
         self._events: list[tuple[int, str, tuple[Any, ...]]] = []
@@ -101,6 +104,8 @@ class Trace:
     @property
     def digest(self) -> int:
         """CRC-32 over every event's time, kind and string details, in order."""
+        if not self._digesting:
+            raise ValueError("this trace keeps no digest (made with digest=False)")
         self._fold()
         return self._crc
 
@@ -119,9 +124,10 @@ class Trace:
         events, kept = self._events, self._kept
         if len(events) == kept:
             return
-        new = events[kept:]
-        self._crc = zlib.crc32(_keys_text(new).encode(), self._crc)
-        self._folded += len(new)
+        new = len(events) - kept
+        if self._digesting:
+            self._crc = zlib.crc32(_keys_text(events[kept:]).encode(), self._crc)
+        self._folded += new
         self._events = events[-self._events_max :] if self._events_max else []
         self._kept = len(self._events)
 
