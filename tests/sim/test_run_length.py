@@ -80,7 +80,9 @@ def test_runs_with_lease_clients_keep_the_fixed_window() -> None:
 def test_a_client_left_waiting_keeps_the_run_going_to_its_end_and_fails_liveness() -> None:
     # A read woken only by an apply waits forever on a quiet cluster: the drain must not
     # end early around it, and the liveness check at the end must name it.
-    options = SimOptions(plant="read-woken-only-by-apply", faults=frozenset({"delay"}))
+    options = SimOptions(
+        plant="read-woken-only-by-apply", faults=frozenset({"delay"}), heartbeat_ticks=1
+    )
     result = run_seed(1, options)  # a seed where a read is left waiting
     assert not result.ok
     assert "liveness" in (result.failure or ""), result.failure

@@ -51,7 +51,7 @@ from resonetics.sim.invariants import SafetyMonitor, SimViolation
 from resonetics.sim.machine_state import Convergence
 from resonetics.sim.network import Network
 from resonetics.sim.observed import ObservedKV, ObservedStorage
-from resonetics.sim.options import CLOCK_DRIFT_MAX, SimOptions
+from resonetics.sim.options import CLOCK_DRIFT_MAX, HEARTBEAT_TICKS_CHOICES, SimOptions
 from resonetics.sim.trace import Trace
 from resonetics.storage.fs import MemoryFileSystem, SimulatedCrash
 from resonetics.storage.node_storage import FileNodeStorage
@@ -150,6 +150,10 @@ class Cluster:
         self.ids = [f"n{i + 1}" for i in range(options.nodes)]
         self.nodes = {nid: SimNode(nid, self, options.tick_ms) for nid in self.ids}
         self._disk_rng = random.Random(f"{seed}/disk")
+        #: The leaders' heartbeat period (ticks): the options', or drawn from the seed.
+        self.heartbeat_ticks = options.heartbeat_ticks or random.Random(f"{seed}/heartbeat").choice(
+            HEARTBEAT_TICKS_CHOICES
+        )
         #: The attacker on the network (``sim/adversary.py``), when the run has one.
         self.adversary: Adversary | None = None
         #: Messages the peer gate dropped, by reason.
@@ -179,6 +183,7 @@ class Cluster:
             node_id=node.node_id,
             initial_voters=tuple(self.ids),
             election_ticks=self.options.election_ticks,
+            heartbeat_ticks=self.heartbeat_ticks,
             # Lease reads as the server has them, with the margin the clock fault needs.
             lease_ticks=lease_ticks_for(self.options.election_ticks, CLOCK_DRIFT_MAX),
         )

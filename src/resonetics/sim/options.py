@@ -31,6 +31,10 @@ CLOCK_FACTOR_MAX = 1.5
 #: simulated nodes' lease is sized for it, as a server's is for LEASE_CLOCK_DRIFT_MAX.
 CLOCK_DRIFT_MAX = 1 - CLOCK_FACTOR_MIN / CLOCK_FACTOR_MAX
 
+#: Heartbeat periods (ticks) a run draws from when its options leave it at 0: every
+#: tick, the harshest, and every second tick, the server's default (``server/config.py``).
+HEARTBEAT_TICKS_CHOICES: tuple[int, ...] = (1, 2)
+
 #: The quiet phase must hold the settle time, a window of client operations that must
 #: all succeed, and the clients' drain time (see ``runner.py``).
 QUIET_MS_MIN = 4_500
@@ -58,6 +62,10 @@ class SimOptions:
     #: Base tick period of a node's timer (virtual milliseconds).
     tick_ms: int = 10
     election_ticks: int = 10
+    #: Ticks between a leader's heartbeats; 0: drawn from the seed among
+    #: ``HEARTBEAT_TICKS_CHOICES``, so a sweep runs both the server's default and the
+    #: harshest setting (a heartbeat round is most of a calm run's events).
+    heartbeat_ticks: int = 0
     #: Applied entries between snapshots (0: never), entries kept behind one, and the
     #: InstallSnapshot chunk size: small, so compaction and chunked transfer happen often.
     snapshot_entries: int = 16
@@ -104,6 +112,8 @@ class SimOptions:
             raise ValueError("need at least one node")
         if self.machine and self.readers:
             raise ValueError("readers issue key-value reads: not with a machine (use clients)")
+        if not 0 <= self.heartbeat_ticks < self.election_ticks:
+            raise ValueError("heartbeat_ticks must be 0 (drawn) or 1 up to election_ticks - 1")
         if self.quiet_ms < QUIET_MS_MIN:
             raise ValueError(f"the quiet phase needs at least {QUIET_MS_MIN} ms")
 
@@ -113,6 +123,7 @@ class SimOptions:
             f"nodes={self.nodes} faults={faults} fault_ms={self.fault_ms} "
             f"quiet_ms={self.quiet_ms} clients={self.clients} keys={self.keys} "
             f"snapshot_entries={self.snapshot_entries}"
+            + (f" heartbeat_ticks={self.heartbeat_ticks}" if self.heartbeat_ticks else "")
             + (" churn" if self.membership_churn else "")
             + (" batch_writes" if self.batch_writes else "")
             + (" adversary" if self.adversary else "")
@@ -145,6 +156,7 @@ __all__ = [
     "CLOCK_FACTOR_MAX",
     "CLOCK_FACTOR_MIN",
     "FAULT_KINDS",
+    "HEARTBEAT_TICKS_CHOICES",
     "QUIET_MS_MIN",
     "SCENARIOS",
     "SimOptions",

@@ -71,7 +71,7 @@ from resonetics.sim.machine_client import MachineClient
 from resonetics.sim.machine_state import MachineHistory
 from resonetics.sim.membership import MembershipChurn
 from resonetics.sim.network import Network
-from resonetics.sim.options import CLOCK_FACTOR_MAX, SimOptions
+from resonetics.sim.options import CLOCK_FACTOR_MAX, HEARTBEAT_TICKS_CHOICES, SimOptions
 from resonetics.sim.trace import Trace
 from resonetics.sim.watchers import SimWatchers
 
@@ -130,13 +130,20 @@ class RunResult:
     coverage: dict[str, int] = field(default_factory=dict)
     #: Virtual ms at which the must-succeed window opened (see ``_World._settle``).
     window_ms: int = 0
+    #: The leaders' heartbeat period the run had (ticks): the options' or drawn.
+    heartbeat_ticks: int = 0
 
     @property
     def ok(self) -> bool:
         return self.failure is None
 
     def report(self) -> str:
-        head = f"seed {self.seed} FAILED ({self.options.describe()}): {self.failure}"
+        drawn = (
+            ""
+            if self.options.heartbeat_ticks
+            else f", heartbeat every {self.heartbeat_ticks} tick(s)"
+        )
+        head = f"seed {self.seed} FAILED ({self.options.describe()}{drawn}): {self.failure}"
         replay = f"replay: resonetics sim --seed {self.seed} {_cli_flags(self.options)}"
         return "\n".join([head, replay, f"last {len(self.trace)} events:", *self.trace])
 
@@ -150,6 +157,7 @@ def _cli_flags(options: SimOptions) -> str:
     return (
         f"--nodes {options.nodes} --faults {faults} --time {options.fault_ms / 1000:g} "
         f"--clients {options.clients} --snapshot-entries {options.snapshot_entries}"
+        + (f" --heartbeat-ticks {options.heartbeat_ticks}" if options.heartbeat_ticks else "")
         + (" --churn" if options.membership_churn else "")
         + (" --batch-writes" if options.batch_writes else "")
         + (" --adversary" if options.adversary else "")
@@ -365,6 +373,7 @@ def _run(seed: int, options: SimOptions, digest: bool) -> RunResult:
 def _count(world: _World, result: RunResult) -> None:
     result.virtual_ms = world.queue.now_ms
     result.window_ms = world.window_ms
+    result.heartbeat_ticks = world.cluster.heartbeat_ticks
     result.steps = world.queue.steps
     result.elections = world.monitor.elections
     result.faults = world.faults.stats.total
@@ -467,6 +476,10 @@ def _coverage(world: _World, counters: dict[str, int]) -> dict[str, int]:
         "run: window opened early, cluster serving": (
             1 if world.window_ms < world.options.fault_ms + SETTLE_MS else 0
         ),
+        **{
+            f"run: heartbeat every {ticks} tick(s)": int(cluster.heartbeat_ticks == ticks)
+            for ticks in HEARTBEAT_TICKS_CHOICES
+        },
         "client: indeterminate op": counters["info_ops"],
         "client: txn took then": counters["txn_then"],
         "client: txn took else": counters["txn_else"],

@@ -1,0 +1,63 @@
+"""The leaders' heartbeat period: drawn per seed between the harshest setting (every tick)
+and the server's default (every second tick), or pinned by the options."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from click.testing import CliRunner
+
+from resonetics.cli import main
+from resonetics.server.config import ServerConfig
+from resonetics.sim.options import HEARTBEAT_TICKS_CHOICES, SimOptions
+from resonetics.sim.runner import _World, run_seed
+from resonetics.sim.sweep import run_seeds
+
+SHORT = SimOptions(fault_ms=1_500, quiet_ms=4_500)
+
+
+def test_the_choices_are_every_tick_and_the_servers_default() -> None:
+    default = {f.name: f.default for f in dataclasses.fields(ServerConfig)}["heartbeat_ticks"]
+    assert (1, default) == HEARTBEAT_TICKS_CHOICES
+
+
+def test_a_sweep_runs_both_heartbeat_periods() -> None:
+    summary = run_seeds(range(12), SHORT)
+    assert not summary.failed, [r.report() for r in summary.failed]
+    for ticks in HEARTBEAT_TICKS_CHOICES:
+        assert summary.coverage_runs[f"run: heartbeat every {ticks} tick(s)"] > 0, ticks
+
+
+def test_every_node_of_a_run_uses_the_period_it_reports() -> None:
+    for seed in range(4):
+        world = _World(seed, SHORT)
+        world.run()
+        periods = {
+            node.driver.config.heartbeat_ticks
+            for node in world.cluster.nodes.values()
+            if node.driver is not None
+        }
+        assert periods == {world.cluster.heartbeat_ticks}
+        assert run_seed(seed, SHORT).heartbeat_ticks == world.cluster.heartbeat_ticks
+
+
+def test_a_pinned_period_is_kept_and_named_in_the_replay_command() -> None:
+    options = SimOptions(fault_ms=1_500, quiet_ms=4_500, heartbeat_ticks=2, plant="lost-wakeup")
+    result = run_seed(0, SimOptions(fault_ms=1_500, quiet_ms=4_500, heartbeat_ticks=2))
+    assert result.ok and result.heartbeat_ticks == 2
+    failed = run_seed(0, options)
+    assert not failed.ok
+    assert "--heartbeat-ticks 2" in failed.report()
+
+
+def test_a_drawn_period_is_named_in_a_failure_report() -> None:
+    failed = run_seed(0, SimOptions(fault_ms=1_500, quiet_ms=4_500, plant="lost-wakeup"))
+    assert not failed.ok
+    assert f"heartbeat every {failed.heartbeat_ticks} tick(s)" in failed.report()
+    assert "--heartbeat-ticks" not in failed.report()  # the seed draws it again
+
+
+def test_cli_refuses_a_heartbeat_period_not_below_the_election_timeout() -> None:
+    out = CliRunner().invoke(main, ["sim", "--seed", "1", "--heartbeat-ticks", "10"])
+    assert out.exit_code == 2
+    assert "--heartbeat-ticks" in out.output and "0<=x<=9" in out.output
