@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from resonetics.cli import main
 from resonetics.server.config import ServerConfig
-from resonetics.sim.options import HEARTBEAT_TICKS_CHOICES, SimOptions
+from resonetics.sim.options import HEARTBEAT_TICKS_CHOICES, SimOptions, heartbeat_ticks_for
 from resonetics.sim.runner import _World, run_seed
 from resonetics.sim.sweep import run_seeds
 
@@ -61,3 +61,12 @@ def test_cli_refuses_a_heartbeat_period_not_below_the_election_timeout() -> None
     out = CliRunner().invoke(main, ["sim", "--seed", "1", "--heartbeat-ticks", "10"])
     assert out.exit_code == 2
     assert "--heartbeat-ticks" in out.output and "0<=x<=9" in out.output
+
+
+def test_cli_names_the_period_a_single_seed_drew() -> None:
+    for seed in range(4):
+        drawn = run_seed(seed, SimOptions(fault_ms=500, quiet_ms=4_500)).heartbeat_ticks
+        assert heartbeat_ticks_for(seed, SimOptions()) == drawn
+        out = CliRunner().invoke(main, ["sim", "--seed", str(seed), "--time", "0.5"])
+        assert out.exit_code == 0, out.output
+        assert f"heartbeat every {drawn} tick(s)]" in out.output

@@ -20,7 +20,13 @@ from resonetics import planted
 from resonetics.errors import MachineError
 from resonetics.machine.ops import load_factory
 from resonetics.sim.mix import MODES, MixConflict, check_base, mixed, mode_of
-from resonetics.sim.options import FAULT_KINDS, SCENARIOS, SimOptions, parse_faults
+from resonetics.sim.options import (
+    FAULT_KINDS,
+    SCENARIOS,
+    SimOptions,
+    heartbeat_ticks_for,
+    parse_faults,
+)
 from resonetics.sim.runner import RunResult
 from resonetics.sim.sweep import SweepSummary, run_seeds
 
@@ -225,8 +231,11 @@ def sim(
         seed_list = list(range(first, first + (seeds or 1)))
     started = time.monotonic()
     summary = _run_all(seed_list, options, workers=workers, progress_every=progress_every, mix=mix)
-    if mix and len(seed_list) == 1:  # the one run's own options, and its mode
-        described = f"{mixed(options, seed_list[0]).describe()} mix mode {mode_of(seed_list[0])!r}"
+    if len(seed_list) == 1:  # the one run's own options, its mode and its heartbeat period
+        one = mixed(options, seed_list[0]) if mix else options
+        described = one.describe() + (f" mix mode {mode_of(seed_list[0])!r}" if mix else "")
+        if not one.heartbeat_ticks:
+            described += f" heartbeat every {heartbeat_ticks_for(seed_list[0], one)} tick(s)"
     else:
         described = options.describe() + (f" mix of {len(MODES)} modes" if mix else "")
     _print_summary(summary, described, time.monotonic() - started, verbose=len(seed_list) == 1)

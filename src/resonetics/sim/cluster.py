@@ -51,7 +51,7 @@ from resonetics.sim.invariants import SafetyMonitor, SimViolation
 from resonetics.sim.machine_state import Convergence
 from resonetics.sim.network import Network
 from resonetics.sim.observed import ObservedKV, ObservedStorage
-from resonetics.sim.options import CLOCK_DRIFT_MAX, HEARTBEAT_TICKS_CHOICES, SimOptions
+from resonetics.sim.options import CLOCK_DRIFT_MAX, SimOptions, heartbeat_ticks_for
 from resonetics.sim.trace import Trace
 from resonetics.storage.fs import MemoryFileSystem, SimulatedCrash
 from resonetics.storage.node_storage import FileNodeStorage
@@ -151,9 +151,7 @@ class Cluster:
         self.nodes = {nid: SimNode(nid, self, options.tick_ms) for nid in self.ids}
         self._disk_rng = random.Random(f"{seed}/disk")
         #: The leaders' heartbeat period (ticks): the options', or drawn from the seed.
-        self.heartbeat_ticks = options.heartbeat_ticks or random.Random(f"{seed}/heartbeat").choice(
-            HEARTBEAT_TICKS_CHOICES
-        )
+        self.heartbeat_ticks = heartbeat_ticks_for(seed, options)
         #: The attacker on the network (``sim/adversary.py``), when the run has one.
         self.adversary: Adversary | None = None
         #: Messages the peer gate dropped, by reason.

@@ -8,6 +8,7 @@ last. Probabilities and durations inside a fault kind are drawn from the seed
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, field
 
 from resonetics import planted
@@ -137,6 +138,13 @@ class SimOptions:
         )
 
 
+def heartbeat_ticks_for(seed: int, options: SimOptions) -> int:
+    """The leaders' heartbeat period seed ``seed`` runs with: the options', or drawn."""
+    if options.heartbeat_ticks:
+        return options.heartbeat_ticks
+    return random.Random(f"{seed}/heartbeat").choice(HEARTBEAT_TICKS_CHOICES)
+
+
 def parse_faults(text: str) -> frozenset[str]:
     """``"drop,delay"`` / ``"all"`` / ``"none"`` -> a set of fault kinds."""
     text = text.strip().lower()
@@ -160,5 +168,6 @@ __all__ = [
     "QUIET_MS_MIN",
     "SCENARIOS",
     "SimOptions",
+    "heartbeat_ticks_for",
     "parse_faults",
 ]
