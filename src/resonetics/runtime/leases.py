@@ -105,6 +105,8 @@ class LeaseKeeper:
 
     def tick(self) -> None:
         """Propose the expiry of every lease whose deadline has passed."""
+        if self._term is None and not self._driver.core.is_leader:
+            return  # a follower that holds no leader state: what ``_sync`` would find, cheaply
         if self._sync() is None or not self._deadline:  # no lease held: nothing can be due
             return
         now = self._driver.host.now_ms()

@@ -44,7 +44,11 @@ class EventQueue:
         heapq.heappush(self._heap, (at_ms if at_ms > now else now, self._seq, action, _NO_ARGUMENT))
 
     def after(self, delay_ms: int, action: Action) -> None:
-        self.at(self.now_ms + delay_ms, action)
+        """``at(now + delay_ms, action)``, inlined: ticks and timers schedule this way."""
+        self._seq += 1
+        now = self.now_ms
+        at_ms = now + delay_ms if delay_ms > 0 else now
+        heapq.heappush(self._heap, (at_ms, self._seq, action, _NO_ARGUMENT))
 
     def call_at(self, at_ms: int, function: Callable[[T], object], argument: T) -> None:
         """Run ``function(argument)`` at virtual time ``at_ms`` (never in the past): as
@@ -54,7 +58,11 @@ class EventQueue:
         heapq.heappush(self._heap, (at_ms if at_ms > now else now, self._seq, function, argument))
 
     def call_after(self, delay_ms: int, function: Callable[[T], object], argument: T) -> None:
-        self.call_at(self.now_ms + delay_ms, function, argument)
+        """``call_at(now + delay_ms, ...)``, inlined: every message is scheduled this way."""
+        self._seq += 1
+        now = self.now_ms
+        at_ms = now + delay_ms if delay_ms > 0 else now
+        heapq.heappush(self._heap, (at_ms, self._seq, function, argument))
 
     def run_one(self, until_ms: int) -> bool:
         """Run the next event if it is due by ``until_ms``; False when there is none."""
