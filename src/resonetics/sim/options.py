@@ -35,8 +35,9 @@ CLOCK_DRIFT_MAX = 1 - CLOCK_FACTOR_MIN / CLOCK_FACTOR_MAX
 #: Heartbeat periods (ticks) a run draws from when its options leave it at 0: every
 #: second tick, the server's default (``server/config.py``), and every third, a leader
 #: whose followers come closer to their election timeout, so delays and losses start
-#: more elections. (Every tick, drawn until then, caught no more planted bugs than
-#: these two and cost a sixth more CPU per seed: docs/benchmarks.md.)
+#: more elections. (The old draw, every tick or every second, caught as many planted
+#: bugs in all, and every tick costs about a fifth more CPU per seed than every second:
+#: docs/benchmarks.md.)
 HEARTBEAT_TICKS_CHOICES: tuple[int, ...] = (2, 3)
 
 #: The quiet phase must hold the settle time, a window of client operations that must
