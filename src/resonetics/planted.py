@@ -184,7 +184,7 @@ CATALOGUE: dict[Bug, Planted] = {
             "runtime/driver.py",
             {"faults": frozenset({"crash", "delay"})},
             budget=5,
-            caught_by=("acknowledged entry lost",),
+            caught_by=("acknowledged entry lost", "restarted at term"),
         ),
         Planted(
             Bug.ANSWER_BEFORE_DURABLE,

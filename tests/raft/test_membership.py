@@ -310,7 +310,7 @@ def test_replace_a_dead_node() -> None:
     net.propose("n1", "after")
     net.deliver()
     assert "after" in net.applied_data("n1")  # committed by n1 and n4
-    net.tick_and_deliver(1)  # n4 learns the commit index with the next heartbeat
+    net.tick_and_deliver(2)  # n4 learns the commit index from the heartbeat it is owed
     assert "after" in net.applied_data("n4")
 
 
@@ -434,7 +434,7 @@ def test_learner_that_never_answers_is_never_promoted() -> None:
     assert refused.value.acked_index == 0 and refused.value.required_index >= 1
     assert "n4 at 127.0.0.1:9 has not answered since it was added" in str(refused.value)
     assert "it stays a learner" in str(refused.value)
-    net.tick_and_deliver(1)  # followers learn the commit index with the next heartbeat
+    net.tick_and_deliver(2)  # followers learn the commit index within a period and a tick
     assert "w4" in net.applied_data("n1") and "w4" in net.applied_data("n2")
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from resonetics.raft.config import RaftConfig
+from resonetics.raft.config import RaftConfig, lease_ticks_for
 from resonetics.raft.entry import Entry, EntryType, make_entry
 from resonetics.raft.messages import AppendEntries, AppendEntriesResp
 from resonetics.raft.node import RaftNode
@@ -212,14 +212,14 @@ def test_pipelining_is_bounded_by_the_inflight_window() -> None:
     assert len(to_n2) == 2 and all(len(m.entries) == 1 for m in to_n2)
     net.deliver()
     assert leader.commit_index == leader.last_index
-    net.tick_and_deliver(1)  # followers learn the commit index with the next heartbeat
+    net.tick_and_deliver(2)  # the round right after entries went out skips; the owed one
     assert all(net.nodes[i].commit_index == leader.last_index for i in net.ids)
 
 
-def test_a_new_commit_index_rides_on_the_next_heartbeat_not_a_message_of_its_own() -> None:
-    net = Network(seed=1)
+def test_a_new_commit_index_rides_on_a_heartbeat_within_a_period_and_a_tick() -> None:
+    net = Network(seed=1, heartbeat_ticks=3, election_ticks=12)
     leader = net.elect("n1")
-    net.tick_and_deliver(1)
+    net.tick_and_deliver(3)
     net.sent.clear()
     leader.propose("x")
     net.deliver()
@@ -227,9 +227,69 @@ def test_a_new_commit_index_rides_on_the_next_heartbeat_not_a_message_of_its_own
     appends = [m for m in net.sent if isinstance(m, AppendEntries)]
     assert len(appends) == 2 and all(len(m.entries) == 1 for m in appends)  # no empty extra
     assert all(net.nodes[i].commit_index < leader.commit_index for i in ("n2", "n3"))
-    net.tick_and_deliver(1)
+    net.tick_and_deliver(3)  # the round: skipped, entries went out since the last one
+    assert all(net.nodes[i].commit_index < leader.commit_index for i in ("n2", "n3"))
+    net.tick_and_deliver(1)  # the heartbeat the skipped followers are owed
     assert all(net.nodes[i].commit_index == leader.commit_index for i in ("n2", "n3"))
     assert all(net.applied_data(i) == net.applied_data("n1") for i in ("n2", "n3"))
+
+
+def heartbeats_to(net: Network, peer: str) -> list[AppendEntries]:
+    return [m for m in net.sent if isinstance(m, AppendEntries) and m.dst == peer and not m.entries]
+
+
+def test_a_periodic_round_skips_a_follower_that_entries_went_to_since_the_last_round() -> None:
+    net = Network(seed=1, heartbeat_ticks=3, election_ticks=12, inflight_appends_max=1)
+    net.elect("n1")
+    net.tick_and_deliver(3)
+    net.isolate("n3")
+    net.propose("n1", "a")  # to both; n3's copy is lost and fills its window of one
+    net.deliver()
+    net.tick_and_deliver(3)
+    net.propose("n1", "b")  # to n2 alone: n3 is paused
+    net.deliver()
+    net.sent.clear()
+    net.tick(times=3)  # up to and including the next round
+    assert heartbeats_to(net, "n3"), "a follower sent no entries in the period gets the round"
+    assert not heartbeats_to(net, "n2"), "n2 got entries in the period: the round skips it"
+
+
+def test_a_round_a_read_waits_on_goes_to_every_follower() -> None:
+    net = Network(seed=1, heartbeat_ticks=3, election_ticks=12)
+    leader = net.elect("n1")
+    net.tick_and_deliver(3)
+    net.drop = lambda m: isinstance(m, AppendEntriesResp)  # the read's round is never echoed
+    leader.read_index("r")
+    net.deliver()
+    net.propose("n1", "x")  # entries to both followers after the read's round
+    net.deliver()
+    net.sent.clear()
+    net.tick(times=3)
+    assert heartbeats_to(net, "n2") and heartbeats_to(net, "n3")  # the round retries the read
+    net.drop = lambda m: False
+    net.deliver()
+    assert [r.ctx for r in net.reads["n1"]] == ["r"]
+
+
+def test_a_follower_that_gets_entries_every_period_hears_the_leader_and_its_commit() -> None:
+    """Under a steady write load the rounds skip the followers, yet none of them times out,
+    every follower keeps up with the commit index, and the leader's lease keeps renewing
+    from the acks of the entries (each carrying the newest round's ``read_seq``)."""
+    net = Network(seed=1, heartbeat_ticks=2, election_ticks=10, lease_ticks=lease_ticks_for(10))
+    leader = net.elect("n1")
+    net.tick_and_deliver(2)
+    skipped = 0
+    for i in range(40):
+        leader.propose(i)
+        net.sent.clear()
+        net.tick_and_deliver(1)
+        skipped += not heartbeats_to(net, "n2")
+        assert leader.role is Role.LEADER and leader.term == net.nodes["n2"].term
+        leader.read_index(("lease", i), lease=True)
+        net.process("n1")
+        assert net.reads["n1"][-1].ctx == ("lease", i), f"no lease read at write {i}"
+        assert all(leader.commit_index - net.nodes[p].commit_index <= 1 for p in ("n2", "n3"))
+    assert skipped >= 30  # the rounds that fell on a write's tick were skipped
 
 
 def test_batches_are_bounded_by_entry_count_and_bytes() -> None:

@@ -96,9 +96,12 @@ def test_reads_served_without_read_index(monkeypatch: pytest.MonkeyPatch) -> Non
         on_done(self.read_stale(op, args))
 
     monkeypatch.setattr(NodeDriver, "read", stale)
-    result = _first_failure(SimOptions(faults=parse_faults("partition,delay")), range(10))
-    assert result is not None and result.verdict == "violation"
-    assert result.failure is not None and "not linearizable" in result.failure
+    options = SimOptions(faults=parse_faults("partition,delay"))
+    failed = [r for r in (run_seed(seed, options) for seed in range(10)) if not r.ok]
+    assert failed and all(r.verdict == "violation" for r in failed), failed
+    # The linearizability checker catches it on its own, not only the lease referee
+    # (a read answered by a node that is no longer leader).
+    assert any("not linearizable" in (r.failure or "") for r in failed), [r.failure for r in failed]
 
 
 def test_batch_results_handed_to_the_wrong_clients(monkeypatch: pytest.MonkeyPatch) -> None:

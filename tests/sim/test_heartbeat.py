@@ -43,15 +43,15 @@ def test_every_node_of_a_run_uses_the_period_it_reports() -> None:
 
 def test_a_pinned_period_is_kept_and_named_in_the_replay_command() -> None:
     options = SimOptions(fault_ms=1_500, quiet_ms=4_500, heartbeat_ticks=2, plant="lost-wakeup")
-    result = run_seed(0, SimOptions(fault_ms=1_500, quiet_ms=4_500, heartbeat_ticks=2))
+    result = run_seed(1, SimOptions(fault_ms=1_500, quiet_ms=4_500, heartbeat_ticks=2))
     assert result.ok and result.heartbeat_ticks == 2
-    failed = run_seed(0, options)
+    failed = run_seed(1, options)
     assert not failed.ok
     assert "--heartbeat-ticks 2" in failed.report()
 
 
 def test_a_drawn_period_is_named_in_a_failure_report() -> None:
-    failed = run_seed(0, SimOptions(fault_ms=1_500, quiet_ms=4_500, plant="lost-wakeup"))
+    failed = run_seed(1, SimOptions(fault_ms=1_500, quiet_ms=4_500, plant="lost-wakeup"))
     assert not failed.ok
     assert f"heartbeat every {failed.heartbeat_ticks} tick(s)" in failed.report()
     assert "--heartbeat-ticks" not in failed.report()  # the seed draws it again

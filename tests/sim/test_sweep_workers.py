@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import pickle
 import re
+import signal
 
 import pytest
 from click.testing import CliRunner
@@ -12,7 +14,14 @@ from resonetics.cli import main
 from resonetics.sim import invariants, runner
 from resonetics.sim.options import FAULT_KINDS, SimOptions, parse_faults
 from resonetics.sim.runner import ROLE_CHANGES, RunResult, run_seed
-from resonetics.sim.sweep import SweepSummary, chunks, resolve_workers, run_seeds
+from resonetics.sim.sweep import (
+    SWEEP_GC_THRESHOLDS,
+    SweepSummary,
+    _init_worker,
+    chunks,
+    resolve_workers,
+    run_seeds,
+)
 
 #: Short runs: these tests are about the sweep, not about the cluster.
 SHORT = SimOptions(fault_ms=1_000)
@@ -47,6 +56,18 @@ def test_parallel_sweep_summary_equals_the_single_worker_summary() -> None:
     assert _fields(pooled) == _fields(alone)
     # Same runs, bit for bit, seen in seed order.
     assert two == one and [seed for seed, _ in two] == seeds
+
+
+def test_a_worker_ignores_ctrl_c_freezes_its_imports_and_collects_less_often() -> None:
+    thresholds, handler = gc.get_threshold(), signal.getsignal(signal.SIGINT)
+    try:
+        _init_worker()
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        assert gc.get_freeze_count() > 0 and gc.get_threshold() == SWEEP_GC_THRESHOLDS
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*thresholds)
+        signal.signal(signal.SIGINT, handler)
 
 
 def test_chunks_are_consecutive_and_cover_every_seed_once() -> None:

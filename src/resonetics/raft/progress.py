@@ -69,6 +69,8 @@ class Progress:
 
     __slots__ = (
         "commit_sent",
+        "entries_sent_this_round",
+        "heartbeat_owed",
         "inflights",
         "match_index",
         "next_index",
@@ -92,6 +94,12 @@ class Progress:
         self.stall_ticks = 0
         #: The leader_commit last sent to this follower (to tell it of a newer one promptly).
         self.commit_sent: Index = 0
+        #: Entries went out to this follower since the leader's last periodic heartbeat
+        #: round (the round may then skip it: see ``RaftNode._broadcast_heartbeat``).
+        self.entries_sent_this_round = False
+        #: A round skipped this follower before it heard the current commit index: it
+        #: gets a heartbeat of its own at the next tick unless an AppendEntries went first.
+        self.heartbeat_owed = False
         self.inflights = Inflights(inflight_max)
 
     def __repr__(self) -> str:
@@ -140,6 +148,7 @@ class Progress:
         if self.state is ProgressState.REPLICATE and n_entries:
             self.next_index = last_sent + 1
             self.inflights.add(last_sent)
+            self.entries_sent_this_round = True
         elif self.state is ProgressState.PROBE:
             self.probe_sent = True
 
