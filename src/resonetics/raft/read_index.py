@@ -21,6 +21,9 @@ echoed sequence ``s``, every one of them heard from this leader no earlier than
 else for an election timeout after that. Until ``tick_of(s) + lease_ticks``
 (``lease_ticks`` below the election timeout by a clock-drift margin) no other
 leader can exist, so a read may be served from local state without a round.
+The argument is about messages, not heartbeats: a periodic round that skips a
+follower entries went to (``RaftNode._broadcast_heartbeat``) still hands out
+``s`` first, and the entries that follow carry it.
 
 Follower reads: a follower forwards the read to the leader as a ``ReadIndex``
 message; the leader registers it like its own, under a ``RemoteRead`` handle,
