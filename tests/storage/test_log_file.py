@@ -7,6 +7,8 @@ import json
 import zlib
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from resonetics.errors import StorageCorruption
 from resonetics.raft.entry import GENESIS
@@ -172,3 +174,84 @@ def test_parse_log_leaves_the_garbage_collector_as_it_found_it() -> None:
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_a_valid_crc_around_a_bad_entry_deep_in_the_file_is_named_by_line_and_index() -> None:
+    """The whole-file decode fails; the line-by-line fallback names the line."""
+    entries = log_of(300)
+    body = b'{"term":1,"index":201,"type":"BOGUS","data":null,"hash":"x"}'
+    bogus = body[:-1] + b',"crc":"%08x"}\n' % zlib.crc32(body)
+    head = b"".join(encode_line(e) for e in [GENESIS, *entries[:200]])
+    tail = b"".join(encode_line(e) for e in entries[201:])
+    with pytest.raises(StorageCorruption, match="not a valid entry") as info:
+        parse_log(head + bogus + tail, PATH)
+    assert (info.value.line, info.value.index) == (202, 201)
+
+
+def _parse_line_by_line(data: bytes) -> tuple[str, object]:
+    """What ``parse_log`` must say of ``data``, from ``decode_line`` on each line: the
+    good entries, the torn line and where the good lines end; or the corrupt line."""
+    lines = data.split(b"\n")
+    partial = lines.pop()
+    good = []
+    for lineno, line in enumerate(lines, start=1):
+        try:
+            good.append(decode_line(line))
+        except LineError:
+            if lineno == len(lines) and not partial:
+                return "torn", (good, lineno, sum(len(x) + 1 for x in lines[: lineno - 1]))
+            return "corrupt", lineno
+    torn_line = len(lines) + 1 if partial else None
+    return "ok" if torn_line is None else "torn", (good, torn_line, len(data) - len(partial))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    count=st.integers(min_value=0, max_value=12),
+    damage=st.lists(
+        st.tuples(
+            st.sampled_from(["flip", "flip-near-end", "cut", "drop", "newline"]),
+            st.integers(0, 10**6),
+        ),
+        max_size=3,
+    ),
+)
+def test_parse_log_agrees_with_checking_each_line_on_its_own(
+    count: int, damage: list[tuple[str, int]]
+) -> None:
+    """The in-place CRC scan and the whole-file decode find exactly what checking and
+    decoding every line by itself finds: the same entries, torn line and valid end,
+    or corruption on the same line, whatever bytes are flipped, cut or dropped."""
+    data = bytearray(_file(count))
+    for kind, where in damage:
+        if not data:
+            break
+        at = where % len(data)
+        if kind == "flip":
+            data[at] ^= 1 << (where % 8)
+        elif kind == "flip-near-end":  # the CRC digits and the closing '"}' of a line
+            ends = [i for i, byte in enumerate(data) if byte == ord("\n")] or [len(data)]
+            end = ends[where % len(ends)]
+            data[max(0, end - 1 - where % 12)] ^= 1 << (where % 7)
+        elif kind == "cut":
+            del data[at:]
+        elif kind == "drop":
+            del data[at]
+        else:
+            data[at] = ord("\n")
+    expected_kind, expected = _parse_line_by_line(bytes(data))
+    try:
+        parsed = parse_log(bytes(data), PATH)
+    except StorageCorruption as exc:
+        if expected_kind == "corrupt":
+            assert exc.line == expected
+        else:  # the lines decode, but their chain or anchor is broken
+            good = expected[0]  # type: ignore[index]
+            assert exc.line is not None and exc.line <= len(good)
+        return
+    assert expected_kind != "corrupt", f"line {expected} is bad, parse_log took it"
+    good, torn_line, valid_end = expected  # type: ignore[misc]
+    assert parsed.entries == good
+    assert parsed.torn_line == torn_line
+    assert parsed.valid_end == valid_end
+    assert len(parsed.offsets) == len(good)

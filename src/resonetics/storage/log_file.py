@@ -32,7 +32,6 @@ from __future__ import annotations
 import hashlib
 import zlib
 from dataclasses import dataclass, field
-from itertools import accumulate
 
 import msgspec
 
@@ -44,7 +43,6 @@ from resonetics.storage.fs import FileSystem, atomic_write
 
 _ENCODER = msgspec.json.Encoder()
 _DECODER = msgspec.json.Decoder(Entry)
-_LIST_DECODER = msgspec.json.Decoder(list[Entry])
 #: The encoder of ``raft.entry.canonical_body`` (sorted keys, no whitespace).
 _CANONICAL = msgspec.json.Encoder(order="sorted")
 _CRC_HEAD = b',"crc":"'
@@ -99,40 +97,63 @@ def parse_log(data: bytes, path: str) -> ParsedLog:
     """Check every line of a log file; raise ``StorageCorruption`` on a bad line
     before the end or a broken chain anywhere.
 
-    Lines are checked for their CRC one by one, then decoded in one msgspec
-    call (a per-line decode costs more in call overhead than in decoding); a
-    line that fails to decode is found again line by line.
+    Lines are checked for their CRC in place (``_scan_lines``: no copy of a line),
+    then the good ones are decoded by one msgspec call straight from the file's
+    bytes (a per-line decode costs more in call overhead than in decoding, and a
+    copy of every line costs a restart as much again in page faults); a line that
+    fails to decode is found again line by line.
     """
     with gc_paused():  # millions of objects, no cycles: see resonetics/gc_pause.py
         return _parse(data, path)
 
 
 def _parse(data: bytes, path: str) -> ParsedLog:
-    lines = data.split(b"\n")
-    partial = lines.pop()  # b"" when the file ends with a newline
     parsed = ParsedLog()
-    bodies: list[bytes] = []
-    for lineno, line in enumerate(lines, start=1):
-        body = _checked_body(line)
-        if body is None:
-            bodies = _bad_line(parsed, lines, bodies, lineno, path, partial)
-            break
-        bodies.append(body)
-    else:
-        if partial:
-            parsed.torn, parsed.torn_line = "last line has no newline (torn write)", len(lines) + 1
-    entries = _decode_all(bodies, path)
+    offsets, end, bad = _scan_lines(data)
+    if bad is not None:
+        _bad_line(parsed, data, offsets, bad, path)
+    elif end < len(data):
+        parsed.torn, parsed.torn_line = "last line has no newline (torn write)", len(offsets) + 1
+    entries = _decode_all(data, offsets, end, path)
     if entries:
         _check_link(parsed, entries[0], path, 1)
-        bad = _first_unlinked(entries)
-        if bad is not None:
-            parsed.entries = entries[:bad]
-            _check_link(parsed, entries[bad], path, bad + 1)
-            invariant(False, "line %d fails the fast chain check only", bad + 1)
+        bad_link = _first_unlinked(entries)
+        if bad_link is not None:
+            parsed.entries = entries[:bad_link]
+            _check_link(parsed, entries[bad_link], path, bad_link + 1)
+            invariant(False, "line %d fails the fast chain check only", bad_link + 1)
     parsed.entries = entries
-    parsed.offsets = [0, *accumulate(len(line) + 1 for line in lines[: len(entries) - 1])]
-    parsed.valid_end = sum(len(line) + 1 for line in lines[: len(entries)])
+    parsed.offsets = offsets
+    parsed.valid_end = end
     return parsed
+
+
+def _scan_lines(data: bytes) -> tuple[list[int], int, int | None]:
+    """``(offsets, end, bad)``: the byte offset of each line whose CRC is right, up to
+    the first that is not; the end of the last of them; the first bad line's start
+    (None when every newline-terminated line is good).
+
+    One loop over the file's bytes with everything bound to locals: the CRC of a
+    line's body (the line without its CRC field, closed by ``}``) is taken from a
+    memoryview, so no line is copied. ``decode_line`` checks one line the same way.
+    """
+    view = memoryview(data)
+    find, crc32, head = data.find, zlib.crc32, _CRC_HEAD
+    suffix = CRC_SUFFIX_BYTES
+    offsets: list[int] = []
+    add = offsets.append
+    pos = 0
+    while (nl := find(b"\n", pos)) >= 0:
+        if (
+            nl - pos <= suffix
+            or data[nl - suffix : nl - 10] != head
+            or data[nl - 2 : nl] != b'"}'
+            or b"%08x" % crc32(b"}", crc32(view[pos : nl - suffix])) != data[nl - 10 : nl - 2]
+        ):
+            return offsets, pos, pos
+        add(pos)
+        pos = nl + 1
+    return offsets, pos, None
 
 
 def _first_unlinked(entries: list[Entry]) -> int | None:
@@ -162,30 +183,16 @@ def _first_unlinked(entries: list[Entry]) -> int | None:
     return None
 
 
-def _checked_body(line: bytes) -> bytes | None:
-    """The line's JSON without its CRC when the CRC matches, else None."""
-    if len(line) <= CRC_SUFFIX_BYTES or line[-CRC_SUFFIX_BYTES:-10] != _CRC_HEAD:
-        return None
-    body = line[:-CRC_SUFFIX_BYTES] + b"}"
-    if b"%08x" % zlib.crc32(body) != line[-10:-2] or line[-2:] != b'"}':
-        return None
-    return body
-
-
-def _bad_line(
-    parsed: ParsedLog,
-    lines: list[bytes],
-    bodies: list[bytes],
-    lineno: int,
-    path: str,
-    partial: bytes,
-) -> list[bytes]:
-    """A line failed its CRC: a torn tail if it is the last one, else corruption."""
-    reason = _line_reason(lines[lineno - 1])
-    if lineno == len(lines) and not partial:
+def _bad_line(parsed: ParsedLog, data: bytes, offsets: list[int], start: int, path: str) -> None:
+    """The line at byte ``start`` failed its CRC: a torn tail if it is the file's last
+    (nothing after its newline), else corruption."""
+    lineno = len(offsets) + 1
+    nl = data.find(b"\n", start)
+    reason = _line_reason(data[start:nl])
+    if nl == len(data) - 1:
         parsed.torn, parsed.torn_line = reason, lineno
-        return bodies
-    index = _decode_all(bodies, path)[-1].index + 1 if bodies else None
+        return
+    index = _decode_all(data, offsets, start, path)[-1].index + 1 if offsets else None
     raise StorageCorruption(path, reason, line=lineno, index=index)
 
 
@@ -194,18 +201,20 @@ def _line_reason(line: bytes) -> str:
         decode_line(line)
     except LineError as exc:
         return str(exc)
-    return "bad line"  # pragma: no cover - _checked_body and decode_line agree
+    return "bad line"  # pragma: no cover - _scan_lines and decode_line agree
 
 
-def _decode_all(bodies: list[bytes], path: str) -> list[Entry]:
-    """Decode CRC-checked bodies at once; name the first bad one if any."""
+def _decode_all(data: bytes, offsets: list[int], end: int, path: str) -> list[Entry]:
+    """Decode the CRC-checked lines ``data[:end]`` at once (the CRC field is not an
+    entry field: msgspec skips it); name the first bad one if any."""
     try:
-        entries = _LIST_DECODER.decode(b"[" + b",".join(bodies) + b"]")
+        entries = _DECODER.decode_lines(memoryview(data)[:end])
     except msgspec.MsgspecError:
         entries = []
-        for lineno, body in enumerate(bodies, start=1):
+        ends = [*offsets[1:], end]
+        for lineno, (start, stop) in enumerate(zip(offsets, ends, strict=True), start=1):
             try:
-                entries.append(_DECODER.decode(body))
+                entries.append(_DECODER.decode(data[start : stop - 1]))
             except msgspec.MsgspecError as exc:
                 index = entries[-1].index + 1 if entries else None
                 reason = f"not a valid entry: {exc}"
