@@ -9,7 +9,9 @@ Run::
 ``append`` + ``sync``, one fsync per 64 entries, as group commit does) holding N
 kv_set entries after GENESIS, each a ``CLIENT_CMD`` (K=1) or a ``CLIENT_BATCH`` of K
 commands shaped like the driver's (client id, request id, op, args, ts), 100-byte
-values over a keyspace of N keys; meta.json says all of it is committed. With
+values over a keyspace of N keys (``key-0000001``.. in ascending order, or with
+``--random-keys`` the same keys scrambled: each write of a new key lands at a
+random place in the store's key order); meta.json says all of it is committed. With
 ``--snapshot-at S`` the entries up to S are applied as they are built and a
 snapshot saved at S (the log compacted there), as a running node would have done.
 
@@ -43,12 +45,20 @@ SYNC_EVERY = 64
 VALUE = "v" * 100
 
 
-def _command(i: int, keys: int) -> dict[str, object]:
+#: An odd multiplier: ``n * _SCRAMBLE mod 2**64`` is a bijection, so scrambled keys stay distinct.
+_SCRAMBLE = 0x9E3779B97F4A7C15
+
+
+def _key(n: int, random_keys: bool) -> str:
+    return f"key-{n * _SCRAMBLE % 2**64:016x}" if random_keys else f"key-{n:07d}"
+
+
+def _command(i: int, keys: int, random_keys: bool = False) -> dict[str, object]:
     return {
         "client_id": f"c{i % 64}",
         "request_id": f"r{i}",
         "op": "kv_set",
-        "args": {"k": f"key-{i % keys:07d}", "v": VALUE},
+        "args": {"k": _key(i % keys, random_keys), "v": VALUE},
         "ts": 1_764_350_000_000 + i,
     }
 
@@ -58,7 +68,9 @@ def _snapshot(machine: ReplicatedKV, entry: Entry) -> Snapshot:
     return Snapshot(meta=meta, data=machine.snapshot())
 
 
-def build(folder: str, entries: int, per_entry: int, snapshot_at: int = 0) -> None:
+def build(
+    folder: str, entries: int, per_entry: int, snapshot_at: int = 0, random_keys: bool = False
+) -> None:
     storage = FileNodeStorage(OsFileSystem(), folder)
     anchor = storage.load().anchor
     storage.save_hard_state(HardState(term=1, vote="n1"), 0)
@@ -71,10 +83,10 @@ def build(folder: str, entries: int, per_entry: int, snapshot_at: int = 0) -> No
     started = time.perf_counter()
     for index in range(1, entries + 1):
         if per_entry == 1:
-            type_, data = EntryType.CLIENT_CMD, _command(n, entries)
+            type_, data = EntryType.CLIENT_CMD, _command(n, entries, random_keys)
         else:
             type_ = EntryType.CLIENT_BATCH
-            data = [_command(n + j, entries * per_entry) for j in range(per_entry)]
+            data = [_command(n + j, entries * per_entry, random_keys) for j in range(per_entry)]
         n += per_entry
         entry = make_entry(prev, 1, index, type_, data)
         prev = entry.hash
@@ -172,6 +184,11 @@ def main(argv: list[str]) -> None:
         default=0,
         help="build: apply the entries up to this index and save a snapshot there",
     )
+    parser.add_argument(
+        "--random-keys",
+        action="store_true",
+        help="build: scrambled keys, so new keys land anywhere in key order",
+    )
     parser.add_argument("--profile", action="store_true", help="cProfile the open, top 25")
     parser.add_argument(
         "--snapshots",
@@ -180,7 +197,7 @@ def main(argv: list[str]) -> None:
     )
     args = parser.parse_args(argv)
     if args.action == "build":
-        build(args.dir, args.entries, args.per_entry, args.snapshot_at)
+        build(args.dir, args.entries, args.per_entry, args.snapshot_at, args.random_keys)
     elif args.profile:
         import cProfile
         import pstats
