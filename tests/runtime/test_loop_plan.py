@@ -198,3 +198,70 @@ def test_next_step_when_idle_says_what_decide_says() -> None:
     node.start_snapshot()
     assert node.next_step() is Step.NOTHING
     assert decide(node._loop_state(), node.inline_entries_max) is Step.NOTHING
+
+
+def test_a_leader_answers_writes_already_on_disk_before_its_next_fsync() -> None:
+    """``_apply_durable``: a Ready carrying committed entries and a new batch applies
+    (and answers) the committed ones before the batch's write, not after it."""
+    node = _leader()
+    first: list[Outcome] = []
+    node.submit("c", "r1", "kv_set", {"k": "a", "v": 1}, first.append)
+    assert node.next_step() is Step.WRITE_INLINE
+    job = node.begin_ready()
+    job.write()
+    node.finish_ready(job)  # r1 is durable; a one-node cluster commits it at advance()
+    assert first == []
+    node.submit("c", "r2", "kv_set", {"k": "b", "v": 2}, lambda o: None)
+    assert node.next_step() is Step.WRITE_INLINE
+    job = node.begin_ready()  # commits r1, carries r2's entry to write
+    assert [a.code for a in first] == [codes.OK], "r1 waited for r2's write"
+    job.write()
+    node.finish_ready(job)
+
+
+def test_a_follower_acks_a_new_batch_before_it_applies_what_is_committed() -> None:
+    """A follower's Ready with a new entry to write and an older one newly committed:
+    nothing is applied before the write (nobody waits on a follower's applies, the
+    leader waits on its ack); the ack leaves after the write, then the apply."""
+    from resonetics.raft.entry import EntryType, make_entry
+    from resonetics.raft.messages import AppendEntries, AppendEntriesResp
+
+    host = _Host()
+    node = NodeDriver(
+        RaftConfig(node_id="n2", initial_voters=("n1", "n2", "n3")),
+        MemoryNodeStorage(),
+        host,
+        random.Random(1),
+    )
+    anchor_hash = node.core.hash_at(0)
+    assert anchor_hash is not None
+    cmd = {
+        "client_id": "c",
+        "request_id": "r1",
+        "op": "kv_set",
+        "args": {"k": "a", "v": 1},
+        "ts": 1,
+    }
+    e1 = make_entry(anchor_hash, 1, 1, EntryType.CLIENT_CMD, cmd)
+    e2 = make_entry(e1.hash, 1, 2, EntryType.CLIENT_CMD, {**cmd, "request_id": "r2"})
+
+    def append(prev_index: int, prev_hash: str, entry: object, commit: int) -> AppendEntries:
+        return AppendEntries(
+            src="n1", dst="n2", term=1, leader_id="n1", prev_log_index=prev_index,
+            prev_log_term=0 if prev_index == 0 else 1, prev_log_hash=prev_hash,
+            entries=[entry], leader_commit=commit,
+        )  # fmt: skip
+
+    node.step(append(0, anchor_hash, e1, 0))
+    node.process_ready()
+    host.sent.clear()
+    node.step(append(1, e1.hash, e2, 1))  # entry 2 to write, entry 1 now committed
+    assert node.next_step() is Step.WRITE_INLINE
+    job = node.begin_ready()
+    assert node.machine.last_applied == 0, "applied before the write that delays the ack"
+    assert not any(isinstance(m, AppendEntriesResp) for m in host.sent)
+    job.write()
+    node.finish_ready(job)
+    acks = [m for m in host.sent if isinstance(m, AppendEntriesResp)]
+    assert [(a.success, a.match_index) for a in acks] == [(True, 2)]
+    assert node.machine.last_applied == 1

@@ -488,7 +488,8 @@ class NodeDriver:
             self._answer_before_durable(rd)
         writes = self._writes_disk(rd)
         if writes:
-            self._apply_durable(rd)
+            if rd.soft_state.role is Role.LEADER:
+                self._apply_durable(rd)
             self.host.flush()  # what _begin and the applies queued leaves during our fsync
         job = WriteJob(self, rd, applied, writes)
         self._in_flight = job
@@ -594,6 +595,12 @@ class NodeDriver:
         first takes a whole fsync off each write's latency, and their next requests
         arrive in time for the next batch. Entries of this Ready's own batch (and
         anything after a truncation point, which is never committed) wait for it.
+
+        A leader only. A follower has no client waiting on its applies (its reads
+        are served in ``finish_ready``), while the leader waits on its ack, which
+        leaves after the fsync: applying first would only delay the ack. Measured
+        on three local nodes, one write in flight: about 4 % more writes per second
+        (median of five alternated runs of each).
         """
         first_new = rd.entries[0].index if rd.entries else None
         count = 0
