@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 from resonetics.wire import codes
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """``code`` is a wire code (``wire.codes``); ``result`` is the op's result on ``OK``."""
+class Outcome(msgspec.Struct, frozen=True):
+    """``code`` is a wire code (``wire.codes``); ``result`` is the op's result on ``OK``.
+
+    A msgspec Struct rather than a frozen dataclass: one is built per answer, and a
+    frozen dataclass pays an ``object.__setattr__`` per field (430 ns against 70).
+    """
 
     code: str
     result: Any = None

@@ -138,6 +138,11 @@ class Decision:
     reason: str = ""
 
 
+#: Every allowed verdict is this one (a frozen dataclass costs a setattr per field to build,
+#: and ``decide`` runs once per request).
+_ALLOWED: Final = Decision(True)
+
+
 @dataclass(frozen=True, slots=True)
 class Policy:
     """A validated policy. ``Policy.open()`` is the behaviour of a node without a file."""
@@ -198,34 +203,34 @@ def decide(
         return Decision(False, f"unknown op {op!r}")
     category: OpCategory = spec.category
     if category == "admin":
-        return Decision(True) if grants.admin else Decision(False, f"{op} needs the admin role")
+        return _ALLOWED if grants.admin else Decision(False, f"{op} needs the admin role")
     if category == "monitor":
         ok = grants.monitor
-        return Decision(True) if ok else Decision(False, f"{op} needs monitor or admin")
+        return _ALLOWED if ok else Decision(False, f"{op} needs monitor or admin")
     if category == "session":  # opening a session writes no key: any write grant will do
         ok = bool(grants.write)
-        return Decision(True) if ok else Decision(False, f"{op} needs a write grant")
+        return _ALLOWED if ok else Decision(False, f"{op} needs a write grant")
     if spec.multi_key:
         return _decide_txn(grants, op, args)
     if category == "lease" or (op in KEYLESS_OPS and not spec.machine_op):
         # Lease ops touch no key by name (grant, keepalive, info, list): any write grant;
         # attaching a key is judged on the put, a revoke on its ``within`` prefix.
         ok = bool(grants.write)
-        return Decision(True) if ok else Decision(False, f"{op} needs a write grant")
+        return _ALLOWED if ok else Decision(False, f"{op} needs a write grant")
     if spec.key_arg is None and spec.machine_op:
         key = MACHINE_OP_KEY_PREFIX + op
         prefixes = grants.read if category == "read" else grants.write
-        if any(key.startswith(p) for p in prefixes):
-            return Decision(True)
+        if key.startswith(prefixes):
+            return _ALLOWED
         return Decision(False, f"{op}: no {category} grant covers {key!r}")
     if category == "watch" and spec.key_arg is None:
-        return Decision(True)  # watch_cancel: ends one of the connection's own watches
+        return _ALLOWED  # watch_cancel: ends one of the connection's own watches
     assert spec.key_arg is not None, op  # the op table gives every key op its key argument
     key = str(args.get(spec.key_arg, ""))
     # A watch reads its prefix: like a scan, only when the prefix lies inside a read grant.
     prefixes = grants.read if category in ("read", "watch") else grants.write
-    if any(key.startswith(p) for p in prefixes):
-        return Decision(True)
+    if key.startswith(prefixes):
+        return _ALLOWED
     what = "prefix" if spec.key_arg == "prefix" else "key"
     needed = "read" if category == "watch" else category
     return Decision(False, f"{op}: no {needed} grant covers {what} {key!r}")
@@ -250,9 +255,9 @@ def _decide_txn(grants: Grants, op: str, args: Mapping[str, Any]) -> Decision:
         return Decision(False, f"{op} needs a write grant")
     for kind, key in needs:
         prefixes = grants.read if kind == "read" else grants.write
-        if not any(key.startswith(p) for p in prefixes):
+        if not key.startswith(prefixes):
             return Decision(False, f"{op}: no {kind} grant covers key {key!r}")
-    return Decision(True)
+    return _ALLOWED
 
 
 def check(policy: Policy, identity: Identity, op: str, args: Mapping[str, Any]) -> Decision:
