@@ -12,7 +12,16 @@ from __future__ import annotations
 import zlib
 from typing import Any
 
-from resonetics.raft.messages import AppendEntries, AppendEntriesResp, Message, kind_of
+from resonetics.raft.messages import (
+    MESSAGE_TYPES,
+    AppendEntries,
+    AppendEntriesResp,
+    Message,
+    kind_of,
+)
+
+#: What ``_render`` describes as a Raft message.
+_MESSAGE_CLASSES = frozenset(MESSAGE_TYPES.values())
 
 #: Events kept for the failure report.
 TRACE_EVENTS_MAX = 200
@@ -36,8 +45,7 @@ def describe_message(msg: Message) -> str:
 def _render(part: Any) -> str:
     if isinstance(part, str):
         return part
-    kind = getattr(type(part), "__struct_config__", None)
-    if kind is not None:
+    if type(part) in _MESSAGE_CLASSES:  # not any msgspec Struct: outcomes are Structs too
         return describe_message(part)
     return str(part)
 
