@@ -85,8 +85,9 @@ _SNAPSHOT_FORMATS_READ: Final = frozenset({2, 3})
 SCAN_CHANGED: Final = "SCAN_CHANGED"
 
 
-#: Key-value pairs encoded between two yields of ``snapshot_steps``.
-SNAPSHOT_SLICE_ITEMS = 20_000
+#: Key-value pairs encoded between two yields of ``snapshot_steps``: about 7 ms of the
+#: loop each (20,000 took 25-110 ms).
+SNAPSHOT_SLICE_ITEMS = 5_000
 
 #: A snapshot being taken: yields between slices of work, returns the bytes.
 SnapshotSteps = Generator[None, None, bytes]
@@ -324,9 +325,18 @@ class KeyValueStore(StateMachine):
             yield
         # Fields are sorted: forgotten, format, index, items, tombstones. The first
         # ``"items":[]`` is the field itself (JSON strings escape their quotes).
-        marker = b'"items":[]'
-        assert marker in empty
-        return empty.replace(marker, b'"items":[' + b",".join(parts) + b"]", 1)
+        marker = b'"items":['
+        cut = empty.index(marker) + len(marker)
+        assert empty[cut : cut + 1] == b"]"
+        # One copy of the state, not three (a join, a concatenation and a replace were
+        # a 200 ms stall of the loop at a million keys).
+        pieces = [empty[:cut]]
+        for part in parts:
+            pieces += (part, b",")
+        if parts:
+            pieces.pop()
+        pieces.append(empty[cut:])
+        return b"".join(pieces)
 
     def restore(self, data: bytes) -> None:
         try:

@@ -45,6 +45,7 @@ from typing import Any, Final
 import msgspec
 
 from resonetics import planted
+from resonetics.base64_slices import b64_slices, split_at_empty_field
 from resonetics.errors import BadRequest, SessionExpired, StorageCorruption, invariant
 from resonetics.machine.base import StateMachine
 from resonetics.machine.kv import KeyValueStore
@@ -247,16 +248,26 @@ class ReplicatedKV:
         else:
             machine = yield from steps()
         yield
-        return _ENCODER.encode(
+        empty = _ENCODER.encode(
             _Snapshot(
                 format=_SNAPSHOT_FORMAT,
                 last_applied=header[0],
                 last_applied_term=header[1],
                 last_applied_hash=header[2],
                 sessions=sessions,
-                machine=machine,
+                machine=b"",
             )
         )
+        # The machine's bytes in base64 a slice per step (``resonetics/base64_slices.py``):
+        # one call over a state of hundreds of MB would stall the loop for a second.
+        # Fields are sorted and none before ``machine`` nests objects: the first marker.
+        head, tail = split_at_empty_field(empty, "machine")
+        parts = [head]
+        for part in b64_slices(machine):
+            parts.append(part)
+            yield
+        parts.append(tail)
+        return b"".join(parts)
 
     def snapshot(self) -> bytes:
         return _ENCODER.encode(

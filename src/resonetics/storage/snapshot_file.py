@@ -15,6 +15,7 @@ import hashlib
 
 import msgspec
 
+from resonetics.base64_slices import b64_slices, split_at_empty_field
 from resonetics.errors import StorageCorruption
 from resonetics.raft.membership import Membership
 from resonetics.raft.ready import Snapshot, SnapshotMeta
@@ -48,13 +49,22 @@ def encode_snapshot(snapshot: Snapshot) -> bytes:
         last_included_term=meta.last_included_term,
         last_included_hash=meta.last_included_hash,
         membership=meta.membership,
-        state=snapshot.data,
+        state=b"",
         signer=meta.signer,
         sig=meta.sig,
     )
-    body = msgspec.json.encode(doc)
-    digest = hashlib.sha256(body).hexdigest().encode("ascii")
-    return body[:-1] + _SUM_HEAD + digest + b'"}\n'
+    # The state's base64 a slice at a time (``resonetics/base64_slices.py``): this runs
+    # on the disk thread, and one call over hundreds of MB would hold the GIL, and so
+    # the loop and its heartbeats, for a second. The bytes are msgspec's, as before.
+    # Only ``membership`` (before ``state``) nests objects: the field is the last marker.
+    head, tail = split_at_empty_field(msgspec.json.encode(doc), "state", last=True)
+    parts = [head, *b64_slices(snapshot.data), tail[:-1]]
+    hasher = hashlib.sha256()
+    for part in parts:
+        hasher.update(part)
+    hasher.update(tail[-1:])
+    parts += [_SUM_HEAD, hasher.hexdigest().encode("ascii"), b'"}\n']
+    return b"".join(parts)
 
 
 class _SnapshotFileDoc(_SnapshotDoc, forbid_unknown_fields=True, omit_defaults=True):

@@ -1,0 +1,90 @@
+"""Writes of new keys into a store that already holds many (not a test).
+
+``python -m bench.large_store [--keys 1000000] [--writes 100000] [--inflight 256]``
+starts a local 3-node cluster, fills it with KEYS distinct random keys (100-byte
+values) through the raw protocol with N in flight, then times WRITES more writes of
+new random keys and prints their rate and the CPU per write of the leader, the two
+followers together and this process (``/proc``). Keys are random so that each new
+key lands anywhere in the store's key order, as user ids or UUIDs do; the bench's
+usual 1,000 keys never grow the store. Compare two trees by running each tree's copy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import tempfile
+import time
+from pathlib import Path
+
+from bench.adapters.base import Target
+from bench.adapters.resonetics import ResoneticsAdapter
+from bench.single_client import RAW_CONNECTIONS, cpu_s
+from resonetics.localcluster import LocalCluster
+
+VALUE = "v" * 100
+
+
+async def _writes(addresses: list[str], keys: list[str], inflight: int) -> float:
+    """Write every key once with ``inflight`` outstanding; the wall seconds it took."""
+    target = Target("resonetics", addresses[0], others=tuple(addresses[1:]))
+    conns = [await ResoneticsAdapter.open(target) for _ in range(RAW_CONNECTIONS)]
+
+    async def lane(first: int) -> None:
+        for i in range(first, len(keys), inflight):
+            await conns[i % len(conns)].write(keys[i], VALUE)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(lane(i) for i in range(inflight)))
+    took = time.perf_counter() - started
+    for conn in conns:
+        await conn.close()
+    return took
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--keys", type=int, default=1_000_000)
+    parser.add_argument("--writes", type=int, default=100_000)
+    parser.add_argument("--inflight", type=int, default=256)
+    parser.add_argument("--log-level", default="warning", help="the nodes' log level")
+    args = parser.parse_args()
+    import uvloop
+
+    rng = random.Random(19)
+    names = [f"user/{rng.getrandbits(64):016x}" for _ in range(args.keys + args.writes)]
+    work = Path(tempfile.mkdtemp(prefix="large-store-"))
+    cluster = LocalCluster(work / "data", size=3, tick_ms=25, log_level=args.log_level)
+    cluster.start()
+    try:
+        leader_id, _ = cluster.wait_for_leader(30)
+        leader = cluster.nodes[leader_id]
+        addresses = [leader.address] + [a for a in cluster.addresses if a != leader.address]
+        pids = {n: node.process.pid for n, node in cluster.nodes.items() if node.process}
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            fill = runner.run(_writes(addresses, names[: args.keys], args.inflight))
+            print(
+                f"filled {args.keys:,} keys in {fill:.1f} s ({args.keys / fill:,.0f}/s)", flush=True
+            )
+            before, own = {n: cpu_s(p) for n, p in pids.items()}, os.times()
+            took = runner.run(_writes(addresses, names[args.keys :], args.inflight))
+            after, own_after = {n: cpu_s(p) for n, p in pids.items()}, os.times()
+        per = 1e6 / args.writes
+        followers = sum(after[n] - before[n] for n in pids if n != leader_id)
+        generator = own_after.user + own_after.system - own.user - own.system
+        print(
+            f"{args.writes:,} new keys at N={args.inflight} into {args.keys:,}: "
+            f"{args.writes / took:,.0f}/s; CPU per write: leader "
+            f"{(after[leader_id] - before[leader_id]) * per:.0f} us, followers "
+            f"{followers * per:.0f} us, generator {generator * per:.0f} us; "
+            f"load {os.getloadavg()[0]:.1f}",
+            flush=True,
+        )
+    finally:
+        cluster.stop()
+
+
+if __name__ == "__main__":
+    main()

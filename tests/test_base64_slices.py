@@ -1,0 +1,99 @@
+"""Base64 in slices is msgspec's base64, byte for byte, wherever it is spliced in."""
+
+from __future__ import annotations
+
+import base64
+import random
+
+import msgspec
+import pytest
+
+from resonetics import base64_slices
+from resonetics.base64_slices import b64_slices, split_at_empty_field
+from resonetics.machine.replicated import ReplicatedKV
+from resonetics.raft.entry import GENESIS, EntryType, make_entry
+from resonetics.raft.membership import Membership
+from resonetics.raft.ready import Snapshot, SnapshotMeta
+from resonetics.storage.snapshot_file import decode_snapshot, encode_snapshot
+from tests.machine.snapshot_helpers import drain
+
+
+@pytest.fixture
+def tiny_slices(monkeypatch: pytest.MonkeyPatch) -> int:
+    """Slices of 6 input bytes, so that small data spans many of them."""
+    monkeypatch.setattr(base64_slices, "SLICE_INPUT_BYTES", 6)
+    return 6
+
+
+@pytest.mark.parametrize("size", [0, 1, 2, 3, 5, 6, 7, 11, 12, 13, 100])
+def test_slices_join_to_the_whole_base64(tiny_slices: int, size: int) -> None:
+    data = random.Random(size).randbytes(size)
+    slices = list(b64_slices(data))
+    assert b"".join(slices) == base64.b64encode(data)
+    assert len(slices) == -(-size // tiny_slices)  # every slice at most 6 input bytes
+
+
+def test_the_field_is_found_first_or_last_as_asked() -> None:
+    doc = b'{"a":{"state":""},"state":"","z":"\\"state\\":\\"\\""}'
+    head, tail = split_at_empty_field(doc, "state", last=True)
+    assert head + b"XY" + tail == b'{"a":{"state":""},"state":"XY","z":"\\"state\\":\\"\\""}'
+    head, tail = split_at_empty_field(doc, "state")
+    assert head.endswith(b'{"a":{"state":"')
+    with pytest.raises(ValueError, match="no empty field"):
+        split_at_empty_field(doc, "missing")
+
+
+def _whole(snapshot: Snapshot) -> bytes:
+    """``encode_snapshot`` as it was: one msgspec call, then the checksum spliced in."""
+    import hashlib
+
+    from resonetics.storage import snapshot_file
+
+    meta = snapshot.meta
+    doc = snapshot_file._SnapshotDoc(
+        format=snapshot_file.SNAPSHOT_FORMAT,
+        last_included_index=meta.last_included_index,
+        last_included_term=meta.last_included_term,
+        last_included_hash=meta.last_included_hash,
+        membership=meta.membership,
+        state=snapshot.data,
+        signer=meta.signer,
+        sig=meta.sig,
+    )
+    body = msgspec.json.encode(doc)
+    return body[:-1] + b',"checksum":"' + hashlib.sha256(body).hexdigest().encode() + b'"}\n'
+
+
+@pytest.mark.parametrize("size", [0, 1, 7, 50, 301])
+def test_a_snapshot_file_is_written_as_one_msgspec_call_wrote_it(
+    tiny_slices: int, size: int
+) -> None:
+    """Including a membership whose addresses hold a node named like the field, with an
+    empty address: the marker occurs inside it too, before the field."""
+    membership = Membership(voters=("n1", "state"), addresses={"state": "", "n1": "h:1"})
+    meta = SnapshotMeta(9, 2, "ab" * 32, membership, signer="n1", sig="c2ln")
+    snapshot = Snapshot(meta=meta, data=random.Random(size).randbytes(size))
+    written = encode_snapshot(snapshot)
+    assert written == _whole(snapshot)
+    assert decode_snapshot(written, "snapshot.json") == snapshot
+
+
+def test_a_replicated_snapshot_in_steps_is_the_one_shot_snapshot(tiny_slices: int) -> None:
+    """The machine's bytes span many base64 slices, and a remembered result holds a key
+    named like the field, with an empty value, after it (in ``sessions``)."""
+    machine = ReplicatedKV()
+    prev = GENESIS.hash
+    for i in range(1, 40):
+        data = {
+            "client_id": f"c{i % 3}",
+            "request_id": str(i),
+            "op": "kv_cas",  # its result, remembered in sessions, holds the value
+            "args": {"k": f"k{i}", "expected": None, "v": {"machine": ""}},
+            "ts": 1000 + i,
+        }
+        entry = make_entry(prev, 1, i, EntryType.CLIENT_CMD, data)
+        prev = entry.hash
+        machine.apply(entry)
+    one_shot = machine.snapshot()
+    assert one_shot.count(b'"machine":""') == 39  # in each remembered result, after the field
+    assert drain(machine.snapshot_steps()) == one_shot
