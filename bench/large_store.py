@@ -1,6 +1,6 @@
 """Writes of new keys into a store that already holds many (not a test).
 
-``python -m bench.large_store [--keys 1000000] [--writes 100000] [--inflight 256]``
+``python -m bench.large_store [--keys 1000000] [--writes 100000] [--inflight 256] [-- serve flags]``
 starts a local 3-node cluster, fills it with KEYS distinct random keys (100-byte
 values) through the raw protocol with N in flight, then times WRITES more writes of
 new random keys and prints their rate and the CPU per write of the leader, the two
@@ -50,13 +50,20 @@ def main() -> None:
     parser.add_argument("--writes", type=int, default=100_000)
     parser.add_argument("--inflight", type=int, default=256)
     parser.add_argument("--log-level", default="warning", help="the nodes' log level")
+    parser.add_argument("serve_flags", nargs="*", help="extra `resonetics serve` flags (after --)")
     args = parser.parse_args()
     import uvloop
 
     rng = random.Random(19)
     names = [f"user/{rng.getrandbits(64):016x}" for _ in range(args.keys + args.writes)]
     work = Path(tempfile.mkdtemp(prefix="large-store-"))
-    cluster = LocalCluster(work / "data", size=3, tick_ms=25, log_level=args.log_level)
+    cluster = LocalCluster(
+        work / "data",
+        size=3,
+        tick_ms=25,
+        log_level=args.log_level,
+        extra_args=args.serve_flags,
+    )
     cluster.start()
     try:
         leader_id, _ = cluster.wait_for_leader(30)
