@@ -73,6 +73,7 @@ def _status() -> dict[str, Any]:
             "refused": {"bad signature": 1},
         },
         "handler_errors": 0,
+        "loop": {"stalls": 2, "worst_stall_ms": 180, "stall_threshold_ms": 100},
     }
 
 
@@ -95,6 +96,7 @@ def test_collector_reads_the_status_report_with_prometheus_names() -> None:
     assert values[("resonetics_peer_connected", (("peer", "n3"),))] == 0.0
     assert values[("resonetics_fsync_seconds_count", ())] == 1
     assert values[("resonetics_http_requests_total", (("code", "200"),))] == 7
+    assert values[("resonetics_loop_stalls_total", ())] == 2
 
 
 def test_two_nodes_in_one_process_have_separate_registries() -> None:

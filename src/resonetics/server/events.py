@@ -51,6 +51,8 @@ SNAPSHOT_TAKEN = "snapshot_taken"
 SNAPSHOT_INSTALLED = "snapshot_installed"
 PEER_LINK_UP = "peer_link_up"
 PEER_LINK_DOWN = "peer_link_down"
+#: The event loop could not run for a good part of an election timeout (``server/loop_lag.py``).
+LOOP_STALLED = "loop_stalled"
 
 FieldValue = str | int | float | bool | None
 
@@ -76,11 +78,18 @@ def format_fields(fields: dict[str, FieldValue]) -> str:
     return " ".join(parts)
 
 
-def emit(event: Event, logger: logging.Logger = log, ring: EventRing | None = None) -> None:
-    """Log ``event`` at INFO: ``event=NAME fields`` (the JSON formatter reads the extras),
-    and keep it in ``ring`` (the node's recent events, for the dashboard) when given."""
+def emit(
+    event: Event,
+    logger: logging.Logger = log,
+    ring: EventRing | None = None,
+    *,
+    level: int = logging.INFO,
+) -> None:
+    """Log ``event`` (at INFO unless ``level`` says otherwise): ``event=NAME fields`` (the
+    JSON formatter reads the extras), and keep it in ``ring`` (the node's recent events,
+    for the dashboard) when given."""
     text = format_fields({"event": event.name, **event.fields})
-    logger.info("%s", text, extra={"event": event.name, "event_fields": event.fields})
+    logger.log(level, "%s", text, extra={"event": event.name, "event_fields": event.fields})
     if ring is not None:
         ring.add(event)
 

@@ -378,6 +378,12 @@ def _refusals(s: dict[str, Any], extra: dict[str, Any]) -> Iterator[Metric]:
         "Unexpected exceptions in client handlers (each closed its connection).",
         s["handler_errors"],
     )
+    yield _counter(
+        "resonetics_loop_stalls_total",
+        "Times the event loop could not run for over a third of the shortest election "
+        "timeout (server/loop_lag.py).",
+        s["loop"]["stalls"],
+    )
 
 
 __all__ = ["LATENCY_BUCKETS_S", "NodeMetrics", "PeerRoundTrips", "StatusCollector"]

@@ -85,6 +85,7 @@ from resonetics.server.config import ConfigError, ServerConfig
 from resonetics.server.deadlines import Deadlines
 from resonetics.server.guard import HandlerGuard
 from resonetics.server.history_trust import history_trust
+from resonetics.server.loop_lag import LoopLag
 from resonetics.server.outbox import Outbox
 from resonetics.server.peer_listener import PeerListener
 from resonetics.server.peers import PeerLink
@@ -233,6 +234,8 @@ class NodeServer:
         self._main: asyncio.Task[None] | None = None
         self._group: asyncio.TaskGroup | None = None
         self._ticker_task: asyncio.Task[None] | None = None
+        #: How late the ticker wakes: the loop's stalls (``server/loop_lag.py``).
+        self.loop_lag = LoopLag.for_timeouts(self.config.tick_ms, self.config.election_ticks)
         #: Log appends and fsyncs run here so the event loop keeps serving meanwhile.
         self._disk = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="disk")
         #: Carries out the driver's steps (runtime/loop_plan.py) here and on the disk thread.
@@ -545,6 +548,11 @@ class NodeServer:
         while True:
             deadline += interval
             await asyncio.sleep(max(0.0, deadline - loop.time()))
+            stalled = self.loop_lag.observe(
+                deadline, loop.time(), snapshot=self.driver.snapshot_in_progress
+            )
+            if stalled is not None:
+                events.emit(stalled, ring=self.event_ring, level=logging.WARNING)
             self.driver.tick()
             self.watches.tick()
             now = time.monotonic()

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from resonetics.runtime.driver import NodeDriver
     from resonetics.server.config import ServerConfig
     from resonetics.server.guard import HandlerGuard
+    from resonetics.server.loop_lag import LoopLag
     from resonetics.server.peer_listener import PeerListener
     from resonetics.server.peers import PeerLink
 
@@ -35,6 +36,7 @@ class NodeView(Protocol):
     peer_messages_refused: int
     handler_guard: HandlerGuard
     client_closes: Counter[str]
+    loop_lag: LoopLag
 
     @property
     def cluster_id(self) -> str: ...

@@ -64,6 +64,8 @@ def node_status(server: NodeView) -> dict[str, Any]:
             "refused": dict(sorted(stats.refused.items())),
         },
         "handler_errors": server.handler_guard.errors,
+        # Stalls of the event loop near an election timeout (server/loop_lag.py).
+        "loop": server.loop_lag.status(),
     }
 
 
