@@ -15,14 +15,11 @@ import argparse
 import asyncio
 import os
 import random
-import tempfile
 import time
-from pathlib import Path
 
 from bench.adapters.base import Target
 from bench.adapters.resonetics import ResoneticsAdapter
-from bench.single_client import RAW_CONNECTIONS, cpu_s
-from resonetics.localcluster import LocalCluster
+from bench.single_client import RAW_CONNECTIONS, cpu_s, local_cluster
 
 VALUE = "v" * 100
 
@@ -56,20 +53,8 @@ def main() -> None:
 
     rng = random.Random(19)
     names = [f"user/{rng.getrandbits(64):016x}" for _ in range(args.keys + args.writes)]
-    work = Path(tempfile.mkdtemp(prefix="large-store-"))
-    cluster = LocalCluster(
-        work / "data",
-        size=3,
-        tick_ms=25,
-        log_level=args.log_level,
-        extra_args=args.serve_flags,
-    )
-    cluster.start()
-    try:
-        leader_id, _ = cluster.wait_for_leader(30)
-        leader = cluster.nodes[leader_id]
-        addresses = [leader.address] + [a for a in cluster.addresses if a != leader.address]
-        pids = {n: node.process.pid for n, node in cluster.nodes.items() if node.process}
+    with local_cluster("large-store-", args.serve_flags, args.log_level) as running:
+        _, leader_id, addresses, pids = running
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
             fill = runner.run(_writes(addresses, names[: args.keys], args.inflight))
             print(
@@ -78,19 +63,17 @@ def main() -> None:
             before, own = {n: cpu_s(p) for n, p in pids.items()}, os.times()
             took = runner.run(_writes(addresses, names[args.keys :], args.inflight))
             after, own_after = {n: cpu_s(p) for n, p in pids.items()}, os.times()
-        per = 1e6 / args.writes
-        followers = sum(after[n] - before[n] for n in pids if n != leader_id)
-        generator = own_after.user + own_after.system - own.user - own.system
-        print(
-            f"{args.writes:,} new keys at N={args.inflight} into {args.keys:,}: "
-            f"{args.writes / took:,.0f}/s; CPU per write: leader "
-            f"{(after[leader_id] - before[leader_id]) * per:.0f} us, followers "
-            f"{followers * per:.0f} us, generator {generator * per:.0f} us; "
-            f"load {os.getloadavg()[0]:.1f}",
-            flush=True,
-        )
-    finally:
-        cluster.stop()
+    per = 1e6 / args.writes
+    followers = sum(after[n] - before[n] for n in pids if n != leader_id)
+    generator = own_after.user + own_after.system - own.user - own.system
+    print(
+        f"{args.writes:,} new keys at N={args.inflight} into {args.keys:,}: "
+        f"{args.writes / took:,.0f}/s; CPU per write: leader "
+        f"{(after[leader_id] - before[leader_id]) * per:.0f} us, followers "
+        f"{followers * per:.0f} us, generator {generator * per:.0f} us; "
+        f"load {os.getloadavg()[0]:.1f}",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

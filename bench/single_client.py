@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from bench.adapters.base import Target
 from bench.adapters.resonetics import ResoneticsAdapter
@@ -29,6 +31,35 @@ from resonetics.localcluster import LocalCluster
 _TICKS_PER_S = os.sysconf("SC_CLK_TCK")
 #: Connections the raw driver pipelines over (as the bench's ``resonetics`` row at N >= 4).
 RAW_CONNECTIONS = 4
+
+
+class Running(NamedTuple):
+    """A started local cluster: its leader, the client addresses (leader first), the pids."""
+
+    cluster: LocalCluster
+    leader_id: str
+    addresses: list[str]
+    pids: dict[str, int]
+
+
+@contextlib.contextmanager
+def local_cluster(
+    prefix: str, serve_flags: list[str], log_level: str = "warning"
+) -> Iterator[Running]:
+    """A 3-node cluster on loopback (25 ms ticks) in a fresh temp dir, stopped on exit."""
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    cluster = LocalCluster(
+        work / "data", size=3, tick_ms=25, log_level=log_level, extra_args=serve_flags
+    )
+    cluster.start()
+    try:
+        leader_id, _ = cluster.wait_for_leader(30)
+        leader = cluster.nodes[leader_id]
+        addresses = [leader.address] + [a for a in cluster.addresses if a != leader.address]
+        pids = {n: node.process.pid for n, node in cluster.nodes.items() if node.process}
+        yield Running(cluster, leader_id, addresses, pids)
+    finally:
+        cluster.stop()
 
 
 def cpu_s(pid: int) -> float:
@@ -92,16 +123,7 @@ def main() -> None:
     args = parser.parse_args()
     import uvloop
 
-    work = Path(tempfile.mkdtemp(prefix="single-client-"))
-    cluster = LocalCluster(
-        work / "data", size=3, tick_ms=25, log_level="warning", extra_args=args.serve_flags
-    )
-    cluster.start()
-    try:
-        leader_id, _ = cluster.wait_for_leader(30)
-        leader = cluster.nodes[leader_id]
-        addresses = [leader.address] + [a for a in cluster.addresses if a != leader.address]
-        pids = {n: node.process.pid for n, node in cluster.nodes.items() if node.process}
+    with local_cluster("single-client-", args.serve_flags) as (cluster, leader_id, addresses, pids):
         for _ in range(args.reps):
             before = {n: cpu_s(p) for n, p in pids.items()}
             run = _drive(args.driver, addresses, args.op, args.inflight, args.requests)
@@ -119,8 +141,6 @@ def main() -> None:
                 f"rate_limited {limited}; load {os.getloadavg()[0]:.1f}",
                 flush=True,
             )
-    finally:
-        cluster.stop()
 
 
 if __name__ == "__main__":

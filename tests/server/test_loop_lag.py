@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from resonetics.localcluster import free_ports
 from resonetics.server import events
 from resonetics.server.config import ServerConfig
 from resonetics.server.loop_lag import LoopLag
 from resonetics.server.node_server import NodeServer
 from resonetics.server.status import node_status
-from tests.server.test_http_in_process import _free_ports
 
 
 def test_the_threshold_is_a_third_of_the_shortest_election_timeout() -> None:
@@ -59,7 +59,7 @@ def test_a_node_whose_loop_is_blocked_reports_the_stall(
 ) -> None:
     """A real node: the loop is held for 300 ms (three times the threshold at these
     ticks); the ticker sees it, ``status`` counts it, and a warning names it."""
-    peer, client = _free_ports(2)
+    peer, client = free_ports(2)
     config = ServerConfig(
         node_id="n1",
         peers={"n1": f"127.0.0.1:{peer}"},
