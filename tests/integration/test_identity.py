@@ -108,3 +108,27 @@ def test_unauthenticated_peers_on_a_non_loopback_address_refuse_to_start(tmp_pat
     line = _one_line(result)
     assert "not a loopback address" in line and "--insecure" in line
     assert not (tmp_path / "n1").exists()  # refused before the data dir was touched
+
+
+def test_a_log_line_nested_deeper_than_python_allows_stops_the_start_naming_it(
+    tmp_path: Path,
+) -> None:
+    """A line with a right CRC around JSON nested 100,000 deep (a hand edit, a tool gone
+    wrong): ``serve`` exits 2 with one line naming the file, line and index, no traceback."""
+    import zlib
+
+    for _ in running_cluster(tmp_path / "data", 1):
+        pass  # founded, then stopped cleanly
+    log = tmp_path / "data" / "n1" / "log.jsonl"
+    lines = log.read_bytes().splitlines()
+    index = len(lines)  # GENESIS is index 0 on line 1: the next line is this index
+    deep = b"[" * 100_000 + b"]" * 100_000
+    body = b'{"term":1,"index":%d,"type":"CLIENT_CMD","data":%s,"hash":"x"}' % (index, deep)
+    bad = body[:-1] + b',"crc":"%08x"}\n' % zlib.crc32(body)
+    with log.open("ab") as f:
+        f.write(bad + lines[-1] + b"\n")  # not the last line: corruption, not a torn tail
+    mine = load_cluster_key(tmp_path / "data" / "cluster.key").cluster_id
+    result = _serve(tmp_path / "data", "n1", "--cluster-id", mine)
+    assert result.returncode == 2, result.stderr
+    line = _one_line(result)
+    assert "log.jsonl" in line and f"line {index + 1}" in line and "not a valid entry" in line

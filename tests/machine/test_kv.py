@@ -183,6 +183,11 @@ def test_restore_refuses_garbage() -> None:
         KeyValueStore().restore(b"{nope")
     with pytest.raises(StorageCorruption, match="format"):
         KeyValueStore().restore(b'{"format": 9, "items": []}')
+    # A value nested deeper than the interpreter allows (states are not bounded before
+    # decoding as network lines are): a RecursionError inside msgspec, named, not raised.
+    deep = b"[" * 100_000 + b"]" * 100_000
+    with pytest.raises(StorageCorruption, match="unreadable"):
+        KeyValueStore().restore(b'{"format": 3, "items": [["k", ' + deep + b", 1, 1, 1]]}")
 
 
 def test_scans_agree_with_a_sorted_model_across_thousands_of_keys() -> None:

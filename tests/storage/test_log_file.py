@@ -255,3 +255,14 @@ def test_parse_log_agrees_with_checking_each_line_on_its_own(
     assert parsed.torn_line == torn_line
     assert parsed.valid_end == valid_end
     assert len(parsed.offsets) == len(good)
+
+
+def test_a_valid_crc_around_nesting_deeper_than_the_interpreter_allows_is_corruption() -> None:
+    """Nothing bounds a file's depth before it is decoded (network lines are bounded):
+    msgspec gives up with a RecursionError, which must name the line, not crash."""
+    deep = b"[" * 100_000 + b"]" * 100_000
+    body = b'{"term":1,"index":1,"type":"CLIENT_CMD","data":' + deep + b',"hash":"x"}'
+    line = body[:-1] + b',"crc":"%08x"}\n' % zlib.crc32(body)
+    with pytest.raises(StorageCorruption, match="not a valid entry") as info:
+        parse_log(encode_line(GENESIS) + line + encode_line(GENESIS), PATH)
+    assert (info.value.line, info.value.index) == (2, 1)

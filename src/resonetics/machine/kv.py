@@ -64,7 +64,7 @@ import msgspec
 from sortedcontainers import SortedList
 
 from resonetics import limits, planted
-from resonetics.errors import BadRequest, StorageCorruption
+from resonetics.errors import UNREADABLE, BadRequest, StorageCorruption
 from resonetics.machine.base import StateMachine
 from resonetics.machine.leases import (
     LEASE_EXPIRE,
@@ -341,7 +341,7 @@ class KeyValueStore(StateMachine):
     def restore(self, data: bytes) -> None:
         try:
             version = _FORMAT_DECODER.decode(data).format
-        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        except UNREADABLE as exc:
             raise StorageCorruption("snapshot", f"key-value state unreadable: {exc}") from None
         if version == 1:
             raise StorageCorruption(
@@ -355,7 +355,7 @@ class KeyValueStore(StateMachine):
             raise StorageCorruption("snapshot", f"unknown key-value format {version}")
         try:
             snap = _SNAPSHOT_DECODER.decode(data)
-        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        except UNREADABLE as exc:
             raise StorageCorruption("snapshot", f"key-value state unreadable: {exc}") from None
         self._data = {row[0]: Record(*row[1:]) for row in snap.items}
         self._keys = SortedList(self._data)

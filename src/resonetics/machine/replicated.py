@@ -46,7 +46,7 @@ import msgspec
 
 from resonetics import planted
 from resonetics.base64_slices import b64_slices, split_at_empty_field
-from resonetics.errors import BadRequest, SessionExpired, StorageCorruption, invariant
+from resonetics.errors import UNREADABLE, BadRequest, SessionExpired, StorageCorruption, invariant
 from resonetics.machine.base import StateMachine
 from resonetics.machine.kv import KeyValueStore
 from resonetics.machine.sessions import SessionTable, SessionTableData, Verdict, request_digest
@@ -297,7 +297,7 @@ class ReplicatedKV:
         """Replace all state with a snapshot; ``StorageCorruption`` if it is unreadable."""
         try:
             snap = _SNAPSHOT_DECODER.decode(data)
-        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        except UNREADABLE as exc:
             raise StorageCorruption("snapshot", f"replicated state unreadable: {exc}") from None
         if snap.format not in _SNAPSHOT_FORMATS_READ:
             raise StorageCorruption("snapshot", f"unknown replicated-state format {snap.format}")

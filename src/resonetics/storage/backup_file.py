@@ -40,7 +40,7 @@ from typing import Final
 import msgspec
 
 from resonetics import limits
-from resonetics.errors import BackupError, StorageCorruption
+from resonetics.errors import UNREADABLE, BackupError, StorageCorruption
 from resonetics.raft.ready import Snapshot
 from resonetics.storage.snapshot_file import decode_snapshot
 
@@ -123,7 +123,7 @@ def parse_header(name: str, line: bytes) -> BackupHeader:
         raise BackupError(name, "no complete header line: not a Resonetics backup, or truncated")
     try:
         raw = msgspec.json.decode(line)
-    except msgspec.DecodeError:
+    except UNREADABLE:
         raise BackupError(name, "first line is not JSON: not a Resonetics backup") from None
     if not isinstance(raw, dict) or raw.get("format") != BACKUP_FORMAT:
         raise BackupError(name, "first line is not a backup header: not a Resonetics backup")
@@ -168,7 +168,7 @@ def decode_body(name: str, header: BackupHeader, body: bytes) -> Snapshot:
         )
     try:
         position = msgspec.json.decode(snapshot.data, type=_StatePosition)
-    except msgspec.DecodeError as exc:
+    except UNREADABLE as exc:
         raise BackupError(name, f"the replicated state is unreadable: {exc}") from None
     recorded = (position.last_applied, position.last_applied_term, position.last_applied_hash)
     if recorded != claimed:

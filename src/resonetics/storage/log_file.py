@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 
 import msgspec
 
-from resonetics.errors import StorageCorruption, invariant
+from resonetics.errors import UNREADABLE, StorageCorruption, invariant
 from resonetics.gc_pause import gc_paused
 from resonetics.raft.entry import Entry, EntryType, entry_links, is_genesis
 from resonetics.raft.types import Index
@@ -71,7 +71,7 @@ def decode_line(line: bytes) -> Entry:
         raise LineError("checksum mismatch")
     try:
         entry = _DECODER.decode(body)
-    except msgspec.MsgspecError as exc:
+    except UNREADABLE as exc:
         raise LineError(f"not a valid entry: {exc}") from None
     if entry.term < 0 or entry.index < 0:
         raise LineError("negative term or index")
@@ -209,13 +209,13 @@ def _decode_all(data: bytes, offsets: list[int], end: int, path: str) -> list[En
     entry field: msgspec skips it); name the first bad one if any."""
     try:
         entries = _DECODER.decode_lines(memoryview(data)[:end])
-    except msgspec.MsgspecError:
+    except UNREADABLE:
         entries = []
         ends = [*offsets[1:], end]
         for lineno, (start, stop) in enumerate(zip(offsets, ends, strict=True), start=1):
             try:
                 entries.append(_DECODER.decode(data[start : stop - 1]))
-            except msgspec.MsgspecError as exc:
+            except UNREADABLE as exc:
                 index = entries[-1].index + 1 if entries else None
                 reason = f"not a valid entry: {exc}"
                 raise StorageCorruption(path, reason, line=lineno, index=index) from None

@@ -24,7 +24,7 @@ from typing import Any
 
 import msgspec
 
-from resonetics.errors import StorageCorruption
+from resonetics.errors import UNREADABLE, StorageCorruption
 from resonetics.raft.ready import HardState
 from resonetics.raft.types import Index
 from resonetics.storage.fs import FileSystem, atomic_write
@@ -90,7 +90,7 @@ def decode_meta(data: bytes, path: str) -> MetaRecord:
     """Parse and validate; ``StorageCorruption`` on anything unexpected."""
     try:
         raw = msgspec.json.decode(data)
-    except msgspec.MsgspecError as exc:
+    except UNREADABLE as exc:
         raise StorageCorruption(path, f"unreadable meta.json: {exc}") from None
     fmt = raw.get("format") if isinstance(raw, dict) else None
     if fmt == 1:
@@ -103,7 +103,7 @@ def decode_meta(data: bytes, path: str) -> MetaRecord:
         raise StorageCorruption(path, f"unknown meta.json format {fmt!r}")
     try:
         doc = msgspec.convert(raw, type=_MetaDoc)
-    except msgspec.MsgspecError as exc:
+    except UNREADABLE as exc:
         raise StorageCorruption(path, f"unreadable meta.json: {exc}") from None
     if min(doc.current_term, doc.commit_index, doc.last_applied) < 0:
         raise StorageCorruption(path, "negative term or index in meta.json")

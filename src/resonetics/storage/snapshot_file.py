@@ -16,7 +16,7 @@ import hashlib
 import msgspec
 
 from resonetics.base64_slices import b64_slices, split_at_empty_field
-from resonetics.errors import StorageCorruption
+from resonetics.errors import UNREADABLE, StorageCorruption
 from resonetics.raft.membership import Membership
 from resonetics.raft.ready import Snapshot, SnapshotMeta
 from resonetics.storage.fs import FileSystem, atomic_write
@@ -96,7 +96,7 @@ def decode_snapshot(data: bytes, path: str) -> Snapshot:
         raise StorageCorruption(path, "snapshot does not end with its checksum")
     try:
         doc = msgspec.json.decode(view, type=_SnapshotFileDoc)
-    except msgspec.MsgspecError as exc:
+    except UNREADABLE as exc:
         raise StorageCorruption(path, f"unreadable snapshot: {exc}") from None
     if doc.format != SNAPSHOT_FORMAT:
         raise StorageCorruption(path, f"unknown snapshot format {doc.format}")
