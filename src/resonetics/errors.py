@@ -6,17 +6,7 @@ these typed exceptions; broken invariants are ``InvariantViolation`` and crash.
 
 from __future__ import annotations
 
-from typing import Any, Final
-
-import msgspec
-
-#: What decoding bytes nobody vouches for (files read at start, backups) raises when they
-#: are not what was written: msgspec's own errors, a ``UnicodeDecodeError`` for bad text,
-#: and a ``RecursionError`` for nesting deeper than the interpreter allows (msgspec counts
-#: depth with the interpreter's limit). Network input is bounded in size and depth before
-#: it is decoded (``wire/shape.py``); files are not, so every file decoder catches all of
-#: these and names the file rather than crash at start with a traceback.
-UNREADABLE: Final = (msgspec.MsgspecError, UnicodeDecodeError, RecursionError)
+from typing import Any
 
 
 class ResoneticsError(Exception):

@@ -64,7 +64,8 @@ import msgspec
 from sortedcontainers import SortedList
 
 from resonetics import limits, planted
-from resonetics.errors import UNREADABLE, BadRequest, StorageCorruption
+from resonetics.decode_errors import UNREADABLE
+from resonetics.errors import BadRequest, StorageCorruption
 from resonetics.machine.base import StateMachine
 from resonetics.machine.leases import (
     LEASE_EXPIRE,

@@ -46,7 +46,8 @@ import msgspec
 
 from resonetics import planted
 from resonetics.base64_slices import b64_slices, split_at_empty_field
-from resonetics.errors import UNREADABLE, BadRequest, SessionExpired, StorageCorruption, invariant
+from resonetics.decode_errors import UNREADABLE
+from resonetics.errors import BadRequest, SessionExpired, StorageCorruption, invariant
 from resonetics.machine.base import StateMachine
 from resonetics.machine.kv import KeyValueStore
 from resonetics.machine.sessions import SessionTable, SessionTableData, Verdict, request_digest

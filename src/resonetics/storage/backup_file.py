@@ -40,7 +40,8 @@ from typing import Final
 import msgspec
 
 from resonetics import limits
-from resonetics.errors import UNREADABLE, BackupError, StorageCorruption
+from resonetics.decode_errors import UNREADABLE
+from resonetics.errors import BackupError, StorageCorruption
 from resonetics.raft.ready import Snapshot
 from resonetics.storage.snapshot_file import decode_snapshot
 

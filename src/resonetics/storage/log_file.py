@@ -35,7 +35,8 @@ from dataclasses import dataclass, field
 
 import msgspec
 
-from resonetics.errors import UNREADABLE, StorageCorruption, invariant
+from resonetics.decode_errors import UNREADABLE
+from resonetics.errors import StorageCorruption, invariant
 from resonetics.gc_pause import gc_paused
 from resonetics.raft.entry import Entry, EntryType, entry_links, is_genesis
 from resonetics.raft.types import Index

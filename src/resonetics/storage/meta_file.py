@@ -24,7 +24,8 @@ from typing import Any
 
 import msgspec
 
-from resonetics.errors import UNREADABLE, StorageCorruption
+from resonetics.decode_errors import UNREADABLE
+from resonetics.errors import StorageCorruption
 from resonetics.raft.ready import HardState
 from resonetics.raft.types import Index
 from resonetics.storage.fs import FileSystem, atomic_write

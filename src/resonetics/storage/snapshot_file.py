@@ -16,7 +16,8 @@ import hashlib
 import msgspec
 
 from resonetics.base64_slices import b64_slices, split_at_empty_field
-from resonetics.errors import UNREADABLE, StorageCorruption
+from resonetics.decode_errors import UNREADABLE
+from resonetics.errors import StorageCorruption
 from resonetics.raft.membership import Membership
 from resonetics.raft.ready import Snapshot, SnapshotMeta
 from resonetics.storage.fs import FileSystem, atomic_write
