@@ -4,7 +4,9 @@
 starts a local 3-node cluster, fills it with KEYS distinct random keys (100-byte
 values) through the raw protocol with N in flight, then times WRITES more writes of
 new random keys and prints their rate and the CPU per write of the leader, the two
-followers together and this process (``/proc``). Keys are random so that each new
+followers together and this process (``/proc``), then each node's term, snapshots
+taken and event-loop stalls (``status`` → ``loop``; a stall is a tick a third of an
+election timeout late, what loses a leader when it reaches the timeout). Keys are random so that each new
 key lands anywhere in the store's key order, as user ids or UUIDs do; the bench's
 usual 1,000 keys never grow the store. Compare two trees by running each tree's copy.
 """
@@ -20,6 +22,7 @@ import time
 from bench.adapters.base import Target
 from bench.adapters.resonetics import ResoneticsAdapter
 from bench.single_client import RAW_CONNECTIONS, cpu_s, local_cluster
+from resonetics.localcluster import LocalCluster
 
 VALUE = "v" * 100
 
@@ -41,6 +44,23 @@ async def _writes(addresses: list[str], keys: list[str], inflight: int) -> float
     return took
 
 
+def _report_nodes(cluster: LocalCluster) -> None:
+    """Each node's term (a term above the first leader's means an election happened),
+    snapshots taken and its loop's stalls."""
+    for node_id in sorted(cluster.nodes):
+        status = cluster.status(node_id, timeout_s=10.0)
+        if status is None:
+            print(f"{node_id}: no status", flush=True)
+            continue
+        loop, snaps = status["loop"], status["snapshot"]
+        print(
+            f"{node_id}: {status['role']} term {status['term']}, {snaps['taken']} snapshots "
+            f"(last {snaps['bytes'] / 1e6:.0f} MB in {snaps['seconds']:.1f} s), loop stalls "
+            f"{loop['stalls']} (worst {loop['worst_stall_ms']:.0f} ms)",
+            flush=True,
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--keys", type=int, default=1_000_000)
@@ -54,15 +74,19 @@ def main() -> None:
     rng = random.Random(19)
     names = [f"user/{rng.getrandbits(64):016x}" for _ in range(args.keys + args.writes)]
     with local_cluster("large-store-", args.serve_flags, args.log_level) as running:
-        _, leader_id, addresses, pids = running
-        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            fill = runner.run(_writes(addresses, names[: args.keys], args.inflight))
-            print(
-                f"filled {args.keys:,} keys in {fill:.1f} s ({args.keys / fill:,.0f}/s)", flush=True
-            )
-            before, own = {n: cpu_s(p) for n, p in pids.items()}, os.times()
-            took = runner.run(_writes(addresses, names[args.keys :], args.inflight))
-            after, own_after = {n: cpu_s(p) for n, p in pids.items()}, os.times()
+        cluster, leader_id, addresses, pids = running
+        try:
+            with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+                fill = runner.run(_writes(addresses, names[: args.keys], args.inflight))
+                print(
+                    f"filled {args.keys:,} keys in {fill:.1f} s ({args.keys / fill:,.0f}/s)",
+                    flush=True,
+                )
+                before, own = {n: cpu_s(p) for n, p in pids.items()}, os.times()
+                took = runner.run(_writes(addresses, names[args.keys :], args.inflight))
+                after, own_after = {n: cpu_s(p) for n, p in pids.items()}, os.times()
+        finally:
+            _report_nodes(cluster)
     per = 1e6 / args.writes
     followers = sum(after[n] - before[n] for n in pids if n != leader_id)
     generator = own_after.user + own_after.system - own.user - own.system

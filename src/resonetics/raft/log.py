@@ -35,6 +35,7 @@ import msgspec
 
 from resonetics.errors import invariant
 from resonetics.raft.entry import Entry, EntryType, entry_links
+from resonetics.raft.packing import packed
 from resonetics.raft.types import Index, Term
 
 
@@ -59,7 +60,14 @@ def entries_size_bytes(entries: Sequence[Entry]) -> int:
 class RaftLog:
     """Anchor + entries. Invariant: entries[k].index == anchor.index + 1 + k, chain-linked."""
 
-    __slots__ = ("_anchor", "_config_indexes", "_entries", "first_index", "last_index")
+    __slots__ = (
+        "_anchor",
+        "_config_indexes",
+        "_entries",
+        "_packed_through",
+        "first_index",
+        "last_index",
+    )
 
     #: Index of the first real entry (one past the anchor); kept by every mutation.
     first_index: Index
@@ -76,6 +84,8 @@ class RaftLog:
         self.last_index = anchor.index
         #: Ascending indexes of the CONFIG entries in ``_entries``.
         self._config_indexes: list[Index] = []
+        #: Every client entry up to here is packed (``pack_through``).
+        self._packed_through: Index = anchor.index
         self.append(entries, linked=linked)
 
     # --- reading ---------------------------------------------------------------
@@ -225,6 +235,18 @@ class RaftLog:
             prev = e
         return len(self._config_indexes) != configs_before
 
+    def pack_through(self, index: Index) -> None:
+        """Pack the client entries up to ``index``, which the caller has applied: their
+        data becomes canonical JSON bytes the garbage collector never walks
+        (``raft/packing.py``). Terms, hashes and what each entry encodes to stay the same."""
+        first = self.first_index
+        start = max(self._packed_through + 1, first)
+        end = min(index, self.last_index)
+        entries = self._entries
+        for k in range(start - first, end - first + 1):
+            entries[k] = packed(entries[k])
+        self._packed_through = max(self._packed_through, end)
+
     def truncate_from(self, index: Index, committed: Index) -> None:
         """Drop every entry with index >= ``index``. Never cuts a committed entry."""
         invariant(index > committed, f"truncating at {index} would cut committed {committed}")
@@ -232,6 +254,7 @@ class RaftLog:
         del self._entries[max(0, index - self.first_index) :]
         del self._config_indexes[bisect_left(self._config_indexes, index) :]
         self.last_index = self._anchor.index + len(self._entries)
+        self._packed_through = min(self._packed_through, self.last_index)
 
     def compact(self, index: Index) -> None:
         """Replace the anchor by a SNAP_DUMMY at ``index`` carrying its term and hash."""

@@ -55,6 +55,7 @@ from resonetics.raft.messages import (
     RequestVoteResp,
     TimeoutNow,
 )
+from resonetics.raft.packing import unpacked, unpacked_entries
 from resonetics.raft.progress import Progress, ProgressState
 from resonetics.raft.read_index import ReadClock, RemoteRead
 from resonetics.raft.ready import HardState, ReadState, Ready, Role, Snapshot, SoftState
@@ -213,10 +214,13 @@ class RaftNode:
         return self._log.anchor
 
     def entries_from(self, index: Index) -> list[Entry]:
-        return self._log.entries_from(index)
+        """Every entry from ``index`` on, with its data decoded (the log packs applied
+        client entries: ``raft/packing.py``)."""
+        return [unpacked(e) for e in self._log.entries_from(index)]
 
     def entry_at(self, index: Index) -> Entry:
-        return self._log.entry_at(index)
+        """The entry at ``index`` with its data decoded (see ``entries_from``)."""
+        return unpacked(self._log.entry_at(index))
 
     def hash_at(self, index: Index) -> str | None:
         return self._log.hash_at(index)
@@ -483,6 +487,7 @@ class RaftNode:
             first, last_applied = ready.committed_entries[0], ready.committed_entries[-1]
             invariant(first.index == self._applied + 1, "applied gap before %d", first.index)
             self._applied = last_applied.index
+            self._log.pack_through(self._applied)  # out of the collector's sight: packing.py
         if self._role is Role.LEADER:
             self._maybe_commit()
             self._drive_config_change()
@@ -712,7 +717,8 @@ class RaftNode:
         if conflict is not None:
             if conflict <= self._log.last_index:
                 self._truncate_from(conflict)
-            self._append(msg.entries[conflict - msg.prev_log_index - 1 :])
+            # A leader sends applied entries packed; in-process they arrive as such.
+            self._append(unpacked_entries(msg.entries[conflict - msg.prev_log_index - 1 :]))
         # Only what this message confirmed matches the leader: entries past it may
         # be a stale suffix from an older term.
         confirmed = msg.prev_log_index + len(msg.entries)
