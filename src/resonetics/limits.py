@@ -80,6 +80,11 @@ SNAPSHOT_CHUNKS_INFLIGHT_MAX = 4
 #: Entries kept in memory behind a snapshot's index, so that a follower lagging by
 #: fewer entries catches up through AppendEntries rather than a whole snapshot.
 SNAPSHOT_TRAILING_ENTRIES = 1_000
+#: How far apart the nodes of a cluster take their snapshots: each node scales its
+#: snapshot thresholds by ``1 + stagger * rank / voters`` (rank: its place among the
+#: voters' ids, 0 for the first), so 3 nodes snapshot at 1, 1.17 and 1.33 times the
+#: threshold instead of all at the same index (runtime/snapshots.py).
+SNAPSHOT_STAGGER_DEFAULT = 0.5
 
 # --- Checking --------------------------------------------------------------------
 #: Search steps the linearizability checker spends on one key before answering "unknown".

@@ -221,8 +221,9 @@ CATALOGUE: dict[Bug, Planted] = {
         ),
         Planted(
             Bug.SNAPSHOT_INSTALL_RACES_LOG_WRITE,
-            "the loop plan forgets a snapshot is being saved on the disk thread: a Ready "
-            "installs a snapshot or writes the log on the loop while the save is queued",
+            "the loop plan forgets a snapshot is being saved: a Ready installs a snapshot "
+            "while its file is being written or writes the log on the loop while the "
+            "compaction is queued",
             "runtime/loop_plan.py",
             {"faults": frozenset({"crash", "longdown", "delay"})},
             budget=5,

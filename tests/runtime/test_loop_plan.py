@@ -78,9 +78,12 @@ def test_writes_go_to_the_disk_thread_while_a_snapshot_owns_it() -> None:
 
 
 def test_a_snapshot_is_encoded_in_slices_then_saved_then_finished() -> None:
-    assert snapshot_step(encoded=False, saved=False) is SnapshotStep.SNAPSHOT_SLICE
-    assert snapshot_step(encoded=True, saved=False) is SnapshotStep.SAVE_SNAPSHOT
-    assert snapshot_step(encoded=True, saved=True) is SnapshotStep.FINISH_SNAPSHOT
+    assert snapshot_step(encoded=False, written=False, saved=False) is SnapshotStep.SNAPSHOT_SLICE
+    assert (
+        snapshot_step(encoded=True, written=False, saved=False) is SnapshotStep.WRITE_SNAPSHOT_FILE
+    )
+    assert snapshot_step(encoded=True, written=True, saved=False) is SnapshotStep.COMPACT_LOG
+    assert snapshot_step(encoded=True, written=True, saved=True) is SnapshotStep.FINISH_SNAPSHOT
 
 
 # --- the driver's halves --------------------------------------------------------------------
@@ -175,7 +178,9 @@ def test_a_snapshot_taken_in_slices_fixes_the_state_at_its_start() -> None:
     while not snap.slice():
         pass
     assert snap.slices >= 2
-    snap.save()
+    snap.write_file()
+    node.process_ready()  # the log is written while the snapshot file is
+    snap.compact_log()
     node.finish_snapshot(snap)
     assert node.snapshots.stats.last_index == at
     assert node.storage.load().snapshot is not None

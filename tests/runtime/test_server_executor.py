@@ -87,20 +87,55 @@ def test_a_big_write_waits_for_the_disk_thread_and_input_meanwhile_joins_the_nex
     asyncio.run(scenario())
 
 
-def test_a_snapshot_is_taken_in_a_task_and_saved_on_the_disk_thread() -> None:
+def test_a_snapshot_file_is_written_on_its_thread_and_the_log_compacted_on_the_disk_thread() -> (
+    None
+):
     async def scenario() -> None:
         node = _leader(snapshot_entries=1)
-        disk = _Disk()
+        disk, snapshot_thread = _Disk(), _Disk()
         disk.release.set()
-        executor = ServerExecutor(node, disk)
+        snapshot_thread.release.set()
+        executor = ServerExecutor(node, disk, run_snapshot_write=snapshot_thread)
         before = node.snapshots.stats.taken
         node.submit("c", "r1", "kv_set", {"k": "a", "v": 1}, lambda o: None)
         assert executor.run_now() is True
         assert executor.snapshot_in_progress
         await executor.wait_snapshot()
         assert node.snapshots.stats.taken == before + 1
-        assert disk.jobs == 1  # the save
+        assert snapshot_thread.jobs == 1  # the file
+        assert disk.jobs == 1  # the compaction
         assert node.storage.load().snapshot is not None
+
+    asyncio.run(scenario())
+
+
+def test_writes_are_made_durable_and_answered_while_the_snapshot_file_is_being_written() -> None:
+    """A large state's file takes seconds to write; on the disk thread it held up every
+    log write behind it, so a node neither acked nor committed meanwhile and a loaded
+    leader whose followers snapshot at the same index lost its quorum."""
+
+    async def scenario() -> None:
+        node = _leader(snapshot_entries=1)
+        node.inline_entries_max = 0
+        disk, snapshot_thread = _Disk(), _Disk()
+        disk.release.set()
+        executor = ServerExecutor(node, disk, run_snapshot_write=snapshot_thread)
+        node.submit("c", "r1", "kv_set", {"k": "a", "v": 1}, lambda o: None)
+        await executor.run()  # the write, then a snapshot is due and started
+        await asyncio.wait_for(snapshot_thread.started.wait(), 5)  # stuck on its thread
+        writes_before = disk.jobs
+        answers: list[Outcome] = []
+        node.submit("c", "r2", "kv_set", {"k": "b", "v": 2}, answers.append)
+        await executor.run()
+        assert [a.code for a in answers] == [codes.OK]
+        assert disk.jobs == writes_before + 1  # written on the disk thread meanwhile
+        assert executor.snapshot_in_progress  # still writing the file
+        snapshot_thread.release.set()
+        await executor.wait_snapshot()
+        assert node.snapshots.stats.taken >= 1
+        recovered = node.storage.load()
+        assert recovered.snapshot is not None
+        assert recovered.anchor.index + len(recovered.entries) == node.core.last_index
 
     asyncio.run(scenario())
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pytest
 
@@ -13,12 +13,15 @@ from resonetics.raft.messages import InstallSnapshot, Message
 from resonetics.raft.ready import Role
 from resonetics.runtime.driver import NodeDriver
 from resonetics.runtime.outcome import Outcome
-from resonetics.runtime.snapshots import SnapshotPolicy
+from resonetics.runtime.snapshots import SnapshotPolicy, stagger_position, staggered
 from resonetics.storage.fs import MemoryFileSystem, SimulatedCrash
 from resonetics.storage.node_storage import FileNodeStorage
 from resonetics.storage.verify import verify_node
 
-POLICY = SnapshotPolicy(entries=20, trailing_entries=5, chunk_bytes=300, chunks_inflight_max=2)
+#: Every node alike (no stagger), so that snapshot indexes are exact multiples.
+POLICY = SnapshotPolicy(
+    entries=20, trailing_entries=5, chunk_bytes=300, chunks_inflight_max=2, stagger=0.0
+)
 
 
 @dataclass
@@ -33,6 +36,7 @@ class Mini:
     sent: list[Message] = field(default_factory=list)
     #: node -> file-system operation to crash at, armed by the first chunk it receives.
     crash_on_install: dict[str, int] = field(default_factory=dict)
+    policy: SnapshotPolicy = POLICY
 
     def __post_init__(self) -> None:
         for i in self.ids:
@@ -53,7 +57,7 @@ class Mini:
     def boot(self, node: str) -> NodeDriver:
         cfg = RaftConfig(node_id=node, initial_voters=self.ids)
         storage = FileNodeStorage(self.fss[node], f"/data/{node}")
-        d = NodeDriver(cfg, storage, self, random.Random(node), snapshot_policy=POLICY)
+        d = NodeDriver(cfg, storage, self, random.Random(node), snapshot_policy=self.policy)
         self.drivers[node] = d
         self.down.discard(node)
         return d
@@ -132,6 +136,38 @@ def test_snapshot_is_taken_every_n_entries_and_the_log_compacted() -> None:
     assert report.ok, report.problems
     assert report.anchor is not None and report.anchor.type is EntryType.SNAP_DUMMY
     assert report.anchor.index == stats.last_index
+
+
+def test_nodes_of_a_cluster_take_their_snapshots_at_different_indexes() -> None:
+    """Same log, same rule: unstaggered, every node snapshots at the same index (at a
+    large state, all of them busy at once starved the leader); staggered by their
+    place among the voters, each at its own: n1 every 20 entries, n2 every 23, n3 27."""
+    alike = Mini()
+    alike.write(70)
+    assert len({alike.driver(i).snapshots.stats.last_index for i in alike.ids}) == 1
+    apart = Mini(policy=replace(POLICY, stagger=SnapshotPolicy().stagger))
+    apart.write(70)
+    taken = {i: apart.driver(i).snapshots.stats.last_index for i in apart.ids}
+    assert len(set(taken.values())) == 3, taken
+    assert all(
+        index % every == 0 for index, every in zip(taken.values(), (20, 23, 27), strict=True)
+    )
+
+
+def test_stagger_scales_every_threshold_by_the_place_among_the_voters() -> None:
+    assert [stagger_position(n, ["n3", "n1", "n2"]) for n in ("n1", "n2", "n3")] == [
+        0,
+        1 / 3,
+        2 / 3,
+    ]
+    assert stagger_position("learner", ["n1", "n2"]) == 0
+    policy = SnapshotPolicy(entries=300, log_bytes=600, log_ratio=1.5, log_bytes_floor=900)
+    assert staggered(policy, 0) is policy
+    far = staggered(policy, 2 / 3)  # the default stagger of 0.5: 4/3 of each threshold
+    assert (far.entries, far.log_bytes, far.log_bytes_floor) == (400, 800, 1200)
+    assert far.log_ratio == pytest.approx(2.0)
+    with pytest.raises(ValueError, match=">= 0"):
+        SnapshotPolicy(stagger=-0.1)
 
 
 def test_restart_restores_the_state_from_snapshot_and_log_tail() -> None:

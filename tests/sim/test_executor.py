@@ -55,12 +55,13 @@ def test_the_simulator_takes_the_disk_thread_path_and_the_inline_one(
     assert steps["no-write"] > 0
 
 
-def test_a_snapshot_is_taken_in_slices_and_saved_on_the_disk_thread(
+def test_a_snapshot_is_taken_in_slices_written_on_its_thread_and_compacted_on_the_disk_thread(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     steps = _loop_steps(monkeypatch, 3, SHORT)
     assert steps["start-snapshot"] > 0
-    assert steps["snapshot-slice"] >= steps["save-snapshot"] > 0
+    assert steps["snapshot-slice"] >= steps["write-snapshot-file"] > 0
+    assert steps["write-snapshot-file"] >= steps["compact-log"] > 0
     assert steps["finish-snapshot"] > 0
 
 

@@ -83,7 +83,7 @@ def test_a_client_left_waiting_keeps_the_run_going_to_its_end_and_fails_liveness
     options = SimOptions(
         plant="read-woken-only-by-apply", faults=frozenset({"delay"}), heartbeat_ticks=1
     )
-    result = run_seed(6, options)  # a seed where a read is left waiting
+    result = run_seed(9, options)  # a seed where a read is left waiting to the end
     assert not result.ok
     assert "liveness" in (result.failure or ""), result.failure
     assert result.virtual_ms > _end_ms(options, result.window_ms) - QUIET_CHECK_MS

@@ -266,3 +266,42 @@ def test_storage_given_an_identity_starts_at_its_clusters_genesis(
     store.append(entries)
     store.sync()
     assert store.load().entries == entries
+
+
+def test_the_log_is_written_between_the_snapshot_file_and_the_compaction(reopen: Reopen) -> None:
+    """``write_snapshot_file`` may run on a thread of its own while the log is written;
+    the compaction afterwards keeps what was appended meanwhile."""
+    s = reopen(None)
+    s.load()
+    entries = log_of(6)
+    s.append(entries)
+    s.sync()
+    s.save_hard_state(HardState(term=1, commit=6), 6)
+    snap = snapshot_at(entries[3], b"four")
+    s.write_snapshot_file(snap)
+    more = chain(entries[-1], 3)
+    s.append(more)
+    s.sync()
+    s.compact_to_snapshot(snap)
+    state = reopen(s).load()
+    assert (state.anchor.index, state.anchor.hash) == (4, entries[3].hash)
+    assert state.entries == [*entries[4:], *more]
+    assert state.snapshot == snap
+
+
+def test_a_crash_between_the_snapshot_file_and_the_compaction_recovers_the_new_snapshot(
+    reopen: Reopen,
+) -> None:
+    s = reopen(None)
+    s.load()
+    entries = log_of(6)
+    s.append(entries)
+    s.sync()
+    s.save_hard_state(HardState(term=1, commit=6), 6)
+    snap = snapshot_at(entries[3], b"four")
+    s.write_snapshot_file(snap)
+    state = reopen(s).load()  # the log was never compacted to it
+    assert state.snapshot == snap
+    assert (state.anchor.index, state.anchor.hash) == (4, entries[3].hash)
+    assert state.entries == entries[4:]
+    assert state.last_applied >= 4

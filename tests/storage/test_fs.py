@@ -152,3 +152,16 @@ def test_fsync_after_appends_and_a_cut_keeps_exactly_the_current_bytes() -> None
     fs.crash()
     assert fs.read("/d/f") == b"abcdXY"
     assert fs.durable_bytes("/d/f") == b"abcdXY"
+
+
+@pytest.mark.parametrize("kind", ["memory", "os"])
+def test_read_from_returns_the_file_from_an_offset_to_its_end(kind: str, tmp_path: Path) -> None:
+    fs = MemoryFileSystem() if kind == "memory" else OsFileSystem()
+    folder = "/d" if kind == "memory" else str(tmp_path)
+    fs.mkdir(folder)
+    fs.append(f"{folder}/f", b"first\nsecond\n")
+    assert fs.read_from(f"{folder}/f", 0) == b"first\nsecond\n"
+    assert fs.read_from(f"{folder}/f", 6) == b"second\n"
+    assert fs.read_from(f"{folder}/f", 13) == b""
+    with pytest.raises(FileNotFoundError):
+        fs.read_from(f"{folder}/missing", 0)

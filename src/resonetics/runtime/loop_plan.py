@@ -27,8 +27,13 @@ The rules, in the order ``decide`` applies them:
 
 A snapshot being taken goes through its own steps (``snapshot_step``):
 ``SNAPSHOT_SLICE`` until the state is encoded (the state is fixed at the first
-slice), ``SAVE_SNAPSHOT`` on the disk thread, then ``FINISH_SNAPSHOT`` (the
-core is told and compacts).
+slice), ``WRITE_SNAPSHOT_FILE`` on the snapshot thread (the snapshot file only,
+while the disk thread goes on writing the log), ``COMPACT_LOG`` on the disk
+thread (behind the log writes queued there), then ``FINISH_SNAPSHOT`` (the
+core is told and compacts). Writing the file on the disk thread held up every
+log write behind it: at 66 MB of state a node neither acked nor committed for
+half a second, and when all nodes snapshot at the same index (they do: same log,
+same rule) the leader lost its quorum (``bench/large_store.py``).
 
 The guarantees the steps keep are the driver's (``driver.py``): a message that
 depends on a write leaves only after it is durable, an entry is applied only
@@ -69,8 +74,10 @@ class SnapshotStep(enum.Enum):
 
     #: Encode one more slice of the (fixed) state, on the loop.
     SNAPSHOT_SLICE = "snapshot-slice"
-    #: Sign and save the encoded snapshot, on the disk thread.
-    SAVE_SNAPSHOT = "save-snapshot"
+    #: Sign the encoded snapshot and write its file, on the snapshot thread.
+    WRITE_SNAPSHOT_FILE = "write-snapshot-file"
+    #: Start the file log at the written snapshot, on the disk thread.
+    COMPACT_LOG = "compact-log"
     #: Saved: hand it to the core and compact, on the loop.
     FINISH_SNAPSHOT = "finish-snapshot"
 
@@ -113,12 +120,14 @@ def decide(state: LoopState, inline_entries_max: int) -> Step:
     return Step.WRITE_ON_DISK_THREAD
 
 
-def snapshot_step(encoded: bool, saved: bool) -> SnapshotStep:
+def snapshot_step(encoded: bool, written: bool, saved: bool) -> SnapshotStep:
     """The next step of a snapshot being taken."""
     if not encoded:
         return SnapshotStep.SNAPSHOT_SLICE
+    if not written:
+        return SnapshotStep.WRITE_SNAPSHOT_FILE
     if not saved:
-        return SnapshotStep.SAVE_SNAPSHOT
+        return SnapshotStep.COMPACT_LOG
     return SnapshotStep.FINISH_SNAPSHOT
 
 

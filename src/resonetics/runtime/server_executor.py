@@ -13,9 +13,11 @@ the previous one are handled, so the fsync of batch k overlaps the network
 work of k - 1 and k + 1.
 
 A snapshot is taken in a task of its own: one slice of the encoding per event
-loop turn, then the save on the disk thread (behind any write queued there:
-one thread, so storage is never used from two threads at once), then the core
-is told. A Ready that installs a snapshot waits for it. If that task fails,
+loop turn, then the file is written on a snapshot thread (it touches the
+snapshot file alone, so the disk thread goes on writing and syncing the log and
+the node keeps acking), then the log is compacted on the disk thread (behind any
+write queued there: the log files are never used from two threads at once),
+then the core is told. A Ready that installs a snapshot waits for it. If that task fails,
 the next ``run_now``/``run`` raises its error: the node stops rather than
 serve on from a state nobody can vouch for.
 
@@ -44,10 +46,18 @@ class ServerExecutor:
     """Carries out one driver's steps on the event loop and the disk thread."""
 
     def __init__(
-        self, driver: NodeDriver, run_blocking: BlockingRunner, spawn: Spawner | None = None
+        self,
+        driver: NodeDriver,
+        run_blocking: BlockingRunner,
+        spawn: Spawner | None = None,
+        *,
+        run_snapshot_write: BlockingRunner | None = None,
     ) -> None:
+        """``run_blocking`` runs a call on the disk thread; ``run_snapshot_write`` on the
+        snapshot thread (the disk thread's when not given)."""
         self.driver = driver
         self._run_blocking = run_blocking
+        self._run_snapshot_write = run_snapshot_write or run_blocking
         #: Starts the snapshot task; the server hands in its TaskGroup's, which owns it.
         self.spawn: Spawner = spawn if spawn is not None else asyncio.ensure_future
         #: The snapshot task, while one is being taken.
@@ -106,8 +116,10 @@ class ServerExecutor:
                 if step is SnapshotStep.SNAPSHOT_SLICE:
                     await asyncio.sleep(0)  # one slice per loop turn: the node keeps serving
                     job.slice()
-                elif step is SnapshotStep.SAVE_SNAPSHOT:
-                    await self._run_blocking(job.save)
+                elif step is SnapshotStep.WRITE_SNAPSHOT_FILE:
+                    await self._run_snapshot_write(job.write_file)
+                elif step is SnapshotStep.COMPACT_LOG:
+                    await self._run_blocking(job.compact_log)
                 else:
                     self.driver.finish_snapshot(job)
                     return

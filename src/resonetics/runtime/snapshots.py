@@ -6,15 +6,27 @@ Theory of operation
 snapshot holds ``log_ratio`` times the last snapshot's bytes (and at least
 ``log_bytes_floor``), so a snapshot costs about as many bytes as the log it
 replaces, however large the state; or once it holds ``entries`` entries, a cap
-on what a restart replays; or about ``log_bytes`` bytes, when set. ``Snapshots`` does
+on what a restart replays; or about ``log_bytes`` bytes, when set.
+
+Every node has the same log and the same rule, so without more they would all
+snapshot at the same index, and a large state's snapshot costs seconds of CPU:
+on a small machine all nodes at once starved each other and the leader (a 3-node
+cluster filling to a million keys lost its leader at every large snapshot,
+``bench/large_store.py``). So each node scales its thresholds by
+``1 + stagger * rank / voters`` (``stagger_position``): with 3 voters and the
+default stagger of 0.5, at 1, 1.17 and 1.33 times the threshold, which keeps
+one node's snapshot apart from the next (a snapshot takes a fraction of the
+time the log needs to grow by a sixth of the state). ``Snapshots`` does
 it for the driver, between two Readys, when everything handed out is durable and
 applied:
 
 1. serialize the state machine at ``core.applied`` (``ReplicatedKV.snapshot()``:
    keys, client sessions, and the last applied index, term and hash), with the
    membership in force at that index;
-2. ``storage.save_snapshot``: snapshot.json atomically, then the file log is
-   compacted to a SNAP_DUMMY anchor at that index;
+2. ``storage.write_snapshot_file`` (snapshot.json atomically, on a thread of its
+   own while log writes go on), then ``storage.compact_to_snapshot`` (the file
+   log starts at a SNAP_DUMMY anchor at that index; on the disk thread, in order
+   with the log writes);
 3. ``core.set_snapshot`` (what a leader streams to lagging followers) and
    ``core.compact`` ``trailing_entries`` behind the snapshot's index, so that a
    follower lagging by less catches up through AppendEntries.
@@ -24,8 +36,9 @@ new snapshot with a log that joins it, and the core is rebuilt from storage.
 
 Both executors take snapshots the same way, through a ``SnapshotJob``: it
 fixes the state with a copy, encodes it a slice at a time (the server: one
-slice per event loop turn; the simulator: one per virtual-time event) and saves
-it on the disk thread, so the node keeps serving (heartbeats included) while a
+slice per event loop turn; the simulator: one per virtual-time event), writes
+the file on the snapshot thread and compacts the file log on the disk thread,
+so the node keeps serving, writing and acking (heartbeats included) while a
 large state is saved; ``bench/snapshot_bench.py`` measures the cost. ``take``
 runs the same steps at once (tests, shutdown).
 
@@ -37,7 +50,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from resonetics import limits
 from resonetics.errors import invariant
@@ -70,11 +83,13 @@ class SnapshotPolicy:
     chunks_inflight_max: int = limits.SNAPSHOT_CHUNKS_INFLIGHT_MAX
     #: Declared size of an incoming snapshot stream above which it is refused (bytes).
     bytes_max: int = limits.SNAPSHOT_BYTES_MAX
+    #: How far apart nodes snapshot (``limits.SNAPSHOT_STAGGER_DEFAULT``); 0: all alike.
+    stagger: float = limits.SNAPSHOT_STAGGER_DEFAULT
 
     def __post_init__(self) -> None:
         if min(self.entries, self.log_bytes, self.trailing_entries, self.log_bytes_floor) < 0:
             raise ValueError("snapshot thresholds must be >= 0")
-        if not self.log_ratio >= 0:  # also refuses NaN
+        if not (self.log_ratio >= 0 and self.stagger >= 0):  # also refuses NaN
             raise ValueError("snapshot thresholds must be >= 0")
         if self.bytes_max < 1:
             raise ValueError("snapshot bytes_max must be >= 1")
@@ -113,6 +128,27 @@ def snapshot_due(
     )
 
 
+def stagger_position(node_id: str, voters: Sequence[str]) -> float:
+    """This node's place among the voters, in [0, 1): 0 for the first id in sorted
+    order, 1/n for the next, and so on; 0 for a node that is not a voter."""
+    ids = sorted(voters)
+    return ids.index(node_id) / len(ids) if node_id in ids else 0.0
+
+
+def staggered(policy: SnapshotPolicy, position: float) -> SnapshotPolicy:
+    """``policy`` with its thresholds scaled for a node at ``position`` (see above)."""
+    scale = 1 + policy.stagger * position
+    if scale == 1:
+        return policy
+    return replace(
+        policy,
+        entries=round(policy.entries * scale),
+        log_bytes=round(policy.log_bytes * scale),
+        log_ratio=policy.log_ratio * scale,
+        log_bytes_floor=round(policy.log_bytes_floor * scale),
+    )
+
+
 #: ``Snapshots._due_from`` when no rule can ever fire (every threshold switched off).
 _NEVER: Index = 2**63
 
@@ -135,8 +171,14 @@ class Snapshots:
         policy: SnapshotPolicy,
         last_index: Index,
         signer: Callable[[Snapshot], Snapshot] | None = None,
+        *,
+        position: float = 0.0,
     ) -> None:
+        """``position``: this node's ``stagger_position`` among the voters."""
         self._policy = policy
+        self._position = position
+        #: The thresholds this node goes by: ``policy``'s, staggered.
+        self._due_policy = staggered(policy, position)
         #: Signs each snapshot this node takes (security/snapshot_signing.py); None: unsigned.
         self._signer = signer
         #: Read-only for others: ``due`` is re-armed only by this class's own updates.
@@ -153,6 +195,7 @@ class Snapshots:
     @policy.setter
     def policy(self, policy: SnapshotPolicy) -> None:
         self._policy = policy
+        self._due_policy = staggered(policy, self._position)
         self._rearm()
 
     def _rearm(self) -> None:
@@ -168,7 +211,7 @@ class Snapshots:
         ``stats.last_bytes``; ``tests/runtime/test_snapshot_trigger.py`` checks the
         answers against ``snapshot_due``.
         """
-        p, last = self._policy, self.stats.last_index
+        p, last = self._due_policy, self.stats.last_index
         if snapshot_due(p, 1, self._log_bytes, self.stats.last_bytes):
             self._due_from = last + 1
         elif p.entries:
@@ -199,7 +242,8 @@ class Snapshots:
         job = self.begin_take(core, machine, storage)
         while not job.slice():
             pass
-        job.save()
+        job.write_file()
+        job.compact_log()
         return job.finish()
 
     def begin_take(
@@ -244,7 +288,8 @@ class SnapshotJob:
 
     The state is fixed at construction (``ReplicatedKV.snapshot_steps`` copies it
     at its first step, taken here), so the node may go on applying while the
-    slices are encoded. ``save`` touches only storage (the disk thread's part);
+    slices are encoded. ``write_file`` touches only the snapshot file (the snapshot
+    thread's part), ``compact_log`` only the log file (the disk thread's);
     ``slice`` and ``finish`` run on the loop.
     """
 
@@ -263,13 +308,16 @@ class SnapshotJob:
         self._meta = SnapshotMeta(index, term, hash_, core.membership_at(index))
         self._steps = machine.snapshot_steps()
         self._data: bytes | None = None
+        self._written: Snapshot | None = None
         self._saved: Snapshot | None = None
         self.slices = 0
         self._started = time.perf_counter()
         self.slice()  # the first step fixes the state
 
     def next_step(self) -> SnapshotStep:
-        return snapshot_step(self._data is not None, self._saved is not None)
+        return snapshot_step(
+            self._data is not None, self._written is not None, self._saved is not None
+        )
 
     def slice(self) -> bool:
         """Encode one slice; True once the whole state is encoded."""
@@ -281,16 +329,25 @@ class SnapshotJob:
                 self._data = done.value
         return self._data is not None
 
-    def save(self) -> None:
-        """Sign and save the encoded snapshot: storage only, so the disk thread may run it.
+    def write_file(self) -> None:
+        """Sign the encoded snapshot and write its file (the snapshot thread's step).
 
-        Signing hashes the whole payload, which is why it runs here too.
+        It touches the snapshot file alone, so the disk thread goes on writing the
+        log meanwhile. Signing hashes the whole payload, which is why it runs here too.
         """
-        invariant(self._data is not None, "snapshot saved before it was encoded")
+        invariant(self._data is not None, "snapshot written before it was encoded")
         assert self._data is not None
         signed = self._owner._signed(Snapshot(self._meta, self._data))
-        self._storage.save_snapshot(signed, self.index)
-        self._saved = signed
+        self._storage.write_snapshot_file(signed)
+        self._written = signed
+
+    def compact_log(self) -> None:
+        """Start the file log at the written snapshot (the disk thread's step, in order
+        with the log writes)."""
+        invariant(self._written is not None, "log compacted before the snapshot was written")
+        assert self._written is not None
+        self._storage.compact_to_snapshot(self._written)
+        self._saved = self._written
 
     def finish(self) -> Snapshot:
         """Saved: the core streams it from now on and compacts behind it."""
@@ -305,4 +362,12 @@ class SnapshotJob:
         return self._saved
 
 
-__all__ = ["SnapshotJob", "SnapshotPolicy", "SnapshotStats", "Snapshots", "snapshot_due"]
+__all__ = [
+    "SnapshotJob",
+    "SnapshotPolicy",
+    "SnapshotStats",
+    "Snapshots",
+    "snapshot_due",
+    "stagger_position",
+    "staggered",
+]

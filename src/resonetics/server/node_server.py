@@ -238,8 +238,14 @@ class NodeServer:
         self.loop_lag = LoopLag.for_timeouts(self.config.tick_ms, self.config.election_ticks)
         #: Log appends and fsyncs run here so the event loop keeps serving meanwhile.
         self._disk = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="disk")
-        #: Carries out the driver's steps (runtime/loop_plan.py) here and on the disk thread.
-        self.executor = ServerExecutor(self.driver, self._run_on_disk_thread)
+        #: Snapshot files are written here, while the disk thread goes on with the log.
+        self._snapshot_thread = concurrent.futures.ThreadPoolExecutor(
+            1, thread_name_prefix="snapshot"
+        )
+        #: Carries out the driver's steps (runtime/loop_plan.py) here and on those threads.
+        self.executor = ServerExecutor(
+            self.driver, self._run_on_disk_thread, run_snapshot_write=self._run_on_snapshot_thread
+        )
         self._host_ops = self._make_host_ops(served.name)
         #: Client requests waiting for an outcome; the ticker times them out.
         self._deadlines: Deadlines[_Responder] = Deadlines(config.request_timeout_s)
@@ -410,6 +416,7 @@ class NodeServer:
                 self._cancel_owned()
         finally:
             self._group = None
+            self._snapshot_thread.shutdown(wait=True)
             self._disk.shutdown(wait=True)
             try:
                 self.driver.close()
@@ -477,6 +484,7 @@ class NodeServer:
             # Ready the core was never told is durable. Let it finish.
             await asyncio.wait({self._flush_task})
         await self.executor.wait_snapshot()
+        self._snapshot_thread.shutdown(wait=True)
         self._disk.shutdown(wait=True)
         if self._fatal is None:
             try:
@@ -620,6 +628,9 @@ class NodeServer:
 
     async def _run_on_disk_thread(self, fn: Callable[..., None], *args: Any) -> None:
         await asyncio.get_running_loop().run_in_executor(self._disk, fn, *args)
+
+    async def _run_on_snapshot_thread(self, fn: Callable[..., None], *args: Any) -> None:
+        await asyncio.get_running_loop().run_in_executor(self._snapshot_thread, fn, *args)
 
     def flush_responses(self) -> None:
         """Write the client answers queued so far now (before the loop blocks on a write)."""

@@ -18,7 +18,9 @@ takes the simulator takes too:
   are stepped into the core (which allows input between ``ready()`` and
   ``advance()``) and wait, as on the server, for the write to finish.
 - ``START_SNAPSHOT``: the state is fixed now; each further slice of its
-  encoding is an event of its own, then the save runs on the disk thread
+  encoding is an event of its own, then the snapshot file is written on the
+  node's *snapshot thread* (a FIFO of its own, modelled like the disk thread,
+  while log writes go on), then the log is compacted on the disk thread
   (behind any write queued there), then the core is told; a Ready that installs
   a snapshot meanwhile waits (``WAIT_FOR_SNAPSHOT``) and is resumed then.
 
@@ -79,6 +81,8 @@ class SimExecutor:
         driver.inline_entries_max = rng.choice(INLINE_ENTRIES_CHOICES)
         #: When the disk thread is done with the last job handed to it (virtual ms).
         self._disk_free_ms = 0
+        #: The same for the snapshot thread.
+        self._snapshot_free_ms = 0
         #: Steps carried out, by ``id`` of the step (the run's loop coverage): an enum
         #: member hashes in Python (``Enum.__hash__``), an int in C, and counting costs
         #: two hashes per step; ``steps`` names them.
@@ -115,24 +119,43 @@ class SimExecutor:
             else:
                 return  # a wait that a later event ends
 
-    # --- the disk thread ----------------------------------------------------------------------
+    # --- the disk and snapshot threads ----------------------------------------------------
     def _on_disk_thread(self, work: Callable[[], None], then: Callable[[], None]) -> None:
         """Run ``work`` on the disk thread (FIFO), then ``then`` on the loop when noticed."""
         queue = self.cluster.queue
         start = max(queue.now_ms, self._disk_free_ms)
-        done = start + self.rng.randint(*DISK_LATENCY_MS)
-        self._disk_free_ms = done
+        self._disk_free_ms = done = start + self.rng.randint(*DISK_LATENCY_MS)
+        self._on_thread(done, work, then, snapshot_thread=False)
+
+    def _on_snapshot_thread(self, work: Callable[[], None], then: Callable[[], None]) -> None:
+        """Run ``work`` on the snapshot thread (FIFO), then ``then`` on the loop when noticed."""
+        queue = self.cluster.queue
+        start = max(queue.now_ms, self._snapshot_free_ms)
+        self._snapshot_free_ms = done = start + self.rng.randint(*DISK_LATENCY_MS)
+        self._on_thread(done, work, then, snapshot_thread=True)
+
+    def _on_thread(
+        self,
+        done: int,
+        work: Callable[[], None],
+        then: Callable[[], None],
+        *,
+        snapshot_thread: bool,
+    ) -> None:
+        queue = self.cluster.queue
         notice = self.rng.randint(0, NOTICE_MS_MAX)
-
         storage = self.driver.storage
-        if isinstance(storage, ObservedStorage):
-            storage.disk_jobs_queued += 1
+        observed = storage if isinstance(storage, ObservedStorage) else None
+        if observed is not None:
+            if snapshot_thread:
+                observed.snapshot_jobs_queued += 1
+            else:
+                observed.disk_jobs_queued += 1
 
-        def on_disk() -> None:
+        def on_thread() -> None:
             if not self._alive():
                 return
-            ran = self._run_on_disk_thread(work)
-            if ran:
+            if self._run_on_thread(work, observed, snapshot_thread):
                 queue.after(notice, on_loop)
 
         def on_loop() -> None:
@@ -141,18 +164,26 @@ class SimExecutor:
                 if self._alive():  # not lost in a power cut meanwhile
                     self.cluster.check_awake(self.node, self.driver)
 
-        queue.at(done, on_disk)
+        queue.at(done, on_thread)
 
-    def _run_on_disk_thread(self, work: Callable[[], None]) -> bool:
-        storage = self.driver.storage
-        if not isinstance(storage, ObservedStorage):
+    def _run_on_thread(
+        self, work: Callable[[], None], observed: ObservedStorage | None, snapshot_thread: bool
+    ) -> bool:
+        if observed is None:
             return self.cluster.run_disk_job(self.node, work)
-        storage.on_disk_thread = True
+        if snapshot_thread:
+            observed.on_snapshot_thread = True
+        else:
+            observed.on_disk_thread = True
         try:
             return self.cluster.run_disk_job(self.node, work)
         finally:
-            storage.on_disk_thread = False
-            storage.disk_jobs_queued -= 1
+            if snapshot_thread:
+                observed.on_snapshot_thread = False
+                observed.snapshot_jobs_queued -= 1
+            else:
+                observed.on_disk_thread = False
+                observed.disk_jobs_queued -= 1
 
     def _resume(self, then: Callable[[], None]) -> None:
         """The loop notices a disk job is done and goes on at once: whatever was stepped
@@ -177,8 +208,10 @@ class SimExecutor:
         if step is SnapshotStep.SNAPSHOT_SLICE:
             job.slice()
             self._next_slice(job)
-        else:  # encoded: save it on the disk thread, then tell the core and go on
-            self._on_disk_thread(job.save, lambda: self._finish_snapshot(job))
+        elif step is SnapshotStep.WRITE_SNAPSHOT_FILE:
+            self._on_snapshot_thread(job.write_file, lambda: self._snapshot_step(job))
+        else:  # written: compact the log on the disk thread, then tell the core and go on
+            self._on_disk_thread(job.compact_log, lambda: self._finish_snapshot(job))
 
     def _finish_snapshot(self, job: SnapshotJob) -> None:
         self._counts[id(SnapshotStep.FINISH_SNAPSHOT)] += 1

@@ -36,16 +36,31 @@ class ObservedStorage:
         #: thread is the caller now (``sim/executor.py`` keeps both up to date).
         self.disk_jobs_queued = 0
         self.on_disk_thread = False
+        #: The same for the snapshot thread (it writes the snapshot file, nothing else).
+        self.snapshot_jobs_queued = 0
+        self.on_snapshot_thread = False
 
     def _one_user(self, call: str) -> None:
-        """The loop may not touch the log or snapshot files while the disk thread has a
-        job queued: on a server the two threads would write the same files at once.
-        (meta.json is not checked: the loop writes it only in ``begin_ready``, before a
-        Ready's job is queued, and a snapshot's save does not touch it.)"""
+        """The loop may not touch the log files while the disk thread has a job queued:
+        on a server the two threads would write the same files at once; the snapshot
+        thread never touches them. (meta.json is not checked: the loop writes it only
+        in ``begin_ready``, before a Ready's job is queued, and a snapshot's save does
+        not touch it.)"""
+        if self.on_snapshot_thread:
+            raise SimViolation(f"storage race: {self._node}'s snapshot thread calls {call}")
         if self.disk_jobs_queued and not self.on_disk_thread:
             raise SimViolation(
                 f"storage race: {self._node}'s loop calls {call} while its disk thread has "
                 f"{self.disk_jobs_queued} job(s) queued"
+            )
+
+    def _one_snapshot_file_user(self, call: str) -> None:
+        """Nothing but the snapshot thread may write the snapshot file while it has a job
+        queued (a snapshot being installed waits for the one being taken: rule 3)."""
+        if self.snapshot_jobs_queued and not self.on_snapshot_thread:
+            raise SimViolation(
+                f"storage race: {self._node} calls {call} while its snapshot thread has "
+                f"{self.snapshot_jobs_queued} job(s) queued"
             )
 
     def load(self) -> RecoveredState:
@@ -85,7 +100,20 @@ class ObservedStorage:
 
     def save_snapshot(self, snapshot: Snapshot, last_applied: Index) -> None:
         self._one_user("save_snapshot")
+        self._one_snapshot_file_user("save_snapshot")
         self._inner.save_snapshot(snapshot, last_applied)
+        self._compacted(snapshot)
+
+    def write_snapshot_file(self, snapshot: Snapshot) -> None:
+        self._one_snapshot_file_user("write_snapshot_file")
+        self._inner.write_snapshot_file(snapshot)
+
+    def compact_to_snapshot(self, snapshot: Snapshot) -> None:
+        self._one_user("compact_to_snapshot")
+        self._inner.compact_to_snapshot(snapshot)
+        self._compacted(snapshot)
+
+    def _compacted(self, snapshot: Snapshot) -> None:
         # Compaction keeps the tail after the snapshot's index, if the log has one.
         cut = snapshot.meta.last_included_index - self._anchor
         joins = (

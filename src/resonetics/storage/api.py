@@ -21,6 +21,14 @@ calls it in the order a ``Ready`` dictates (see ``raft/ready.py``):
   compacts the log so that its first line is a ``SNAP_DUMMY`` anchor at the
   snapshot's index (carrying its term and chain hash). A crash at any point
   leaves either the old or the new snapshot with a log that joins it.
+  It is the two halves below, one after the other.
+* ``write_snapshot_file(snapshot)`` is the first half: snapshot.json alone,
+  durable when it returns. It touches no file the log's calls touch, and
+  changes nothing the other calls read, so it may run on a thread of its own
+  while the log's appends and syncs go on (a node taking a snapshot keeps
+  acking); ``compact_to_snapshot(snapshot)``, the second half, compacts the log
+  to it, in order with the log's calls. Between the two, and after a crash
+  between them, ``load()`` recovers the new snapshot with the log it joins.
 
 Every implementation (files on the real disk through ``OsFileSystem``, files on
 the simulator's crashable ``MemoryFileSystem``) passes the same contract tests.
@@ -70,6 +78,10 @@ class NodeStorage(Protocol):
     def save_hard_state(self, hard_state: HardState, last_applied: Index) -> None: ...
 
     def save_snapshot(self, snapshot: Snapshot, last_applied: Index) -> None: ...
+
+    def write_snapshot_file(self, snapshot: Snapshot) -> None: ...
+
+    def compact_to_snapshot(self, snapshot: Snapshot) -> None: ...
 
     def close(self) -> None: ...
 

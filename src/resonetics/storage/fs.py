@@ -50,6 +50,10 @@ class FileSystem(Protocol):
         """The whole file; ``FileNotFoundError`` if absent."""
         ...
 
+    def read_from(self, path: str, offset: int) -> bytes:
+        """The file from byte ``offset`` to its end; ``FileNotFoundError`` if absent."""
+        ...
+
     def append(self, path: str, data: bytes) -> None:
         """Write ``data`` at the end of the file, creating it if absent."""
         ...
@@ -115,6 +119,11 @@ class OsFileSystem:
 
     def read(self, path: str) -> bytes:
         with open(path, "rb") as f:
+            return f.read()
+
+    def read_from(self, path: str, offset: int) -> bytes:
+        with open(path, "rb") as f:
+            f.seek(offset)
             return f.read()
 
     def append(self, path: str, data: bytes) -> None:
@@ -290,6 +299,11 @@ class MemoryFileSystem:
         if self._tick():
             raise self._die()
         return bytes(self._inode(path).current)
+
+    def read_from(self, path: str, offset: int) -> bytes:
+        if self._tick():
+            raise self._die()
+        return bytes(memoryview(self._inode(path).current)[offset:])
 
     def append(self, path: str, data: bytes) -> None:
         crash = self._tick()

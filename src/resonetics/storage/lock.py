@@ -116,6 +116,12 @@ class LockedStorage:
     def save_snapshot(self, snapshot: Snapshot, last_applied: Index) -> None:
         self.inner.save_snapshot(snapshot, last_applied)
 
+    def write_snapshot_file(self, snapshot: Snapshot) -> None:
+        self.inner.write_snapshot_file(snapshot)
+
+    def compact_to_snapshot(self, snapshot: Snapshot) -> None:
+        self.inner.compact_to_snapshot(snapshot)
+
     def close(self) -> None:
         try:
             self.inner.close()

@@ -346,11 +346,14 @@ class LogFile:
         tail = b""
         k = anchor.index - self.first_index
         if 0 <= k < len(self._offsets):
-            data = self._fs.read(self.path)
-            line_end = self._offsets[k + 1] if k + 1 < len(self._offsets) else len(data)
-            here = decode_line(data[self._offsets[k] : line_end - 1])
+            # Only from the anchor's line on: the lines before it are dropped unread
+            # (tens of MB between two snapshots of a large state).
+            start = self._offsets[k]
+            data = self._fs.read_from(self.path, start)
+            line_end = self._offsets[k + 1] - start if k + 1 < len(self._offsets) else len(data)
+            here = decode_line(data[: line_end - 1])
             if here.hash == anchor.hash and here.term == anchor.term:
-                tail = data[line_end : self._file_end]
+                tail = data[line_end : self._file_end - start]
         self.rewrite(anchor, tail)
 
 

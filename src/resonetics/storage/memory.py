@@ -39,11 +39,15 @@ class MemoryNodeStorage:
 
     def load(self) -> RecoveredState:
         snap_index = self._snapshot.meta.last_included_index if self._snapshot else 0
-        last_index = self._anchor.index + len(self._entries)
+        anchor, entries = self._anchor, self._entries
+        if self._snapshot is not None and snap_index > anchor.index:
+            # Written but the log not compacted to it yet: recover it with the log it
+            # joins, as FileNodeStorage does after a crash between the two halves.
+            entries = kept_after_snapshot(anchor, entries, self._snapshot.meta)
+            anchor = snapshot_anchor(self._snapshot.meta)
+        last_index = anchor.index + len(entries)
         hard_state, applied = clamp(self._hard_state, self._last_applied, snap_index, last_index)
-        return RecoveredState(
-            hard_state, applied, self._anchor, list(self._entries), self._snapshot
-        )
+        return RecoveredState(hard_state, applied, anchor, list(entries), self._snapshot)
 
     def append(self, entries: Sequence[Entry]) -> None:
         for entry in entries:
@@ -64,13 +68,23 @@ class MemoryNodeStorage:
         self._last_applied = last_applied
 
     def save_snapshot(self, snapshot: Snapshot, last_applied: Index) -> None:
+        self.write_snapshot_file(snapshot)
+        self.compact_to_snapshot(snapshot)
+
+    def write_snapshot_file(self, snapshot: Snapshot) -> None:
+        """The snapshot is kept; the log is left as it is (until ``compact_to_snapshot``)."""
         index = snapshot.meta.last_included_index
         old = self._snapshot.meta.last_included_index if self._snapshot else 0
         invariant(index >= old, "snapshot older than the saved one")
-        invariant(index >= self._anchor.index, "snapshot older than the log's anchor")
+        self._snapshot = snapshot
+
+    def compact_to_snapshot(self, snapshot: Snapshot) -> None:
+        invariant(
+            snapshot.meta.last_included_index >= self._anchor.index,
+            "snapshot older than the log's anchor",
+        )
         self._entries = kept_after_snapshot(self._anchor, self._entries, snapshot.meta)
         self._anchor = snapshot_anchor(snapshot.meta)
-        self._snapshot = snapshot
 
     def close(self) -> None:
         """Nothing to release; the contents stay for the next ``load``."""

@@ -262,11 +262,24 @@ class FileNodeStorage:
         ``last_applied`` needs no write here: load() raises it to the snapshot's
         index anyway.
         """
+        self.write_snapshot_file(snapshot)
+        self.compact_to_snapshot(snapshot)
+
+    def write_snapshot_file(self, snapshot: Snapshot) -> None:
+        """snapshot.json alone, durable: the half of ``save_snapshot`` that may run on
+        a thread of its own while the log is written (``storage/api.py``). It reads
+        ``_snapshot_index``, which only ``compact_to_snapshot`` changes, and no
+        snapshot is installed while one is being taken (``loop_plan`` rule 3)."""
         self._check_loaded()
         index = snapshot.meta.last_included_index
         invariant(index >= self._snapshot_index, "snapshot older than the saved one")
-        invariant(index >= self._log.first_index, "snapshot older than the log's anchor")
         write_snapshot(self._fs, self.snapshot_path, snapshot)
+
+    def compact_to_snapshot(self, snapshot: Snapshot) -> None:
+        """The log starts at the snapshot written by ``write_snapshot_file``."""
+        self._check_loaded()
+        index = snapshot.meta.last_included_index
+        invariant(index >= self._log.first_index, "snapshot older than the log's anchor")
         self._snapshot_index = index
         self._log.compact(snapshot_anchor(snapshot.meta))
 

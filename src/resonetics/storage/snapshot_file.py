@@ -12,6 +12,7 @@ dropping it would drop history).
 from __future__ import annotations
 
 import hashlib
+import io
 
 import msgspec
 
@@ -58,14 +59,18 @@ def encode_snapshot(snapshot: Snapshot) -> bytes:
     # on the disk thread, and one call over hundreds of MB would hold the GIL, and so
     # the loop and its heartbeats, for a second. The bytes are msgspec's, as before.
     # Only ``membership`` (before ``state``) nests objects: the field is the last marker.
+    # The slices go into one buffer handed over without a copy at the end: a join of
+    # them all would be one call holding the GIL over the whole file.
     head, tail = split_at_empty_field(msgspec.json.encode(doc), "state", last=True)
-    parts = [head, *b64_slices(snapshot.data), tail[:-1]]
     hasher = hashlib.sha256()
-    for part in parts:
+    out = io.BytesIO()
+    for part in (head, *b64_slices(snapshot.data), tail[:-1]):
         hasher.update(part)
+        out.write(part)
     hasher.update(tail[-1:])
-    parts += [_SUM_HEAD, hasher.hexdigest().encode("ascii"), b'"}\n']
-    return b"".join(parts)
+    for part in (_SUM_HEAD, hasher.hexdigest().encode("ascii"), b'"}\n'):
+        out.write(part)
+    return out.getvalue()
 
 
 class _SnapshotFileDoc(_SnapshotDoc, forbid_unknown_fields=True, omit_defaults=True):
