@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from resonetics.base64_slices import SLICE_INPUT_BYTES
 from resonetics.machine.kv import KeyValueStore
 from resonetics.machine.replicated import ReplicatedKV
 from resonetics.raft.entry import GENESIS, EntryType, make_entry
@@ -119,3 +120,32 @@ def test_session_changes_after_the_first_step_do_not_leak_into_the_snapshot() ->
     )
     assert len(machine.sessions) == 1 and machine.snapshot() != expected
     assert drain(steps) == expected
+
+
+def test_a_replicated_state_of_several_base64_slices_is_assembled_byte_for_byte() -> None:
+    """Larger than ``SLICE_INPUT_BYTES``: the slices are written into one buffer handed
+    over at the end, and the result is still the one-shot encoding."""
+    machine = ReplicatedKV()
+    prev = GENESIS.hash
+    for i in range(1, 4_001):
+        data = {
+            "client_id": "c",
+            "request_id": str(i),
+            "op": "kv_set",
+            "args": {"k": f"k{i:05d}", "v": "v" * 1_000},
+            "ts": 1000 + i,
+        }
+        entry = make_entry(prev, 1, i, EntryType.CLIENT_CMD, data)
+        prev = entry.hash
+        machine.apply(entry)
+    expected = machine.snapshot()
+    assert len(expected) > 3 * SLICE_INPUT_BYTES
+    steps = machine.snapshot_steps()
+    turns = 0
+    try:
+        while True:
+            next(steps)
+            turns += 1
+    except StopIteration as done:
+        assert done.value == expected
+    assert turns > 3  # the machine's slices, then one per base64 slice
