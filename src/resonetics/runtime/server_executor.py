@@ -1,4 +1,4 @@
-"""The server's executor of the driver loop: the event loop plus one disk thread.
+"""The server's executor of the driver loop: the event loop, a disk thread, a snapshot thread.
 
 Theory of operation
 -------------------
@@ -43,7 +43,8 @@ Spawner = Callable[[Coroutine[Any, Any, None]], "asyncio.Future[None]"]
 
 
 class ServerExecutor:
-    """Carries out one driver's steps on the event loop and the disk thread."""
+    """Carries out one driver's steps on the event loop, the disk thread and the
+    snapshot thread."""
 
     def __init__(
         self,
