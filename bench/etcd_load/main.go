@@ -53,6 +53,8 @@ type options struct {
 	duration    time.Duration
 	valueSize   int
 	keys        int
+	first       int
+	randomKeys  bool
 	cacert      string
 	cert        string
 	key         string
@@ -101,6 +103,9 @@ func parseFlags() (options, error) {
 	flag.DurationVar(&o.duration, "duration", 4*time.Second, "measured window")
 	flag.IntVar(&o.valueSize, "value-size", 100, "bytes per value")
 	flag.IntVar(&o.keys, "keys", 1000, "distinct keys (bench-00000 ...)")
+	flag.IntVar(&o.first, "first", 0, "preload: the first key's number (keys first .. first+keys-1)")
+	flag.BoolVar(&o.randomKeys, "random-keys", false,
+		"key i is user/ and 16 hex digits of a 64-bit mix of i and -seed, as bench/large_store.py's random keys")
 	flag.StringVar(&o.cacert, "cacert", "", "CA certificate (PEM): turns TLS on")
 	flag.StringVar(&o.cert, "cert", "", "client certificate (PEM), for mutual TLS")
 	flag.StringVar(&o.key, "key", "", "client key (PEM), for mutual TLS")
@@ -115,6 +120,8 @@ func parseFlags() (options, error) {
 		return o, fmt.Errorf("-workload %q: expected write, read, mix or preload", o.workload)
 	case o.concurrency < 1:
 		return o, fmt.Errorf("-concurrency %d: must be >= 1", o.concurrency)
+	case o.first < 0:
+		return o, fmt.Errorf("-first %d: must be >= 0", o.first)
 	case o.keys < 1 || o.valueSize < 0 || o.duration <= 0 || o.warmup < 0:
 		return o, fmt.Errorf("-keys >= 1, -value-size >= 0, -duration > 0 and -warmup >= 0 are required")
 	case (o.cert == "") != (o.key == ""):
@@ -154,6 +161,28 @@ func dialOptions(o options) ([]grpc.DialOption, error) {
 }
 
 func keyName(i int) []byte { return []byte(fmt.Sprintf("bench-%05d", i)) }
+
+// mix64 is splitmix64's finalizer: distinct inputs give distinct, evenly spread outputs.
+func mix64(x uint64) uint64 {
+	x += 0x9e3779b97f4a7c15
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9
+	x = (x ^ (x >> 27)) * 0x94d049bb133111eb
+	return x ^ (x >> 31)
+}
+
+// randomKeyName is key i of a random key space: each new key lands anywhere in the
+// store's key order, as user ids or UUIDs do.
+func randomKeyName(i int, seed int64) []byte {
+	return []byte(fmt.Sprintf("user/%016x", mix64(uint64(i)^mix64(uint64(seed)))))
+}
+
+// preloadKey is the key a preload writes as its i-th.
+func preloadKey(o options, i int) []byte {
+	if o.randomKeys {
+		return randomKeyName(o.first+i, o.seed)
+	}
+	return keyName(o.first + i)
+}
 
 func makeValue(rng *rand.Rand, size int) []byte {
 	const letters = "abcdefghijklmnopqrstuvwxyz"
@@ -205,6 +234,7 @@ func summarize(lat []int64) summary {
 
 func preload(clients []pb.KVClient, o options) result {
 	value := makeValue(rand.New(rand.NewSource(o.seed)), o.valueSize)
+	start, cpu0 := time.Now(), cpuSeconds()
 	var wg sync.WaitGroup
 	workers := make([]worker, o.concurrency)
 	for lane := 0; lane < o.concurrency; lane++ {
@@ -216,7 +246,7 @@ func preload(clients []pb.KVClient, o options) result {
 			for i := lane; i < o.keys; i += o.concurrency {
 				ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
 				t0 := time.Now()
-				_, err := kv.Put(ctx, &pb.PutRequest{Key: keyName(i), Value: value})
+				_, err := kv.Put(ctx, &pb.PutRequest{Key: preloadKey(o, i), Value: value})
 				cancel()
 				if err != nil {
 					w.errors++
@@ -231,7 +261,7 @@ func preload(clients []pb.KVClient, o options) result {
 		}(lane)
 	}
 	wg.Wait()
-	return collect(workers, o, 0, 0)
+	return collect(workers, o, time.Since(start).Seconds(), cpuSeconds()-cpu0)
 }
 
 func load(clients []pb.KVClient, o options) result {

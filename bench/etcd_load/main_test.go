@@ -33,3 +33,28 @@ func TestCollectMergesWorkers(t *testing.T) {
 		t.Errorf("collect = %+v", r)
 	}
 }
+
+func TestRandomKeysAreDistinctAndShapedLikeLargeStoreKeys(t *testing.T) {
+	seen := map[string]bool{}
+	for i := 0; i < 100000; i++ {
+		k := string(randomKeyName(i, 1))
+		if len(k) != len("user/")+16 || k[:5] != "user/" || seen[k] {
+			t.Fatalf("key %d = %q (seen before: %v)", i, k, seen[k])
+		}
+		seen[k] = true
+	}
+	if string(randomKeyName(7, 1)) == string(randomKeyName(7, 2)) {
+		t.Errorf("the seed does not change the key space")
+	}
+}
+
+func TestPreloadKeysStartAtFirst(t *testing.T) {
+	o := options{first: 5}
+	if got := string(preloadKey(o, 2)); got != "bench-00007" {
+		t.Errorf("preloadKey = %q", got)
+	}
+	o.randomKeys, o.seed = true, 3
+	if string(preloadKey(o, 2)) != string(randomKeyName(7, 3)) {
+		t.Errorf("random preload keys do not start at -first")
+	}
+}
