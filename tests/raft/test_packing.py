@@ -141,6 +141,7 @@ def test_applied_client_entries_are_packed_in_the_core_and_unpacked_for_its_read
     assert [e.data for e in leader.entries_from(2)] == [
         _command(i, value={"nested": [i]}) for i in range(3)
     ]
+    assert leader.positions_from(1) == [(e.index, e.term, e.hash) for e in leader.entries_from(1)]
 
 
 def test_a_lagging_follower_is_sent_packed_entries_and_applies_decoded_ones() -> None:

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from resonetics.errors import InvariantViolation
-from resonetics.raft.entry import GENESIS, EntryType, genesis_entry
-from resonetics.raft.ready import HardState
+from resonetics.raft.entry import GENESIS, Entry, EntryType, genesis_entry
+from resonetics.raft.ready import HardState, Snapshot
 from resonetics.storage.api import NodeStorage
 from resonetics.storage.fs import MemoryFileSystem, OsFileSystem
 from resonetics.storage.identity import NodeIdentity
@@ -268,9 +268,11 @@ def test_storage_given_an_identity_starts_at_its_clusters_genesis(
     assert store.load().entries == entries
 
 
-def test_the_log_is_written_between_the_snapshot_file_and_the_compaction(reopen: Reopen) -> None:
-    """``write_snapshot_file`` may run on a thread of its own while the log is written;
-    the compaction afterwards keeps what was appended meanwhile."""
+def _six_entries_and_a_snapshot_file_at_four(
+    reopen: Reopen,
+) -> tuple[NodeStorage, list[Entry], Snapshot]:
+    """A storage holding 6 committed entries and a snapshot file at index 4, its log
+    not yet compacted to it (the first half of ``save_snapshot`` done)."""
     s = reopen(None)
     s.load()
     entries = log_of(6)
@@ -279,6 +281,13 @@ def test_the_log_is_written_between_the_snapshot_file_and_the_compaction(reopen:
     s.save_hard_state(HardState(term=1, commit=6), 6)
     snap = snapshot_at(entries[3], b"four")
     s.write_snapshot_file(snap)
+    return s, entries, snap
+
+
+def test_the_log_is_written_between_the_snapshot_file_and_the_compaction(reopen: Reopen) -> None:
+    """``write_snapshot_file`` may run on a thread of its own while the log is written;
+    the compaction afterwards keeps what was appended meanwhile."""
+    s, entries, snap = _six_entries_and_a_snapshot_file_at_four(reopen)
     more = chain(entries[-1], 3)
     s.append(more)
     s.sync()
@@ -292,14 +301,7 @@ def test_the_log_is_written_between_the_snapshot_file_and_the_compaction(reopen:
 def test_a_crash_between_the_snapshot_file_and_the_compaction_recovers_the_new_snapshot(
     reopen: Reopen,
 ) -> None:
-    s = reopen(None)
-    s.load()
-    entries = log_of(6)
-    s.append(entries)
-    s.sync()
-    s.save_hard_state(HardState(term=1, commit=6), 6)
-    snap = snapshot_at(entries[3], b"four")
-    s.write_snapshot_file(snap)
+    s, entries, snap = _six_entries_and_a_snapshot_file_at_four(reopen)
     state = reopen(s).load()  # the log was never compacted to it
     assert state.snapshot == snap
     assert (state.anchor.index, state.anchor.hash) == (4, entries[3].hash)

@@ -222,6 +222,12 @@ class RaftNode:
         """The entry at ``index`` with its data decoded (see ``entries_from``)."""
         return unpacked(self._log.entry_at(index))
 
+    def positions_from(self, index: Index) -> list[tuple[Index, Term, str]]:
+        """(index, term, chain hash) of every entry from ``index`` on: what a check of
+        log matching needs, without decoding any entry's data (``entries_from`` would
+        unpack every applied one)."""
+        return [(e.index, e.term, e.hash) for e in self._log.entries_from(index)]
+
     def hash_at(self, index: Index) -> str | None:
         return self._log.hash_at(index)
 

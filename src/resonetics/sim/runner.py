@@ -574,14 +574,12 @@ def _check_final_logs(cluster: Cluster) -> None:
     of the incremental checks (STYLE habit 11)."""
     logs = {
         nid: [
-            (e.index, e.term, e.hash)
-            for e in [
-                n.driver.core.anchor,
-                *n.driver.core.entries_from(n.driver.core.anchor.index + 1),
-            ]
+            (anchor.index, anchor.term, anchor.hash),
+            *n.driver.core.positions_from(anchor.index + 1),
         ]
         for nid, n in cluster.nodes.items()
         if n.driver is not None
+        for anchor in (n.driver.core.anchor,)
     }
     problems = log_matching(logs)
     if problems:
