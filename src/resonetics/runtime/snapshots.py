@@ -14,11 +14,12 @@ on a small machine all nodes at once starved each other and the leader (a 3-node
 cluster filling to a million keys lost its leader at every large snapshot,
 ``bench/large_store.py``). So each node scales its thresholds by
 ``1 + stagger * rank / voters`` (``stagger_position``): with 3 voters and the
-default stagger of 0.5, at 1, 1.17 and 1.33 times the threshold, which keeps
-one node's snapshot apart from the next (a snapshot takes a fraction of the
-time the log needs to grow by a sixth of the state). ``Snapshots`` does
-it for the driver, between two Readys, when everything handed out is durable and
-applied:
+default stagger of 0.5, at 1, 1.17 and 1.33 times the threshold; in the runs of
+``bench/large_store.py`` the three nodes' snapshots then came at distinct indexes
+(docs/benchmarks.md, "A store that grows under load").
+
+``Snapshots`` takes one for the driver, between two Readys, when everything
+handed out is durable and applied:
 
 1. serialize the state machine at ``core.applied`` (``ReplicatedKV.snapshot()``:
    keys, client sessions, and the last applied index, term and hash), with the
