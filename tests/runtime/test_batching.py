@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 
+import msgspec
 import pytest
 
 from resonetics.raft.config import RaftConfig
-from resonetics.raft.entry import GENESIS, EntryType
+from resonetics.raft.entry import GENESIS, Entry, EntryType
 from resonetics.raft.messages import AppendEntries, Message
 from resonetics.runtime import driver as driver_module
 from resonetics.runtime.driver import NodeDriver
@@ -129,3 +131,31 @@ def test_at_shutdown_accepted_writes_are_answered_once() -> None:
         assert len(answer) == 1 and answer[0].code == codes.NOT_LEADER
     node.process_ready()
     assert all(len(a) == 1 for a in answers)  # never proposed afterwards
+
+
+@pytest.mark.parametrize("count", [1, 3])
+def test_the_leader_proposes_commands_as_their_canonical_bytes(count: int) -> None:
+    """What the leader logs, sends and applies is the commands' canonical JSON (sorted
+    keys), whatever order the client sent them in: every replica then reads a command's
+    keys in one order (``raft/packing.py``, ``canonical``)."""
+    node = _leader()
+    first = node.core.last_index + 1
+    persisted: list[Entry] = []
+    storage = node.storage
+    append = storage.append
+
+    def spy(entries: Sequence[Entry]) -> None:
+        persisted.extend(entries)
+        append(entries)
+
+    storage.append = spy  # type: ignore[method-assign]
+    for i in range(count):
+        node.submit("c", f"r{i}", "kv_set", {"v": i, "k": f"k{i}"}, lambda _: None)
+    node.process_ready()
+    entry = next(e for e in persisted if e.index == first)
+    assert type(entry.data) is msgspec.Raw
+    data = msgspec.json.decode(entry.data)
+    commands = data if count > 1 else [data]
+    assert bytes(entry.data) == msgspec.json.Encoder(order="sorted").encode(data)
+    assert [list(c["args"]) for c in commands] == [["k", "v"]] * count
+    assert node.machine.read("kv_get", {"k": f"k{count - 1}"})["value"] == count - 1

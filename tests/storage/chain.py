@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from resonetics.raft.entry import GENESIS, Entry, EntryType, make_entry
 from resonetics.raft.membership import Membership
+from resonetics.raft.packing import unpacked
 from resonetics.raft.ready import Snapshot, SnapshotMeta
 
 
@@ -16,6 +19,12 @@ def chain(after: Entry, count: int, term: int = 1, tag: str = "") -> list[Entry]
         prev = make_entry(prev.hash, term, index, EntryType.CLIENT_CMD, {"k": f"{tag}{index}"})
         out.append(prev)
     return out
+
+
+def plain(entries: Sequence[Entry]) -> list[Entry]:
+    """``entries`` with packed client data decoded: a file storage loads client
+    entries packed (``raft/packing.py``), equal to what was appended but for that."""
+    return [unpacked(e) for e in entries]
 
 
 def log_of(count: int, term: int = 1) -> list[Entry]:

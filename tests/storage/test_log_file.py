@@ -6,16 +6,19 @@ import gc
 import json
 import zlib
 
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from resonetics.errors import StorageCorruption
-from resonetics.raft.entry import GENESIS
+from resonetics.raft.entry import GENESIS, Entry, EntryType, make_entry
+from resonetics.raft.packing import unpacked
 from resonetics.storage.log_file import LineError, decode_line, encode_line, parse_log
-from tests.storage.chain import chain, log_of
+from tests.storage.chain import chain, log_of, plain
 
 PATH = "/d/log.jsonl"
+_SORTED = msgspec.json.Encoder(order="sorted")
 
 
 def _file(entries_count: int) -> bytes:
@@ -30,6 +33,50 @@ def test_a_line_is_plain_json_with_the_entry_fields_and_a_crc() -> None:
     assert set(doc) == {"term", "index", "type", "data", "hash", "crc"}
     assert (doc["index"], doc["hash"]) == (1, entry.hash)
     assert decode_line(line[:-1]) == entry
+
+
+def _old_style_line(entry: Entry) -> bytes:
+    """``entry``'s line as written before lines sorted their keys: data in the order
+    the leader's dict had."""
+    body = msgspec.json.encode(entry)
+    return body[:-1] + b',"crc":"%08x"}\n' % zlib.crc32(body)
+
+
+def test_a_loaded_client_entry_keeps_its_lines_canonical_bytes() -> None:
+    """Lines are written with sorted keys, so a client entry's data on disk is the
+    chain's canonical JSON: a restart keeps it packed as those very bytes (no dicts
+    built, no second encode for the chain) and decodes other entries as before."""
+    cmd = make_entry(
+        GENESIS.hash, 1, 1, EntryType.CLIENT_CMD, {"op": "x", "args": {"b": 1, "a": 2}}
+    )
+    cfg = make_entry(cmd.hash, 1, 2, EntryType.CONFIG, {"voters": ["n1"]})
+    line = encode_line(cmd)
+    assert b'"data":{"args":{"a":2,"b":1},"op":"x"}' in line
+    parsed = parse_log(encode_line(GENESIS) + line + encode_line(cfg), PATH)
+    loaded = parsed.entries[1]
+    assert type(loaded.data) is msgspec.Raw
+    assert bytes(loaded.data) == _SORTED.encode(cmd.data)
+    assert unpacked(loaded) == cmd and loaded.hash == cmd.hash
+    assert parsed.entries[2] == cfg  # not a client entry: decoded
+
+
+def test_a_line_written_with_unsorted_keys_still_loads_with_canonical_bytes() -> None:
+    """A log written before lines sorted their keys holds client data in the leader's
+    dict order. Its chain still links (over the canonical encoding), and the entry is
+    kept with the canonical bytes, so what a leader sends from it links anywhere."""
+    data = {"op": "kv_set", "client_id": "c", "args": {"v": 1, "k": "x"}}
+    entries = [make_entry(GENESIS.hash, 1, 1, EntryType.CLIENT_CMD, data)]
+    entries.append(make_entry(entries[0].hash, 1, 2, EntryType.CLIENT_CMD, data))
+    old = b"".join(_old_style_line(e) for e in [GENESIS, *entries])
+    assert b'"data":{"op":"kv_set"' in old
+    parsed = parse_log(old, PATH)
+    assert plain(parsed.entries) == [GENESIS, *entries]
+    for loaded in parsed.entries[1:]:
+        assert bytes(loaded.data) == _SORTED.encode(data)
+    forged = msgspec.structs.replace(entries[1], data={**data, "op": "kv_delete"})
+    with pytest.raises(StorageCorruption, match="hash chain") as info:
+        parse_log(b"".join(_old_style_line(e) for e in [GENESIS, entries[0], forged]), PATH)
+    assert info.value.line == 3
 
 
 @pytest.mark.parametrize("cut", [1, 5, 20, 60])
@@ -83,7 +130,7 @@ def test_an_entry_that_does_not_link_is_corruption_even_when_last() -> None:
     forged = chain(entries[2], 1, tag="forged")[0]
     other = chain(log_of(3, term=9)[-1], 1)[0]
     data = b"".join(encode_line(e) for e in [GENESIS, *entries[:3], forged])
-    assert parse_log(data, PATH).entries[-1] == forged
+    assert unpacked(parse_log(data, PATH).entries[-1]) == forged
     bad = b"".join(encode_line(e) for e in [GENESIS, *entries[:3], other])
     with pytest.raises(StorageCorruption, match="hash chain") as info:
         parse_log(bad, PATH)
@@ -117,7 +164,7 @@ def test_offsets_point_at_each_line() -> None:
     parsed = parse_log(data, PATH)
     for entry, offset in zip(parsed.entries, parsed.offsets, strict=True):
         end = data.index(b"\n", offset)
-        assert decode_line(data[offset:end]) == entry
+        assert decode_line(data[offset:end]) == unpacked(entry)
 
 
 @pytest.mark.parametrize("kind", ["hash", "term", "index", "anchor_type"])
@@ -151,7 +198,7 @@ def test_the_fast_chain_check_accepts_what_the_plain_rules_accept() -> None:
     entries = log_of(1000)
     data = b"".join(encode_line(e) for e in [GENESIS, *entries])
     parsed = parse_log(data, PATH)
-    assert parsed.entries == [GENESIS, *entries]
+    assert plain(parsed.entries) == [GENESIS, *entries]
     starts = [0, *[i + 1 for i, b in enumerate(data) if b == ord("\n")][:-1]]
     assert parsed.offsets == starts
     assert parsed.valid_end == len(data)
@@ -251,7 +298,7 @@ def test_parse_log_agrees_with_checking_each_line_on_its_own(
         return
     assert expected_kind != "corrupt", f"line {expected} is bad, parse_log took it"
     good, torn_line, valid_end = expected  # type: ignore[misc]
-    assert parsed.entries == good
+    assert plain(parsed.entries) == good
     assert parsed.torn_line == torn_line
     assert parsed.valid_end == valid_end
     assert len(parsed.offsets) == len(good)

@@ -103,6 +103,29 @@ class _Command(msgspec.Struct, frozen=True, kw_only=True):
         return {"session": self.session, "seq": self.seq}
 
 
+#: Packed client data (``raft/packing.py``: a restart, a long replay) decodes straight
+#: into commands; anything that does not fit goes the way of decoded data.
+_COMMAND: Final = msgspec.json.Decoder(_Command)
+_BATCH: Final = msgspec.json.Decoder(list[_Command])
+
+
+def _commands(data: Any, decoder: msgspec.json.Decoder[Any]) -> Any:
+    """``data`` as ``apply`` reads it: packed data decoded, into ``_Command``s if it fits.
+
+    Every valid command decodes to the same values either way, and anything else
+    (a wrong field, a batch that is not a list) is decoded plainly and refused by
+    ``_apply_command`` exactly as when it came decoded: replicas that apply one
+    entry from packed and from plain data stay identical
+    (``tests/machine/test_replicated.py``).
+    """
+    if type(data) is not msgspec.Raw:
+        return data
+    try:
+        return decoder.decode(data)
+    except msgspec.ValidationError:
+        return msgspec.json.decode(data)
+
+
 #: The op that opens a sequenced session (it reaches no wrapped machine).
 SESSION_OPEN: Final = "session_open"
 
@@ -151,9 +174,10 @@ class ReplicatedKV:
         self.last_applied_term = entry.term
         self.last_applied_hash = entry.hash
         if entry.type is EntryType.CLIENT_CMD:
-            return self._apply_command(entry, entry.data, receipt_of(entry))
+            return self._apply_command(entry, _commands(entry.data, _COMMAND), receipt_of(entry))
         if entry.type is EntryType.CLIENT_BATCH:
-            commands = entry.data if isinstance(entry.data, list) else [entry.data]
+            data = _commands(entry.data, _BATCH)
+            commands = data if isinstance(data, list) else [data]
             receipt = receipt_of(entry)  # one entry, one receipt, shared by its writes
             parts = tuple(self._apply_command(entry, data, receipt) for data in commands)
             if planted.on(planted.Bug.SESSION_RESULTS_CROSSED):
@@ -163,7 +187,7 @@ class ReplicatedKV:
 
     def _apply_command(self, entry: Entry, data: Any, receipt: dict[str, Any]) -> ApplyResult:
         try:
-            cmd = msgspec.convert(data, type=_Command)
+            cmd = data if type(data) is _Command else msgspec.convert(data, type=_Command)
         except msgspec.ValidationError as exc:
             # Only a leader that bypassed the gateway can log this; every replica
             # answers it the same way rather than crash on a committed entry.

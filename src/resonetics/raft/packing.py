@@ -41,7 +41,7 @@ arrives (the leader and the state machine need the values until the apply).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Final
+from typing import Any, Final
 
 import msgspec
 
@@ -53,6 +53,18 @@ PACKED_TYPES: Final = frozenset({EntryType.CLIENT_CMD, EntryType.CLIENT_BATCH})
 #: The chain's encoding (``entry.canonical_body``): sorted keys, no whitespace.
 _CANONICAL = msgspec.json.Encoder(order="sorted")
 _DECODE = msgspec.json.decode
+
+
+def canonical(data: Any) -> msgspec.Raw:
+    """``data`` packed: its canonical JSON, what a leader proposes (``runtime/driver.py``).
+
+    A command is packed from birth so that every replica reads it from the same
+    bytes, in the same order of keys: the leader and a restarted node decode it
+    from these bytes, a follower from the AppendEntries that carries them verbatim.
+    A command applied from the client's own dict on the leader but from sorted
+    bytes elsewhere would let a machine that iterates a dict diverge.
+    """
+    return msgspec.Raw(_CANONICAL.encode(data))
 
 
 def packed(entry: Entry) -> Entry:
@@ -81,4 +93,4 @@ def unpacked_entries(entries: Sequence[Entry]) -> Sequence[Entry]:
     return entries
 
 
-__all__ = ["PACKED_TYPES", "is_packed", "packed", "unpacked", "unpacked_entries"]
+__all__ = ["PACKED_TYPES", "canonical", "is_packed", "packed", "unpacked", "unpacked_entries"]

@@ -53,6 +53,7 @@ from resonetics.raft.membership import Membership
 from resonetics.raft.membership_change import ConfigChange
 from resonetics.raft.messages import AppendEntries, InstallSnapshot, Message
 from resonetics.raft.node import RaftNode
+from resonetics.raft.packing import canonical, unpacked
 from resonetics.raft.ready import HardState, Ready, Role, Snapshot
 from resonetics.raft.snapshot import MemorySpool, Spool
 from resonetics.raft.types import Index, NodeId, Term
@@ -367,9 +368,9 @@ class NodeDriver:
         waiter = _Waiter(self.core.term, [p.on_done for p in chunk])
         try:
             if len(chunk) == 1:
-                index = self.core.propose(chunk[0].data)
+                index = self.core.propose(canonical(chunk[0].data))
             else:
-                index = self.core.propose([p.data for p in chunk], batch=True)
+                index = self.core.propose(canonical([p.data for p in chunk]), batch=True)
         except errors.NotLeader as exc:
             waiter.answer_all(self.not_leader_outcome(exc.leader_id))
             return
@@ -630,7 +631,8 @@ class NodeDriver:
             waiter = self._waiters.get(entry.index)
             if waiter is None or entry.type is not EntryType.CLIENT_CMD:
                 continue
-            if not isinstance(entry.data, dict) or entry.data.get("op") != "kv_set":
+            data = unpacked(entry).data
+            if not isinstance(data, dict) or data.get("op") != "kv_set":
                 continue
             del self._waiters[entry.index]
             waiter.answer_all(Outcome(codes.OK, {"receipt": receipt_of(entry)}))

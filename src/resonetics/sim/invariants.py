@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from resonetics.check.invariants import election_safety
 from resonetics.raft.entry import Entry, EntryType, entry_links
 from resonetics.raft.membership import Membership
+from resonetics.raft.packing import unpacked
 from resonetics.raft.types import Index, NodeId, Term
 from resonetics.sim.lease_checks import LeaseMonitor
 from resonetics.sim.stale_reads import StaleReadOracle
@@ -250,6 +251,8 @@ class SafetyMonitor:
         first = entry.index not in self.applied
         known = self.applied.setdefault(entry.index, (node, entry.hash))
         if first:
+            # A node that restarted applies the client entries it loaded packed.
+            entry = unpacked(entry)
             self.stale_reads.observe(entry)
             self.entries[entry.index] = entry
         if known[1] != entry.hash:

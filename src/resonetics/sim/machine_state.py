@@ -14,6 +14,7 @@ from typing import Any
 
 from resonetics.check.model import MachineOperation
 from resonetics.raft.entry import Entry
+from resonetics.raft.packing import unpacked
 from resonetics.raft.types import NodeId
 from resonetics.sim.invariants import SimViolation
 
@@ -61,7 +62,7 @@ class Convergence:
 
 
 def _describe(entry: Entry) -> str:
-    data = entry.data
+    data = unpacked(entry).data
     if isinstance(data, list):
         return "batch of " + ", ".join(str(d.get("op")) for d in data if isinstance(d, dict))
     if isinstance(data, dict):

@@ -39,11 +39,23 @@ from resonetics.decode_errors import UNREADABLE
 from resonetics.errors import StorageCorruption, invariant
 from resonetics.gc_pause import gc_paused
 from resonetics.raft.entry import Entry, EntryType, entry_links, is_genesis
+from resonetics.raft.packing import PACKED_TYPES, packed, unpacked
 from resonetics.raft.types import Index
 from resonetics.storage.fs import FileSystem, atomic_write
 
-_ENCODER = msgspec.json.Encoder()
+#: Sorted keys: a line's ``data`` is then the very bytes the chain hash covers, so a
+#: restart checks the chain and keeps client data packed without re-encoding it.
+_ENCODER = msgspec.json.Encoder(order="sorted")
 _DECODER = msgspec.json.Decoder(Entry)
+
+
+class _LineEntry(Entry, frozen=True, kw_only=True, gc=False):
+    """A log line as read at start: ``data`` left as the line's own JSON bytes."""
+
+    data: msgspec.Raw = msgspec.Raw(b"null")
+
+
+_LINE_DECODER = msgspec.json.Decoder(_LineEntry)
 #: The encoder of ``raft.entry.canonical_body`` (sorted keys, no whitespace).
 _CANONICAL = msgspec.json.Encoder(order="sorted")
 _CRC_HEAD = b',"crc":"'
@@ -164,6 +176,12 @@ def _first_unlinked(entries: list[Entry]) -> int | None:
     The same rules as ``_check_link`` in one loop with everything bound to locals:
     at a million entries the per-entry calls of the plain loop cost more than the
     hashing itself. ``_check_link`` names the failure once this finds it.
+
+    A packed entry is hashed over its line's bytes, which are canonical when the
+    line was written with sorted keys (``encode_line``). A line written before
+    that holds the same data in another key order: such an entry is hashed again
+    over its canonical encoding and, when that links, kept with canonical bytes
+    (``_relinked``), so packed data is always the bytes the chain covers.
     """
     sha256 = hashlib.sha256
     encode = _CANONICAL.encode
@@ -179,9 +197,24 @@ def _first_unlinked(entries: list[Entry]) -> int | None:
         # canonical_body (raft/entry.py), inlined.
         h.update(encode([e.term, e.index, str(e.type), e.data]))
         if h.hexdigest() != e.hash:
-            return pos
+            relinked = _relinked(prev_hash, e)
+            if relinked is None:
+                return pos
+            entries[pos] = relinked
         prev_index, prev_term, prev_hash = e.index, e.term, e.hash
     return None
+
+
+def _relinked(prev_hash: str, entry: Entry) -> Entry | None:
+    """``entry`` with its packed data re-encoded canonically, if that links to
+    ``prev_hash`` (a line written with unsorted keys); else None."""
+    if type(entry.data) is not msgspec.Raw:
+        return None
+    try:
+        canonical = packed(unpacked(entry))
+    except UNREADABLE:  # pragma: no cover - the line decoded, so its data does
+        return None
+    return canonical if entry_links(prev_hash, canonical) else None
 
 
 def _bad_line(parsed: ParsedLog, data: bytes, offsets: list[int], start: int, path: str) -> None:
@@ -207,23 +240,41 @@ def _line_reason(line: bytes) -> str:
 
 def _decode_all(data: bytes, offsets: list[int], end: int, path: str) -> list[Entry]:
     """Decode the CRC-checked lines ``data[:end]`` at once (the CRC field is not an
-    entry field: msgspec skips it); name the first bad one if any."""
+    entry field: msgspec skips it); name the first bad one if any.
+
+    A client entry keeps its data packed: a ``msgspec.Raw`` of the line's own bytes
+    (``raft/packing.py``). Building the dicts of a million commands, encoding them
+    again for the chain check and packing them again after the replay were a third
+    of a restart; the replay decodes each command once, straight into its type.
+    """
     try:
-        entries = _DECODER.decode_lines(memoryview(data)[:end])
+        lines = _LINE_DECODER.decode_lines(memoryview(data)[:end])
     except UNREADABLE:
-        entries = []
+        lines = []
         ends = [*offsets[1:], end]
         for lineno, (start, stop) in enumerate(zip(offsets, ends, strict=True), start=1):
             try:
-                entries.append(_DECODER.decode(data[start : stop - 1]))
+                lines.append(_LINE_DECODER.decode(data[start : stop - 1]))
             except UNREADABLE as exc:
-                index = entries[-1].index + 1 if entries else None
+                index = lines[-1].index + 1 if lines else None
                 reason = f"not a valid entry: {exc}"
                 raise StorageCorruption(path, reason, line=lineno, index=index) from None
-    for lineno, entry in enumerate(entries, start=1):
-        if entry.term < 0 or entry.index < 0:
-            raise StorageCorruption(path, "negative term or index", line=lineno, index=entry.index)
-    return entries
+    for lineno, line in enumerate(lines, start=1):
+        if line.term < 0 or line.index < 0:
+            raise StorageCorruption(path, "negative term or index", line=lineno, index=line.index)
+    decode = msgspec.json.decode
+    return [
+        Entry(
+            term=line.term,
+            index=line.index,
+            type=line.type,
+            data=line.data if line.type in PACKED_TYPES else decode(line.data),
+            hash=line.hash,
+            author=line.author,
+            sig=line.sig,
+        )
+        for line in lines
+    ]
 
 
 def _check_link(parsed: ParsedLog, entry: Entry, path: str, lineno: int) -> None:
