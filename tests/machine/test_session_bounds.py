@@ -79,6 +79,8 @@ def test_retry_with_another_payload_is_refused() -> None:
     # The leader's check before proposing answers the same way, from applied state.
     pre = r.kv.precheck(command("c", "c-1", "kv_set", {"k": "b", "v": "y"}, session=sid, seq=1))
     assert pre is not None and pre.code == "BAD_REQUEST"
+    hit = r.kv.precheck(command("c", "c-1", "kv_set", {"k": "b", "v": "x"}, session=sid, seq=1))
+    assert hit is not None and hit.code == "OK" and hit.result == same.result
 
 
 def test_acknowledged_result_is_discarded_and_a_late_retry_is_session_expired() -> None:

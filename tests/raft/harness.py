@@ -19,6 +19,7 @@ from resonetics.raft.config import RaftConfig
 from resonetics.raft.entry import GENESIS, Entry, EntryType, make_entry
 from resonetics.raft.messages import Message
 from resonetics.raft.node import RaftNode
+from resonetics.raft.packing import unpacked
 from resonetics.raft.ready import HardState, ReadState, Ready, Role
 from resonetics.raft.types import Index, NodeId
 
@@ -198,7 +199,8 @@ class Network:
         return [n for n in self.nodes.values() if n.role is Role.LEADER]
 
     def applied_data(self, node: NodeId) -> list[Any]:
-        return [e.data for e in self.disks[node].applied if e.data is not None]
+        """The data of what ``node`` applied, packed entries decoded (``raft/packing.py``)."""
+        return [e.data for e in map(unpacked, self.disks[node].applied) if e.data is not None]
 
 
 def extend_log(base: list[Entry], terms: Iterable[int], data: Any = None) -> list[Entry]:

@@ -20,7 +20,7 @@ from resonetics.raft.entry import (
 )
 from resonetics.raft.log import RaftLog, entries_size_bytes, entry_size_bytes
 from resonetics.raft.messages import AppendEntries
-from resonetics.raft.packing import is_packed, packed, unpacked, unpacked_entries
+from resonetics.raft.packing import is_packed, packed, recanonicalized, unpacked
 from resonetics.raft.replication import batch_links
 from resonetics.wire.envelope import decode_envelope
 from resonetics.wire.peer import decode_peer, encode_peer
@@ -61,7 +61,7 @@ def test_a_packed_entry_hashes_links_and_encodes_like_the_entry_it_replaces(
     assert entry_size_bytes(p) == entry_size_bytes(entry)
     assert entries_size_bytes([p, entry]) == 2 * entry_size_bytes(entry)
     assert unpacked(p) == entry
-    # On the wire a packed entry is plain JSON: the receiver decodes the same data.
+    # On the wire a packed entry is plain JSON: the receiver keeps the same bytes, packed.
     msg = AppendEntries(
         src="n1",
         dst="n2",
@@ -75,7 +75,7 @@ def test_a_packed_entry_hashes_links_and_encodes_like_the_entry_it_replaces(
     )
     received = decode_peer(decode_envelope(encode_peer(msg, 0).rstrip(b"\n")))
     assert isinstance(received, AppendEntries)
-    assert received.entries == [entry]
+    assert received.entries == [p] and [unpacked(e) for e in received.entries] == [entry]
     assert batch_links(0, 0, GENESIS.hash, received.entries)
 
 
@@ -88,10 +88,13 @@ def test_only_client_entries_are_packed() -> None:
         assert packed(entry) is entry
 
 
-def test_unpacked_entries_returns_the_same_sequence_when_nothing_is_packed() -> None:
+def test_recanonicalized_returns_the_same_sequence_when_nothing_is_packed() -> None:
     entries = [make_entry(GENESIS.hash, 1, 1, EntryType.CLIENT_CMD, _command(1))]
-    assert unpacked_entries(entries) is entries
-    assert unpacked_entries([packed(entries[0])]) == entries
+    assert recanonicalized(entries) is entries
+    unsorted = msgspec.Raw(msgspec.json.encode({"op": "x", "args": {"b": 1, "a": 2}}))
+    entry = msgspec.structs.replace(entries[0], data=unsorted)
+    (again,) = recanonicalized([entry])
+    assert bytes(again.data) == b'{"args":{"a":2,"b":1},"op":"x"}'
 
 
 def test_packed_log_entries_are_not_tracked_by_the_garbage_collector() -> None:
@@ -144,10 +147,10 @@ def test_applied_client_entries_are_packed_in_the_core_and_unpacked_for_its_read
     assert leader.positions_from(1) == [(e.index, e.term, e.hash) for e in leader.entries_from(1)]
 
 
-def test_a_lagging_follower_is_sent_packed_entries_and_applies_decoded_ones() -> None:
-    """In-process, a leader's packed entries reach a follower as ``Raw``; the follower
-    unpacks them before its log holds them, so what it applies and persists is
-    decoded data equal to the leader's."""
+def test_a_lagging_follower_logs_and_applies_the_packed_entries_it_is_sent() -> None:
+    """In-process, a leader's packed entries reach a follower as ``Raw``: the follower
+    checks the chain over those bytes, logs them as they came and applies the same
+    commands as the leader."""
     net = Network()
     net.elect("n1")
     net.down.add("n3")
@@ -167,5 +170,52 @@ def test_a_lagging_follower_is_sent_packed_entries_and_applies_decoded_ones() ->
     assert packed_sent, "the leader sent the lagging follower no packed entry"
     assert net.applied_data("n3") == net.applied_data("n1")
     assert [d for d in net.applied_data("n3") if d is not None] == commands
-    assert not any(is_packed(e) for e in net.disks["n3"].entries)
+    assert [e for e in net.disks["n3"].entries if is_packed(e)] == packed_sent
     assert [e.hash for e in net.disks["n3"].entries] == [e.hash for e in net.disks["n1"].entries]
+
+
+def test_a_follower_takes_commands_a_leader_sent_with_unsorted_keys() -> None:
+    """A leader from before proposals were canonical sends a command's keys in its
+    dict's order. The follower hashes packed data as it came, so those bytes fail the
+    chain check; their canonical encoding links, and the follower logs that."""
+    net = Network()
+    net.elect("n1")
+    leader, follower = net.nodes["n1"], net.nodes["n2"]
+    command = {"op": "kv_set", "client_id": "c", "args": {"v": 1, "k": "x"}}
+    last = leader._log.entry_at(leader._log.last_index)
+    entry = make_entry(last.hash, leader.term, last.index + 1, EntryType.CLIENT_CMD, command)
+    old_style = msgspec.structs.replace(entry, data=msgspec.Raw(msgspec.json.encode(command)))
+    follower.step(
+        AppendEntries(
+            src="n1",
+            dst="n2",
+            term=leader.term,
+            leader_id="n1",
+            prev_log_index=last.index,
+            prev_log_term=last.term,
+            prev_log_hash=last.hash,
+            entries=[old_style],
+            leader_commit=0,
+        )
+    )
+    held = follower._log.entry_at(entry.index)
+    assert held.hash == entry.hash
+    assert bytes(held.data) == msgspec.json.Encoder(order="sorted").encode(command)
+    forged = msgspec.structs.replace(
+        old_style, index=entry.index + 1, data=msgspec.Raw(b'{"op":"kv_delete"}')
+    )
+    before = follower._log.last_index
+    follower.step(
+        AppendEntries(
+            src="n1",
+            dst="n2",
+            term=leader.term,
+            leader_id="n1",
+            prev_log_index=entry.index,
+            prev_log_term=entry.term,
+            prev_log_hash=entry.hash,
+            entries=[forged],
+            leader_commit=0,
+        )
+    )
+    assert follower._log.last_index == before  # refused: its bytes link no way

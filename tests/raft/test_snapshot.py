@@ -14,6 +14,7 @@ from resonetics import errors
 from resonetics.raft.entry import Entry
 from resonetics.raft.messages import InstallSnapshot, InstallSnapshotResp, Message
 from resonetics.raft.node import RaftNode
+from resonetics.raft.packing import unpacked
 from resonetics.raft.progress import ProgressState
 from resonetics.raft.ready import Ready, Snapshot, SnapshotMeta
 from resonetics.raft.snapshot import MemorySpool
@@ -49,7 +50,7 @@ class SnapNetwork(Network):
             self.sent.append(msg)
             if (msg.src, msg.dst) not in self.cut and msg.dst not in self.down:
                 self.queue.append(msg)
-        m.data.extend(e.data for e in rd.committed_entries if e.data is not None)
+        m.data.extend(e.data for e in map(unpacked, rd.committed_entries) if e.data is not None)
         n.advance(rd)
         return rd
 

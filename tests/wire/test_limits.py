@@ -14,6 +14,7 @@ from resonetics import limits
 from resonetics.errors import BadRequest, TooLarge
 from resonetics.raft.entry import GENESIS, Entry, EntryType, chain_hash
 from resonetics.raft.messages import AppendEntries, InstallSnapshot
+from resonetics.raft.packing import unpacked
 from resonetics.wire.client import ClientRequest, validate_request
 from resonetics.wire.envelope import decode_envelope, encode_envelope
 from resonetics.wire.peer import decode_peer, encode_peer
@@ -205,7 +206,9 @@ def test_deepest_accepted_value_hashes_and_travels_in_an_append_entries() -> Non
     )
     line = encode_peer(msg, 0)
     assert nesting_depth(line, cap=limits.LINE_DEPTH_MAX) <= limits.LINE_DEPTH_MAX
-    assert decode_peer(decode_envelope(line)) == msg
+    got = decode_peer(decode_envelope(line))
+    assert isinstance(got, AppendEntries)
+    assert [unpacked(e) for e in got.entries] == [entry]
 
 
 # --- peer messages -----------------------------------------------------------------------

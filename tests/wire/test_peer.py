@@ -9,7 +9,9 @@ import pytest
 from hypothesis import given, settings
 
 from resonetics.errors import BadRequest
-from resonetics.raft.messages import MESSAGE_TYPES, Message, TimeoutNow, kind_of
+from resonetics.raft.entry import GENESIS, EntryType, make_entry
+from resonetics.raft.messages import MESSAGE_TYPES, AppendEntries, Message, TimeoutNow, kind_of
+from resonetics.raft.packing import unpacked
 from resonetics.wire.envelope import decode_envelope, encode_envelope
 from resonetics.wire.peer import (
     HELLO_KIND,
@@ -29,7 +31,7 @@ def test_every_peer_message_round_trips(msg: Message) -> None:
     data = encode_peer(msg, 99)
     env = decode_envelope(data)
     assert env.kind == kind_of(msg)
-    assert decode_peer(env) == msg
+    assert plain_message(decode_peer(env)) == msg
 
 
 @settings(deadline=None)  # a loaded CI box must not fail a test on time
@@ -38,13 +40,46 @@ def test_payload_without_repeated_kind_decodes(msg: Message) -> None:
     payload = msgspec.json.decode(msgspec.json.encode(msg))
     del payload["kind"]
     env = decode_envelope(encode_envelope(kind_of(msg), payload, 1))
-    assert decode_peer(env) == msg
+    assert plain_message(decode_peer(env)) == msg
 
 
 def test_payload_kind_contradicting_envelope_is_refused() -> None:
     payload = {"kind": "PreVote", "src": "a", "dst": "b", "term": 1}
     with pytest.raises(BadRequest) as info:
         decode_peer(decode_envelope(encode_envelope("TimeoutNow", payload, 1)))
+    assert info.value.field == "payload.kind"
+
+
+def plain_message(msg: Message) -> Message:
+    """``msg`` with the client entries an AppendEntries arrives with decoded: they come
+    packed, as the leader's bytes (``raft/packing.py``)."""
+    if not isinstance(msg, AppendEntries):
+        return msg
+    return msgspec.structs.replace(msg, entries=[unpacked(e) for e in msg.entries])
+
+
+def test_append_entries_arrive_with_client_data_packed_and_other_data_decoded() -> None:
+    cmd = make_entry(GENESIS.hash, 1, 1, EntryType.CLIENT_CMD, {"op": "x", "args": {"b": 1}})
+    cfg = make_entry(cmd.hash, 1, 2, EntryType.CONFIG, {"voters": ["n1", "n2"]})
+    msg = AppendEntries(
+        src="n1",
+        dst="n2",
+        term=1,
+        leader_id="n1",
+        prev_log_index=0,
+        prev_log_term=0,
+        prev_log_hash=GENESIS.hash,
+        entries=[cmd, cfg],
+        leader_commit=0,
+    )
+    got = decode_peer(decode_envelope(encode_peer(msg, 1)))
+    assert isinstance(got, AppendEntries)
+    assert type(got.entries[0].data) is msgspec.Raw and unpacked(got.entries[0]) == cmd
+    assert got.entries[1] == cfg
+    wrong = msgspec.json.decode(msgspec.json.encode(msg))
+    wrong["kind"] = "PreVote"
+    with pytest.raises(BadRequest) as info:
+        decode_peer(decode_envelope(encode_envelope("AppendEntries", wrong, 1)))
     assert info.value.field == "payload.kind"
 
 

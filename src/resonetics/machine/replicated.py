@@ -103,7 +103,7 @@ class _Command(msgspec.Struct, frozen=True, kw_only=True):
         return {"session": self.session, "seq": self.seq}
 
 
-#: Packed client data (``raft/packing.py``: a restart, a long replay) decodes straight
+#: Packed client data (``raft/packing.py``: what every replica applies) decodes straight
 #: into commands; anything that does not fit goes the way of decoded data.
 _COMMAND: Final = msgspec.json.Decoder(_Command)
 _BATCH: Final = msgspec.json.Decoder(list[_Command])
@@ -252,8 +252,8 @@ class ReplicatedKV:
             cmd = msgspec.convert({"ts": 0, **command}, type=_Command)
         except msgspec.ValidationError:
             return None  # the apply answers it
-        digest = request_digest(cmd.request_id, cmd.op, cmd.args)
-        verdict = self.sessions.check(cmd.client_id, cmd.request_id, digest, cmd.sequence())
+        request = (cmd.request_id, cmd.op, cmd.args)  # hashed only if seen before
+        verdict = self.sessions.check(cmd.client_id, cmd.request_id, request, cmd.sequence())
         if verdict is None or verdict.code == SessionExpired.code:
             return None
         return verdict

@@ -138,6 +138,16 @@ def request_digest(request_id: str, op: str, args: Any) -> str:
     return hashlib.blake2b(_ENCODER.encode([request_id, op, args]), digest_size=16).hexdigest()
 
 
+#: A request's digest, or the ``(request_id, op, args)`` to take it of should a stored
+#: result need comparing: a leader's check before proposing then hashes nothing unless
+#: the request was seen before (the apply takes the digest anyway, to store it).
+Digest = str | tuple[str, str, Any]
+
+
+def _digest_of(digest: Digest) -> str:
+    return digest if isinstance(digest, str) else request_digest(*digest)
+
+
 def _result_bytes(key: Key, result: Any) -> int:
     return len(_ENCODER.encode(result)) + len(str(key)) + limits.SESSION_RESULT_OVERHEAD_BYTES
 
@@ -162,6 +172,10 @@ class SessionTable:
         # Invariant: last_ms is non-decreasing along this order, and <= self._now_ms.
         self._clients: OrderedDict[str, _Session] = OrderedDict()
         self._now_ms = 0
+        #: No session can have expired while log time is at most this: the LRU front's
+        #: ``last_ms + expiry_ms`` when last looked at. A lower bound ever after, since
+        #: a later front was used no earlier, so ``advance`` skips the front for it.
+        self._quiet_until = 0
         self._next_session = 1
         #: Accounted bytes of every session (results and per-session overhead).
         self._bytes = 0
@@ -195,7 +209,7 @@ class SessionTable:
         return (False, None) if stored is None else (True, stored.result)
 
     def check(
-        self, client_id: str, request_id: str, digest: str, seq: Mapping[str, int] | None
+        self, client_id: str, request_id: str, digest: Digest, seq: Mapping[str, int] | None
     ) -> Verdict | None:
         """None if the request is new (apply it), else what to answer. Pure read.
 
@@ -222,11 +236,11 @@ class SessionTable:
         return verdict
 
     @staticmethod
-    def _dedup(session: _Session | None, key: Key, digest: str) -> Verdict | None:
+    def _dedup(session: _Session | None, key: Key, digest: Digest) -> Verdict | None:
         stored = None if session is None else session.results.get(key)
         if stored is None:
             return None
-        if stored.digest and stored.digest != digest:
+        if stored.digest and stored.digest != _digest_of(digest):
             reason = f"{key!r} was already used for another request (op or args differ)"
             return Verdict(BadRequest.code, {"field": "request_id", "reason": reason}, reason)
         return Verdict("OK", stored.result)
@@ -235,10 +249,13 @@ class SessionTable:
     def advance(self, ts_ms: int) -> list[str]:
         """Move log time to ``max(now, ts_ms)`` and drop expired sessions; returns them."""
         self._now_ms = max(self._now_ms, ts_ms)
+        if self._now_ms <= self._quiet_until:  # applied once per command: no lookup
+            return []
         expired: list[str] = []
         while self._clients:
             client_id, session = next(iter(self._clients.items()))
             if self._now_ms - session.last_ms <= self.expiry_ms:
+                self._quiet_until = session.last_ms + self.expiry_ms
                 break
             self._drop(client_id)
             expired.append(client_id)
@@ -289,24 +306,29 @@ class SessionTable:
             session = self._clients[client_id] = _Session(self._now_ms)
             self._bytes += limits.SESSION_OVERHEAD_BYTES
         key: Key = request_id if seq is None else seq
-        invariant(key not in session.results, "request %r applied twice", key)
+        results = session.results
+        if key in results:
+            invariant(False, "request %r applied twice", key)
         size = _result_bytes(key, result)
-        session.results[key] = _Result(digest, result, size)
-        if isinstance(key, int):
-            heapq.heappush(session.seqs, key)
+        results[key] = _Result(digest, result, size)
+        if seq is not None:
+            heapq.heappush(session.seqs, seq)
         session.bytes += size
         self._bytes += size
-        self.touch(client_id)
-        while session.results and (
-            len(session.results) > self.results_per_client_max
-            or session.bytes > self.bytes_per_client_max
+        session.last_ms = self._now_ms  # touch(), inlined: once per command
+        self._clients.move_to_end(client_id)
+        while results and (
+            len(results) > self.results_per_client_max or session.bytes > self.bytes_per_client_max
         ):
             self._evict_one(session)
-        self._evict_clients()
+        if len(self._clients) > self.clients_max or self._bytes > self.table_bytes_max:
+            self._evict_clients()
 
     def _evict_one(self, session: _Session) -> None:
         if session.session == LEGACY:
-            self._forget(session, next(iter(session.results)))
+            _, stored = session.results.popitem(last=False)  # the oldest request goes
+            session.bytes -= stored.bytes
+            self._bytes -= stored.bytes
             return
         # The smallest seq goes, and the mark passes it: never applied again.
         smallest = heapq.heappop(session.seqs)
@@ -348,6 +370,7 @@ class SessionTable:
     def load_data(self, data: SessionTableData) -> None:
         """Replace the table with ``data`` (as produced by ``to_data``, or format 1)."""
         self._now_ms = data.now_ms
+        self._quiet_until = 0
         self._next_session = data.next_session
         self._clients = OrderedDict()
         self._bytes = 0
@@ -373,6 +396,7 @@ __all__ = [
     "SessionData",
     "SessionTable",
     "SessionTableData",
+    "Digest",
     "Verdict",
     "request_digest",
 ]

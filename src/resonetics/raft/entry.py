@@ -50,8 +50,8 @@ class Entry(msgspec.Struct, frozen=True, kw_only=True, gc=False):
 
     ``gc=False``: the cyclic collector never tracks an entry (an entry's fields are
     JSON values and strings, which cannot lead back to it), so a long log costs the
-    collector nothing beyond its data (``raft/packing.py``). In the core's log an
-    applied client entry's ``data`` is a ``msgspec.Raw`` of its canonical JSON.
+    collector nothing beyond its data. A client entry's ``data`` is normally a
+    ``msgspec.Raw`` of its canonical JSON (``raft/packing.py``).
 
     ``author`` and ``sig`` are the signature of the leader that created the entry over
     its chain hash (when entry signing is on). They are *not* hashed: the chain is the

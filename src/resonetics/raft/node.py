@@ -55,7 +55,7 @@ from resonetics.raft.messages import (
     RequestVoteResp,
     TimeoutNow,
 )
-from resonetics.raft.packing import unpacked, unpacked_entries
+from resonetics.raft.packing import recanonicalized, unpacked
 from resonetics.raft.progress import Progress, ProgressState
 from resonetics.raft.read_index import ReadClock, RemoteRead
 from resonetics.raft.ready import HardState, ReadState, Ready, Role, Snapshot, SoftState
@@ -714,17 +714,24 @@ class RaftNode:
             hint = rejection_hint(self._log, msg.prev_log_index, msg.prev_log_term)
             self._reject_append(msg, hint.conflict_index, hint.conflict_term)
             return
-        if not batch_links(msg.prev_log_index, msg.prev_log_term, msg.prev_log_hash, msg.entries):
-            self._reject_append(msg, msg.prev_log_index + 1, 0)
-            return
-        conflict = self._log.find_conflict(msg.entries)
+        entries: Sequence[Entry] = msg.entries
+        if not batch_links(msg.prev_log_index, msg.prev_log_term, msg.prev_log_hash, entries):
+            # Packed data is hashed as it came; a leader from before proposals were
+            # canonical sends its commands' keys unsorted: try their canonical bytes.
+            entries = recanonicalized(entries)
+            if entries is msg.entries or not batch_links(
+                msg.prev_log_index, msg.prev_log_term, msg.prev_log_hash, entries
+            ):
+                self._reject_append(msg, msg.prev_log_index + 1, 0)
+                return
+        conflict = self._log.find_conflict(entries)
         if planted.on(Bug.TRUNCATE_BELOW_COMMIT) and msg.entries:
             conflict = msg.prev_log_index + 1  # cut after prev even where it matches
         if conflict is not None:
             if conflict <= self._log.last_index:
                 self._truncate_from(conflict)
-            # A leader sends applied entries packed; in-process they arrive as such.
-            self._append(unpacked_entries(msg.entries[conflict - msg.prev_log_index - 1 :]))
+            # Client entries stay packed (raft/packing.py): logged and applied as they came.
+            self._append(entries[conflict - msg.prev_log_index - 1 :])
         # Only what this message confirmed matches the leader: entries past it may
         # be a stale suffix from an older term.
         confirmed = msg.prev_log_index + len(msg.entries)

@@ -1,32 +1,42 @@
-"""Applied client entries kept as their canonical JSON, out of the garbage collector's sight.
+"""Client commands kept as their canonical JSON bytes, from proposal to compaction.
 
 Theory of operation
 -------------------
-Between two snapshots the in-memory log holds every client command since the
-last one: tens of thousands of batch entries, each a list of command dicts. A
-dict that holds another dict stays tracked by Python's cyclic collector, so the
-log made about 36 tracked objects per batch entry of 34 commands, and every full
-collection walked all of them on the event loop: 106 ms for 7,500 such entries
-(``bench/log_gc.py``), growing with the log until heartbeats were late and a
-loaded cluster with a large store lost its leader (docs/benchmarks.md, "A store
-that grows under load"). Dropping them at compaction cost another 60 ms.
+A client entry's ``data`` (a command, or a CLIENT_BATCH's list of them) is held
+*packed*: a ``msgspec.Raw`` of its canonical JSON (sorted keys, the encoding the
+chain hash covers). Three reasons, in the order they were measured:
 
-Once an entry is applied nobody reads its data as Python values again: the
-state machine has it, and the log keeps it only to send it to a follower that
-lags, to write it again nowhere, and to drop it at the next compaction. So the
-core *packs* a client entry once it is applied: its ``data`` becomes a
-``msgspec.Raw`` holding the data's canonical JSON (sorted keys, the encoding the
-chain hash covers). A ``Raw`` is one untracked object; the entry itself is a
-``gc=False`` struct, so a packed entry adds nothing for the collector to walk.
+* **The collector.** Between two snapshots the in-memory log holds every command
+  since the last one. Decoded, a command dict that holds a dict stays tracked by
+  Python's cyclic collector: about 36 tracked objects per batch entry of 34
+  commands, all walked by every full collection on the event loop, 106 ms for
+  7,500 entries (``bench/log_gc.py``), until heartbeats were late and a loaded
+  cluster with a large store lost its leader (docs/benchmarks.md, "A store that
+  grows under load"). A ``Raw`` is one untracked object and ``Entry`` is a
+  ``gc=False`` struct, so a packed entry adds nothing for the collector to walk.
+* **One order of keys everywhere.** The leader proposes each command packed
+  (``canonical``, from ``runtime/driver.py``). Its AppendEntries carry those bytes
+  verbatim, followers keep them as they arrive (``wire/peer.py``), log lines hold
+  them (``storage/log_file.py`` writes sorted keys), and every replica decodes a
+  command from them at apply (``machine/replicated.py``). The leader used to apply
+  the client's own dict, and a lagging follower or a restarted node sorted bytes:
+  a state machine that iterates a dict could have diverged.
+* **Work done once.** The chain hash of a packed entry encodes its bytes
+  verbatim, the log line and the AppendEntries copy them, and the apply decodes
+  them straight into commands: no dicts built to be encoded again. A restart
+  loads client entries packed (``from_raw``).
 
 Nothing changes for anyone who checks an entry: ``canonical_body`` encodes a
 ``Raw`` verbatim, so a packed entry hashes, links and encodes exactly like the
-entry it replaces (``tests/raft/test_packing.py``), and a packed entry sent in
-an AppendEntries line is plain JSON to the receiver. Only an in-process
-receiver (the simulator's network passes message objects) sees ``Raw`` data:
-the follower's append path unpacks it (``unpacked_entries``) before the entries
-reach its log, so a log's unapplied entries, what ``Ready`` hands out to apply
-and to persist, are never packed.
+decoded one (``tests/raft/test_packing.py``). ``RaftNode.entry_at`` and
+``entries_from`` hand readers decoded entries (``unpacked``). Entries built
+in-process with decoded data (the core's tests, a CONFIG) are packed by the core
+once applied (``RaftLog.pack_through``).
+
+Packed data is hashed as it came. A node from before proposals and log lines
+sorted their keys wrote and sent commands in the leader's dict order: those bytes
+fail the chain check although their canonical encoding links, so the log file and
+the follower's append path try ``recanonicalized`` entries before refusing.
 
 Only CLIENT_CMD and CLIENT_BATCH entries are packed: CONFIG entries are read
 again (the membership in force at an index), NOOP carries nothing, and the
@@ -34,8 +44,7 @@ GENESIS anchor names the cluster.
 
 Rejected: ``gc.freeze()`` on each tick (a process-wide choice for whoever embeds
 the node; measured, it moved the pause to the unfreeze that a snapshot needs to
-free what it froze), and keeping every entry's wire bytes from the moment it
-arrives (the leader and the state machine need the values until the apply).
+free what it froze).
 """
 
 from __future__ import annotations
@@ -85,12 +94,49 @@ def unpacked(entry: Entry) -> Entry:
     return msgspec.structs.replace(entry, data=_DECODE(entry.data))
 
 
-def unpacked_entries(entries: Sequence[Entry]) -> Sequence[Entry]:
-    """``entries`` with every packed one decoded; the same sequence when none is."""
+class RawEntry(Entry, frozen=True, kw_only=True, gc=False):
+    """An entry as decoded from bytes (a log line, an AppendEntries): ``data`` left as
+    its JSON text, for ``from_raw`` to keep packed or decode."""
+
+    data: msgspec.Raw = msgspec.Raw(b"null")
+
+
+def from_raw(raw: RawEntry) -> Entry:
+    """The entry ``raw`` holds: a client entry packed as the bytes it came in, any
+    other decoded (the core reads CONFIG and GENESIS data as values)."""
+    return Entry(
+        term=raw.term,
+        index=raw.index,
+        type=raw.type,
+        data=raw.data if raw.type in PACKED_TYPES else _DECODE(raw.data),
+        hash=raw.hash,
+        author=raw.author,
+        sig=raw.sig,
+    )
+
+
+def recanonicalized(entries: Sequence[Entry]) -> Sequence[Entry]:
+    """``entries`` with packed data encoded again canonically; the same sequence when
+    none is packed.
+
+    Packed data is hashed as it came. Bytes written or sent with unsorted keys (by a
+    node from before lines and proposals sorted them) fail that check although their
+    canonical encoding links: the log file and the follower's append path then try
+    these (``storage/log_file.py``, ``RaftNode._handle_append``).
+    """
     for e in entries:
         if type(e.data) is msgspec.Raw:
-            return [unpacked(x) for x in entries]
+            return [packed(unpacked(x)) if type(x.data) is msgspec.Raw else x for x in entries]
     return entries
 
 
-__all__ = ["PACKED_TYPES", "canonical", "is_packed", "packed", "unpacked", "unpacked_entries"]
+__all__ = [
+    "PACKED_TYPES",
+    "RawEntry",
+    "canonical",
+    "from_raw",
+    "is_packed",
+    "packed",
+    "recanonicalized",
+    "unpacked",
+]

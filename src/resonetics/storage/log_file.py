@@ -39,7 +39,7 @@ from resonetics.decode_errors import UNREADABLE
 from resonetics.errors import StorageCorruption, invariant
 from resonetics.gc_pause import gc_paused
 from resonetics.raft.entry import Entry, EntryType, entry_links, is_genesis
-from resonetics.raft.packing import PACKED_TYPES, packed, unpacked
+from resonetics.raft.packing import RawEntry, from_raw, packed, unpacked
 from resonetics.raft.types import Index
 from resonetics.storage.fs import FileSystem, atomic_write
 
@@ -47,15 +47,8 @@ from resonetics.storage.fs import FileSystem, atomic_write
 #: restart checks the chain and keeps client data packed without re-encoding it.
 _ENCODER = msgspec.json.Encoder(order="sorted")
 _DECODER = msgspec.json.Decoder(Entry)
-
-
-class _LineEntry(Entry, frozen=True, kw_only=True, gc=False):
-    """A log line as read at start: ``data`` left as the line's own JSON bytes."""
-
-    data: msgspec.Raw = msgspec.Raw(b"null")
-
-
-_LINE_DECODER = msgspec.json.Decoder(_LineEntry)
+#: What ``parse_log`` decodes: client data left as the line's bytes (``from_raw``).
+_LINE_DECODER = msgspec.json.Decoder(RawEntry)
 #: The encoder of ``raft.entry.canonical_body`` (sorted keys, no whitespace).
 _CANONICAL = msgspec.json.Encoder(order="sorted")
 _CRC_HEAD = b',"crc":"'
@@ -262,19 +255,7 @@ def _decode_all(data: bytes, offsets: list[int], end: int, path: str) -> list[En
     for lineno, line in enumerate(lines, start=1):
         if line.term < 0 or line.index < 0:
             raise StorageCorruption(path, "negative term or index", line=lineno, index=line.index)
-    decode = msgspec.json.decode
-    return [
-        Entry(
-            term=line.term,
-            index=line.index,
-            type=line.type,
-            data=line.data if line.type in PACKED_TYPES else decode(line.data),
-            hash=line.hash,
-            author=line.author,
-            sig=line.sig,
-        )
-        for line in lines
-    ]
+    return [from_raw(line) for line in lines]
 
 
 def _check_link(parsed: ParsedLog, entry: Entry, path: str, lineno: int) -> None:

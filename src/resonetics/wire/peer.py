@@ -32,6 +32,7 @@ from resonetics.raft.messages import (
     Message,
     kind_of,
 )
+from resonetics.raft.packing import RawEntry, from_raw
 from resonetics.wire.envelope import Envelope, encode_envelope
 from resonetics.wire.validation import bad_request_from
 
@@ -89,10 +90,30 @@ class PeerRefused(msgspec.Struct, frozen=True, kw_only=True):
     reason: _Text
 
 
+class _RawAppendEntries(
+    msgspec.Struct, frozen=True, kw_only=True, tag_field="kind", tag="AppendEntries"
+):
+    """AppendEntries as it arrives: client commands left as the leader's bytes (the
+    fields of ``raft.messages.AppendEntries``, whose entries it builds: ``_append_entries``)."""
+
+    src: str
+    dst: str
+    term: int
+    leader_id: str
+    prev_log_index: int
+    prev_log_term: int
+    prev_log_hash: str
+    entries: list[RawEntry] = msgspec.field(default_factory=list)
+    leader_commit: int
+    read_seq: int = 0
+
+
 #: One decoder per kind, built once (the hot path decodes AppendEntries per batch).
 _DECODERS: Final[dict[str, msgspec.json.Decoder[Message]]] = {
     kind: msgspec.json.Decoder(cls) for kind, cls in MESSAGE_TYPES.items()
 }
+_APPEND_KIND: Final = "AppendEntries"
+_RAW_APPEND_DECODER: Final = msgspec.json.Decoder(_RawAppendEntries)
 _HELLO_DECODER: Final = msgspec.json.Decoder(Hello)
 
 #: Every kind a peer link may carry.
@@ -106,12 +127,34 @@ def encode_peer(msg: Message, t: int) -> bytes:
 
 def decode_peer(env: Envelope) -> Message:
     """The Raft message in ``env``; ``BadRequest`` for an unknown kind or bad fields."""
-    decoder = _DECODERS.get(env.kind)
-    if decoder is None:
-        raise BadRequest("kind", f"unknown peer message kind {env.kind!r}")
-    msg = _decode(decoder, env)
+    msg: Message
+    if env.kind == _APPEND_KIND:
+        msg = _append_entries(_decode(_RAW_APPEND_DECODER, env))
+    else:
+        decoder = _DECODERS.get(env.kind)
+        if decoder is None:
+            raise BadRequest("kind", f"unknown peer message kind {env.kind!r}")
+        msg = _decode(decoder, env)
     _check_bounds(msg)
     return msg
+
+
+def _append_entries(raw: _RawAppendEntries) -> AppendEntries:
+    """The core's AppendEntries: client entries packed as the bytes the leader sent (the
+    chain is checked over them, and they are logged and applied without being decoded
+    into dicts and encoded again: ``raft/packing.py``), other entries decoded."""
+    return AppendEntries(
+        src=raw.src,
+        dst=raw.dst,
+        term=raw.term,
+        leader_id=raw.leader_id,
+        prev_log_index=raw.prev_log_index,
+        prev_log_term=raw.prev_log_term,
+        prev_log_hash=raw.prev_log_hash,
+        entries=[from_raw(e) for e in raw.entries],
+        leader_commit=raw.leader_commit,
+        read_seq=raw.read_seq,
+    )
 
 
 def _check_bounds(msg: Message) -> None:
