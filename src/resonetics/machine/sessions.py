@@ -79,8 +79,10 @@ _ENCODER: Final = msgspec.json.Encoder(order="sorted")
 Key = str | int
 
 
-@dataclass(slots=True)
-class _Result:
+class _Result(msgspec.Struct, frozen=True, gc=False):
+    """One remembered result. A struct the collector does not track: one is made per
+    applied command, and a JSON result can never lead back to it."""
+
     digest: str
     result: Any
     bytes: int
