@@ -71,6 +71,11 @@ SNAPSHOT_LOG_RATIO_DEFAULT = 1.0
 #: Default floor of the ratio rule, in log bytes: a tiny state is not snapshotted
 #: after every few writes.
 SNAPSHOT_LOG_BYTES_FLOOR_DEFAULT = 4 * 1024 * 1024
+#: Committed entries one Ready hands out to apply, at most, and about how many bytes of
+#: them: a replay at start (or any long backlog) is applied a slice per loop turn, so
+#: the node reads its sockets, acks and votes in between (about 25 ms of applying).
+APPLY_ENTRIES_PER_READY_MAX = 4_096
+APPLY_BYTES_PER_READY_MAX = 1 << 20
 #: Committed entries applied in one go from which the cyclic garbage collector is
 #: paused for the batch (a replay at start, a follower catching up; see gc_pause.py).
 APPLY_GC_PAUSE_ENTRIES_MIN = 1_024

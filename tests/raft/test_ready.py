@@ -70,3 +70,55 @@ def test_compaction_keeps_the_node_working_from_a_snap_dummy_anchor() -> None:
     net.propose("n1", "next")
     net.process_all()
     assert n1.commit_index == 6 and net.applied_data("n1")[-1] == "next"
+
+
+def test_a_long_backlog_is_handed_out_to_apply_in_slices_in_order() -> None:
+    """A restarted node with a long committed log gets it to apply a slice per Ready
+    (``apply_entries_max`` entries, about ``apply_bytes_max`` bytes), each entry once
+    and in order; ``apply_sliced`` says more is due, so the executor can let the node's
+    other work (acks, votes) run in between."""
+    log = extend_log([], [1] * 25, data={"v": "x" * 100})
+    node = RaftNode(
+        RaftConfig(
+            node_id="n2", initial_voters=("n1", "n2"), apply_entries_max=10, apply_bytes_max=500
+        ),
+        random.Random(1),
+        hard_state=HardState(term=1, vote="n1", commit=25),
+        anchor=GENESIS,
+        entries=log,
+    )
+    handed: list[list[int]] = []
+    sliced: list[bool] = []
+    while node.has_ready():
+        rd = node.ready()
+        handed.append([e.index for e in rd.committed_entries])
+        sliced.append(node.apply_sliced)
+        node.advance(rd)
+    # About 500 bytes: an entry counts its data (110 bytes) plus 128, so two fit.
+    assert [len(h) for h in handed] == [2] * 12 + [1]
+    assert [i for h in handed for i in h] == list(range(1, 26))
+    assert sliced == [True] * 12 + [False]
+    assert node.applied == 25
+
+
+def test_a_slice_holds_at_least_one_entry_and_at_most_the_count() -> None:
+    log = extend_log([], [1] * 12, data={"v": "x" * 5000})
+    node = RaftNode(
+        RaftConfig(node_id="n2", initial_voters=("n1", "n2"), apply_entries_max=4),
+        random.Random(1),
+        hard_state=HardState(term=1, vote="n1", commit=12),
+        anchor=GENESIS,
+        entries=log,
+    )
+    rd = node.ready()
+    assert [e.index for e in rd.committed_entries] == [1, 2, 3, 4] and node.apply_sliced
+    node.advance(rd)
+    small = RaftNode(
+        RaftConfig(node_id="n2", initial_voters=("n1", "n2"), apply_bytes_max=10),
+        random.Random(1),
+        hard_state=HardState(term=1, vote="n1", commit=12),
+        anchor=GENESIS,
+        entries=log,
+    )
+    rd = small.ready()
+    assert [e.index for e in rd.committed_entries] == [1]  # larger than the budget: still one

@@ -10,7 +10,10 @@ from typing import Any
 import pytest
 
 from resonetics.raft.config import RaftConfig
-from resonetics.raft.messages import Message
+from resonetics.raft.entry import EntryType, make_entry
+from resonetics.raft.messages import AppendEntries, AppendEntriesResp, Message
+from resonetics.raft.packing import canonical
+from resonetics.raft.ready import HardState
 from resonetics.runtime.driver import NodeDriver
 from resonetics.runtime.outcome import Outcome
 from resonetics.runtime.server_executor import ServerExecutor
@@ -154,5 +157,64 @@ def test_a_failed_snapshot_save_stops_the_loop_with_its_error() -> None:
         assert not node.snapshot_in_progress
         with pytest.raises(OSError, match="disk full"):
             executor.run_now()
+
+    asyncio.run(scenario())
+
+
+def test_a_long_replay_goes_a_slice_per_loop_turn_and_the_node_answers_meanwhile() -> None:
+    """A node restarting over a long committed log used to apply all of it in one go,
+    reading no socket meanwhile: a second's worth per 150,000 commands, during which
+    it neither acked nor voted. Now each Ready hands out a slice and the executor
+    yields to the loop between slices: a message that arrives during the replay is
+    answered before the replay ends."""
+
+    async def scenario() -> None:
+        storage = MemoryNodeStorage()
+        prev = storage.load().anchor
+        entries = []
+        for i in range(1, 201):
+            data = canonical(
+                {
+                    "client_id": "c",
+                    "request_id": f"r{i}",
+                    "op": "kv_set",
+                    "args": {"k": f"k{i}", "v": i},
+                    "ts": i,
+                }
+            )
+            prev = make_entry(prev.hash, 1, i, EntryType.CLIENT_CMD, data)
+            entries.append(prev)
+        storage.append(entries)
+        storage.sync()
+        storage.save_hard_state(HardState(term=1, vote="n2", commit=200), 0)
+        host = _Host()
+        config = RaftConfig(node_id="n1", initial_voters=("n1", "n2", "n3"), apply_entries_max=20)
+        node = NodeDriver(config, storage, host, random.Random(1))
+        executor = ServerExecutor(node, _Disk())
+        assert executor.run_now() is False  # the first slice, then the rest from run()
+        assert node.machine.last_applied == 20
+        replay = asyncio.ensure_future(executor.run())
+        await asyncio.sleep(0)
+        # A heartbeat from the leader arrives while the replay is under way.
+        node.step(
+            AppendEntries(
+                src="n2",
+                dst="n1",
+                term=1,
+                leader_id="n2",
+                prev_log_index=200,
+                prev_log_term=1,
+                prev_log_hash=prev.hash,
+                leader_commit=200,
+            )
+        )
+        answered_at = None
+        while not replay.done():
+            if answered_at is None and any(isinstance(m, AppendEntriesResp) for m in host.sent):
+                answered_at = node.machine.last_applied
+            await asyncio.sleep(0)
+        assert answered_at is not None and answered_at < 200  # acked before the replay ended
+        assert node.machine.last_applied == 200
+        assert node.machine.read("kv_get", {"k": "k200"})["value"] == 200
 
     asyncio.run(scenario())

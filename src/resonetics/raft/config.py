@@ -29,6 +29,10 @@ class RaftConfig:
     uncommitted_entries_max: int = limits.UNCOMMITTED_ENTRIES_MAX
     #: A learner marked for promotion becomes a voter once within this many entries.
     promote_lag_entries_max: int = limits.PROMOTE_LAG_ENTRIES_MAX
+    #: Committed entries (count, about bytes) one Ready hands out to apply: a long
+    #: backlog is applied in slices, with the node's other work in between.
+    apply_entries_max: int = limits.APPLY_ENTRIES_PER_READY_MAX
+    apply_bytes_max: int = limits.APPLY_BYTES_PER_READY_MAX
 
     def __post_init__(self) -> None:
         if self.node_id not in self.initial_voters and self.initial_voters:

@@ -41,7 +41,10 @@ from resonetics.raft.types import Index, Term
 
 def entry_size_bytes(entry: Entry) -> int:
     """Approximate wire size of an entry: its encoded data plus a fixed overhead."""
-    return len(msgspec.json.encode(entry.data)) + 128
+    data = entry.data
+    if type(data) is msgspec.Raw:  # packed (raft/packing.py): already its encoding
+        return len(data) + 128
+    return len(msgspec.json.encode(data)) + 128
 
 
 def entries_size_bytes(entries: Sequence[Entry]) -> int:

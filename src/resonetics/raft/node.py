@@ -114,6 +114,8 @@ class RaftNode:
         self._commit: Index = max(hard_state.commit, applied)
         self._applied: Index = applied
         self._applying: Index = applied  # last index handed out in committed_entries
+        #: Whether the last Ready left committed entries for the next (``apply_sliced``).
+        self._apply_sliced = False
         self._base_membership = membership or Membership(voters=config.initial_voters)
         self._membership = self._base_membership
         #: Whether this node is a learner in ``_membership``; set with it (``_refresh_membership``)
@@ -196,6 +198,13 @@ class RaftNode:
     @property
     def applied(self) -> Index:
         return self._applied
+
+    @property
+    def apply_sliced(self) -> bool:
+        """The last Ready handed out only a slice of what is committed, by the
+        ``apply_*_max`` budget (a replay at start, a long backlog): the executor lets
+        other work run before the next Ready, so the node keeps acking and voting."""
+        return self._apply_sliced
 
     @property
     def last_index(self) -> Index:
@@ -470,6 +479,16 @@ class RaftNode:
         truncate_from, entries = self._writes.take(self._log)
         upto = self._apply_upto()
         applying = self._applying
+        committed: list[Entry] = []
+        if upto > applying:
+            cfg = self._cfg
+            committed = self._log.slice(
+                applying + 1, upto, count_max=cfg.apply_entries_max, bytes_max=cfg.apply_bytes_max
+            )
+            self._apply_sliced = committed[-1].index < upto
+            upto = committed[-1].index
+        else:
+            self._apply_sliced = False
         rd = Ready(
             soft_state=soft,
             hard_state=new_hard,
@@ -477,7 +496,7 @@ class RaftNode:
             truncate_from=truncate_from,
             entries=entries,
             messages=self._msgs,
-            committed_entries=self._log.slice(applying + 1, upto) if upto > applying else [],
+            committed_entries=committed,
             read_states=self._read_states,
             dropped_reads=self._dropped_reads,
         )

@@ -12,6 +12,11 @@ and stepping the core — the next batch accumulates (group commit) and acks of
 the previous one are handled, so the fsync of batch k overlaps the network
 work of k - 1 and k + 1.
 
+A long apply (a replay at start, any backlog past the core's ``apply_*_max``
+budget per Ready) goes one slice per loop turn: ``run_now`` hands it to ``run``,
+which yields to the loop between slices, so the node reads its sockets, acks and
+votes while it catches up.
+
 A snapshot is taken in a task of its own: one slice of the encoding per event
 loop turn, then the file is written on a snapshot thread (it touches the
 snapshot file alone, so the disk thread goes on writing and syncing the log and
@@ -76,6 +81,8 @@ class ServerExecutor:
                 job = driver.begin_ready()
                 job.write()
                 driver.finish_ready(job)
+                if driver.core.apply_sliced:
+                    return False  # the rest of a long apply from ``run``, a loop turn apart
             elif step is Step.START_SNAPSHOT:
                 self._start_snapshot()
             else:  # NOTHING: done; anything else must wait, in ``run``
@@ -87,6 +94,10 @@ class ServerExecutor:
         while True:
             if self._failure is not None:
                 raise self._failure
+            if driver.core.apply_sliced:
+                # A long apply goes a slice per loop turn: sockets are read, acks and
+                # votes answered in between (a replay at start no longer mutes a node).
+                await asyncio.sleep(0)
             step = driver.next_step()
             if step in INLINE_STEPS:
                 job = driver.begin_ready()
