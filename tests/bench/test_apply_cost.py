@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from bench.apply_cost import chain
+
 from resonetics.machine.replicated import ReplicatedKV
 
 
