@@ -148,3 +148,44 @@ def test_a_planted_lost_wake_up_is_caught(monkeypatch: pytest.MonkeyPatch) -> No
     result = run_seed(3, SHORT)
     assert result.verdict == "violation"
     assert result.failure is not None and "lost wake-up" in result.failure
+
+
+def test_a_long_apply_goes_on_at_a_later_event_and_the_run_stays_correct(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With an apply budget of one entry per Ready, whatever commits several entries at
+    once (a restart's replay, a follower catching up) is applied in slices, and the
+    executor goes on at a later event, as the server yields to its loop between slices;
+    the referees still pass the run."""
+    from resonetics.sim import cluster as cluster_module
+
+    config = cluster_module.RaftConfig
+    monkeypatch.setattr(
+        cluster_module,
+        "RaftConfig",
+        lambda **kw: config(**kw, apply_entries_max=1),
+    )
+    yields = 0
+    original = SimNode.lose_driver
+
+    def lose(self: SimNode) -> None:
+        nonlocal yields
+        if self.executor is not None:
+            yields += self.executor.apply_yields
+        original(self)
+
+    clusters: list[Cluster] = []
+    init = Cluster.__init__
+
+    def keep(self: Cluster, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        clusters.append(self)
+
+    monkeypatch.setattr(SimNode, "lose_driver", lose)
+    monkeypatch.setattr(Cluster, "__init__", keep)
+    result = run_seed(3, SHORT)
+    assert result.ok, result.report()
+    for node in clusters[0].nodes.values():
+        if node.executor is not None:
+            yields += node.executor.apply_yields
+    assert yields > 0

@@ -422,6 +422,8 @@ class Cluster:
         cost 8% of a run.)"""
         if driver.write_in_flight or driver.snapshot_in_progress:
             return
+        if node.executor is not None and node.executor.resume_scheduled:
+            return  # a long apply goes on at a later event (``SimExecutor._apply_later``)
         idle_work = driver.has_ready_work() if self.options.batch_writes else driver.has_work()
         if idle_work:
             raise SimViolation(

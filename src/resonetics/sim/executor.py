@@ -87,6 +87,10 @@ class SimExecutor:
         #: member hashes in Python (``Enum.__hash__``), an int in C, and counting costs
         #: two hashes per step; ``steps`` names them.
         self._counts: Counter[int] = Counter()
+        #: Times a long apply went on at a later event (the server yields to its loop).
+        self.apply_yields = 0
+        #: A later event will go on with a long apply (``_apply_later``): not idle.
+        self.resume_scheduled = False
 
     @property
     def steps(self) -> Counter[str]:
@@ -107,6 +111,9 @@ class SimExecutor:
                 job = driver.begin_ready()
                 job.write()
                 driver.finish_ready(job)
+                if driver.core.apply_sliced:
+                    self._apply_later()
+                    return
             elif step is _WRITE_ON_DISK_THREAD:
                 write_job = driver.begin_ready()
                 self._on_disk_thread(
@@ -118,6 +125,22 @@ class SimExecutor:
                 self._next_slice(snapshot)
             else:
                 return  # a wait that a later event ends
+
+    def _apply_later(self) -> None:
+        """The rest of a long apply at a later event of the same instant: as the server's
+        executor yields to its loop between slices, what is already queued (messages,
+        ticks, client requests) is handled first."""
+        self.apply_yields += 1
+        if self.resume_scheduled:
+            return
+
+        def go_on() -> None:
+            self.resume_scheduled = False
+            if self._alive():
+                self.cluster.run(self.node, lambda _d: None)
+
+        self.resume_scheduled = True
+        self.cluster.queue.after(0, go_on)
 
     # --- the disk and snapshot threads ----------------------------------------------------
     def _on_disk_thread(self, work: Callable[[], None], then: Callable[[], None]) -> None:
