@@ -7,7 +7,7 @@ from collections import Counter
 from typing import Any
 
 import msgspec
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from resonetics import limits
@@ -277,3 +277,63 @@ def test_sequenced_requests_are_applied_at_most_once_against_a_dumb_model(
         else:
             assert got.code in ("SESSION_EXPIRED", "BAD_REQUEST")
     assert all(n == 1 for n in store.writes.values())  # applied at most once, each
+
+
+_field = st.one_of(
+    st.none(), st.booleans(), st.integers(-1, 6), st.sampled_from(["a", "b", "1", "r1", "r2"])
+)
+
+
+_HIT = {"client_id": "a", "request_id": "a-1", "op": "kv_set", "args": {"k": "x", "v": 1}}
+
+
+@settings(max_examples=200, deadline=None)
+@example(held=[("a", 1, True)], asked={**_HIT, "session": 1, "seq": 1, "ack_below": 1})
+@example(held=[("a", 1, True)], asked={**_HIT, "session": 1, "seq": 1, "args": {"k": "y"}})
+@example(held=[("b", 1, False)], asked={**_HIT, "client_id": "b", "request_id": "r1"})
+@given(
+    held=st.lists(st.tuples(st.sampled_from(["a", "b"]), st.integers(1, 5), st.booleans())),
+    asked=st.fixed_dictionaries(
+        {"op": st.sampled_from(["kv_set", "session_open"]) | _field},
+        optional={
+            "client_id": st.sampled_from(["a", "b", "c"]) | _field,
+            "request_id": _field,
+            "args": st.fixed_dictionaries({"k": st.just("x"), "v": st.integers(0, 2)}) | _field,
+            "session": _field,
+            "seq": _field,
+            "ack_below": _field,
+        },
+    ),
+)
+def test_the_leaders_quick_look_before_proposing_answers_as_the_full_check(
+    held: list[tuple[str, int, bool]], asked: dict[str, Any]
+) -> None:
+    """A leader skips converting and hashing a request when no result is remembered under
+    its key: whatever the request holds (wrong types, missing fields, another session),
+    the answer is the full check's."""
+    r = Replica(Log())
+    sessions: dict[str, int] = {}
+    for cid, seq, sequenced in held:
+        if sequenced:
+            sid = sessions.setdefault(cid, r.open(cid))
+            r.put(cid, sid, seq, "x", seq % 3)
+        else:
+            r.run(command(f"legacy-{cid}", f"r{seq % 3}", "kv_set", {"k": "x", "v": seq % 3}))
+    if isinstance(asked.get("client_id"), str) and asked.get("client_id", "").startswith("b"):
+        asked["client_id"] = "legacy-b"  # some asks of legacy clients too
+    assert r.kv.precheck(asked) == r.kv._precheck_held(asked)
+
+
+def test_the_leaders_quick_look_still_answers_what_is_remembered() -> None:
+    r = Replica(Log())
+    sid = r.open("a")
+    r.put("a", sid, 1, "x", 1)
+    r.run(command("old", "r1", "kv_set", {"k": "y", "v": 1}))
+    same = {**_HIT, "session": sid, "seq": 1, "ack_below": 1}
+    again = r.kv.precheck(same)
+    assert again is not None and again.code == "OK"
+    reused = r.kv.precheck({**same, "args": {"k": "x", "v": 2}})
+    assert reused is not None and reused.code == "BAD_REQUEST"
+    legacy = r.kv.precheck(command("old", "r1", "kv_set", {"k": "y", "v": 1}))
+    assert legacy is not None and legacy.code == "OK"
+    assert r.kv.precheck({**same, "seq": 2}) is None  # nothing remembered under seq 2

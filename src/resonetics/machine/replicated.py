@@ -248,6 +248,20 @@ class ReplicatedKV:
         """
         if command.get("op") == SESSION_OPEN:
             return None
+        # Only a result remembered under the request's key can be answered here: when
+        # there is none (nearly always), nothing needs converting or hashing.
+        client_id = command.get("client_id")
+        key = command.get("request_id") if command.get("session") is None else command.get("seq")
+        if (
+            type(client_id) is str
+            and (type(key) is str or type(key) is int)
+            and not self.sessions.holds(client_id, key)
+        ):
+            return None
+        return self._precheck_held(command)
+
+    def _precheck_held(self, command: Mapping[str, Any]) -> Verdict | None:
+        """``precheck`` in full: the command converted, its session's rules applied."""
         try:
             cmd = msgspec.convert({"ts": 0, **command}, type=_Command)
         except msgspec.ValidationError:

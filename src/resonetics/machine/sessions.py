@@ -210,6 +210,13 @@ class SessionTable:
         stored = session.results.get(request_id)
         return (False, None) if stored is None else (True, stored.result)
 
+    def holds(self, client_id: str, key: Key) -> bool:
+        """Whether a result is remembered for ``client_id`` under ``key`` (a legacy
+        request id or a seq). Pure read; ``check`` answers nothing else but for such a
+        result, or a refusal that a leader does not give before proposing."""
+        session = self._clients.get(client_id)
+        return session is not None and key in session.results
+
     def check(
         self, client_id: str, request_id: str, digest: Digest, seq: Mapping[str, int] | None
     ) -> Verdict | None:
