@@ -174,6 +174,20 @@ def test_a_lagging_follower_logs_and_applies_the_packed_entries_it_is_sent() -> 
     assert [e.hash for e in net.disks["n3"].entries] == [e.hash for e in net.disks["n1"].entries]
 
 
+def _append_from_n1(term: int, prev: Entry, entries: list[Entry]) -> AppendEntries:
+    return AppendEntries(
+        src="n1",
+        dst="n2",
+        term=term,
+        leader_id="n1",
+        prev_log_index=prev.index,
+        prev_log_term=prev.term,
+        prev_log_hash=prev.hash,
+        entries=entries,
+        leader_commit=0,
+    )
+
+
 def test_a_follower_takes_commands_a_leader_sent_with_unsorted_keys() -> None:
     """A leader from before proposals were canonical sends a command's keys in its
     dict's order. The follower hashes packed data as it came, so those bytes fail the
@@ -185,19 +199,7 @@ def test_a_follower_takes_commands_a_leader_sent_with_unsorted_keys() -> None:
     last = leader._log.entry_at(leader._log.last_index)
     entry = make_entry(last.hash, leader.term, last.index + 1, EntryType.CLIENT_CMD, command)
     old_style = msgspec.structs.replace(entry, data=msgspec.Raw(msgspec.json.encode(command)))
-    follower.step(
-        AppendEntries(
-            src="n1",
-            dst="n2",
-            term=leader.term,
-            leader_id="n1",
-            prev_log_index=last.index,
-            prev_log_term=last.term,
-            prev_log_hash=last.hash,
-            entries=[old_style],
-            leader_commit=0,
-        )
-    )
+    follower.step(_append_from_n1(leader.term, last, [old_style]))
     held = follower._log.entry_at(entry.index)
     assert held.hash == entry.hash
     assert bytes(held.data) == msgspec.json.Encoder(order="sorted").encode(command)
@@ -205,17 +207,5 @@ def test_a_follower_takes_commands_a_leader_sent_with_unsorted_keys() -> None:
         old_style, index=entry.index + 1, data=msgspec.Raw(b'{"op":"kv_delete"}')
     )
     before = follower._log.last_index
-    follower.step(
-        AppendEntries(
-            src="n1",
-            dst="n2",
-            term=leader.term,
-            leader_id="n1",
-            prev_log_index=entry.index,
-            prev_log_term=entry.term,
-            prev_log_hash=entry.hash,
-            entries=[forged],
-            leader_commit=0,
-        )
-    )
+    follower.step(_append_from_n1(leader.term, entry, [forged]))
     assert follower._log.last_index == before  # refused: its bytes link no way

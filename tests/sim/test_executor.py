@@ -21,13 +21,16 @@ from resonetics.sim.runner import run_seed
 SHORT = SimOptions(fault_ms=1_500, quiet_ms=4_500, heartbeat_ticks=1)
 
 
-def _loop_steps(monkeypatch: pytest.MonkeyPatch, seed: int, options: SimOptions) -> Counter[str]:
-    seen: Counter[str] = Counter()
+def _executors(
+    monkeypatch: pytest.MonkeyPatch, seed: int, options: SimOptions
+) -> list[SimExecutor]:
+    """Every executor of a passing run: each incarnation's, the ones lost in crashes too."""
+    seen: list[SimExecutor] = []
     original = SimNode.lose_driver
 
     def lose(self: SimNode) -> None:
         if self.executor is not None:
-            seen.update(self.executor.steps)
+            seen.append(self.executor)
         original(self)
 
     clusters: list[Cluster] = []
@@ -41,8 +44,14 @@ def _loop_steps(monkeypatch: pytest.MonkeyPatch, seed: int, options: SimOptions)
     monkeypatch.setattr(Cluster, "__init__", keep)
     result = run_seed(seed, options)
     assert result.ok, result.report()
-    for node in clusters[0].nodes.values():
-        seen.update(node.loop_step_counts())
+    seen.extend(n.executor for n in clusters[0].nodes.values() if n.executor is not None)
+    return seen
+
+
+def _loop_steps(monkeypatch: pytest.MonkeyPatch, seed: int, options: SimOptions) -> Counter[str]:
+    seen: Counter[str] = Counter()
+    for executor in _executors(monkeypatch, seed, options):
+        seen.update(executor.steps)
     return seen
 
 
@@ -165,27 +174,5 @@ def test_a_long_apply_goes_on_at_a_later_event_and_the_run_stays_correct(
         "RaftConfig",
         lambda **kw: config(**kw, apply_entries_max=1),
     )
-    yields = 0
-    original = SimNode.lose_driver
-
-    def lose(self: SimNode) -> None:
-        nonlocal yields
-        if self.executor is not None:
-            yields += self.executor.apply_yields
-        original(self)
-
-    clusters: list[Cluster] = []
-    init = Cluster.__init__
-
-    def keep(self: Cluster, *args: Any, **kwargs: Any) -> None:
-        init(self, *args, **kwargs)
-        clusters.append(self)
-
-    monkeypatch.setattr(SimNode, "lose_driver", lose)
-    monkeypatch.setattr(Cluster, "__init__", keep)
-    result = run_seed(3, SHORT)
-    assert result.ok, result.report()
-    for node in clusters[0].nodes.values():
-        if node.executor is not None:
-            yields += node.executor.apply_yields
+    yields = sum(e.apply_yields for e in _executors(monkeypatch, 3, SHORT))
     assert yields > 0
