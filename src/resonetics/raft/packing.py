@@ -126,8 +126,13 @@ def recanonicalized(entries: Sequence[Entry]) -> Sequence[Entry]:
     """
     for e in entries:
         if type(e.data) is msgspec.Raw:
-            return [packed(unpacked(x)) if type(x.data) is msgspec.Raw else x for x in entries]
+            return [recanonical(x) for x in entries]
     return entries
+
+
+def recanonical(entry: Entry) -> Entry:
+    """``entry`` with packed data encoded again canonically (one of ``recanonicalized``)."""
+    return packed(unpacked(entry)) if type(entry.data) is msgspec.Raw else entry
 
 
 __all__ = [
@@ -137,6 +142,7 @@ __all__ = [
     "from_raw",
     "is_packed",
     "packed",
+    "recanonical",
     "recanonicalized",
     "unpacked",
 ]

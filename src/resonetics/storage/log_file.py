@@ -39,7 +39,7 @@ from resonetics.decode_errors import UNREADABLE
 from resonetics.errors import StorageCorruption, invariant
 from resonetics.gc_pause import gc_paused
 from resonetics.raft.entry import Entry, EntryType, entry_links, is_genesis
-from resonetics.raft.packing import RawEntry, from_raw, packed, unpacked
+from resonetics.raft.packing import RawEntry, from_raw, recanonical
 from resonetics.raft.types import Index
 from resonetics.storage.fs import FileSystem, atomic_write
 
@@ -203,11 +203,8 @@ def _relinked(prev_hash: str, entry: Entry) -> Entry | None:
     ``prev_hash`` (a line written with unsorted keys); else None."""
     if type(entry.data) is not msgspec.Raw:
         return None
-    try:
-        canonical = packed(unpacked(entry))
-    except UNREADABLE:  # pragma: no cover - the line decoded, so its data does
-        return None
-    return canonical if entry_links(prev_hash, canonical) else None
+    again = recanonical(entry)  # the line decoded, so its data decodes too
+    return again if entry_links(prev_hash, again) else None
 
 
 def _bad_line(parsed: ParsedLog, data: bytes, offsets: list[int], start: int, path: str) -> None:

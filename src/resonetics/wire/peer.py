@@ -19,7 +19,7 @@ authenticated.
 
 from __future__ import annotations
 
-from typing import Annotated, Final, TypeVar
+from typing import Annotated, Any, Final, TypeVar
 
 import msgspec
 
@@ -90,30 +90,38 @@ class PeerRefused(msgspec.Struct, frozen=True, kw_only=True):
     reason: _Text
 
 
-class _RawAppendEntries(
-    msgspec.Struct, frozen=True, kw_only=True, tag_field="kind", tag="AppendEntries"
-):
-    """AppendEntries as it arrives: client commands left as the leader's bytes (the
-    fields of ``raft.messages.AppendEntries``, whose entries it builds: ``_append_entries``)."""
+def _with_raw_entries(cls: type[AppendEntries]) -> type[msgspec.Struct]:
+    """``cls`` field for field, its entries decoded as ``RawEntry`` (client data left as
+    the leader's bytes). Built from ``cls`` itself, so a field added to AppendEntries
+    is never dropped on the way in."""
+    fields: list[tuple[str, Any] | tuple[str, Any, Any]] = []
+    for f in msgspec.structs.fields(cls):
+        type_ = list[RawEntry] if f.name == "entries" else f.type
+        if f.default is not msgspec.NODEFAULT:
+            fields.append((f.name, type_, f.default))
+        elif f.default_factory is not msgspec.NODEFAULT:
+            fields.append((f.name, type_, msgspec.field(default_factory=f.default_factory)))
+        else:
+            fields.append((f.name, type_))
+    config = cls.__struct_config__
+    return msgspec.defstruct(
+        f"Raw{cls.__name__}",
+        fields,
+        kw_only=True,
+        frozen=True,
+        tag_field=config.tag_field,
+        tag=config.tag,
+    )
 
-    src: str
-    dst: str
-    term: int
-    leader_id: str
-    prev_log_index: int
-    prev_log_term: int
-    prev_log_hash: str
-    entries: list[RawEntry] = msgspec.field(default_factory=list)
-    leader_commit: int
-    read_seq: int = 0
 
-
-#: One decoder per kind, built once (the hot path decodes AppendEntries per batch).
-_DECODERS: Final[dict[str, msgspec.json.Decoder[Message]]] = {
-    kind: msgspec.json.Decoder(cls) for kind, cls in MESSAGE_TYPES.items()
+_APPEND_KIND: Final = next(k for k, cls in MESSAGE_TYPES.items() if cls is AppendEntries)
+_APPEND_FIELDS: Final = msgspec.structs.fields(AppendEntries)
+#: One decoder per kind, built once (the hot path decodes AppendEntries per batch);
+#: AppendEntries' keeps client data as the leader's bytes (``_append_entries``).
+_DECODERS: Final[dict[str, msgspec.json.Decoder[Any]]] = {
+    kind: msgspec.json.Decoder(_with_raw_entries(AppendEntries) if kind == _APPEND_KIND else cls)
+    for kind, cls in MESSAGE_TYPES.items()
 }
-_APPEND_KIND: Final = "AppendEntries"
-_RAW_APPEND_DECODER: Final = msgspec.json.Decoder(_RawAppendEntries)
 _HELLO_DECODER: Final = msgspec.json.Decoder(Hello)
 
 #: Every kind a peer link may carry.
@@ -127,34 +135,22 @@ def encode_peer(msg: Message, t: int) -> bytes:
 
 def decode_peer(env: Envelope) -> Message:
     """The Raft message in ``env``; ``BadRequest`` for an unknown kind or bad fields."""
-    msg: Message
-    if env.kind == _APPEND_KIND:
-        msg = _append_entries(_decode(_RAW_APPEND_DECODER, env))
-    else:
-        decoder = _DECODERS.get(env.kind)
-        if decoder is None:
-            raise BadRequest("kind", f"unknown peer message kind {env.kind!r}")
-        msg = _decode(decoder, env)
+    decoder = _DECODERS.get(env.kind)
+    if decoder is None:
+        raise BadRequest("kind", f"unknown peer message kind {env.kind!r}")
+    decoded = _decode(decoder, env)
+    msg: Message = _append_entries(decoded) if env.kind == _APPEND_KIND else decoded
     _check_bounds(msg)
     return msg
 
 
-def _append_entries(raw: _RawAppendEntries) -> AppendEntries:
+def _append_entries(raw: Any) -> AppendEntries:
     """The core's AppendEntries: client entries packed as the bytes the leader sent (the
     chain is checked over them, and they are logged and applied without being decoded
     into dicts and encoded again: ``raft/packing.py``), other entries decoded."""
-    return AppendEntries(
-        src=raw.src,
-        dst=raw.dst,
-        term=raw.term,
-        leader_id=raw.leader_id,
-        prev_log_index=raw.prev_log_index,
-        prev_log_term=raw.prev_log_term,
-        prev_log_hash=raw.prev_log_hash,
-        entries=[from_raw(e) for e in raw.entries],
-        leader_commit=raw.leader_commit,
-        read_seq=raw.read_seq,
-    )
+    values = {f.name: getattr(raw, f.name) for f in _APPEND_FIELDS}
+    values["entries"] = [from_raw(e) for e in raw.entries]
+    return AppendEntries(**values)
 
 
 def _check_bounds(msg: Message) -> None:
