@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import gc
+
 import msgspec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from resonetics.machine.sessions import SessionTable, SessionTableData
+from resonetics.machine.sessions import SessionTable, SessionTableData, Verdict
 
 
 def table(**kw: int) -> SessionTable:
@@ -78,6 +80,23 @@ _steps = st.lists(
 )
 
 
+def test_remembered_results_add_nothing_the_cyclic_collector_tracks() -> None:
+    """A result lives until evicted, long enough to reach the collector's oldest
+    generation: a tracked one per write made a full collection (a pause that walks the
+    whole heap) every few tens of thousands of writes. Results are kept encoded."""
+    t = SessionTable()
+    t.record("c", "r0", {"ok": True, "receipt": {"index": 0, "term": 1, "hash": "h"}})
+    gc.collect()
+    before = len(gc.get_objects())
+    for i in range(1, 2_001):
+        receipt = {"index": i, "term": 1, "hash": "h" * 64}
+        t.record("c", f"r{i}", {"ok": True, "receipt": receipt}, digest="d")
+    gc.collect()
+    assert len(gc.get_objects()) - before < 100
+    assert t.lookup("c", "r2000") == (True, {"ok": True, "receipt": receipt})
+    assert t.check("c", "r2000", "d", None) == Verdict("OK", {"ok": True, "receipt": receipt})
+
+
 @settings(max_examples=150, deadline=None)
 @given(steps=_steps)
 def test_bounds_and_lru_order_hold_after_any_sequence(
@@ -142,5 +161,5 @@ def test_acknowledge_and_eviction_drop_exactly_the_seqs_a_scan_would(
             restored.load_data(t.to_data())
             t = restored
         data = t.to_data().clients[0]
-        assert {r[0]: r[2] for r in data.results} == held
+        assert {r[0]: msgspec.json.decode(r[2]) for r in data.results} == held
         assert data.acked_below == mark
