@@ -74,6 +74,12 @@ def _status() -> dict[str, Any]:
         },
         "handler_errors": 0,
         "loop": {"stalls": 2, "worst_stall_ms": 180, "stall_threshold_ms": 100},
+        "gc": {
+            "collections": [40, 3, 1],
+            "seconds": 0.25,
+            "longest_ms": 90.0,
+            "thresholds": [700, 10, 10],
+        },
     }
 
 
@@ -97,6 +103,9 @@ def test_collector_reads_the_status_report_with_prometheus_names() -> None:
     assert values[("resonetics_fsync_seconds_count", ())] == 1
     assert values[("resonetics_http_requests_total", (("code", "200"),))] == 7
     assert values[("resonetics_loop_stalls_total", ())] == 2
+    assert values[("resonetics_gc_collections_total", (("generation", "2"),))] == 1
+    assert values[("resonetics_gc_collections_total", (("generation", "0"),))] == 40
+    assert values[("resonetics_gc_seconds_total", ())] == 0.25
 
 
 def test_two_nodes_in_one_process_have_separate_registries() -> None:

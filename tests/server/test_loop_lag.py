@@ -91,3 +91,15 @@ def test_a_node_whose_loop_is_blocked_reports_the_stall(
     assert stalled, "no loop_stalled warning"
     assert all(r.levelno == logging.WARNING for r in stalled)
     assert "snapshot=false" in stalled[0].getMessage()
+
+
+def test_a_stall_says_how_much_of_it_the_garbage_collector_took() -> None:
+    """The collector's running total grew by 180 ms between two wake-ups: the stall
+    between them names it; time collected between punctual wake-ups names nothing."""
+    lag = LoopLag(threshold_s=0.1)
+    assert lag.observe(1.0, now=1.0, snapshot=False, collector_s=0.5) is None
+    assert lag.observe(1.01, now=1.01, snapshot=False, collector_s=0.504) is None
+    stalled = lag.observe(1.02, now=1.25, snapshot=False, collector_s=0.684)
+    assert stalled == events.Event(
+        events.LOOP_STALLED, {"late_ms": 230, "snapshot": False, "gc_ms": 180}
+    )

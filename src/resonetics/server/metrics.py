@@ -384,6 +384,19 @@ def _refusals(s: dict[str, Any], extra: dict[str, Any]) -> Iterator[Metric]:
         "timeout (server/loop_lag.py).",
         s["loop"]["stalls"],
     )
+    collector = s["gc"]
+    yield _labelled(
+        CounterMetricFamily,
+        "resonetics_gc_collections",
+        "Cyclic garbage collections of the node's process, by generation (2: full).",
+        "generation",
+        {str(gen): n for gen, n in enumerate(collector["collections"])},
+    )
+    yield _counter(
+        "resonetics_gc_seconds_total",
+        "Seconds the node's process spent in cyclic garbage collection (loop stopped).",
+        collector["seconds"],
+    )
 
 
 __all__ = ["LATENCY_BUCKETS_S", "NodeMetrics", "PeerRoundTrips", "StatusCollector"]

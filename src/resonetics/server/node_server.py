@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from resonetics import limits, planted
+from resonetics.collector import CollectorClock
 from resonetics.errors import (
     BadRequest,
     ClientError,
@@ -236,6 +237,8 @@ class NodeServer:
         self._ticker_task: asyncio.Task[None] | None = None
         #: How late the ticker wakes: the loop's stalls (``server/loop_lag.py``).
         self.loop_lag = LoopLag.for_timeouts(self.config.tick_ms, self.config.election_ticks)
+        #: The process's cyclic collections and their pauses (``resonetics/collector.py``).
+        self.collector = CollectorClock()
         #: Log appends and fsyncs run here so the event loop keeps serving meanwhile.
         self._disk = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="disk")
         #: Snapshot files are written here, while the disk thread goes on with the log.
@@ -455,6 +458,7 @@ class NodeServer:
             if peer != me:
                 self.open_link(peer, address)
         admin.sync_links(self, force=True)
+        self.collector.install()
         self._ticker_task = self._spawn(self._ticker(), what="ticker")
         transport = f"TLS (client certificates {self.config.tls_client_auth})"
         log.info("entry signing key %s", public_key_text(self.signing_key))
@@ -478,6 +482,7 @@ class NodeServer:
         if self._ticker_task is not None:
             self._ticker_task.cancel()
             await asyncio.wait({self._ticker_task})
+        self.collector.remove()
         self._closing = True
         if self._flush_task is not None:
             # Never cancel a flush mid-write: the disk thread would go on writing a
@@ -557,7 +562,10 @@ class NodeServer:
             deadline += interval
             await asyncio.sleep(max(0.0, deadline - loop.time()))
             stalled = self.loop_lag.observe(
-                deadline, loop.time(), snapshot=self.driver.snapshot_in_progress
+                deadline,
+                loop.time(),
+                snapshot=self.driver.snapshot_in_progress,
+                collector_s=self.collector.seconds,
             )
             if stalled is not None:
                 events.emit(stalled, ring=self.event_ring, level=logging.WARNING)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from collections import Counter
 
+    from resonetics.collector import CollectorClock
     from resonetics.runtime.driver import NodeDriver
     from resonetics.server.config import ServerConfig
     from resonetics.server.guard import HandlerGuard
@@ -37,6 +38,7 @@ class NodeView(Protocol):
     handler_guard: HandlerGuard
     client_closes: Counter[str]
     loop_lag: LoopLag
+    collector: CollectorClock
 
     @property
     def cluster_id(self) -> str: ...

@@ -66,6 +66,8 @@ def node_status(server: NodeView) -> dict[str, Any]:
         "handler_errors": server.handler_guard.errors,
         # Stalls of the event loop near an election timeout (server/loop_lag.py).
         "loop": server.loop_lag.status(),
+        # The process's cyclic garbage collections and pauses (resonetics/collector.py).
+        "gc": server.collector.status(),
     }
 
 
