@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from pathlib import Path
@@ -82,8 +83,11 @@ def test_a_node_whose_loop_is_blocked_reports_the_stall(
             loop = node_status(server)["loop"]
             assert loop["stalls"] >= before + 1
             assert loop["worst_stall_ms"] >= 250
+            assert len(node_status(server)["gc"]["collections"]) == 3
+            assert server.collector._on_collection in gc.callbacks
         finally:
             await server.shutdown()
+        assert server.collector._on_collection not in gc.callbacks  # no hook left behind
 
     with caplog.at_level(logging.WARNING, logger="resonetics.events"):
         asyncio.run(scenario())

@@ -84,11 +84,12 @@ class _Result(msgspec.Struct, frozen=True, gc=False):
 
     Why encoded: one is made per applied command and lives until evicted, long enough
     for the cyclic collector to promote it to its oldest generation. A result dict
-    holding a receipt dict is tracked, so each write added one object there, and every
-    ~50,000 writes a full collection walked the whole heap: 40-70 ms stalls on a small
-    store, 115-177 ms at a million keys. Bytes are never tracked, are smaller than the
-    dicts, are the very encoding the byte bounds count, and go into a snapshot as they
-    are; the rare dedup hit decodes them.
+    holding a receipt dict is tracked, so each write added one object there and brought
+    on full collections, each a walk of the whole heap with the loop stopped: 19-27 per
+    node of up to 115-177 ms on a store growing to a million keys, one once results were
+    kept encoded (``bench/large_store.py``, docs/benchmarks.md). Bytes are never tracked,
+    take about half the memory of the dicts, are the very encoding the byte bounds
+    count, and go into a snapshot as they are; the rare dedup hit decodes them.
     """
 
     digest: str

@@ -419,6 +419,7 @@ class NodeServer:
                 self._cancel_owned()
         finally:
             self._group = None
+            self.collector.remove()  # whichever way the node ended: no hook left behind
             self._snapshot_thread.shutdown(wait=True)
             self._disk.shutdown(wait=True)
             try:
@@ -482,7 +483,6 @@ class NodeServer:
         if self._ticker_task is not None:
             self._ticker_task.cancel()
             await asyncio.wait({self._ticker_task})
-        self.collector.remove()
         self._closing = True
         if self._flush_task is not None:
             # Never cancel a flush mid-write: the disk thread would go on writing a
