@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import io
 
 import msgspec
 from hypothesis import given, settings
@@ -163,3 +164,54 @@ def test_acknowledge_and_eviction_drop_exactly_the_seqs_a_scan_would(
         data = t.to_data().clients[0]
         assert {r[0]: msgspec.json.decode(r[2]) for r in data.results} == held
         assert data.acked_below == mark
+
+
+_SORTED = msgspec.json.Encoder(order="sorted")
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    writes=st.lists(st.tuples(st.integers(0, 12), st.integers(0, 400)), max_size=80),
+    slice_clients=st.integers(1, 5),
+    later=st.lists(
+        st.tuples(st.sampled_from(["record", "ack", "open", "expire"]), st.integers(0, 15)),
+        max_size=12,
+    ),
+)
+def test_the_table_written_a_slice_of_clients_at_a_time_is_its_snapshot_at_the_first_step(
+    writes: list[tuple[int, int]], slice_clients: int, later: list[tuple[str, int]]
+) -> None:
+    """``snapshot_steps`` writes exactly what encoding ``to_data`` gives, a slice of
+    clients per step, and nothing done to the table after its first step leaks in:
+    results recorded or evicted, acknowledgements, sessions replaced, clients dropped
+    or expired (the results dicts it holds are copied before they change)."""
+    t = SessionTable(results_per_client_max=4, clients_max=10, expiry_ms=1_000)
+    sids: dict[str, int] = {}
+    for n, (client, value) in enumerate(writes):
+        cid = f"c{client}"
+        if client % 3 == 0:  # a sequenced client
+            sid = sids.get(cid) or sids.setdefault(cid, t.open(cid))
+            if t.holds(cid, n + 1) or t.check(cid, "r", "d", {"session": sid, "seq": n + 1}):
+                continue  # evicted meanwhile (the session is gone or replaced)
+            t.record(cid, f"r{n}", {"ok": True, "v": value}, digest=f"d{n}", seq=n + 1)
+        elif cid not in sids:
+            t.record(cid, f"r{n}", {"ok": True, "v": value}, digest=f"d{n}")
+    expected = _SORTED.encode(t.to_data())
+    out = io.BytesIO()
+    steps = t.snapshot_steps(out, _SORTED, slice_clients)
+    next(steps)  # the table is fixed here
+    assert out.getvalue() == b""  # nothing written yet: the caller writes first
+    for n, (action, client) in enumerate(later):
+        cid = f"c{client}"
+        if action == "record" and cid not in sids:
+            t.record(cid, f"late{n}", {"ok": False}, digest="x")
+        elif action == "ack" and cid in sids:
+            t.acknowledge(cid, sids[cid], 10_000)
+        elif action == "open":
+            sids[cid] = t.open(cid)
+        elif action == "expire":
+            t.advance(t.now_ms + 2_000)
+    turns = sum(1 for _ in steps)
+    assert out.getvalue() == expected
+    slices = -(-len(msgspec.json.decode(expected)["clients"]) // slice_clients)
+    assert turns == max(0, slices - 1)  # a step between two slices

@@ -5,6 +5,7 @@ from __future__ import annotations
 from resonetics.base64_slices import SLICE_INPUT_BYTES
 from resonetics.machine.kv import KeyValueStore
 from resonetics.machine.replicated import ReplicatedKV
+from resonetics.machine.sessions import SNAPSHOT_SLICE_CLIENTS
 from resonetics.raft.entry import GENESIS, EntryType, make_entry
 from tests.machine.snapshot_helpers import drain
 
@@ -149,3 +150,46 @@ def test_a_replicated_state_of_several_base64_slices_is_assembled_byte_for_byte(
     except StopIteration as done:
         assert done.value == expected
     assert turns > 3  # the machine's slices, then one per base64 slice
+
+
+def _turns_and_bytes(machine: ReplicatedKV) -> tuple[int, bytes]:
+    steps = machine.snapshot_steps()
+    turns = 0
+    try:
+        while True:
+            next(steps)
+            turns += 1
+    except StopIteration as done:
+        return turns, done.value
+
+
+def test_a_session_table_of_several_slices_is_assembled_byte_for_byte() -> None:
+    """More clients than one slice holds: the table goes a slice per step after the
+    machine's bytes (one more step between each two), and the document is still the
+    one-shot encoding."""
+    clients = 2 * SNAPSHOT_SLICE_CLIENTS + 7  # three slices
+
+    def machine_of(client_ids: int) -> ReplicatedKV:
+        machine = ReplicatedKV()
+        prev = GENESIS.hash
+        for i in range(1, clients + 1):
+            data = {
+                "client_id": f"c{i % client_ids:05d}",
+                "request_id": f"r{i}",
+                "op": "kv_set",
+                "args": {"k": f"k{i % 10}", "v": i},
+                "ts": 1000,
+            }
+            entry = make_entry(prev, 1, i, EntryType.CLIENT_CMD, data)
+            prev = entry.hash
+            machine.apply(entry)
+        return machine
+
+    many, one = machine_of(clients), machine_of(1)
+    assert len(many.sessions) == clients
+    turns, document = _turns_and_bytes(many)
+    assert document == many.snapshot()
+    assert turns == _turns_and_bytes(one)[0] + 2  # the same store; two steps between slices
+    restored = ReplicatedKV()
+    restored.restore(document)
+    assert restored.sessions.to_data() == many.sessions.to_data()

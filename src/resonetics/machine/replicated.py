@@ -41,7 +41,7 @@ from __future__ import annotations
 import hashlib
 import io
 from collections.abc import Generator, Mapping
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import msgspec
 
@@ -142,6 +142,10 @@ class _Snapshot(msgspec.Struct, frozen=True, kw_only=True):
 
 _ENCODER: Final = msgspec.json.Encoder(order="sorted")
 _SNAPSHOT_DECODER: Final = msgspec.json.Decoder(_Snapshot)
+#: What ``snapshot_steps`` encodes in the session table's place, which its own steps
+#: then write there: the document's last field (fields are sorted).
+_SESSIONS_PLACEHOLDER: Final = b"0"
+_SESSIONS_LAST: Final = b'"sessions":' + _SESSIONS_PLACEHOLDER + b"}"
 
 
 class ReplicatedKV:
@@ -281,7 +285,13 @@ class ReplicatedKV:
         """``snapshot()`` in slices (see ``KeyValueStore.snapshot_steps``): the state is
         fixed at the first step, so later applies do not leak into it."""
         header = (self.last_applied, self.last_applied_term, self.last_applied_hash)
-        sessions = self.sessions.to_data()
+        # Each slice goes into one buffer handed over without a copy at the end (see
+        # ``KeyValueStore.snapshot_steps``): a join of them all was one long step.
+        out = io.BytesIO()
+        # The session table a slice of clients per step, after the machine's bytes (fields
+        # are sorted); its first step copies it here, at the same instant as the machine.
+        sessions = self.sessions.snapshot_steps(out, _ENCODER)
+        next(sessions)
         steps = getattr(self.machine, "snapshot_steps", None)
         if steps is None:
             machine = self.machine.snapshot()
@@ -294,7 +304,9 @@ class ReplicatedKV:
                 last_applied=header[0],
                 last_applied_term=header[1],
                 last_applied_hash=header[2],
-                sessions=sessions,
+                # A placeholder the table's own steps write in place of (the encoder
+                # writes a Raw as it is, whatever the field's declared type).
+                sessions=cast(SessionTableData, msgspec.Raw(_SESSIONS_PLACEHOLDER)),
                 machine=b"",
             )
         )
@@ -302,16 +314,17 @@ class ReplicatedKV:
         # one call over a state of hundreds of MB would stall the loop for a second.
         # Fields are sorted and none before ``machine`` nests objects: the first marker.
         # A yield between slices only: a state of one slice takes the steps it always did.
-        # Each slice goes into one buffer handed over without a copy at the end (see
-        # ``KeyValueStore.snapshot_steps``): a join of them all was one long step.
         head, tail = split_at_empty_field(empty, "machine")
-        out = io.BytesIO()
+        invariant(tail.endswith(_SESSIONS_LAST), "sessions is not the document's last field")
+        sessions_at = len(tail) - len(_SESSIONS_LAST) + len(b'"sessions":')
         out.write(head)
         for n, part in enumerate(b64_slices(machine)):
             if n:
                 yield
             out.write(part)
-        out.write(tail)
+        out.write(tail[:sessions_at])
+        yield from sessions
+        out.write(tail[sessions_at + len(_SESSIONS_PLACEHOLDER) :])
         return out.getvalue()
 
     def snapshot(self) -> bytes:

@@ -63,9 +63,9 @@ from __future__ import annotations
 import hashlib
 import heapq
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, BinaryIO, Final, cast
 
 import msgspec
 
@@ -74,6 +74,8 @@ from resonetics.errors import BadRequest, SessionExpired, invariant
 
 #: Session id of legacy (unsequenced) sessions: requests keyed by request_id.
 LEGACY: Final = 0
+#: Clients encoded between two yields of ``SessionTable.snapshot_steps``.
+SNAPSHOT_SLICE_CLIENTS: Final = 2_000
 _ENCODER: Final = msgspec.json.Encoder(order="sorted")
 
 Key = str | int
@@ -119,9 +121,20 @@ class _Session:
     #: result held (a pipelining client keeps hundreds; a scan per write was a tenth of
     #: each replica's CPU at 256 in flight).
     seqs: list[int] = field(default_factory=list)
+    #: Whether a snapshot being written may still hold ``results`` (``snapshot_steps``
+    #: takes the dict itself, not a copy): the next change copies it first.
+    shared: bool = False
 
 
-class SessionData(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
+def _results_to_change(session: _Session) -> OrderedDict[Key, _Result]:
+    """``session.results``, copied first if a snapshot may hold it (copy on write)."""
+    if session.shared:
+        session.results = session.results.copy()
+        session.shared = False
+    return session.results
+
+
+class SessionData(msgspec.Struct, frozen=True, kw_only=True, array_like=True, gc=False):
     """One session in a snapshot: ``[client_id, last_ms, [[key, digest, result], ...],
     session, acked_below]``. Results of format-1 snapshots are ``[request_id, result]``
     (no digest: a dedup hit on them is not compared)."""
@@ -131,6 +144,28 @@ class SessionData(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
     results: list[list[Any]]
     session: int = LEGACY
     acked_below: int = 1
+
+
+class _ResultRow(msgspec.Struct, frozen=True, array_like=True, gc=False):
+    """One result as a snapshot writes it, ``[key, digest, result]``: encoded exactly as
+    that list, but never tracked by the collector. A snapshot of a full table makes a
+    million of them; as lists they brought on full collections of the whole table
+    (a quarter of a second each at its byte bound) between its slices."""
+
+    key: Key
+    digest: str
+    result: msgspec.Raw
+
+
+class _FixedSession(msgspec.Struct, frozen=True, gc=False):
+    """A session as ``snapshot_steps`` fixed it at its first step (untracked, as above:
+    one per client lives through the whole snapshot)."""
+
+    client_id: str
+    last_ms: int
+    results: OrderedDict[Key, _Result]
+    session: int
+    acked_below: int
 
 
 class SessionTableData(msgspec.Struct, frozen=True, kw_only=True):
@@ -333,7 +368,7 @@ class SessionTable:
             session = self._clients[client_id] = _Session(self._now_ms)
             self._bytes += limits.SESSION_OVERHEAD_BYTES
         key: Key = request_id if seq is None else seq
-        results = session.results
+        results = _results_to_change(session)
         if key in results:
             invariant(False, "request %r applied twice", key)
         stored = results[key] = _stored(key, digest, result)
@@ -353,7 +388,7 @@ class SessionTable:
 
     def _evict_one(self, session: _Session) -> None:
         if session.session == LEGACY:
-            _, stored = session.results.popitem(last=False)  # the oldest request goes
+            _, stored = _results_to_change(session).popitem(last=False)  # the oldest goes
             session.bytes -= stored.bytes
             self._bytes -= stored.bytes
             return
@@ -363,7 +398,7 @@ class SessionTable:
         session.acked_below = max(session.acked_below, smallest + 1)
 
     def _forget(self, session: _Session, key: Key) -> None:
-        stored = session.results.pop(key)
+        stored = _results_to_change(session).pop(key)
         session.bytes -= stored.bytes
         self._bytes -= stored.bytes
 
@@ -383,16 +418,55 @@ class SessionTable:
             now_ms=self._now_ms,
             next_session=self._next_session,
             clients=[
-                SessionData(
-                    client_id=cid,
-                    last_ms=s.last_ms,
-                    results=[[k, r.digest, msgspec.Raw(r.encoded)] for k, r in s.results.items()],
-                    session=s.session,
-                    acked_below=s.acked_below,
-                )
+                _session_data(cid, s.last_ms, s.results, s.session, s.acked_below)
                 for cid, s in self._clients.items()
             ],
         )
+
+    def snapshot_steps(
+        self,
+        out: BinaryIO,
+        encoder: msgspec.json.Encoder,
+        slice_clients: int = SNAPSHOT_SLICE_CLIENTS,
+    ) -> Generator[None, None, None]:
+        """Write ``encoder.encode(self.to_data())`` into ``out``, byte for byte, a slice
+        of clients per step.
+
+        A generator. Its first step (up to the first yield) fixes the table: each
+        session's fields, and its results dict itself, marked ``shared`` so that the
+        table copies a dict before it next changes it (results themselves are never
+        changed). What it writes is the table at that instant whatever is applied after,
+        and the first step touches each session once, not each result: a copy of every
+        results dict took 0.4 s at the table's byte bound. It writes nothing before its
+        second step, so the caller may put other bytes into ``out`` first.
+
+        Why in slices: ``to_data`` builds a list per remembered result in one call; at
+        the table's byte bound (about 1.25 M results over 100,000 clients) that and its
+        encoding stopped the loop for 3-5 s at the start of every snapshot, long enough
+        for the cluster to lose its leader.
+        """
+        fixed = []
+        for cid, s in self._clients.items():
+            s.shared = True
+            fixed.append(_FixedSession(cid, s.last_ms, s.results, s.session, s.acked_below))
+        empty = encoder.encode(
+            SessionTableData(now_ms=self._now_ms, clients=[], next_session=self._next_session)
+        )
+        # Fields are sorted (clients, next_session, now_ms) and none nests a string that
+        # could hold the marker: the first ``"clients":[`` is the field.
+        marker = b'"clients":['
+        cut = empty.index(marker) + len(marker)
+        yield
+        out.write(empty[:cut])
+        for start in range(0, len(fixed), slice_clients):
+            if start:
+                # A yield between slices only: a table of one slice takes no step of its
+                # own, so a snapshot of a small table takes the steps it always did.
+                yield
+                out.write(b",")
+            chunk = encoder.encode([_written(f) for f in fixed[start : start + slice_clients]])
+            out.write(memoryview(chunk)[1:-1])  # without the list's brackets
+        out.write(empty[cut:])
 
     def load_data(self, data: SessionTableData) -> None:
         """Replace the table with ``data`` (as produced by ``to_data``, or format 1)."""
@@ -411,6 +485,36 @@ class SessionTable:
             heapq.heapify(session.seqs)
             self._clients[s.client_id] = session
             self._bytes += session.bytes + limits.SESSION_OVERHEAD_BYTES
+
+
+def _session_data(
+    client_id: str, last_ms: int, results: Mapping[Key, _Result], session: int, acked_below: int
+) -> SessionData:
+    """One session as a snapshot holds it (each result as the JSON it was kept as)."""
+    return SessionData(
+        client_id=client_id,
+        last_ms=last_ms,
+        results=[[k, r.digest, msgspec.Raw(r.encoded)] for k, r in results.items()],
+        session=session,
+        acked_below=acked_below,
+    )
+
+
+def _written(fixed: _FixedSession) -> SessionData:
+    """``fixed`` for ``snapshot_steps`` to encode: the bytes of ``_session_data``'s, with
+    untracked rows in place of its lists (never decoded or read: only encoded)."""
+    # A tuple of untracked rows: the collector untracks it at its first look, a list it
+    # would have to walk until it is freed.
+    rows = tuple(
+        [_ResultRow(k, r.digest, msgspec.Raw(r.encoded)) for k, r in fixed.results.items()]
+    )
+    return SessionData(
+        client_id=fixed.client_id,
+        last_ms=fixed.last_ms,
+        results=cast(list[list[Any]], rows),
+        session=fixed.session,
+        acked_below=fixed.acked_below,
+    )
 
 
 def _expired(message: str) -> Verdict:
