@@ -126,12 +126,11 @@ class _Session:
     shared: bool = False
 
 
-def _results_to_change(session: _Session) -> OrderedDict[Key, _Result]:
-    """``session.results``, copied first if a snapshot may hold it (copy on write)."""
-    if session.shared:
-        session.results = session.results.copy()
-        session.shared = False
-    return session.results
+def _unshare(session: _Session) -> None:
+    """Copy ``session.results`` before a change: a snapshot may hold the dict (copy on
+    write). Callers test ``session.shared`` first: the common case costs one test."""
+    session.results = session.results.copy()
+    session.shared = False
 
 
 class SessionData(msgspec.Struct, frozen=True, kw_only=True, array_like=True, gc=False):
@@ -368,7 +367,9 @@ class SessionTable:
             session = self._clients[client_id] = _Session(self._now_ms)
             self._bytes += limits.SESSION_OVERHEAD_BYTES
         key: Key = request_id if seq is None else seq
-        results = _results_to_change(session)
+        if session.shared:
+            _unshare(session)
+        results = session.results
         if key in results:
             invariant(False, "request %r applied twice", key)
         stored = results[key] = _stored(key, digest, result)
@@ -388,7 +389,9 @@ class SessionTable:
 
     def _evict_one(self, session: _Session) -> None:
         if session.session == LEGACY:
-            _, stored = _results_to_change(session).popitem(last=False)  # the oldest goes
+            if session.shared:
+                _unshare(session)
+            _, stored = session.results.popitem(last=False)  # the oldest request goes
             session.bytes -= stored.bytes
             self._bytes -= stored.bytes
             return
@@ -398,7 +401,9 @@ class SessionTable:
         session.acked_below = max(session.acked_below, smallest + 1)
 
     def _forget(self, session: _Session, key: Key) -> None:
-        stored = _results_to_change(session).pop(key)
+        if session.shared:
+            _unshare(session)
+        stored = session.results.pop(key)
         session.bytes -= stored.bytes
         self._bytes -= stored.bytes
 
