@@ -365,6 +365,11 @@ LEASE_INFO_KEYS_MAX = 1000
 LEASE_LIST_MAX = 1000
 #: Lease ids in one ``lease_expire`` entry the leader proposes, count.
 LEASE_EXPIRE_BATCH_MAX = 256
+#: Keys the leases of one ``lease_expire`` entry hold, count: every replica deletes them
+#: in one apply, so the leader fills an entry up to this many (a lease that holds more
+#: goes alone; ``LEASE_KEYS_MAX`` is no larger) and proposes the next once it is answered.
+#: 256 leases of 10,000 keys in one entry took 5.3 s of apply on every node.
+LEASE_EXPIRE_KEYS_MAX = 10_000
 #: How long the leader waits before proposing the expiry of a lease again when the
 #: last proposal did not end it (lost with leadership, or log time still short), ms.
 LEASE_EXPIRE_RETRY_MS = 500

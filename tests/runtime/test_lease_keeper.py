@@ -5,6 +5,9 @@ from __future__ import annotations
 import random
 from typing import Any
 
+import pytest
+
+from resonetics import limits
 from resonetics.raft.config import RaftConfig
 from resonetics.raft.messages import Message
 from resonetics.runtime.dispatch import Routed, dispatch
@@ -140,3 +143,62 @@ def test_a_lost_leadership_forgets_the_in_memory_deadlines() -> None:
     node.tick()
     assert node.leases.deadline(lease) is None
     assert _do(node, "lease_keepalive", {"id": lease}).code == codes.NOT_LEADER
+
+
+def _found(node: NodeDriver, key: str) -> bool:
+    return bool(node.machine.machine.get(key)["found"])  # type: ignore[attr-defined]
+
+
+def test_expiry_goes_an_entry_of_bounded_keys_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every replica deletes an expiry entry's keys in one apply: the leader fills an
+    entry up to ``LEASE_EXPIRE_KEYS_MAX`` keys (a lease holding more goes alone) and
+    proposes the next only once the last is answered."""
+    monkeypatch.setattr(limits, "LEASE_EXPIRE_KEYS_MAX", 3)
+    node, clock = _leader()
+    leases = {}
+    for name, keys in (("a", 4), ("b", 2), ("c", 1)):
+        leases[name] = _grant(node, 2_000, f"{name}0")
+        for k in range(1, keys):
+            key = f"{name}{k}"
+            assert _do(node, "kv_set", {"k": key, "v": 1, "lease": leases[name]}, f"s-{key}").ok
+    node.tick()  # the keeper sees the leases
+    clock.now += 2_000
+    node.tick()  # a (4 keys, over the budget) goes alone
+    assert node.leases.expiries_proposed == 1
+    node.tick()  # not answered yet: nothing more is proposed
+    assert node.leases.expiries_proposed == 1
+    node.process_ready()
+    node.process_ready()
+    assert not any(_found(node, f"a{k}") for k in range(4))
+    assert _found(node, "b0") and _found(node, "c0")
+    node.tick()  # answered: b and c (3 keys together) in the next entry
+    assert node.leases.expiries_proposed == 2
+    node.process_ready()
+    node.process_ready()
+    assert not any(_found(node, key) for key in ("b0", "b1", "c0"))
+    node.tick()
+    assert node.leases.expiries_proposed == 2  # nothing left to expire
+
+
+def test_an_unanswered_expiry_entry_holds_the_next_back_only_for_the_retry_period(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An answer that never comes (it always does; this is the keeper's own guard) holds
+    expiry back for ``LEASE_EXPIRE_RETRY_MS``, not for ever."""
+    node, clock = _leader()
+    _grant(node, 2_000, "a")
+    _grant(node, 2_000, "b")
+    monkeypatch.setattr(limits, "LEASE_EXPIRE_KEYS_MAX", 1)
+    node.tick()
+    clock.now += 2_000
+    monkeypatch.setattr(node.leases, "_expiry_answered", lambda outcome: None)
+    node.tick()
+    assert node.leases.expiries_proposed == 1
+    node.process_ready()
+    node.process_ready()
+    clock.now += limits.LEASE_EXPIRE_RETRY_MS - 1
+    node.tick()
+    assert node.leases.expiries_proposed == 1
+    clock.now += 1
+    node.tick()
+    assert node.leases.expiries_proposed == 2

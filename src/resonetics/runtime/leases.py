@@ -19,6 +19,13 @@ lease an in-memory deadline on the leader's own clock (``Host.now_ms``).
   refuses keep-alives (its holder was late); a proposal that did not end the
   lease (leadership lost, log time still short of the recorded deadline) is
   proposed again after ``LEASE_EXPIRE_RETRY_MS``.
+* **Expiry is bounded work**: every replica deletes an entry's keys in one apply,
+  so an entry holds leases of at most ``LEASE_EXPIRE_KEYS_MAX`` keys together
+  (a lease of more goes alone) and at most ``LEASE_EXPIRE_BATCH_MAX`` leases, and
+  the next entry is proposed only once the last one is answered (or after
+  ``LEASE_EXPIRE_RETRY_MS`` without an answer). Many big leases running out
+  together then expire over a few ticks instead of stopping every node for
+  seconds (256 leases of 10,000 keys in one entry: 5.3 s of apply on each).
 
 The safety rule (docs/leases.md): a key never expires earlier than its TTL after
 the last keep-alive its client got acknowledged, measured on the leader's
@@ -61,6 +68,8 @@ class LeaseKeeper:
         self._deadline: dict[int, int] = {}
         #: lease id -> when its expiry was last proposed (ms).
         self._expiring: dict[int, int] = {}
+        #: When the ``lease_expire`` entry not yet answered was proposed (ms), or None.
+        self._proposed_at: int | None = None
         self._epoch = -1
         self._seq = itertools.count(1)
         #: ``lease_expire`` entries proposed, keep-alives answered (for status/tests).
@@ -80,6 +89,7 @@ class LeaseKeeper:
                 self._term = None
                 self._deadline.clear()
                 self._expiring.clear()
+                self._proposed_at = None
             return None
         now = self._driver.host.now_ms()
         if self._term != core.term:
@@ -89,6 +99,7 @@ class LeaseKeeper:
                 # The recorded deadline knows no keep-alive the old leader acknowledged.
                 self._deadline = {i: lease.deadline_ms for i, lease in table.leases.items()}
             self._expiring.clear()
+            self._proposed_at = None
             self._epoch = table.epoch
         elif self._epoch != table.epoch:
             for i, lease in table.leases.items():
@@ -104,25 +115,37 @@ class LeaseKeeper:
         return self._deadline.get(lease_id) if self._sync() is not None else None
 
     def tick(self) -> None:
-        """Propose the expiry of every lease whose deadline has passed."""
+        """Propose the expiry of leases whose deadline has passed, a bounded entry at a time."""
         if self._term is None and not self._driver.core.is_leader:
             return  # a follower that holds no leader state: what ``_sync`` would find, cheaply
-        if self._sync() is None or not self._deadline:  # no lease held: nothing can be due
+        table = self._sync()
+        if table is None or not self._deadline:  # no lease held: nothing can be due
             return
         now = self._driver.host.now_ms()
         retry = limits.LEASE_EXPIRE_RETRY_MS
+        if self._proposed_at is not None and now - self._proposed_at < retry:
+            return  # the last entry is not answered yet: one at a time (module docstring)
         due = sorted(
             i
             for i, deadline in self._deadline.items()
             if deadline <= now and now - self._expiring.get(i, now - retry) >= retry
-        )[: limits.LEASE_EXPIRE_BATCH_MAX]
-        if not due:
+        )
+        batch = _bounded_batch(due, table)
+        if not batch:
             return
-        for i in due:
+        for i in batch:
             self._expiring[i] = now
         self.expiries_proposed += 1
+        self._proposed_at = now
         request_id = f"expire-{self._term}-{next(self._seq)}"
-        self._driver.submit(KEEPER_CLIENT, request_id, LEASE_EXPIRE, {"ids": due}, _ignore)
+        self._driver.submit(
+            KEEPER_CLIENT, request_id, LEASE_EXPIRE, {"ids": batch}, self._expiry_answered
+        )
+
+    def _expiry_answered(self, outcome: Outcome) -> None:
+        """The last ``lease_expire`` entry was answered (its effect is in the machine, or
+        it failed and its leases come due again): the next may be proposed."""
+        self._proposed_at = None
 
     # --- ops served by the leader ---------------------------------------------------------
     def serve(self, op: str, args: dict[str, Any], on_done: OnDone) -> None:
@@ -165,8 +188,23 @@ class LeaseKeeper:
         driver.read("lease_info", {"id": lease_id}, confirmed)
 
 
-def _ignore(outcome: Outcome) -> None:
-    """A ``lease_expire`` proposal's answer: the keeper sees its effect in the machine."""
+def _bounded_batch(due: list[int], table: LeaseTable) -> list[int]:
+    """The first of the ``due`` leases (in id order) that one ``lease_expire`` entry may
+    end: at most ``LEASE_EXPIRE_BATCH_MAX``, holding at most ``LEASE_EXPIRE_KEYS_MAX``
+    keys together; always the first, whatever it holds."""
+    batch: list[int] = []
+    keys = 0
+    for lease_id in due:
+        lease = table.leases.get(lease_id)
+        size = len(lease.keys) if lease is not None else 0
+        if batch and (
+            len(batch) >= limits.LEASE_EXPIRE_BATCH_MAX
+            or keys + size > limits.LEASE_EXPIRE_KEYS_MAX
+        ):
+            break
+        batch.append(lease_id)
+        keys += size
+    return batch
 
 
 __all__ = ["KEEPER_CLIENT", "KEEPER_OPS", "LeaseKeeper"]
