@@ -109,6 +109,20 @@ def test_scan_pages_through_more_keys_than_one_page(node: LocalCluster) -> None:
     assert "--after many/0249" not in one_page.stderr  # the last page: nothing more
 
 
+def test_a_scan_over_large_values_comes_in_bounded_pages(node: LocalCluster) -> None:
+    """24 values of 200 KiB (4.9 MB): a page ends at ``SCAN_BYTES_MAX`` with ``more``
+    instead of carrying them all, and ``scan_all`` reads every value in key order."""
+    value = "v" * (200 << 10)
+    with Client(node.addresses, timeout=30) as client:
+        for i in range(24):
+            client.put(f"big/{i:02d}", value)
+        first = client.scan("big/", 1000)
+        assert first.more and 1 <= len(first) < 24
+        everything = list(client.scan_all("big/"))
+    assert [k for k, _ in everything] == [f"big/{i:02d}" for i in range(24)]
+    assert all(v == value for _, v in everything)
+
+
 def test_consistent_scan_is_refused_when_its_range_changes(node: LocalCluster) -> None:
     with Client(node.addresses, timeout=10) as client:
         client.txn(then=[Put(f"moving/{i}", i) for i in range(6)])

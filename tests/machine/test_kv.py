@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from resonetics import limits
 from resonetics.errors import BadRequest, StorageCorruption
 from resonetics.machine.kv import KeyValueStore, json_equal
 
@@ -225,3 +226,21 @@ def test_scans_agree_with_a_sorted_model_across_thousands_of_keys() -> None:
     restored.restore(s.snapshot())
     assert restored.items() == s.items()
     assert restored.scan("b/", 50) == s.scan("b/", 50)
+
+
+def test_a_scan_page_ends_at_its_byte_bound_and_the_next_page_goes_on() -> None:
+    """Values of 200 KiB: a page stops at the first item that reaches
+    ``SCAN_BYTES_MAX``, says ``more`` and ``next``, and the next page starts after it."""
+    s = KeyValueStore()
+    value = "v" * (200 << 10)
+    for i in range(12):
+        s.set(f"k{i:02d}", value)
+    first = s.scan("", 1000)
+    assert first["more"] is True and first["next"] == first["items"][-1][0]
+    held = sum(len(k) + len(v) + 2 for k, v in first["items"])
+    assert held >= limits.SCAN_BYTES_MAX > held - len(value) - 6
+    second = s.scan("", 1000, after=first["next"])
+    keys = [k for k, _ in first["items"] + second["items"]]
+    assert keys == [f"k{i:02d}" for i in range(12)] and second["more"] is False
+    one = s.scan("", 1)  # the item limit still ends a page first when it is smaller
+    assert len(one["items"]) == 1 and one["more"] is True

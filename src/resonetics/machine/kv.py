@@ -432,7 +432,8 @@ class KeyValueStore(StateMachine):
         at_index: int | None = None,
         meta: bool = False,
     ) -> dict[str, Any]:
-        """Up to ``limit`` items whose key starts with ``prefix`` (and is > ``after``)."""
+        """Up to ``limit`` items whose key starts with ``prefix`` (and is > ``after``),
+        ending early at ``limits.SCAN_BYTES_MAX`` bytes of keys and values."""
         data = self._data
         if after is not None and after >= prefix:
             keys = self._keys.irange(minimum=after, inclusive=(False, True))
@@ -440,14 +441,16 @@ class KeyValueStore(StateMachine):
             keys = self._keys.irange(minimum=prefix)
         items: list[list[Any]] = []
         more = False
+        size = 0
         for k in keys:
             if not k.startswith(prefix):
                 break
-            if len(items) >= limit:
+            if len(items) >= limit or size >= limits.SCAN_BYTES_MAX:
                 more = True
                 break
             rec = data[k]
             items.append([k, *_fields(rec)] if meta else [k, rec.value])
+            size += len(k) + len(_CANONICAL.encode(rec.value))
         last = items[-1][0] if items else None
         if at_index is not None:
             refused = self._changed_since(at_index, prefix, after, last if more else None, items)
