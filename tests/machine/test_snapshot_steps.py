@@ -123,6 +123,17 @@ def test_session_changes_after_the_first_step_do_not_leak_into_the_snapshot() ->
     assert drain(steps) == expected
 
 
+def _turns_and_bytes(machine: ReplicatedKV) -> tuple[int, bytes]:
+    steps = machine.snapshot_steps()
+    turns = 0
+    try:
+        while True:
+            next(steps)
+            turns += 1
+    except StopIteration as done:
+        return turns, done.value
+
+
 def test_a_replicated_state_of_several_base64_slices_is_assembled_byte_for_byte() -> None:
     """Larger than ``SLICE_INPUT_BYTES``: the slices are written into one buffer handed
     over at the end, and the result is still the one-shot encoding."""
@@ -141,26 +152,9 @@ def test_a_replicated_state_of_several_base64_slices_is_assembled_byte_for_byte(
         machine.apply(entry)
     expected = machine.snapshot()
     assert len(expected) > 3 * SLICE_INPUT_BYTES
-    steps = machine.snapshot_steps()
-    turns = 0
-    try:
-        while True:
-            next(steps)
-            turns += 1
-    except StopIteration as done:
-        assert done.value == expected
+    turns, document = _turns_and_bytes(machine)
+    assert document == expected
     assert turns > 3  # the machine's slices, then one per base64 slice
-
-
-def _turns_and_bytes(machine: ReplicatedKV) -> tuple[int, bytes]:
-    steps = machine.snapshot_steps()
-    turns = 0
-    try:
-        while True:
-            next(steps)
-            turns += 1
-    except StopIteration as done:
-        return turns, done.value
 
 
 def test_a_session_table_of_several_slices_is_assembled_byte_for_byte() -> None:
