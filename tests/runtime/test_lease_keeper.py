@@ -202,3 +202,29 @@ def test_an_unanswered_expiry_entry_holds_the_next_back_only_for_the_retry_perio
     clock.now += 1
     node.tick()
     assert node.leases.expiries_proposed == 2
+
+
+def test_a_keepalive_leaves_the_walk_over_every_lease_to_the_next_tick() -> None:
+    """A grant changes the table; a keep-alive after it sets its own lease's deadline and
+    walks nothing (with many leases and grants between keep-alives, each walked them all),
+    and the next tick walks once. The lease granted meanwhile still gets its full TTL."""
+    node, clock = _leader()
+    _grant(node, 2_000, "a")
+    node.tick()  # the keeper walks the table once
+    walked = node.leases.resyncs
+    lease = _grant(node, 2_000, "b")  # the table changed
+    answer = _do(node, "lease_keepalive", {"id": lease}, "k-b")
+    assert answer.ok and answer.result["remaining_ms"] == 2_000
+    assert _do(node, "lease_info", {"id": lease}, "i-b").result["remaining_ms"] == 2_000
+    assert node.leases.resyncs == walked
+    node.tick()
+    assert node.leases.resyncs == walked + 1
+    clock.now += 1_999
+    node.tick()
+    node.process_ready()
+    assert _found(node, "b")  # not a millisecond early
+    clock.now += 1
+    node.tick()
+    node.process_ready()
+    node.process_ready()
+    assert not _found(node, "b")
