@@ -17,7 +17,7 @@ from typing import Any
 
 from resonetics.raft.config import RaftConfig
 from resonetics.raft.entry import GENESIS, Entry, EntryType, make_entry
-from resonetics.raft.messages import Message
+from resonetics.raft.messages import AppendEntries, Message
 from resonetics.raft.node import RaftNode
 from resonetics.raft.packing import unpacked
 from resonetics.raft.ready import HardState, ReadState, Ready, Role
@@ -201,6 +201,30 @@ class Network:
     def applied_data(self, node: NodeId) -> list[Any]:
         """The data of what ``node`` applied, packed entries decoded (``raft/packing.py``)."""
         return [e.data for e in map(unpacked, self.disks[node].applied) if e.data is not None]
+
+
+def append_entries(
+    prev: Entry,
+    entries: list[Entry] | None = None,
+    *,
+    src: NodeId = "n1",
+    dst: NodeId = "n2",
+    term: int = 1,
+    leader_commit: Index = 0,
+) -> AppendEntries:
+    """An AppendEntries from leader ``src`` carrying ``entries`` after ``prev`` (none: a
+    heartbeat)."""
+    return AppendEntries(
+        src=src,
+        dst=dst,
+        term=term,
+        leader_id=src,
+        prev_log_index=prev.index,
+        prev_log_term=prev.term,
+        prev_log_hash=prev.hash,
+        entries=entries or [],
+        leader_commit=leader_commit,
+    )
 
 
 def extend_log(base: list[Entry], terms: Iterable[int], data: Any = None) -> list[Entry]:

@@ -24,7 +24,7 @@ from resonetics.raft.packing import is_packed, packed, recanonicalized, unpacked
 from resonetics.raft.replication import batch_links
 from resonetics.wire.envelope import decode_envelope
 from resonetics.wire.peer import decode_peer, encode_peer
-from tests.raft.harness import Network
+from tests.raft.harness import Network, append_entries
 
 _SCALARS = (
     st.none()
@@ -62,17 +62,7 @@ def test_a_packed_entry_hashes_links_and_encodes_like_the_entry_it_replaces(
     assert entries_size_bytes([p, entry]) == 2 * entry_size_bytes(entry)
     assert unpacked(p) == entry
     # On the wire a packed entry is plain JSON: the receiver keeps the same bytes, packed.
-    msg = AppendEntries(
-        src="n1",
-        dst="n2",
-        term=1,
-        leader_id="n1",
-        prev_log_index=0,
-        prev_log_term=0,
-        prev_log_hash=GENESIS.hash,
-        entries=[p],
-        leader_commit=1,
-    )
+    msg = append_entries(GENESIS, [p], leader_commit=1)
     received = decode_peer(decode_envelope(encode_peer(msg, 0).rstrip(b"\n")))
     assert isinstance(received, AppendEntries)
     assert received.entries == [p] and [unpacked(e) for e in received.entries] == [entry]
@@ -174,20 +164,6 @@ def test_a_lagging_follower_logs_and_applies_the_packed_entries_it_is_sent() -> 
     assert [e.hash for e in net.disks["n3"].entries] == [e.hash for e in net.disks["n1"].entries]
 
 
-def _append_from_n1(term: int, prev: Entry, entries: list[Entry]) -> AppendEntries:
-    return AppendEntries(
-        src="n1",
-        dst="n2",
-        term=term,
-        leader_id="n1",
-        prev_log_index=prev.index,
-        prev_log_term=prev.term,
-        prev_log_hash=prev.hash,
-        entries=entries,
-        leader_commit=0,
-    )
-
-
 def test_a_follower_takes_commands_a_leader_sent_with_unsorted_keys() -> None:
     """A leader from before proposals were canonical sends a command's keys in its
     dict's order. The follower hashes packed data as it came, so those bytes fail the
@@ -199,7 +175,7 @@ def test_a_follower_takes_commands_a_leader_sent_with_unsorted_keys() -> None:
     last = leader._log.entry_at(leader._log.last_index)
     entry = make_entry(last.hash, leader.term, last.index + 1, EntryType.CLIENT_CMD, command)
     old_style = msgspec.structs.replace(entry, data=msgspec.Raw(msgspec.json.encode(command)))
-    follower.step(_append_from_n1(leader.term, last, [old_style]))
+    follower.step(append_entries(last, term=leader.term, entries=[old_style]))
     held = follower._log.entry_at(entry.index)
     assert held.hash == entry.hash
     assert bytes(held.data) == msgspec.json.Encoder(order="sorted").encode(command)
@@ -207,5 +183,5 @@ def test_a_follower_takes_commands_a_leader_sent_with_unsorted_keys() -> None:
         old_style, index=entry.index + 1, data=msgspec.Raw(b'{"op":"kv_delete"}')
     )
     before = follower._log.last_index
-    follower.step(_append_from_n1(leader.term, entry, [forged]))
+    follower.step(append_entries(entry, term=leader.term, entries=[forged]))
     assert follower._log.last_index == before  # refused: its bytes link no way

@@ -103,22 +103,20 @@ def test_a_long_backlog_is_handed_out_to_apply_in_slices_in_order() -> None:
 
 def test_a_slice_holds_at_least_one_entry_and_at_most_the_count() -> None:
     log = extend_log([], [1] * 12, data={"v": "x" * 5000})
-    node = RaftNode(
-        RaftConfig(node_id="n2", initial_voters=("n1", "n2"), apply_entries_max=4),
-        random.Random(1),
-        hard_state=HardState(term=1, vote="n1", commit=12),
-        anchor=GENESIS,
-        entries=log,
-    )
+
+    def follower(**budget: int) -> RaftNode:
+        return RaftNode(
+            RaftConfig(node_id="n2", initial_voters=("n1", "n2"), **budget),
+            random.Random(1),
+            hard_state=HardState(term=1, vote="n1", commit=12),
+            anchor=GENESIS,
+            entries=log,
+        )
+
+    node = follower(apply_entries_max=4)
     rd = node.ready()
     assert [e.index for e in rd.committed_entries] == [1, 2, 3, 4] and node.apply_sliced
     node.advance(rd)
-    small = RaftNode(
-        RaftConfig(node_id="n2", initial_voters=("n1", "n2"), apply_bytes_max=10),
-        random.Random(1),
-        hard_state=HardState(term=1, vote="n1", commit=12),
-        anchor=GENESIS,
-        entries=log,
-    )
+    small = follower(apply_bytes_max=10)
     rd = small.ready()
     assert [e.index for e in rd.committed_entries] == [1]  # larger than the budget: still one

@@ -11,7 +11,7 @@ import pytest
 
 from resonetics.raft.config import RaftConfig
 from resonetics.raft.entry import EntryType, make_entry
-from resonetics.raft.messages import AppendEntries, AppendEntriesResp, Message
+from resonetics.raft.messages import AppendEntriesResp, Message
 from resonetics.raft.packing import canonical
 from resonetics.raft.ready import HardState
 from resonetics.runtime.driver import NodeDriver
@@ -20,6 +20,7 @@ from resonetics.runtime.server_executor import ServerExecutor
 from resonetics.runtime.snapshots import SnapshotPolicy
 from resonetics.storage.memory import MemoryNodeStorage
 from resonetics.wire import codes
+from tests.raft.harness import append_entries
 
 
 class _Host:
@@ -196,18 +197,7 @@ def test_a_long_replay_goes_a_slice_per_loop_turn_and_the_node_answers_meanwhile
         replay = asyncio.ensure_future(executor.run())
         await asyncio.sleep(0)
         # A heartbeat from the leader arrives while the replay is under way.
-        node.step(
-            AppendEntries(
-                src="n2",
-                dst="n1",
-                term=1,
-                leader_id="n2",
-                prev_log_index=200,
-                prev_log_term=1,
-                prev_log_hash=prev.hash,
-                leader_commit=200,
-            )
-        )
+        node.step(append_entries(prev, src="n2", dst="n1", leader_commit=200))
         answered_at = None
         while not replay.done():
             if answered_at is None and any(isinstance(m, AppendEntriesResp) for m in host.sent):

@@ -22,6 +22,7 @@ from resonetics.wire.peer import (
     encode_hello,
     encode_peer,
 )
+from tests.raft.harness import append_entries
 from tests.wire.strategies import messages
 
 
@@ -61,17 +62,7 @@ def plain_message(msg: Message) -> Message:
 def test_append_entries_arrive_with_client_data_packed_and_other_data_decoded() -> None:
     cmd = make_entry(GENESIS.hash, 1, 1, EntryType.CLIENT_CMD, {"op": "x", "args": {"b": 1}})
     cfg = make_entry(cmd.hash, 1, 2, EntryType.CONFIG, {"voters": ["n1", "n2"]})
-    msg = AppendEntries(
-        src="n1",
-        dst="n2",
-        term=1,
-        leader_id="n1",
-        prev_log_index=0,
-        prev_log_term=0,
-        prev_log_hash=GENESIS.hash,
-        entries=[cmd, cfg],
-        leader_commit=0,
-    )
+    msg = append_entries(GENESIS, [cmd, cfg])
     got = decode_peer(decode_envelope(encode_peer(msg, 1)))
     assert isinstance(got, AppendEntries)
     assert type(got.entries[0].data) is msgspec.Raw and unpacked(got.entries[0]) == cmd
