@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import base64
+import binascii
 import random
 
 import msgspec
 import pytest
 
 from resonetics import base64_slices
-from resonetics.base64_slices import b64_slices, split_at_empty_field
+from resonetics.base64_slices import b64_decode_slices, b64_slices, split_at_empty_field
 from resonetics.machine.replicated import ReplicatedKV
 from resonetics.raft.entry import GENESIS, EntryType, make_entry
 from resonetics.raft.membership import Membership
@@ -31,6 +32,31 @@ def test_slices_join_to_the_whole_base64(tiny_slices: int, size: int) -> None:
     slices = list(b64_slices(data))
     assert b"".join(slices) == base64.b64encode(data)
     assert len(slices) == -(-size // tiny_slices)  # every slice at most 6 input bytes
+
+
+@pytest.mark.parametrize("size", [0, 1, 2, 3, 5, 6, 7, 11, 12, 13, 100])
+def test_decoded_slices_join_to_the_data(tiny_slices: int, size: int) -> None:
+    data = random.Random(size).randbytes(size)
+    slices = list(b64_decode_slices(base64.b64encode(data)))
+    assert b"".join(slices) == data
+    assert len(slices) == -(-size // tiny_slices)
+
+
+@pytest.mark.parametrize(
+    ("text", "what"),
+    [
+        (b"QUJD" + b"RA=", "multiple of 4"),  # truncated
+        (b"QUJDRA==QUJD", "padding inside"),  # padding at a slice's end, text after it
+        (b"QQ==QUJD", "after padding"),  # padding inside a slice
+        (b"QU*D", "Only base64 data"),  # a character outside the alphabet
+        (b"QUJ\\", "Only base64 data"),  # a JSON escape left in
+    ],
+)
+def test_decoding_refuses_anything_but_padded_standard_base64(
+    tiny_slices: int, text: bytes, what: str
+) -> None:
+    with pytest.raises(binascii.Error, match=what):
+        b"".join(b64_decode_slices(text))
 
 
 def test_the_field_is_found_first_or_last_as_asked() -> None:

@@ -226,7 +226,7 @@ CATALOGUE: dict[Bug, Planted] = {
             "compaction is queued",
             "runtime/loop_plan.py",
             {"faults": frozenset({"crash", "longdown", "delay"})},
-            budget=5,
+            budget=10,
             caught_by=("storage race",),
         ),
     )

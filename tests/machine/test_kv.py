@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -11,6 +12,7 @@ from hypothesis import strategies as st
 from resonetics import limits
 from resonetics.errors import BadRequest, StorageCorruption
 from resonetics.machine.kv import KeyValueStore, json_equal
+from resonetics.steps import run_to_end
 
 _keys = st.text(alphabet="ab/é", min_size=1, max_size=4)
 _values = st.one_of(
@@ -189,6 +191,21 @@ def test_restore_refuses_garbage() -> None:
     deep = b"[" * 100_000 + b"]" * 100_000
     with pytest.raises(StorageCorruption, match="unreadable"):
         KeyValueStore().restore(b'{"format": 3, "items": [["k", ' + deep + b", 1, 1, 1]]}")
+
+
+def test_a_row_unreadable_past_the_first_slice_is_named_and_nothing_is_replaced() -> None:
+    s = KeyValueStore()
+    for i in range(10):
+        s.set(f"k{i}", i)
+    doc = msgspec.json.decode(s.snapshot())
+    doc["items"][7][2] = "not an index"
+    bad = msgspec.json.encode(doc)
+    target = KeyValueStore()
+    target.set("kept", 1)
+    before = target.snapshot()
+    with pytest.raises(StorageCorruption, match=r"unreadable in rows 4-7: .* at `\$\[3\]\[2\]`"):
+        run_to_end(target.restore_steps(bad, slice_items=4))
+    assert target.snapshot() == before
 
 
 def test_scans_agree_with_a_sorted_model_across_thousands_of_keys() -> None:

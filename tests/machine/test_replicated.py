@@ -396,3 +396,74 @@ def test_every_replica_reads_a_commands_keys_in_one_order() -> None:
     assert wire.hash == leader_entry.hash
     assert seen["leader"] == seen["follower"] == ["a", "z"]
     assert seen["client order"] == ["z", "a"]  # what the leader used to apply
+
+
+def _with_results(clients: int, per_client: int) -> tuple[Log, ReplicatedKV]:
+    log, kv = Log(), ReplicatedKV()
+    for c in range(clients):
+        for r in range(per_client):
+            kv.apply(log.cmd(f"c{c}", f"r{r}", "kv_set", {"k": f"k{c}", "v": r}))
+    return log, kv
+
+
+def test_a_restore_takes_each_remembered_result_as_the_bytes_the_snapshot_holds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Format 2: no result is decoded and encoded again (that was nearly all of a
+    restore at the table's bound), and the copy is the same table, byte accounting and
+    all."""
+    from resonetics.machine import sessions
+
+    _, kv = _with_results(clients=5, per_client=3)
+
+    def never(*_: object) -> None:
+        raise AssertionError("a format-2 result was encoded again")
+
+    monkeypatch.setattr(sessions, "_stored", never)
+    other = ReplicatedKV()
+    other.restore(kv.snapshot())
+    assert other.state_digest() == kv.state_digest()
+    assert other.sessions.bytes == kv.sessions.bytes
+    assert other.session_result("c3", "r1") == kv.session_result("c3", "r1")
+
+
+def test_a_format_1_snapshot_whose_results_have_no_digest_still_restores() -> None:
+    _, kv = _with_results(clients=2, per_client=2)
+    doc = msgspec.json.decode(kv.snapshot())
+    doc["format"] = 1
+    for client in doc["sessions"]["clients"]:
+        client[2] = [[key, result] for key, _digest, result in client[2]]
+    old = msgspec.json.Encoder(order="sorted").encode(doc)
+    other = ReplicatedKV()
+    other.restore(old)
+    assert other.session_result("c1", "r0") == kv.session_result("c1", "r0")
+    assert other.sessions.bytes == kv.sessions.bytes
+
+
+def test_a_session_table_unreadable_past_its_first_slice_names_where(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from resonetics.machine import sessions
+
+    monkeypatch.setattr(sessions, "SNAPSHOT_SLICE_CLIENTS", 2)
+    _, kv = _with_results(clients=5, per_client=1)
+    doc = msgspec.json.decode(kv.snapshot())
+    doc["sessions"]["clients"][3][1] = "not a time"
+    bad = msgspec.json.Encoder(order="sorted").encode(doc)
+    other = ReplicatedKV()
+    before = other.state_digest()
+    with pytest.raises(
+        StorageCorruption, match=r"session table unreadable in clients 2-3: .* at `\$\[1\]\[1\]`"
+    ):
+        other.restore(bad)
+    assert other.state_digest() == before, "nothing was replaced"
+
+
+def test_a_machine_field_that_is_not_base64_is_refused_as_corruption() -> None:
+    doc = msgspec.json.decode(ReplicatedKV().snapshot())
+    doc["machine"] = "not*base64"
+    with pytest.raises(StorageCorruption, match="machine"):
+        ReplicatedKV().restore(msgspec.json.Encoder(order="sorted").encode(doc))
+    doc["machine"] = 5
+    with pytest.raises(StorageCorruption, match="machine is not a base64 string"):
+        ReplicatedKV().restore(msgspec.json.Encoder(order="sorted").encode(doc))

@@ -435,3 +435,98 @@ def test_install_waits_for_handed_out_committed_entries_to_be_applied() -> None:
     rd = fresh.ready()
     assert rd.snapshot is not None and fresh.applied == 18
     fresh.advance(rd)
+
+
+def test_an_assembled_snapshot_waits_until_the_runtime_has_read_its_state() -> None:
+    """``snapshot_prepared``: until the runtime says it has read the state, the follower
+    keeps the verified snapshot and asks for its last chunk again; a late copy of an
+    earlier chunk is never answered as if the whole snapshot were held."""
+    from resonetics.raft.ready import HardState
+    from resonetics.raft.snapshot import OutgoingSnapshot, SnapshotSend
+
+    net = _network_with_20_entries()
+    n1 = net.nodes["n1"]
+    asked: list[Snapshot] = []
+    read = False
+
+    def prepared(snap: Snapshot) -> bool:
+        asked.append(snap)
+        return read
+
+    fresh = RaftNode(
+        net.config("n3"),
+        random.Random(5),
+        hard_state=HardState(term=n1.term),
+        snapshot_prepared=prepared,
+    )
+    fresh.ready()
+    meta = SnapshotMeta(18, n1.term_at(18) or 0, n1.hash_at(18) or "", n1.membership)
+    send = SnapshotSend(OutgoingSnapshot.of(Snapshot(meta, b"[]")), chunk_bytes=16, window=1000)
+    sent = send.next_chunks("n1", "n3", n1.term)
+    for msg in sent:
+        fresh.step(msg)
+    fresh.step(sent[0])  # a late duplicate of the first chunk
+    rd = fresh.ready()
+    fresh.advance(rd)
+    assert rd.snapshot is None and fresh.applied == 0
+    answers = [m for m in rd.messages if isinstance(m, InstallSnapshotResp)]
+    assert [a.next_offset for a in answers[-2:]] == [sent[-1].offset, sent[-1].offset]
+    assert all(a.next_offset < send.total for a in answers)
+    assert len(asked) == 1 and asked[0].meta == meta
+
+    fresh.step(sent[-1])  # resent while the state is still being read: still waiting
+    rd = fresh.ready()
+    fresh.advance(rd)
+    assert rd.snapshot is None and len(asked) == 2 and asked[1] is asked[0]
+
+    read = True
+    fresh.step(sent[-1])
+    rd = fresh.ready()
+    assert rd.snapshot is asked[0] and fresh.applied == 18
+    (answer,) = [m for m in rd.messages if isinstance(m, InstallSnapshotResp)]
+    assert answer.success and answer.next_offset == send.total
+    fresh.advance(rd)
+
+
+def test_a_snapshot_held_for_reading_is_dropped_once_the_log_has_caught_up() -> None:
+    """The follower caught up by the log meanwhile (a new leader still had the entries):
+    the assembled snapshot is no longer needed, and its spool is let go."""
+    from resonetics.raft.messages import AppendEntries
+    from resonetics.raft.ready import HardState
+    from resonetics.raft.snapshot import OutgoingSnapshot, SnapshotSend
+
+    net = _network_with_20_entries()
+    n1 = net.nodes["n1"]
+    fresh = RaftNode(
+        net.config("n3"),
+        random.Random(5),
+        hard_state=HardState(term=n1.term),
+        snapshot_prepared=lambda snap: False,
+    )
+    fresh.ready()
+    meta = SnapshotMeta(18, n1.term_at(18) or 0, n1.hash_at(18) or "", n1.membership)
+    send = SnapshotSend(OutgoingSnapshot.of(Snapshot(meta, b"[]")), chunk_bytes=16, window=1000)
+    sent = send.next_chunks("n1", "n3", n1.term)
+    for msg in sent:
+        fresh.step(msg)
+    fresh.advance(fresh.ready())
+    assert fresh._receiving is not None and fresh._receiving.assembled is not None
+    fresh.step(
+        AppendEntries(
+            src="n1",
+            dst="n3",
+            term=n1.term,
+            leader_id="n1",
+            prev_log_index=0,
+            prev_log_term=0,
+            prev_log_hash=n1.hash_at(0) or "",
+            entries=[n1.entry_at(i) for i in range(1, 21)],
+            leader_commit=20,
+        )
+    )
+    fresh.advance(fresh.ready())
+    fresh.step(sent[-1])
+    rd = fresh.ready()
+    assert rd.snapshot is None and fresh._receiving is None
+    (answer,) = [m for m in rd.messages if isinstance(m, InstallSnapshotResp)]
+    assert answer.success and answer.next_offset == send.total

@@ -32,8 +32,9 @@ def _state(
     in_flight: bool = False,
     taking: bool = False,
     due: bool = False,
+    reading: bool = False,
 ) -> LoopState:
-    return LoopState(ready, in_flight, taking, due)
+    return LoopState(ready, in_flight, taking, due, reading)
 
 
 def test_one_ready_in_flight_at_a_time() -> None:
@@ -49,6 +50,13 @@ def test_a_due_snapshot_starts_only_when_no_ready_waits_and_none_is_being_taken(
     assert decide(_state(None, due=True), 64) is Step.START_SNAPSHOT
     assert decide(_state(None, due=True, taking=True), 64) is Step.NOTHING
     assert decide(_state(SMALL, due=True), 64) is Step.WRITE_INLINE
+
+
+def test_a_received_snapshot_is_read_before_anything_but_the_write_in_flight() -> None:
+    assert decide(_state(None, reading=True), 64) is Step.READ_SNAPSHOT
+    assert decide(_state(SMALL, reading=True, due=True), 64) is Step.READ_SNAPSHOT
+    assert decide(_state(SMALL, reading=True, taking=True), 64) is Step.READ_SNAPSHOT
+    assert decide(_state(SMALL, in_flight=True, reading=True), 64) is Step.WAIT_FOR_WRITE
 
 
 def test_a_snapshot_install_waits_for_the_snapshot_being_taken() -> None:

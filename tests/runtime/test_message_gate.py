@@ -200,8 +200,15 @@ def mini_ids(d: NodeDriver) -> tuple[str, ...]:
 
 
 def feed(d: NodeDriver, msgs: list[InstallSnapshot]) -> None:
+    """Deliver a stream; its last chunk once more if the follower holds the snapshot
+    assembled, as the leader resends it while the follower reads the state
+    (runtime/snapshot_reading.py)."""
     for m in msgs:
         d.step(m)
+        d.process_ready()
+    receiving = d.core._receiving
+    if receiving is not None and receiving.assembled is not None:
+        d.step(msgs[-1])
         d.process_ready()
 
 

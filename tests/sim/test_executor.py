@@ -74,6 +74,21 @@ def test_a_snapshot_is_taken_in_slices_written_on_its_thread_and_compacted_on_th
     assert steps["finish-snapshot"] > 0
 
 
+def test_a_node_back_from_a_long_outage_reads_the_snapshot_before_installing_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The reading path runs in the simulator as on the server: started by the loop plan,
+    a slice per event, and every install of the run was of a state read that way."""
+    executors = _executors(monkeypatch, 0, SimOptions(faults=frozenset({"longdown"})))
+    steps: Counter[str] = Counter()
+    for executor in executors:
+        steps.update(executor.steps)
+    stats = [e.driver.snapshots.stats for e in executors]
+    installed = sum(s.installed for s in stats)
+    assert steps["read-snapshot"] > 0 and installed > 0
+    assert sum(s.installed_read for s in stats) == installed
+
+
 def test_messages_and_client_requests_arrive_while_a_write_is_in_flight(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

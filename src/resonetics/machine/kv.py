@@ -77,6 +77,7 @@ from resonetics.machine.leases import (
 )
 from resonetics.machine.ops import MachineOp, command, query
 from resonetics.machine.txn import Txn, TxnOp, parse_txn
+from resonetics.steps import run_to_end
 
 _CANONICAL: Final = msgspec.json.Encoder(order="sorted")
 #: 2: per-key records (create index, mod index, version), the index, recent deletes.
@@ -135,12 +136,22 @@ class _KvSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     lease_last_id: int = 0
 
 
-class _FormatOnly(msgspec.Struct):
+class _KvSnapshotRead(msgspec.Struct, frozen=True, kw_only=True):
+    """``_KvSnapshot`` as ``restore_steps`` reads it: each row left as its JSON, to be
+    read a slice per step."""
+
     format: int
+    items: list[msgspec.Raw]
+    index: int = 0
+    tombstones: list[tuple[int, str]] = []
+    forgotten: int = 0
+    leases: list[tuple[int, int, int, list[str]]] = []
+    log_time: int = 0
+    lease_last_id: int = 0
 
 
-_SNAPSHOT_DECODER: Final = msgspec.json.Decoder(_KvSnapshot)
-_FORMAT_DECODER: Final = msgspec.json.Decoder(_FormatOnly)
+_SNAPSHOT_READER: Final = msgspec.json.Decoder(_KvSnapshotRead)
+_ROWS_DECODER: Final = msgspec.json.Decoder(list[tuple[str, Any, int, int, int]])
 
 
 def _str(args: Mapping[str, Any], name: str) -> str:
@@ -343,11 +354,18 @@ class KeyValueStore(StateMachine):
         return out.getvalue()
 
     def restore(self, data: bytes) -> None:
+        run_to_end(self.restore_steps(data))()
+
+    def restore_steps(
+        self, data: bytes, slice_items: int = SNAPSHOT_SLICE_ITEMS
+    ) -> Generator[None, None, Callable[[], None]]:
+        """``restore`` in slices (see ``ReplicatedKV.restore_steps``): rows are read a
+        slice per step into a new table, and the generator's value puts it in place."""
         try:
-            version = _FORMAT_DECODER.decode(data).format
+            snap = _SNAPSHOT_READER.decode(data)  # any format's rows, each left as JSON
         except UNREADABLE as exc:
             raise StorageCorruption("snapshot", f"key-value state unreadable: {exc}") from None
-        if version == 1:
+        if snap.format == 1:
             raise StorageCorruption(
                 "snapshot",
                 "key-value format 1 was written by a release without per-key versions; this "
@@ -355,20 +373,36 @@ class KeyValueStore(StateMachine):
                 "Dump the keys with the release that wrote it (resonetics kv scan --all) and "
                 "load them into a new cluster",
             )
-        if version not in _SNAPSHOT_FORMATS_READ:
-            raise StorageCorruption("snapshot", f"unknown key-value format {version}")
-        try:
-            snap = _SNAPSHOT_DECODER.decode(data)
-        except UNREADABLE as exc:
-            raise StorageCorruption("snapshot", f"key-value state unreadable: {exc}") from None
-        self._data = {row[0]: Record(*row[1:]) for row in snap.items}
-        self._keys = SortedList(self._data)
-        self._index = snap.index
-        self._tombstones = deque(snap.tombstones)
-        self._forgotten = snap.forgotten
-        if self.changes is not None:
-            self.changes.reset()
-        self.lease_table.load(snap.leases, snap.log_time, snap.lease_last_id)
+        if snap.format not in _SNAPSHOT_FORMATS_READ:
+            raise StorageCorruption("snapshot", f"unknown key-value format {snap.format}")
+        table: dict[str, Record] = {}
+        items = snap.items
+        for start in range(0, len(items), slice_items):
+            yield
+            part = items[start : start + slice_items]
+            try:
+                rows = _ROWS_DECODER.decode(b"[" + b",".join(part) + b"]")
+            except UNREADABLE as exc:
+                where = f"rows {start}-{start + len(part) - 1}"
+                raise StorageCorruption(
+                    "snapshot", f"key-value state unreadable in {where}: {exc}"
+                ) from None
+            for row in rows:
+                table[row[0]] = Record(*row[1:])
+        yield
+        keys = SortedList(table)
+
+        def replace() -> None:
+            self._data = table
+            self._keys = keys
+            self._index = snap.index
+            self._tombstones = deque(snap.tombstones)
+            self._forgotten = snap.forgotten
+            if self.changes is not None:
+                self.changes.reset()
+            self.lease_table.load(snap.leases, snap.log_time, snap.lease_last_id)
+
+        return replace
 
     # --- operations ----------------------------------------------------------------------
     def set(self, k: str, v: Any, *, lease: int = 0) -> dict[str, Any]:

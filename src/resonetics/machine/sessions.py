@@ -63,14 +63,16 @@ from __future__ import annotations
 import hashlib
 import heapq
 from collections import OrderedDict
-from collections.abc import Generator, Mapping
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, BinaryIO, Final, cast
 
 import msgspec
 
 from resonetics import limits
-from resonetics.errors import BadRequest, SessionExpired, invariant
+from resonetics.decode_errors import UNREADABLE
+from resonetics.errors import BadRequest, SessionExpired, StorageCorruption, invariant
 
 #: Session id of legacy (unsequenced) sessions: requests keyed by request_id.
 LEGACY: Final = 0
@@ -167,6 +169,30 @@ class _FixedSession(msgspec.Struct, frozen=True, gc=False):
     acked_below: int
 
 
+class _SessionRead(msgspec.Struct, frozen=True, kw_only=True, array_like=True, gc=False):
+    """One session of a format-2 snapshot as ``restore_steps`` reads it: each result as
+    the bytes the writing table kept, never decoded (``SessionData``'s layout)."""
+
+    client_id: str
+    last_ms: int
+    results: list[_ResultRow]
+    session: int = LEGACY
+    acked_below: int = 1
+
+
+class SessionTableRead(msgspec.Struct, frozen=True, kw_only=True):
+    """The table of a snapshot as ``restore_steps`` reads it: each session left as its
+    JSON, to be read a slice of clients per step."""
+
+    now_ms: int
+    clients: list[msgspec.Raw]
+    next_session: int = 1
+
+
+_SESSIONS_READER: Final = msgspec.json.Decoder(list[_SessionRead])
+_SESSIONS_DECODER: Final = msgspec.json.Decoder(list[SessionData])
+
+
 class SessionTableData(msgspec.Struct, frozen=True, kw_only=True):
     """The table in a snapshot; ``clients`` in LRU order (least recently used first)."""
 
@@ -201,7 +227,11 @@ def _digest_of(digest: Digest) -> str:
 
 def _stored(key: Key, digest: str, result: Any) -> _Result:
     """``result`` as the table keeps it under ``key``, with its accounted size."""
-    encoded = _ENCODER.encode(result)
+    return _kept(key, digest, _ENCODER.encode(result))
+
+
+def _kept(key: Key, digest: str, encoded: bytes) -> _Result:
+    """A result already encoded (``_ENCODER.encode``) as the table keeps it."""
     size = len(encoded) + len(str(key)) + limits.SESSION_RESULT_OVERHEAD_BYTES
     return _Result(digest, encoded, size)
 
@@ -475,21 +505,70 @@ class SessionTable:
 
     def load_data(self, data: SessionTableData) -> None:
         """Replace the table with ``data`` (as produced by ``to_data``, or format 1)."""
-        self._now_ms = data.now_ms
+        clients = OrderedDict((s.client_id, _loaded(s)) for s in data.clients)
+        self._adopt(data.now_ms, data.next_session, clients)
+
+    def restore_steps(
+        self,
+        data: SessionTableRead,
+        *,
+        results_as_written: bool = True,
+        slice_clients: int | None = None,
+    ) -> Generator[None, None, Callable[[], None]]:
+        """Read ``data`` a slice of clients per step; the generator's value replaces the
+        table with it, at once. Until then the table is untouched, so the node goes on
+        applying while a follower's snapshot is read (``runtime/snapshots.py``).
+
+        ``results_as_written``: each result is taken as the bytes the snapshot holds,
+        never decoded. Why: decoding each into a dict and encoding it again was nearly
+        all of a restore, one step of 2-7 s at the table's byte bound (1.25 M results).
+        The bytes are the ones the writing replica kept and counted, so the byte
+        accounting, and with it eviction, is the same on every replica. False for
+        format 1, whose results are ``[request_id, result]``: each is encoded here.
+        """
+        reader = _SESSIONS_READER if results_as_written else _SESSIONS_DECODER
+        step = slice_clients or SNAPSHOT_SLICE_CLIENTS
+        clients: OrderedDict[str, _Session] = OrderedDict()
+        for start in range(0, len(data.clients), step):
+            yield
+            part = data.clients[start : start + step]
+            try:
+                sessions = reader.decode(b"[" + b",".join(part) + b"]")
+            except UNREADABLE as exc:
+                where = f"clients {start}-{start + len(part) - 1}"
+                raise StorageCorruption(
+                    "snapshot", f"session table unreadable in {where}: {exc}"
+                ) from None
+            for s in sessions:
+                clients[s.client_id] = _loaded(s)
+        return partial(self._adopt, data.now_ms, data.next_session, clients)
+
+    def _adopt(self, now_ms: int, next_session: int, clients: OrderedDict[str, _Session]) -> None:
+        self._now_ms = now_ms
         self._quiet_until = 0
-        self._next_session = data.next_session
-        self._clients = OrderedDict()
-        self._bytes = 0
-        for s in data.clients:
-            session = _Session(s.last_ms, session=s.session, acked_below=s.acked_below)
-            for item in s.results:
-                key, digest, result = (item[0], "", item[1]) if len(item) == 2 else item
-                stored = session.results[key] = _stored(key, digest, result)
-                session.bytes += stored.bytes
-            session.seqs = [k for k in session.results if isinstance(k, int)]
-            heapq.heapify(session.seqs)
-            self._clients[s.client_id] = session
-            self._bytes += session.bytes + limits.SESSION_OVERHEAD_BYTES
+        self._next_session = next_session
+        self._clients = clients
+        self._bytes = sum(s.bytes for s in clients.values()) + len(clients) * (
+            limits.SESSION_OVERHEAD_BYTES
+        )
+
+
+def _loaded(s: SessionData | _SessionRead) -> _Session:
+    """One session of a snapshot as the table keeps it."""
+    session = _Session(s.last_ms, session=s.session, acked_below=s.acked_below)
+    results = session.results
+    total = 0
+    for item in s.results:
+        if isinstance(item, _ResultRow):
+            stored = results[item.key] = _kept(item.key, item.digest, bytes(item.result))
+        else:
+            key, digest, result = (item[0], "", item[1]) if len(item) == 2 else item
+            stored = results[key] = _stored(key, digest, result)
+        total += stored.bytes
+    session.bytes = total
+    session.seqs = [k for k in results if isinstance(k, int)]
+    heapq.heapify(session.seqs)
+    return session
 
 
 def _session_data(
@@ -531,6 +610,7 @@ __all__ = [
     "SessionData",
     "SessionTable",
     "SessionTableData",
+    "SessionTableRead",
     "Digest",
     "Verdict",
     "request_digest",

@@ -99,6 +99,7 @@ class RaftNode:
         snapshot_spool: Callable[[], Spool] = MemorySpool,
         signer: Signer | None = None,
         snapshot_check: Callable[[Snapshot], str | None] | None = None,
+        snapshot_prepared: Callable[[Snapshot], bool] | None = None,
         entries_linked: bool = False,
     ) -> None:
         """``entries_linked``: ``entries`` come from a ``NodeStorage.load`` whose
@@ -147,6 +148,10 @@ class RaftNode:
         #: None: the runtime's check that its state decodes for this state machine, so a
         #: bad stream is refused here instead of failing the install (runtime/message_gate.py).
         self._snapshot_check = snapshot_check
+        #: Whether the runtime has read an assembled snapshot's state, ready to install
+        #: it at once; until it has, the snapshot waits here, assembled, and the leader
+        #: is asked for its last chunk again (``_handle_snapshot_chunk``). None: always.
+        self._snapshot_prepared = snapshot_prepared
         self._install: Snapshot | None = None
         # Ready bookkeeping: what has been handed to the runtime, what is durable.
         self._msgs: list[Message] = []
@@ -1113,6 +1118,9 @@ class RaftNode:
         index = msg.last_included_index
         if index <= self._commit:
             # Already holds it (committed entries match any leader's, §5.4): done.
+            if self._receiving is not None and self._receiving.index <= self._commit:
+                self._receiving.spool.discard()
+                self._receiving = None
             self._answer_snapshot(msg, success=True, next_offset=msg.total_bytes)
             return
         recv = self._receiving
@@ -1129,7 +1137,22 @@ class RaftNode:
             # Ask for the last chunk again; it is resent on the leader's next answer.
             self._answer_snapshot(msg, success=True, next_offset=msg.offset)
             return
-        result = recv.accept(msg)
+        if recv.assembled is not None:
+            if not msg.done:  # a late copy of an earlier chunk: still the last one, please
+                self._answer_snapshot(msg, success=True, next_offset=recv.last_offset)
+                return
+            result = ReceiveResult(recv.total, snapshot=recv.assembled)
+        else:
+            result = recv.accept(msg)
+        prepared = self._snapshot_prepared
+        if result.snapshot is not None and prepared is not None and not prepared(result.snapshot):
+            # The runtime reads its state meanwhile, a slice per loop turn, so this node
+            # goes on acking: read at the install, a large state stopped the loop for
+            # seconds. Kept assembled; the leader resends the last chunk (at once, then
+            # on its stall timer) until the state is read.
+            recv.assembled, recv.last_offset = result.snapshot, msg.offset
+            self._answer_snapshot(msg, success=True, next_offset=msg.offset)
+            return
         check = self._snapshot_check
         if result.snapshot is not None and check is not None and check(result.snapshot):
             result = ReceiveResult(0, ok=False)  # refused: the leader restarts from 0
@@ -1139,6 +1162,15 @@ class RaftNode:
         if result.snapshot is not None:
             self._install_snapshot(result.snapshot)
         self._answer_snapshot(msg, success=result.ok, next_offset=result.next_offset)
+
+    def forget_snapshot(self, snapshot: Snapshot) -> None:
+        """The runtime found ``snapshot``'s state unusable while reading it (see
+        ``snapshot_prepared``): let it go, spool and all. The leader's next resend of
+        its last chunk is then answered with offset 0, and it starts over."""
+        recv = self._receiving
+        if recv is not None and recv.assembled is snapshot:
+            recv.spool.discard()
+            self._receiving = None
 
     def _answer_snapshot(self, msg: InstallSnapshot, *, success: bool, next_offset: int) -> None:
         self._send(

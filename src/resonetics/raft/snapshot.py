@@ -279,7 +279,17 @@ class MemorySpool:
 class SnapshotReceive:
     """A follower's partly received snapshot (the payload so far, in a ``Spool``)."""
 
-    __slots__ = ("checksum", "index", "sig", "signer", "spool", "term", "total")
+    __slots__ = (
+        "assembled",
+        "checksum",
+        "index",
+        "last_offset",
+        "sig",
+        "signer",
+        "spool",
+        "term",
+        "total",
+    )
 
     def __init__(self, msg: InstallSnapshot, spool: Spool | None = None) -> None:
         self.index: Index = msg.last_included_index
@@ -289,6 +299,10 @@ class SnapshotReceive:
         self.signer = msg.signer
         self.sig = msg.sig
         self.spool: Spool = spool if spool is not None else MemorySpool()
+        #: The whole snapshot, verified, while the runtime reads its state (``RaftNode``'s
+        #: ``snapshot_prepared``), and the offset of its last chunk.
+        self.assembled: Snapshot | None = None
+        self.last_offset = 0
 
     def same_stream(self, msg: InstallSnapshot) -> bool:
         return (

@@ -67,6 +67,7 @@ from resonetics.runtime.message_gate import (
     check_snapshot_chunk,
 )
 from resonetics.runtime.outcome import OnDone, Outcome
+from resonetics.runtime.snapshot_reading import SnapshotReading
 from resonetics.runtime.snapshots import (
     SnapshotJob,
     SnapshotPolicy,
@@ -222,6 +223,7 @@ class NodeDriver:
             snapshot_spool=snapshot_spool,
             signer=signer,
             snapshot_check=self._check_snapshot,
+            snapshot_prepared=self._snapshot_read,
             # NodeStorage.load's contract: contiguous and hash-chained from the anchor.
             entries_linked=True,
         )
@@ -244,6 +246,10 @@ class NodeDriver:
         self._was_leader = False
         #: A snapshot being taken (between ``start_snapshot`` and ``finish_snapshot``).
         self._taking: SnapshotJob | None = None
+        #: A received snapshot's state being read, or read, before the core installs it
+        #: (runtime/snapshot_reading.py); ``_reading_started``: an executor runs it.
+        self._reading: SnapshotReading | None = None
+        self._reading_started = False
         #: The Ready between ``begin_ready`` and ``finish_ready``.
         self._in_flight: WriteJob | None = None
         #: Small writes are done inline up to this many entries (the simulator varies it).
@@ -271,6 +277,10 @@ class NodeDriver:
     def tick(self) -> None:
         self.core.tick()
         self.leases.tick()
+        reading = self._reading
+        if reading is not None and self.core.applied >= reading.snapshot.meta.last_included_index:
+            # Caught up by the log meanwhile: the state read is not needed (nor its memory).
+            self._drop_reading()
 
     def step(self, msg: Message) -> None:
         """Step ``msg`` unless the gate refuses it (then it is dropped whole and counted)."""
@@ -290,11 +300,50 @@ class NodeDriver:
         return self._filter.check(msg) if self._filter is not None else None
 
     def _check_snapshot(self, snapshot: Snapshot) -> str | None:
-        """The core's last look at an assembled snapshot before it installs it."""
-        reason = self._state_check(snapshot)
+        """The core's last look at an assembled snapshot before it installs it: the
+        reading's verdict (``_snapshot_read``), or a scratch restore if none was read."""
+        reading = self._reading
+        if reading is not None and reading.snapshot is snapshot and reading.done:
+            reason = reading.reason
+        else:
+            reason = self._state_check(snapshot)
         if reason is not None:
             self._refusals.note(reason, None)
+            self._drop_reading()
         return reason
+
+    def _snapshot_read(self, snapshot: Snapshot) -> bool:
+        """Whether ``snapshot``'s state has been read; if not, start reading it (the
+        core asks again when the leader resends the last chunk)."""
+        reading = self._reading
+        if reading is not None and reading.snapshot is snapshot:
+            return reading.done
+        self._drop_reading()
+        steps = self.machine.restore_steps(snapshot.data)
+        self._reading = SnapshotReading(snapshot, steps, self._state_check, self._reading_refused)
+        self._reading_started = False
+        return False
+
+    def _reading_refused(self, reading: SnapshotReading) -> None:
+        """The state read cannot be installed: count why, let the snapshot go."""
+        if self._reading is reading:
+            self._reading = None
+        if reading.reason is not None:
+            self._refusals.note(reading.reason, None)
+        self.core.forget_snapshot(reading.snapshot)
+
+    def _drop_reading(self) -> None:
+        if self._reading is not None:
+            self._reading.drop()
+            self._reading = None
+
+    def start_reading(self) -> SnapshotReading:
+        """``READ_SNAPSHOT``: the executor runs the reading's slices, one per loop turn."""
+        reading = self._reading
+        invariant(reading is not None and not self._reading_started, "no reading to start")
+        assert reading is not None
+        self._reading_started = True
+        return reading
 
     def submit(
         self,
@@ -463,7 +512,9 @@ class NodeDriver:
                 core = self.core
                 if core.has_ready():
                     self._pending = core.ready()
-                elif self._taking is not None or not self.snapshots.due(core.applied):
+                elif (
+                    self._taking is not None or not self.snapshots.due(core.applied)
+                ) and not self._reading_wanted:
                     # Idle, the commonest answer: what ``decide`` says for no Ready, nothing
                     # in flight and no snapshot to start, without building its state.
                     return Step.NOTHING
@@ -480,9 +531,13 @@ class NodeDriver:
                 rd.snapshot is not None,
             )
         in_flight, taking = self._in_flight is not None, self._taking is not None
-        # Whether a snapshot is due matters only when nothing else is (rule 2).
+        # Whether a snapshot is due matters only when nothing else is (rule 3).
         due = rd is None and not in_flight and not taking and self.snapshots.due(self.core.applied)
-        return LoopState(shape, in_flight, taking, due)
+        return LoopState(shape, in_flight, taking, due, self._reading_wanted)
+
+    @property
+    def _reading_wanted(self) -> bool:
+        return self._reading is not None and not self._reading_started
 
     def begin_ready(self) -> WriteJob:
         """The loop's half before the write (after ``NO_WRITE``, ``WRITE_INLINE`` or
@@ -544,6 +599,11 @@ class NodeDriver:
             step = self.next_step()
             if step is Step.NOTHING:
                 return
+            if step is Step.READ_SNAPSHOT:
+                reading = self.start_reading()
+                while not reading.slice():
+                    pass
+                continue
             if step is Step.START_SNAPSHOT:
                 snap = self.start_snapshot()
                 while not snap.slice():
@@ -565,7 +625,11 @@ class NodeDriver:
         self.stats.readies += 1
         if rd.snapshot is not None:
             self._save_new_term(rd, self.core.applied)
-            self.snapshots.install(rd.snapshot, self.machine, self.storage)
+            reading, self._reading = self._reading, None
+            read = (
+                reading.pending if reading is not None and reading.snapshot is rd.snapshot else None
+            )
+            self.snapshots.install(rd.snapshot, self.machine, self.storage, read)
         early, late = self._split_messages(rd)
         for msg in early:
             self.host.send(msg)

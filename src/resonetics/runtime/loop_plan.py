@@ -16,14 +16,17 @@ The rules, in the order ``decide`` applies them:
    meanwhile are stepped into the core (which allows input between
    ``ready()`` and ``advance()``) and proposed together after it: group commit
    during the fsync.
-2. No Ready waiting: ``START_SNAPSHOT`` when a snapshot is due and none is
+2. A received snapshot's state is to be read and no executor reads it yet:
+   ``READ_SNAPSHOT`` (runtime/snapshot_reading.py). Only the start: the
+   executor runs the reading a slice per loop turn, beside everything else.
+3. No Ready waiting: ``START_SNAPSHOT`` when a snapshot is due and none is
    being taken, else ``NOTHING``.
-3. The Ready installs a snapshot while one is being taken: ``WAIT_FOR_SNAPSHOT``
+4. The Ready installs a snapshot while one is being taken: ``WAIT_FOR_SNAPSHOT``
    (one user of the snapshot files at a time).
-4. Nothing to write (a commit-only change, messages): ``NO_WRITE``.
-5. A small write (at most ``inline_entries_max`` entries, no truncation) while
+5. Nothing to write (a commit-only change, messages): ``NO_WRITE``.
+6. A small write (at most ``inline_entries_max`` entries, no truncation) while
    the disk thread is idle (no snapshot being saved there): ``WRITE_INLINE``.
-6. Otherwise ``WRITE_ON_DISK_THREAD``.
+7. Otherwise ``WRITE_ON_DISK_THREAD``.
 
 A snapshot being taken goes through its own steps (``snapshot_step``):
 ``SNAPSHOT_SLICE`` until the state is encoded (the state is fixed at the first
@@ -67,6 +70,9 @@ class Step(enum.Enum):
     WAIT_FOR_SNAPSHOT = "wait-for-snapshot"
     #: A snapshot is due: start taking one (its steps are ``snapshot_step``'s).
     START_SNAPSHOT = "start-snapshot"
+    #: A received snapshot's state is to be read before its install: start reading it,
+    #: a slice per loop turn (runtime/snapshot_reading.py).
+    READ_SNAPSHOT = "read-snapshot"
 
 
 class SnapshotStep(enum.Enum):
@@ -98,18 +104,22 @@ class LoopState(NamedTuple):
     write_in_flight: bool
     snapshot_in_progress: bool
     snapshot_due: bool
+    #: A received snapshot's reading is wanted and no executor runs it yet.
+    reading_wanted: bool = False
 
 
 def decide(state: LoopState, inline_entries_max: int) -> Step:
     """The next step for ``state`` (rules in the module docstring)."""
     if state.write_in_flight:
         return Step.WAIT_FOR_WRITE
+    if state.reading_wanted:
+        return Step.READ_SNAPSHOT
     rd = state.ready
     if rd is None:
         if state.snapshot_due and not state.snapshot_in_progress:
             return Step.START_SNAPSHOT
         return Step.NOTHING
-    # Planted bug: forget that the disk thread is saving a snapshot (rules 3 and 5).
+    # Planted bug: forget that the disk thread is saving a snapshot (rules 4 and 6).
     saving = state.snapshot_in_progress and not planted.on(Bug.SNAPSHOT_INSTALL_RACES_LOG_WRITE)
     if rd.installs_snapshot and saving:
         return Step.WAIT_FOR_SNAPSHOT

@@ -108,6 +108,25 @@ class _AnyState(StateMachine):
         return None
 
 
+#: What reading a snapshot's state raises when the state is not one this node can use.
+STATE_UNREADABLE = (ResoneticsError, msgspec.MsgspecError, ValueError, TypeError, KeyError)
+
+
+def state_reason(snapshot: Snapshot, applied: int, term: int, hash_: str) -> str | None:
+    """Why a snapshot whose state reads as at (``applied``, ``term``, ``hash_``) must not
+    be installed, or None."""
+    meta = snapshot.meta
+    if not meta.membership.voters:
+        return SNAPSHOT_NO_VOTERS
+    if (applied, term, hash_) != (
+        meta.last_included_index,
+        meta.last_included_term,
+        meta.last_included_hash,
+    ):
+        return SNAPSHOT_STATE_MISMATCH
+    return None
+
+
 class SnapshotStateCheck:
     """Whether an assembled snapshot's state decodes for ``machine``'s type.
 
@@ -121,21 +140,14 @@ class SnapshotStateCheck:
         self._machine_type = type(machine.machine)
 
     def __call__(self, snapshot: Snapshot) -> str | None:
-        meta = snapshot.meta
-        if not meta.membership.voters:
-            return SNAPSHOT_NO_VOTERS
         scratch = ReplicatedKV(self._scratch_machine())
         try:
             scratch.restore(snapshot.data)
-        except (ResoneticsError, msgspec.MsgspecError, ValueError, TypeError, KeyError):
+        except STATE_UNREADABLE:
             return SNAPSHOT_GARBAGE_STATE
-        if (
-            scratch.last_applied != meta.last_included_index
-            or scratch.last_applied_term != meta.last_included_term
-            or scratch.last_applied_hash != meta.last_included_hash
-        ):
-            return SNAPSHOT_STATE_MISMATCH
-        return None
+        return state_reason(
+            snapshot, scratch.last_applied, scratch.last_applied_term, scratch.last_applied_hash
+        )
 
     def _scratch_machine(self) -> StateMachine:
         try:
@@ -179,6 +191,8 @@ __all__ = [
     "SNAPSHOT_TOO_LARGE",
     "MessageFilter",
     "Refusals",
+    "STATE_UNREADABLE",
     "SnapshotStateCheck",
     "check_snapshot_chunk",
+    "state_reason",
 ]

@@ -22,7 +22,10 @@ loop turn, then the file is written on a snapshot thread (it touches the
 snapshot file alone, so the disk thread goes on writing and syncing the log and
 the node keeps acking), then the log is compacted on the disk thread (behind any
 write queued there: the log files are never used from two threads at once),
-then the core is told. A Ready that installs a snapshot waits for it. If that task fails,
+then the core is told. A Ready that installs a snapshot waits for it.
+
+A received snapshot's state is read in a task of its own too, one slice per loop
+turn, before the core installs it (``runtime/snapshot_reading.py``). If that task fails,
 the next ``run_now``/``run`` raises its error: the node stops rather than
 serve on from a state nobody can vouch for.
 
@@ -39,6 +42,7 @@ from typing import Any
 from resonetics.errors import invariant
 from resonetics.runtime.driver import NodeDriver
 from resonetics.runtime.loop_plan import INLINE_STEPS, SnapshotStep, Step
+from resonetics.runtime.snapshot_reading import SnapshotReading
 from resonetics.runtime.snapshots import SnapshotJob
 
 #: Runs a blocking call off the event loop and awaits it (the server's disk thread).
@@ -68,6 +72,8 @@ class ServerExecutor:
         self.spawn: Spawner = spawn if spawn is not None else asyncio.ensure_future
         #: The snapshot task, while one is being taken.
         self._taking: asyncio.Future[None] | None = None
+        #: The task reading a received snapshot's state, while one runs.
+        self._reading: asyncio.Future[None] | None = None
         self._failure: BaseException | None = None
 
     def run_now(self) -> bool:
@@ -85,6 +91,8 @@ class ServerExecutor:
                     return False  # the rest of a long apply from ``run``, a loop turn apart
             elif step is Step.START_SNAPSHOT:
                 self._start_snapshot()
+            elif step is Step.READ_SNAPSHOT:
+                self._start_reading()
             else:  # NOTHING: done; anything else must wait, in ``run``
                 return step is Step.NOTHING
 
@@ -112,6 +120,8 @@ class ServerExecutor:
                 await asyncio.wait({self._taking})
             elif step is Step.START_SNAPSHOT:
                 self._start_snapshot()
+            elif step is Step.READ_SNAPSHOT:
+                self._start_reading()
             else:
                 invariant(step is Step.NOTHING, f"server executor cannot {step.value} here")
                 return
@@ -138,6 +148,22 @@ class ServerExecutor:
         except BaseException:
             self.driver.abandon_snapshot(job)
             raise
+
+    def _start_reading(self) -> None:
+        reading = self.driver.start_reading()
+        self._reading = self.spawn(self._read(reading))
+        self._reading.add_done_callback(self._read_done)
+
+    async def _read(self, reading: SnapshotReading) -> None:
+        while True:
+            await asyncio.sleep(0)  # one slice per loop turn: the node keeps acking
+            if reading.slice():
+                return
+
+    def _read_done(self, task: asyncio.Future[None]) -> None:
+        self._reading = None
+        if not task.cancelled() and task.exception() is not None:
+            self._failure = task.exception()  # raised by the next run_now / run
 
     def _took(self, task: asyncio.Future[None]) -> None:
         self._taking = None

@@ -56,7 +56,7 @@ from dataclasses import dataclass, replace
 from resonetics import limits
 from resonetics.errors import invariant
 from resonetics.gc_pause import gc_paused
-from resonetics.machine.replicated import ReplicatedKV
+from resonetics.machine.replicated import PendingRestore, ReplicatedKV
 from resonetics.raft.entry import Entry
 from resonetics.raft.log import entries_size_bytes
 from resonetics.raft.node import RaftNode
@@ -158,6 +158,9 @@ _NEVER: Index = 2**63
 class SnapshotStats:
     taken: int = 0
     installed: int = 0
+    #: Of ``installed``: those whose state was read a slice per loop turn before the
+    #: install (runtime/snapshot_reading.py), not in the install's own step.
+    installed_read: int = 0
     last_index: Index = 0
     last_bytes: int = 0
     #: Seconds the last snapshot this node took needed, from its first slice to saved.
@@ -256,11 +259,22 @@ class Snapshots:
     def _signed(self, snapshot: Snapshot) -> Snapshot:
         return snapshot if self._signer is None else self._signer(snapshot)
 
-    def install(self, snapshot: Snapshot, machine: ReplicatedKV, storage: NodeStorage) -> None:
-        """A follower's ``Ready.snapshot``: state machine first, then storage."""
+    def install(
+        self,
+        snapshot: Snapshot,
+        machine: ReplicatedKV,
+        storage: NodeStorage,
+        read: PendingRestore | None = None,
+    ) -> None:
+        """A follower's ``Ready.snapshot``: state machine first, then storage. ``read``:
+        its state as already read (runtime/snapshot_reading.py), else it is read now."""
         index = snapshot.meta.last_included_index
-        with gc_paused():  # a million records in a row: see resonetics/gc_pause.py
-            machine.restore(snapshot.data)
+        if read is not None:
+            read.apply()
+            self.stats.installed_read += 1
+        else:
+            with gc_paused():  # a million records in a row: see resonetics/gc_pause.py
+                machine.restore(snapshot.data)
         invariant(
             machine.last_applied == index
             and machine.last_applied_hash == snapshot.meta.last_included_hash,

@@ -34,6 +34,8 @@ def node_status(server: NodeView) -> dict[str, Any]:
             "seconds": round(server.driver.snapshots.stats.last_seconds, 6),
             "taken": server.driver.snapshots.stats.taken,
             "installed": server.driver.snapshots.stats.installed,
+            # Of those, read a slice per loop turn before the install (snapshot_reading.py).
+            "installed_read": server.driver.snapshots.stats.installed_read,
             "log_first_index": core.anchor.index + 1,
         },
         "voters": list(core.membership.voters),

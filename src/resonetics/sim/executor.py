@@ -23,6 +23,8 @@ takes the simulator takes too:
   while log writes go on), then the log is compacted on the disk thread
   (behind any write queued there), then the core is told; a Ready that installs
   a snapshot meanwhile waits (``WAIT_FOR_SNAPSHOT``) and is resumed then.
+- ``READ_SNAPSHOT``: each slice of a received snapshot's reading is an event of
+  its own (``runtime/snapshot_reading.py``); the core installs it once read.
 
 A crash while a job is on the disk thread is the existing power cut
 (``sim/cluster.py``): if the write had not run yet, it is lost whole (nothing
@@ -47,6 +49,7 @@ from resonetics import planted
 from resonetics.planted import Bug
 from resonetics.runtime.driver import INLINE_WRITE_ENTRIES_MAX, NodeDriver
 from resonetics.runtime.loop_plan import INLINE_STEPS, SnapshotStep, Step
+from resonetics.runtime.snapshot_reading import SnapshotReading
 from resonetics.runtime.snapshots import SnapshotJob
 from resonetics.sim.observed import ObservedStorage
 
@@ -123,6 +126,8 @@ class SimExecutor:
             elif step is Step.START_SNAPSHOT:
                 snapshot = driver.start_snapshot()
                 self._next_slice(snapshot)
+            elif step is Step.READ_SNAPSHOT:
+                self._next_reading_slice(driver.start_reading())
             else:
                 return  # a wait that a later event ends
 
@@ -235,6 +240,16 @@ class SimExecutor:
             self._on_snapshot_thread(job.write_file, lambda: self._snapshot_step(job))
         else:  # written: compact the log on the disk thread, then tell the core and go on
             self._on_disk_thread(job.compact_log, lambda: self._finish_snapshot(job))
+
+    def _next_reading_slice(self, reading: SnapshotReading) -> None:
+        """A received snapshot's reading: each slice an event of its own, as the server's
+        executor runs one per loop turn."""
+
+        def slice_() -> None:
+            if self._alive() and not reading.slice():
+                self._next_reading_slice(reading)
+
+        self.cluster.queue.after(self.rng.randint(0, SLICE_MS_MAX), slice_)
 
     def _finish_snapshot(self, job: SnapshotJob) -> None:
         self._counts[id(SnapshotStep.FINISH_SNAPSHOT)] += 1
