@@ -25,6 +25,16 @@ in ``machine.served.ServedMachine``, which answers ``{"value": result}`` and
 turns an exception raised by ``apply``/``read`` into an error result (the same
 on every replica when the machine is deterministic) rather than a stopped node.
 
+Large states, optionally: a machine may also define ``snapshot_steps()`` and
+``restore_steps(data)``, generators that yield between slices of the work so
+the node's loop keeps answering its peers (an election timeout is 300 ms).
+``snapshot_steps`` fixes the state at its first step and returns the bytes
+``snapshot()`` would; ``restore_steps`` must leave the machine untouched and
+return a callable that puts the state read in place at once. A follower then
+reads a received snapshot a slice per loop turn before installing it
+(``runtime/snapshot_reading.py``); without them, each is one call on the loop.
+``KeyValueStore`` defines both.
+
 ``ReplicatedKV`` wraps any ``StateMachine`` and adds exactly-once client
 sessions around it, so an embedder gets deduplication for free. It calls
 ``apply`` with ``command = {"op": str, "args": dict, "ts": int}`` taken from the

@@ -280,6 +280,7 @@ class SnapshotReceive:
     """A follower's partly received snapshot (the payload so far, in a ``Spool``)."""
 
     __slots__ = (
+        "_digest",
         "assembled",
         "checksum",
         "index",
@@ -303,6 +304,9 @@ class SnapshotReceive:
         #: ``snapshot_prepared``), and the offset of its last chunk.
         self.assembled: Snapshot | None = None
         self.last_offset = 0
+        #: SHA-256 of the chunks taken so far, in order: the checksum is known when the
+        #: last one arrives, without hashing the whole payload in one step on the loop.
+        self._digest = hashlib.sha256()
 
     def same_stream(self, msg: InstallSnapshot) -> bool:
         return (
@@ -326,11 +330,12 @@ class SnapshotReceive:
         if have + len(chunk) > self.total:
             return ReceiveResult(0, ok=False)
         self.spool.append(chunk)
+        self._digest.update(chunk)
         if not msg.done:
             return ReceiveResult(have + len(chunk))
-        payload = self.spool.read()
-        if len(payload) != self.total or checksum_of(payload) != self.checksum:
+        if have + len(chunk) != self.total or self._digest.hexdigest() != self.checksum:
             return ReceiveResult(0, ok=False)
+        payload = self.spool.read()
         snap = decode_payload(
             payload,
             self.index,
