@@ -62,7 +62,8 @@ def test_a_received_snapshot_is_read_before_anything_but_the_write_in_flight() -
 def test_a_snapshot_install_waits_for_the_snapshot_being_taken() -> None:
     install = ReadyShape(entries=0, truncates=False, writes_disk=True, installs_snapshot=True)
     assert decide(_state(install, taking=True), 64) is Step.WAIT_FOR_SNAPSHOT
-    assert decide(_state(install), 64) is Step.WRITE_INLINE
+    # Its file is the size of the state: written on the disk thread, never on the loop.
+    assert decide(_state(install), 64) is Step.WRITE_ON_DISK_THREAD
 
 
 def test_a_ready_with_nothing_to_write_is_handled_without_a_write() -> None:

@@ -24,8 +24,9 @@ The rules, in the order ``decide`` applies them:
 4. The Ready installs a snapshot while one is being taken: ``WAIT_FOR_SNAPSHOT``
    (one user of the snapshot files at a time).
 5. Nothing to write (a commit-only change, messages): ``NO_WRITE``.
-6. A small write (at most ``inline_entries_max`` entries, no truncation) while
-   the disk thread is idle (no snapshot being saved there): ``WRITE_INLINE``.
+6. A small write (at most ``inline_entries_max`` entries, no truncation, no
+   installed snapshot to save: its file is the size of the state) while the
+   disk thread is idle (no snapshot being saved there): ``WRITE_INLINE``.
 7. Otherwise ``WRITE_ON_DISK_THREAD``.
 
 A snapshot being taken goes through its own steps (``snapshot_step``):
@@ -125,7 +126,7 @@ def decide(state: LoopState, inline_entries_max: int) -> Step:
         return Step.WAIT_FOR_SNAPSHOT
     if not rd.writes_disk:
         return Step.NO_WRITE
-    if rd.entries <= inline_entries_max and not rd.truncates and not saving:
+    if rd.entries <= inline_entries_max and not (rd.truncates or rd.installs_snapshot or saving):
         return Step.WRITE_INLINE
     return Step.WRITE_ON_DISK_THREAD
 

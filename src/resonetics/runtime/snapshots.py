@@ -260,14 +260,11 @@ class Snapshots:
         return snapshot if self._signer is None else self._signer(snapshot)
 
     def install(
-        self,
-        snapshot: Snapshot,
-        machine: ReplicatedKV,
-        storage: NodeStorage,
-        read: PendingRestore | None = None,
+        self, snapshot: Snapshot, machine: ReplicatedKV, read: PendingRestore | None = None
     ) -> None:
-        """A follower's ``Ready.snapshot``: state machine first, then storage. ``read``:
-        its state as already read (runtime/snapshot_reading.py), else it is read now."""
+        """A follower's ``Ready.snapshot``, the state machine's part (its file is saved
+        with the Ready's write, ``NodeDriver._write``). ``read``: its state as already
+        read (runtime/snapshot_reading.py), else it is read now."""
         index = snapshot.meta.last_included_index
         if read is not None:
             read.apply()
@@ -280,7 +277,6 @@ class Snapshots:
             and machine.last_applied_hash == snapshot.meta.last_included_hash,
             f"installed state is at {machine.last_applied}, snapshot at {index}",
         )
-        storage.save_snapshot(snapshot, index)
         self._done(snapshot)
         self.stats.installed += 1
 
