@@ -8,7 +8,8 @@ installing that snapshot. It prints how long the follower took to install it, it
 event loop's stalls (``status`` → ``loop``: a stall is a tick a third of an election
 timeout late) and worst stall, whether the leader kept its term meanwhile, and
 whether the state was read before the install (``snapshot`` → ``installed_read``).
-Compare two trees by running each tree's copy.
+Compare two trees by running each tree's copy; ``--data-dir`` keeps each node's log
+(its ``loop_stalled`` and ``snapshot_installed`` lines say when).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ def main() -> None:
     parser.add_argument("--inflight", type=int, default=256)
     parser.add_argument("--snapshot-entries", type=int, default=100_000)
     parser.add_argument("--timeout", type=float, default=300.0)
+    parser.add_argument("--data-dir", help="keep the nodes' folders and logs here")
     parser.add_argument("serve", nargs="*", help="extra flags for every node's serve")
     args = parser.parse_args()
     rng = random.Random(7)
@@ -48,7 +50,10 @@ def main() -> None:
     with (
         tempfile.TemporaryDirectory() as tmp,
         LocalCluster(
-            Path(tmp), size=3, log_level="warning", extra_args=[*extra, *args.serve]
+            Path(args.data_dir or tmp),
+            size=3,
+            log_level="info",
+            extra_args=[*extra, *args.serve],
         ) as cluster,
     ):
         leader, _ = cluster.wait_for_leader()

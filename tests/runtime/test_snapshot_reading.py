@@ -162,3 +162,30 @@ def test_a_reading_the_log_has_overtaken_is_let_go_at_the_next_tick() -> None:
     assert follower.core.applied >= snapshot.meta.last_included_index
     mini.tick()
     assert follower._reading is None and reading.pending is None
+
+
+def test_a_tick_between_the_cores_install_and_its_ready_keeps_the_state_read() -> None:
+    """The core is at the snapshot's index as soon as it installs it; a tick before the
+    driver takes that Ready must not take the state read for one the log overtook."""
+    mini = Mini(policy=POLICY)
+    lagging = _lagging_follower(mini)
+    d = mini.driver(lagging)
+    held: list[SnapshotReading] = []
+    _hold_readings(d, held)
+    mini.down.discard(lagging)
+    for _ in range(40):
+        if held:
+            break
+        mini.tick()
+    (reading,) = held
+    while not reading.slice():
+        pass
+    last = next(
+        m for m in reversed(mini.sent) if isinstance(m, InstallSnapshot) and m.dst == lagging
+    )
+    assert last.done
+    d.step(last)  # the core installs now; its Ready is not taken yet
+    assert d.core.applied == last.last_included_index > d.machine.last_applied
+    d.tick()
+    d.process_ready()
+    assert d.snapshots.stats.installed == d.snapshots.stats.installed_read == 1

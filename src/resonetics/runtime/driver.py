@@ -278,8 +278,13 @@ class NodeDriver:
         self.core.tick()
         self.leases.tick()
         reading = self._reading
-        if reading is not None and self.core.applied >= reading.snapshot.meta.last_included_index:
+        if (
+            reading is not None
+            and self.machine.last_applied >= reading.snapshot.meta.last_included_index
+        ):
             # Caught up by the log meanwhile: the state read is not needed (nor its memory).
+            # The machine's index, not the core's: the core is at the snapshot's index as
+            # soon as it installs it, before the Ready that hands the install over.
             self._drop_reading()
 
     def step(self, msg: Message) -> None:
