@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import random
 
 from hypothesis import given, settings
@@ -136,3 +137,53 @@ def test_stream_over_a_lossy_reordering_link_delivers_the_exact_snapshot(
             if rng.random() > 0.15:
                 send.on_response(offset)
     raise AssertionError("the stream never completed")
+
+
+def _stream(payload: bytes, chunk_bytes: int) -> list[InstallSnapshot]:
+    return [
+        InstallSnapshot(
+            src="n1",
+            dst="n2",
+            term=5,
+            leader_id="n1",
+            last_included_index=40,
+            last_included_term=3,
+            last_included_hash="ab" * 32,
+            offset=offset,
+            data=base64.b64encode(payload[offset : offset + chunk_bytes]).decode(),
+            done=offset + chunk_bytes >= len(payload),
+            checksum=checksum_of(payload),
+            total_bytes=len(payload),
+        )
+        for offset in range(0, len(payload), chunk_bytes)
+    ]
+
+
+@given(chunk_bytes=st.integers(min_value=1, max_value=120), size=st.integers(0, 300))
+@settings(max_examples=60, deadline=None)
+def test_the_membership_line_may_span_chunks_and_the_state_is_read_past_it(
+    chunk_bytes: int, size: int
+) -> None:
+    """The receiver keeps the first line as it streams in and reads the state from the
+    spool past it, rather than reading the whole payload back and splitting it."""
+    snap = snapshot(size)
+    payload = encode_payload(snap)
+    chunks = _stream(payload, chunk_bytes)
+    recv = SnapshotReceive(chunks[0])
+    results = [recv.accept(c) for c in chunks]
+    assert all(r.ok for r in results)
+    assert results[-1].snapshot == snap and results[-1].next_offset == len(payload)
+
+
+def test_a_payload_without_a_membership_line_or_with_one_past_its_bound_is_refused() -> None:
+    no_line = b"x" * 500
+    chunks = _stream(no_line, 100)
+    recv = SnapshotReceive(chunks[0])
+    results = [recv.accept(c) for c in chunks]
+    assert not results[-1].ok and results[-1].snapshot is None
+    huge = b"[" + b" " * (1 << 21) + b"]\nstate"
+    chunks = _stream(huge, 1 << 18)
+    recv = SnapshotReceive(chunks[0])
+    oks = [recv.accept(c).ok for c in chunks]
+    # Refused at the chunk that takes the line past 1 MiB, not after the whole stream.
+    assert oks[:4] == [True] * 4 and oks[4] is False

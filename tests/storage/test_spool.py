@@ -31,6 +31,7 @@ def test_spool_keeps_chunks_in_order_and_forgets_them_on_discard(
     spool.append(b"defg")
     assert spool.size == 7
     assert spool.read() == b"abcdefg"
+    assert spool.read_from(3) == b"defg" and spool.read_from(7) == b""
     spool.discard()
     assert spool.size == 0 and spool.read() == b""
     spool.append(b"new")

@@ -39,6 +39,10 @@ from resonetics.raft.messages import InstallSnapshot
 from resonetics.raft.ready import Snapshot, SnapshotMeta
 from resonetics.raft.types import Index, NodeId, Term
 
+#: The longest membership line a snapshot payload may start with (it names each member
+#: and its addresses: a few hundred bytes each).
+_HEAD_BYTES_MAX = 1 << 20
+
 
 def encode_payload(snapshot: Snapshot) -> bytes:
     """The streamed form of a snapshot: membership JSON line, then the state bytes."""
@@ -52,6 +56,21 @@ def decode_payload(
     head, sep, data = payload.partition(b"\n")
     if not sep:
         return None
+    return snapshot_of(head, data, index, term, hash_, signer=signer, sig=sig)
+
+
+def snapshot_of(
+    head: bytes,
+    data: bytes,
+    index: Index,
+    term: Term,
+    hash_: str,
+    *,
+    signer: str = "",
+    sig: str = "",
+) -> Snapshot | None:
+    """The Snapshot of a payload already split at its first newline (``head``: the
+    membership JSON); None if the head is malformed."""
     try:
         membership = msgspec.json.decode(head, type=Membership)
     except msgspec.MsgspecError:
@@ -251,6 +270,10 @@ class Spool(Protocol):
 
     def read(self) -> bytes: ...
 
+    def read_from(self, offset: int) -> bytes:
+        """The bytes from ``offset`` to the end."""
+        ...
+
     def discard(self) -> None: ...
 
 
@@ -272,6 +295,9 @@ class MemorySpool:
     def read(self) -> bytes:
         return bytes(self._buffer)
 
+    def read_from(self, offset: int) -> bytes:
+        return bytes(memoryview(self._buffer)[offset:])
+
     def discard(self) -> None:
         self._buffer = bytearray()
 
@@ -281,6 +307,8 @@ class SnapshotReceive:
 
     __slots__ = (
         "_digest",
+        "_head",
+        "_head_end",
         "assembled",
         "checksum",
         "index",
@@ -307,6 +335,10 @@ class SnapshotReceive:
         #: SHA-256 of the chunks taken so far, in order: the checksum is known when the
         #: last one arrives, without hashing the whole payload in one step on the loop.
         self._digest = hashlib.sha256()
+        #: The payload's first line (the membership JSON) and the offset of its newline
+        #: (-1 until it has arrived).
+        self._head = bytearray()
+        self._head_end = -1
 
     def same_stream(self, msg: InstallSnapshot) -> bool:
         return (
@@ -331,13 +363,20 @@ class SnapshotReceive:
             return ReceiveResult(0, ok=False)
         self.spool.append(chunk)
         self._digest.update(chunk)
+        if self._head_end < 0 and not self._take_head(chunk):
+            return ReceiveResult(0, ok=False)
         if not msg.done:
             return ReceiveResult(have + len(chunk))
         if have + len(chunk) != self.total or self._digest.hexdigest() != self.checksum:
             return ReceiveResult(0, ok=False)
-        payload = self.spool.read()
-        snap = decode_payload(
-            payload,
+        if self._head_end < 0:
+            return ReceiveResult(0, ok=False)  # no membership line
+        # The state straight from the spool, past the head: read whole and split, it
+        # was two copies of the state in the step that took the last chunk (0.3 s of the
+        # loop at 160 MB).
+        snap = snapshot_of(
+            bytes(self._head),
+            self.spool.read_from(self._head_end + 1),
             self.index,
             self.term,
             msg.last_included_hash,
@@ -346,7 +385,15 @@ class SnapshotReceive:
         )
         if snap is None:
             return ReceiveResult(0, ok=False)
-        return ReceiveResult(len(payload), snapshot=snap)
+        return ReceiveResult(self.total, snapshot=snap)
+
+    def _take_head(self, chunk: bytes) -> bool:
+        """Keep the membership line as it streams in; False if it runs past its bound."""
+        cut = chunk.find(b"\n")
+        self._head += chunk if cut < 0 else chunk[:cut]
+        if cut >= 0:
+            self._head_end = len(self._head)
+        return len(self._head) <= _HEAD_BYTES_MAX
 
 
 __all__ = [
@@ -358,5 +405,6 @@ __all__ = [
     "Spool",
     "checksum_of",
     "decode_payload",
+    "snapshot_of",
     "encode_payload",
 ]

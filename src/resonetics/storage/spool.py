@@ -39,6 +39,9 @@ class FileSpool:
     def read(self) -> bytes:
         return self._fs.read(self._path) if self._size else b""
 
+    def read_from(self, offset: int) -> bytes:
+        return self._fs.read_from(self._path, offset) if self._size > offset else b""
+
     def discard(self) -> None:
         if self._fs.exists(self._path):
             self._fs.remove(self._path)
