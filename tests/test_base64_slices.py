@@ -15,8 +15,8 @@ from resonetics.machine.replicated import ReplicatedKV
 from resonetics.raft.entry import GENESIS, EntryType, make_entry
 from resonetics.raft.membership import Membership
 from resonetics.raft.ready import Snapshot, SnapshotMeta
+from resonetics.steps import run_to_end as drain
 from resonetics.storage.snapshot_file import decode_snapshot, encode_snapshot
-from tests.machine.snapshot_helpers import drain
 
 
 @pytest.fixture

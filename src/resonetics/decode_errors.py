@@ -11,10 +11,29 @@ and must not load msgspec for ``--version``.)
 
 from __future__ import annotations
 
-from typing import Final
+from collections.abc import Sequence
+from typing import Final, TypeVar
 
 import msgspec
 
+from resonetics.errors import StorageCorruption
+
 UNREADABLE: Final = (msgspec.MsgspecError, UnicodeDecodeError, RecursionError)
 
-__all__ = ["UNREADABLE"]
+T = TypeVar("T")
+
+
+def snapshot_slice(
+    decoder: msgspec.json.Decoder[T], parts: Sequence[msgspec.Raw], *, what: str, first: int
+) -> T:
+    """``parts`` (the JSON of consecutive items of a snapshot, ``first`` the first's
+    index) decoded as one array; ``StorageCorruption`` naming ``what`` and the range if
+    they are unreadable. How a snapshot's restore reads its rows a slice per step."""
+    try:
+        return decoder.decode(b"[" + b",".join(parts) + b"]")
+    except UNREADABLE as exc:
+        where = f"{first}-{first + len(parts) - 1}"
+        raise StorageCorruption("snapshot", f"{what} unreadable in {where}: {exc}") from None
+
+
+__all__ = ["UNREADABLE", "snapshot_slice"]

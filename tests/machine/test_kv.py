@@ -203,7 +203,7 @@ def test_a_row_unreadable_past_the_first_slice_is_named_and_nothing_is_replaced(
     target = KeyValueStore()
     target.set("kept", 1)
     before = target.snapshot()
-    with pytest.raises(StorageCorruption, match=r"unreadable in rows 4-7: .* at `\$\[3\]\[2\]`"):
+    with pytest.raises(StorageCorruption, match=r"rows unreadable in 4-7: .* at `\$\[3\]\[2\]`"):
         run_to_end(target.restore_steps(bad, slice_items=4))
     assert target.snapshot() == before
 

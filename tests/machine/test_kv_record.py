@@ -7,7 +7,7 @@ import gc
 import sys
 
 from resonetics.machine.kv import KeyValueStore, Record
-from tests.machine.snapshot_helpers import drain
+from resonetics.steps import run_to_end as drain
 
 #: A store's snapshot after the writes of ``_store`` as the named-tuple record wrote it.
 _FORMAT_3_BYTES = (

@@ -10,7 +10,7 @@ import pytest
 from resonetics import limits
 from resonetics.errors import StorageCorruption
 from resonetics.machine.kv import KeyValueStore
-from tests.machine.snapshot_helpers import drain
+from resonetics.steps import run_to_end as drain
 
 
 class _Log:

@@ -453,7 +453,7 @@ def test_a_session_table_unreadable_past_its_first_slice_names_where(
     other = ReplicatedKV()
     before = other.state_digest()
     with pytest.raises(
-        StorageCorruption, match=r"session table unreadable in clients 2-3: .* at `\$\[1\]\[1\]`"
+        StorageCorruption, match=r"session table: clients unreadable in 2-3: .* at `\$\[1\]\[1\]`"
     ):
         other.restore(bad)
     assert other.state_digest() == before, "nothing was replaced"

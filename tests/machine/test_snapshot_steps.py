@@ -7,7 +7,7 @@ from resonetics.machine.kv import KeyValueStore
 from resonetics.machine.replicated import ReplicatedKV
 from resonetics.machine.sessions import SNAPSHOT_SLICE_CLIENTS
 from resonetics.raft.entry import GENESIS, EntryType, make_entry
-from tests.machine.snapshot_helpers import drain
+from resonetics.steps import run_to_end as drain
 
 
 def test_sliced_kv_snapshot_equals_the_one_shot_snapshot() -> None:

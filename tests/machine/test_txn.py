@@ -14,7 +14,7 @@ from resonetics.check import txn_model
 from resonetics.check.history import Operation, canonical
 from resonetics.errors import StorageCorruption
 from resonetics.machine.kv import SCAN_CHANGED, KeyValueStore
-from tests.machine.snapshot_helpers import drain
+from resonetics.steps import run_to_end as drain
 
 
 def _apply(s: KeyValueStore, index: int, op: str, **args: Any) -> dict[str, Any]:

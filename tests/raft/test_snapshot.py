@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -17,9 +18,9 @@ from resonetics.raft.node import RaftNode
 from resonetics.raft.packing import unpacked
 from resonetics.raft.progress import ProgressState
 from resonetics.raft.ready import Ready, Snapshot, SnapshotMeta
-from resonetics.raft.snapshot import MemorySpool
+from resonetics.raft.snapshot import MemorySpool, SnapshotSend
 from resonetics.raft.types import Index, NodeId
-from tests.raft.harness import Network
+from tests.raft.harness import Network, append_entries
 
 
 @dataclass
@@ -437,22 +438,16 @@ def test_install_waits_for_handed_out_committed_entries_to_be_applied() -> None:
     fresh.advance(rd)
 
 
-def test_an_assembled_snapshot_waits_until_the_runtime_has_read_its_state() -> None:
-    """``snapshot_prepared``: until the runtime says it has read the state, the follower
-    keeps the verified snapshot and asks for its last chunk again; a late copy of an
-    earlier chunk is never answered as if the whole snapshot were held."""
+def _reading_follower(
+    prepared: Callable[[Snapshot], bool],
+) -> tuple[SnapNetwork, RaftNode, SnapshotMeta, SnapshotSend, list[InstallSnapshot]]:
+    """A fresh n3 whose runtime answers ``snapshot_prepared`` with ``prepared``, and the
+    whole stream of a snapshot at index 18 of n1's log, not yet delivered."""
     from resonetics.raft.ready import HardState
-    from resonetics.raft.snapshot import OutgoingSnapshot, SnapshotSend
+    from resonetics.raft.snapshot import OutgoingSnapshot
 
     net = _network_with_20_entries()
     n1 = net.nodes["n1"]
-    asked: list[Snapshot] = []
-    read = False
-
-    def prepared(snap: Snapshot) -> bool:
-        asked.append(snap)
-        return read
-
     fresh = RaftNode(
         net.config("n3"),
         random.Random(5),
@@ -462,7 +457,21 @@ def test_an_assembled_snapshot_waits_until_the_runtime_has_read_its_state() -> N
     fresh.ready()
     meta = SnapshotMeta(18, n1.term_at(18) or 0, n1.hash_at(18) or "", n1.membership)
     send = SnapshotSend(OutgoingSnapshot.of(Snapshot(meta, b"[]")), chunk_bytes=16, window=1000)
-    sent = send.next_chunks("n1", "n3", n1.term)
+    return net, fresh, meta, send, send.next_chunks("n1", "n3", n1.term)
+
+
+def test_an_assembled_snapshot_waits_until_the_runtime_has_read_its_state() -> None:
+    """``snapshot_prepared``: until the runtime says it has read the state, the follower
+    keeps the verified snapshot and asks for its last chunk again; a late copy of an
+    earlier chunk is never answered as if the whole snapshot were held."""
+    asked: list[Snapshot] = []
+    read = False
+
+    def prepared(snap: Snapshot) -> bool:
+        asked.append(snap)
+        return read
+
+    _, fresh, meta, send, sent = _reading_follower(prepared)
     for msg in sent:
         fresh.step(msg)
     fresh.step(sent[0])  # a late duplicate of the first chunk
@@ -491,39 +500,14 @@ def test_an_assembled_snapshot_waits_until_the_runtime_has_read_its_state() -> N
 def test_a_snapshot_held_for_reading_is_dropped_once_the_log_has_caught_up() -> None:
     """The follower caught up by the log meanwhile (a new leader still had the entries):
     the assembled snapshot is no longer needed, and its spool is let go."""
-    from resonetics.raft.messages import AppendEntries
-    from resonetics.raft.ready import HardState
-    from resonetics.raft.snapshot import OutgoingSnapshot, SnapshotSend
-
-    net = _network_with_20_entries()
+    net, fresh, _, send, sent = _reading_follower(lambda snap: False)
     n1 = net.nodes["n1"]
-    fresh = RaftNode(
-        net.config("n3"),
-        random.Random(5),
-        hard_state=HardState(term=n1.term),
-        snapshot_prepared=lambda snap: False,
-    )
-    fresh.ready()
-    meta = SnapshotMeta(18, n1.term_at(18) or 0, n1.hash_at(18) or "", n1.membership)
-    send = SnapshotSend(OutgoingSnapshot.of(Snapshot(meta, b"[]")), chunk_bytes=16, window=1000)
-    sent = send.next_chunks("n1", "n3", n1.term)
     for msg in sent:
         fresh.step(msg)
     fresh.advance(fresh.ready())
     assert fresh._receiving is not None and fresh._receiving.assembled is not None
-    fresh.step(
-        AppendEntries(
-            src="n1",
-            dst="n3",
-            term=n1.term,
-            leader_id="n1",
-            prev_log_index=0,
-            prev_log_term=0,
-            prev_log_hash=n1.hash_at(0) or "",
-            entries=[n1.entry_at(i) for i in range(1, 21)],
-            leader_commit=20,
-        )
-    )
+    entries = [n1.entry_at(i) for i in range(1, 21)]
+    fresh.step(append_entries(n1.anchor, entries, dst="n3", term=n1.term, leader_commit=20))
     fresh.advance(fresh.ready())
     fresh.step(sent[-1])
     rd = fresh.ready()

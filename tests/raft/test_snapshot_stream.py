@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import random
 
 from hypothesis import given, settings
@@ -140,23 +139,9 @@ def test_stream_over_a_lossy_reordering_link_delivers_the_exact_snapshot(
 
 
 def _stream(payload: bytes, chunk_bytes: int) -> list[InstallSnapshot]:
-    return [
-        InstallSnapshot(
-            src="n1",
-            dst="n2",
-            term=5,
-            leader_id="n1",
-            last_included_index=40,
-            last_included_term=3,
-            last_included_hash="ab" * 32,
-            offset=offset,
-            data=base64.b64encode(payload[offset : offset + chunk_bytes]).decode(),
-            done=offset + chunk_bytes >= len(payload),
-            checksum=checksum_of(payload),
-            total_bytes=len(payload),
-        )
-        for offset in range(0, len(payload), chunk_bytes)
-    ]
+    """Every chunk of a stream of ``payload`` (any bytes), as a leader sends them."""
+    send = SnapshotSend(OutgoingSnapshot(META, payload), chunk_bytes, window=1 << 30)
+    return send.next_chunks("n1", "n2", 5)
 
 
 @given(chunk_bytes=st.integers(min_value=1, max_value=120), size=st.integers(0, 300))

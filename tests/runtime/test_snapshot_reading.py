@@ -42,19 +42,26 @@ def _lagging_follower(mini: Mini) -> str:
     return lagging
 
 
-def test_a_follower_acks_while_it_reads_a_snapshot_and_installs_it_once_read() -> None:
-    mini = Mini(policy=POLICY)
-    lagging = _lagging_follower(mini)
-    d = mini.driver(lagging)
+def _back_and_reading(mini: Mini, lagging: str) -> tuple[list[SnapshotReading], SnapshotReading]:
+    """Bring ``lagging`` back and tick until it has started reading the leader's snapshot
+    (its slices are left to the test); every reading it starts goes into the list."""
     held: list[SnapshotReading] = []
-    _hold_readings(d, held)
-    before = state(d)
+    _hold_readings(mini.driver(lagging), held)
     mini.down.discard(lagging)
     for _ in range(40):
         if held:
             break
         mini.tick()
     (reading,) = held
+    return held, reading
+
+
+def test_a_follower_acks_while_it_reads_a_snapshot_and_installs_it_once_read() -> None:
+    mini = Mini(policy=POLICY)
+    lagging = _lagging_follower(mini)
+    d = mini.driver(lagging)
+    before = state(d)
+    held, reading = _back_and_reading(mini, lagging)
     assert not reading.done and d.snapshots.stats.installed == 0
     leader = mini.leader().config.node_id
 
@@ -170,14 +177,7 @@ def test_a_tick_between_the_cores_install_and_its_ready_keeps_the_state_read() -
     mini = Mini(policy=POLICY)
     lagging = _lagging_follower(mini)
     d = mini.driver(lagging)
-    held: list[SnapshotReading] = []
-    _hold_readings(d, held)
-    mini.down.discard(lagging)
-    for _ in range(40):
-        if held:
-            break
-        mini.tick()
-    (reading,) = held
+    _, reading = _back_and_reading(mini, lagging)
     while not reading.slice():
         pass
     last = next(

@@ -65,7 +65,7 @@ import msgspec
 from sortedcontainers import SortedList
 
 from resonetics import limits, planted
-from resonetics.decode_errors import UNREADABLE
+from resonetics.decode_errors import UNREADABLE, snapshot_slice
 from resonetics.errors import BadRequest, StorageCorruption
 from resonetics.machine.base import StateMachine
 from resonetics.machine.leases import (
@@ -136,18 +136,11 @@ class _KvSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     lease_last_id: int = 0
 
 
-class _KvSnapshotRead(msgspec.Struct, frozen=True, kw_only=True):
+class _KvSnapshotRead(_KvSnapshot, frozen=True, kw_only=True):
     """``_KvSnapshot`` as ``restore_steps`` reads it: each row left as its JSON, to be
     read a slice per step."""
 
-    format: int
-    items: list[msgspec.Raw]
-    index: int = 0
-    tombstones: list[tuple[int, str]] = []
-    forgotten: int = 0
-    leases: list[tuple[int, int, int, list[str]]] = []
-    log_time: int = 0
-    lease_last_id: int = 0
+    items: list[msgspec.Raw]  # type: ignore[assignment]
 
 
 _SNAPSHOT_READER: Final = msgspec.json.Decoder(_KvSnapshotRead)
@@ -379,14 +372,12 @@ class KeyValueStore(StateMachine):
         items = snap.items
         for start in range(0, len(items), slice_items):
             yield
-            part = items[start : start + slice_items]
-            try:
-                rows = _ROWS_DECODER.decode(b"[" + b",".join(part) + b"]")
-            except UNREADABLE as exc:
-                where = f"rows {start}-{start + len(part) - 1}"
-                raise StorageCorruption(
-                    "snapshot", f"key-value state unreadable in {where}: {exc}"
-                ) from None
+            rows = snapshot_slice(
+                _ROWS_DECODER,
+                items[start : start + slice_items],
+                what="key-value state: rows",
+                first=start,
+            )
             for row in rows:
                 table[row[0]] = Record(*row[1:])
         yield

@@ -150,16 +150,12 @@ class _Snapshot(msgspec.Struct, frozen=True, kw_only=True):
     machine: bytes
 
 
-class _SnapshotRead(msgspec.Struct, frozen=True, kw_only=True):
+class _SnapshotRead(_Snapshot, frozen=True, kw_only=True):
     """``_Snapshot`` as ``restore_steps`` reads it: the session table a slice per step
     (``SessionTableRead``), the machine's base64 as the JSON string it is, decoded a
     slice per step (one call over a state of hundreds of MB would stall the loop)."""
 
-    format: int
-    last_applied: Index
-    last_applied_term: Term
-    last_applied_hash: str
-    sessions: SessionTableRead
+    sessions: SessionTableRead  # type: ignore[assignment]
     machine: msgspec.Raw
 
 

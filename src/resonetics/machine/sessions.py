@@ -71,8 +71,8 @@ from typing import Any, BinaryIO, Final, cast
 import msgspec
 
 from resonetics import limits
-from resonetics.decode_errors import UNREADABLE
-from resonetics.errors import BadRequest, SessionExpired, StorageCorruption, invariant
+from resonetics.decode_errors import snapshot_slice
+from resonetics.errors import BadRequest, SessionExpired, invariant
 
 #: Session id of legacy (unsequenced) sessions: requests keyed by request_id.
 LEGACY: Final = 0
@@ -169,20 +169,16 @@ class _FixedSession(msgspec.Struct, frozen=True, gc=False):
     acked_below: int
 
 
-class _SessionRead(msgspec.Struct, frozen=True, kw_only=True, array_like=True, gc=False):
+class _SessionRead(SessionData, frozen=True, kw_only=True, array_like=True, gc=False):
     """One session of a format-2 snapshot as ``restore_steps`` reads it: each result as
-    the bytes the writing table kept, never decoded (``SessionData``'s layout)."""
+    the bytes the writing table kept, never decoded."""
 
-    client_id: str
-    last_ms: int
-    results: list[_ResultRow]
-    session: int = LEGACY
-    acked_below: int = 1
+    results: list[_ResultRow]  # type: ignore[assignment]
 
 
 class SessionTableRead(msgspec.Struct, frozen=True, kw_only=True):
     """The table of a snapshot as ``restore_steps`` reads it: each session left as its
-    JSON, to be read a slice of clients per step."""
+    JSON, to be read a slice of clients per step (``SessionTableData``'s fields)."""
 
     now_ms: int
     clients: list[msgspec.Raw]
@@ -526,19 +522,15 @@ class SessionTable:
         accounting, and with it eviction, is the same on every replica. False for
         format 1, whose results are ``[request_id, result]``: each is encoded here.
         """
-        reader = _SESSIONS_READER if results_as_written else _SESSIONS_DECODER
+        reader: msgspec.json.Decoder[list[SessionData]] = (
+            _SESSIONS_READER if results_as_written else _SESSIONS_DECODER  # type: ignore[assignment]
+        )
         step = slice_clients or SNAPSHOT_SLICE_CLIENTS
         clients: OrderedDict[str, _Session] = OrderedDict()
         for start in range(0, len(data.clients), step):
             yield
             part = data.clients[start : start + step]
-            try:
-                sessions = reader.decode(b"[" + b",".join(part) + b"]")
-            except UNREADABLE as exc:
-                where = f"clients {start}-{start + len(part) - 1}"
-                raise StorageCorruption(
-                    "snapshot", f"session table unreadable in {where}: {exc}"
-                ) from None
+            sessions = snapshot_slice(reader, part, what="session table: clients", first=start)
             for s in sessions:
                 clients[s.client_id] = _loaded(s)
         return partial(self._adopt, data.now_ms, data.next_session, clients)
