@@ -1160,7 +1160,7 @@ class RaftNode:
             self._receiving = None
             recv.spool.discard()
         if result.snapshot is not None:
-            self._install_snapshot(result.snapshot)
+            self._install_snapshot(result.snapshot, recv.restream_checksum(result.snapshot))
         self._answer_snapshot(msg, success=result.ok, next_offset=result.next_offset)
 
     def forget_snapshot(self, snapshot: Snapshot) -> None:
@@ -1184,7 +1184,7 @@ class RaftNode:
             )
         )
 
-    def _install_snapshot(self, snap: Snapshot) -> None:
+    def _install_snapshot(self, snap: Snapshot, checksum: str | None) -> None:
         """Replace log and state by ``snap``, keeping a log suffix that matches it (§7).
 
         The runtime gets it as ``Ready.snapshot``; the answer that acknowledges it
@@ -1211,7 +1211,8 @@ class RaftNode:
         self._base_membership = meta.membership
         self._refresh_membership()
         self._install = snap
-        self._snapshot = OutgoingSnapshot.of(snap)
+        # The stream's checksum, when this node streams the same bytes: no second hash.
+        self._snapshot = OutgoingSnapshot.of(snap, checksum)
 
     # --- small helpers ----------------------------------------------------------------------------
     def _send(self, msg: Message) -> None:
