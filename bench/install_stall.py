@@ -92,7 +92,8 @@ def main() -> None:
         kept = after["role"] == "leader" and after["term"] == before["term"]
         print(
             f"leader {leader}: term {before['term']} -> {after['term']}, "
-            f"{'kept' if kept else 'LOST'} its leadership"
+            f"{'kept' if kept else 'LOST'} its leadership; its loop stalls while the "
+            f"follower caught up: {after['loop']['stalls'] - before['loop']['stalls']}"
         )
 
 
