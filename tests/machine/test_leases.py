@@ -194,6 +194,29 @@ def test_snapshot_carries_leases_and_restores_identically() -> None:
     )
 
 
+def test_a_snapshots_leases_are_read_in_its_steps_and_put_in_place_only_at_the_end() -> None:
+    source = _Log()
+    lease = source("lease_grant", 1_000, ttl_ms=2_000)["id"]
+    source("kv_set", 1_100, k="a", v=1, lease=lease)
+    target = _Log()
+    own = target("lease_grant", 500, ttl_ms=9_000)["id"]
+    target("kv_set", 600, k="mine", v=1, lease=own)
+    table = target.machine.lease_table
+    before = (dict(table.key_lease), table.log_time, table.last_id, table.epoch)
+    steps = target.machine.restore_steps(source.machine.snapshot())
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            replace = done.value
+            break
+        assert (dict(table.key_lease), table.log_time, table.last_id, table.epoch) == before
+    replace()
+    assert table.key_lease == {"a": lease} and table.log_time == 1_100
+    assert table.epoch == before[3] + 1  # the keeper sees a changed table
+    assert target.machine.snapshot() == source.machine.snapshot()
+
+
 def test_a_format_2_snapshot_restores_with_no_leases_and_unknown_formats_are_refused() -> None:
     old = {"format": 2, "items": [["a", 1, 1, 1, 1]], "index": 1, "tombstones": [], "forgotten": 0}
     machine = KeyValueStore()

@@ -382,6 +382,8 @@ class KeyValueStore(StateMachine):
                 table[row[0]] = Record(*row[1:])
         yield
         keys = SortedList(table)
+        yield
+        load_leases = self.lease_table.prepare(snap.leases, snap.log_time, snap.lease_last_id)
 
         def replace() -> None:
             self._data = table
@@ -391,7 +393,7 @@ class KeyValueStore(StateMachine):
             self._forgotten = snap.forgotten
             if self.changes is not None:
                 self.changes.reset()
-            self.lease_table.load(snap.leases, snap.log_time, snap.lease_last_id)
+            load_leases()
 
         return replace
 

@@ -40,7 +40,7 @@ and changes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
 from resonetics import limits
@@ -186,18 +186,27 @@ class LeaseTable:
     def rows(self) -> list[tuple[int, int, int, list[str]]]:
         return [self.leases[i].row() for i in sorted(self.leases)]
 
-    def load(
+    def prepare(
         self, rows: Iterable[tuple[int, int, int, list[str]]], log_time: int, last_id: int
-    ) -> None:
-        self.leases = {}
-        self.key_lease = {}
+    ) -> Callable[[], None]:
+        """The table a snapshot's ``rows`` make, built while this one is left as it is;
+        the callable puts it in place at once (a snapshot is read in steps before its
+        install, ``KeyValueStore.restore_steps``: with a lease on every key of a
+        million-key store, building it is a step of its own)."""
+        leases: dict[int, Lease] = {}
+        key_lease: dict[str, int] = {}
         for lease_id, ttl, deadline, keys in rows:
-            self.leases[lease_id] = Lease(lease_id, ttl, deadline, keys)
+            leases[lease_id] = Lease(lease_id, ttl, deadline, keys)
             for key in keys:
-                self.key_lease[key] = lease_id
-        self.log_time = log_time
-        self.last_id = last_id
-        self.epoch += 1
+                key_lease[key] = lease_id
+
+        def put_in_place() -> None:
+            self.leases, self.key_lease = leases, key_lease
+            self.log_time = log_time
+            self.last_id = last_id
+            self.epoch += 1
+
+        return put_in_place
 
 
 __all__ = [

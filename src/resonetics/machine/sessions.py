@@ -513,7 +513,7 @@ class SessionTable:
     ) -> Generator[None, None, Callable[[], None]]:
         """Read ``data`` a slice of clients per step; the generator's value replaces the
         table with it, at once. Until then the table is untouched, so the node goes on
-        applying while a follower's snapshot is read (``runtime/snapshots.py``).
+        applying while a follower's snapshot is read (``runtime/snapshot_reading.py``).
 
         ``results_as_written``: each result is taken as the bytes the snapshot holds,
         never decoded. Why: decoding each into a dict and encoding it again was nearly

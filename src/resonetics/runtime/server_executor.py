@@ -72,8 +72,6 @@ class ServerExecutor:
         self.spawn: Spawner = spawn if spawn is not None else asyncio.ensure_future
         #: The snapshot task, while one is being taken.
         self._taking: asyncio.Future[None] | None = None
-        #: The task reading a received snapshot's state, while one runs.
-        self._reading: asyncio.Future[None] | None = None
         self._failure: BaseException | None = None
 
     def run_now(self) -> bool:
@@ -150,9 +148,7 @@ class ServerExecutor:
             raise
 
     def _start_reading(self) -> None:
-        reading = self.driver.start_reading()
-        self._reading = self.spawn(self._read(reading))
-        self._reading.add_done_callback(self._read_done)
+        self.spawn(self._read(self.driver.start_reading())).add_done_callback(self._ended)
 
     async def _read(self, reading: SnapshotReading) -> None:
         while True:
@@ -160,13 +156,12 @@ class ServerExecutor:
             if reading.slice():
                 return
 
-    def _read_done(self, task: asyncio.Future[None]) -> None:
-        self._reading = None
-        if not task.cancelled() and task.exception() is not None:
-            self._failure = task.exception()  # raised by the next run_now / run
-
     def _took(self, task: asyncio.Future[None]) -> None:
         self._taking = None
+        self._ended(task)
+
+    def _ended(self, task: asyncio.Future[None]) -> None:
+        """A background task (a snapshot taken, or a received one read) ended."""
         if not task.cancelled() and task.exception() is not None:
             self._failure = task.exception()  # raised by the next run_now / run
 
