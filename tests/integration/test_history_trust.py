@@ -20,6 +20,8 @@ from click.testing import CliRunner
 from resonetics.cli import main
 from resonetics.client import Client
 from resonetics.localcluster import ClusterTimeout, LocalCluster
+from resonetics.machine.kv import KeyValueStore
+from resonetics.machine.replicated import ReplicatedKV
 from resonetics.raft.entry import Entry, EntryType, make_entry
 from resonetics.raft.membership import Membership
 from resonetics.raft.messages import AppendEntries, InstallSnapshot, Message
@@ -242,6 +244,39 @@ def test_snapshot_with_garbage_state_is_refused_and_the_node_stays_up(
     assert not (cluster3.data_dir / follower / "snapshot.incoming.tmp").exists()
     with Client(cluster3.addresses, timeout=15) as client:
         client.put("after", 1)
+    assert cluster3.exit_codes()[follower] is None
+
+
+def _state_unreadable_past_its_first_slice() -> bytes:
+    """A replicated state that decodes as a whole, with one row of the store unreadable
+    in its second slice of rows: only a step well into the reading finds it."""
+    store = KeyValueStore()
+    for i in range(5_200):
+        store.set(f"k{i:04d}", 0)
+    rows = msgspec.json.decode(store.snapshot())
+    rows["items"][5_100][2] = "not an index"
+    doc = msgspec.json.decode(ReplicatedKV().snapshot())
+    doc["machine"] = base64.b64encode(msgspec.json.encode(rows)).decode()
+    return msgspec.json.encode(doc)
+
+
+def test_snapshot_whose_state_breaks_midway_through_the_reading_is_refused_and_the_node_stays_up(
+    cluster3: LocalCluster,
+) -> None:
+    """A follower reads a received state a slice per loop turn before installing it; a
+    slice that cannot be read refuses the snapshot then and there, spool and all."""
+    state = _state_unreadable_past_its_first_slice()
+    follower, after = attack_a_follower(
+        cluster3,
+        lambda follower, leader, st: snapshot_stream(follower, leader, st, state),
+        {"snapshot_garbage_state": 1},
+    )
+    assert after["snapshot"]["installed"] == 0, f"the broken state was installed: {after}"
+    assert not (cluster3.data_dir / follower / "snapshot.incoming.tmp").exists()
+    assert "refused snapshot from ?: snapshot_garbage_state" in node_log(cluster3, follower)
+    with Client(cluster3.addresses, timeout=15) as client:
+        client.put("after", 1)
+        assert client.get("after") == 1
     assert cluster3.exit_codes()[follower] is None
 
 
