@@ -95,3 +95,51 @@ def test_hint_to_a_member_the_configuration_names_is_followed() -> None:
         assert client.hints_ignored == 0
 
     _run(scenario)
+
+
+def _view(node: str, leader: str | None, addresses: dict[str, str]) -> Answer:
+    """A node whose ``member_list`` answers with its own view: ``leader`` as it knows it."""
+
+    def answer(payload: dict[str, Any]) -> dict[str, Any]:
+        view = {"node": node, "leader": leader, "term": 0 if leader is None else 2}
+        view |= {"voters": sorted(addresses) if leader else ["n1"], "addresses": addresses}
+        return {"ok": True, "code": "OK", "result": view}
+
+    return answer
+
+
+def test_member_list_from_a_node_that_knows_no_leader_asks_the_others_for_one() -> None:
+    """A node just started (term 0) may hold a configuration many entries old: a member
+    list it answers is followed by one from a node that names a leader, then the leader."""
+
+    async def scenario() -> None:
+        asked_leader: list[str] = []
+        members = {"n1": "127.0.0.1:1", "n3": "127.0.0.1:1"}
+        leader, members["n2"] = await _fake_node(_view("n2", "n2", members), asked_leader)
+        fresh, fresh_addr = await _fake_node(_view("n4", None, {}), [])
+        follower, follower_addr = await _fake_node(_view("n3", "n2", members), [])
+        async with leader, fresh, follower:
+            client = AsyncClient([fresh_addr, follower_addr], timeout=5)
+            view = await client.member_list()
+            await client.close()
+        assert (view["node"], view["leader"]) == ("n2", "n2")
+        assert view["voters"] == ["n1", "n2", "n3"]
+        assert asked_leader == ["member_list"]
+
+    _run(scenario)
+
+
+def test_member_list_when_no_node_knows_a_leader_is_the_first_nodes_view() -> None:
+    async def scenario() -> None:
+        first, first_addr = await _fake_node(_view("n1", None, {}), [])
+        other_seen: list[str] = []
+        other, other_addr = await _fake_node(_view("n2", None, {}), other_seen)
+        dead = "127.0.0.1:1"  # nothing listens: skipped, not waited on for the timeout
+        async with first, other:
+            client = AsyncClient([first_addr, dead, other_addr], timeout=5)
+            view = await client.member_list()
+            await client.close()
+        assert (view["node"], view["leader"]) == ("n1", None)
+        assert other_seen == ["member_list"]
+
+    _run(scenario)

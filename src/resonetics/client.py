@@ -571,11 +571,15 @@ class AsyncClient:
 
         A follower may not have appended the newest CONFIG entry yet (a change commits
         once a majority has it), so a follower's answer is followed up at the leader it
-        names; when no leader is known or it cannot be reached, the follower's own view
-        is the answer (``node`` says whose view it is).
+        names. A node that knows no leader (just started, or in an election) may hold a
+        configuration many entries old, so the other addresses are asked for a leader
+        first; when none names one or it cannot be reached, the first node's own view is
+        the answer (``node`` says whose view it is, ``leader`` is None).
         """
         result: dict[str, Any] = await self.call("member_list", {})
         self._trust_member_addresses(result)
+        if result.get("leader") is None:
+            result = await self._view_naming_a_leader(result)
         leader = result.get("leader")
         address = result.get("addresses", {}).get(leader) if leader else None
         if leader is None or leader == result.get("node") or not isinstance(address, str):
@@ -584,6 +588,25 @@ class AsyncClient:
             return await self._ask(address, "member_list")
         except (OSError, TimeoutError, ConnectionError, errors.ResoneticsError):
             return result
+
+    async def _view_naming_a_leader(self, first: dict[str, Any]) -> dict[str, Any]:
+        """The first view another bootstrap address gives that names a leader, else
+        ``first``. Each is asked once, for at most ``ATTEMPT_TIMEOUT_S``: a dead node
+        costs one attempt, not the whole timeout."""
+        answered = self._conn.address if self._conn is not None else self._last_dialled
+        for address in dict.fromkeys(self.addresses):
+            if address == answered:
+                continue
+            try:
+                view = await asyncio.wait_for(
+                    self._ask(address, "member_list"), min(self.timeout, ATTEMPT_TIMEOUT_S)
+                )
+            except (OSError, TimeoutError, ConnectionError, errors.ResoneticsError):
+                continue
+            if view.get("leader") is not None:
+                self._trust_member_addresses(view)
+                return view
+        return first
 
     def _trust_member_addresses(self, view: dict[str, Any]) -> None:
         addresses = view.get("addresses")

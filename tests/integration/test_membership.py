@@ -234,6 +234,16 @@ def test_cli_member_commands_and_a_joined_node_that_restarts(tmp_path: Path) -> 
             *("--token-file", str(cluster.admin_token_path)),
         )
         node = cluster.add_node("n4")
+        # n4 is up but not yet a member: it knows no leader and only its own start-up
+        # view. Named first, it does not answer for the cluster: the leader's view does.
+        cluster.wait_until("n4 serving", partial(cluster.status, "n4"), timeout_s=CHANGE_TIMEOUT_S)
+        assert _view(cluster, "n4")["leader"] is None
+        first_a_stranger = _cli(
+            "member", "list", *flags, "--cluster", ",".join([node.address, *cluster.addresses])
+        )
+        assert first_a_stranger.exit_code == 0, first_a_stranger.output
+        assert "none known" not in first_a_stranger.output
+        assert all(f"{n:<10} voter" in first_a_stranger.output for n in ("n1", "n2", "n3"))
         assert (
             _cli(
                 "member",

@@ -42,7 +42,10 @@ def _client(cluster: str, timeout: float, tls: TLSConfig | None, token: str | No
 
 def _describe(view: dict[str, Any]) -> str:
     addresses = view.get("addresses", {})
-    lines = [f"leader: {view.get('leader')}  term: {view.get('term')}"]
+    leader = view.get("leader")
+    if leader is None:  # no node reached knows one: say whose view this is
+        leader = f"none known (the view of {view.get('node', '?')})"
+    lines = [f"leader: {leader}  term: {view.get('term')}"]
     for node in view.get("voters", []):
         lines.append(f"  {node:<10} voter    {addresses.get(node, '?')}")
     for node in view.get("learners", []):
