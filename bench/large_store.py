@@ -87,7 +87,8 @@ def _etcd(args: argparse.Namespace) -> None:
     """The same fill and new-key writes against a 3-member etcd cluster."""
     from bench.adapters import etcd
 
-    running = etcd.start(Path(tempfile.mkdtemp(prefix="large-store-etcd-")), system="etcd")
+    work = tempfile.TemporaryDirectory(prefix="large-store-etcd-")  # gone after: GBs of WAL
+    running = etcd.start(Path(work.name), system="etcd")
     try:
         fill = _etcd_preload(running, args.keys, 0, args.inflight)
         print(f"etcd: filled {args.keys:,} keys in {fill:.1f} s ({args.keys / fill:,.0f}/s)")
@@ -97,6 +98,7 @@ def _etcd(args: argparse.Namespace) -> None:
         leader, generator = cpu_s(running.leader_pid) - before, _children_cpu_s() - own
     finally:
         running.stop()
+        work.cleanup()
     per = 1e6 / args.writes
     print(
         f"etcd: {args.writes:,} new keys at N={args.inflight} into {args.keys:,}: "

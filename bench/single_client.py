@@ -47,19 +47,19 @@ def local_cluster(
     prefix: str, serve_flags: list[str], log_level: str = "warning"
 ) -> Iterator[Running]:
     """A 3-node cluster on loopback (25 ms ticks) in a fresh temp dir, stopped on exit."""
-    work = Path(tempfile.mkdtemp(prefix=prefix))
-    cluster = LocalCluster(
-        work / "data", size=3, tick_ms=25, log_level=log_level, extra_args=serve_flags
-    )
-    cluster.start()
-    try:
-        leader_id, _ = cluster.wait_for_leader(30)
-        leader = cluster.nodes[leader_id]
-        addresses = [leader.address] + [a for a in cluster.addresses if a != leader.address]
-        pids = {n: node.process.pid for n, node in cluster.nodes.items() if node.process}
-        yield Running(cluster, leader_id, addresses, pids)
-    finally:
-        cluster.stop()
+    with tempfile.TemporaryDirectory(prefix=prefix) as work:  # gone after: GBs at 1 M keys
+        cluster = LocalCluster(
+            Path(work) / "data", size=3, tick_ms=25, log_level=log_level, extra_args=serve_flags
+        )
+        cluster.start()
+        try:
+            leader_id, _ = cluster.wait_for_leader(30)
+            leader = cluster.nodes[leader_id]
+            addresses = [leader.address] + [a for a in cluster.addresses if a != leader.address]
+            pids = {n: node.process.pid for n, node in cluster.nodes.items() if node.process}
+            yield Running(cluster, leader_id, addresses, pids)
+        finally:
+            cluster.stop()
 
 
 def cpu_s(pid: int) -> float:
