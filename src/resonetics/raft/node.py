@@ -413,13 +413,16 @@ class RaftNode:
         self,
         snapshot: Snapshot,
         *,
+        checksum: str | None = None,
         chunk_bytes: int = limits.SNAPSHOT_CHUNK_BYTES,
         chunks_inflight_max: int = limits.SNAPSHOT_CHUNKS_INFLIGHT_MAX,
     ) -> None:
         """The latest durable snapshot: what a leader streams to a follower that needs
-        compacted entries. The runtime calls it at start and after taking or installing one."""
+        compacted entries. The runtime calls it at start and after taking or installing one;
+        ``checksum``, its stream's (``stream_checksum``) when the runtime has made it, else it
+        is made when a first stream needs it."""
         if self._snapshot is None or snapshot.meta.last_included_index > self._snapshot.index:
-            self._snapshot = OutgoingSnapshot.of(snapshot)
+            self._snapshot = OutgoingSnapshot.of(snapshot, checksum)
         self._snapshot_chunk_bytes = chunk_bytes
         self._snapshot_window = chunks_inflight_max
 

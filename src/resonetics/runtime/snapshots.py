@@ -61,6 +61,7 @@ from resonetics.raft.entry import Entry
 from resonetics.raft.log import entries_size_bytes
 from resonetics.raft.node import RaftNode
 from resonetics.raft.ready import Snapshot, SnapshotMeta
+from resonetics.raft.snapshot import stream_checksum
 from resonetics.raft.types import Index
 from resonetics.runtime.loop_plan import SnapshotStep, snapshot_step
 from resonetics.storage.api import NodeStorage
@@ -280,9 +281,12 @@ class Snapshots:
         self._done(snapshot)
         self.stats.installed += 1
 
-    def _hand_to_core(self, core: RaftNode, snapshot: Snapshot) -> None:
+    def _hand_to_core(
+        self, core: RaftNode, snapshot: Snapshot, checksum: str | None = None
+    ) -> None:
         core.set_snapshot(
             snapshot,
+            checksum=checksum,
             chunk_bytes=self.policy.chunk_bytes,
             chunks_inflight_max=self.policy.chunks_inflight_max,
         )
@@ -321,6 +325,8 @@ class SnapshotJob:
         self._data: bytes | None = None
         self._written: Snapshot | None = None
         self._saved: Snapshot | None = None
+        #: The stream checksum (``stream_checksum``), made with the file.
+        self._checksum: str | None = None
         self.slices = 0
         self._started = time.perf_counter()
         self.slice()  # the first step fixes the state
@@ -344,12 +350,14 @@ class SnapshotJob:
         """Sign the encoded snapshot and write its file (the snapshot thread's step).
 
         It touches the snapshot file alone, so the disk thread goes on writing the
-        log meanwhile. Signing hashes the whole payload, which is why it runs here too.
+        log meanwhile. Signing hashes the whole payload, which is why it runs here too,
+        and so does the checksum a leader's streams carry: made here, off the loop.
         """
         invariant(self._data is not None, "snapshot written before it was encoded")
         assert self._data is not None
         signed = self._owner._signed(Snapshot(self._meta, self._data))
         self._storage.write_snapshot_file(signed)
+        self._checksum = stream_checksum(signed)
         self._written = signed
 
     def compact_log(self) -> None:
@@ -365,7 +373,7 @@ class SnapshotJob:
         invariant(self._saved is not None, "snapshot finished before it was saved")
         assert self._saved is not None
         owner, core = self._owner, self._core
-        owner._hand_to_core(core, self._saved)
+        owner._hand_to_core(core, self._saved, self._checksum)
         core.compact(max(core.anchor.index, self.index - owner.policy.trailing_entries))
         owner._done(self._saved)
         owner.stats.taken += 1
