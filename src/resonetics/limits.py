@@ -88,8 +88,9 @@ APPLY_GC_PAUSE_ENTRIES_MIN = 1_024
 #: InstallSnapshot chunks unanswered at once per follower (flow control: heartbeats
 #: and appends to other followers are never queued behind a whole snapshot).
 SNAPSHOT_CHUNKS_INFLIGHT_MAX = 4
-#: Entries kept in memory behind a snapshot's index, so that a follower lagging by
-#: fewer entries catches up through AppendEntries rather than a whole snapshot.
+#: Log entries kept behind a snapshot's index, in memory and in log.jsonl
+#: (``log_retain_entries``), so that a follower lagging by fewer entries catches up
+#: through AppendEntries rather than a whole snapshot, even after its leader restarted.
 SNAPSHOT_TRAILING_ENTRIES = 1_000
 #: How far apart the nodes of a cluster take their snapshots: each node scales its
 #: snapshot thresholds by ``1 + stagger * rank / voters`` (rank: its place among the
@@ -390,6 +391,8 @@ SNAPSHOT_LOG_BYTES_SETTING_MAX = 1 << 30
 #: Largest ``snapshot_entries`` accepted, entries (0 switches the cap off), for the same
 #: reasons.
 SNAPSHOT_ENTRIES_SETTING_MAX = 10_000_000
+#: Largest ``log_retain_entries`` accepted: the retained entries live in memory too.
+LOG_RETAIN_ENTRIES_SETTING_MAX = 10_000_000
 
 # --- the client library (client.py) ---------------------------------------------------
 #: Requests one ``AsyncClient`` connection writes in one go, count: past it the queued

@@ -130,12 +130,12 @@ def test_snapshot_is_taken_every_n_entries_and_the_log_compacted() -> None:
     stats = leader.snapshots.stats
     assert stats.taken >= 3
     assert stats.last_index >= 60
-    # In memory the core keeps the trailing entries; on disk the log starts at the snapshot.
+    # The trailing entries are kept behind the snapshot, in memory and in the log file.
     assert leader.core.anchor.index == stats.last_index - POLICY.trailing_entries
     report = verify_node(mini.fss[leader.config.node_id], f"/data/{leader.config.node_id}")
     assert report.ok, report.problems
     assert report.anchor is not None and report.anchor.type is EntryType.SNAP_DUMMY
-    assert report.anchor.index == stats.last_index
+    assert report.anchor.index == stats.last_index - POLICY.trailing_entries
 
 
 def test_nodes_of_a_cluster_take_their_snapshots_at_different_indexes() -> None:
@@ -177,13 +177,44 @@ def test_restart_restores_the_state_from_snapshot_and_log_tail() -> None:
     for i in mini.ids:
         mini.driver(i).close()
         d = mini.boot(i)
-        assert d.snapshots.stats.last_index > 0
-        assert d.core.anchor.index == d.snapshots.stats.last_index
+        snap = d.snapshots.stats.last_index
+        assert snap > 0
+        # The log kept the trailing entries behind the snapshot through the restart, and
+        # the state is the snapshot's: what is replayed is only what follows it.
+        assert d.core.anchor.index == snap - POLICY.trailing_entries
+        assert d.core.applied == d.machine.last_applied == snap
     mini.tick(30)
     after = {i: state(mini.driver(i)) for i in mini.ids}
     for i in mini.ids:
         assert after[i][0] >= before[i][0]
     assert len({repr(s) for s in after.values()}) == 1
+
+
+def test_a_follower_within_the_retained_entries_catches_up_by_log_after_the_leader_restarts() -> (
+    None
+):
+    """The entries kept behind a snapshot are in the log file too: a leader that restarted
+    still sends a follower that lags by fewer the entries themselves, not the snapshot."""
+    mini = Mini()
+    writes = iter(range(1_000))
+    while mini.leader().core.last_index < 17:
+        mini.write(1, tag=f"w{next(writes)}-")
+    lagging = next(i for i in mini.ids if i != mini.leader().config.node_id)
+    mini.down.add(lagging)
+    up = [i for i in mini.ids if i != lagging]
+    while not all(mini.driver(i).snapshots.stats.taken for i in up):
+        mini.write(1, tag=f"w{next(writes)}-")
+    for i in up:  # restart every node that is up: the cluster recovers from its files
+        mini.driver(i).close()
+        restarted = mini.boot(i)
+        assert restarted.core.anchor.index <= 17 < restarted.snapshots.stats.last_index
+    mini.sent.clear()
+    mini.down.discard(lagging)
+    mini.write(2, tag="after")
+    mini.tick(20)
+    assert not any(isinstance(m, InstallSnapshot) and m.dst == lagging for m in mini.sent)
+    assert mini.driver(lagging).snapshots.stats.installed == 0
+    assert len({repr(state(mini.driver(i))) for i in mini.ids}) == 1
 
 
 def test_follower_behind_the_compacted_log_installs_a_snapshot() -> None:

@@ -1,5 +1,6 @@
-"""The snapshot trigger's operator settings: from TOML, flags and ``Node``, to the trigger,
-and every typo refused with the key and the range it must be in."""
+"""The snapshot trigger's operator settings, and the log entries kept behind a snapshot:
+from TOML, flags and ``Node``, to the trigger and the log file, and every typo refused
+with the key and the range it must be in."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import pytest
 from resonetics import Node, limits
 from resonetics.localcluster import free_ports
 from resonetics.server.config import ConfigError, build_config, load_toml
+from resonetics.storage.fs import OsFileSystem
+from resonetics.storage.verify import verify_node
 from tests.commands.helpers import one_line_error, run
 
 _ONE_NODE = '[nodes]\nn1 = { peer = "127.0.0.1:7101", client = "127.0.0.1:7001" }\n'
@@ -30,16 +33,25 @@ def test_snapshot_trigger_defaults_are_the_limits() -> None:
     assert config.snapshot_log_ratio == limits.SNAPSHOT_LOG_RATIO_DEFAULT
     assert config.snapshot_floor_bytes == limits.SNAPSHOT_LOG_BYTES_FLOOR_DEFAULT
     assert config.snapshot_entries == limits.SNAPSHOT_ENTRIES_DEFAULT
+    assert config.log_retain_entries == limits.SNAPSHOT_TRAILING_ENTRIES
 
 
 def test_snapshot_trigger_settings_from_toml_and_flags(tmp_path: Path) -> None:
-    path = _toml(tmp_path, "snapshot_log_ratio = 2\nsnapshot_floor_bytes = 65536")
+    path = _toml(
+        tmp_path, "snapshot_log_ratio = 2\nsnapshot_floor_bytes = 65536\nlog_retain_entries = 7"
+    )
     from_file = load_toml(path, "n1").validate()
     assert from_file.snapshot_log_ratio == 2.0 and from_file.snapshot_floor_bytes == 65536
-    flags = {"snapshot_log_ratio": 0.5, "snapshot_floor_bytes": 0, "snapshot_entries": 100}
+    assert from_file.log_retain_entries == 7
+    flags = {
+        "snapshot_log_ratio": 0.5,
+        "snapshot_floor_bytes": 0,
+        "snapshot_entries": 100,
+        "log_retain_entries": 1_000_000,
+    }
     both = build_config("n1", config_path=path, settings=flags).validate()
     assert both.snapshot_log_ratio == 0.5 and both.snapshot_floor_bytes == 0
-    assert both.snapshot_entries == 100
+    assert both.snapshot_entries == 100 and both.log_retain_entries == 1_000_000
 
 
 @pytest.mark.parametrize(
@@ -62,6 +74,11 @@ def test_snapshot_trigger_settings_from_toml_and_flags(tmp_path: Path) -> None:
         ("snapshot_entries = 100000000", f"<= {limits.SNAPSHOT_ENTRIES_SETTING_MAX}"),
         ("snapshot_bytes = -1", "snapshot_bytes (--snapshot-bytes): must be >= 0"),
         ("snapshot_ratio = 1.0", "unknown setting 'snapshot_ratio'"),
+        ("log_retain_entries = -1", "log_retain_entries (--log-retain-entries): must be >= 0"),
+        ("log_retain_entries = 20000000", f"<= {limits.LOG_RETAIN_ENTRIES_SETTING_MAX}"),
+        ("log_retain_entries = 1.5", "log_retain_entries must be an integer"),
+        ('log_retain_entries = "all"', "log_retain_entries must be an integer"),
+        ("log_retain = 5", "unknown setting 'log_retain'"),
     ],
 )
 def test_snapshot_trigger_typo_in_toml_refused_naming_the_key_and_range(
@@ -82,6 +99,8 @@ def test_snapshot_trigger_typo_in_toml_refused_naming_the_key_and_range(
         ("--snapshot-floor-bytes", "-1", "snapshot_floor_bytes (--snapshot-floor-bytes)"),
         ("--snapshot-floor-bytes", "4MiB", "--snapshot-floor-bytes"),
         ("--snapshot-entries", "-1", "snapshot_entries (--snapshot-entries): must be >= 0"),
+        ("--log-retain-entries", "-3", "log_retain_entries (--log-retain-entries): must be >= 0"),
+        ("--log-retain-entries", "lots", "--log-retain-entries"),
     ],
 )
 def test_snapshot_trigger_typo_on_the_command_line_refused_in_one_line(
@@ -137,3 +156,16 @@ def test_snapshot_floor_setting_reaches_the_trigger(tmp_path: Path) -> None:
     (ratio 1: the next once the log outgrows the last snapshot) at least one."""
     assert _snapshots_after_writes(tmp_path / "default") == 0
     assert _snapshots_after_writes(tmp_path / "small", snapshot_floor_bytes=4096) >= 1
+
+
+def test_log_retain_setting_reaches_the_log_file(tmp_path: Path) -> None:
+    """A node that took a snapshot keeps ``log_retain_entries`` entries behind it in
+    log.jsonl (a restart keeps them too): the log's anchor is that far behind."""
+    data = tmp_path / "retain"
+    assert _snapshots_after_writes(data, snapshot_floor_bytes=4096, log_retain_entries=50) >= 1
+    report = verify_node(OsFileSystem(), str(data / "data" / "n1"))
+    assert report.ok, report.problems
+    assert report.snapshot is not None and report.anchor is not None
+    snap = report.snapshot.meta.last_included_index
+    assert snap > 50
+    assert report.anchor.index == snap - 50

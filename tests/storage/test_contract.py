@@ -17,6 +17,7 @@ from resonetics.storage.fs import MemoryFileSystem, OsFileSystem
 from resonetics.storage.identity import NodeIdentity
 from resonetics.storage.memory import MemoryNodeStorage
 from resonetics.storage.node_storage import FileNodeStorage
+from resonetics.storage.recovery import snapshot_anchor
 from tests.storage.chain import chain, log_of, plain, snapshot_at
 
 #: Returns a storage over the same backing as the one given (None: a new one).
@@ -301,9 +302,40 @@ def test_the_log_is_written_between_the_snapshot_file_and_the_compaction(reopen:
 def test_a_crash_between_the_snapshot_file_and_the_compaction_recovers_the_new_snapshot(
     reopen: Reopen,
 ) -> None:
+    """The log was never compacted to it, but holds its entry: it is kept whole (entries
+    retained behind the snapshot) and the state is the snapshot's."""
     s, entries, snap = _six_entries_and_a_snapshot_file_at_four(reopen)
-    state = reopen(s).load()  # the log was never compacted to it
+    state = reopen(s).load()
     assert state.snapshot == snap
-    assert (state.anchor.index, state.anchor.hash) == (4, entries[3].hash)
-    assert plain(state.entries) == entries[4:]
+    assert state.anchor.index == 0
+    assert plain(state.entries) == entries
     assert state.last_applied >= 4
+
+
+def test_entries_retained_behind_a_snapshot_survive_the_compaction_and_a_restart(
+    reopen: Reopen,
+) -> None:
+    s, entries, snap = _six_entries_and_a_snapshot_file_at_four(reopen)
+    keep_from = snapshot_anchor(snapshot_at(entries[1], b"").meta)  # keep 3 and 4 behind it
+    s.compact_to_snapshot(snap, keep_from)
+    state = reopen(s).load()
+    assert state.snapshot == snap
+    assert (state.anchor.index, state.anchor.hash) == (2, entries[1].hash)
+    assert plain(state.entries) == entries[2:]
+    assert state.last_applied >= 4
+
+
+def test_a_log_that_does_not_hold_the_snapshots_entry_starts_at_the_snapshot(
+    reopen: Reopen,
+) -> None:
+    """An install cut short by a crash: the new snapshot is written, the old log is of
+    another history at its index. Nothing of that log is kept."""
+    s, entries, _ = _six_entries_and_a_snapshot_file_at_four(reopen)
+    other = chain(entries[2], 1, term=2)[0]  # index 4 of another history
+    foreign = snapshot_at(other, b"other four")
+    s.save_hard_state(HardState(term=2, commit=6), 6)
+    s.write_snapshot_file(foreign)
+    state = reopen(s).load()
+    assert state.snapshot == foreign
+    assert (state.anchor.index, state.anchor.hash) == (4, other.hash)
+    assert state.entries == []

@@ -116,10 +116,11 @@ def _consistent(state: RecoveredState) -> None:
         prev = entry
     snap = state.snapshot.meta.last_included_index if state.snapshot else 0
     if state.snapshot is not None:
-        assert (
-            state.anchor.index == snap
-            and state.anchor.hash == state.snapshot.meta.last_included_hash
-        )
+        # At the snapshot, or before it when the log holds its entry (kept behind it).
+        k = snap - state.anchor.index
+        assert 0 <= k <= len(state.entries)
+        at = state.anchor if k == 0 else state.entries[k - 1]
+        assert at.hash == state.snapshot.meta.last_included_hash
     assert snap <= state.last_applied <= state.hard_state.commit <= state.last_index
 
 

@@ -57,6 +57,12 @@ from resonetics.server.config import ServerConfig, build_config, parse_peers
     help="Log bytes below which the ratio rule never snapshots (default 4 MiB; 0..1 GiB).",
 )
 @click.option(
+    "--log-retain-entries",
+    type=int,
+    help="Log entries kept behind each snapshot, in memory and on disk: a follower lagging "
+    "by fewer catches up from them (default 1000; 0..10,000,000).",
+)
+@click.option(
     "--join",
     help="ADDR,... of existing members: start with no voters and wait to be added "
     "(resonetics member add ID HOST:PORT --cluster ADDR).",
@@ -143,6 +149,7 @@ def serve(
     snapshot_bytes: int | None,
     snapshot_log_ratio: float | None,
     snapshot_floor_bytes: int | None,
+    log_retain_entries: int | None,
     join: str | None,
     tls_cert: Path | None,
     tls_key: Path | None,
@@ -183,6 +190,7 @@ def serve(
                 "snapshot_bytes": snapshot_bytes,
                 "snapshot_log_ratio": snapshot_log_ratio,
                 "snapshot_floor_bytes": snapshot_floor_bytes,
+                "log_retain_entries": log_retain_entries,
                 "join": tuple(join.split(",")) if join else None,
                 "tls_cert": tls_cert,
                 "tls_key": tls_key,

@@ -200,7 +200,11 @@ class NodeDriver:
         self.stats = DriverStats()
         recovered = storage.load()
         membership = None
+        #: The machine's state is the snapshot's, whose index the log's anchor may precede
+        #: (entries retained behind it): the replay starts after the snapshot.
+        restored = recovered.anchor.index
         if recovered.snapshot is not None:
+            restored = recovered.snapshot.meta.last_included_index
             with gc_paused():  # a million records in a row: see resonetics/gc_pause.py
                 self.machine.restore(recovered.snapshot.data)
             membership = recovered.snapshot.meta.membership
@@ -218,7 +222,7 @@ class NodeDriver:
             hard_state=recovered.hard_state,
             anchor=recovered.anchor,
             entries=recovered.entries,
-            applied=recovered.anchor.index,
+            applied=restored,
             membership=membership,
             snapshot_spool=snapshot_spool,
             signer=signer,
@@ -229,7 +233,7 @@ class NodeDriver:
         )
         self.snapshots = Snapshots(
             snapshot_policy or SnapshotPolicy(),
-            recovered.anchor.index,
+            restored,
             snapshot_signer,
             # Its place among the voters it starts with: nodes snapshot apart (snapshots.py).
             position=stagger_position(config.node_id, self.core.membership.voters),

@@ -57,7 +57,7 @@ from resonetics import limits
 from resonetics.errors import invariant
 from resonetics.gc_pause import gc_paused
 from resonetics.machine.replicated import PendingRestore, ReplicatedKV
-from resonetics.raft.entry import Entry
+from resonetics.raft.entry import Entry, EntryType
 from resonetics.raft.log import entries_size_bytes
 from resonetics.raft.node import RaftNode
 from resonetics.raft.ready import Snapshot, SnapshotMeta
@@ -321,6 +321,9 @@ class SnapshotJob:
         self._storage = storage
         self.index = index
         self._meta = SnapshotMeta(index, term, hash_, core.membership_at(index))
+        #: Where the log starts once compacted, in the file and in memory: the retained
+        #: entries behind the snapshot, fixed now (the core's log may move meanwhile).
+        self._keep_from = _retained_anchor(core, index - owner.policy.trailing_entries)
         self._steps = machine.snapshot_steps()
         self._data: bytes | None = None
         self._written: Snapshot | None = None
@@ -365,7 +368,7 @@ class SnapshotJob:
         with the log writes)."""
         invariant(self._written is not None, "log compacted before the snapshot was written")
         assert self._written is not None
-        self._storage.compact_to_snapshot(self._written)
+        self._storage.compact_to_snapshot(self._written, self._keep_from)
         self._saved = self._written
 
     def finish(self) -> Snapshot:
@@ -374,11 +377,22 @@ class SnapshotJob:
         assert self._saved is not None
         owner, core = self._owner, self._core
         owner._hand_to_core(core, self._saved, self._checksum)
-        core.compact(max(core.anchor.index, self.index - owner.policy.trailing_entries))
+        core.compact(max(core.anchor.index, self._keep_from.index))
         owner._done(self._saved)
         owner.stats.taken += 1
         owner.stats.last_seconds = time.perf_counter() - self._started
         return self._saved
+
+
+def _retained_anchor(core: RaftNode, index: Index) -> Entry:
+    """The SNAP_DUMMY a log compacted to keep the entries after ``index`` starts with
+    (the core's own anchor when ``index`` is at or before it)."""
+    if index <= core.anchor.index:
+        return core.anchor
+    term, hash_ = core.term_at(index), core.hash_at(index)
+    invariant(term is not None and hash_ is not None, f"no entry at {index} to keep from")
+    assert term is not None and hash_ is not None
+    return Entry(term=term, index=index, type=EntryType.SNAP_DUMMY, data=None, hash=hash_)
 
 
 __all__ = [

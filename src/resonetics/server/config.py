@@ -13,6 +13,8 @@ The TOML file describes the whole cluster, so one file serves every node::
     # snapshot_log_ratio = 1.0     # ...or once the log since the last snapshot is this many
     #                              # times that snapshot's size (0 < ratio <= 100)...
     # snapshot_floor_bytes = 4194304  # ...but never below this many log bytes (0..1 GiB)
+    # log_retain_entries = 1000    # log entries kept behind each snapshot, in memory and on
+    #                              # disk: a follower lagging by fewer catches up from them
     # Optional: TLS with mutual authentication (all three paths, or none for plain TCP).
     # tls_ca = "certs/ca.pem"
     # tls_cert = "certs/n1.pem"    # per node: use --tls-cert/--tls-key flags to override
@@ -129,6 +131,8 @@ class ServerConfig:
     snapshot_log_ratio: float = limits.SNAPSHOT_LOG_RATIO_DEFAULT
     #: ...and at least this many log bytes (a tiny state is not rewritten every few writes).
     snapshot_floor_bytes: int = limits.SNAPSHOT_LOG_BYTES_FLOOR_DEFAULT
+    #: Log entries kept behind each snapshot, in memory and in log.jsonl (see ``limits``).
+    log_retain_entries: int = limits.SNAPSHOT_TRAILING_ENTRIES
 
     def tls(self) -> TLSConfig | None:
         """The node's TLS material, or None for a plain-TCP node."""
@@ -271,6 +275,7 @@ class ServerConfig:
             ("snapshot_floor_bytes", self.snapshot_floor_bytes, bytes_max),
             ("snapshot_bytes", self.snapshot_bytes, bytes_max),
             ("snapshot_entries", self.snapshot_entries, entries_max),
+            ("log_retain_entries", self.log_retain_entries, limits.LOG_RETAIN_ENTRIES_SETTING_MAX),
         ):
             if not 0 <= value <= limit:
                 flag = "--" + key.replace("_", "-")
@@ -417,6 +422,7 @@ _INT_KEYS = (
     "connections_per_ip_max",
     "snapshot_bytes_max",
     "snapshot_floor_bytes",
+    "log_retain_entries",
 )
 _PATH_KEYS = (
     "data_dir",

@@ -198,6 +198,7 @@ class NodeServer:
                 bytes_max=config.snapshot_bytes_max,
                 log_ratio=config.snapshot_log_ratio,
                 log_bytes_floor=config.snapshot_floor_bytes,
+                trailing_entries=config.log_retain_entries,
             ),
             # Chunks of a snapshot being received go to a scratch file, not memory.
             snapshot_spool=lambda: FileSpool(OsFileSystem(), str(config.node_dir / SPOOL_NAME)),

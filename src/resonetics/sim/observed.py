@@ -108,9 +108,15 @@ class ObservedStorage:
         self._one_snapshot_file_user("write_snapshot_file")
         self._inner.write_snapshot_file(snapshot)
 
-    def compact_to_snapshot(self, snapshot: Snapshot) -> None:
+    def compact_to_snapshot(self, snapshot: Snapshot, keep_from: Entry | None = None) -> None:
         self._one_user("compact_to_snapshot")
-        self._inner.compact_to_snapshot(snapshot)
+        self._inner.compact_to_snapshot(snapshot, keep_from)
+        if keep_from is not None and keep_from.index < snapshot.meta.last_included_index:
+            # Entries retained behind the snapshot: only what precedes ``keep_from`` goes.
+            cut = keep_from.index - self._anchor
+            if cut > 0:
+                self._anchor, self._hashes = keep_from.index, self._hashes[cut:]
+            return
         self._compacted(snapshot)
 
     def _compacted(self, snapshot: Snapshot) -> None:

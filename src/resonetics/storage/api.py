@@ -56,7 +56,9 @@ class RecoveredState:
 
     hard_state: HardState
     last_applied: Index
-    #: GENESIS at index 0, or SNAP_DUMMY at the snapshot's last included index.
+    #: GENESIS at index 0, or a SNAP_DUMMY at or before the snapshot's last included
+    #: index (before it when entries are retained behind the snapshot: the log then
+    #: holds the snapshot's entry, and a restart applies only what follows it).
     anchor: Entry
     entries: list[Entry] = field(default_factory=list)
     snapshot: Snapshot | None = None
@@ -81,7 +83,10 @@ class NodeStorage(Protocol):
 
     def write_snapshot_file(self, snapshot: Snapshot) -> None: ...
 
-    def compact_to_snapshot(self, snapshot: Snapshot) -> None: ...
+    def compact_to_snapshot(self, snapshot: Snapshot, keep_from: Entry | None = None) -> None:
+        """Start the log at the snapshot's index, or at ``keep_from``: a SNAP_DUMMY for
+        an entry the log holds before that index, whose successors are retained."""
+        ...
 
     def close(self) -> None: ...
 

@@ -119,8 +119,8 @@ class LockedStorage:
     def write_snapshot_file(self, snapshot: Snapshot) -> None:
         self.inner.write_snapshot_file(snapshot)
 
-    def compact_to_snapshot(self, snapshot: Snapshot) -> None:
-        self.inner.compact_to_snapshot(snapshot)
+    def compact_to_snapshot(self, snapshot: Snapshot, keep_from: Entry | None = None) -> None:
+        self.inner.compact_to_snapshot(snapshot, keep_from)
 
     def close(self) -> None:
         try:

@@ -19,6 +19,7 @@ from resonetics.storage.identity import NodeIdentity
 from resonetics.storage.recovery import (
     check_hard_state_step,
     clamp,
+    holds_snapshot_entry,
     kept_after_snapshot,
     snapshot_anchor,
 )
@@ -40,11 +41,14 @@ class MemoryNodeStorage:
     def load(self) -> RecoveredState:
         snap_index = self._snapshot.meta.last_included_index if self._snapshot else 0
         anchor, entries = self._anchor, self._entries
-        if self._snapshot is not None and snap_index > anchor.index:
-            # Written but the log not compacted to it yet: recover it with the log it
-            # joins, as FileNodeStorage does after a crash between the two halves.
-            entries = kept_after_snapshot(anchor, entries, self._snapshot.meta)
-            anchor = snapshot_anchor(self._snapshot.meta)
+        if (
+            self._snapshot is not None
+            and snap_index > anchor.index
+            and not holds_snapshot_entry(anchor, entries, self._snapshot.meta)
+        ):
+            # Written, but the log does not hold its entry: recover it alone, as
+            # FileNodeStorage does (a log that holds it is kept, retained entries).
+            entries, anchor = [], snapshot_anchor(self._snapshot.meta)
         last_index = anchor.index + len(entries)
         hard_state, applied = clamp(self._hard_state, self._last_applied, snap_index, last_index)
         return RecoveredState(hard_state, applied, anchor, list(entries), self._snapshot)
@@ -78,11 +82,18 @@ class MemoryNodeStorage:
         invariant(index >= old, "snapshot older than the saved one")
         self._snapshot = snapshot
 
-    def compact_to_snapshot(self, snapshot: Snapshot) -> None:
+    def compact_to_snapshot(self, snapshot: Snapshot, keep_from: Entry | None = None) -> None:
         invariant(
             snapshot.meta.last_included_index >= self._anchor.index,
             "snapshot older than the log's anchor",
         )
+        if keep_from is not None and keep_from.index < snapshot.meta.last_included_index:
+            if keep_from.index > self._anchor.index:
+                k = keep_from.index - self._anchor.index
+                here = self._entries[k - 1]
+                invariant(here.hash == keep_from.hash, "kept entries do not join the log")
+                self._entries, self._anchor = self._entries[k:], keep_from
+            return
         self._entries = kept_after_snapshot(self._anchor, self._entries, snapshot.meta)
         self._anchor = snapshot_anchor(snapshot.meta)
 

@@ -14,13 +14,18 @@ Write order, and why each crash point is recoverable:
   missing meta.json next to a log holding entries is corruption, since entries
   only arrive after a term was saved.
 * ``save_snapshot``: snapshot.json atomically, then a new log.jsonl (SNAP_DUMMY
-  anchor + the kept tail) atomically. A crash between them leaves the new
-  snapshot beside the old, longer log: ``load`` finishes the compaction.
+  anchor + the kept tail) atomically. The anchor is the snapshot's index, or an
+  earlier one when entries are retained behind it (``compact_to_snapshot``'s
+  ``keep_from``: a lagging follower catches up from them, and a restart keeps
+  them). A crash between the two leaves the new snapshot beside the old, longer
+  log, which holds the snapshot's entry: ``load`` keeps it as it is (retained
+  entries, until the next compaction).
 * ``truncate_from`` + ``append`` + ``sync``: see ``log_file``; the truncation
   is fsynced before new bytes go over it, so a crash only ever tears the tail.
 
 ``load`` never repairs anything but a torn last log line and an interrupted
-compaction; everything else that fails a check raises ``StorageCorruption``.
+install (a log that does not hold the new snapshot's entry starts at the snapshot);
+everything else that fails a check raises ``StorageCorruption``.
 
 Identity (``storage/identity.py``): given a ``NodeIdentity``, a fresh folder
 gets that node id and cluster id in meta.json and a log starting at the
@@ -54,7 +59,7 @@ from resonetics.storage.recovery import (
     anchor_matches,
     check_hard_state_step,
     clamp,
-    kept_after_snapshot,
+    holds_snapshot_entry,
     snapshot_anchor,
 )
 from resonetics.storage.snapshot_file import read_snapshot, write_snapshot
@@ -194,8 +199,10 @@ class FileNodeStorage:
     def _join_snapshot(
         self, parsed: ParsedLog, snapshot: Snapshot | None
     ) -> tuple[Entry, list[Entry]]:
-        """The log's anchor must be the snapshot's, or older (an interrupted
-        compaction, finished here)."""
+        """The log's anchor must be the snapshot's, or older: entries retained behind
+        it (or a compaction a crash cut short), kept when the log holds the snapshot's
+        entry; else an install a crash cut short, finished here (the log starts at the
+        snapshot)."""
         anchor, entries = parsed.entries[0], parsed.entries[1:]
         if snapshot is None:
             if anchor.type is EntryType.SNAP_DUMMY:
@@ -215,13 +222,12 @@ class FileNodeStorage:
                 line=1,
                 index=anchor.index,
             )
-        if anchor.index == meta.last_included_index:
+        if anchor.index == meta.last_included_index or holds_snapshot_entry(anchor, entries, meta):
             return anchor, entries
-        kept = kept_after_snapshot(anchor, entries, meta)
         new_anchor = snapshot_anchor(meta)
         self._log.compact(new_anchor)
-        invariant(self._log.last_index == new_anchor.index + len(kept), "compaction mismatch")
-        return new_anchor, kept
+        invariant(self._log.last_index == new_anchor.index, "compaction mismatch")
+        return new_anchor, []
 
     # --- writes ----------------------------------------------------------------------
     def _check_loaded(self) -> None:
@@ -275,13 +281,21 @@ class FileNodeStorage:
         invariant(index >= self._snapshot_index, "snapshot older than the saved one")
         write_snapshot(self._fs, self.snapshot_path, snapshot)
 
-    def compact_to_snapshot(self, snapshot: Snapshot) -> None:
-        """The log starts at the snapshot written by ``write_snapshot_file``."""
+    def compact_to_snapshot(self, snapshot: Snapshot, keep_from: Entry | None = None) -> None:
+        """The log starts at the snapshot written by ``write_snapshot_file``, or at
+        ``keep_from`` (the SNAP_DUMMY of an entry the log holds before the snapshot's
+        index): the entries after it are retained (``storage/api.py``)."""
         self._check_loaded()
         index = snapshot.meta.last_included_index
         invariant(index >= self._log.first_index, "snapshot older than the log's anchor")
         self._snapshot_index = index
-        self._log.compact(snapshot_anchor(snapshot.meta))
+        if keep_from is None or keep_from.index >= index:
+            self._log.compact(snapshot_anchor(snapshot.meta))
+        elif keep_from.index > self._log.first_index:
+            last = self._log.last_index
+            self._log.compact(keep_from)
+            invariant(self._log.last_index == last, "kept entries do not join the log")
+        # else: nothing before ``keep_from`` to drop; the log stays as it is
 
     def close(self) -> None:
         self._fs.close()

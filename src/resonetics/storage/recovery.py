@@ -30,6 +30,17 @@ def anchor_matches(anchor: Entry, meta: SnapshotMeta) -> bool:
     )
 
 
+def holds_snapshot_entry(anchor: Entry, entries: list[Entry], meta: SnapshotMeta) -> bool:
+    """Whether the log (``anchor``, ``entries``) holds the snapshot's last included entry,
+    same term and hash: then every entry of it is one the snapshot's history has, and
+    those behind the snapshot's index may be kept (retained for catch-up)."""
+    k = meta.last_included_index - anchor.index
+    if k < 0 or k > len(entries):
+        return False
+    here = anchor if k == 0 else entries[k - 1]
+    return here.hash == meta.last_included_hash and here.term == meta.last_included_term
+
+
 def kept_after_snapshot(anchor: Entry, entries: list[Entry], meta: SnapshotMeta) -> list[Entry]:
     """The entries that survive compaction at ``meta`` (Raft §7, Figure 13 step 6):
     the tail after the snapshot's index if the log holds the snapshot's last
@@ -73,6 +84,7 @@ __all__ = [
     "anchor_matches",
     "check_hard_state_step",
     "clamp",
+    "holds_snapshot_entry",
     "kept_after_snapshot",
     "snapshot_anchor",
 ]

@@ -237,7 +237,8 @@ def _check_snapshot(report: NodeReport, anchor: Entry) -> None:
         else:
             report.notes.append("interrupted install: the log does not hold the snapshot's entry")
     elif anchor.index < meta.last_included_index:
-        report.notes.append("interrupted compaction: the log's covered prefix is dropped at start")
+        kept = meta.last_included_index - anchor.index
+        report.notes.append(f"the log keeps {kept} entries behind snapshot.json's index")
     cluster = report.meta.cluster_id if report.meta is not None else None
     if anchor.type is EntryType.GENESIS and anchor != genesis_entry(cluster or ""):
         report.problems.append(
