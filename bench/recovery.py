@@ -13,7 +13,9 @@ values over a keyspace of N keys (``key-0000001``.. in ascending order, or with
 ``--random-keys`` the same keys scrambled: each write of a new key lands at a
 random place in the store's key order); meta.json says all of it is committed. With
 ``--snapshot-at S`` the entries up to S are applied as they are built and a
-snapshot saved at S (the log compacted there), as a running node would have done.
+snapshot saved at S (the log compacted there), as a running node would have done;
+``--retain R`` keeps R entries behind it in the log (``log_retain_entries``; R >= S
+keeps the whole log), so ``open`` loads them all but replays only what follows S.
 
 ``open`` runs the node's start path: ``FileNodeStorage.load()`` (every CRC, the
 hash chain, the anchor), the ``NodeDriver`` constructor (snapshot restore, core
@@ -75,7 +77,12 @@ def _snapshot(machine: ReplicatedKV, entry: Entry) -> Snapshot:
 
 
 def build(
-    folder: str, entries: int, per_entry: int, snapshot_at: int = 0, random_keys: bool = False
+    folder: str,
+    entries: int,
+    per_entry: int,
+    snapshot_at: int = 0,
+    random_keys: bool = False,
+    retain: int = 0,
 ) -> None:
     storage = FileNodeStorage(OsFileSystem(), folder)
     anchor = storage.load().anchor
@@ -84,6 +91,7 @@ def build(
     if machine is not None:
         machine.last_applied_hash = anchor.hash
     prev = anchor.hash
+    keep_from: Entry | None = None  # the anchor of the entries retained behind the snapshot
     batch: list[Entry] = []
     n = 0
     started = time.perf_counter()
@@ -97,13 +105,18 @@ def build(
         entry = make_entry(prev, 1, index, type_, data)
         prev = entry.hash
         batch.append(entry)
+        if index == snapshot_at - retain:
+            keep_from = Entry(term=1, index=index, type=EntryType.SNAP_DUMMY, hash=entry.hash)
         if machine is not None and index <= snapshot_at:
             machine.apply(entry)
             if index == snapshot_at:
                 storage.append(batch)
                 storage.sync()
                 batch = []
-                storage.save_snapshot(_snapshot(machine, entry), index)
+                snapshot = _snapshot(machine, entry)
+                storage.write_snapshot_file(snapshot)
+                if retain < snapshot_at:  # else the whole log is kept, GENESIS on
+                    storage.compact_to_snapshot(snapshot, keep_from)
                 machine = None
                 continue
         if len(batch) == SYNC_EVERY:
@@ -207,6 +220,13 @@ def main(argv: list[str]) -> None:
         help="build: apply the entries up to this index and save a snapshot there",
     )
     parser.add_argument(
+        "--retain",
+        type=int,
+        default=0,
+        help="build: keep this many entries behind the snapshot in the log "
+        "(log_retain_entries); at least --snapshot-at keeps the whole log",
+    )
+    parser.add_argument(
         "--random-keys",
         action="store_true",
         help="build: scrambled keys, so new keys land anywhere in key order",
@@ -219,7 +239,14 @@ def main(argv: list[str]) -> None:
     )
     args = parser.parse_args(argv)
     if args.action == "build":
-        build(args.dir, args.entries, args.per_entry, args.snapshot_at, args.random_keys)
+        build(
+            args.dir,
+            args.entries,
+            args.per_entry,
+            args.snapshot_at,
+            args.random_keys,
+            args.retain,
+        )
     elif args.profile:
         import cProfile
         import pstats
