@@ -215,3 +215,35 @@ def test_entries_size_bytes_is_the_sum_of_each_entry_size() -> None:
         for hi in range(lo, len(entries) + 1):
             batch = entries[lo:hi]
             assert entries_size_bytes(batch) == sum(entry_size_bytes(e) for e in batch)
+
+
+def test_a_large_recovered_log_taken_whole_is_the_log_appended_one_by_one() -> None:
+    """Past ``_BULK_ENTRIES_MIN`` a linked recovered log is adopted as one list: the same
+    bounds, lookups and CONFIG index as appending entry by entry."""
+    entries: list[Entry] = []
+    prev = GENESIS
+    for i in range(1, 3_001):
+        kind = EntryType.CONFIG if i in (7, 1_500, 2_999) else EntryType.CLIENT_CMD
+        prev = make_entry(
+            prev.hash,
+            1 + i // 1_000,
+            i,
+            kind,
+            {"voters": ["n1"]} if kind is EntryType.CONFIG else i,
+        )
+        entries.append(prev)
+    whole = RaftLog(GENESIS, entries, linked=True)
+    one_by_one = RaftLog(GENESIS, entries)
+    assert (whole.first_index, whole.last_index) == (one_by_one.first_index, 3_000)
+    for index in (0, 1, 6, 7, 8, 1_499, 1_500, 2_998, 2_999, 3_000):
+        assert whole.term_at(index) == one_by_one.term_at(index)
+        assert whole.hash_at(index) == one_by_one.hash_at(index)
+        assert whole.last_config_at_or_before(index) == one_by_one.last_config_at_or_before(index)
+
+
+def test_a_large_recovered_log_with_a_gap_is_refused() -> None:
+    entries = chain([1] * 2_000)
+    with pytest.raises(InvariantViolation, match="contiguous"):
+        RaftLog(GENESIS, entries[:500] + entries[501:], linked=True)
+    with pytest.raises(InvariantViolation, match="follow the anchor"):
+        RaftLog(GENESIS, entries[1:], linked=True)
