@@ -32,6 +32,7 @@ from resonetics.storage.fs import MemoryFileSystem, SimulatedCrash
 from resonetics.storage.log_file import parse_log
 from resonetics.storage.memory import MemoryNodeStorage
 from resonetics.storage.node_storage import FileNodeStorage
+from resonetics.storage.recovery import snapshot_anchor
 from tests.storage.chain import chain, log_of, plain, snapshot_at
 
 DIR = "/data/n1"
@@ -75,6 +76,22 @@ def _script() -> list[Step]:
     s3, s6 = snapshot_at(log2[2]), snapshot_at(log3[5], b"six")
     hs1, hs2 = HardState(1, "n1", 0), HardState(2, "n2", 3)
     hs3a, hs3b = HardState(3, None, 6), HardState(3, "n3", 6)
+    e9 = chain(log3[-1], 1, term=3)
+    e10 = chain(e9[-1], 1, term=3, tag="d")
+    log9, log10 = [*log3, *e9], [*log3, *e9, *e10]
+    hs3c = HardState(3, "n3", 9)
+    s8 = snapshot_at(log9[7], b"eight")
+    keep5 = snapshot_anchor(snapshot_at(log9[4]).meta)
+
+    def snapshot_keeping(s: NodeStorage) -> None:
+        """As a node takes one: the file and the kept entries' copy (snapshot thread),
+        an append meanwhile (disk thread), then the compaction (disk thread)."""
+        s.write_snapshot_file(s8)
+        s.prepare_compaction(s8, keep5)
+        s.append(e10)
+        s.sync()
+        s.compact_to_snapshot(s8, keep5)
+
     return [
         Step("load", _load, [], HardState(), None),
         Step("vote n1", lambda s: s.save_hard_state(hs1, 0), [], hs1, None),
@@ -88,13 +105,9 @@ def _script() -> list[Step]:
         Step("vote n3", lambda s: s.save_hard_state(hs3b, 6), log2, hs3b, s3),
         Step("conflict at 7", _append(t3, truncate=7), log3, hs3b, s3, 6),
         Step("snapshot 6", lambda s: s.save_snapshot(s6, 6), log3, hs3b, s6),
-        Step(
-            "append 9",
-            _append(chain(log3[-1], 1, term=3)),
-            [*log3, *chain(log3[-1], 1, 3)],
-            hs3b,
-            s6,
-        ),
+        Step("append 9", _append(e9), log9, hs3b, s6),
+        Step("commit 9", lambda s: s.save_hard_state(hs3c, 9), log9, hs3c, s6),
+        Step("snapshot 8 keeping 6-8", snapshot_keeping, log10, hs3c, s8),
     ]
 
 

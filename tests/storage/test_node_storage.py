@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from resonetics.errors import InvariantViolation, StorageCorruption
@@ -10,8 +12,9 @@ from resonetics.raft.ready import HardState
 from resonetics.storage.fs import MemoryFileSystem, atomic_write
 from resonetics.storage.log_file import encode_line
 from resonetics.storage.node_storage import FileNodeStorage
+from resonetics.storage.recovery import snapshot_anchor
 from resonetics.storage.snapshot_file import encode_snapshot
-from tests.storage.chain import log_of, plain, snapshot_at
+from tests.storage.chain import chain, log_of, plain, snapshot_at
 
 DIR = "/data/n1"
 META = DIR + "/meta.json"
@@ -161,3 +164,38 @@ def test_writing_before_load_is_refused() -> None:
     with pytest.raises(InvariantViolation):
         s.append(log_of(4)[3:])
     assert FileNodeStorage(fs, DIR).load().last_index == 3
+
+
+def test_a_compaction_that_keeps_entries_copies_them_off_the_disk_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``prepare_compaction`` (the snapshot thread) writes the kept entries; the
+    compaction on the disk thread then writes only the lines appended since. Rewriting
+    1,000 kept entries there held log appends up: the p99 of writes doubled."""
+    entries = log_of(300)
+    fs = _node_with(300)
+    s = FileNodeStorage(fs, DIR)
+    s.load()
+    snap = snapshot_at(entries[289])  # index 290
+    keep = snapshot_anchor(snapshot_at(entries[99]).meta)  # keep 101..290 behind it
+    s.write_snapshot_file(snap)
+    s.prepare_compaction(snap, keep)
+    more = chain(entries[-1], 2)
+    s.append(more)  # the disk thread goes on meanwhile
+    s.sync()
+    written: list[int] = []
+    for name in ("write", "append"):
+        real = getattr(fs, name)
+
+        def recording(path: str, data: bytes, real: Callable[[str, bytes], None] = real) -> None:
+            written.append(len(data))
+            real(path, data)
+
+        monkeypatch.setattr(fs, name, recording)
+    s.compact_to_snapshot(snap, keep)
+    tail = sum(len(encode_line(e)) for e in [*entries[290:], *more])
+    assert sum(written) == tail  # the 12 lines after the snapshot's, nothing kept before it
+    state = FileNodeStorage(fs, DIR).load()
+    assert (state.anchor.index, state.anchor.hash) == (100, entries[99].hash)
+    assert plain(state.entries) == [*entries[100:], *more]
+    assert not any(name.endswith(".tmp") for name in fs.listdir(DIR))

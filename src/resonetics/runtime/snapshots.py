@@ -360,6 +360,8 @@ class SnapshotJob:
         assert self._data is not None
         signed = self._owner._signed(Snapshot(self._meta, self._data))
         self._storage.write_snapshot_file(signed)
+        # The entries kept behind it are copied here too, off the disk thread.
+        self._storage.prepare_compaction(signed, self._keep_from)
         self._checksum = stream_checksum(signed)
         self._written = signed
 

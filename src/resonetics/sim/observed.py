@@ -108,6 +108,10 @@ class ObservedStorage:
         self._one_snapshot_file_user("write_snapshot_file")
         self._inner.write_snapshot_file(snapshot)
 
+    def prepare_compaction(self, snapshot: Snapshot, keep_from: Entry | None) -> None:
+        self._one_snapshot_file_user("prepare_compaction")
+        self._inner.prepare_compaction(snapshot, keep_from)
+
     def compact_to_snapshot(self, snapshot: Snapshot, keep_from: Entry | None = None) -> None:
         self._one_user("compact_to_snapshot")
         self._inner.compact_to_snapshot(snapshot, keep_from)

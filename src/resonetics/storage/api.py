@@ -83,6 +83,11 @@ class NodeStorage(Protocol):
 
     def write_snapshot_file(self, snapshot: Snapshot) -> None: ...
 
+    def prepare_compaction(self, snapshot: Snapshot, keep_from: Entry | None) -> None:
+        """Off the disk thread (after ``write_snapshot_file``): prepare what the next
+        ``compact_to_snapshot(snapshot, keep_from)`` keeps, so that it copies little."""
+        ...
+
     def compact_to_snapshot(self, snapshot: Snapshot, keep_from: Entry | None = None) -> None:
         """Start the log at the snapshot's index, or at ``keep_from``: a SNAP_DUMMY for
         an entry the log holds before that index, whose successors are retained."""

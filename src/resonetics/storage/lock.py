@@ -119,6 +119,9 @@ class LockedStorage:
     def write_snapshot_file(self, snapshot: Snapshot) -> None:
         self.inner.write_snapshot_file(snapshot)
 
+    def prepare_compaction(self, snapshot: Snapshot, keep_from: Entry | None) -> None:
+        self.inner.prepare_compaction(snapshot, keep_from)
+
     def compact_to_snapshot(self, snapshot: Snapshot, keep_from: Entry | None = None) -> None:
         self.inner.compact_to_snapshot(snapshot, keep_from)
 

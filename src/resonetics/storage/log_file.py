@@ -30,6 +30,7 @@ corruption in the middle of the log rather than a torn tail.
 from __future__ import annotations
 
 import hashlib
+import posixpath
 import zlib
 from dataclasses import dataclass, field
 
@@ -280,6 +281,25 @@ def _check_link(parsed: ParsedLog, entry: Entry, path: str, lineno: int) -> None
         raise StorageCorruption(path, reason, line=lineno, index=entry.index)
 
 
+#: The file a compaction that keeps entries behind a snapshot is written to before it
+#: replaces the log (a ``.tmp`` name: a leftover is removed at start).
+COMPACTING_SUFFIX = ".compacting.tmp"
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedCompaction:
+    """The head of a compacted log, written and synced by ``prepare_compaction`` off the
+    disk thread: ``anchor``'s line, then the old file's bytes ``[start, end)`` (whole
+    lines, committed: never cut). ``first`` is the old offsets' index of the line at
+    ``start``; ``head`` the length of the anchor's line."""
+
+    anchor: Entry
+    first: int
+    start: int
+    end: int
+    head: int
+
+
 class LogFile:
     """Appends, truncations and compaction of one ``log.jsonl``.
 
@@ -368,6 +388,62 @@ class LogFile:
             self._file_end += len(data)
             self._fs.fsync(self.path)
 
+    def prepare_compaction(self, anchor: Entry, through: Index) -> PreparedCompaction | None:
+        """Write the compacted log's head off the disk thread: ``anchor`` (a SNAP_DUMMY
+        for an entry this log holds) and the lines after it up to ``through``, an index
+        already durable and committed (a snapshot's: never truncated). Only those lines'
+        offsets are read, which appends and truncations beyond the commit index leave as
+        they are, so the disk thread may go on appending meanwhile. None when ``anchor``
+        is not strictly between the first line and ``through``, or not this log's entry.
+
+        Why: ``compact`` rewrites everything it keeps on the disk thread, log appends
+        waiting behind it. Keeping 1,000 entries behind each snapshot that was about 10 MB
+        at 256 writes in flight, and the p99 of writes doubled (``bench``, 16 to 35 ms).
+        """
+        offsets = self._offsets
+        k, k_through = anchor.index - self.first_index, through - self.first_index
+        if not 0 < k < k_through < len(offsets):
+            return None
+        at, start, last = offsets[k], offsets[k + 1], offsets[k_through]
+        if last >= self._file_end:  # not written yet: left to ``compact``
+            return None
+        data = self._fs.read_from(self.path, at)
+        newline = data.find(b"\n", last - at)
+        if newline < 0:
+            return None
+        here = decode_line(data[: start - at - 1])
+        if here.hash != anchor.hash or here.term != anchor.term:
+            return None
+        end = newline + 1 + at
+        head = encode_line(anchor)
+        tmp = self.path + COMPACTING_SUFFIX
+        self._fs.write(tmp, head + data[start - at : end - at])
+        self._fs.fsync(tmp)
+        return PreparedCompaction(anchor, k + 1, start, end, len(head))
+
+    def finish_compaction(self, prepared: PreparedCompaction) -> None:
+        """On the disk thread, after ``prepare_compaction``: add the lines appended
+        since (the few after the snapshot), then replace the log by the prepared file."""
+        self.sync()
+        first, start, end = prepared.first, prepared.start, prepared.end
+        invariant(
+            prepared.anchor.index == self.first_index + first - 1
+            and first < len(self._offsets)
+            and self._offsets[first] == start
+            and self._file_end >= end,
+            "the log changed under a prepared compaction",
+        )
+        tmp = self.path + COMPACTING_SUFFIX
+        tail = self._fs.read_from(self.path, end)[: self._file_end - end]
+        if tail:
+            self._fs.append(tmp, tail)
+        self._fs.fsync(tmp)
+        self._fs.replace(tmp, self.path)
+        self._fs.fsync_dir(posixpath.dirname(self.path) or ".")
+        shift = prepared.head - start
+        offsets = [0, *(offset + shift for offset in self._offsets[first:])]
+        self._reset(prepared.anchor.index, offsets, self._file_end + shift)
+
     def compact(self, anchor: Entry) -> None:
         """Start the log at ``anchor`` (a SNAP_DUMMY): keep the tail after it when
         the entry at its index has its hash, else drop the whole log (Raft §7)."""
@@ -387,10 +463,12 @@ class LogFile:
 
 
 __all__ = [
+    "COMPACTING_SUFFIX",
     "CRC_SUFFIX_BYTES",
     "LineError",
     "LogFile",
     "ParsedLog",
+    "PreparedCompaction",
     "decode_line",
     "encode_line",
     "parse_log",

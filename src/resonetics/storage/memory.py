@@ -82,6 +82,9 @@ class MemoryNodeStorage:
         invariant(index >= old, "snapshot older than the saved one")
         self._snapshot = snapshot
 
+    def prepare_compaction(self, snapshot: Snapshot, keep_from: Entry | None) -> None:
+        """Nothing to write ahead: the compaction is a list slice."""
+
     def compact_to_snapshot(self, snapshot: Snapshot, keep_from: Entry | None = None) -> None:
         invariant(
             snapshot.meta.last_included_index >= self._anchor.index,

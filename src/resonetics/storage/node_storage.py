@@ -53,7 +53,7 @@ from resonetics.raft.types import Index
 from resonetics.storage.api import RecoveredState
 from resonetics.storage.fs import FileSystem
 from resonetics.storage.identity import NodeIdentity
-from resonetics.storage.log_file import LogFile, ParsedLog, parse_log
+from resonetics.storage.log_file import LogFile, ParsedLog, PreparedCompaction, parse_log
 from resonetics.storage.meta_file import MetaRecord, read_meta, write_meta
 from resonetics.storage.recovery import (
     anchor_matches,
@@ -84,6 +84,8 @@ class FileNodeStorage:
         self._log = LogFile(fs, self.log_path)
         self._meta: MetaRecord | None = None
         self._snapshot_index: Index = 0
+        #: The snapshot index and head ``prepare_compaction`` wrote, for the next compaction.
+        self._prepared: tuple[Index, PreparedCompaction] | None = None
         self._loaded = False
         #: Why the log's last line was cut at the last ``load`` (for the
         #: operator's log), or None when the log ended cleanly.
@@ -281,6 +283,19 @@ class FileNodeStorage:
         invariant(index >= self._snapshot_index, "snapshot older than the saved one")
         write_snapshot(self._fs, self.snapshot_path, snapshot)
 
+    def prepare_compaction(self, snapshot: Snapshot, keep_from: Entry | None) -> None:
+        """Write the head of the log ``compact_to_snapshot(snapshot, keep_from)`` will
+        leave (the kept entries up to the snapshot's index), off the disk thread: the
+        snapshot thread runs it after ``write_snapshot_file`` while the disk thread goes
+        on appending (``LogFile.prepare_compaction``). Nothing to do when nothing is kept
+        behind the snapshot (the compaction then copies only the few entries after it)."""
+        self._check_loaded()
+        index = snapshot.meta.last_included_index
+        self._prepared = None
+        if keep_from is not None and keep_from.index < index:
+            prepared = self._log.prepare_compaction(keep_from, index)
+            self._prepared = (index, prepared) if prepared is not None else None
+
     def compact_to_snapshot(self, snapshot: Snapshot, keep_from: Entry | None = None) -> None:
         """The log starts at the snapshot written by ``write_snapshot_file``, or at
         ``keep_from`` (the SNAP_DUMMY of an entry the log holds before the snapshot's
@@ -289,8 +304,17 @@ class FileNodeStorage:
         index = snapshot.meta.last_included_index
         invariant(index >= self._log.first_index, "snapshot older than the log's anchor")
         self._snapshot_index = index
+        prepared, self._prepared = self._prepared, None
         if keep_from is None or keep_from.index >= index:
             self._log.compact(snapshot_anchor(snapshot.meta))
+        elif (
+            prepared is not None
+            and prepared[0] == index
+            and prepared[1].anchor.index == keep_from.index
+        ):
+            last = self._log.last_index
+            self._log.finish_compaction(prepared[1])
+            invariant(self._log.last_index == last, "kept entries do not join the log")
         elif keep_from.index > self._log.first_index:
             last = self._log.last_index
             self._log.compact(keep_from)
