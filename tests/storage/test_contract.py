@@ -315,13 +315,15 @@ def test_a_crash_between_the_snapshot_file_and_the_compaction_recovers_the_new_s
 def test_entries_retained_behind_a_snapshot_survive_the_compaction_and_a_restart(
     reopen: Reopen,
 ) -> None:
+    """At least the kept entries (3 and 4, behind the snapshot at 4): a file log may keep
+    more, until dropping its older lines pays for copying the kept ones."""
     s, entries, snap = _six_entries_and_a_snapshot_file_at_four(reopen)
-    keep_from = snapshot_anchor(snapshot_at(entries[1], b"").meta)  # keep 3 and 4 behind it
+    keep_from = snapshot_anchor(snapshot_at(entries[1], b"").meta)
     s.compact_to_snapshot(snap, keep_from)
     state = reopen(s).load()
     assert state.snapshot == snap
-    assert (state.anchor.index, state.anchor.hash) == (2, entries[1].hash)
-    assert plain(state.entries) == entries[2:]
+    assert state.anchor.index <= 2
+    assert plain(state.entries) == entries[state.anchor.index :]
     assert state.last_applied >= 4
 
 

@@ -388,6 +388,16 @@ class LogFile:
             self._file_end += len(data)
             self._fs.fsync(self.path)
 
+    def compaction_pays(self, index: Index) -> bool:
+        """Whether starting the file at ``index`` drops at least as many bytes as it
+        keeps: a compaction that keeps entries behind a snapshot copies what it keeps, so
+        a file compacted only then copies each byte about once (see ``FileNodeStorage``)."""
+        k = index - self.first_index
+        if not 0 < k < len(self._offsets):
+            return False
+        cut = self._offsets[k]
+        return cut >= self._file_end + len(self._buffer) - cut
+
     def prepare_compaction(self, anchor: Entry, through: Index) -> PreparedCompaction | None:
         """Write the compacted log's head off the disk thread: ``anchor`` (a SNAP_DUMMY
         for an entry this log holds) and the lines after it up to ``through``, an index
