@@ -130,12 +130,13 @@ def test_snapshot_is_taken_every_n_entries_and_the_log_compacted() -> None:
     stats = leader.snapshots.stats
     assert stats.taken >= 3
     assert stats.last_index >= 60
-    # The trailing entries are kept behind the snapshot, in memory and in the log file.
+    # The trailing entries are kept behind the snapshot, in memory and in the log file
+    # (which drops older lines only once that pays for copying the kept ones).
     assert leader.core.anchor.index == stats.last_index - POLICY.trailing_entries
     report = verify_node(mini.fss[leader.config.node_id], f"/data/{leader.config.node_id}")
     assert report.ok, report.problems
     assert report.anchor is not None and report.anchor.type is EntryType.SNAP_DUMMY
-    assert report.anchor.index == stats.last_index - POLICY.trailing_entries
+    assert 0 < report.anchor.index <= stats.last_index - POLICY.trailing_entries
 
 
 def test_nodes_of_a_cluster_take_their_snapshots_at_different_indexes() -> None:
@@ -181,7 +182,7 @@ def test_restart_restores_the_state_from_snapshot_and_log_tail() -> None:
         assert snap > 0
         # The log kept the trailing entries behind the snapshot through the restart, and
         # the state is the snapshot's: what is replayed is only what follows it.
-        assert d.core.anchor.index == snap - POLICY.trailing_entries
+        assert d.core.anchor.index <= snap - POLICY.trailing_entries
         assert d.core.applied == d.machine.last_applied == snap
     mini.tick(30)
     after = {i: state(mini.driver(i)) for i in mini.ids}

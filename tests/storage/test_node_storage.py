@@ -177,7 +177,7 @@ def test_a_compaction_that_keeps_entries_copies_them_off_the_disk_thread(
     s = FileNodeStorage(fs, DIR)
     s.load()
     snap = snapshot_at(entries[289])  # index 290
-    keep = snapshot_anchor(snapshot_at(entries[199]).meta)  # keep 201..290 behind it
+    keep = snapshot_anchor(snapshot_at(entries[259]).meta)  # keep 261..290 behind it
     s.write_snapshot_file(snap)
     s.prepare_compaction(snap, keep)
     more = chain(entries[-1], 2)
@@ -196,18 +196,19 @@ def test_a_compaction_that_keeps_entries_copies_them_off_the_disk_thread(
     tail = sum(len(encode_line(e)) for e in [*entries[290:], *more])
     assert sum(written) == tail  # the 12 lines after the snapshot's, nothing kept before it
     state = FileNodeStorage(fs, DIR).load()
-    assert (state.anchor.index, state.anchor.hash) == (200, entries[199].hash)
-    assert plain(state.entries) == [*entries[200:], *more]
+    assert (state.anchor.index, state.anchor.hash) == (260, entries[259].hash)
+    assert plain(state.entries) == [*entries[260:], *more]
     assert not any(name.endswith(".tmp") for name in fs.listdir(DIR))
 
 
-def test_entries_kept_behind_a_snapshot_are_compacted_only_once_that_drops_as_much_as_it_keeps() -> (
+def test_entries_kept_behind_a_snapshot_are_compacted_only_once_that_drops_four_times_what_it_keeps() -> (
     None
 ):
-    """Keeping 100 of 300 lines behind a snapshot would copy 100 lines to drop 200: done.
-    Keeping 250 would copy 250 to drop 50: the file stays as it is (it holds them all)."""
+    """Keeping 40 of 300 lines behind a snapshot copies 40 to drop 260, over
+    ``COMPACTION_DROP_RATIO`` times: done. Keeping 100 would copy 100 to drop 200: the
+    file stays as it is for now (it holds them all)."""
     entries = log_of(300)
-    for keep_index, anchor in ((200, 200), (50, 0)):
+    for keep_index, anchor in ((260, 260), (200, 0)):
         fs = _node_with(300)
         s = FileNodeStorage(fs, DIR)
         s.load()

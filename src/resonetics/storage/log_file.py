@@ -286,6 +286,11 @@ def _check_link(parsed: ParsedLog, entry: Entry, path: str, lineno: int) -> None
 COMPACTING_SUFFIX = ".compacting.tmp"
 
 
+#: A file that keeps entries behind a snapshot is compacted once that drops this many
+#: times the bytes it keeps (copies): at most a quarter of the log is ever copied.
+COMPACTION_DROP_RATIO = 4
+
+
 @dataclass(frozen=True, slots=True)
 class PreparedCompaction:
     """The head of a compacted log, written and synced by ``prepare_compaction`` off the
@@ -389,14 +394,14 @@ class LogFile:
             self._fs.fsync(self.path)
 
     def compaction_pays(self, index: Index) -> bool:
-        """Whether starting the file at ``index`` drops at least as many bytes as it
-        keeps: a compaction that keeps entries behind a snapshot copies what it keeps, so
-        a file compacted only then copies each byte about once (see ``FileNodeStorage``)."""
+        """Whether starting the file at ``index`` drops ``COMPACTION_DROP_RATIO`` times
+        the bytes it keeps: a compaction that keeps entries behind a snapshot copies what
+        it keeps (see ``FileNodeStorage.compact_to_snapshot``)."""
         k = index - self.first_index
         if not 0 < k < len(self._offsets):
             return False
         cut = self._offsets[k]
-        return cut >= self._file_end + len(self._buffer) - cut
+        return cut >= COMPACTION_DROP_RATIO * (self._file_end + len(self._buffer) - cut)
 
     def prepare_compaction(self, anchor: Entry, through: Index) -> PreparedCompaction | None:
         """Write the compacted log's head off the disk thread: ``anchor`` (a SNAP_DUMMY
