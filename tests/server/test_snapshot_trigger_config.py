@@ -124,19 +124,24 @@ def test_snapshot_trigger_typo_through_node_refused_before_start(tmp_path: Path)
         Node(node_id="n1", peers=_PEERS, clients=_CLIENTS, data_dir=tmp_path, snapshot_log_ratio=0)
 
 
+def _one_node(tmp_path: Path, **settings: float) -> Node:
+    """A one-node cluster on free loopback ports, its folder under ``tmp_path``/data."""
+    peer, client = (f"127.0.0.1:{p}" for p in free_ports(2))
+    return Node(
+        node_id="n1",
+        peers={"n1": peer},
+        clients={"n1": client},
+        data_dir=tmp_path / "data",
+        tick_ms=20,
+        **settings,
+    )
+
+
 def _snapshots_after_writes(tmp_path: Path, **settings: float) -> int:
     """Snapshots a one-node cluster took after 200 writes of about 300 log bytes each."""
-    peer, client = (f"127.0.0.1:{p}" for p in free_ports(2))
 
     async def scenario() -> int:
-        node = Node(
-            node_id="n1",
-            peers={"n1": peer},
-            clients={"n1": client},
-            data_dir=tmp_path / "data",
-            tick_ms=20,
-            **settings,
-        )
+        node = _one_node(tmp_path, **settings)
         async with node:
             await node.wait_ready(60)
             for i in range(200):
@@ -163,18 +168,9 @@ def test_log_retain_setting_reaches_the_core_and_the_log_file(tmp_path: Path) ->
     ``log_retain_entries`` (30) entries behind it in memory (``status``: the log's first
     index), and its log.jsonl holds at least those (it drops older lines only once that
     pays for copying the kept ones)."""
-    peer, client = (f"127.0.0.1:{p}" for p in free_ports(2))
 
     async def scenario() -> dict[str, int]:
-        node = Node(
-            node_id="n1",
-            peers={"n1": peer},
-            clients={"n1": client},
-            data_dir=tmp_path / "data",
-            tick_ms=20,
-            snapshot_entries=100,
-            log_retain_entries=30,
-        )
+        node = _one_node(tmp_path, snapshot_entries=100, log_retain_entries=30)
         async with node:
             await node.wait_ready(60)
             for i in range(150):
