@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING
 
 from resonetics.machine.replicated import ReplicatedKV
 from resonetics.raft.config import RaftConfig
-from resonetics.raft.entry import Entry, EntryType, make_entry
+from resonetics.raft.entry import Entry, EntryType, make_entry, snap_dummy
 from resonetics.raft.membership import Membership
 from resonetics.raft.messages import Message
 from resonetics.raft.ready import HardState, Snapshot, SnapshotMeta
@@ -106,7 +106,7 @@ def build(
         prev = entry.hash
         batch.append(entry)
         if index == snapshot_at - retain:
-            keep_from = Entry(term=1, index=index, type=EntryType.SNAP_DUMMY, hash=entry.hash)
+            keep_from = snap_dummy(index, 1, entry.hash)
         if machine is not None and index <= snapshot_at:
             machine.apply(entry)
             if index == snapshot_at:

@@ -89,6 +89,13 @@ def chain_hash(prev_hash: str, term: Term, index: Index, type_: EntryType, data:
     return h.hexdigest()
 
 
+def snap_dummy(index: Index, term: Term, hash_: str) -> Entry:
+    """The anchor a log compacted at ``index`` starts with: the entry it stands for's
+    index, term and chain hash, no data (a snapshot's last included entry, or the last
+    one dropped before entries kept behind a snapshot)."""
+    return Entry(term=term, index=index, type=EntryType.SNAP_DUMMY, data=None, hash=hash_)
+
+
 def make_entry(prev_hash: str, term: Term, index: Index, type_: EntryType, data: Any) -> Entry:
     """Build an entry linked to ``prev_hash``."""
     return Entry(
@@ -193,4 +200,5 @@ __all__ = [
     "is_genesis",
     "make_entry",
     "signed",
+    "snap_dummy",
 ]

@@ -34,7 +34,7 @@ from collections.abc import Sequence
 import msgspec
 
 from resonetics.errors import invariant
-from resonetics.raft.entry import Entry, EntryType, entry_links
+from resonetics.raft.entry import Entry, EntryType, entry_links, snap_dummy
 from resonetics.raft.packing import packed
 from resonetics.raft.types import Index, Term
 
@@ -291,9 +291,7 @@ class RaftLog:
         e = self.entry_at(index)
         self._entries = self._entries[index - self.first_index + 1 :]
         del self._config_indexes[: bisect_right(self._config_indexes, index)]
-        self._anchor = Entry(
-            term=e.term, index=e.index, type=EntryType.SNAP_DUMMY, data=None, hash=e.hash
-        )
+        self._anchor = snap_dummy(e.index, e.term, e.hash)
         self.first_index = e.index + 1
         self.last_index = e.index + len(self._entries)
 

@@ -36,7 +36,15 @@ from resonetics.errors import invariant
 from resonetics.planted import Bug
 from resonetics.raft import membership_change, quorum
 from resonetics.raft.config import RaftConfig
-from resonetics.raft.entry import GENESIS, Entry, EntryType, Signer, make_entry, signed
+from resonetics.raft.entry import (
+    GENESIS,
+    Entry,
+    EntryType,
+    Signer,
+    make_entry,
+    signed,
+    snap_dummy,
+)
 from resonetics.raft.log import RaftLog
 from resonetics.raft.log_writes import LogWrites
 from resonetics.raft.membership import Membership
@@ -1199,15 +1207,7 @@ class RaftNode:
         if keep:
             self._log.compact(index)
         else:
-            self._log = RaftLog(
-                Entry(
-                    term=meta.last_included_term,
-                    index=index,
-                    type=EntryType.SNAP_DUMMY,
-                    data=None,
-                    hash=meta.last_included_hash,
-                )
-            )
+            self._log = RaftLog(snap_dummy(index, meta.last_included_term, meta.last_included_hash))
         self._writes.on_snapshot(index, kept_suffix=keep)
         self._commit = max(self._commit, index)
         self._applied = self._applying = index

@@ -57,7 +57,7 @@ from resonetics import limits
 from resonetics.errors import invariant
 from resonetics.gc_pause import gc_paused
 from resonetics.machine.replicated import PendingRestore, ReplicatedKV
-from resonetics.raft.entry import Entry, EntryType
+from resonetics.raft.entry import Entry, snap_dummy
 from resonetics.raft.log import entries_size_bytes
 from resonetics.raft.node import RaftNode
 from resonetics.raft.ready import Snapshot, SnapshotMeta
@@ -394,7 +394,7 @@ def _retained_anchor(core: RaftNode, index: Index) -> Entry:
     term, hash_ = core.term_at(index), core.hash_at(index)
     invariant(term is not None and hash_ is not None, f"no entry at {index} to keep from")
     assert term is not None and hash_ is not None
-    return Entry(term=term, index=index, type=EntryType.SNAP_DUMMY, data=None, hash=hash_)
+    return snap_dummy(index, term, hash_)
 
 
 __all__ = [

@@ -6,20 +6,14 @@ in-memory storage cannot drift apart.
 from __future__ import annotations
 
 from resonetics.errors import invariant
-from resonetics.raft.entry import Entry, EntryType
+from resonetics.raft.entry import Entry, snap_dummy
 from resonetics.raft.ready import HardState, SnapshotMeta
 from resonetics.raft.types import Index
 
 
 def snapshot_anchor(meta: SnapshotMeta) -> Entry:
     """The SNAP_DUMMY line a log compacted at ``meta`` starts with."""
-    return Entry(
-        term=meta.last_included_term,
-        index=meta.last_included_index,
-        type=EntryType.SNAP_DUMMY,
-        data=None,
-        hash=meta.last_included_hash,
-    )
+    return snap_dummy(meta.last_included_index, meta.last_included_term, meta.last_included_hash)
 
 
 def anchor_matches(anchor: Entry, meta: SnapshotMeta) -> bool:
@@ -47,14 +41,7 @@ def kept_after_snapshot(anchor: Entry, entries: list[Entry], meta: SnapshotMeta)
     entry (same hash), else nothing."""
     k = meta.last_included_index - anchor.index
     invariant(k >= 0, "snapshot older than the log's anchor")
-    if k == 0:
-        return list(entries) if anchor.hash == meta.last_included_hash else []
-    if k > len(entries):
-        return []
-    here = entries[k - 1]
-    if here.hash != meta.last_included_hash or here.term != meta.last_included_term:
-        return []
-    return entries[k:]
+    return list(entries[k:]) if holds_snapshot_entry(anchor, entries, meta) else []
 
 
 def clamp(
