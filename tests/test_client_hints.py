@@ -143,3 +143,31 @@ def test_member_list_when_no_node_knows_a_leader_is_the_first_nodes_view() -> No
         assert other_seen == ["member_list"]
 
     _run(scenario)
+
+
+def test_an_answer_that_is_not_an_object_is_a_clear_error_not_a_crash() -> None:
+    """A node (or whoever answers at its address) that answers a member list or a status
+    with a list or a string: the first answer is refused naming the op and the node; a
+    malformed view from another node asked for a leader is skipped."""
+
+    def odd(payload: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": True, "code": "OK", "result": ["not", "a", "view"]}
+
+    async def scenario() -> None:
+        liar, liar_addr = await _fake_node(odd, [])
+        fresh, fresh_addr = await _fake_node(_view("n4", None, {}), [])
+        async with liar, fresh:
+            client = AsyncClient([liar_addr], timeout=2)
+            with pytest.raises(errors.ClientError, match=r"member_list: .* answered a list"):
+                await client.member_list()
+            with pytest.raises(errors.ClientError, match=r"status: .* answered a list"):
+                await client.status()
+            with pytest.raises(errors.ClientError, match=r"status: .* answered a list"):
+                await client.status(liar_addr)
+            await client.close()
+            client = AsyncClient([fresh_addr, liar_addr], timeout=2)
+            view = await client.member_list()  # the liar's answer skipped: n4's own view
+            await client.close()
+        assert (view["node"], view["leader"]) == ("n4", None)
+
+    _run(scenario)

@@ -550,9 +550,7 @@ class AsyncClient:
         """The ``status`` of one node (``address``), or of whichever node answers."""
         if address is not None:
             return await self._ask(address, "status")
-        status = await self.call("status", {}, any_node=True)
-        assert isinstance(status, dict)
-        return status
+        return _view_of("status", self._last_dialled, await self.call("status", {}, any_node=True))
 
     async def _ask(self, address: str, op: str) -> dict[str, Any]:
         """One op, answered by the node at ``address`` (no leader following, no retry)."""
@@ -562,8 +560,7 @@ class AsyncClient:
             response = await conn.answer(conn.send(self._payload(op, {})), 5.0)
         finally:
             await conn.close()
-        answer: dict[str, Any] = self._check(response)
-        return answer
+        return _view_of(op, address, self._check(response))
 
     # --- membership (admin) ------------------------------------------------------------------
     async def member_list(self) -> dict[str, Any]:
@@ -576,12 +573,12 @@ class AsyncClient:
         first; when none names one or it cannot be reached, the first node's own view is
         the answer (``node`` says whose view it is, ``leader`` is None).
         """
-        result: dict[str, Any] = await self.call("member_list", {})
+        result = _view_of("member_list", self._last_dialled, await self.call("member_list", {}))
         self._trust_member_addresses(result)
         if result.get("leader") is None:
             result = await self._view_naming_a_leader(result)
-        leader = result.get("leader")
-        address = result.get("addresses", {}).get(leader) if leader else None
+        leader, addresses = result.get("leader"), result.get("addresses")
+        address = addresses.get(leader) if leader and isinstance(addresses, dict) else None
         if leader is None or leader == result.get("node") or not isinstance(address, str):
             return result
         try:
@@ -880,6 +877,16 @@ class AsyncClient:
         if self._conn is not None:
             conn, self._conn = self._conn, None
             await conn.close()
+
+
+def _view_of(op: str, address: str, answer: Any) -> dict[str, Any]:
+    """``answer`` if it is a JSON object (a member list, a status), else ``ClientError``
+    naming the op and the node: a node (or whoever answers at its address) that sends
+    anything else is not followed into a crash."""
+    if not isinstance(answer, dict):
+        kind = type(answer).__name__
+        raise errors.ClientError(f"{op}: {address} answered a {kind}, not a JSON object")
+    return answer
 
 
 def check_sizes(args: dict[str, Any]) -> None:

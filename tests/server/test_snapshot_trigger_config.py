@@ -5,6 +5,8 @@ with the key and the range it must be in."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -188,3 +190,22 @@ def test_log_retain_setting_reaches_the_core_and_the_log_file(tmp_path: Path) ->
     assert report.ok, report.problems
     assert report.snapshot is not None and report.anchor is not None
     assert report.anchor.index <= report.snapshot.meta.last_included_index - 30
+
+
+@pytest.mark.parametrize(
+    ("value", "needle"),
+    [("-5", "log_retain_entries (--log-retain-entries): must be >= 0"), ("lots", "lots")],
+)
+def test_a_bad_log_retain_setting_stops_a_real_serve_process_in_one_line(
+    tmp_path: Path, value: str, needle: str
+) -> None:
+    """As an operator meets it: a process, exit 2, one line on stderr, nothing created."""
+    command = [sys.executable, "-m", "resonetics", "serve", "--id", "n1", "--peers"]
+    command += ["n1=127.0.0.1:7101", "--clients", "n1=127.0.0.1:7001"]
+    command += ["--data-dir", str(tmp_path), "--log-retain-entries", value]
+    done = subprocess.run(command, check=False, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr and needle in done.stderr
+    if value == "-5":  # click's own usage error for a non-number spans a few lines
+        assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert not (tmp_path / "n1").exists()
