@@ -154,3 +154,54 @@ def test_empty_data_dir_catches_up_through_install_snapshot(cluster: LocalCluste
     cluster.start_node(lagging)
     check_caught_up_by_snapshot(cluster, lagging)
     check_verify(cluster)
+
+
+def test_a_follower_within_the_kept_entries_catches_up_by_log_after_the_others_restart(
+    tmp_path: Path,
+) -> None:
+    """``--log-retain-entries``: the entries kept behind each snapshot are on disk, so a
+    follower that lags by fewer is sent entries, not a snapshot, even when every other
+    node restarted (from its files) while it was down."""
+    cluster = LocalCluster(
+        tmp_path / "data",
+        size=3,
+        tick_ms=20,
+        extra_args=["--snapshot-entries", "100", "--log-retain-entries", "300"],
+    )
+    cluster.start()
+    try:
+        cluster.wait_for_leader(timeout_s=60)
+        write_many(cluster, 2_500, "warm")
+        lagging = follower_of(cluster)
+        at_stop = cluster.status(lagging)
+        assert at_stop is not None
+        cluster.stop_node(lagging)
+        # Past the next snapshot of each other node (every 100 entries), but fewer
+        # entries than they keep behind it (300).
+        behind = at_stop["last_index"]
+        leader, _ = cluster.wait_for_leader(timeout_s=30, exclude={lagging})
+        while (st := cluster.status(leader)) is None or st["last_index"] < behind + 150:
+            write_many(cluster, 100, f"while-down-{st['last_index'] if st else 0}-")
+        others = [n for n in cluster.nodes if n != lagging]
+        for node_id in others:
+            cluster.stop_node(node_id)
+        for node_id in others:
+            cluster.start_node(node_id)
+        cluster.wait_for_leader(timeout_s=60)
+        for node_id in others:
+            st = cluster.status(node_id)
+            # Its snapshot is past what the lagging node holds; what the restart kept
+            # from its files starts before it.
+            assert st is not None and st["snapshot"]["index"] > behind, (behind, st)
+            assert st["snapshot"]["log_first_index"] <= behind, (behind, st)
+        cluster.start_node(lagging)
+        write_many(cluster, 20, "after")
+        statuses = wait_converged(cluster, lagging)
+        assert statuses[lagging]["snapshot"]["installed"] == 0, statuses[lagging]
+    finally:
+        cluster.stop()
+    for node_id in cluster.nodes:
+        log = (cluster.data_dir / f"{node_id}.log").read_text(errors="replace")
+        assert "Traceback" not in log, f"{node_id} crashed:\n{log[-3000:]}"
+    report = verify_path(OsFileSystem(), str(cluster.data_dir))
+    assert report.ok, report

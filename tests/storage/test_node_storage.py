@@ -220,3 +220,13 @@ def test_entries_kept_behind_a_snapshot_are_compacted_only_once_that_drops_four_
         state = FileNodeStorage(fs, DIR).load()
         assert state.anchor.index == anchor
         assert plain(state.entries) == entries[anchor:]
+
+
+def test_a_compaction_file_left_by_a_crash_is_removed_at_start_and_never_read() -> None:
+    """``log.jsonl.compacting.tmp`` is only renamed over the log once complete: one left
+    behind (a crash while it was written, or garbage someone put there) is dropped."""
+    fs = _node_with(5)
+    fs.write(LOG + ".compacting.tmp", b'{"not": "a log"}\n\x00\xff garbage')
+    state = FileNodeStorage(fs, DIR).load()
+    assert plain(state.entries) == log_of(5)
+    assert not fs.exists(LOG + ".compacting.tmp")
