@@ -18,7 +18,14 @@ from resonetics.raft.packing import unpacked
 from resonetics.wire.client import ClientRequest, validate_request
 from resonetics.wire.envelope import decode_envelope, encode_envelope
 from resonetics.wire.peer import decode_peer, encode_peer
-from resonetics.wire.shape import nesting_depth, outside_strings, value_shape
+from resonetics.wire.shape import (
+    _NOT_BRACKET,
+    _SQUARE,
+    bracket_skeleton,
+    nesting_depth,
+    outside_strings,
+    value_shape,
+)
 from tests.wire.strategies import json_values
 
 
@@ -312,3 +319,39 @@ def test_strings_removed_are_exactly_the_json_strings(value: Any) -> None:
     text = json.dumps(value).encode()
     string = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)  # the regex it replaced
     assert outside_strings(text) == string.sub(b"", text)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(text=st.text(alphabet='[]{}"\\a', max_size=60))
+def test_bracket_skeleton_is_exactly_the_brackets_outside_strings(text: str) -> None:
+    """The cheap skeleton (quotes kept, adjacent pairs dropped) equals the plain one on
+    any text: JSON, unbalanced quotes, stray backslashes."""
+    raw = text.encode()
+    assert bracket_skeleton(raw) == outside_strings(raw).translate(_SQUARE, _NOT_BRACKET)
+
+
+def test_a_long_line_with_brackets_in_its_strings_is_scanned_not_refused() -> None:
+    """A line past the counted length, thousands of brackets in strings and real
+    nesting just under the limit: accepted; one level more: refused."""
+    inner = (
+        "[" * (limits.JSON_DEPTH_MAX - 1)
+        + '"'
+        + "{[" * 2100
+        + '"'
+        + "]" * (limits.JSON_DEPTH_MAX - 1)
+    )
+    assert len(inner) > 2 * 2048  # past the length cleared by a count
+    req = _validate(_line("kv_set", f'{{"k":"a","v":{inner}}}'))
+    value = req.args["v"]
+    for _ in range(limits.JSON_DEPTH_MAX - 1):
+        value = value[0]
+    assert value == "{[" * 2100
+    deeper = (
+        "[" * (limits.LINE_DEPTH_MAX + 1)
+        + '"'
+        + "{[" * 2100
+        + '"'
+        + "]" * (limits.LINE_DEPTH_MAX + 1)
+    )
+    with pytest.raises(BadRequest, match="line: nested deeper"):
+        _validate(_line("kv_set", f'{{"k":"a","v":{deeper}}}'))
