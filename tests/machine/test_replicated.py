@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from resonetics import limits
 from resonetics.errors import InvariantViolation, StorageCorruption
 from resonetics.machine.base import StateMachine
+from resonetics.machine.kv import KeyValueStore
 from resonetics.machine.replicated import ReplicatedKV, receipt_of
 from resonetics.machine.sessions import SessionTable
 from resonetics.raft.entry import GENESIS, Entry, EntryType, Receipt, make_entry
@@ -271,6 +272,46 @@ def test_a_batch_and_the_same_commands_one_per_entry_reach_the_same_state() -> N
         ]
 
     assert requests(a) == requests(b)  # the same requests remembered (receipts differ)
+
+
+def test_the_writes_of_a_batch_share_the_encoding_of_ok_but_never_a_result_object() -> None:
+    """Most writes of a batch return ``{"ok": true}``: the session table keeps one
+    encoding of it per entry, which must be that result's own; each client still gets
+    a result of its own (one mutated by its caller changes no other)."""
+
+    class OkAsOne(KeyValueStore):
+        """A machine whose op ``one`` returns ``{"ok": 1}``: equal to ``{"ok": True}``
+        in Python, not in JSON; it must not get the shared encoding."""
+
+        def apply(self, index: int, command: Any) -> Any:
+            return {"ok": 1} if command["op"] == "one" else super().apply(index, command)
+
+    log, kv = Log(), ReplicatedKV(OkAsOne())
+    batch = log.add(
+        EntryType.CLIENT_BATCH,
+        [
+            _command("a", "1", "kv_set", {"k": "x", "v": 1}),
+            _command("b", "1", "kv_set", {"k": "y", "v": 2}),
+            _command("c", "1", "one", {}),
+            _command("d", "1", "kv_cas", {"k": "x", "expected": 1, "v": 3}),
+        ],
+    )
+    parts = kv.apply(batch).parts
+    receipt = receipt_of(batch)
+    assert parts[0].result == parts[1].result == {"ok": True, "receipt": receipt}
+    assert parts[0].result is not parts[1].result
+    parts[0].result["mine"] = True
+    assert "mine" not in parts[1].result
+    kept = {
+        c.client_id: msgspec.json.decode(c.results[0][2]) for c in kv.sessions.to_data().clients
+    }
+    assert kept["a"] == kept["b"] == {"ok": True, "receipt": receipt}
+    assert kept["c"] == {"ok": 1, "receipt": receipt} and type(kept["c"]["ok"]) is int
+    assert kept["d"] == {"ok": True, "swapped": True, "value": 3, "receipt": receipt}
+    # What a retry gets back is what the first answer said.
+    again = kv.apply(log.add(EntryType.CLIENT_BATCH, [_command("c", "1", "one", {})]))
+    assert again.parts[0].dedup
+    assert again.parts[0].result == kept["c"] and type(again.parts[0].result["ok"]) is int
 
 
 def test_a_malformed_command_in_a_batch_fails_alone_on_every_replica() -> None:

@@ -221,7 +221,7 @@ class KeyValueStore(StateMachine):
         #: applied at the next command instead of at once.
         self._deferred: list[TxnOp] = []
         self._ops: dict[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
-            "kv_set": lambda a: self.set(_str(a, "k"), a["v"], lease=_opt_int(a, "lease") or 0),
+            "kv_set": self._set_args,
             "kv_get": lambda a: self.get(_str(a, "k"), meta=bool(a.get("meta", False))),
             "kv_delete": lambda a: self.delete(_str(a, "k")),
             "kv_cas": lambda a: self.cas(_str(a, "k"), a["expected"], a["v"]),
@@ -285,6 +285,17 @@ class KeyValueStore(StateMachine):
             after = _opt_int(args, "after") or 0
             return self.lease_table.listing(after, _opt_int(args, "limit") or limits.LEASE_LIST_MAX)
         return super().read(op, args)  # type: ignore[no-any-return]
+
+    def _set_args(self, a: Mapping[str, Any]) -> dict[str, Any]:
+        """``kv_set``: ``set`` with its arguments checked, in one call (the op every
+        replica applies most; a lambda over ``_str`` and ``_opt_int`` was four)."""
+        k = a["k"]
+        if not isinstance(k, str):
+            raise TypeError("k must be a string")
+        if a.get("lease") is None:
+            self._put(k, a["v"])
+            return {"ok": True}
+        return self.set(k, a["v"], lease=_int(a, "lease"))
 
     def _scan_args(self, a: Mapping[str, Any]) -> dict[str, Any]:
         return self.scan(
@@ -416,7 +427,9 @@ class KeyValueStore(StateMachine):
         self._data[k] = new
         if self.changes is not None:  # every write (set, CAS, a txn's puts) passes here
             self.changes.put(k, v)
-        self.lease_table.attach(k, lease)  # a put without a lease detaches the key
+        leases = self.lease_table
+        if lease or k in leases.key_lease:  # a put without a lease detaches the key
+            leases.attach(k, lease)
         return new
 
     def get(self, k: str, *, meta: bool = False) -> dict[str, Any]:

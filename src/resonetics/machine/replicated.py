@@ -59,6 +59,7 @@ from resonetics.machine.sessions import (
     SessionTableData,
     SessionTableRead,
     Verdict,
+    encode_result,
     request_digest,
 )
 from resonetics.raft.entry import GENESIS, Entry, EntryType
@@ -185,6 +186,23 @@ class PendingRestore:
         self.replace()
 
 
+class _Written:
+    """What the writes of one entry share: its receipt, and the encoding the session
+    table keeps of the result most writes return, ``{"ok": true, "receipt": ...}``
+    (made once per entry instead of once per write)."""
+
+    __slots__ = ("_ok_encoded", "receipt")
+
+    def __init__(self, receipt: dict[str, Any]) -> None:
+        self.receipt = receipt
+        self._ok_encoded: bytes | None = None
+
+    def ok_encoded(self) -> bytes:
+        if self._ok_encoded is None:
+            self._ok_encoded = encode_result({"ok": True, "receipt": self.receipt})
+        return self._ok_encoded
+
+
 class ReplicatedKV:
     """A ``StateMachine`` (the key-value store by default) with exactly-once sessions."""
 
@@ -215,18 +233,19 @@ class ReplicatedKV:
         self.last_applied_term = entry.term
         self.last_applied_hash = entry.hash
         if entry.type is EntryType.CLIENT_CMD:
-            return self._apply_command(entry, _commands(entry.data, _COMMAND), receipt_of(entry))
+            written = _Written(receipt_of(entry))
+            return self._apply_command(entry, _commands(entry.data, _COMMAND), written)
         if entry.type is EntryType.CLIENT_BATCH:
             data = _commands(entry.data, _BATCH)
             commands = data if isinstance(data, list) else [data]
-            receipt = receipt_of(entry)  # one entry, one receipt, shared by its writes
-            parts = tuple(self._apply_command(entry, data, receipt) for data in commands)
+            written = _Written(receipt_of(entry))  # one entry, one receipt, shared by its writes
+            parts = tuple(self._apply_command(entry, data, written) for data in commands)
             if planted.on(planted.Bug.SESSION_RESULTS_CROSSED):
                 parts = parts[::-1]
             return ApplyResult(entry.index, entry.term, entry.type, parts=parts)
         return ApplyResult(entry.index, entry.term, entry.type)
 
-    def _apply_command(self, entry: Entry, data: Any, receipt: dict[str, Any]) -> ApplyResult:
+    def _apply_command(self, entry: Entry, data: Any, written: _Written) -> ApplyResult:
         try:
             cmd = data if type(data) is _Command else msgspec.convert(data, type=_Command)
         except msgspec.ValidationError as exc:
@@ -236,22 +255,30 @@ class ReplicatedKV:
             return ApplyResult(entry.index, entry.term, entry.type, bad)
         sessions = self.sessions
         sessions.advance(cmd.ts)
-        if cmd.op == SESSION_OPEN:
-            opened = {"ok": True, "session": sessions.open(cmd.client_id)}
+        op, client_id, request_id = cmd.op, cmd.client_id, cmd.request_id
+        if op == SESSION_OPEN:
+            opened = {"ok": True, "session": sessions.open(client_id)}
             return self._result(entry, cmd, opened, dedup=False)
         sequence = cmd.sequence()
         if sequence is not None and cmd.ack_below is not None:
-            sessions.acknowledge(cmd.client_id, sequence["session"], cmd.ack_below)
-        digest = request_digest(cmd.request_id, cmd.op, cmd.args)
-        verdict = sessions.check(cmd.client_id, cmd.request_id, digest, sequence)
+            sessions.acknowledge(client_id, sequence["session"], cmd.ack_below)
+        digest = request_digest(request_id, op, cmd.args)
+        verdict = sessions.check(client_id, request_id, digest, sequence)
         if verdict is not None:
             return self._refused(entry, cmd, verdict)
-        result = self.machine.apply(entry.index, {"op": cmd.op, "args": cmd.args, "ts": cmd.ts})
-        if cmd.op not in self.machine.read_ops and isinstance(result, dict):
-            result = {**result, "receipt": receipt}
+        machine = self.machine
+        result = machine.apply(entry.index, {"op": op, "args": cmd.args, "ts": cmd.ts})
+        encoded = None
+        if op not in machine.read_ops and isinstance(result, dict):
+            if len(result) == 1 and result.get("ok") is True:  # most writes: {"ok": true}
+                encoded = written.ok_encoded()
+            result = {**result, "receipt": written.receipt}
         seq = None if sequence is None else sequence["seq"]
-        sessions.record(cmd.client_id, cmd.request_id, result, digest=digest, seq=seq)
-        return self._result(entry, cmd, result, dedup=False)
+        sessions.record(client_id, request_id, result, digest=digest, seq=seq, encoded=encoded)
+        # _result(), inlined: once per command
+        return ApplyResult(
+            entry.index, entry.term, entry.type, result, False, client_id, request_id
+        )
 
     def _refused(self, entry: Entry, cmd: _Command, verdict: Verdict) -> ApplyResult:
         if verdict.code == "OK":

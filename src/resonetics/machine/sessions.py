@@ -81,6 +81,9 @@ SNAPSHOT_SLICE_CLIENTS: Final = 2_000
 _ENCODER: Final = msgspec.json.Encoder(order="sorted")
 
 Key = str | int
+#: A result encoded as the table keeps it (``encode_result``). Named, because inside
+#: ``SessionTable`` the name ``bytes`` is its byte count.
+EncodedResult = bytes
 
 
 class _Result(msgspec.Struct, frozen=True, gc=False):
@@ -219,6 +222,11 @@ Digest = str | tuple[str, str, Any]
 
 def _digest_of(digest: Digest) -> str:
     return digest if isinstance(digest, str) else request_digest(*digest)
+
+
+def encode_result(result: Any) -> bytes:
+    """``result`` encoded as the table keeps it (canonical JSON)."""
+    return _ENCODER.encode(result)
 
 
 def _stored(key: Key, digest: str, result: Any) -> _Result:
@@ -384,9 +392,12 @@ class SessionTable:
         *,
         digest: str = "",
         seq: int | None = None,
+        encoded: EncodedResult | None = None,
     ) -> None:
         """Remember ``result`` of a request applied now (``seq`` for a sequenced session),
-        evicting beyond the bounds. ``digest`` "" is never compared (tests, format 1)."""
+        evicting beyond the bounds. ``digest`` "" is never compared (tests, format 1).
+        ``encoded``: ``result`` already encoded as the table keeps it (the writes of one
+        batch entry share one result), else it is encoded here."""
         session = self._clients.get(client_id)
         if session is None:
             invariant(seq is None, "sequenced request of %r recorded without a session", client_id)
@@ -398,7 +409,9 @@ class SessionTable:
         results = session.results
         if key in results:
             invariant(False, "request %r applied twice", key)
-        stored = results[key] = _stored(key, digest, result)
+        if encoded is None:
+            encoded = _ENCODER.encode(result)
+        stored = results[key] = _kept(key, digest, encoded)
         size = stored.bytes
         if seq is not None:
             heapq.heappush(session.seqs, seq)
@@ -605,5 +618,6 @@ __all__ = [
     "SessionTableRead",
     "Digest",
     "Verdict",
+    "encode_result",
     "request_digest",
 ]
