@@ -87,9 +87,13 @@ def dispatch(
     op, args = request["op"], dict(request["args"])
     routed = route(op, host_ops, ops)
     if routed is Routed.WRITE:
-        session = {f: request[f] for f in ("session", "seq", "ack_below") if f in request}
-        if len(session) < 3:  # all three, or a legacy request without a session
-            session = {}
+        session = None  # all three fields, or a legacy request without a session
+        if "session" in request and "seq" in request and "ack_below" in request:
+            session = {
+                "session": request["session"],
+                "seq": request["seq"],
+                "ack_below": request["ack_below"],
+            }
         driver.submit(
             request["client_id"],
             request["request_id"],
@@ -97,7 +101,7 @@ def dispatch(
             args,
             on_done,
             size=size,
-            session=session or None,
+            session=session,
         )
     elif routed is Routed.READ:
         consistency = args.pop("consistency", "linearizable")

@@ -56,15 +56,22 @@ class TokenBucket:
 
     def try_take(self, tokens: int = 1) -> bool:
         """Take ``tokens`` if the bucket holds them; False (and take nothing) otherwise."""
-        if self.rate_per_s == 0:
+        rate = self.rate_per_s
+        if rate == 0:
             return True
+        # Taken for every line and request: plain comparisons, not max() and min().
         now = self.clock()
-        elapsed = max(0.0, now - self._last_s)  # a clock that steps back refills nothing
+        elapsed = now - self._last_s
         self._last_s = now
-        self._tokens = min(float(self.burst), self._tokens + elapsed * self.rate_per_s)
-        if self._tokens >= tokens:
-            self._tokens -= tokens
+        have = self._tokens
+        if elapsed > 0:  # a clock that steps back refills nothing
+            have += elapsed * rate
+            if have > self.burst:
+                have = float(self.burst)
+        if have >= tokens:
+            self._tokens = have - tokens
             return True
+        self._tokens = have
         return False
 
     def wait_s(self, tokens: int = 1) -> float:
