@@ -508,3 +508,48 @@ def test_a_machine_field_that_is_not_base64_is_refused_as_corruption() -> None:
     doc["machine"] = 5
     with pytest.raises(StorageCorruption, match="machine is not a base64 string"):
         ReplicatedKV().restore(msgspec.json.Encoder(order="sorted").encode(doc))
+
+
+_ANSWER_OPS = st.sampled_from(["kv_set", "kv_cas", "kv_delete", "kv_get", "session_open", "bad"])
+
+
+@st.composite
+def _answerable_command(draw: st.DrawFn) -> dict[str, Any]:
+    op = draw(_ANSWER_OPS)
+    cid = draw(st.sampled_from(["a", "b", "c"]))
+    rid = str(draw(st.integers(0, 6)))  # reused: dedup hits and mismatches
+    key = draw(st.sampled_from(["x", "y"]))
+    args: dict[str, Any] = {
+        "kv_set": {"k": key, "v": draw(st.integers(0, 3))},
+        "kv_cas": {"k": key, "expected": draw(st.none() | st.integers(0, 3)), "v": 9},
+        "kv_delete": {"k": key},
+        "kv_get": {"k": key},
+        "session_open": {},
+        "bad": {"k": 5},
+    }[op]
+    command = _command(cid, rid, "kv_set" if op == "bad" else op, args, ts=draw(st.integers(0, 9)))
+    if op != "session_open" and draw(st.booleans()):
+        seq = draw(st.integers(1, 6))
+        command |= {"session": draw(st.integers(1, 3)), "seq": seq, "ack_below": seq}
+    return command
+
+
+@settings(max_examples=200, deadline=None)
+@given(entries=st.lists(st.lists(_answerable_command(), min_size=1, max_size=5), max_size=12))
+def test_applying_with_nobody_waiting_reaches_the_same_state(
+    entries: list[list[dict[str, Any]]],
+) -> None:
+    """``apply(answers=False)`` (a follower, a replay) builds no results but must leave
+    exactly the state that answering leaves: session table and machine, byte for byte."""
+    log, answered, unanswered = Log(), ReplicatedKV(), ReplicatedKV()
+    for commands in entries:
+        entry = (
+            log.add(EntryType.CLIENT_CMD, commands[0])
+            if len(commands) == 1
+            else log.add(EntryType.CLIENT_BATCH, commands)
+        )
+        full = answered.apply(entry)
+        bare = unanswered.apply(entry, answers=False)
+        assert (bare.index, bare.result, bare.parts) == (entry.index, None, ())
+        assert full.index == entry.index
+        assert answered.snapshot() == unanswered.snapshot()

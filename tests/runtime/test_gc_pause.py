@@ -86,9 +86,9 @@ def _applies_seen(node: NodeDriver, monkeypatch: pytest.MonkeyPatch) -> list[boo
     seen: list[bool] = []
     apply = node.machine.apply
 
-    def recording(entry: Entry) -> ApplyResult:
+    def recording(entry: Entry, *, answers: bool = True) -> ApplyResult:
         seen.append(gc.isenabled())
-        return apply(entry)
+        return apply(entry, answers=answers)
 
     monkeypatch.setattr(node.machine, "apply", recording)
     while node.machine.last_applied < node.core.commit_index:

@@ -108,8 +108,8 @@ def test_batch_results_handed_to_the_wrong_clients(monkeypatch: pytest.MonkeyPat
     """Each command of a CLIENT_BATCH entry must answer its own client."""
     original = ReplicatedKV.apply
 
-    def crossed(self: ReplicatedKV, entry: Entry) -> ApplyResult:
-        applied = original(self, entry)
+    def crossed(self: ReplicatedKV, entry: Entry, *, answers: bool = True) -> ApplyResult:
+        applied = original(self, entry, answers=answers)
         return msgspec.structs.replace(applied, parts=tuple(reversed(applied.parts)))
 
     monkeypatch.setattr(ReplicatedKV, "apply", crossed)

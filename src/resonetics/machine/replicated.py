@@ -116,6 +116,9 @@ class _Command(msgspec.Struct, frozen=True, kw_only=True):
 
 #: Packed client data (``raft/packing.py``: what every replica applies) decodes straight
 #: into commands; anything that does not fit goes the way of decoded data.
+#: What a write applied with nobody waiting for it returns (``apply(answers=False)``).
+_UNANSWERED: Final = ApplyResult(0, 0, EntryType.CLIENT_CMD)
+
 _COMMAND: Final = msgspec.json.Decoder(_Command)
 _BATCH: Final = msgspec.json.Decoder(list[_Command])
 
@@ -187,14 +190,15 @@ class PendingRestore:
 
 
 class _Written:
-    """What the writes of one entry share: its receipt, and the encoding the session
-    table keeps of the result most writes return, ``{"ok": true, "receipt": ...}``
-    (made once per entry instead of once per write)."""
+    """What the writes of one entry share: its receipt, whether anyone waits for their
+    results, and the encoding the session table keeps of the result most writes
+    return, ``{"ok": true, "receipt": ...}`` (made once per entry, not once per write)."""
 
-    __slots__ = ("_ok_encoded", "receipt")
+    __slots__ = ("_ok_encoded", "answers", "receipt")
 
-    def __init__(self, receipt: dict[str, Any]) -> None:
+    def __init__(self, receipt: dict[str, Any], answers: bool = True) -> None:
         self.receipt = receipt
+        self.answers = answers
         self._ok_encoded: bytes | None = None
 
     def ok_encoded(self) -> bytes:
@@ -219,8 +223,14 @@ class ReplicatedKV:
         self.last_applied_hash: str = GENESIS.hash
 
     # --- applying ------------------------------------------------------------------------
-    def apply(self, entry: Entry) -> ApplyResult:
-        """Apply one committed entry (see the module docstring for the rules)."""
+    def apply(self, entry: Entry, *, answers: bool = True) -> ApplyResult:
+        """Apply one committed entry (see the module docstring for the rules).
+
+        ``answers=False``: nobody waits for this entry's results (a follower, a replay
+        at start), so none is returned, only the entry's ``ApplyResult`` without
+        ``result`` or ``parts``. The state, the session table included, is exactly
+        the same either way.
+        """
         if entry.type in _ANCHORS and entry.index == self.last_applied:
             return ApplyResult(entry.index, entry.term, entry.type)
         invariant(
@@ -233,12 +243,18 @@ class ReplicatedKV:
         self.last_applied_term = entry.term
         self.last_applied_hash = entry.hash
         if entry.type is EntryType.CLIENT_CMD:
-            written = _Written(receipt_of(entry))
-            return self._apply_command(entry, _commands(entry.data, _COMMAND), written)
+            written = _Written(receipt_of(entry), answers)
+            applied = self._apply_command(entry, _commands(entry.data, _COMMAND), written)
+            return applied if answers else ApplyResult(entry.index, entry.term, entry.type)
         if entry.type is EntryType.CLIENT_BATCH:
             data = _commands(entry.data, _BATCH)
             commands = data if isinstance(data, list) else [data]
-            written = _Written(receipt_of(entry))  # one entry, one receipt, shared by its writes
+            # One entry, one receipt, shared by its writes.
+            written = _Written(receipt_of(entry), answers)
+            if not answers:
+                for command in commands:
+                    self._apply_command(entry, command, written)
+                return ApplyResult(entry.index, entry.term, entry.type)
             parts = tuple(self._apply_command(entry, data, written) for data in commands)
             if planted.on(planted.Bug.SESSION_RESULTS_CROSSED):
                 parts = parts[::-1]
@@ -272,9 +288,12 @@ class ReplicatedKV:
         if op not in machine.read_ops and isinstance(result, dict):
             if len(result) == 1 and result.get("ok") is True:  # most writes: {"ok": true}
                 encoded = written.ok_encoded()
-            result = {**result, "receipt": written.receipt}
+            if written.answers or encoded is None:
+                result = {**result, "receipt": written.receipt}
         seq = None if sequence is None else sequence["seq"]
         sessions.record(client_id, request_id, result, digest=digest, seq=seq, encoded=encoded)
+        if not written.answers:
+            return _UNANSWERED
         # _result(), inlined: once per command
         return ApplyResult(
             entry.index, entry.term, entry.type, result, False, client_id, request_id

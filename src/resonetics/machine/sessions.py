@@ -397,7 +397,8 @@ class SessionTable:
         """Remember ``result`` of a request applied now (``seq`` for a sequenced session),
         evicting beyond the bounds. ``digest`` "" is never compared (tests, format 1).
         ``encoded``: ``result`` already encoded as the table keeps it (the writes of one
-        batch entry share one result), else it is encoded here."""
+        batch entry share one result; ``result`` is then not read), else it is encoded
+        here."""
         session = self._clients.get(client_id)
         if session is None:
             invariant(seq is None, "sequenced request of %r recorded without a session", client_id)

@@ -790,11 +790,12 @@ class NodeDriver:
 
     def _apply(self, entry: Entry) -> None:
         waiter = self._waiters.pop(entry.index, None)
+        answers = waiter is not None  # else no result is read: none is built
         if self.observe_apply is None:
-            applied = self.machine.apply(entry)
+            applied = self.machine.apply(entry, answers=answers)
         else:
             started = time.perf_counter()
-            applied = self.machine.apply(entry)
+            applied = self.machine.apply(entry, answers=answers)
             self.observe_apply(time.perf_counter() - started)
         if entry.type in _CLIENT_ENTRIES:
             self.stats.entries_applied += 1

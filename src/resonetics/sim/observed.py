@@ -158,10 +158,10 @@ class ObservedKV(ReplicatedKV):
         #: The virtual clock, for lease checks (``sim/lease_checks.py``); None: unchecked.
         self.lease_clock: Callable[[], int] | None = None
 
-    def apply(self, entry: Entry) -> ApplyResult:
+    def apply(self, entry: Entry, *, answers: bool = True) -> ApplyResult:
         table = getattr(self.machine, "lease_table", None)
         before = set(table.leases) if table is not None and table.leases else None
-        result = super().apply(entry)
+        result = super().apply(entry, answers=answers)
         kind = entry.type
         if kind is not _GENESIS and kind is not _SNAP_DUMMY:
             self._monitor.on_apply(self._node, entry)
