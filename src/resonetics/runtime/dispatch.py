@@ -81,11 +81,14 @@ def dispatch(
     """Route one validated request (``client_id``, ``request_id``, ``op``, ``args`` and
     the optional session fields) to the driver or the host; ``on_done`` gets its outcome.
 
-    ``args`` is copied first: a read's ``consistency`` is taken out of the copy.
+    A write's ``args`` go into its command as they are (nothing changes them); a read's
+    or a host op's are copied first (a read's ``consistency`` is taken out of the copy).
     ``size`` is the request's size on the wire, when known (``NodeDriver.submit``).
     """
-    op, args = request["op"], dict(request["args"])
+    op, args = request["op"], request["args"]
     routed = route(op, host_ops, ops)
+    if routed is not Routed.WRITE:
+        args = dict(args)
     if routed is Routed.WRITE:
         session = None  # all three fields, or a legacy request without a session
         if "session" in request and "seq" in request and "ack_below" in request:
