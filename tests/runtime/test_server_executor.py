@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import pytest
@@ -206,5 +207,62 @@ def test_a_long_replay_goes_a_slice_per_loop_turn_and_the_node_answers_meanwhile
         assert answered_at is not None and answered_at < 200  # acked before the replay ended
         assert node.machine.last_applied == 200
         assert node.machine.read("kv_get", {"k": "k200"})["value"] == 200
+
+    asyncio.run(scenario())
+
+
+def test_a_restarted_nodes_snapshot_is_hashed_on_the_snapshot_thread_not_at_its_first_stream(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A node restarted from a snapshot used to make that snapshot's stream checksum (a
+    SHA-256 of the whole state, about 90 ms at 160 MB) on its loop when a first follower
+    needed it. ``hash_recovered_snapshot`` makes it on the snapshot thread first."""
+    from resonetics.raft import snapshot as snapshot_module
+
+    async def scenario() -> None:
+        node = _leader(snapshot_entries=1)
+        node.submit("c", "r1", "kv_set", {"k": "a", "v": 1}, lambda o: None)
+        while node.snapshots.stats.taken == 0 or node.has_work():
+            node.process_ready()
+        restarted = NodeDriver(
+            RaftConfig(node_id="n1", initial_voters=("n1",)),
+            node.storage,
+            _Host(),
+            random.Random(2),
+        )
+        snapshot = restarted.core.snapshot_to_hash()
+        assert snapshot is not None  # recovered without its checksum
+        expected = snapshot_module.stream_checksum(snapshot)
+        on_thread: list[bool] = []
+        plain = snapshot_module.stream_checksum
+
+        def recorded(snap: Any) -> str:
+            on_thread.append(threading.current_thread() is not threading.main_thread())
+            return plain(snap)
+
+        monkeypatch.setattr(snapshot_module, "stream_checksum", recorded)
+
+        async def snapshot_thread(fn: Callable[..., None], *args: Any) -> None:
+            await asyncio.get_running_loop().run_in_executor(None, fn, *args)
+
+        executor = ServerExecutor(restarted, _Disk(), run_snapshot_write=snapshot_thread)
+        tasks: list[asyncio.Future[None]] = []
+
+        def spawn(coro: Coroutine[Any, Any, None]) -> asyncio.Future[None]:
+            tasks.append(asyncio.ensure_future(coro))
+            return tasks[-1]
+
+        executor.spawn = spawn
+        executor.hash_recovered_snapshot()
+        await asyncio.gather(*tasks)
+        assert on_thread == [True]
+        assert restarted.core.snapshot_to_hash() is None  # its checksum is known now
+
+        def on_the_loop(snap: Any) -> str:
+            raise AssertionError("the checksum was made again on the loop")
+
+        monkeypatch.setattr(snapshot_module, "stream_checksum", on_the_loop)
+        outgoing = restarted.core._snapshot  # what a stream would send
+        assert outgoing is not None and outgoing.checksum == expected
 
     asyncio.run(scenario())

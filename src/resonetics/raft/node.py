@@ -434,6 +434,17 @@ class RaftNode:
         self._snapshot_chunk_bytes = chunk_bytes
         self._snapshot_window = chunks_inflight_max
 
+    def snapshot_to_hash(self) -> Snapshot | None:
+        """The latest snapshot if its stream checksum is not made yet (the one a restart
+        recovered): the runtime hashes it off the loop and calls ``snapshot_hashed``."""
+        return None if self._snapshot is None else self._snapshot.unhashed
+
+    def snapshot_hashed(self, index: Index, checksum: str) -> None:
+        """``stream_checksum`` of the snapshot at ``index``; nothing if a newer one has
+        replaced it meanwhile."""
+        if self._snapshot is not None and self._snapshot.index == index:
+            self._snapshot.know_checksum(checksum)
+
     def membership_at(self, index: Index) -> Membership:
         """The configuration in force at ``index`` (for a snapshot taken there)."""
         cfg = self._log.last_config_at_or_before(index)

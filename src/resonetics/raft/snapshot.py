@@ -176,6 +176,17 @@ class OutgoingSnapshot:
         return head[start:] + data[: end - cut]
 
     @property
+    def unhashed(self) -> Snapshot | None:
+        """The snapshot, while its stream checksum is still to be made (one this node
+        restarted with): for the runtime to hash off the loop (``know_checksum``)."""
+        return self._snapshot if self._checksum is None else None
+
+    def know_checksum(self, checksum: str) -> None:
+        """``stream_checksum`` of this snapshot, made elsewhere (the first one kept)."""
+        if self._checksum is None:
+            self._checksum = checksum
+
+    @property
     def checksum(self) -> str:
         if self._checksum is None:
             if self._payload is not None:

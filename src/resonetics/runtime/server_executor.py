@@ -40,6 +40,8 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from resonetics.errors import invariant
+from resonetics.raft import snapshot as snapshot_format
+from resonetics.raft.ready import Snapshot
 from resonetics.runtime.driver import NodeDriver
 from resonetics.runtime.loop_plan import INLINE_STEPS, SnapshotStep, Step
 from resonetics.runtime.snapshot_reading import SnapshotReading
@@ -146,6 +148,25 @@ class ServerExecutor:
         except BaseException:
             self.driver.abandon_snapshot(job)
             raise
+
+    def hash_recovered_snapshot(self) -> None:
+        """Make the stream checksum of the snapshot the node restarted with on the
+        snapshot thread, in the background (hashlib lets go of the GIL over the state).
+
+        Without it a restarted leader hashed the whole state on its loop when a first
+        follower needed the snapshot: about 90 ms at 160 MB. A stream that starts before
+        it is done still makes the checksum itself, as before.
+        """
+        snapshot = self.driver.core.snapshot_to_hash()
+        if snapshot is not None:
+            self.spawn(self._hash(snapshot)).add_done_callback(self._ended)
+
+    async def _hash(self, snapshot: Snapshot) -> None:
+        made: list[str] = []
+        await self._run_snapshot_write(
+            lambda: made.append(snapshot_format.stream_checksum(snapshot))
+        )
+        self.driver.core.snapshot_hashed(snapshot.meta.last_included_index, made[0])
 
     def _start_reading(self) -> None:
         self.spawn(self._read(self.driver.start_reading())).add_done_callback(self._ended)

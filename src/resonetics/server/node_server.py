@@ -455,6 +455,7 @@ class NodeServer:
             log.info("HTTP on %s://%s:%d (docs/http.md)", scheme, *http_address)
         # The snapshot the driver takes in the background is the group's too.
         self.executor.spawn = functools.partial(self._spawn, what="snapshot")
+        self.executor.hash_recovered_snapshot()
         me = self.config.node_id
         for peer, address in self.config.peers.items():
             if peer != me:
