@@ -114,11 +114,11 @@ class _Command(msgspec.Struct, frozen=True, kw_only=True):
         return {"session": self.session, "seq": self.seq}
 
 
-#: Packed client data (``raft/packing.py``: what every replica applies) decodes straight
-#: into commands; anything that does not fit goes the way of decoded data.
 #: What a write applied with nobody waiting for it returns (``apply(answers=False)``).
 _UNANSWERED: Final = ApplyResult(0, 0, EntryType.CLIENT_CMD)
 
+#: Packed client data (``raft/packing.py``: what every replica applies) decodes straight
+#: into commands; anything that does not fit goes the way of decoded data.
 _COMMAND: Final = msgspec.json.Decoder(_Command)
 _BATCH: Final = msgspec.json.Decoder(list[_Command])
 

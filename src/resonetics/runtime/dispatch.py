@@ -85,10 +85,8 @@ def dispatch(
     or a host op's are copied first (a read's ``consistency`` is taken out of the copy).
     ``size`` is the request's size on the wire, when known (``NodeDriver.submit``).
     """
-    op, args = request["op"], request["args"]
+    op = request["op"]
     routed = route(op, host_ops, ops)
-    if routed is not Routed.WRITE:
-        args = dict(args)
     if routed is Routed.WRITE:
         session = None  # all three fields, or a legacy request without a session
         if "session" in request and "seq" in request and "ack_below" in request:
@@ -101,12 +99,14 @@ def dispatch(
             request["client_id"],
             request["request_id"],
             op,
-            args,
+            request["args"],
             on_done,
             size=size,
             session=session,
         )
-    elif routed is Routed.READ:
+        return routed
+    args = dict(request["args"])
+    if routed is Routed.READ:
         consistency = args.pop("consistency", "linearizable")
         if consistency == "stale":
             on_done((stale_read or driver.read_stale)(op, args))
