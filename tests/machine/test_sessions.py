@@ -215,3 +215,21 @@ def test_the_table_written_a_slice_of_clients_at_a_time_is_its_snapshot_at_the_f
     assert out.getvalue() == expected
     slices = -(-len(msgspec.json.decode(expected)["clients"]) // slice_clients)
     assert turns == max(0, slices - 1)  # a step between two slices
+
+
+def test_a_request_digest_is_the_blake2b_128_of_its_canonical_request() -> None:
+    """Digests are kept in snapshots and compared with retries across versions: the
+    value must stay BLAKE2b-128 of the canonical ``[request_id, op, args]``, whatever
+    way it is computed (pinned here for one request)."""
+    import hashlib
+
+    from resonetics.machine.sessions import request_digest
+
+    args = {"v": [1, {"b": 2, "a": "é"}], "k": "key"}
+    canonical = b'["r1","kv_set",{"k":"key","v":[1,{"a":"\xc3\xa9","b":2}]}]'
+    assert (
+        request_digest("r1", "kv_set", args)
+        == hashlib.blake2b(canonical, digest_size=16).hexdigest()
+    )
+    assert request_digest("r1", "kv_set", args) == "9e58ffb3c876e1e51f438a398427c212"
+    assert request_digest("r2", "kv_set", args) != request_digest("r1", "kv_set", args)
