@@ -159,6 +159,40 @@ def _raw_request(op: str, args_json: str, req_id: int) -> bytes:
     return f'{{"kind":"ClientRequest","t":0,"v":1,"id":{req_id},"payload":{payload}}}\n'.encode()
 
 
+def test_a_long_value_full_of_brackets_in_strings_reaches_every_node(
+    cluster3: LocalCluster,
+) -> None:
+    """A value nested one level under the limit around a 4 KB string of brackets: its
+    request line, and the AppendEntries line that carries it to each follower, are past
+    the length a count of openers clears, so every node scans them with their strings
+    removed. Accepted by the leader, applied by every node, read back from each."""
+    leader, _ = cluster3.wait_for_leader()
+    depth = limits.JSON_DEPTH_MAX - 1  # the args object is one level more
+    value = json.loads("[" * depth + json.dumps("{[" * 2100) + "]" * depth)
+    with socket.create_connection(_host_port(cluster3.nodes[leader].address), timeout=10) as sock:
+        assert _exchange(sock, _raw_request("kv_get", '{"k":"a"}', 0))["code"] == "OK"
+        line = _request("kv_set", {"k": "brackets", "v": value}, 1)
+        assert len(line) > 4096
+        assert _exchange(sock, line)["code"] == "OK"
+    for node in cluster3.nodes.values():
+        with socket.create_connection(_host_port(node.address), timeout=10) as sock:
+
+            def held(sock: socket.socket = sock) -> bool:
+                answer = _exchange(
+                    sock, _request("kv_get", {"k": "brackets", "consistency": "stale"})
+                )
+                result = answer.get("result")
+                return isinstance(result, dict) and result.get("value") == value
+
+            cluster3.wait_until(f"{node.address} to hold the value", lambda: held() or None)
+    assert all(code is None for code in cluster3.exit_codes().values()), cluster3.exit_codes()
+
+
+def _host_port(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    return host, int(port)
+
+
 def test_deeply_nested_value_does_not_kill_the_leader(cluster3: LocalCluster) -> None:
     """980 levels made a leader exit (RecursionError hashing the entry); 100,000 and
     non-UTF-8 bytes killed the connection unanswered. Each now gets BAD_REQUEST on the
