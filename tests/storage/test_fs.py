@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import errno
+import itertools
+import os
 import random
 from pathlib import Path
 
@@ -165,3 +168,89 @@ def test_read_from_returns_the_file_from_an_offset_to_its_end(kind: str, tmp_pat
     assert fs.read_from(f"{folder}/f", 13) == b""
     with pytest.raises(FileNotFoundError):
         fs.read_from(f"{folder}/missing", 0)
+
+
+@pytest.mark.parametrize("kind", ["memory", "os"])
+def test_allocate_extends_with_zeros_and_write_at_writes_in_place(
+    kind: str, tmp_path: Path
+) -> None:
+    fs = MemoryFileSystem(allocate_ahead=100) if kind == "memory" else OsFileSystem(100)
+    folder = "/d" if kind == "memory" else str(tmp_path)
+    fs.mkdir(folder)
+    path = f"{folder}/f"
+    fs.write_at(path, 0, b"head\n")
+    assert fs.allocate(path, 12) == 112  # what was asked for, and as much again ahead
+    assert fs.read(path) == b"head\n" + bytes(107)
+    assert fs.allocate(path, 50) == 112  # already there: nothing changes
+    fs.write_at(path, 5, b"next\n")
+    fs.fsync(path)
+    assert fs.read(path) == b"head\nnext\n" + bytes(102)
+    fs.write_at(path, 110, b"past the end")  # a write that runs past the end grows the file
+    assert fs.read(path)[108:] == b"\0\0past the end"
+    fs.close()
+
+
+def test_a_scattered_crash_keeps_every_synced_byte_and_each_sector_old_or_new() -> None:
+    """A file written in place may come back from a crash with any of its unsynced
+    sectors written, in no order: a later sector on disk, an earlier one still zeros."""
+    sector = 512
+    synced = b"s" * (2 * sector)
+    seen_out_of_order = False
+    for seed in range(200):
+        fs = MemoryFileSystem(allocate_ahead=0)
+        fs.mkdir("/d")
+        fs.allocate("/d/f", 8 * sector)
+        fs.write_at("/d/f", 0, synced)
+        fs.fsync("/d/f")
+        fs.fsync_dir("/d")
+        fs.write_at("/d/f", len(synced), b"n" * (4 * sector))
+        fs.crash(random.Random(seed))
+        after = fs.read("/d/f")
+        assert after.startswith(synced) and len(after) == 8 * sector
+        assert after[6 * sector :] == bytes(2 * sector)
+        assert set(after[2 * sector :]) <= {0, ord("n")}  # new bytes or never written
+        landed = [after[at] == ord("n") for at in range(2 * sector, 6 * sector, sector)]
+        seen_out_of_order |= any(not a and b for a, b in itertools.pairwise(landed))
+    assert seen_out_of_order
+
+
+@pytest.mark.parametrize("err", [errno.EOPNOTSUPP, errno.ENOSPC])
+def test_os_allocate_without_fallocate_or_room_for_the_chunk_still_makes_the_file_long_enough(
+    err: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file system without fallocate gets a hole (reads as zeros); a disk without
+    room for the whole chunk gets just the bytes asked for."""
+    asked: list[int] = []
+
+    def refusing(fd: int, offset: int, length: int) -> None:
+        asked.append(length)
+        if err == errno.EOPNOTSUPP or length > 40:
+            raise OSError(err, os.strerror(err))
+        real(fd, offset, length)
+
+    real = os.posix_fallocate
+    monkeypatch.setattr(os, "posix_fallocate", refusing)
+    fs = OsFileSystem(allocate_ahead=1000)
+    path = str(tmp_path / "f")
+    fs.write_at(path, 0, b"x")
+    length = fs.allocate(path, 30)
+    assert length == (1030 if err == errno.EOPNOTSUPP else 30)
+    assert fs.read(path) == b"x" + bytes(length - 1)
+    assert asked == ([1029] if err == errno.EOPNOTSUPP else [1029, 29])
+    fs.close()
+
+
+def test_os_allocate_passes_on_any_other_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def failing(fd: int, offset: int, length: int) -> None:
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    monkeypatch.setattr(os, "posix_fallocate", failing)
+    fs = OsFileSystem()
+    path = str(tmp_path / "f")
+    fs.write_at(path, 0, b"x")
+    with pytest.raises(OSError) as info:
+        fs.allocate(path, 30)
+    assert info.value.errno == errno.EIO
+    fs.close()

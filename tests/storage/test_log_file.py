@@ -125,6 +125,51 @@ def test_a_bad_line_before_the_end_is_corruption_naming_line_and_index() -> None
     assert (info.value.path, info.value.line, info.value.index) == (PATH, 4, 3)
 
 
+ZEROS = bytes(4096)  # space allocated ahead of the lines (FileSystem.allocate)
+
+
+def test_zeros_after_the_last_line_are_allocated_space_not_a_torn_tail() -> None:
+    parsed = parse_log(_file(5) + ZEROS, PATH)
+    assert [e.index for e in parsed.entries] == [0, 1, 2, 3, 4, 5]
+    assert parsed.torn is None
+    assert parsed.valid_end == len(_file(5)) and parsed.size == len(_file(5)) + len(ZEROS)
+
+
+def test_a_torn_last_line_before_allocated_zeros_is_a_tail_to_cut() -> None:
+    data = _file(5)
+    parsed = parse_log(data[:-7] + ZEROS, PATH)
+    assert parsed.torn is not None and parsed.torn_line == 6
+    assert parsed.valid_end == len(_file(4))
+    bad_crc = bytearray(data)
+    bad_crc[-30] ^= 0x01  # a whole last line, newline and all, then zeros
+    parsed = parse_log(bytes(bad_crc) + ZEROS, PATH)
+    assert parsed.torn is not None and parsed.torn_line == 6 and len(parsed.entries) == 5
+
+
+def test_a_line_with_a_sector_never_written_is_torn_and_cut_with_all_after_it() -> None:
+    """A crash with a batch written in place may leave any of its pages on disk: a
+    line holding zeros (never written) with whole lines after it. None of it was
+    synced (an fsync covers the whole batch), so it is a tail to cut, not damage."""
+    data = bytearray(_file(8) + ZEROS)
+    start = len(_file(4))  # the line of index 5 (line 6), and whole lines 7..9 after it
+    data[start + 10 : start + 60] = bytes(50)
+    parsed = parse_log(bytes(data), PATH)
+    assert parsed.torn is not None and "never written" in parsed.torn
+    assert parsed.torn_line == 6
+    assert [e.index for e in parsed.entries] == [0, 1, 2, 3, 4]
+    assert parsed.valid_end == start
+
+
+def test_a_bad_line_without_zeros_before_more_lines_is_still_corruption() -> None:
+    """Only a zero byte marks a sector never written: a flipped byte in the middle is
+    damage, even when allocated zeros follow the lines."""
+    data = bytearray(_file(5) + ZEROS)
+    data[len(_file(2)) + 12] ^= 0x01
+    with pytest.raises(StorageCorruption) as info:
+        parse_log(bytes(data), PATH)
+    assert (info.value.line, info.value.index) == (4, 3)
+
+
 def test_an_entry_that_does_not_link_is_corruption_even_when_last() -> None:
     entries = log_of(4)
     forged = chain(entries[2], 1, tag="forged")[0]

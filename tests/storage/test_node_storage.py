@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
 from resonetics.errors import InvariantViolation, StorageCorruption
 from resonetics.raft.entry import GENESIS, EntryType
 from resonetics.raft.ready import HardState
-from resonetics.storage.fs import MemoryFileSystem, atomic_write
+from resonetics.storage.fs import (
+    ALLOCATE_AHEAD_BYTES,
+    MemoryFileSystem,
+    OsFileSystem,
+    atomic_write,
+)
 from resonetics.storage.log_file import encode_line
 from resonetics.storage.node_storage import FileNodeStorage
 from resonetics.storage.recovery import snapshot_anchor
@@ -78,8 +84,8 @@ def test_missing_log_beside_meta_is_corruption() -> None:
 
 def test_a_torn_tail_is_cut_from_the_file_and_appends_go_on() -> None:
     fs = _node_with(4)
-    good = fs.read(LOG)
-    fs.append(LOG, encode_line(log_of(5)[4])[:-9])
+    good = fs.read(LOG).rstrip(b"\0")  # the lines, without the zeros allocated after them
+    fs.write_at(LOG, len(good), encode_line(log_of(5)[4])[:-9])
     s = FileNodeStorage(fs, DIR)
     state = s.load()
     assert state.last_index == 4
@@ -230,3 +236,106 @@ def test_a_compaction_file_left_by_a_crash_is_removed_at_start_and_never_read() 
     state = FileNodeStorage(fs, DIR).load()
     assert plain(state.entries) == log_of(5)
     assert not fs.exists(LOG + ".compacting.tmp")
+
+
+def test_appends_are_written_in_place_into_space_allocated_ahead() -> None:
+    """The log grows by allocations (zeros), each batch written after the last line:
+    its length changes only when a batch runs past the allocated space, and a reload
+    reads every entry with no tail to cut."""
+    fs = MemoryFileSystem(allocate_ahead=8192)
+    s = FileNodeStorage(fs, DIR)
+    s.load()
+    s.save_hard_state(HardState(term=1, vote=None, commit=0), 0)
+    entries = log_of(60)
+    lengths = []
+    for at in range(0, 60, 3):
+        s.append(entries[at : at + 3])
+        s.sync()
+        lengths.append(len(fs.read(LOG)))
+    lines = b"".join(encode_line(e) for e in [GENESIS, *entries])
+    data = fs.read(LOG)
+    assert data.startswith(lines) and data[len(lines) :] == bytes(len(data) - len(lines))
+    assert 1 < len(set(lengths)) < len(lengths)  # grew a few times, not at every batch
+    fs.crash()
+    again = FileNodeStorage(fs, DIR)
+    assert plain(again.load().entries) == entries and again.cut_tail is None
+
+
+def test_a_snapshot_at_the_last_entry_compacts_a_log_allocated_ahead() -> None:
+    """The last line's end is the log's own, not the file's (zeros follow it)."""
+    entries = log_of(5)
+    fs = _node_with(5)
+    assert fs.read(LOG).endswith(b"\0")
+    s = FileNodeStorage(fs, DIR)
+    s.load()
+    s.save_snapshot(snapshot_at(entries[4]), 5)
+    s.append(chain(entries[4], 2))
+    s.sync()
+    state = FileNodeStorage(fs, DIR).load()
+    assert (state.anchor.index, state.anchor.hash) == (5, entries[4].hash)
+    assert plain(state.entries) == chain(entries[4], 2)
+
+
+def _zero_line(fs: MemoryFileSystem, index: int) -> None:
+    """Zero a stretch of the line of ``index``, as a sector a crash never wrote."""
+    data = bytearray(fs.read(LOG))
+    start = len(b"".join(encode_line(e) for e in [GENESIS, *log_of(index - 1)]))
+    data[start + 5 : start + 40] = bytes(35)
+    fs.write_at(LOG, 0, bytes(data))
+    fs.fsync(LOG)
+
+
+def test_a_line_never_wholly_written_is_cut_with_the_lines_after_it() -> None:
+    fs = MemoryFileSystem()
+    s = FileNodeStorage(fs, DIR)
+    s.load()
+    s.save_hard_state(HardState(term=2, vote="n2", commit=3), 3)
+    s.append(log_of(8))
+    s.sync()
+    _zero_line(fs, 5)
+    again = FileNodeStorage(fs, DIR)
+    state = again.load()
+    assert plain(state.entries) == log_of(4)
+    assert again.cut_tail is not None and "never written" in again.cut_tail
+    assert fs.read(LOG) == b"".join(encode_line(e) for e in [GENESIS, *log_of(4)])
+
+
+def test_a_cut_below_the_commit_index_is_corruption_and_leaves_the_file() -> None:
+    """meta.json's commit index is saved only after the log under it is synced: a
+    bad line under it is damage to committed entries, never a crash's torn tail."""
+    fs = _node_with(8)  # commit 8
+    _zero_line(fs, 5)
+    before = fs.read(LOG)
+    with pytest.raises(StorageCorruption, match="below the commit index 8") as info:
+        FileNodeStorage(fs, DIR).load()
+    assert info.value.path == LOG and info.value.index == 5
+    assert fs.read(LOG) == before
+
+
+def test_on_a_real_disk_the_log_is_allocated_ahead_and_reloads_whole(tmp_path: Path) -> None:
+    folder = str(tmp_path / "n1")
+    fs = OsFileSystem()
+    s = FileNodeStorage(fs, folder)
+    s.load()
+    s.save_hard_state(HardState(term=1, vote=None, commit=0), 0)
+    entries = log_of(40)
+    for at in range(0, 40, 4):
+        s.append(entries[at : at + 4])
+        s.sync()
+    s.close()
+    fs.close()
+    log = Path(folder) / "log.jsonl"
+    lines = b"".join(encode_line(e) for e in [GENESIS, *entries])
+    assert log.stat().st_size == ALLOCATE_AHEAD_BYTES + len(encode_line(GENESIS)) + sum(
+        len(encode_line(e)) for e in entries[:4]
+    )  # allocated once, at the first batch
+    assert log.read_bytes().rstrip(b"\0") == lines
+    again = FileNodeStorage(OsFileSystem(), folder)
+    state = again.load()
+    assert plain(state.entries) == entries and again.cut_tail is None
+    again.truncate_from(31)
+    again.append(chain(entries[29], 3, tag="new term"))
+    again.sync()
+    again.close()
+    reloaded = FileNodeStorage(OsFileSystem(), folder).load()
+    assert plain(reloaded.entries) == [*entries[:30], *chain(entries[29], 3, tag="new term")]

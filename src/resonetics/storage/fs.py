@@ -12,6 +12,10 @@ storage code against every failure a disk can show:
   *current* bytes; a crash keeps the durable bytes, and, when the crash is
   given a seeded ``random.Random``, may instead keep the current bytes or keep
   a prefix of the last unsynced write on top of the durable ones (a torn write);
+  a file written in place (``write_at`` into space ``allocate`` made) may also
+  keep any subset of its unsynced 512-byte sectors, the others still holding
+  what they held at the last ``fsync`` (zeros, in allocated space): a disk
+  writes back the pages of a file in no particular order;
 * each directory entry change (create, ``replace``, ``remove``) is pending
   until ``fsync_dir`` of its folder; a crash loses pending changes (all of
   them, or with a ``Random`` a random prefix of them, in order);
@@ -27,6 +31,7 @@ still fsyncs the parent, which is what the real disk needs).
 
 from __future__ import annotations
 
+import errno
 import os
 import posixpath
 import random
@@ -58,11 +63,27 @@ class FileSystem(Protocol):
         """Write ``data`` at the end of the file, creating it if absent."""
         ...
 
+    def write_at(self, path: str, offset: int, data: bytes) -> None:
+        """Write ``data`` at byte ``offset`` (at most the file's length), creating the
+        file if absent; the file grows only if the write runs past its end."""
+        ...
+
+    def allocate(self, path: str, size: int) -> int:
+        """Make the file at least ``size`` bytes long, the new bytes zeros, their
+        blocks reserved where the file system can; return its new length (which
+        may be more: the implementation picks how far ahead to allocate). Durable
+        with the next ``fsync``. Why: an ``fsync`` after an append that grows the
+        file also commits its new size and blocks (a journal commit), and one
+        after a write into allocated space does not (``docs/storage.md``)."""
+        ...
+
     def write(self, path: str, data: bytes) -> None:
         """Create or overwrite the file so that it holds exactly ``data``."""
         ...
 
-    def fsync(self, path: str) -> None: ...
+    def fsync(self, path: str) -> None:
+        """Make the file's bytes and length durable (its name needs ``fsync_dir``)."""
+        ...
 
     def truncate(self, path: str, size: int) -> None:
         """Cut the file to ``size`` bytes."""
@@ -106,16 +127,32 @@ def atomic_write(fs: FileSystem, path: str, data: bytes) -> None:
     fs.fsync_dir(posixpath.dirname(path) or ".")
 
 
-class OsFileSystem:
-    """The real disk. Keeps one append descriptor per file to save an open per batch."""
+#: How far ahead ``OsFileSystem.allocate`` reserves a file's space: one file-system
+#: metadata commit per this many bytes of log instead of one per fsync.
+ALLOCATE_AHEAD_BYTES = 16 * 1024 * 1024
 
-    def __init__(self) -> None:
+#: ``posix_fallocate`` errors that mean "not here" (no such call, a file system that
+#: cannot): the file is extended with a hole instead, which reads as zeros too.
+_NO_FALLOCATE = frozenset({errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL})
+
+#: ``fdatasync`` where the platform has it: a file's data and length, not its times.
+_sync_data = getattr(os, "fdatasync", os.fsync)
+
+
+class OsFileSystem:
+    """The real disk. Keeps one descriptor per file written (an append descriptor, or
+    a plain one for ``write_at``) to save an open per batch."""
+
+    def __init__(self, allocate_ahead: int = ALLOCATE_AHEAD_BYTES) -> None:
         self._fds: dict[str, int] = {}
+        self._positioned: dict[str, int] = {}
+        self._allocate_ahead = allocate_ahead
 
     def _forget(self, path: str) -> None:
-        fd = self._fds.pop(path, None)
-        if fd is not None:
-            os.close(fd)
+        for fds in (self._fds, self._positioned):
+            fd = fds.pop(path, None)
+            if fd is not None:
+                os.close(fd)
 
     def read(self, path: str) -> bytes:
         with open(path, "rb") as f:
@@ -133,6 +170,36 @@ class OsFileSystem:
             self._fds[path] = fd
         _write_all(fd, data)
 
+    def _positioned_fd(self, path: str) -> int:
+        # Not O_APPEND: Linux's pwrite on an O_APPEND descriptor writes at the end.
+        fd = self._positioned.get(path)
+        if fd is None:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+            self._positioned[path] = fd
+        return fd
+
+    def write_at(self, path: str, offset: int, data: bytes) -> None:
+        fd = self._positioned_fd(path)
+        view = memoryview(data)
+        while view:
+            written = os.pwrite(fd, view, offset)
+            view, offset = view[written:], offset + written
+
+    def allocate(self, path: str, size: int) -> int:
+        fd = self._positioned_fd(path)
+        length = os.fstat(fd).st_size
+        if size <= length:
+            return length
+        target = size + self._allocate_ahead
+        try:
+            _fallocate(fd, length, target - length)
+        except OSError as exc:
+            if exc.errno != errno.ENOSPC:
+                raise
+            target = size  # no room for the chunk: the bytes asked for may still fit
+            _fallocate(fd, length, target - length)
+        return target
+
     def write(self, path: str, data: bytes) -> None:
         self._forget(path)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
@@ -142,13 +209,16 @@ class OsFileSystem:
             os.close(fd)
 
     def fsync(self, path: str) -> None:
+        # fdatasync: what reads the bytes back (length, blocks) is synced, times are not.
         fd = self._fds.get(path)
+        if fd is None:
+            fd = self._positioned.get(path)
         if fd is not None:
-            os.fsync(fd)
+            _sync_data(fd)
             return
         fd = os.open(path, os.O_RDONLY)
         try:
-            os.fsync(fd)
+            _sync_data(fd)
         finally:
             os.close(fd)
 
@@ -188,6 +258,19 @@ class OsFileSystem:
             self._forget(path)
 
 
+def _fallocate(fd: int, offset: int, length: int) -> None:
+    """Reserve ``length`` bytes at ``offset`` (the file grows, reading as zeros)."""
+    fallocate = getattr(os, "posix_fallocate", None)
+    if fallocate is not None:
+        try:
+            fallocate(fd, offset, length)
+            return
+        except OSError as exc:
+            if exc.errno not in _NO_FALLOCATE:
+                raise
+    os.ftruncate(fd, offset + length)
+
+
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
@@ -200,9 +283,12 @@ class _Inode:
 
     durable: bytearray = field(default_factory=bytearray)
     current: bytearray = field(default_factory=bytearray)
-    #: No byte of ``durable`` was overwritten or cut since the last fsync, so
-    #: the next fsync only copies the appended bytes (O(batch), not O(file)).
-    prefix_intact: bool = True
+    #: The lowest offset written or cut since the last fsync (None: nothing was), so
+    #: the next fsync copies only the bytes from there (O(batch), not O(file)).
+    changed_from: int | None = None
+    #: Written in place (``write_at``, ``allocate``): a crash may keep any subset of
+    #: the unsynced sectors.
+    scattered: bool = False
     #: The last write since the last fsync, for torn writes: (offset, new bytes,
     #: the bytes it overwrote). Keeping only the overwritten range makes each
     #: write O(its size), not O(file size).
@@ -222,7 +308,10 @@ class _NameOp:
 class MemoryFileSystem:
     """An in-memory, crashable, deterministic twin of ``OsFileSystem``."""
 
-    def __init__(self) -> None:
+    def __init__(self, allocate_ahead: int = 1024) -> None:
+        #: How far past the size asked for ``allocate`` extends a file: small, so that
+        #: tests cross allocation boundaries often.
+        self.allocate_ahead = allocate_ahead
         self._names: dict[str, _Inode] = {}
         self._durable_names: dict[str, _Inode] = {}
         self._pending: list[_NameOp] = []
@@ -315,6 +404,35 @@ class MemoryFileSystem:
         if crash:
             raise self._die()
 
+    def write_at(self, path: str, offset: int, data: bytes) -> None:
+        crash = self._tick()
+        norm = self._norm(path)
+        if norm not in self._names:
+            self._set_name(norm, _Inode())
+        inode = self._names[norm]
+        if offset > len(inode.current):
+            raise ValueError(f"write_at({offset}) past the end of {path}")
+        inode.scattered = True
+        _write(inode, offset, data[: len(data) // 2] if crash else data)
+        if crash:
+            raise self._die()
+
+    def allocate(self, path: str, size: int) -> int:
+        crash = self._tick()
+        norm = self._norm(path)
+        if norm not in self._names:
+            self._set_name(norm, _Inode())
+        inode = self._names[norm]
+        length = len(inode.current)
+        if size <= length:
+            return length
+        inode.scattered = True
+        target = size + self.allocate_ahead
+        _write(inode, length, bytes(target - length))
+        if crash:
+            raise self._die()
+        return target
+
     def write(self, path: str, data: bytes) -> None:
         # A new inode under the name: a crash before ``fsync_dir`` brings the old
         # file back whole. (A real O_TRUNC could also leave it empty; storage only
@@ -330,11 +448,10 @@ class MemoryFileSystem:
         if self._tick():
             raise self._die()
         inode = self._inode(path)
-        if inode.prefix_intact:
-            inode.durable += inode.current[len(inode.durable) :]
-        else:
-            inode.durable = bytearray(inode.current)
-        inode.prefix_intact = True
+        if inode.changed_from is not None:
+            del inode.durable[inode.changed_from :]
+            inode.durable += inode.current[inode.changed_from :]
+        inode.changed_from = None
         inode.last_write = None
         inode.dirty = False
 
@@ -343,7 +460,7 @@ class MemoryFileSystem:
             raise self._die()
         inode = self._inode(path)
         del inode.current[size:]
-        inode.prefix_intact = inode.prefix_intact and size >= len(inode.durable)
+        inode.changed_from = _lowest(inode.changed_from, size)
         inode.dirty = True
         inode.last_write = None
 
@@ -424,17 +541,27 @@ def _apply_name_op(names: dict[str, _Inode], op: _NameOp) -> None:
 def _write(inode: _Inode, offset: int, data: bytes) -> None:
     old = bytes(inode.current[offset : offset + len(data)])
     inode.current[offset : offset + len(data)] = data
-    inode.prefix_intact = inode.prefix_intact and offset >= len(inode.durable)
+    inode.changed_from = _lowest(inode.changed_from, offset)
     inode.last_write = (offset, bytes(data), old)
     inode.dirty = True
+
+
+def _lowest(changed_from: int | None, offset: int) -> int:
+    return offset if changed_from is None else min(changed_from, offset)
+
+
+#: The unit a disk writes whole (``MemoryFileSystem``'s scattered crashes).
+SECTOR_BYTES = 512
 
 
 def _crash_inode(inode: _Inode, rng: random.Random | None) -> None:
     """Reset one file to a state a disk may show after power loss."""
     after = bytes(inode.durable)
     if rng is not None and inode.dirty:
-        choice = rng.randrange(3)
-        if choice == 1:
+        choice = rng.randrange(4 if inode.scattered else 3)
+        if choice == 3:
+            after = _scattered(inode, rng)
+        elif choice == 1:
             after = bytes(inode.current)
         elif choice == 2 and inode.last_write is not None:
             # Every earlier unsynced change landed, the last write only in part.
@@ -445,9 +572,23 @@ def _crash_inode(inode: _Inode, rng: random.Random | None) -> None:
             after = base[:offset] + piece + base[offset + len(piece) :]
     inode.durable = bytearray(after)
     inode.current = bytearray(after)
-    inode.prefix_intact = True
+    inode.changed_from = None
     inode.last_write = None
     inode.dirty = False
+
+
+def _scattered(inode: _Inode, rng: random.Random) -> bytes:
+    """The file's length as of its last fsync or now, and each sector changed since
+    the fsync as it is now or as it was (zeros past the old length)."""
+    durable, current = bytes(inode.durable), bytes(inode.current)
+    size = rng.choice((len(durable), len(current)))
+    after = bytearray(durable[:size].ljust(size, b"\0"))
+    start = (inode.changed_from or 0) // SECTOR_BYTES * SECTOR_BYTES
+    for at in range(start, min(size, len(current)), SECTOR_BYTES):
+        if rng.random() < 0.5:
+            piece = current[at : min(at + SECTOR_BYTES, size)]
+            after[at : at + len(piece)] = piece
+    return bytes(after)
 
 
 __all__ = ["FileSystem", "MemoryFileSystem", "OsFileSystem", "SimulatedCrash", "atomic_write"]

@@ -113,6 +113,7 @@ class FileNodeStorage:
         self._check_identity(meta)
         self._check_anchor_cluster(meta, parsed.entries[0])
         self._check_term(meta, parsed, snapshot)
+        self._check_commit(meta, parsed, snapshot)
         self.cut_tail = parsed.torn
         self._log.adopt(parsed)
         anchor, entries = self._join_snapshot(parsed, snapshot)
@@ -197,6 +198,28 @@ class FileNodeStorage:
                 self.meta_path,
                 f"current_term {meta.hard_state.term} is below term {term} of the entry at "
                 f"index {index}: a lowered term (and erased vote) could vote twice",
+            )
+
+    def _check_commit(self, meta: MetaRecord, parsed: ParsedLog, snapshot: Snapshot | None) -> None:
+        """A torn tail to cut must lie above meta.json's commit index: that is saved
+        only after the log it covers is synced, and no truncation goes below it, so a
+        cut that reaches under it would drop entries a quorum counted on (a bad line
+        there is damage, not a crash during an append). Checked before the tail is
+        cut, so the file is left as it was found. (A log that simply ends below it
+        is clamped, as ``clamp`` says.)"""
+        if parsed.torn is None:
+            return
+        last = parsed.entries[-1].index
+        if snapshot is not None:
+            last = max(last, snapshot.meta.last_included_index)
+        commit = meta.hard_state.commit
+        if commit > last:
+            where = f"line {parsed.torn_line}"
+            raise StorageCorruption(
+                self.log_path,
+                f"a bad line ({where}: {parsed.torn}) would cut the log at index {last}, "
+                f"below the commit index {commit} meta.json holds: committed entries lost",
+                index=last + 1,
             )
 
     def _join_snapshot(

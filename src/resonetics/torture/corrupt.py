@@ -2,7 +2,9 @@
 
 A crash during an append leaves the last line torn: a prefix of the line
 being written (no newline), or bytes that never formed a valid line. The
-node must cut that tail and go on (DESIGN §4, Recovery).
+node must cut that tail and go on (DESIGN §4, Recovery). The log is allocated
+ahead (zeros after its last line, ``storage/log_file.py``), so a tear is
+written where the next line would have gone: over the first of those zeros.
 
 We only ever *add* a torn tail; we never cut into a line that is already
 complete. A complete line was fsynced before the node acknowledged it (it may
@@ -44,12 +46,14 @@ def tear_tail(path: Path, kind: TearKind, rng: random.Random) -> Tear:
       last line whose checksum cannot match).
     """
     data = path.read_bytes() if path.exists() else b""
-    tail = _tail_bytes(data, kind, rng)
-    with path.open("ab") as handle:
+    lines = data.rstrip(b"\0")  # what follows the last line is space allocated ahead
+    tail = _tail_bytes(lines, kind, rng)
+    with path.open("r+b" if path.exists() else "wb") as handle:
+        handle.seek(len(lines))
         handle.write(tail)
         handle.flush()
         os.fsync(handle.fileno())
-    return Tear(str(path), kind, len(data), len(tail))
+    return Tear(str(path), kind, len(lines), len(tail))
 
 
 def _tail_bytes(data: bytes, kind: TearKind, rng: random.Random) -> bytes:
