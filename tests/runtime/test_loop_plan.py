@@ -279,3 +279,71 @@ def test_a_follower_acks_a_new_batch_before_it_applies_what_is_committed() -> No
     acks = [m for m in host.sent if isinstance(m, AppendEntriesResp)]
     assert [(a.success, a.match_index) for a in acks] == [(True, 2)]
     assert node.machine.last_applied == 1
+
+
+class _Recorder:
+    """A host that notes sends and flushes in one list, shared with the machine's applies."""
+
+    def __init__(self, order: list[str]) -> None:
+        self.order = order
+        self.queued: list[Message] = []
+
+    def now_ms(self) -> int:
+        return 1_000
+
+    def send(self, msg: Message) -> None:
+        self.queued.append(msg)
+        self.order.append(f"send {type(msg).__name__}")
+
+    def flush(self) -> None:
+        self.order.append("flush")
+
+
+def test_a_follower_flushes_its_ack_before_it_applies() -> None:
+    """The ack after a follower's write is what its leader waits on to commit: it is
+    handed to the network before the follower applies what the same Ready commits."""
+    order: list[str] = []
+    voters = ("n1", "n2", "n3")
+    hosts = {n: _Recorder(order if n == "n2" else []) for n in ("n1", "n2")}
+    nodes = {
+        n: NodeDriver(
+            RaftConfig(node_id=n, initial_voters=voters),
+            MemoryNodeStorage(),
+            host,
+            random.Random(1),
+        )
+        for n, host in hosts.items()
+    }
+    applied = nodes["n2"].machine.apply
+
+    def recording_apply(*args: object, **kwargs: object) -> object:
+        order.append("apply")
+        return applied(*args, **kwargs)  # type: ignore[arg-type]
+
+    nodes["n2"].machine.apply = recording_apply  # type: ignore[method-assign]
+
+    def pump() -> None:
+        for _ in range(50):  # bounded: a few rounds settle a two-node exchange
+            for node in nodes.values():
+                node.process_ready()
+            moving = [m for h in hosts.values() for m in h.queued if m.dst in nodes]
+            for host in hosts.values():
+                host.queued.clear()
+            if not moving:
+                return
+            for msg in moving:
+                nodes[msg.dst].step(msg)
+        raise AssertionError("the exchange did not settle")
+
+    nodes["n1"].core.campaign()
+    pump()
+    assert nodes["n1"].core.role.value == "leader"
+    answers: list[Outcome] = []
+    for request in ("r1", "r2"):
+        nodes["n1"].submit("c", request, "kv_set", {"k": request, "v": 1}, answers.append)
+        order.clear()
+        pump()
+    # r2's AppendEntries carried r1's commit: n2 wrote r2, then acked, flushed, applied r1.
+    assert "apply" in order and "send AppendEntriesResp" in order
+    ack = order.index("send AppendEntriesResp")
+    assert order.index("flush", ack) < order.index("apply", ack)

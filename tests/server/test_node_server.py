@@ -48,3 +48,42 @@ def test_input_arriving_as_the_driver_loop_finishes_is_processed_without_a_tick(
         server.driver.close()
 
     asyncio.run(scenario())
+
+
+class _Writer:
+    def __init__(self) -> None:
+        self.written: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.written.append(data)
+
+    def is_closing(self) -> bool:
+        return False
+
+
+def test_answers_of_a_driver_step_leave_at_its_end_not_at_the_next_loop_turn(
+    tmp_path: Path,
+) -> None:
+    """What a step answered is written when the step ends: at the loop's next turn,
+    input read first (a second ack) went ahead of the answer on sequential writes."""
+
+    async def scenario() -> None:
+        config = ServerConfig(
+            node_id="n1",
+            peers={"n1": "127.0.0.1:1"},
+            clients={"n1": "127.0.0.1:2"},
+            data_dir=tmp_path,
+        )
+        server = NodeServer(config)
+        server.driver.core.campaign()
+        server._start_flush()
+        assert str(server.driver.core.role) == "leader"
+        writer = _Writer()
+        server.driver.submit(
+            "c", "r1", "kv_set", {"k": "a", "v": 1}, lambda _: server._outbox.add(writer, b"ok")
+        )
+        server._start_flush()  # no loop turn in between
+        assert writer.written == [b"ok"]
+        server.driver.close()
+
+    asyncio.run(scenario())

@@ -652,6 +652,10 @@ class NodeDriver:
             for msg in self._late:
                 self.host.send(msg)
             self._late = []
+            # Out before this node applies: a follower's ack is what its leader waits
+            # for to commit, so it leaves ahead of the apply below (and of the
+            # loop's next turn, where other input could be read first).
+            self.host.flush()
         if rd.entries:
             self.snapshots.note_persisted(rd.entries)
             if self._filter is not None:

@@ -597,6 +597,9 @@ class NodeServer:
         except Exception as exc:
             self._driver_failed(exc)
             return
+        # What the steps sent and answered leaves now, not at the loop's next turn
+        # (where the input read first, such as a second ack, would go ahead of it).
+        self.driver.host.flush()
         if done:
             admin.sync_links(self)
             self._observe_events()
@@ -615,6 +618,7 @@ class NodeServer:
     async def _flush(self) -> None:
         while True:
             await self.executor.run()
+            self.driver.host.flush()
             admin.sync_links(self)
             self._observe_events()
             if not self.driver.has_work():
