@@ -10,14 +10,19 @@ term did not move, leadership did not change, and the refusal was counted.
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 from typing import Any
 
+import msgspec
 import pytest
 
 from resonetics.client import Client
+from resonetics.limits import LINE_BYTES_MAX
 from resonetics.localcluster import LocalCluster
 from resonetics.security.cluster_key import ClusterKey, load_cluster_key, new_cluster_key
+from resonetics.security.peer_auth import PeerCredentials, answer_challenge
+from resonetics.wire.peer import PeerChallenge
 from tests.integration.peer_wire import RawLine, append_entries, authenticate, timeout_now
 
 pytestmark = pytest.mark.slow
@@ -292,3 +297,48 @@ def test_huge_or_deeply_nested_handshake_from_a_stranger_is_refused_cheaply(
         huge.close()
     _assert_untouched(cluster3, leader, before["term"])
     assert cluster3.exit_codes() == {n: None for n in cluster3.nodes}
+
+
+def test_lines_sent_with_the_hello_are_checked_like_any_other(cluster3: LocalCluster) -> None:
+    """A peer may pipeline Raft lines behind its Hello, before the Welcome: they reach
+    the same checks as lines sent after it (the reader's held bytes are not lost or
+    let through when the connection changes hands after the handshake)."""
+    leader, before = cluster3.wait_until_settled()
+    key = load_cluster_key(cluster3.cluster_key_path)
+    impostor, victim = sorted(n for n in cluster3.nodes if n != leader)
+    conn = RawLine(cluster3.nodes[leader].peer_address)
+    try:
+        challenge = conn.read()
+        assert challenge is not None and challenge["kind"] == "PeerChallenge"
+        creds = PeerCredentials(impostor, key.cluster_id, key)
+        hello = answer_challenge(creds, leader, PeerChallenge(**challenge["payload"]), None, "")
+        lines = [
+            {"kind": "Hello", "payload": msgspec.to_builtins(hello), "t": 0, "v": 1},
+            {"kind": "TimeoutNow", "payload": timeout_now(victim, leader, HUGE_TERM), "t": 0},
+            {"kind": "RequestVote", "payload": _forged_vote(victim, leader), "t": 0},
+        ]
+        conn.send_raw(b"".join(json.dumps({"v": 1, **line}).encode() + b"\n" for line in lines))
+        welcome = conn.read()
+        assert welcome is not None and welcome["kind"] == "PeerWelcome", welcome
+        assert conn.finish(), f"{leader} did not close the link after reading it"
+    finally:
+        conn.close()
+    _wait_dropped(cluster3, leader, "src is not the authenticated node", 2)
+    _assert_untouched(cluster3, leader, before["term"])
+
+
+def test_a_peer_line_over_the_limit_closes_the_link_and_is_counted(
+    cluster3: LocalCluster,
+) -> None:
+    leader, before = cluster3.wait_until_settled()
+    key = load_cluster_key(cluster3.cluster_key_path)
+    member = _other(cluster3, leader)
+    conn = authenticate(cluster3.nodes[leader].peer_address, member, key, leader)
+    try:
+        with contextlib.suppress(OSError):  # the node may close while we still send
+            conn.send_raw(b"[" + b" " * LINE_BYTES_MAX + b"]\n")
+        assert conn.closed_by_peer(), f"{leader} kept a link that sent an oversized line"
+    finally:
+        conn.close()
+    _wait_dropped(cluster3, leader, "line too long", 1)
+    _assert_untouched(cluster3, leader, before["term"])

@@ -325,6 +325,51 @@ def test_bug_in_one_inbound_peer_connection_closes_it_without_stopping_the_node(
     asyncio.run(scenario())
 
 
+def test_bug_reading_an_authenticated_peer_line_closes_that_link_and_the_node_serves_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After the handshake each line is handled as it arrives (``_PeerLines``): a bug
+    there closes that link and is counted, as in the handshake; links come back and
+    the cluster goes on committing."""
+    from resonetics.server import peer_listener
+
+    async def scenario() -> None:
+        a_cfg, b_cfg = _cluster(tmp_path, ("a", "b"))
+        a, b = NodeServer(a_cfg), NodeServer(b_cfg)
+        await a.start()
+        await b.start()
+        try:
+            await _wait_for(lambda: a.driver.core.leader_id is not None, "a leader")
+            real = peer_listener.decode_peer
+            broken = {"left": 2}
+
+            def decode_twice_broken(env: Any) -> Any:
+                if broken["left"]:
+                    broken["left"] -= 1
+                    raise RecursionError("planted")
+                return real(env)
+
+            monkeypatch.setattr(peer_listener, "decode_peer", decode_twice_broken)
+
+            def counted() -> bool:
+                errors = peer_listener.HANDLER_ERROR
+                return a.peer_listener.dropped[errors] + b.peer_listener.dropped[errors] == 2
+
+            await _wait_for(counted, "both broken lines counted")
+            leader = a if a.driver.core.is_leader else b
+            host, port = leader.config.client_listen_address
+            reader, writer = await asyncio.open_connection(host, port)
+            answer = await _ask(reader, writer, _request("kv_set", "w", {"k": "k", "v": 1}))
+            assert answer["ok"] is True, answer
+            writer.close()
+            assert a._fatal is None and b._fatal is None
+        finally:
+            await a.shutdown()
+            await b.shutdown()
+
+    asyncio.run(scenario())
+
+
 def test_core_failure_on_a_delivered_peer_message_stops_the_node(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
