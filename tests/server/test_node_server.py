@@ -9,6 +9,17 @@ from resonetics.server.config import ServerConfig
 from resonetics.server.node_server import NodeServer
 
 
+def _one_node(tmp_path: Path) -> NodeServer:
+    """A one-node cluster's server, not started (its ports are never opened)."""
+    config = ServerConfig(
+        node_id="n1",
+        peers={"n1": "127.0.0.1:1"},
+        clients={"n1": "127.0.0.1:2"},
+        data_dir=tmp_path,
+    )
+    return NodeServer(config)
+
+
 def flush_scheduled(server: NodeServer) -> bool:
     return server._flush_scheduled
 
@@ -21,13 +32,7 @@ def test_input_arriving_as_the_driver_loop_finishes_is_processed_without_a_tick(
     for the next tick (a tick-long p99 on sequential writes)."""
 
     async def scenario() -> None:
-        config = ServerConfig(
-            node_id="n1",
-            peers={"n1": "127.0.0.1:1"},
-            clients={"n1": "127.0.0.1:2"},
-            data_dir=tmp_path,
-        )
-        server = NodeServer(config)
+        server = _one_node(tmp_path)
 
         async def finished() -> None:
             return None
@@ -68,13 +73,7 @@ def test_answers_of_a_driver_step_leave_at_its_end_not_at_the_next_loop_turn(
     input read first (a second ack) went ahead of the answer on sequential writes."""
 
     async def scenario() -> None:
-        config = ServerConfig(
-            node_id="n1",
-            peers={"n1": "127.0.0.1:1"},
-            clients={"n1": "127.0.0.1:2"},
-            data_dir=tmp_path,
-        )
-        server = NodeServer(config)
+        server = _one_node(tmp_path)
         server.driver.core.campaign()
         server._start_flush()
         assert str(server.driver.core.role) == "leader"

@@ -394,22 +394,23 @@ class MemoryFileSystem:
             raise self._die()
         return bytes(memoryview(self._inode(path).current)[offset:])
 
-    def append(self, path: str, data: bytes) -> None:
-        crash = self._tick()
+    def _created(self, path: str) -> _Inode:
+        """The file's inode, made (a pending name) if there is none."""
         norm = self._norm(path)
         if norm not in self._names:
             self._set_name(norm, _Inode())
-        inode = self._names[norm]
+        return self._names[norm]
+
+    def append(self, path: str, data: bytes) -> None:
+        crash = self._tick()
+        inode = self._created(path)
         _write(inode, len(inode.current), data[: len(data) // 2] if crash else data)
         if crash:
             raise self._die()
 
     def write_at(self, path: str, offset: int, data: bytes) -> None:
         crash = self._tick()
-        norm = self._norm(path)
-        if norm not in self._names:
-            self._set_name(norm, _Inode())
-        inode = self._names[norm]
+        inode = self._created(path)
         if offset > len(inode.current):
             raise ValueError(f"write_at({offset}) past the end of {path}")
         inode.scattered = True
@@ -419,19 +420,15 @@ class MemoryFileSystem:
 
     def allocate(self, path: str, size: int) -> int:
         crash = self._tick()
-        norm = self._norm(path)
-        if norm not in self._names:
-            self._set_name(norm, _Inode())
-        inode = self._names[norm]
+        inode = self._created(path)
         length = len(inode.current)
-        if size <= length:
-            return length
-        inode.scattered = True
-        target = size + self.allocate_ahead
-        _write(inode, length, bytes(target - length))
+        if size > length:
+            inode.scattered = True
+            _write(inode, length, bytes(size + self.allocate_ahead - length))
+            length = size + self.allocate_ahead
         if crash:
             raise self._die()
-        return target
+        return length
 
     def write(self, path: str, data: bytes) -> None:
         # A new inode under the name: a crash before ``fsync_dir`` brings the old
