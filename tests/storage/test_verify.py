@@ -86,7 +86,7 @@ def test_a_torn_tail_is_a_note_and_is_left_in_place(tmp_path: Path) -> None:
     before = _digest(tmp_path)
     result = _verify(str(tmp_path / "n1"))
     assert result.exit_code == 0, result.output
-    assert "torn last line" in result.output
+    assert "torn tail" in result.output
     assert _digest(tmp_path) == before
 
 

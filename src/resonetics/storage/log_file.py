@@ -244,8 +244,7 @@ def _bad_line(parsed: ParsedLog, data: bytes, offsets: list[int], start: int, pa
         parsed.torn, parsed.torn_line = reason, lineno
         return
     if 0 in line:
-        dropped = len(data.rstrip(b"\0")) - start
-        parsed.torn = f"{reason}, with bytes never written; {dropped} bytes from it on dropped"
+        parsed.torn = f"{reason}, with bytes never written; cut there with all after it"
         parsed.torn_line = lineno
         return
     index = _decode_all(data, offsets, start, path)[-1].index + 1 if offsets else None

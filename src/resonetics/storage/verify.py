@@ -4,7 +4,7 @@ Theory of operation
 -------------------
 The checks are the ones ``FileNodeStorage.load`` makes (per-line checksums,
 index continuity, the hash chain, meta/snapshot consistency, the snapshot's
-checksum), but nothing is repaired or truncated: a torn last line is reported
+checksum), but nothing is repaired or truncated: a torn tail is reported
 as a note (the next start cuts it), everything else as a problem naming the
 file, line and index. Every read goes through a ``FileSystem``, so verifying
 never writes.
@@ -179,7 +179,7 @@ def _read_log(fs: FileSystem, report: NodeReport) -> None:
         return
     if parsed.torn is not None:
         report.notes.append(
-            f"{path}:{parsed.torn_line}: torn last line ({parsed.torn}); "
+            f"{path}:{parsed.torn_line}: torn tail ({parsed.torn}); "
             "a crash during an append, cut at the next start"
         )
     report.anchor, report.entries = parsed.entries[0], parsed.entries[1:]
