@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -16,16 +15,10 @@ from typing import Any
 import pytest
 
 from resonetics import limits
+from resonetics.localcluster import free_ports
 from resonetics.server import admission
 from resonetics.server.config import ServerConfig
 from resonetics.server.node_server import NodeServer
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def _request(op: str, req: str, args: dict[str, Any] | None = None) -> bytes:
@@ -38,7 +31,7 @@ Scenario = Callable[[NodeServer, int], Awaitable[None]]
 
 
 def _run(tmp_path: Path, scenario: Scenario, **config: Any) -> NodeServer:
-    port, peer_port = _free_port(), _free_port()
+    port, peer_port = free_ports(2)
     server_box: list[NodeServer] = []
 
     async def main() -> None:

@@ -5,22 +5,15 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import socket
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from resonetics.localcluster import free_ports
 from resonetics.server.config import ServerConfig
 from resonetics.server.guard import HandlerGuard
 from resonetics.server.node_server import NodeServer
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def _request(op: str, req: str) -> bytes:
@@ -40,7 +33,7 @@ async def _ask(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, line:
 def test_handler_bug_closes_only_that_connection_and_node_stays_up(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    port, peer_port = _free_port(), _free_port()
+    port, peer_port = free_ports(2)
     original = NodeServer._on_line
 
     def buggy(self: NodeServer, line: bytes, conn: Any) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -12,23 +11,13 @@ import pytest
 from aiohttp import web
 
 from resonetics import limits
+from resonetics.localcluster import free_ports
 from resonetics.server.config import ServerConfig
 from resonetics.server.node_server import NodeServer
 
 
-def _free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
 def _server(tmp_path: Path) -> tuple[NodeServer, str]:
-    peer, client, http = _free_ports(3)
+    peer, client, http = free_ports(3)
     config = ServerConfig(
         node_id="n1",
         peers={"n1": f"127.0.0.1:{peer}"},

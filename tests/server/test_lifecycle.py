@@ -20,19 +20,13 @@ from typing import Any
 import pytest
 
 from resonetics.errors import InvariantViolation, NodeFailed
+from resonetics.localcluster import free_ports
 from resonetics.server import peers
 from resonetics.server.config import ServerConfig
 from resonetics.server.node_server import NodeServer
 
 #: How long any shutdown below may take, seconds (the grace periods are 0.5 s each).
 SHUTDOWN_BOUND_S = 5.0
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def _request(op: str, req: str, args: dict[str, Any] | None = None) -> bytes:
@@ -48,8 +42,9 @@ async def _ask(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, line:
 
 
 def _cluster(tmp_path: Path, ids: tuple[str, ...], **extra: Any) -> list[ServerConfig]:
-    peer_ports = {i: _free_port() for i in ids}
-    client_ports = {i: _free_port() for i in ids}
+    ports = free_ports(2 * len(ids))  # distinct: two kernel picks can repeat a port
+    peer_ports = dict(zip(ids, ports[: len(ids)], strict=True))
+    client_ports = dict(zip(ids, ports[len(ids) :], strict=True))
     return [
         ServerConfig(
             node_id=i,
@@ -266,7 +261,7 @@ def test_serve_exits_non_zero_with_one_line_naming_the_failed_part(
         raise ZeroDivisionError("tick")
 
     monkeypatch.setattr(NodeDriver, "tick", broken_tick)
-    peer, client = _free_port(), _free_port()
+    peer, client = free_ports(2)
     started = time.monotonic()
     result = run(
         "serve",
