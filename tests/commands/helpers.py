@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from click.testing import CliRunner, Result
 
 from resonetics.cli import main
+from resonetics.localcluster import free_ports
 
 #: An address nothing listens on (port 1 is privileged and unused on test machines).
 DEAD = "127.0.0.1:1"
@@ -38,7 +39,8 @@ def listening_socket() -> Iterator[tuple[socket.socket, str]]:
 
 
 def free_address() -> str:
-    """An address that refuses connections: a port that was free a moment ago."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return f"127.0.0.1:{sock.getsockname()[1]}"
+    """An address that refuses connections: a port that was free a moment ago, never one
+    handed out before in this process (two kernel picks can repeat a port, and a test's
+    peer and client addresses must differ)."""
+    (port,) = free_ports(1)
+    return f"127.0.0.1:{port}"
