@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from resonetics.client import Client
 from resonetics.localcluster import free_ports
 from resonetics.security.cluster_key import load_cluster_key
 from tests.integration.conftest import running_cluster
@@ -134,3 +135,61 @@ def test_a_log_line_nested_deeper_than_python_allows_stops_the_start_naming_it(
     assert result.returncode == 2, result.stderr
     line = _one_line(result)
     assert "log.jsonl" in line and f"line {index + 1}" in line and "not a valid entry" in line
+
+
+def _written_and_stopped(data_dir: Path, keys: int) -> Path:
+    """A one-node cluster that wrote ``keys`` keys and stopped cleanly (meta.json then
+    holds its commit index); the path of its log."""
+    for cluster in running_cluster(data_dir, 1):
+        with Client(cluster.addresses, timeout=10) as client:
+            for i in range(keys):
+                client.put(f"k{i}", i)
+    return data_dir / "n1" / "log.jsonl"
+
+
+def test_a_zeroed_sector_under_the_commit_index_stops_the_start_and_leaves_the_file(
+    tmp_path: Path,
+) -> None:
+    """Zeros inside a committed line look like a crash's never-written sector, but
+    meta.json's commit index says the line was synced: damage, refused in one line,
+    the file untouched (the cut it would take would drop committed entries)."""
+    log = _written_and_stopped(tmp_path / "data", 12)
+    data = bytearray(log.read_bytes())
+    lines = bytes(data).rstrip(b"\0").splitlines(keepends=True)
+    start = sum(len(line) for line in lines[:6])  # the line of index 6 of 12+
+    data[start + 8 : start + 48] = bytes(40)
+    log.write_bytes(bytes(data))
+    mine = load_cluster_key(tmp_path / "data" / "cluster.key").cluster_id
+    result = _serve(tmp_path / "data", "n1", "--cluster-id", mine)
+    assert result.returncode == 2, result.stderr
+    line = _one_line(result)
+    assert "log.jsonl" in line and "below the commit index" in line
+    assert log.read_bytes() == bytes(data)
+
+
+def test_an_unsynced_batch_with_a_hole_after_the_last_line_is_cut_and_the_node_serves(
+    tmp_path: Path,
+) -> None:
+    """Past the commit index, the same shape is a crash before an fsync: bytes of a
+    batch written in place, a sector of them never written, whole lines after it.
+    The node cuts them, starts, and serves every committed key."""
+    data_dir = tmp_path / "data"
+    log = _written_and_stopped(data_dir, 5)
+    data = log.read_bytes()
+    lines = data.rstrip(b"\0")
+    last = lines.splitlines(keepends=True)[-1]
+    torn = bytes(40) + last[40:] + last  # a hole, then the rest of a line, then a whole one
+    with log.open("r+b") as f:
+        f.seek(len(lines))
+        f.write(torn)
+    for cluster in running_cluster(data_dir, 1):
+        with Client(cluster.addresses, timeout=10) as client:
+            assert [client.get(f"k{i}") for i in range(5)] == list(range(5))
+    assert log.read_bytes().startswith(lines)
+    assert torn not in log.read_bytes()
+    cut = [
+        line
+        for line in (data_dir / "n1.log").read_text(errors="replace").splitlines()
+        if "event=log_tail_cut" in line
+    ]
+    assert len(cut) == 1 and "never written" in cut[0] and "WARNING" in cut[0], cut

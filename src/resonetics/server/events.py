@@ -53,6 +53,8 @@ PEER_LINK_UP = "peer_link_up"
 PEER_LINK_DOWN = "peer_link_down"
 #: The event loop could not run for a good part of an election timeout (``server/loop_lag.py``).
 LOOP_STALLED = "loop_stalled"
+#: The log's tail was cut at start: a crash before an fsync (``storage/log_file.py``).
+LOG_TAIL_CUT = "log_tail_cut"
 
 FieldValue = str | int | float | bool | None
 

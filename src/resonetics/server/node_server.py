@@ -453,6 +453,7 @@ class NodeServer:
             await self.http.start(*http_address)
             scheme = "https" if self._server_ssl else "http"
             log.info("HTTP on %s://%s:%d (docs/http.md)", scheme, *http_address)
+        self._note_cut_tail()
         # The snapshot the driver takes in the background is the group's too.
         self.executor.spawn = functools.partial(self._spawn, what="snapshot")
         self.executor.hash_recovered_snapshot()
@@ -476,6 +477,19 @@ class NodeServer:
             transport if self._server_ssl else "plain TCP",
             self.config.node_dir,
         )
+
+    def _note_cut_tail(self) -> None:
+        """Say so when ``load`` cut the log's tail: nothing acknowledged was in it, but
+        an operator who sees it often, or after no crash, has a disk to look at."""
+        storage = self.storage.inner
+        if storage.cut_tail is not None:
+            fields: dict[str, events.FieldValue] = {
+                "file": storage.log_path,
+                "line": storage.cut_line,
+                "reason": storage.cut_tail,
+            }
+            event = events.Event(events.LOG_TAIL_CUT, fields)
+            events.emit(event, ring=self.event_ring, level=logging.WARNING)
 
     async def _close(self) -> None:
         """Stop accepting, finish the fsync in progress, answer waiting clients, close."""

@@ -88,9 +88,10 @@ class FileNodeStorage:
         #: index, the first kept index, and the head it wrote (None: leave the file).
         self._prepared: tuple[Index, Index, PreparedCompaction | None] | None = None
         self._loaded = False
-        #: Why the log's last line was cut at the last ``load`` (for the
-        #: operator's log), or None when the log ended cleanly.
+        #: Why the log's tail was cut at the last ``load`` (for the operator's log,
+        #: ``log_tail_cut``), or None when the log ended cleanly; and its first line.
         self.cut_tail: str | None = None
+        self.cut_line: int | None = None
 
     # --- load ------------------------------------------------------------------------
     def load(self) -> RecoveredState:
@@ -114,7 +115,7 @@ class FileNodeStorage:
         self._check_anchor_cluster(meta, parsed.entries[0])
         self._check_term(meta, parsed, snapshot)
         self._check_commit(meta, parsed, snapshot)
-        self.cut_tail = parsed.torn
+        self.cut_tail, self.cut_line = parsed.torn, parsed.torn_line
         self._log.adopt(parsed)
         anchor, entries = self._join_snapshot(parsed, snapshot)
         snap_index = snapshot.meta.last_included_index if snapshot is not None else 0
@@ -156,7 +157,7 @@ class FileNodeStorage:
         )
         write_meta(self._fs, self.meta_path, self._meta)
         self._snapshot_index = 0
-        self.cut_tail = None
+        self.cut_tail = self.cut_line = None
         self._loaded = True
         return RecoveredState(HardState(), 0, genesis, [], None)
 
