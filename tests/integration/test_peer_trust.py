@@ -224,13 +224,26 @@ def test_member_cannot_speak_for_another_node(cluster3: LocalCluster) -> None:
     impostor, victim = sorted(n for n in cluster3.nodes if n != leader)
     conn = authenticate(cluster3.nodes[leader].peer_address, impostor, key, leader)
     try:
-        conn.send("TimeoutNow", timeout_now(victim, leader, HUGE_TERM))
-        conn.send("RequestVote", _forged_vote(victim, leader))
+        for kind, payload in _speaking_for(victim, leader):
+            conn.send(kind, payload)
         assert conn.finish(), f"{leader} did not close the link after reading it"
     finally:
         conn.close()
-    _wait_dropped(cluster3, leader, "src is not the authenticated node", 2)
-    _assert_untouched(cluster3, leader, before["term"])
+    _assert_spoken_for_and_refused(cluster3, leader, before["term"])
+
+
+def _speaking_for(victim: str, leader: str) -> list[tuple[str, dict[str, Any]]]:
+    """A TimeoutNow and a vote request with a huge term, as if ``victim`` sent them."""
+    return [
+        ("TimeoutNow", timeout_now(victim, leader, HUGE_TERM)),
+        ("RequestVote", _forged_vote(victim, leader)),
+    ]
+
+
+def _assert_spoken_for_and_refused(cluster: LocalCluster, leader: str, term: int) -> None:
+    """Both lines of ``_speaking_for`` dropped by ``leader``, which kept its term."""
+    _wait_dropped(cluster, leader, "src is not the authenticated node", 2)
+    _assert_untouched(cluster, leader, term)
 
 
 def test_key_holder_outside_the_configuration_cannot_vote_or_force_an_election(
@@ -312,19 +325,19 @@ def test_lines_sent_with_the_hello_are_checked_like_any_other(cluster3: LocalClu
         assert challenge is not None and challenge["kind"] == "PeerChallenge"
         creds = PeerCredentials(impostor, key.cluster_id, key)
         hello = answer_challenge(creds, leader, PeerChallenge(**challenge["payload"]), None, "")
-        lines = [
-            {"kind": "Hello", "payload": msgspec.to_builtins(hello), "t": 0, "v": 1},
-            {"kind": "TimeoutNow", "payload": timeout_now(victim, leader, HUGE_TERM), "t": 0},
-            {"kind": "RequestVote", "payload": _forged_vote(victim, leader), "t": 0},
-        ]
-        conn.send_raw(b"".join(json.dumps({"v": 1, **line}).encode() + b"\n" for line in lines))
+        lines = [("Hello", msgspec.to_builtins(hello)), *_speaking_for(victim, leader)]
+        conn.send_raw(
+            b"".join(
+                json.dumps({"kind": kind, "payload": payload, "t": 0, "v": 1}).encode() + b"\n"
+                for kind, payload in lines
+            )
+        )
         welcome = conn.read()
         assert welcome is not None and welcome["kind"] == "PeerWelcome", welcome
         assert conn.finish(), f"{leader} did not close the link after reading it"
     finally:
         conn.close()
-    _wait_dropped(cluster3, leader, "src is not the authenticated node", 2)
-    _assert_untouched(cluster3, leader, before["term"])
+    _assert_spoken_for_and_refused(cluster3, leader, before["term"])
 
 
 def test_a_peer_line_over_the_limit_closes_the_link_and_is_counted(

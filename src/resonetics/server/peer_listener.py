@@ -167,12 +167,7 @@ class PeerListener:
         except (ConnectionError, OSError, asyncio.IncompleteReadError):
             pass
         except Exception:
-            # A bug in reading one connection (anyone who reaches the port can send
-            # bytes here): close that connection, count it, keep the node serving.
-            # Failures of the core on a delivered message stop the node instead
-            # (``NodeServer._on_peer_message``): they never reach this line.
-            self.dropped[HANDLER_ERROR] += 1
-            log.exception("peer connection from %s failed; closed", _remote(writer))
+            self._handler_failed(_remote(writer))
         finally:
             self._connections.discard(writer)
             self._handlers.discard(handler)
@@ -250,6 +245,14 @@ class PeerListener:
         else:
             self._drop(peer, reason, f"{type(msg).__name__} {msg.src!r:.80}->{msg.dst!r:.80}")
 
+    def _handler_failed(self, who: str) -> None:
+        """A bug in reading one connection (anyone who reaches the port can send bytes
+        here): counted and logged with its traceback; the caller closes that connection
+        and the node serves on. Failures of the core on a delivered message stop the
+        node instead (``NodeServer._on_peer_message``): they never reach this."""
+        self.dropped[HANDLER_ERROR] += 1
+        log.exception("peer connection from %s failed; closed", who)
+
     def _drop(self, peer: str, reason: str, detail: str) -> None:
         """Count by reason (a fixed set of keys); log the first of each reason in full."""
         if self.dropped[reason] == 0:
@@ -281,10 +284,7 @@ class _PeerLines(asyncio.Protocol):
             for line in lines:
                 listener._handle(peer, line)
         except Exception:
-            # As in ``_on_connection``: a bug in reading one connection closes it and
-            # is counted; the core's own failures stop the node in ``deliver``.
-            listener.dropped[HANDLER_ERROR] += 1
-            log.exception("peer connection from %s failed; closed", peer)
+            listener._handler_failed(peer)  # as in the handshake: this link only
             self._transport.close()
 
     def eof_received(self) -> bool:
