@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import random
 
+import msgspec
+import pytest
+
+from resonetics.errors import InvariantViolation
 from resonetics.raft.config import RaftConfig
 from resonetics.raft.entry import EntryType
 from resonetics.raft.messages import AppendEntries, AppendEntriesResp, Message, RequestVoteResp
@@ -110,3 +114,88 @@ def test_committed_entries_are_handed_out_once_even_if_advance_comes_late() -> N
     n1.advance(rd2)
     rd4 = n1.ready()
     assert [e.data for e in rd2.committed_entries + rd4.committed_entries] == [None, "a"]
+
+
+def _leader_of_three() -> RaftNode:
+    node = RaftNode(
+        RaftConfig(node_id="n1", initial_voters=("n1", "n2", "n3"), pre_vote=False),
+        random.Random(1),
+    )
+    node.campaign()
+    node.step(RequestVoteResp(src="n2", dst="n1", term=1, vote_granted=True))
+    assert node.role is Role.LEADER
+    return node
+
+
+def _ack(node: RaftNode, peer: str, match: int) -> None:
+    node.step(AppendEntriesResp(src=peer, dst="n1", term=1, success=True, match_index=match))
+
+
+def test_take_committed_hands_out_committed_entries_on_the_leaders_disk_once_in_order() -> None:
+    """``take_committed``: what an ack committed, applied without waiting for a Ready, but
+    never an entry the leader has not written yet (even one two followers have made
+    durable, hence committed), never twice, and never out of order with the Readys."""
+    node = _leader_of_three()
+    noop = node.ready()
+    assert [e.index for e in noop.entries] == [1]
+    node.advance(noop)  # index 1 on the leader's disk
+    assert node.take_committed() == []  # not committed yet
+    node.propose({"op": "kv_set", "args": {"k": "a", "v": 1}})
+    in_flight = node.ready()  # index 2 handed out to write; not durable here yet
+    assert [e.index for e in in_flight.entries] == [2] and in_flight.committed_entries == []
+
+    _ack(node, "n2", 1)
+    assert node.commit_index == 1
+    assert [e.index for e in node.take_committed()] == [1]
+    assert node.take_committed() == []  # handed out once
+    for peer in ("n2", "n3"):
+        _ack(node, peer, 2)
+    assert node.commit_index == 2  # two followers are a majority of three
+    assert node.take_committed() == []  # ... but index 2 is not on the leader's disk yet
+    assert node.applied == 0
+
+    node.advance(in_flight)
+    node.applied_to(1)  # the driver confirms what it applied after the Ready in flight
+    assert node.applied == 1
+    assert [e.index for e in node.take_committed()] == [2]
+    node.applied_to(2)
+    assert node.applied == 2
+    assert node.ready().committed_entries == []  # the Readys never hand them out again
+
+
+def test_applied_to_past_what_was_handed_out_is_an_invariant_violation() -> None:
+    node = _leader_of_three()
+    noop = node.ready()
+    node.advance(noop)
+    _ack(node, "n2", 1)
+    with pytest.raises(InvariantViolation):
+        node.applied_to(1)  # committed, but never handed out
+    assert [e.index for e in node.take_committed()] == [1]
+    with pytest.raises(InvariantViolation):
+        node.applied_to(2)
+
+
+def test_a_follower_takes_nothing_outside_a_ready() -> None:
+    """Only a leader's clients wait on its applies; a follower applies by its Readys."""
+    leader = _leader_of_three()
+    noop = leader.ready()
+    follower = RaftNode(
+        RaftConfig(node_id="n2", initial_voters=("n1", "n2", "n3")), random.Random(2)
+    )
+    append = next(m for m in noop.messages if isinstance(m, AppendEntries) and m.dst == "n2")
+    follower.step(append)
+    rd = follower.ready()
+    follower.advance(rd)
+    entry = append.entries[0]
+    heartbeat = msgspec.structs.replace(
+        append,
+        entries=[],
+        prev_log_index=entry.index,
+        prev_log_term=entry.term,
+        prev_log_hash=entry.hash,
+        leader_commit=entry.index,
+    )
+    follower.step(heartbeat)  # index 1 is on its disk and now committed
+    assert follower.commit_index == 1 and follower.applied == 0
+    assert follower.take_committed() == []
+    assert [e.index for e in follower.ready().committed_entries] == [1]

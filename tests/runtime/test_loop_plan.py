@@ -347,3 +347,101 @@ def test_a_follower_flushes_its_ack_before_it_applies() -> None:
     assert "apply" in order and "send AppendEntriesResp" in order
     ack = order.index("send AppendEntriesResp")
     assert order.index("flush", ack) < order.index("apply", ack)
+
+
+def _leader_of_three(host: _Host) -> NodeDriver:
+    from resonetics.raft.messages import AppendEntriesResp, RequestVoteResp
+
+    node = NodeDriver(
+        RaftConfig(node_id="n1", initial_voters=("n1", "n2", "n3"), pre_vote=False),
+        MemoryNodeStorage(),
+        host,
+        random.Random(1),
+    )
+    node.core.campaign()
+    node.process_ready()
+    node.step(RequestVoteResp(src="n2", dst="n1", term=1, vote_granted=True))
+    node.process_ready()  # the NOOP written
+    node.step(AppendEntriesResp(src="n2", dst="n1", term=1, success=True, match_index=1))
+    node.process_ready()
+    assert node.core.is_leader and node.core.applied == 1
+    return node
+
+
+def _ack(node: NodeDriver, match: int, peer: str = "n2") -> None:
+    from resonetics.raft.messages import AppendEntriesResp
+
+    node.step(AppendEntriesResp(src=peer, dst="n1", term=1, success=True, match_index=match))
+
+
+def test_a_leader_answers_a_write_on_the_ack_that_commits_it_while_its_next_write_is_in_flight() -> (
+    None
+):
+    """``_apply_on_commit``: the ack committing r1 arrives while r2's write is on the disk
+    thread; r1 is applied and answered then, not after r2's write. The core hears of it
+    after r2's Ready, whose entries come first; r2 itself (not on this node's disk yet)
+    waits for its write, even once both followers have it."""
+    node = _leader_of_three(_Host())
+    node.inline_entries_max = 0
+    first: list[Outcome] = []
+    second: list[Outcome] = []
+    node.submit("c", "r1", "kv_set", {"k": "a", "v": 1}, first.append)
+    assert node.next_step() is Step.WRITE_ON_DISK_THREAD
+    job = node.begin_ready()
+    job.write()
+    node.finish_ready(job)  # r1 (index 2) on the leader's disk, not committed
+    node.submit("c", "r2", "kv_set", {"k": "b", "v": 2}, second.append)
+    assert node.next_step() is Step.WRITE_ON_DISK_THREAD
+    job = node.begin_ready()  # r2 (index 3) in flight
+    assert first == []
+
+    _ack(node, 2)
+    assert [a.code for a in first] == [codes.OK], "r1 waited for r2's write"
+    assert node.machine.last_applied == 2 and node.core.applied == 1
+    _ack(node, 3)
+    _ack(node, 3, peer="n3")
+    assert node.core.commit_index == 3 and second == []  # r2 is not on the leader's disk yet
+    assert node.next_step() is Step.WAIT_FOR_WRITE
+
+    job.write()
+    node.finish_ready(job)
+    assert node.core.applied == 2
+    node.process_ready()  # r2, committed by the followers, applied by the next Ready
+    assert [a.code for a in second] == [codes.OK]
+    assert node.core.applied == node.machine.last_applied == 3
+    assert node.stats.entries_applied_on_ack == 1
+
+
+def test_a_leader_with_no_write_in_flight_applies_on_the_ack_and_tells_the_core_at_once() -> None:
+    node = _leader_of_three(_Host())
+    answers: list[Outcome] = []
+    node.submit("c", "r1", "kv_set", {"k": "a", "v": 1}, answers.append)
+    node.process_ready()
+    assert answers == []
+    _ack(node, 2)
+    assert [a.code for a in answers] == [codes.OK]
+    assert node.core.applied == node.machine.last_applied == 2
+    node.process_ready()  # the commit index's Ready: applies nothing twice (that raises)
+    assert node.machine.last_applied == 2 and len(answers) == 1
+
+
+def test_nothing_is_applied_on_an_ack_while_a_ready_is_held() -> None:
+    """A Ready the driver holds (taken by ``next_step``, not begun) may carry committed
+    entries handed out ahead of anything an ack could commit: an ack then applies
+    nothing, and the Readys apply in order."""
+    node = _leader_of_three(_Host())
+    answers: list[str] = []
+    for request in ("r1", "r2"):
+        node.submit(
+            "c", request, "kv_set", {"k": request, "v": 1}, lambda o, r=request: answers.append(r)
+        )
+        node.process_ready()  # indexes 2 and 3 on the leader's disk, not committed
+    node.submit("c", "r3", "kv_set", {"k": "r3", "v": 1}, lambda o: answers.append("r3"))
+    assert node.next_step() is Step.WRITE_INLINE  # r3's Ready held, not begun
+    _ack(node, 3)
+    assert answers == [] and node.machine.last_applied == 1
+    node.process_ready()
+    _ack(node, 4)
+    node.process_ready()
+    assert answers == ["r1", "r2", "r3"]
+    assert node.machine.last_applied == node.core.applied == 4

@@ -68,6 +68,7 @@ def _status() -> dict[str, Any]:
             "fsyncs": 5,
             "entries_persisted": 11,
             "entries_applied": 8,
+            "entries_applied_on_ack": 6,
             "messages_sent": 30,
             "write_seconds": 0.01,
             "refused": {"bad signature": 1},
@@ -96,6 +97,7 @@ def test_collector_reads_the_status_report_with_prometheus_names() -> None:
     assert values[("resonetics_role", (("role", "leader"),))] == 1.0
     assert values[("resonetics_role", (("role", "follower"),))] == 0.0
     assert values[("resonetics_commit_index", ())] == 10
+    assert values[("resonetics_entries_applied_on_ack_total", ())] == 6
     assert values[("resonetics_proposals_total", (("outcome", "OK"),))] == 1
     assert values[("resonetics_client_requests_refused_total", (("reason", "unauthorized"),))] == 3
     assert values[("resonetics_client_requests_refused_total", (("reason", "rate_limited"),))] == 4

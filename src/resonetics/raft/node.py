@@ -532,6 +532,44 @@ class RaftNode:
         self._msgs, self._read_states, self._dropped_reads = [], [], []
         return rd
 
+    def take_committed(self) -> list[Entry]:
+        """A leader's committed entries that are on its own disk and not yet handed out,
+        for applying outside a Ready (``NodeDriver._apply_on_commit``); confirm them with
+        ``applied_to`` once applied.
+
+        Why: a leader learns that a batch is committed from an ack, usually while its
+        next batch is being written or while the loop reads more requests; a Ready
+        would apply it only after that. Entries are handed out once and in order, as by
+        ``ready()`` (the next Ready's ``committed_entries`` start after them), within the
+        same ``apply_*_max`` budget, and only up to ``durable_index``: committed means
+        on a majority's disks, and the entries of the write in flight are not on this
+        node's yet, so they wait for the Ready that wrote them.
+        """
+        if self._role is not Role.LEADER:
+            return []
+        upto = min(self._apply_upto(), self._writes.durable_index)
+        if upto <= self._applying:
+            return []
+        cfg = self._cfg
+        committed = self._log.slice(
+            self._applying + 1, upto, count_max=cfg.apply_entries_max, bytes_max=cfg.apply_bytes_max
+        )
+        self._applying = committed[-1].index
+        return committed
+
+    def applied_to(self, index: Index) -> None:
+        """The entries ``take_committed`` handed out are applied up to ``index``."""
+        invariant(
+            self._applied < index <= self._applying,
+            "applied_to %d: applied %d, handed out %d",
+            index,
+            self._applied,
+            self._applying,
+        )
+        self._applied = index
+        self._log.pack_through(index)  # as advance() does
+        self._check_invariants()
+
     def advance(self, ready: Ready) -> None:
         """``ready``'s log writes are durable and its committed entries are applied."""
         self._writes.on_persisted(ready.entries, self._log)

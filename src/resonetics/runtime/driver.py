@@ -19,7 +19,8 @@ every step on the calling thread, for tests and shutdown). The log
 and hard state are made durable (one fsync per Ready: group commit) *before*
 any message that depends on them is handed to the host; committed entries are
 applied in order (those already on this node's disk before the write, the rest
-after it); then ``advance()``. Small writes run on the calling thread, big ones
+after it); then ``advance()``. A leader also applies, on the ack that commits
+them, entries already on its disk (``_apply_on_commit``), Ready or not. Small writes run on the calling thread, big ones
 on the disk thread (``INLINE_WRITE_ENTRIES_MAX``); while one is there, input
 is stepped into the core and proposed after it (group commit).
 
@@ -51,7 +52,7 @@ from resonetics.raft.config import RaftConfig
 from resonetics.raft.entry import Entry, EntryType, Signer
 from resonetics.raft.membership import Membership
 from resonetics.raft.membership_change import ConfigChange
-from resonetics.raft.messages import AppendEntries, InstallSnapshot, Message
+from resonetics.raft.messages import AppendEntries, AppendEntriesResp, InstallSnapshot, Message
 from resonetics.raft.node import RaftNode
 from resonetics.raft.packing import canonical, unpacked
 from resonetics.raft.ready import HardState, Ready, Role, Snapshot
@@ -165,6 +166,8 @@ class DriverStats:
     fsyncs: int = 0
     entries_persisted: int = 0
     entries_applied: int = 0
+    #: Of those, applied (and answered) on the ack that committed them (``_apply_on_commit``).
+    entries_applied_on_ack: int = 0
     messages_sent: int = 0
     #: Seconds spent in log writes and fsyncs (on whichever thread ran them).
     write_seconds: float = 0.0
@@ -262,6 +265,9 @@ class NodeDriver:
         self._late: list[Message] = []
         #: How many of the Ready in flight's committed entries were applied before its write.
         self._applied_early = 0
+        #: The last entry applied on an ack while a Ready was in flight (``_apply_on_commit``),
+        #: confirmed to the core after that Ready's ``advance``; 0 when there is none.
+        self._applied_ahead: Index = 0
         #: The core's Ready held by ``next_step``, not begun yet.
         self._pending: Ready | None = None
         #: Planted bugs only: the applied index reads were last served at (see planted.py).
@@ -300,6 +306,39 @@ class NodeDriver:
                 self._refusals.note(reason, msg)
                 return
         self.core.step(msg)
+        if type(msg) is AppendEntriesResp:
+            self._apply_on_commit()
+
+    def _apply_on_commit(self) -> None:
+        """A leader applies and answers what an ack just committed, if it is on this
+        node's disk, without waiting for a Ready (``RaftNode.take_committed``).
+
+        Under load the ack that commits batch k arrives while batch k + 1 is being
+        written or while the loop is reading requests: a Ready would apply k only after
+        that write, or after every request that loop turn read (about 1.1 ms of a 9 ms
+        write at 256 in flight, traced). Order is kept: nothing is taken while a Ready
+        is held (its committed entries come first) or while the Ready in flight still
+        has committed entries to apply after its write, or installs a snapshot.
+        """
+        if self._pending is not None or not self.core.is_leader:
+            return
+        job = self._in_flight
+        if job is not None:
+            rd = job.ready
+            if rd.snapshot is not None or self._applied_early != len(rd.committed_entries):
+                return
+        entries = self.core.take_committed()
+        if not entries:
+            return
+        before = self.stats.entries_applied
+        for entry in entries:
+            self._apply(entry)
+        self.stats.entries_applied_on_ack += self.stats.entries_applied - before
+        if job is None:
+            self.core.applied_to(entries[-1].index)
+        else:  # the core hears of it after the Ready in flight, whose entries come first
+            self._applied_ahead = entries[-1].index
+        self._serve_confirmed_reads()
 
     def _gate(self, msg: Message) -> str | None:
         if isinstance(msg, InstallSnapshot):
@@ -672,6 +711,9 @@ class NodeDriver:
             for entry in todo:
                 self._apply(entry)
         self.core.advance(rd)
+        if self._applied_ahead:
+            self.core.applied_to(self._applied_ahead)
+            self._applied_ahead = 0
         self._on_reads(rd)
         self._on_role(rd.soft_state.role)
 

@@ -42,7 +42,10 @@ same rule) the leader lost its quorum (``bench/large_store.py``).
 The guarantees the steps keep are the driver's (``driver.py``): a message that
 depends on a write leaves only after it is durable, an entry is applied only
 after it is committed, and a client is answered only after its entry is
-applied.
+applied. One apply is not a step: a leader applies what an ack commits, if it
+is on its own disk, when it steps the ack (``NodeDriver._apply_on_commit``),
+under ``WAIT_FOR_WRITE`` too; both executors step acks the same way, so the
+simulator runs it as the server does.
 """
 
 from __future__ import annotations

@@ -236,6 +236,11 @@ def _raft(s: dict[str, Any]) -> Iterator[Metric]:
         "resonetics_entries_applied_total", "Client entries applied.", stats["entries_applied"]
     )
     yield _counter(
+        "resonetics_entries_applied_on_ack_total",
+        "Client entries a leader applied on the ack that committed them.",
+        stats["entries_applied_on_ack"],
+    )
+    yield _counter(
         "resonetics_peer_messages_sent_total", "Raft messages sent.", stats["messages_sent"]
     )
     yield _counter(

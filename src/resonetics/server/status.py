@@ -60,6 +60,8 @@ def node_status(server: NodeView) -> dict[str, Any]:
             "fsyncs": stats.fsyncs,
             "entries_persisted": stats.entries_persisted,
             "entries_applied": stats.entries_applied,
+            # Of those, applied on the ack that committed them, not by a Ready.
+            "entries_applied_on_ack": stats.entries_applied_on_ack,
             "messages_sent": stats.messages_sent,
             "write_seconds": round(stats.write_seconds, 3),
             # Peer messages and snapshots refused at the gate, by reason.

@@ -465,6 +465,11 @@ def _coverage(world: _World, counters: dict[str, int]) -> dict[str, int]:
         "fault: adversary replay": adversary.stats.replays if adversary else 0,
         "role: elected leader": world.monitor.elections,
         "role: transfer (TimeoutNow sent)": kinds[TimeoutNow],
+        "apply: on the ack that committed it (live nodes)": sum(
+            node.driver.stats.entries_applied_on_ack
+            for node in cluster.nodes.values()
+            if node.driver is not None
+        ),
         "snapshot: taken": counters["snapshots"],
         "snapshot: sent (InstallSnapshot chunk)": kinds[InstallSnapshot],
         "snapshot: installed": counters["snapshots_installed"],
