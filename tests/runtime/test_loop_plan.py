@@ -301,7 +301,8 @@ class _Recorder:
 
 def test_a_follower_flushes_its_ack_before_it_applies() -> None:
     """The ack after a follower's write is what its leader waits on to commit: it is
-    handed to the network before the follower applies what the same Ready commits."""
+    handed to the network, and the follower's core offered to whoever it woke, before
+    the follower applies what the same Ready commits."""
     order: list[str] = []
     voters = ("n1", "n2", "n3")
     hosts = {n: _Recorder(order if n == "n2" else []) for n in ("n1", "n2")}
@@ -321,6 +322,7 @@ def test_a_follower_flushes_its_ack_before_it_applies() -> None:
         return applied(*args, **kwargs)  # type: ignore[arg-type]
 
     nodes["n2"].machine.apply = recording_apply  # type: ignore[method-assign]
+    nodes["n2"].yield_after_acks = lambda: order.append("yield")
 
     def pump() -> None:
         for _ in range(50):  # bounded: a few rounds settle a two-node exchange
@@ -347,6 +349,9 @@ def test_a_follower_flushes_its_ack_before_it_applies() -> None:
     assert "apply" in order and "send AppendEntriesResp" in order
     ack = order.index("send AppendEntriesResp")
     assert order.index("flush", ack) < order.index("apply", ack)
+    # ... and gave its core away in between (the server: os.sched_yield), so the leader
+    # the ack woke runs before that apply.
+    assert order.index("flush", ack) < order.index("yield", ack) < order.index("apply", ack)
 
 
 def _leader_of_three(host: _Host) -> NodeDriver:

@@ -278,6 +278,10 @@ class NodeDriver:
         #: entry's apply; set by a host that serves metrics (server/metrics.py), else None.
         self.observe_fsync: Callable[[float], None] | None = None
         self.observe_apply: Callable[[float], None] | None = None
+        #: Called after this node's acks (or votes) are flushed, when it has entries to
+        #: apply next: the server gives its core away (``os.sched_yield``) so the leader
+        #: the ack just woke runs before this apply. None in the simulator.
+        self.yield_after_acks: Callable[[], None] | None = None
         #: Lease keep-alives and expiry proposals while leader (runtime/leases.py).
         self.leases = LeaseKeeper(self)
 
@@ -695,6 +699,11 @@ class NodeDriver:
             # for to commit, so it leaves ahead of the apply below (and of the
             # loop's next turn, where other input could be read first).
             self.host.flush()
+            if (
+                self.yield_after_acks is not None
+                and len(rd.committed_entries) > self._applied_early
+            ):
+                self.yield_after_acks()
         if rd.entries:
             self.snapshots.note_persisted(rd.entries)
             if self._filter is not None:

@@ -35,6 +35,7 @@ import asyncio
 import concurrent.futures
 import functools
 import logging
+import os
 import random
 import signal
 import ssl
@@ -246,6 +247,9 @@ class NodeServer:
         self._snapshot_thread = concurrent.futures.ThreadPoolExecutor(
             1, thread_name_prefix="snapshot"
         )
+        # Three nodes and their clients share few cores: after an ack leaves, the leader
+        # it wakes runs ahead of this node's apply (runtime/driver.py).
+        self.driver.yield_after_acks = getattr(os, "sched_yield", None)  # POSIX
         #: Carries out the driver's steps (runtime/loop_plan.py) here and on those threads.
         self.executor = ServerExecutor(
             self.driver, self._run_on_disk_thread, run_snapshot_write=self._run_on_snapshot_thread
