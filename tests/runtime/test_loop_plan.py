@@ -354,11 +354,16 @@ def test_a_follower_flushes_its_ack_before_it_applies() -> None:
     assert order.index("flush", ack) < order.index("yield", ack) < order.index("apply", ack)
 
 
-def _leader_of_three(host: _Host) -> NodeDriver:
+def _leader_of_three(host: _Host, apply_entries_max: int = 1024) -> NodeDriver:
     from resonetics.raft.messages import AppendEntriesResp, RequestVoteResp
 
     node = NodeDriver(
-        RaftConfig(node_id="n1", initial_voters=("n1", "n2", "n3"), pre_vote=False),
+        RaftConfig(
+            node_id="n1",
+            initial_voters=("n1", "n2", "n3"),
+            pre_vote=False,
+            apply_entries_max=apply_entries_max,
+        ),
         MemoryNodeStorage(),
         host,
         random.Random(1),
@@ -450,3 +455,27 @@ def test_nothing_is_applied_on_an_ack_while_a_ready_is_held() -> None:
     node.process_ready()
     assert answers == ["r1", "r2", "r3"]
     assert node.machine.last_applied == node.core.applied == 4
+
+
+def test_a_backlog_past_the_apply_budget_is_applied_a_slice_per_ready_not_a_slice_per_ack() -> None:
+    """An ack that commits more than one Ready's apply budget applies one slice; the rest
+    goes a slice per Ready (the server yields to the loop between them), and the acks
+    that arrive meanwhile apply nothing: several in one loop turn must not stall it for
+    several slices."""
+    node = _leader_of_three(_Host(), apply_entries_max=2)
+    answered: list[str] = []
+    for n in range(6):
+        request = f"r{n}"
+        node.submit(
+            "c", request, "kv_set", {"k": request, "v": n}, lambda o, r=request: answered.append(r)
+        )
+        node.process_ready()  # indexes 2..7 on the leader's disk, one entry each
+    assert answered == []
+    _ack(node, 7)  # commits 2..7: six entries, three budgets
+    assert answered == ["r0", "r1"] and node.core.apply_sliced
+    _ack(node, 7, peer="n3")
+    assert answered == ["r0", "r1"]  # the next slices are the Readys'
+    node.process_ready()
+    assert answered == [f"r{n}" for n in range(6)]
+    assert node.core.applied == node.machine.last_applied == 7
+    assert not node.core.apply_sliced

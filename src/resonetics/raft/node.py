@@ -541,9 +541,10 @@ class RaftNode:
         next batch is being written or while the loop reads more requests; a Ready
         would apply it only after that. Entries are handed out once and in order, as by
         ``ready()`` (the next Ready's ``committed_entries`` start after them), within the
-        same ``apply_*_max`` budget, and only up to ``durable_index``: committed means
-        on a majority's disks, and the entries of the write in flight are not on this
-        node's yet, so they wait for the Ready that wrote them.
+        same ``apply_*_max`` budget (what is left past it sets ``apply_sliced``), and only
+        up to ``durable_index``: committed means on a majority's disks, and the entries
+        of the write in flight are not on this node's yet, so they wait for the Ready
+        that wrote them.
         """
         if self._role is not Role.LEADER:
             return []
@@ -555,6 +556,9 @@ class RaftNode:
             self._applying + 1, upto, count_max=cfg.apply_entries_max, bytes_max=cfg.apply_bytes_max
         )
         self._applying = committed[-1].index
+        # A backlog past the budget (a new leader that was behind) goes on a slice per
+        # Ready, a loop turn apart, as ``ready()`` hands it out: not a slice per ack.
+        self._apply_sliced = self._applying < upto
         return committed
 
     def applied_to(self, index: Index) -> None:

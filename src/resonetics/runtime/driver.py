@@ -322,10 +322,12 @@ class NodeDriver:
         that write, or after every request that loop turn read (about 1.1 ms of a 9 ms
         write at 256 in flight, traced). Order is kept: nothing is taken while a Ready
         is held (its committed entries come first) or while the Ready in flight still
-        has committed entries to apply after its write, or installs a snapshot.
+        has committed entries to apply after its write, or installs a snapshot. Nor
+        while a backlog is being applied a slice per Ready: an ack must not apply a
+        slice of its own, or a loop turn with several acks would stall for several.
         """
-        if self._pending is not None or not self.core.is_leader:
-            return
+        if self._pending is not None or not self.core.is_leader or self.core.apply_sliced:
+            return  # a backlog goes a slice per Ready, a loop turn apart (server_executor)
         job = self._in_flight
         if job is not None:
             rd = job.ready
