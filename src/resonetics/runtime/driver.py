@@ -19,10 +19,11 @@ every step on the calling thread, for tests and shutdown). The log
 and hard state are made durable (one fsync per Ready: group commit) *before*
 any message that depends on them is handed to the host; committed entries are
 applied in order (those already on this node's disk before the write, the rest
-after it); then ``advance()``. A leader also applies, on the ack that commits
-them, entries already on its disk (``_apply_on_commit``), Ready or not. Small writes run on the calling thread, big ones
-on the disk thread (``INLINE_WRITE_ENTRIES_MAX``); while one is there, input
-is stepped into the core and proposed after it (group commit).
+after it); then ``advance()``. A leader also applies entries already on its
+disk on the ack that commits them, Ready or not (``_apply_on_commit``). Small
+writes run on the calling thread, big ones on the disk thread
+(``INLINE_WRITE_ENTRIES_MAX``); while one is there, input is stepped into the
+core and proposed after it (group commit).
 
 Client commands wait in ``_waiters`` keyed by log index, tagged with the term
 they were proposed in: when that index is applied with the same term the
