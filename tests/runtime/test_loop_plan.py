@@ -354,6 +354,15 @@ def test_a_follower_flushes_its_ack_before_it_applies() -> None:
     assert order.index("flush", ack) < order.index("yield", ack) < order.index("apply", ack)
 
 
+class _FlushCounter(_Host):
+    def __init__(self) -> None:
+        super().__init__()
+        self.flushes = 0
+
+    def flush(self) -> None:
+        self.flushes += 1
+
+
 def _leader_of_three(host: _Host, apply_entries_max: int = 1024) -> NodeDriver:
     from resonetics.raft.messages import AppendEntriesResp, RequestVoteResp
 
@@ -391,7 +400,8 @@ def test_a_leader_answers_a_write_on_the_ack_that_commits_it_while_its_next_writ
     thread; r1 is applied and answered then, not after r2's write. The core hears of it
     after r2's Ready, whose entries come first; r2 itself (not on this node's disk yet)
     waits for its write, even once both followers have it."""
-    node = _leader_of_three(_Host())
+    host = _FlushCounter()
+    node = _leader_of_three(host)
     node.inline_entries_max = 0
     first: list[Outcome] = []
     second: list[Outcome] = []
@@ -405,8 +415,10 @@ def test_a_leader_answers_a_write_on_the_ack_that_commits_it_while_its_next_writ
     job = node.begin_ready()  # r2 (index 3) in flight
     assert first == []
 
+    flushes = host.flushes
     _ack(node, 2)
     assert [a.code for a in first] == [codes.OK], "r1 waited for r2's write"
+    assert host.flushes == flushes + 1  # its answer handed to the network at once
     assert node.machine.last_applied == 2 and node.core.applied == 1
     _ack(node, 3)
     _ack(node, 3, peer="n3")

@@ -346,6 +346,9 @@ class NodeDriver:
         else:  # the core hears of it after the Ready in flight, whose entries come first
             self._applied_ahead = entries[-1].index
         self._serve_confirmed_reads()
+        # The answers leave now, not behind the requests the loop reads next or the
+        # write in flight.
+        self.host.flush()
 
     def _gate(self, msg: Message) -> str | None:
         if isinstance(msg, InstallSnapshot):

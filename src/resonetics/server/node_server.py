@@ -857,16 +857,11 @@ class NodeServer:
             self.readiness.note(msg)
         if self.metrics is not None and isinstance(msg, AppendEntriesResp):
             self.metrics.round_trips.answered(msg.src)
-        answered = self.driver.stats.entries_applied_on_ack
         try:
             self.driver.step(msg)
         except Exception as exc:  # the core broke on a checked message: stop, in order
             self._driver_failed(exc)
             return
-        if self.driver.stats.entries_applied_on_ack != answered:
-            # The ack committed writes and they were answered: the answers leave now,
-            # not behind the requests this loop turn reads next or the write in flight.
-            self.driver.host.flush()
         self._schedule_flush()
 
     # --- clients ---------------------------------------------------------------------------
