@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from resonetics import errors
+from resonetics.raft import quorum
 from resonetics.raft.config import LEASE_CLOCK_DRIFT_MAX, lease_ticks_for
+from resonetics.raft.membership import Membership
 from resonetics.raft.messages import AppendEntries, AppendEntriesResp, Message, ReadIndex
-from resonetics.raft.read_index import _SEQ_TICKS_MAX, ReadClock
+from resonetics.raft.read_index import _SEQ_TICKS_MAX, ReadClock, ReadTracker
 from resonetics.raft.ready import ReadState, Role
 from tests.raft.harness import Network
 
@@ -228,3 +232,47 @@ def test_read_clock_forgets_the_oldest_sequence_numbers_first() -> None:
         kept = list(range(max(1, newest - _SEQ_TICKS_MAX + 1), newest + 1))
         assert list(clock.seq_ticks) == kept
         assert all(clock.seq_ticks[s] == 10 * (s - 1) for s in kept)
+
+
+_NODES = ["a", "b", "c", "d", "e"]
+_memberships = st.builds(
+    lambda inc, out: Membership(voters=tuple(inc), voters_outgoing=tuple(out)),
+    st.lists(st.sampled_from(_NODES), min_size=1, max_size=5, unique=True),
+    st.one_of(st.just([]), st.lists(st.sampled_from(_NODES), min_size=1, max_size=5, unique=True)),
+)
+
+
+@given(
+    _memberships,
+    st.sampled_from(_NODES),
+    st.integers(min_value=1, max_value=12),
+    st.dictionaries(st.sampled_from(_NODES), st.integers(min_value=1, max_value=12)),
+)
+def test_reads_confirmed_are_those_a_quorum_has_echoed(
+    membership: Membership, leader: str, registered: int, echoes: dict[str, int]
+) -> None:
+    """Confirmed at once per ack (``echoed_by_quorum``) is the same as read by read: a
+    read is confirmed exactly when the nodes that echoed its seq, the leader included,
+    form a (joint) quorum; learners and non-members count for nothing; order is kept;
+    the lease starts at the newest round a quorum echoed. Checked against the tally."""
+    tracker = ReadTracker()
+    for n in range(registered):
+        tracker.register(f"r{n}", commit_index=n, now=100 + n)
+    for node, seq in echoes.items():
+        tracker.record_ack(node, min(seq, registered))
+
+    def quorum_echoed(seq: int) -> bool:
+        nodes = {n for n, s in tracker.acked_seq.items() if s >= seq} | {leader}
+        return quorum.has_quorum(membership, nodes)
+
+    expected: list[str] = []
+    for read in tracker.pending:
+        if not quorum_echoed(read.seq):
+            break
+        expected.append(str(read.ctx))
+    newest = max((s for s in range(1, registered + 1) if quorum_echoed(s)), default=None)
+    assert tracker.lease_start(leader, membership) == (None if newest is None else 99 + newest)
+    assert [str(r.ctx) for r in tracker.confirmed(leader, membership)] == expected
+    assert [str(r.ctx) for r in tracker.pending] == [
+        f"r{n}" for n in range(len(expected), registered)
+    ]

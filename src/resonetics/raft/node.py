@@ -340,7 +340,7 @@ class RaftNode:
             return False
         if lead.transfer_target is not None and not planted.on(Bug.STALE_READ_AFTER_TRANSFER):
             return False  # the target may win without waiting out any lease (§3.10)
-        start = lead.reads.lease_start(self._id, lambda s: quorum.has_quorum(self._membership, s))
+        start = lead.reads.lease_start(self._id, self._membership)
         return start is not None and self._ticks - start < self._cfg.lease_ticks
 
     def transfer_leadership(self, target: NodeId) -> None:
@@ -1056,7 +1056,7 @@ class RaftNode:
         lead = self._lead
         if not lead.reads.pending:  # asked after every ack; confirmed() would find nothing
             return
-        confirmed = lead.reads.confirmed(self._id, lambda s: quorum.has_quorum(self._membership, s))
+        confirmed = lead.reads.confirmed(self._id, self._membership)
         for state in confirmed:
             if isinstance(state.ctx, RemoteRead):
                 remote = state.ctx
