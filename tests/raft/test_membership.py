@@ -549,3 +549,37 @@ def test_has_ready_is_false_only_when_ready_would_hand_out_nothing() -> None:
     net.propose(leader, "after")
     settle(net)
     assert net.quiet_checks > 100
+
+
+def test_reads_waiting_when_the_leader_becomes_the_only_voter_are_confirmed() -> None:
+    """Reads registered while a joint C_old,new still needed another voter's echo are
+    confirmed when C_new = {leader} is appended: a leader alone gets no acks, so
+    nothing else would ever confirm them (``read_index`` asks only for a read alone
+    in the queue)."""
+    net = GrowingNetwork(seed=1)
+    net.elect("n1")
+    net.nodes["n1"].propose_config_change(change(ChangeKind.REMOVE, "n3"))
+    settle(net)
+    leader = net.nodes["n1"]
+    assert leader.membership.voters == ("n1", "n2")
+    joint_index = leader.propose_config_change(change(ChangeKind.REMOVE, "n2"))
+    net.process("n1")
+    reads_registered = False
+    for _ in range(100):
+        if not net.queue:
+            break
+        msg = net.queue.pop(0)
+        commits_joint = (
+            isinstance(msg, AppendEntriesResp)
+            and msg.dst == "n1"
+            and msg.match_index >= joint_index
+            and not reads_registered
+        )
+        net.nodes[msg.dst].step(msg)
+        if commits_joint:
+            leader.read_index("r1")
+            leader.read_index("r2")
+            reads_registered = True
+        net.process(msg.dst)
+    assert reads_registered and leader.membership.voters == ("n1",)
+    assert [r.ctx for r in net.reads["n1"]] == ["r1", "r2"]

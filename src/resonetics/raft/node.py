@@ -328,7 +328,11 @@ class RaftNode:
             self._read_states.append(ReadState(ctx, self._commit))
             return
         reads.register(ctx, self._commit, self._ticks)
-        self._emit_confirmed_reads()
+        if len(reads.pending) == 1:
+            # Reads already waiting were offered every ack since they came, and this
+            # one can be confirmed before the next only where the leader alone is a
+            # quorum: asking again for each of 256 reads in flight found nothing.
+            self._emit_confirmed_reads()
         self._read_round_pending = bool(reads.pending)
 
     def _lease_valid(self) -> bool:
@@ -1104,6 +1108,9 @@ class RaftNode:
         self._learner = self._id in self._membership.learners
         if self._role is Role.LEADER:
             self._sync_progress()
+            # A smaller quorum may confirm reads waiting now (``read_index`` asks only
+            # for a read alone in the queue, and a leader alone gets no acks).
+            self._emit_confirmed_reads()
 
     def _config_change_pending(self) -> bool:
         """An uncommitted CONFIG entry or a joint configuration: no new change may start."""
