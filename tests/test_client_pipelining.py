@@ -136,6 +136,53 @@ def test_an_unanswered_call_still_gives_up_at_its_deadline() -> None:
     _run(never, scenario)
 
 
+def test_each_unanswered_request_fails_at_its_own_deadline_on_a_shared_connection() -> None:
+    """One timer per connection, set for the earliest deadline: a later request with an
+    earlier deadline moves it, answered requests never fail afterwards, and nothing is
+    left waiting once the calls are over."""
+
+    async def silent_for_some(requests: list[dict[str, Any]], w: asyncio.StreamWriter) -> None:
+        for r in requests:
+            if not str(r["payload"]["args"].get("k", "")).startswith("silent"):
+                w.write(_answer(r, _result_for(r)))
+
+    failed_at: dict[str, float] = {}
+
+    async def scenario(client: AsyncClient) -> None:
+        loop = asyncio.get_running_loop()
+        await client.get("connect")
+        conn = client._conn
+        assert conn is not None
+
+        async def timed(key: str) -> None:
+            try:
+                await client.get(key)
+            except errors.ClientError:
+                failed_at[key] = loop.time() - started
+            else:
+                raise AssertionError(f"{key} was answered")
+
+        started = loop.time()
+        client.timeout = 0.8
+        late = asyncio.create_task(timed("silent-late"))  # due at 0.8
+        await asyncio.sleep(0.2)
+        client.timeout = 0.3
+        early = asyncio.create_task(timed("silent-early"))  # due at 0.5: the timer moves
+        await asyncio.gather(*(client.get(f"k{i}") for i in range(50)))  # raise if not answered
+        # Only the two silent requests still wait; the answered ones left no deadline.
+        assert len(conn._deadlines) == 2 and conn._deadlines.keys() == conn._pending.keys()
+        await asyncio.gather(late, early)
+        # A timed-out attempt drops its connection (its other requests are retried on a
+        # new one): nothing is left waiting on it, and no timer.
+        assert conn._deadlines == {} and conn._pending == {}
+        assert conn._timer is None
+
+    _run(silent_for_some, scenario)
+    assert 0.5 <= failed_at["silent-early"] < 0.75
+    assert 0.8 <= failed_at["silent-late"] < 1.05
+    assert failed_at["silent-early"] < failed_at["silent-late"]
+
+
 def test_a_turn_of_many_calls_leaves_in_blocks_of_at_most_the_write_batch_limit(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
