@@ -18,7 +18,9 @@ snapshot saved at S (the log compacted there), as a running node would have done
 keeps the whole log), so ``open`` loads them all but replays only what follows S.
 
 ``open`` runs the node's start path: ``FileNodeStorage.load()`` (every CRC, the
-hash chain, the anchor), the ``NodeDriver`` constructor (snapshot restore, core
+hash chain, the anchor, except for the lines under the log's seal, which ``build``
+leaves covering the whole log as a clean stop does: ``storage/log_seal.py``; delete
+``log.jsonl.seal`` to time a start that checks every line), the ``NodeDriver`` constructor (snapshot restore, core
 built over the log) and the replay of every committed entry into the state
 machine (``process_ready`` until ``applied == commit``), a slice per Ready as the
 core hands them out; "answering peers after" is the time to the end of the first
@@ -168,7 +170,9 @@ def open_node(folder: str, snapshots: bool = False) -> None:
     start = (time.process_time(), time.perf_counter())
     storage = FileNodeStorage(OsFileSystem(), folder)
     recovered = storage.load()
-    clock = _phase(f"load ({len(recovered.entries)} entries)", start)
+    clock = _phase(
+        f"load ({len(recovered.entries)} entries, {storage.sealed_lines} lines on the seal)", start
+    )
 
     class _Loaded:
         """The storage, with ``load`` answering what was just loaded (timed apart)."""

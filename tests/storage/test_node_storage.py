@@ -194,7 +194,8 @@ def test_a_compaction_that_keeps_entries_copies_them_off_the_disk_thread(
         real = getattr(fs, name)
 
         def recording(path: str, data: bytes, real: Callable[[str, bytes], None] = real) -> None:
-            written.append(len(data))
+            if ".seal" not in path:  # the log's seal (storage/log_seal.py) is not log bytes
+                written.append(len(data))
             real(path, data)
 
         monkeypatch.setattr(fs, name, recording)

@@ -457,7 +457,7 @@ class NodeServer:
             await self.http.start(*http_address)
             scheme = "https" if self._server_ssl else "http"
             log.info("HTTP on %s://%s:%d (docs/http.md)", scheme, *http_address)
-        self._note_cut_tail()
+        self._note_log_load()
         # The snapshot the driver takes in the background is the group's too.
         self.executor.spawn = functools.partial(self._spawn, what="snapshot")
         self.executor.hash_recovered_snapshot()
@@ -482,10 +482,18 @@ class NodeServer:
             self.config.node_dir,
         )
 
-    def _note_cut_tail(self) -> None:
-        """Say so when ``load`` cut the log's tail: nothing acknowledged was in it, but
-        an operator who sees it often, or after no crash, has a disk to look at."""
+    def _note_log_load(self) -> None:
+        """How ``load`` read the log: the lines taken on its seal (info), and a tail it
+        cut (a warning: nothing acknowledged was in it, but an operator who sees it
+        often, or after no crash, has a disk to look at)."""
         storage = self.storage.inner
+        if storage.sealed_lines:
+            log.info(
+                "%s: %d of its %d lines taken on its seal, the rest checked one by one",
+                storage.log_path,
+                storage.sealed_lines,
+                storage.loaded_lines,
+            )
         if storage.cut_tail is not None:
             fields: dict[str, events.FieldValue] = {
                 "file": storage.log_path,

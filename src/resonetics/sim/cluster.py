@@ -162,6 +162,8 @@ class Cluster:
         self.sent_kinds: Counter[type[Message]] = Counter()
         #: Coverage: boots that recovered from a snapshot on disk, and boots a crash cut short.
         self.restored_from_snapshot = 0
+        #: Starts that took lines of the log on its seal (``storage/log_seal.py``).
+        self.loaded_on_seal = 0
         self.recovery_crashes = 0
         #: Called with the voter's id when a node sends a granted vote (a scenario's hook).
         self.on_vote_granted: Callable[[str], None] | None = None
@@ -187,9 +189,8 @@ class Cluster:
         )
         if self.options.append_entries_max:
             config = dataclasses.replace(config, append_entries_max=self.options.append_entries_max)
-        storage = ObservedStorage(
-            FileNodeStorage(node.fs, f"/data/{node.node_id}"), node.node_id, self.monitor
-        )
+        file_storage = FileNodeStorage(node.fs, f"/data/{node.node_id}")
+        storage = ObservedStorage(file_storage, node.node_id, self.monitor)
         rng = random.Random(f"{self.seed}/core/{node.node_id}/{node.incarnation}")
         machine = self._replicated(node)
         node.history = attach_history(machine)  # before the driver restores or applies
@@ -206,6 +207,8 @@ class Cluster:
             return
         if driver.core.anchor.index > 0:
             self.restored_from_snapshot += 1
+        if file_storage.sealed_lines:
+            self.loaded_on_seal += 1
         node.driver = driver
         node.executor = SimExecutor(
             self,

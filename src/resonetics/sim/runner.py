@@ -474,6 +474,7 @@ def _coverage(world: _World, counters: dict[str, int]) -> dict[str, int]:
         "snapshot: sent (InstallSnapshot chunk)": kinds[InstallSnapshot],
         "snapshot: installed": counters["snapshots_installed"],
         "snapshot: restored at restart": cluster.restored_from_snapshot,
+        "storage: restart took log lines on the log's seal": cluster.loaded_on_seal,
         "membership: transfer requested": churn.stats.transfers if churn else 0,
         "membership: change committed": churn.stats.changes_committed if churn else 0,
         "membership: change refused": churn.stats.refused if churn else 0,

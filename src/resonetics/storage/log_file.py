@@ -45,10 +45,12 @@ rather than a torn tail.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import posixpath
 import zlib
 from dataclasses import dataclass, field
+from typing import Any
 
 import msgspec
 
@@ -59,6 +61,7 @@ from resonetics.raft.entry import Entry, EntryType, entry_links, is_genesis
 from resonetics.raft.packing import RawEntry, from_raw, recanonical
 from resonetics.raft.types import Index
 from resonetics.storage.fs import FileSystem, atomic_write
+from resonetics.storage.log_seal import SEAL_EVERY_BYTES, Seal, write_seal
 
 #: Sorted keys: a line's ``data`` is then the very bytes the chain hash covers, so a
 #: restart checks the chain and keeps client data packed without re-encoding it.
@@ -69,6 +72,7 @@ _LINE_DECODER = msgspec.json.Decoder(RawEntry)
 #: The encoder of ``raft.entry.canonical_body`` (sorted keys, no whitespace).
 _CANONICAL = msgspec.json.Encoder(order="sorted")
 _CRC_HEAD = b',"crc":"'
+_NEWLINE_BYTE = ord("\n")
 #: len(b',"crc":"') + 8 hex digits + len(b'"}')
 CRC_SUFFIX_BYTES = len(_CRC_HEAD) + 8 + 2
 
@@ -116,11 +120,21 @@ class ParsedLog:
     torn_line: int | None = None
     #: The file's length: its lines, then zeros allocated ahead of them.
     size: int = 0
+    #: Lines taken on the log's seal (``storage/log_seal.py``) rather than checked one
+    #: by one, and the bytes they span (0: no seal, or one that did not hold).
+    sealed_lines: int = 0
+    sealed_bytes: int = 0
+    #: SHA-256 (a ``hashlib`` object) of the file's bytes up to ``valid_end``.
+    digest: Any = None
 
 
-def parse_log(data: bytes, path: str) -> ParsedLog:
+def parse_log(data: bytes, path: str, seal: Seal | None = None) -> ParsedLog:
     """Check every line of a log file; raise ``StorageCorruption`` on a bad line
     before the end or a broken chain anywhere.
+
+    With a ``seal`` whose bytes the file's first bytes hash to, the lines it spans
+    are taken without their CRCs and links (``storage/log_seal.py``); checks start
+    at the first line after them.
 
     Lines are checked for their CRC in place (``_scan_lines``: no copy of a line),
     then the good ones are decoded by one msgspec call straight from the file's
@@ -129,20 +143,24 @@ def parse_log(data: bytes, path: str) -> ParsedLog:
     fails to decode is found again line by line.
     """
     with gc_paused():  # millions of objects, no cycles: see resonetics/gc_pause.py
-        return _parse(data, path)
+        return _parse(data, path, seal)
 
 
-def _parse(data: bytes, path: str) -> ParsedLog:
+def _parse(data: bytes, path: str, seal: Seal | None) -> ParsedLog:
     parsed = ParsedLog(size=len(data))
-    offsets, end, bad = _scan_lines(data)
+    trusted, digest = _sealed_prefix(data, seal)
+    offsets, end, bad = _scan_lines(data, trusted)
     if bad is not None:
         _bad_line(parsed, data, offsets, bad, path)
     elif not _zeros_from(data, end):
         parsed.torn, parsed.torn_line = "last line has no newline (torn write)", len(offsets) + 1
     entries = _decode_all(data, offsets, end, path)
+    sealed_lines = bisect.bisect_left(offsets, trusted) if trusted else 0
     if entries:
         _check_link(parsed, entries[0], path, 1)
-        bad_link = _first_unlinked(entries)
+        bad_link, relinked = _first_unlinked(entries, max(1, sealed_lines))
+        if relinked:
+            digest = None  # lines from before sorted keys: never sealed (see ``LogFile``)
         if bad_link is not None:
             parsed.entries = entries[:bad_link]
             _check_link(parsed, entries[bad_link], path, bad_link + 1)
@@ -150,13 +168,30 @@ def _parse(data: bytes, path: str) -> ParsedLog:
     parsed.entries = entries
     parsed.offsets = offsets
     parsed.valid_end = end
+    parsed.sealed_lines, parsed.sealed_bytes = sealed_lines, trusted
+    if digest is not None:
+        digest.update(memoryview(data)[trusted:end])
+    parsed.digest = digest
     return parsed
 
 
-def _scan_lines(data: bytes) -> tuple[list[int], int, int | None]:
+def _sealed_prefix(data: bytes, seal: Seal | None) -> tuple[int, Any]:
+    """``(n, digest)``: the file's first ``n`` bytes are the ones ``seal`` covers (0
+    when there is no seal or it does not hold), and ``digest`` the SHA-256 of them."""
+    n = seal.bytes if seal is not None else 0
+    if seal is None or not 0 < n <= len(data) or data[n - 1] != _NEWLINE_BYTE:
+        return 0, hashlib.sha256()
+    digest = hashlib.sha256(memoryview(data)[:n])  # releases the GIL: one C call
+    if digest.hexdigest() != seal.sha256:
+        return 0, hashlib.sha256()
+    return n, digest
+
+
+def _scan_lines(data: bytes, trusted: int = 0) -> tuple[list[int], int, int | None]:
     """``(offsets, end, bad)``: the byte offset of each line whose CRC is right, up to
     the first that is not; the end of the last of them; the first bad line's start
-    (None when every newline-terminated line is good).
+    (None when every newline-terminated line is good). The lines of the first
+    ``trusted`` bytes (whole lines, sealed) are only found, not checked.
 
     One loop over the file's bytes with everything bound to locals: the CRC of a
     line's body (the line without its CRC field, closed by ``}``) is taken from a
@@ -168,6 +203,9 @@ def _scan_lines(data: bytes) -> tuple[list[int], int, int | None]:
     offsets: list[int] = []
     add = offsets.append
     pos = 0
+    while pos < trusted:
+        add(pos)
+        pos = find(b"\n", pos) + 1
     while (nl := find(b"\n", pos)) >= 0:
         body_end = nl - suffix
         # The whole suffix a good line ends with, built from the CRC of its body and
@@ -183,9 +221,10 @@ def _scan_lines(data: bytes) -> tuple[list[int], int, int | None]:
     return offsets, pos, None
 
 
-def _first_unlinked(entries: list[Entry]) -> int | None:
-    """Position of the first entry after the anchor that breaks a rule of
-    ``_check_link`` (index, type, term or hash), else None.
+def _first_unlinked(entries: list[Entry], start: int = 1) -> tuple[int | None, bool]:
+    """Position of the first entry from ``start`` (>= 1: after the anchor) that breaks
+    a rule of ``_check_link`` (index, type, term or hash) with the one before it,
+    else None; and whether any entry was relinked (below).
 
     The same rules as ``_check_link`` in one loop with everything bound to locals:
     at a million entries the per-entry calls of the plain loop cost more than the
@@ -200,12 +239,13 @@ def _first_unlinked(entries: list[Entry]) -> int | None:
     sha256 = hashlib.sha256
     encode = _CANONICAL.encode
     anchors = (EntryType.GENESIS, EntryType.SNAP_DUMMY)
-    prev = entries[0]
+    prev = entries[start - 1]
     prev_index, prev_term, prev_hash = prev.index, prev.term, prev.hash
-    for pos in range(1, len(entries)):
+    relinked_any = False
+    for pos in range(start, len(entries)):
         e = entries[pos]
         if e.index != prev_index + 1 or e.term < prev_term or e.type in anchors:
-            return pos
+            return pos, relinked_any
         h = sha256(prev_hash.encode("ascii"))
         h.update(b"\n")
         # canonical_body (raft/entry.py), inlined.
@@ -213,10 +253,11 @@ def _first_unlinked(entries: list[Entry]) -> int | None:
         if h.hexdigest() != e.hash:
             relinked = _relinked(prev_hash, e)
             if relinked is None:
-                return pos
+                return pos, relinked_any
             entries[pos] = relinked
+            relinked_any = True
         prev_index, prev_term, prev_hash = e.index, e.term, e.hash
-    return None
+    return None, relinked_any
 
 
 def _relinked(prev_hash: str, entry: Entry) -> Entry | None:
@@ -335,6 +376,9 @@ class PreparedCompaction:
     start: int
     end: int
     head: int
+    #: SHA-256 (``hashlib``) of the prepared file's bytes, or None when the log is
+    #: not sealed (``LogFile``).
+    digest: Any = None
 
 
 class LogFile:
@@ -355,6 +399,12 @@ class LogFile:
         self._allocated = 0
         self._truncate_to: int | None = None
         self._buffer = bytearray()
+        #: SHA-256 (``hashlib``) of the file's bytes ``[0, _file_end)``, all synced; None
+        #: when not known (a truncation of synced lines) or when the file holds lines
+        #: from before sorted keys, whose links a restart must see: no seal is written.
+        self._digest: Any = None
+        #: The bytes the seal on disk covers (``storage/log_seal.py``).
+        self._sealed_end = 0
 
     @property
     def last_index(self) -> Index:
@@ -368,10 +418,18 @@ class LogFile:
             self._fs.truncate(self.path, parsed.valid_end)
             self._fs.fsync(self.path)
             allocated = parsed.valid_end
-        self._reset(parsed.entries[0].index, parsed.offsets, parsed.valid_end, allocated)
+        self._reset(
+            parsed.entries[0].index, parsed.offsets, parsed.valid_end, parsed.digest, allocated
+        )
+        self._sealed_end = parsed.sealed_bytes
 
     def _reset(
-        self, first_index: Index, offsets: list[int], end: int, allocated: int | None = None
+        self,
+        first_index: Index,
+        offsets: list[int],
+        end: int,
+        digest: Any,
+        allocated: int | None = None,
     ) -> None:
         self.first_index = first_index
         self._offsets = offsets
@@ -379,6 +437,15 @@ class LogFile:
         self._allocated = end if allocated is None else allocated
         self._truncate_to = None
         self._buffer = bytearray()
+        self._digest = digest
+        self._sealed_end = 0
+
+    def seal(self) -> None:
+        """Record the seal of everything synced (``storage/log_seal.py``) if it grew
+        since the last one; nothing when the file's digest is not known."""
+        if self._digest is not None and self._file_end > self._sealed_end:
+            write_seal(self._fs, self.path, Seal(self._file_end, self._digest.hexdigest()))
+            self._sealed_end = self._file_end
 
     def rewrite(self, anchor: Entry, tail: bytes = b"") -> None:
         """Replace the file by ``anchor`` + ``tail`` (whole lines), atomically."""
@@ -390,7 +457,11 @@ class LogFile:
         while pos < end:
             offsets.append(pos)
             pos = tail.index(b"\n", pos - len(head)) + len(head) + 1
-        self._reset(anchor.index, offsets, end)
+        # ``tail`` is lines of this file: a file holding lines from before sorted keys
+        # (no digest) is not sealed after it is rewritten either.
+        digest = hashlib.sha256(head + tail) if self._digest is not None or not tail else None
+        self._reset(anchor.index, offsets, end, digest)
+        self.seal()
 
     def append(self, entries: list[Entry]) -> None:
         """Buffer entries after the last one; durable at the next ``sync``."""
@@ -418,6 +489,10 @@ class LogFile:
         self._buffer = bytearray()
         self._file_end = offset
         self._truncate_to = offset
+        # Synced lines cut: the digest no longer matches the file, and rebuilding it
+        # would read the file again. No seal until the next rewrite or restart (rare:
+        # a follower's uncommitted entries replaced by a new leader's).
+        self._digest = None
 
     def sync(self) -> None:
         """Make every earlier append and truncation durable."""
@@ -435,6 +510,10 @@ class LogFile:
             self._buffer = bytearray()
             self._file_end += len(data)
             self._fs.fsync(self.path)
+            if self._digest is not None:
+                self._digest.update(data)
+                if self._file_end - self._sealed_end >= SEAL_EVERY_BYTES:
+                    self.seal()
 
     def compaction_pays(self, index: Index) -> bool:
         """Whether starting the file at ``index`` drops ``COMPACTION_DROP_RATIO`` times
@@ -475,9 +554,11 @@ class LogFile:
         end = newline + 1 + at
         head = encode_line(anchor)
         tmp = self.path + COMPACTING_SUFFIX
-        self._fs.write(tmp, head + data[start - at : end - at])
+        prepared = head + data[start - at : end - at]
+        self._fs.write(tmp, prepared)
         self._fs.fsync(tmp)
-        return PreparedCompaction(anchor, k + 1, start, end, len(head))
+        digest = hashlib.sha256(prepared) if self._digest is not None else None
+        return PreparedCompaction(anchor, k + 1, start, end, len(head), digest)
 
     def finish_compaction(self, prepared: PreparedCompaction) -> None:
         """On the disk thread, after ``prepare_compaction``: add the lines appended
@@ -500,7 +581,11 @@ class LogFile:
         self._fs.fsync_dir(posixpath.dirname(self.path) or ".")
         shift = prepared.head - start
         offsets = [0, *(offset + shift for offset in self._offsets[first:])]
-        self._reset(prepared.anchor.index, offsets, self._file_end + shift)
+        digest = prepared.digest if self._digest is not None else None
+        if digest is not None:
+            digest.update(tail)
+        self._reset(prepared.anchor.index, offsets, self._file_end + shift, digest)
+        self.seal()
 
     def compact(self, anchor: Entry) -> None:
         """Start the log at ``anchor`` (a SNAP_DUMMY): keep the tail after it when

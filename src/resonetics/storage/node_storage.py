@@ -54,6 +54,7 @@ from resonetics.storage.api import RecoveredState
 from resonetics.storage.fs import FileSystem
 from resonetics.storage.identity import NodeIdentity
 from resonetics.storage.log_file import LogFile, ParsedLog, PreparedCompaction, parse_log
+from resonetics.storage.log_seal import read_seal
 from resonetics.storage.meta_file import MetaRecord, read_meta, write_meta
 from resonetics.storage.recovery import (
     anchor_matches,
@@ -92,6 +93,10 @@ class FileNodeStorage:
         #: ``log_tail_cut``), or None when the log ended cleanly; and its first line.
         self.cut_tail: str | None = None
         self.cut_line: int | None = None
+        #: Lines the last ``load`` found in the log, and how many it took on the log's
+        #: seal rather than checked one by one (``storage/log_seal.py``).
+        self.loaded_lines = 0
+        self.sealed_lines = 0
 
     # --- load ------------------------------------------------------------------------
     def load(self) -> RecoveredState:
@@ -102,7 +107,10 @@ class FileNodeStorage:
         self._remove_temp_files()
         meta = read_meta(self._fs, self.meta_path)
         snapshot = read_snapshot(self._fs, self.snapshot_path)
-        parsed = parse_log(self._fs.read(self.log_path), self.log_path) if self._has_log() else None
+        parsed = None
+        if self._has_log():
+            seal = read_seal(self._fs, self.log_path)
+            parsed = parse_log(self._fs.read(self.log_path), self.log_path, seal)
         if meta is None and snapshot is None and _fresh_log(parsed):
             return self._create(parsed)
         if meta is None:
@@ -116,6 +124,7 @@ class FileNodeStorage:
         self._check_term(meta, parsed, snapshot)
         self._check_commit(meta, parsed, snapshot)
         self.cut_tail, self.cut_line = parsed.torn, parsed.torn_line
+        self.loaded_lines, self.sealed_lines = len(parsed.entries), parsed.sealed_lines
         self._log.adopt(parsed)
         anchor, entries = self._join_snapshot(parsed, snapshot)
         snap_index = snapshot.meta.last_included_index if snapshot is not None else 0
@@ -355,6 +364,8 @@ class FileNodeStorage:
         invariant(self._log.last_index == last, "kept entries do not join the log")
 
     def close(self) -> None:
+        if self._loaded:
+            self._log.seal()  # a clean stop: the next start checks nothing twice
         self._fs.close()
 
 
