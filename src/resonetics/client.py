@@ -213,8 +213,14 @@ class _Connection:
         #: Encoded requests not yet written, in the order they were sent.
         self._unsent: list[bytes] = []
         self._flush_scheduled = False
+        #: The loop the connection was opened on (``open``). Kept rather than asked for:
+        #: ``asyncio.get_running_loop()`` makes a ``getpid`` system call (CPython's
+        #: fork check), three per put, which was a fifth of the client's CPU at 256
+        #: in flight (py-spy --native on ``bench/client_cpu.py --op put``).
+        self._loop: asyncio.AbstractEventLoop
 
     async def open(self, timeout_s: float) -> None:
+        self._loop = asyncio.get_running_loop()
         host, _, port = self.address.rpartition(":")
         try:
             self._reader, self._writer = await asyncio.wait_for(
@@ -251,7 +257,7 @@ class _Connection:
 
     def _register(self) -> tuple[int, asyncio.Future[ClientResponse]]:
         req_id = next(self._ids)
-        future: asyncio.Future[ClientResponse] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[ClientResponse] = self._loop.create_future()
         self._pending[req_id] = future
         return req_id, future
 
@@ -300,7 +306,7 @@ class _Connection:
         which fails with ``TimeoutError`` if no answer came within ``timeout_s``."""
         assert self._writer is not None
         req_id, future = self._register()
-        deadline = asyncio.get_running_loop().time() + timeout_s
+        deadline = self._loop.time() + timeout_s
         self._deadlines[req_id] = deadline
         if deadline < self._timer_at:
             self._set_timer(deadline)
@@ -311,7 +317,7 @@ class _Connection:
             self._flush()  # the node starts on these while the rest are encoded
         elif not self._flush_scheduled:
             self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush)
+            self._loop.call_soon(self._flush)
         return future
 
     def _set_timer(self, at: float) -> None:
@@ -321,14 +327,14 @@ class _Connection:
             self._timer = None
         self._timer_at = at
         if at != math.inf:
-            self._timer = asyncio.get_running_loop().call_at(at, self._expire_due)
+            self._timer = self._loop.call_at(at, self._expire_due)
 
     def _expire_due(self) -> None:
         """Fail every request whose deadline has come; set the timer for the next one."""
         self._timer, self._timer_at = None, math.inf
         # A timer may fire a little early (the loop's clock resolution): what falls due
         # within a millisecond is due, so an early wake-up never spins re-arming.
-        due = asyncio.get_running_loop().time() + _TIMER_SLACK_S
+        due = self._loop.time() + _TIMER_SLACK_S
         deadlines, pending = self._deadlines, self._pending
         following = math.inf
         for req_id, deadline in list(deadlines.items()):
@@ -759,9 +765,11 @@ class AsyncClient:
         self, payload: dict[str, Any], *, any_node: bool = False, label: str | None = None
     ) -> Any:
         """The retry loop; what to do after each answer is ``RetryPolicy``'s decision."""
-        loop = asyncio.get_running_loop()
+        # The monotonic clock, not the loop's (asking for the running loop is a system
+        # call, see ``_Connection``): deadlines here are only compared with each other,
+        # and a connection takes each attempt's as a length of time.
         policy = RetryPolicy(
-            deadline=loop.time() + self.timeout,
+            deadline=time.monotonic() + self.timeout,
             pause=lambda: RETRY_PAUSE_S,
             backoff_max=RATE_LIMIT_BACKOFF_MAX_S,
             jitter=random.random,
@@ -771,7 +779,7 @@ class AsyncClient:
         # address -> what happened there last: the one-line account a give-up carries.
         tried: dict[str, str] = {}
         silent_closes = 0
-        while not policy.expired(now := loop.time()):
+        while not policy.expired(now := time.monotonic()):
             remaining = deadline - now
             try:
                 # The common case (a live connection) without a coroutine of its own, and
@@ -792,7 +800,7 @@ class AsyncClient:
                 self._raise_if_refused(op, exc, silent_closes, policy.maybe_applied)
                 tried[self._last_dialled] = describe_failure(exc)
                 decision = policy.on_no_answer(reached=False)  # sent() noted any send
-                await asyncio.sleep(min(decision.pause, max(0.0, deadline - loop.time())))
+                await asyncio.sleep(min(decision.pause, max(0.0, deadline - time.monotonic())))
                 continue
             if any_node:
                 return self._check(response)
@@ -971,7 +979,7 @@ def _expire(future: asyncio.Future[ClientResponse] | None) -> None:
 
 
 def _now() -> float:
-    return asyncio.get_running_loop().time()
+    return time.monotonic()  # the clock of ``_call``'s deadlines
 
 
 def _error_for(response: ClientResponse) -> errors.ClientError:
