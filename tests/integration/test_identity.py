@@ -193,3 +193,44 @@ def test_an_unsynced_batch_with_a_hole_after_the_last_line_is_cut_and_the_node_s
         if "event=log_tail_cut" in line
     ]
     assert len(cut) == 1 and "never written" in cut[0] and "WARNING" in cut[0], cut
+
+
+def test_a_byte_changed_under_the_logs_seal_still_stops_the_start_naming_the_line(
+    tmp_path: Path,
+) -> None:
+    """A clean stop seals the whole log (``storage/log_seal.py``); a byte changed in a
+    sealed line afterwards voids the seal, and ``serve`` refuses the corrupt line in one
+    line naming file and line, as it does with no seal."""
+    import json
+
+    log = _written_and_stopped(tmp_path / "data", 5)
+    seal = log.with_name("log.jsonl.seal")
+    lines = log.read_bytes().rstrip(b"\0").splitlines(keepends=True)
+    assert json.loads(seal.read_bytes())["bytes"] == sum(len(line) for line in lines)
+    data = bytearray(log.read_bytes())
+    data[sum(len(line) for line in lines[:3]) + 12] ^= 0x01  # inside line 4, lines after it
+    log.write_bytes(bytes(data))
+    mine = load_cluster_key(tmp_path / "data" / "cluster.key").cluster_id
+    result = _serve(tmp_path / "data", "n1", "--cluster-id", mine)
+    assert result.returncode == 2, result.stderr
+    line = _one_line(result)
+    assert "log.jsonl" in line and "line 4" in line
+
+
+def test_a_garbage_deep_or_huge_seal_is_ignored_and_the_node_starts_with_its_data(
+    tmp_path: Path,
+) -> None:
+    """What an operator's mistake or a stray tool can leave in ``log.jsonl.seal``: the
+    node checks every line as without a seal and serves what it had."""
+    data_dir = tmp_path / "data"
+    log = _written_and_stopped(data_dir, 4)
+    seal = log.with_name("log.jsonl.seal")
+    for content in (
+        b"[" * 200_000 + b"]" * 200_000,
+        b'{"bytes": 10, "sha256": "' + b"0" * 64 + b'"}',
+        b"\xff\xfe garbage" * 500_000,
+    ):
+        seal.write_bytes(content)
+        for cluster in running_cluster(data_dir, 1):
+            with Client(cluster.addresses, timeout=10) as client:
+                assert [client.get(f"k{i}") for i in range(4)] == [0, 1, 2, 3]
