@@ -204,6 +204,26 @@ def test_a_line_with_a_valid_crc_but_no_entry_inside_is_corruption_not_a_torn_ta
     assert info.value.line == 2
 
 
+@pytest.mark.parametrize(("field", "value"), [("term", 1), ("index", 2)])
+def test_a_line_with_a_negative_term_or_index_is_corruption_named_at_its_line(
+    field: str, value: int
+) -> None:
+    """Refused by the line decoder itself (``_LogLine``'s constraints), so the check
+    costs no pass of its own over a million lines; the line is still named."""
+    entries = [GENESIS, *log_of(3)]
+    was, now = f'"{field}":{value}'.encode(), f'"{field}":-{value}'.encode()
+    body = _SORTED.encode(entries[2]).replace(was, now)
+    assert now in body
+    forged = body[:-1] + b',"crc":"%08x"}\n' % zlib.crc32(body)
+    lines = [encode_line(e) for e in entries]
+    lines[2] = forged
+    with pytest.raises(StorageCorruption, match=f"not a valid entry.*>= 0.*{field}") as info:
+        parse_log(b"".join(lines), PATH)
+    assert info.value.line == 3
+    with pytest.raises(LineError, match="negative term or index"):
+        decode_line(forged[:-1])
+
+
 def test_offsets_point_at_each_line() -> None:
     data = _file(4)
     parsed = parse_log(data, PATH)

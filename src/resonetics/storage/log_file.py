@@ -50,7 +50,7 @@ import hashlib
 import posixpath
 import zlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
@@ -67,8 +67,19 @@ from resonetics.storage.log_seal import SEAL_EVERY_BYTES, Seal, write_seal
 #: restart checks the chain and keeps client data packed without re-encoding it.
 _ENCODER = msgspec.json.Encoder(order="sorted")
 _DECODER = msgspec.json.Decoder(Entry)
-#: What ``parse_log`` decodes: client data left as the line's bytes (``from_raw``).
-_LINE_DECODER = msgspec.json.Decoder(RawEntry)
+_NON_NEGATIVE = msgspec.Meta(ge=0)
+
+
+class _LogLine(RawEntry, frozen=True, kw_only=True, gc=False):
+    """A log line as ``parse_log`` decodes it: client data left as the line's bytes
+    (``from_raw``), a negative term or index refused by the decoder itself (a check
+    in C rather than a second loop over a million lines)."""
+
+    term: Annotated[int, _NON_NEGATIVE]
+    index: Annotated[int, _NON_NEGATIVE]
+
+
+_LINE_DECODER = msgspec.json.Decoder(_LogLine)
 #: The encoder of ``raft.entry.canonical_body`` (sorted keys, no whitespace).
 _CANONICAL = msgspec.json.Encoder(order="sorted")
 _CRC_HEAD = b',"crc":"'
@@ -323,9 +334,6 @@ def _decode_all(data: bytes, offsets: list[int], end: int, path: str) -> list[En
                 index = lines[-1].index + 1 if lines else None
                 reason = f"not a valid entry: {exc}"
                 raise StorageCorruption(path, reason, line=lineno, index=index) from None
-    for lineno, line in enumerate(lines, start=1):
-        if line.term < 0 or line.index < 0:
-            raise StorageCorruption(path, "negative term or index", line=lineno, index=line.index)
     return [from_raw(line) for line in lines]
 
 
