@@ -11,11 +11,8 @@ import pytest
 
 from resonetics import base64_slices
 from resonetics.base64_slices import b64_decode_slices, b64_slices, split_at_empty_field
-from resonetics.machine.replicated import ReplicatedKV
-from resonetics.raft.entry import GENESIS, EntryType, make_entry
 from resonetics.raft.membership import Membership
 from resonetics.raft.ready import Snapshot, SnapshotMeta
-from resonetics.steps import run_to_end as drain
 from resonetics.storage.snapshot_file import decode_snapshot, encode_snapshot
 
 
@@ -102,24 +99,3 @@ def test_a_snapshot_file_is_written_as_one_msgspec_call_wrote_it(
     written = encode_snapshot(snapshot)
     assert written == _whole(snapshot)
     assert decode_snapshot(written, "snapshot.json") == snapshot
-
-
-def test_a_replicated_snapshot_in_steps_is_the_one_shot_snapshot(tiny_slices: int) -> None:
-    """The machine's bytes span many base64 slices, and a remembered result holds a key
-    named like the field, with an empty value, after it (in ``sessions``)."""
-    machine = ReplicatedKV()
-    prev = GENESIS.hash
-    for i in range(1, 40):
-        data = {
-            "client_id": f"c{i % 3}",
-            "request_id": str(i),
-            "op": "kv_cas",  # its result, remembered in sessions, holds the value
-            "args": {"k": f"k{i}", "expected": None, "v": {"machine": ""}},
-            "ts": 1000 + i,
-        }
-        entry = make_entry(prev, 1, i, EntryType.CLIENT_CMD, data)
-        prev = entry.hash
-        machine.apply(entry)
-    one_shot = machine.snapshot()
-    assert one_shot.count(b'"machine":""') == 39  # in each remembered result, after the field
-    assert drain(machine.snapshot_steps()) == one_shot

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import msgspec
@@ -130,12 +131,105 @@ def test_sessions_expire_by_log_time_during_apply() -> None:
     assert kv.sessions.clients() == ["d"]
 
 
+_SORTED = msgspec.json.Encoder(order="sorted")
+
+
+def _legacy_doc(snapshot: bytes, format_: int = 2) -> dict[str, Any]:
+    """A format-3 state as the format-2 document a release before it wrote: one JSON
+    object, the machine's bytes a base64 string in it."""
+    head, machine = snapshot.split(b"\n", 1)
+    doc = msgspec.json.decode(head)
+    assert doc.pop("machine_bytes") == len(machine)
+    doc["machine"] = base64.b64encode(machine).decode("ascii")
+    doc["format"] = format_
+    return doc
+
+
+def _with_head(snapshot: bytes, **changes: Any) -> bytes:
+    head, machine = snapshot.split(b"\n", 1)
+    doc = msgspec.json.decode(head)
+    doc.update(changes)
+    return _SORTED.encode(doc) + b"\n" + machine
+
+
 def test_restore_refuses_garbage() -> None:
     with pytest.raises(StorageCorruption):
         ReplicatedKV().restore(b"\x00garbage")
-    good = ReplicatedKV().snapshot().replace(b'"format":2', b'"format":99')
-    with pytest.raises(StorageCorruption, match="format"):
-        ReplicatedKV().restore(good)
+    with pytest.raises(StorageCorruption):
+        ReplicatedKV().restore(b"\x00garbage\nmore")
+    good = ReplicatedKV().snapshot()
+    with pytest.raises(StorageCorruption, match="unknown replicated-state format 99"):
+        ReplicatedKV().restore(_with_head(good, format=99))
+    with pytest.raises(StorageCorruption, match="unknown replicated-state format 99"):
+        ReplicatedKV().restore(_SORTED.encode(_legacy_doc(good, 99)))
+    with pytest.raises(StorageCorruption, match=r"unreadable.*unknown field `extra`"):
+        ReplicatedKV().restore(_with_head(good, extra=1))
+
+
+def test_the_state_is_a_json_line_then_the_machines_bytes_as_they_are() -> None:
+    """Format 3: no base64 inside the state (the snapshot file encodes it once)."""
+    log, kv = Log(), ReplicatedKV()
+    kv.apply(log.cmd("c", "r1", "kv_set", {"k": "a", "v": "x" * 300}))
+    data = kv.snapshot()
+    head, machine = data.split(b"\n", 1)
+    assert machine == kv.machine.snapshot()
+    doc = msgspec.json.decode(head)
+    assert (doc["format"], doc["machine_bytes"], doc["last_applied"]) == (3, len(machine), 1)
+    assert list(doc) == sorted(doc)  # canonical: the same bytes on every replica
+
+
+@pytest.mark.parametrize("cut", [-1, 1])
+def test_a_state_whose_machine_bytes_differ_from_its_head_is_refused(cut: int) -> None:
+    log, kv = Log(), ReplicatedKV()
+    kv.apply(log.cmd("c", "r1", "kv_set", {"k": "a", "v": 1}))
+    data = kv.snapshot()
+    bad = data[:-1] if cut < 0 else data + b" "
+    other = ReplicatedKV()
+    before = other.state_digest()
+    n = len(kv.machine.snapshot())
+    with pytest.raises(StorageCorruption, match=f"is {n + cut} bytes, its header says {n}"):
+        other.restore(bad)
+    assert other.state_digest() == before
+
+
+def test_a_format_2_state_restores_to_the_same_state_as_format_3() -> None:
+    """What a release before format 3 wrote (its snapshot files, a leader's InstallSnapshot
+    during a rolling upgrade) still restores."""
+    _, kv = _with_results(clients=3, per_client=4)
+    old = _SORTED.encode(_legacy_doc(kv.snapshot()))
+    assert b"\n" not in old
+    other = ReplicatedKV()
+    other.restore(old)
+    assert other.state_digest() == kv.state_digest()
+    assert other.snapshot() == kv.snapshot()
+
+
+def test_a_machine_without_restore_steps_gets_its_bytes_back_even_when_not_json() -> None:
+    """An embedder's ``restore`` is given ``bytes``, whatever they hold: a newline or
+    bytes that are not UTF-8 (the store alone is given a view, without a copy)."""
+    state = b"\x00\xff\nnot json\n"
+
+    class Blob(StateMachine):
+        def __init__(self) -> None:
+            self.got: list[object] = []
+
+        def apply(self, index: int, command: Any) -> Any:
+            return {"ok": True}
+
+        def snapshot(self) -> bytes:
+            return state
+
+        def restore(self, data: bytes) -> None:
+            self.got.append(data)
+
+        def read(self, op: str, args: Any) -> Any:
+            return None
+
+    data = ReplicatedKV(Blob()).snapshot()
+    assert data.endswith(b"\n" + state)
+    other = Blob()
+    ReplicatedKV(other).restore(data)
+    assert other.got == [state] and type(other.got[0]) is bytes
 
 
 class Counter(StateMachine):
@@ -470,8 +564,7 @@ def test_a_restore_takes_each_remembered_result_as_the_bytes_the_snapshot_holds(
 
 def test_a_format_1_snapshot_whose_results_have_no_digest_still_restores() -> None:
     _, kv = _with_results(clients=2, per_client=2)
-    doc = msgspec.json.decode(kv.snapshot())
-    doc["format"] = 1
+    doc = _legacy_doc(kv.snapshot(), 1)
     for client in doc["sessions"]["clients"]:
         client[2] = [[key, result] for key, _digest, result in client[2]]
     old = msgspec.json.Encoder(order="sorted").encode(doc)
@@ -488,9 +581,9 @@ def test_a_session_table_unreadable_past_its_first_slice_names_where(
 
     monkeypatch.setattr(sessions, "SNAPSHOT_SLICE_CLIENTS", 2)
     _, kv = _with_results(clients=5, per_client=1)
-    doc = msgspec.json.decode(kv.snapshot())
+    doc = msgspec.json.decode(kv.snapshot().split(b"\n", 1)[0])
     doc["sessions"]["clients"][3][1] = "not a time"
-    bad = msgspec.json.Encoder(order="sorted").encode(doc)
+    bad = _with_head(kv.snapshot(), sessions=doc["sessions"])
     other = ReplicatedKV()
     before = other.state_digest()
     with pytest.raises(
@@ -500,8 +593,8 @@ def test_a_session_table_unreadable_past_its_first_slice_names_where(
     assert other.state_digest() == before, "nothing was replaced"
 
 
-def test_a_machine_field_that_is_not_base64_is_refused_as_corruption() -> None:
-    doc = msgspec.json.decode(ReplicatedKV().snapshot())
+def test_a_format_2_machine_field_that_is_not_base64_is_refused_as_corruption() -> None:
+    doc = _legacy_doc(ReplicatedKV().snapshot())
     doc["machine"] = "not*base64"
     with pytest.raises(StorageCorruption, match="machine"):
         ReplicatedKV().restore(msgspec.json.Encoder(order="sorted").encode(doc))

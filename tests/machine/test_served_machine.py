@@ -228,7 +228,9 @@ def test_served_machine_snapshot_restores_through_the_replicated_format() -> Non
     one.restore(data)
     assert one.read("count", {"key": "a"}) == {"value": 4}
     assert one.snapshot() == data  # byte-identical on a replica in the same state
-    assert b"pickle" not in data and json.loads(data)["machine"]  # JSON, machine bytes inside
+    head, machine = data.split(b"\n", 1)  # a JSON line, then the machine's bytes as they are
+    assert b"pickle" not in data and json.loads(head)["machine_bytes"] == len(machine) > 0
+    assert machine == node.machine.machine.snapshot()
 
 
 def test_load_factory_refuses_what_is_not_a_machine() -> None:

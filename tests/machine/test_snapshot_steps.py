@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from resonetics.base64_slices import SLICE_INPUT_BYTES
+import pytest
+
+from resonetics.machine import replicated
 from resonetics.machine.kv import KeyValueStore
 from resonetics.machine.replicated import ReplicatedKV
 from resonetics.machine.sessions import SNAPSHOT_SLICE_CLIENTS
@@ -134,9 +136,13 @@ def _turns_and_bytes(machine: ReplicatedKV) -> tuple[int, bytes]:
         return turns, done.value
 
 
-def test_a_replicated_state_of_several_base64_slices_is_assembled_byte_for_byte() -> None:
-    """Larger than ``SLICE_INPUT_BYTES``: the slices are written into one buffer handed
-    over at the end, and the result is still the one-shot encoding."""
+def test_a_replicated_state_of_several_machine_slices_is_assembled_byte_for_byte(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The machine's bytes span several copy slices: they are written into one buffer
+    handed over at the end, after the JSON line, and the result is still the one-shot
+    encoding."""
+    monkeypatch.setattr(replicated, "_MACHINE_SLICE_BYTES", 1_000_000)
     machine = ReplicatedKV()
     prev = GENESIS.hash
     for i in range(1, 4_001):
@@ -151,10 +157,39 @@ def test_a_replicated_state_of_several_base64_slices_is_assembled_byte_for_byte(
         prev = entry.hash
         machine.apply(entry)
     expected = machine.snapshot()
-    assert len(expected) > 3 * SLICE_INPUT_BYTES
+    assert len(expected) > 4 * 1_000_000
+    with_slices = _turns_and_bytes(machine)[0]
+    monkeypatch.setattr(replicated, "_MACHINE_SLICE_BYTES", 1 << 30)
     turns, document = _turns_and_bytes(machine)
     assert document == expected
-    assert turns > 3  # the machine's slices, then one per base64 slice
+    assert with_slices >= turns + 3  # a step between each two copy slices
+    rest = document.split(b"\n", 1)[1]
+    assert rest == machine.machine.snapshot()  # the machine's bytes as they are
+
+
+def test_a_remembered_result_holding_the_heads_field_names_is_assembled_byte_for_byte() -> None:
+    """A remembered result (in ``sessions``) and the store's values hold the names of the
+    head's fields, ``sessions`` with the placeholder's value among them: the sessions go
+    in the head's last field all the same, and the state restores."""
+    machine = ReplicatedKV()
+    prev = GENESIS.hash
+    for i in range(1, 40):
+        data = {
+            "client_id": f"c{i % 3}",
+            "request_id": str(i),
+            "op": "kv_cas",  # its result, remembered in sessions, holds the value
+            "args": {"k": f"k{i}", "expected": None, "v": {"sessions": 0, "machine_bytes": ""}},
+            "ts": 1000 + i,
+        }
+        entry = make_entry(prev, 1, i, EntryType.CLIENT_CMD, data)
+        prev = entry.hash
+        machine.apply(entry)
+    one_shot = machine.snapshot()
+    assert one_shot.count(b'"sessions":0') == 2 * 39  # in the results and the values
+    assert drain(machine.snapshot_steps()) == one_shot
+    other = ReplicatedKV()
+    other.restore(one_shot)
+    assert other.state_digest() == machine.state_digest()
 
 
 def test_a_session_table_of_several_slices_is_assembled_byte_for_byte() -> None:

@@ -356,7 +356,7 @@ class KeyValueStore(StateMachine):
         run_to_end(self.restore_steps(data))()
 
     def restore_steps(
-        self, data: bytes, slice_items: int = SNAPSHOT_SLICE_ITEMS
+        self, data: bytes | memoryview, slice_items: int = SNAPSHOT_SLICE_ITEMS
     ) -> Generator[None, None, Callable[[], None]]:
         """``restore`` in slices (see ``ReplicatedKV.restore_steps``): rows are read a
         slice per step into a new table, and the generator's value puts it in place."""

@@ -167,8 +167,12 @@ def decode_body(name: str, header: BackupHeader, body: bytes) -> Snapshot:
         raise BackupError(
             name, f"the state inside is at (index, term, hash) {held}, the header says {claimed}"
         )
+    # Format 3 records it on the JSON line before the machine's bytes; formats 1 and 2
+    # are one JSON document, with no newline.
+    end = snapshot.data.find(b"\n")
+    head = memoryview(snapshot.data)[:end] if end >= 0 else snapshot.data
     try:
-        position = msgspec.json.decode(snapshot.data, type=_StatePosition)
+        position = msgspec.json.decode(head, type=_StatePosition)
     except UNREADABLE as exc:
         raise BackupError(name, f"the replicated state is unreadable: {exc}") from None
     recorded = (position.last_applied, position.last_applied_term, position.last_applied_hash)
