@@ -5,7 +5,7 @@ each step a node performs, on its own thread, when it takes or installs a
 snapshot:
 
 * ``ReplicatedKV.snapshot()``: serialize keys, sessions and the applied position;
-* ``encode_snapshot``: the snapshot.json bytes (base64 state + checksum) that
+* ``encode_snapshot``: the snapshot.json bytes (header line + checksum, then the state) that
   ``save_snapshot`` writes;
 * ``OutgoingSnapshot.of``: the streamed payload and its SHA-256 (leader side);
 * ``ReplicatedKV.restore()``: a follower's install / a restart.

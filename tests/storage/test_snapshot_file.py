@@ -1,78 +1,31 @@
-"""snapshot.json: decoded in place, checked whole (storage/snapshot_file.py)."""
+"""snapshot.json: a checked line, then the state as it is (storage/snapshot_file.py)."""
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
+import json
 
 import msgspec
 import pytest
 
 from resonetics.errors import StorageCorruption
+from resonetics.raft.ready import Snapshot
 from resonetics.storage.snapshot_file import decode_snapshot, encode_snapshot
 from tests.storage.chain import log_of, snapshot_at
 
 PATH = "/d/snapshot.json"
+_SUM_HEAD = b',"checksum":"'
 
 
-def _resealed(body: bytes) -> bytes:
-    """``body`` (the object without its checksum) with a correct checksum spliced in,
-    as a writer that knows the format would produce it."""
-    digest = hashlib.sha256(body).hexdigest().encode("ascii")
-    return body[:-1] + b',"checksum":"' + digest + b'"}\n'
+def _signed(snap: Snapshot) -> Snapshot:
+    return dataclasses.replace(snap, meta=dataclasses.replace(snap.meta, signer="n1", sig="c2ln"))
 
 
-def _body(data: bytes) -> bytes:
-    head = data.rstrip(b"\n")
-    return head[: head.rindex(b',"checksum":"')] + b"}"
-
-
-def test_a_snapshot_round_trips_with_or_without_trailing_newlines() -> None:
-    snap = snapshot_at(log_of(5)[2], data=bytes(range(256)) * 10)
-    data = encode_snapshot(snap)
-    for tail in (b"", b"\n", b"\n\n"):
-        assert decode_snapshot(data.rstrip(b"\n") + tail, PATH) == snap
-
-
-def test_a_state_that_is_not_base64_is_corruption_even_with_a_valid_checksum() -> None:
-    """The base64 check moved from a regular expression to a2b_base64's strict mode;
-    a character outside the alphabet is still refused, naming the file."""
-    data = encode_snapshot(snapshot_at(log_of(5)[2], data=b"state bytes!"))
-    body = _body(data)
-    start = body.index(b'"state":"') + len(b'"state":"')
-    forged = body[:start] + b"*" + body[start + 1 :]
-    with pytest.raises(StorageCorruption, match="unreadable snapshot") as info:
-        decode_snapshot(_resealed(forged), PATH)
-    assert info.value.path == PATH
-
-
-def test_a_state_with_data_after_its_padding_is_corruption() -> None:
-    data = encode_snapshot(snapshot_at(log_of(5)[2], data=b"ab"))  # "YWI=" padded
-    body = _body(data)
-    forged = body.replace(b'"YWI="', b'"YWI=YWI="')
-    assert forged != body
-    with pytest.raises(StorageCorruption, match="unreadable snapshot"):
-        decode_snapshot(_resealed(forged), PATH)
-
-
-def test_a_cut_snapshot_is_corruption() -> None:
-    data = encode_snapshot(snapshot_at(log_of(5)[2]))
-    for cut in (2, 3, 40, len(data) - 10):  # cut=1 drops only the newline
-        with pytest.raises(StorageCorruption):
-            decode_snapshot(data[:-cut], PATH)
-
-
-def test_an_unknown_field_in_the_snapshot_is_corruption() -> None:
-    body = _body(encode_snapshot(snapshot_at(log_of(5)[2])))
-    forged = body[:-1] + b',"extra":1}'
-    with pytest.raises(StorageCorruption, match="unreadable snapshot"):
-        decode_snapshot(_resealed(forged), PATH)
-
-
-def test_the_file_is_byte_for_byte_the_format_written_before() -> None:
-    """The state's base64 is now msgspec's: the same bytes as ``base64.b64encode``, so old
-    files read and new files are what old releases read."""
-    snap = snapshot_at(log_of(5)[2], data=bytes(range(256)) * 3 + b"x")
+def _legacy_file(snap: Snapshot, **extra: object) -> bytes:
+    """``snap`` as format 1, what releases before format 2 wrote: one JSON object, the
+    state in base64, the checksum (over the object without it) its last field."""
     meta = snap.meta
     doc = {
         "format": 1,
@@ -81,5 +34,115 @@ def test_the_file_is_byte_for_byte_the_format_written_before() -> None:
         "last_included_hash": meta.last_included_hash,
         "membership": msgspec.to_builtins(meta.membership),
         "state": base64.b64encode(snap.data).decode("ascii"),
+        **({"signer": meta.signer, "sig": meta.sig} if meta.sig else {}),
+        **extra,
     }
-    assert _body(encode_snapshot(snap)) == msgspec.json.encode(doc)
+    return _legacy_resealed(msgspec.json.encode(doc))
+
+
+def _legacy_resealed(body: bytes) -> bytes:
+    digest = hashlib.sha256(body).hexdigest().encode("ascii")
+    return body[:-1] + _SUM_HEAD + digest + b'"}\n'
+
+
+def _resealed(head: dict[str, object], state: bytes) -> bytes:
+    """A format-2 file of ``head`` and ``state`` with a right checksum, as a writer
+    that knows the format would make it."""
+    body = msgspec.json.encode(head)
+    digest = hashlib.sha256(body + b"\n" + state).hexdigest().encode("ascii")
+    return body[:-1] + _SUM_HEAD + digest + b'"}\n' + state
+
+
+def _head(data: bytes) -> dict[str, object]:
+    head = json.loads(data.split(b"\n", 1)[0])
+    del head["checksum"]
+    return head
+
+
+def test_the_file_is_a_checked_json_line_then_the_state_as_it_is() -> None:
+    """No base64: the state's bytes follow the line, whatever they hold (newlines, bytes
+    that are not UTF-8)."""
+    state = b"\n\x00\xff" + bytes(range(256)) * 10 + b"\n"
+    snap = snapshot_at(log_of(5)[2], data=state)
+    data = encode_snapshot(snap)
+    line, rest = data.split(b"\n", 1)
+    assert rest == state
+    head = json.loads(line)
+    assert (head["format"], head["state_bytes"], head["last_included_index"]) == (2, len(state), 3)
+    body = line[: line.rindex(_SUM_HEAD)] + b"}"
+    assert head["checksum"] == hashlib.sha256(body + b"\n" + state).hexdigest()
+    assert decode_snapshot(data, PATH) == snap
+
+
+def test_a_signed_snapshot_round_trips_and_an_unsigned_one_writes_no_signature() -> None:
+    signed = _signed(snapshot_at(log_of(5)[2], data=b"s"))
+    assert decode_snapshot(encode_snapshot(signed), PATH) == signed
+    unsigned = snapshot_at(log_of(5)[2], data=b"s")
+    assert b'"sig"' not in encode_snapshot(unsigned).split(b"\n", 1)[0]
+
+
+def test_a_format_1_file_still_reads_with_or_without_trailing_newlines() -> None:
+    """What releases before format 2 wrote: the node's own snapshot.json after an
+    upgrade, and the bodies of backups taken by them."""
+    snap = _signed(snapshot_at(log_of(5)[2], data=bytes(range(256)) * 10))
+    data = _legacy_file(snap)
+    for tail in (b"", b"\n", b"\n\n"):
+        assert decode_snapshot(data.rstrip(b"\n") + tail, PATH) == snap
+
+
+def test_a_format_1_state_that_is_not_base64_is_corruption_even_with_a_valid_checksum() -> None:
+    snap = snapshot_at(log_of(5)[2], data=b"ab")  # "YWI=" padded
+    body = _legacy_file(snap).rstrip(b"\n")
+    body = body[: body.rindex(_SUM_HEAD)] + b"}"
+    for forged in (body.replace(b'"YWI="', b'"*WI="'), body.replace(b'"YWI="', b'"YWI=YWI="')):
+        assert forged != body
+        with pytest.raises(StorageCorruption, match="unreadable snapshot") as info:
+            decode_snapshot(_legacy_resealed(forged), PATH)
+        assert info.value.path == PATH
+
+
+def test_a_cut_or_lengthened_snapshot_is_corruption() -> None:
+    data = encode_snapshot(snapshot_at(log_of(5)[2], data=b"state bytes"))
+    for cut in (1, 2, 11, 12, 40, len(data) - 10):
+        with pytest.raises(StorageCorruption):
+            decode_snapshot(data[:-cut], PATH)
+    for more in (b"\n", b"x"):
+        with pytest.raises(StorageCorruption, match="checksum mismatch"):
+            decode_snapshot(data + more, PATH)
+    with pytest.raises(StorageCorruption, match="no line ending its header"):
+        decode_snapshot(data.split(b"\n", 1)[0], PATH)
+
+
+def test_a_state_of_another_length_than_its_header_says_is_corruption() -> None:
+    """Even with a checksum that holds (a writer that knows the format)."""
+    data = encode_snapshot(snapshot_at(log_of(5)[2], data=b"state bytes"))
+    head = _head(data)
+    for state in (b"state byte", b"state bytes!"):
+        with pytest.raises(StorageCorruption, match=f"{len(state)} bytes, its header says 11"):
+            decode_snapshot(_resealed(head, state), PATH)
+
+
+def test_an_unknown_field_or_format_in_the_header_is_corruption() -> None:
+    data = encode_snapshot(snapshot_at(log_of(5)[2], data=b"s"))
+    with pytest.raises(StorageCorruption, match=r"unreadable snapshot header.*extra"):
+        decode_snapshot(_resealed({**_head(data), "extra": 1}, b"s"), PATH)
+    with pytest.raises(StorageCorruption, match="unknown snapshot format 9"):
+        decode_snapshot(_resealed({**_head(data), "format": 9}, b"s"), PATH)
+    with pytest.raises(StorageCorruption, match="unreadable snapshot"):
+        decode_snapshot(_legacy_file(snapshot_at(log_of(5)[2], data=b"s"), extra=1), PATH)
+
+
+def test_a_negative_index_in_the_header_is_corruption() -> None:
+    data = encode_snapshot(snapshot_at(log_of(5)[2], data=b"s"))
+    with pytest.raises(StorageCorruption, match="negative index or term"):
+        decode_snapshot(_resealed({**_head(data), "last_included_index": -1}, b"s"), PATH)
+
+
+def test_a_changed_byte_anywhere_fails_the_checksum() -> None:
+    data = encode_snapshot(snapshot_at(log_of(5)[2], data=b"state bytes" * 20))
+    line_end = data.index(b"\n")
+    for at in (5, line_end - 70, line_end + 1, len(data) - 1):
+        forged = bytearray(data)
+        forged[at] ^= 0x01
+        with pytest.raises(StorageCorruption):
+            decode_snapshot(bytes(forged), PATH)

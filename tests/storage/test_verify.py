@@ -94,7 +94,7 @@ def test_unreadable_meta_and_bad_snapshot_are_problems(tmp_path: Path) -> None:
     _node(tmp_path / "n1", log_of(6), commit=6, snapshot_index=3)
     (tmp_path / "n1" / "meta.json").write_text("{not json")
     snap = tmp_path / "n1" / "snapshot.json"
-    snap.write_bytes(snap.read_bytes().replace(b'"format":1', b'"format":7'))
+    snap.write_bytes(snap.read_bytes().replace(b'"format":2', b'"format":7', 1))
     result = _verify(str(tmp_path / "n1"))
     assert result.exit_code == 1
     assert "meta.json: unreadable" in result.output

@@ -1,12 +1,17 @@
 """``snapshot.json``: the state machine's state at an index, with a checksum.
 
-The file is one JSON object: the snapshot's metadata, the membership, the
-state as base64 and ``checksum``, the SHA-256 (hex) of the object's bytes
-without it. As in log lines, the checksum is spliced in as a fixed-length
-suffix, so it is checked against the bytes that were written, not against a
-re-encoding. Written atomically like ``meta.json``; unreadable or failing its
-checksum it raises ``StorageCorruption`` (the log was compacted against it, so
-dropping it would drop history).
+The file is format 2: one line of JSON (the snapshot's metadata, the membership,
+``state_bytes`` and ``checksum``), a newline, then the replicated state's bytes as
+they are (``machine/replicated.py``). ``checksum`` is the SHA-256 (hex) of the line
+without it, the newline and the state: as in log lines it is spliced in as a
+fixed-length suffix of the line, so it is checked against the bytes that were
+written, not against a re-encoding.
+
+Format 1 (before 2026-12-07 evening) was one JSON object holding the state in
+base64, a third larger than its bytes; decoding it was a tenth of a restart at a
+million keys. It still reads. Written atomically like ``meta.json``; unreadable or
+failing its checksum it raises ``StorageCorruption`` (the log was compacted
+against it, so dropping it would drop history).
 """
 
 from __future__ import annotations
@@ -16,78 +21,125 @@ import io
 
 import msgspec
 
-from resonetics.base64_slices import b64_slices, split_at_empty_field
 from resonetics.decode_errors import UNREADABLE
 from resonetics.errors import StorageCorruption
 from resonetics.raft.membership import Membership
 from resonetics.raft.ready import Snapshot, SnapshotMeta
 from resonetics.storage.fs import FileSystem, atomic_write
 
-SNAPSHOT_FORMAT = 1
+SNAPSHOT_FORMAT = 2
 _SUM_HEAD = b',"checksum":"'
 _SUFFIX_BYTES = len(_SUM_HEAD) + 64 + 2
+#: Format 2's line ends here; the state follows. JSON as msgspec writes it never holds
+#: a raw newline (strings escape theirs).
+_LINE_END = b"\n"
+#: The state is copied into the file's bytes this many at a time: between slices the
+#: interpreter may hand the GIL to the loop (a copy of hundreds of MB is one long call).
+_COPY_SLICE_BYTES = 8 * 1024 * 1024
 
 
-class _SnapshotDoc(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+class _Meta(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     format: int
     last_included_index: int
     last_included_term: int
     last_included_hash: str
     membership: Membership
-    #: base64 in the file; msgspec encodes and decodes it (standard alphabet, padded,
-    #: strict: the bytes ``base64.b64encode`` wrote before, checked in C).
-    state: bytes
-    # The taker's signature (security/snapshot_signing.py); left out when unsigned, so
-    # an unsigned snapshot is written byte for byte as before signatures existed.
+
+
+class _HeadDoc(_Meta, forbid_unknown_fields=True, omit_defaults=True):
+    """Format 2's line, without its checksum."""
+
+    state_bytes: int
+    # The taker's signature (security/snapshot_signing.py); left out when unsigned.
     signer: str = ""
     sig: str = ""
 
 
-def encode_snapshot(snapshot: Snapshot) -> bytes:
-    meta = snapshot.meta
-    doc = _SnapshotDoc(
-        format=SNAPSHOT_FORMAT,
-        last_included_index=meta.last_included_index,
-        last_included_term=meta.last_included_term,
-        last_included_hash=meta.last_included_hash,
-        membership=meta.membership,
-        state=b"",
-        signer=meta.signer,
-        sig=meta.sig,
-    )
-    # The state's base64 a slice at a time (``resonetics/base64_slices.py``): this runs
-    # on the disk thread, and one call over hundreds of MB would hold the GIL, and so
-    # the loop and its heartbeats, for a second. The bytes are msgspec's, as before.
-    # Only ``membership`` (before ``state``) nests objects: the field is the last marker.
-    # The slices go into one buffer handed over without a copy at the end: a join of
-    # them all would be one call holding the GIL over the whole file.
-    head, tail = split_at_empty_field(msgspec.json.encode(doc), "state", last=True)
-    hasher = hashlib.sha256()
-    out = io.BytesIO()
-    for part in (head, *b64_slices(snapshot.data), tail[:-1]):
-        hasher.update(part)
-        out.write(part)
-    hasher.update(tail[-1:])
-    for part in (_SUM_HEAD, hasher.hexdigest().encode("ascii"), b'"}\n'):
-        out.write(part)
-    return out.getvalue()
-
-
-class _SnapshotFileDoc(_SnapshotDoc, forbid_unknown_fields=True, omit_defaults=True):
-    """The file's object as written: the document and its checksum field. Decoding
-    it whole, rather than the body rebuilt without the checksum, saves a copy of
-    the state (hundreds of MB at a million keys)."""
+class _HeadFileDoc(_HeadDoc, forbid_unknown_fields=True, omit_defaults=True):
+    """Format 2's line as written: with its checksum field."""
 
     checksum: str = ""
+
+
+class _LegacyFileDoc(_Meta, forbid_unknown_fields=True, omit_defaults=True):
+    """Format 1 as written: the state in base64 (msgspec decodes it in C: standard
+    alphabet, padded, strict), the signature, the checksum."""
+
+    state: bytes
+    signer: str = ""
+    sig: str = ""
+    checksum: str = ""
+
+
+def encode_snapshot(snapshot: Snapshot) -> bytes:
+    """The file's bytes: the line, its newline, the state."""
+    meta, state = snapshot.meta, snapshot.data
+    body = msgspec.json.encode(
+        _HeadDoc(
+            format=SNAPSHOT_FORMAT,
+            last_included_index=meta.last_included_index,
+            last_included_term=meta.last_included_term,
+            last_included_hash=meta.last_included_hash,
+            membership=meta.membership,
+            state_bytes=len(state),
+            signer=meta.signer,
+            sig=meta.sig,
+        )
+    )
+    hasher = hashlib.sha256(body)  # releases the GIL over large input: one call each
+    hasher.update(_LINE_END)
+    hasher.update(state)
+    out = io.BytesIO()
+    for part in (body[:-1], _SUM_HEAD, hasher.hexdigest().encode("ascii"), b'"}', _LINE_END):
+        out.write(part)
+    view = memoryview(state)
+    for start in range(0, len(state), _COPY_SLICE_BYTES):
+        out.write(view[start : start + _COPY_SLICE_BYTES])
+    return out.getvalue()
 
 
 def decode_snapshot(data: bytes, path: str) -> Snapshot:
     """Check and decode; ``StorageCorruption`` on anything unexpected.
 
-    No copy of the file is made: the checksum is computed over a view of its bytes
-    and the JSON decoded in place; msgspec decodes the base64 state (in C) rather
-    than a regular expression and ``b64decode`` going over it twice.
+    The checksum is computed over views of the file's bytes and the line decoded in
+    place: the one copy made is the state's own bytes.
     """
+    if not data.startswith(b'{"format":1,'):
+        return _decode(data, path)
+    return _decode_legacy(data, path)
+
+
+def _decode(data: bytes, path: str) -> Snapshot:
+    end = data.find(_LINE_END)
+    if end < 0:
+        raise StorageCorruption(path, "snapshot has no line ending its header")
+    if end <= _SUFFIX_BYTES or data[end - _SUFFIX_BYTES : end - 66] != _SUM_HEAD:
+        raise StorageCorruption(path, "snapshot has no checksum")
+    if data[end - 2 : end] != b'"}':
+        raise StorageCorruption(path, "snapshot's header does not end with its checksum")
+    view = memoryview(data)
+    line = view[:end]
+    digest = hashlib.sha256(line[:-_SUFFIX_BYTES])
+    digest.update(b"}" + _LINE_END)
+    digest.update(view[end + 1 :])
+    if digest.hexdigest().encode("ascii") != data[end - 66 : end - 2]:
+        raise StorageCorruption(path, "snapshot checksum mismatch")
+    try:
+        doc = msgspec.json.decode(line, type=_HeadFileDoc)
+    except UNREADABLE as exc:
+        raise StorageCorruption(path, f"unreadable snapshot header: {exc}") from None
+    if doc.format != SNAPSHOT_FORMAT:
+        raise StorageCorruption(path, f"unknown snapshot format {doc.format}")
+    state = data[end + 1 :]
+    if len(state) != doc.state_bytes:
+        raise StorageCorruption(
+            path, f"snapshot state is {len(state)} bytes, its header says {doc.state_bytes}"
+        )
+    return _snapshot(doc, doc.signer, doc.sig, state, path)
+
+
+def _decode_legacy(data: bytes, path: str) -> Snapshot:
+    """Format 1: one JSON object, the checksum its last field."""
     end = len(data)
     while end and data[end - 1] == 0x0A:
         end -= 1
@@ -101,11 +153,13 @@ def decode_snapshot(data: bytes, path: str) -> Snapshot:
     if data[end - 2 : end] != b'"}':
         raise StorageCorruption(path, "snapshot does not end with its checksum")
     try:
-        doc = msgspec.json.decode(view, type=_SnapshotFileDoc)
+        doc = msgspec.json.decode(view, type=_LegacyFileDoc)
     except UNREADABLE as exc:
         raise StorageCorruption(path, f"unreadable snapshot: {exc}") from None
-    if doc.format != SNAPSHOT_FORMAT:
-        raise StorageCorruption(path, f"unknown snapshot format {doc.format}")
+    return _snapshot(doc, doc.signer, doc.sig, doc.state, path)
+
+
+def _snapshot(doc: _Meta, signer: str, sig: str, state: bytes, path: str) -> Snapshot:
     if doc.last_included_index < 0 or doc.last_included_term < 0:
         raise StorageCorruption(path, "negative index or term in snapshot")
     meta = SnapshotMeta(
@@ -113,10 +167,10 @@ def decode_snapshot(data: bytes, path: str) -> Snapshot:
         last_included_term=doc.last_included_term,
         last_included_hash=doc.last_included_hash,
         membership=doc.membership,
-        signer=doc.signer,
-        sig=doc.sig,
+        signer=signer,
+        sig=sig,
     )
-    return Snapshot(meta=meta, data=doc.state)
+    return Snapshot(meta=meta, data=state)
 
 
 def read_snapshot(fs: FileSystem, path: str) -> Snapshot | None:
