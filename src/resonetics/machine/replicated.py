@@ -48,6 +48,7 @@ from __future__ import annotations
 import binascii
 import hashlib
 import io
+import re
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
 from functools import partial
@@ -189,8 +190,10 @@ _HEAD_READER: Final = msgspec.json.Decoder(_SnapshotHeadRead)
 _LEGACY_READER: Final = msgspec.json.Decoder(_LegacySnapshotRead)
 #: Where format 3's JSON line ends and the machine's bytes begin. JSON as msgspec
 #: writes it never holds a raw newline (strings escape theirs), so the first one is
-#: the line's end, and a format 1 or 2 document has none at all.
+#: the line's end.
 _HEAD_END: Final = b"\n"
+#: How formats 1 and 2 begin, as written (keys sorted: "format" sorts first).
+_FORMAT_PREFIX: Final = re.compile(rb'\{"format":(\d{1,9}),')
 #: The machine's bytes are copied into a snapshot this many at a time, a yield between
 #: slices (a copy of hundreds of MB in one call would hold the loop).
 _MACHINE_SLICE_BYTES: Final = 8 * 1024 * 1024
@@ -472,7 +475,10 @@ class ReplicatedKV:
         A wrapped machine without ``restore_steps`` of its own is restored when the
         value is applied, in one call.
         """
-        end = data.find(_HEAD_END)
+        declared = _FORMAT_PREFIX.match(data)
+        legacy_format = declared is not None and int(declared[1]) in _LEGACY_FORMATS
+        # A format 1 or 2 document is not searched for a newline through hundreds of MB.
+        end = -1 if legacy_format else data.find(_HEAD_END)
         if end < 0:
             legacy = _decode(_LEGACY_READER, data)
             if legacy.format not in _LEGACY_FORMATS:
