@@ -7,7 +7,8 @@ A single-node ``NodeDriver`` over in-memory storage applies KEYS writes of 100-b
 values to distinct keys, PER_ENTRY writes per Ready (so per log entry; default 1, a
 client writing one at a time; a loaded leader batches up to 64), once under the old rule (a snapshot every 10,000 entries) and once
 under the default ``SnapshotPolicy`` (ratio rule, 50,000-entry cap). It counts the
-log bytes (encoded lines) and the snapshot bytes saved, and prints both per write.
+log bytes (encoded lines) and the bytes of each ``snapshot.json`` written, and prints
+both per write.
 Byte counts do not depend on machine load. Not a test.
 """
 
@@ -21,12 +22,12 @@ from resonetics.raft.config import RaftConfig
 from resonetics.raft.entry import Entry
 from resonetics.raft.messages import Message
 from resonetics.raft.ready import Snapshot
-from resonetics.raft.types import Index
 from resonetics.runtime.driver import NodeDriver
 from resonetics.runtime.outcome import Outcome
 from resonetics.runtime.snapshots import SnapshotPolicy
 from resonetics.storage.log_file import encode_line
 from resonetics.storage.memory import MemoryNodeStorage
+from resonetics.storage.snapshot_file import encode_snapshot
 
 VALUE = "v" * 100
 
@@ -42,10 +43,12 @@ class _CountingStorage(MemoryNodeStorage):
         self.log_bytes += sum(len(encode_line(e)) for e in entries)
         super().append(entries)
 
-    def save_snapshot(self, snapshot: Snapshot, last_applied: Index) -> None:
-        self.snapshot_bytes += len(snapshot.data)
+    def write_snapshot_file(self, snapshot: Snapshot) -> None:
+        """A snapshot this node took (``SnapshotJob.write_file``): the bytes of the
+        ``snapshot.json`` a file-backed node writes for it."""
+        self.snapshot_bytes += len(encode_snapshot(snapshot))
         self.snapshots += 1
-        super().save_snapshot(snapshot, last_applied)
+        super().write_snapshot_file(snapshot)
 
 
 class _Host:
