@@ -6,7 +6,7 @@ snapshot:
 
 * ``ReplicatedKV.snapshot()``: serialize keys, sessions and the applied position;
 * ``encode_snapshot``: the snapshot.json bytes (header line + checksum, then the state) that
-  ``save_snapshot`` writes;
+  ``write_snapshot_file`` writes;
 * ``OutgoingSnapshot.of``: the streamed payload and its SHA-256 (leader side);
 * ``ReplicatedKV.restore()``: a follower's install / a restart.
 
