@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -10,9 +10,12 @@ import pytest
 from resonetics.localcluster import LocalCluster
 
 
-def running_cluster(data_dir: Path, size: int) -> Iterator[LocalCluster]:
-    """A started cluster with a leader; on the way out, stopped and checked for crashes."""
-    cluster = LocalCluster(data_dir, size=size, tick_ms=20)
+def running_cluster(
+    data_dir: Path, size: int, extra_args: Sequence[str] = ()
+) -> Iterator[LocalCluster]:
+    """A started cluster with a leader (``extra_args``: more ``serve`` flags for every
+    node); on the way out, stopped and checked for crashes."""
+    cluster = LocalCluster(data_dir, size=size, tick_ms=20, extra_args=list(extra_args))
     cluster.start()
     try:
         cluster.wait_for_leader(timeout_s=60)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 
 import msgspec
@@ -18,6 +17,7 @@ from resonetics.machine.replicated import ReplicatedKV, receipt_of
 from resonetics.machine.sessions import SessionTable
 from resonetics.raft.entry import GENESIS, Entry, EntryType, Receipt, make_entry
 from resonetics.raft.packing import canonical, packed, unpacked
+from tests.older_formats import older_state_doc
 
 
 class Log:
@@ -134,17 +134,6 @@ def test_sessions_expire_by_log_time_during_apply() -> None:
 _SORTED = msgspec.json.Encoder(order="sorted")
 
 
-def _legacy_doc(snapshot: bytes, format_: int = 2) -> dict[str, Any]:
-    """A format-3 state as the format-2 document a release before it wrote: one JSON
-    object, the machine's bytes a base64 string in it."""
-    head, machine = snapshot.split(b"\n", 1)
-    doc = msgspec.json.decode(head)
-    assert doc.pop("machine_bytes") == len(machine)
-    doc["machine"] = base64.b64encode(machine).decode("ascii")
-    doc["format"] = format_
-    return doc
-
-
 def _with_head(snapshot: bytes, **changes: Any) -> bytes:
     head, machine = snapshot.split(b"\n", 1)
     doc = msgspec.json.decode(head)
@@ -161,9 +150,21 @@ def test_restore_refuses_garbage() -> None:
     with pytest.raises(StorageCorruption, match="unknown replicated-state format 99"):
         ReplicatedKV().restore(_with_head(good, format=99))
     with pytest.raises(StorageCorruption, match="unknown replicated-state format 99"):
-        ReplicatedKV().restore(_SORTED.encode(_legacy_doc(good, 99)))
+        ReplicatedKV().restore(_SORTED.encode(older_state_doc(good, 99)))
     with pytest.raises(StorageCorruption, match=r"unreadable.*unknown field `extra`"):
         ReplicatedKV().restore(_with_head(good, extra=1))
+
+
+def test_a_head_nested_deeper_than_python_allows_is_refused_as_corruption() -> None:
+    """A forged state (its head's session table) nested 300,000 deep: the decoder's
+    recursion limit becomes a refusal naming the state, not a crash."""
+    head = (
+        b'{"format":3,"last_applied":1,"last_applied_hash":"x","last_applied_term":1,'
+        b'"machine_bytes":0,"sessions":{"now_ms":0,"clients":['
+    )
+    deep = head + b"[" * 300_000 + b"]" * 300_000 + b"]}}\n"
+    with pytest.raises(StorageCorruption, match="replicated state unreadable: maximum recursion"):
+        ReplicatedKV().restore(deep)
 
 
 def test_the_state_is_a_json_line_then_the_machines_bytes_as_they_are() -> None:
@@ -196,7 +197,7 @@ def test_a_format_2_state_restores_to_the_same_state_as_format_3() -> None:
     """What a release before format 3 wrote (its snapshot files, a leader's InstallSnapshot
     during a rolling upgrade) still restores."""
     _, kv = _with_results(clients=3, per_client=4)
-    old = _SORTED.encode(_legacy_doc(kv.snapshot()))
+    old = _SORTED.encode(older_state_doc(kv.snapshot()))
     assert b"\n" not in old
     other = ReplicatedKV()
     other.restore(old)
@@ -564,7 +565,7 @@ def test_a_restore_takes_each_remembered_result_as_the_bytes_the_snapshot_holds(
 
 def test_a_format_1_snapshot_whose_results_have_no_digest_still_restores() -> None:
     _, kv = _with_results(clients=2, per_client=2)
-    doc = _legacy_doc(kv.snapshot(), 1)
+    doc = older_state_doc(kv.snapshot(), 1)
     for client in doc["sessions"]["clients"]:
         client[2] = [[key, result] for key, _digest, result in client[2]]
     old = msgspec.json.Encoder(order="sorted").encode(doc)
@@ -594,7 +595,7 @@ def test_a_session_table_unreadable_past_its_first_slice_names_where(
 
 
 def test_a_format_2_machine_field_that_is_not_base64_is_refused_as_corruption() -> None:
-    doc = _legacy_doc(ReplicatedKV().snapshot())
+    doc = older_state_doc(ReplicatedKV().snapshot())
     doc["machine"] = "not*base64"
     with pytest.raises(StorageCorruption, match="machine"):
         ReplicatedKV().restore(msgspec.json.Encoder(order="sorted").encode(doc))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import hashlib
 import json
@@ -13,6 +12,7 @@ import pytest
 from resonetics.errors import StorageCorruption
 from resonetics.raft.ready import Snapshot
 from resonetics.storage.snapshot_file import decode_snapshot, encode_snapshot
+from tests.older_formats import older_file, older_file_sealed
 from tests.storage.chain import log_of, snapshot_at
 
 PATH = "/d/snapshot.json"
@@ -21,28 +21,6 @@ _SUM_HEAD = b',"checksum":"'
 
 def _signed(snap: Snapshot) -> Snapshot:
     return dataclasses.replace(snap, meta=dataclasses.replace(snap.meta, signer="n1", sig="c2ln"))
-
-
-def _legacy_file(snap: Snapshot, **extra: object) -> bytes:
-    """``snap`` as format 1, what releases before format 2 wrote: one JSON object, the
-    state in base64, the checksum (over the object without it) its last field."""
-    meta = snap.meta
-    doc = {
-        "format": 1,
-        "last_included_index": meta.last_included_index,
-        "last_included_term": meta.last_included_term,
-        "last_included_hash": meta.last_included_hash,
-        "membership": msgspec.to_builtins(meta.membership),
-        "state": base64.b64encode(snap.data).decode("ascii"),
-        **({"signer": meta.signer, "sig": meta.sig} if meta.sig else {}),
-        **extra,
-    }
-    return _legacy_resealed(msgspec.json.encode(doc))
-
-
-def _legacy_resealed(body: bytes) -> bytes:
-    digest = hashlib.sha256(body).hexdigest().encode("ascii")
-    return body[:-1] + _SUM_HEAD + digest + b'"}\n'
 
 
 def _resealed(head: dict[str, object], state: bytes) -> bytes:
@@ -85,19 +63,19 @@ def test_a_format_1_file_still_reads_with_or_without_trailing_newlines() -> None
     """What releases before format 2 wrote: the node's own snapshot.json after an
     upgrade, and the bodies of backups taken by them."""
     snap = _signed(snapshot_at(log_of(5)[2], data=bytes(range(256)) * 10))
-    data = _legacy_file(snap)
+    data = older_file(snap)
     for tail in (b"", b"\n", b"\n\n"):
         assert decode_snapshot(data.rstrip(b"\n") + tail, PATH) == snap
 
 
 def test_a_format_1_state_that_is_not_base64_is_corruption_even_with_a_valid_checksum() -> None:
     snap = snapshot_at(log_of(5)[2], data=b"ab")  # "YWI=" padded
-    body = _legacy_file(snap).rstrip(b"\n")
+    body = older_file(snap).rstrip(b"\n")
     body = body[: body.rindex(_SUM_HEAD)] + b"}"
     for forged in (body.replace(b'"YWI="', b'"*WI="'), body.replace(b'"YWI="', b'"YWI=YWI="')):
         assert forged != body
         with pytest.raises(StorageCorruption, match="unreadable snapshot") as info:
-            decode_snapshot(_legacy_resealed(forged), PATH)
+            decode_snapshot(older_file_sealed(forged), PATH)
         assert info.value.path == PATH
 
 
@@ -129,7 +107,7 @@ def test_an_unknown_field_or_format_in_the_header_is_corruption() -> None:
     with pytest.raises(StorageCorruption, match="unknown snapshot format 9"):
         decode_snapshot(_resealed({**_head(data), "format": 9}, b"s"), PATH)
     with pytest.raises(StorageCorruption, match="unreadable snapshot"):
-        decode_snapshot(_legacy_file(snapshot_at(log_of(5)[2], data=b"s"), extra=1), PATH)
+        decode_snapshot(older_file(snapshot_at(log_of(5)[2], data=b"s"), extra=1), PATH)
 
 
 def test_a_negative_index_in_the_header_is_corruption() -> None:
@@ -146,3 +124,31 @@ def test_a_changed_byte_anywhere_fails_the_checksum() -> None:
         forged[at] ^= 0x01
         with pytest.raises(StorageCorruption):
             decode_snapshot(bytes(forged), PATH)
+
+
+def _sealed_body(body: bytes, state: bytes) -> bytes:
+    """A format-2 file of a header body given as bytes, with a right checksum."""
+    digest = hashlib.sha256(body + b"\n" + state).hexdigest().encode("ascii")
+    return body[:-1] + _SUM_HEAD + digest + b'"}\n' + state
+
+
+@pytest.mark.parametrize(
+    ("membership", "reason"),
+    [
+        (b"[" * 300_000 + b"]" * 300_000, "Expected `object`, got `array`"),
+        (b'{"voters":' + b"[" * 300_000 + b"]" * 300_000 + b"}", "maximum recursion|Expected"),
+        (b'"' + b"x" * 10_000_000 + b'"', "Expected `object`, got `str`"),
+    ],
+)
+def test_a_header_nested_deep_or_huge_is_corruption_not_a_crash(
+    membership: bytes, reason: str
+) -> None:
+    """Its checksum holds (a writer that knows the format): the header's types refuse a
+    300,000-deep or a 10 MB membership, and the file is named."""
+    body = (
+        b'{"format":2,"last_included_index":1,"last_included_term":1,'
+        b'"last_included_hash":"x","membership":' + membership + b',"state_bytes":1}'
+    )
+    with pytest.raises(StorageCorruption, match=f"unreadable snapshot header: ({reason})") as info:
+        decode_snapshot(_sealed_body(body, b"s"), PATH)
+    assert info.value.path == PATH
