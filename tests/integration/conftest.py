@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
 
-from resonetics.localcluster import LocalCluster
+from resonetics.localcluster import LocalCluster, free_ports
 
 
 def running_cluster(
@@ -40,3 +42,39 @@ def _assert_no_crash(cluster: LocalCluster) -> None:
     for node_id in cluster.nodes:
         log = (cluster.data_dir / f"{node_id}.log").read_text(errors="replace")
         assert "Traceback" not in log, f"{node_id} crashed:\n{log[-3000:]}"
+
+
+#: A refused start must end at once, not after an election timeout, seconds.
+REFUSAL_TIMEOUT_S = 30.0
+
+
+def serve_once(data_dir: Path, node_id: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    """``resonetics serve`` of one node on ``data_dir``, for a start that must be refused:
+    waited for, its output captured."""
+    port, client_port = free_ports(2)
+    command = [
+        sys.executable,
+        "-m",
+        "resonetics",
+        "serve",
+        "--id",
+        node_id,
+        "--peers",
+        f"{node_id}=127.0.0.1:{port}",
+        "--clients",
+        f"{node_id}=127.0.0.1:{client_port}",
+        "--data-dir",
+        str(data_dir),
+        *extra,
+    ]
+    return subprocess.run(
+        command, capture_output=True, text=True, timeout=REFUSAL_TIMEOUT_S, check=False
+    )
+
+
+def one_line(result: subprocess.CompletedProcess[str]) -> str:
+    """The refusal's one line on stderr (and no traceback)."""
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    return lines[0]

@@ -11,48 +11,16 @@ from pathlib import Path
 from resonetics.client import Client
 from resonetics.localcluster import free_ports
 from resonetics.security.cluster_key import load_cluster_key
-from tests.integration.conftest import running_cluster
-
-#: A refused start must end at once, not after an election timeout, seconds.
-REFUSAL_TIMEOUT_S = 30.0
-
-
-def _serve(data_dir: Path, node_id: str, *extra: str) -> subprocess.CompletedProcess[str]:
-    port, client_port = free_ports(2)
-    command = [
-        sys.executable,
-        "-m",
-        "resonetics",
-        "serve",
-        "--id",
-        node_id,
-        "--peers",
-        f"{node_id}=127.0.0.1:{port}",
-        "--clients",
-        f"{node_id}=127.0.0.1:{client_port}",
-        "--data-dir",
-        str(data_dir),
-        *extra,
-    ]
-    return subprocess.run(
-        command, capture_output=True, text=True, timeout=REFUSAL_TIMEOUT_S, check=False
-    )
-
-
-def _one_line(result: subprocess.CompletedProcess[str]) -> str:
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    assert "Traceback" not in result.stderr
-    return lines[0]
+from tests.integration.conftest import REFUSAL_TIMEOUT_S, one_line, running_cluster, serve_once
 
 
 def test_second_process_on_a_data_dir_exits_naming_the_holder(tmp_path: Path) -> None:
     for cluster in running_cluster(tmp_path / "data", 1):
         holder = cluster.nodes["n1"].process
         assert holder is not None
-        second = _serve(cluster.data_dir, "n1", "--cluster-id", cluster.cluster_id_arg())
+        second = serve_once(cluster.data_dir, "n1", "--cluster-id", cluster.cluster_id_arg())
         assert second.returncode == 2, second.stderr
-        line = _one_line(second)
+        line = one_line(second)
         assert "in use by pid" in line and f"pid {holder.pid} " in line
         # The holder was not disturbed and still says which cluster it belongs to.
         status = cluster.status("n1")
@@ -64,18 +32,18 @@ def test_node_refuses_data_dir_of_another_cluster_or_node_at_start(tmp_path: Pat
         pass  # founded, then stopped cleanly
     mine = load_cluster_key(tmp_path / "data" / "cluster.key").cluster_id
     other = "f" * 32 if mine != "f" * 32 else "e" * 32
-    result = _serve(tmp_path / "data", "n1", "--cluster-id", other)
+    result = serve_once(tmp_path / "data", "n1", "--cluster-id", other)
     assert result.returncode == 2, result.stderr
-    line = _one_line(result)
+    line = one_line(result)
     assert f"belongs to cluster {mine}, not {other}" in line
     # A folder copied under another node's name is refused the same way.
     (tmp_path / "data" / "n1").rename(tmp_path / "data" / "n2")
-    result = _serve(tmp_path / "data", "n2")
+    result = serve_once(tmp_path / "data", "n2")
     assert result.returncode == 2, result.stderr
-    assert "belongs to node n1, not n2" in _one_line(result)
+    assert "belongs to node n1, not n2" in one_line(result)
     # A typo in the id is a usage error naming the setting, not a traceback.
-    result = _serve(tmp_path / "data", "n9", "--cluster-id", "not-hex")
-    assert result.returncode != 0 and "cluster id 'not-hex'" in _one_line(result)
+    result = serve_once(tmp_path / "data", "n9", "--cluster-id", "not-hex")
+    assert result.returncode != 0 and "cluster id 'not-hex'" in one_line(result)
 
 
 def test_cluster_key_of_another_cluster_is_refused_on_a_founded_data_dir(tmp_path: Path) -> None:
@@ -87,14 +55,16 @@ def test_cluster_key_of_another_cluster_is_refused_on_a_founded_data_dir(tmp_pat
     mine = load_cluster_key(tmp_path / "data" / "cluster.key").cluster_id
     other_key = tmp_path / "other.key"
     write_cluster_key(other_key, new_cluster_key())
-    result = _serve(tmp_path / "data", "n1", "--cluster-key", str(other_key))
+    result = serve_once(tmp_path / "data", "n1", "--cluster-key", str(other_key))
     assert result.returncode == 2, result.stderr
     other = load_cluster_key(other_key).cluster_id
-    assert f"belongs to cluster {mine}, not {other}" in _one_line(result)
+    assert f"belongs to cluster {mine}, not {other}" in one_line(result)
     # A --cluster-id that contradicts the key file is refused before anything is read.
-    result = _serve(tmp_path / "data", "n1", "--cluster-key", str(other_key), "--cluster-id", mine)
+    result = serve_once(
+        tmp_path / "data", "n1", "--cluster-key", str(other_key), "--cluster-id", mine
+    )
     assert result.returncode == 2, result.stderr
-    assert "contradicts the cluster key file" in _one_line(result)
+    assert "contradicts the cluster key file" in one_line(result)
 
 
 def test_unauthenticated_peers_on_a_non_loopback_address_refuse_to_start(tmp_path: Path) -> None:
@@ -106,7 +76,7 @@ def test_unauthenticated_peers_on_a_non_loopback_address_refuse_to_start(tmp_pat
         command, capture_output=True, text=True, timeout=REFUSAL_TIMEOUT_S, check=False
     )
     assert result.returncode == 2, result.stderr
-    line = _one_line(result)
+    line = one_line(result)
     assert "not a loopback address" in line and "--insecure" in line
     assert not (tmp_path / "n1").exists()  # refused before the data dir was touched
 
@@ -131,9 +101,9 @@ def test_a_log_line_nested_deeper_than_python_allows_stops_the_start_naming_it(
         f.seek(len(written))
         f.write(bad + lines[-1] + b"\n")  # not the last line: corruption, not a torn tail
     mine = load_cluster_key(tmp_path / "data" / "cluster.key").cluster_id
-    result = _serve(tmp_path / "data", "n1", "--cluster-id", mine)
+    result = serve_once(tmp_path / "data", "n1", "--cluster-id", mine)
     assert result.returncode == 2, result.stderr
-    line = _one_line(result)
+    line = one_line(result)
     assert "log.jsonl" in line and f"line {index + 1}" in line and "not a valid entry" in line
 
 
@@ -160,9 +130,9 @@ def test_a_zeroed_sector_under_the_commit_index_stops_the_start_and_leaves_the_f
     data[start + 8 : start + 48] = bytes(40)
     log.write_bytes(bytes(data))
     mine = load_cluster_key(tmp_path / "data" / "cluster.key").cluster_id
-    result = _serve(tmp_path / "data", "n1", "--cluster-id", mine)
+    result = serve_once(tmp_path / "data", "n1", "--cluster-id", mine)
     assert result.returncode == 2, result.stderr
-    line = _one_line(result)
+    line = one_line(result)
     assert "log.jsonl" in line and "below the commit index" in line
     assert log.read_bytes() == bytes(data)
 
@@ -211,9 +181,9 @@ def test_a_byte_changed_under_the_logs_seal_still_stops_the_start_naming_the_lin
     data[sum(len(line) for line in lines[:3]) + 12] ^= 0x01  # inside line 4, lines after it
     log.write_bytes(bytes(data))
     mine = load_cluster_key(tmp_path / "data" / "cluster.key").cluster_id
-    result = _serve(tmp_path / "data", "n1", "--cluster-id", mine)
+    result = serve_once(tmp_path / "data", "n1", "--cluster-id", mine)
     assert result.returncode == 2, result.stderr
-    line = _one_line(result)
+    line = one_line(result)
     assert "log.jsonl" in line and "line 4" in line
 
 

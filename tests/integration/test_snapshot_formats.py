@@ -10,13 +10,15 @@ formats (docs/storage.md, docs/operations.md "Upgrades").
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 
 from resonetics.client import Client
 from resonetics.localcluster import LocalCluster
+from resonetics.security.cluster_key import load_cluster_key
 from resonetics.storage.snapshot_file import decode_snapshot
-from tests.integration.conftest import running_cluster
+from tests.integration.conftest import one_line, running_cluster, serve_once
 from tests.older_formats import older_file, older_state
 
 
@@ -57,3 +59,57 @@ def test_a_folder_whose_snapshot_an_older_release_wrote_is_restored_and_served(
     assert rewritten.startswith(b'{"format":2,')
     state = decode_snapshot(rewritten, str(snap)).data
     assert state.startswith(b'{"format":3,')
+
+
+def _snapshotted_and_stopped(data_dir: Path, keys: int) -> Path:
+    """A node that took snapshots while it wrote ``keys`` keys and stopped cleanly; the
+    path of its ``snapshot.json``."""
+    for cluster in _one_node(data_dir):
+        with Client(cluster.addresses, timeout=10) as client:
+            for i in range(keys):
+                client.put(f"k{i}", i)
+    snap = data_dir / "n1" / "snapshot.json"
+    assert snap.exists()
+    return snap
+
+
+def _refused_start(data_dir: Path) -> str:
+    mine = load_cluster_key(data_dir / "cluster.key").cluster_id
+    result = serve_once(data_dir, "n1", "--cluster-id", mine)
+    assert result.returncode == 2, result.stderr
+    return one_line(result)
+
+
+def test_a_changed_deep_or_huge_snapshot_file_stops_the_start_naming_it(tmp_path: Path) -> None:
+    """What a disk, a stray tool or someone with the folder can leave in ``snapshot.json``:
+    the start is refused in one line naming the file, never a traceback, and the file is
+    left as it was found. Deep and huge headers carry a checksum that holds."""
+    data_dir = tmp_path / "data"
+    snap = _snapshotted_and_stopped(data_dir, 12)
+    good = snap.read_bytes()
+    line_end = good.index(b"\n")
+    flipped = bytearray(good)
+    flipped[line_end + 10] ^= 0x01  # inside the state
+    body = good[: good.rindex(b',"checksum":"', 0, line_end)] + b"}"
+    deep = body.replace(b'"membership":{', b'"membership":{"voters":' + b"[" * 300_000, 1)
+    deep = deep.replace(b"}", b"]" * 300_000 + b"}", 1)
+    huge = body[:-1] + b',"x":"' + b"x" * 10_000_000 + b'"}'  # a field it does not know
+    state = good[line_end + 1 :]
+    for forged, reason in (
+        (bytes(flipped), "snapshot checksum mismatch"),
+        (_sealed(deep, state), "unreadable snapshot header"),
+        (_sealed(huge, state), "unknown field"),
+    ):
+        snap.write_bytes(forged)
+        line = _refused_start(data_dir)
+        assert "snapshot.json" in line and reason in line, line
+        assert snap.read_bytes() == forged
+    snap.write_bytes(good)
+    for cluster in _one_node(data_dir):
+        with Client(cluster.addresses, timeout=10) as client:
+            assert client.get("k11") == 11
+
+
+def _sealed(body: bytes, state: bytes) -> bytes:
+    digest = hashlib.sha256(body + b"\n" + state).hexdigest().encode("ascii")
+    return body[:-1] + b',"checksum":"' + digest + b'"}\n' + state
