@@ -113,3 +113,32 @@ def test_a_changed_deep_or_huge_snapshot_file_stops_the_start_naming_it(tmp_path
 def _sealed(body: bytes, state: bytes) -> bytes:
     digest = hashlib.sha256(body + b"\n" + state).hexdigest().encode("ascii")
     return body[:-1] + b',"checksum":"' + digest + b'"}\n' + state
+
+
+def test_a_snapshot_file_copied_from_another_cluster_stops_the_start_naming_it(
+    tmp_path: Path,
+) -> None:
+    """An operator's mistake at 3 a.m.: ``snapshot.json`` copied from a node of another
+    cluster into this node's folder. Its checksum holds and this log does not hold its
+    entry, so without the cluster in the file the start took it for an install a crash cut
+    short, dropped this node's log and served the other cluster's keys."""
+    ours = tmp_path / "ours"
+    theirs = tmp_path / "theirs"
+    _snapshotted_and_stopped(ours, 12)
+    copied = _snapshotted_and_stopped(theirs, 40).read_bytes()
+    snap = ours / "n1" / "snapshot.json"
+    snap.write_bytes(copied)
+    before = _node_files(ours / "n1")
+    line = _refused_start(ours)
+    theirs_id = load_cluster_key(theirs / "cluster.key").cluster_id
+    ours_id = load_cluster_key(ours / "cluster.key").cluster_id
+    assert "snapshot.json" in line and f"snapshot of cluster {theirs_id}" in line, line
+    assert f"meta.json names cluster {ours_id}" in line, line
+    assert _node_files(ours / "n1") == before
+
+
+def _node_files(folder: Path) -> dict[str, bytes]:
+    """The node's files (its log, meta.json, snapshot.json) as they are."""
+    return {
+        name: (folder / name).read_bytes() for name in ("log.jsonl", "meta.json", "snapshot.json")
+    }

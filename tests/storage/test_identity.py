@@ -36,22 +36,79 @@ from resonetics.storage.log_file import encode_line
 from resonetics.storage.memory import MemoryNodeStorage
 from resonetics.storage.meta_file import MetaRecord, write_meta
 from resonetics.storage.node_storage import FileNodeStorage
-from tests.storage.chain import chain
+from resonetics.storage.snapshot_file import decode_snapshot_file, encode_snapshot
+from tests.storage.chain import chain, snapshot_at
 
 DIR = "/data/n1"
 META = DIR + "/meta.json"
 LOG = DIR + "/log.jsonl"
+SNAP = DIR + "/snapshot.json"
 A = "a" * 32
 B = "b" * 32
 
 
-def _started(fs: MemoryFileSystem, identity: NodeIdentity, entries: int = 3) -> None:
+def _started(fs: MemoryFileSystem, identity: NodeIdentity | None, entries: int = 3) -> None:
     s = FileNodeStorage(fs, DIR, identity)
     state = s.load()
     s.save_hard_state(HardState(term=2, vote="n1", commit=entries), entries)
     s.append(chain(state.anchor, entries, term=2))
     s.sync()
     s.close()
+
+
+def _snapshotted(identity: NodeIdentity | None, entries: int, at: int) -> MemoryFileSystem:
+    """A folder of ``identity`` (None: an anonymous folder) holding ``entries`` entries
+    and a snapshot at ``at``."""
+    fs = MemoryFileSystem()
+    _started(fs, identity, entries)
+    s = FileNodeStorage(fs, DIR, identity)
+    held = s.load().entries
+    s.save_snapshot(snapshot_at(held[at - 1], data=repr(identity).encode()), at)
+    s.close()
+    return fs
+
+
+def test_a_snapshot_file_names_the_cluster_of_the_node_that_wrote_it() -> None:
+    fs = _snapshotted(NodeIdentity("n1", A), 6, 4)
+    assert decode_snapshot_file(fs.read(SNAP), SNAP).cluster == A
+    anonymous = _snapshotted(None, 6, 4)  # the simulator's and unit tests' folders
+    assert decode_snapshot_file(anonymous.read(SNAP), SNAP).cluster == ""
+
+
+def test_a_snapshot_of_another_cluster_copied_into_a_folder_is_refused_and_left_as_found() -> None:
+    """Without the cluster in the file, a copied snapshot.json whose entry the log does
+    not hold passed for an install a crash cut short: the node dropped its log and served
+    the other cluster's state."""
+    ours = MemoryFileSystem()
+    _started(ours, NodeIdentity("n1", A), 6)
+    theirs = _snapshotted(NodeIdentity("n1", B), 10, 8)
+    atomic_write(ours, SNAP, theirs.read(SNAP))
+    before = {name: ours.read(f"{DIR}/{name}") for name in ours.listdir(DIR)}
+    with pytest.raises(StorageCorruption) as err:
+        FileNodeStorage(ours, DIR, NodeIdentity("n1", A)).load()
+    assert err.value.path == SNAP
+    assert f"snapshot of cluster {B}, but meta.json names cluster {A}" in str(err.value)
+    assert "\n" not in str(err.value)
+    assert {name: ours.read(f"{DIR}/{name}") for name in ours.listdir(DIR)} == before
+
+
+def test_a_snapshot_of_the_same_cluster_or_naming_none_is_still_taken() -> None:
+    """Another node's snapshot of the same cluster is that cluster's committed state (the
+    node starts from it, as after an install); a file that names no cluster (written before
+    files named one) is judged as before."""
+    for source in (
+        _snapshotted(NodeIdentity("n2", A), 10, 8).read(SNAP),
+        encode_snapshot(
+            decode_snapshot_file(
+                _snapshotted(NodeIdentity("n1", B), 10, 8).read(SNAP), SNAP
+            ).snapshot
+        ),
+    ):
+        ours = MemoryFileSystem()
+        _started(ours, NodeIdentity("n1", A), 6)
+        atomic_write(ours, SNAP, source)
+        state = FileNodeStorage(ours, DIR, NodeIdentity("n1", A)).load()
+        assert state.snapshot is not None and state.anchor.index == 8 and state.entries == []
 
 
 def test_two_clusters_chains_never_agree() -> None:

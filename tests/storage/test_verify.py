@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -280,6 +281,20 @@ def test_verify_reports_node_of_another_cluster(tmp_path: Path) -> None:
     result = _verify(str(tmp_path))
     assert result.exit_code == 1
     assert f"n3 belongs to another cluster ({B}, the others to {A})" in result.output
+
+
+def test_verify_reports_a_snapshot_file_of_another_cluster(tmp_path: Path) -> None:
+    """A snapshot.json copied from another cluster's node: the start refuses it, and
+    verify says so without starting anything."""
+    for name in ("n1", "n2", "n3"):
+        _member(tmp_path / name, _history(8))
+    _member(tmp_path / "other", _history(8, cluster=B), cluster=B, snapshot_index=6)
+    copied = tmp_path / "n3" / "snapshot.json"
+    copied.write_bytes((tmp_path / "other" / "snapshot.json").read_bytes())
+    shutil.rmtree(tmp_path / "other")
+    result = _verify(str(tmp_path))
+    assert result.exit_code == 1, result.output
+    assert f"{copied}: snapshot of cluster {B}, but meta.json names cluster {A}" in result.output
 
 
 def test_verify_majority_is_of_the_newest_configurations_voters(tmp_path: Path) -> None:

@@ -63,7 +63,7 @@ from resonetics.storage.recovery import (
     holds_snapshot_entry,
     snapshot_anchor,
 )
-from resonetics.storage.snapshot_file import read_snapshot, write_snapshot
+from resonetics.storage.snapshot_file import foreign_cluster, read_snapshot, write_snapshot
 
 META_NAME = "meta.json"
 LOG_NAME = "log.jsonl"
@@ -106,7 +106,8 @@ class FileNodeStorage:
             self._fs.fsync_dir(posixpath.dirname(self._dir.rstrip("/")) or ".")
         self._remove_temp_files()
         meta = read_meta(self._fs, self.meta_path)
-        snapshot = read_snapshot(self._fs, self.snapshot_path)
+        snapshot_file = read_snapshot(self._fs, self.snapshot_path)
+        snapshot = snapshot_file.snapshot if snapshot_file is not None else None
         parsed = None
         if self._has_log():
             seal = read_seal(self._fs, self.log_path)
@@ -121,6 +122,10 @@ class FileNodeStorage:
             raise StorageCorruption(self.log_path, "log.jsonl is missing or has no anchor line")
         self._check_identity(meta)
         self._check_anchor_cluster(meta, parsed.entries[0])
+        if snapshot_file is not None:
+            reason = foreign_cluster(snapshot_file, meta.cluster_id)
+            if reason is not None:
+                raise StorageCorruption(self.snapshot_path, reason)
         self._check_term(meta, parsed, snapshot)
         self._check_commit(meta, parsed, snapshot)
         self.cut_tail, self.cut_line = parsed.torn, parsed.torn_line
@@ -315,7 +320,8 @@ class FileNodeStorage:
         self._check_loaded()
         index = snapshot.meta.last_included_index
         invariant(index >= self._snapshot_index, "snapshot older than the saved one")
-        write_snapshot(self._fs, self.snapshot_path, snapshot)
+        cluster = self._meta.cluster_id if self._meta is not None else None
+        write_snapshot(self._fs, self.snapshot_path, snapshot, cluster or "")
 
     def prepare_compaction(self, snapshot: Snapshot, keep_from: Entry | None) -> None:
         """Write the head of the log ``compact_to_snapshot(snapshot, keep_from)`` will

@@ -1,8 +1,8 @@
 """``snapshot.json``: the state machine's state at an index, with a checksum.
 
 The file is format 2: one line of JSON (the snapshot's metadata, the membership,
-``state_bytes`` and ``checksum``), a newline, then the replicated state's bytes as
-they are (``machine/replicated.py``). ``checksum`` is the SHA-256 (hex) of the line
+``state_bytes``, the ``cluster`` whose node wrote it, and ``checksum``), a newline,
+then the replicated state's bytes as they are (``machine/replicated.py``). ``checksum`` is the SHA-256 (hex) of the line
 without it, the newline and the state: as in log lines it is spliced in as a
 fixed-length suffix of the line, so it is checked against the bytes that were
 written, not against a re-encoding.
@@ -12,12 +12,20 @@ base64, a third larger than its bytes; decoding it was a tenth of a restart at a
 million keys. It still reads. Written atomically like ``meta.json``; unreadable or
 failing its checksum it raises ``StorageCorruption`` (the log was compacted
 against it, so dropping it would drop history).
+
+``cluster`` binds the file to its cluster (since 2026-12-08; older files have
+none): a node's start refuses a ``snapshot.json`` of another cluster than its
+``meta.json`` names, which it would otherwise take for an install a crash cut
+short and serve (``storage/node_storage.py``). It is not part of the snapshot
+Raft ships (a leader's ``InstallSnapshot`` carries none: peers are already of one
+cluster); each node writes its own.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+from dataclasses import dataclass
 
 import msgspec
 
@@ -51,6 +59,8 @@ class _HeadDoc(_Meta, forbid_unknown_fields=True, omit_defaults=True):
     """Format 2's line, without its checksum."""
 
     state_bytes: int
+    # The cluster of the node that wrote the file; left out when it has none.
+    cluster: str = ""
     # The taker's signature (security/snapshot_signing.py); left out when unsigned.
     signer: str = ""
     sig: str = ""
@@ -72,7 +82,16 @@ class _LegacyFileDoc(_Meta, forbid_unknown_fields=True, omit_defaults=True):
     checksum: str = ""
 
 
-def encode_snapshot(snapshot: Snapshot) -> bytes:
+@dataclass(frozen=True, slots=True)
+class SnapshotFile:
+    """A decoded ``snapshot.json``: the snapshot, and the cluster the file names
+    ("" in a file written before files named one, or by a node without an id)."""
+
+    snapshot: Snapshot
+    cluster: str
+
+
+def encode_snapshot(snapshot: Snapshot, cluster: str = "") -> bytes:
     """The file's bytes: the line, its newline, the state."""
     meta, state = snapshot.meta, snapshot.data
     body = msgspec.json.encode(
@@ -83,6 +102,7 @@ def encode_snapshot(snapshot: Snapshot) -> bytes:
             last_included_hash=meta.last_included_hash,
             membership=meta.membership,
             state_bytes=len(state),
+            cluster=cluster,
             signer=meta.signer,
             sig=meta.sig,
         )
@@ -100,17 +120,22 @@ def encode_snapshot(snapshot: Snapshot) -> bytes:
 
 
 def decode_snapshot(data: bytes, path: str) -> Snapshot:
-    """Check and decode; ``StorageCorruption`` on anything unexpected.
+    """Check and decode; ``StorageCorruption`` on anything unexpected."""
+    return decode_snapshot_file(data, path).snapshot
+
+
+def decode_snapshot_file(data: bytes, path: str) -> SnapshotFile:
+    """Check and decode, with the cluster the file names.
 
     The checksum is computed over views of the file's bytes and the line decoded in
     place: the one copy made is the state's own bytes.
     """
     if not data.startswith(b'{"format":1,'):
         return _decode(data, path)
-    return _decode_legacy(data, path)
+    return SnapshotFile(_decode_legacy(data, path), "")
 
 
-def _decode(data: bytes, path: str) -> Snapshot:
+def _decode(data: bytes, path: str) -> SnapshotFile:
     end = data.find(_LINE_END)
     if end < 0:
         raise StorageCorruption(path, "snapshot has no line ending its header")
@@ -136,7 +161,7 @@ def _decode(data: bytes, path: str) -> Snapshot:
         raise StorageCorruption(
             path, f"snapshot state is {len(state)} bytes, its header says {doc.state_bytes}"
         )
-    return _snapshot(doc, doc.signer, doc.sig, state, path)
+    return SnapshotFile(_snapshot(doc, doc.signer, doc.sig, state, path), doc.cluster)
 
 
 def _decode_legacy(data: bytes, path: str) -> Snapshot:
@@ -174,21 +199,37 @@ def _snapshot(doc: _Meta, signer: str, sig: str, state: bytes, path: str) -> Sna
     return Snapshot(meta=meta, data=state)
 
 
-def read_snapshot(fs: FileSystem, path: str) -> Snapshot | None:
+def foreign_cluster(file: SnapshotFile, cluster: str | None) -> str | None:
+    """Why ``file`` cannot be the snapshot of a folder of ``cluster`` (None: it can).
+
+    A file or a folder that names no cluster (older, or anonymous) is not judged."""
+    if not file.cluster or not cluster or file.cluster == cluster:
+        return None
+    return (
+        f"snapshot of cluster {file.cluster}, but meta.json names cluster {cluster}: "
+        "a snapshot.json copied from another cluster's node? Put back this node's own, "
+        "or seed a new cluster from a backup (`resonetics snapshot restore`)"
+    )
+
+
+def read_snapshot(fs: FileSystem, path: str) -> SnapshotFile | None:
     if not fs.exists(path):
         return None
-    return decode_snapshot(fs.read(path), path)
+    return decode_snapshot_file(fs.read(path), path)
 
 
-def write_snapshot(fs: FileSystem, path: str, snapshot: Snapshot) -> None:
+def write_snapshot(fs: FileSystem, path: str, snapshot: Snapshot, cluster: str = "") -> None:
     """Durable when it returns."""
-    atomic_write(fs, path, encode_snapshot(snapshot))
+    atomic_write(fs, path, encode_snapshot(snapshot, cluster))
 
 
 __all__ = [
     "SNAPSHOT_FORMAT",
+    "SnapshotFile",
     "decode_snapshot",
+    "decode_snapshot_file",
     "encode_snapshot",
+    "foreign_cluster",
     "read_snapshot",
     "write_snapshot",
 ]

@@ -38,7 +38,7 @@ from resonetics.storage.fs import FileSystem
 from resonetics.storage.log_file import parse_log
 from resonetics.storage.meta_file import MetaRecord, read_meta
 from resonetics.storage.node_storage import LOG_NAME, META_NAME, SNAPSHOT_NAME
-from resonetics.storage.snapshot_file import read_snapshot
+from resonetics.storage.snapshot_file import foreign_cluster, read_snapshot
 
 _T = TypeVar("_T")
 
@@ -128,9 +128,13 @@ def verify_node(fs: FileSystem, node_dir: str) -> NodeReport:
     """Check one node folder; never raises for bad file contents."""
     report = NodeReport(name=posixpath.basename(node_dir.rstrip("/")) or node_dir, path=node_dir)
     report.meta = _guarded(report, lambda: read_meta(fs, posixpath.join(node_dir, META_NAME)))
-    report.snapshot = _guarded(
-        report, lambda: read_snapshot(fs, posixpath.join(node_dir, SNAPSHOT_NAME))
-    )
+    snap_path = posixpath.join(node_dir, SNAPSHOT_NAME)
+    snapshot_file = _guarded(report, lambda: read_snapshot(fs, snap_path))
+    if snapshot_file is not None:
+        report.snapshot = snapshot_file.snapshot
+        reason = foreign_cluster(snapshot_file, report.meta.cluster_id if report.meta else None)
+        if reason is not None:
+            report.problems.append(Problem(snap_path, reason))
     _read_log(fs, report)
     if report.anchor is not None:
         _check_meta(report)
