@@ -148,6 +148,10 @@ LINE_RATE_FACTOR = 2
 #: sized for one pipelining client must not also be a budget for junk (server/client_conn.py).
 JUNK_LINES_PER_S = 10_000.0
 JUNK_LINES_BURST = 20_000
+#: Failed ``Auth`` lines (an unknown token, a malformed line) one client connection may
+#: send: the last is answered, then the connection is closed. A client with the wrong
+#: token learns so at the first; more are guessing (each costs a hash per identity).
+AUTH_FAILURES_PER_CONNECTION_MAX = 8
 #: Client requests per second (and burst) one named identity may send across all its
 #: connections; anonymous clients share one budget per source address (0: no limit).
 IDENTITY_RATE_RPS_DEFAULT = 50_000.0

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import trustme
 
-from resonetics import errors
+from resonetics import errors, limits
 from resonetics.client import Client
 from resonetics.localcluster import LocalCluster
 from resonetics.security.authz import hash_token, parse_policy
@@ -191,6 +191,29 @@ def test_wrong_token_is_unauthenticated_and_not_retried(guarded: LocalCluster) -
     assert [a["payload"]["code"] for a in answers] == ["UNAUTHENTICATED", "UNAUTHENTICATED"]
 
 
+def test_guessing_tokens_on_one_connection_is_closed_after_a_few_failures(
+    guarded: LocalCluster,
+) -> None:
+    """An outsider trying tokens from a raw socket: each failed Auth is answered, the
+    eighth says the connection closes, and nothing after it is read; the node serves on."""
+    address = guarded.addresses[0]
+    host, _, port = address.rpartition(":")
+    guesses = limits.AUTH_FAILURES_PER_CONNECTION_MAX
+    with socket.create_connection((host, int(port)), timeout=20) as raw:
+        lines = [_auth(f"guess-{i}", i) for i in range(guesses)] + [_request("status", {}, 99)]
+        raw.sendall(b"".join(json.dumps(line).encode() + b"\n" for line in lines))
+        stream = raw.makefile("rb")
+        answers = [json.loads(stream.readline()) for _ in range(guesses)]
+        assert stream.readline() == b"", "the connection was not closed after the guesses"
+    codes = [a["payload"]["code"] for a in answers]
+    assert codes == ["UNAUTHENTICATED"] * guesses
+    assert "unknown token" in answers[0]["payload"]["message"]
+    assert "closing" not in answers[-2]["payload"]["message"]
+    assert f"{guesses} failed Auth lines: closing" in answers[-1]["payload"]["message"]
+    answers = _raw(address, _auth(APP_TOKEN, 1), _request("kv_get", {"k": "app/none"}, 2))
+    assert [a["payload"]["code"] for a in answers] == ["OK", "OK"]
+
+
 def test_admin_operation_is_audited_with_who_what_result(guarded: LocalCluster) -> None:
     with Client(guarded.addresses, timeout=10, token=OPS_TOKEN) as ops:
         with pytest.raises(errors.BadRequest, match="not a member"):
@@ -293,5 +316,103 @@ def test_sighup_reloads_the_policy_and_a_bad_file_keeps_the_old_one(tmp_path: Pa
             alice.put("other/y", 2)  # the old (wider) policy still holds
         assert cluster.exit_codes()["n1"] is None  # still running
     finally:
+        cluster.stop()
+    _assert_no_crash(cluster)
+
+
+class _Line:
+    """One raw client connection, read a line at a time (watch streams interleave)."""
+
+    def __init__(self, address: str) -> None:
+        host, _, port = address.rpartition(":")
+        self.sock = socket.create_connection((host, int(port)), timeout=20)
+        self.stream = self.sock.makefile("rb")
+
+    def send(self, line: dict[str, Any]) -> None:
+        self.sock.sendall(json.dumps(line).encode() + b"\n")
+
+    def ask(self, line: dict[str, Any]) -> dict[str, Any]:
+        """Send ``line`` and return the answer with its id, passing over stream lines."""
+        self.send(line)
+        return self.next_where(lambda m: m["kind"] == "ClientResponse" and m["id"] == line["id"])
+
+    def next_where(self, wanted: Any, timeout_s: float = 15.0) -> dict[str, Any]:
+        """The next line ``wanted`` accepts; progress notices and other watches' lines
+        may come between."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            message = json.loads(self.stream.readline())
+            if wanted(message):
+                return dict(message)
+        raise AssertionError(f"no line wanted within {timeout_s} s")
+
+    def close(self) -> None:
+        self.stream.close()
+        self.sock.close()
+
+
+def test_a_policy_reload_cuts_off_a_replaced_token_and_ends_the_watches_it_no_longer_allows(
+    tmp_path: Path,
+) -> None:
+    """A token leaks; the operator replaces it (`auth add --replace`) and sends SIGHUP. The
+    connections already open with it must lose access at once, watches included; a watch
+    under a prefix the new policy no longer lets its identity read ends FORBIDDEN, and the
+    watches still allowed go on."""
+    carol_token = "carol-token-for-tests-0123456789abcdef"
+    path = tmp_path / "policy.toml"
+    raw: dict[str, Any] = {
+        "roles": {
+            "app": {"read": ["app/"], "write": ["app/"]},
+            "admin": {"admin": True, "read": [""], "write": [""]},
+            "monitor": {"monitor": True},
+        },
+        "anonymous": {"roles": ["monitor"]},
+        "identities": {
+            "alice": {"roles": ["app"], "token_sha256": hash_token(APP_TOKEN)},
+            "carol": {"roles": ["app"], "token_sha256": hash_token(carol_token)},
+            "ops": {"roles": ["admin"], "token_sha256": hash_token(OPS_TOKEN)},
+        },
+    }
+    write_policy(path, parse_policy(raw, source=str(path)))
+    cluster = LocalCluster(
+        tmp_path / "data", size=1, tick_ms=20, authorize=False, extra_args=["--policy", str(path)]
+    )
+    _start(cluster)
+    alice, carol = _Line(cluster.addresses[0]), _Line(cluster.addresses[0])
+    try:
+        assert alice.ask(_auth(APP_TOKEN, 1))["payload"]["code"] == "OK"
+        assert carol.ask(_auth(carol_token, 1))["payload"]["code"] == "OK"
+        assert alice.ask(_request("watch", {"prefix": "app/"}, 10))["payload"]["code"] == "OK"
+        assert carol.ask(_request("watch", {"prefix": "app/"}, 20))["payload"]["code"] == "OK"
+        assert carol.ask(_request("watch", {"prefix": "app/pub/"}, 21))["payload"]["code"] == "OK"
+
+        new_alice = "alice-new-token-0123456789abcdef0123"
+        raw["identities"]["alice"]["token_sha256"] = hash_token(new_alice)
+        raw["roles"]["app"] = {"read": ["app/pub/"], "write": ["app/"]}
+        write_policy(path, parse_policy(raw, source=str(path)))
+        cluster.signal_node("n1", signal.SIGHUP)
+
+        end = alice.next_where(lambda m: m["kind"] == "WatchEnd")
+        assert (end["id"], end["payload"]["code"]) == (10, "UNAUTHENTICATED")
+        assert "no longer in the node's policy" in end["payload"]["message"]
+        answer = alice.ask(_request("kv_get", {"k": "app/a"}, 11))["payload"]
+        assert answer["code"] == "UNAUTHENTICATED", answer
+        assert "no longer in the node's policy" in answer["message"]
+
+        end = carol.next_where(lambda m: m["kind"] == "WatchEnd")
+        assert (end["id"], end["payload"]["code"]) == (20, "FORBIDDEN")
+        with Client(cluster.addresses, timeout=10, token=OPS_TOKEN) as ops:
+            ops.put("app/pub/x", 1)
+        event = carol.next_where(lambda m: m["kind"] == "WatchEvents")
+        assert event["id"] == 21, event  # the watch still allowed goes on
+        _wait_for_log(cluster, "policy reload ended 2 watch(es)")
+
+        with Client(cluster.addresses, timeout=10, token=new_alice) as again:
+            assert again.get("app/pub/x") == 1
+        stale = _raw(cluster.addresses[0], _auth(APP_TOKEN, 1))
+        assert stale[0]["payload"]["code"] == "UNAUTHENTICATED"
+    finally:
+        alice.close()
+        carol.close()
         cluster.stop()
     _assert_no_crash(cluster)

@@ -61,8 +61,8 @@ def allowed(p: Policy, who: Identity, op: str, **args: Any) -> bool:
     return check(p, who, op, args).allowed
 
 
-ALICE = Identity("alice", "token")
-OPERATOR = Identity("ops", "token")
+ALICE = Identity("alice", "token", hash_token(ALICE_TOKEN))
+OPERATOR = Identity("ops", "token", hash_token(OPS_TOKEN))
 
 
 # --- the default -----------------------------------------------------------------------
@@ -144,7 +144,7 @@ def test_tokens_are_stored_hashed(tmp_path: Path) -> None:
     assert token_file.stat().st_mode & 0o777 == 0o600
     assert out.stat().st_mode & 0o777 == 0o600
     loaded = load_policy(out)
-    assert loaded.identity_for_token(token) == Identity("admin", "token")
+    assert loaded.identity_for_token(token) == Identity("admin", "token", hash_token(token))
     assert loaded.identity_for_token(hash_token(token)) is None  # the hash is no token
     added = CliRunner().invoke(
         main, ["auth", "add", "bob", "--role", "readwrite", "--policy", str(out)]
@@ -152,7 +152,9 @@ def test_tokens_are_stored_hashed(tmp_path: Path) -> None:
     assert added.exit_code == 0
     bob_token = added.stdout.strip()
     assert bob_token not in out.read_text()
-    assert load_policy(out).identity_for_token(bob_token) == Identity("bob", "token")
+    assert load_policy(out).identity_for_token(bob_token) == Identity(
+        "bob", "token", hash_token(bob_token)
+    )
     listed = CliRunner().invoke(main, ["auth", "list", "--policy", str(out)])
     assert "bob" in listed.output and bob_token not in listed.output
     assert hash_token(bob_token) not in listed.output
@@ -168,6 +170,30 @@ def test_a_token_identity_removed_from_the_policy_gets_nothing() -> None:
     p = policy(anonymous={"roles": ["audit"]})
     assert p.grants(Identity("gone", "token")).roles == ()
     assert not allowed(p, Identity("gone", "token"), "kv_get", k="app/x")
+
+
+def test_a_connection_whose_token_a_reload_replaced_is_refused_from_its_next_request() -> None:
+    """A leaked token replaced (``auth add --replace``) and the policy reloaded: a connection
+    that presented the old token keeps its identity's name, but not its grants."""
+    gate = Gatekeeper(policy())
+    alice = gate.policy.identity_for_token(ALICE_TOKEN)
+    assert alice is not None and gate.policy.token_current(alice)
+    read = ClientRequest(client_id="c", request_id="r", op="kv_get", args={"k": "app/x"})
+    assert gate.check(alice, read) is None
+    replaced = {
+        **POLICY["identities"],
+        "alice": {"roles": ["app"], "token_sha256": hash_token("the-new-alice-token")},
+    }
+    gate.policy = policy(identities=replaced)
+    gate._grants.clear()  # what reload() does
+    assert not gate.policy.token_current(alice)
+    assert gate.policy.grants(alice).roles == ()
+    refused = gate.check(alice, read)
+    assert refused is not None and refused.code == codes.UNAUTHENTICATED
+    assert "no longer in the node's policy" in (refused.message or "")
+    renewed = gate.policy.identity_for_token("the-new-alice-token")
+    assert renewed is not None and gate.check(renewed, read) is None
+    assert gate.policy.token_current(Identity("carol", "cert"))  # no token, nothing to replace
 
 
 def test_a_wrong_token_identifies_nobody() -> None:

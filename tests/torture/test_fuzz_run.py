@@ -25,9 +25,11 @@ def test_fuzz_short_run_keeps_every_node_up(tmp_path: Path) -> None:
     assert result.unanswered_lines == 0
     assert set(result.peer_modes) == {"stranger_raw", "stranger_hello", "member", "non_member"}
     assert result.passed
-    # Every oversize line closed its connection, and nothing else did.
+    # Every oversize line closed its connection, and nothing else did but too many failed
+    # Auth lines on one connection (the node's last answer there says so).
     assert result.mutations["oversize"] >= 1
     assert result.closed_after_oversize == result.mutations["oversize"]
-    assert result.closed_by_node == result.closed_after_oversize, result.close_samples
+    closes = result.closed_after_oversize + result.closed_after_auth_failures
+    assert result.closed_by_node == closes, result.close_samples
     assert (tmp_path / SUMMARY_FILE).exists()
     assert time.monotonic() - started < 60

@@ -204,6 +204,32 @@ def test_cancel_ends_the_stream_and_only_the_connections_own() -> None:
     assert len(s.sender.messages(mine)) == 1
 
 
+def test_recheck_ends_only_the_watches_the_refusal_names_with_its_code() -> None:
+    """After a policy reload: a watch the policy no longer allows ends with the refusal's
+    code and message; the others go on receiving changes."""
+    s, mine, other = Setup(), FakeConn(), FakeConn()
+    s.watch(mine, "all", "")
+    s.watch(mine, "pub", "pub/")
+    s.watch(other, "x", "")
+    denied = Outcome(codes.FORBIDDEN, message="mine may read pub/ only")
+
+    def refusal(conn: Any, prefix: str) -> Outcome | None:
+        return denied if conn is mine and not prefix.startswith("pub/") else None
+
+    assert s.hub.recheck(refusal) == 1
+    (end,) = s.sender.messages(mine, "all")
+    assert isinstance(end, WatchEnd) and (end.code, end.message) == (
+        codes.FORBIDDEN,
+        denied.message,
+    )
+    s.write("pub/1")
+    s.hub.pump()
+    assert [e.key for e in events(s.sender.messages(mine, "pub"))] == ["pub/1"]
+    assert [e.key for e in events(s.sender.messages(other, "x"))] == ["pub/1"]
+    assert len(s.sender.messages(mine, "all")) == 1  # nothing after its end
+    assert s.hub.recheck(refusal) == 0 and len(s.hub) == 2
+
+
 def test_watches_per_connection_are_bounded() -> None:
     s, conn = Setup(), FakeConn()
     for wid in range(limits.WATCHES_PER_CONNECTION_MAX):

@@ -91,10 +91,18 @@ def format_result(result: FuzzResult) -> str:
         ("connections", f"{result.client_connections} client, {result.peer_connections} peer"),
         ("node exits", str(len(exits)) + (f" {exits}" if exits else "")),
         ("handler errors", str(sum(result.handler_errors.values()))),
-        ("closed by node", f"{result.closed_by_node} ({result.closed_after_oversize} oversize)"),
+        (
+            "closed by node",
+            f"{result.closed_by_node} ({result.closed_after_oversize} oversize, "
+            f"{result.closed_after_auth_failures} after failed Auth lines)",
+        ),
         ("unexpected answers", str(result.unexpected_answers)),
         ("unanswered lines", str(result.unanswered_lines)),
         ("unanswered, oversize", f"{result.lines_after_oversize} (connection closed)"),
+        (
+            "unanswered, failed Auth",
+            f"{result.lines_after_auth_failures} (connection closed)",
+        ),
         ("peer lines by mode", ", ".join(f"{m}={n}" for m, n in sorted(result.peer_modes.items()))),
         ("max RSS", rss),
         ("elections", f"{result.elections} (term {result.term_start} -> {result.term_end})"),

@@ -96,6 +96,10 @@ class Identity:
 
     name: str
     source: IdentitySource
+    #: For a token identity, the SHA-256 of the token presented: a policy reload that
+    #: replaces or removes that token cuts off the connections that presented it
+    #: (``Policy.token_current``). None where no token is involved (or offline tools).
+    token_sha256: str | None = None
 
 
 ANONYMOUS: Final = Identity(ANONYMOUS_NAME, "anonymous")
@@ -159,10 +163,20 @@ class Policy:
         everyone = Role("everyone", read=("",), write=("",), monitor=True)
         return Policy({"everyone": everyone}, {}, ("everyone",), source="")
 
+    def token_current(self, identity: Identity) -> bool:
+        """False for a token identity whose token this policy no longer holds for it
+        (the identity removed, or its token replaced: ``auth add --replace``, a reload)."""
+        if identity.source != "token":
+            return True
+        entry = self.identities.get(identity.name)
+        if entry is None:
+            return False
+        return identity.token_sha256 is None or entry.token_sha256 == identity.token_sha256
+
     def grants(self, identity: Identity) -> Grants:
         entry = self.identities.get(identity.name) if identity.source != "anonymous" else None
-        if entry is None and identity.source == "token":
-            return Grants()  # its identity was removed (a reload): nothing, not anonymous
+        if not self.token_current(identity):
+            return Grants()  # removed or replaced (a reload): nothing, not anonymous
         names = entry.roles if entry is not None else self.anonymous_roles
         roles = [self.roles[n] for n in names]
         return Grants(
@@ -182,7 +196,7 @@ class Policy:
                 presented, entry.token_sha256.encode()
             ):
                 found = entry.name
-        return Identity(found, "token") if found is not None else None
+        return Identity(found, "token", presented.decode()) if found is not None else None
 
 
 #: The key a served machine's op that names no key argument is judged on: ``op:<name>``.

@@ -48,6 +48,7 @@ IDLE = "idle"
 INPUT_BUDGET = "input budget exhausted"
 LINE_TOO_LONG = "line too long"
 EVICTED = "evicted for a new connection before its first request"
+AUTH_FAILURES = "too many failed Auth lines"
 
 
 @dataclass(slots=True)
@@ -119,6 +120,7 @@ def overdue(
 
 __all__ = [
     "IDLE",
+    "AUTH_FAILURES",
     "EVICTED",
     "INPUT_BUDGET",
     "LINE_TOO_LONG",

@@ -53,6 +53,11 @@ _UNAUTHENTICATED: Final = Outcome(
     codes.UNAUTHENTICATED,
     message="this connection presented an unknown token; send a valid Auth line first",
 )
+_REVOKED: Final = Outcome(
+    codes.UNAUTHENTICATED,
+    message="this connection's token is no longer in the node's policy (replaced or removed "
+    "by a reload); send a valid Auth line",
+)
 
 
 class Gatekeeper:
@@ -96,6 +101,9 @@ class Gatekeeper:
             return _UNAUTHENTICATED
         grants = self._grants.get(identity)
         if grants is None:
+            if not self.policy.token_current(identity):
+                self.denied += 1
+                return _REVOKED  # never cached: the next request is judged again
             if len(self._grants) >= limits.AUTHZ_GRANTS_CACHED_MAX:
                 self._grants.clear()
             grants = self._grants[identity] = self.policy.grants(identity)

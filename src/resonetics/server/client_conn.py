@@ -120,6 +120,8 @@ class ClientConnection(asyncio.Protocol):
         self.request_bucket = request_bucket
         #: Who sends here (``security/authz.py``); None after an Auth with an unknown token.
         self.identity: Identity | None = None
+        #: Failed Auth lines so far (closed at ``limits.AUTH_FAILURES_PER_CONNECTION_MAX``).
+        self.auth_failures = 0
         #: The request budget this connection's identity shares (looked up once).
         self.identity_bucket: TokenBucket | None = None
         #: Whether a refusal on this connection was logged already (once is enough).
@@ -245,12 +247,16 @@ class ClientConnection(asyncio.Protocol):
         dropping for ``REFUSAL_GRACE_S`` lets it arrive. Nothing is buffered meanwhile.
         """
         self.write(self._too_large(message))
+        self.close_after_answer(admission.INPUT_BUDGET if budget else admission.LINE_TOO_LONG)
+
+    def close_after_answer(self, reason: str) -> None:
+        """Read nothing more from this connection and close it after a short grace, so the
+        answer just written reaches the client (see ``_refuse_line``)."""
         self._discarding = True
         self._pending.clear()
         self._budget.resize(self._held, 0)
         self._held = 0
         self._buffer = LineBuffer(1)
-        reason = admission.INPUT_BUDGET if budget else admission.LINE_TOO_LONG
         asyncio.get_running_loop().call_later(REFUSAL_GRACE_S, self.close, reason)
 
     def _drain_pending(self) -> None:

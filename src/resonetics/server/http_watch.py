@@ -94,6 +94,8 @@ class _StreamConn:
         self.stopping = False
         #: The hub's id of this stream's one watch.
         self.wid = 0
+        #: Who opened the stream (judged again after a policy reload: ``WatchHub.recheck``).
+        self.identity: Identity | None = None
 
     # --- what the hub needs -------------------------------------------------------
     def get_write_buffer_size(self) -> int:
@@ -195,6 +197,7 @@ class WatchRoutes:
         sse = SSE in request.headers.get("Accept", "")
         conn = _StreamConn(request.transport, sse)
         conn.wid = next(self._ids)
+        conn.identity = identity
         answers: list[Outcome] = []
         self.hub.handle("watch", conn.wid, req.args, conn, answers.append)
         answer = answers[0]

@@ -43,6 +43,7 @@ import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Coroutine
 from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -94,7 +95,7 @@ from resonetics.server.peers import PeerLink
 from resonetics.server.readiness import Readiness
 from resonetics.server.served import serve_in_dir
 from resonetics.server.status import node_status
-from resonetics.server.watch import WATCH_OPS, WatchHub
+from resonetics.server.watch import WATCH_OPS, WatchConnection, WatchHub
 from resonetics.storage.fs import OsFileSystem
 from resonetics.storage.lock import DataDirLock, LockedStorage
 from resonetics.storage.node_storage import FileNodeStorage
@@ -368,7 +369,7 @@ class NodeServer:
         for sig in signals:
             loop.add_signal_handler(sig, self.stop)
         if install_signals and self.config.policy is not None:  # authz: SIGHUP re-reads it
-            loop.add_signal_handler(signal.SIGHUP, self.gate.reload, self.config.policy)
+            loop.add_signal_handler(signal.SIGHUP, self.reload_policy, self.config.policy)
         try:
             await self.shutdown(wait_for_stop=True)
         finally:
@@ -379,6 +380,24 @@ class NodeServer:
         if self._fatal is not None:
             part, cause = self._fatal
             raise NodeFailed(self.config.node_id, part, cause) from cause
+
+    def reload_policy(self, path: Path) -> bool:
+        """SIGHUP: read the policy again (a bad file keeps the old one) and end the watches
+        it no longer allows. Requests need nothing more: each is judged by the policy in
+        force, and a token the new policy replaced or removed is refused from the next one."""
+        if not self.gate.reload(path):
+            return False
+        ended = self.watches.recheck(self._watch_refusal)
+        if ended:
+            log.info("policy reload ended %d watch(es) it no longer allows", ended)
+        return True
+
+    def _watch_refusal(self, conn: WatchConnection, prefix: str) -> Outcome | None:
+        """Why the policy in force would refuse ``conn`` a watch of ``prefix`` (None: it
+        would not)."""
+        args = {"prefix": prefix}
+        req = ClientRequest(client_id="watch", request_id="recheck", op="watch", args=args)
+        return self.gate.check(conn.identity, req)
 
     async def start(self) -> None:
         """Bind both listeners and start the node's tasks; return once it serves.
@@ -837,11 +856,26 @@ class NodeServer:
             conn.identity_bucket = None  # another identity: another shared budget
             if answer.ok:
                 self.mark_established(conn)
-            writer.write(outcome_response(env.id, answer))
+                writer.write(outcome_response(env.id, answer))
+            else:
+                self._on_failed_auth(env, conn, answer)
         else:
             unknown = BadRequest("kind", f"unknown message kind {env.kind!r}")
             writer.write(_error_response(env.id, unknown))
             conn.note_junk()
+
+    def _on_failed_auth(self, env: Envelope, conn: ClientConnection, answer: Outcome) -> None:
+        """A failed Auth is charged as junk, and the connection closed at the
+        ``limits.AUTH_FAILURES_PER_CONNECTION_MAX``-th: a client with a wrong token learns
+        so at the first; the rest would be guesses."""
+        conn.auth_failures += 1
+        if conn.auth_failures < limits.AUTH_FAILURES_PER_CONNECTION_MAX:
+            conn.write(outcome_response(env.id, answer))
+            conn.note_junk()
+            return
+        last = f"{answer.message}; {conn.auth_failures} failed Auth lines: closing"
+        conn.write(outcome_response(env.id, Outcome(answer.code, message=last)))
+        conn.close_after_answer(admission.AUTH_FAILURES)
 
     # --- peers ---------------------------------------------------------------------------
     def peer_message_refusal(self, peer: str, msg: Message) -> str | None:

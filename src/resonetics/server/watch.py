@@ -38,7 +38,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import msgspec
 
@@ -48,6 +48,9 @@ from resonetics.runtime.outcome import OnDone, Outcome
 from resonetics.wire import codes
 from resonetics.wire.client import WATCH_OPS
 from resonetics.wire.envelope import encode_envelope
+
+if TYPE_CHECKING:
+    from resonetics.security.authz import Identity
 from resonetics.wire.watch import (
     END_KIND,
     EVENTS_KIND,
@@ -61,9 +64,11 @@ _ENCODER: Final = msgspec.json.Encoder()
 
 
 class WatchConnection(Protocol):
-    """What the hub needs of a client connection (``ClientConnection``)."""
+    """What the hub needs of a client connection (``ClientConnection``, or an HTTP
+    stream's): its transport, and who is on it (judged again after a policy reload)."""
 
     transport: Any
+    identity: Identity | None
 
     def write(self, data: bytes) -> None: ...
     def is_closing(self) -> bool: ...
@@ -186,6 +191,20 @@ class WatchHub:
             return False
         self._end(watch, codes.CANCELLED, "cancelled by the client")
         return True
+
+    def recheck(self, refusal: Callable[[WatchConnection, str], Outcome | None]) -> int:
+        """End every watch ``refusal`` now refuses (after a policy reload: a prefix no
+        longer readable, a token replaced or removed), with the refusal's code and message;
+        how many were ended. A watch is authorized when it opens, so without this a
+        revoked client would go on reading every change under its prefix."""
+        ended = 0
+        for watches in list(self._by_conn.values()):
+            for watch in list(watches.values()):
+                outcome = refusal(watch.conn, watch.prefix)
+                if outcome is not None:
+                    self._end(watch, outcome.code, outcome.message or outcome.code)
+                    ended += 1
+        return ended
 
     def drop(self, conn: WatchConnection) -> None:
         """The connection closed: forget its watches (nothing is sent)."""

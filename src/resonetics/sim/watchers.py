@@ -28,6 +28,7 @@ from typing import Any
 from resonetics.check.watch_stream import check_stream, committed_changes
 from resonetics.raft.entry import GENESIS, Entry
 from resonetics.runtime.outcome import Outcome
+from resonetics.security.authz import ANONYMOUS, Identity
 from resonetics.server.watch import WatchHub
 from resonetics.sim.cluster import Cluster, SimNode
 from resonetics.sim.invariants import SimViolation
@@ -61,6 +62,8 @@ class _Conn:
     """The watcher's end of a connection: what the hub writes arrives here."""
 
     transport: Any = None
+    #: The simulator has no policy: anonymous under the open one.
+    identity: Identity | None = ANONYMOUS
 
     def __init__(self, watcher: SimWatcher) -> None:
         self._watcher = watcher

@@ -118,6 +118,10 @@ class FuzzResult:
     lines_after_oversize: int = 0
     closed_by_node: int = 0
     closed_after_oversize: int = 0
+    #: Connections the node closed after their ``limits.AUTH_FAILURES_PER_CONNECTION_MAX``-th
+    #: failed ``Auth`` line (its last answer says so), and their lines left unanswered.
+    closed_after_auth_failures: int = 0
+    lines_after_auth_failures: int = 0
     close_samples: list[str] = field(default_factory=list)
     connect_failures: int = 0
     node_exits: dict[str, int | None] = field(default_factory=dict)
@@ -126,6 +130,8 @@ class FuzzResult:
     term_end: int = 0
     handler_errors: dict[str, int] = field(default_factory=dict)
     peer_auth: dict[str, Any] = field(default_factory=dict)
+    #: Client connections each node closed, by reason (its ``status`` → ``clients``).
+    client_closes: dict[str, dict[str, int]] = field(default_factory=dict)
     final_client: str = "not tried"
     verify_ok: bool = False
     verify_problems: list[str] = field(default_factory=list)
@@ -146,6 +152,9 @@ class FuzzResult:
             and sum(self.handler_errors.values()) == 0
             and self.verify_ok
             and self.final_client == "ok"
+            and self.unexpected_answers == 0
+            and self.unanswered_lines == 0
+            and self.closed_by_node == self.closed_after_oversize + self.closed_after_auth_failures
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -178,6 +187,10 @@ class _Budget:
         return got
 
 
+#: What the answer to the last failed ``Auth`` line a connection may send ends with.
+_AUTH_LIMIT_ANSWER: Final = b"failed Auth lines: closing"
+
+
 class _Connection:
     """One fuzzing connection: writes lines, counts what comes back, notices a close."""
 
@@ -208,6 +221,11 @@ class _Connection:
                 self.lines.append(await self.reader.readuntil(b"\n"))
         except (asyncio.IncompleteReadError, ConnectionError, OSError, asyncio.LimitOverrunError):
             self.closed_by_node = not self.closing
+
+    @property
+    def closed_for_auth_failures(self) -> bool:
+        """The node's last answer said it closes after too many failed ``Auth`` lines."""
+        return bool(self.lines) and _AUTH_LIMIT_ANSWER in self.lines[-1]
 
     async def send(self, data: bytes) -> bool:
         """Write ``data``; False once the node has closed the connection."""
@@ -292,6 +310,8 @@ class Fuzzer:
             self.result.term_end = max(self.result.term_end, terms[-1])
             self.result.handler_errors[node_id] = int(status.get("handler_errors", 0))
             self.result.peer_auth[node_id] = status.get("peer_auth", {})
+            clients = status.get("clients", {})
+            self.result.client_closes[node_id] = dict(clients.get("closed_by_node", {}))
         return terms
 
     # --- clients ----------------------------------------------------------------------
@@ -330,11 +350,14 @@ class Fuzzer:
             # it go on a new one instead of being lost unread.
             cap = limits.UNESTABLISHED_LINE_BYTES_MAX if stranger else limits.LINE_BYTES_MAX
             run, auth_lines = list(first), len(first)
+            # The next connection behaves first too: without its own valid request it would
+            # be held to the smaller line bound of a connection not yet served.
+            opener = [] if stranger else [_STATUS_LINE]
             for line in lines:
                 run.append(line.data)
                 if len(line.data) > cap:
                     await self._client_run(address, run, len(run) - auth_lines, cap)
-                    run, auth_lines = [], 0
+                    run, auth_lines = list(opener), len(opener)
             if run:
                 await self._client_run(address, run, len(run) - auth_lines, cap)
 
@@ -365,6 +388,8 @@ class Fuzzer:
         missing = max(0, expected - len(conn.lines))
         if conn.sent_oversize:
             self.result.lines_after_oversize += missing
+        elif conn.closed_for_auth_failures:
+            self.result.lines_after_auth_failures += missing
         else:
             self.result.unanswered_lines += missing
         await conn.close()
@@ -388,6 +413,9 @@ class Fuzzer:
         self.result.closed_by_node += 1
         if conn.sent_oversize:
             self.result.closed_after_oversize += 1
+            return
+        if conn.closed_for_auth_failures:
+            self.result.closed_after_auth_failures += 1
             return
         if len(self.result.close_samples) < SAMPLES_MAX:
             self._closes_dir.mkdir(parents=True, exist_ok=True)
