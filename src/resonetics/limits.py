@@ -266,6 +266,12 @@ HTTP_HEADER_LINE_BYTES_MAX = 8190
 HTTP_HEADERS_MAX = 64
 #: Seconds an idle keep-alive HTTP connection stays open.
 HTTP_KEEPALIVE_S = 75.0
+#: HTTP connections open at once, and from one source address (server/http_door.py): the
+#: newcomer beyond is answered 503 and closed. As the client port's door.
+HTTP_CONNECTIONS_MAX = 1024
+HTTP_CONNECTIONS_PER_ADDRESS_MAX = 512
+#: Seconds a new HTTP connection has to finish the head of its first request.
+HTTP_FIRST_HEAD_S = 10.0
 #: Seconds shutdown waits for HTTP requests in progress before they are cancelled.
 HTTP_SHUTDOWN_GRACE_S = 1.0
 #: Seconds ``/health`` waits for the event loop to run a callback before it says 503.

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from resonetics import limits
 from resonetics.localcluster import LocalCluster
 from tests.integration.http_helpers import Reply, call
 
@@ -279,3 +281,44 @@ def _paused(metrics: dict[str, list[tuple[dict[str, str], float]]], reason: str)
         if labels.get("reason") == reason and value > 0:
             return value
     return None  # not yet: the family has no sample before the first pause
+
+
+def test_a_connection_flood_on_the_http_port_is_capped_and_the_node_serves_on(
+    http_cluster: LocalCluster,
+) -> None:
+    """An outsider opens more HTTP connections than the port admits from one address and
+    sends nothing: those beyond the cap are answered 503 naming the limit and closed, the
+    node stays up, and once the flood is gone the port serves again (metrics count it)."""
+    address = _http(http_cluster, "n1")
+    host, _, port = address.rpartition(":")
+    cap = limits.HTTP_CONNECTIONS_PER_ADDRESS_MAX
+    flood = [socket.create_connection((host, int(port)), timeout=10) for _ in range(cap + 8)]
+    try:
+        refused = []
+        for sock in flood[-8:]:
+            refused.append(sock.makefile("rb").read())  # answered, then closed
+        for raw in refused:
+            assert raw.startswith(b"HTTP/1.1 503"), raw[:200]
+            assert f"{cap} HTTP connections from your address".encode() in raw
+        assert http_cluster.exit_codes()["n1"] is None
+    finally:
+        for sock in flood:
+            sock.close()
+    deadline = time.monotonic() + 20
+    while (reply := _try_health(address)) is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert reply is not None and reply.status == 200
+    counted = _value(
+        _metrics(address),
+        "resonetics_http_connections_refused_total",
+        reason="too many HTTP connections from one address",
+    )
+    assert counted >= 8
+
+
+def _try_health(address: str) -> Reply | None:
+    try:
+        reply = call(address, "GET", "/health")
+    except OSError:
+        return None
+    return reply if reply.status == 200 else None

@@ -48,6 +48,7 @@ from resonetics.errors import BadRequest, ResoneticsError, TooLarge
 from resonetics.runtime.outcome import OnDone, Outcome
 from resonetics.security.authz import Identity
 from resonetics.server.authorization import audit_log
+from resonetics.server.http_door import HttpDoor
 from resonetics.server.readiness import Readiness
 from resonetics.wire import codes
 from resonetics.wire.client import REQUEST_KIND, ClientRequest, OpTable, validate_request
@@ -172,6 +173,9 @@ class HttpApi:
             client_max_size=limits.HTTP_BODY_BYTES_MAX, middlewares=[self._middleware]
         )
         self._runner: web.AppRunner | None = None
+        self._listener: asyncio.Server | None = None
+        #: What the port admits: connection caps and the first request's deadline.
+        self.door = HttpDoor()
         #: Answers by HTTP status code (``resonetics_http_requests_total``).
         self.answered: Counter[str] = Counter()
         #: Handler exceptions answered 500 (a bug; counted, the node serves on).
@@ -200,9 +204,19 @@ class HttpApi:
         )
         await runner.setup()
         self._runner = runner
-        site = web.TCPSite(runner, host, port, ssl_context=self._ssl, reuse_address=True)
+        handlers = runner.server
+        assert handlers is not None
+        # The node's own listener rather than aiohttp's site: every accepted connection
+        # passes the door (server/http_door.py) before aiohttp sees it.
         try:
-            await site.start()
+            self._listener = await asyncio.get_running_loop().create_server(
+                self.door.factory(handlers),
+                host,
+                port,
+                ssl=self._ssl,
+                reuse_address=True,
+                ssl_handshake_timeout=limits.TLS_HANDSHAKE_TIMEOUT_S if self._ssl else None,
+            )
         except BaseException:
             await self.close()
             raise
@@ -214,6 +228,9 @@ class HttpApi:
 
     async def close(self) -> None:
         """Stop listening, give requests in progress a grace, then cancel them."""
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.close()  # no new connections; those open are aiohttp's to shut down
         runner, self._runner = self._runner, None
         if runner is not None:
             await runner.cleanup()

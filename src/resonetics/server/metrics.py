@@ -323,6 +323,13 @@ def _clients(s: dict[str, Any], extra: dict[str, Any]) -> Iterator[Metric]:
     )
     yield _labelled(
         CounterMetricFamily,
+        "resonetics_http_connections_refused",
+        "HTTP connections refused or closed at the door (caps, first request too slow).",
+        "reason",
+        dict(extra.get("http_refused", {})),
+    )
+    yield _labelled(
+        CounterMetricFamily,
         "resonetics_http_requests",
         "HTTP requests answered, by status code.",
         "code",

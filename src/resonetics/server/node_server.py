@@ -324,6 +324,7 @@ class NodeServer:
                 "denied": self.gate.denied,
                 "http_requests": http.answered,
                 "http_connections": http.open_connections(),
+                "http_refused": http.door.refused,
             },
         )
         self.driver.observe_fsync = metrics.fsync.observe
@@ -780,6 +781,8 @@ class NodeServer:
             "rate_limited": self.rate_limited,
             "reading_paused": dict(self.client_throttled),
             "watches": self.watches.status(),
+            # The HTTP port's door (server/http_door.py): refused or closed, by reason.
+            "http_refused": dict(self.http.door.refused) if self.http is not None else {},
         }
 
     def _guarded_line(self, line: bytes, conn: ClientConnection) -> bool:
