@@ -105,6 +105,11 @@ COMMANDS: dict[str, CommandRef] = {
     "auth": CommandRef(
         "auth", "auth", "Manage who may do what: identities, roles, tokens (docs/security.md)."
     ),
+    "tls": CommandRef(
+        "tls",
+        "tls",
+        "Revoke node and client certificates (the list every node's --tls-crl names).",
+    ),
     "fuzz": CommandRef(
         "fuzz",
         "fuzz",

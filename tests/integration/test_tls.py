@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -13,7 +14,13 @@ from resonetics import errors
 from resonetics.client import Client
 from resonetics.localcluster import LocalCluster
 from resonetics.security.tls import TLSConfig
-from tests.security.trust import cluster_tls, write_ca, write_leaf, write_node_identity
+from tests.security.trust import (
+    cluster_tls,
+    write_ca,
+    write_crl,
+    write_leaf,
+    write_node_identity,
+)
 
 
 def _no_traceback(cluster: LocalCluster) -> None:
@@ -294,3 +301,55 @@ def test_node_certificate_cannot_claim_another_node(tls_cluster: LocalCluster) -
     )
     assert answer["kind"] == "PeerRefused"
     assert f"certificate is for node {holder}, not {victim}" in str(answer["payload"])
+
+
+def test_a_revocation_list_reloaded_on_sighup_cuts_off_a_client_and_a_node(
+    tmp_path: Path, ca: trustme.CA
+) -> None:
+    """A stolen client certificate and a compromised node: the operator adds both to the
+    CA's revocation list and sends SIGHUP. Their open connections are closed, their new
+    handshakes refused; everyone else goes on (two of three nodes keep the quorum). A list
+    that does not load keeps the one in force."""
+    certs = tmp_path / "certs"
+    crl = write_crl(ca, certs / "ca.crl")
+    cluster = LocalCluster(
+        tmp_path / "data", size=3, tick_ms=20, extra_args=["--tls-crl", str(crl)]
+    )
+    cluster.tls = cluster_tls(ca, certs, list(cluster.nodes))
+    thief_cert, thief_key = write_leaf(ca, certs, "thief")
+    thief = TLSConfig(certs / "ca.pem", thief_cert, thief_key)
+    cluster.start()
+    try:
+        cluster.wait_for_leader(timeout_s=60)
+        with Client(cluster.addresses, timeout=20, tls=thief) as stolen:
+            stolen.put("before", 1)
+            write_crl(ca, crl, thief_cert, certs / "n3.pem")
+            for node_id in cluster.nodes:
+                cluster.signal_node(node_id, signal.SIGHUP)
+            for node_id in ("n1", "n2"):
+                _wait_for_log(cluster, node_id, "TLS material reloaded")
+            cluster.wait_until(
+                "n1 and n2 cut off from n3",
+                lambda: (
+                    not _connected(cluster, "n1").get("n3")
+                    and not _connected(cluster, "n2").get("n3")
+                ),
+                30,
+            )
+            with pytest.raises((errors.Timeout, errors.Unavailable)):
+                stolen.put("after", 1)
+        with Client(cluster.addresses[:2], timeout=20, tls=_client_tls(cluster)) as client:
+            client.put("still-served", 1)
+            assert client.get("after") is None and client.get("before") == 1
+        assert _connected(cluster, "n1").get("n2") and not _connected(cluster, "n1").get("n3")
+        crl.write_text("not a revocation list")
+        cluster.signal_node("n1", signal.SIGHUP)
+        _wait_for_log(
+            cluster, "n1", f"TLS reload refused, keeping the current certificates: --tls-crl {crl}"
+        )
+        with Client(cluster.addresses[:1], timeout=20, tls=_client_tls(cluster)) as client:
+            assert client.get("still-served") == 1
+        assert cluster.exit_codes() == {"n1": None, "n2": None, "n3": None}
+    finally:
+        cluster.stop()
+    _no_traceback(cluster)

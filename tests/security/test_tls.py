@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import ssl
 from pathlib import Path
 
@@ -11,6 +12,8 @@ import trustme
 
 from resonetics.security.certs import write_cluster_certs
 from resonetics.security.tls import (
+    Revocations,
+    ServerTLS,
     TLSConfig,
     TLSConfigError,
     client_context,
@@ -18,7 +21,7 @@ from resonetics.security.tls import (
     refusal_reason,
     server_context,
 )
-from tests.security.trust import write_ca, write_leaf
+from tests.security.trust import write_ca, write_crl, write_leaf
 
 
 async def _handshake(
@@ -167,3 +170,89 @@ def test_generated_cluster_certificates_work_for_mutual_tls(tmp_path: Path) -> N
     assert "--tls-cert" in files.serve_args("n2") and str(files.nodes["n2"][0]) in files.serve_args(
         "n2"
     )
+
+
+# --- revocation and reload ------------------------------------------------------------------
+def test_a_revoked_client_certificate_fails_the_handshake_and_others_pass(
+    ca: trustme.CA, tmp_path: Path
+) -> None:
+    node, good, bad = (_node(ca, tmp_path, n) for n in ("n1", "good", "bad"))
+    assert bad.cert is not None
+    crl = write_crl(ca, tmp_path / "ca.crl", bad.cert)
+    guarded = dataclasses.replace(node, crl=crl)
+    verified, answer = asyncio.run(_handshake(server_context(guarded), client_context(good)))
+    assert verified and answer == "ping\n"
+    verified, answer = asyncio.run(_handshake(server_context(guarded), client_context(bad)))
+    assert (verified, answer) == (None, "")  # the server never got the connection
+    # A client given the list refuses a revoked server (a peer link dialling a revoked node).
+    assert node.cert is not None
+    revoked_node = write_crl(ca, tmp_path / "n1.crl", node.cert)
+    dialler = client_context(dataclasses.replace(good, crl=revoked_node))
+    with pytest.raises(ssl.SSLCertVerificationError, match="certificate revoked"):
+        asyncio.run(_handshake(server_context(node), dialler))
+
+
+def test_a_file_that_is_no_crl_is_refused_naming_it(ca: trustme.CA, tmp_path: Path) -> None:
+    node = _node(ca, tmp_path, "n1")
+    junk = tmp_path / "junk.crl"
+    junk.write_text("-----BEGIN X509 CRL-----\nnot base64\n-----END X509 CRL-----\n")
+    for path in (junk, tmp_path / "missing.crl"):
+        with pytest.raises(TLSConfigError, match=f"--tls-crl {path}"):
+            server_context(dataclasses.replace(node, crl=path))
+    assert TLSConfig.from_paths(tmp_path / "ca.pem", crl=junk) == TLSConfig(
+        tmp_path / "ca.pem", crl=junk
+    )
+    with pytest.raises(TLSConfigError, match="--tls-ca"):
+        TLSConfig.from_paths(None, crl=junk)
+
+
+def test_a_reloaded_listener_judges_new_handshakes_by_the_new_list_and_names_the_open_ones(
+    ca: trustme.CA, tmp_path: Path
+) -> None:
+    """``ServerTLS``: the listener keeps its context object; each handshake gets the newest.
+    A certificate revoked after its connection opened is found by ``Revocations``."""
+    node, client = _node(ca, tmp_path, "n1"), _node(ca, tmp_path, "client")
+    assert client.cert is not None
+    crl = write_crl(ca, tmp_path / "ca.crl")
+    tls = ServerTLS(lambda: server_context(dataclasses.replace(node, crl=crl)))
+
+    async def scenario() -> None:
+        opened: list[ssl.SSLObject] = []
+
+        async def on_conn(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            opened.append(writer.get_extra_info("ssl_object"))
+            writer.write(await reader.readline())
+            await writer.drain()
+
+        listener = await asyncio.start_server(on_conn, "127.0.0.1", 0, ssl=tls.listener)
+        port = listener.sockets[0].getsockname()[1]
+
+        async def ping() -> str:
+            reader, writer = await asyncio.open_connection(
+                "127.0.0.1", port, ssl=client_context(client), server_hostname="127.0.0.1"
+            )
+            writer.write(b"ping\n")
+            try:
+                return (await reader.readline()).decode()
+            except ConnectionResetError:
+                return ""
+            finally:
+                writer.close()
+
+        try:
+            assert await ping() == "ping\n"
+            write_crl(ca, crl, client.cert)  # type: ignore[arg-type]
+            assert await ping() == "ping\n"  # not re-read yet
+            tls.reload()
+            assert await ping() == ""
+            revocations = Revocations.load(crl)
+            assert revocations.revokes(opened[0]) and len(opened) == 2
+            write_crl(ca, crl)
+            tls.reload()
+            assert await ping() == "ping\n"
+            assert not Revocations.load(crl).revokes(opened[-1])
+        finally:
+            listener.close()
+            await listener.wait_closed()
+
+    asyncio.run(scenario())

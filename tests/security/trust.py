@@ -98,3 +98,34 @@ def write_client_identity(
         )
     )
     return cert_path, key_path
+
+
+def write_crl(ca: trustme.CA, path: Path, *revoked: Path) -> Path:
+    """The revocation list of ``ca`` (PEM) revoking the certificates in ``revoked``
+    (their PEM files); none: a list that revokes nothing."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+
+    ca_cert = x509.load_pem_x509_certificate(ca.cert_pem.bytes())
+    ca_key = serialization.load_pem_private_key(ca.private_key_pem.bytes(), password=None)
+    now = datetime.datetime.now(datetime.UTC)
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(ca_cert.subject)
+        .last_update(now - datetime.timedelta(minutes=5))
+        .next_update(now + datetime.timedelta(days=1))
+    )
+    for cert_path in revoked:
+        cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+        builder = builder.add_revoked_certificate(
+            x509.RevokedCertificateBuilder()
+            .serial_number(cert.serial_number)
+            .revocation_date(now - datetime.timedelta(minutes=1))
+            .build()
+        )
+    crl = builder.sign(ca_key, hashes.SHA256())  # type: ignore[arg-type]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(crl.public_bytes(serialization.Encoding.PEM))
+    return path

@@ -71,6 +71,12 @@ from resonetics.server.config import ServerConfig, build_config, parse_peers
 @click.option("--tls-key", type=click.Path(path_type=Path), help="This node's private key (PEM).")
 @click.option("--tls-ca", type=click.Path(path_type=Path), help="The cluster CA certificate (PEM).")
 @click.option(
+    "--tls-crl",
+    type=click.Path(path_type=Path),
+    help="The CA's certificate revocation list (PEM): revoked node and client certificates "
+    "are refused; re-read with the certificates on SIGHUP.",
+)
+@click.option(
     "--tls-client-auth",
     type=click.Choice(CLIENT_AUTH_CHOICES),
     help="Client certificates on a TLS node: required (default) or optional.",
@@ -154,6 +160,7 @@ def serve(
     tls_cert: Path | None,
     tls_key: Path | None,
     tls_ca: Path | None,
+    tls_crl: Path | None,
     tls_client_auth: str | None,
     rate_limit: str | None,
     rate_limit_burst: int | None,
@@ -195,6 +202,7 @@ def serve(
                 "tls_cert": tls_cert,
                 "tls_key": tls_key,
                 "tls_ca": tls_ca,
+                "tls_crl": tls_crl,
                 "tls_client_auth": tls_client_auth,
                 "rate_limit_rps": parse_rate(rate_limit) if rate_limit is not None else None,
                 "rate_limit_burst": rate_limit_burst,

@@ -20,8 +20,18 @@ Every node holds a certificate signed by it, used both ways:
   SAN policy: certificates name the host a node is reached at, not its node id.
 
 The listener accepts TLS 1.2 and 1.3 only (OpenSSL negotiates 1.3 whenever both
-sides have it). Certificates are read once, at start; rotating them means a
-restart of the node (rolling, one node at a time).
+sides have it). Certificates, the key, the CA and the revocation list are read
+at start and again on ``SIGHUP`` (``ServerTLS.reload``): a listener's context
+carries an SNI callback that hands every new handshake the newest context, so
+a rotated certificate or a new revocation list applies to the next connection
+without a restart, and connections already open under a certificate the new
+list revokes are closed (``Revocations``).
+
+Revocation: with a CRL (``--tls-crl``, PEM, issued by the cluster CA) every
+context checks the other end's leaf certificate against it
+(``VERIFY_CRL_CHECK_LEAF``): a revoked node or client certificate fails the
+handshake. OpenSSL then needs a CRL for the leaf's issuer, so the file must be
+the CA's (an empty one revokes nothing).
 
 Identities (DESIGN §7): a node's certificate names its node id as a SAN URI
 ``resonetics://node/<id>`` (``certificate_node_id``), a client's its name as
@@ -36,6 +46,7 @@ from __future__ import annotations
 
 import os
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -67,21 +78,32 @@ class TLSConfig:
     ca: Path
     cert: Path | None = None
     key: Path | None = None
+    #: The CA's certificate revocation list (PEM); None: no revocation check.
+    crl: Path | None = None
 
     @classmethod
     def from_paths(
-        cls, ca: str | Path | None, cert: str | Path | None = None, key: str | Path | None = None
+        cls,
+        ca: str | Path | None,
+        cert: str | Path | None = None,
+        key: str | Path | None = None,
+        crl: str | Path | None = None,
     ) -> TLSConfig | None:
         """A config from optional paths (flags, env); None when no TLS option is given."""
-        if ca is None and cert is None and key is None:
+        if ca is None and cert is None and key is None and crl is None:
             return None
         if ca is None:
             raise TLSConfigError(
-                "--tls-ca: the CA certificate is required with --tls-cert/--tls-key"
+                "--tls-ca: the CA certificate is required with --tls-cert/--tls-key/--tls-crl"
             )
         if key is not None and cert is None:
             raise TLSConfigError("--tls-key: given without --tls-cert")
-        return cls(Path(ca), Path(cert) if cert else None, Path(key) if key else None)
+        return cls(
+            Path(ca),
+            Path(cert) if cert else None,
+            Path(key) if key else None,
+            Path(crl) if crl else None,
+        )
 
     @classmethod
     def from_env(cls) -> TLSConfig | None:
@@ -99,6 +121,13 @@ def _base_context(purpose: ssl.Purpose, tls: TLSConfig) -> ssl.SSLContext:
         context.load_verify_locations(cafile=str(tls.ca))
     except (OSError, ssl.SSLError) as exc:
         raise TLSConfigError(f"--tls-ca {tls.ca}: cannot load ({exc})") from exc
+    if tls.crl is not None:
+        Revocations.load(tls.crl)  # a file that is no CRL: refused with its name
+        try:
+            context.load_verify_locations(cafile=str(tls.crl))
+        except (OSError, ssl.SSLError) as exc:
+            raise TLSConfigError(f"--tls-crl {tls.crl}: cannot load ({exc})") from exc
+        context.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
     if tls.cert is not None:
         try:
             context.load_cert_chain(str(tls.cert), str(tls.key) if tls.key else None)
@@ -107,6 +136,61 @@ def _base_context(purpose: ssl.Purpose, tls: TLSConfig) -> ssl.SSLContext:
                 f"--tls-cert {tls.cert} / --tls-key {tls.key}: cannot load ({exc})"
             ) from exc
     return context
+
+
+@dataclass(frozen=True, slots=True)
+class Revocations:
+    """The serial numbers a CRL revokes, to judge connections already open (a handshake
+    is judged by OpenSSL itself)."""
+
+    issuer: bytes
+    serials: frozenset[int]
+
+    @classmethod
+    def load(cls, path: Path) -> Revocations:
+        from cryptography import x509  # only a node given a CRL pays for the import
+
+        try:
+            crl = x509.load_pem_x509_crl(path.read_bytes())
+        except (OSError, ValueError) as exc:
+            raise TLSConfigError(
+                f"--tls-crl {path}: not a PEM certificate revocation list ({exc})"
+            ) from exc
+        return cls(crl.issuer.public_bytes(), frozenset(r.serial_number for r in crl))
+
+    def revokes(self, ssl_object: ssl.SSLObject | ssl.SSLSocket | None) -> bool:
+        """Whether the certificate the other end of ``ssl_object`` presented is revoked."""
+        if ssl_object is None:
+            return False
+        der = ssl_object.getpeercert(binary_form=True)
+        if not der:
+            return False
+        from cryptography import x509
+
+        cert = x509.load_der_x509_certificate(der)
+        return cert.issuer.public_bytes() == self.issuer and cert.serial_number in self.serials
+
+
+class ServerTLS:
+    """A listener's TLS context that ``reload`` replaces for every new handshake.
+
+    ``listener`` is the context the server is created with; its SNI callback (called
+    for every ClientHello, with or without a server name) hands the handshake the newest
+    context, whose certificate, CA and CRL then apply to it.
+    """
+
+    def __init__(self, make: Callable[[], ssl.SSLContext]) -> None:
+        self._make = make
+        self.current = make()
+        self.listener = make()
+        self.listener.sni_callback = self._pick
+
+    def _pick(self, ssl_object: ssl.SSLObject, server_name: str | None, _: ssl.SSLContext) -> None:
+        ssl_object.context = self.current
+
+    def reload(self) -> None:
+        """Build the context again from the files; ``TLSConfigError`` keeps the old one."""
+        self.current = self._make()
 
 
 def server_context(tls: TLSConfig, client_auth: ClientAuth = "required") -> ssl.SSLContext:
@@ -193,6 +277,8 @@ __all__ = [
     "CLIENT_URI_PREFIX",
     "NODE_URI_PREFIX",
     "ClientAuth",
+    "Revocations",
+    "ServerTLS",
     "TLSConfig",
     "TLSConfigError",
     "certificate_node_id",

@@ -20,6 +20,7 @@ The TOML file describes the whole cluster, so one file serves every node::
     # tls_cert = "certs/n1.pem"    # per node: use --tls-cert/--tls-key flags to override
     # tls_key = "certs/n1.key"
     # tls_client_auth = "required" # or "optional": clients may connect without a cert
+    # tls_crl = "certs/ca.crl"     # the CA's revocation list; re-read on SIGHUP
     # rate_limit_rps = 50000       # client requests per second per connection (0: off)
     # rate_limit_burst = 100000
     # connections_per_ip_max = 512
@@ -93,6 +94,8 @@ class ServerConfig:
     tls_ca: Path | None = None
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    #: The CA's certificate revocation list (PEM): revoked certificates are refused.
+    tls_crl: Path | None = None
     tls_client_auth: ClientAuth = "required"
     #: Client requests per second per connection (0: no limit), and the burst above it.
     rate_limit_rps: float = limits.RATE_LIMIT_RPS_DEFAULT
@@ -136,7 +139,7 @@ class ServerConfig:
 
     def tls(self) -> TLSConfig | None:
         """The node's TLS material, or None for a plain-TCP node."""
-        return TLSConfig.from_paths(self.tls_ca, self.tls_cert, self.tls_key)
+        return TLSConfig.from_paths(self.tls_ca, self.tls_cert, self.tls_key, self.tls_crl)
 
     @property
     def node_dir(self) -> Path:
@@ -429,6 +432,7 @@ _PATH_KEYS = (
     "tls_ca",
     "tls_cert",
     "tls_key",
+    "tls_crl",
     "signing_key",
     "cluster_key",
     "trust_registry",

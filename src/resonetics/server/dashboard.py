@@ -146,6 +146,10 @@ class Dashboard:
         self._sampler: asyncio.Task[None] | None = None
         self._page = dashboard_page()
 
+    def use_ssl(self, context: ssl.SSLContext) -> None:
+        """The context of the dashboard's next calls to the other nodes (a TLS reload's)."""
+        self._client_ssl = context
+
     def install(self) -> None:
         """Add the routes, and start/stop the sampler with the HTTP port."""
         self.http.add_route("GET", "/dashboard", self._dashboard)

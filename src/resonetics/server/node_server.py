@@ -78,7 +78,14 @@ from resonetics.security.signing import (
     load_or_create_node_key,
     public_key_text,
 )
-from resonetics.security.tls import client_context, server_context
+from resonetics.security.tls import (
+    Revocations,
+    ServerTLS,
+    TLSConfig,
+    TLSConfigError,
+    client_context,
+    server_context,
+)
 from resonetics.server import admin, admission, events
 from resonetics.server.admission import ClientAdmission, InputBudget
 from resonetics.server.authorization import Gatekeeper  # authz
@@ -273,14 +280,21 @@ class NodeServer:
         #: Tasks of the group still running (cancelled at the end of the shutdown).
         self._tasks: set[asyncio.Task[None]] = set()
         tls = config.tls()
-        self._server_ssl: ssl.SSLContext | None = (
-            server_context(tls, config.tls_client_auth) if tls is not None else None
-        )
-        self._peer_ssl: ssl.SSLContext | None = client_context(tls) if tls is not None else None
+        #: The listeners' TLS, replaced for new handshakes on SIGHUP (``reload_tls``).
+        self._client_tls: ServerTLS | None = None
+        self._peer_tls: ServerTLS | None = None
+        self._server_ssl: ssl.SSLContext | None = None
+        self._peer_ssl: ssl.SSLContext | None = None
+        if tls is not None:
+            client_auth = config.tls_client_auth
+            self._client_tls = ServerTLS(lambda: server_context(self._tls(), client_auth))
+            # Peers always present a certificate on a TLS cluster, whatever clients do.
+            self._peer_tls = ServerTLS(lambda: server_context(self._tls(), "required"))
+            self._server_ssl = self._client_tls.listener
+            self._peer_ssl = client_context(tls)
         self.peer_listener = PeerListener(
             self.peer_credentials,
-            # Peers always present a certificate on a TLS cluster, whatever clients do.
-            ssl_context=server_context(tls, "required") if tls is not None else None,
+            ssl_context=self._peer_tls.listener if self._peer_tls is not None else None,
             deliver=self._on_peer_message,
             refuse=self.peer_message_refusal,
             on_hello=self._on_peer_hello,
@@ -369,18 +383,77 @@ class NodeServer:
         signals = (signal.SIGTERM, signal.SIGINT) if install_signals else ()
         for sig in signals:
             loop.add_signal_handler(sig, self.stop)
-        if install_signals and self.config.policy is not None:  # authz: SIGHUP re-reads it
-            loop.add_signal_handler(signal.SIGHUP, self.reload_policy, self.config.policy)
+        # SIGHUP re-reads the policy and the TLS material (and never stops the node).
+        rereads = install_signals
+        if rereads:
+            loop.add_signal_handler(signal.SIGHUP, self.reload)
         try:
             await self.shutdown(wait_for_stop=True)
         finally:
             for sig in signals:
                 loop.remove_signal_handler(sig)
-            if install_signals and self.config.policy is not None:
+            if rereads:
                 loop.remove_signal_handler(signal.SIGHUP)
         if self._fatal is not None:
             part, cause = self._fatal
             raise NodeFailed(self.config.node_id, part, cause) from cause
+
+    def reload(self) -> None:
+        """SIGHUP: read the policy and the TLS material again, each kept as it was when
+        its files do not load (one log line says why)."""
+        if self.config.policy is not None:
+            self.reload_policy(self.config.policy)
+        if self._client_tls is not None:
+            self.reload_tls()
+        if self.config.policy is None and self._client_tls is None:
+            log.info("SIGHUP: no policy and no TLS material to re-read")
+
+    def _tls(self) -> TLSConfig:
+        tls = self.config.tls()
+        assert tls is not None
+        return tls
+
+    def reload_tls(self) -> bool:
+        """Build every TLS context again from the files (CA, certificate, key, CRL): new
+        handshakes get them, outbound peer links reconnect with them, and connections
+        open under a certificate the CRL now revokes are closed. A file that does not
+        load keeps everything as it was."""
+        assert self._client_tls is not None and self._peer_tls is not None
+        tls = self._tls()
+        try:
+            client_now, peer_now = self._client_tls.current, self._peer_tls.current
+            self._client_tls.reload()
+            self._peer_tls.reload()
+            peer_ssl = client_context(tls)
+            revocations = Revocations.load(tls.crl) if tls.crl is not None else None
+        except TLSConfigError as exc:
+            self._client_tls.current, self._peer_tls.current = client_now, peer_now
+            log.error("TLS reload refused, keeping the current certificates: %s", exc)
+            return False
+        self._peer_ssl = peer_ssl
+        if self.dashboard is not None:
+            self.dashboard.use_ssl(peer_ssl)
+        for link in self.links.values():
+            link.use_ssl(peer_ssl)  # its next connection presents and checks the new material
+        cut = 0
+        if revocations is not None:
+            cut = self._cut_revoked(revocations)
+        log.info("TLS material reloaded; %d connection(s) under a revoked certificate closed", cut)
+        return True
+
+    def _cut_revoked(self, revocations: Revocations) -> int:
+        """Close the client and peer connections whose certificate ``revocations`` revokes."""
+        cut = 0
+        for conn in list(self._connections):
+            if revocations.revokes(conn.get_extra_info("ssl_object")):
+                conn.abort()
+                cut += 1
+        cut += self.peer_listener.cut(revocations.revokes)
+        for link in list(self.links.values()):
+            if link.connected_under(revocations.revokes):
+                link.drop_connection()
+                cut += 1
+        return cut
 
     def reload_policy(self, path: Path) -> bool:
         """SIGHUP: read the policy again (a bad file keeps the old one) and end the watches

@@ -132,6 +132,15 @@ class PeerListener:
         for writer in list(self._connections):
             writer.close()
 
+    def cut(self, revoked: Callable[[Any], bool]) -> int:
+        """Close the connections whose ``ssl_object`` ``revoked`` judges revoked; how many."""
+        cut = 0
+        for writer in list(self._connections):
+            if revoked(writer.get_extra_info("ssl_object")):
+                writer.transport.abort()
+                cut += 1
+        return cut
+
     async def wait_closed(self, grace_s: float) -> None:
         if self._handlers:
             await asyncio.wait(set(self._handlers), timeout=grace_s)

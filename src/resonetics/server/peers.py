@@ -99,6 +99,8 @@ class PeerLink:
         self.dropped = 0
         #: Set while connected and the backlog has been written: sends then skip the queue.
         self._writer: asyncio.StreamWriter | None = None
+        #: The connection while the link is up (``connected_under``, ``drop_connection``).
+        self._live: asyncio.StreamWriter | None = None
         #: Lines sent during this loop turn, written together by ``_uncork``.
         self._corked: list[bytes] = []
         self._flush_scheduled = False
@@ -168,6 +170,7 @@ class PeerLink:
             backoff = BACKOFF_MIN_S
             self._last_problem = ""
             self.connected = True
+            self._live = writer
             events.emit(
                 events.Event(events.PEER_LINK_UP, {"peer": self.peer_id, "address": self.address}),
                 ring=self.event_ring,
@@ -179,9 +182,25 @@ class PeerLink:
             finally:
                 self.connected = False
                 self._writer = None
+                self._live = None
                 writer.close()
                 with contextlib.suppress(Exception):
                     await writer.wait_closed()
+
+    def use_ssl(self, context: ssl.SSLContext) -> None:
+        """The TLS context of this link's next connections (a reload's)."""
+        self._ssl = context
+
+    def connected_under(self, revoked: Callable[[Any], bool]) -> bool:
+        """Whether the link is up with a peer whose certificate ``revoked`` judges revoked
+        (given the connection's ``ssl_object``)."""
+        live = self._live
+        return live is not None and revoked(live.get_extra_info("ssl_object"))
+
+    def drop_connection(self) -> None:
+        """Close the live connection; the link reconnects (and handshakes) again."""
+        if self._live is not None:
+            self._live.transport.abort()
 
     def _note_down(self, reason: str) -> None:
         """A ``peer_link_down`` event, at most one per interval per peer (``events.Throttle``)."""
