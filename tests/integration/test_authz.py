@@ -416,3 +416,19 @@ def test_a_policy_reload_cuts_off_a_replaced_token_and_ends_the_watches_it_no_lo
         carol.close()
         cluster.stop()
     _assert_no_crash(cluster)
+
+
+def test_sighup_never_stops_a_node_with_nothing_to_reread(tmp_path: Path) -> None:
+    """An operator's `systemctl reload` on a node with neither a policy nor TLS: before, the
+    signal's default action stopped the process."""
+    cluster = LocalCluster(tmp_path / "data", size=1, tick_ms=20, authorize=False)
+    _start(cluster)
+    try:
+        cluster.signal_node("n1", signal.SIGHUP)
+        _wait_for_log(cluster, "SIGHUP: no policy and no TLS material to re-read")
+        with Client(cluster.addresses, timeout=10) as client:
+            client.put("k", 1)
+        assert cluster.exit_codes()["n1"] is None
+    finally:
+        cluster.stop()
+    _assert_no_crash(cluster)
