@@ -99,7 +99,7 @@ class Identity:
     #: For a token identity, the SHA-256 of the token presented: a policy reload that
     #: replaces or removes that token cuts off the connections that presented it
     #: (``Policy.token_current``). None where no token is involved (or offline tools).
-    token_sha256: str | None = None
+    token_sha256: str | None = field(default=None, repr=False)
 
 
 ANONYMOUS: Final = Identity(ANONYMOUS_NAME, "anonymous")
