@@ -425,7 +425,7 @@ def test_sighup_never_stops_a_node_with_nothing_to_reread(tmp_path: Path) -> Non
     _start(cluster)
     try:
         cluster.signal_node("n1", signal.SIGHUP)
-        _wait_for_log(cluster, "SIGHUP: no policy and no TLS material to re-read")
+        _wait_for_log(cluster, "SIGHUP: no policy, TLS material or trust registry to re-read")
         with Client(cluster.addresses, timeout=10) as client:
             client.put("k", 1)
         assert cluster.exit_codes()["n1"] is None

@@ -8,6 +8,7 @@ peer line reaches a node; adapt it when peers get their own listener).
 from __future__ import annotations
 
 import base64
+import signal
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -302,3 +303,52 @@ def test_unsigned_snapshot_is_refused_with_a_registry(signed3: LocalCluster) -> 
     )
     after = refusals(signed3, follower, {"unsigned_snapshot": 1})  # by the gate, in any term
     assert after["snapshot"]["installed"] == 0, f"the unsigned snapshot was installed: {after}"
+
+
+def test_sighup_rereads_the_trust_registry_and_refuses_one_without_the_nodes_own_key(
+    signed3: LocalCluster, tmp_path: Path
+) -> None:
+    """Key rotation without a restart. The followers' new registry no longer holds the
+    leader's key: from the next message they refuse it, elect a node they trust, and
+    writes commit under it. The old leader refuses a registry without its own key (it
+    keeps its own, so it follows the new leader). The full registry put back and re-read,
+    every node holds every write."""
+    path = tmp_path / "registry.toml"
+    full = path.read_text()
+    leader, _, _ = a_follower(signed3)
+    without_leader = "".join(
+        line for line in full.splitlines(keepends=True) if not line.startswith(f'"{leader}"')
+    )
+    assert without_leader != full
+    path.write_text(without_leader)
+    for node in IDS:
+        signed3.signal_node(node, signal.SIGHUP)
+    followers = [n for n in IDS if n != leader]
+    for node in followers:
+        signed3.wait_until(
+            f"{node} re-reads the registry and refuses {leader}",
+            lambda n=node: (
+                f"refused AppendEntries from {leader}: unregistered_sender" in node_log(signed3, n)
+            ),
+        )
+    assert "trust registry reload refused, keeping the current one" in node_log(signed3, leader)
+
+    def trusted_leader() -> str | None:
+        st = signed3.status(followers[0])
+        return st["leader"] if st is not None and st["leader"] in followers else None
+
+    signed3.wait_until("a leader whose key the followers hold", trusted_leader, 60)
+    with Client(signed3.addresses, timeout=30) as client:
+        client.put("under-a-trusted-leader", 1)
+    path.write_text(full)
+    for node in followers:
+        signed3.signal_node(node, signal.SIGHUP)
+    with Client(signed3.addresses, timeout=30) as client:
+        client.put("trusted-again", 1)
+    signed3.wait_until(
+        "every node applies every write",
+        lambda: (
+            len({(st["applied_index"] if st else None) for st in (signed3.status(n) for n in IDS)})
+            == 1
+        ),
+    )

@@ -46,19 +46,25 @@ def history_trust(config: ServerConfig, key: Ed25519PrivateKey) -> HistoryTrust:
     node = config.node_id
     gate: EntryGate | None = None
     if config.trust_registry is not None:
-        registry = TrustRegistry.load(config.trust_registry)
-        own = registry.key_text(node)
-        if own is None:
-            raise ConfigError(
-                f"--trust-registry {config.trust_registry}: has no key for this node {node!r}"
-            )
-        if own != public_key_text(key):
-            raise ConfigError(
-                f"--trust-registry {config.trust_registry}: the key for {node!r} is not the "
-                "public half of this node's signing key (see 'entry signing key' in its log)"
-            )
-        gate = EntryGate(registry)
+        gate = EntryGate(load_registry(config, key))
     return HistoryTrust(entry_signer(node, key), gate, snapshot_signer(key, node))
 
 
-__all__ = ["HistoryTrust", "entry_signer", "history_trust"]
+def load_registry(config: ServerConfig, key: Ed25519PrivateKey) -> TrustRegistry:
+    """The registry ``--trust-registry`` names, which must hold this node's own key (at
+    start, and on every SIGHUP: a reload that would drop it is refused)."""
+    path, node = config.trust_registry, config.node_id
+    assert path is not None
+    registry = TrustRegistry.load(path)
+    own = registry.key_text(node)
+    if own is None:
+        raise ConfigError(f"--trust-registry {path}: has no key for this node {node!r}")
+    if own != public_key_text(key):
+        raise ConfigError(
+            f"--trust-registry {path}: the key for {node!r} is not the "
+            "public half of this node's signing key (see 'entry signing key' in its log)"
+        )
+    return registry
+
+
+__all__ = ["HistoryTrust", "entry_signer", "history_trust", "load_registry"]

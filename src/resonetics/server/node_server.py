@@ -72,9 +72,11 @@ from resonetics.runtime.server_executor import ServerExecutor
 from resonetics.runtime.snapshots import SnapshotPolicy
 from resonetics.security.authz import Identity, load_policy  # authz
 from resonetics.security.cluster_key import ClusterKey, load_cluster_key
+from resonetics.security.entry_check import EntryGate
 from resonetics.security.peer_auth import PeerCredentials
 from resonetics.security.ratelimit import TokenBucket
 from resonetics.security.signing import (
+    SigningError,
     load_or_create_node_key,
     public_key_text,
 )
@@ -94,7 +96,7 @@ from resonetics.server.client_conn import ClientConnection
 from resonetics.server.config import ConfigError, ServerConfig
 from resonetics.server.deadlines import Deadlines
 from resonetics.server.guard import HandlerGuard
-from resonetics.server.history_trust import history_trust
+from resonetics.server.history_trust import history_trust, load_registry
 from resonetics.server.loop_lag import LoopLag
 from resonetics.server.outbox import Outbox
 from resonetics.server.peer_listener import PeerListener
@@ -195,6 +197,11 @@ class NodeServer:
         # Made on first start so an operator can build the trust registry from node folders.
         self.signing_key = load_or_create_node_key(config.node_dir, config.signing_key)
         trust = history_trust(config, self.signing_key)
+        #: The registry check of incoming history (None without --trust-registry);
+        #: its registry is replaced on SIGHUP (``reload_trust_registry``).
+        self._entry_gate = (
+            trust.message_filter if isinstance(trust.message_filter, EntryGate) else None
+        )
         self.driver = NodeDriver(
             config.raft_config(),
             self.storage,
@@ -405,8 +412,24 @@ class NodeServer:
             self.reload_policy(self.config.policy)
         if self._client_tls is not None:
             self.reload_tls()
-        if self.config.policy is None and self._client_tls is None:
-            log.info("SIGHUP: no policy and no TLS material to re-read")
+        if self._entry_gate is not None:
+            self.reload_trust_registry()
+        if self.config.policy is None and self._client_tls is None and self._entry_gate is None:
+            log.info("SIGHUP: no policy, TLS material or trust registry to re-read")
+
+    def reload_trust_registry(self) -> bool:
+        """Read ``--trust-registry`` again: the signatures of incoming entries and
+        snapshots are checked against the new one from the next message. A file that
+        does not load, or that no longer holds this node's own key, keeps the current one."""
+        assert self._entry_gate is not None
+        try:
+            registry = load_registry(self.config, self.signing_key)
+        except (ConfigError, SigningError) as exc:
+            log.error("trust registry reload refused, keeping the current one: %s", exc)
+            return False
+        self._entry_gate.registry = registry
+        log.info("trust registry reloaded: keys of %s", ", ".join(registry.node_ids))
+        return True
 
     def _tls(self) -> TLSConfig:
         tls = self.config.tls()
