@@ -432,3 +432,44 @@ def test_sighup_never_stops_a_node_with_nothing_to_reread(tmp_path: Path) -> Non
     finally:
         cluster.stop()
     _assert_no_crash(cluster)
+
+
+def test_an_identity_past_its_expiry_is_refused_on_its_open_connection_and_watch(
+    tmp_path: Path,
+) -> None:
+    """`auth add --expires`: once the time comes (within the node's one-second sweep),
+    the connection that authenticated before is refused, its watch ends, and a new Auth
+    with the same token is refused, all saying the identity expired."""
+    import datetime
+
+    soon = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=4)
+    path = tmp_path / "policy.toml"
+    raw: dict[str, Any] = {
+        "roles": {"app": {"read": ["app/"], "write": ["app/"]}, "monitor": {"monitor": True}},
+        "anonymous": {"roles": ["monitor"]},
+        "identities": {
+            "alice": {"roles": ["app"], "token_sha256": hash_token(APP_TOKEN), "expires": soon},
+        },
+    }
+    write_policy(path, parse_policy(raw, source=str(path)))
+    cluster = LocalCluster(
+        tmp_path / "data", size=1, tick_ms=20, authorize=False, extra_args=["--policy", str(path)]
+    )
+    _start(cluster)
+    alice = _Line(cluster.addresses[0])
+    try:
+        assert alice.ask(_auth(APP_TOKEN, 1))["payload"]["code"] == "OK"
+        assert alice.ask(_request("watch", {"prefix": "app/"}, 2))["payload"]["code"] == "OK"
+        assert alice.ask(_request("kv_get", {"k": "app/a"}, 3))["payload"]["code"] == "OK"
+        end = alice.next_where(lambda m: m["kind"] == "WatchEnd", timeout_s=20)
+        assert datetime.datetime.now(datetime.UTC) >= soon
+        assert (end["id"], end["payload"]["code"]) == (2, "UNAUTHENTICATED")
+        assert "alice: expired at" in end["payload"]["message"]
+        answer = alice.ask(_request("kv_get", {"k": "app/a"}, 4))["payload"]
+        assert answer["code"] == "UNAUTHENTICATED" and "expired" in answer["message"]
+        again = _raw(cluster.addresses[0], _auth(APP_TOKEN, 1))[0]["payload"]
+        assert again["code"] == "UNAUTHENTICATED" and "expired" in again["message"]
+    finally:
+        alice.close()
+        cluster.stop()
+    _assert_no_crash(cluster)

@@ -28,12 +28,12 @@ from resonetics.security.authz import (
     parse_policy,
     render_policy,
 )
-from resonetics.security.policy_files import local_cluster_policy
+from resonetics.security.policy_files import local_cluster_policy, write_policy
 from resonetics.server.authorization import Gatekeeper
 from resonetics.wire import codes
 from resonetics.wire.auth import encode_auth, validate_auth
 from resonetics.wire.client import ADMIN_OPS, OPS, ClientRequest
-from resonetics.wire.envelope import decode_envelope
+from resonetics.wire.envelope import Envelope, decode_envelope
 from tests.security.trust import write_ca, write_client_identity
 
 ALICE_TOKEN = "alice-token-0123456789"
@@ -270,11 +270,42 @@ def test_auth_cli_typos_are_one_line_and_exit_2(tmp_path: Path) -> None:
         ["auth", "list", "--policy", str(tmp_path / "missing.toml")],
         ["auth", "check", "nobody", "status", "--policy", str(out)],
         ["auth", "init", "--out", str(out)],  # would overwrite
+        *(
+            ["auth", "add", "bob", "--role", "admin", "--expires", when, "--policy", str(out)]
+            for when in ("tomorrow", "0d", "2001-01-01T00:00:00Z", "2099-01-01T00:00:00")
+        ),  # not a duration or time, not ahead, in the past, without its offset
     ]
     for args in cases:
         result = runner.invoke(main, args)
         assert result.exit_code == 2, (args, result.output)
         assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, args
+
+
+def test_auth_add_expires_takes_a_duration_or_a_time_and_list_shows_it(tmp_path: Path) -> None:
+    import datetime
+
+    runner = CliRunner()
+    out = tmp_path / "p.toml"
+    assert runner.invoke(main, ["auth", "init", "--out", str(out)]).exit_code == 0
+    before = datetime.datetime.now(datetime.UTC)
+    added = runner.invoke(
+        main, ["auth", "add", "bob", "--role", "admin", "--expires", "12h", "--policy", str(out)]
+    )
+    assert added.exit_code == 0 and ", until " in added.stderr
+    expires = load_policy(out).identities["bob"].expires
+    assert expires is not None
+    assert (
+        datetime.timedelta(hours=11, minutes=59) < expires - before <= datetime.timedelta(hours=12)
+    )
+    fixed = ["--expires", "2099-06-01T12:00:00+02:00", "--replace"]
+    assert (
+        runner.invoke(
+            main, ["auth", "add", "bob", "--role", "admin", *fixed, "--policy", str(out)]
+        ).exit_code
+        == 0
+    )
+    listed = runner.invoke(main, ["auth", "list", "--policy", str(out)])
+    assert "(expires 2099-06-01T10:00:00Z)" in listed.output
 
 
 def test_auth_check_says_which_decision_an_identity_gets(tmp_path: Path) -> None:
@@ -371,3 +402,64 @@ def test_admin_operation_is_audited_with_who_what_result(caplog: pytest.LogCaptu
         'admin op by alice (token): member_remove {"node": "n2"} -> FORBIDDEN'
     )
     assert lines[1] == 'admin op by ops (token): member_remove {"node": "n2"} -> OK'
+
+
+# --- expiry ---------------------------------------------------------------------------------
+def test_an_identity_expires_at_its_time_cached_grants_included(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``expires``: an Auth after it is refused; a connection authenticated before it keeps
+    its grants only until the next sweep (the server runs one a second)."""
+    import datetime
+
+    from resonetics.server import authorization
+
+    t0 = datetime.datetime(2027, 1, 1, tzinfo=datetime.UTC)
+    now = [t0]
+    monkeypatch.setattr(authorization, "_now", lambda: now[0])
+    until = t0 + datetime.timedelta(hours=1)
+    identities = {
+        **POLICY["identities"],
+        "alice": {
+            "roles": ["app"],
+            "token_sha256": hash_token(ALICE_TOKEN),
+            "expires": until,
+        },
+    }
+    gate = Gatekeeper(policy(identities=identities))
+    read = ClientRequest(client_id="c", request_id="r", op="kv_get", args={"k": "app/x"})
+    alice, answer = gate.authenticate(_auth_envelope(ALICE_TOKEN))
+    assert alice is not None and answer.ok
+    assert gate.check(alice, read) is None and not gate.sweep()
+    now[0] = until
+    assert gate.check(alice, read) is None  # cached until the sweep...
+    assert gate.sweep() and not gate.sweep()  # ...which runs once per expiry
+    refused = gate.check(alice, read)
+    assert refused is not None and refused.code == codes.UNAUTHENTICATED
+    assert "alice: expired at 2027-01-01T01:00:00Z" in (refused.message or "")
+    again, answer = gate.authenticate(_auth_envelope(ALICE_TOKEN))
+    assert again is None and answer.code == codes.UNAUTHENTICATED
+    assert "expired" in (answer.message or "")
+    operator = gate.policy.identity_for_token(OPS_TOKEN)
+    assert operator is not None and gate.check(operator, read) is None  # no expiry: unmoved
+
+
+def _auth_envelope(token: str) -> Envelope:
+    return decode_envelope(encode_auth(token, 1, 1))
+
+
+def test_expires_is_an_aware_time_and_round_trips(tmp_path: Path) -> None:
+    for value in ("2027-01-01T00:00:00Z", "2027-01-01T02:00:00+02:00"):
+        entry = {"roles": ["app"], "token_sha256": hash_token("t"), "expires": value}
+        loaded = policy(identities={"bob": entry}).identities["bob"]
+        assert (
+            loaded.expires is not None and loaded.expires.isoformat() == "2027-01-01T00:00:00+00:00"
+        )
+    for bad in ("2027-01-01T00:00:00", "next year", 5):
+        with pytest.raises(PolicyError, match=r"identities\.bob\.expires"):
+            policy(identities={"bob": {"roles": ["app"], "expires": bad}})
+    raw = tomllib.loads("[identities.bob]\nroles = []\nexpires = 2027-01-01T00:00:00Z\n")
+    written = tmp_path / "p.toml"
+    original = parse_policy(raw, source="p.toml")
+    write_policy(written, original)
+    assert load_policy(written).identities == original.identities

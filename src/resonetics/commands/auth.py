@@ -9,6 +9,8 @@ identity that exists) are one line on stderr and exit code 2.
 
 from __future__ import annotations
 
+import datetime
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import replace
@@ -103,6 +105,11 @@ def init(out: Path, admin_name: str, token_file: Path | None, anonymous: str) ->
 @click.option("--cert", is_flag=True, help="A certificate identity (no token).")
 @click.option("--replace", "replace_", is_flag=True, help="Replace an existing identity.")
 @click.option("--token-file", type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "--expires",
+    help="When the identity stops counting: a duration from now (30d, 12h, 90m) or a date "
+    "and time with its offset (2027-01-01T00:00:00Z). Default: never.",
+)
 @policy_option
 @_one_line_errors
 def add(
@@ -111,10 +118,12 @@ def add(
     cert: bool,
     replace_: bool,
     token_file: Path | None,
+    expires: str | None,
     policy_path: Path,
 ) -> None:
     """Add identity NAME with roles; prints a fresh token unless --cert."""
     _check_name(name)
+    until = _expiry(expires) if expires is not None else None
     policy = load_policy(policy_path)
     if name in policy.identities and not replace_:
         raise _OperatorError(f"identities.{name}: exists (use --replace for a new token)")
@@ -123,10 +132,11 @@ def add(
             known = ", ".join(sorted(policy.roles)) or "none"
             raise _OperatorError(f"--role {role}: unknown role (roles: {known})")
     token = None if cert else new_token()
-    entry = IdentityEntry(name, roles, hash_token(token) if token is not None else None)
+    entry = IdentityEntry(name, roles, hash_token(token) if token is not None else None, until)
     _write_policy(policy_path, replace(policy, identities={**policy.identities, name: entry}))
     how = "certificate resonetics://client/" + name if cert else "a token"
-    click.echo(f"added {name} ({', '.join(roles)}) authenticated by {how}", err=True)
+    until_text = f", until {until:%Y-%m-%dT%H:%M:%SZ}" if until is not None else ""
+    click.echo(f"added {name} ({', '.join(roles)}) authenticated by {how}{until_text}", err=True)
     if token is not None:
         _hand_over(token, token_file)
 
@@ -139,7 +149,8 @@ def list_(policy_path: Path) -> None:
     policy = load_policy(policy_path)
     for entry in policy.identities.values():
         how = "token" if entry.token_sha256 is not None else "cert"
-        click.echo(f"{entry.name:<20} {how:<6} {', '.join(entry.roles)}")
+        until = f"  (expires {entry.expires:%Y-%m-%dT%H:%M:%SZ})" if entry.expires else ""
+        click.echo(f"{entry.name:<20} {how:<6} {', '.join(entry.roles)}{until}")
     click.echo(f"{'(anonymous)':<20} {'-':<6} {', '.join(policy.anonymous_roles)}")
 
 
@@ -179,6 +190,34 @@ def _identity(policy: Policy, name: str) -> Identity:
     if entry is None:
         raise _OperatorError(f"identities.{name}: no such identity (see auth list)")
     return Identity(name, "token" if entry.token_sha256 is not None else "cert")
+
+
+_DURATION = re.compile(r"^(\d+)([dhm])$")
+_UNIT_SECONDS = {"d": 86_400, "h": 3_600, "m": 60}
+
+
+def _expiry(text: str) -> datetime.datetime:
+    """``--expires``: a duration from now (``30d``, ``12h``, ``90m``) or an aware ISO time."""
+    now = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
+    matched = _DURATION.match(text.strip())
+    if matched is not None:
+        seconds = int(matched.group(1)) * _UNIT_SECONDS[matched.group(2)]
+        if seconds <= 0:
+            raise _OperatorError(f"--expires {text}: must be in the future")
+        return now + datetime.timedelta(seconds=seconds)
+    try:
+        when = datetime.datetime.fromisoformat(text.strip())
+    except ValueError:
+        when = None
+    if when is None or when.tzinfo is None:
+        raise _OperatorError(
+            f"--expires {text}: a duration (30d, 12h, 90m) or a date and time with its "
+            "offset (2027-01-01T00:00:00Z)"
+        )
+    when = when.astimezone(datetime.UTC).replace(microsecond=0)
+    if when <= now:
+        raise _OperatorError(f"--expires {text}: already past")
+    return when
 
 
 def _check_name(name: str) -> None:

@@ -57,6 +57,7 @@ The file format::
     [identities.alice]            # a token identity
     roles = ["app"]
     token_sha256 = "9f86d0..."
+    expires = 2027-01-01T00:00:00Z  # optional: refused from then on
 
     [identities.ops]              # a certificate identity (resonetics://client/ops)
     roles = ["admin"]
@@ -64,6 +65,7 @@ The file format::
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import hmac
 import json
@@ -121,6 +123,8 @@ class IdentityEntry:
     name: str
     roles: tuple[str, ...]
     token_sha256: str | None = None
+    #: When the identity stops counting (timezone-aware); None: never.
+    expires: datetime.datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +176,20 @@ class Policy:
         if entry is None:
             return False
         return identity.token_sha256 is None or entry.token_sha256 == identity.token_sha256
+
+    def expired(self, identity: Identity, now: datetime.datetime) -> datetime.datetime | None:
+        """When ``identity``'s entry expired, if it has by ``now`` (None: it has not)."""
+        if identity.source == "anonymous":
+            return None
+        entry = self.identities.get(identity.name)
+        if entry is None or entry.expires is None or entry.expires > now:
+            return None
+        return entry.expires
+
+    def next_expiry(self, now: datetime.datetime) -> datetime.datetime | None:
+        """The earliest expiry still ahead of ``now`` (None: none)."""
+        ahead = [e.expires for e in self.identities.values() if e.expires and e.expires > now]
+        return min(ahead) if ahead else None
 
     def grants(self, identity: Identity) -> Grants:
         entry = self.identities.get(identity.name) if identity.source != "anonymous" else None
@@ -311,7 +329,7 @@ def valid_name(name: str) -> bool:
 
 # --- loading ----------------------------------------------------------------------------
 _ROLE_KEYS: Final = frozenset({"read", "write", "admin", "monitor"})
-_IDENTITY_KEYS: Final = frozenset({"roles", "token_sha256"})
+_IDENTITY_KEYS: Final = frozenset({"roles", "token_sha256", "expires"})
 _TOP_KEYS: Final = frozenset({"roles", "identities", "anonymous"})
 
 
@@ -420,7 +438,25 @@ def _parse_identity(
             f"{where}.token_sha256",
             "must be 64 lowercase hex digits (the token's SHA-256, never the token)",
         )
-    return IdentityEntry(name, names, digest)
+    return IdentityEntry(name, names, digest, _expiry(table.get("expires"), where, source))
+
+
+def _expiry(value: Any, where: str, source: str) -> datetime.datetime | None:
+    """``expires``: a TOML offset date-time (``2027-01-01T00:00:00Z``) or that as a string."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = datetime.datetime.fromisoformat(value)
+        except ValueError:
+            value = None
+    if not isinstance(value, datetime.datetime) or value.tzinfo is None:
+        raise PolicyError(
+            source,
+            f"{where}.expires",
+            "must be a date and time with its offset, e.g. 2027-01-01T00:00:00Z",
+        )
+    return value.astimezone(datetime.UTC)
 
 
 def _role_names(value: Any, roles: Mapping[str, Role], key: str, source: str) -> tuple[str, ...]:
@@ -461,6 +497,8 @@ def render_policy(policy: Policy) -> str:
         lines += [f"[identities.{entry.name}]", f"roles = {_toml_list(entry.roles)}"]
         if entry.token_sha256 is not None:
             lines.append(f'token_sha256 = "{entry.token_sha256}"')
+        if entry.expires is not None:
+            lines.append(f"expires = {entry.expires.astimezone(datetime.UTC):%Y-%m-%dT%H:%M:%SZ}")
         lines.append("")
     return "\n".join(lines)
 

@@ -24,6 +24,7 @@ that does not load is refused with one log line and the old policy stays).
 
 from __future__ import annotations
 
+import datetime
 import json
 import logging
 import ssl
@@ -71,6 +72,8 @@ class Gatekeeper:
         self.denied = 0
         #: Grants per identity, so a request costs one dict lookup, not a union of roles.
         self._grants: dict[Identity, Grants] = {}
+        #: When the next identity of the policy expires (``sweep``); None: none will.
+        self._next_expiry = self.policy.next_expiry(_now())
 
     def identity_for_tls(self, ssl_object: ssl.SSLObject | ssl.SSLSocket | None) -> Identity:
         """The connection's identity from its verified client certificate, or anonymous."""
@@ -91,6 +94,11 @@ class Gatekeeper:
             self.denied += 1
             audit_log.warning("auth refused: unknown token")
             return None, Outcome(codes.UNAUTHENTICATED, message="unknown token")
+        expired = self.policy.expired(identity, _now())
+        if expired is not None:
+            self.denied += 1
+            audit_log.warning("auth refused: the token of %s expired at %s", identity.name, expired)
+            return None, Outcome(codes.UNAUTHENTICATED, message=_expired_message(identity, expired))
         roles = list(self.policy.grants(identity).roles)
         return identity, Outcome(codes.OK, {"identity": identity.name, "roles": roles})
 
@@ -104,6 +112,10 @@ class Gatekeeper:
             if not self.policy.token_current(identity):
                 self.denied += 1
                 return _REVOKED  # never cached: the next request is judged again
+            expired = self.policy.expired(identity, _now())
+            if expired is not None:
+                self.denied += 1
+                return Outcome(codes.UNAUTHENTICATED, message=_expired_message(identity, expired))
             if len(self._grants) >= limits.AUTHZ_GRANTS_CACHED_MAX:
                 self._grants.clear()
             grants = self._grants[identity] = self.policy.grants(identity)
@@ -112,6 +124,19 @@ class Gatekeeper:
             return None
         self.denied += 1
         return Outcome(codes.FORBIDDEN, message=f"{_who(identity)}: {decision.reason}")
+
+    def sweep(self) -> bool:
+        """Once a second (the server's client sweep): when an identity's ``expires`` has
+        come, forget every cached grant, so that its connections' next requests are judged
+        again and refused. True when that happened (the server then judges the watches)."""
+        if self._next_expiry is None:
+            return False
+        now = _now()
+        if now < self._next_expiry:
+            return False
+        self._grants.clear()
+        self._next_expiry = self.policy.next_expiry(now)
+        return True
 
     def reload(self, path: Path) -> bool:
         """Replace the policy with ``path``'s (SIGHUP); a bad file keeps the old one.
@@ -126,6 +151,7 @@ class Gatekeeper:
             return False
         self.policy = policy
         self._grants.clear()
+        self._next_expiry = policy.next_expiry(_now())
         audit_log.info("policy reloaded from %s", path)
         return True
 
@@ -144,6 +170,17 @@ class Gatekeeper:
             audit_log.info(line, who, req.op, what, outcome.code)
         else:
             audit_log.warning(line + " (%s)", who, req.op, what, outcome.code, outcome.message)
+
+
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+def _expired_message(identity: Identity, expired: datetime.datetime) -> str:
+    return (
+        f"{identity.name}: expired at {expired:%Y-%m-%dT%H:%M:%SZ} (the policy's expires); "
+        "ask for a new token"
+    )
 
 
 def _who(identity: Identity) -> str:

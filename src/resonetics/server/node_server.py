@@ -885,7 +885,10 @@ class NodeServer:
         return self.handler_guard.run(self._on_line, line, conn)
 
     def _sweep_client_connections(self, now: float) -> None:
-        """Close connections past a deadline (``server/admission.py``)."""
+        """Close connections past a deadline (``server/admission.py``); once an identity
+        has expired, end the watches the policy no longer allows."""
+        if self.gate.sweep():
+            self.watches.recheck(self._watch_refusal)
         for conn in list(self._connections):
             reason = admission.overdue(
                 now,
