@@ -193,6 +193,35 @@ class ServerTLS:
         self.current = self._make()
 
 
+class NodeTLS:
+    """A TLS node's contexts: its two listeners' (``clients``, ``peers``: replaced per
+    handshake) and the one its peer links dial with. ``reload`` builds all of them again
+    from the files named by ``load()``, or none of them."""
+
+    def __init__(self, load: Callable[[], TLSConfig], client_auth: ClientAuth) -> None:
+        self._load = load
+        self.clients = ServerTLS(lambda: server_context(self._load(), client_auth))
+        # Peers always present a certificate on a TLS cluster, whatever clients do.
+        self.peers = ServerTLS(lambda: server_context(self._load(), "required"))
+        self.dialling = client_context(load())
+
+    def reload(self) -> Revocations | None:
+        """Every context from the files as they are now, and the revocation list (None
+        without one). ``TLSConfigError`` naming the file leaves everything as it was."""
+        tls = self._load()
+        before = self.clients.current, self.peers.current
+        try:
+            self.clients.reload()
+            self.peers.reload()
+            dialling = client_context(tls)
+            revocations = Revocations.load(tls.crl) if tls.crl is not None else None
+        except TLSConfigError:
+            self.clients.current, self.peers.current = before
+            raise
+        self.dialling = dialling
+        return revocations
+
+
 def server_context(tls: TLSConfig, client_auth: ClientAuth = "required") -> ssl.SSLContext:
     """The listener's context: presents the node certificate, asks for a CA-signed one back."""
     if client_auth not in CLIENT_AUTH_CHOICES:
@@ -277,6 +306,7 @@ __all__ = [
     "CLIENT_URI_PREFIX",
     "NODE_URI_PREFIX",
     "ClientAuth",
+    "NodeTLS",
     "Revocations",
     "ServerTLS",
     "TLSConfig",

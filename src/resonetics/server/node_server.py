@@ -80,14 +80,7 @@ from resonetics.security.signing import (
     load_or_create_node_key,
     public_key_text,
 )
-from resonetics.security.tls import (
-    Revocations,
-    ServerTLS,
-    TLSConfig,
-    TLSConfigError,
-    client_context,
-    server_context,
-)
+from resonetics.security.tls import NodeTLS, Revocations, TLSConfig, TLSConfigError
 from resonetics.server import admin, admission, events
 from resonetics.server.admission import ClientAdmission, InputBudget
 from resonetics.server.authorization import Gatekeeper  # authz
@@ -287,21 +280,16 @@ class NodeServer:
         #: Tasks of the group still running (cancelled at the end of the shutdown).
         self._tasks: set[asyncio.Task[None]] = set()
         tls = config.tls()
-        #: The listeners' TLS, replaced for new handshakes on SIGHUP (``reload_tls``).
-        self._client_tls: ServerTLS | None = None
-        self._peer_tls: ServerTLS | None = None
+        #: The node's TLS contexts, built again on SIGHUP (``reload_tls``); None: plain TCP.
+        self._tls_material = NodeTLS(self._tls, config.tls_client_auth) if tls else None
         self._server_ssl: ssl.SSLContext | None = None
         self._peer_ssl: ssl.SSLContext | None = None
-        if tls is not None:
-            client_auth = config.tls_client_auth
-            self._client_tls = ServerTLS(lambda: server_context(self._tls(), client_auth))
-            # Peers always present a certificate on a TLS cluster, whatever clients do.
-            self._peer_tls = ServerTLS(lambda: server_context(self._tls(), "required"))
-            self._server_ssl = self._client_tls.listener
-            self._peer_ssl = client_context(tls)
+        if self._tls_material is not None:
+            self._server_ssl = self._tls_material.clients.listener
+            self._peer_ssl = self._tls_material.dialling
         self.peer_listener = PeerListener(
             self.peer_credentials,
-            ssl_context=self._peer_tls.listener if self._peer_tls is not None else None,
+            ssl_context=self._tls_material.peers.listener if self._tls_material else None,
             deliver=self._on_peer_message,
             refuse=self.peer_message_refusal,
             on_hello=self._on_peer_hello,
@@ -410,11 +398,11 @@ class NodeServer:
         its files do not load (one log line says why)."""
         if self.config.policy is not None:
             self.reload_policy(self.config.policy)
-        if self._client_tls is not None:
+        if self._tls_material is not None:
             self.reload_tls()
         if self._entry_gate is not None:
             self.reload_trust_registry()
-        if self.config.policy is None and self._client_tls is None and self._entry_gate is None:
+        if self.config.policy is None and self._tls_material is None and self._entry_gate is None:
             log.info("SIGHUP: no policy, TLS material or trust registry to re-read")
 
     def reload_trust_registry(self) -> bool:
@@ -441,19 +429,13 @@ class NodeServer:
         handshakes get them, outbound peer links reconnect with them, and connections
         open under a certificate the CRL now revokes are closed. A file that does not
         load keeps everything as it was."""
-        assert self._client_tls is not None and self._peer_tls is not None
-        tls = self._tls()
+        assert self._tls_material is not None
         try:
-            client_now, peer_now = self._client_tls.current, self._peer_tls.current
-            self._client_tls.reload()
-            self._peer_tls.reload()
-            peer_ssl = client_context(tls)
-            revocations = Revocations.load(tls.crl) if tls.crl is not None else None
+            revocations = self._tls_material.reload()
         except TLSConfigError as exc:
-            self._client_tls.current, self._peer_tls.current = client_now, peer_now
             log.error("TLS reload refused, keeping the current certificates: %s", exc)
             return False
-        self._peer_ssl = peer_ssl
+        peer_ssl = self._peer_ssl = self._tls_material.dialling
         if self.dashboard is not None:
             self.dashboard.use_ssl(peer_ssl)
         for link in self.links.values():
