@@ -14,6 +14,7 @@ from resonetics import errors
 from resonetics.client import Client
 from resonetics.localcluster import LocalCluster
 from resonetics.security.tls import TLSConfig
+from tests.integration.conftest import one_line, serve_once
 from tests.security.trust import (
     cluster_tls,
     write_ca,
@@ -353,3 +354,20 @@ def test_a_revocation_list_reloaded_on_sighup_cuts_off_a_client_and_a_node(
     finally:
         cluster.stop()
     _no_traceback(cluster)
+
+
+def test_serve_with_a_list_of_another_ca_or_an_expired_one_is_refused_in_one_line(
+    tmp_path: Path, ca: trustme.CA
+) -> None:
+    certs = tmp_path / "certs"
+    cert, key = write_node_identity(ca, certs, "n1")
+    tls = ["--tls-ca", str(write_ca(ca, certs / "ca.pem")), "--tls-cert", str(cert)]
+    tls += ["--tls-key", str(key), "--cluster-id", "a" * 32]
+    for crl, reason in (
+        (write_crl(trustme.CA(), certs / "other.crl"), "not signed by the CA in --tls-ca"),
+        (write_crl(ca, certs / "stale.crl", expired=True), "expired at"),
+    ):
+        result = serve_once(tmp_path / "data", "n1", *tls, "--tls-crl", str(crl))
+        assert result.returncode == 2, result.stderr
+        line = one_line(result)
+        assert f"--tls-crl {crl}" in line and reason in line, line

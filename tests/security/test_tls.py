@@ -206,6 +206,21 @@ def test_a_file_that_is_no_crl_is_refused_naming_it(ca: trustme.CA, tmp_path: Pa
         TLSConfig.from_paths(None, crl=junk)
 
 
+def test_a_list_of_another_ca_or_one_expired_is_refused_before_it_refuses_everyone(
+    ca: trustme.CA, tmp_path: Path
+) -> None:
+    """An operator's mix-up: with either list OpenSSL would refuse every certificate at
+    every handshake (a cluster that never forms, its cause hidden in TLS errors)."""
+    node = _node(ca, tmp_path, "n1")
+    foreign = write_crl(trustme.CA(), tmp_path / "other.crl")
+    with pytest.raises(TLSConfigError, match=r"not signed by the CA in --tls-ca"):
+        server_context(dataclasses.replace(node, crl=foreign))
+    stale = write_crl(ca, tmp_path / "stale.crl", expired=True)
+    with pytest.raises(TLSConfigError, match=r"expired at .*renew it"):
+        server_context(dataclasses.replace(node, crl=stale))
+    server_context(dataclasses.replace(node, crl=write_crl(ca, tmp_path / "ok.crl")))
+
+
 def test_a_reloaded_listener_judges_new_handshakes_by_the_new_list_and_names_the_open_ones(
     ca: trustme.CA, tmp_path: Path
 ) -> None:

@@ -100,9 +100,10 @@ def write_client_identity(
     return cert_path, key_path
 
 
-def write_crl(ca: trustme.CA, path: Path, *revoked: Path) -> Path:
+def write_crl(ca: trustme.CA, path: Path, *revoked: Path, expired: bool = False) -> Path:
     """The revocation list of ``ca`` (PEM) revoking the certificates in ``revoked``
-    (their PEM files); none: a list that revokes nothing."""
+    (their PEM files); none: a list that revokes nothing. ``expired``: its nextUpdate
+    passed a day ago."""
     import datetime
 
     from cryptography import x509
@@ -114,8 +115,8 @@ def write_crl(ca: trustme.CA, path: Path, *revoked: Path) -> Path:
     builder = (
         x509.CertificateRevocationListBuilder()
         .issuer_name(ca_cert.subject)
-        .last_update(now - datetime.timedelta(minutes=5))
-        .next_update(now + datetime.timedelta(days=1))
+        .last_update(now - datetime.timedelta(days=2 if expired else 0, minutes=5))
+        .next_update(now + datetime.timedelta(days=-1 if expired else 1))
     )
     for cert_path in revoked:
         cert = x509.load_pem_x509_certificate(cert_path.read_bytes())

@@ -49,7 +49,7 @@ import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from resonetics.errors import ResoneticsError
 
@@ -122,7 +122,7 @@ def _base_context(purpose: ssl.Purpose, tls: TLSConfig) -> ssl.SSLContext:
     except (OSError, ssl.SSLError) as exc:
         raise TLSConfigError(f"--tls-ca {tls.ca}: cannot load ({exc})") from exc
     if tls.crl is not None:
-        Revocations.load(tls.crl)  # a file that is no CRL: refused with its name
+        Revocations.load(tls.crl, tls.ca)  # not a CRL, another CA's, expired: refused
         try:
             context.load_verify_locations(cafile=str(tls.crl))
         except (OSError, ssl.SSLError) as exc:
@@ -147,7 +147,12 @@ class Revocations:
     serials: frozenset[int]
 
     @classmethod
-    def load(cls, path: Path) -> Revocations:
+    def load(cls, path: Path, ca: Path | None = None) -> Revocations:
+        """The list at ``path``; with ``ca``, it must be that CA's (issuer and signature)
+        and current: OpenSSL would otherwise refuse every certificate at every handshake,
+        a cluster that cannot form for a file mixed up or left to expire."""
+        import datetime
+
         from cryptography import x509  # only a node given a CRL pays for the import
 
         try:
@@ -156,6 +161,15 @@ class Revocations:
             raise TLSConfigError(
                 f"--tls-crl {path}: not a PEM certificate revocation list ({exc})"
             ) from exc
+        if ca is not None:
+            _check_issuer(crl, path, ca)
+            expiry = crl.next_update_utc
+            if expiry is not None and expiry <= datetime.datetime.now(datetime.UTC):
+                raise TLSConfigError(
+                    f"--tls-crl {path}: expired at {expiry:%Y-%m-%dT%H:%M:%SZ} (its nextUpdate): "
+                    "every certificate would be refused; renew it (resonetics tls revoke "
+                    "--ca ... --ca-key ... --out FILE, with no certificate)"
+                )
         return cls(crl.issuer.public_bytes(), frozenset(r.serial_number for r in crl))
 
     def revokes(self, ssl_object: ssl.SSLObject | ssl.SSLSocket | None) -> bool:
@@ -169,6 +183,23 @@ class Revocations:
 
         cert = x509.load_der_x509_certificate(der)
         return cert.issuer.public_bytes() == self.issuer and cert.serial_number in self.serials
+
+
+def _check_issuer(crl: Any, path: Path, ca: Path) -> None:
+    """``crl`` must be issued and signed by a certificate in the CA file ``ca``."""
+    from cryptography import x509
+
+    try:
+        cas = x509.load_pem_x509_certificates(ca.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise TLSConfigError(f"--tls-ca {ca}: cannot load ({exc})") from exc
+    for cert in cas:
+        if cert.subject == crl.issuer and crl.is_signature_valid(cert.public_key()):
+            return
+    raise TLSConfigError(
+        f"--tls-crl {path}: issued by {crl.issuer.rfc4514_string()}, not signed by the CA in "
+        f"--tls-ca {ca}: OpenSSL would refuse every certificate"
+    )
 
 
 class ServerTLS:
@@ -214,7 +245,7 @@ class NodeTLS:
             self.clients.reload()
             self.peers.reload()
             dialling = client_context(tls)
-            revocations = Revocations.load(tls.crl) if tls.crl is not None else None
+            revocations = Revocations.load(tls.crl, tls.ca) if tls.crl is not None else None
         except TLSConfigError:
             self.clients.current, self.peers.current = before
             raise

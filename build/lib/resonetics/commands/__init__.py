@@ -1,0 +1,1 @@
+"""One module per ``resonetics`` sub-command (see ``resonetics.cli``)."""
