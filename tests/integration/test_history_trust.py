@@ -331,7 +331,12 @@ def test_sighup_rereads_the_trust_registry_and_refuses_one_without_the_nodes_own
                 f"refused AppendEntries from {leader}: unregistered_sender" in node_log(signed3, n)
             ),
         )
-    assert "trust registry reload refused, keeping the current one" in node_log(signed3, leader)
+    signed3.wait_until(
+        f"{leader} refuses a registry without its own key",
+        lambda: (
+            "trust registry reload refused, keeping the current one" in node_log(signed3, leader)
+        ),
+    )
 
     def trusted_leader() -> str | None:
         st = signed3.status(followers[0])
