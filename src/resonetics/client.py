@@ -65,7 +65,7 @@ from resonetics.addresses import parse_address_list
 from resonetics.lazy import lazy_getattr
 from resonetics.leases import KeptLease, SyncKeptLease, lease_checked
 from resonetics.retry_policy import Action, Decision, RetryPolicy
-from resonetics.security.tls import TLSConfig, client_context, refusal_reason
+from resonetics.security.tls import TLSConfig, client_context, refusal_reason, revoked_server
 from resonetics.wire import codes
 from resonetics.wire.auth import encode_auth
 from resonetics.wire.client import OPS, WRITE_OPS, ClientResponse, decode_response
@@ -950,6 +950,8 @@ def check_sizes(args: dict[str, Any]) -> None:
 
 def describe_failure(exc: BaseException) -> str:
     """A few words for why one node gave no answer: what ``NoNodeAnswered`` lists."""
+    if revoked_server(exc):
+        return "TLS refused: its certificate is on the revocation list (--tls-crl)"
     if (reason := refusal_reason(exc)) is not None:
         return f"TLS refused: {reason}"
     if isinstance(exc, _SilentClose):

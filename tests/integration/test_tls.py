@@ -192,6 +192,31 @@ def test_kv_and_status_commands_take_tls_flags_and_env_vars(
     assert status.exit_code == 0 and '"role": "leader"' in status.output, status.output
 
 
+def test_a_cli_given_the_revocation_list_refuses_a_revoked_node(
+    tls_cluster: LocalCluster, ca: trustme.CA, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--tls-crl` on a client command: a node whose certificate the list revokes is not
+    trusted with the request (the command goes to the others), and one alone is refused."""
+    from click.testing import CliRunner
+
+    from resonetics.cli import main
+
+    tls = _client_tls(tls_cluster)
+    assert tls.cert is not None and tls.key is not None and tls_cluster.tls is not None
+    flags = ["--tls-ca", str(tls.ca), "--tls-cert", str(tls.cert), "--tls-key", str(tls.key)]
+    crl = write_crl(ca, tmp_path / "ca.crl", tls_cluster.tls.nodes["n1"][0])
+    runner = CliRunner()
+    n1 = tls_cluster.nodes["n1"].address
+    get = ["kv", "get", "crl-none", "--timeout", "3", *flags]
+    alone = runner.invoke(main, [*get, "--cluster", n1, "--tls-crl", str(crl)])
+    assert alone.exit_code == 3, alone.output
+    assert "its certificate is on the revocation list" in alone.stderr, alone.stderr
+    assert runner.invoke(main, [*get, "--cluster", n1]).exit_code == 1  # answered: absent
+    monkeypatch.setenv("RESONETICS_TLS_CRL", str(crl))
+    others = runner.invoke(main, [*get, "--cluster", ",".join(tls_cluster.addresses)])
+    assert others.exit_code == 1, others.output  # n2 or n3 answered (a read any node serves)
+
+
 def test_optional_client_auth_serves_anonymous_clients_but_not_their_raft_messages(
     tmp_path: Path, ca: trustme.CA
 ) -> None:

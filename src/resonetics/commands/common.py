@@ -18,7 +18,14 @@ from resonetics.commands.failures import (
     EXIT_UNAVAILABLE,
     raise_failure,
 )
-from resonetics.security.tls import ENV_CA, ENV_CERT, ENV_KEY, TLSConfig, TLSConfigError
+from resonetics.security.tls import (
+    ENV_CA,
+    ENV_CERT,
+    ENV_CRL,
+    ENV_KEY,
+    TLSConfig,
+    TLSConfigError,
+)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -49,17 +56,23 @@ timeout_option = click.option(
 
 
 def tls_options(func: Callable[..., R]) -> Callable[..., R]:
-    """Add --tls-ca/--tls-cert/--tls-key (or $RESONETICS_TLS_*) and pass them as ``tls``.
+    """Add --tls-ca/--tls-cert/--tls-key/--tls-crl (or $RESONETICS_TLS_*) and pass them as
+    ``tls``.
 
     No option given: ``tls=None``, plain TCP, as before TLS existed.
     """
 
     @functools.wraps(func)
     def wrapper(
-        *args: Any, tls_ca: str | None, tls_cert: str | None, tls_key: str | None, **kwargs: Any
+        *args: Any,
+        tls_ca: str | None,
+        tls_cert: str | None,
+        tls_key: str | None,
+        tls_crl: str | None,
+        **kwargs: Any,
     ) -> R:
         try:
-            kwargs["tls"] = TLSConfig.from_paths(tls_ca, tls_cert, tls_key)
+            kwargs["tls"] = TLSConfig.from_paths(tls_ca, tls_cert, tls_key, tls_crl)
         except TLSConfigError as exc:
             raise click.UsageError(str(exc)) from exc
         return func(*args, **kwargs)
@@ -71,6 +84,12 @@ def tls_options(func: Callable[..., R]) -> Callable[..., R]:
             "--tls-cert", type=path, envvar=ENV_CERT, help=f"Client certificate (or ${ENV_CERT})."
         ),
         click.option("--tls-key", type=path, envvar=ENV_KEY, help=f"Client key (or ${ENV_KEY})."),
+        click.option(
+            "--tls-crl",
+            type=path,
+            envvar=ENV_CRL,
+            help=f"The CA's revocation list: refuse a revoked node (or ${ENV_CRL}).",
+        ),
     )
     decorated: Callable[..., R] = wrapper
     for option in reversed(options):

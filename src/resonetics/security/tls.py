@@ -60,6 +60,7 @@ CLIENT_AUTH_CHOICES: tuple[ClientAuth, ...] = ("required", "optional")
 ENV_CA = "RESONETICS_TLS_CA"
 ENV_CERT = "RESONETICS_TLS_CERT"
 ENV_KEY = "RESONETICS_TLS_KEY"
+ENV_CRL = "RESONETICS_TLS_CRL"
 
 
 class TLSConfigError(ResoneticsError):
@@ -111,6 +112,7 @@ class TLSConfig:
             os.environ.get(ENV_CA) or None,
             os.environ.get(ENV_CERT) or None,
             os.environ.get(ENV_KEY) or None,
+            os.environ.get(ENV_CRL) or None,
         )
 
 
@@ -313,6 +315,16 @@ def certificate_node_id(ssl_object: ssl.SSLObject | ssl.SSLSocket | None) -> str
     return ids[0] if len(ids) == 1 and ids[0] else None
 
 
+#: OpenSSL's X509_V_ERR_CERT_REVOKED.
+_CERT_REVOKED = 23
+
+
+def revoked_server(exc: BaseException) -> bool:
+    """Whether ``exc`` is a node's certificate found on the client's revocation list: one
+    node is not to be trusted, the others may be (``refusal_reason`` says None)."""
+    return isinstance(exc, ssl.SSLCertVerificationError) and exc.verify_code == _CERT_REVOKED
+
+
 def refusal_reason(exc: BaseException) -> str | None:
     """If ``exc`` is a TLS refusal that retrying cannot fix, a one-line reason; else None.
 
@@ -322,6 +334,8 @@ def refusal_reason(exc: BaseException) -> str | None:
     restarting), so those stay retryable.
     """
     if isinstance(exc, ssl.SSLCertVerificationError):
+        if revoked_server(exc):
+            return None  # that node's certificate, not the cluster's: try the others
         return f"server certificate not accepted: {exc.verify_message}"
     reason = str(getattr(exc, "reason", None) or "")
     if isinstance(exc, ssl.SSLError) and "ALERT" in reason.upper():
@@ -333,6 +347,7 @@ __all__ = [
     "CLIENT_AUTH_CHOICES",
     "ENV_CA",
     "ENV_CERT",
+    "ENV_CRL",
     "ENV_KEY",
     "CLIENT_URI_PREFIX",
     "NODE_URI_PREFIX",
@@ -347,5 +362,6 @@ __all__ = [
     "client_context",
     "has_verified_certificate",
     "refusal_reason",
+    "revoked_server",
     "server_context",
 ]
