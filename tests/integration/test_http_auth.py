@@ -156,3 +156,29 @@ def test_http_plain_text_to_the_tls_port_is_refused(secured: Secured) -> None:
     with pytest.raises(ssl.SSLError):
         call(secured.address, "GET", "/health", context=untrusted, timeout=5)
     assert call(secured.address, "GET", "/health", context=secured.context()).status == 200
+
+
+def test_metrics_and_status_say_when_the_certificate_expires(secured: Secured) -> None:
+    """An operator alerts on `resonetics_tls_certificate_expiry_timestamp_seconds - time()`
+    before a certificate refuses every handshake; `status` says the same in ISO time."""
+    import datetime
+
+    from cryptography import x509
+
+    assert secured.cluster.tls is not None
+    cert_path = secured.cluster.tls.nodes["n1"][0]
+    not_after = x509.load_pem_x509_certificate(cert_path.read_bytes()).not_valid_after_utc
+    text = call(secured.address, "GET", "/metrics", context=secured.context()).text
+    line = next(
+        row
+        for row in text.splitlines()
+        if row.startswith("resonetics_tls_certificate_expiry_timestamp_seconds ")
+    )
+    assert float(line.split()[1]) == not_after.timestamp()
+    assert "resonetics_tls_crl_next_update_timestamp_seconds" not in text  # no list given
+    status = secured.cluster.status("n1")
+    assert status is not None and status["tls"] == {
+        "certificate_expires": not_after.isoformat(),
+        "crl_next_update": None,
+    }
+    assert not_after > datetime.datetime.now(datetime.UTC)

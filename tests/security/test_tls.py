@@ -12,10 +12,12 @@ import trustme
 
 from resonetics.security.certs import write_cluster_certs
 from resonetics.security.tls import (
+    NodeTLS,
     Revocations,
     ServerTLS,
     TLSConfig,
     TLSConfigError,
+    TLSValidity,
     client_context,
     has_verified_certificate,
     refusal_reason,
@@ -271,3 +273,28 @@ def test_a_reloaded_listener_judges_new_handshakes_by_the_new_list_and_names_the
             await listener.wait_closed()
 
     asyncio.run(scenario())
+
+
+def test_node_tls_knows_when_its_certificate_and_list_stop_working_and_a_reload_updates_it(
+    ca: trustme.CA, tmp_path: Path
+) -> None:
+    from cryptography import x509
+
+    node = _node(ca, tmp_path, "n1")
+    assert node.cert is not None
+    crl = write_crl(ca, tmp_path / "ca.crl")
+    material = NodeTLS(lambda: dataclasses.replace(node, crl=crl), "required")
+    not_after = x509.load_pem_x509_certificate(node.cert.read_bytes()).not_valid_after_utc
+    first = x509.load_pem_x509_crl(crl.read_bytes()).next_update_utc
+    assert material.validity == TLSValidity(not_after, first)
+    renewed = write_crl(ca, crl, expired=False)  # `tls revoke` with no certificate
+    material.reload()
+    second = x509.load_pem_x509_crl(renewed.read_bytes()).next_update_utc
+    assert second is not None and first is not None and second >= first
+    assert material.validity == TLSValidity(not_after, second)
+    first = second
+    newer = trustme.CA()  # a certificate whose key is not the key file's
+    node.cert.write_bytes(newer.issue_cert("127.0.0.1").cert_chain_pems[0].bytes())
+    with pytest.raises(TLSConfigError):  # the old key no longer matches: nothing changes
+        material.reload()
+    assert material.validity == TLSValidity(not_after, first)

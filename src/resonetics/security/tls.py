@@ -44,6 +44,7 @@ peer and client URLs do, so a client certificate never opens a peer link.
 
 from __future__ import annotations
 
+import datetime
 import os
 import ssl
 from collections.abc import Callable
@@ -226,6 +227,33 @@ class ServerTLS:
         self.current = self._make()
 
 
+@dataclass(frozen=True, slots=True)
+class TLSValidity:
+    """When this node's TLS material stops working: its certificate's notAfter, and the
+    revocation list's nextUpdate (None without a list). ``status`` and ``/metrics`` show
+    them, so an operator is warned before either refuses every handshake."""
+
+    certificate_expires: datetime.datetime
+    crl_next_update: datetime.datetime | None
+
+    @classmethod
+    def of(cls, tls: TLSConfig) -> TLSValidity:
+        from cryptography import x509
+
+        assert tls.cert is not None
+        try:
+            cert = x509.load_pem_x509_certificate(tls.cert.read_bytes())
+        except (OSError, ValueError) as exc:
+            raise TLSConfigError(f"--tls-cert {tls.cert}: cannot load ({exc})") from exc
+        next_update = None
+        if tls.crl is not None:
+            try:
+                next_update = x509.load_pem_x509_crl(tls.crl.read_bytes()).next_update_utc
+            except (OSError, ValueError) as exc:
+                raise TLSConfigError(f"--tls-crl {tls.crl}: cannot load ({exc})") from exc
+        return cls(cert.not_valid_after_utc, next_update)
+
+
 class NodeTLS:
     """A TLS node's contexts: its two listeners' (``clients``, ``peers``: replaced per
     handshake) and the one its peer links dial with. ``reload`` builds all of them again
@@ -237,6 +265,7 @@ class NodeTLS:
         # Peers always present a certificate on a TLS cluster, whatever clients do.
         self.peers = ServerTLS(lambda: server_context(self._load(), "required"))
         self.dialling = client_context(load())
+        self.validity = TLSValidity.of(load())
 
     def reload(self) -> Revocations | None:
         """Every context from the files as they are now, and the revocation list (None
@@ -248,10 +277,11 @@ class NodeTLS:
             self.peers.reload()
             dialling = client_context(tls)
             revocations = Revocations.load(tls.crl, tls.ca) if tls.crl is not None else None
+            validity = TLSValidity.of(tls)
         except TLSConfigError:
             self.clients.current, self.peers.current = before
             raise
-        self.dialling = dialling
+        self.dialling, self.validity = dialling, validity
         return revocations
 
 
@@ -357,6 +387,7 @@ __all__ = [
     "ServerTLS",
     "TLSConfig",
     "TLSConfigError",
+    "TLSValidity",
     "certificate_node_id",
     "certificate_uris",
     "client_context",

@@ -30,6 +30,7 @@ hooks run: metrics cost nothing unless they are served.
 
 from __future__ import annotations
 
+import datetime
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -171,6 +172,28 @@ class StatusCollector(Collector):
         yield from _peers(s)
         yield from _clients(s, extra)
         yield from _refusals(s, extra)
+        yield from _tls(s)
+
+
+def _tls(s: dict[str, Any]) -> Iterator[Metric]:
+    """Expiry times as Unix timestamps, the Prometheus way: alert on ``X - time() < 7d``."""
+    tls = s.get("tls")
+    if not tls:
+        return
+    expires = datetime.datetime.fromisoformat(tls["certificate_expires"])
+    yield _gauge(
+        "resonetics_tls_certificate_expiry_timestamp_seconds",
+        "When this node's TLS certificate expires (its notAfter), Unix time.",
+        expires.timestamp(),
+    )
+    if tls.get("crl_next_update"):
+        next_update = datetime.datetime.fromisoformat(tls["crl_next_update"])
+        yield _gauge(
+            "resonetics_tls_crl_next_update_timestamp_seconds",
+            "When the revocation list (--tls-crl) must be renewed by (its nextUpdate), Unix "
+            "time: past it, every handshake is refused.",
+            next_update.timestamp(),
+        )
 
 
 def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:

@@ -446,6 +446,17 @@ class NodeServer:
         log.info("TLS material reloaded; %d connection(s) under a revoked certificate closed", cut)
         return True
 
+    def tls_status(self) -> dict[str, Any] | None:
+        """When this node's certificate and revocation list stop working (``status``)."""
+        if self._tls_material is None:
+            return None
+        validity = self._tls_material.validity
+        crl = validity.crl_next_update
+        return {
+            "certificate_expires": validity.certificate_expires.isoformat(),
+            "crl_next_update": crl.isoformat() if crl is not None else None,
+        }
+
     def _cut_revoked(self, revocations: Revocations) -> int:
         """Close the client and peer connections whose certificate ``revocations`` revokes."""
         cut = 0

@@ -54,5 +54,7 @@ class NodeView(Protocol):
 
     def client_door_status(self) -> dict[str, Any]: ...
 
+    def tls_status(self) -> dict[str, Any] | None: ...
+
 
 __all__ = ["NodeView"]

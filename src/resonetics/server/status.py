@@ -45,6 +45,7 @@ def node_status(server: NodeView) -> dict[str, Any]:
         },
         "peers_connected": {peer: link.connected for peer, link in sorted(server.links.items())},
         "clients": server.client_door_status(),
+        "tls": server.tls_status(),
         "peer_auth": {
             "refused_links": dict(server.peer_listener.refused),
             "dropped_messages": dict(server.peer_listener.dropped),
