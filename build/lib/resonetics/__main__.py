@@ -1,5 +1,0 @@
-"""``python -m resonetics`` is the ``resonetics`` command."""
-
-from resonetics.cli import main
-
-main()

@@ -1,1 +1,0 @@
-"""One module per ``resonetics`` sub-command (see ``resonetics.cli``)."""

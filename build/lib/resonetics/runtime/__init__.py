@@ -1,1 +1,0 @@
-"""runtime layer (see DESIGN §2)."""
