@@ -50,9 +50,12 @@ import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from resonetics.errors import ResoneticsError
+
+if TYPE_CHECKING:
+    from cryptography.x509 import CertificateRevocationList
 
 ClientAuth = Literal["required", "optional"]
 CLIENT_AUTH_CHOICES: tuple[ClientAuth, ...] = ("required", "optional")
@@ -148,14 +151,14 @@ class Revocations:
 
     issuer: bytes
     serials: frozenset[int]
+    #: The list's nextUpdate: past it OpenSSL refuses every certificate (None: not given).
+    next_update: datetime.datetime | None = None
 
     @classmethod
     def load(cls, path: Path, ca: Path | None = None) -> Revocations:
         """The list at ``path``; with ``ca``, it must be that CA's (issuer and signature)
         and current: OpenSSL would otherwise refuse every certificate at every handshake,
         a cluster that cannot form for a file mixed up or left to expire."""
-        import datetime
-
         from cryptography import x509  # only a node given a CRL pays for the import
 
         try:
@@ -173,7 +176,8 @@ class Revocations:
                     "every certificate would be refused; renew it (resonetics tls revoke "
                     "--ca ... --ca-key ... --out FILE, with no certificate)"
                 )
-        return cls(crl.issuer.public_bytes(), frozenset(r.serial_number for r in crl))
+        serials = frozenset(r.serial_number for r in crl)
+        return cls(crl.issuer.public_bytes(), serials, crl.next_update_utc)
 
     def revokes(self, ssl_object: ssl.SSLObject | ssl.SSLSocket | None) -> bool:
         """Whether the certificate the other end of ``ssl_object`` presented is revoked."""
@@ -188,7 +192,7 @@ class Revocations:
         return cert.issuer.public_bytes() == self.issuer and cert.serial_number in self.serials
 
 
-def _check_issuer(crl: Any, path: Path, ca: Path) -> None:
+def _check_issuer(crl: CertificateRevocationList, path: Path, ca: Path) -> None:
     """``crl`` must be issued and signed by a certificate in the CA file ``ca``."""
     from cryptography import x509
 
@@ -196,8 +200,20 @@ def _check_issuer(crl: Any, path: Path, ca: Path) -> None:
         cas = x509.load_pem_x509_certificates(ca.read_bytes())
     except (OSError, ValueError) as exc:
         raise TLSConfigError(f"--tls-ca {ca}: cannot load ({exc})") from exc
+    from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
+
+    signers = (
+        dsa.DSAPublicKey,
+        rsa.RSAPublicKey,
+        ec.EllipticCurvePublicKey,
+        ed25519.Ed25519PublicKey,
+        ed448.Ed448PublicKey,
+    )
     for cert in cas:
-        if cert.subject == crl.issuer and crl.is_signature_valid(cert.public_key()):
+        key = cert.public_key()
+        if cert.subject != crl.issuer or not isinstance(key, signers):
+            continue
+        if crl.is_signature_valid(key):
             return
     raise TLSConfigError(
         f"--tls-crl {path}: issued by {crl.issuer.rfc4514_string()}, not signed by the CA in "
@@ -237,7 +253,8 @@ class TLSValidity:
     crl_next_update: datetime.datetime | None
 
     @classmethod
-    def of(cls, tls: TLSConfig) -> TLSValidity:
+    def of(cls, tls: TLSConfig, revocations: Revocations | None) -> TLSValidity:
+        """From the node's certificate file and its list as ``Revocations.load`` read it."""
         from cryptography import x509
 
         assert tls.cert is not None
@@ -245,12 +262,7 @@ class TLSValidity:
             cert = x509.load_pem_x509_certificate(tls.cert.read_bytes())
         except (OSError, ValueError) as exc:
             raise TLSConfigError(f"--tls-cert {tls.cert}: cannot load ({exc})") from exc
-        next_update = None
-        if tls.crl is not None:
-            try:
-                next_update = x509.load_pem_x509_crl(tls.crl.read_bytes()).next_update_utc
-            except (OSError, ValueError) as exc:
-                raise TLSConfigError(f"--tls-crl {tls.crl}: cannot load ({exc})") from exc
+        next_update = revocations.next_update if revocations is not None else None
         return cls(cert.not_valid_after_utc, next_update)
 
 
@@ -264,8 +276,9 @@ class NodeTLS:
         self.clients = ServerTLS(lambda: server_context(self._load(), client_auth))
         # Peers always present a certificate on a TLS cluster, whatever clients do.
         self.peers = ServerTLS(lambda: server_context(self._load(), "required"))
-        self.dialling = client_context(load())
-        self.validity = TLSValidity.of(load())
+        tls = load()
+        self.dialling = client_context(tls)
+        self.validity = TLSValidity.of(tls, _revocations(tls))
 
     def reload(self) -> Revocations | None:
         """Every context from the files as they are now, and the revocation list (None
@@ -276,13 +289,17 @@ class NodeTLS:
             self.clients.reload()
             self.peers.reload()
             dialling = client_context(tls)
-            revocations = Revocations.load(tls.crl, tls.ca) if tls.crl is not None else None
-            validity = TLSValidity.of(tls)
+            revocations = _revocations(tls)
+            validity = TLSValidity.of(tls, revocations)
         except TLSConfigError:
             self.clients.current, self.peers.current = before
             raise
         self.dialling, self.validity = dialling, validity
         return revocations
+
+
+def _revocations(tls: TLSConfig) -> Revocations | None:
+    return Revocations.load(tls.crl, tls.ca) if tls.crl is not None else None
 
 
 def server_context(tls: TLSConfig, client_auth: ClientAuth = "required") -> ssl.SSLContext:

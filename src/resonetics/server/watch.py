@@ -48,9 +48,6 @@ from resonetics.runtime.outcome import OnDone, Outcome
 from resonetics.wire import codes
 from resonetics.wire.client import WATCH_OPS
 from resonetics.wire.envelope import encode_envelope
-
-if TYPE_CHECKING:
-    from resonetics.security.authz import Identity
 from resonetics.wire.watch import (
     END_KIND,
     EVENTS_KIND,
@@ -59,6 +56,9 @@ from resonetics.wire.watch import (
     WatchEvent,
     WatchProgress,
 )
+
+if TYPE_CHECKING:
+    from resonetics.security.authz import Identity
 
 _ENCODER: Final = msgspec.json.Encoder()
 
