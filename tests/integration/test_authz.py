@@ -25,7 +25,7 @@ from resonetics.localcluster import LocalCluster
 from resonetics.security.authz import hash_token, parse_policy
 from resonetics.security.policy_files import write_policy
 from resonetics.security.tls import TLSConfig, client_context
-from tests.integration.conftest import _assert_no_crash
+from tests.integration.conftest import _assert_no_crash, one_line, serve_once
 from tests.security.trust import cluster_tls, write_client_identity
 
 APP_TOKEN = "app-token-for-tests-0123456789abcdef"
@@ -475,3 +475,19 @@ def test_an_identity_past_its_expiry_is_refused_on_its_open_connection_and_watch
         alice.close()
         cluster.stop()
     _assert_no_crash(cluster)
+
+
+def test_a_policy_whose_expires_has_no_offset_stops_the_start_naming_the_key(
+    tmp_path: Path,
+) -> None:
+    """An operator's typo in `expires` (a local time, which would mean another instant on
+    every host): `serve` refuses in one line naming the file and the key."""
+    path = tmp_path / "policy.toml"
+    path.write_text(
+        '[roles.app]\nread = ["app/"]\n\n[identities.alice]\nroles = ["app"]\n'
+        "expires = 2027-01-01T00:00:00\n"
+    )
+    result = serve_once(tmp_path / "data", "n1", "--cluster-id", "a" * 32, "--policy", str(path))
+    assert result.returncode == 2, result.stderr
+    line = one_line(result)
+    assert str(path) in line and "identities.alice.expires" in line, line

@@ -345,6 +345,12 @@ def test_sighup_rereads_the_trust_registry_and_refuses_one_without_the_nodes_own
     signed3.wait_until("a leader whose key the followers hold", trusted_leader, 60)
     with Client(signed3.addresses, timeout=30) as client:
         client.put("under-a-trusted-leader", 1)
+    path.write_text('[nodes]\n"n1" = "not a key"\n')  # an operator's broken file
+    signed3.signal_node(followers[0], signal.SIGHUP)
+    signed3.wait_until(
+        f"{followers[0]} refuses a registry that does not load",
+        lambda: node_log(signed3, followers[0]).count("trust registry reload refused") == 1,
+    )
     path.write_text(full)
     for node in followers:
         signed3.signal_node(node, signal.SIGHUP)
